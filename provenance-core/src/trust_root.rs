@@ -1,0 +1,248 @@
+//! Trust roots: what a verifier trusts, as data.
+//!
+//! A [`TrustRoot`] holds the transparency logs (Rekor), certificate authorities (Fulcio),
+//! certificate-transparency logs and timestamp authorities a Sigstore verifier trusts, each with
+//! the window in which it may be used. It loads the Sigstore `trusted_root.json` format
+//! (`application/vnd.dev.sigstore.trustedroot+json;version=0.1` and `0.2`). Nothing here fetches
+//! anything: refreshing a trust root is an explicit, separate step (see `provenance-oci`).
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::Value;
+
+use crate::digest::Digest;
+use crate::error::Error;
+use crate::keys::PublicKey;
+use crate::time::{UnixTime, ValidityWindow};
+
+/// A transparency log or CT log the root trusts.
+#[derive(Debug, Clone)]
+pub struct TransparencyLog {
+    /// Base URL (informational; never contacted by `provenance-core`).
+    pub base_url: String,
+    /// The log's public key.
+    pub public_key: PublicKey,
+    /// The `keyDetails` string as written (e.g. `PKIX_ECDSA_P256_SHA_256`).
+    pub key_details: String,
+    /// The log id (for Rekor v1 and CT: SHA-256 of the DER public key).
+    pub log_id: Vec<u8>,
+    /// When the log's key may be used.
+    pub valid_for: ValidityWindow,
+}
+
+/// A certificate authority or timestamp authority the root trusts.
+#[derive(Debug, Clone)]
+pub struct CertificateAuthority {
+    /// URI (informational).
+    pub uri: String,
+    /// Subject common name, if given.
+    pub common_name: String,
+    /// Subject organization, if given.
+    pub organization: String,
+    /// DER certificates, leaf-most (intermediate) first, root last.
+    pub cert_chain: Vec<Vec<u8>>,
+    /// When the authority may be used.
+    pub valid_for: ValidityWindow,
+}
+
+/// Everything a Sigstore verifier trusts.
+#[derive(Debug, Clone, Default)]
+pub struct TrustRoot {
+    /// Rekor transparency logs.
+    pub tlogs: Vec<TransparencyLog>,
+    /// Fulcio certificate authorities.
+    pub certificate_authorities: Vec<CertificateAuthority>,
+    /// Certificate-transparency logs (for SCTs).
+    pub ctlogs: Vec<TransparencyLog>,
+    /// RFC 3161 timestamp authorities.
+    pub timestamp_authorities: Vec<CertificateAuthority>,
+    /// The raw JSON document, if the root was loaded from one.
+    pub source_json: Option<Vec<u8>>,
+}
+
+/// Largest `trusted_root.json` accepted.
+pub const MAX_TRUST_ROOT_BYTES: usize = 4 << 20;
+
+fn field_err(field: impl Into<String>, reason: impl Into<String>) -> Error {
+    Error::InvalidTrustRoot {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+fn str_at<'a>(v: &'a Value, key: &str, path: &str) -> Result<&'a str, Error> {
+    v.get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| field_err(format!("{path}.{key}"), "missing or not a string"))
+}
+
+fn b64_at(v: &Value, key: &str, path: &str) -> Result<Vec<u8>, Error> {
+    let s = str_at(v, key, path)?;
+    STANDARD
+        .decode(s)
+        .map_err(|e| field_err(format!("{path}.{key}"), format!("invalid base64: {e}")))
+}
+
+fn window_at(v: &Value, path: &str) -> Result<ValidityWindow, Error> {
+    let vf = v
+        .get("validFor")
+        .ok_or_else(|| field_err(format!("{path}.validFor"), "missing"))?;
+    let p = format!("{path}.validFor");
+    let start = UnixTime::parse_rfc3339(str_at(vf, "start", &p)?)
+        .ok_or_else(|| field_err(format!("{p}.start"), "not an RFC 3339 timestamp"))?;
+    let end = match vf.get("end") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(
+            UnixTime::parse_rfc3339(s)
+                .ok_or_else(|| field_err(format!("{p}.end"), "not an RFC 3339 timestamp"))?,
+        ),
+        Some(_) => return Err(field_err(format!("{p}.end"), "not a string")),
+    };
+    Ok(ValidityWindow { start, end })
+}
+
+fn parse_log(v: &Value, path: &str) -> Result<TransparencyLog, Error> {
+    let pk = v
+        .get("publicKey")
+        .ok_or_else(|| field_err(format!("{path}.publicKey"), "missing"))?;
+    let pkp = format!("{path}.publicKey");
+    let der = b64_at(pk, "rawBytes", &pkp)?;
+    let public_key = PublicKey::from_spki_der(&der)
+        .map_err(|e| field_err(format!("{pkp}.rawBytes"), e.to_string()))?;
+    let log_id = match v.get("logId") {
+        Some(l) => b64_at(l, "keyId", &format!("{path}.logId"))?,
+        None => return Err(field_err(format!("{path}.logId"), "missing")),
+    };
+    Ok(TransparencyLog {
+        base_url: v
+            .get("baseUrl")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        key_details: pk
+            .get("keyDetails")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        public_key,
+        log_id,
+        valid_for: window_at(pk, &pkp)?,
+    })
+}
+
+fn parse_ca(v: &Value, path: &str) -> Result<CertificateAuthority, Error> {
+    let certs = v
+        .get("certChain")
+        .and_then(|c| c.get("certificates"))
+        .and_then(Value::as_array)
+        .ok_or_else(|| field_err(format!("{path}.certChain.certificates"), "missing"))?;
+    if certs.is_empty() {
+        return Err(field_err(
+            format!("{path}.certChain.certificates"),
+            "empty certificate chain",
+        ));
+    }
+    let cert_chain = certs
+        .iter()
+        .enumerate()
+        .map(|(i, c)| b64_at(c, "rawBytes", &format!("{path}.certChain.certificates[{i}]")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let subject = v.get("subject");
+    let get = |k: &str| {
+        subject
+            .and_then(|s| s.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    Ok(CertificateAuthority {
+        uri: v.get("uri").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        common_name: get("commonName"),
+        organization: get("organization"),
+        cert_chain,
+        valid_for: window_at(v, path)?,
+    })
+}
+
+impl TrustRoot {
+    /// Loads a Sigstore `trusted_root.json`.
+    pub fn from_trusted_root_json(bytes: &[u8]) -> Result<Self, Error> {
+        if bytes.len() > MAX_TRUST_ROOT_BYTES {
+            return Err(field_err("$", format!("larger than {MAX_TRUST_ROOT_BYTES} bytes")));
+        }
+        let doc: Value =
+            serde_json::from_slice(bytes).map_err(|e| field_err("$", e.to_string()))?;
+        let media_type = str_at(&doc, "mediaType", "$")?;
+        if !media_type.starts_with("application/vnd.dev.sigstore.trustedroot") {
+            return Err(field_err("$.mediaType", format!("unknown media type {media_type:?}")));
+        }
+        let list = |key: &str| -> &[Value] {
+            doc.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default()
+        };
+        let mut root = TrustRoot {
+            source_json: Some(bytes.to_vec()),
+            ..TrustRoot::default()
+        };
+        for (i, v) in list("tlogs").iter().enumerate() {
+            root.tlogs.push(parse_log(v, &format!("tlogs[{i}]"))?);
+        }
+        for (i, v) in list("ctlogs").iter().enumerate() {
+            root.ctlogs.push(parse_log(v, &format!("ctlogs[{i}]"))?);
+        }
+        for (i, v) in list("certificateAuthorities").iter().enumerate() {
+            root.certificate_authorities
+                .push(parse_ca(v, &format!("certificateAuthorities[{i}]"))?);
+        }
+        for (i, v) in list("timestampAuthorities").iter().enumerate() {
+            root.timestamp_authorities
+                .push(parse_ca(v, &format!("timestampAuthorities[{i}]"))?);
+        }
+        Ok(root)
+    }
+
+    /// A digest identifying this trust root's content, for cache keys: SHA-256 of the source
+    /// JSON when loaded from one, otherwise of the canonical concatenation of its keys and
+    /// certificates.
+    pub fn fingerprint(&self) -> Digest {
+        if let Some(src) = &self.source_json {
+            return Digest::sha256_of(src);
+        }
+        let mut buf = Vec::new();
+        for l in self.tlogs.iter().chain(&self.ctlogs) {
+            buf.extend_from_slice(l.public_key.spki_der());
+            buf.extend_from_slice(&l.valid_for.start.0.to_be_bytes());
+        }
+        for ca in self.certificate_authorities.iter().chain(&self.timestamp_authorities) {
+            for c in &ca.cert_chain {
+                buf.extend_from_slice(c);
+            }
+        }
+        Digest::sha256_of(&buf)
+    }
+
+    /// The transparency log whose id is `log_id`.
+    pub fn tlog_by_id(&self, log_id: &[u8]) -> Option<&TransparencyLog> {
+        self.tlogs.iter().find(|l| l.log_id == log_id)
+    }
+
+    /// The CT log whose id is `log_id`.
+    pub fn ctlog_by_id(&self, log_id: &[u8]) -> Option<&TransparencyLog> {
+        self.ctlogs.iter().find(|l| l.log_id == log_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_field() {
+        let doc = br#"{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+            "tlogs":[{"baseUrl":"x","hashAlgorithm":"SHA2_256",
+              "publicKey":{"rawBytes":"!!","keyDetails":"PKIX_ECDSA_P256_SHA_256",
+                "validFor":{"start":"2021-01-12T11:53:27Z"}},"logId":{"keyId":"AA=="}}]}"#;
+        let e = TrustRoot::from_trusted_root_json(doc).unwrap_err();
+        assert_eq!(e.code(), "core.trust_root.invalid");
+        assert!(e.to_string().contains("tlogs[0].publicKey.rawBytes"), "{e}");
+    }
+}

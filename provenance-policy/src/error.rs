@@ -1,0 +1,89 @@
+//! The error type of `provenance-policy`.
+
+/// Errors reported by `provenance-policy`. Each variant has a stable code ([`Error::code`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A YAML or JSON document could not be parsed.
+    #[error("{file}:{line}:{column}: {reason}")]
+    Parse {
+        /// File name (or `<input>`).
+        file: String,
+        /// 1-based line (0 when unknown).
+        line: usize,
+        /// 1-based column (0 when unknown).
+        column: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A policy field has an invalid value.
+    #[error("policy {policy}: {path}: {reason}")]
+    InvalidPolicy {
+        /// Policy name.
+        policy: String,
+        /// Field path within the policy (e.g. `spec.rules[0].match`).
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A policy uses a feature this engine does not implement.
+    #[error("unsupported: {field}")]
+    Unsupported {
+        /// The field or feature (e.g. `spec.rules[0].mutate`).
+        field: String,
+    },
+    /// A JMESPath expression failed to compile or evaluate.
+    #[error("JMESPath {expression:?}: {reason}")]
+    Jmespath {
+        /// The expression.
+        expression: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A `{{ }}` variable could not be substituted.
+    #[error("variable substitution failed at {path}: {reason}")]
+    Variable {
+        /// Where in the rule the variable appears.
+        path: String,
+        /// What went wrong (e.g. `variable request.object.x not found`).
+        reason: String,
+    },
+    /// A condition could not be evaluated (unknown operator, type error).
+    #[error("condition at {path}: {reason}")]
+    Condition {
+        /// Where in the rule the condition appears.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A CEL expression failed to compile or evaluate.
+    #[error("CEL {expression:?}: {reason}")]
+    Cel {
+        /// The expression.
+        expression: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// An AdmissionReview or resource is malformed.
+    #[error("invalid request: {reason}")]
+    InvalidRequest {
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// A stable, machine-readable code for this error, e.g. `policy.unsupported`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Parse { .. } => "policy.parse",
+            Error::InvalidPolicy { .. } => "policy.invalid",
+            Error::Unsupported { .. } => "policy.unsupported",
+            Error::Jmespath { .. } => "policy.jmespath",
+            Error::Variable { .. } => "policy.variable",
+            Error::Condition { .. } => "policy.condition",
+            Error::Cel { .. } => "policy.cel",
+            Error::InvalidRequest { .. } => "policy.request",
+        }
+    }
+}
