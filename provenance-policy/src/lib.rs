@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod jmespath;
 
 pub use error::Error;
 pub use provenance_core as core;

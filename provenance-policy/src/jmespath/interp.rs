@@ -1,0 +1,324 @@
+//! Tree-walking interpreter over borrowed `serde_json::Value`s.
+
+use super::Env;
+use super::functions;
+use super::parser::{Cmp, Node};
+use serde_json::{Map, Value};
+use std::borrow::Cow;
+
+/// A value produced during evaluation: borrowed from the input (or the AST) when possible.
+pub(crate) type Val<'a> = Cow<'a, Value>;
+
+pub(crate) static NULL: Value = Value::Null;
+
+/// Maximum evaluation depth (function calls and nested projections).
+const MAX_DEPTH: usize = 512;
+
+/// Evaluation context.
+pub(crate) struct Ctx<'e> {
+    pub env: &'e Env,
+    pub depth: usize,
+}
+
+/// JMESPath truthiness.
+pub(crate) fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+        Value::Number(_) => true,
+    }
+}
+
+/// Deep equality with numbers compared by value (`1 == 1.0`).
+pub(crate) fn json_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            if let (Some(i), Some(j)) = (x.as_i64(), y.as_i64()) {
+                i == j
+            } else {
+                x.as_f64() == y.as_f64()
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+/// A JSON number from an `f64` (integral values become integers, as Go's encoder prints them).
+pub(crate) fn num(f: f64) -> Value {
+    if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
+        Value::from(f as i64)
+    } else {
+        serde_json::Number::from_f64(f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null)
+    }
+}
+
+fn field<'a>(v: Val<'a>, name: &str) -> Val<'a> {
+    match v {
+        Cow::Borrowed(Value::Object(m)) => match m.get(name) {
+            Some(x) => Cow::Borrowed(x),
+            None => Cow::Borrowed(&NULL),
+        },
+        Cow::Owned(Value::Object(mut m)) => Cow::Owned(m.remove(name).unwrap_or(Value::Null)),
+        _ => Cow::Borrowed(&NULL),
+    }
+}
+
+/// Splits an array value into its elements (borrowed if the array was).
+fn into_items<'a>(v: Val<'a>) -> Option<Vec<Val<'a>>> {
+    match v {
+        Cow::Borrowed(Value::Array(a)) => Some(a.iter().map(Cow::Borrowed).collect()),
+        Cow::Owned(Value::Array(a)) => Some(a.into_iter().map(Cow::Owned).collect()),
+        _ => None,
+    }
+}
+
+fn slice_bounds(len: i64, start: Option<i64>, stop: Option<i64>, step: i64) -> (i64, i64) {
+    let cap = |v: i64| -> i64 {
+        if v < 0 {
+            let v = v + len;
+            if v < 0 {
+                if step < 0 { -1 } else { 0 }
+            } else {
+                v
+            }
+        } else if v >= len {
+            if step < 0 { len - 1 } else { len }
+        } else {
+            v
+        }
+    };
+    let s = match start {
+        Some(v) => cap(v),
+        None => {
+            if step < 0 {
+                len - 1
+            } else {
+                0
+            }
+        }
+    };
+    let e = match stop {
+        Some(v) => cap(v),
+        None => {
+            if step < 0 {
+                -1
+            } else {
+                len
+            }
+        }
+    };
+    (s, e)
+}
+
+/// Evaluates `node` against `data`.
+pub(crate) fn eval<'a>(node: &'a Node, data: Val<'a>, cx: &mut Ctx<'_>) -> Result<Val<'a>, String> {
+    match node {
+        Node::Identity => Ok(data),
+        Node::Field(name) => Ok(field(data, name)),
+        Node::Literal(v) => Ok(Cow::Borrowed(v)),
+        Node::Subexpr(l, r) => {
+            let left = eval(l, data, cx)?;
+            eval(r, left, cx)
+        }
+        Node::Pipe(l, r) => {
+            let left = eval(l, data, cx)?;
+            eval(r, left, cx)
+        }
+        Node::Index(i) => {
+            let Some(mut items) = into_items(data) else {
+                return Ok(Cow::Borrowed(&NULL));
+            };
+            let len = items.len() as i64;
+            let idx = if *i < 0 { len + *i } else { *i };
+            if idx < 0 || idx >= len {
+                return Ok(Cow::Borrowed(&NULL));
+            }
+            Ok(items.swap_remove(idx as usize))
+        }
+        Node::Slice(start, stop, step) => {
+            let step = step.unwrap_or(1);
+            if step == 0 {
+                return Err("invalid slice: step cannot be 0".into());
+            }
+            let Some(items) = into_items(data) else {
+                return Ok(Cow::Borrowed(&NULL));
+            };
+            let len = items.len() as i64;
+            let (s, e) = slice_bounds(len, *start, *stop, step);
+            let mut out = Vec::new();
+            let mut slots: Vec<Option<Val<'a>>> = items.into_iter().map(Some).collect();
+            let mut i = s;
+            while (step > 0 && i < e) || (step < 0 && i > e) {
+                if let Some(slot) = slots.get_mut(i as usize)
+                    && let Some(v) = slot.take()
+                {
+                    out.push(v.into_owned());
+                }
+                i += step;
+            }
+            Ok(Cow::Owned(Value::Array(out)))
+        }
+        Node::IndexExpr(l, r) => {
+            let left = eval(l, data, cx)?;
+            eval(r, left, cx)
+        }
+        Node::Projection(l, r) => {
+            let left = eval(l, data, cx)?;
+            let Some(items) = into_items(left) else {
+                return Ok(Cow::Borrowed(&NULL));
+            };
+            project(items, r, cx)
+        }
+        Node::ValueProjection(l, r) => {
+            let left = eval(l, data, cx)?;
+            let items: Vec<Val<'a>> = match left {
+                Cow::Borrowed(Value::Object(m)) => m.values().map(Cow::Borrowed).collect(),
+                Cow::Owned(Value::Object(m)) => m.into_iter().map(|(_, v)| Cow::Owned(v)).collect(),
+                _ => return Ok(Cow::Borrowed(&NULL)),
+            };
+            project(items, r, cx)
+        }
+        Node::Filter(l, r, cond) => {
+            let left = eval(l, data, cx)?;
+            let Some(items) = into_items(left) else {
+                return Ok(Cow::Borrowed(&NULL));
+            };
+            let mut out = Vec::new();
+            for it in items {
+                let c = eval(cond, Cow::Borrowed(it.as_ref()), cx)?;
+                if truthy(&c) {
+                    drop(c);
+                    let v = eval(r, it, cx)?;
+                    if !v.is_null() {
+                        out.push(v.into_owned());
+                    }
+                }
+            }
+            Ok(Cow::Owned(Value::Array(out)))
+        }
+        Node::Flatten(inner) => {
+            let left = eval(inner, data, cx)?;
+            let Some(items) = into_items(left) else {
+                return Ok(Cow::Borrowed(&NULL));
+            };
+            let mut out = Vec::new();
+            for it in items {
+                match it {
+                    Cow::Borrowed(Value::Array(a)) => out.extend(a.iter().cloned()),
+                    Cow::Owned(Value::Array(a)) => out.extend(a),
+                    other => out.push(other.into_owned()),
+                }
+            }
+            Ok(Cow::Owned(Value::Array(out)))
+        }
+        Node::Compare(op, l, r) => {
+            let left = eval(l, Cow::Borrowed(data.as_ref()), cx)?;
+            let right = eval(r, Cow::Borrowed(data.as_ref()), cx)?;
+            let res = match op {
+                Cmp::Eq => Value::Bool(json_eq(&left, &right)),
+                Cmp::Ne => Value::Bool(!json_eq(&left, &right)),
+                _ => match (left.as_f64(), right.as_f64()) {
+                    (Some(a), Some(b)) if left.is_number() && right.is_number() => {
+                        Value::Bool(match op {
+                            Cmp::Lt => a < b,
+                            Cmp::Lte => a <= b,
+                            Cmp::Gt => a > b,
+                            _ => a >= b,
+                        })
+                    }
+                    _ => Value::Null,
+                },
+            };
+            Ok(Cow::Owned(res))
+        }
+        Node::Or(l, r) => {
+            if let Cow::Borrowed(d) = data {
+                let left = eval(l, Cow::Borrowed(d), cx)?;
+                if truthy(&left) {
+                    return Ok(left);
+                }
+                return eval(r, Cow::Borrowed(d), cx);
+            }
+            let left = eval(l, Cow::Borrowed(data.as_ref()), cx)?.into_owned();
+            if truthy(&left) {
+                return Ok(Cow::Owned(left));
+            }
+            eval(r, data, cx)
+        }
+        Node::And(l, r) => {
+            if let Cow::Borrowed(d) = data {
+                let left = eval(l, Cow::Borrowed(d), cx)?;
+                if !truthy(&left) {
+                    return Ok(left);
+                }
+                return eval(r, Cow::Borrowed(d), cx);
+            }
+            let left = eval(l, Cow::Borrowed(data.as_ref()), cx)?.into_owned();
+            if !truthy(&left) {
+                return Ok(Cow::Owned(left));
+            }
+            eval(r, data, cx)
+        }
+        Node::Not(inner) => {
+            let v = eval(inner, data, cx)?;
+            Ok(Cow::Owned(Value::Bool(!truthy(&v))))
+        }
+        Node::MultiList(items) => {
+            if data.is_null() {
+                return Ok(Cow::Borrowed(&NULL));
+            }
+            let mut out = Vec::with_capacity(items.len());
+            for it in items {
+                out.push(eval(it, Cow::Borrowed(data.as_ref()), cx)?.into_owned());
+            }
+            Ok(Cow::Owned(Value::Array(out)))
+        }
+        Node::MultiHash(items) => {
+            if data.is_null() {
+                return Ok(Cow::Borrowed(&NULL));
+            }
+            let mut out = Map::new();
+            for (k, it) in items {
+                let v = eval(it, Cow::Borrowed(data.as_ref()), cx)?.into_owned();
+                out.insert(k.clone(), v);
+            }
+            Ok(Cow::Owned(Value::Object(out)))
+        }
+        Node::Function(name, args) => {
+            cx.depth += 1;
+            if cx.depth > MAX_DEPTH {
+                return Err("evaluation nested too deeply".into());
+            }
+            let r = functions::call(name, args, data, cx);
+            cx.depth -= 1;
+            r
+        }
+        Node::Expref(_) => {
+            Err("an expression reference (&expr) is only valid as a function argument".into())
+        }
+    }
+}
+
+fn project<'a>(items: Vec<Val<'a>>, rhs: &'a Node, cx: &mut Ctx<'_>) -> Result<Val<'a>, String> {
+    let mut out = Vec::with_capacity(items.len());
+    for it in items {
+        let v = eval(rhs, it, cx)?;
+        if !v.is_null() {
+            out.push(v.into_owned());
+        }
+    }
+    Ok(Cow::Owned(Value::Array(out)))
+}
