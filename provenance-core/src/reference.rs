@@ -172,8 +172,9 @@ fn is_host(s: &str) -> bool {
     !s.is_empty() && s.split('.').all(is_domain_component)
 }
 
-/// `host (":" [0-9]+)?`
-pub(crate) fn is_domain_and_port(s: &str) -> bool {
+/// Whether `s` is a registry domain with optional port: `host (":" [0-9]+)?`, where host is a
+/// DNS-like name or a bracketed IPv6 literal.
+pub fn is_domain_and_port(s: &str) -> bool {
     // The port separator is the last ':' outside IPv6 brackets.
     let host_end = match s.rfind(']') {
         Some(i) => i + 1,
@@ -238,18 +239,26 @@ fn validate_digest(s: &str) -> Result<(), &'static str> {
     if hex.len() != 64 {
         return Err(reason::DIGEST_INVALID_LENGTH);
     }
-    if !hex.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) {
+    if !hex
+        .bytes()
+        .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    {
         return Err(reason::DIGEST_INVALID_FORMAT);
     }
     Ok(())
 }
 
-fn is_hex_id(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+/// Whether `s` is a bare 64-character lowercase hex image id.
+pub fn is_hex_id(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
 }
 
-/// Splits a name into (domain, path) as the anchored name grammar does, or `None`.
-fn split_name(name: &str) -> Option<(&str, &str)> {
+/// Splits a repository name into (domain, path) as the grammar does without normalization
+/// (the domain is empty when the first component is not taken as one), or `None` if `name` is
+/// not a valid name.
+pub fn split_name(name: &str) -> Option<(&str, &str)> {
     if let Some(i) = name.find('/') {
         let (d, rest) = (&name[..i], &name[i + 1..]);
         if is_domain_and_port(d) && is_remote_name(rest) {
@@ -281,10 +290,15 @@ fn split_reference(s: &str) -> (&str, Option<&str>, Option<&str>) {
 
 /// Whether `s` matches the whole reference grammar (not checking digest algorithms or lengths).
 fn matches_grammar(s: &str) -> bool {
+    split_grammar(s).is_some()
+}
+
+/// Splits `s` into (name, tag, digest) if it matches the reference grammar; digests are checked
+/// for grammar only (any algorithm, at least 32 hex characters).
+pub fn split_grammar(s: &str) -> Option<(&str, Option<&str>, Option<&str>)> {
     let (name, tag, digest) = split_reference(s);
-    split_name(name).is_some()
-        && tag.is_none_or(is_tag)
-        && digest.is_none_or(is_digest_grammar)
+    (split_name(name).is_some() && tag.is_none_or(is_tag) && digest.is_none_or(is_digest_grammar))
+        .then_some((name, tag, digest))
 }
 
 impl ImageReference {
@@ -299,7 +313,11 @@ impl ImageReference {
         }
         if !matches_grammar(input) {
             if matches_grammar(&input.to_ascii_lowercase()) {
-                return Err(err(input, ReferencePart::Path, reason::NAME_CONTAINS_UPPERCASE));
+                return Err(err(
+                    input,
+                    ReferencePart::Path,
+                    reason::NAME_CONTAINS_UPPERCASE,
+                ));
             }
             return Err(err(input, Self::blame(input), reason::INVALID_FORMAT));
         }
@@ -351,7 +369,11 @@ impl ImageReference {
             None => &remainder,
         };
         if remote.to_ascii_lowercase() != remote {
-            return Err(err(input, ReferencePart::Path, reason::NAME_CONTAINS_UPPERCASE));
+            return Err(err(
+                input,
+                ReferencePart::Path,
+                reason::NAME_CONTAINS_UPPERCASE,
+            ));
         }
         let full = format!("{domain}/{remainder}");
         ImageReference::parse_raw(&full).map_err(|e| match e {
@@ -421,7 +443,11 @@ impl ImageReference {
     /// Returns a copy with `digest` set (grammar-checked only; the tag is kept).
     pub fn with_digest(&self, digest: &str) -> Result<Self, Error> {
         if !is_digest_grammar(digest) {
-            return Err(err(digest, ReferencePart::Digest, reason::DIGEST_INVALID_FORMAT));
+            return Err(err(
+                digest,
+                ReferencePart::Digest,
+                reason::DIGEST_INVALID_FORMAT,
+            ));
         }
         Ok(ImageReference {
             digest: Some(digest.to_owned()),
@@ -505,9 +531,8 @@ impl ImageReference {
     /// string, then the familiar name (the grammar's `FamiliarMatch`). A malformed pattern is
     /// an error.
     pub fn familiar_match(&self, pattern: &str) -> Result<bool, Error> {
-        let m = crate::wildcard::path_match(pattern, &self.familiar_string()).map_err(|_| {
-            err(pattern, ReferencePart::Whole, "malformed glob pattern")
-        })?;
+        let m = crate::wildcard::path_match(pattern, &self.familiar_string())
+            .map_err(|_| err(pattern, ReferencePart::Whole, "malformed glob pattern"))?;
         if m {
             return Ok(true);
         }

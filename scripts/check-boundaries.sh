@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The pure crates (core, attest, policy) must never pull in an async runtime or an HTTP stack
+# when built without features. Fails if `cargo tree` shows any of them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+forbidden='^(tokio|reqwest|hyper|hyper-util|oci-client|oci-distribution|axum) v'
+status=0
+for crate in provenance-core provenance-attest provenance-policy; do
+    found=$(cargo tree -p "$crate" --no-default-features -e normal --prefix none --format '{p}' 2>/dev/null \
+        | grep -E "$forbidden" | sort -u || true)
+    if [ -n "$found" ]; then
+        echo "boundary violation: $crate (no default features) depends on:"
+        echo "$found" | sed 's/^/    /'
+        echo "  path: $(cargo tree -p "$crate" --no-default-features -e normal -i "$(echo "$found" | head -1 | cut -d' ' -f1)" 2>/dev/null | head -8 | tr '\n' ' ')"
+        status=1
+    else
+        echo "boundary ok: $crate pulls in none of tokio, reqwest, hyper, oci-client"
+    fi
+done
+exit $status
