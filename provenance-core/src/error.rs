@@ -89,6 +89,15 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A signature, certificate, identity, transparency-log or timestamp check failed while
+    /// verifying Sigstore or cosign material (see [`crate::verify`]). The code names the check.
+    #[error("{check} failed: {detail}")]
+    Verification {
+        /// Which check failed.
+        check: crate::verify::Check,
+        /// What was wrong, for humans.
+        detail: String,
+    },
 }
 
 impl Error {
@@ -102,6 +111,7 @@ impl Error {
             Error::InvalidReference { .. } => "core.reference.invalid",
             Error::InvalidTrustRoot { .. } => "core.trust_root.invalid",
             Error::InvalidPublicKey { .. } => "core.key.invalid",
+            Error::Verification { check, .. } => check.code(),
         }
     }
 }

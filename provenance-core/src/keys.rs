@@ -114,6 +114,26 @@ impl PublicKey {
         })
     }
 
+    /// Parses a bare PKCS#1 `RSAPublicKey` (as some CT logs publish their keys), wrapping it in
+    /// an `rsaEncryption` SubjectPublicKeyInfo.
+    pub fn from_pkcs1_rsa_der(der: &[u8]) -> Result<Self, Error> {
+        use x509_cert::der::asn1::{Any, BitString};
+        use x509_cert::spki::AlgorithmIdentifierOwned;
+        let bad = |reason: String| Error::InvalidPublicKey { reason };
+        let spki = SubjectPublicKeyInfoOwned {
+            algorithm: AlgorithmIdentifierOwned {
+                oid: OID_RSA,
+                parameters: Some(Any::null()),
+            },
+            subject_public_key: BitString::from_bytes(der)
+                .map_err(|e| bad(format!("cannot wrap PKCS#1 key: {e}")))?,
+        };
+        let spki_der = spki
+            .to_der()
+            .map_err(|e| bad(format!("cannot wrap PKCS#1 key: {e}")))?;
+        Self::from_spki_der(&spki_der)
+    }
+
     /// Parses a PEM `PUBLIC KEY` block (the first one in `pem`).
     pub fn from_pem(pem_text: &str) -> Result<Self, Error> {
         let keys = Self::all_from_pem(pem_text)?;

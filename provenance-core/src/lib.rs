@@ -25,6 +25,7 @@ pub mod outcome;
 pub mod reference;
 pub mod time;
 pub mod trust_root;
+pub mod verify;
 pub mod wildcard;
 
 pub use digest::{Digest, DigestAlgorithm};
@@ -34,3 +35,7 @@ pub use outcome::{Reason, ResourceRef, RuleResult, RuleStatus};
 pub use reference::{AnyReference, ImageReference};
 pub use time::{UnixTime, ValidityWindow};
 pub use trust_root::TrustRoot;
+pub use verify::{
+    Artifact, Check, CosignSignature, Expectation, IdentityExpectation, SignatureMaterial,
+    Verified, Verifier,
+};

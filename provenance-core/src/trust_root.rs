@@ -107,7 +107,19 @@ fn parse_log(v: &Value, path: &str) -> Result<TransparencyLog, Error> {
         .ok_or_else(|| field_err(format!("{path}.publicKey"), "missing"))?;
     let pkp = format!("{path}.publicKey");
     let der = b64_at(pk, "rawBytes", &pkp)?;
+    let pkcs1 = pk
+        .get("keyDetails")
+        .and_then(Value::as_str)
+        .is_some_and(|d| d.starts_with("PKCS1_RSA"));
+    // CT logs may publish a bare PKCS#1 RSAPublicKey (`PKCS1_RSA_*` key details).
     let public_key = PublicKey::from_spki_der(&der)
+        .or_else(|e| {
+            if pkcs1 {
+                PublicKey::from_pkcs1_rsa_der(&der)
+            } else {
+                Err(e)
+            }
+        })
         .map_err(|e| field_err(format!("{pkp}.rawBytes"), e.to_string()))?;
     let log_id = match v.get("logId") {
         Some(l) => b64_at(l, "keyId", &format!("{path}.logId"))?,

@@ -1,0 +1,568 @@
+//! Offline verification of Sigstore bundles and cosign signatures.
+//!
+//! One call, [`Verifier::verify`] (or the [`verify`] convenience function), takes
+//!
+//! - the [`Artifact`] (its bytes or its digest; for cosign image signatures, the image digest),
+//! - the [`SignatureMaterial`] (a Sigstore bundle v0.1/v0.2/v0.3, or a cosign legacy signature
+//!   layer as plain data: payload bytes and annotations),
+//! - the [`Expectation`] (a public key, or a keyless signer identity as Kyverno writes it),
+//! - the [`TrustRoot`] and `now`,
+//!
+//! and returns what was proven ([`Verified`]) or an [`Error::Verification`] whose
+//! [`Check`] names the check that failed. Nothing is fetched and no clock is read by this
+//! module: `now` is an argument. (The wrapped `sigstore-verify` crate additionally consults the
+//! system clock for "not in the future" checks, which can only make it stricter.)
+//!
+//! Bundles are verified by [`sigstore-verify`](https://crates.io/crates/sigstore-verify)
+//! (which passes the Sigstore conformance suite); this module adds what it lacks: cosign
+//! legacy signature layers, key-only bundles with neither log entry nor timestamp (an explicit,
+//! dangerous opt-in), Kyverno identity matching, and the `now` argument. See
+//! `docs/verification.md` for the order of checks and what every error code means.
+//!
+//! ```no_run
+//! use provenance_core::verify::{Artifact, Expectation, IdentityExpectation, SignatureMaterial, Verifier};
+//! use provenance_core::{TrustRoot, UnixTime};
+//! # fn main() -> Result<(), provenance_core::Error> {
+//! let root = TrustRoot::from_trusted_root_json(provenance_core::verify::PUBLIC_GOOD_TRUSTED_ROOT)?;
+//! let verifier = Verifier::new(&root)?;
+//! let bundle = std::fs::read("a.txt.sigstore.json").unwrap();
+//! let proven = verifier.verify(
+//!     Artifact::Bytes(b"hello"),
+//!     &SignatureMaterial::Bundle(bundle),
+//!     &Expectation::Keyless(IdentityExpectation::exact(
+//!         "https://github.com/org/repo/.github/workflows/release.yml@refs/heads/main",
+//!         "https://token.actions.githubusercontent.com",
+//!     )),
+//!     UnixTime(1_790_000_000),
+//! )?;
+//! println!("signed by {:?} at {:?}", proven.signer, proven.integrated_time);
+//! # Ok(()) }
+//! ```
+
+mod check;
+mod cosign;
+mod identity;
+mod keysig;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use sigstore_verify::types::bundle::VerificationMaterialContent;
+use sigstore_verify::types::{Bundle, HashAlgorithm, SignatureContent};
+
+pub use check::Check;
+pub use cosign::{
+    ANNOTATION_BUNDLE, ANNOTATION_CERTIFICATE, ANNOTATION_CHAIN, ANNOTATION_RFC3161_TIMESTAMP,
+    ANNOTATION_SIGNATURE, CosignSignature, SIMPLE_SIGNING_MEDIA_TYPE,
+};
+pub use identity::{CertificateIdentity, IdentityExpectation, SanValue};
+
+use crate::digest::{Digest, DigestAlgorithm};
+use crate::error::Error;
+use crate::keys::{KeyKind, PublicKey};
+use crate::time::UnixTime;
+use crate::trust_root::TrustRoot;
+use keysig::Signed;
+
+/// The Sigstore public-good `trusted_root.json`, embedded for convenience (see
+/// `provenance-core/src/verify/public-good-trusted_root.SOURCE` for where it came from). It is
+/// a snapshot: refresh it through TUF (`provenance-oci`) and pass your own root in production.
+pub const PUBLIC_GOOD_TRUSTED_ROOT: &[u8] = include_bytes!("public-good-trusted_root.json");
+
+/// Largest bundle or cosign annotation set accepted.
+pub const MAX_MATERIAL_BYTES: usize = 8 << 20;
+
+/// What was signed.
+#[derive(Debug, Clone, Copy)]
+pub enum Artifact<'a> {
+    /// The artifact's bytes.
+    Bytes(&'a [u8]),
+    /// The artifact's digest (for an image signature: the image manifest digest). Ed25519
+    /// message signatures cannot be checked against a digest.
+    Digest(&'a Digest),
+}
+
+impl Artifact<'_> {
+    /// The artifact's SHA-256 (computed from the bytes if needed).
+    pub fn sha256(&self) -> Option<Digest> {
+        match self {
+            Artifact::Bytes(b) => Some(Digest::sha256_of(b)),
+            Artifact::Digest(d) if d.algorithm() == DigestAlgorithm::Sha256 => Some((*d).clone()),
+            Artifact::Digest(_) => None,
+        }
+    }
+
+    fn digest_as(&self, alg: DigestAlgorithm) -> Option<Digest> {
+        match self {
+            Artifact::Bytes(b) => Some(Digest::compute(alg, b)),
+            Artifact::Digest(d) if d.algorithm() == alg => Some((*d).clone()),
+            Artifact::Digest(_) => None,
+        }
+    }
+}
+
+/// Signature material, as plain data a registry client or a file hands in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SignatureMaterial {
+    /// A Sigstore bundle (`application/vnd.dev.sigstore.bundle+json;version=0.1`, `0.2`,
+    /// `0.3`, or `application/vnd.dev.sigstore.bundle.v0.3+json`), as JSON bytes.
+    Bundle(Vec<u8>),
+    /// A cosign legacy signature layer (simple-signing payload and annotations).
+    Cosign(CosignSignature),
+}
+
+/// Who must have signed.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Expectation {
+    /// Signed with this public key.
+    Key {
+        /// The key.
+        key: PublicKey,
+        /// DANGEROUS: accept signatures that have neither a transparency-log entry nor an RFC
+        /// 3161 timestamp (or whose log entries are not checked). Model-signing key signatures
+        /// and `cosign sign --tlog-upload=false` produce such material. Without this, missing
+        /// transparency evidence is a failure ([`Check::TlogMissing`]).
+        allow_no_transparency: bool,
+    },
+    /// Signed keylessly by a Fulcio certificate whose identity matches.
+    Keyless(IdentityExpectation),
+}
+
+impl Expectation {
+    /// A key expectation that requires transparency-log evidence.
+    pub fn key(key: PublicKey) -> Self {
+        Expectation::Key {
+            key,
+            allow_no_transparency: false,
+        }
+    }
+}
+
+/// Who signed, as proven.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Signer {
+    /// The expected public key.
+    Key {
+        /// SHA-256 of the key's DER SubjectPublicKeyInfo.
+        key_id: Digest,
+        /// The key's kind.
+        kind: KeyKind,
+    },
+    /// A Fulcio certificate chaining to the trust root.
+    Certificate(CertificateIdentity),
+}
+
+/// What a successful verification proved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Verified {
+    /// The signer.
+    pub signer: Signer,
+    /// The earliest Rekor v1 integrated time authenticated by a SET.
+    pub integrated_time: Option<UnixTime>,
+    /// The log index of the (first) transparency-log entry, if any.
+    pub log_index: Option<i64>,
+    /// Every verified signing time (SET integrated times and RFC 3161 timestamps).
+    pub verified_times: Vec<UnixTime>,
+    /// Whether transparency-log inclusion (proof + checkpoint, or SET) was verified.
+    pub transparency_verified: bool,
+    /// The signed payload and its type, for DSSE envelopes (`application/vnd.in-toto+json`) and
+    /// cosign simple-signing payloads.
+    pub payload: Option<(String, Vec<u8>)>,
+}
+
+/// A verifier over one trust root. Build it once; it prepares the trust material.
+pub struct Verifier {
+    inner: sigstore_verify::Verifier,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Verifier")
+    }
+}
+
+impl Verifier {
+    /// Prepares a verifier for `root`.
+    pub fn new(root: &TrustRoot) -> Result<Self, Error> {
+        let json = match &root.source_json {
+            Some(j) => j.clone(),
+            None => trusted_root_json(root),
+        };
+        let text = std::str::from_utf8(&json)
+            .map_err(|_| Check::TrustRoot.fail("trusted root is not UTF-8"))?;
+        let tr = sigstore_verify::trust_root::TrustedRoot::from_json(text)
+            .map_err(|e| Check::TrustRoot.fail(e.to_string()))?;
+        let inner = sigstore_verify::Verifier::new(&tr).map_err(|e| check::from_sigstore(&e))?;
+        Ok(Verifier { inner })
+    }
+
+    /// Verifies `material` over `artifact` against `expectation` at time `now`.
+    pub fn verify(
+        &self,
+        artifact: Artifact<'_>,
+        material: &SignatureMaterial,
+        expectation: &Expectation,
+        now: UnixTime,
+    ) -> Result<Verified, Error> {
+        match material {
+            SignatureMaterial::Bundle(json) => {
+                if json.len() > MAX_MATERIAL_BYTES {
+                    return Err(Check::MaterialTooLarge
+                        .fail(format!("bundle larger than {MAX_MATERIAL_BYTES} bytes")));
+                }
+                let text = std::str::from_utf8(json)
+                    .map_err(|_| Check::MaterialMalformed.fail("bundle is not UTF-8"))?;
+                let bundle = parse_bundle(text)?;
+                self.verify_bundle(artifact, &bundle, expectation, now, None)
+            }
+            SignatureMaterial::Cosign(sig) => cosign::verify(self, artifact, sig, expectation, now),
+        }
+    }
+
+    /// Verifies a parsed bundle. `payload` is reported back as the signed payload (cosign).
+    pub(crate) fn verify_bundle(
+        &self,
+        artifact: Artifact<'_>,
+        bundle: &Bundle,
+        expectation: &Expectation,
+        now: UnixTime,
+        payload: Option<(String, Vec<u8>)>,
+    ) -> Result<Verified, Error> {
+        let vm = &bundle.verification_material;
+        let has_tlog = !vm.tlog_entries.is_empty();
+        let has_ts = !vm.timestamp_verification_data.rfc3161_timestamps.is_empty();
+        let cert_der = match &vm.content {
+            VerificationMaterialContent::Certificate(c) => Some(c.raw_bytes.as_bytes().to_vec()),
+            VerificationMaterialContent::X509CertificateChain { certificates } => {
+                // A chain must stop below the trust root: a self-signed certificate in the
+                // bundle is refused (trust comes from the trust root only).
+                for c in certificates {
+                    if is_self_signed(c.raw_bytes.as_bytes()) {
+                        return Err(Check::CertificateChain
+                            .fail("the bundle's certificate chain contains a root (self-signed) certificate"));
+                    }
+                }
+                match certificates.first() {
+                    Some(c) => Some(c.raw_bytes.as_bytes().to_vec()),
+                    None => {
+                        return Err(Check::MaterialMalformed.fail("empty certificate chain"));
+                    }
+                }
+            }
+            VerificationMaterialContent::PublicKey(_) => None,
+            _ => return Err(Check::MaterialUnsupported.fail("unknown verification material")),
+        };
+        for e in &vm.tlog_entries {
+            if e.log_index.as_i64() < 0 {
+                return Err(Check::TlogMalformed.fail("negative log index"));
+            }
+        }
+        let payload = payload.or_else(|| match &bundle.content {
+            SignatureContent::DsseEnvelope(env) => {
+                Some((env.payload_type.clone(), env.payload.as_bytes().to_vec()))
+            }
+            _ => None,
+        });
+        let sig_artifact = to_sigstore_artifact(&artifact)?;
+        // The bundle's own message digest must name the artifact (checked first, so a wrong
+        // artifact is reported as such rather than as a log-entry mismatch).
+        if let SignatureContent::MessageSignature(ms) = &bundle.content {
+            check_message_digest(ms, &artifact)?;
+        }
+
+        let (signer, result) = match expectation {
+            Expectation::Keyless(id) => {
+                let compiled = id.compile()?;
+                let Some(der) = cert_der else {
+                    return Err(Check::MaterialKind.fail(
+                        "keyless verification needs a certificate, the bundle has a public key",
+                    ));
+                };
+                let policy = sigstore_verify::VerificationPolicy::any_identity();
+                let r = self
+                    .inner
+                    .verify(sig_artifact, bundle, &policy)
+                    .map_err(|e| check::from_sigstore(&e))?;
+                if !r.certificate_verified() || !r.sct_verified() || !r.tlog_verified() {
+                    return Err(Check::CertificateChain
+                        .fail("certificate, SCT or log evidence was not verified"));
+                }
+                let identity = CertificateIdentity::from_der(&der)?;
+                compiled.check(&identity)?;
+                (Signer::Certificate(identity), Some(r))
+            }
+            Expectation::Key {
+                key,
+                allow_no_transparency,
+            } => {
+                if cert_der.is_some() {
+                    return Err(Check::MaterialKind
+                        .fail("key verification requested, the bundle carries a certificate"));
+                }
+                let signer = Signer::Key {
+                    key_id: key.key_id(),
+                    kind: key.kind(),
+                };
+                if !has_tlog && !*allow_no_transparency {
+                    return Err(Check::TlogMissing.fail(
+                        "the bundle has no transparency-log entry (allow_no_transparency is off)",
+                    ));
+                }
+                if !has_tlog && !has_ts {
+                    // Key-only material: the signature is all there is.
+                    verify_key_only(key, &artifact, bundle)?;
+                    (signer, None)
+                } else {
+                    if key.kind() == KeyKind::EcdsaP521 {
+                        return Err(Check::KeyUnsupported.fail(
+                            "P-521 keys are supported for key-only material, not with log entries or timestamps",
+                        ));
+                    }
+                    let mut policy = sigstore_verify::PublicKeyVerificationPolicy::new(
+                        sigstore_verify::types::DerPublicKey::new(key.spki_der().to_vec()),
+                    );
+                    if !has_tlog {
+                        policy = policy.skip_tlog_unsafe();
+                    }
+                    let r = self
+                        .inner
+                        .verify(sig_artifact, bundle, &policy)
+                        .map_err(|e| check::from_sigstore(&e))?;
+                    if has_tlog && !r.tlog_verified() {
+                        return Err(Check::TlogInclusionProof.fail("log entry was not verified"));
+                    }
+                    (signer, Some(r))
+                }
+            }
+        };
+
+        let mut verified_times = Vec::new();
+        let mut integrated_time = None;
+        let mut transparency_verified = false;
+        if let Some(r) = &result {
+            transparency_verified = r.tlog_verified() && has_tlog;
+            integrated_time = r.integrated_time().map(|t| UnixTime(t.as_second()));
+            verified_times = r
+                .verified_timestamps()
+                .iter()
+                .map(|t| UnixTime(t.as_second()))
+                .collect();
+        }
+        // Our own clock: every verified time must not lie after `now`.
+        for t in integrated_time.iter() {
+            if *t > now {
+                return Err(Check::TlogIntegratedTime
+                    .fail(format!("integrated time {t} is after now ({now})")));
+            }
+        }
+        for t in &verified_times {
+            if *t > now {
+                return Err(Check::Timestamp.fail(format!("signing time {t} is after now ({now})")));
+            }
+        }
+        Ok(Verified {
+            signer,
+            integrated_time,
+            log_index: vm.tlog_entries.first().map(|e| e.log_index.as_i64()),
+            verified_times,
+            transparency_verified,
+            payload,
+        })
+    }
+}
+
+/// Whether a DER certificate names itself as issuer (a root). Unparsable certificates are left to
+/// the chain check.
+fn is_self_signed(der: &[u8]) -> bool {
+    use x509_cert::der::Decode;
+    x509_cert::Certificate::from_der(der)
+        .map(|c| c.tbs_certificate.issuer == c.tbs_certificate.subject)
+        .unwrap_or(false)
+}
+
+/// Verifies `material` over `artifact` against `expectation`, trusting `root`, at `now`.
+/// Builds a [`Verifier`] each time; keep one to verify many.
+pub fn verify(
+    artifact: Artifact<'_>,
+    material: &SignatureMaterial,
+    expectation: &Expectation,
+    root: &TrustRoot,
+    now: UnixTime,
+) -> Result<Verified, Error> {
+    Verifier::new(root)?.verify(artifact, material, expectation, now)
+}
+
+pub(crate) fn parse_bundle(text: &str) -> Result<Bundle, Error> {
+    // The media type decides the version; sigstore-types accepts both v0.3 spellings.
+    Bundle::from_json(text).map_err(|e| {
+        let msg = e.to_string();
+        if msg.contains("checkpoint") {
+            Check::TlogCheckpoint.fail(msg)
+        } else if msg.contains("media type") || msg.contains("MediaType") {
+            Check::MaterialUnsupported.fail(msg)
+        } else {
+            Check::MaterialMalformed.fail(msg)
+        }
+    })
+}
+
+fn to_sigstore_artifact<'a>(
+    artifact: &Artifact<'a>,
+) -> Result<sigstore_verify::types::Artifact<'a>, Error> {
+    match artifact {
+        Artifact::Bytes(b) => Ok(sigstore_verify::types::Artifact::from_blob(b)),
+        Artifact::Digest(d) => {
+            if d.algorithm() != DigestAlgorithm::Sha256 {
+                return Err(Check::MaterialUnsupported
+                    .fail("only sha256 artifact digests can be verified against a bundle"));
+            }
+            let h = sigstore_verify::types::Sha256Hash::try_from(d.as_bytes())
+                .map_err(|e| Check::MaterialUnsupported.fail(e.to_string()))?;
+            Ok(sigstore_verify::types::Artifact::from_digest(h))
+        }
+    }
+}
+
+/// Key-only bundles: no log entry and no timestamp; the signature is checked with the key and
+/// bound to the artifact.
+fn verify_key_only(key: &PublicKey, artifact: &Artifact<'_>, bundle: &Bundle) -> Result<(), Error> {
+    match &bundle.content {
+        SignatureContent::MessageSignature(ms) => {
+            check_message_digest(ms, artifact)?;
+            let signed = match artifact {
+                Artifact::Bytes(b) => Signed::Message(b),
+                Artifact::Digest(d) => Signed::Digest(d),
+            };
+            keysig::verify_with_key(key, signed, ms.signature.as_bytes())
+        }
+        SignatureContent::DsseEnvelope(env) => {
+            let pae = pae(&env.payload_type, env.payload.as_bytes());
+            keysig::verify_with_key(key, Signed::Message(&pae), env.signature.sig.as_bytes())?;
+            check_in_toto_subject(&env.payload_type, env.payload.as_bytes(), artifact)
+        }
+        _ => Err(Check::MaterialUnsupported.fail("unsupported bundle content")),
+    }
+}
+
+/// A message signature's `messageDigest`, when present, must be the artifact's digest.
+fn check_message_digest(
+    ms: &sigstore_verify::types::bundle::MessageSignature,
+    artifact: &Artifact<'_>,
+) -> Result<(), Error> {
+    let Some(md) = &ms.message_digest else {
+        return Ok(());
+    };
+    let alg = match md.algorithm {
+        HashAlgorithm::Sha2256 => DigestAlgorithm::Sha256,
+        HashAlgorithm::Sha2512 => DigestAlgorithm::Sha512,
+        // Left to sigstore-verify, which knows SHA-384.
+        _ => return Ok(()),
+    };
+    let Some(want) = artifact.digest_as(alg) else {
+        return Err(
+            Check::ArtifactMismatch.fail("artifact digest algorithm differs from the bundle's")
+        );
+    };
+    if md.digest.as_bytes() != want.as_bytes() {
+        return Err(Check::ArtifactMismatch.fail(format!(
+            "message digest in bundle does not match the artifact ({want})"
+        )));
+    }
+    Ok(())
+}
+
+/// DSSE pre-authentication encoding: `DSSEv1 <len> <type> <len> <payload>`.
+pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + payload_type.len() + 32);
+    out.extend_from_slice(b"DSSEv1 ");
+    out.extend_from_slice(payload_type.len().to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(payload_type.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(payload.len().to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(payload);
+    out
+}
+
+/// An in-toto statement must name the artifact among its subjects.
+fn check_in_toto_subject(
+    payload_type: &str,
+    payload: &[u8],
+    artifact: &Artifact<'_>,
+) -> Result<(), Error> {
+    if payload_type != "application/vnd.in-toto+json" {
+        return Err(Check::MaterialUnsupported.fail(format!(
+            "DSSE payload type {payload_type:?} is not an in-toto statement"
+        )));
+    }
+    let stmt: serde_json::Value = serde_json::from_slice(payload)
+        .map_err(|e| Check::MaterialMalformed.fail(format!("in-toto statement: {e}")))?;
+    let subjects = stmt
+        .get("subject")
+        .and_then(|s| s.as_array())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Check::MaterialMalformed.fail("in-toto statement has no subject"))?;
+    for s in subjects {
+        let Some(digests) = s.get("digest").and_then(|d| d.as_object()) else {
+            continue;
+        };
+        for (alg, hex_value) in digests {
+            let alg = match alg.as_str() {
+                "sha256" => DigestAlgorithm::Sha256,
+                "sha512" => DigestAlgorithm::Sha512,
+                _ => continue,
+            };
+            if let (Some(want), Some(h)) = (artifact.digest_as(alg), hex_value.as_str()) {
+                if want.hex() == h.to_ascii_lowercase() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    Err(Check::ArtifactMismatch.fail("no in-toto subject digest matches the artifact"))
+}
+
+/// Writes a `trusted_root.json` for a [`TrustRoot`] built in code (no source JSON).
+fn trusted_root_json(root: &TrustRoot) -> Vec<u8> {
+    use serde_json::json;
+    let window = |w: &crate::time::ValidityWindow| {
+        let mut v = json!({ "start": w.start.to_string() });
+        if let Some(end) = w.end {
+            v["end"] = json!(end.to_string());
+        }
+        v
+    };
+    let log = |l: &crate::trust_root::TransparencyLog| {
+        json!({
+            "baseUrl": l.base_url,
+            "hashAlgorithm": "SHA2_256",
+            "publicKey": {
+                "rawBytes": STANDARD.encode(l.public_key.spki_der()),
+                "keyDetails": l.key_details,
+                "validFor": window(&l.valid_for),
+            },
+            "logId": { "keyId": STANDARD.encode(&l.log_id) },
+        })
+    };
+    let ca = |c: &crate::trust_root::CertificateAuthority| {
+        json!({
+            "subject": { "organization": c.organization, "commonName": c.common_name },
+            "uri": c.uri,
+            "certChain": { "certificates": c.cert_chain.iter()
+                .map(|d| json!({ "rawBytes": STANDARD.encode(d) })).collect::<Vec<_>>() },
+            "validFor": window(&c.valid_for),
+        })
+    };
+    let doc = json!({
+        "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+        "tlogs": root.tlogs.iter().map(log).collect::<Vec<_>>(),
+        "certificateAuthorities": root.certificate_authorities.iter().map(ca).collect::<Vec<_>>(),
+        "ctlogs": root.ctlogs.iter().map(log).collect::<Vec<_>>(),
+        "timestampAuthorities": root.timestamp_authorities.iter().map(ca).collect::<Vec<_>>(),
+    });
+    serde_json::to_vec(&doc).unwrap_or_default()
+}

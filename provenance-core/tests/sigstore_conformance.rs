@@ -1,0 +1,194 @@
+//! The Sigstore bundle-verification conformance cases in `../shared/corpora/sigstore-conformance`:
+//! every `_fail` case must be rejected by the expected check, every other case accepted.
+//! Prints a per-case table.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::path::{Path, PathBuf};
+
+use provenance_core::verify::{
+    Artifact, Expectation, IdentityExpectation, SignatureMaterial, Verifier,
+};
+use provenance_core::{PublicKey, TrustRoot, UnixTime};
+
+const DEFAULT_IDENTITY: &str = "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main";
+const DEFAULT_ISSUER: &str = "https://token.actions.githubusercontent.com";
+
+fn shared() -> Option<PathBuf> {
+    let dir = std::env::var_os("PROVENANCE_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared")));
+    if dir.join("corpora/sigstore-conformance").is_dir() {
+        Some(dir)
+    } else if std::env::var_os("CI").is_some() {
+        panic!(
+            "shared corpora not found at {} (set PROVENANCE_SHARED)",
+            dir.display()
+        );
+    } else {
+        println!("SKIPPED: shared corpora not found at {}", dir.display());
+        None
+    }
+}
+
+/// The checks an expected-failure case may be rejected by: the reason its README gives.
+fn expected_codes(case: &str) -> &'static [&'static str] {
+    match case {
+        "bundle-empty-certificate-chain_fail" => &["verify.material.malformed"],
+        "bundle-invalid-base64-signature_fail" => &["verify.material.malformed"],
+        "bundle-negative-log-index_fail" => &["verify.tlog.malformed", "verify.material.malformed"],
+        "bundle-with-root-cert_fail" => &["verify.material.malformed", "verify.certificate.chain"],
+        "checkpoint-bad-keyhint_fail" => &["verify.tlog.checkpoint"],
+        "dsse-invalid-sig_fail" => &["verify.signature.invalid"],
+        "dsse-mismatch-sig_fail" => &["verify.tlog.entry_mismatch"],
+        "inclusion-proof-corrupted-hash_fail" => &["verify.tlog.inclusion_proof"],
+        // The README: "not within signing certificate validity".
+        "integrated-time-in-future_fail" => {
+            &["verify.tlog.integrated_time", "verify.certificate.validity"]
+        }
+        // The entry's envelope signature is not encoded as Rekor's intoto 0.0.2 bodies encode
+        // it, so the body cannot describe this bundle's signature.
+        "intoto-log-entry-mismatch_fail" => {
+            &["verify.tlog.entry_mismatch", "verify.tlog.malformed"]
+        }
+        "intoto-set-outside-signing-cert-validity_fail" => {
+            &["verify.tlog.integrated_time", "verify.certificate.validity"]
+        }
+        "invalid-ct-key_fail" => &["verify.certificate.sct", "verify.trust_root.invalid"],
+        "managed-key-no-key_fail" => &["verify.material.kind_mismatch"],
+        "message-digest-mismatch_fail" => &["verify.artifact.mismatch"],
+        "rekor2-checkpoint-missing-log-signature_fail" => &["verify.tlog.checkpoint"],
+        "rekor2-checkpoint-missing-root-hash_fail" => {
+            &["verify.tlog.checkpoint", "verify.tlog.inclusion_proof"]
+        }
+        "rekor2-dsse-invalid-sig_fail" => &["verify.signature.invalid"],
+        "rekor2-dsse-mismatch-sig_fail" => &["verify.tlog.entry_mismatch"],
+        "rekor2-no-inclusion-proof_fail" => &["verify.tlog.inclusion_proof"],
+        "rekor2-timestamp-outside-trust-root-tsa-validity_fail" => &[
+            "verify.timestamp.authority_validity",
+            "verify.timestamp.invalid",
+        ],
+        "rekor2-timestamp-payload-mismatch_fail" => &["verify.timestamp.invalid"],
+        "rekor2-timestamp-untrusted-tsa-without-embedded-cert_fail" => {
+            &["verify.timestamp.invalid"]
+        }
+        "signature-mismatch_fail" => &["verify.signature.invalid", "verify.tlog.entry_mismatch"],
+        // The bundle's messageDigest names the supplied artifact, but the logged hashedrekord
+        // (and the signature) are over another one: the first check to see it is the entry.
+        "wrong-hashedrekord-artifact_fail" => &[
+            "verify.artifact.mismatch",
+            "verify.tlog.entry_mismatch",
+            "verify.signature.invalid",
+        ],
+        "wrong-hashedrekord-entry_fail" => &["verify.tlog.entry_mismatch"],
+        _ => &[],
+    }
+}
+
+fn read_opt(p: &Path) -> Option<String> {
+    std::fs::read_to_string(p).ok().map(|s| s.trim().to_owned())
+}
+
+/// Runs one case; returns the outcome as `Ok(summary)` or `Err(code: message)`.
+fn run_case(dir: &Path, root_dir: &Path, now: UnixTime) -> Result<String, (String, String)> {
+    let root_json = std::fs::read(dir.join("trusted_root.json"))
+        .unwrap_or_else(|_| std::fs::read(root_dir.join("production-trusted_root.json")).unwrap());
+    let err = |e: provenance_core::Error| (e.code().to_owned(), e.to_string());
+    let root = TrustRoot::from_trusted_root_json(&root_json).map_err(err)?;
+    let verifier = Verifier::new(&root).map_err(err)?;
+    let artifact = std::fs::read(dir.join("artifact"))
+        .unwrap_or_else(|_| std::fs::read(root_dir.join("a.txt")).unwrap());
+    let bundle = std::fs::read(dir.join("bundle.sigstore.json")).unwrap();
+    let expectation = match read_opt(&dir.join("key.pub")) {
+        Some(pem) => Expectation::key(PublicKey::from_pem(&pem).map_err(err)?),
+        None => Expectation::Keyless(IdentityExpectation::exact(
+            read_opt(&dir.join("identity")).unwrap_or_else(|| DEFAULT_IDENTITY.into()),
+            read_opt(&dir.join("issuer")).unwrap_or_else(|| DEFAULT_ISSUER.into()),
+        )),
+    };
+    let v = verifier
+        .verify(
+            Artifact::Bytes(&artifact),
+            &SignatureMaterial::Bundle(bundle),
+            &expectation,
+            now,
+        )
+        .map_err(err)?;
+    Ok(format!(
+        "log_index={:?} integrated_time={:?} times={}",
+        v.log_index,
+        v.integrated_time.map(|t| t.to_string()),
+        v.verified_times.len()
+    ))
+}
+
+fn system_now() -> UnixTime {
+    UnixTime(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64,
+    )
+}
+
+#[test]
+fn sigstore_conformance() {
+    let Some(shared) = shared() else { return };
+    let root_dir = shared.join("corpora/sigstore-conformance");
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&root_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("bundle.sigstore.json").is_file())
+        .collect();
+    cases.sort();
+    assert!(
+        !cases.is_empty(),
+        "no conformance cases in {}",
+        root_dir.display()
+    );
+    let now = system_now();
+    let (mut pass, mut fail) = (0, Vec::new());
+    println!("{:<62} {:<7} {:<7} detail", "case", "expect", "result");
+    for dir in &cases {
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let should_fail = name.ends_with("_fail");
+        let out = run_case(dir, &root_dir, now);
+        let (ok, detail) = match (&out, should_fail) {
+            (Ok(s), false) => (true, s.clone()),
+            (Ok(s), true) => (false, format!("ACCEPTED a bad bundle: {s}")),
+            (Err((code, msg)), true) => {
+                let want = expected_codes(&name);
+                if want.contains(&code.as_str()) {
+                    (true, format!("{code}"))
+                } else {
+                    (false, format!("wrong reason {code} (want {want:?}): {msg}"))
+                }
+            }
+            (Err((code, msg)), false) => (false, format!("REJECTED {code}: {msg}")),
+        };
+        println!(
+            "{:<62} {:<7} {:<7} {}",
+            name,
+            if should_fail { "reject" } else { "accept" },
+            if ok { "ok" } else { "WRONG" },
+            detail.chars().take(400).collect::<String>()
+        );
+        if ok {
+            pass += 1;
+        } else {
+            fail.push(name);
+        }
+    }
+    println!(
+        "\nconformance: {pass}/{} correct ({} accept cases, {} reject cases)",
+        cases.len(),
+        cases
+            .iter()
+            .filter(|c| !c.to_string_lossy().ends_with("_fail"))
+            .count(),
+        cases
+            .iter()
+            .filter(|c| c.to_string_lossy().ends_with("_fail"))
+            .count()
+    );
+    assert!(fail.is_empty(), "conformance failures: {fail:?}");
+}
