@@ -5,10 +5,12 @@
 //! Croissant dataset cards). Pure and synchronous: no I/O, no clock.
 #![forbid(unsafe_code)]
 
+pub mod cyclonedx;
 pub mod dsse;
 pub mod error;
 mod json;
 pub mod slsa;
+pub mod spdx;
 pub mod statement;
 
 pub use dsse::{Container, Envelope, IN_TOTO_PAYLOAD_TYPE, Signature, extract_envelopes, pae};
