@@ -1,0 +1,77 @@
+//! Loading policies from YAML or JSON: every document is classified by `apiVersion` and `kind`.
+//!
+//! Supported: `kyverno.io/v1` and `v2beta1` ClusterPolicy and Policy. Documents of other kinds
+//! load as [`LoadedPolicy::Unsupported`] with the reason, so a caller can report them as
+//! `unsupported: <kind>` instead of silently ignoring them.
+
+use serde_json::Value;
+
+use crate::Error;
+use crate::policy::ClusterPolicy;
+use crate::yaml::load_documents;
+
+/// One document of a policy file.
+#[derive(Debug, Clone)]
+pub enum LoadedPolicy {
+    /// A `kyverno.io` ClusterPolicy or Policy.
+    Kyverno(Box<ClusterPolicy>),
+    /// A document this engine does not evaluate.
+    Unsupported {
+        /// `apiVersion`.
+        api_version: String,
+        /// `kind`.
+        kind: String,
+        /// `metadata.name`.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl LoadedPolicy {
+    /// The policy's name.
+    pub fn name(&self) -> &str {
+        match self {
+            LoadedPolicy::Kyverno(p) => &p.name,
+            LoadedPolicy::Unsupported { name, .. } => name,
+        }
+    }
+}
+
+/// Classifies one parsed document.
+pub fn policy_from_value(doc: &Value, file: &str) -> Result<LoadedPolicy, Error> {
+    let api_version = doc.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+    let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let name = doc
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let group = api_version.split('/').next().unwrap_or_default();
+    match (group, kind) {
+        ("kyverno.io", "ClusterPolicy" | "Policy") => ClusterPolicy::from_value(doc)
+            .map(|p| LoadedPolicy::Kyverno(Box::new(p)))
+            .map_err(|e| match e {
+                Error::InvalidPolicy { policy, path, reason } => Error::InvalidPolicy {
+                    policy: if policy.is_empty() { name.clone() } else { policy },
+                    path: format!("{file}: {path}"),
+                    reason,
+                },
+                other => other,
+            }),
+        _ => Ok(LoadedPolicy::Unsupported {
+            api_version: api_version.to_owned(),
+            kind: kind.to_owned(),
+            name,
+            reason: format!("unsupported: policy kind {api_version}/{kind}"),
+        }),
+    }
+}
+
+/// Loads every policy document of a YAML or JSON stream.
+pub fn load_policies(text: &str, file: &str) -> Result<Vec<LoadedPolicy>, Error> {
+    load_documents(text, file)?
+        .iter()
+        .map(|d| policy_from_value(d, file))
+        .collect()
+}

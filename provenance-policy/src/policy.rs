@@ -1,0 +1,514 @@
+//! The `kyverno.io` policy model: ClusterPolicy and Policy (v1, v2beta1), parsed from JSON
+//! values, with autogen rules for Pod controllers computed at load time.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+
+use crate::Error;
+use crate::matching::{KindSelector, MatchBlock};
+use crate::request::string_map;
+
+/// What happens when an enforced rule fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailureAction {
+    /// Report only (Kyverno's default).
+    #[default]
+    Audit,
+    /// Block the request.
+    Enforce,
+}
+
+impl FailureAction {
+    fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "audit" => Some(FailureAction::Audit),
+            "enforce" => Some(FailureAction::Enforce),
+            _ => None,
+        }
+    }
+}
+
+/// What a rule does.
+#[derive(Debug, Clone)]
+pub enum RuleKind {
+    /// `validate`: the raw block (pattern, anyPattern, deny, foreach, cel, podSecurity, ...).
+    Validate(Value),
+    /// `verifyImages`: the raw list of image verifications.
+    VerifyImages(Value),
+    /// `mutate` (not evaluated by this engine).
+    Mutate,
+    /// `generate` (not evaluated by this engine).
+    Generate,
+    /// A rule with none of the known blocks.
+    Empty,
+}
+
+/// One rule of a ClusterPolicy / Policy.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Rule name (autogen rules are named `autogen-<name>` / `autogen-cronjob-<name>`).
+    pub name: String,
+    /// `match`.
+    pub match_block: MatchBlock,
+    /// `exclude`.
+    pub exclude: Option<MatchBlock>,
+    /// `preconditions` (raw).
+    pub preconditions: Option<Value>,
+    /// `celPreconditions` (raw).
+    pub cel_preconditions: Option<Value>,
+    /// `context` entries (raw).
+    pub context: Vec<Value>,
+    /// The rule's action.
+    pub kind: RuleKind,
+    /// `validate.failureAction`, when set.
+    pub failure_action: Option<FailureAction>,
+    /// `validate.allowExistingViolations` (default true).
+    pub allow_existing_violations: bool,
+    /// Whether this rule was generated for Pod controllers.
+    pub autogen: bool,
+    /// The rule as written (after autogen rewriting for generated rules).
+    pub raw: Value,
+}
+
+/// A `kyverno.io` ClusterPolicy or Policy.
+#[derive(Debug, Clone)]
+pub struct ClusterPolicy {
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.namespace` for a namespaced `Policy`.
+    pub namespace: Option<String>,
+    /// `ClusterPolicy` or `Policy`.
+    pub kind: String,
+    /// `metadata.annotations`.
+    pub annotations: BTreeMap<String, String>,
+    /// `spec.validationFailureAction` (or the rule-level override).
+    pub failure_action: FailureAction,
+    /// `spec.failurePolicy`: `Fail` (default) or `Ignore`.
+    pub failure_policy_ignore: bool,
+    /// `spec.background` (default true).
+    pub background: bool,
+    /// Rules, including generated autogen rules.
+    pub rules: Vec<Rule>,
+    /// The policy as written.
+    pub raw: Value,
+}
+
+fn invalid(policy: &str, path: impl Into<String>, reason: impl Into<String>) -> Error {
+    Error::InvalidPolicy {
+        policy: policy.to_owned(),
+        path: path.into(),
+        reason: reason.into(),
+    }
+}
+
+fn with_policy(e: Error, policy: &str) -> Error {
+    match e {
+        Error::InvalidPolicy { path, reason, .. } => Error::InvalidPolicy {
+            policy: policy.to_owned(),
+            path,
+            reason,
+        },
+        other => other,
+    }
+}
+
+impl Rule {
+    fn from_value(v: &Value, policy: &str, path: &str) -> Result<Rule, Error> {
+        let name = v
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid(policy, format!("{path}.name"), "missing rule name"))?
+            .to_owned();
+        let match_value = v
+            .get("match")
+            .ok_or_else(|| invalid(policy, format!("{path}.match"), "missing match"))?;
+        let match_block = MatchBlock::from_value(match_value, &format!("{path}.match"))
+            .map_err(|e| with_policy(e, policy))?;
+        let exclude = match v.get("exclude") {
+            Some(e) if !e.is_null() => Some(
+                MatchBlock::from_value(e, &format!("{path}.exclude"))
+                    .map_err(|e| with_policy(e, policy))?,
+            ),
+            _ => None,
+        };
+        let kind = if let Some(val) = v.get("validate").filter(|x| !x.is_null()) {
+            RuleKind::Validate(val.clone())
+        } else if let Some(vi) = v.get("verifyImages").filter(|x| !x.is_null()) {
+            RuleKind::VerifyImages(vi.clone())
+        } else if v.get("mutate").is_some_and(|x| !x.is_null()) {
+            RuleKind::Mutate
+        } else if v.get("generate").is_some_and(|x| !x.is_null()) {
+            RuleKind::Generate
+        } else {
+            RuleKind::Empty
+        };
+        let failure_action = match v.pointer("/validate/failureAction").and_then(Value::as_str) {
+            Some(s) => Some(FailureAction::parse(s).ok_or_else(|| {
+                invalid(policy, format!("{path}.validate.failureAction"), format!("unknown value {s:?}"))
+            })?),
+            None => None,
+        };
+        let context = match v.get("context") {
+            Some(Value::Array(a)) => a.clone(),
+            Some(Value::Null) | None => Vec::new(),
+            Some(_) => return Err(invalid(policy, format!("{path}.context"), "must be a list")),
+        };
+        Ok(Rule {
+            name,
+            match_block,
+            exclude,
+            preconditions: v.get("preconditions").filter(|x| !x.is_null()).cloned(),
+            cel_preconditions: v.get("celPreconditions").filter(|x| !x.is_null()).cloned(),
+            context,
+            kind,
+            failure_action,
+            allow_existing_violations: v
+                .pointer("/validate/allowExistingViolations")
+                .and_then(Value::as_bool)
+                .unwrap_or(true),
+            autogen: false,
+            raw: v.clone(),
+        })
+    }
+
+    /// Every kind the `match` block names.
+    fn match_kinds(&self) -> Vec<&KindSelector> {
+        self.match_block.filters().flat_map(|f| f.kinds.iter()).collect()
+    }
+}
+
+impl ClusterPolicy {
+    /// Parses a `kyverno.io/v1` or `v2beta1` ClusterPolicy or Policy.
+    pub fn from_value(v: &Value) -> Result<ClusterPolicy, Error> {
+        let kind = v.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let name = v
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("", "metadata.name", "missing"))?
+            .to_owned();
+        let namespace = if kind == "Policy" {
+            Some(
+                v.pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or("default")
+                    .to_owned(),
+            )
+        } else {
+            None
+        };
+        let spec = v
+            .get("spec")
+            .ok_or_else(|| invalid(&name, "spec", "missing"))?;
+        let failure_action = match spec.get("validationFailureAction").and_then(Value::as_str) {
+            Some(s) => FailureAction::parse(s).ok_or_else(|| {
+                invalid(&name, "spec.validationFailureAction", format!("unknown value {s:?}"))
+            })?,
+            None => FailureAction::Audit,
+        };
+        let rules_v = spec.get("rules").and_then(Value::as_array).cloned().unwrap_or_default();
+        let mut rules = Vec::with_capacity(rules_v.len());
+        for (i, r) in rules_v.iter().enumerate() {
+            rules.push(Rule::from_value(r, &name, &format!("spec.rules[{i}]"))?);
+        }
+        let annotations = string_map(v.pointer("/metadata/annotations"));
+        let mut policy = ClusterPolicy {
+            name,
+            namespace,
+            kind,
+            annotations,
+            failure_action,
+            failure_policy_ignore: spec.get("failurePolicy").and_then(Value::as_str) == Some("Ignore"),
+            background: spec.get("background").and_then(Value::as_bool).unwrap_or(true),
+            rules,
+            raw: v.clone(),
+        };
+        policy.add_autogen_rules()?;
+        Ok(policy)
+    }
+
+    /// The name as reports show it: `namespace/name` for a namespaced Policy.
+    pub fn display_name(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{ns}/{}", self.name),
+            None => self.name.clone(),
+        }
+    }
+
+    /// The effective failure action of a rule.
+    pub fn rule_failure_action(&self, rule: &Rule) -> FailureAction {
+        rule.failure_action.unwrap_or(self.failure_action)
+    }
+
+    fn can_autogen(&self) -> bool {
+        let mut needed = false;
+        for rule in &self.rules {
+            if matches!(rule.kind, RuleKind::Generate) {
+                return false;
+            }
+            if rule.raw.pointer("/mutate/patchesJson6902").is_some() {
+                return false;
+            }
+            let blocks = std::iter::once(&rule.raw["match"]).chain(rule.raw.get("exclude"));
+            for block in blocks {
+                let mut descs: Vec<&Value> = vec![block.get("resources").unwrap_or(&Value::Null)];
+                for key in ["any", "all"] {
+                    if let Some(a) = block.get(key).and_then(Value::as_array) {
+                        descs.extend(a.iter().map(|f| f.get("resources").unwrap_or(&Value::Null)));
+                    }
+                }
+                for d in descs {
+                    let set = |k: &str| d.get(k).is_some_and(|x| !x.is_null());
+                    if set("name") || d.get("names").and_then(Value::as_array).is_some_and(|a| !a.is_empty()) || set("selector") || set("annotations") {
+                        return false;
+                    }
+                    let kinds: Vec<&str> = d
+                        .get("kinds")
+                        .and_then(Value::as_array)
+                        .map(|a| a.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    let has_pod = kinds.iter().any(|k| KindSelector::parse(k).kind() == "Pod");
+                    if kinds.len() > 1 && has_pod {
+                        return false;
+                    }
+                    if kinds.iter().any(|k| {
+                        matches!(
+                            *k,
+                            "Pod" | "DaemonSet" | "Deployment" | "Job" | "StatefulSet" | "ReplicaSet"
+                                | "ReplicationController" | "CronJob"
+                        )
+                    }) {
+                        needed = true;
+                    }
+                }
+            }
+        }
+        needed
+    }
+
+    /// Adds Kyverno's autogen rules (`autogen-<rule>` for Deployments, DaemonSets, Jobs,
+    /// StatefulSets, ReplicaSets and ReplicationControllers; `autogen-cronjob-<rule>` for
+    /// CronJobs) as Kyverno computes them.
+    fn add_autogen_rules(&mut self) -> Result<(), Error> {
+        if !self.can_autogen() {
+            return Ok(());
+        }
+        const ALL: &str = "CronJob,DaemonSet,Deployment,Job,ReplicaSet,ReplicationController,StatefulSet";
+        let controllers = match self.annotations.get("pod-policies.kyverno.io/autogen-controllers") {
+            Some(c) => c.clone(),
+            None => ALL.to_owned(),
+        };
+        if controllers == "none" {
+            return Ok(());
+        }
+        let mut controller_kinds: Vec<&str> = controllers
+            .split(',')
+            .filter(|c| {
+                matches!(
+                    *c,
+                    "DaemonSet" | "Deployment" | "Job" | "StatefulSet" | "ReplicaSet" | "ReplicationController"
+                ) || controllers == "all"
+            })
+            .collect();
+        if controllers == "all" {
+            controller_kinds = vec!["DaemonSet", "Deployment", "Job", "ReplicaSet", "ReplicationController", "StatefulSet"];
+        }
+        controller_kinds.sort_unstable();
+        let cronjob = controllers.contains("CronJob") || controllers.contains("all");
+        let mut generated = Vec::new();
+        for rule in &self.rules {
+            if rule.name.starts_with("autogen-") {
+                continue;
+            }
+            let match_kinds = rule.match_kinds();
+            if !match_kinds.iter().any(|k| k.kind() == "Pod") {
+                continue;
+            }
+            if let Some(ex) = &rule.exclude {
+                let ex_kinds: Vec<_> = ex.filters().flat_map(|f| f.kinds.iter()).collect();
+                if !ex_kinds.is_empty() && !ex_kinds.iter().any(|k| k.kind() == "Pod") {
+                    continue;
+                }
+            }
+            if controller_kinds.is_empty() {
+                continue;
+            }
+            let Some(controller_rule) = generate_rule(&rule.raw, "template", &controller_kinds, true)
+            else {
+                continue;
+            };
+            let mut named = controller_rule.clone();
+            named["name"] = json!(autogen_name("autogen", &rule.name));
+            let text = rewrite_paths(&named, is_cel(&named), false);
+            generated.push(self.autogen_rule(&text)?);
+            if cronjob {
+                if let Some(mut cj) = generate_rule(&controller_rule, "jobTemplate", &["CronJob"], false) {
+                    cj["name"] = json!(autogen_name("autogen-cronjob", &rule.name));
+                    let text = rewrite_paths(&cj, is_cel(&cj), true);
+                    generated.push(self.autogen_rule(&text)?);
+                }
+            }
+        }
+        self.rules.extend(generated);
+        Ok(())
+    }
+
+    fn autogen_rule(&self, text: &str) -> Result<Rule, Error> {
+        let v: Value = serde_json::from_str(text)
+            .map_err(|e| invalid(&self.name, "spec.rules", format!("autogen produced invalid JSON: {e}")))?;
+        let mut r = Rule::from_value(&v, &self.name, "spec.rules[autogen]")?;
+        r.autogen = true;
+        Ok(r)
+    }
+}
+
+fn is_cel(rule: &Value) -> bool {
+    rule.pointer("/validate/cel").is_some_and(|c| !c.is_null())
+}
+
+fn autogen_name(prefix: &str, name: &str) -> String {
+    let mut n = format!("{prefix}-{name}");
+    if n.len() > 63 {
+        let mut end = 63;
+        while !n.is_char_boundary(end) {
+            end -= 1;
+        }
+        n.truncate(end);
+    }
+    n
+}
+
+/// Rewrites the kinds of filters naming Pod (any/all), or sets the legacy kinds.
+fn rewrite_filters(block: &mut Value, kinds: &[&str], only_pod_filters: bool) {
+    let kinds_v = json!(kinds);
+    let mut touched = false;
+    for key in ["any", "all"] {
+        if let Some(Value::Array(filters)) = block.get_mut(key)
+            && !filters.is_empty()
+        {
+            touched = true;
+            for f in filters {
+                let has_pod = f
+                    .pointer("/resources/kinds")
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| a.iter().filter_map(Value::as_str).any(|k| KindSelector::parse(k).kind() == "Pod"));
+                if (has_pod || !only_pod_filters)
+                    && let Some(res) = f.get_mut("resources").and_then(Value::as_object_mut)
+                {
+                    res.insert("kinds".into(), kinds_v.clone());
+                }
+            }
+        }
+    }
+    if !touched && let Some(obj) = block.as_object_mut() {
+        let res = obj.entry("resources").or_insert_with(|| json!({}));
+        if let Some(res) = res.as_object_mut() {
+            res.insert("kinds".into(), kinds_v);
+        }
+    }
+}
+
+/// Builds the rule for controllers (`tpl_key` = `template`) or CronJobs (`jobTemplate`).
+fn generate_rule(rule: &Value, tpl_key: &str, kinds: &[&str], only_pod_filters: bool) -> Option<Value> {
+    let mut r = rule.clone();
+    if let Some(m) = r.get_mut("match") {
+        rewrite_filters(m, kinds, only_pod_filters);
+    }
+    if let Some(ex) = r.get_mut("exclude").filter(|e| !e.is_null()) {
+        let legacy_kinds = ex.pointer("/resources/kinds").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+        let has_lists = ["any", "all"].iter().any(|k| ex.get(*k).and_then(Value::as_array).is_some_and(|a| !a.is_empty()));
+        if has_lists || legacy_kinds {
+            rewrite_filters(ex, kinds, only_pod_filters);
+        }
+    }
+    let wrap = |p: &Value| json!({"spec": {tpl_key: p}});
+    if let Some(validate) = r.get("validate").cloned().filter(|v| !v.is_null()) {
+        let mut nv = Map::new();
+        for k in ["message", "failureAction", "failureActionOverrides", "allowExistingViolations"] {
+            if let Some(x) = validate.get(k) {
+                nv.insert(k.into(), x.clone());
+            }
+        }
+        if let Some(p) = validate.get("pattern").filter(|p| !p.is_null()) {
+            nv.insert("pattern".into(), wrap(p));
+        } else if let Some(d) = validate.get("deny").filter(|p| !p.is_null()) {
+            nv.insert("deny".into(), d.clone());
+        } else if let Some(ps) = validate.get("podSecurity").filter(|p| !p.is_null()) {
+            nv.insert("podSecurity".into(), ps.clone());
+        } else if let Some(Value::Array(ap)) = validate.get("anyPattern") {
+            nv.insert("anyPattern".into(), Value::Array(ap.iter().map(wrap).collect()));
+        } else if let Some(fe) = validate.get("foreach").filter(|p| !p.is_null()) {
+            nv.insert("foreach".into(), fe.clone());
+        } else if validate.get("cel").is_some_and(|c| !c.is_null()) {
+            r["validate"] = validate;
+            return Some(r);
+        } else {
+            return None;
+        }
+        r["validate"] = Value::Object(nv);
+        return Some(r);
+    }
+    if r.get("verifyImages").is_some_and(|v| !v.is_null()) {
+        return Some(r);
+    }
+    if r.get("mutate").is_some_and(|v| !v.is_null()) {
+        return Some(r);
+    }
+    None
+}
+
+/// Kyverno's textual rewrite of `request.object.spec` etc. in an autogen rule.
+fn rewrite_paths(rule: &Value, cel: bool, cronjob: bool) -> String {
+    let mut text = rule.to_string();
+    let tpl = if cronjob { "spec.jobTemplate.spec.template" } else { "spec.template" };
+    let pairs: Vec<(String, String)> = if cel {
+        ["object", "oldObject"]
+            .iter()
+            .flat_map(|o| {
+                [
+                    (format!("{o}.spec"), format!("{o}.{tpl}.spec")),
+                    (format!("{o}.metadata"), format!("{o}.{tpl}.metadata")),
+                ]
+            })
+            .collect()
+    } else {
+        ["request.object", "request.oldObject"]
+            .iter()
+            .flat_map(|o| {
+                [
+                    (format!("{o}.spec"), format!("{o}.{tpl}.spec")),
+                    (format!("{o}.metadata"), format!("{o}.{tpl}.metadata")),
+                ]
+            })
+            .collect()
+    };
+    for (from, to) in pairs {
+        text = text.replace(&from, &to);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn autogen_rules_are_generated_and_rewritten() {
+        let p = ClusterPolicy::from_value(&json!({
+            "apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy",
+            "metadata": {"name": "p"},
+            "spec": {"rules": [{
+                "name": "r",
+                "match": {"any": [{"resources": {"kinds": ["Pod"]}}]},
+                "validate": {"message": "m", "deny": {"conditions": {"any": [
+                    {"key": "{{ request.object.spec.hostNetwork }}", "operator": "Equals", "value": true}]}}}
+            }]}
+        }))
+        .unwrap();
+        let names: Vec<_> = p.rules.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["r", "autogen-r", "autogen-cronjob-r"]);
+        let cj = p.rules[2].raw.to_string();
+        assert!(cj.contains("request.object.spec.jobTemplate.spec.template.spec.hostNetwork"), "{cj}");
+        assert!(!p.rules[1].raw.to_string().contains("jobTemplate"));
+    }
+}

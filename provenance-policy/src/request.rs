@@ -1,0 +1,225 @@
+//! What a policy is evaluated against: a resource, the admission request around it, and the
+//! facts about the cluster a pure engine cannot look up (namespace labels, roles).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+/// The admission operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Operation {
+    /// CREATE (the default for background scans and `kyverno test`).
+    #[default]
+    Create,
+    /// UPDATE.
+    Update,
+    /// DELETE.
+    Delete,
+    /// CONNECT.
+    Connect,
+}
+
+impl Operation {
+    /// The upper-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Create => "CREATE",
+            Operation::Update => "UPDATE",
+            Operation::Delete => "DELETE",
+            Operation::Connect => "CONNECT",
+        }
+    }
+
+    /// Parses the upper-case name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "CREATE" => Operation::Create,
+            "UPDATE" => Operation::Update,
+            "DELETE" => Operation::Delete,
+            "CONNECT" => Operation::Connect,
+            _ => return None,
+        })
+    }
+}
+
+/// Who sent the request: the Kubernetes user plus the RBAC roles Kyverno resolves for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestInfo {
+    /// Namespaced roles (`namespace:role`) bound to the user.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Cluster roles bound to the user.
+    #[serde(default)]
+    pub cluster_roles: Vec<String>,
+    /// The authenticated user.
+    #[serde(default)]
+    pub user_info: UserInfo,
+}
+
+impl RequestInfo {
+    /// Whether nothing is known about the requester (Kyverno then ignores user-based match
+    /// criteria instead of failing them).
+    pub fn is_empty(&self) -> bool {
+        self.roles.is_empty() && self.cluster_roles.is_empty() && self.user_info.is_empty()
+    }
+}
+
+/// The authenticated user of a request (`request.userInfo`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    /// User name.
+    #[serde(default)]
+    pub username: String,
+    /// UID.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub uid: String,
+    /// Groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Extra attributes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, Vec<String>>,
+}
+
+impl UserInfo {
+    /// Whether no field is set.
+    pub fn is_empty(&self) -> bool {
+        self.username.is_empty() && self.uid.is_empty() && self.groups.is_empty() && self.extra.is_empty()
+    }
+}
+
+/// One resource to evaluate, with its admission context.
+#[derive(Debug, Clone)]
+pub struct ResourceInput {
+    /// The resource (`request.object`); for DELETE, the object being deleted.
+    pub object: Value,
+    /// The previous object on UPDATE (`request.oldObject`).
+    pub old_object: Option<Value>,
+    /// The operation.
+    pub operation: Operation,
+    /// The requester.
+    pub request_info: RequestInfo,
+    /// Labels of the resource's namespace (for `namespaceSelector`).
+    pub namespace_labels: BTreeMap<String, String>,
+    /// The subresource addressed (`status`, `scale`, `exec`, `ephemeralcontainers`), if any.
+    pub subresource: String,
+    /// The group/version/kind the request addresses, when it differs from the object's own
+    /// (`kyverno test` subresources); `None` means the object's `apiVersion` and `kind`.
+    pub gvk_override: Option<(String, String, String)>,
+    /// Whether this is a live admission request (true) or a background scan (false): Kyverno
+    /// skips rules that use `request.*` user data in background mode.
+    pub admission: bool,
+}
+
+impl ResourceInput {
+    /// A CREATE of `object` with no user information.
+    pub fn create(object: Value) -> Self {
+        ResourceInput {
+            object,
+            old_object: None,
+            operation: Operation::Create,
+            request_info: RequestInfo::default(),
+            namespace_labels: BTreeMap::new(),
+            subresource: String::new(),
+            gvk_override: None,
+            admission: true,
+        }
+    }
+
+    /// `(group, version, kind)` of what the request addresses.
+    pub fn gvk(&self) -> (String, String, String) {
+        if let Some(g) = &self.gvk_override {
+            return g.clone();
+        }
+        let api_version = str_at(&self.object, &["apiVersion"]);
+        let (group, version) = match api_version.split_once('/') {
+            Some((g, v)) => (g.to_owned(), v.to_owned()),
+            None => (String::new(), api_version.to_owned()),
+        };
+        (group, version, str_at(&self.object, &["kind"]).to_owned())
+    }
+
+    /// The resource's kind.
+    pub fn kind(&self) -> &str {
+        str_at(&self.object, &["kind"])
+    }
+
+    /// The resource's name (or `generateName` when unnamed).
+    pub fn name(&self) -> &str {
+        let n = str_at(&self.object, &["metadata", "name"]);
+        if n.is_empty() {
+            str_at(&self.object, &["metadata", "generateName"])
+        } else {
+            n
+        }
+    }
+
+    /// The resource's namespace.
+    pub fn namespace(&self) -> &str {
+        str_at(&self.object, &["metadata", "namespace"])
+    }
+
+    /// The resource's labels.
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        string_map(self.object.pointer("/metadata/labels"))
+    }
+
+    /// The resource's annotations.
+    pub fn annotations(&self) -> BTreeMap<String, String> {
+        string_map(self.object.pointer("/metadata/annotations"))
+    }
+
+    /// The `request` object of the JMESPath context, as Kyverno builds it.
+    pub fn request_json(&self) -> Value {
+        let mut req = Map::new();
+        req.insert("operation".into(), json!(self.operation.as_str()));
+        req.insert("object".into(), self.object.clone());
+        req.insert(
+            "oldObject".into(),
+            self.old_object.clone().unwrap_or(Value::Null),
+        );
+        let (group, version, kind) = self.gvk();
+        req.insert("kind".into(), json!({"group": group, "version": version, "kind": kind}));
+        req.insert("namespace".into(), json!(self.namespace()));
+        req.insert("name".into(), json!(self.name()));
+        req.insert(
+            "userInfo".into(),
+            serde_json::to_value(&self.request_info.user_info).unwrap_or(Value::Null),
+        );
+        req.insert("roles".into(), json!(self.request_info.roles));
+        req.insert("clusterRoles".into(), json!(self.request_info.cluster_roles));
+        if !self.subresource.is_empty() {
+            req.insert("subResource".into(), json!(self.subresource));
+        }
+        Value::Object(req)
+    }
+}
+
+pub(crate) fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
+    let mut cur = v;
+    for p in path {
+        match cur.get(p) {
+            Some(n) => cur = n,
+            None => return "",
+        }
+    }
+    cur.as_str().unwrap_or_default()
+}
+
+pub(crate) fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    if let Some(Value::Object(m)) = v {
+        for (k, v) in m {
+            let s = match v {
+                Value::String(s) => s.clone(),
+                Value::Null => String::new(),
+                other => other.to_string(),
+            };
+            out.insert(k.clone(), s);
+        }
+    }
+    out
+}
