@@ -177,15 +177,6 @@ pub(crate) fn from_slice<T: DeserializeOwned>(
     Ok(value)
 }
 
-/// Parses bounded JSON text into a [`Value`].
-pub(crate) fn value_from_slice(
-    format: Format,
-    bytes: &[u8],
-    limits: &Limits,
-) -> Result<Value, Error> {
-    from_slice(format, bytes, limits)
-}
-
 /// Converts a [`Value`] into `T`, reporting the field path on errors.
 pub(crate) fn from_value<T: DeserializeOwned>(format: Format, value: &Value) -> Result<T, Error> {
     serde_path_to_error::deserialize(value).map_err(|e| map_err(format, e))

@@ -1,0 +1,329 @@
+//! Croissant dataset cards (MLCommons, JSON-LD, schema.org `Dataset` + `cr:` vocabulary),
+//! and the dataset provenance predicate this crate defines for signed dataset attestations.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Format, clip};
+use crate::json::{self, Limits, null_default};
+use crate::statement::{DigestSet, check_digest_set};
+
+/// Predicate type of the dataset provenance predicate (see `docs/attestations.md`).
+pub const DATASET_PROVENANCE_V1: &str =
+    "https://provenance-rs.github.io/attestation/dataset-provenance/v1";
+
+fn string_or_list<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<String>, D::Error> {
+    let v = Option::<Value>::deserialize(de)?;
+    let mut out = Vec::new();
+    let mut push = |x: &Value| match x {
+        Value::String(s) => out.push(s.clone()),
+        Value::Object(o) => {
+            // A CreativeWork license: {"@type": "sc:CreativeWork", "name"/"url"}.
+            if let Some(s) = o
+                .get("url")
+                .or_else(|| o.get("@id"))
+                .or_else(|| o.get("name"))
+                .and_then(Value::as_str)
+            {
+                out.push(s.to_owned());
+            }
+        }
+        _ => {}
+    };
+    match &v {
+        Some(Value::Array(a)) => a.iter().for_each(&mut push),
+        Some(x) => push(x),
+        None => {}
+    }
+    Ok(out)
+}
+
+/// A `cr:FileObject` or `cr:FileSet` of a Croissant `distribution`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Distribution {
+    /// `cr:FileObject` or `cr:FileSet`.
+    #[serde(rename = "@type", default)]
+    pub kind: String,
+    /// Local id.
+    #[serde(rename = "@id", default)]
+    pub id: Option<String>,
+    /// Name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Where the file is (FileObject).
+    #[serde(default)]
+    pub content_url: Option<String>,
+    /// SHA-256, lowercase hex (FileObject).
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// MD5 (FileObject; older cards).
+    #[serde(default)]
+    pub md5: Option<String>,
+    /// Size as written (`"117 MB"`, `"1024"`).
+    #[serde(default)]
+    pub content_size: Option<Value>,
+    /// MIME type.
+    #[serde(default)]
+    pub encoding_format: Option<String>,
+    /// FileObjects this one is inside, as JSON.
+    #[serde(default)]
+    pub contained_in: Value,
+    /// Glob of included files (FileSet).
+    #[serde(default)]
+    pub includes: Value,
+}
+
+/// A `cr:RecordSet`, summarized.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[non_exhaustive]
+pub struct RecordSet {
+    /// Local id.
+    #[serde(rename = "@id", default)]
+    pub id: Option<String>,
+    /// Name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Fields, as JSON.
+    #[serde(default, deserialize_with = "null_default")]
+    pub field: Vec<Value>,
+}
+
+/// A Croissant dataset card (1.0 or 1.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct CroissantDataset {
+    /// `sc:Dataset`.
+    #[serde(rename = "@type", default)]
+    pub kind: Value,
+    /// `http://mlcommons.org/croissant/1.0` or `/1.1`.
+    #[serde(default)]
+    pub conforms_to: Option<String>,
+    /// Name.
+    #[serde(default)]
+    pub name: String,
+    /// Description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Licenses: SPDX ids or URLs.
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub license: Vec<String>,
+    /// Landing page.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Version.
+    #[serde(default)]
+    pub version: Option<Value>,
+    /// Creators, as JSON.
+    #[serde(default)]
+    pub creator: Value,
+    /// Files and file sets.
+    #[serde(default, deserialize_with = "null_default")]
+    pub distribution: Vec<Distribution>,
+    /// Record sets.
+    #[serde(default, deserialize_with = "null_default")]
+    pub record_set: Vec<RecordSet>,
+    /// Responsible-AI (`rai:*`) and provenance (`prov:*`) properties.
+    #[serde(skip)]
+    pub extensions: BTreeMap<String, Value>,
+}
+
+impl CroissantDataset {
+    /// Parses a Croissant JSON-LD document with [`Limits::default`].
+    ///
+    /// ```
+    /// use provenance_attest::croissant::CroissantDataset;
+    /// let d = CroissantDataset::from_json(br#"{"@context":{"@vocab":"https://schema.org/"},
+    ///   "@type":"sc:Dataset","name":"d","conformsTo":"http://mlcommons.org/croissant/1.1",
+    ///   "distribution":[{"@type":"cr:FileObject","@id":"f","contentUrl":"https://x/f.csv",
+    ///   "sha256":"2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"}]}"#).unwrap();
+    /// assert_eq!(d.digests().len(), 1);
+    /// ```
+    pub fn from_json(bytes: &[u8]) -> Result<Self, Error> {
+        Self::from_json_with(bytes, &Limits::default())
+    }
+
+    /// Parses a Croissant JSON-LD document under explicit limits.
+    pub fn from_json_with(bytes: &[u8], limits: &Limits) -> Result<Self, Error> {
+        let v: Value = json::from_slice(Format::Croissant, bytes, limits)?;
+        Self::from_value(&v, limits)
+    }
+
+    /// Builds a dataset card from a JSON value. Requires an `@context`, `@type` `sc:Dataset`
+    /// (or `schema:Dataset` / `Dataset`) and a `name`; `sha256` values must be 64 hex digits.
+    pub fn from_value(value: &Value, limits: &Limits) -> Result<Self, Error> {
+        let f = Format::Croissant;
+        json::check_value_depth(f, value, limits)?;
+        if value.get("@context").is_none() {
+            return Err(Error::MissingField {
+                format: f,
+                path: "@context".into(),
+            });
+        }
+        let mut d: CroissantDataset = json::from_value(f, value)?;
+        let is_dataset = |t: &Value| {
+            t.as_str().is_some_and(|s| {
+                matches!(
+                    s,
+                    "sc:Dataset" | "schema:Dataset" | "Dataset" | "https://schema.org/Dataset"
+                )
+            })
+        };
+        let ok = match &d.kind {
+            Value::Array(a) => a.iter().any(is_dataset),
+            t => is_dataset(t),
+        };
+        if !ok {
+            return Err(Error::Schema {
+                format: f,
+                path: "@type".into(),
+                message: format!(
+                    "expected `sc:Dataset`, found `{}`",
+                    clip(&d.kind.to_string(), 64)
+                ),
+            });
+        }
+        if d.name.trim().is_empty() {
+            return Err(Error::MissingField {
+                format: f,
+                path: "name".into(),
+            });
+        }
+        limits.check_count(f, "distribution", d.distribution.len())?;
+        limits.check_count(f, "recordSet", d.record_set.len())?;
+        for (i, x) in d.distribution.iter().enumerate() {
+            if let Some(h) = &x.sha256 {
+                let set: DigestSet = [("sha256".to_owned(), h.to_ascii_lowercase())].into();
+                check_digest_set(f, &format!("distribution[{i}]"), &set)?;
+            }
+        }
+        if let Some(o) = value.as_object() {
+            d.extensions = o
+                .iter()
+                .filter(|(k, _)| k.starts_with("rai:") || k.starts_with("prov:"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+        }
+        Ok(d)
+    }
+
+    /// `(contentUrl or @id, sha256)` of every FileObject that has a SHA-256.
+    pub fn digests(&self) -> Vec<(&str, &str)> {
+        self.distribution
+            .iter()
+            .filter_map(|x| {
+                let h = x.sha256.as_deref()?;
+                let name = x
+                    .content_url
+                    .as_deref()
+                    .or(x.id.as_deref())
+                    .unwrap_or_default();
+                Some((name, h))
+            })
+            .collect()
+    }
+
+    /// FileObjects without any digest: content a verifier cannot pin.
+    pub fn undigested_files(&self) -> Vec<&Distribution> {
+        self.distribution
+            .iter()
+            .filter(|x| x.kind.ends_with("FileObject") && x.sha256.is_none() && x.md5.is_none())
+            .collect()
+    }
+}
+
+/// One source a dataset was collected from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[non_exhaustive]
+pub struct DatasetSource {
+    /// Where the data was fetched from.
+    pub uri: String,
+    /// Digests of what was fetched.
+    #[serde(default, skip_serializing_if = "DigestSet::is_empty")]
+    pub digest: DigestSet,
+    /// License of the source (SPDX expression).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license: Option<String>,
+}
+
+/// How a dataset was collected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Collection {
+    /// Method (`crawl`, `export`, `synthetic`, `annotation`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// RFC 3339 start, as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_on: Option<String>,
+    /// RFC 3339 end, as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_on: Option<String>,
+    /// Who collected it (URI of a person, team or pipeline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collector: Option<String>,
+}
+
+/// The dataset provenance predicate ([`DATASET_PROVENANCE_V1`]): what a dataset is, where it
+/// came from, under which license, and how it was collected. The Statement's subject is the
+/// dataset (its manifest or archive digest).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct DatasetProvenance {
+    /// Dataset name (required).
+    pub name: String,
+    /// Version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Where the dataset itself is published (required).
+    pub source_uri: String,
+    /// Digests of the dataset (required, well-formed).
+    pub digest: DigestSet,
+    /// SPDX license expression (required).
+    pub license: String,
+    /// Upstream sources.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_default"
+    )]
+    pub sources: Vec<DatasetSource>,
+    /// Collection.
+    #[serde(default, deserialize_with = "null_default")]
+    pub collection: Collection,
+}
+
+impl DatasetProvenance {
+    /// Parses and checks the predicate.
+    pub fn from_value(value: &Value, limits: &Limits) -> Result<Self, Error> {
+        let f = Format::DatasetProvenance;
+        json::check_value_depth(f, value, limits)?;
+        let p: DatasetProvenance = json::from_value(f, value)?;
+        for (path, v) in [
+            ("name", &p.name),
+            ("sourceUri", &p.source_uri),
+            ("license", &p.license),
+        ] {
+            if v.trim().is_empty() {
+                return Err(Error::MissingField {
+                    format: f,
+                    path: path.into(),
+                });
+            }
+        }
+        check_digest_set(f, "digest", &p.digest)?;
+        limits.check_count(f, "sources", p.sources.len())?;
+        for (i, s) in p.sources.iter().enumerate() {
+            if !s.digest.is_empty() {
+                check_digest_set(f, &format!("sources[{i}].digest"), &s.digest)?;
+            }
+        }
+        Ok(p)
+    }
+}
