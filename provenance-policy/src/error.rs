@@ -70,6 +70,17 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A `{{ }}` variable's path ends on a key missing from the context (go-jmespath's
+    /// `Unknown key`): Kyverno reports a rule error, or skips a foreach element.
+    #[error("variable substitution failed at {path}: failed to resolve {variable}: Unknown key {key:?} in path")]
+    VariableNotFound {
+        /// Where in the rule the variable appears.
+        path: String,
+        /// The variable's expression.
+        variable: String,
+        /// The missing key.
+        key: String,
+    },
 }
 
 impl Error {
@@ -84,6 +95,7 @@ impl Error {
             Error::Condition { .. } => "policy.condition",
             Error::Cel { .. } => "policy.cel",
             Error::InvalidRequest { .. } => "policy.request",
+            Error::VariableNotFound { .. } => "policy.variable_not_found",
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Built-in JMESPath functions and dispatch to Kyverno's extensions.
 
 use super::gojson;
-use super::interp::{Ctx, NULL, Val, eval, json_eq, num};
+use super::interp::{Ctx, EvalError, NULL, Val, eval, json_eq, nf_null, num};
 use super::kyverno;
 use super::parser::Node;
 use serde_json::{Map, Value};
@@ -43,7 +43,7 @@ pub(crate) fn call<'a>(
     args: &'a [Node],
     data: Val<'a>,
     cx: &mut Ctx<'_>,
-) -> Result<Val<'a>, String> {
+) -> Result<Val<'a>, EvalError> {
     match data {
         Cow::Borrowed(d) => call_ref(name, args, d, cx),
         Cow::Owned(o) => call_ref(name, args, &o, cx).map(|v| Cow::Owned(v.into_owned())),
@@ -55,18 +55,18 @@ fn call_ref<'a>(
     args: &'a [Node],
     d: &'a Value,
     cx: &mut Ctx<'_>,
-) -> Result<Val<'a>, String> {
+) -> Result<Val<'a>, EvalError> {
     let mut vals: Vec<Arg<'a>> = Vec::with_capacity(args.len());
     for a in args {
         match a {
             Node::Expref(inner) => vals.push(Arg::E(inner)),
-            other => vals.push(Arg::V(eval(other, Cow::Borrowed(d), cx)?)),
+            other => vals.push(Arg::V(nf_null(eval(other, Cow::Borrowed(d), cx))?)),
         }
     }
     if let Some(r) = builtin(name, vals, cx)? {
         return Ok(r);
     }
-    Err(format!("unknown function: {name}()"))
+    Err(EvalError::Other(format!("unknown function: {name}()")))
 }
 
 pub(crate) fn arity(name: &str, args: &[Arg<'_>], n: usize) -> Result<(), String> {
@@ -156,7 +156,7 @@ fn cmp_sortable(a: &Value, b: &Value) -> Option<Ordering> {
 }
 
 fn key_of(name: &str, e: &Node, v: &Value, cx: &mut Ctx<'_>) -> Result<Value, String> {
-    let k = eval(e, Cow::Borrowed(v), cx)?.into_owned();
+    let k = ev(e, v, cx)?;
     match k {
         Value::Number(_) | Value::String(_) => Ok(k),
         other => Err(format!(
@@ -267,7 +267,7 @@ fn builtin<'a>(
             let arr = arg_arr(name, a, 1)?;
             let mut out = Vec::with_capacity(arr.len());
             for v in arr {
-                out.push(eval(e, Cow::Borrowed(v), cx)?.into_owned());
+                out.push(ev(e, v, cx)?);
             }
             owned(Value::Array(out))
         }
@@ -440,4 +440,11 @@ fn check_homogeneous(name: &str, v: &[Value]) -> Result<(), String> {
             "invalid type: {name}() needs an array of numbers or an array of strings"
         ))
     }
+}
+
+/// Evaluates an expression reference on one value (a missing key is `null`).
+fn ev(e: &Node, v: &Value, cx: &mut Ctx<'_>) -> Result<Value, String> {
+    nf_null(eval(e, Cow::Borrowed(v), cx))
+        .map(Cow::into_owned)
+        .map_err(|e| e.to_string())
 }

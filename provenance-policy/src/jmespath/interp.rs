@@ -65,17 +65,6 @@ pub(crate) fn num(f: f64) -> Value {
     }
 }
 
-fn field<'a>(v: Val<'a>, name: &str) -> Val<'a> {
-    match v {
-        Cow::Borrowed(Value::Object(m)) => match m.get(name) {
-            Some(x) => Cow::Borrowed(x),
-            None => Cow::Borrowed(&NULL),
-        },
-        Cow::Owned(Value::Object(mut m)) => Cow::Owned(m.remove(name).unwrap_or(Value::Null)),
-        _ => Cow::Borrowed(&NULL),
-    }
-}
-
 /// Splits an array value into its elements (borrowed if the array was).
 fn into_items<'a>(v: Val<'a>) -> Option<Vec<Val<'a>>> {
     match v {
@@ -123,19 +112,64 @@ fn slice_bounds(len: i64, start: Option<i64>, stop: Option<i64>, step: i64) -> (
     (s, e)
 }
 
+/// An evaluation failure: go-jmespath (Kyverno's fork) distinguishes a key missing from a map
+/// (`NotFoundError`, "Unknown key") from real errors; most operators turn the former into `null`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum EvalError {
+    /// A key missing from an object.
+    NotFound(String),
+    /// Any other error.
+    Other(String),
+}
+
+impl From<String> for EvalError {
+    fn from(s: String) -> Self {
+        EvalError::Other(s)
+    }
+}
+
+impl std::fmt::Display for EvalError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EvalError::NotFound(k) => write!(f, "Unknown key \"{k}\" in path"),
+            EvalError::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+type R<'a> = Result<Val<'a>, EvalError>;
+
+/// Turns a `NotFound` into `null` (what most go-jmespath operators do).
+pub(crate) fn nf_null(r: R<'_>) -> R<'_> {
+    match r {
+        Err(EvalError::NotFound(_)) => Ok(Cow::Borrowed(&NULL)),
+        other => other,
+    }
+}
+
 /// Evaluates `node` against `data`.
-pub(crate) fn eval<'a>(node: &'a Node, data: Val<'a>, cx: &mut Ctx<'_>) -> Result<Val<'a>, String> {
+pub(crate) fn eval<'a>(node: &'a Node, data: Val<'a>, cx: &mut Ctx<'_>) -> R<'a> {
     match node {
         Node::Identity => Ok(data),
-        Node::Field(name) => Ok(field(data, name)),
+        Node::Field(name) => match data {
+            Cow::Borrowed(Value::Object(m)) => match m.get(name.as_str()) {
+                Some(x) => Ok(Cow::Borrowed(x)),
+                None => Err(EvalError::NotFound(name.clone())),
+            },
+            Cow::Owned(Value::Object(mut m)) => match m.remove(name.as_str()) {
+                Some(x) => Ok(Cow::Owned(x)),
+                None => Err(EvalError::NotFound(name.clone())),
+            },
+            _ => Ok(Cow::Borrowed(&NULL)),
+        },
         Node::Literal(v) => Ok(Cow::Borrowed(v)),
-        Node::Subexpr(l, r) => {
+        Node::Subexpr(l, r) | Node::IndexExpr(l, r) => {
             let left = eval(l, data, cx)?;
             eval(r, left, cx)
         }
         Node::Pipe(l, r) => {
-            let left = eval(l, data, cx)?;
-            eval(r, left, cx)
+            let left = nf_null(eval(l, data, cx))?;
+            nf_null(eval(r, left, cx))
         }
         Node::Index(i) => {
             let Some(mut items) = into_items(data) else {
@@ -150,12 +184,12 @@ pub(crate) fn eval<'a>(node: &'a Node, data: Val<'a>, cx: &mut Ctx<'_>) -> Resul
         }
         Node::Slice(start, stop, step) => {
             let step = step.unwrap_or(1);
-            if step == 0 {
-                return Err("invalid slice: step cannot be 0".into());
-            }
             let Some(items) = into_items(data) else {
                 return Ok(Cow::Borrowed(&NULL));
             };
+            if step == 0 {
+                return Err(EvalError::Other("invalid slice: step cannot be 0".into()));
+            }
             let len = items.len() as i64;
             let (s, e) = slice_bounds(len, *start, *stop, step);
             let mut out = Vec::new();
@@ -171,37 +205,39 @@ pub(crate) fn eval<'a>(node: &'a Node, data: Val<'a>, cx: &mut Ctx<'_>) -> Resul
             }
             Ok(Cow::Owned(Value::Array(out)))
         }
-        Node::IndexExpr(l, r) => {
-            let left = eval(l, data, cx)?;
-            eval(r, left, cx)
-        }
         Node::Projection(l, r) => {
-            let left = eval(l, data, cx)?;
+            let left = nf_null(eval(l, data, cx))?;
             let Some(items) = into_items(left) else {
                 return Ok(Cow::Borrowed(&NULL));
             };
             project(items, r, cx)
         }
         Node::ValueProjection(l, r) => {
-            let left = eval(l, data, cx)?;
+            let Ok(left) = eval(l, data, cx) else {
+                return Ok(Cow::Borrowed(&NULL));
+            };
             let items: Vec<Val<'a>> = match left {
                 Cow::Borrowed(Value::Object(m)) => m.values().map(Cow::Borrowed).collect(),
-                Cow::Owned(Value::Object(m)) => m.into_iter().map(|(_, v)| Cow::Owned(v)).collect(),
+                Cow::Owned(Value::Object(m)) => {
+                    m.into_iter().map(|(_, v)| Cow::Owned(v)).collect()
+                }
                 _ => return Ok(Cow::Borrowed(&NULL)),
             };
             project(items, r, cx)
         }
         Node::Filter(l, r, cond) => {
-            let left = eval(l, data, cx)?;
+            let Ok(left) = eval(l, data, cx) else {
+                return Ok(Cow::Borrowed(&NULL));
+            };
             let Some(items) = into_items(left) else {
                 return Ok(Cow::Borrowed(&NULL));
             };
             let mut out = Vec::new();
             for it in items {
-                let c = eval(cond, Cow::Borrowed(it.as_ref()), cx)?;
+                let c = nf_null(eval(cond, Cow::Borrowed(it.as_ref()), cx))?;
                 if truthy(&c) {
                     drop(c);
-                    let v = eval(r, it, cx)?;
+                    let v = nf_null(eval(r, it, cx))?;
                     if !v.is_null() {
                         out.push(v.into_owned());
                     }
@@ -210,7 +246,9 @@ pub(crate) fn eval<'a>(node: &'a Node, data: Val<'a>, cx: &mut Ctx<'_>) -> Resul
             Ok(Cow::Owned(Value::Array(out)))
         }
         Node::Flatten(inner) => {
-            let left = eval(inner, data, cx)?;
+            let Ok(left) = eval(inner, data, cx) else {
+                return Ok(Cow::Borrowed(&NULL));
+            };
             let Some(items) = into_items(left) else {
                 return Ok(Cow::Borrowed(&NULL));
             };
@@ -225,13 +263,14 @@ pub(crate) fn eval<'a>(node: &'a Node, data: Val<'a>, cx: &mut Ctx<'_>) -> Resul
             Ok(Cow::Owned(Value::Array(out)))
         }
         Node::Compare(op, l, r) => {
-            let left = eval(l, Cow::Borrowed(data.as_ref()), cx)?;
-            let right = eval(r, Cow::Borrowed(data.as_ref()), cx)?;
+            let left = nf_null(eval(l, Cow::Borrowed(data.as_ref()), cx))?;
+            let right = nf_null(eval(r, Cow::Borrowed(data.as_ref()), cx))?;
             let res = match op {
                 Cmp::Eq => Value::Bool(json_eq(&left, &right)),
                 Cmp::Ne => Value::Bool(!json_eq(&left, &right)),
-                _ => match (left.as_f64(), right.as_f64()) {
-                    (Some(a), Some(b)) if left.is_number() && right.is_number() => {
+                _ => match (left.as_ref(), right.as_ref()) {
+                    (Value::Number(a), Value::Number(b)) => {
+                        let (a, b) = (a.as_f64().unwrap_or(0.0), b.as_f64().unwrap_or(0.0));
                         Value::Bool(match op {
                             Cmp::Lt => a < b,
                             Cmp::Lte => a <= b,
@@ -246,34 +285,34 @@ pub(crate) fn eval<'a>(node: &'a Node, data: Val<'a>, cx: &mut Ctx<'_>) -> Resul
         }
         Node::Or(l, r) => {
             if let Cow::Borrowed(d) = data {
-                let left = eval(l, Cow::Borrowed(d), cx)?;
+                let left = nf_null(eval(l, Cow::Borrowed(d), cx))?;
                 if truthy(&left) {
                     return Ok(left);
                 }
-                return eval(r, Cow::Borrowed(d), cx);
+                return nf_null(eval(r, Cow::Borrowed(d), cx));
             }
-            let left = eval(l, Cow::Borrowed(data.as_ref()), cx)?.into_owned();
+            let left = nf_null(eval(l, Cow::Borrowed(data.as_ref()), cx))?.into_owned();
             if truthy(&left) {
                 return Ok(Cow::Owned(left));
             }
-            eval(r, data, cx)
+            nf_null(eval(r, data, cx))
         }
         Node::And(l, r) => {
             if let Cow::Borrowed(d) = data {
-                let left = eval(l, Cow::Borrowed(d), cx)?;
+                let left = nf_null(eval(l, Cow::Borrowed(d), cx))?;
                 if !truthy(&left) {
                     return Ok(left);
                 }
                 return eval(r, Cow::Borrowed(d), cx);
             }
-            let left = eval(l, Cow::Borrowed(data.as_ref()), cx)?.into_owned();
+            let left = nf_null(eval(l, Cow::Borrowed(data.as_ref()), cx))?.into_owned();
             if !truthy(&left) {
                 return Ok(Cow::Owned(left));
             }
             eval(r, data, cx)
         }
         Node::Not(inner) => {
-            let v = eval(inner, data, cx)?;
+            let v = nf_null(eval(inner, data, cx))?;
             Ok(Cow::Owned(Value::Bool(!truthy(&v))))
         }
         Node::MultiList(items) => {
@@ -282,7 +321,7 @@ pub(crate) fn eval<'a>(node: &'a Node, data: Val<'a>, cx: &mut Ctx<'_>) -> Resul
             }
             let mut out = Vec::with_capacity(items.len());
             for it in items {
-                out.push(eval(it, Cow::Borrowed(data.as_ref()), cx)?.into_owned());
+                out.push(nf_null(eval(it, Cow::Borrowed(data.as_ref()), cx))?.into_owned());
             }
             Ok(Cow::Owned(Value::Array(out)))
         }
@@ -292,7 +331,7 @@ pub(crate) fn eval<'a>(node: &'a Node, data: Val<'a>, cx: &mut Ctx<'_>) -> Resul
             }
             let mut out = Map::new();
             for (k, it) in items {
-                let v = eval(it, Cow::Borrowed(data.as_ref()), cx)?.into_owned();
+                let v = nf_null(eval(it, Cow::Borrowed(data.as_ref()), cx))?.into_owned();
                 out.insert(k.clone(), v);
             }
             Ok(Cow::Owned(Value::Object(out)))
@@ -300,22 +339,22 @@ pub(crate) fn eval<'a>(node: &'a Node, data: Val<'a>, cx: &mut Ctx<'_>) -> Resul
         Node::Function(name, args) => {
             cx.depth += 1;
             if cx.depth > MAX_DEPTH {
-                return Err("evaluation nested too deeply".into());
+                return Err(EvalError::Other("evaluation nested too deeply".into()));
             }
             let r = functions::call(name, args, data, cx);
             cx.depth -= 1;
             r
         }
-        Node::Expref(_) => {
-            Err("an expression reference (&expr) is only valid as a function argument".into())
-        }
+        Node::Expref(_) => Err(EvalError::Other(
+            "an expression reference (&expr) is only valid as a function argument".into(),
+        )),
     }
 }
 
-fn project<'a>(items: Vec<Val<'a>>, rhs: &'a Node, cx: &mut Ctx<'_>) -> Result<Val<'a>, String> {
+fn project<'a>(items: Vec<Val<'a>>, rhs: &'a Node, cx: &mut Ctx<'_>) -> R<'a> {
     let mut out = Vec::with_capacity(items.len());
     for it in items {
-        let v = eval(rhs, it, cx)?;
+        let v = nf_null(eval(rhs, it, cx))?;
         if !v.is_null() {
             out.push(v.into_owned());
         }

@@ -25,6 +25,7 @@ mod interp;
 mod kyverno;
 mod lexer;
 mod parser;
+pub(crate) mod units;
 
 use crate::Error;
 use provenance_core::UnixTime;
@@ -33,7 +34,7 @@ use std::borrow::Cow;
 
 pub(crate) use gojson::{format_f64, format_number, to_string as go_json_string};
 pub(crate) use interp::json_eq;
-pub(crate) use kyverno::{parse_duration, parse_quantity};
+
 
 /// What evaluation may need besides the document: the current time, for `time_now*`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -82,11 +83,11 @@ impl Expression {
     /// Evaluates the expression against `data` in `env`.
     pub fn search_with(&self, data: &Value, env: &Env) -> Result<Value, Error> {
         let mut cx = interp::Ctx { env, depth: 0 };
-        interp::eval(&self.ast, Cow::Borrowed(data), &mut cx)
+        interp::nf_null(interp::eval(&self.ast, Cow::Borrowed(data), &mut cx))
             .map(Cow::into_owned)
-            .map_err(|reason| Error::Jmespath {
+            .map_err(|e| Error::Jmespath {
                 expression: self.src.clone(),
-                reason,
+                reason: e.to_string(),
             })
     }
 
@@ -94,12 +95,43 @@ impl Expression {
     /// `null`, `false`, `""`, `[]` and `{}` are false), without building the result.
     pub fn is_truthy(&self, data: &Value, env: &Env) -> Result<bool, Error> {
         let mut cx = interp::Ctx { env, depth: 0 };
-        interp::eval(&self.ast, Cow::Borrowed(data), &mut cx)
+        interp::nf_null(interp::eval(&self.ast, Cow::Borrowed(data), &mut cx))
             .map(|v| interp::truthy(&v))
-            .map_err(|reason| Error::Jmespath {
+            .map_err(|e| Error::Jmespath {
                 expression: self.src.clone(),
-                reason,
+                reason: e.to_string(),
             })
+    }
+}
+
+/// How a Kyverno variable lookup ended (see [`Expression::query`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueryResult {
+    /// The expression produced a value (possibly `null`).
+    Value(Value),
+    /// The expression ended on a key missing from an object (go-jmespath's `NotFoundError`,
+    /// "Unknown key"): Kyverno fails variable substitution in this case.
+    NotFound {
+        /// The missing key.
+        key: String,
+    },
+}
+
+impl Expression {
+    /// Evaluates as Kyverno's context query does: a missing key that reaches the top of the
+    /// expression (e.g. `request.object.metadata.labels.team` without that label) is reported as
+    /// [`QueryResult::NotFound`] rather than `null`. Operators that absorb missing keys (`||`,
+    /// `|`, comparisons, function arguments, projections) behave as in go-jmespath.
+    pub fn query(&self, data: &Value, env: &Env) -> Result<QueryResult, Error> {
+        let mut cx = interp::Ctx { env, depth: 0 };
+        match interp::eval(&self.ast, Cow::Borrowed(data), &mut cx) {
+            Ok(v) => Ok(QueryResult::Value(v.into_owned())),
+            Err(interp::EvalError::NotFound(key)) => Ok(QueryResult::NotFound { key }),
+            Err(e) => Err(Error::Jmespath {
+                expression: self.src.clone(),
+                reason: e.to_string(),
+            }),
+        }
     }
 }
 
