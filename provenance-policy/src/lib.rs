@@ -4,13 +4,21 @@
 //! any gathered evidence are arguments.
 #![forbid(unsafe_code)]
 
+pub mod admission;
+pub mod cel;
+pub mod conditions;
 pub mod context;
+pub mod engine;
 pub mod error;
 pub mod jmespath;
 pub mod loader;
 pub mod matching;
+pub mod pattern;
 pub mod policy;
+pub mod report;
 pub mod request;
+pub mod validating_policy;
+pub mod variables;
 pub mod yaml;
 
 pub use error::Error;

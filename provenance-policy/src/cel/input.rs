@@ -1,0 +1,203 @@
+//! What a CEL policy is evaluated against: one admission request (or one resource as
+//! `kyverno test` sees it).
+
+use std::collections::BTreeMap;
+
+use super::kyverno::ContextData;
+
+/// The admission operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Operation {
+    /// `CREATE` (what `kyverno test` assumes when a test names none).
+    #[default]
+    Create,
+    /// `UPDATE`
+    Update,
+    /// `DELETE`: `object` is absent, `oldObject` is the resource.
+    Delete,
+    /// `CONNECT`
+    Connect,
+}
+
+impl Operation {
+    /// The upper-case name Kubernetes uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Create => "CREATE",
+            Operation::Update => "UPDATE",
+            Operation::Delete => "DELETE",
+            Operation::Connect => "CONNECT",
+        }
+    }
+
+    /// Parses `CREATE`, `UPDATE`, `DELETE` or `CONNECT` (case-insensitive).
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s.to_ascii_uppercase().as_str() {
+            "CREATE" => Operation::Create,
+            "UPDATE" => Operation::Update,
+            "DELETE" => Operation::Delete,
+            "CONNECT" => Operation::Connect,
+            _ => return None,
+        })
+    }
+}
+
+/// The requesting user, as `request.userInfo` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserInfo {
+    /// `username`
+    pub username: String,
+    /// `uid`
+    pub uid: String,
+    /// `groups`
+    pub groups: Vec<String>,
+    /// `extra`
+    pub extra: BTreeMap<String, Vec<String>>,
+}
+
+/// A group/version/resource triple (`""`/`v1`/`pods`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct GroupVersionResource {
+    /// API group (`""` for the core group).
+    pub group: String,
+    /// Version (`v1`).
+    pub version: String,
+    /// Plural resource name (`pods`).
+    pub resource: String,
+}
+
+/// One request a CEL policy is evaluated against.
+///
+/// Built by the caller from an AdmissionReview or, as `kyverno test` does, from a resource
+/// file: `object` is the resource, `operation` CREATE. Everything the evaluation reads is here;
+/// nothing is fetched.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyInput {
+    /// The new object (`object`); `None` for DELETE.
+    pub object: Option<serde_json::Value>,
+    /// The old object (`oldObject`); `None` for CREATE.
+    pub old_object: Option<serde_json::Value>,
+    /// The operation.
+    pub operation: Operation,
+    /// The requesting user.
+    pub user_info: UserInfo,
+    /// The namespace object of a namespaced resource (`namespaceObject`); its labels feed
+    /// `namespaceSelector`. `None` when unknown or cluster-scoped.
+    pub namespace_object: Option<serde_json::Value>,
+    /// The resource being admitted. `None`: derived from the object's `apiVersion` and `kind`
+    /// with [`crate::validating_policy::kind_to_resource`].
+    pub resource: Option<GroupVersionResource>,
+    /// The subresource (`status`, `scale`, ...), empty for the main resource.
+    pub sub_resource: String,
+    /// Whether the request is a dry run.
+    pub dry_run: bool,
+    /// The admission request's `uid`.
+    pub uid: String,
+    /// `params` for policies with `paramKind` (Kyverno resolves `paramRef` in the cluster; here
+    /// the caller supplies the parameter object).
+    pub params: Option<serde_json::Value>,
+    /// Answers for Kyverno's context libraries (`resource`, `image`, `globalContext`, `http`).
+    pub context: ContextData,
+}
+
+impl PolicyInput {
+    /// A CREATE request for `object`, as `kyverno test` evaluates a resource file.
+    pub fn create(object: serde_json::Value) -> Self {
+        PolicyInput {
+            object: Some(object),
+            ..Default::default()
+        }
+    }
+
+    /// The object the request is about: `object`, or `oldObject` for DELETE.
+    pub fn subject(&self) -> Option<&serde_json::Value> {
+        self.object.as_ref().or(self.old_object.as_ref())
+    }
+
+    fn meta_str(&self, field: &str) -> String {
+        self.subject()
+            .and_then(|o| o.get("metadata"))
+            .and_then(|m| m.get(field))
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// `metadata.name` of the subject.
+    pub fn name(&self) -> String {
+        self.meta_str("name")
+    }
+
+    /// `metadata.namespace` of the subject.
+    pub fn namespace(&self) -> String {
+        self.meta_str("namespace")
+    }
+
+    /// The subject's `(group, version, kind)`.
+    pub fn kind(&self) -> (String, String, String) {
+        let s = self.subject();
+        let api_version = s
+            .and_then(|o| o.get("apiVersion"))
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        let kind = s
+            .and_then(|o| o.get("kind"))
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        let (group, version) = match api_version.split_once('/') {
+            Some((g, v)) => (g.to_owned(), v.to_owned()),
+            None => (String::new(), api_version.to_owned()),
+        };
+        (group, version, kind)
+    }
+
+    /// The resource being admitted: [`PolicyInput::resource`] or the one derived from the kind.
+    pub fn gvr(&self) -> GroupVersionResource {
+        if let Some(r) = &self.resource {
+            return r.clone();
+        }
+        let (group, version, kind) = self.kind();
+        GroupVersionResource {
+            group,
+            version,
+            resource: crate::validating_policy::kind_to_resource(&kind),
+        }
+    }
+
+    /// The `request` object CEL expressions see (an AdmissionRequest), without `object` and
+    /// `oldObject` (bound separately to share them).
+    pub(crate) fn request_json(&self) -> serde_json::Value {
+        let (group, version, kind) = self.kind();
+        let gvr = self.gvr();
+        let kind_json = serde_json::json!({"group": group, "version": version, "kind": kind});
+        let res_json = serde_json::json!({"group": gvr.group, "version": gvr.version, "resource": gvr.resource});
+        let mut req = serde_json::json!({
+            "uid": self.uid,
+            "kind": kind_json,
+            "resource": res_json,
+            "requestKind": kind_json,
+            "requestResource": res_json,
+            "name": self.name(),
+            "namespace": self.namespace(),
+            "operation": self.operation.as_str(),
+            "userInfo": {
+                "username": self.user_info.username,
+                "uid": self.user_info.uid,
+                "groups": self.user_info.groups,
+                "extra": self.user_info.extra,
+            },
+            "dryRun": self.dry_run,
+        });
+        if !self.sub_resource.is_empty()
+            && let Some(m) = req.as_object_mut()
+        {
+            m.insert("subResource".into(), self.sub_resource.clone().into());
+            m.insert(
+                "requestSubResource".into(),
+                self.sub_resource.clone().into(),
+            );
+        }
+        req
+    }
+}

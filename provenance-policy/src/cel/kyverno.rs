@@ -1,0 +1,217 @@
+//! Kyverno's own CEL libraries, evaluated against data the caller supplies.
+//!
+//! Kyverno's ValidatingPolicy can call `resource.get/list`, `image.GetMetadata`,
+//! `globalContext.Get` and `http.Get/Post`. In the cluster those reach the API server, a
+//! registry or the network; this crate does no I/O, so the answers come from a
+//! [`ContextData`] filled by the caller (as `kyverno test` fills its fake context from
+//! `context.yaml`, `clusterResources`, `globalContextEntries` and `apiCallResponses`). A look-up
+//! with no answer is an evaluation error (as Kyverno's "not found"), never an empty pass;
+//! `globalContext.Get` of an unknown entry is `null`, as in Kyverno.
+
+use std::collections::{BTreeMap, HashMap};
+
+use kube_cel::cel::Value;
+
+use super::eval::EvalError;
+use super::value::json_to_cel;
+
+/// A Kyverno library function resolved at compile time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KyvernoFn {
+    /// `resource.get(apiVersion, resource, namespace, name)`
+    ResourceGet,
+    /// `resource.list(apiVersion, resource, namespace)`
+    ResourceList,
+    /// `image.GetMetadata(reference)`
+    ImageMetadata,
+    /// `globalContext.Get(name, projection)`
+    GlobalContextGet,
+    /// `http.Get(url[, headers])`
+    HttpGet,
+    /// `http.Post(url, body[, headers])`
+    HttpPost,
+}
+
+/// Resolves `lib.name(argc args)`. `Ok(None)`: `lib` is not a Kyverno library.
+pub(crate) fn lookup(lib: &str, name: &str, argc: usize) -> Result<Option<KyvernoFn>, String> {
+    let f = match (lib, name, argc) {
+        ("resource", "get" | "Get", 4) => KyvernoFn::ResourceGet,
+        ("resource", "list" | "List", 3) => KyvernoFn::ResourceList,
+        ("image", "GetMetadata", 1) => KyvernoFn::ImageMetadata,
+        ("globalContext", "Get", 2) => KyvernoFn::GlobalContextGet,
+        ("http", "Get", 1 | 2) => KyvernoFn::HttpGet,
+        ("http", "Post", 2 | 3) => KyvernoFn::HttpPost,
+        ("resource" | "image" | "globalContext" | "http" | "imagedata" | "generator", _, _) => {
+            return Err(format!(
+                "unsupported: Kyverno CEL function {lib}.{name} with {argc} argument(s)"
+            ));
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(f))
+}
+
+/// The answers Kyverno's context libraries give, supplied by the caller.
+#[derive(Debug, Clone, Default)]
+pub struct ContextData {
+    /// (apiVersion, resource plural, namespace) → name → object.
+    resources: HashMap<(String, String, String), BTreeMap<String, serde_json::Value>>,
+    images: HashMap<String, serde_json::Value>,
+    global: HashMap<String, serde_json::Value>,
+    http: HashMap<(String, String), serde_json::Value>,
+}
+
+impl ContextData {
+    /// An empty context: every look-up fails.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.resources.is_empty()
+            && self.images.is_empty()
+            && self.global.is_empty()
+            && self.http.is_empty()
+    }
+
+    /// Adds a Kubernetes object that `resource.get/list` can find, under its `apiVersion`,
+    /// the plural of its `kind` ([`crate::validating_policy::kind_to_resource`]), namespace and
+    /// name. Objects without `apiVersion`, `kind` or `metadata.name` are ignored.
+    pub fn add_resource(&mut self, object: serde_json::Value) {
+        let Some(kind) = object.get("kind").and_then(|k| k.as_str()) else {
+            return;
+        };
+        let resource = crate::validating_policy::kind_to_resource(kind);
+        self.add_resource_as(&resource, object);
+    }
+
+    /// Adds an object under an explicit resource plural (for custom resources whose plural is
+    /// not the guessed one).
+    pub fn add_resource_as(&mut self, resource: &str, object: serde_json::Value) {
+        let api_version = object
+            .get("apiVersion")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        let meta = object.get("metadata");
+        let Some(name) = meta
+            .and_then(|m| m.get("name"))
+            .and_then(|n| n.as_str())
+            .map(str::to_owned)
+        else {
+            return;
+        };
+        let namespace = meta
+            .and_then(|m| m.get("namespace"))
+            .and_then(|n| n.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        self.resources
+            .entry((api_version, resource.to_owned(), namespace))
+            .or_default()
+            .insert(name, object);
+    }
+
+    /// Adds what `image.GetMetadata(reference)` returns for `reference` (as written in the
+    /// resource).
+    pub fn add_image(&mut self, reference: impl Into<String>, metadata: serde_json::Value) {
+        self.images.insert(reference.into(), metadata);
+    }
+
+    /// Adds a global context entry (its data, projections already applied by the caller).
+    pub fn add_global_context(&mut self, name: impl Into<String>, data: serde_json::Value) {
+        self.global.insert(name.into(), data);
+    }
+
+    /// Adds the response `http.Get`/`http.Post` returns for `method` (`GET`/`POST`) and `url`.
+    pub fn add_http_response(
+        &mut self,
+        method: &str,
+        url: impl Into<String>,
+        response: serde_json::Value,
+    ) {
+        self.http
+            .insert((method.to_ascii_uppercase(), url.into()), response);
+    }
+
+    pub(crate) fn call(&self, f: KyvernoFn, args: &[Value]) -> Result<Value, EvalError> {
+        let s = |i: usize| -> Result<&str, EvalError> {
+            match args.get(i) {
+                Some(Value::String(s)) => Ok(s.as_str()),
+                _ => Err(EvalError(format!(
+                    "{f:?}: argument {} must be a string",
+                    i + 1
+                ))),
+            }
+        };
+        let conv = |v: &serde_json::Value| json_to_cel(v).map_err(EvalError);
+        match f {
+            KyvernoFn::ResourceGet => {
+                let (av, res, ns, name) = (s(0)?, s(1)?, s(2)?, s(3)?);
+                let found = self
+                    .resources
+                    .get(&(av.to_owned(), res.to_owned(), ns.to_owned()))
+                    .and_then(|m| m.get(name));
+                match found {
+                    Some(obj) => conv(obj),
+                    None => Err(EvalError(format!(
+                        "resource.get: {res} \"{name}\" not found (apiVersion {av}, namespace {ns:?})"
+                    ))),
+                }
+            }
+            KyvernoFn::ResourceList => {
+                let (av, res, ns) = (s(0)?, s(1)?, s(2)?);
+                let Some(m) = self
+                    .resources
+                    .get(&(av.to_owned(), res.to_owned(), ns.to_owned()))
+                else {
+                    return Err(EvalError(format!(
+                        "resource.list: {res} resource not found (apiVersion {av})"
+                    )));
+                };
+                let items: Vec<serde_json::Value> = m.values().cloned().collect();
+                conv(&serde_json::json!({ "items": items }))
+            }
+            KyvernoFn::ImageMetadata => {
+                let image = s(0)?;
+                match self.images.get(image) {
+                    Some(d) => conv(d),
+                    None => Err(EvalError(format!(
+                        "image data for {image} not found in the context"
+                    ))),
+                }
+            }
+            KyvernoFn::GlobalContextGet => {
+                let (name, projection) = (s(0)?, s(1)?);
+                let Some(data) = self.global.get(name) else {
+                    return Ok(Value::Null);
+                };
+                if projection.is_empty() {
+                    return conv(data);
+                }
+                match data.get(projection) {
+                    Some(v) => conv(v),
+                    None => Err(EvalError(format!(
+                        "projection {projection:?} not found in global context entry {name:?}"
+                    ))),
+                }
+            }
+            KyvernoFn::HttpGet | KyvernoFn::HttpPost => {
+                let method = if f == KyvernoFn::HttpGet {
+                    "GET"
+                } else {
+                    "POST"
+                };
+                let url = s(0)?;
+                match self.http.get(&(method.to_owned(), url.to_owned())) {
+                    Some(r) => conv(r),
+                    None => Err(EvalError(format!(
+                        "http.{}: no response supplied for {method} {url} (no network access)",
+                        if method == "GET" { "Get" } else { "Post" }
+                    ))),
+                }
+            }
+        }
+    }
+}

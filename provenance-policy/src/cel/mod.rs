@@ -1,0 +1,728 @@
+//! CEL for Kyverno policies: `validate.cel` rules of a ClusterPolicy and the expressions of
+//! a `policies.kyverno.io` ValidatingPolicy.
+//!
+//! # Design
+//!
+//! * **Compile once.** [`Program::compile`] parses with `cel` 0.13's parser (optional syntax
+//!   `.?field` / `[?key]` enabled) and lowers the AST into a form whose identifiers are already
+//!   resolved. Parse errors name the expression.
+//! * **Bind once per request, lazily.** A [`RequestView`] wraps one [`PolicyInput`]; `object`,
+//!   `oldObject`, `request`, `namespaceObject` and `params` are converted from JSON the first
+//!   time an expression reads them and then shared (reference counted) by every expression,
+//!   rule and policy evaluated against that view.
+//! * **Lazy variables.** A policy's `variables` are evaluated when an expression first reads
+//!   `variables.NAME`, once per policy and request ([`VariableScope`]).
+//! * **Libraries.** The core language is evaluated natively (see `eval.rs`); Kubernetes' CEL
+//!   libraries come from `kube-cel` (strings, lists, sets, regex, quantity, url, ip/cidr,
+//!   semver, format, math, encoders, jsonpatch); Kyverno's `resource`, `image.GetMetadata`,
+//!   `globalContext` and `http` libraries answer from [`ContextData`].
+//!
+//! # Differences from Kyverno / cel-go
+//!
+//! * No type checking at compile time: a misspelled field is an evaluation error, not a
+//!   policy load error. Undeclared top-level identifiers are rejected at compile time.
+//! * No cost budget (expressions are bounded by the input size; comprehensions cannot loop
+//!   forever).
+//! * `authorizer`, message construction (`Type{...}`) and Kyverno's `image(...)`/`imagedata`
+//!   parsing functions are rejected as [`crate::Error::Unsupported`].
+//! * `cel` 0.13's own optional selection (`a.?b`) errors on a missing field; this evaluator
+//!   implements it as the CEL spec says (absent field → `optional.none()`).
+
+mod eval;
+mod input;
+mod kyverno;
+pub mod value;
+
+use std::cell::{OnceCell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+pub use input::{GroupVersionResource, Operation, PolicyInput, UserInfo};
+pub use kube_cel::cel::Value;
+pub use kyverno::{ContextData, KyvernoFn};
+use provenance_core::RuleStatus;
+
+use eval::{Env, EvalError, EvalResult, Lowering, Node, Root};
+use kube_cel::cel::objects::{Key, Map};
+
+use crate::Error;
+
+/// The longest CEL source accepted.
+pub const MAX_EXPRESSION_LEN: usize = 64 * 1024;
+
+/// Kubernetes' limit on an evaluated `messageExpression` (`MaxEvaluatedMessageExpressionSizeBytes`).
+pub const MAX_MESSAGE_LEN: usize = 5 * 1024;
+
+/// A compiled CEL expression.
+#[derive(Debug)]
+pub struct Program {
+    source: Arc<str>,
+    node: Node,
+    slots: usize,
+    variables: Vec<Arc<str>>,
+}
+
+impl Program {
+    /// Parses and lowers `src`. Errors carry the expression.
+    pub fn compile(src: &str) -> Result<Program, Error> {
+        let err = |reason: String| Error::Cel {
+            expression: src.to_owned(),
+            reason,
+        };
+        if src.len() > MAX_EXPRESSION_LEN {
+            return Err(err(format!(
+                "expression longer than {MAX_EXPRESSION_LEN} bytes"
+            )));
+        }
+        if src.trim().is_empty() {
+            return Err(err("empty expression".to_owned()));
+        }
+        let parsed = std::panic::catch_unwind(|| {
+            kube_cel::cel::parser::Parser::new()
+                .enable_optional_syntax(true)
+                .parse(src)
+        })
+        .map_err(|_| err("the CEL parser failed on this input".to_owned()))?
+        .map_err(|e| err(format!("parse error: {e}")))?;
+        let mut lowering = Lowering::new();
+        let node = lowering.lower(&parsed).map_err(|reason| {
+            if let Some(rest) = reason.strip_prefix("unsupported: ") {
+                Error::Unsupported {
+                    field: format!("CEL {rest} (in {src:?})"),
+                }
+            } else {
+                err(reason)
+            }
+        })?;
+        Ok(Program {
+            source: Arc::from(src),
+            node,
+            slots: lowering.max_slots,
+            variables: lowering.refs.variables,
+        })
+    }
+
+    /// The source text.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The `variables.NAME` names this expression reads, in first-use order.
+    pub fn variables_used(&self) -> impl Iterator<Item = &str> {
+        self.variables.iter().map(|v| v.as_ref())
+    }
+
+    fn run(&self, env: &dyn Env) -> EvalResult {
+        let locals = RefCell::new(Vec::with_capacity(self.slots));
+        eval::eval(&self.node, env, &locals)
+    }
+
+    fn error(&self, e: EvalError) -> Error {
+        Error::Cel {
+            expression: self.source.to_string(),
+            reason: e.0,
+        }
+    }
+
+    /// Evaluates against a request with no policy variables.
+    pub fn evaluate(&self, view: &RequestView<'_>) -> Result<Value, Error> {
+        let scope = VariableScope::empty(view);
+        self.evaluate_in(&scope)
+    }
+
+    /// Evaluates with a policy's lazily evaluated variables.
+    pub fn evaluate_in(&self, scope: &VariableScope<'_, '_>) -> Result<Value, Error> {
+        self.run(scope).map_err(|e| self.error(e))
+    }
+
+    /// Evaluates to a boolean; any other type is an error.
+    pub fn evaluate_bool(&self, scope: &VariableScope<'_, '_>) -> Result<bool, Error> {
+        match self.evaluate_in(scope)? {
+            Value::Bool(b) => Ok(b),
+            other => Err(self.error(EvalError(format!(
+                "expected a bool, got {}",
+                value::type_name(&other)
+            )))),
+        }
+    }
+
+    /// Evaluates to a string; any other type is an error.
+    pub fn evaluate_string(&self, scope: &VariableScope<'_, '_>) -> Result<String, Error> {
+        match self.evaluate_in(scope)? {
+            Value::String(s) => Ok(s.as_str().to_owned()),
+            other => Err(self.error(EvalError(format!(
+                "expected a string, got {}",
+                value::type_name(&other)
+            )))),
+        }
+    }
+
+    /// Evaluates and converts the result to JSON.
+    pub fn evaluate_json(&self, scope: &VariableScope<'_, '_>) -> Result<serde_json::Value, Error> {
+        let v = self.evaluate_in(scope)?;
+        value::cel_to_json(&v).map_err(|r| self.error(EvalError(r)))
+    }
+}
+
+/// One request bound for CEL: roots are converted from JSON on first use and shared.
+pub struct RequestView<'a> {
+    input: &'a PolicyInput,
+    object: OnceCell<EvalResult>,
+    old_object: OnceCell<EvalResult>,
+    request: OnceCell<EvalResult>,
+    namespace_object: OnceCell<EvalResult>,
+    params: OnceCell<EvalResult>,
+}
+
+impl<'a> RequestView<'a> {
+    /// Wraps `input`; nothing is converted yet.
+    pub fn new(input: &'a PolicyInput) -> Self {
+        RequestView {
+            input,
+            object: OnceCell::new(),
+            old_object: OnceCell::new(),
+            request: OnceCell::new(),
+            namespace_object: OnceCell::new(),
+            params: OnceCell::new(),
+        }
+    }
+
+    /// The input this view binds.
+    pub fn input(&self) -> &'a PolicyInput {
+        self.input
+    }
+
+    fn json_root(cell: &OnceCell<EvalResult>, v: Option<&serde_json::Value>) -> EvalResult {
+        cell.get_or_init(|| match v {
+            Some(v) => value::json_to_cel(v).map_err(EvalError),
+            None => Ok(Value::Null),
+        })
+        .clone()
+    }
+
+    pub(crate) fn root(&self, r: Root) -> EvalResult {
+        match r {
+            Root::Object => Self::json_root(&self.object, self.input.object.as_ref()),
+            Root::OldObject => Self::json_root(&self.old_object, self.input.old_object.as_ref()),
+            Root::NamespaceObject => {
+                Self::json_root(&self.namespace_object, self.input.namespace_object.as_ref())
+            }
+            Root::Params => Self::json_root(&self.params, self.input.params.as_ref()),
+            Root::Request => self
+                .request
+                .get_or_init(|| {
+                    let base = value::json_to_cel(&self.input.request_json()).map_err(EvalError)?;
+                    let Value::Map(m) = base else {
+                        return Err(EvalError("request is not a map".to_owned()));
+                    };
+                    let mut map: HashMap<Key, Value> = (*m.map).clone();
+                    map.insert(Key::from("object"), self.root(Root::Object)?);
+                    map.insert(Key::from("oldObject"), self.root(Root::OldObject)?);
+                    Ok(Value::Map(Map { map: Arc::new(map) }))
+                })
+                .clone(),
+        }
+    }
+}
+
+/// A named, compiled policy variable.
+#[derive(Debug)]
+pub struct Variable {
+    /// The name (`variables.NAME`).
+    pub name: Arc<str>,
+    /// The expression.
+    pub program: Program,
+}
+
+impl Variable {
+    /// Compiles one variable.
+    pub fn compile(name: &str, expression: &str) -> Result<Self, Error> {
+        Ok(Variable {
+            name: Arc::from(name),
+            program: Program::compile(expression)?,
+        })
+    }
+}
+
+enum VarState {
+    Pending,
+    Running,
+    Done(EvalResult),
+}
+
+/// A policy's variables for one request: each is evaluated at most once, when first read.
+pub struct VariableScope<'v, 'a> {
+    view: &'v RequestView<'a>,
+    vars: &'v [Variable],
+    state: RefCell<Vec<VarState>>,
+}
+
+impl<'v, 'a> VariableScope<'v, 'a> {
+    /// A scope over `vars` for the request in `view`.
+    pub fn new(view: &'v RequestView<'a>, vars: &'v [Variable]) -> Self {
+        VariableScope {
+            view,
+            vars,
+            state: RefCell::new(vars.iter().map(|_| VarState::Pending).collect()),
+        }
+    }
+
+    /// A scope with no variables.
+    pub fn empty(view: &'v RequestView<'a>) -> Self {
+        Self::new(view, &[])
+    }
+
+    /// The request view.
+    pub fn view(&self) -> &'v RequestView<'a> {
+        self.view
+    }
+
+    fn var_index(&self, name: &str) -> Option<usize> {
+        // Later declarations shadow earlier ones of the same name, as in a map.
+        self.vars.iter().rposition(|v| v.name.as_ref() == name)
+    }
+
+    fn force(&self, i: usize) -> EvalResult {
+        {
+            let mut st = self.state.borrow_mut();
+            match &st[i] {
+                VarState::Done(r) => return r.clone(),
+                VarState::Running => {
+                    return Err(EvalError(format!(
+                        "variable '{}' refers to itself",
+                        self.vars[i].name
+                    )));
+                }
+                VarState::Pending => st[i] = VarState::Running,
+            }
+        }
+        let r = self.vars[i].program.run(self);
+        self.state.borrow_mut()[i] = VarState::Done(r.clone());
+        r
+    }
+}
+
+impl Env for VariableScope<'_, '_> {
+    fn root(&self, r: Root) -> EvalResult {
+        self.view.root(r)
+    }
+
+    fn variable(&self, name: &str) -> EvalResult {
+        match self.var_index(name) {
+            Some(i) => self.force(i),
+            None => Err(EvalError(format!(
+                "no such key: {name} (undeclared variable)"
+            ))),
+        }
+    }
+
+    fn all_variables(&self) -> EvalResult {
+        let mut map = HashMap::new();
+        for (i, v) in self.vars.iter().enumerate() {
+            map.insert(Key::String(Arc::new(v.name.to_string())), self.force(i)?);
+        }
+        Ok(Value::Map(Map { map: Arc::new(map) }))
+    }
+
+    fn kyverno(&self, f: KyvernoFn, args: &[Value]) -> EvalResult {
+        self.view.input.context.call(f, args)
+    }
+}
+
+/// The outcome of a `validate.cel` rule (or of one ValidatingPolicy) for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CelOutcome {
+    /// Pass, fail, skip (preconditions not met) or error.
+    pub status: RuleStatus,
+    /// Kyverno's message for this outcome.
+    pub message: String,
+    /// Index of the failing validation, if one failed or errored.
+    pub failed_index: Option<usize>,
+    /// The failing validation's `reason` (`Invalid` when unset), if one failed.
+    pub reason: Option<String>,
+    /// Evaluated `auditAnnotations` (key → value; empty values omitted).
+    pub audit_annotations: BTreeMap<String, String>,
+}
+
+impl CelOutcome {
+    fn new(status: RuleStatus, message: impl Into<String>) -> Self {
+        CelOutcome {
+            status,
+            message: message.into(),
+            failed_index: None,
+            reason: None,
+            audit_annotations: BTreeMap::new(),
+        }
+    }
+}
+
+/// One compiled validation (`expression`, `message`, `messageExpression`, `reason`).
+#[derive(Debug)]
+pub struct Validation {
+    /// The expression; must evaluate to a bool.
+    pub expression: Program,
+    /// The static message.
+    pub message: Option<String>,
+    /// The message expression; must evaluate to a string.
+    pub message_expression: Option<Program>,
+    /// The reason (`Unauthorized`, `Forbidden`, `Invalid`, `RequestEntityTooLarge`).
+    pub reason: Option<String>,
+}
+
+/// A named CEL expression (a match condition / `celPreconditions` entry).
+#[derive(Debug)]
+pub struct NamedProgram {
+    /// The name.
+    pub name: String,
+    /// The expression.
+    pub program: Program,
+}
+
+/// An audit annotation (`key`, `valueExpression`).
+#[derive(Debug)]
+pub struct AuditAnnotation {
+    /// The key.
+    pub key: String,
+    /// The value expression: a string or null.
+    pub value: Program,
+}
+
+pub(crate) fn str_field<'v>(v: &'v serde_json::Value, key: &str) -> Option<&'v str> {
+    v.get(key).and_then(|x| x.as_str())
+}
+
+fn list<'v>(
+    v: &'v serde_json::Value,
+    key: &str,
+    path: &str,
+) -> Result<&'v [serde_json::Value], Error> {
+    match v.get(key) {
+        None | Some(serde_json::Value::Null) => Ok(&[]),
+        Some(serde_json::Value::Array(a)) => Ok(a),
+        Some(_) => Err(Error::InvalidPolicy {
+            policy: String::new(),
+            path: format!("{path}.{key}"),
+            reason: "expected a list".to_owned(),
+        }),
+    }
+}
+
+fn required_str<'v>(v: &'v serde_json::Value, key: &str, path: &str) -> Result<&'v str, Error> {
+    str_field(v, key).ok_or_else(|| Error::InvalidPolicy {
+        policy: String::new(),
+        path: format!("{path}.{key}"),
+        reason: "required string field is missing".to_owned(),
+    })
+}
+
+/// Compiles `variables: [{name, expression}]` at `path`.
+pub(crate) fn compile_variables(v: &serde_json::Value, path: &str) -> Result<Vec<Variable>, Error> {
+    let mut out = Vec::new();
+    for (i, item) in list(v, "variables", path)?.iter().enumerate() {
+        let p = format!("{path}.variables[{i}]");
+        out.push(Variable::compile(
+            required_str(item, "name", &p)?,
+            required_str(item, "expression", &p)?,
+        )?);
+    }
+    Ok(out)
+}
+
+/// Compiles `validations`/`expressions: [{expression, message, messageExpression, reason}]`.
+pub(crate) fn compile_validations(
+    v: &serde_json::Value,
+    key: &str,
+    path: &str,
+) -> Result<Vec<Validation>, Error> {
+    let mut out = Vec::new();
+    for (i, item) in list(v, key, path)?.iter().enumerate() {
+        let p = format!("{path}.{key}[{i}]");
+        out.push(Validation {
+            expression: Program::compile(required_str(item, "expression", &p)?)?,
+            message: str_field(item, "message").map(str::to_owned),
+            message_expression: str_field(item, "messageExpression")
+                .filter(|s| !s.trim().is_empty())
+                .map(Program::compile)
+                .transpose()?,
+            reason: str_field(item, "reason").map(str::to_owned),
+        });
+    }
+    Ok(out)
+}
+
+/// Compiles `matchConditions`/`celPreconditions: [{name, expression}]`.
+pub(crate) fn compile_named(
+    v: &serde_json::Value,
+    key: &str,
+    path: &str,
+) -> Result<Vec<NamedProgram>, Error> {
+    let mut out = Vec::new();
+    for (i, item) in list(v, key, path)?.iter().enumerate() {
+        let p = format!("{path}.{key}[{i}]");
+        out.push(NamedProgram {
+            name: str_field(item, "name").unwrap_or_default().to_owned(),
+            program: Program::compile(required_str(item, "expression", &p)?)?,
+        });
+    }
+    Ok(out)
+}
+
+/// Compiles `auditAnnotations: [{key, valueExpression}]`.
+pub(crate) fn compile_audit_annotations(
+    v: &serde_json::Value,
+    path: &str,
+) -> Result<Vec<AuditAnnotation>, Error> {
+    let mut out = Vec::new();
+    for (i, item) in list(v, "auditAnnotations", path)?.iter().enumerate() {
+        let p = format!("{path}.auditAnnotations[{i}]");
+        out.push(AuditAnnotation {
+            key: required_str(item, "key", &p)?.to_owned(),
+            value: Program::compile(required_str(item, "valueExpression", &p)?)?,
+        });
+    }
+    Ok(out)
+}
+
+/// Checks that every `variables.NAME` read by `programs` is declared.
+pub(crate) fn check_variables<'p>(
+    vars: &'p [Variable],
+    programs: impl Iterator<Item = &'p Program>,
+) -> Result<(), Error> {
+    let all = vars.iter().map(|v| &v.program).chain(programs);
+    for p in all {
+        for name in p.variables_used() {
+            if !vars.iter().any(|v| v.name.as_ref() == name) {
+                return Err(Error::Cel {
+                    expression: p.source().to_owned(),
+                    reason: format!("undeclared variable '{name}'"),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Evaluates audit annotations (string or null values), as Kubernetes does.
+pub(crate) fn evaluate_audit_annotations(
+    annotations: &[AuditAnnotation],
+    scope: &VariableScope<'_, '_>,
+) -> Result<BTreeMap<String, String>, Error> {
+    let mut out = BTreeMap::new();
+    for a in annotations {
+        match a.value.evaluate_in(scope)? {
+            Value::Null => {}
+            Value::String(s) => {
+                if !s.is_empty() {
+                    out.insert(a.key.clone(), s.as_str().to_owned());
+                }
+            }
+            other => {
+                return Err(Error::Cel {
+                    expression: a.value.source().to_owned(),
+                    reason: format!(
+                        "audit annotation '{}' must be a string or null, got {}",
+                        a.key,
+                        value::type_name(&other)
+                    ),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A compiled ClusterPolicy `validate.cel` rule (with the rule's `celPreconditions`).
+///
+/// Evaluated as Kyverno's `validate.cel` handler does (through Kubernetes'
+/// ValidatingAdmissionPolicy validator):
+/// * preconditions false → skip, `cel preconditions not met`;
+/// * an expression false → fail with its `message`, else the rule's `validate.message`, else
+///   `failed expression: <expression>`; a `messageExpression` that yields a non-empty single
+///   line of at most 5 KiB replaces the message;
+/// * an evaluation error → fail (Kubernetes' default failure policy `Fail` denies) with
+///   `expression '<expression>' resulted in error: <reason>`;
+/// * otherwise pass, `Validation rule '<rule>' passed.`
+#[derive(Debug)]
+pub struct CompiledCelRule {
+    rule_name: String,
+    default_message: Option<String>,
+    preconditions: Vec<NamedProgram>,
+    variables: Vec<Variable>,
+    validations: Vec<Validation>,
+    audit_annotations: Vec<AuditAnnotation>,
+    has_params: bool,
+}
+
+impl CompiledCelRule {
+    /// Compiles the `validate.cel` object: `{expressions, paramKind, paramRef, variables,
+    /// auditAnnotations}`.
+    pub fn compile(cel: &serde_json::Value) -> Result<Self, Error> {
+        let path = "validate.cel";
+        if !cel.is_object() {
+            return Err(Error::InvalidPolicy {
+                policy: String::new(),
+                path: path.to_owned(),
+                reason: "expected an object".to_owned(),
+            });
+        }
+        for key in cel.as_object().into_iter().flat_map(|m| m.keys()) {
+            if !matches!(
+                key.as_str(),
+                "expressions"
+                    | "paramKind"
+                    | "paramRef"
+                    | "variables"
+                    | "auditAnnotations"
+                    | "generate"
+            ) {
+                return Err(Error::Unsupported {
+                    field: format!("{path}.{key}"),
+                });
+            }
+        }
+        let variables = compile_variables(cel, path)?;
+        let validations = compile_validations(cel, "expressions", path)?;
+        let audit_annotations = compile_audit_annotations(cel, path)?;
+        check_variables(
+            &variables,
+            validations
+                .iter()
+                .flat_map(|v| std::iter::once(&v.expression).chain(v.message_expression.iter()))
+                .chain(audit_annotations.iter().map(|a| &a.value)),
+        )?;
+        Ok(CompiledCelRule {
+            rule_name: String::new(),
+            default_message: None,
+            preconditions: Vec::new(),
+            variables,
+            validations,
+            audit_annotations,
+            has_params: cel.get("paramKind").is_some_and(|p| !p.is_null())
+                || cel.get("paramRef").is_some_and(|p| !p.is_null()),
+        })
+    }
+
+    /// Sets the rule name (used in the pass message).
+    pub fn with_rule_name(mut self, name: impl Into<String>) -> Self {
+        self.rule_name = name.into();
+        self
+    }
+
+    /// Sets the rule's `validate.message`, used for expressions without a message.
+    pub fn with_default_message(mut self, message: Option<String>) -> Self {
+        self.default_message = message.filter(|m| !m.is_empty());
+        self
+    }
+
+    /// Compiles the rule's `celPreconditions` (`[{name, expression}]`).
+    pub fn with_preconditions(mut self, preconditions: &serde_json::Value) -> Result<Self, Error> {
+        let wrapped = serde_json::json!({ "celPreconditions": preconditions });
+        self.preconditions = compile_named(&wrapped, "celPreconditions", "rule")?;
+        check_variables(
+            &self.variables,
+            self.preconditions.iter().map(|p| &p.program),
+        )?;
+        Ok(self)
+    }
+
+    /// Evaluates the rule against one request.
+    pub fn evaluate(&self, view: &RequestView<'_>) -> CelOutcome {
+        if self.has_params && view.input.params.is_none() {
+            return CelOutcome::new(
+                RuleStatus::Error,
+                "error in parameterized resource: paramKind/paramRef need a params object supplied with the request",
+            );
+        }
+        let scope = VariableScope::new(view, &self.variables);
+        for p in &self.preconditions {
+            match p.program.evaluate_bool(&scope) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return CelOutcome::new(RuleStatus::Skip, "cel preconditions not met");
+                }
+                Err(e) => {
+                    return CelOutcome::new(
+                        RuleStatus::Fail,
+                        format!("{}", k8s_eval_error(&p.program, &e)),
+                    );
+                }
+            }
+        }
+        for (i, v) in self.validations.iter().enumerate() {
+            let verdict = v.expression.evaluate_in(&scope);
+            let fail_message = match verdict {
+                Ok(Value::Bool(true)) => continue,
+                Ok(Value::Bool(false)) => k8s_message(v, self.default_message.as_deref(), &scope),
+                Ok(other) => k8s_eval_error(
+                    &v.expression,
+                    &v.expression.error(EvalError(format!(
+                        "expected a bool, got {}",
+                        value::type_name(&other)
+                    ))),
+                ),
+                Err(e) => k8s_eval_error(&v.expression, &e),
+            };
+            let mut out = CelOutcome::new(RuleStatus::Fail, fail_message);
+            out.failed_index = Some(i);
+            out.reason = Some(v.reason.clone().unwrap_or_else(|| "Invalid".to_owned()));
+            return out;
+        }
+        let mut out = CelOutcome::new(
+            RuleStatus::Pass,
+            format!("Validation rule '{}' passed.", self.rule_name),
+        );
+        match evaluate_audit_annotations(&self.audit_annotations, &scope) {
+            Ok(a) => out.audit_annotations = a,
+            Err(e) => return CelOutcome::new(RuleStatus::Fail, cel_reason(&e)),
+        }
+        out
+    }
+}
+
+fn cel_reason(e: &Error) -> String {
+    match e {
+        Error::Cel { reason, .. } => reason.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Kubernetes' message for an expression that failed to evaluate.
+fn k8s_eval_error(p: &Program, e: &Error) -> String {
+    format!(
+        "expression '{}' resulted in error: {}",
+        p.source(),
+        cel_reason(e)
+    )
+}
+
+/// Kubernetes' message for a validation that evaluated to false.
+fn k8s_message(v: &Validation, default: Option<&str>, scope: &VariableScope<'_, '_>) -> String {
+    if let Some(me) = &v.message_expression
+        && let Ok(s) = me.evaluate_string(scope)
+    {
+        let s = s.trim();
+        if !s.is_empty() && s.len() <= MAX_MESSAGE_LEN && !s.contains('\n') {
+            return s.to_owned();
+        }
+    }
+    let msg = v
+        .message
+        .as_deref()
+        .filter(|m| !m.is_empty())
+        .or(default)
+        .unwrap_or_default()
+        .trim();
+    if !msg.is_empty() {
+        return msg.to_owned();
+    }
+    format!("failed expression: {}", v.expression.source().trim())
+}
+
+/// Compiles a `validate.cel` object and evaluates it against one request (convenience for
+/// one-off use; compile once with [`CompiledCelRule`] when evaluating many requests).
+pub fn evaluate_validate_cel(
+    spec: &serde_json::Value,
+    request: &RequestView<'_>,
+) -> Result<CelOutcome, Error> {
+    Ok(CompiledCelRule::compile(spec)?.evaluate(request))
+}

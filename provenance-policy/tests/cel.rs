@@ -1,0 +1,725 @@
+//! CEL: unit tests of the evaluator and libraries, and the ValidatingPolicy / `validate.cel`
+//! cases of Kyverno's CLI test suite (`../shared/corpora/kyverno-cli`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use provenance_policy::cel::{
+    CompiledCelRule, Operation, PolicyInput, Program, RequestView, Value, VariableScope,
+};
+use provenance_policy::core::outcome::RuleStatus;
+use provenance_policy::validating_policy::ValidatingPolicy;
+use serde_json::json;
+
+fn pod() -> serde_json::Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "ns", "labels": {"app": "x", "team": "y"}},
+        "spec": {
+            "containers": [
+                {"name": "a", "image": "nginx:1", "env": [{"name": "A", "value": "1"}, {"name": "DATASET_SHA256", "value": "abc"}],
+                 "resources": {"limits": {"cpu": "500m", "memory": "1Gi"}}},
+                {"name": "b", "image": "ghcr.io/x/y:2", "env": [{"name": "DATASET_SHA256", "value": "abc"}]},
+                {"name": "c", "image": "nginx:3", "env": [{"name": "DATASET_SHA256", "value": "abc"}]}
+            ]
+        }
+    })
+}
+
+fn eval(src: &str, input: &PolicyInput) -> Result<serde_json::Value, provenance_policy::Error> {
+    let p = Program::compile(src)?;
+    let view = RequestView::new(input);
+    p.evaluate_json(&VariableScope::empty(&view))
+}
+
+fn ok(src: &str) -> serde_json::Value {
+    eval(src, &PolicyInput::create(pod())).unwrap_or_else(|e| panic!("{src}: {e}"))
+}
+
+#[test]
+fn core_language() {
+    let cases: &[(&str, serde_json::Value)] = &[
+        ("object.metadata.name == 'p'", json!(true)),
+        (
+            "object.spec.containers.all(c, c.env.exists(e, e.name == 'DATASET_SHA256'))",
+            json!(true),
+        ),
+        (
+            "object.spec.containers.exists_one(c, c.name == 'a')",
+            json!(true),
+        ),
+        (
+            "object.spec.containers.map(c, c.name)",
+            json!(["a", "b", "c"]),
+        ),
+        (
+            "object.spec.containers.filter(c, c.image.startsWith('nginx')).map(c, c.name)",
+            json!(["a", "c"]),
+        ),
+        ("has(object.spec.volumes)", json!(false)),
+        ("has(object.metadata.labels)", json!(true)),
+        ("'app' in object.metadata.labels", json!(true)),
+        ("size(object.spec.containers) + 1", json!(4)),
+        ("object.spec.containers.size()", json!(3)),
+        ("1 == 1.0 && 2u == 2 && 3 > 2.5", json!(true)),
+        ("[1, 2] + [3]", json!([1, 2, 3])),
+        ("{'a': 1}.a", json!(1)),
+        ("'abc'.endsWith('c') && 'abc'.contains('b')", json!(true)),
+        ("'abc'.matches('^a.c$')", json!(true)),
+        ("true ? 'x' : 'y'", json!("x")),
+        ("-(3) * 2 % 4", json!(-2)),
+        ("7 / 2", json!(3)),
+        // error absorption: false && error == false; true || error == true
+        ("false && object.nope == 1", json!(false)),
+        ("object.nope == 1 || true", json!(true)),
+        (
+            "object.spec.containers.all(c, c.nope == 1 || c.name != '')",
+            json!(true),
+        ),
+        (
+            "object.spec.containers.exists(c, c.nope == 1 || c.name == 'c')",
+            json!(true),
+        ),
+        ("[1, 2, 3].all(x, x > 0)", json!(true)),
+        ("{'a': 1, 'b': 2}.all(k, k != '')", json!(true)),
+        ("oldObject == null", json!(true)),
+        ("request.operation", json!("CREATE")),
+        (
+            "request.kind.kind + '/' + request.resource.resource",
+            json!("Pod/pods"),
+        ),
+        ("request.object.metadata.name", json!("p")),
+        ("request.namespace", json!("ns")),
+    ];
+    for (src, want) in cases {
+        assert_eq!(&ok(src), want, "{src}");
+    }
+}
+
+#[test]
+fn optionals() {
+    let cases: &[(&str, serde_json::Value)] = &[
+        ("object.spec.?initContainers.orValue([])", json!([])),
+        ("object.spec.?containers.orValue([]).size()", json!(3)),
+        (
+            "object.metadata.?annotations['x'].orValue('none')",
+            json!("none"),
+        ),
+        ("object.metadata.labels[?'app'].orValue('')", json!("x")),
+        ("object.metadata.labels[?'zzz'].hasValue()", json!(false)),
+        (
+            "object.spec.?template.?spec.?nodeSelector.orValue({})",
+            json!({}),
+        ),
+        ("optional.of(1).value()", json!(1)),
+        ("optional.none().or(optional.of(2)).value()", json!(2)),
+        ("[?optional.none(), 1]", json!([1])),
+        ("{?'a': optional.none(), 'b': 1}", json!({"b": 1})),
+    ];
+    for (src, want) in cases {
+        assert_eq!(&ok(src), want, "{src}");
+    }
+}
+
+#[test]
+fn kubernetes_libraries() {
+    let cases: &[(&str, serde_json::Value)] = &[
+        (
+            "'a,b,,c'.split(',').filter(x, x != '')",
+            json!(["a", "b", "c"]),
+        ),
+        ("['a', 'b'].join('-')", json!("a-b")),
+        ("'  x '.trim()", json!("x")),
+        ("'ABC'.lowerAscii()", json!("abc")),
+        (
+            "quantity(object.spec.containers[0].resources.limits.memory).isGreaterThan(quantity('512Mi'))",
+            json!(true),
+        ),
+        ("semver('1.2.3').isLessThan(semver('2.0.0'))", json!(true)),
+        ("isURL('https://example.com/x')", json!(true)),
+        ("ip('10.0.0.1').family()", json!(4)),
+        ("cidr('10.0.0.0/8').containsIP(ip('10.1.2.3'))", json!(true)),
+        ("[3, 1, 2].sort()", json!([1, 2, 3])),
+        ("[1, 2, 3].isSorted()", json!(true)),
+        ("'%s-%d'.format(['a', 1])", json!("a-1")),
+        ("string(12) + 'x'", json!("12x")),
+        ("int('42') + 1", json!(43)),
+        ("'a-b'.replace('-', '_')", json!("a_b")),
+        ("'abc'.indexOf('c')", json!(2)),
+    ];
+    for (src, want) in cases {
+        assert_eq!(&ok(src), want, "{src}");
+    }
+}
+
+#[test]
+fn errors_name_the_expression() {
+    let e = Program::compile("object.metadata.name ==").unwrap_err();
+    assert_eq!(e.code(), "policy.cel");
+    assert!(e.to_string().contains("object.metadata.name =="), "{e}");
+    let e = Program::compile("foo.bar").unwrap_err();
+    assert!(
+        e.to_string().contains("undeclared reference to 'foo'"),
+        "{e}"
+    );
+    let e = Program::compile("authorizer.group('x')").unwrap_err();
+    assert_eq!(e.code(), "policy.unsupported");
+    let e = eval("object.spec.nope", &PolicyInput::create(pod())).unwrap_err();
+    assert!(e.to_string().contains("no such key: nope"), "{e}");
+    assert!(Program::compile("").is_err());
+    assert!(Program::compile(&"(".repeat(100_000)).is_err());
+    // type errors are errors, never a pass
+    assert!(eval("1 < 'a'", &PolicyInput::create(pod())).is_err());
+    assert!(eval("!1", &PolicyInput::create(pod())).is_err());
+}
+
+#[test]
+fn fuzz_like_inputs_do_not_panic() {
+    let input = PolicyInput::create(pod());
+    for src in [
+        "))",
+        "[",
+        "{",
+        "a.?",
+        "object[?]",
+        "has(1)",
+        "object.all(x)",
+        "1/0",
+        "1%0",
+        "9223372036854775807 + 1",
+        "-(-9223372036854775807 - 1)",
+        "''.matches('(')",
+        "object.spec.containers[99]",
+        "object.spec.containers[-1]",
+        "Foo{a: 1}",
+        "[1,2].map(x, y, x)",
+        "size()",
+        "optional.none().value()",
+        "\u{0}",
+        "'\\xZZ'",
+        "object.spec.containers.map(c, c.map(d, d))",
+        "{1: 2, 1: 3}",
+    ] {
+        let _ = eval(src, &input);
+    }
+}
+
+#[test]
+fn lazy_variables_and_context_libraries() {
+    let policy = json!({
+        "apiVersion": "policies.kyverno.io/v1", "kind": "ValidatingPolicy",
+        "metadata": {"name": "vp"},
+        "spec": {
+            "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]}]},
+            "variables": [
+                {"name": "cm", "expression": "resource.get('v1', 'configmaps', 'default', 'regs')"},
+                {"name": "regs", "expression": "variables.cm.data.registries.split(',')"},
+                {"name": "boom", "expression": "object.nope"}
+            ],
+            "validations": [{
+                "expression": "object.spec.containers.all(c, variables.regs.exists(r, c.image.startsWith(r)))",
+                "messageExpression": "'bad images; allowed: ' + variables.regs.join(',')"
+            }]
+        }
+    });
+    let vp = ValidatingPolicy::from_value(&policy).unwrap();
+    let mut input = PolicyInput::create(pod());
+    // missing context → error, never pass
+    let r = vp.evaluate(&input);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].status, RuleStatus::Error, "{r:?}");
+    input.context.add_resource(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "regs", "namespace": "default"}, "data": {"registries": "nginx,ghcr.io"}}));
+    let r = vp.evaluate(&input);
+    assert_eq!(r[0].status, RuleStatus::Pass, "{r:?}");
+    assert_eq!(r[0].message, "success");
+    assert_eq!(r[0].rule, "");
+    input.context = Default::default();
+    input
+        .context
+        .add_resource(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "regs", "namespace": "default"}, "data": {"registries": "nginx"}}));
+    let r = vp.evaluate(&input);
+    assert_eq!(r[0].status, RuleStatus::Fail);
+    assert_eq!(r[0].message, "bad images; allowed: nginx");
+    // unused erroring variable `boom` is never evaluated (lazy)
+    // operation mismatch → no result
+    input.operation = Operation::Update;
+    assert!(vp.evaluate(&input).is_empty());
+}
+
+#[test]
+fn validating_policy_messages_and_skip() {
+    let mk = |validations: serde_json::Value, extra: serde_json::Value| {
+        let mut spec = json!({
+            "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["*"], "resources": ["pods"]}]},
+            "validations": validations
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            spec[k] = v.clone();
+        }
+        ValidatingPolicy::from_value(&json!({"apiVersion": "policies.kyverno.io/v1beta1",
+            "kind": "ValidatingPolicy", "metadata": {"name": "p"}, "spec": spec}))
+        .unwrap()
+    };
+    let input = PolicyInput::create(pod());
+    let r = mk(
+        json!([{"expression": "true"}, {"expression": "false"}]),
+        json!({}),
+    )
+    .evaluate(&input);
+    assert_eq!(r[0].message, "CEL expression validation failed at index 1");
+    let r = mk(json!([{"expression": "false", "message": "m"}]), json!({})).evaluate(&input);
+    assert_eq!(
+        (r[0].status, r[0].message.as_str()),
+        (RuleStatus::Fail, "m")
+    );
+    let r = mk(
+        json!([{"expression": "false", "message": "m", "messageExpression": "1"}]),
+        json!({}),
+    )
+    .evaluate(&input);
+    assert!(
+        r[0].message
+            .starts_with("failed to convert message expression to string"),
+        "{}",
+        r[0].message
+    );
+    let r = mk(
+        json!([{"expression": "true"}]),
+        json!({"matchConditions": [{"name": "x", "expression": "object.metadata.name == 'other'"}]}),
+    )
+    .evaluate(&input);
+    assert_eq!(
+        (r[0].status, r[0].message.as_str()),
+        (RuleStatus::Skip, "skip")
+    );
+    let r = mk(
+        json!([{"expression": "true"}]),
+        json!({"matchConditions": [{"name": "x", "expression": "object.nope"}], "failurePolicy": "Ignore"}),
+    )
+    .evaluate(&input);
+    assert_eq!(r[0].status, RuleStatus::Skip);
+    let r = mk(json!([{"expression": "'x'"}]), json!({})).evaluate(&input);
+    assert_eq!(r[0].status, RuleStatus::Error);
+    // namespace / object selectors
+    let r = mk(
+        json!([{"expression": "true"}]),
+        json!({"matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]}],
+               "objectSelector": {"matchLabels": {"app": "other"}}}}),
+    )
+    .evaluate(&input);
+    assert!(r.is_empty());
+    let mut with_ns = input.clone();
+    with_ns.namespace_object = Some(json!({"metadata": {"name": "ns", "labels": {"env": "prod"}}}));
+    let p = mk(
+        json!([{"expression": "namespaceObject.metadata.labels.env == 'prod'"}]),
+        json!({"matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]}],
+               "namespaceSelector": {"matchExpressions": [{"key": "env", "operator": "In", "values": ["prod"]}]}}}),
+    );
+    assert_eq!(p.evaluate(&with_ns)[0].status, RuleStatus::Pass);
+    assert!(p.evaluate(&input).is_empty());
+    // unsupported features are explicit
+    let e = ValidatingPolicy::from_value(&json!({"apiVersion": "policies.kyverno.io/v1",
+        "kind": "ValidatingPolicy", "metadata": {"name": "p"},
+        "spec": {"evaluation": {"mode": "JSON"}, "validations": [{"expression": "true"}]}}))
+    .unwrap_err();
+    assert_eq!(e.code(), "policy.unsupported");
+}
+
+#[test]
+fn validate_cel_messages() {
+    let input = PolicyInput::create(pod());
+    let view = RequestView::new(&input);
+    let rule = CompiledCelRule::compile(&json!({"expressions": [
+        {"expression": "object.metadata.name == 'p'"},
+        {"expression": "object.metadata.name == 'q'"}
+    ]}))
+    .unwrap()
+    .with_rule_name("r");
+    let o = rule.evaluate(&view);
+    assert_eq!(o.status, RuleStatus::Fail);
+    assert_eq!(o.message, "failed expression: object.metadata.name == 'q'");
+    let rule = rule.with_default_message(Some("rule message".into()));
+    assert_eq!(rule.evaluate(&view).message, "rule message");
+    let ok = CompiledCelRule::compile(&json!({"expressions": [{"expression": "true"}]}))
+        .unwrap()
+        .with_rule_name("r");
+    assert_eq!(ok.evaluate(&view).message, "Validation rule 'r' passed.");
+    let skip = ok
+        .with_preconditions(&json!([{"name": "n", "expression": "false"}]))
+        .unwrap();
+    assert_eq!(skip.evaluate(&view).status, RuleStatus::Skip);
+    assert_eq!(skip.evaluate(&view).message, "cel preconditions not met");
+    let err =
+        CompiledCelRule::compile(&json!({"expressions": [{"expression": "object.nope"}]})).unwrap();
+    let o = err.evaluate(&view);
+    assert_eq!(o.status, RuleStatus::Fail);
+    assert!(
+        o.message
+            .starts_with("expression 'object.nope' resulted in error: "),
+        "{}",
+        o.message
+    );
+    let me = CompiledCelRule::compile(&json!({"expressions": [{"expression": "false", "message": "m", "messageExpression": "'name ' + object.metadata.name"}],
+        "variables": [{"name": "n", "expression": "1"}]})).unwrap();
+    assert_eq!(me.evaluate(&view).message, "name p");
+}
+
+// ---------------------------------------------------------------- corpus
+
+fn shared_dir() -> Option<PathBuf> {
+    let dir = match std::env::var_os("PROVENANCE_SHARED") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared")),
+    };
+    if dir.join("corpora/kyverno-cli").is_dir() {
+        Some(dir)
+    } else if std::env::var_os("CI").is_some() {
+        panic!(
+            "corpus missing: {} (set PROVENANCE_SHARED to the folder holding corpora/)",
+            dir.join("corpora/kyverno-cli").display()
+        );
+    } else {
+        None
+    }
+}
+
+fn yaml_docs(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let docs: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    docs.into_iter().filter(|d| !d.is_null()).collect()
+}
+
+fn find_tests(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<_> = rd.flatten().map(|e| e.path()).collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            find_tests(&p, out);
+        } else if p.file_name().is_some_and(|n| n == "kyverno-test.yaml") {
+            out.push(p);
+        }
+    }
+}
+
+const CLUSTER_SCOPED: &[&str] = &[
+    "Namespace",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Node",
+    "FlowSchema",
+    "PriorityLevelConfiguration",
+    "StorageClass",
+    "PersistentVolume",
+];
+
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: Vec<String>,
+    skipped: Vec<String>,
+}
+
+/// Runs the ValidatingPolicy and validate.cel results of one kyverno-test.yaml.
+fn run_test_file(test: &Path, tally: &mut Tally) {
+    let dir = test.parent().unwrap();
+    let spec = &yaml_docs(test)[0];
+    let strs = |key: &str| -> Vec<String> {
+        spec.get(key)
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // policies: ValidatingPolicies and ClusterPolicies with validate.cel rules
+    let mut vpols: BTreeMap<String, Result<ValidatingPolicy, String>> = BTreeMap::new();
+    let mut cel_rules: BTreeMap<
+        (String, String),
+        Result<(CompiledCelRule, serde_json::Value), String>,
+    > = BTreeMap::new();
+    for p in strs("policies") {
+        for doc in yaml_docs(&dir.join(&p)) {
+            let kind = doc["kind"].as_str().unwrap_or_default();
+            let name = doc["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            if kind == "ValidatingPolicy" {
+                vpols.insert(
+                    name,
+                    ValidatingPolicy::from_value(&doc).map_err(|e| e.to_string()),
+                );
+            } else if kind == "ClusterPolicy" || kind == "Policy" {
+                for rule in doc["spec"]["rules"].as_array().into_iter().flatten() {
+                    if let Some(cel) = rule.get("validate").and_then(|v| v.get("cel")) {
+                        let rname = rule["name"].as_str().unwrap_or_default().to_owned();
+                        let compiled = CompiledCelRule::compile(cel)
+                            .map(|c| {
+                                c.with_rule_name(&rname).with_default_message(
+                                    rule["validate"]["message"].as_str().map(str::to_owned),
+                                )
+                            })
+                            .and_then(|c| match rule.get("celPreconditions") {
+                                Some(p) => c.with_preconditions(p),
+                                None => Ok(c),
+                            })
+                            .map(|c| (c, rule["match"].clone()))
+                            .map_err(|e| e.to_string());
+                        cel_rules.insert((name.clone(), rname), compiled);
+                    }
+                }
+            }
+        }
+    }
+    if vpols.is_empty() && cel_rules.is_empty() {
+        return;
+    }
+    // resources
+    let mut resources = Vec::new();
+    for r in strs("resources") {
+        for mut doc in yaml_docs(&dir.join(&r)) {
+            let kind = doc["kind"].as_str().unwrap_or_default().to_owned();
+            if doc["metadata"]["namespace"].is_null() && !CLUSTER_SCOPED.contains(&kind.as_str()) {
+                doc["metadata"]["namespace"] = json!("default");
+            }
+            resources.push(doc);
+        }
+    }
+    // values: namespaces and namespaceSelector
+    let mut namespaces: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    if let Some(v) = spec.get("variables").and_then(|v| v.as_str()) {
+        let values = &yaml_docs(&dir.join(v))[0];
+        for ns in values["namespaceSelector"].as_array().into_iter().flatten() {
+            let n = ns["name"].as_str().unwrap_or_default().to_owned();
+            namespaces.insert(n.clone(), json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n, "labels": ns["labels"]}}));
+        }
+        for ns in values["namespaces"].as_array().into_iter().flatten() {
+            namespaces.insert(
+                ns["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                ns.clone(),
+            );
+        }
+    }
+    // context data: context.yaml resources/images, clusterResources, global context, http mocks
+    let mut ctx = provenance_policy::cel::ContextData::new();
+    if let Some(c) = spec.get("context").and_then(|v| v.as_str()) {
+        let c = &yaml_docs(&dir.join(c))[0];
+        for r in c["spec"]["resources"].as_array().into_iter().flatten() {
+            ctx.add_resource(r.clone());
+        }
+        for i in c["spec"]["images"].as_array().into_iter().flatten() {
+            ctx.add_image(i["image"].as_str().unwrap_or_default(), i.clone());
+        }
+    }
+    for c in strs("clusterResources") {
+        for doc in yaml_docs(&dir.join(&c)) {
+            if doc["kind"] == "ClusterResource" {
+                for r in doc["spec"]["resources"].as_array().into_iter().flatten() {
+                    ctx.add_resource(r.clone());
+                }
+            } else {
+                ctx.add_resource(doc);
+            }
+        }
+    }
+    let mut unsupported_ctx = None;
+    for g in spec["globalContextEntries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let name = g["name"].as_str().unwrap_or_default();
+        if let Some(data) = g.get("data") {
+            let mut d = data.clone();
+            for p in g["projections"].as_array().into_iter().flatten() {
+                let path = p["path"].as_str().unwrap_or_default();
+                if let Some(v) = data.get(path) {
+                    d[p["name"].as_str().unwrap_or_default()] = v.clone();
+                }
+            }
+            ctx.add_global_context(name, d);
+        } else if let Some(items) = g.get("resources") {
+            ctx.add_global_context(name, items.clone());
+        } else if let Some(files) = g["resourceFiles"].as_array() {
+            let mut items = Vec::new();
+            for f in files {
+                items.extend(yaml_docs(&dir.join(f.as_str().unwrap_or_default())));
+            }
+            ctx.add_global_context(name, serde_json::Value::Array(items));
+        } else {
+            unsupported_ctx = Some("globalContextEntries without data/resources");
+        }
+    }
+    for m in spec["apiCallResponses"].as_array().into_iter().flatten() {
+        ctx.add_http_response(
+            m["method"].as_str().unwrap_or("GET"),
+            m["url"].as_str().unwrap_or_default(),
+            m["response"].clone(),
+        );
+    }
+    let has_exceptions = spec.get("exceptions").is_some();
+
+    for expected in spec["results"].as_array().into_iter().flatten() {
+        let policy = expected["policy"].as_str().unwrap_or_default();
+        let rule = expected["rule"].as_str().unwrap_or_default();
+        let kind = expected["kind"].as_str().unwrap_or_default();
+        let want = expected["result"].as_str().unwrap_or_default();
+        let is_vpol = expected["isValidatingPolicy"] == json!(true);
+        let op = expected["operation"]
+            .as_str()
+            .and_then(Operation::parse)
+            .unwrap_or_default();
+        if !is_vpol && !cel_rules.contains_key(&(policy.to_owned(), rule.to_owned())) {
+            continue;
+        }
+        if is_vpol && !vpols.contains_key(policy) {
+            continue;
+        }
+        let mut names: Vec<String> = strs_of(&expected["resources"]);
+        if let Some(r) = expected["resource"].as_str() {
+            names.push(r.to_owned());
+        }
+        for rname in names {
+            let label = format!(
+                "{}: {policy}/{rule} {kind} {rname} expected {want}",
+                test.strip_prefix(dir.ancestors().nth(8).unwrap_or(dir))
+                    .unwrap_or(test)
+                    .display()
+            );
+            let (ns, name) = match rname.split_once('/') {
+                Some((ns, n)) => (Some(ns), n),
+                None => (None, rname.as_str()),
+            };
+            let Some(res) = resources.iter().find(|r| {
+                r["kind"] == kind
+                    && r["metadata"]["name"] == name
+                    && ns.is_none_or(|ns| r["metadata"]["namespace"] == ns)
+            }) else {
+                tally.failed.push(format!("{label}: resource not found"));
+                continue;
+            };
+            if has_exceptions {
+                tally
+                    .skipped
+                    .push(format!("{label}: PolicyExceptions not supported"));
+                continue;
+            }
+            if let Some(u) = unsupported_ctx {
+                tally.skipped.push(format!("{label}: {u}"));
+                continue;
+            }
+            let ns_name = res["metadata"]["namespace"].as_str().unwrap_or_default();
+            let mut input = PolicyInput {
+                operation: op,
+                namespace_object: namespaces.get(ns_name).cloned(),
+                context: ctx.clone(),
+                ..Default::default()
+            };
+            if op == Operation::Delete {
+                input.old_object = Some(res.clone());
+            } else {
+                input.object = Some(res.clone());
+            }
+            let got = if is_vpol {
+                match &vpols[policy] {
+                    Err(e) if e.starts_with("unsupported") => {
+                        tally.skipped.push(format!("{label}: {e}"));
+                        continue;
+                    }
+                    Err(e) => format!("load error: {e}"),
+                    Ok(vp) => {
+                        let r = vp.evaluate(&input);
+                        match r.first() {
+                            // Kyverno reports nothing for a policy that does not match; kyverno test then expects skip... or nothing
+                            None => "skip".to_owned(),
+                            Some(r) => {
+                                if r.status.as_str() != want {
+                                    eprintln!("  {label}: got {} ({})", r.status, r.message);
+                                }
+                                r.status.as_str().to_owned()
+                            }
+                        }
+                    }
+                }
+            } else {
+                match &cel_rules[&(policy.to_owned(), rule.to_owned())] {
+                    Err(e) => format!("load error: {e}"),
+                    Ok((rule, _matcher)) => {
+                        // the rule's match block (kinds) is the lead's matcher; the corpus rules match by kind
+                        if ns_name.is_empty() || true {
+                            input
+                                .namespace_object
+                                .get_or_insert_with(|| json!({"metadata": {"name": ns_name}}));
+                        }
+                        let o = rule.evaluate(&RequestView::new(&input));
+                        o.status.as_str().to_owned()
+                    }
+                }
+            };
+            if got == want {
+                tally.passed += 1;
+            } else {
+                tally.failed.push(format!("{label}: got {got}"));
+            }
+        }
+    }
+}
+
+fn strs_of(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn kyverno_cli_corpus() {
+    let Some(shared) = shared_dir() else {
+        println!("SKIPPED: ../shared/corpora/kyverno-cli not found (set PROVENANCE_SHARED)");
+        return;
+    };
+    let mut tests = Vec::new();
+    find_tests(&shared.join("corpora/kyverno-cli"), &mut tests);
+    let mut tally = Tally::default();
+    for t in &tests {
+        run_test_file(t, &mut tally);
+    }
+    for s in &tally.skipped {
+        println!("skip: {s}");
+    }
+    for f in &tally.failed {
+        println!("FAIL: {f}");
+    }
+    println!(
+        "kyverno-cli CEL results: {} passed, {} failed, {} skipped (unsupported)",
+        tally.passed,
+        tally.failed.len(),
+        tally.skipped.len()
+    );
+    assert!(
+        tally.failed.is_empty(),
+        "{} corpus results failed",
+        tally.failed.len()
+    );
+}
+
+#[test]
+fn value_reexport_is_cel_value() {
+    let v: Value = Value::Bool(true);
+    assert_eq!(v, Value::Bool(true));
+}
