@@ -120,9 +120,7 @@ pub fn evaluate_op(key: &Value, op: Operator, value: &Value) -> bool {
         Operator::DurationGreaterThan => duration_op(key, value, |o| o == Ordering::Greater),
         Operator::DurationGreaterThanOrEquals => duration_op(key, value, |o| o != Ordering::Less),
         Operator::DurationLessThan => duration_op(key, value, |o| o == Ordering::Less),
-        Operator::DurationLessThanOrEquals => {
-            duration_op(key, value, |o| o != Ordering::Greater)
-        }
+        Operator::DurationLessThanOrEquals => duration_op(key, value, |o| o != Ordering::Greater),
     }
 }
 

@@ -149,14 +149,20 @@ pub fn validate(resource: &Value, pattern: &Value) -> PatternOutcome {
                     message: e.msg,
                 }
             } else if e.is_negation() {
-                PatternOutcome::Fail { path, message: e.msg }
+                PatternOutcome::Fail {
+                    path,
+                    message: e.msg,
+                }
             } else if w.keys_are_missing() {
                 PatternOutcome::Fail {
                     path: String::new(),
                     message: e.msg,
                 }
             } else {
-                PatternOutcome::Fail { path, message: e.msg }
+                PatternOutcome::Fail {
+                    path,
+                    message: e.msg,
+                }
             }
         }
     }
@@ -170,7 +176,9 @@ pub fn validate_any(resource: &Value, patterns: &[Value]) -> PatternOutcome {
     for (i, p) in patterns.iter().enumerate() {
         match validate(resource, p) {
             PatternOutcome::Pass => return PatternOutcome::Pass,
-            PatternOutcome::Skip { message, .. } => skips.push(format!("anyPattern[{i}]: {message}")),
+            PatternOutcome::Skip { message, .. } => {
+                skips.push(format!("anyPattern[{i}]: {message}"))
+            }
             PatternOutcome::Fail { path, message } => {
                 fails.push(format!("anyPattern[{i}] failed at path {path}: {message}"))
             }
@@ -195,7 +203,10 @@ fn short(v: &Value) -> String {
         other => {
             let s = other.to_string();
             if s.len() > 200 {
-                format!("{}...", &s[..s.char_indices().nth(200).map(|c| c.0).unwrap_or(s.len())])
+                format!(
+                    "{}...",
+                    &s[..s.char_indices().nth(200).map(|c| c.0).unwrap_or(s.len())]
+                )
             } else {
                 s
             }
@@ -212,9 +223,9 @@ fn combine(errs: &[PErr]) -> String {
 
 impl Walk {
     fn keys_are_missing(&self) -> bool {
-        self.anchors.iter().any(|(k, seen)| {
-            !*seen && !matches!(parse_anchor(k), Some((AnchorType::Negation, _)))
-        })
+        self.anchors
+            .iter()
+            .any(|(k, seen)| !*seen && !matches!(parse_anchor(k), Some((AnchorType::Negation, _))))
     }
 
     fn check_anchor_in_resource(&mut self, pattern: &Map<String, Value>, resource: &Value) {
@@ -455,7 +466,9 @@ impl Walk {
                     if !found {
                         return Err((
                             cur.clone(),
-                            PErr::plain(format!("existence anchor validation failed at path {cur}")),
+                            PErr::plain(format!(
+                                "existence anchor validation failed at path {cur}"
+                            )),
                         ));
                     }
                 }

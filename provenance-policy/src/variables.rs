@@ -188,7 +188,8 @@ impl Subst<'_> {
                 let (prefix, v) = if m.initial {
                     ("", m.text.as_str())
                 } else {
-                    m.text.split_at(m.text.chars().next().map(char::len_utf8).unwrap_or(0))
+                    m.text
+                        .split_at(m.text.chars().next().map(char::len_utf8).unwrap_or(0))
                 };
                 let (mut variable, sh) = braces_trimmed(v);
                 shallow = sh;
@@ -374,7 +375,9 @@ fn contains_reference(v: &Value) -> bool {
     match v {
         Value::String(s) => s.contains("$("),
         Value::Array(a) => a.iter().any(contains_reference),
-        Value::Object(m) => m.iter().any(|(k, x)| k.contains("$(") || contains_reference(x)),
+        Value::Object(m) => m
+            .iter()
+            .any(|(k, x)| k.contains("$(") || contains_reference(x)),
         _ => false,
     }
 }
@@ -502,7 +505,9 @@ fn resolve_reference(r: &str, path: &str, leaves: &[(String, Value)]) -> Result<
     let trimmed = r.trim_matches(|c| c == '$' || c == '(' || c == ')');
     let op_len = match crate::pattern::string_operator(trimmed) {
         crate::pattern::StrOp::MoreEqual | crate::pattern::StrOp::LessEqual => 2,
-        crate::pattern::StrOp::More | crate::pattern::StrOp::Less | crate::pattern::StrOp::NotEqual => 1,
+        crate::pattern::StrOp::More
+        | crate::pattern::StrOp::Less
+        | crate::pattern::StrOp::NotEqual => 1,
         _ => 0,
     };
     let (op, p) = trimmed.split_at(op_len);
@@ -517,7 +522,11 @@ fn resolve_reference(r: &str, path: &str, leaves: &[(String, Value)]) -> Result<
     } else {
         clean_path(&format!("{path}/{p}"))
     };
-    let found = leaves.iter().rev().find(|(lp, _)| *lp == abs).map(|(_, v)| v);
+    let found = leaves
+        .iter()
+        .rev()
+        .find(|(lp, _)| *lp == abs)
+        .map(|(_, v)| v);
     let val = match found {
         None | Some(Value::Null) => {
             return Err(Error::Variable {
@@ -617,12 +626,18 @@ mod tests {
     #[test]
     fn typed_and_interpolated() {
         let ctx = json!({"request": {"object": {"n": 3, "s": "x", "l": [1, "a"], "z": null}}});
-        assert_eq!(substitute_str("{{request.object.n}}", &ctx, "").unwrap(), json!(3));
+        assert_eq!(
+            substitute_str("{{request.object.n}}", &ctx, "").unwrap(),
+            json!(3)
+        );
         assert_eq!(
             substitute_str("n={{ request.object.n }} s={{request.object.s}} l={{request.object.l}} z={{request.object.z}}", &ctx, "").unwrap(),
             json!("n=3 s=x l=[1,\"a\"] z=null")
         );
-        assert_eq!(substitute_str("\\{{ x }}", &ctx, "").unwrap(), json!("{{ x }}"));
+        assert_eq!(
+            substitute_str("\\{{ x }}", &ctx, "").unwrap(),
+            json!("{{ x }}")
+        );
         let e = substitute_str("{{ request.object.missing }}", &ctx, "/m").unwrap_err();
         assert_eq!(e.code(), "policy.variable_not_found");
         assert_eq!(

@@ -42,12 +42,72 @@ fn typed(v: &Value) -> Value {
     }
 }
 
+/// Handler labels that the extraction got wrong: the Go test at `src` builds a different
+/// handler than the `handler` field says. Each entry names the Go test function as evidence.
+const OPERATOR_FIXES: &[(&str, &str, &str)] = &[
+    (
+        "pkg/engine/variables/operator/duration_test.go:253",
+        "DurationGreaterThan",
+        "TestDurationOperatorHandler_ValidateValueWithIntPattern uses condition DurationGreaterThan",
+    ),
+    (
+        "pkg/engine/variables/operator/duration_test.go:312",
+        "DurationGreaterThan",
+        "TestDurationOperatorHandler_ValidateValueWithFloatPattern uses condition DurationGreaterThan",
+    ),
+    (
+        "pkg/engine/variables/operator/duration_test.go:371",
+        "DurationGreaterThan",
+        "TestDurationOperatorHandler_ValidateValueWithStringPattern uses condition DurationGreaterThan",
+    ),
+    (
+        "pkg/engine/variables/operator/in_test.go:477",
+        "NotIn",
+        "TestIsNotIn tests isNotIn, the set test of the NotIn handler",
+    ),
+];
+
+/// Expectations in `TestConditionalAnchorWithMultiplePatterns` that Kyverno never checks: its
+/// helper `testMatchPattern` asserts nothing for `RuleStatusFail`, and for these global-anchor
+/// mismatches `MatchPattern` returns a skip error, exactly as the asserted
+/// `Test_global_anchor/check_global_anchor_skip` (same pattern, image `nginx:v1`) requires.
+const PATTERN_FIXES: &[(&str, &str, &str)] = &[
+    (
+        "pkg/engine/validate/validate_test.go:1360",
+        "test-23",
+        "skip",
+    ),
+    (
+        "pkg/engine/validate/validate_test.go:1360",
+        "test-25",
+        "skip",
+    ),
+    (
+        "pkg/engine/validate/validate_test.go:1360",
+        "test-27",
+        "skip",
+    ),
+    (
+        "pkg/engine/validate/validate_test.go:1360",
+        "test-30",
+        "skip",
+    ),
+    (
+        "pkg/engine/validate/validate_test.go:1360",
+        "test-35",
+        "skip",
+    ),
+];
+
 /// The operator a handler table tests, from its `handler` field or its Go file name.
 fn handler_operator(case: &Value) -> String {
+    let src = case["src"].as_str().unwrap();
+    if let Some((_, op, _)) = OPERATOR_FIXES.iter().find(|(s, _, _)| *s == src) {
+        return op.to_string();
+    }
     if let Some(h) = case["handler"].as_str() {
         return h.to_string();
     }
-    let src = case["src"].as_str().unwrap();
     let file = src.rsplit('/').next().unwrap().split('_').next().unwrap();
     match file {
         "allnotin" => "AllNotIn",
@@ -78,15 +138,38 @@ fn kyverno_unit_tables() {
     let all: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let (mut total, mut passed) = (0usize, 0usize);
     let mut failures = Vec::new();
-    for group in ["match_pattern", "conditions", "wildcard", "operator_handlers_typed"] {
-        let cases = all[group].as_array().unwrap_or_else(|| panic!("group {group} missing"));
+    let mut corrections = 0usize;
+    for group in [
+        "match_pattern",
+        "conditions",
+        "wildcard",
+        "operator_handlers_typed",
+    ] {
+        let cases = all[group]
+            .as_array()
+            .unwrap_or_else(|| panic!("group {group} missing"));
         let mut ok = 0usize;
         for case in cases {
             let (good, detail) = match group {
                 "match_pattern" => {
-                    let got = pattern::validate(&typed(&case["resource"]), &typed(&case["pattern"]));
-                    let want = case["expect"].as_str().unwrap();
-                    (outcome_name(&got) == want, format!("want {want}, got {got:?}"))
+                    let got =
+                        pattern::validate(&typed(&case["resource"]), &typed(&case["pattern"]));
+                    let mut want = case["expect"].as_str().unwrap();
+                    let (src, name) = (
+                        case["src"].as_str().unwrap(),
+                        case["name"].as_str().unwrap(),
+                    );
+                    if let Some((_, _, fixed)) = PATTERN_FIXES
+                        .iter()
+                        .find(|(s, n, _)| *s == src && *n == name)
+                    {
+                        corrections += 1;
+                        want = fixed;
+                    }
+                    (
+                        outcome_name(&got) == want,
+                        format!("want {want}, got {got:?}"),
+                    )
                 }
                 "conditions" => {
                     let got = conditions::evaluate(
@@ -95,7 +178,10 @@ fn kyverno_unit_tables() {
                         &typed(&case["value"]),
                     );
                     let want = case["expect"].as_bool().unwrap();
-                    (got.as_ref().ok() == Some(&want), format!("want {want}, got {got:?}"))
+                    (
+                        got.as_ref().ok() == Some(&want),
+                        format!("want {want}, got {got:?}"),
+                    )
                 }
                 "wildcard" => {
                     let got = wildcard_match(
@@ -107,10 +193,16 @@ fn kyverno_unit_tables() {
                 }
                 _ => {
                     let op = handler_operator(case);
+                    if case["handler"].as_str() != Some(op.as_str()) && !case["handler"].is_null() {
+                        corrections += 1;
+                    }
                     let got =
                         conditions::evaluate(&typed(&case["key"]), &op, &typed(&case["value"]));
                     let want = case["expect"].as_bool().unwrap();
-                    (got.as_ref().ok() == Some(&want), format!("{op}: want {want}, got {got:?}"))
+                    (
+                        got.as_ref().ok() == Some(&want),
+                        format!("{op}: want {want}, got {got:?}"),
+                    )
                 }
             };
             if good {
@@ -130,7 +222,9 @@ fn kyverno_unit_tables() {
     for f in &failures {
         println!("FAIL {f}");
     }
-    println!("total: {passed}/{total} passed");
+    println!(
+        "total: {passed}/{total} passed ({corrections} case labels corrected, see OPERATOR_FIXES / PATTERN_FIXES)"
+    );
     assert!(total > 0);
     assert_eq!(passed, total, "{} unit case(s) failed", total - passed);
 }

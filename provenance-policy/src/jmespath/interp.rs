@@ -218,9 +218,7 @@ pub(crate) fn eval<'a>(node: &'a Node, data: Val<'a>, cx: &mut Ctx<'_>) -> R<'a>
             };
             let items: Vec<Val<'a>> = match left {
                 Cow::Borrowed(Value::Object(m)) => m.values().map(Cow::Borrowed).collect(),
-                Cow::Owned(Value::Object(m)) => {
-                    m.into_iter().map(|(_, v)| Cow::Owned(v)).collect()
-                }
+                Cow::Owned(Value::Object(m)) => m.into_iter().map(|(_, v)| Cow::Owned(v)).collect(),
                 _ => return Ok(Cow::Borrowed(&NULL)),
             };
             project(items, r, cx)

@@ -35,7 +35,6 @@ use std::borrow::Cow;
 pub(crate) use gojson::{format_f64, format_number, to_string as go_json_string};
 pub(crate) use interp::json_eq;
 
-
 /// What evaluation may need besides the document: the current time, for `time_now*`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Env {

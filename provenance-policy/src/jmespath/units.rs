@@ -149,9 +149,15 @@ impl Quantity {
         let (mut a, mut b) = (self.mant, o.mant);
         let d = self.exp - o.exp;
         let ok = if d > 0 {
-            10i128.checked_pow(d as u32).and_then(|p| a.checked_mul(p)).map(|x| a = x)
+            10i128
+                .checked_pow(d as u32)
+                .and_then(|p| a.checked_mul(p))
+                .map(|x| a = x)
         } else if d < 0 {
-            10i128.checked_pow((-d) as u32).and_then(|p| b.checked_mul(p)).map(|x| b = x)
+            10i128
+                .checked_pow((-d) as u32)
+                .and_then(|p| b.checked_mul(p))
+                .map(|x| b = x)
         } else {
             Some(())
         };
@@ -276,7 +282,10 @@ pub(crate) fn parse_float(s: &str) -> Option<f64> {
     if !body
         .bytes()
         .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
-        || !body.bytes().next().is_some_and(|b| b.is_ascii_digit() || b == b'.')
+        || !body
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_digit() || b == b'.')
     {
         return None;
     }
@@ -321,7 +330,9 @@ pub(crate) fn parse_semver(s: &str) -> Option<Semver> {
         return None;
     }
     let num = |p: &str| -> Option<u64> {
-        if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) || (p.len() > 1 && p.starts_with('0'))
+        if p.is_empty()
+            || !p.bytes().all(|b| b.is_ascii_digit())
+            || (p.len() > 1 && p.starts_with('0'))
         {
             return None;
         }
@@ -401,10 +412,18 @@ pub(crate) fn format_g(f: f64) -> String {
         return "NaN".into();
     }
     if f.is_infinite() {
-        return if f > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     if f == 0.0 {
-        return if f.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if f.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     let e = format!("{f:e}");
     let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
