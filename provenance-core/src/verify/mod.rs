@@ -43,6 +43,7 @@ mod check;
 mod cosign;
 mod identity;
 mod keysig;
+mod strict;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -176,6 +177,7 @@ pub struct Verified {
 /// A verifier over one trust root. Build it once; it prepares the trust material.
 pub struct Verifier {
     inner: sigstore_verify::Verifier,
+    root: TrustRoot,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -196,7 +198,10 @@ impl Verifier {
         let tr = sigstore_verify::trust_root::TrustedRoot::from_json(text)
             .map_err(|e| Check::TrustRoot.fail(e.to_string()))?;
         let inner = sigstore_verify::Verifier::new(&tr).map_err(|e| check::from_sigstore(&e))?;
-        Ok(Verifier { inner })
+        Ok(Verifier {
+            inner,
+            root: root.clone(),
+        })
     }
 
     /// Verifies `material` over `artifact` against `expectation` at time `now`.
@@ -255,11 +260,8 @@ impl Verifier {
             VerificationMaterialContent::PublicKey(_) => None,
             _ => return Err(Check::MaterialUnsupported.fail("unknown verification material")),
         };
-        for e in &vm.tlog_entries {
-            if e.log_index.as_i64() < 0 {
-                return Err(Check::TlogMalformed.fail("negative log index"));
-            }
-        }
+        strict::check_log_entries(bundle, &self.root)?;
+        strict::check_timestamps(bundle, &self.root)?;
         let payload = payload.or_else(|| match &bundle.content {
             SignatureContent::DsseEnvelope(env) => {
                 Some((env.payload_type.clone(), env.payload.as_bytes().to_vec()))
