@@ -10,6 +10,10 @@ use crate::error::{Error, Format, clip};
 use crate::json::{self, Limits, null_default};
 use crate::statement::{DigestSet, check_digest_set};
 
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// Predicate type of the dataset provenance predicate (see `docs/attestations.md`).
 pub const DATASET_PROVENANCE_V1: &str =
     "https://provenance-rs.github.io/attestation/dataset-provenance/v1";
@@ -154,7 +158,8 @@ impl CroissantDataset {
     }
 
     /// Builds a dataset card from a JSON value. Requires an `@context`, `@type` `sc:Dataset`
-    /// (or `schema:Dataset` / `Dataset`) and a `name`; `sha256` values must be 64 hex digits.
+    /// (or `schema:Dataset` / `Dataset`) and a `name`. A `sha256` that is not 64 hex digits is
+    /// kept as written but is not a digest (see [`CroissantDataset::digests`]).
     pub fn from_value(value: &Value, limits: &Limits) -> Result<Self, Error> {
         let f = Format::Croissant;
         json::check_value_depth(f, value, limits)?;
@@ -195,12 +200,6 @@ impl CroissantDataset {
         }
         limits.check_count(f, "distribution", d.distribution.len())?;
         limits.check_count(f, "recordSet", d.record_set.len())?;
-        for (i, x) in d.distribution.iter().enumerate() {
-            if let Some(h) = &x.sha256 {
-                let set: DigestSet = [("sha256".to_owned(), h.to_ascii_lowercase())].into();
-                check_digest_set(f, &format!("distribution[{i}]"), &set)?;
-            }
-        }
         if let Some(o) = value.as_object() {
             d.extensions = o
                 .iter()
@@ -211,12 +210,13 @@ impl CroissantDataset {
         Ok(d)
     }
 
-    /// `(contentUrl or @id, sha256)` of every FileObject that has a SHA-256.
+    /// `(contentUrl or @id, sha256)` of every FileObject whose `sha256` is 64 hex digits.
+    /// (Hugging Face exports put a URL there for git repositories: that is no digest.)
     pub fn digests(&self) -> Vec<(&str, &str)> {
         self.distribution
             .iter()
             .filter_map(|x| {
-                let h = x.sha256.as_deref()?;
+                let h = x.sha256.as_deref().filter(|h| is_sha256_hex(h))?;
                 let name = x
                     .content_url
                     .as_deref()
@@ -227,11 +227,13 @@ impl CroissantDataset {
             .collect()
     }
 
-    /// FileObjects without any digest: content a verifier cannot pin.
+    /// FileObjects without a usable SHA-256: content a verifier cannot pin.
     pub fn undigested_files(&self) -> Vec<&Distribution> {
         self.distribution
             .iter()
-            .filter(|x| x.kind.ends_with("FileObject") && x.sha256.is_none() && x.md5.is_none())
+            .filter(|x| {
+                x.kind.ends_with("FileObject") && !x.sha256.as_deref().is_some_and(is_sha256_hex)
+            })
             .collect()
     }
 }

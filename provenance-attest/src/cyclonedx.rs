@@ -376,7 +376,7 @@ pub enum ModelDataset {
         reference: String,
     },
     /// Inline data.
-    Inline(ComponentData),
+    Inline(Box<ComponentData>),
 }
 
 /// A CycloneDX model card (1.5+).

@@ -272,13 +272,13 @@ impl ModelCard {
         };
         let mut owners: Vec<Owner> = Vec::new();
         let mut add_owner = |name: Option<&str>| {
-            if let Some(n) = name.filter(|n| !n.is_empty()) {
-                if !owners.iter().any(|o| o.name == n) {
-                    owners.push(Owner {
-                        name: n.to_owned(),
-                        contact: None,
-                    });
-                }
+            if let Some(n) = name.filter(|n| !n.is_empty())
+                && !owners.iter().any(|o| o.name == n)
+            {
+                owners.push(Owner {
+                    name: n.to_owned(),
+                    contact: None,
+                });
             }
         };
         add_owner(component.publisher.as_deref());
@@ -321,22 +321,22 @@ impl ModelCard {
                     })
                     .collect();
             }
-            if let Some(qa) = &mc.quantitative_analysis {
-                if !qa.performance_metrics.is_empty() {
-                    card.evaluation.push(Evaluation {
-                        task: card.task.clone(),
-                        dataset: None,
-                        metrics: qa
-                            .performance_metrics
-                            .iter()
-                            .map(|m| Metric {
-                                metric_type: m.metric_type.clone().unwrap_or_default(),
-                                value: m.value.clone().map(Value::String).unwrap_or(Value::Null),
-                                slice: m.slice.clone(),
-                            })
-                            .collect(),
-                    });
-                }
+            if let Some(qa) = &mc.quantitative_analysis
+                && !qa.performance_metrics.is_empty()
+            {
+                card.evaluation.push(Evaluation {
+                    task: card.task.clone(),
+                    dataset: None,
+                    metrics: qa
+                        .performance_metrics
+                        .iter()
+                        .map(|m| Metric {
+                            metric_type: m.metric_type.clone().unwrap_or_default(),
+                            value: m.value.clone().map(Value::String).unwrap_or(Value::Null),
+                            slice: m.slice.clone(),
+                        })
+                        .collect(),
+                });
             }
         }
         card

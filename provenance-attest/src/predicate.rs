@@ -150,10 +150,10 @@ impl Predicate {
                         .and_then(|c| c.model_parameters.as_ref())
                     {
                         for d in &mp.datasets {
-                            if let cyclonedx::ModelDataset::Inline(x) = d {
-                                if let Some(n) = &x.name {
-                                    s.datasets.push(n.clone());
-                                }
+                            if let cyclonedx::ModelDataset::Inline(x) = d
+                                && let Some(n) = &x.name
+                            {
+                                s.datasets.push(n.clone());
                             }
                         }
                     }

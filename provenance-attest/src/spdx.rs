@@ -415,13 +415,13 @@ impl SpdxDocument {
                 ("licenseConcluded", &p.license_concluded),
                 ("licenseDeclared", &p.license_declared),
             ] {
-                if let Some(v) = v {
-                    if !is_license_expression(v) {
-                        out.push(schema(
-                            format!("packages[{i}].{field}"),
-                            format!("`{}` is not an SPDX license expression", clip(v, 80)),
-                        ));
-                    }
+                if let Some(v) = v
+                    && !is_license_expression(v)
+                {
+                    out.push(schema(
+                        format!("packages[{i}].{field}"),
+                        format!("`{}` is not an SPDX license expression", clip(v, 80)),
+                    ));
                 }
             }
         }
