@@ -351,6 +351,20 @@ impl Lowering {
                 return Ok(Node::Builtin(b, None, args));
             }
         }
+        if let Some(target) = &call.target
+            && let Expr::Ident(ns) = &target.expr
+            && ns == "optional"
+            && self.local("optional").is_none()
+        {
+            let b = match (name, a.len()) {
+                ("of", 1) => Builtin::OptionalOf,
+                ("none", 0) => Builtin::OptionalNone,
+                ("ofNonZeroValue", 1) => Builtin::OptionalOfNonZero,
+                _ => return Err(format!("undeclared reference to 'optional.{name}'")),
+            };
+            let args = a.iter().map(|x| self.lower(x)).collect::<Result<_, _>>()?;
+            return Ok(Node::Builtin(b, None, args));
+        }
         if let Some(target) = &call.target {
             // Kyverno's libraries: `resource.get(...)`, `image.GetMetadata(...)`, ...
             if let Expr::Ident(lib) = &target.expr
@@ -655,7 +669,26 @@ pub(crate) fn eval(
     }
 }
 
+/// Overloads `cel` 0.13 lacks (checked before delegating).
+fn native_override(name: &str, target: &Option<Value>, args: &[Value]) -> Option<EvalResult> {
+    match (name, target, args) {
+        ("string", None, [v]) => Some(Ok(Value::String(Arc::new(match v {
+            Value::Bool(b) => b.to_string(),
+            Value::Int(i) => i.to_string(),
+            Value::UInt(u) => u.to_string(),
+            Value::String(s) => return Some(Ok(Value::String(s.clone()))),
+            _ => return None,
+        })))),
+        _ => None,
+    }
+}
+
 fn delegate(call: &IdedExpr, target: Option<Value>, args: Vec<Value>) -> EvalResult {
+    if let Expr::Call(c) = &call.expr
+        && let Some(r) = native_override(&c.func_name, &target, &args)
+    {
+        return r;
+    }
     LIBRARY.with(|lib| {
         let mut scope = lib.new_inner_scope();
         if let Some(t) = target {
