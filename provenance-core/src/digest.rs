@@ -29,7 +29,7 @@ impl DigestAlgorithm {
     }
 
     /// Length of the raw digest in bytes.
-    pub fn len(self) -> usize {
+    pub fn output_len(self) -> usize {
         match self {
             DigestAlgorithm::Sha256 => 32,
             DigestAlgorithm::Sha512 => 64,
@@ -82,7 +82,7 @@ pub struct Digest {
 impl Digest {
     /// Builds a digest from an algorithm and raw bytes of the right length.
     pub fn from_bytes(algorithm: DigestAlgorithm, bytes: &[u8]) -> Result<Self, Error> {
-        if bytes.len() != algorithm.len() {
+        if bytes.len() != algorithm.output_len() {
             return Err(Error::InvalidDigest {
                 input: hex::encode(&bytes[..bytes.len().min(64)]),
                 reason: "wrong length for algorithm",
@@ -114,7 +114,7 @@ impl Digest {
             DigestAlgorithm::from_name(alg).ok_or_else(|| Error::UnsupportedDigestAlgorithm {
                 algorithm: clip(alg, 64),
             })?;
-        if hex_part.len() != algorithm.len() * 2 {
+        if hex_part.len() != algorithm.output_len() * 2 {
             return Err(bad("wrong hex length for algorithm"));
         }
         if !hex_part

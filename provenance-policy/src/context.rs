@@ -18,7 +18,8 @@ pub fn image_info(image: &str) -> Option<Value> {
     let full = match image.find('/') {
         Some(i) => {
             let first = &image[..i];
-            if !first.contains(['.', ':']) && first != "localhost" && first.to_lowercase() == first {
+            if !first.contains(['.', ':']) && first != "localhost" && first.to_lowercase() == first
+            {
                 format!("docker.io/{image}")
             } else {
                 image.to_owned()
@@ -34,8 +35,16 @@ pub fn image_info(image: &str) -> Option<Value> {
     if tag.is_empty() && digest.is_empty() {
         tag = "latest".into();
     }
-    let base = if registry.is_empty() { path.clone() } else { format!("{registry}/{path}") };
-    let reference = if digest.is_empty() { format!("{base}:{tag}") } else { format!("{base}@{digest}") };
+    let base = if registry.is_empty() {
+        path.clone()
+    } else {
+        format!("{registry}/{path}")
+    };
+    let reference = if digest.is_empty() {
+        format!("{base}:{tag}")
+    } else {
+        format!("{base}@{digest}")
+    };
     let mut info = Map::new();
     info.insert("registry".into(), json!(registry));
     info.insert("name".into(), json!(name));
@@ -95,7 +104,11 @@ pub fn images_of(resource: &Value) -> Vec<ImageSite> {
                             "containers" => "containers",
                             _ => "ephemeralContainers",
                         },
-                        name: c.get("name").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                        name: c
+                            .get("name")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned(),
                         image: img.to_owned(),
                         pointer: format!("{prefix}/{section}/{i}/image"),
                     });
@@ -108,7 +121,11 @@ pub fn images_of(resource: &Value) -> Vec<ImageSite> {
             if let Some(img) = v.pointer("/image/reference").and_then(Value::as_str) {
                 out.push(ImageSite {
                     section: "volumes",
-                    name: v.get("name").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                    name: v
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
                     image: img.to_owned(),
                     pointer: format!("{prefix}/volumes/{i}/image/reference"),
                 });
@@ -159,18 +176,20 @@ pub fn base_context(input: &ResourceInput) -> Value {
 /// intermediate objects.
 pub fn set_dotted(ctx: &mut Value, key: &str, value: Value) {
     let mut cur = ctx;
-    let parts: Vec<&str> = key.split('.').collect();
+    let parts = split_dotted(key);
     for (i, part) in parts.iter().enumerate() {
         if !cur.is_object() {
             *cur = Value::Object(Map::new());
         }
-        let Some(obj) = cur.as_object_mut() else { return };
+        let Some(obj) = cur.as_object_mut() else {
+            return;
+        };
         if i + 1 == parts.len() {
-            obj.insert((*part).to_owned(), value);
+            obj.insert(part.clone(), value);
             return;
         }
         cur = obj
-            .entry((*part).to_owned())
+            .entry(part.clone())
             .or_insert_with(|| Value::Object(Map::new()));
     }
 }
@@ -178,13 +197,30 @@ pub fn set_dotted(ctx: &mut Value, key: &str, value: Value) {
 /// Whether a dotted key is set in the document.
 pub fn has_dotted(ctx: &Value, key: &str) -> bool {
     let mut cur = ctx;
-    for part in key.split('.') {
-        match cur.get(part) {
+    for part in split_dotted(key) {
+        match cur.get(&part) {
             Some(v) => cur = v,
             None => return false,
         }
     }
     true
+}
+
+/// Splits a dotted key into segments; a segment may be double-quoted to contain dots
+/// (`metadata.annotations."example.com/owner"`).
+pub fn split_dotted(key: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in key.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            '.' if !quoted => parts.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    parts.push(cur);
+    parts
 }
 
 #[cfg(test)]
@@ -207,6 +243,8 @@ mod tests {
     fn dotted_keys() {
         let mut v = json!({});
         set_dotted(&mut v, "request.object.metadata.name", json!("x"));
+        set_dotted(&mut v, r#"a."b.c".d"#, json!(1));
+        assert_eq!(v["a"]["b.c"]["d"], 1);
         assert_eq!(v["request"]["object"]["metadata"]["name"], "x");
         assert!(has_dotted(&v, "request.object"));
     }

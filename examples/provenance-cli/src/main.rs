@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use provenance_core::ImageReference;
 
+mod verify;
+
 #[derive(Parser)]
 #[command(name = "provenance", version, about = "Prove that AI workloads are what you trust")]
 struct Cli {
@@ -20,6 +22,8 @@ enum Command {
         /// Image references as written in a Pod spec.
         images: Vec<String>,
     },
+    /// Verify signatures offline (`verify bundle`: Sigstore bundles).
+    Verify(verify::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,5 +52,6 @@ fn main() -> ExitCode {
             }
             if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
         }
+        Command::Verify(args) => verify::run(args),
     }
 }

@@ -1,0 +1,616 @@
+//! `provenance test`: runs `kyverno-test.yaml` suites the way `kyverno test` does.
+//!
+//! Each test file names policies, resources, optional values/variables and user info, and the
+//! expected result of rules on resources. Every policy is applied to every resource; then each
+//! expected result is compared with the actual rule results (autogen rules count for the rule
+//! they were generated from). A resource the policy did not match counts as passing, as in
+//! `kyverno test`. Expectations that need a feature this engine does not implement are
+//! reported as skipped with the reason, never as passed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use provenance_core::{RuleStatus, UnixTime};
+use provenance_policy::engine::{PolicyResponse, UNSUPPORTED, Variables};
+use provenance_policy::jmespath::Env;
+use provenance_policy::loader::{LoadedPolicy, load_policies};
+use provenance_policy::request::{Operation, RequestInfo, ResourceInput};
+use provenance_policy::yaml::{load_document, load_documents};
+use serde_json::{Value, json};
+
+/// One checked expectation.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// The test file.
+    pub file: String,
+    /// Policy name as written in the test.
+    pub policy: String,
+    /// Rule name.
+    pub rule: String,
+    /// Resource (`kind/namespace/name`).
+    pub resource: String,
+    /// Expected status.
+    pub expected: String,
+    /// Actual status (empty when not evaluated).
+    pub actual: String,
+    /// `Some(true)` passed, `Some(false)` failed, `None` skipped.
+    pub ok: Option<bool>,
+    /// Why (the rule message, or what is unsupported).
+    pub reason: String,
+}
+
+impl Row {
+    /// The row as one JSON object.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "file": self.file, "policy": self.policy, "rule": self.rule,
+            "resource": self.resource, "expected": self.expected, "actual": self.actual,
+            "ok": self.ok, "reason": self.reason,
+        })
+    }
+}
+
+/// Finds every `kyverno-test.yaml` under the given paths (files or folders), sorted.
+pub fn discover(paths: &[PathBuf]) -> Vec<PathBuf> {
+    fn walk(p: &Path, out: &mut Vec<PathBuf>) {
+        if p.is_file() {
+            out.push(p.to_path_buf());
+        } else if let Ok(rd) = std::fs::read_dir(p) {
+            let mut entries: Vec<_> = rd.filter_map(Result::ok).map(|e| e.path()).collect();
+            entries.sort();
+            for e in entries {
+                if e.is_dir() {
+                    walk(&e, out);
+                } else if e
+                    .file_name()
+                    .is_some_and(|n| n == "kyverno-test.yaml" || n == "kyverno-test.yml")
+                {
+                    out.push(e);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        walk(p, &mut out);
+    }
+    out
+}
+
+fn read(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_owned))
+            .collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// The values of a `Values` document, organised for lookup.
+#[derive(Default)]
+struct ValuesFile {
+    global: Vec<(String, Value)>,
+    /// policy -> rule -> values
+    rules: BTreeMap<String, Vec<(String, Vec<(String, Value)>)>>,
+    /// policy -> resource -> values
+    resources: BTreeMap<String, BTreeMap<String, Vec<(String, Value)>>>,
+    namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
+    subresources: Vec<Value>,
+}
+
+fn pairs(v: Option<&Value>) -> Vec<(String, Value)> {
+    match v {
+        Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        _ => Vec::new(),
+    }
+}
+
+impl ValuesFile {
+    fn from_value(v: &Value) -> Self {
+        let mut out = ValuesFile {
+            global: pairs(v.get("globalValues")),
+            ..ValuesFile::default()
+        };
+        for p in v
+            .get("policies")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let name = p
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            for r in p
+                .get("rules")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let rule = r
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                out.rules
+                    .entry(name.clone())
+                    .or_default()
+                    .push((rule, pairs(r.get("values"))));
+            }
+            for r in p
+                .get("resources")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let res = r
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                out.resources
+                    .entry(name.clone())
+                    .or_default()
+                    .insert(res, pairs(r.get("values")));
+            }
+        }
+        for ns in v
+            .get("namespaceSelector")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let name = ns
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let labels = ns
+                .get("labels")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| {
+                            (
+                                k.clone(),
+                                v.as_str()
+                                    .map(str::to_owned)
+                                    .unwrap_or_else(|| v.to_string()),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.namespace_labels.insert(name, labels);
+        }
+        out.subresources = v
+            .get("subresources")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        out
+    }
+
+    fn variables_for(&self, policy: &str, resource: &str) -> Variables {
+        let mut global = self.global.clone();
+        if let Some(r) = self.resources.get(policy).and_then(|m| m.get(resource)) {
+            global.extend(r.iter().cloned());
+        }
+        Variables {
+            global,
+            per_rule: self.rules.get(policy).cloned().unwrap_or_default(),
+        }
+    }
+
+    /// `request.operation` from the values that apply to a resource, if any.
+    fn operation_for(&self, resource: &str) -> Option<Operation> {
+        let from = |vals: &[(String, Value)]| {
+            vals.iter()
+                .find(|(k, _)| k == "request.operation")
+                .and_then(|(_, v)| v.as_str())
+                .and_then(Operation::parse)
+        };
+        self.resources
+            .values()
+            .filter_map(|m| m.get(resource))
+            .find_map(|v| from(v))
+            .or_else(|| from(&self.global))
+    }
+}
+
+struct Loaded {
+    policies: Vec<LoadedPolicy>,
+    resources: Vec<Value>,
+    values: ValuesFile,
+    request_info: RequestInfo,
+}
+
+fn load_test(dir: &Path, test: &Value) -> Result<Loaded, String> {
+    let mut policies = Vec::new();
+    for p in strings(test.get("policies")) {
+        if p.starts_with("http://") || p.starts_with("https://") {
+            return Err(format!("unsupported: remote policy {p}"));
+        }
+        let path = dir.join(&p);
+        for file in files_of(&path) {
+            let text = read(&file)?;
+            policies.extend(
+                load_policies(&text, &file.display().to_string()).map_err(|e| e.to_string())?,
+            );
+        }
+    }
+    let mut resources = Vec::new();
+    for r in strings(test.get("resources")) {
+        let path = dir.join(&r);
+        for file in files_of(&path) {
+            let text = read(&file)?;
+            for doc in
+                load_documents(&text, &file.display().to_string()).map_err(|e| e.to_string())?
+            {
+                if doc
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .is_some_and(|k| k.ends_with("List"))
+                    && let Some(items) = doc.get("items").and_then(Value::as_array)
+                {
+                    resources.extend(items.iter().cloned());
+                } else {
+                    resources.push(doc);
+                }
+            }
+        }
+    }
+    let mut values = ValuesFile::default();
+    if let Some(v) = test.get("variables").and_then(Value::as_str) {
+        let text = read(&dir.join(v))?;
+        let doc = load_document(&text, v).map_err(|e| e.to_string())?;
+        values = ValuesFile::from_value(&doc);
+    }
+    if let Some(v) = test.get("values").filter(|v| v.is_object()) {
+        values = ValuesFile::from_value(v);
+    }
+    let mut request_info = RequestInfo::default();
+    if let Some(u) = test.get("userinfo").and_then(Value::as_str) {
+        let text = read(&dir.join(u))?;
+        let doc = load_document(&text, u).map_err(|e| e.to_string())?;
+        request_info = serde_json::from_value(doc).map_err(|e| format!("{u}: {e}"))?;
+    }
+    Ok(Loaded {
+        policies,
+        resources,
+        values,
+        request_info,
+    })
+}
+
+fn files_of(path: &Path) -> Vec<PathBuf> {
+    if path.is_dir() {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(path)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.extension()
+                    .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
+            })
+            .collect();
+        v.sort();
+        v
+    } else {
+        vec![path.to_path_buf()]
+    }
+}
+
+fn resource_key(r: &Value) -> (String, String, String, String) {
+    let s = |p: &str| {
+        r.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    (
+        s("/apiVersion"),
+        s("/kind"),
+        s("/metadata/namespace"),
+        s("/metadata/name"),
+    )
+}
+
+fn input_for(resource: &Value, loaded: &Loaded) -> ResourceInput {
+    let (_, kind, ns, name) = resource_key(resource);
+    let mut input = ResourceInput::create(resource.clone());
+    input.request_info = loaded.request_info.clone();
+    if let Some(op) = loaded.values.operation_for(&name) {
+        input.operation = op;
+    }
+    if let Some(labels) = loaded.values.namespace_labels.get(&ns) {
+        input.namespace_labels = labels.clone();
+    }
+    // A resource of a subresource kind (e.g. autoscaling/v1 Scale) is evaluated as the
+    // parent kind's subresource, as `kyverno test` does with the values file's subresources.
+    let (api_version, ..) = resource_key(resource);
+    for s in &loaded.values.subresources {
+        let sub = &s["subresource"];
+        let sub_gv = match sub["group"].as_str().unwrap_or_default() {
+            "" => sub["version"].as_str().unwrap_or_default().to_owned(),
+            g => format!("{g}/{}", sub["version"].as_str().unwrap_or_default()),
+        };
+        if sub["kind"].as_str() == Some(kind.as_str()) && sub_gv == api_version {
+            let parent = &s["parentResource"];
+            let g = |k: &str| parent[k].as_str().unwrap_or_default().to_owned();
+            input.gvk_override = Some((g("group"), g("version"), g("kind")));
+            input.subresource = sub["name"]
+                .as_str()
+                .and_then(|n| n.split('/').nth(1))
+                .unwrap_or_default()
+                .to_owned();
+        }
+    }
+    input
+}
+
+/// Runs one test file.
+pub fn run_file(path: &Path, now: UnixTime) -> Vec<Row> {
+    let file = path.display().to_string();
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let err_row = |reason: String, skipped: bool| Row {
+        file: file.clone(),
+        policy: String::new(),
+        rule: String::new(),
+        resource: String::new(),
+        expected: String::new(),
+        actual: String::new(),
+        ok: if skipped { None } else { Some(false) },
+        reason,
+    };
+    let tests = match read(path).and_then(|t| load_documents(&t, &file).map_err(|e| e.to_string()))
+    {
+        Ok(t) => t,
+        Err(e) => return vec![err_row(e, false)],
+    };
+    tests
+        .iter()
+        .flat_map(|t| run_test(&file, dir, t, now))
+        .collect()
+}
+
+fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
+    let file = file.to_owned();
+    let results = test
+        .get("results")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let whole_file_unsupported = [
+        "exceptions",
+        "context",
+        "clusterResources",
+        "targetResources",
+        "paramResources",
+        "globalContextEntries",
+        "jsonPayloads",
+        "httpPayloads",
+        "envoyPayloads",
+        "apiCallResponses",
+    ]
+    .into_iter()
+    .find(|k| test.get(*k).is_some_and(|v| !v.is_null()));
+    let loaded = match whole_file_unsupported {
+        Some(k) => Err(format!("unsupported: test field {k}")),
+        None => load_test(dir, test),
+    };
+    let loaded = match loaded {
+        Ok(l) => l,
+        Err(reason) => {
+            let skipped = reason.starts_with("unsupported");
+            return results
+                .iter()
+                .map(|r| {
+                    expectation_row(
+                        &file,
+                        r,
+                        String::new(),
+                        String::new(),
+                        if skipped { None } else { Some(false) },
+                        reason.clone(),
+                    )
+                })
+                .collect();
+        }
+    };
+    let env = Env::at(now);
+    // Apply every Kyverno policy to every resource.
+    let mut responses: Vec<((String, String, String, String), Vec<PolicyResponse>)> = Vec::new();
+    for resource in &loaded.resources {
+        let key = resource_key(resource);
+        let input = input_for(resource, &loaded);
+        let mut rs = Vec::new();
+        for p in &loaded.policies {
+            if let LoadedPolicy::Kyverno(cp) = p {
+                let vars = loaded.values.variables_for(&cp.name, &key.3);
+                rs.push(cp.evaluate(&input, &vars, &env));
+            }
+        }
+        responses.push((key, rs));
+    }
+    let mut rows = Vec::new();
+    for r in &results {
+        rows.extend(check_expectation(&file, r, &loaded, &responses));
+    }
+    rows
+}
+
+fn expectation_row(
+    file: &str,
+    r: &Value,
+    resource: String,
+    actual: String,
+    ok: Option<bool>,
+    reason: String,
+) -> Row {
+    let s = |k: &str| {
+        r.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    Row {
+        file: file.to_owned(),
+        policy: s("policy"),
+        rule: s("rule"),
+        resource,
+        expected: s("result"),
+        actual,
+        ok,
+        reason,
+    }
+}
+
+type Responses = [((String, String, String, String), Vec<PolicyResponse>)];
+
+fn check_expectation(file: &str, r: &Value, loaded: &Loaded, responses: &Responses) -> Vec<Row> {
+    let row = |resource: String, actual: String, ok: Option<bool>, reason: String| {
+        expectation_row(file, r, resource, actual, ok, reason)
+    };
+    for k in [
+        "patchedResources",
+        "generatedResource",
+        "generatedResources",
+        "cloneSourceResource",
+    ] {
+        if r.get(k).is_some() {
+            return vec![row(
+                String::new(),
+                String::new(),
+                None,
+                format!("unsupported: {k} (mutate/generate)"),
+            )];
+        }
+    }
+    for k in [
+        "isMutatingPolicy",
+        "isGeneratingPolicy",
+        "isDeletingPolicy",
+        "isMutatingAdmissionPolicy",
+        "isValidatingPolicy",
+        "isValidatingAdmissionPolicy",
+        "isImageValidatingPolicy",
+    ] {
+        if r.get(k).and_then(Value::as_bool) == Some(true) {
+            return vec![row(
+                String::new(),
+                String::new(),
+                None,
+                format!("unsupported: {k}"),
+            )];
+        }
+    }
+    if r.get("operation").is_some_and(|o| !o.is_null()) {
+        return vec![row(
+            String::new(),
+            String::new(),
+            None,
+            "unsupported: per-result operation".into(),
+        )];
+    }
+    let policy_name = r.get("policy").and_then(Value::as_str).unwrap_or_default();
+    let policy_short = policy_name.rsplit('/').next().unwrap_or_default();
+    let expected = r.get("result").and_then(Value::as_str).unwrap_or_default();
+    let rule = r.get("rule").and_then(Value::as_str).unwrap_or_default();
+    let Some(policy) = loaded.policies.iter().find(|p| p.name() == policy_short) else {
+        return vec![row(
+            String::new(),
+            String::new(),
+            Some(false),
+            format!("policy {policy_name} not found"),
+        )];
+    };
+    if let LoadedPolicy::Unsupported { reason, .. } = policy {
+        return vec![row(String::new(), String::new(), None, reason.clone())];
+    }
+    let wanted = strings(r.get("resources"));
+    let mut matched: Vec<&((String, String, String, String), Vec<PolicyResponse>)> = Vec::new();
+    if wanted.is_empty() {
+        matched.extend(responses.iter());
+    } else {
+        for w in &wanted {
+            let found: Vec<_> = responses
+                .iter()
+                .filter(|((_, _, ns, name), _)| match w.split_once('/') {
+                    Some((wns, wname)) => wns == ns && wname == name,
+                    None => w == name,
+                })
+                .collect();
+            if found.is_empty() {
+                return vec![row(
+                    w.clone(),
+                    String::new(),
+                    Some(false),
+                    format!("resource {w} not found"),
+                )];
+            }
+            matched.extend(found);
+        }
+    }
+    let mut rows = Vec::new();
+    for ((_, kind, ns, name), prs) in matched {
+        let res = if ns.is_empty() {
+            format!("{kind}/{name}")
+        } else {
+            format!("{kind}/{ns}/{name}")
+        };
+        let Some(pr) = prs
+            .iter()
+            .find(|p| p.policy.rsplit('/').next() == Some(policy_short))
+        else {
+            rows.push(row(res, String::new(), Some(false), "not found".into()));
+            continue;
+        };
+        let rule_results: Vec<_> = pr
+            .rules
+            .iter()
+            .filter(|rr| {
+                rule.is_empty()
+                    || rr.rule == rule
+                    || rr.rule == format!("autogen-{rule}")
+                    || rr.rule == format!("autogen-cronjob-{rule}")
+            })
+            .collect();
+        if rule_results.is_empty() {
+            rows.push(row(
+                res,
+                String::new(),
+                Some(true),
+                "excluded: rule did not match the resource".into(),
+            ));
+            continue;
+        }
+        for rr in rule_results {
+            if let Some(reason) = rr.reasons.iter().find(|x| x.code == UNSUPPORTED) {
+                rows.push(row(
+                    res.clone(),
+                    String::new(),
+                    None,
+                    reason.message.clone(),
+                ));
+                continue;
+            }
+            let actual = rr.status.as_str().to_owned();
+            let ok = RuleStatus::parse(expected) == Some(rr.status);
+            let mut reason = rr.message.clone();
+            if rr.rule != rule && !rule.is_empty() {
+                reason = format!("[{}] {reason}", rr.rule);
+            }
+            rows.push(row(res.clone(), actual, Some(ok), reason));
+        }
+    }
+    rows
+}

@@ -1,0 +1,268 @@
+//! Admission decisions: AdmissionReview in, AdmissionReview with a response out.
+//!
+//! A [`PolicySet`] holds loaded policies. [`PolicySet::decide`] evaluates them against one
+//! resource and applies Kyverno's decision rules:
+//!
+//! - a `fail` of a rule whose failure action is `Enforce` blocks the request;
+//! - an `error` of an enforced rule blocks unless the policy's `failurePolicy` is `Ignore`
+//!   (fail closed: an unsupported feature in an enforced policy blocks);
+//! - `fail` and `error` of `Audit` rules become admission warnings
+//!   (`policy <name>.<rule>: <message>`), never blocks;
+//! - on UPDATE, a failing rule with `allowExistingViolations` (the default) does not block when
+//!   the old object violated it too.
+//!
+//! The blocking message has Kyverno's format: `resource <Kind>/<ns>/<name> was blocked due to
+//! the following policies` followed by `policy: {rule: message}` in YAML.
+
+use std::collections::BTreeMap;
+
+use provenance_core::{RuleResult, RuleStatus};
+use serde_json::{Value, json};
+
+use crate::Error;
+use crate::engine::{PolicyResponse, Variables};
+use crate::jmespath::Env;
+use crate::loader::LoadedPolicy;
+use crate::policy::{ClusterPolicy, FailureAction};
+use crate::request::{Operation, RequestInfo, ResourceInput, UserInfo};
+
+/// A set of loaded policies, ready to evaluate requests.
+#[derive(Debug, Clone, Default)]
+pub struct PolicySet {
+    policies: Vec<LoadedPolicy>,
+}
+
+/// The outcome of an admission request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// Whether the request is admitted.
+    pub allowed: bool,
+    /// Why it was blocked (empty when allowed).
+    pub message: String,
+    /// Admission warnings (Audit results).
+    pub warnings: Vec<String>,
+    /// Every rule result, for reports and logs.
+    pub results: Vec<RuleResult>,
+}
+
+impl PolicySet {
+    /// A set of the given policies.
+    pub fn new(policies: Vec<LoadedPolicy>) -> Self {
+        PolicySet { policies }
+    }
+
+    /// Loads policies from YAML text and adds them.
+    pub fn add_yaml(&mut self, text: &str, file: &str) -> Result<(), Error> {
+        self.policies
+            .extend(crate::loader::load_policies(text, file)?);
+        Ok(())
+    }
+
+    /// The loaded policies.
+    pub fn policies(&self) -> &[LoadedPolicy] {
+        &self.policies
+    }
+
+    fn kyverno(&self) -> impl Iterator<Item = &ClusterPolicy> {
+        self.policies.iter().filter_map(|p| match p {
+            LoadedPolicy::Kyverno(cp) => Some(cp.as_ref()),
+            _ => None,
+        })
+    }
+
+    /// Evaluates every policy against one resource.
+    pub fn evaluate(&self, input: &ResourceInput, env: &Env) -> Vec<PolicyResponse> {
+        let vars = Variables::default();
+        self.kyverno()
+            .map(|p| p.evaluate(input, &vars, env))
+            .collect()
+    }
+
+    /// Evaluates and decides.
+    pub fn decide(&self, input: &ResourceInput, env: &Env) -> Decision {
+        let vars = Variables::default();
+        let mut blocked: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        let mut warnings = Vec::new();
+        let mut results = Vec::new();
+        for policy in self.kyverno() {
+            let resp = policy.evaluate(input, &vars, env);
+            let old_resp = match (&input.old_object, input.operation) {
+                (Some(old), Operation::Update)
+                    if resp.rules.iter().any(|r| r.status == RuleStatus::Fail) =>
+                {
+                    let mut old_input = input.clone();
+                    old_input.object = old.clone();
+                    old_input.old_object = None;
+                    Some(policy.evaluate(&old_input, &vars, env))
+                }
+                _ => None,
+            };
+            for mut r in resp.rules {
+                let Some(rule) = policy.rules.iter().find(|x| x.name == r.rule) else {
+                    continue;
+                };
+                if r.status == RuleStatus::Fail
+                    && rule.allow_existing_violations
+                    && old_resp.as_ref().is_some_and(|o| {
+                        o.rules
+                            .iter()
+                            .any(|x| x.rule == r.rule && x.status == RuleStatus::Fail)
+                    })
+                {
+                    r.status = RuleStatus::Skip;
+                    r.message = format!("existing violation allowed on UPDATE: {}", r.message);
+                }
+                let action = policy.rule_failure_action(rule);
+                let blocks = match r.status {
+                    RuleStatus::Fail => action == FailureAction::Enforce,
+                    RuleStatus::Error => {
+                        action == FailureAction::Enforce && !policy.failure_policy_ignore
+                    }
+                    _ => false,
+                };
+                if blocks {
+                    blocked
+                        .entry(policy.name.clone())
+                        .or_default()
+                        .insert(r.rule.clone(), r.message.clone());
+                } else if matches!(
+                    r.status,
+                    RuleStatus::Fail | RuleStatus::Error | RuleStatus::Warn
+                ) {
+                    warnings.push(format!("policy {}.{}: {}", policy.name, r.rule, r.message));
+                }
+                results.push(r);
+            }
+        }
+        let message = if blocked.is_empty() {
+            String::new()
+        } else {
+            let mut body = String::new();
+            for (policy, rules) in &blocked {
+                body.push_str(&format!("{policy}:\n"));
+                for (rule, msg) in rules {
+                    body.push_str(&format!("  {rule}: {}\n", yaml_scalar(msg)));
+                }
+            }
+            format!(
+                "\n\nresource {}/{}/{} was blocked due to the following policies \n\n{body}",
+                input.kind(),
+                input.namespace(),
+                input.name()
+            )
+        };
+        Decision {
+            allowed: blocked.is_empty(),
+            message,
+            warnings,
+            results,
+        }
+    }
+
+    /// Handles an `admission.k8s.io/v1` AdmissionReview (as JSON) and returns the
+    /// AdmissionReview to send back. `namespace_labels` are the labels of the request's
+    /// namespace (for `namespaceSelector`), looked up by the caller.
+    pub fn review(
+        &self,
+        review: &Value,
+        namespace_labels: BTreeMap<String, String>,
+        request_info: Option<RequestInfo>,
+        env: &Env,
+    ) -> Result<Value, Error> {
+        let input = input_from_review(review, namespace_labels, request_info)?;
+        let uid = review
+            .pointer("/request/uid")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let d = self.decide(&input, env);
+        let mut response = json!({"uid": uid, "allowed": d.allowed});
+        if !d.allowed {
+            response["status"] = json!({"code": 403, "message": d.message, "status": "Failure"});
+        }
+        if !d.warnings.is_empty() {
+            response["warnings"] = json!(d.warnings);
+        }
+        Ok(json!({
+            "apiVersion": review.get("apiVersion").cloned().unwrap_or(json!("admission.k8s.io/v1")),
+            "kind": "AdmissionReview",
+            "response": response,
+        }))
+    }
+}
+
+/// Quotes a message as a single-quoted YAML scalar when needed (Kyverno encodes with YAML).
+fn yaml_scalar(s: &str) -> String {
+    let plain = !s.is_empty()
+        && !s.contains([
+            ':', '#', '\'', '"', '\n', '{', '}', '[', ']', ',', '&', '*', '!', '|', '>', '%', '@',
+            '`',
+        ])
+        && !s.starts_with([' ', '-', '?'])
+        && !s.ends_with(' ');
+    if plain {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "''"))
+    }
+}
+
+/// Builds a [`ResourceInput`] from an AdmissionReview's `request`.
+pub fn input_from_review(
+    review: &Value,
+    namespace_labels: BTreeMap<String, String>,
+    request_info: Option<RequestInfo>,
+) -> Result<ResourceInput, Error> {
+    let bad = |reason: &str| Error::InvalidRequest {
+        reason: reason.to_owned(),
+    };
+    let req = review
+        .get("request")
+        .ok_or_else(|| bad("missing request"))?;
+    let op = req
+        .get("operation")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("missing request.operation"))?;
+    let operation = Operation::parse(op).ok_or_else(|| bad("unknown request.operation"))?;
+    let object = match (req.get("object"), operation) {
+        (Some(o), _) if !o.is_null() => o.clone(),
+        (_, Operation::Delete) => req
+            .get("oldObject")
+            .filter(|o| !o.is_null())
+            .cloned()
+            .ok_or_else(|| bad("DELETE without oldObject"))?,
+        _ => return Err(bad("missing request.object")),
+    };
+    if !object.is_object() {
+        return Err(bad("request.object is not an object"));
+    }
+    let old_object = req.get("oldObject").filter(|o| !o.is_null()).cloned();
+    let user_info: UserInfo = match req.get("userInfo") {
+        Some(u) => serde_json::from_value(u.clone()).map_err(|e| Error::InvalidRequest {
+            reason: format!("request.userInfo: {e}"),
+        })?,
+        None => UserInfo::default(),
+    };
+    let mut info = request_info.unwrap_or_default();
+    info.user_info = user_info;
+    let kind = req.get("kind");
+    let g = |k: &str| {
+        kind.and_then(|x| x.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let mut input = ResourceInput::create(object);
+    input.old_object = old_object;
+    input.operation = operation;
+    input.request_info = info;
+    input.namespace_labels = namespace_labels;
+    input.subresource = req
+        .get("subResource")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    if kind.is_some() {
+        input.gvk_override = Some((g("group"), g("version"), g("kind")));
+    }
+    Ok(input)
+}

@@ -1,0 +1,507 @@
+//! Evaluating ClusterPolicy / Policy rules against one resource.
+//!
+//! For each rule: `match`/`exclude` decide whether it applies (no result when it does not, as
+//! Kyverno reports nothing for rules that do not match); `context` entries are loaded;
+//! `preconditions` decide `skip`; then the rule body decides `pass`, `fail` or `error`.
+//! Features this engine does not implement (mutate, generate, apiCall / configMap context
+//! without supplied values, podSecurity, manifests) produce an `error` result whose reason has
+//! the code `policy.unsupported`: never a pass.
+
+use provenance_core::{Reason, ResourceRef, RuleResult, RuleStatus};
+use serde_json::{Map, Value, json};
+
+use crate::Error;
+use crate::conditions;
+use crate::context::{base_context, has_dotted, set_dotted};
+use crate::jmespath::{self, Env};
+use crate::pattern::{self, PatternOutcome};
+use crate::policy::{ClusterPolicy, Rule, RuleKind};
+use crate::request::ResourceInput;
+use crate::variables;
+
+/// Extra variables for evaluation: values files of `kyverno test`, or a caller's own.
+#[derive(Debug, Clone, Default)]
+pub struct Variables {
+    /// Dotted keys set in the context of every rule (`request.operation`, `foo.bar`).
+    pub global: Vec<(String, Value)>,
+    /// Per rule name: dotted keys set for that rule only.
+    pub per_rule: Vec<(String, Vec<(String, Value)>)>,
+}
+
+impl Variables {
+    fn apply(&self, ctx: &mut Value, rule: &str) {
+        for (k, v) in &self.global {
+            set_dotted(ctx, k, v.clone());
+        }
+        for (r, vars) in &self.per_rule {
+            let base = rule
+                .strip_prefix("autogen-cronjob-")
+                .or_else(|| rule.strip_prefix("autogen-"))
+                .unwrap_or(rule);
+            if r == rule || r == base {
+                for (k, v) in vars {
+                    set_dotted(ctx, k, v.clone());
+                }
+            }
+        }
+    }
+
+    fn provides(&self, key: &str, rule: &str) -> bool {
+        self.global.iter().any(|(k, _)| k == key)
+            || self
+                .per_rule
+                .iter()
+                .any(|(r, vars)| r == rule && vars.iter().any(|(k, _)| k == key))
+    }
+}
+
+/// The response of one policy for one resource: a result per rule that applied.
+#[derive(Debug, Clone)]
+pub struct PolicyResponse {
+    /// Policy name as reports show it.
+    pub policy: String,
+    /// Policy kind.
+    pub kind: String,
+    /// One result per applicable rule.
+    pub rules: Vec<RuleResult>,
+}
+
+/// Code of the reason attached to results of unsupported features.
+pub const UNSUPPORTED: &str = "policy.unsupported";
+
+fn resource_ref(input: &ResourceInput) -> ResourceRef {
+    ResourceRef {
+        api_version: input
+            .object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        kind: input.kind().to_owned(),
+        namespace: input.namespace().to_owned(),
+        name: input.name().to_owned(),
+    }
+}
+
+struct RuleEval<'a> {
+    policy: &'a ClusterPolicy,
+    rule: &'a Rule,
+    env: &'a Env,
+    resource: ResourceRef,
+}
+
+impl RuleEval<'_> {
+    fn result(&self, status: RuleStatus, message: impl Into<String>) -> RuleResult {
+        RuleResult::new(
+            self.policy.display_name(),
+            self.rule.name.clone(),
+            self.resource.clone(),
+            status,
+            message,
+        )
+    }
+
+    fn error(&self, e: &Error) -> RuleResult {
+        self.result(RuleStatus::Error, e.to_string())
+            .with_reason(Reason::new(e.code(), e.to_string()).about(self.resource.to_string()))
+    }
+
+    fn unsupported(&self, field: &str) -> RuleResult {
+        let msg = format!("unsupported: {field}");
+        self.result(RuleStatus::Error, msg.clone())
+            .with_reason(Reason::new(UNSUPPORTED, msg).at(field.to_owned()))
+    }
+}
+
+impl ClusterPolicy {
+    /// Evaluates every rule of the policy against `input`.
+    pub fn evaluate(&self, input: &ResourceInput, vars: &Variables, env: &Env) -> PolicyResponse {
+        let mut rules = Vec::new();
+        let applies_ns = match &self.namespace {
+            Some(ns) => input.namespace() == ns,
+            None => true,
+        };
+        if applies_ns {
+            let base = base_context(input);
+            for rule in &self.rules {
+                if let Some(r) = self.evaluate_rule(rule, input, &base, vars, env) {
+                    rules.push(r);
+                }
+            }
+        }
+        // Policies annotated `policies.kyverno.io/scored: "false"` report failures as warnings.
+        if self
+            .annotations
+            .get("policies.kyverno.io/scored")
+            .map(String::as_str)
+            == Some("false")
+        {
+            for r in &mut rules {
+                if r.status == RuleStatus::Fail {
+                    r.status = RuleStatus::Warn;
+                }
+            }
+        }
+        PolicyResponse {
+            policy: self.display_name(),
+            kind: self.kind.clone(),
+            rules,
+        }
+    }
+
+    fn evaluate_rule(
+        &self,
+        rule: &Rule,
+        input: &ResourceInput,
+        base: &Value,
+        vars: &Variables,
+        env: &Env,
+    ) -> Option<RuleResult> {
+        if !rule.match_block.matches(input) {
+            return None;
+        }
+        if let Some(ex) = &rule.exclude
+            && ex.excludes(input)
+        {
+            return None;
+        }
+        let ev = RuleEval {
+            policy: self,
+            rule,
+            env,
+            resource: resource_ref(input),
+        };
+        match &rule.kind {
+            RuleKind::Validate(_) => {}
+            RuleKind::Mutate => return Some(ev.unsupported("mutate")),
+            RuleKind::Generate => return Some(ev.unsupported("generate")),
+            RuleKind::VerifyImages(_) => return Some(ev.unsupported("verifyImages")),
+            RuleKind::Empty => return Some(ev.unsupported("rule without validate")),
+        }
+        if rule.cel_preconditions.is_some() {
+            return Some(ev.unsupported("celPreconditions"));
+        }
+        let mut ctx = base.clone();
+        vars.apply(&mut ctx, &rule.name);
+        if let Err(r) = load_context(&ev, &rule.context, &mut ctx, vars, "context") {
+            return Some(r);
+        }
+        if let Some(pre) = &rule.preconditions {
+            match conditions::evaluate_block(pre, &ctx, env, "preconditions") {
+                Ok(true) => {}
+                Ok(false) => return Some(ev.result(RuleStatus::Skip, "preconditions not met")),
+                Err(e) => return Some(ev.error(&e)),
+            }
+        }
+        let RuleKind::Validate(validate) = &rule.kind else {
+            return None;
+        };
+        Some(validate_rule(&ev, validate, input, &ctx))
+    }
+}
+
+/// Loads `context` entries into the document. Entries whose name the caller supplied as a
+/// variable are not loaded (as `kyverno test` does).
+fn load_context(
+    ev: &RuleEval<'_>,
+    entries: &[Value],
+    ctx: &mut Value,
+    vars: &Variables,
+    path: &str,
+) -> Result<(), RuleResult> {
+    for (i, entry) in entries.iter().enumerate() {
+        let name = entry
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let epath = format!("{path}[{i}]");
+        if name.is_empty() {
+            return Err(ev.error(&Error::InvalidPolicy {
+                policy: ev.policy.name.clone(),
+                path: epath,
+                reason: "context entry without a name".into(),
+            }));
+        }
+        if vars.provides(name, &ev.rule.name) && has_dotted(ctx, name) {
+            continue;
+        }
+        if let Some(var) = entry.get("variable") {
+            let value = eval_variable_entry(var, ctx, ev.env, &epath).map_err(|e| ev.error(&e))?;
+            set_dotted(ctx, name, value);
+        } else {
+            let kind = ["configMap", "apiCall", "imageRegistry", "globalReference"]
+                .into_iter()
+                .find(|k| entry.get(*k).is_some())
+                .unwrap_or("unknown context entry");
+            return Err(
+                ev.unsupported(&format!("{epath}.{kind} ({name}) without a supplied value"))
+            );
+        }
+    }
+    Ok(())
+}
+
+fn eval_variable_entry(var: &Value, ctx: &Value, env: &Env, path: &str) -> Result<Value, Error> {
+    let default = var.get("default").cloned();
+    let mut value = match var.get("value") {
+        Some(v) => variables::substitute_with(v, ctx, env, &format!("{path}.variable.value"))?,
+        None => Value::Null,
+    };
+    if let Some(expr) = var.get("jmesPath").and_then(Value::as_str) {
+        let expr =
+            variables::substitute_str_with(expr, ctx, env, &format!("{path}.variable.jmesPath"))?;
+        let expr = match expr {
+            Value::String(s) => s,
+            other => other.to_string(),
+        };
+        let data = if var.get("value").is_some() {
+            &value
+        } else {
+            ctx
+        };
+        value = match jmespath::search_with(&expr, data, env) {
+            Ok(v) => v,
+            Err(e) if default.is_some() => {
+                let _ = e;
+                Value::Null
+            }
+            Err(e) => return Err(e),
+        };
+    }
+    if value.is_null()
+        && let Some(d) = default
+    {
+        return variables::substitute_with(&d, ctx, env, &format!("{path}.variable.default"));
+    }
+    Ok(value)
+}
+
+fn message_of(ev: &RuleEval<'_>, validate: &Value, ctx: &Value) -> String {
+    match validate.get("message").and_then(Value::as_str) {
+        Some(m) => match variables::substitute_str_with(m, ctx, ev.env, "validate.message") {
+            Ok(Value::String(s)) => s,
+            Ok(other) => other.to_string(),
+            Err(_) => m.to_owned(),
+        },
+        None => String::new(),
+    }
+}
+
+fn validate_rule(
+    ev: &RuleEval<'_>,
+    validate: &Value,
+    input: &ResourceInput,
+    ctx: &Value,
+) -> RuleResult {
+    let message = message_of(ev, validate, ctx);
+    for unsupported in ["podSecurity", "manifests", "assert"] {
+        if validate.get(unsupported).is_some_and(|v| !v.is_null()) {
+            return ev.unsupported(&format!("validate.{unsupported}"));
+        }
+    }
+    if validate.get("cel").is_some_and(|v| !v.is_null()) {
+        return ev.unsupported("validate.cel");
+    }
+    let outcome = check_block(ev, validate, &input.object, ctx, &message, 0);
+    match outcome {
+        Check::Pass => ev.result(RuleStatus::Pass, pass_message(&ev.rule.name)),
+        Check::Skip(m) => ev.result(RuleStatus::Skip, m),
+        Check::Fail(m) => ev.result(RuleStatus::Fail, m),
+        Check::Error(r) => *r,
+    }
+}
+
+fn pass_message(rule: &str) -> String {
+    format!("validation rule '{rule}' passed.")
+}
+
+enum Check {
+    Pass,
+    Skip(String),
+    Fail(String),
+    Error(Box<RuleResult>),
+}
+
+fn fail_message(message: &str, rule: &str, detail: &str) -> String {
+    format!("validation error: {message}. rule {rule} {detail}")
+}
+
+/// Evaluates the checks of a validate block or a foreach entry against `target`.
+fn check_block(
+    ev: &RuleEval<'_>,
+    block: &Value,
+    target: &Value,
+    ctx: &Value,
+    message: &str,
+    depth: usize,
+) -> Check {
+    let rule = &ev.rule.name;
+    if let Some(deny) = block.get("deny").filter(|d| !d.is_null()) {
+        let conds = deny.get("conditions").cloned().unwrap_or(Value::Null);
+        return match conditions::evaluate_block(&conds, ctx, ev.env, "validate.deny.conditions") {
+            Ok(true) => Check::Fail(message.to_owned()),
+            Ok(false) => Check::Pass,
+            Err(e) => Check::Error(Box::new(ev.error(&e))),
+        };
+    }
+    if let Some(p) = block.get("pattern").filter(|d| !d.is_null()) {
+        let p = match variables::substitute_with(p, ctx, ev.env, "validate.pattern") {
+            Ok(p) => p,
+            Err(e) => return Check::Error(Box::new(ev.error(&e))),
+        };
+        return match pattern::validate(target, &p) {
+            PatternOutcome::Pass => Check::Pass,
+            PatternOutcome::Skip { path, message: m } => {
+                Check::Skip(format!("rule {rule} skipped at path {path}: {m}"))
+            }
+            PatternOutcome::Fail { path, .. } => Check::Fail(fail_message(
+                message,
+                rule,
+                &format!("failed at path {path}"),
+            )),
+        };
+    }
+    if let Some(any) = block.get("anyPattern").filter(|d| !d.is_null()) {
+        let Some(list) = any.as_array() else {
+            return Check::Error(Box::new(ev.error(&Error::InvalidPolicy {
+                policy: ev.policy.name.clone(),
+                path: "validate.anyPattern".into(),
+                reason: "must be a list".into(),
+            })));
+        };
+        let mut failures = Vec::new();
+        let mut skips = 0;
+        for (i, p) in list.iter().enumerate() {
+            let p = match variables::substitute_with(p, ctx, ev.env, "validate.anyPattern") {
+                Ok(p) => p,
+                Err(e) => return Check::Error(Box::new(ev.error(&e))),
+            };
+            match pattern::validate(target, &p) {
+                PatternOutcome::Pass => return Check::Pass,
+                PatternOutcome::Skip { .. } => skips += 1,
+                PatternOutcome::Fail { path, .. } => failures.push(format!(
+                    "rule {rule}[anyPattern[{i}]] failed at path {path}"
+                )),
+            }
+        }
+        if skips == list.len() {
+            return Check::Skip(format!(
+                "rule {rule} skipped: all anyPattern entries skipped"
+            ));
+        }
+        return Check::Fail(format!(
+            "validation error: {message}. {}",
+            failures.join(" ")
+        ));
+    }
+    if let Some(fe) = block.get("foreach").filter(|d| !d.is_null()) {
+        return check_foreach(ev, fe, target, ctx, message, depth);
+    }
+    Check::Error(Box::new(ev.unsupported(
+        "validate without pattern, anyPattern, deny or foreach",
+    )))
+}
+
+fn check_foreach(
+    ev: &RuleEval<'_>,
+    foreach: &Value,
+    target: &Value,
+    ctx: &Value,
+    message: &str,
+    depth: usize,
+) -> Check {
+    let Some(entries) = foreach.as_array() else {
+        return Check::Error(Box::new(ev.error(&Error::InvalidPolicy {
+            policy: ev.policy.name.clone(),
+            path: "validate.foreach".into(),
+            reason: "must be a list".into(),
+        })));
+    };
+    let mut applied = 0usize;
+    for (fi, fe) in entries.iter().enumerate() {
+        let list_expr = fe.get("list").and_then(Value::as_str).unwrap_or_default();
+        let list_expr = match variables::substitute_str_with(list_expr, ctx, ev.env, "foreach.list")
+        {
+            Ok(Value::String(s)) => s,
+            Ok(other) => other.to_string(),
+            Err(e) => return Check::Error(Box::new(ev.error(&e))),
+        };
+        let list = match jmespath::search_with(&list_expr, ctx, ev.env) {
+            Ok(Value::Array(a)) => a,
+            Ok(Value::Null) => continue,
+            Ok(other) => vec![other],
+            Err(e) => return Check::Error(Box::new(ev.error(&e))),
+        };
+        let element_scope = fe.get("elementScope").and_then(Value::as_bool);
+        for (i, element) in list.iter().enumerate() {
+            if element_scope == Some(true) && !element.is_object() {
+                return Check::Error(Box::new(ev.error(&Error::InvalidPolicy {
+                    policy: ev.policy.name.clone(),
+                    path: format!("validate.foreach[{fi}].elementScope"),
+                    reason: format!("elementScope is true but element {i} is not an object"),
+                })));
+            }
+            let mut ectx = ctx.clone();
+            if let Some(obj) = ectx.as_object_mut() {
+                obj.insert("element".into(), element.clone());
+                obj.insert("elementIndex".into(), json!(i));
+                obj.insert(format!("element{depth}"), element.clone());
+                obj.insert(format!("elementIndex{depth}"), json!(i));
+            }
+            if let Some(entries) = fe.get("context").and_then(Value::as_array)
+                && let Err(r) = load_context(
+                    ev,
+                    entries,
+                    &mut ectx,
+                    &Variables::default(),
+                    &format!("foreach[{fi}].context"),
+                )
+            {
+                return Check::Error(Box::new(r));
+            }
+            if let Some(pre) = fe.get("preconditions").filter(|p| !p.is_null()) {
+                match conditions::evaluate_block(pre, &ectx, ev.env, "foreach.preconditions") {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => return Check::Error(Box::new(ev.error(&e))),
+                }
+            }
+            let elem_target = match element_scope {
+                Some(false) => target,
+                _ if element.is_object() => element,
+                _ => target,
+            };
+            let mut inner = Map::new();
+            for k in ["pattern", "anyPattern", "deny"] {
+                if let Some(v) = fe.get(k) {
+                    inner.insert(k.into(), v.clone());
+                }
+            }
+            let outcome = if let Some(nested) = fe.get("foreach").filter(|n| !n.is_null()) {
+                check_foreach(ev, nested, elem_target, &ectx, message, depth + 1)
+            } else {
+                check_block(
+                    ev,
+                    &Value::Object(inner),
+                    elem_target,
+                    &ectx,
+                    message,
+                    depth,
+                )
+            };
+            match outcome {
+                Check::Pass => applied += 1,
+                Check::Skip(_) => {}
+                Check::Fail(m) => return Check::Fail(m),
+                Check::Error(r) => return Check::Error(r),
+            }
+        }
+    }
+    if applied == 0 {
+        return Check::Skip(format!(
+            "rule {} skipped: no foreach element applied",
+            ev.rule.name
+        ));
+    }
+    Check::Pass
+}
