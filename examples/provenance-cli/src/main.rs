@@ -6,10 +6,15 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use provenance_core::ImageReference;
 
+mod kyverno_test;
 mod verify;
 
 #[derive(Parser)]
-#[command(name = "provenance", version, about = "Prove that AI workloads are what you trust")]
+#[command(
+    name = "provenance",
+    version,
+    about = "Prove that AI workloads are what you trust"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -22,8 +27,84 @@ enum Command {
         /// Image references as written in a Pod spec.
         images: Vec<String>,
     },
+    /// Run `kyverno-test.yaml` suites like `kyverno test`.
+    Test(TestArgs),
     /// Verify signatures offline (`verify bundle`: Sigstore bundles).
     Verify(verify::VerifyArgs),
+}
+
+/// Arguments of `provenance test`.
+#[derive(clap::Args)]
+struct TestArgs {
+    /// Test files or folders to search for `kyverno-test.yaml`.
+    #[arg(required = true)]
+    paths: Vec<std::path::PathBuf>,
+    /// Output: `text` (a line per result and a summary) or `json` (one object per result).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    format: String,
+    /// The evaluation time (RFC 3339) for time functions; defaults to the system clock.
+    #[arg(long)]
+    now: Option<String>,
+}
+
+fn run_test(args: TestArgs) -> ExitCode {
+    let now = match &args.now {
+        Some(s) => match provenance_core::UnixTime::parse_rfc3339(s) {
+            Some(t) => t,
+            None => {
+                eprintln!("--now: not an RFC 3339 timestamp: {s}");
+                return ExitCode::from(2);
+            }
+        },
+        None => provenance_core::UnixTime(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or_default(),
+        ),
+    };
+    let files = kyverno_test::discover(&args.paths);
+    if files.is_empty() {
+        eprintln!("no kyverno-test.yaml found under the given paths");
+        return ExitCode::from(2);
+    }
+    let (mut passed, mut failed, mut skipped) = (0usize, 0usize, 0usize);
+    for f in &files {
+        for row in kyverno_test::run_file(f, now) {
+            match row.ok {
+                Some(true) => passed += 1,
+                Some(false) => failed += 1,
+                None => skipped += 1,
+            }
+            if args.format == "json" {
+                println!("{}", row.to_json());
+            } else {
+                let verdict = match row.ok {
+                    Some(true) => "PASS",
+                    Some(false) => "FAIL",
+                    None => "SKIP",
+                };
+                println!(
+                    "{verdict} {} policy={} rule={} resource={} expected={} actual={} {}",
+                    row.file,
+                    row.policy,
+                    row.rule,
+                    row.resource,
+                    row.expected,
+                    row.actual,
+                    row.reason
+                );
+            }
+        }
+    }
+    if args.format != "json" {
+        println!("{passed} passed, {failed} failed, {skipped} skipped");
+    }
+    if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn main() -> ExitCode {
@@ -50,8 +131,13 @@ fn main() -> ExitCode {
                     }
                 }
             }
-            if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
+        Command::Test(args) => run_test(args),
         Command::Verify(args) => verify::run(args),
     }
 }
