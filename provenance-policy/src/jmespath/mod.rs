@@ -24,15 +24,18 @@ mod gojson;
 mod interp;
 mod kyverno;
 mod lexer;
+mod md5;
 mod parser;
+mod time;
 pub(crate) mod units;
+mod x509;
 
 use crate::Error;
 use provenance_core::UnixTime;
 use serde_json::Value;
 use std::borrow::Cow;
 
-pub(crate) use gojson::{format_f64, format_number, to_string as go_json_string};
+pub(crate) use gojson::to_string as go_json_string;
 pub(crate) use interp::json_eq;
 
 /// What evaluation may need besides the document: the current time, for `time_now*`.

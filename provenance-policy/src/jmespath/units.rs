@@ -362,6 +362,16 @@ fn valid_ident(id: &str) -> bool {
 }
 
 impl Semver {
+    /// `0.0.0` (what blang's `Parse` leaves on error).
+    pub(crate) fn zero() -> Semver {
+        Semver {
+            major: 0,
+            minor: 0,
+            patch: 0,
+            pre: Vec::new(),
+        }
+    }
+
     /// Precedence comparison.
     pub(crate) fn cmp(&self, o: &Semver) -> Ordering {
         (self.major, self.minor, self.patch)
