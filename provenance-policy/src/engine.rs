@@ -178,8 +178,8 @@ impl ClusterPolicy {
             RuleKind::VerifyImages(_) => return Some(ev.unsupported("verifyImages")),
             RuleKind::Empty => return Some(ev.unsupported("rule without validate")),
         }
-        if rule.cel_preconditions.is_some() {
-            return Some(ev.unsupported("celPreconditions"));
+        if rule.cel_preconditions.is_some() && rule.cel.is_none() {
+            return Some(ev.unsupported("celPreconditions on a rule without validate.cel"));
         }
         let mut ctx = base.clone();
         vars.apply(&mut ctx, &rule.name);
@@ -299,8 +299,15 @@ fn validate_rule(
             return ev.unsupported(&format!("validate.{unsupported}"));
         }
     }
-    if validate.get("cel").is_some_and(|v| !v.is_null()) {
-        return ev.unsupported("validate.cel");
+    if let Some(cel) = &ev.rule.cel {
+        let pi = policy_input(input);
+        let view = crate::cel::RequestView::new(&pi);
+        let out = cel.evaluate(&view);
+        let mut r = ev.result(out.status, out.message.clone());
+        if out.status == RuleStatus::Error {
+            r = r.with_reason(provenance_core::Reason::new("policy.cel", out.message));
+        }
+        return r;
     }
     let outcome = check_block(ev, validate, &input.object, ctx, &message, 0);
     match outcome {
@@ -309,6 +316,39 @@ fn validate_rule(
         Check::Fail(m) => ev.result(RuleStatus::Fail, m),
         Check::Error(r) => *r,
     }
+}
+
+/// The CEL view of a resource input (`object`, `oldObject`, `request`, `namespaceObject`).
+pub fn policy_input(input: &ResourceInput) -> crate::cel::PolicyInput {
+    use crate::cel::{Operation as CelOp, UserInfo as CelUser};
+    let mut pi = crate::cel::PolicyInput::create(input.object.clone());
+    pi.old_object = input.old_object.clone();
+    pi.operation = match input.operation {
+        crate::request::Operation::Create => CelOp::Create,
+        crate::request::Operation::Update => CelOp::Update,
+        crate::request::Operation::Delete => CelOp::Delete,
+        crate::request::Operation::Connect => CelOp::Connect,
+    };
+    if input.operation == crate::request::Operation::Delete {
+        pi.old_object = Some(input.object.clone());
+        pi.object = None;
+    }
+    let u = &input.request_info.user_info;
+    pi.user_info = CelUser {
+        username: u.username.clone(),
+        uid: u.uid.clone(),
+        groups: u.groups.clone(),
+        extra: u.extra.clone(),
+    };
+    let ns = input.namespace();
+    if !ns.is_empty() {
+        pi.namespace_object = Some(json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": ns, "labels": input.namespace_labels},
+        }));
+    }
+    pi.sub_resource = input.subresource.clone();
+    pi
 }
 
 fn pass_message(rule: &str) -> String {

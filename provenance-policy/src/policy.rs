@@ -3,9 +3,12 @@
 
 use std::collections::BTreeMap;
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value, json};
 
 use crate::Error;
+use crate::cel::CompiledCelRule;
 use crate::matching::{KindSelector, MatchBlock};
 use crate::request::string_map;
 
@@ -67,6 +70,8 @@ pub struct Rule {
     pub allow_existing_violations: bool,
     /// Whether this rule was generated for Pod controllers.
     pub autogen: bool,
+    /// `validate.cel`, compiled when the policy loads (with `celPreconditions`).
+    pub cel: Option<Arc<CompiledCelRule>>,
     /// The rule as written (after autogen rewriting for generated rules).
     pub raw: Value,
 }
@@ -145,7 +150,11 @@ impl Rule {
         };
         let failure_action = match v.pointer("/validate/failureAction").and_then(Value::as_str) {
             Some(s) => Some(FailureAction::parse(s).ok_or_else(|| {
-                invalid(policy, format!("{path}.validate.failureAction"), format!("unknown value {s:?}"))
+                invalid(
+                    policy,
+                    format!("{path}.validate.failureAction"),
+                    format!("unknown value {s:?}"),
+                )
             })?),
             None => None,
         };
@@ -154,7 +163,27 @@ impl Rule {
             Some(Value::Null) | None => Vec::new(),
             Some(_) => return Err(invalid(policy, format!("{path}.context"), "must be a list")),
         };
+        let cel = match v.pointer("/validate/cel").filter(|c| !c.is_null()) {
+            Some(c) => {
+                let mut compiled = CompiledCelRule::compile(c)
+                    .map_err(|e| invalid(policy, format!("{path}.validate.cel"), e.to_string()))?
+                    .with_rule_name(name.clone())
+                    .with_default_message(
+                        v.pointer("/validate/message")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned),
+                    );
+                if let Some(pre) = v.get("celPreconditions").filter(|p| !p.is_null()) {
+                    compiled = compiled.with_preconditions(pre).map_err(|e| {
+                        invalid(policy, format!("{path}.celPreconditions"), e.to_string())
+                    })?;
+                }
+                Some(Arc::new(compiled))
+            }
+            None => None,
+        };
         Ok(Rule {
+            cel,
             name,
             match_block,
             exclude,
@@ -174,14 +203,21 @@ impl Rule {
 
     /// Every kind the `match` block names.
     fn match_kinds(&self) -> Vec<&KindSelector> {
-        self.match_block.filters().flat_map(|f| f.kinds.iter()).collect()
+        self.match_block
+            .filters()
+            .flat_map(|f| f.kinds.iter())
+            .collect()
     }
 }
 
 impl ClusterPolicy {
     /// Parses a `kyverno.io/v1` or `v2beta1` ClusterPolicy or Policy.
     pub fn from_value(v: &Value) -> Result<ClusterPolicy, Error> {
-        let kind = v.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let kind = v
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         let name = v
             .pointer("/metadata/name")
             .and_then(Value::as_str)
@@ -202,11 +238,19 @@ impl ClusterPolicy {
             .ok_or_else(|| invalid(&name, "spec", "missing"))?;
         let failure_action = match spec.get("validationFailureAction").and_then(Value::as_str) {
             Some(s) => FailureAction::parse(s).ok_or_else(|| {
-                invalid(&name, "spec.validationFailureAction", format!("unknown value {s:?}"))
+                invalid(
+                    &name,
+                    "spec.validationFailureAction",
+                    format!("unknown value {s:?}"),
+                )
             })?,
             None => FailureAction::Audit,
         };
-        let rules_v = spec.get("rules").and_then(Value::as_array).cloned().unwrap_or_default();
+        let rules_v = spec
+            .get("rules")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         let mut rules = Vec::with_capacity(rules_v.len());
         for (i, r) in rules_v.iter().enumerate() {
             rules.push(Rule::from_value(r, &name, &format!("spec.rules[{i}]"))?);
@@ -218,8 +262,12 @@ impl ClusterPolicy {
             kind,
             annotations,
             failure_action,
-            failure_policy_ignore: spec.get("failurePolicy").and_then(Value::as_str) == Some("Ignore"),
-            background: spec.get("background").and_then(Value::as_bool).unwrap_or(true),
+            failure_policy_ignore: spec.get("failurePolicy").and_then(Value::as_str)
+                == Some("Ignore"),
+            background: spec
+                .get("background")
+                .and_then(Value::as_bool)
+                .unwrap_or(true),
             rules,
             raw: v.clone(),
         };
@@ -259,7 +307,13 @@ impl ClusterPolicy {
                 }
                 for d in descs {
                     let set = |k: &str| d.get(k).is_some_and(|x| !x.is_null());
-                    if set("name") || d.get("names").and_then(Value::as_array).is_some_and(|a| !a.is_empty()) || set("selector") || set("annotations") {
+                    if set("name")
+                        || d.get("names")
+                            .and_then(Value::as_array)
+                            .is_some_and(|a| !a.is_empty())
+                        || set("selector")
+                        || set("annotations")
+                    {
                         return false;
                     }
                     let kinds: Vec<&str> = d
@@ -274,8 +328,14 @@ impl ClusterPolicy {
                     if kinds.iter().any(|k| {
                         matches!(
                             *k,
-                            "Pod" | "DaemonSet" | "Deployment" | "Job" | "StatefulSet" | "ReplicaSet"
-                                | "ReplicationController" | "CronJob"
+                            "Pod"
+                                | "DaemonSet"
+                                | "Deployment"
+                                | "Job"
+                                | "StatefulSet"
+                                | "ReplicaSet"
+                                | "ReplicationController"
+                                | "CronJob"
                         )
                     }) {
                         needed = true;
@@ -293,8 +353,12 @@ impl ClusterPolicy {
         if !self.can_autogen() {
             return Ok(());
         }
-        const ALL: &str = "CronJob,DaemonSet,Deployment,Job,ReplicaSet,ReplicationController,StatefulSet";
-        let controllers = match self.annotations.get("pod-policies.kyverno.io/autogen-controllers") {
+        const ALL: &str =
+            "CronJob,DaemonSet,Deployment,Job,ReplicaSet,ReplicationController,StatefulSet";
+        let controllers = match self
+            .annotations
+            .get("pod-policies.kyverno.io/autogen-controllers")
+        {
             Some(c) => c.clone(),
             None => ALL.to_owned(),
         };
@@ -306,12 +370,24 @@ impl ClusterPolicy {
             .filter(|c| {
                 matches!(
                     *c,
-                    "DaemonSet" | "Deployment" | "Job" | "StatefulSet" | "ReplicaSet" | "ReplicationController"
+                    "DaemonSet"
+                        | "Deployment"
+                        | "Job"
+                        | "StatefulSet"
+                        | "ReplicaSet"
+                        | "ReplicationController"
                 ) || controllers == "all"
             })
             .collect();
         if controllers == "all" {
-            controller_kinds = vec!["DaemonSet", "Deployment", "Job", "ReplicaSet", "ReplicationController", "StatefulSet"];
+            controller_kinds = vec![
+                "DaemonSet",
+                "Deployment",
+                "Job",
+                "ReplicaSet",
+                "ReplicationController",
+                "StatefulSet",
+            ];
         }
         controller_kinds.sort_unstable();
         let cronjob = controllers.contains("CronJob") || controllers.contains("all");
@@ -333,7 +409,8 @@ impl ClusterPolicy {
             if controller_kinds.is_empty() {
                 continue;
             }
-            let Some(controller_rule) = generate_rule(&rule.raw, "template", &controller_kinds, true)
+            let Some(controller_rule) =
+                generate_rule(&rule.raw, "template", &controller_kinds, true)
             else {
                 continue;
             };
@@ -342,7 +419,9 @@ impl ClusterPolicy {
             let text = rewrite_paths(&named, is_cel(&named), false);
             generated.push(self.autogen_rule(&text)?);
             if cronjob {
-                if let Some(mut cj) = generate_rule(&controller_rule, "jobTemplate", &["CronJob"], false) {
+                if let Some(mut cj) =
+                    generate_rule(&controller_rule, "jobTemplate", &["CronJob"], false)
+                {
                     cj["name"] = json!(autogen_name("autogen-cronjob", &rule.name));
                     let text = rewrite_paths(&cj, is_cel(&cj), true);
                     generated.push(self.autogen_rule(&text)?);
@@ -354,8 +433,13 @@ impl ClusterPolicy {
     }
 
     fn autogen_rule(&self, text: &str) -> Result<Rule, Error> {
-        let v: Value = serde_json::from_str(text)
-            .map_err(|e| invalid(&self.name, "spec.rules", format!("autogen produced invalid JSON: {e}")))?;
+        let v: Value = serde_json::from_str(text).map_err(|e| {
+            invalid(
+                &self.name,
+                "spec.rules",
+                format!("autogen produced invalid JSON: {e}"),
+            )
+        })?;
         let mut r = Rule::from_value(&v, &self.name, "spec.rules[autogen]")?;
         r.autogen = true;
         Ok(r)
@@ -391,7 +475,11 @@ fn rewrite_filters(block: &mut Value, kinds: &[&str], only_pod_filters: bool) {
                 let has_pod = f
                     .pointer("/resources/kinds")
                     .and_then(Value::as_array)
-                    .is_some_and(|a| a.iter().filter_map(Value::as_str).any(|k| KindSelector::parse(k).kind() == "Pod"));
+                    .is_some_and(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .any(|k| KindSelector::parse(k).kind() == "Pod")
+                    });
                 if (has_pod || !only_pod_filters)
                     && let Some(res) = f.get_mut("resources").and_then(Value::as_object_mut)
                 {
@@ -409,14 +497,26 @@ fn rewrite_filters(block: &mut Value, kinds: &[&str], only_pod_filters: bool) {
 }
 
 /// Builds the rule for controllers (`tpl_key` = `template`) or CronJobs (`jobTemplate`).
-fn generate_rule(rule: &Value, tpl_key: &str, kinds: &[&str], only_pod_filters: bool) -> Option<Value> {
+fn generate_rule(
+    rule: &Value,
+    tpl_key: &str,
+    kinds: &[&str],
+    only_pod_filters: bool,
+) -> Option<Value> {
     let mut r = rule.clone();
     if let Some(m) = r.get_mut("match") {
         rewrite_filters(m, kinds, only_pod_filters);
     }
     if let Some(ex) = r.get_mut("exclude").filter(|e| !e.is_null()) {
-        let legacy_kinds = ex.pointer("/resources/kinds").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
-        let has_lists = ["any", "all"].iter().any(|k| ex.get(*k).and_then(Value::as_array).is_some_and(|a| !a.is_empty()));
+        let legacy_kinds = ex
+            .pointer("/resources/kinds")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty());
+        let has_lists = ["any", "all"].iter().any(|k| {
+            ex.get(*k)
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty())
+        });
         if has_lists || legacy_kinds {
             rewrite_filters(ex, kinds, only_pod_filters);
         }
@@ -424,7 +524,12 @@ fn generate_rule(rule: &Value, tpl_key: &str, kinds: &[&str], only_pod_filters: 
     let wrap = |p: &Value| json!({"spec": {tpl_key: p}});
     if let Some(validate) = r.get("validate").cloned().filter(|v| !v.is_null()) {
         let mut nv = Map::new();
-        for k in ["message", "failureAction", "failureActionOverrides", "allowExistingViolations"] {
+        for k in [
+            "message",
+            "failureAction",
+            "failureActionOverrides",
+            "allowExistingViolations",
+        ] {
             if let Some(x) = validate.get(k) {
                 nv.insert(k.into(), x.clone());
             }
@@ -436,7 +541,10 @@ fn generate_rule(rule: &Value, tpl_key: &str, kinds: &[&str], only_pod_filters: 
         } else if let Some(ps) = validate.get("podSecurity").filter(|p| !p.is_null()) {
             nv.insert("podSecurity".into(), ps.clone());
         } else if let Some(Value::Array(ap)) = validate.get("anyPattern") {
-            nv.insert("anyPattern".into(), Value::Array(ap.iter().map(wrap).collect()));
+            nv.insert(
+                "anyPattern".into(),
+                Value::Array(ap.iter().map(wrap).collect()),
+            );
         } else if let Some(fe) = validate.get("foreach").filter(|p| !p.is_null()) {
             nv.insert("foreach".into(), fe.clone());
         } else if validate.get("cel").is_some_and(|c| !c.is_null()) {
@@ -460,7 +568,11 @@ fn generate_rule(rule: &Value, tpl_key: &str, kinds: &[&str], only_pod_filters: 
 /// Kyverno's textual rewrite of `request.object.spec` etc. in an autogen rule.
 fn rewrite_paths(rule: &Value, cel: bool, cronjob: bool) -> String {
     let mut text = rule.to_string();
-    let tpl = if cronjob { "spec.jobTemplate.spec.template" } else { "spec.template" };
+    let tpl = if cronjob {
+        "spec.jobTemplate.spec.template"
+    } else {
+        "spec.template"
+    };
     let pairs: Vec<(String, String)> = if cel {
         ["object", "oldObject"]
             .iter()
@@ -508,7 +620,10 @@ mod tests {
         let names: Vec<_> = p.rules.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["r", "autogen-r", "autogen-cronjob-r"]);
         let cj = p.rules[2].raw.to_string();
-        assert!(cj.contains("request.object.spec.jobTemplate.spec.template.spec.hostNetwork"), "{cj}");
+        assert!(
+            cj.contains("request.object.spec.jobTemplate.spec.template.spec.hostNetwork"),
+            "{cj}"
+        );
         assert!(!p.rules[1].raw.to_string().contains("jobTemplate"));
     }
 }
