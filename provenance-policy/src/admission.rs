@@ -73,9 +73,26 @@ impl PolicySet {
     /// Evaluates every policy against one resource.
     pub fn evaluate(&self, input: &ResourceInput, env: &Env) -> Vec<PolicyResponse> {
         let vars = Variables::default();
-        self.kyverno()
+        let mut out: Vec<PolicyResponse> = self
+            .kyverno()
             .map(|p| p.evaluate(input, &vars, env))
-            .collect()
+            .collect();
+        let pi = crate::engine::policy_input(input);
+        for vp in self.validating() {
+            out.push(PolicyResponse {
+                policy: vp.name().to_owned(),
+                kind: "ValidatingPolicy".into(),
+                rules: vp.evaluate(&pi),
+            });
+        }
+        out
+    }
+
+    fn validating(&self) -> impl Iterator<Item = &crate::validating_policy::ValidatingPolicy> {
+        self.policies.iter().filter_map(|p| match p {
+            LoadedPolicy::Validating(vp) => Some(vp.as_ref()),
+            _ => None,
+        })
     }
 
     /// Evaluates and decides.
@@ -130,6 +147,29 @@ impl PolicySet {
                     RuleStatus::Fail | RuleStatus::Error | RuleStatus::Warn
                 ) {
                     warnings.push(format!("policy {}.{}: {}", policy.name, r.rule, r.message));
+                }
+                results.push(r);
+            }
+        }
+        // ValidatingPolicies: validationActions decide (Deny blocks; Warn and Audit warn).
+        let pi = crate::engine::policy_input(input);
+        for vp in self.validating() {
+            let actions = vp.validation_actions();
+            let deny = actions.contains(&crate::validating_policy::ValidationAction::Deny);
+            let ignore = vp.failure_policy() == crate::validating_policy::FailurePolicy::Ignore;
+            for r in vp.evaluate(&pi) {
+                let blocks = match r.status {
+                    RuleStatus::Fail => deny,
+                    RuleStatus::Error => deny && !ignore,
+                    _ => false,
+                };
+                if blocks {
+                    blocked
+                        .entry(vp.name().to_owned())
+                        .or_default()
+                        .insert(r.rule.clone(), r.message.clone());
+                } else if matches!(r.status, RuleStatus::Fail | RuleStatus::Error) {
+                    warnings.push(format!("policy {}: {}", vp.name(), r.message));
                 }
                 results.push(r);
             }

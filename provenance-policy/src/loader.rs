@@ -1,13 +1,17 @@
 //! Loading policies from YAML or JSON: every document is classified by `apiVersion` and `kind`.
 //!
-//! Supported: `kyverno.io/v1` and `v2beta1` ClusterPolicy and Policy. Documents of other kinds
+//! Supported: `kyverno.io/v1` and `v2beta1` ClusterPolicy and Policy, and
+//! `policies.kyverno.io` ValidatingPolicy (v1alpha1, v1beta1, v1). Documents of other kinds
 //! load as [`LoadedPolicy::Unsupported`] with the reason, so a caller can report them as
 //! `unsupported: <kind>` instead of silently ignoring them.
 
 use serde_json::Value;
 
+use std::sync::Arc;
+
 use crate::Error;
 use crate::policy::ClusterPolicy;
+use crate::validating_policy::ValidatingPolicy;
 use crate::yaml::load_documents;
 
 /// One document of a policy file.
@@ -15,6 +19,8 @@ use crate::yaml::load_documents;
 pub enum LoadedPolicy {
     /// A `kyverno.io` ClusterPolicy or Policy.
     Kyverno(Box<ClusterPolicy>),
+    /// A `policies.kyverno.io` ValidatingPolicy (CEL).
+    Validating(Arc<ValidatingPolicy>),
     /// A document this engine does not evaluate.
     Unsupported {
         /// `apiVersion`.
@@ -33,6 +39,7 @@ impl LoadedPolicy {
     pub fn name(&self) -> &str {
         match self {
             LoadedPolicy::Kyverno(p) => &p.name,
+            LoadedPolicy::Validating(p) => p.name(),
             LoadedPolicy::Unsupported { name, .. } => name,
         }
     }
@@ -40,7 +47,10 @@ impl LoadedPolicy {
 
 /// Classifies one parsed document.
 pub fn policy_from_value(doc: &Value, file: &str) -> Result<LoadedPolicy, Error> {
-    let api_version = doc.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+    let api_version = doc
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default();
     let name = doc
         .pointer("/metadata/name")
@@ -52,13 +62,24 @@ pub fn policy_from_value(doc: &Value, file: &str) -> Result<LoadedPolicy, Error>
         ("kyverno.io", "ClusterPolicy" | "Policy") => ClusterPolicy::from_value(doc)
             .map(|p| LoadedPolicy::Kyverno(Box::new(p)))
             .map_err(|e| match e {
-                Error::InvalidPolicy { policy, path, reason } => Error::InvalidPolicy {
-                    policy: if policy.is_empty() { name.clone() } else { policy },
+                Error::InvalidPolicy {
+                    policy,
+                    path,
+                    reason,
+                } => Error::InvalidPolicy {
+                    policy: if policy.is_empty() {
+                        name.clone()
+                    } else {
+                        policy
+                    },
                     path: format!("{file}: {path}"),
                     reason,
                 },
                 other => other,
             }),
+        ("policies.kyverno.io", "ValidatingPolicy") => {
+            ValidatingPolicy::from_value(doc).map(|p| LoadedPolicy::Validating(Arc::new(p)))
+        }
         _ => Ok(LoadedPolicy::Unsupported {
             api_version: api_version.to_owned(),
             kind: kind.to_owned(),

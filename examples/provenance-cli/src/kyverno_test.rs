@@ -432,11 +432,20 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
     for resource in &loaded.resources {
         let key = resource_key(resource);
         let input = input_for(resource, &loaded);
+        let pi = provenance_policy::engine::policy_input(&input);
         let mut rs = Vec::new();
         for p in &loaded.policies {
-            if let LoadedPolicy::Kyverno(cp) = p {
-                let vars = loaded.values.variables_for(&cp.name, &key.3);
-                rs.push(cp.evaluate(&input, &vars, &env));
+            match p {
+                LoadedPolicy::Kyverno(cp) => {
+                    let vars = loaded.values.variables_for(&cp.name, &key.3);
+                    rs.push(cp.evaluate(&input, &vars, &env));
+                }
+                LoadedPolicy::Validating(vp) => rs.push(PolicyResponse {
+                    policy: vp.name().to_owned(),
+                    kind: "ValidatingPolicy".into(),
+                    rules: vp.evaluate(&pi),
+                }),
+                LoadedPolicy::Unsupported { .. } => {}
             }
         }
         responses.push((key, rs));
@@ -500,7 +509,6 @@ fn check_expectation(file: &str, r: &Value, loaded: &Loaded, responses: &Respons
         "isGeneratingPolicy",
         "isDeletingPolicy",
         "isMutatingAdmissionPolicy",
-        "isValidatingPolicy",
         "isValidatingAdmissionPolicy",
         "isImageValidatingPolicy",
     ] {
@@ -574,11 +582,13 @@ fn check_expectation(file: &str, r: &Value, loaded: &Loaded, responses: &Respons
             rows.push(row(res, String::new(), Some(false), "not found".into()));
             continue;
         };
+        let ruleless = pr.kind != "ClusterPolicy" && pr.kind != "Policy";
         let rule_results: Vec<_> = pr
             .rules
             .iter()
             .filter(|rr| {
                 rule.is_empty()
+                    || ruleless
                     || rr.rule == rule
                     || rr.rule == format!("autogen-{rule}")
                     || rr.rule == format!("autogen-cronjob-{rule}")
