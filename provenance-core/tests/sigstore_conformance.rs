@@ -129,7 +129,7 @@ fn sigstore_conformance() {
             (Err((code, msg)), true) => {
                 let want = expected_codes(&name);
                 if want.contains(&code.as_str()) {
-                    (true, format!("{code}"))
+                    (true, code.to_string())
                 } else {
                     (false, format!("wrong reason {code} (want {want:?}): {msg}"))
                 }

@@ -273,36 +273,36 @@ impl CompiledIdentity {
             .iter()
             .map(SanValue::as_str)
             .collect();
-        if let Some(want) = &self.subject {
-            if !sans.iter().any(|s| s == want) {
-                return Err(Check::IdentitySubject.fail(format!(
-                    "expected subject {want:?}, certificate has {sans:?}"
-                )));
-            }
+        if let Some(want) = &self.subject
+            && !sans.iter().any(|s| s == want)
+        {
+            return Err(Check::IdentitySubject.fail(format!(
+                "expected subject {want:?}, certificate has {sans:?}"
+            )));
         }
-        if let Some(re) = &self.subject_regexp {
-            if !sans.iter().any(|s| re.is_match(s)) {
-                return Err(Check::IdentitySubject.fail(format!(
-                    "no subject matches /{}/, certificate has {sans:?}",
-                    re.as_str()
-                )));
-            }
+        if let Some(re) = &self.subject_regexp
+            && !sans.iter().any(|s| re.is_match(s))
+        {
+            return Err(Check::IdentitySubject.fail(format!(
+                "no subject matches /{}/, certificate has {sans:?}",
+                re.as_str()
+            )));
         }
         let issuer = id.issuer.as_deref();
-        if let Some(want) = &self.issuer {
-            if issuer != Some(want.as_str()) {
-                return Err(Check::IdentityIssuer.fail(format!(
-                    "expected issuer {want:?}, certificate has {issuer:?}"
-                )));
-            }
+        if let Some(want) = &self.issuer
+            && issuer != Some(want.as_str())
+        {
+            return Err(Check::IdentityIssuer.fail(format!(
+                "expected issuer {want:?}, certificate has {issuer:?}"
+            )));
         }
-        if let Some(re) = &self.issuer_regexp {
-            if !issuer.is_some_and(|i| re.is_match(i)) {
-                return Err(Check::IdentityIssuer.fail(format!(
-                    "issuer {issuer:?} does not match /{}/",
-                    re.as_str()
-                )));
-            }
+        if let Some(re) = &self.issuer_regexp
+            && !issuer.is_some_and(|i| re.is_match(i))
+        {
+            return Err(Check::IdentityIssuer.fail(format!(
+                "issuer {issuer:?} does not match /{}/",
+                re.as_str()
+            )));
         }
         for (k, want) in &self.extensions {
             let got = id.extension(k);

@@ -518,10 +518,10 @@ fn check_in_toto_subject(
                 "sha512" => DigestAlgorithm::Sha512,
                 _ => continue,
             };
-            if let (Some(want), Some(h)) = (artifact.digest_as(alg), hex_value.as_str()) {
-                if want.hex() == h.to_ascii_lowercase() {
-                    return Ok(());
-                }
+            if let (Some(want), Some(h)) = (artifact.digest_as(alg), hex_value.as_str())
+                && want.hex() == h.to_ascii_lowercase()
+            {
+                return Ok(());
             }
         }
     }

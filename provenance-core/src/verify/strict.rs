@@ -176,7 +176,7 @@ fn check_timestamp_token(token: &[u8], root: &TrustRoot) -> Result<(), String> {
             let trusted = root
                 .timestamp_authorities
                 .iter()
-                .any(|ca| ca.cert_chain.iter().any(|t| *t == der));
+                .any(|ca| ca.cert_chain.contains(&der));
             if !trusted {
                 return Err(
                     "embedded certificate is not one of the trust root's timestamp authority certificates"
