@@ -56,32 +56,26 @@ pub(crate) fn verify_with_key(
     if algs.is_empty() {
         return Err(Check::KeyUnsupported.fail(format!("unsupported key kind {}", key.kind())));
     }
-    // ECDSA over P-384 signs SHA-384 digests.
-    let hash_for = |kind: KeyKind, d: DigestAlgorithm| -> &'static lc_digest::Algorithm {
-        match (kind, d) {
-            (KeyKind::EcdsaP384, _) => &lc_digest::SHA384,
-            (_, DigestAlgorithm::Sha512) => &lc_digest::SHA512,
-            _ => &lc_digest::SHA256,
-        }
-    };
     for (alg, dalg) in algs {
         let pk = UnparsedPublicKey::new(alg, key.raw());
         let ok = match &signed {
             Signed::Message(m) => pk.verify(m, signature).is_ok(),
             Signed::Digest(d) => {
                 if key.kind() == KeyKind::Ed25519 {
-                    return Err(Check::KeyUnsupported
-                        .fail("Ed25519 signatures cannot be checked against a digest; pass the artifact bytes"));
+                    return Err(Check::KeyUnsupported.fail(
+                        "Ed25519 signatures cannot be checked against a digest; pass the artifact bytes",
+                    ));
                 }
-                let want = hash_for(key.kind(), dalg);
-                let have = match d.algorithm() {
+                // The digest must be the one the algorithm signs (P-384 signs SHA-384, which
+                // artifact digests never are: pass the bytes).
+                if key.kind() == KeyKind::EcdsaP384 || d.algorithm() != dalg {
+                    continue;
+                }
+                let lc_alg = match dalg {
                     DigestAlgorithm::Sha256 => &lc_digest::SHA256,
                     DigestAlgorithm::Sha512 => &lc_digest::SHA512,
                 };
-                if !std::ptr::eq(want, have) {
-                    continue;
-                }
-                match lc_digest::Digest::import_less_safe(d.as_bytes(), want) {
+                match lc_digest::Digest::import_less_safe(d.as_bytes(), lc_alg) {
                     Ok(dg) => pk.verify_digest(&dg, signature).is_ok(),
                     Err(_) => false,
                 }

@@ -44,6 +44,8 @@ mod cosign;
 mod identity;
 mod keysig;
 mod strict;
+#[cfg(test)]
+mod tests;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;

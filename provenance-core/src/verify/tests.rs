@@ -1,0 +1,285 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{self as sig, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use super::*;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sigstore");
+
+fn key_only_bundle(spki: &[u8], signature: &[u8], artifact: &[u8]) -> (PublicKey, Vec<u8>) {
+    let bundle = serde_json::json!({
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "verificationMaterial": { "publicKey": { "hint": "k" } },
+        "messageSignature": {
+            "messageDigest": {
+                "algorithm": "SHA2_256",
+                "digest": STANDARD.encode(Digest::sha256_of(artifact).as_bytes()),
+            },
+            "signature": STANDARD.encode(signature),
+        },
+    });
+    (
+        PublicKey::from_spki_der(spki).unwrap(),
+        serde_json::to_vec(&bundle).unwrap(),
+    )
+}
+
+fn check_key_only(name: &str, key: PublicKey, bundle: Vec<u8>, artifact: &[u8]) {
+    let verifier = Verifier::new(&TrustRoot::default()).unwrap();
+    let material = SignatureMaterial::Bundle(bundle);
+    let allow = Expectation::Key {
+        key: key.clone(),
+        allow_no_transparency: true,
+    };
+    let v = verifier
+        .verify(Artifact::Bytes(artifact), &material, &allow, UnixTime(0))
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert!(!v.transparency_verified);
+    // Without the dangerous switch, the same material is refused.
+    let e = verifier
+        .verify(
+            Artifact::Bytes(artifact),
+            &material,
+            &Expectation::key(key.clone()),
+            UnixTime(0),
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), "verify.tlog.missing", "{name}");
+    // Another artifact is refused.
+    let e = verifier
+        .verify(Artifact::Bytes(b"other"), &material, &allow, UnixTime(0))
+        .unwrap_err();
+    assert_eq!(e.code(), "verify.artifact.mismatch", "{name}");
+}
+
+#[test]
+fn key_algorithms() {
+    let rng = SystemRandom::new();
+    let artifact = b"model weights";
+    for (name, alg) in [
+        ("p256", &sig::ECDSA_P256_SHA256_ASN1_SIGNING),
+        ("p384", &sig::ECDSA_P384_SHA384_ASN1_SIGNING),
+        ("p521", &sig::ECDSA_P521_SHA512_ASN1_SIGNING),
+    ] {
+        let kp = EcdsaKeyPair::generate(alg).unwrap();
+        let s = kp.sign(&rng, artifact).unwrap();
+        let spki = kp.public_key().as_der().unwrap();
+        let (key, bundle) = key_only_bundle(spki.as_ref(), s.as_ref(), artifact);
+        check_key_only(name, key, bundle, artifact);
+    }
+    let kp = Ed25519KeyPair::generate().unwrap();
+    let s = kp.sign(artifact);
+    let spki = kp.public_key().as_der().unwrap();
+    let (key, bundle) = key_only_bundle(spki.as_ref(), s.as_ref(), artifact);
+    check_key_only("ed25519", key, bundle, artifact);
+
+    let kp = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    let spki = kp.public_key().as_der().unwrap();
+    for (name, pad) in [
+        (
+            "rsa-pkcs1",
+            &sig::RSA_PKCS1_SHA256 as &'static dyn sig::RsaEncoding,
+        ),
+        ("rsa-pss", &sig::RSA_PSS_SHA256),
+    ] {
+        let mut s = vec![0; kp.public_modulus_len()];
+        kp.sign(pad, &rng, artifact, &mut s).unwrap();
+        let (key, bundle) = key_only_bundle(spki.as_ref(), &s, artifact);
+        check_key_only(name, key, bundle, artifact);
+    }
+}
+
+#[test]
+fn key_only_against_a_digest() {
+    let rng = SystemRandom::new();
+    let kp = EcdsaKeyPair::generate(&sig::ECDSA_P256_SHA256_ASN1_SIGNING).unwrap();
+    let artifact = b"a large model, hashed elsewhere";
+    let s = kp.sign(&rng, artifact).unwrap();
+    let (key, bundle) = key_only_bundle(
+        kp.public_key().as_der().unwrap().as_ref(),
+        s.as_ref(),
+        artifact,
+    );
+    let verifier = Verifier::new(&TrustRoot::default()).unwrap();
+    let exp = Expectation::Key {
+        key,
+        allow_no_transparency: true,
+    };
+    let d = Digest::sha256_of(artifact);
+    verifier
+        .verify(
+            Artifact::Digest(&d),
+            &SignatureMaterial::Bundle(bundle.clone()),
+            &exp,
+            UnixTime(0),
+        )
+        .unwrap();
+    let other = Digest::sha256_of(b"x");
+    let e = verifier
+        .verify(
+            Artifact::Digest(&other),
+            &SignatureMaterial::Bundle(bundle),
+            &exp,
+            UnixTime(0),
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), "verify.artifact.mismatch");
+}
+
+fn fixture_cert() -> Vec<u8> {
+    let b: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(format!("{FIXTURES}/keyless-msg-v0.3/bundle.sigstore.json")).unwrap(),
+    )
+    .unwrap();
+    STANDARD
+        .decode(
+            b["verificationMaterial"]["certificate"]["rawBytes"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap()
+}
+
+#[test]
+fn certificate_identity_and_kyverno_expectations() {
+    let id = CertificateIdentity::from_der(&fixture_cert()).unwrap();
+    let subject = "https://github.com/acme/model/.github/workflows/release.yml@refs/heads/main";
+    let issuer = "https://token.actions.githubusercontent.com";
+    assert_eq!(id.subject(), Some(subject));
+    assert_eq!(id.issuer.as_deref(), Some(issuer));
+    assert_eq!(id.extension("githubWorkflowRepository"), Some("acme/model"));
+    assert_eq!(id.extension("githubWorkflowTrigger"), Some("push"));
+    assert_eq!(id.extension("1.3.6.1.4.1.57264.1.8"), Some(issuer));
+    assert_eq!(id.extension("issuer"), Some(issuer));
+
+    let ok = |e: IdentityExpectation| e.compile().unwrap().check(&id);
+    let code = |e: IdentityExpectation| match e.compile().and_then(|c| c.check(&id)) {
+        Ok(()) => "ok".to_owned(),
+        Err(e) => e.code().to_owned(),
+    };
+    ok(IdentityExpectation::exact(subject, issuer)).unwrap();
+    ok(IdentityExpectation {
+        subject_regexp: Some(r"^https://github\.com/acme/.*@refs/heads/main$".into()),
+        issuer_regexp: Some(r"githubusercontent\.com$".into()),
+        additional_extensions: BTreeMap::from([
+            ("githubWorkflowRepository".into(), "acme/model".into()),
+            ("githubWorkflowTrigger".into(), "push".into()),
+            ("1.3.6.1.4.1.57264.1.8".into(), issuer.into()),
+        ]),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(
+        code(IdentityExpectation::exact(
+            "https://github.com/acme/other/.github/workflows/release.yml@refs/heads/main",
+            issuer
+        )),
+        "verify.identity.subject"
+    );
+    assert_eq!(
+        code(IdentityExpectation::exact(
+            subject,
+            "https://accounts.google.com"
+        )),
+        "verify.identity.issuer"
+    );
+    assert_eq!(
+        code(IdentityExpectation {
+            additional_extensions: BTreeMap::from([(
+                "githubWorkflowRepository".into(),
+                "acme/other".into()
+            )]),
+            ..IdentityExpectation::exact(subject, issuer)
+        }),
+        "verify.identity.extension"
+    );
+    assert_eq!(
+        code(IdentityExpectation {
+            additional_extensions: BTreeMap::from([("noSuchExtension".into(), "x".into())]),
+            ..IdentityExpectation::exact(subject, issuer)
+        }),
+        "verify.expectation.invalid"
+    );
+    // An expectation that would accept anyone is refused.
+    assert_eq!(
+        code(IdentityExpectation {
+            issuer: Some(issuer.into()),
+            ..Default::default()
+        }),
+        "verify.expectation.invalid"
+    );
+    assert_eq!(
+        code(IdentityExpectation {
+            subject_regexp: Some("(".into()),
+            issuer: Some(issuer.into()),
+            ..Default::default()
+        }),
+        "verify.expectation.invalid"
+    );
+}
+
+#[test]
+fn cosign_payload_names_the_image() {
+    let digest = Digest::sha256_of(b"manifest");
+    let payload = |d: &str, ty: &str| {
+        format!(
+            r#"{{"critical":{{"identity":{{"docker-reference":"r/x"}},"image":{{"docker-manifest-digest":"{d}"}},"type":"{ty}"}},"optional":null}}"#
+        )
+    };
+    let rng = SystemRandom::new();
+    let kp = EcdsaKeyPair::generate(&sig::ECDSA_P256_SHA256_ASN1_SIGNING).unwrap();
+    let key = PublicKey::from_spki_der(kp.public_key().as_der().unwrap().as_ref()).unwrap();
+    let verifier = Verifier::new(&TrustRoot::default()).unwrap();
+    let exp = Expectation::Key {
+        key,
+        allow_no_transparency: true,
+    };
+    let run = |p: String| {
+        let s = kp.sign(&rng, p.as_bytes()).unwrap();
+        let layer = CosignSignature::new(
+            p.into_bytes(),
+            BTreeMap::from([(ANNOTATION_SIGNATURE.to_owned(), STANDARD.encode(s.as_ref()))]),
+        );
+        match verifier.verify(
+            Artifact::Digest(&digest),
+            &SignatureMaterial::Cosign(layer),
+            &exp,
+            UnixTime(0),
+        ) {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => e.code().to_owned(),
+        }
+    };
+    assert_eq!(
+        run(payload(
+            &digest.to_string(),
+            "cosign container image signature"
+        )),
+        "ok"
+    );
+    assert_eq!(
+        run(payload(
+            &Digest::sha256_of(b"other").to_string(),
+            "cosign container image signature"
+        )),
+        "verify.cosign.image_digest_mismatch"
+    );
+    assert_eq!(
+        run(payload(&digest.to_string(), "something else")),
+        "verify.cosign.payload_invalid"
+    );
+}
+
+#[test]
+fn pae_matches_the_dsse_spec() {
+    assert_eq!(
+        pae("http://example.com/HelloWorld", b"hello world"),
+        b"DSSEv1 29 http://example.com/HelloWorld 11 hello world".to_vec()
+    );
+}
