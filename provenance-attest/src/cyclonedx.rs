@@ -1,4 +1,4 @@
-//! CycloneDX 1.2-1.6 BOMs (JSON), including ML-BOMs: `machine-learning-model` and `data`
+//! CycloneDX 1.2-1.6 BOMs (JSON and XML), including ML-BOMs: `machine-learning-model` and `data`
 //! components, `modelCard`, licenses, hashes and `formulation`.
 //!
 //! These are this crate's own serde types, written from the CycloneDX JSON schemas: they accept
@@ -111,7 +111,7 @@ pub struct Component {
     #[serde(rename = "type", default)]
     pub component_type: String,
     /// MIME type.
-    #[serde(default)]
+    #[serde(rename = "mime-type", default)]
     pub mime_type: Option<String>,
     /// Identifier within the BOM.
     #[serde(rename = "bom-ref", default)]
@@ -509,12 +509,43 @@ impl Bom {
             return Err(Error::Unsupported {
                 format: Format::CycloneDx,
                 found: "XML".into(),
-                supported: "CycloneDX JSON (use cyclonedx::Bom::from_xml for XML)",
+                supported: "CycloneDX JSON here; use cyclonedx::Bom::from_xml for XML",
             });
         }
         let bom: Bom = json::from_slice(Format::CycloneDx, bytes, limits)?;
         bom.check(limits)?;
         Ok(bom)
+    }
+
+    /// Parses a CycloneDX XML BOM (1.2-1.6) with [`Limits::default`].
+    ///
+    /// The XML is read into the JSON shape of the same BOM (list wrappers become arrays,
+    /// `<hash alg>` becomes `{alg, content}`, and so on) and then goes through the same types
+    /// and checks as JSON. DOCTYPEs are refused (no entity expansion).
+    ///
+    /// ```
+    /// let bom = provenance_attest::cyclonedx::Bom::from_xml(r#"<?xml version="1.0"?>
+    /// <bom xmlns="http://cyclonedx.org/schema/bom/1.6" version="1"><components>
+    ///   <component type="library"><name>a</name>
+    ///     <hashes><hash alg="SHA-256">2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824</hash></hashes>
+    ///     <licenses><license><id>MIT</id></license></licenses></component>
+    /// </components></bom>"#).unwrap();
+    /// assert_eq!(bom.licenses(), ["MIT"]);
+    /// assert_eq!(bom.components[0].hashes[0].alg, "SHA-256");
+    /// ```
+    pub fn from_xml(xml: &str) -> Result<Self, Error> {
+        Self::from_xml_with(xml, &Limits::default())
+    }
+
+    /// Parses a CycloneDX XML BOM under explicit limits.
+    pub fn from_xml_with(xml: &str, limits: &Limits) -> Result<Self, Error> {
+        let value = crate::cyclonedx_xml::xml_to_value(xml, limits)?;
+        Self::from_value(&value, limits)
+    }
+
+    /// The JSON value of a CycloneDX XML BOM, as conditions would see the JSON encoding.
+    pub fn xml_to_json(xml: &str, limits: &Limits) -> Result<Value, Error> {
+        crate::cyclonedx_xml::xml_to_value(xml, limits)
     }
 
     /// Builds a BOM from a JSON value (an attestation predicate).

@@ -46,6 +46,7 @@
 
 pub mod croissant;
 pub mod cyclonedx;
+mod cyclonedx_xml;
 pub mod dsse;
 pub mod error;
 pub mod huggingface;

@@ -396,3 +396,47 @@ fn no_panics_on_truncated_or_mutated_input() {
     }
     assert!(runs > 1000);
 }
+
+#[test]
+fn cyclonedx_xml_is_bounded() {
+    let limits = Limits::default();
+    let bomb = r#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;">]>
+<bom xmlns="http://cyclonedx.org/schema/bom/1.5"><components><component type="library"><name>&lol2;</name></component></components></bom>"#;
+    assert_eq!(
+        Bom::from_xml(bomb).unwrap_err().code(),
+        "attest.cyclonedx.syntax"
+    );
+    let deep = format!(
+        r#"<bom xmlns="http://cyclonedx.org/schema/bom/1.5">{}{}</bom>"#,
+        "<a>".repeat(200),
+        "</a>".repeat(200)
+    );
+    assert_eq!(Bom::from_xml(&deep).unwrap_err().code(), "attest.too_deep");
+    let err = Bom::from_xml(r#"<bom xmlns="http://example.com/x"/>"#).unwrap_err();
+    assert_eq!(err.path(), Some("bom@xmlns"));
+    let err =
+        Bom::from_xml(r#"<bom xmlns="http://cyclonedx.org/schema/bom/1.5"><components></bom>"#)
+            .unwrap_err();
+    assert_eq!(err.code(), "attest.cyclonedx.syntax");
+    let ok = Bom::from_xml_with(
+        r#"<bom xmlns="http://cyclonedx.org/schema/bom/1.4" version="2"><components><component type="library"><name>a &amp; b&#33;</name></component></components></bom>"#,
+        &limits,
+    )
+    .unwrap();
+    assert_eq!(ok.components[0].name, "a & b!");
+    assert_eq!(ok.version, Some(2));
+    // Mutations of a small XML BOM never panic.
+    let seed = br#"<?xml version="1.0"?><bom xmlns="http://cyclonedx.org/schema/bom/1.6" version="1"><components><component type="data" bom-ref="d"><name>x</name><hashes><hash alg="SHA-256">00</hash></hashes><licenses><expression>MIT</expression></licenses><data><type>dataset</type></data></component></components><dependencies><dependency ref="d"><dependency ref="e"/></dependency></dependencies></bom>"#;
+    for i in 0..seed.len() {
+        for b in [b'<', b'>', b'&', b'"', b'/', b'x'] {
+            let mut m = seed.to_vec();
+            m[i] = b;
+            if let Ok(s) = std::str::from_utf8(&m) {
+                let _ = Bom::from_xml(s);
+            }
+        }
+        if let Ok(s) = std::str::from_utf8(&seed[..i]) {
+            let _ = Bom::from_xml(s);
+        }
+    }
+}
