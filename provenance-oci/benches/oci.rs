@@ -1,0 +1,2 @@
+//! Benchmarks (placeholder, filled in below).
+fn main() {}

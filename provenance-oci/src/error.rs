@@ -1,0 +1,200 @@
+//! The one error type of `provenance-oci`, with stable machine codes.
+//!
+//! Errors fall in two classes that admission controllers report differently (Kyverno reports
+//! the first as `error`, the second as `fail`):
+//!
+//! - **infrastructure** ([`Error::is_infrastructure`]): the evidence could not be obtained
+//!   (network, timeout, authentication, registry 5xx, local I/O). Retrying later may help.
+//! - **evidence**: the evidence was obtained and is wrong or absent (not found, digest
+//!   mismatch, too large, malformed). Retrying does not help.
+
+/// Errors reported by `provenance-oci`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A connection or transfer failed (DNS, TCP, TLS, reset, truncated body).
+    #[error("network error talking to {registry}: {message}")]
+    Network {
+        /// Registry host (or mirror) that was contacted.
+        registry: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A request or an operation ran past its deadline.
+    #[error("{operation} on {registry} timed out after {after_ms} ms")]
+    Timeout {
+        /// Registry host (or layout path).
+        registry: String,
+        /// What was being done (`GET manifest`, `resolve`, ...).
+        operation: String,
+        /// The deadline that was exceeded, in milliseconds.
+        after_ms: u64,
+    },
+    /// The registry answered with an unexpected status (5xx, 429, or an unexpected 4xx).
+    #[error("{registry} answered {status} to {operation}: {message}")]
+    Registry {
+        /// Registry host.
+        registry: String,
+        /// What was being done.
+        operation: String,
+        /// HTTP status code.
+        status: u16,
+        /// Body excerpt or reason.
+        message: String,
+    },
+    /// Authentication or authorization failed (401/403, token endpoint refused, credential
+    /// helper failed).
+    #[error("authentication to {registry} failed: {message}")]
+    Auth {
+        /// Registry host.
+        registry: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The manifest, blob or tag does not exist.
+    #[error("{what} not found: {reference}")]
+    NotFound {
+        /// What was looked for (`manifest`, `blob`, `tag`).
+        what: &'static str,
+        /// The reference or digest looked for.
+        reference: String,
+    },
+    /// Content did not hash to the digest it was fetched by (or that the registry announced).
+    #[error("digest mismatch for {reference}: expected {expected}, got {actual}")]
+    DigestMismatch {
+        /// What was fetched.
+        reference: String,
+        /// The digest that was expected.
+        expected: String,
+        /// The digest of the bytes received.
+        actual: String,
+    },
+    /// Content exceeded a configured size or count limit.
+    #[error("{what} exceeds the limit of {limit}")]
+    TooLarge {
+        /// What was too large (`manifest`, `blob`, `layers`, `referrers`, ...).
+        what: String,
+        /// The limit (bytes or items).
+        limit: u64,
+    },
+    /// A manifest, index, descriptor, envelope or config file is not well formed.
+    #[error("malformed {what}: {reason}")]
+    Malformed {
+        /// What could not be parsed.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// A manifest has a media type this crate does not handle here.
+    #[error("unsupported media type {media_type:?} for {reference}")]
+    UnsupportedMediaType {
+        /// The media type found.
+        media_type: String,
+        /// Where it was found.
+        reference: String,
+    },
+    /// Plain HTTP was needed but is not allowed for this registry.
+    #[error("plain HTTP to {registry} is not allowed (set `insecure_http` for it explicitly)")]
+    InsecureNotAllowed {
+        /// Registry host.
+        registry: String,
+    },
+    /// An image reference or digest is invalid.
+    #[error("invalid reference {input:?}: {reason}")]
+    InvalidReference {
+        /// The offending input.
+        input: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// Reading or writing a local file (OCI layout, Docker config) failed.
+    #[error("I/O error on {path}: {message}")]
+    Io {
+        /// The file or folder.
+        path: String,
+        /// The OS error, as text.
+        message: String,
+    },
+    /// A configuration (client settings, Docker `config.json`) is invalid.
+    #[error("invalid configuration: {message}")]
+    Config {
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Error {
+    /// A stable, machine-readable code, e.g. `oci.not_found`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Network { .. } => "oci.network",
+            Error::Timeout { .. } => "oci.timeout",
+            Error::Registry { .. } => "oci.registry",
+            Error::Auth { .. } => "oci.auth",
+            Error::NotFound { .. } => "oci.not_found",
+            Error::DigestMismatch { .. } => "oci.digest_mismatch",
+            Error::TooLarge { .. } => "oci.too_large",
+            Error::Malformed { .. } => "oci.malformed",
+            Error::UnsupportedMediaType { .. } => "oci.unsupported_media_type",
+            Error::InsecureNotAllowed { .. } => "oci.insecure_not_allowed",
+            Error::InvalidReference { .. } => "oci.invalid_reference",
+            Error::Io { .. } => "oci.io",
+            Error::Config { .. } => "oci.config",
+        }
+    }
+
+    /// True when the evidence could not be obtained (network, timeout, auth, registry
+    /// trouble, local I/O, configuration): report as `error`, may succeed later. False when the
+    /// evidence was obtained and is absent or wrong: report as `fail`.
+    pub fn is_infrastructure(&self) -> bool {
+        matches!(
+            self,
+            Error::Network { .. }
+                | Error::Timeout { .. }
+                | Error::Registry { .. }
+                | Error::Auth { .. }
+                | Error::InsecureNotAllowed { .. }
+                | Error::Io { .. }
+                | Error::Config { .. }
+        )
+    }
+
+    /// True for failures worth retrying on an idempotent request (network trouble, 5xx, 429).
+    pub(crate) fn is_retryable(&self) -> bool {
+        match self {
+            Error::Network { .. } => true,
+            Error::Registry { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
+
+    pub(crate) fn malformed(what: impl Into<String>, reason: impl ToString) -> Self {
+        Error::Malformed {
+            what: what.into(),
+            reason: reason.to_string(),
+        }
+    }
+
+    pub(crate) fn io(path: impl AsRef<std::path::Path>, e: &std::io::Error) -> Self {
+        Error::Io {
+            path: path.as_ref().display().to_string(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<provenance_core::Error> for Error {
+    fn from(e: provenance_core::Error) -> Self {
+        match e {
+            provenance_core::Error::DigestMismatch { expected, actual } => Error::DigestMismatch {
+                reference: String::new(),
+                expected,
+                actual,
+            },
+            other => Error::InvalidReference {
+                input: String::new(),
+                reason: other.to_string(),
+            },
+        }
+    }
+}

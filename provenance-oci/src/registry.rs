@@ -1,0 +1,954 @@
+//! [`RegistryClient`]: an [`EvidenceSource`] over the OCI distribution API.
+//!
+//! Every request has a connect timeout and a whole-request deadline (headers and body); every
+//! public operation has an overall deadline. Idempotent GETs/HEADs are retried with
+//! exponential backoff on network errors, 5xx and 429 only. Requests per registry host are
+//! bounded by a semaphore. Bodies are streamed through a size limit and a hasher: a manifest
+//! or blob whose bytes do not match the digest it was fetched by is an error, never returned.
+//!
+//! Authentication: a request is first sent with cached authorization (none at first); on
+//! `401` the `WWW-Authenticate` challenge decides: `Basic` sends the configured credentials,
+//! `Bearer` runs the token flow through `oci-client` (anonymous or with credentials) and the
+//! token is cached per registry and repository.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use oci_client::RegistryOperation;
+use oci_client::secrets::RegistryAuth;
+use provenance_core::{Digest, DigestAlgorithm, ImageReference};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, WWW_AUTHENTICATE};
+use reqwest::{Method, StatusCode};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{Mutex, Semaphore};
+
+use crate::auth::{Credentials, DockerConfig};
+use crate::error::Error;
+use crate::source::{EvidenceSource, repo_of};
+use crate::types::{
+    CheckedHasher, Limits, MANIFEST_MEDIA_TYPES, Manifest, Referrers, ReferrersOrigin,
+};
+
+/// Deadlines applied to registry traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TCP + TLS connect (default 5 s).
+    pub connect: Duration,
+    /// One HTTP request, from sending to the last body byte (default 30 s). Large exports use
+    /// [`Timeouts::export_blob`] instead.
+    pub request: Duration,
+    /// One public operation (`resolve`, `manifest`, `blob`, `referrers_api`) including
+    /// authentication and retries (default 60 s).
+    pub operation: Duration,
+    /// Copying one blob to disk during an export (default 1 h).
+    pub export_blob: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(5),
+            request: Duration::from_secs(30),
+            operation: Duration::from_secs(60),
+            export_blob: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Settings for one registry (keyed by the host as written in image references, e.g.
+/// `ghcr.io`, `docker.io`, `127.0.0.1:5000`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegistrySettings {
+    /// Use plain HTTP for this registry (and its mirrors). Never implied: a registry is
+    /// contacted over HTTPS unless this is set for it.
+    pub insecure_http: bool,
+    /// Credentials; `None` falls back to the Docker config, then anonymous.
+    pub credentials: Option<Credentials>,
+    /// Mirrors (`host[:port]`) tried in order before the registry itself, for
+    /// **digest-addressed** content only (manifests by digest, blobs): whatever a mirror
+    /// returns is checked against the digest. Tags and referrers are always asked of the
+    /// registry (or its `endpoint`), because a mirror's tags are not the registry's.
+    pub mirrors: Vec<String>,
+    /// Contact this `host[:port]` instead of the registry's own host, for everything (an
+    /// air-gapped copy of the registry). Credentials are still looked up for the registry.
+    pub endpoint: Option<String>,
+}
+
+/// Configuration of a [`RegistryClient`].
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    /// Size limits.
+    pub limits: Limits,
+    /// Deadlines.
+    pub timeouts: Timeouts,
+    /// Retries of idempotent requests after the first attempt (default 2).
+    pub retries: u32,
+    /// First backoff delay, doubled on each retry (default 100 ms).
+    pub backoff: Duration,
+    /// Most concurrent requests to one registry host (default 16).
+    pub max_concurrent_per_registry: usize,
+    /// Per-registry settings.
+    pub registries: BTreeMap<String, RegistrySettings>,
+    /// Settings for registries not listed in `registries`.
+    pub default_settings: RegistrySettings,
+    /// Docker `config.json` to take credentials from when a registry's settings give none.
+    pub docker_config: Option<DockerConfig>,
+    /// `User-Agent` header.
+    pub user_agent: String,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            limits: Limits::default(),
+            timeouts: Timeouts::default(),
+            retries: 2,
+            backoff: Duration::from_millis(100),
+            max_concurrent_per_registry: 16,
+            registries: BTreeMap::new(),
+            default_settings: RegistrySettings::default(),
+            docker_config: None,
+            user_agent: format!("provenance-oci/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+impl RegistryConfig {
+    /// Sets the settings of `registry`.
+    pub fn with_registry(
+        mut self,
+        registry: impl Into<String>,
+        settings: RegistrySettings,
+    ) -> Self {
+        self.registries.insert(registry.into(), settings);
+        self
+    }
+
+    /// Allows plain HTTP for `registry` (e.g. a loopback test registry).
+    pub fn allow_http(mut self, registry: impl Into<String>) -> Self {
+        self.registries
+            .entry(registry.into())
+            .or_default()
+            .insecure_http = true;
+        self
+    }
+
+    fn settings(&self, registry: &str) -> &RegistrySettings {
+        self.registries
+            .get(registry)
+            .unwrap_or(&self.default_settings)
+    }
+}
+
+/// An OCI distribution client that implements [`EvidenceSource`].
+pub struct RegistryClient {
+    http: reqwest::Client,
+    oci: oci_client::Client,
+    config: RegistryConfig,
+    /// (host, repository) -> Authorization header value.
+    authz: Mutex<HashMap<(String, String), String>>,
+    /// registry -> resolved credentials.
+    creds: Mutex<HashMap<String, Credentials>>,
+    sems: std::sync::Mutex<HashMap<String, Arc<Semaphore>>>,
+    requests: AtomicU64,
+}
+
+impl std::fmt::Debug for RegistryClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryClient")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The registry host the API lives at for a reference domain.
+fn api_host(domain: &str) -> &str {
+    match domain {
+        "docker.io" | "index.docker.io" => "registry-1.docker.io",
+        other => other,
+    }
+}
+
+struct Ctx<'a> {
+    /// Registry as written in references (settings key).
+    registry: &'a str,
+    /// Repository path.
+    repo: &'a str,
+    settings: &'a RegistrySettings,
+}
+
+impl Ctx<'_> {
+    fn scheme(&self) -> &'static str {
+        if self.settings.insecure_http {
+            "http"
+        } else {
+            "https"
+        }
+    }
+    fn primary_host(&self) -> String {
+        self.settings
+            .endpoint
+            .clone()
+            .unwrap_or_else(|| api_host(self.registry).to_owned())
+    }
+    fn url(&self, host: &str, rest: &str) -> String {
+        format!("{}://{}/v2/{}/{}", self.scheme(), host, self.repo, rest)
+    }
+}
+
+/// One fetched body.
+struct Body {
+    bytes: Vec<u8>,
+    headers: HeaderMap,
+}
+
+fn status_error(
+    registry: &str,
+    operation: &str,
+    status: StatusCode,
+    what: &'static str,
+    reference: &str,
+) -> Error {
+    match status {
+        StatusCode::NOT_FOUND => Error::NotFound {
+            what,
+            reference: reference.to_owned(),
+        },
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Auth {
+            registry: registry.to_owned(),
+            message: format!("{operation}: {status}"),
+        },
+        s => Error::Registry {
+            registry: registry.to_owned(),
+            operation: operation.to_owned(),
+            status: s.as_u16(),
+            message: s.canonical_reason().unwrap_or("").to_owned(),
+        },
+    }
+}
+
+fn network_error(host: &str, e: &reqwest::Error) -> Error {
+    let mut message = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        src = s.source();
+    }
+    Error::Network {
+        registry: host.to_owned(),
+        message,
+    }
+}
+
+fn header_digest(headers: &HeaderMap) -> Option<Digest> {
+    headers
+        .get("docker-content-digest")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| Digest::parse(s.trim()).ok())
+}
+
+fn reference_digest(image: &ImageReference) -> Result<Option<Digest>, Error> {
+    match image.digest_str() {
+        None => Ok(None),
+        Some(s) => Digest::parse(s)
+            .map(Some)
+            .map_err(|e| Error::InvalidReference {
+                input: image.to_string(),
+                reason: e.to_string(),
+            }),
+    }
+}
+
+impl RegistryClient {
+    /// Builds a client.
+    pub fn new(config: RegistryConfig) -> Result<Self, Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.timeouts.connect)
+            .read_timeout(config.timeouts.request)
+            .user_agent(config.user_agent.clone())
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .build()
+            .map_err(|e| Error::Config {
+                message: format!("HTTP client: {e}"),
+            })?;
+        let mut insecure: Vec<String> = Vec::new();
+        for (name, s) in &config.registries {
+            if s.insecure_http {
+                insecure.push(name.clone());
+                insecure.extend(s.endpoint.iter().cloned());
+                insecure.extend(s.mirrors.iter().cloned());
+            }
+        }
+        let protocol = if config.default_settings.insecure_http {
+            oci_client::client::ClientProtocol::Http
+        } else {
+            oci_client::client::ClientProtocol::HttpsExcept(insecure)
+        };
+        let oci = oci_client::Client::new(oci_client::client::ClientConfig {
+            protocol,
+            read_timeout: Some(config.timeouts.request),
+            connect_timeout: Some(config.timeouts.connect),
+            platform_resolver: None,
+            ..Default::default()
+        });
+        Ok(RegistryClient {
+            http,
+            oci,
+            config,
+            authz: Mutex::new(HashMap::new()),
+            creds: Mutex::new(HashMap::new()),
+            sems: std::sync::Mutex::new(HashMap::new()),
+            requests: AtomicU64::new(0),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RegistryConfig {
+        &self.config
+    }
+
+    /// Number of HTTP requests sent so far (including authentication), for metrics and tests.
+    pub fn request_count(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    fn ctx<'a>(&'a self, image: &'a ImageReference) -> Result<Ctx<'a>, Error> {
+        if image.domain().is_empty() {
+            return Err(Error::InvalidReference {
+                input: image.to_string(),
+                reason: "no registry domain (use a normalized reference)".into(),
+            });
+        }
+        Ok(Ctx {
+            registry: image.domain(),
+            repo: image.path(),
+            settings: self.config.settings(image.domain()),
+        })
+    }
+
+    fn semaphore(&self, host: &str) -> Arc<Semaphore> {
+        let mut m = match self.sems.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        m.entry(host.to_owned())
+            .or_insert_with(|| {
+                Arc::new(Semaphore::new(
+                    self.config.max_concurrent_per_registry.max(1),
+                ))
+            })
+            .clone()
+    }
+
+    async fn deadline<T>(
+        &self,
+        registry: &str,
+        operation: &str,
+        d: Duration,
+        f: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        tokio::time::timeout(d, f)
+            .await
+            .map_err(|_| Error::Timeout {
+                registry: registry.to_owned(),
+                operation: operation.to_owned(),
+                after_ms: d.as_millis() as u64,
+            })?
+    }
+
+    async fn credentials(&self, ctx: &Ctx<'_>) -> Result<Credentials, Error> {
+        if let Some(c) = &ctx.settings.credentials {
+            return Ok(c.clone());
+        }
+        if let Some(c) = self.creds.lock().await.get(ctx.registry) {
+            return Ok(c.clone());
+        }
+        let c = match &self.config.docker_config {
+            Some(dc) => dc.credentials_for(ctx.registry).await?,
+            None => Credentials::Anonymous,
+        };
+        self.creds
+            .lock()
+            .await
+            .insert(ctx.registry.to_owned(), c.clone());
+        Ok(c)
+    }
+
+    /// Answers a 401 challenge: returns the Authorization header value to retry with.
+    async fn authorize(&self, ctx: &Ctx<'_>, host: &str, challenge: &str) -> Result<String, Error> {
+        let creds = self.credentials(ctx).await?;
+        let scheme = challenge
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let auth_err = |message: String| Error::Auth {
+            registry: host.to_owned(),
+            message,
+        };
+        let value = match (scheme.as_str(), &creds) {
+            (_, Credentials::Bearer(t)) => format!("Bearer {t}"),
+            ("basic", Credentials::Basic { username, password }) => {
+                format!(
+                    "Basic {}",
+                    STANDARD.encode(format!("{username}:{password}"))
+                )
+            }
+            ("basic", _) => {
+                return Err(auth_err(
+                    "registry asks for Basic credentials and none are configured".into(),
+                ));
+            }
+            ("bearer", c) => {
+                let auth = match c {
+                    Credentials::Basic { username, password } => {
+                        RegistryAuth::Basic(username.clone(), password.clone())
+                    }
+                    _ => RegistryAuth::Anonymous,
+                };
+                let reference = oci_client::Reference::with_tag(
+                    host.to_owned(),
+                    ctx.repo.to_owned(),
+                    "latest".to_owned(),
+                );
+                // oci-client asks /v2/ for the challenge, then the token endpoint.
+                self.requests.fetch_add(2, Ordering::Relaxed);
+                let token = self
+                    .oci
+                    .auth(&reference, &auth, RegistryOperation::Pull)
+                    .await
+                    .map_err(|e| match e {
+                        oci_client::errors::OciDistributionError::RequestError(r) => {
+                            network_error(host, &r)
+                        }
+                        other => auth_err(other.to_string()),
+                    })?;
+                match token {
+                    Some(t) => format!("Bearer {t}"),
+                    None => return Err(auth_err("the token endpoint returned no token".into())),
+                }
+            }
+            (other, _) => return Err(auth_err(format!("unsupported auth scheme {other:?}"))),
+        };
+        self.authz
+            .lock()
+            .await
+            .insert((host.to_owned(), ctx.repo.to_owned()), value.clone());
+        Ok(value)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    /// One request (with the 401 -> authorize -> resend dance), returning a response whose
+    /// status is a success; errors are classified.
+    async fn send(
+        &self,
+        ctx: &Ctx<'_>,
+        host: &str,
+        method: Method,
+        url: &str,
+        accept: &str,
+        what: &'static str,
+        reference: &str,
+    ) -> Result<reqwest::Response, Error> {
+        let operation = format!("{method} {what}");
+        let mut authz = self
+            .authz
+            .lock()
+            .await
+            .get(&(host.to_owned(), ctx.repo.to_owned()))
+            .cloned();
+        for round in 0..2 {
+            let mut rb = self
+                .http
+                .request(method.clone(), url)
+                .header(ACCEPT, accept);
+            if let Some(a) = &authz {
+                rb = rb.header(AUTHORIZATION, a);
+            }
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let resp = rb.send().await.map_err(|e| network_error(host, &e))?;
+            let status = resp.status();
+            if status.is_success() {
+                return Ok(resp);
+            }
+            if status == StatusCode::UNAUTHORIZED && round == 0 {
+                let challenge = resp
+                    .headers()
+                    .get(WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned();
+                if challenge.is_empty() {
+                    return Err(Error::Auth {
+                        registry: host.to_owned(),
+                        message: format!("{operation}: 401 without a challenge"),
+                    });
+                }
+                authz = Some(self.authorize(ctx, host, &challenge).await?);
+                continue;
+            }
+            return Err(status_error(host, &operation, status, what, reference));
+        }
+        Err(Error::Auth {
+            registry: host.to_owned(),
+            message: format!("{operation}: still 401 after authenticating"),
+        })
+    }
+
+    /// GET (or HEAD) with retries and a per-attempt deadline; the body is read through
+    /// `limit` and, when `expected` is given, checked against it.
+    #[allow(clippy::too_many_arguments)]
+    async fn fetch(
+        &self,
+        ctx: &Ctx<'_>,
+        host: &str,
+        method: Method,
+        url: &str,
+        accept: &str,
+        what: &'static str,
+        reference: &str,
+        limit: u64,
+        expected: Option<&Digest>,
+    ) -> Result<Body, Error> {
+        let sem = self.semaphore(host);
+        let mut attempt = 0u32;
+        loop {
+            let one = async {
+                let _permit = sem.acquire().await.map_err(|_| Error::Config {
+                    message: "client shut down".into(),
+                })?;
+                let resp = self
+                    .send(ctx, host, method.clone(), url, accept, what, reference)
+                    .await?;
+                let headers = resp.headers().clone();
+                if method == Method::HEAD {
+                    return Ok(Body {
+                        bytes: Vec::new(),
+                        headers,
+                    });
+                }
+                read_body(resp, host, limit, expected, what, reference)
+                    .map_ok(headers)
+                    .await
+            };
+            let r = self
+                .deadline(
+                    host,
+                    &format!("{method} {what}"),
+                    self.config.timeouts.request,
+                    one,
+                )
+                .await;
+            match r {
+                Err(e)
+                    if (e.is_retryable() || matches!(e, Error::Timeout { .. }))
+                        && attempt < self.config.retries =>
+                {
+                    tokio::time::sleep(self.config.backoff * 2u32.saturating_pow(attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Hosts to try for digest-addressed content: mirrors first, then the registry.
+    fn digest_hosts(&self, ctx: &Ctx<'_>) -> Vec<String> {
+        let mut v = ctx.settings.mirrors.clone();
+        v.push(ctx.primary_host());
+        v
+    }
+
+    async fn manifest_inner(&self, image: &ImageReference) -> Result<Manifest, Error> {
+        let ctx = self.ctx(image)?;
+        let accept = MANIFEST_MEDIA_TYPES.join(", ");
+        let limit = self.config.limits.max_manifest_bytes;
+        let reference = image.to_string();
+        match reference_digest(image)? {
+            Some(d) => {
+                let mut last = None;
+                for host in self.digest_hosts(&ctx) {
+                    let url = ctx.url(&host, &format!("manifests/{d}"));
+                    match self
+                        .fetch(
+                            &ctx,
+                            &host,
+                            Method::GET,
+                            &url,
+                            &accept,
+                            "manifest",
+                            &reference,
+                            limit,
+                            Some(&d),
+                        )
+                        .await
+                    {
+                        Ok(body) => return manifest_from(body, d.algorithm()),
+                        Err(e) => last = Some(e),
+                    }
+                }
+                Err(last.unwrap_or(Error::NotFound {
+                    what: "manifest",
+                    reference,
+                }))
+            }
+            None => {
+                let tag = image.tag().unwrap_or("latest");
+                let host = ctx.primary_host();
+                let url = ctx.url(&host, &format!("manifests/{tag}"));
+                let body = self
+                    .fetch(
+                        &ctx,
+                        &host,
+                        Method::GET,
+                        &url,
+                        &accept,
+                        "manifest",
+                        &reference,
+                        limit,
+                        None,
+                    )
+                    .await?;
+                let announced = header_digest(&body.headers);
+                let alg = announced
+                    .as_ref()
+                    .map(|d| d.algorithm())
+                    .unwrap_or(DigestAlgorithm::Sha256);
+                let m = manifest_from(body, alg)?;
+                if let Some(a) = announced
+                    && a != m.digest
+                {
+                    return Err(Error::DigestMismatch {
+                        reference,
+                        expected: a.to_string(),
+                        actual: m.digest.to_string(),
+                    });
+                }
+                Ok(m)
+            }
+        }
+    }
+
+    async fn resolve_inner(&self, image: &ImageReference) -> Result<Digest, Error> {
+        if let Some(d) = reference_digest(image)? {
+            return Ok(d);
+        }
+        let ctx = self.ctx(image)?;
+        let tag = image.tag().unwrap_or("latest");
+        let host = ctx.primary_host();
+        let url = ctx.url(&host, &format!("manifests/{tag}"));
+        let accept = MANIFEST_MEDIA_TYPES.join(", ");
+        let reference = image.to_string();
+        let head = self
+            .fetch(
+                &ctx,
+                &host,
+                Method::HEAD,
+                &url,
+                &accept,
+                "manifest",
+                &reference,
+                0,
+                None,
+            )
+            .await?;
+        if let Some(d) = header_digest(&head.headers) {
+            return Ok(d);
+        }
+        // No Docker-Content-Digest on HEAD: GET and hash the bytes.
+        Ok(self.manifest_inner(image).await?.digest)
+    }
+
+    async fn blob_inner(
+        &self,
+        image: &ImageReference,
+        digest: &Digest,
+        limit: u64,
+    ) -> Result<Vec<u8>, Error> {
+        let ctx = self.ctx(image)?;
+        let reference = format!("{}@{digest}", image.name());
+        let mut last = None;
+        for host in self.digest_hosts(&ctx) {
+            let url = ctx.url(&host, &format!("blobs/{digest}"));
+            match self
+                .fetch(
+                    &ctx,
+                    &host,
+                    Method::GET,
+                    &url,
+                    "*/*",
+                    "blob",
+                    &reference,
+                    limit,
+                    Some(digest),
+                )
+                .await
+            {
+                Ok(b) => return Ok(b.bytes),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or(Error::NotFound {
+            what: "blob",
+            reference,
+        }))
+    }
+
+    async fn blob_to_file_inner(
+        &self,
+        image: &ImageReference,
+        digest: &Digest,
+        limit: u64,
+        dest: &Path,
+    ) -> Result<(), Error> {
+        let ctx = self.ctx(image)?;
+        let reference = format!("{}@{digest}", image.name());
+        let host = ctx.primary_host();
+        let url = ctx.url(&host, &format!("blobs/{digest}"));
+        let sem = self.semaphore(&host);
+        let _permit = sem.acquire().await.map_err(|_| Error::Config {
+            message: "client shut down".into(),
+        })?;
+        let resp = self
+            .send(&ctx, &host, Method::GET, &url, "*/*", "blob", &reference)
+            .await?;
+        stream_to_file(resp, &host, limit, digest, dest, &reference).await
+    }
+
+    async fn referrers_inner(
+        &self,
+        image: &ImageReference,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Option<Referrers>, Error> {
+        let ctx = self.ctx(image)?;
+        let host = ctx.primary_host();
+        let mut rest = format!("referrers/{subject}");
+        if let Some(at) = artifact_type {
+            rest.push_str("?artifactType=");
+            rest.push_str(&percent_encode(at));
+        }
+        let url = ctx.url(&host, &rest);
+        let reference = format!("{}@{subject}", image.name());
+        let r = self
+            .fetch(
+                &ctx,
+                &host,
+                Method::GET,
+                &url,
+                crate::types::OCI_INDEX,
+                "referrers",
+                &reference,
+                self.config.limits.max_manifest_bytes,
+                None,
+            )
+            .await;
+        match r {
+            // 404: the registry has no referrers API (OCI 1.1 says: use the tag schema).
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+            Ok(body) => {
+                let ct = body
+                    .headers
+                    .get(CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                if !ct.starts_with(crate::types::OCI_INDEX) {
+                    // Some registries answer 200 with an HTML or error page on unknown routes.
+                    return Ok(None);
+                }
+                crate::source::referrers_from_index_bytes(
+                    &body.bytes,
+                    &self.config.limits,
+                    ReferrersOrigin::Api,
+                )
+                .map(Some)
+            }
+        }
+    }
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn manifest_from(body: Body, alg: DigestAlgorithm) -> Result<Manifest, Error> {
+    let ct = body
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.split(';').next().unwrap_or("").trim().to_owned());
+    Manifest::from_bytes(body.bytes, alg, ct.as_deref())
+}
+
+trait MapOk<T> {
+    async fn map_ok(self, headers: HeaderMap) -> Result<Body, Error>;
+}
+
+impl<F: Future<Output = Result<Vec<u8>, Error>>> MapOk<Vec<u8>> for F {
+    async fn map_ok(self, headers: HeaderMap) -> Result<Body, Error> {
+        Ok(Body {
+            bytes: self.await?,
+            headers,
+        })
+    }
+}
+
+async fn read_body(
+    mut resp: reqwest::Response,
+    host: &str,
+    limit: u64,
+    expected: Option<&Digest>,
+    what: &'static str,
+    reference: &str,
+) -> Result<Vec<u8>, Error> {
+    let too_large = || Error::TooLarge {
+        what: format!("{what} {reference}"),
+        limit,
+    };
+    if resp.content_length().is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let alg = expected
+        .map(|d| d.algorithm())
+        .unwrap_or(DigestAlgorithm::Sha256);
+    let mut h = CheckedHasher::new(alg, limit, format!("{what} {reference}"));
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| network_error(host, &e))? {
+        h.update(&chunk)?;
+        out.extend_from_slice(&chunk);
+    }
+    if let Some(d) = expected {
+        h.check(d)?;
+    }
+    Ok(out)
+}
+
+async fn stream_to_file(
+    mut resp: reqwest::Response,
+    host: &str,
+    limit: u64,
+    digest: &Digest,
+    dest: &Path,
+    reference: &str,
+) -> Result<(), Error> {
+    if resp.content_length().is_some_and(|n| n > limit) {
+        return Err(Error::TooLarge {
+            what: format!("blob {reference}"),
+            limit,
+        });
+    }
+    let tmp = dest.with_extension("partial");
+    let mut file = tokio::fs::File::create(&tmp)
+        .await
+        .map_err(|e| Error::io(&tmp, &e))?;
+    let mut h = CheckedHasher::new(digest.algorithm(), limit, format!("blob {reference}"));
+    let r: Result<(), Error> = async {
+        while let Some(chunk) = resp.chunk().await.map_err(|e| network_error(host, &e))? {
+            h.update(&chunk)?;
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| Error::io(&tmp, &e))?;
+        }
+        file.flush().await.map_err(|e| Error::io(&tmp, &e))?;
+        Ok(())
+    }
+    .await;
+    drop(file);
+    let r = r.and_then(|()| h.check(digest));
+    match r {
+        Ok(()) => tokio::fs::rename(&tmp, dest)
+            .await
+            .map_err(|e| Error::io(dest, &e)),
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            Err(e)
+        }
+    }
+}
+
+impl EvidenceSource for RegistryClient {
+    async fn resolve(&self, image: &ImageReference) -> Result<Digest, Error> {
+        self.deadline(
+            image.domain(),
+            "resolve",
+            self.config.timeouts.operation,
+            self.resolve_inner(image),
+        )
+        .await
+    }
+
+    async fn manifest(&self, image: &ImageReference) -> Result<Manifest, Error> {
+        self.deadline(
+            image.domain(),
+            "manifest",
+            self.config.timeouts.operation,
+            self.manifest_inner(image),
+        )
+        .await
+    }
+
+    async fn blob(
+        &self,
+        image: &ImageReference,
+        digest: &Digest,
+        limit: u64,
+    ) -> Result<Vec<u8>, Error> {
+        self.deadline(
+            image.domain(),
+            "blob",
+            self.config.timeouts.operation,
+            self.blob_inner(&repo_of(image), digest, limit),
+        )
+        .await
+    }
+
+    async fn blob_to_file(
+        &self,
+        image: &ImageReference,
+        digest: &Digest,
+        limit: u64,
+        dest: &Path,
+    ) -> Result<(), Error> {
+        self.deadline(
+            image.domain(),
+            "blob copy",
+            self.config.timeouts.export_blob,
+            self.blob_to_file_inner(&repo_of(image), digest, limit, dest),
+        )
+        .await
+    }
+
+    async fn referrers_api(
+        &self,
+        image: &ImageReference,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Option<Referrers>, Error> {
+        self.deadline(
+            image.domain(),
+            "referrers",
+            self.config.timeouts.operation,
+            self.referrers_inner(image, subject, artifact_type),
+        )
+        .await
+    }
+
+    fn limits(&self) -> Limits {
+        self.config.limits
+    }
+}

@@ -1,0 +1,508 @@
+//! [`EvidenceSource`]: the one API over registries and OCI layouts, and the discovery logic
+//! (cosign tag scheme, OCI 1.1 referrers with tag-schema fallback, Sigstore bundle
+//! referrers) written once on top of its primitives.
+
+use std::future::Future;
+use std::path::Path;
+
+use oci_spec::image::{ImageManifest, Platform};
+use provenance_core::{Digest, ImageReference};
+
+use crate::cosign::{AttachedKind, attached_reference};
+use crate::error::Error;
+use crate::types::{
+    ANNOTATION_PREDICATE_TYPE, AttestationLayer, Limits, Manifest, ParsedManifest, Referrer,
+    Referrers, ReferrersOrigin, SIGSTORE_BUNDLE_PREFIX, SIGSTORE_BUNDLE_V03, SbomLayer,
+    SignatureLayer, annotations_of, descriptor_digest, referrer_from_descriptor,
+};
+
+/// A place evidence comes from: a registry ([`crate::RegistryClient`]) or an OCI image layout
+/// folder ([`crate::LayoutSource`]). Everything returned is digest-checked and size-bounded
+/// but **unverified**: signatures are verified by `provenance_core::verify`.
+///
+/// Implementors provide the primitives ([`resolve`](Self::resolve),
+/// [`manifest`](Self::manifest), [`blob`](Self::blob), [`blob_to_file`](Self::blob_to_file),
+/// [`referrers_api`](Self::referrers_api), [`limits`](Self::limits)); discovery
+/// ([`signatures`](Self::signatures), [`attestations`](Self::attestations),
+/// [`sboms`](Self::sboms), [`referrers`](Self::referrers)) is provided on top, identically for
+/// every source.
+pub trait EvidenceSource: Send + Sync {
+    /// Resolves `image` to a manifest digest. A reference that carries a digest resolves to
+    /// that digest (after checking the manifest exists); a tag is looked up once. For a
+    /// multi-arch image this is the **index** digest, which is what cosign signs.
+    fn resolve(&self, image: &ImageReference)
+    -> impl Future<Output = Result<Digest, Error>> + Send;
+
+    /// Fetches the manifest `image` names: by digest when it has one (bytes checked against
+    /// it), else by tag (the returned [`Manifest::digest`] is computed from the bytes).
+    /// [`Error::NotFound`] when absent.
+    fn manifest(
+        &self,
+        image: &ImageReference,
+    ) -> impl Future<Output = Result<Manifest, Error>> + Send;
+
+    /// Fetches blob `digest` from `image`'s repository into memory, at most `limit` bytes,
+    /// every byte checked against `digest`.
+    fn blob(
+        &self,
+        image: &ImageReference,
+        digest: &Digest,
+        limit: u64,
+    ) -> impl Future<Output = Result<Vec<u8>, Error>> + Send;
+
+    /// Streams blob `digest` to the file `dest` (written to a temporary sibling and renamed
+    /// only once the digest matched), at most `limit` bytes.
+    fn blob_to_file(
+        &self,
+        image: &ImageReference,
+        digest: &Digest,
+        limit: u64,
+        dest: &Path,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// The source's native referrers listing for `subject`: `Ok(None)` when the source has
+    /// none (a registry answering 404 to the OCI 1.1 referrers API), in which case
+    /// [`referrers`](Self::referrers) falls back to the referrers tag schema.
+    fn referrers_api(
+        &self,
+        image: &ImageReference,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> impl Future<Output = Result<Option<Referrers>, Error>> + Send;
+
+    /// The limits this source applies.
+    fn limits(&self) -> Limits;
+
+    /// Fetches the manifest with `digest` in `image`'s repository.
+    fn manifest_at(
+        &self,
+        image: &ImageReference,
+        digest: &Digest,
+    ) -> impl Future<Output = Result<Manifest, Error>> + Send {
+        let pinned = repo_of(image).pinned(digest);
+        async move {
+            let m = self.manifest(&pinned).await?;
+            if &m.digest != digest {
+                return Err(Error::DigestMismatch {
+                    reference: pinned.to_string(),
+                    expected: digest.to_string(),
+                    actual: m.digest.to_string(),
+                });
+            }
+            Ok(m)
+        }
+    }
+
+    /// Referrers of `subject` (OCI 1.1): the source's referrers API, else the referrers tag
+    /// schema (`<alg>-<hex>` tag holding an index), filtered by `artifact_type` if given.
+    /// No referrers is an empty list, not an error.
+    fn referrers(
+        &self,
+        image: &ImageReference,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> impl Future<Output = Result<Referrers, Error>> + Send {
+        async move {
+            if let Some(r) = self.referrers_api(image, subject, artifact_type).await? {
+                return Ok(filter(r, artifact_type));
+            }
+            referrers_by_tag(self, image, subject, artifact_type).await
+        }
+    }
+
+    /// Signatures of the image `digest`: the layers of cosign's `<alg>-<hex>.sig` manifest,
+    /// then Sigstore bundle referrers whose bundle holds a message signature. Looked up in
+    /// `repository` when given (cosign's `COSIGN_REPOSITORY`, Kyverno's `repository`), else in
+    /// `image`'s repository. Absent evidence is an empty list.
+    fn signatures(
+        &self,
+        image: &ImageReference,
+        digest: &Digest,
+        repository: Option<&ImageReference>,
+    ) -> impl Future<Output = Result<Vec<SignatureLayer>, Error>> + Send {
+        async move {
+            let mut out = Vec::new();
+            for (m, layer, bytes) in
+                attached_layers(self, image, digest, AttachedKind::Signature, repository).await?
+            {
+                out.push(SignatureLayer {
+                    media_type: layer.media_type,
+                    digest: layer.digest,
+                    payload: bytes,
+                    annotations: layer.annotations,
+                    manifest_digest: m,
+                });
+            }
+            for b in bundle_referrers(self, image, digest, repository).await? {
+                if b.kind == BundleKind::MessageSignature {
+                    out.push(SignatureLayer {
+                        media_type: b.media_type,
+                        digest: b.digest,
+                        payload: b.bytes,
+                        annotations: b.annotations,
+                        manifest_digest: b.manifest_digest,
+                    });
+                }
+            }
+            Ok(out)
+        }
+    }
+
+    /// Attestations of the image `digest`: the DSSE layers of cosign's `<alg>-<hex>.att`
+    /// manifest, then Sigstore bundle referrers whose bundle holds a DSSE envelope.
+    fn attestations(
+        &self,
+        image: &ImageReference,
+        digest: &Digest,
+        repository: Option<&ImageReference>,
+    ) -> impl Future<Output = Result<Vec<AttestationLayer>, Error>> + Send {
+        async move {
+            let mut out = Vec::new();
+            for (m, layer, bytes) in
+                attached_layers(self, image, digest, AttachedKind::Attestation, repository).await?
+            {
+                let predicate_type = layer.annotations.get(ANNOTATION_PREDICATE_TYPE).cloned();
+                out.push(AttestationLayer {
+                    media_type: layer.media_type,
+                    digest: layer.digest,
+                    envelope: bytes,
+                    annotations: layer.annotations,
+                    predicate_type,
+                    manifest_digest: m,
+                });
+            }
+            for b in bundle_referrers(self, image, digest, repository).await? {
+                if b.kind == BundleKind::Dsse {
+                    let predicate_type = b
+                        .annotations
+                        .get("dev.sigstore.bundle.predicateType")
+                        .cloned();
+                    out.push(AttestationLayer {
+                        media_type: b.media_type,
+                        digest: b.digest,
+                        envelope: b.bytes,
+                        annotations: b.annotations,
+                        predicate_type,
+                        manifest_digest: b.manifest_digest,
+                    });
+                }
+            }
+            Ok(out)
+        }
+    }
+
+    /// SBOMs attached with cosign's `<alg>-<hex>.sbom` tag.
+    fn sboms(
+        &self,
+        image: &ImageReference,
+        digest: &Digest,
+        repository: Option<&ImageReference>,
+    ) -> impl Future<Output = Result<Vec<SbomLayer>, Error>> + Send {
+        async move {
+            Ok(
+                attached_layers(self, image, digest, AttachedKind::Sbom, repository)
+                    .await?
+                    .into_iter()
+                    .map(|(_, layer, bytes)| SbomLayer {
+                        media_type: layer.media_type,
+                        digest: layer.digest,
+                        bytes,
+                    })
+                    .collect(),
+            )
+        }
+    }
+
+    /// The platform manifest of a multi-arch index for `platform` (os, architecture and, when
+    /// given, variant must match; the first match in index order wins). The index digest stays
+    /// what signatures name; this is for reading the platform image.
+    fn platform_manifest(
+        &self,
+        image: &ImageReference,
+        index_digest: &Digest,
+        platform: &Platform,
+    ) -> impl Future<Output = Result<Manifest, Error>> + Send {
+        async move {
+            let index = self.manifest_at(image, index_digest).await?;
+            let ParsedManifest::Index(idx) = index.parse()? else {
+                return Err(Error::UnsupportedMediaType {
+                    media_type: index.media_type,
+                    reference: index_digest.to_string(),
+                });
+            };
+            let chosen = select_platform(idx.manifests(), platform).ok_or(Error::NotFound {
+                what: "platform manifest",
+                reference: format!(
+                    "{}/{}{} in {index_digest}",
+                    platform.os(),
+                    platform.architecture(),
+                    platform
+                        .variant()
+                        .as_ref()
+                        .map(|v| format!("/{v}"))
+                        .unwrap_or_default()
+                ),
+            })?;
+            self.manifest_at(image, &chosen).await
+        }
+    }
+}
+
+/// Picks the digest of the first index entry matching `platform` (os + architecture, and
+/// variant when `platform` names one). Entries without a platform never match.
+pub fn select_platform(
+    entries: &[oci_spec::image::Descriptor],
+    platform: &Platform,
+) -> Option<Digest> {
+    entries.iter().find_map(|d| {
+        let p = d.platform().as_ref()?;
+        let ok = p.os() == platform.os()
+            && p.architecture() == platform.architecture()
+            && match platform.variant() {
+                Some(v) => p.variant().as_deref() == Some(v.as_str()),
+                None => true,
+            };
+        if ok { descriptor_digest(d).ok() } else { None }
+    })
+}
+
+/// The repository part of a reference (no tag, no digest).
+pub(crate) fn repo_of(image: &ImageReference) -> ImageReference {
+    ImageReference::from_name(&image.name()).unwrap_or_else(|_| image.clone())
+}
+
+fn filter(mut r: Referrers, artifact_type: Option<&str>) -> Referrers {
+    if let Some(at) = artifact_type {
+        r.items.retain(|i| i.artifact_type.as_deref() == Some(at));
+    }
+    r
+}
+
+/// The referrers tag schema: an index tagged `<alg>-<hex>` in the subject's repository.
+pub(crate) async fn referrers_by_tag<S: EvidenceSource + ?Sized>(
+    src: &S,
+    image: &ImageReference,
+    subject: &Digest,
+    artifact_type: Option<&str>,
+) -> Result<Referrers, Error> {
+    let tag = format!("{}-{}", subject.algorithm(), subject.hex());
+    let tagged = repo_of(image)
+        .with_tag(&tag)
+        .map_err(|e| Error::InvalidReference {
+            input: tag.clone(),
+            reason: e.to_string(),
+        })?;
+    let m = match src.manifest(&tagged).await {
+        Ok(m) => m,
+        Err(Error::NotFound { .. }) => {
+            return Ok(Referrers {
+                items: Vec::new(),
+                origin: ReferrersOrigin::TagSchema,
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    let ParsedManifest::Index(idx) = m.parse()? else {
+        return Err(Error::UnsupportedMediaType {
+            media_type: m.media_type,
+            reference: tagged.to_string(),
+        });
+    };
+    let limit = src.limits().max_referrers;
+    if idx.manifests().len() > limit {
+        return Err(Error::TooLarge {
+            what: format!("referrers of {subject}"),
+            limit: limit as u64,
+        });
+    }
+    let items = idx
+        .manifests()
+        .iter()
+        .map(referrer_from_descriptor)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(filter(
+        Referrers {
+            items,
+            origin: ReferrersOrigin::TagSchema,
+        },
+        artifact_type,
+    ))
+}
+
+/// A layer descriptor, simplified.
+pub(crate) struct LayerInfo {
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+pub(crate) fn layers_of(m: &ImageManifest, limits: &Limits) -> Result<Vec<LayerInfo>, Error> {
+    if m.layers().len() > limits.max_layers {
+        return Err(Error::TooLarge {
+            what: "layers in manifest".into(),
+            limit: limits.max_layers as u64,
+        });
+    }
+    m.layers()
+        .iter()
+        .map(|d| {
+            Ok(LayerInfo {
+                media_type: d.media_type().to_string(),
+                digest: descriptor_digest(d)?,
+                size: d.size(),
+                annotations: annotations_of(d),
+            })
+        })
+        .collect()
+}
+
+async fn fetch_layer<S: EvidenceSource + ?Sized>(
+    src: &S,
+    repo: &ImageReference,
+    layer: &LayerInfo,
+) -> Result<Vec<u8>, Error> {
+    let limit = src.limits().max_blob_bytes;
+    if layer.size > limit {
+        return Err(Error::TooLarge {
+            what: format!("blob {}", layer.digest),
+            limit,
+        });
+    }
+    let bytes = src.blob(repo, &layer.digest, limit).await?;
+    if bytes.len() as u64 != layer.size {
+        return Err(Error::malformed(
+            format!("blob {}", layer.digest),
+            format!(
+                "descriptor says {} bytes, content has {}",
+                layer.size,
+                bytes.len()
+            ),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// The layers (descriptor, bytes) of cosign's attached manifest of `kind`, or nothing.
+async fn attached_layers<S: EvidenceSource + ?Sized>(
+    src: &S,
+    image: &ImageReference,
+    digest: &Digest,
+    kind: AttachedKind,
+    repository: Option<&ImageReference>,
+) -> Result<Vec<(Digest, LayerInfo, Vec<u8>)>, Error> {
+    let tagged = attached_reference(image, digest, kind, repository);
+    let m = match src.manifest(&tagged).await {
+        Ok(m) => m,
+        Err(Error::NotFound { .. }) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let manifest = m.image()?;
+    let repo = repo_of(&tagged);
+    let mut out = Vec::new();
+    for layer in layers_of(&manifest, &src.limits())? {
+        let bytes = fetch_layer(src, &repo, &layer).await?;
+        out.push((m.digest.clone(), layer, bytes));
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BundleKind {
+    MessageSignature,
+    Dsse,
+    Unknown,
+}
+
+struct BundleLayer {
+    media_type: String,
+    digest: Digest,
+    bytes: Vec<u8>,
+    annotations: std::collections::BTreeMap<String, String>,
+    manifest_digest: Digest,
+    kind: BundleKind,
+}
+
+fn bundle_kind(bytes: &[u8]) -> BundleKind {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return BundleKind::Unknown;
+    };
+    if v.get("messageSignature").is_some() {
+        BundleKind::MessageSignature
+    } else if v.get("dsseEnvelope").is_some() {
+        BundleKind::Dsse
+    } else {
+        BundleKind::Unknown
+    }
+}
+
+/// Sigstore bundle v0.3 referrers (cosign `--new-bundle-format`): each referrer manifest's
+/// bundle layers, with the referrer manifest's annotations merged under the layer's.
+async fn bundle_referrers<S: EvidenceSource + ?Sized>(
+    src: &S,
+    image: &ImageReference,
+    digest: &Digest,
+    repository: Option<&ImageReference>,
+) -> Result<Vec<BundleLayer>, Error> {
+    let repo = repo_of(repository.unwrap_or(image));
+    let refs = src
+        .referrers(&repo, digest, Some(SIGSTORE_BUNDLE_V03))
+        .await?;
+    let mut out = Vec::new();
+    for r in refs.items {
+        let m = src.manifest_at(&repo, &r.digest).await?;
+        let manifest = m.image()?;
+        if let Some(subject) = manifest.subject() {
+            // A referrer must name the subject it was listed for.
+            if descriptor_digest(subject)? != *digest {
+                return Err(Error::malformed(
+                    format!("referrer {}", r.digest),
+                    format!("its subject is {}, listed for {digest}", subject.digest()),
+                ));
+            }
+        }
+        let mut annotations = r.annotations.clone();
+        if let Some(a) = manifest.annotations() {
+            annotations.extend(a.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        for layer in layers_of(&manifest, &src.limits())? {
+            if !layer.media_type.starts_with(SIGSTORE_BUNDLE_PREFIX) {
+                continue;
+            }
+            let bytes = fetch_layer(src, &repo, &layer).await?;
+            let mut ann = annotations.clone();
+            ann.extend(layer.annotations.clone());
+            out.push(BundleLayer {
+                kind: bundle_kind(&bytes),
+                media_type: layer.media_type,
+                digest: layer.digest,
+                bytes,
+                annotations: ann,
+                manifest_digest: m.digest.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Referrer entries as returned by the referrers API body (an OCI index).
+pub(crate) fn referrers_from_index_bytes(
+    bytes: &[u8],
+    limits: &Limits,
+    origin: ReferrersOrigin,
+) -> Result<Referrers, Error> {
+    let idx: oci_spec::image::ImageIndex =
+        serde_json::from_slice(bytes).map_err(|e| Error::malformed("referrers index", e))?;
+    if idx.manifests().len() > limits.max_referrers {
+        return Err(Error::TooLarge {
+            what: "referrers".into(),
+            limit: limits.max_referrers as u64,
+        });
+    }
+    let items: Vec<Referrer> = idx
+        .manifests()
+        .iter()
+        .map(referrer_from_descriptor)
+        .collect::<Result<_, _>>()?;
+    Ok(Referrers { items, origin })
+}
