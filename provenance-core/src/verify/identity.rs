@@ -44,7 +44,7 @@ impl SanValue {
 /// Kyverno and Fulcio use for them. The deprecated `.1.1`–`.1.6` are raw strings; `.1.8`
 /// onwards are DER UTF8Strings.
 const FULCIO_EXTENSIONS: &[(u32, &str, bool)] = &[
-    (1, "issuer", true),
+    (1, "oidcIssuer", true),
     (2, "githubWorkflowTrigger", true),
     (3, "githubWorkflowSha", true),
     (4, "githubWorkflowName", true),
@@ -85,15 +85,10 @@ impl CertificateIdentity {
         self.subject_alternative_names.first().map(SanValue::as_str)
     }
 
-    /// A Fulcio extension by Kyverno/Fulcio name (`githubWorkflowRepository`,
-    /// `sourceRepositoryURI`, `issuer`, ...) or by dotted OID.
+    /// A Fulcio extension by Kyverno/cosign name (`oidcIssuer`, `githubWorkflowRepository`,
+    /// ...), Fulcio name (`issuerV2`, `sourceRepositoryURI`, ...) or dotted OID.
     pub fn extension(&self, name: &str) -> Option<&str> {
         let oid = extension_oid(name)?;
-        if name == "issuer" {
-            // Kyverno's `issuer` extension key reads the certificate's issuer, whichever OID
-            // carries it.
-            return self.issuer.as_deref();
-        }
         self.extensions.get(&oid).map(String::as_str)
     }
 
@@ -181,13 +176,17 @@ fn extension_oid(name: &str) -> Option<String> {
 /// Who must have signed, as Kyverno's keyless attestor writes it: `subject`, `subjectRegExp`,
 /// `issuer`, `issuerRegExp` and `additionalExtensions`.
 ///
-/// Matching follows cosign: the subject matches when any SAN (email, URI or Fulcio otherName)
-/// equals it; regular expressions are unanchored (anchor them with `^...$` yourself), as Go's
-/// `regexp.MatchString` is. At least one of the subject and issuer constraints must be set:
-/// an expectation that accepts any signer is refused.
+/// Matching follows Kyverno: `subject` is a Kyverno wildcard pattern (`*`, `?`) matched against
+/// the certificate's SANs (email, URI or Fulcio otherName; Fulcio issues one); `issuer` is
+/// compared exactly; `subjectRegExp` and `issuerRegExp` are unanchored regular expressions, as
+/// Go's `regexp.MatchString` is (anchor them with `^...$`); `additionalExtensions` values are
+/// wildcard patterns and an empty value only requires the extension to be present. Every
+/// constraint given must hold (Kyverno before 1.14 ignored the two regular expressions,
+/// GO-2025-3562; this does not). A subject (or subjectRegExp) and an issuer (or issuerRegExp)
+/// are required: an expectation that accepts any signer is refused.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IdentityExpectation {
-    /// Exact subject (any SAN value).
+    /// Subject as a Kyverno wildcard pattern (any SAN value).
     pub subject: Option<String>,
     /// Regular expression the subject must match (any SAN value).
     pub subject_regexp: Option<String>,
@@ -195,19 +194,20 @@ pub struct IdentityExpectation {
     pub issuer: Option<String>,
     /// Regular expression the OIDC issuer must match.
     pub issuer_regexp: Option<String>,
-    /// Further Fulcio extensions that must equal the given values, keyed by Kyverno name
-    /// (`githubWorkflowRepository`, `githubWorkflowTrigger`, `githubWorkflowSha`,
-    /// `githubWorkflowName`, `githubWorkflowRef`, `issuer`), Fulcio name (`buildSignerURI`,
-    /// `sourceRepositoryURI`, ...) or dotted OID (`1.3.6.1.4.1.57264.1.8`).
+    /// Further Fulcio extensions that must match the given wildcard patterns (an empty pattern:
+    /// present with any value), keyed by Kyverno/cosign name (`oidcIssuer`,
+    /// `githubWorkflowTrigger`, `githubWorkflowSha`, `githubWorkflowName`,
+    /// `githubWorkflowRepository`, `githubWorkflowRef`), Fulcio name (`issuerV2`,
+    /// `buildSignerURI`, `sourceRepositoryURI`, ...) or dotted OID (`1.3.6.1.4.1.57264.1.8`).
     pub additional_extensions: BTreeMap<String, String>,
 }
 
 impl IdentityExpectation {
-    /// Expect an exact subject and issuer (what `--certificate-identity` and
-    /// `--certificate-oidc-issuer` mean).
+    /// Expect exactly this subject and issuer, with no wildcards (what cosign's
+    /// `--certificate-identity` and `--certificate-oidc-issuer` mean).
     pub fn exact(subject: impl Into<String>, issuer: impl Into<String>) -> Self {
         IdentityExpectation {
-            subject: Some(subject.into()),
+            subject_regexp: Some(format!("^{}$", regex::escape(&subject.into()))),
             issuer: Some(issuer.into()),
             ..Default::default()
         }
@@ -274,7 +274,9 @@ impl CompiledIdentity {
             .map(SanValue::as_str)
             .collect();
         if let Some(want) = &self.subject
-            && !sans.iter().any(|s| s == want)
+            && !sans
+                .iter()
+                .any(|s| crate::wildcard::wildcard_match(want, s))
         {
             return Err(Check::IdentitySubject.fail(format!(
                 "expected subject {want:?}, certificate has {sans:?}"
@@ -306,7 +308,7 @@ impl CompiledIdentity {
         }
         for (k, want) in &self.extensions {
             let got = id.extension(k);
-            if got != Some(want.as_str()) {
+            if !got.is_some_and(|g| want.is_empty() || crate::wildcard::wildcard_match(want, g)) {
                 return Err(Check::IdentityExtension.fail(format!(
                     "extension {k}: expected {want:?}, certificate has {got:?}"
                 )));

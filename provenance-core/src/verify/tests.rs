@@ -156,7 +156,7 @@ fn certificate_identity_and_kyverno_expectations() {
     assert_eq!(id.extension("githubWorkflowRepository"), Some("acme/model"));
     assert_eq!(id.extension("githubWorkflowTrigger"), Some("push"));
     assert_eq!(id.extension("1.3.6.1.4.1.57264.1.8"), Some(issuer));
-    assert_eq!(id.extension("issuer"), Some(issuer));
+    assert_eq!(id.extension("oidcIssuer"), Some(issuer));
 
     let ok = |e: IdentityExpectation| e.compile().unwrap().check(&id);
     let code = |e: IdentityExpectation| match e.compile().and_then(|c| c.check(&id)) {
@@ -164,6 +164,25 @@ fn certificate_identity_and_kyverno_expectations() {
         Err(e) => e.code().to_owned(),
     };
     ok(IdentityExpectation::exact(subject, issuer)).unwrap();
+    // Kyverno's `subject` is a wildcard pattern; extension values too, and empty means "present".
+    ok(IdentityExpectation {
+        subject: Some("https://github.com/acme/*@refs/heads/main".into()),
+        issuer: Some(issuer.into()),
+        additional_extensions: BTreeMap::from([
+            ("githubWorkflowRepository".into(), "acme/*".into()),
+            ("githubWorkflowSha".into(), String::new()),
+        ]),
+        ..Default::default()
+    })
+    .unwrap();
+    // `exact` has no wildcards.
+    assert_eq!(
+        code(IdentityExpectation::exact(
+            "https://github.com/acme/*@refs/heads/main",
+            issuer
+        )),
+        "verify.identity.subject"
+    );
     ok(IdentityExpectation {
         subject_regexp: Some(r"^https://github\.com/acme/.*@refs/heads/main$".into()),
         issuer_regexp: Some(r"githubusercontent\.com$".into()),
