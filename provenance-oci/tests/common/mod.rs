@@ -109,10 +109,10 @@ impl TestRegistry {
                 let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
                 let _ = write!(s, "GET /v2/ HTTP/1.0\r\nHost: {}\r\n\r\n", self.addr);
                 let mut buf = [0u8; 16];
-                if let Ok(n) = s.read(&mut buf) {
-                    if String::from_utf8_lossy(&buf[..n]).contains(" 200") {
-                        return true;
-                    }
+                if let Ok(n) = s.read(&mut buf)
+                    && String::from_utf8_lossy(&buf[..n]).contains(" 200")
+                {
+                    return true;
                 }
             }
             std::thread::sleep(Duration::from_millis(50));
