@@ -664,11 +664,10 @@ fn run_test_file(test: &Path, tally: &mut Tally) {
                     Err(e) => format!("load error: {e}"),
                     Ok((rule, _matcher)) => {
                         // the rule's match block (kinds) is the lead's matcher; the corpus rules match by kind
-                        if ns_name.is_empty() || true {
-                            input
-                                .namespace_object
-                                .get_or_insert_with(|| json!({"metadata": {"name": ns_name}}));
-                        }
+                        // Kyverno's validate.cel handler without a cluster: {metadata: {name}}
+                        input
+                            .namespace_object
+                            .get_or_insert_with(|| json!({"metadata": {"name": ns_name}}));
                         let o = rule.evaluate(&RequestView::new(&input));
                         o.status.as_str().to_owned()
                     }

@@ -873,7 +873,7 @@ fn binary(op: BinOp, a: Value, b: Value) -> EvalResult {
         BinOp::Gt => Value::Bool(cmp(&a, &b, "_>_")? == Ordering::Greater),
         BinOp::Ge => Value::Bool(cmp(&a, &b, "_>=_")? != Ordering::Less),
         BinOp::In => match &b {
-            Value::List(l) => Value::Bool(l.iter().any(|x| *x == a)),
+            Value::List(l) => Value::Bool(l.contains(&a)),
             Value::Map(m) => match to_keyref(&a) {
                 Ok(k) => Value::Bool(m.get(&k).is_some()),
                 Err(_) => Value::Bool(false),

@@ -641,10 +641,7 @@ impl CompiledCelRule {
                     return CelOutcome::new(RuleStatus::Skip, "cel preconditions not met");
                 }
                 Err(e) => {
-                    return CelOutcome::new(
-                        RuleStatus::Fail,
-                        format!("{}", k8s_eval_error(&p.program, &e)),
-                    );
+                    return CelOutcome::new(RuleStatus::Fail, k8s_eval_error(&p.program, &e));
                 }
             }
         }
