@@ -232,7 +232,17 @@ fn status_error(
     }
 }
 
-fn network_error(host: &str, e: &reqwest::Error) -> Error {
+fn network_error(host: &str, e: &reqwest::Error, after: Duration) -> Error {
+    if e.is_timeout() {
+        return Error::Timeout {
+            registry: host.to_owned(),
+            operation: e
+                .url()
+                .map(|u| format!("request to {}", u.path()))
+                .unwrap_or_else(|| "request".to_owned()),
+            after_ms: after.as_millis() as u64,
+        };
+    }
     let mut message = e.to_string();
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
@@ -425,7 +435,7 @@ impl RegistryClient {
                     .await
                     .map_err(|e| match e {
                         oci_client::errors::OciDistributionError::RequestError(r) => {
-                            network_error(host, &r)
+                            network_error(host, &r, self.config.timeouts.request)
                         }
                         other => auth_err(other.to_string()),
                     })?;
@@ -472,7 +482,10 @@ impl RegistryClient {
                 rb = rb.header(AUTHORIZATION, a);
             }
             self.requests.fetch_add(1, Ordering::Relaxed);
-            let resp = rb.send().await.map_err(|e| network_error(host, &e))?;
+            let resp = rb
+                .send()
+                .await
+                .map_err(|e| network_error(host, &e, self.config.timeouts.request))?;
             let status = resp.status();
             if status.is_success() {
                 return Ok(resp);
@@ -533,9 +546,17 @@ impl RegistryClient {
                         headers,
                     });
                 }
-                read_body(resp, host, limit, expected, what, reference)
-                    .map_ok(headers)
-                    .await
+                read_body(
+                    resp,
+                    host,
+                    self.config.timeouts.request,
+                    limit,
+                    expected,
+                    what,
+                    reference,
+                )
+                .map_ok(headers)
+                .await
             };
             let r = self
                 .deadline(
@@ -718,7 +739,16 @@ impl RegistryClient {
         let resp = self
             .send(&ctx, &host, Method::GET, &url, "*/*", "blob", &reference)
             .await?;
-        stream_to_file(resp, &host, limit, digest, dest, &reference).await
+        stream_to_file(
+            resp,
+            &host,
+            self.config.timeouts.request,
+            limit,
+            digest,
+            dest,
+            &reference,
+        )
+        .await
     }
 
     async fn referrers_inner(
@@ -811,6 +841,7 @@ impl<F: Future<Output = Result<Vec<u8>, Error>>> MapOk<Vec<u8>> for F {
 async fn read_body(
     mut resp: reqwest::Response,
     host: &str,
+    after: Duration,
     limit: u64,
     expected: Option<&Digest>,
     what: &'static str,
@@ -828,7 +859,11 @@ async fn read_body(
         .unwrap_or(DigestAlgorithm::Sha256);
     let mut h = CheckedHasher::new(alg, limit, format!("{what} {reference}"));
     let mut out = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| network_error(host, &e))? {
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| network_error(host, &e, after))?
+    {
         h.update(&chunk)?;
         out.extend_from_slice(&chunk);
     }
@@ -841,6 +876,7 @@ async fn read_body(
 async fn stream_to_file(
     mut resp: reqwest::Response,
     host: &str,
+    after: Duration,
     limit: u64,
     digest: &Digest,
     dest: &Path,
@@ -858,7 +894,11 @@ async fn stream_to_file(
         .map_err(|e| Error::io(&tmp, &e))?;
     let mut h = CheckedHasher::new(digest.algorithm(), limit, format!("blob {reference}"));
     let r: Result<(), Error> = async {
-        while let Some(chunk) = resp.chunk().await.map_err(|e| network_error(host, &e))? {
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| network_error(host, &e, after))?
+        {
             h.update(&chunk)?;
             file.write_all(&chunk)
                 .await

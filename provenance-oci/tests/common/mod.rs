@@ -315,7 +315,8 @@ impl Pusher {
 }
 
 /// A loopback HTTP responder for faults a real registry does not produce: `handler` gets the
-/// request line and returns raw response bytes (or `None` to stall without answering).
+/// request head (request line and headers) and returns raw response bytes (or `None` to stall
+/// without answering).
 pub struct FaultServer {
     pub addr: String,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -346,8 +347,7 @@ impl FaultServer {
                         }
                     }
                     let text = String::from_utf8_lossy(&buf).to_string();
-                    let line = text.lines().next().unwrap_or("").to_owned();
-                    match handler(&line) {
+                    match handler(&text) {
                         Some(resp) => {
                             let _ = s.write_all(&resp);
                         }

@@ -1,0 +1,336 @@
+//! Faults a healthy registry does not produce, served by a loopback responder: stalls, 5xx,
+//! bytes that do not match their digest, truncated bodies, lying digest headers, oversized
+//! manifests, the OCI 1.1 referrers API, and the Basic / Bearer authentication flows. Every
+//! fault must end in a specific error, never in content.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{FaultServer, http_response};
+use provenance_core::Digest;
+use provenance_oci::{
+    Credentials, EvidenceSource, ReferrersOrigin, RegistryClient, RegistryConfig, RegistrySettings,
+    Timeouts,
+};
+
+const MANIFEST: &[u8] = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#;
+
+fn client(server: &FaultServer, retries: u32, request: Duration) -> RegistryClient {
+    RegistryClient::new(
+        RegistryConfig {
+            retries,
+            backoff: Duration::from_millis(5),
+            timeouts: Timeouts {
+                request,
+                operation: request * 4,
+                ..Timeouts::default()
+            },
+            ..RegistryConfig::default()
+        }
+        .allow_http(server.addr.clone()),
+    )
+    .unwrap()
+}
+
+fn manifest_ok() -> Vec<u8> {
+    http_response(
+        "200 OK",
+        &[
+            (
+                "Content-Type",
+                "application/vnd.oci.image.manifest.v1+json".into(),
+            ),
+            (
+                "Docker-Content-Digest",
+                Digest::sha256_of(MANIFEST).to_string(),
+            ),
+        ],
+        MANIFEST,
+    )
+}
+
+#[tokio::test]
+async fn stall_past_the_deadline_is_a_timeout() {
+    let s = FaultServer::start(|_| None);
+    let c = client(&s, 0, Duration::from_millis(300));
+    let start = Instant::now();
+    let e = c.resolve(&s.reference("r/app:v1")).await.unwrap_err();
+    assert_eq!(e.code(), "oci.timeout", "{e}");
+    assert!(e.is_infrastructure());
+    assert!(start.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_then_reported() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c2 = calls.clone();
+    let s = FaultServer::start(move |_| {
+        if c2.fetch_add(1, Ordering::SeqCst) < 2 {
+            Some(http_response("503 Service Unavailable", &[], b"busy"))
+        } else {
+            Some(manifest_ok())
+        }
+    });
+    let img = s.reference("r/app:v1");
+    let d = client(&s, 2, Duration::from_secs(5))
+        .resolve(&img)
+        .await
+        .unwrap();
+    assert_eq!(d, Digest::sha256_of(MANIFEST));
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+
+    let always = FaultServer::start(|_| Some(http_response("500 Internal Server Error", &[], b"")));
+    let e = client(&always, 1, Duration::from_secs(5))
+        .resolve(&always.reference("r/app:v1"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "oci.registry", "{e}");
+    assert!(e.is_infrastructure());
+    assert!(matches!(
+        e,
+        provenance_oci::Error::Registry { status: 500, .. }
+    ));
+}
+
+#[tokio::test]
+async fn blob_bytes_not_matching_the_digest_are_rejected() {
+    let s = FaultServer::start(|_| Some(http_response("200 OK", &[], b"evil bytes")));
+    let want = Digest::sha256_of(b"good bytes");
+    let e = client(&s, 0, Duration::from_secs(5))
+        .blob(&s.reference("r/app"), &want, 1024)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "oci.digest_mismatch", "{e}");
+    assert!(!e.is_infrastructure());
+    // Same for a manifest fetched by digest.
+    let e = client(&s, 0, Duration::from_secs(5))
+        .manifest_at(&s.reference("r/app"), &want)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "oci.digest_mismatch", "{e}");
+}
+
+#[tokio::test]
+async fn truncated_body_is_a_network_error() {
+    let s = FaultServer::start(|_| {
+        let mut r =
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n".to_vec();
+        r.extend_from_slice(b"only a little");
+        Some(r)
+    });
+    let e = client(&s, 0, Duration::from_secs(5))
+        .blob(&s.reference("r/app"), &Digest::sha256_of(b"x"), 4096)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "oci.network", "{e}");
+}
+
+#[tokio::test]
+async fn tag_whose_bytes_do_not_match_the_announced_digest() {
+    // The registry announces one digest and serves other bytes (a tag moving between the
+    // HEAD and the GET looks like this too).
+    let s = FaultServer::start(|_| {
+        Some(http_response(
+            "200 OK",
+            &[(
+                "Docker-Content-Digest",
+                Digest::sha256_of(b"the other manifest").to_string(),
+            )],
+            MANIFEST,
+        ))
+    });
+    let e = client(&s, 0, Duration::from_secs(5))
+        .manifest(&s.reference("r/app:v1"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "oci.digest_mismatch", "{e}");
+}
+
+#[tokio::test]
+async fn oversized_manifest_is_refused() {
+    let big = vec![b' '; 5 << 20];
+    let s = FaultServer::start(move |_| Some(http_response("200 OK", &[], &big)));
+    let e = client(&s, 0, Duration::from_secs(10))
+        .manifest(&s.reference("r/app:v1"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "oci.too_large", "{e}");
+}
+
+#[tokio::test]
+async fn referrers_api_is_used_when_the_registry_has_it() {
+    let subject = Digest::sha256_of(MANIFEST);
+    let referrer = Digest::sha256_of(b"referrer manifest");
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": referrer.to_string(),
+             "size": 17, "artifactType": "application/vnd.dev.sigstore.bundle.v0.3+json"},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": Digest::sha256_of(b"o").to_string(),
+             "size": 1, "artifactType": "application/x-other"}
+        ]
+    }))
+    .unwrap();
+    let path = format!("GET /v2/r/app/referrers/{subject}");
+    let s = FaultServer::start(move |req| {
+        if req.starts_with(&path) {
+            Some(http_response(
+                "200 OK",
+                &[(
+                    "Content-Type",
+                    "application/vnd.oci.image.index.v1+json".into(),
+                )],
+                &index,
+            ))
+        } else {
+            Some(http_response("404 Not Found", &[], b""))
+        }
+    });
+    let c = client(&s, 0, Duration::from_secs(5));
+    let img = s.reference("r/app");
+    let r = c
+        .referrers(
+            &img,
+            &subject,
+            Some("application/vnd.dev.sigstore.bundle.v0.3+json"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.origin, ReferrersOrigin::Api);
+    assert_eq!(r.items.len(), 1, "filtered client-side too");
+    assert_eq!(r.items[0].digest, referrer);
+    // Another subject: the API answers 404, the tag schema has nothing: empty.
+    let r = c
+        .referrers(&img, &Digest::sha256_of(b"z"), None)
+        .await
+        .unwrap();
+    assert_eq!(r.origin, ReferrersOrigin::TagSchema);
+    assert!(r.items.is_empty());
+}
+
+fn basic_server(user: &'static str, pass: &'static str) -> FaultServer {
+    use base64::Engine;
+    let want = format!(
+        "authorization: basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    )
+    .to_ascii_lowercase();
+    FaultServer::start(move |req| {
+        if req.to_ascii_lowercase().contains(&want) {
+            Some(manifest_ok())
+        } else {
+            Some(http_response(
+                "401 Unauthorized",
+                &[("WWW-Authenticate", "Basic realm=\"test\"".into())],
+                b"",
+            ))
+        }
+    })
+}
+
+#[tokio::test]
+async fn basic_auth_from_settings_and_failures() {
+    let s = basic_server("alice", "pw");
+    let img = s.reference("r/app:v1");
+    let e = client(&s, 0, Duration::from_secs(5))
+        .resolve(&img)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "oci.auth", "{e}");
+    assert!(e.is_infrastructure());
+
+    let with = |password: &str| {
+        RegistryClient::new(RegistryConfig::default().with_registry(
+            s.addr.clone(),
+            RegistrySettings {
+                insecure_http: true,
+                credentials: Some(Credentials::Basic {
+                    username: "alice".into(),
+                    password: password.into(),
+                }),
+                ..Default::default()
+            },
+        ))
+        .unwrap()
+    };
+    assert_eq!(
+        with("pw").resolve(&img).await.unwrap(),
+        Digest::sha256_of(MANIFEST)
+    );
+    let e = with("wrong").resolve(&img).await.unwrap_err();
+    assert_eq!(e.code(), "oci.auth", "{e}");
+}
+
+#[tokio::test]
+async fn basic_auth_from_docker_config() {
+    let s = basic_server("bob", "secret");
+    let cfg = provenance_oci::DockerConfig::from_json(
+        format!(r#"{{"auths":{{"{}":{{"auth":"{}"}}}}}}"#, s.addr, {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode("bob:secret")
+        })
+        .as_bytes(),
+    )
+    .unwrap();
+    let c = RegistryClient::new(
+        RegistryConfig {
+            docker_config: Some(cfg),
+            ..RegistryConfig::default()
+        }
+        .allow_http(s.addr.clone()),
+    )
+    .unwrap();
+    assert_eq!(
+        c.resolve(&s.reference("r/app:v1")).await.unwrap(),
+        Digest::sha256_of(MANIFEST)
+    );
+}
+
+#[tokio::test]
+async fn bearer_token_flow_anonymous_and_with_credentials() {
+    let token_requests = Arc::new(AtomicUsize::new(0));
+    let tr = token_requests.clone();
+    let addr_cell: Arc<std::sync::OnceLock<String>> = Arc::new(std::sync::OnceLock::new());
+    let a2 = addr_cell.clone();
+    let s = FaultServer::start(move |req| {
+        let addr = a2.get().cloned().unwrap_or_default();
+        let lower = req.to_ascii_lowercase();
+        let challenge = format!(
+            "Bearer realm=\"http://{addr}/token\",service=\"test-registry\",scope=\"repository:r/app:pull\""
+        );
+        if req.starts_with("GET /token") {
+            tr.fetch_add(1, Ordering::SeqCst);
+            if !req.contains("scope=repository%3Ar%2Fapp%3Apull")
+                && !req.contains("scope=repository:r/app:pull")
+            {
+                return Some(http_response("400 Bad Request", &[], b"bad scope"));
+            }
+            return Some(http_response(
+                "200 OK",
+                &[("Content-Type", "application/json".into())],
+                br#"{"token":"tok-123","expires_in":300}"#,
+            ));
+        }
+        if lower.contains("authorization: bearer tok-123") {
+            return Some(manifest_ok());
+        }
+        Some(http_response(
+            "401 Unauthorized",
+            &[("WWW-Authenticate", challenge)],
+            b"",
+        ))
+    });
+    addr_cell.set(s.addr.clone()).unwrap();
+    let c = client(&s, 0, Duration::from_secs(5));
+    let img = s.reference("r/app:v1");
+    assert_eq!(c.resolve(&img).await.unwrap(), Digest::sha256_of(MANIFEST));
+    assert_eq!(token_requests.load(Ordering::SeqCst), 1);
+    // The token is cached per registry and repository.
+    c.resolve(&img).await.unwrap();
+    assert_eq!(token_requests.load(Ordering::SeqCst), 1);
+}

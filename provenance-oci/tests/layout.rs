@@ -1,0 +1,155 @@
+//! The OCI layout source against a real `cosign save`-style layout from the shared corpora
+//! (`predicates/oci-cosign-layout`, read in place), plus tampering and limits on copies.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod common;
+
+use std::path::PathBuf;
+
+use provenance_core::{Digest, ImageReference};
+use provenance_oci::{EvidenceSource, LayoutSource, Limits, Platform};
+
+const IMAGE_INDEX: &str = "sha256:e0a0a765d690a5104331cfbac88ebbbf01736c1f87aaa3cd455c516a5ea586a5";
+const AMD64: &str = "sha256:ae01bed04d3f41efa80182824a50345cd1430f4d1a9308eda4369122bd94c85e";
+const ENVELOPE: &str = "sha256:20b16d5835eceaa7b9dbb7e4fdf4db52a8b9159c1416dd73e54cade07e838917";
+
+fn corpus() -> Option<PathBuf> {
+    let Some(shared) = common::shared_dir() else {
+        if std::env::var_os("CI").is_some() {
+            panic!("../shared/corpora is missing");
+        }
+        eprintln!("SKIPPED: ../shared not found");
+        return None;
+    };
+    Some(shared.join("corpora/predicates/oci-cosign-layout/layout"))
+}
+
+fn image() -> ImageReference {
+    ImageReference::parse(&format!("ghcr.io/slsa-framework/example@{IMAGE_INDEX}")).unwrap()
+}
+
+#[tokio::test]
+async fn cosign_layout_attestation_is_found() {
+    let Some(dir) = corpus() else { return };
+    let layout = LayoutSource::open(&dir).unwrap();
+    let img = image();
+    let d = layout.resolve(&img).await.unwrap();
+    assert_eq!(d.to_string(), IMAGE_INDEX);
+    let m = layout.manifest(&img).await.unwrap();
+    assert!(m.is_index());
+
+    let mut p = Platform::default();
+    p.set_os("linux".into());
+    p.set_architecture("amd64".into());
+    let pm = layout.platform_manifest(&img, &d, &p).await.unwrap();
+    assert_eq!(pm.digest.to_string(), AMD64);
+
+    let atts = layout.attestations(&img, &d, None).await.unwrap();
+    assert_eq!(atts.len(), 1);
+    let a = &atts[0];
+    assert_eq!(a.digest.to_string(), ENVELOPE);
+    assert_eq!(a.media_type, "application/vnd.dsse.envelope.v1+json");
+    assert_eq!(
+        a.predicate_type.as_deref(),
+        Some("https://slsa.dev/provenance/v0.2")
+    );
+    assert!(
+        a.annotations
+            .contains_key("dev.sigstore.cosign/certificate")
+    );
+    assert!(a.annotations.contains_key("dev.sigstore.cosign/bundle"));
+    let env: serde_json::Value = serde_json::from_slice(&a.envelope).unwrap();
+    assert_eq!(env["payloadType"], "application/vnd.in-toto+json");
+
+    // No signatures were saved in this layout; no SBOMs either.
+    assert!(layout.signatures(&img, &d, None).await.unwrap().is_empty());
+    assert!(layout.sboms(&img, &d, None).await.unwrap().is_empty());
+    // The attestations belong to that image only.
+    let other = Digest::sha256_of(b"other");
+    assert!(
+        layout
+            .attestations(&img, &other, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn missing_and_unknown_content() {
+    let Some(dir) = corpus() else { return };
+    let layout = LayoutSource::open(&dir).unwrap();
+    let img = image();
+    let e = layout
+        .resolve(&ImageReference::parse("example.com/x:latest").unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "oci.not_found");
+    // Layer blobs were not copied into the corpus: fetching one is not-found, not a pass.
+    let amd = layout
+        .manifest_at(&img, &Digest::parse(AMD64).unwrap())
+        .await
+        .unwrap()
+        .image()
+        .unwrap();
+    let layer = Digest::parse(amd.layers()[0].digest().as_ref()).unwrap();
+    let e = layout.blob(&img, &layer, 1 << 20).await.unwrap_err();
+    assert_eq!(e.code(), "oci.not_found");
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let t = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &t);
+        } else {
+            std::fs::copy(e.path(), t).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn tampered_blob_and_limits() {
+    let Some(dir) = corpus() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&dir, tmp.path());
+    let env_path = tmp
+        .path()
+        .join("blobs/sha256")
+        .join(ENVELOPE.trim_start_matches("sha256:"));
+    let mut bytes = std::fs::read(&env_path).unwrap();
+    bytes[20] ^= 1;
+    std::fs::write(&env_path, bytes).unwrap();
+    let layout = LayoutSource::open(tmp.path()).unwrap();
+    let img = image();
+    let d = Digest::parse(IMAGE_INDEX).unwrap();
+    let e = layout.attestations(&img, &d, None).await.unwrap_err();
+    assert_eq!(e.code(), "oci.digest_mismatch", "{e}");
+
+    let small = LayoutSource::open_with_limits(
+        &dir,
+        Limits {
+            max_blob_bytes: 1000,
+            ..Limits::default()
+        },
+    )
+    .unwrap();
+    let e = small.attestations(&img, &d, None).await.unwrap_err();
+    assert_eq!(e.code(), "oci.too_large", "{e}");
+}
+
+#[tokio::test]
+async fn not_a_layout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = LayoutSource::open(tmp.path()).unwrap_err();
+    assert_eq!(e.code(), "oci.not_found");
+    std::fs::write(
+        tmp.path().join("oci-layout"),
+        br#"{"imageLayoutVersion":"2.0"}"#,
+    )
+    .unwrap();
+    let e = LayoutSource::open(tmp.path()).unwrap_err();
+    assert_eq!(e.code(), "oci.malformed");
+}
