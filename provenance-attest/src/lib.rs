@@ -51,6 +51,7 @@ pub mod dsse;
 pub mod error;
 pub mod huggingface;
 mod json;
+pub mod link;
 pub mod modelcard;
 pub mod modelsigning;
 pub mod predicate;
