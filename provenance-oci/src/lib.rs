@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod cache;
 pub mod cosign;
 pub mod error;
 pub mod export;
@@ -21,6 +22,7 @@ pub mod source;
 pub mod types;
 
 pub use auth::{Credentials, DockerConfig};
+pub use cache::{CacheConfig, CacheKey, CacheStats, VerificationCache};
 pub use error::Error;
 pub use export::{ExportOptions, ExportReport, export};
 pub use layout::{LayoutSource, LayoutWriter};
