@@ -175,14 +175,7 @@ pub fn evaluate_block_with_message(
             })
         }
         Value::Object(m) => {
-            for k in m.keys() {
-                if k != "any" && k != "all" {
-                    return Err(Error::Condition {
-                        path: path.to_string(),
-                        reason: format!("unknown field {k:?} in conditions (expected any / all)"),
-                    });
-                }
-            }
+            // Like Kyverno's JSON decoding of AnyAllConditions, other keys are ignored.
             let mut any_ok = true;
             let mut falses = Vec::new();
             let mut trues = Vec::new();
@@ -369,10 +362,7 @@ fn string_eq(key: &str, value: &Value) -> Option<bool> {
     if let Some(kq) = parse_quantity(key)
         && let Value::String(vs) = value
     {
-        return match parse_quantity(vs) {
-            Some(vq) => Some(kq.cmp(&vq) == Ordering::Equal),
-            None => None,
-        };
+        return parse_quantity(vs).map(|vq| kq.cmp(&vq) == Ordering::Equal);
     }
     match value {
         Value::String(vs) => Some(wildcard_match(vs, key)),
@@ -426,8 +416,8 @@ fn not_equal(key: &Value, value: &Value) -> bool {
                 _ => true,
             }
         }
-        Value::Object(_) => !(value.is_object() && deep_equal(key, value)) || !value.is_object(),
-        Value::Array(_) => !(value.is_array() && deep_equal(key, value)) || !value.is_array(),
+        Value::Object(_) => !value.is_object() || !deep_equal(key, value),
+        Value::Array(_) => !value.is_array() || !deep_equal(key, value),
         Value::Null => false,
     }
 }

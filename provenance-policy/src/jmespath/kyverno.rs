@@ -755,19 +755,19 @@ fn q_string(q: Quantity, f: QFormat) -> String {
             return "0".into();
         }
     }
-    if f == QFormat::BinarySI && e >= 0 {
-        if let Some(v) = 10i128.checked_pow(e as u32).and_then(|p| m.checked_mul(p))
-            && v.abs() >= 1024
-        {
-            let mut amount = v;
-            let mut k = 0;
-            while k < 6 && amount % 1024 == 0 {
-                amount /= 1024;
-                k += 1;
-            }
-            let suffix = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"][k];
-            return format!("{amount}{suffix}");
+    if f == QFormat::BinarySI
+        && e >= 0
+        && let Some(v) = 10i128.checked_pow(e as u32).and_then(|p| m.checked_mul(p))
+        && v.abs() >= 1024
+    {
+        let mut amount = v;
+        let mut k = 0;
+        while k < 6 && amount % 1024 == 0 {
+            amount /= 1024;
+            k += 1;
         }
+        let suffix = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"][k];
+        return format!("{amount}{suffix}");
     }
     let r = e.rem_euclid(3);
     if r != 0 {
@@ -958,5 +958,167 @@ fn is_external_url(u: &str) -> Result<bool, String> {
         Err(_) => Err(format!(
             "is_external_url(): resolving host {host:?} needs DNS, which pure evaluation does not do"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::super::{Env, search, search_with};
+    use provenance_core::UnixTime;
+    use serde_json::{Value, json};
+
+    fn s(e: &str) -> Value {
+        search(e, &json!({})).unwrap()
+    }
+
+    #[test]
+    fn strings() {
+        assert_eq!(s("compare('a', 'b')"), json!(-1));
+        assert_eq!(s("equal_fold('Go', 'GO')"), json!(true));
+        assert_eq!(s("replace('a-b-c', '-', '+', `1`)"), json!("a+b-c"));
+        assert_eq!(s("replace_all('a-b-c', '-', '+')"), json!("a+b+c"));
+        assert_eq!(s("trim('--x--', '-')"), json!("x"));
+        assert_eq!(s("trim_prefix('nginx:1', 'nginx:')"), json!("1"));
+        assert_eq!(s("split('a,b', ',')"), json!(["a", "b"]));
+        assert_eq!(s("truncate('Lorem ipsum', `2.6`)"), json!("Lo"));
+        assert_eq!(s("truncate('Lorem', `-1`)"), json!(""));
+        assert_eq!(s("to_boolean('TRUE')"), json!(true));
+        assert!(search("to_boolean('yes')", &json!({})).is_err());
+        assert_eq!(
+            s("path_canonicalize('/var/run///containerd////')"),
+            json!("/var/run/containerd")
+        );
+        assert_eq!(s("path_canonicalize('/../../')"), json!("/"));
+        assert_eq!(s("base64_encode('hi')"), json!("aGk="));
+        assert_eq!(s("base64_decode('aGk=')"), json!("hi"));
+        assert_eq!(s("regex_match('^v[0-9]+$', 'v12')"), json!(true));
+        assert_eq!(s("regex_match('^[0-9]+$', `12`)"), json!(true));
+        assert_eq!(
+            s("regex_replace_all('([a-z]+)-([0-9]+)', 'abc-12', '${2}_$1')"),
+            json!("12_abc")
+        );
+        assert_eq!(
+            s("regex_replace_all_literal('[0-9]', 'a1b2', '$1')"),
+            json!("a$1b$1")
+        );
+        assert_eq!(s("pattern_match('nginx:*', 'nginx:1.2')"), json!(true));
+        assert_eq!(
+            s("sha256('')"),
+            json!("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        );
+        assert_eq!(s("md5('abc')"), json!("900150983cd24fb0d6963f7d28e17f72"));
+    }
+
+    #[test]
+    fn arithmetic() {
+        assert_eq!(s("add(`1`, `2`)"), json!(3));
+        assert_eq!(s("add('1Gi', '512Mi')"), json!("1536Mi"));
+        assert_eq!(s("add('500m', '1')"), json!("1500m"));
+        assert_eq!(s("subtract('2Gi', '1Gi')"), json!("1Gi"));
+        assert_eq!(s("add('1h', '30s')"), json!("1h0m30s"));
+        // Kyverno quirk: `30m` is a quantity (30 milli) before it is a duration.
+        assert!(search("add('1h', '30m')", &json!({})).is_err());
+        assert_eq!(s("multiply('250m', `4`)"), json!("1"));
+        assert_eq!(s("multiply('1h', `2`)"), json!("2h0m0s"));
+        assert_eq!(s("divide('1Gi', '512Mi')"), json!(2));
+        assert_eq!(s("divide(`10`, `4`)"), json!(2.5));
+        assert_eq!(s("modulo(`10`, `4`)"), json!(2));
+        assert_eq!(s("modulo('10Gi', '3Gi')"), json!("1Gi"));
+        assert!(search("divide(`1`, `0`)", &json!({})).is_err());
+        assert!(search("add('1Gi', `1`)", &json!({})).is_err());
+        assert_eq!(s("sum(['1Gi', '1Gi'])"), json!("2Gi"));
+        assert_eq!(s("sum(`[1, 2.5]`)"), json!(3.5));
+        assert_eq!(s("round(`2.71828`, `2`)"), json!(2.72));
+    }
+
+    #[test]
+    fn objects_and_lists() {
+        assert_eq!(
+            s("items(`{\"b\": 2, \"a\": 1}`, 'k', 'v')"),
+            json!([{"k": "a", "v": 1}, {"k": "b", "v": 2}])
+        );
+        assert_eq!(s("items(`[\"x\"]`, 'i', 'v')"), json!([{"i": 0, "v": "x"}]));
+        assert_eq!(s("lookup(`{\"a\": 1}`, 'a')"), json!(1));
+        assert_eq!(s("lookup(`[1, 2]`, `5`)"), Value::Null);
+        assert_eq!(
+            s("object_from_lists(`[\"a\", \"b\"]`, `[1]`)"),
+            json!({"a": 1, "b": null})
+        );
+        assert_eq!(
+            s("label_match(`{\"a\": \"1\"}`, `{\"a\": \"1\", \"b\": \"2\"}`)"),
+            json!(true)
+        );
+        assert_eq!(s("parse_json('{\"a\": [1]}').a[0]"), json!(1));
+        assert_eq!(s("parse_yaml('a: [1, b]').a[1]"), json!("b"));
+        assert_eq!(s("semver_compare('4.1.3', '>=4.1.x')"), json!(true));
+        assert_eq!(s("semver_compare('4.1.3', '!4.x.x')"), json!(false));
+        assert_eq!(s("semver_compare('1.8.6', '>1.0.0 <2.0.0')"), json!(true));
+        assert_eq!(
+            s("semver_compare('2.1.5', '<2.0.0 || >=3.0.0')"),
+            json!(false)
+        );
+        assert_eq!(
+            s("image_normalize('nginx')"),
+            json!("docker.io/nginx:latest")
+        );
+        assert_eq!(
+            s("image_normalize('ghcr.io/a/b:1')"),
+            json!("ghcr.io/a/b:1")
+        );
+        assert!(search("random('[a-z]{4}')", &json!({})).is_err());
+        assert_eq!(s("is_external_url('http://10.0.0.1/x')"), json!(false));
+        assert_eq!(s("is_external_url('https://8.8.8.8')"), json!(true));
+    }
+
+    #[test]
+    fn time_functions_are_pure() {
+        assert!(search("time_now_utc()", &json!({})).is_err());
+        let env = Env::at(UnixTime(1_700_000_000));
+        assert_eq!(
+            search_with("time_now_utc()", &json!({}), &env).unwrap(),
+            json!("2023-11-14T22:13:20Z")
+        );
+        assert_eq!(
+            s("time_add('2023-01-01T00:00:00Z', '36h')"),
+            json!("2023-01-02T12:00:00Z")
+        );
+        assert_eq!(
+            s("time_diff('2023-01-01T00:00:00Z', '2023-01-01T01:30:00Z')"),
+            json!("1h30m0s")
+        );
+        assert_eq!(
+            s("time_before('2023-01-01T00:00:00Z', '2023-01-02T00:00:00Z')"),
+            json!(true)
+        );
+        assert_eq!(
+            s("time_utc('2023-01-01T02:00:00+02:00')"),
+            json!("2023-01-01T00:00:00Z")
+        );
+        assert_eq!(
+            s("time_to_cron('2023-01-01T02:03:00Z')"),
+            json!("3 2 1 1 0")
+        );
+        assert_eq!(
+            s("time_parse('2006-01-02', '2023-05-06')"),
+            json!("2023-05-06T00:00:00Z")
+        );
+        assert_eq!(
+            s("time_parse('1702691171', '1702691171')"),
+            json!("2023-12-16T01:46:11Z")
+        );
+        assert_eq!(
+            s("time_truncate('2023-01-01T13:45:00Z', '1h')"),
+            json!("2023-01-01T13:00:00Z")
+        );
+        assert_eq!(
+            search_with(
+                "time_since('', '2023-11-14T22:00:00Z', '')",
+                &json!({}),
+                &env
+            )
+            .unwrap(),
+            json!("13m20s")
+        );
     }
 }

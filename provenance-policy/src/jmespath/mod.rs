@@ -146,3 +146,116 @@ pub fn search(expr: &str, data: &Value) -> Result<Value, Error> {
 pub fn search_with(expr: &str, data: &Value, env: &Env) -> Result<Value, Error> {
     Expression::compile(expr)?.search_with(data, env)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    /// Deterministic pseudo-random expressions from JMESPath's own alphabet: compiling and
+    /// evaluating them must never panic (errors are fine).
+    #[test]
+    fn random_expressions_never_panic() {
+        const PIECES: &[&str] = &[
+            "a",
+            "b",
+            ".",
+            "*",
+            "[",
+            "]",
+            "[?",
+            "[]",
+            "{",
+            "}",
+            "(",
+            ")",
+            ",",
+            ":",
+            "|",
+            "||",
+            "&&",
+            "!",
+            "@",
+            "&",
+            "==",
+            "!=",
+            "<",
+            "<=",
+            ">",
+            ">=",
+            "`1`",
+            "`[1,{\"a\":2}]`",
+            "'s'",
+            "\"q\"",
+            "-1",
+            "0",
+            "2",
+            "length(",
+            "sort_by(",
+            "max_by(",
+            "to_upper(",
+            "add(",
+            "items(",
+            "map(",
+            "merge(",
+            "not_null(",
+            "x509_decode(",
+            "time_add(",
+            " ",
+        ];
+        let doc = json!({"a": [{"b": 1, "a": "x"}, {"b": [2, 3]}], "b": {"a": null}});
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            let mut src = String::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let n = (seed % 12) as usize + 1;
+            for _ in 0..n {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                src.push_str(PIECES[(seed % PIECES.len() as u64) as usize]);
+            }
+            if let Ok(e) = Expression::compile(&src) {
+                let _ = e.search(&doc);
+                let _ = e.query(&doc, &Env::default());
+            }
+        }
+    }
+
+    #[test]
+    fn hostile_nesting_is_an_error_not_a_crash() {
+        let deep = "a.".repeat(50_000) + "a";
+        assert!(Expression::compile(&deep).is_err());
+        let parens = "(".repeat(10_000) + "a" + &")".repeat(10_000);
+        assert!(Expression::compile(&parens).is_err());
+        let nots = "!".repeat(10_000) + "a";
+        assert!(Expression::compile(&nots).is_err());
+    }
+
+    #[test]
+    fn missing_keys_follow_go_jmespath() {
+        let doc = json!({"a": {"b": null}});
+        let e = |s: &str| {
+            Expression::compile(s)
+                .unwrap()
+                .query(&doc, &Env::default())
+                .unwrap()
+        };
+        assert_eq!(e("a.x"), QueryResult::NotFound { key: "x".into() });
+        assert_eq!(e("a.b.c"), QueryResult::Value(Value::Null));
+        assert_eq!(e("a.x || 'd'"), QueryResult::Value(json!("d")));
+        assert_eq!(e("a.x | @"), QueryResult::Value(Value::Null));
+        assert_eq!(e("[a.x]"), QueryResult::Value(json!([null])));
+        assert_eq!(e("a && a.x"), QueryResult::NotFound { key: "x".into() });
+        assert!(
+            Expression::compile("a.x | length(@)")
+                .unwrap()
+                .search(&doc)
+                .is_err()
+        );
+        assert_eq!(search("a.x", &doc).unwrap(), Value::Null);
+    }
+}

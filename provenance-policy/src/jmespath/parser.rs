@@ -44,11 +44,55 @@ pub(crate) enum Node {
 
 /// Maximum nesting depth of the parser (bounds recursion on hostile input).
 const MAX_DEPTH: usize = 256;
+/// Maximum number of AST nodes built from one expression (bounds the depth of left-leaning
+/// chains such as `a.a.a...`, which the evaluator walks recursively).
+const MAX_NODES: usize = 4096;
+/// Maximum depth of the finished AST.
+const MAX_AST_DEPTH: usize = 512;
 
 struct Parser {
     toks: Vec<(Tok, usize)>,
     pos: usize,
     depth: usize,
+    nodes: usize,
+}
+
+/// Depth of an AST, computed without recursion.
+fn ast_depth(root: &Node) -> usize {
+    let mut max = 0;
+    let mut stack: Vec<(&Node, usize)> = vec![(root, 1)];
+    while let Some((n, d)) = stack.pop() {
+        max = max.max(d);
+        match n {
+            Node::Subexpr(a, b)
+            | Node::Projection(a, b)
+            | Node::ValueProjection(a, b)
+            | Node::IndexExpr(a, b)
+            | Node::Compare(_, a, b)
+            | Node::Or(a, b)
+            | Node::And(a, b)
+            | Node::Pipe(a, b) => {
+                stack.push((a, d + 1));
+                stack.push((b, d + 1));
+            }
+            Node::Filter(a, b, c) => {
+                stack.push((a, d + 1));
+                stack.push((b, d + 1));
+                stack.push((c, d + 1));
+            }
+            Node::Flatten(a) | Node::Not(a) | Node::Expref(a) => stack.push((a, d + 1)),
+            Node::MultiList(v) | Node::Function(_, v) => {
+                stack.extend(v.iter().map(|x| (x, d + 1)));
+            }
+            Node::MultiHash(v) => stack.extend(v.iter().map(|(_, x)| (x, d + 1))),
+            Node::Identity
+            | Node::Field(_)
+            | Node::Literal(_)
+            | Node::Index(_)
+            | Node::Slice(..) => {}
+        }
+    }
+    max
 }
 
 /// Parses `src` into an AST.
@@ -58,8 +102,12 @@ pub(crate) fn parse(src: &str) -> Result<Node, String> {
         toks,
         pos: 0,
         depth: 0,
+        nodes: 0,
     };
     let n = p.expr(0)?;
+    if ast_depth(&n) > MAX_AST_DEPTH {
+        return Err("expression nested too deeply".into());
+    }
     if p.cur() != &Tok::Eof {
         return Err(format!(
             "unexpected token {:?} at offset {}",
@@ -109,12 +157,20 @@ impl Parser {
 
     fn expr(&mut self, bp: u8) -> Result<Node, String> {
         self.depth += 1;
+        self.nodes += 1;
+        if self.nodes > MAX_NODES {
+            return Err("expression too large".into());
+        }
         if self.depth > MAX_DEPTH {
             return Err("expression nested too deeply".into());
         }
         let tok = self.advance();
         let mut left = self.nud(tok)?;
         while bp < self.cur().bp() {
+            self.nodes += 1;
+            if self.nodes > MAX_NODES {
+                return Err("expression too large".into());
+            }
             let t = self.advance();
             left = self.led(t, left)?;
         }
