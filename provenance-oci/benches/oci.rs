@@ -93,13 +93,16 @@ fn registry(c: &mut Criterion) {
         b.to_async(&rt)
             .iter(|| async { client.resolve(&img).await.unwrap() })
     });
-    g.bench_function("signatures, cold (new client: .sig + blob + referrers + fallback)", |b| {
-        b.to_async(&rt).iter(|| async {
-            let c = reg.client();
-            let s = c.signatures(&img, &digest, None).await.unwrap();
-            assert_eq!(s.len(), 1);
-        })
-    });
+    g.bench_function(
+        "signatures, cold (new client: .sig + blob + referrers + fallback)",
+        |b| {
+            b.to_async(&rt).iter(|| async {
+                let c = reg.client();
+                let s = c.signatures(&img, &digest, None).await.unwrap();
+                assert_eq!(s.len(), 1);
+            })
+        },
+    );
     let cache = VerificationCache::<usize, provenance_oci::Error>::new(CacheConfig::default());
     let key = CacheKey {
         digest: digest.clone(),

@@ -372,27 +372,40 @@ impl RegistryClient {
             })?
     }
 
-    async fn credentials(&self, ctx: &Ctx<'_>) -> Result<Credentials, Error> {
-        if let Some(c) = &ctx.settings.credentials {
-            return Ok(c.clone());
-        }
-        if let Some(c) = self.creds.lock().await.get(ctx.registry) {
+    /// Credentials for `host`: the registry's own when `host` is the registry (or its
+    /// endpoint); a mirror only gets credentials configured for the mirror itself, never the
+    /// registry's.
+    async fn credentials(&self, ctx: &Ctx<'_>, host: &str) -> Result<Credentials, Error> {
+        let key = if host == ctx.primary_host() {
+            if let Some(c) = &ctx.settings.credentials {
+                return Ok(c.clone());
+            }
+            ctx.registry
+        } else {
+            if let Some(c) = self
+                .config
+                .registries
+                .get(host)
+                .and_then(|s| s.credentials.as_ref())
+            {
+                return Ok(c.clone());
+            }
+            host
+        };
+        if let Some(c) = self.creds.lock().await.get(key) {
             return Ok(c.clone());
         }
         let c = match &self.config.docker_config {
-            Some(dc) => dc.credentials_for(ctx.registry).await?,
+            Some(dc) => dc.credentials_for(key).await?,
             None => Credentials::Anonymous,
         };
-        self.creds
-            .lock()
-            .await
-            .insert(ctx.registry.to_owned(), c.clone());
+        self.creds.lock().await.insert(key.to_owned(), c.clone());
         Ok(c)
     }
 
     /// Answers a 401 challenge: returns the Authorization header value to retry with.
     async fn authorize(&self, ctx: &Ctx<'_>, host: &str, challenge: &str) -> Result<String, Error> {
-        let creds = self.credentials(ctx).await?;
+        let creds = self.credentials(ctx, host).await?;
         let scheme = challenge
             .split_whitespace()
             .next()

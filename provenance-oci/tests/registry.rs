@@ -565,3 +565,73 @@ async fn thousand_concurrent_requests_for_ten_digests_fetch_ten_times() {
     assert_eq!(cache.stats().computations, 10);
     assert_eq!(client.request_count(), 10 * per_discovery);
 }
+
+#[tokio::test]
+async fn mirrors_serve_digests_and_endpoint_replaces_the_registry() {
+    use provenance_oci::RegistrySettings;
+    let Some(upstream) = TestRegistry::start() else {
+        return;
+    };
+    let Some(mirror) = TestRegistry::start() else {
+        return;
+    };
+    // The mirror holds the content; the upstream only the tag (pushed there too).
+    let (d, bytes, layer) = mirror
+        .pusher()
+        .image("acme/app", "v1", b"mirrored", "amd64")
+        .await;
+    upstream
+        .pusher()
+        .image("acme/app", "v1", b"mirrored", "amd64")
+        .await;
+    // A dead mirror first: skipped.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let cfg = RegistryConfig {
+        retries: 0,
+        ..RegistryConfig::default()
+    }
+    .with_registry(
+        "registry.example.com",
+        RegistrySettings {
+            insecure_http: true,
+            mirrors: vec![dead, mirror.addr.clone()],
+            endpoint: Some(upstream.addr.clone()),
+            ..Default::default()
+        },
+    );
+    let c = provenance_oci::RegistryClient::new(cfg).unwrap();
+    let img = provenance_core::ImageReference::parse("registry.example.com/acme/app:v1").unwrap();
+    assert_eq!(c.resolve(&img).await.unwrap(), d);
+    assert_eq!(c.manifest_at(&img, &d).await.unwrap().bytes, bytes);
+    assert_eq!(
+        c.blob(&img, &layer, 1024).await.unwrap(),
+        b"mirrored".to_vec()
+    );
+    // A blob only the mirror has is fetched from the mirror (and checked).
+    let only = mirror
+        .pusher()
+        .blob("acme/app", b"only on the mirror")
+        .await;
+    assert_eq!(
+        c.blob(&img, &only, 1024).await.unwrap(),
+        b"only on the mirror".to_vec()
+    );
+    // Tags never come from a mirror: an upstream without the tag is not found even though
+    // the mirror has it.
+    mirror
+        .pusher()
+        .image("acme/app", "only-on-mirror", b"m", "amd64")
+        .await;
+    let e = c
+        .resolve(
+            &provenance_core::ImageReference::parse("registry.example.com/acme/app:only-on-mirror")
+                .unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "oci.not_found");
+}
