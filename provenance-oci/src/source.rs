@@ -28,7 +28,8 @@ use crate::types::{
 /// every source.
 pub trait EvidenceSource: Send + Sync {
     /// Resolves `image` to a manifest digest. A reference that carries a digest resolves to
-    /// that digest (after checking the manifest exists); a tag is looked up once. For a
+    /// that digest (a layout checks the blob exists; a registry sends no request, and later
+    /// fetches fail if it is absent); a tag is looked up once. For a
     /// multi-arch image this is the **index** digest, which is what cosign signs.
     fn resolve(&self, image: &ImageReference)
     -> impl Future<Output = Result<Digest, Error>> + Send;
