@@ -726,3 +726,52 @@ fn duration_op(key: &Value, value: &Value, want: fn(Ordering) -> bool) -> bool {
     };
     v.is_some_and(|v| want(k.cmp(&v)))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn blocks_substitute_and_combine() {
+        let ctx = json!({"request": {"operation": "CREATE", "object": {"metadata": {"labels": {"tier": "gpu"}},
+            "spec": {"containers": [{"resources": {"limits": {"memory": "16Gi"}}}]}}}});
+        let env = Env::default();
+        let block = json!({
+            "any": [
+                {"key": "{{ request.operation }}", "operator": "Equals", "value": "DELETE"},
+                {"key": "{{ request.object.metadata.labels.tier }}", "operator": "AnyIn", "value": ["gpu", "tpu"], "message": "accelerated"}
+            ],
+            "all": [
+                {"key": "{{ request.object.spec.containers[0].resources.limits.memory }}", "operator": "GreaterThan", "value": "8Gi"}
+            ]
+        });
+        let r = evaluate_block_with_message(&block, &ctx, &env, "preconditions").unwrap();
+        assert!(r.passed);
+        assert_eq!(r.message, "accelerated");
+        let legacy = json!([{"key": "{{ request.operation }}", "operator": "NotEquals", "value": "CREATE", "message": "m"}]);
+        let r = evaluate_block_with_message(&legacy, &ctx, &env, "deny.conditions").unwrap();
+        assert!(!r.passed);
+        assert_eq!(r.message, "m");
+        // A missing key is an error, as in Kyverno.
+        let missing = json!({"all": [{"key": "{{ request.object.nope }}", "operator": "Equals", "value": ""}]});
+        let e = evaluate_block(&missing, &ctx, &env, "preconditions").unwrap_err();
+        assert_eq!(e.code(), "policy.variable_not_found");
+        assert!(evaluate(&json!(1), "Bogus", &json!(1)).is_err());
+    }
+
+    #[test]
+    fn operator_type_rules() {
+        let t = |k: Value, op: &str, v: Value| evaluate(&k, op, &v).unwrap();
+        assert!(t(json!("1Gi"), "Equals", json!("1024Mi")));
+        assert!(t(json!("1h"), "Equals", json!(3600)));
+        assert!(t(json!("nginx:1.2"), "Equals", json!("nginx:*")));
+        assert!(t(json!("1.10.0"), "GreaterThan", json!("1.9.0")));
+        assert!(t(json!(5), "AnyIn", json!("0-10")));
+        assert!(t(json!([1, 11]), "AnyNotIn", json!("0-10")));
+        assert!(!t(json!([1, 5]), "AllNotIn", json!("0-10")));
+        assert!(t(json!("90m"), "DurationGreaterThan", json!("1h")));
+        assert!(t(json!("kube-system"), "AnyIn", json!(["kube-*"])));
+    }
+}

@@ -932,3 +932,57 @@ fn validate_string(value: &Value, pattern: &str, op: StrOp) -> bool {
     let m = wildcard_match(pattern, &s);
     if op == StrOp::NotEqual { !m } else { m }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn anchors_and_operators() {
+        let pod = json!({"metadata": {"labels": {"app": "a"}}, "spec": {"containers": [
+            {"name": "c", "image": "nginx:1.2", "resources": {"limits": {"memory": "2Gi"}}}]}});
+        let p = |v: Value| validate(&pod, &v);
+        assert_eq!(
+            p(json!({"spec": {"containers": [{"image": "!*:latest"}]}})),
+            PatternOutcome::Pass
+        );
+        assert!(matches!(
+            p(json!({"spec": {"containers": [{"image": "*:latest"}]}})),
+            PatternOutcome::Fail { .. }
+        ));
+        assert!(matches!(
+            p(json!({"spec": {"containers": [{"(image)": "*:latest", "name": "x"}]}})),
+            PatternOutcome::Skip { .. }
+        ));
+        assert_eq!(
+            p(json!({"spec": {"containers": [{"resources": {"limits": {"memory": "<=4Gi"}}}]}})),
+            PatternOutcome::Pass
+        );
+        assert!(matches!(
+            p(json!({"spec": {"X(hostNetwork)": "*", "containers": [{"X(image)": "null"}]}})),
+            PatternOutcome::Fail { .. }
+        ));
+        assert_eq!(
+            p(json!({"metadata": {"labels": {"ap?": "a"}}})),
+            PatternOutcome::Pass
+        );
+        assert_eq!(
+            p(json!({"spec": {"^(containers)": [{"name": "c"}]}})),
+            PatternOutcome::Pass
+        );
+        assert_eq!(
+            validate_any(
+                &pod,
+                &[
+                    json!({"spec": {"hostPID": true}}),
+                    json!({"metadata": {"labels": {"app": "a|b"}}})
+                ]
+            ),
+            PatternOutcome::Pass
+        );
+        assert!(validate_value(&json!("5"), &json!("1-10")));
+        assert!(!validate_value(&json!(5), &json!("1!-10")));
+        assert!(validate_value(&json!("90s"), &json!(">1m")));
+    }
+}

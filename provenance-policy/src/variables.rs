@@ -647,6 +647,52 @@ mod tests {
     }
 
     #[test]
+    fn nested_shallow_and_keys() {
+        let ctx = json!({
+            "request": {"operation": "CREATE", "object": {"metadata": {"name": "temp", "annotations": {"k": "name"}}}},
+            "raw": "{{ keep {{me}} }}",
+            "foo": "bar",
+            "indirect": "{{foo}}"
+        });
+        // The inner variable is substituted first, then the outer one.
+        assert_eq!(
+            substitute_str(
+                "{{request.object.metadata.{{request.object.metadata.annotations.k}}}}",
+                &ctx,
+                ""
+            )
+            .unwrap(),
+            json!("temp")
+        );
+        // `{{- x }}` substitutes once and keeps the braces of its result.
+        assert_eq!(
+            substitute_str("{{- raw }} {{foo}} {{indirect}}", &ctx, "").unwrap(),
+            json!("{{ keep {{me}} }} bar bar")
+        );
+        // Keys are substituted too. A string that is exactly one variable takes the typed
+        // result as is, without substituting again (Kyverno returns early there).
+        let v = substitute(
+            &json!({"{{foo}}-key": ["{{indirect}}", "x{{indirect}}"]}),
+            &ctx,
+            "/x",
+        )
+        .unwrap();
+        assert_eq!(v, json!({"bar-key": ["{{foo}}", "xbar"]}));
+        // On DELETE, request.object reads request.oldObject.
+        let del = json!({"request": {"operation": "DELETE", "oldObject": {"n": 1}}});
+        assert_eq!(
+            substitute_str("{{ request.object.n }}", &del, "").unwrap(),
+            json!(1)
+        );
+        // `{{@}}` is the resource value at the pattern path.
+        let at = json!({"request": {"object": {"spec": {"containers": [{"name": "c0"}]}}}});
+        assert_eq!(
+            substitute_str("{{@}}", &at, "/validate/pattern/spec/containers/0/name").unwrap(),
+            json!("c0")
+        );
+    }
+
+    #[test]
     fn references_resolve_relative_paths() {
         let doc = json!({"spec": {"a": "5", "b": ">=$(./../a)"}});
         let out = substitute_references(&doc, "").unwrap();
