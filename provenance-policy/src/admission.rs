@@ -20,7 +20,7 @@ use provenance_core::{RuleResult, RuleStatus};
 use serde_json::{Value, json};
 
 use crate::Error;
-use crate::engine::{PolicyResponse, Variables};
+use crate::engine::{PolicyResponse, Prepared, Variables};
 use crate::jmespath::Env;
 use crate::loader::LoadedPolicy;
 use crate::policy::{ClusterPolicy, FailureAction};
@@ -101,8 +101,9 @@ impl PolicySet {
         let mut blocked: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         let mut warnings = Vec::new();
         let mut results = Vec::new();
+        let prepared = Prepared::new(input);
         for policy in self.kyverno() {
-            let resp = policy.evaluate(input, &vars, env);
+            let resp = policy.evaluate_prepared(&prepared, &vars, env);
             let old_resp = match (&input.old_object, input.operation) {
                 (Some(old), Operation::Update)
                     if resp.rules.iter().any(|r| r.status == RuleStatus::Fail) =>
@@ -152,12 +153,12 @@ impl PolicySet {
             }
         }
         // ValidatingPolicies: validationActions decide (Deny blocks; Warn and Audit warn).
-        let pi = crate::engine::policy_input(input);
+        let pi = prepared.cel_input();
         for vp in self.validating() {
             let actions = vp.validation_actions();
             let deny = actions.contains(&crate::validating_policy::ValidationAction::Deny);
             let ignore = vp.failure_policy() == crate::validating_policy::FailurePolicy::Ignore;
-            for r in vp.evaluate(&pi) {
+            for r in vp.evaluate(pi) {
                 let blocks = match r.status {
                     RuleStatus::Fail => deny,
                     RuleStatus::Error => deny && !ignore,

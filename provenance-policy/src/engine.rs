@@ -46,6 +46,11 @@ impl Variables {
         }
     }
 
+    /// Whether no variable is set.
+    pub fn is_empty(&self) -> bool {
+        self.global.is_empty() && self.per_rule.is_empty()
+    }
+
     fn provides(&self, key: &str, rule: &str) -> bool {
         self.global.iter().any(|(k, _)| k == key)
             || self
@@ -113,18 +118,57 @@ impl RuleEval<'_> {
     }
 }
 
+/// A request prepared once for every policy that evaluates it: the JMESPath context document
+/// and the CEL view are built once, not per policy or rule.
+pub struct Prepared<'a> {
+    input: &'a ResourceInput,
+    base: Value,
+    cel: std::sync::OnceLock<crate::cel::PolicyInput>,
+}
+
+impl<'a> Prepared<'a> {
+    /// Prepares `input`.
+    pub fn new(input: &'a ResourceInput) -> Self {
+        Prepared {
+            input,
+            base: base_context(input),
+            cel: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The resource input.
+    pub fn input(&self) -> &'a ResourceInput {
+        self.input
+    }
+
+    /// The CEL view of the input (built on first use).
+    pub fn cel_input(&self) -> &crate::cel::PolicyInput {
+        self.cel.get_or_init(|| policy_input(self.input))
+    }
+}
+
 impl ClusterPolicy {
     /// Evaluates every rule of the policy against `input`.
     pub fn evaluate(&self, input: &ResourceInput, vars: &Variables, env: &Env) -> PolicyResponse {
+        self.evaluate_prepared(&Prepared::new(input), vars, env)
+    }
+
+    /// Evaluates every rule of the policy against a prepared request.
+    pub fn evaluate_prepared(
+        &self,
+        prepared: &Prepared<'_>,
+        vars: &Variables,
+        env: &Env,
+    ) -> PolicyResponse {
+        let input = prepared.input;
         let mut rules = Vec::new();
         let applies_ns = match &self.namespace {
             Some(ns) => input.namespace() == ns,
             None => true,
         };
         if applies_ns {
-            let base = base_context(input);
             for rule in &self.rules {
-                if let Some(r) = self.evaluate_rule(rule, input, &base, vars, env) {
+                if let Some(r) = self.evaluate_rule(rule, prepared, vars, env) {
                     rules.push(r);
                 }
             }
@@ -152,11 +196,11 @@ impl ClusterPolicy {
     fn evaluate_rule(
         &self,
         rule: &Rule,
-        input: &ResourceInput,
-        base: &Value,
+        prepared: &Prepared<'_>,
         vars: &Variables,
         env: &Env,
     ) -> Option<RuleResult> {
+        let input = prepared.input;
         if !rule.match_block.matches(input) {
             return None;
         }
@@ -181,13 +225,21 @@ impl ClusterPolicy {
         if rule.cel_preconditions.is_some() && rule.cel.is_none() {
             return Some(ev.unsupported("celPreconditions on a rule without validate.cel"));
         }
-        let mut ctx = base.clone();
-        vars.apply(&mut ctx, &rule.name);
-        if let Err(r) = load_context(&ev, &rule.context, &mut ctx, vars, "context") {
-            return Some(r);
-        }
+        // The shared context document is used as is unless the rule adds to it.
+        let owned;
+        let ctx: &Value = if rule.context.is_empty() && vars.is_empty() {
+            &prepared.base
+        } else {
+            let mut c = prepared.base.clone();
+            vars.apply(&mut c, &rule.name);
+            if let Err(r) = load_context(&ev, &rule.context, &mut c, vars, "context") {
+                return Some(r);
+            }
+            owned = c;
+            &owned
+        };
         if let Some(pre) = &rule.preconditions {
-            match conditions::evaluate_block(pre, &ctx, env, "preconditions") {
+            match conditions::evaluate_block(pre, ctx, env, "preconditions") {
                 Ok(true) => {}
                 Ok(false) => return Some(ev.result(RuleStatus::Skip, "preconditions not met")),
                 Err(e) => return Some(ev.error(&e)),
@@ -196,7 +248,7 @@ impl ClusterPolicy {
         let RuleKind::Validate(validate) = &rule.kind else {
             return None;
         };
-        Some(validate_rule(&ev, validate, input, &ctx))
+        Some(validate_rule(&ev, validate, prepared, ctx))
     }
 }
 
@@ -290,9 +342,10 @@ fn message_of(ev: &RuleEval<'_>, validate: &Value, ctx: &Value) -> String {
 fn validate_rule(
     ev: &RuleEval<'_>,
     validate: &Value,
-    input: &ResourceInput,
+    prepared: &Prepared<'_>,
     ctx: &Value,
 ) -> RuleResult {
+    let input = prepared.input;
     let message = message_of(ev, validate, ctx);
     for unsupported in ["podSecurity", "manifests", "assert"] {
         if validate.get(unsupported).is_some_and(|v| !v.is_null()) {
@@ -300,8 +353,7 @@ fn validate_rule(
         }
     }
     if let Some(cel) = &ev.rule.cel {
-        let pi = policy_input(input);
-        let view = crate::cel::RequestView::new(&pi);
+        let view = crate::cel::RequestView::new(prepared.cel_input());
         let out = cel.evaluate(&view);
         let mut r = ev.result(out.status, out.message.clone());
         if out.status == RuleStatus::Error {
@@ -355,6 +407,28 @@ fn pass_message(rule: &str) -> String {
     format!("validation rule '{rule}' passed.")
 }
 
+/// Substitutes variables only when the value has any (patterns without `{{` are used as is).
+fn subst<'v>(
+    v: &'v Value,
+    ctx: &Value,
+    env: &Env,
+    path: &str,
+) -> Result<std::borrow::Cow<'v, Value>, Error> {
+    fn has_vars(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.contains("{{"),
+            Value::Array(a) => a.iter().any(has_vars),
+            Value::Object(m) => m.iter().any(|(k, v)| k.contains("{{") || has_vars(v)),
+            _ => false,
+        }
+    }
+    if has_vars(v) {
+        variables::substitute_with(v, ctx, env, path).map(std::borrow::Cow::Owned)
+    } else {
+        Ok(std::borrow::Cow::Borrowed(v))
+    }
+}
+
 enum Check {
     Pass,
     Skip(String),
@@ -385,7 +459,7 @@ fn check_block(
         };
     }
     if let Some(p) = block.get("pattern").filter(|d| !d.is_null()) {
-        let p = match variables::substitute_with(p, ctx, ev.env, "validate.pattern") {
+        let p = match subst(p, ctx, ev.env, "validate.pattern") {
             Ok(p) => p,
             Err(e) => return Check::Error(Box::new(ev.error(&e))),
         };
@@ -412,7 +486,7 @@ fn check_block(
         let mut failures = Vec::new();
         let mut skips = 0;
         for (i, p) in list.iter().enumerate() {
-            let p = match variables::substitute_with(p, ctx, ev.env, "validate.anyPattern") {
+            let p = match subst(p, ctx, ev.env, "validate.anyPattern") {
                 Ok(p) => p,
                 Err(e) => return Check::Error(Box::new(ev.error(&e))),
             };
