@@ -279,15 +279,19 @@ pub struct Collection {
 #[non_exhaustive]
 pub struct DatasetProvenance {
     /// Dataset name (required).
+    #[serde(default)]
     pub name: String,
     /// Version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// Where the dataset itself is published (required).
+    #[serde(default)]
     pub source_uri: String,
     /// Digests of the dataset (required, well-formed).
+    #[serde(default)]
     pub digest: DigestSet,
     /// SPDX license expression (required).
+    #[serde(default)]
     pub license: String,
     /// Upstream sources.
     #[serde(

@@ -76,6 +76,7 @@ pub struct IntendedUse {
 #[non_exhaustive]
 pub struct DatasetRef {
     /// Name, e.g. a Hugging Face dataset id.
+    #[serde(default)]
     pub name: String,
     /// Where it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -136,6 +137,7 @@ pub struct Evaluation {
 #[non_exhaustive]
 pub struct ModelCard {
     /// Model name (required).
+    #[serde(default)]
     pub name: String,
     /// Model version.
     #[serde(default, skip_serializing_if = "Option::is_none")]

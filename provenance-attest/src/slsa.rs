@@ -400,6 +400,7 @@ pub struct Verifier {
 #[non_exhaustive]
 pub struct VsaV1 {
     /// Who verified.
+    #[serde(default)]
     pub verifier: Verifier,
     /// When, RFC 3339 as written.
     #[serde(default)]
@@ -413,8 +414,9 @@ pub struct VsaV1 {
     /// Attestations the verifier looked at.
     #[serde(default, deserialize_with = "null_default")]
     pub input_attestations: Vec<ResourceDescriptor>,
-    /// PASSED or FAILED.
-    pub verification_result: VerificationResult,
+    /// PASSED or FAILED (required; absent is an error, never a pass).
+    #[serde(default)]
+    pub verification_result: Option<VerificationResult>,
     /// Levels verified (`SLSA_BUILD_LEVEL_3`, ...).
     #[serde(default, deserialize_with = "null_default")]
     pub verified_levels: Vec<String>,
@@ -435,12 +437,18 @@ impl VsaV1 {
         let p: Self = json::from_value(f, value)?;
         required(f, "verifier.id", &p.verifier.id)?;
         required(f, "resourceUri", &p.resource_uri)?;
+        if p.verification_result.is_none() {
+            return Err(Error::MissingField {
+                format: f,
+                path: "verificationResult".into(),
+            });
+        }
         limits.check_count(f, "inputAttestations", p.input_attestations.len())?;
         Ok(p)
     }
 
     /// Whether the VSA says PASSED.
     pub fn passed(&self) -> bool {
-        self.verification_result == VerificationResult::Passed
+        self.verification_result == Some(VerificationResult::Passed)
     }
 }

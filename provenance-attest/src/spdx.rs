@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Format, clip};
 use crate::json::{self, Limits, null_default};
+use crate::statement::check_digest_set;
 
 /// Predicate type cosign uses for SPDX attestations (`cosign attest --type spdxjson`).
 pub const SPDX_PREDICATE: &str = "https://spdx.dev/Document";
@@ -386,7 +387,8 @@ impl SpdxDocument {
 
     /// What the SPDX 2.x specification requires but this document lacks, each with the field
     /// path: missing `downloadLocation`, license fields that are not license expressions,
-    /// unknown relationship types, ids without the `SPDXRef-` prefix. Empty when none.
+    /// checksums that are not lowercase hex of the algorithm's length, unknown relationship
+    /// types, ids without the `SPDXRef-` prefix. Empty when none.
     pub fn problems(&self) -> Vec<Error> {
         let mut out = Vec::new();
         let schema = |path: String, message: String| Error::Schema {
@@ -422,6 +424,30 @@ impl SpdxDocument {
                         format!("packages[{i}].{field}"),
                         format!("`{}` is not an SPDX license expression", clip(v, 80)),
                     ));
+                }
+            }
+        }
+        let checksums = self
+            .packages
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| {
+                p.checksums
+                    .iter()
+                    .enumerate()
+                    .map(move |(j, c)| (format!("packages[{i}].checksums[{j}]"), c))
+            })
+            .chain(self.files.iter().enumerate().flat_map(|(i, f)| {
+                f.checksums
+                    .iter()
+                    .enumerate()
+                    .map(move |(j, c)| (format!("files[{i}].checksums[{j}]"), c))
+            }));
+        for (path, c) in checksums {
+            if let Some(alg) = c.intoto_algorithm() {
+                let set = [(alg.to_owned(), c.checksum_value.clone())].into();
+                if let Err(e) = check_digest_set(Format::Spdx, &path, &set) {
+                    out.push(e);
                 }
             }
         }

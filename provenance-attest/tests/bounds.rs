@@ -440,3 +440,73 @@ fn cyclonedx_xml_is_bounded() {
         }
     }
 }
+
+#[test]
+fn cyclonedx_data_component_maps_to_model_card_dataset() {
+    let bom = Bom::from_value(
+        &json!({"bomFormat": "CycloneDX", "specVersion": "1.6", "components": [
+            {"type": "machine-learning-model", "bom-ref": "m", "group": "acme", "name": "llm", "version": "2",
+             "publisher": "Acme", "supplier": {"name": "Acme"},
+             "hashes": [{"alg": "SHA-256", "content": HELLO.to_uppercase()}, {"alg": "BLAKE3", "content": "ab"}],
+             "licenses": [{"license": {"id": "Apache-2.0"}}, {"expression": "MIT OR BSD-3-Clause"}],
+             "modelCard": {"modelParameters": {"task": "text-generation",
+                 "datasets": [{"ref": "tickets"}, {"ref": "missing"}, {"type": "dataset", "name": "inline", "contents": {"url": "https://d"}}]},
+                 "considerations": {"ethicalConsiderations": [{"name": "PII", "mitigationStrategy": "scrubbing"}]}}},
+            {"type": "data", "bom-ref": "tickets", "name": "tickets-2025",
+             "hashes": [{"alg": "SHA-256", "content": HELLO}], "licenses": [{"license": {"name": "internal"}}],
+             "data": [{"type": "dataset", "contents": {"url": "s3://bucket/tickets"}, "sensitiveData": ["PII"]}]}]}),
+        &Limits::default(),
+    )
+    .unwrap();
+    let model = bom.models().next().unwrap();
+    let card = ModelCard::from_cyclonedx(model, Some(&bom));
+    assert_eq!(card.name, "acme/llm");
+    assert_eq!(
+        card.owners.len(),
+        1,
+        "publisher and supplier are the same owner"
+    );
+    assert_eq!(
+        card.license.as_deref(),
+        Some("Apache-2.0 AND (MIT OR BSD-3-Clause)")
+    );
+    assert_eq!(card.digest.len(), 1, "BLAKE3 has no in-toto name");
+    assert_eq!(card.digest["sha256"], HELLO, "hex lowercased");
+    let d = &card.training_datasets;
+    assert_eq!(d.len(), 3);
+    assert_eq!(d[0].name, "tickets-2025");
+    assert_eq!(d[0].uri.as_deref(), Some("s3://bucket/tickets"));
+    assert_eq!(d[0].digest["sha256"], HELLO);
+    assert_eq!(d[0].license.as_deref(), Some("internal"));
+    assert_eq!(d[1].name, "missing", "an unresolved ref keeps the ref");
+    assert!(d[1].digest.is_empty());
+    assert_eq!(d[2].uri.as_deref(), Some("https://d"));
+    assert_eq!(card.undigested_datasets(), ["missing", "inline"]);
+    assert_eq!(card.ethical_considerations, ["PII (mitigation: scrubbing)"]);
+    ModelCard::from_value(&card.to_value(), &Limits::default()).unwrap();
+    let p = Predicate::parse(
+        "https://cyclonedx.org/bom",
+        serde_json::to_value(&bom).unwrap(),
+        &Limits::default(),
+    )
+    .unwrap();
+    let s = p.summary();
+    assert_eq!(s.models, ["llm"]);
+    assert_eq!(s.datasets, ["inline", "tickets-2025"]);
+    assert_eq!(s.components, 2);
+}
+
+#[test]
+fn spdx_problems_include_checksums() {
+    let doc = SpdxDocument::from_value(
+        &json!({"spdxVersion": "SPDX-2.3", "SPDXID": "SPDXRef-DOCUMENT", "packages": [
+            {"SPDXID": "SPDXRef-a", "name": "a", "downloadLocation": "NOASSERTION",
+             "checksums": [{"algorithm": "SHA256", "checksumValue": "abc"}, {"algorithm": "SHA1", "checksumValue": "da39a3ee5e6b4b0d3255bfef95601890afd80709"}]}],
+            "relationships": [{"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES", "relatedSpdxElement": "SPDXRef-a"}]}),
+        &Limits::default(),
+    )
+    .unwrap();
+    let problems = doc.problems();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].path(), Some("packages[0].checksums[0].sha256"));
+}
