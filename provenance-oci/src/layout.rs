@@ -3,7 +3,7 @@
 //!
 //! A layout holds one namespace: the repository part of image references is ignored, tags are
 //! the `org.opencontainers.image.ref.name` annotations of `index.json` entries (as skopeo, oras
-//! and [`crate::export`] write them), digests are `blobs/<alg>/<hex>`. Layouts written by
+//! and [`crate::export()`] write them), digests are `blobs/<alg>/<hex>`. Layouts written by
 //! `cosign save` mark entries with a `kind` annotation instead of names; their `sigs` / `atts`
 //! entries are found under cosign's tags when the layout holds exactly one image whose digest
 //! is the one the tag names. Referrers are found by scanning `index.json` entries for

@@ -9,6 +9,29 @@
 //! (the referrers API, falling back to the `<alg>-<hex>` referrers tag index) for Sigstore
 //! bundle v0.3 artifacts, in the image's repository or an alternate signature repository.
 //! See `docs/oci.md`.
+//!
+//! ```no_run
+//! use provenance_core::verify::{Artifact, Expectation, Verifier};
+//! use provenance_core::{ImageReference, PublicKey, TrustRoot, UnixTime};
+//! use provenance_oci::{EvidenceSource, RegistryClient, RegistryConfig};
+//!
+//! # async fn run(root: TrustRoot, key: PublicKey, now: UnixTime) -> Result<(), Box<dyn std::error::Error>> {
+//! let client = RegistryClient::new(RegistryConfig::default())?;
+//! let image = ImageReference::parse("ghcr.io/acme/model:1.0")?;
+//! let digest = client.resolve(&image).await?; // the tag is resolved once
+//! let verifier = Verifier::new(&root)?;
+//! let verified = client
+//!     .signatures(&image, &digest, None)
+//!     .await?
+//!     .iter()
+//!     .any(|sig| {
+//!         verifier
+//!             .verify(Artifact::Digest(&digest), &sig.material(), &Expectation::key(key.clone()), now)
+//!             .is_ok()
+//!     });
+//! # let _ = verified;
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod auth;
