@@ -17,6 +17,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use kube_cel::KubeCelExt;
@@ -445,22 +446,145 @@ thread_local! {
     static LIBRARY: Context<'static> = Context::default().with_all();
 }
 
+/// A value during evaluation: a borrowed view into the request's JSON (nothing converted), an
+/// optional holding such a view, the `request` root, or a CEL value.
+#[derive(Debug, Clone)]
+pub(crate) enum V<'v> {
+    /// A JSON value of the request, read in place.
+    Json(&'v serde_json::Value),
+    /// `optional.of(json)`.
+    JsonSome(&'v serde_json::Value),
+    /// The `request` root (its `object`/`oldObject` are the `object`/`oldObject` roots).
+    Request,
+    /// A list built during evaluation whose items may be JSON views (concatenations,
+    /// `filter`/`map` results), so building it copies no JSON.
+    Items(Rc<Vec<V<'v>>>),
+    /// A CEL value.
+    Cel(Value),
+}
+
+/// The result of evaluating a node.
+pub(crate) type R<'v> = Result<V<'v>, EvalError>;
+
+static JSON_NULL: serde_json::Value = serde_json::Value::Null;
+
+impl<'v> V<'v> {
+    /// A JSON value, or `null` when absent.
+    pub(crate) fn json_or_null(v: Option<&'v serde_json::Value>) -> V<'v> {
+        V::Json(v.unwrap_or(&JSON_NULL))
+    }
+}
+
 /// Where evaluation finds roots, variables and Kyverno's context data.
-pub(crate) trait Env {
-    fn root(&self, r: Root) -> EvalResult;
-    fn variable(&self, name: &str) -> EvalResult;
-    fn all_variables(&self) -> EvalResult;
-    fn kyverno(&self, f: KyvernoFn, args: &[Value]) -> EvalResult;
+pub(crate) trait Env<'v> {
+    fn root(&self, r: Root) -> R<'v>;
+    /// `request.FIELD` other than `object`/`oldObject`.
+    fn request_field(&self, field: &str) -> Option<&'v serde_json::Value>;
+    /// The whole `request` object (materialized only when used as a value).
+    fn request_value(&self) -> EvalResult;
+    fn variable(&self, name: &str) -> R<'v>;
+    fn all_variables(&self) -> R<'v>;
+    fn kyverno(&self, f: KyvernoFn, args: &[Value]) -> R<'v>;
+}
+
+type Locals<'v> = RefCell<Vec<R<'v>>>;
+
+/// Converts to a CEL value (copying JSON views).
+pub(crate) fn materialize<'v>(v: &V<'v>, env: &dyn Env<'v>) -> EvalResult {
+    match v {
+        V::Cel(c) => Ok(c.clone()),
+        V::Json(j) => super::value::json_to_cel(j).map_err(EvalError),
+        V::JsonSome(j) => Ok(some(super::value::json_to_cel(j).map_err(EvalError)?)),
+        V::Request => env.request_value(),
+        V::Items(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for i in items.iter() {
+                out.push(materialize(i, env)?);
+            }
+            Ok(Value::List(Arc::new(out)))
+        }
+    }
+}
+
+/// The items of a list value, as views (`None`: not a list).
+fn list_items<'v>(v: &V<'v>) -> Option<Vec<V<'v>>> {
+    Some(match v {
+        V::Json(serde_json::Value::Array(a)) => a.iter().map(V::Json).collect(),
+        V::Cel(Value::List(l)) => l.iter().cloned().map(V::Cel).collect(),
+        V::Items(items) => items.as_ref().clone(),
+        _ => return None,
+    })
+}
+
+fn materialize_owned<'v>(v: V<'v>, env: &dyn Env<'v>) -> EvalResult {
+    match v {
+        V::Cel(c) => Ok(c),
+        other => materialize(&other, env),
+    }
+}
+
+fn as_bool(v: &V<'_>) -> Option<bool> {
+    match v {
+        V::Cel(Value::Bool(b)) => Some(*b),
+        V::Json(serde_json::Value::Bool(b)) => Some(*b),
+        _ => None,
+    }
+}
+
+fn as_str<'a>(v: &'a V<'_>) -> Option<&'a str> {
+    match v {
+        V::Cel(Value::String(s)) => Some(s.as_str()),
+        V::Json(serde_json::Value::String(s)) => Some(s.as_str()),
+        _ => None,
+    }
+}
+
+fn v_type_name(v: &V<'_>) -> String {
+    match v {
+        V::Cel(c) => type_name(c),
+        V::Json(j) | V::JsonSome(j) => {
+            let t = match j {
+                serde_json::Value::Null => "null",
+                serde_json::Value::Bool(_) => "bool",
+                serde_json::Value::Number(n) if n.is_f64() => "double",
+                serde_json::Value::Number(_) => "int",
+                serde_json::Value::String(_) => "string",
+                serde_json::Value::Array(_) => "list",
+                serde_json::Value::Object(_) => "map",
+            };
+            if matches!(v, V::JsonSome(_)) {
+                "optional_type".to_owned()
+            } else {
+                t.to_owned()
+            }
+        }
+        V::Request => "map".to_owned(),
+        V::Items(_) => "list".to_owned(),
+    }
+}
+
+/// `Some(None)`: an empty optional; `Some(Some(x))`: a present optional; `None`: not an
+/// optional.
+fn optional_of<'v>(v: &V<'v>) -> Option<Option<V<'v>>> {
+    match v {
+        V::JsonSome(j) => Some(Some(V::Json(j))),
+        V::Cel(c) => as_optional(c).map(|o| o.value().cloned().map(V::Cel)),
+        _ => None,
+    }
+}
+
+/// Wraps in an optional without copying JSON views.
+fn wrap_some<'v>(v: V<'v>, env: &dyn Env<'v>) -> R<'v> {
+    match v {
+        V::Json(j) => Ok(V::JsonSome(j)),
+        other => Ok(V::Cel(some(materialize_owned(other, env)?))),
+    }
 }
 
 /// Evaluates `node` with comprehension slots in `locals`.
-pub(crate) fn eval(
-    node: &Node,
-    env: &dyn Env,
-    locals: &RefCell<Vec<Result<Value, EvalError>>>,
-) -> EvalResult {
+pub(crate) fn eval<'v>(node: &Node, env: &dyn Env<'v>, locals: &Locals<'v>) -> R<'v> {
     match node {
-        Node::Lit(v) => Ok(v.clone()),
+        Node::Lit(v) => Ok(V::Cel(v.clone())),
         Node::Root(r) => env.root(*r),
         Node::Var(name) => env.variable(name),
         Node::AllVars => env.all_variables(),
@@ -475,31 +599,31 @@ pub(crate) fn eval(
             test,
         } => {
             let v = eval(operand, env, locals)?;
-            if let Some(opt) = as_optional(&v) {
-                return Ok(match opt.value() {
-                    None => none(),
-                    Some(inner) => some(select(inner, field, *test)?),
-                });
+            if let Some(opt) = optional_of(&v) {
+                return match opt {
+                    None => Ok(V::Cel(none())),
+                    Some(inner) => wrap_some(select(inner, field, *test, env)?, env),
+                };
             }
-            select(&v, field, *test)
+            select(v, field, *test, env)
         }
         Node::OptSelect { operand, field } => {
             let v = eval(operand, env, locals)?;
-            let target = match as_optional(&v) {
-                Some(opt) => match opt.value() {
-                    None => return Ok(none()),
-                    Some(inner) => inner.clone(),
-                },
+            let target = match optional_of(&v) {
+                Some(None) => return Ok(V::Cel(none())),
+                Some(Some(inner)) => inner,
                 None => v,
             };
             match &target {
-                Value::Map(m) => Ok(match m.get(&KeyRef::String(field.as_str())) {
-                    Some(x) => some(x.clone()),
-                    None => none(),
-                }),
+                V::Json(serde_json::Value::Object(_)) | V::Cel(Value::Map(_)) | V::Request => {
+                    match select(target, field, false, env) {
+                        Ok(x) => wrap_some(x, env),
+                        Err(_) => Ok(V::Cel(none())),
+                    }
+                }
                 other => Err(EvalError::new(format!(
                     "no such key: {field} (optional selection on {})",
-                    type_name(other)
+                    v_type_name(other)
                 ))),
             }
         }
@@ -510,19 +634,17 @@ pub(crate) fn eval(
         } => {
             let v = eval(operand, env, locals)?;
             let i = eval(index, env, locals)?;
-            let (target, optional) = match as_optional(&v) {
-                Some(opt) => match opt.value() {
-                    None => return Ok(none()),
-                    Some(inner) => (inner.clone(), true),
-                },
+            let (target, optional) = match optional_of(&v) {
+                Some(None) => return Ok(V::Cel(none())),
+                Some(Some(inner)) => (inner, true),
                 None => (v, *optional),
             };
-            let r = index_value(&target, &i);
+            let r = index_value(target, &i, env);
             if optional {
-                Ok(match r {
-                    Ok(x) => some(x),
-                    Err(_) => none(),
-                })
+                match r {
+                    Ok(x) => wrap_some(x, env),
+                    Err(_) => Ok(V::Cel(none())),
+                }
             } else {
                 r
             }
@@ -532,12 +654,9 @@ pub(crate) fn eval(
             for (e, optional) in elems {
                 let v = eval(e, env, locals)?;
                 if *optional {
-                    match as_optional(&v) {
-                        Some(opt) => {
-                            if let Some(inner) = opt.value() {
-                                out.push(inner.clone());
-                            }
-                        }
+                    match optional_of(&v) {
+                        Some(Some(inner)) => out.push(inner),
+                        Some(None) => {}
                         None => {
                             return Err(EvalError::new(
                                 "optional list element is not an optional value",
@@ -548,19 +667,28 @@ pub(crate) fn eval(
                     out.push(v);
                 }
             }
-            Ok(Value::List(Arc::new(out)))
+            if out.iter().all(|v| matches!(v, V::Cel(_))) {
+                let vals = out
+                    .into_iter()
+                    .map(|v| match v {
+                        V::Cel(c) => c,
+                        _ => Value::Null,
+                    })
+                    .collect();
+                Ok(V::Cel(Value::List(Arc::new(vals))))
+            } else {
+                Ok(V::Items(Rc::new(out)))
+            }
         }
         Node::MapLit(entries) => {
             let mut out = HashMap::with_capacity(entries.len());
             for (k, v, optional) in entries {
-                let key = to_key(&eval(k, env, locals)?)?;
+                let key = to_key(&materialize_owned(eval(k, env, locals)?, env)?)?;
                 let v = eval(v, env, locals)?;
                 let v = if *optional {
-                    match as_optional(&v) {
-                        Some(opt) => match opt.value() {
-                            Some(inner) => inner.clone(),
-                            None => continue,
-                        },
+                    match optional_of(&v) {
+                        Some(Some(inner)) => materialize_owned(inner, env)?,
+                        Some(None) => continue,
                         None => {
                             return Err(EvalError::new(
                                 "optional map entry is not an optional value",
@@ -568,7 +696,7 @@ pub(crate) fn eval(
                         }
                     }
                 } else {
-                    v
+                    materialize_owned(v, env)?
                 };
                 if out.insert(key.clone(), v).is_some() {
                     return Err(EvalError::new(format!(
@@ -576,61 +704,75 @@ pub(crate) fn eval(
                     )));
                 }
             }
-            Ok(Value::Map(Map { map: Arc::new(out) }))
+            Ok(V::Cel(Value::Map(Map { map: Arc::new(out) })))
         }
         Node::And(l, r) => {
             let lv = eval(l, env, locals);
-            if matches!(lv, Ok(Value::Bool(false))) {
-                return Ok(Value::Bool(false));
+            let lb = lv.as_ref().ok().and_then(as_bool);
+            if lb == Some(false) {
+                return Ok(V::Cel(Value::Bool(false)));
             }
             let rv = eval(r, env, locals);
-            match (lv, rv) {
-                (_, Ok(Value::Bool(false))) => Ok(Value::Bool(false)),
-                (Ok(Value::Bool(true)), Ok(Value::Bool(true))) => Ok(Value::Bool(true)),
-                (Err(e), _) => Err(e),
-                (_, Err(e)) => Err(e),
-                (Ok(a), Ok(b)) => Err(no_overload("_&&_", &[&a, &b])),
+            let rb = rv.as_ref().ok().and_then(as_bool);
+            match (lb, rb) {
+                (_, Some(false)) => Ok(V::Cel(Value::Bool(false))),
+                (Some(true), Some(true)) => Ok(V::Cel(Value::Bool(true))),
+                _ => Err(logic_error("_&&_", lv, rv)),
             }
         }
         Node::Or(l, r) => {
             let lv = eval(l, env, locals);
-            if matches!(lv, Ok(Value::Bool(true))) {
-                return Ok(Value::Bool(true));
+            let lb = lv.as_ref().ok().and_then(as_bool);
+            if lb == Some(true) {
+                return Ok(V::Cel(Value::Bool(true)));
             }
             let rv = eval(r, env, locals);
-            match (lv, rv) {
-                (_, Ok(Value::Bool(true))) => Ok(Value::Bool(true)),
-                (Ok(Value::Bool(false)), Ok(Value::Bool(false))) => Ok(Value::Bool(false)),
-                (Err(e), _) => Err(e),
-                (_, Err(e)) => Err(e),
-                (Ok(a), Ok(b)) => Err(no_overload("_||_", &[&a, &b])),
+            let rb = rv.as_ref().ok().and_then(as_bool);
+            match (lb, rb) {
+                (_, Some(true)) => Ok(V::Cel(Value::Bool(true))),
+                (Some(false), Some(false)) => Ok(V::Cel(Value::Bool(false))),
+                _ => Err(logic_error("_||_", lv, rv)),
             }
         }
-        Node::Not(x) => match eval(x, env, locals)? {
-            Value::Bool(b) => Ok(Value::Bool(!b)),
-            other => Err(no_overload("!_", &[&other])),
-        },
-        Node::Neg(x) => match eval(x, env, locals)? {
+        Node::Not(x) => {
+            let v = eval(x, env, locals)?;
+            match as_bool(&v) {
+                Some(b) => Ok(V::Cel(Value::Bool(!b))),
+                None => Err(no_overload_v("!_", &[&v])),
+            }
+        }
+        Node::Neg(x) => match materialize_owned(eval(x, env, locals)?, env)? {
             Value::Int(i) => i
                 .checked_neg()
-                .map(Value::Int)
+                .map(|n| V::Cel(Value::Int(n)))
                 .ok_or_else(|| EvalError::new("integer overflow")),
-            Value::Float(f) => Ok(Value::Float(-f)),
+            Value::Float(f) => Ok(V::Cel(Value::Float(-f))),
             other => Err(no_overload("-_", &[&other])),
         },
-        Node::Cond(c, t, f) => match eval(c, env, locals)? {
-            Value::Bool(true) => eval(t, env, locals),
-            Value::Bool(false) => eval(f, env, locals),
-            other => Err(no_overload("_?_:_", &[&other])),
-        },
-        Node::NotStrictlyFalse(x) => Ok(Value::Bool(!matches!(
-            eval(x, env, locals),
-            Ok(Value::Bool(false))
-        ))),
+        Node::Cond(c, t, f) => {
+            let v = eval(c, env, locals)?;
+            match as_bool(&v) {
+                Some(true) => eval(t, env, locals),
+                Some(false) => eval(f, env, locals),
+                None => Err(no_overload_v("_?_:_", &[&v])),
+            }
+        }
+        Node::NotStrictlyFalse(x) => {
+            let v = eval(x, env, locals);
+            let strictly_false = matches!(v.as_ref().ok().and_then(as_bool), Some(false));
+            Ok(V::Cel(Value::Bool(!strictly_false)))
+        }
         Node::Bin(op, l, r) => {
             let a = eval(l, env, locals)?;
             let b = eval(r, env, locals)?;
-            binary(*op, a, b)
+            if *op == BinOp::Add
+                && !(matches!(a, V::Cel(_)) && matches!(b, V::Cel(_)))
+                && let (Some(mut x), Some(y)) = (list_items(&a), list_items(&b))
+            {
+                x.extend(y);
+                return Ok(V::Items(Rc::new(x)));
+            }
+            binary(*op, a, b, env).map(V::Cel)
         }
         Node::Comprehension(c) => comprehension(c, env, locals),
         Node::Builtin(b, target, args) => {
@@ -642,30 +784,40 @@ pub(crate) fn eval(
             for a in args {
                 vals.push(eval(a, env, locals)?);
             }
-            builtin(*b, t, vals)
+            builtin(*b, t, vals, env)
         }
-        Node::Matches(t, re) => match eval(t, env, locals)? {
-            Value::String(s) => Ok(Value::Bool(re.is_match(&s))),
-            other => Err(no_overload("matches", &[&other])),
-        },
+        Node::Matches(t, re) => {
+            let v = eval(t, env, locals)?;
+            match as_str(&v) {
+                Some(s) => Ok(V::Cel(Value::Bool(re.is_match(s)))),
+                None => Err(no_overload_v("matches", &[&v])),
+            }
+        }
         Node::Kyverno(f, args) => {
             let mut vals = Vec::with_capacity(args.len());
             for a in args {
-                vals.push(eval(a, env, locals)?);
+                vals.push(materialize_owned(eval(a, env, locals)?, env)?);
             }
             env.kyverno(*f, &vals)
         }
         Node::Delegate { call, target, args } => {
             let t = match target {
-                Some(t) => Some(eval(t, env, locals)?),
+                Some(t) => Some(materialize_owned(eval(t, env, locals)?, env)?),
                 None => None,
             };
             let mut vals = Vec::with_capacity(args.len());
             for a in args {
-                vals.push(eval(a, env, locals)?);
+                vals.push(materialize_owned(eval(a, env, locals)?, env)?);
             }
-            delegate(call, t, vals)
+            delegate(call, t, vals).map(V::Cel)
         }
+    }
+}
+
+fn logic_error(op: &str, l: R<'_>, r: R<'_>) -> EvalError {
+    match (l, r) {
+        (Err(e), _) | (_, Err(e)) => e,
+        (Ok(a), Ok(b)) => no_overload_v(op, &[&a, &b]),
     }
 }
 
@@ -707,17 +859,14 @@ fn delegate(call: &IdedExpr, target: Option<Value>, args: Vec<Value>) -> EvalRes
     })
 }
 
-fn comprehension(
-    c: &Compr,
-    env: &dyn Env,
-    locals: &RefCell<Vec<Result<Value, EvalError>>>,
-) -> EvalResult {
+fn comprehension<'v>(c: &Compr, env: &dyn Env<'v>, locals: &Locals<'v>) -> R<'v> {
     let range = eval(&c.range, env, locals)?;
     let init = eval(&c.init, env, locals);
     set_local(locals, c.accu, init);
-    let run = |first: Value, second: Option<Value>| -> Result<bool, EvalError> {
-        if matches!(eval(&c.cond, env, locals), Ok(Value::Bool(false))) {
-            return Ok(false);
+    let run = |first: V<'v>, second: Option<V<'v>>| -> bool {
+        let cond = eval(&c.cond, env, locals);
+        if matches!(cond.as_ref().ok().and_then(as_bool), Some(false)) {
+            return false;
         }
         set_local(locals, c.iter_var, Ok(first));
         if let (Some(slot), Some(v)) = (c.iter_var2, second) {
@@ -725,37 +874,97 @@ fn comprehension(
         }
         let step = eval(&c.step, env, locals);
         set_local(locals, c.accu, step);
-        Ok(true)
+        true
     };
+    let two = c.iter_var2.is_some();
     match &range {
-        Value::List(items) => {
+        V::Json(serde_json::Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
-                let keep = if c.iter_var2.is_some() {
-                    run(Value::Int(i as i64), Some(item.clone()))?
+                let keep = if two {
+                    run(V::Cel(Value::Int(i as i64)), Some(V::Json(item)))
                 } else {
-                    run(item.clone(), None)?
+                    run(V::Json(item), None)
                 };
                 if !keep {
                     break;
                 }
             }
         }
-        Value::Map(m) => {
-            for (k, v) in m.map.iter() {
-                if !run(Value::from(k), c.iter_var2.map(|_| v.clone()))? {
+        V::Json(serde_json::Value::Object(m)) => {
+            for (k, v) in m.iter() {
+                let key = V::Cel(Value::String(Arc::new(k.clone())));
+                if !run(key, two.then_some(V::Json(v))) {
                     break;
                 }
             }
         }
-        other => return Err(no_overload("comprehension range", &[other])),
+        V::Cel(Value::List(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                let keep = if two {
+                    run(V::Cel(Value::Int(i as i64)), Some(V::Cel(item.clone())))
+                } else {
+                    run(V::Cel(item.clone()), None)
+                };
+                if !keep {
+                    break;
+                }
+            }
+        }
+        V::Cel(Value::Map(m)) => {
+            for (k, v) in m.map.iter() {
+                if !run(V::Cel(Value::from(k)), two.then(|| V::Cel(v.clone()))) {
+                    break;
+                }
+            }
+        }
+        V::Items(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let keep = if two {
+                    run(V::Cel(Value::Int(i as i64)), Some(item.clone()))
+                } else {
+                    run(item.clone(), None)
+                };
+                if !keep {
+                    break;
+                }
+            }
+        }
+        V::Request => {
+            let m = env.request_value()?;
+            return comprehension_over(c, V::Cel(m), env, locals);
+        }
+        other => return Err(no_overload_v("comprehension range", &[other])),
     }
     eval(&c.result, env, locals)
 }
 
-fn set_local(locals: &RefCell<Vec<Result<Value, EvalError>>>, slot: usize, v: EvalResult) {
+fn comprehension_over<'v>(
+    c: &Compr,
+    range: V<'v>,
+    env: &dyn Env<'v>,
+    locals: &Locals<'v>,
+) -> R<'v> {
+    if let V::Cel(Value::Map(m)) = &range {
+        for (k, v) in m.map.iter() {
+            let cond = eval(&c.cond, env, locals);
+            if matches!(cond.as_ref().ok().and_then(as_bool), Some(false)) {
+                break;
+            }
+            set_local(locals, c.iter_var, Ok(V::Cel(Value::from(k))));
+            if let Some(slot) = c.iter_var2 {
+                set_local(locals, slot, Ok(V::Cel(v.clone())));
+            }
+            let step = eval(&c.step, env, locals);
+            set_local(locals, c.accu, step);
+        }
+    }
+    eval(&c.result, env, locals)
+}
+
+fn set_local<'v>(locals: &Locals<'v>, slot: usize, v: R<'v>) {
     let mut l = locals.borrow_mut();
     if l.len() <= slot {
-        l.resize(slot + 1, Ok(Value::Null));
+        l.resize(slot + 1, Ok(V::Cel(Value::Null)));
     }
     l[slot] = v;
 }
@@ -775,43 +984,89 @@ pub(crate) fn none() -> Value {
     Value::Opaque(Arc::new(OptionalValue::none()))
 }
 
-fn select(v: &Value, field: &str, test: bool) -> EvalResult {
-    match v {
-        Value::Map(m) => match m.get(&KeyRef::String(field)) {
-            Some(x) => Ok(if test { Value::Bool(true) } else { x.clone() }),
-            None if test => Ok(Value::Bool(false)),
-            None => Err(EvalError::new(format!("no such key: {field}"))),
+fn select<'v>(v: V<'v>, field: &str, test: bool, env: &dyn Env<'v>) -> R<'v> {
+    let found: Option<V<'v>> = match &v {
+        V::Json(serde_json::Value::Object(m)) => m.get(field).map(V::Json),
+        V::Cel(Value::Map(m)) => m.get(&KeyRef::String(field)).cloned().map(V::Cel),
+        V::Request => match field {
+            "object" => Some(env.root(Root::Object)?),
+            "oldObject" => Some(env.root(Root::OldObject)?),
+            f => env.request_field(f).map(V::Json),
         },
-        other => Err(EvalError::new(format!(
-            "no such key: {field} (selection on {})",
-            type_name(other)
-        ))),
+        other => {
+            return Err(EvalError::new(format!(
+                "no such key: {field} (selection on {})",
+                v_type_name(other)
+            )));
+        }
+    };
+    match found {
+        Some(x) => Ok(if test { V::Cel(Value::Bool(true)) } else { x }),
+        None if test => Ok(V::Cel(Value::Bool(false))),
+        None => Err(EvalError::new(format!("no such key: {field}"))),
     }
 }
 
-fn index_value(target: &Value, i: &Value) -> EvalResult {
-    match target {
-        Value::Map(m) => {
-            let key = to_keyref(i)?;
-            m.get(&key)
-                .cloned()
-                .ok_or_else(|| EvalError::new(format!("no such key: {}", super::value::display(i))))
+fn index_value<'v>(target: V<'v>, i: &V<'v>, env: &dyn Env<'v>) -> R<'v> {
+    match &target {
+        V::Json(serde_json::Value::Object(_)) | V::Request => match as_str(i) {
+            Some(k) => select(target, k, false, env),
+            None => Err(EvalError::new(format!(
+                "no such key: {}",
+                super::value::display(&materialize(i, env)?)
+            ))),
+        },
+        V::Json(serde_json::Value::Array(l)) => {
+            let idx = list_index(&materialize(i, env)?, &target)?;
+            usize::try_from(idx)
+                .ok()
+                .and_then(|n| l.get(n))
+                .map(V::Json)
+                .ok_or_else(|| EvalError::new(format!("index out of bounds: {idx}")))
         }
-        Value::List(l) => {
-            let idx = match i {
-                Value::Int(n) => *n,
-                Value::UInt(n) => i64::try_from(*n).unwrap_or(i64::MAX),
-                Value::Float(f) if f.fract() == 0.0 => *f as i64,
-                other => return Err(no_overload("_[_]", &[target, other])),
-            };
+        V::Cel(Value::Map(m)) => {
+            let key = materialize(i, env)?;
+            m.get(&to_keyref(&key)?)
+                .cloned()
+                .map(V::Cel)
+                .ok_or_else(|| {
+                    EvalError::new(format!("no such key: {}", super::value::display(&key)))
+                })
+        }
+        V::Items(l) => {
+            let idx = list_index(&materialize(i, env)?, &target)?;
             usize::try_from(idx)
                 .ok()
                 .and_then(|n| l.get(n))
                 .cloned()
                 .ok_or_else(|| EvalError::new(format!("index out of bounds: {idx}")))
         }
-        other => Err(no_overload("_[_]", &[other, i])),
+        V::Cel(Value::List(l)) => {
+            let idx = list_index(&materialize(i, env)?, &target)?;
+            usize::try_from(idx)
+                .ok()
+                .and_then(|n| l.get(n))
+                .cloned()
+                .map(V::Cel)
+                .ok_or_else(|| EvalError::new(format!("index out of bounds: {idx}")))
+        }
+        other => Err(no_overload_v("_[_]", &[other, i])),
     }
+}
+
+fn list_index(i: &Value, target: &V<'_>) -> Result<i64, EvalError> {
+    Ok(match i {
+        Value::Int(n) => *n,
+        Value::UInt(n) => i64::try_from(*n).unwrap_or(i64::MAX),
+        Value::Float(f) if f.fract() == 0.0 => *f as i64,
+        other => {
+            return Err(EvalError::new(format!(
+                "no matching overload for '_[_]' applied to ({}, {})",
+                v_type_name(target),
+                type_name(other)
+            )));
+        }
+    })
 }
 
 fn to_keyref(v: &Value) -> Result<KeyRef<'_>, EvalError> {
@@ -852,8 +1107,103 @@ fn no_overload(op: &str, args: &[&Value]) -> EvalError {
     ))
 }
 
-fn binary(op: BinOp, a: Value, b: Value) -> EvalResult {
+fn no_overload_v(op: &str, args: &[&V<'_>]) -> EvalError {
+    let types: Vec<String> = args.iter().map(|v| v_type_name(v)).collect();
+    EvalError::new(format!(
+        "no matching overload for '{op}' applied to ({})",
+        types.join(", ")
+    ))
+}
+
+/// A JSON scalar as a CEL value (`None` for lists and maps).
+fn json_scalar(j: &serde_json::Value) -> Option<Value> {
+    match j {
+        serde_json::Value::Array(_) | serde_json::Value::Object(_) => None,
+        other => super::value::json_to_cel(other).ok(),
+    }
+}
+
+/// CEL equality without copying JSON where possible.
+fn equals<'v>(a: &V<'v>, b: &V<'v>, env: &dyn Env<'v>) -> Result<bool, EvalError> {
+    if let (Some(x), Some(y)) = (as_str(a), as_str(b)) {
+        return Ok(x == y);
+    }
+    match (a, b) {
+        (V::Json(x), V::Cel(y)) | (V::Cel(y), V::Json(x)) => {
+            if let Some(xs) = json_scalar(x) {
+                return Ok(xs == *y);
+            }
+        }
+        (V::Json(x), V::Json(y)) => {
+            if let (Some(xs), Some(ys)) = (json_scalar(x), json_scalar(y)) {
+                return Ok(xs == ys);
+            }
+        }
+        _ => {}
+    }
+    Ok(materialize(a, env)? == materialize(b, env)?)
+}
+
+fn binary<'v>(op: BinOp, a: V<'v>, b: V<'v>, env: &dyn Env<'v>) -> EvalResult {
     use std::cmp::Ordering;
+    match op {
+        BinOp::Eq => return Ok(Value::Bool(equals(&a, &b, env)?)),
+        BinOp::Ne => return Ok(Value::Bool(!equals(&a, &b, env)?)),
+        BinOp::In => {
+            return Ok(Value::Bool(match &b {
+                V::Json(serde_json::Value::Object(m)) => match as_str(&a) {
+                    Some(k) => m.contains_key(k),
+                    None => false,
+                },
+                V::Json(serde_json::Value::Array(items)) => {
+                    let mut found = false;
+                    for item in items {
+                        if equals(&a, &V::Json(item), env)? {
+                            found = true;
+                            break;
+                        }
+                    }
+                    found
+                }
+                V::Items(items) => {
+                    let mut found = false;
+                    for item in items.iter() {
+                        if equals(&a, item, env)? {
+                            found = true;
+                            break;
+                        }
+                    }
+                    found
+                }
+                V::Cel(Value::List(l)) => {
+                    let mut found = false;
+                    for item in l.iter() {
+                        if equals(&a, &V::Cel(item.clone()), env)? {
+                            found = true;
+                            break;
+                        }
+                    }
+                    found
+                }
+                V::Cel(Value::Map(m)) => {
+                    let k = materialize(&a, env)?;
+                    match to_keyref(&k) {
+                        Ok(k) => m.get(&k).is_some(),
+                        Err(_) => false,
+                    }
+                }
+                V::Request => match as_str(&a) {
+                    Some("object" | "oldObject") => true,
+                    Some(k) => env.request_field(k).is_some(),
+                    None => false,
+                },
+                other => return Err(no_overload_v("@in", &[&a, other])),
+            }));
+        }
+        _ => {}
+    }
+    let a = materialize_owned(a, env)?;
+    let b = materialize_owned(b, env)?;
     let cmp = |a: &Value, b: &Value, name: &str| -> Result<Ordering, EvalError> {
         match (a, b) {
             (Value::Map(_), _) | (Value::List(_), _) | (Value::Null, _) | (_, Value::Null) => {
@@ -866,41 +1216,36 @@ fn binary(op: BinOp, a: Value, b: Value) -> EvalResult {
         r.map_err(|e| EvalError::new(e.to_string()))
     };
     Ok(match op {
-        BinOp::Eq => Value::Bool(a == b),
-        BinOp::Ne => Value::Bool(a != b),
         BinOp::Lt => Value::Bool(cmp(&a, &b, "_<_")? == Ordering::Less),
         BinOp::Le => Value::Bool(cmp(&a, &b, "_<=_")? != Ordering::Greater),
         BinOp::Gt => Value::Bool(cmp(&a, &b, "_>_")? == Ordering::Greater),
         BinOp::Ge => Value::Bool(cmp(&a, &b, "_>=_")? != Ordering::Less),
-        BinOp::In => match &b {
-            Value::List(l) => Value::Bool(l.contains(&a)),
-            Value::Map(m) => match to_keyref(&a) {
-                Ok(k) => Value::Bool(m.get(&k).is_some()),
-                Err(_) => Value::Bool(false),
-            },
-            _ => return Err(no_overload("@in", &[&a, &b])),
-        },
         BinOp::Add => arith(a + b)?,
         BinOp::Sub => arith(a - b)?,
         BinOp::Mul => arith(a * b)?,
         BinOp::Div => arith(a / b)?,
         BinOp::Mod => arith(a % b)?,
+        BinOp::Eq | BinOp::Ne | BinOp::In => Value::Null,
     })
 }
 
-fn builtin(b: Builtin, target: Option<Value>, args: Vec<Value>) -> EvalResult {
+fn builtin<'v>(b: Builtin, target: Option<V<'v>>, args: Vec<V<'v>>, env: &dyn Env<'v>) -> R<'v> {
     let mut args = args.into_iter();
-    let mut next = || args.next().unwrap_or(Value::Null);
-    let str_pair = |t: &Option<Value>,
-                    a: &Value,
-                    name: &str|
-     -> Result<(Arc<String>, Arc<String>), EvalError> {
-        match (t, a) {
-            (Some(Value::String(x)), Value::String(y)) => Ok((x.clone(), y.clone())),
-            (Some(x), y) => Err(no_overload(name, &[x, y])),
-            (None, y) => Err(no_overload(name, &[y])),
+    let mut next = || args.next().unwrap_or(V::Cel(Value::Null));
+    let str_pair = |t: &Option<V<'v>>, a: &V<'v>, name: &str| -> Result<bool, EvalError> {
+        match (t.as_ref().and_then(as_str), as_str(a)) {
+            (Some(x), Some(y)) => Ok(match name {
+                "startsWith" => x.starts_with(y),
+                "endsWith" => x.ends_with(y),
+                _ => x.contains(y),
+            }),
+            _ => Err(match t {
+                Some(t) => no_overload_v(name, &[t, a]),
+                None => no_overload_v(name, &[a]),
+            }),
         }
     };
+    let bool_v = |b: bool| Ok(V::Cel(Value::Bool(b)));
     match b {
         Builtin::Size => {
             let v = match target {
@@ -908,61 +1253,53 @@ fn builtin(b: Builtin, target: Option<Value>, args: Vec<Value>) -> EvalResult {
                 None => next(),
             };
             let n = match &v {
-                Value::String(s) => s.chars().count(),
-                Value::Bytes(b) => b.len(),
-                Value::List(l) => l.len(),
-                Value::Map(m) => m.map.len(),
-                other => return Err(no_overload("size", &[other])),
+                V::Json(serde_json::Value::String(s)) => s.chars().count(),
+                V::Json(serde_json::Value::Array(a)) => a.len(),
+                V::Json(serde_json::Value::Object(m)) => m.len(),
+                V::Cel(Value::String(s)) => s.chars().count(),
+                V::Cel(Value::Bytes(b)) => b.len(),
+                V::Cel(Value::List(l)) => l.len(),
+                V::Cel(Value::Map(m)) => m.map.len(),
+                V::Items(items) => items.len(),
+                other => return Err(no_overload_v("size", &[other])),
             };
-            Ok(Value::Int(i64::try_from(n).unwrap_or(i64::MAX)))
+            Ok(V::Cel(Value::Int(i64::try_from(n).unwrap_or(i64::MAX))))
         }
-        Builtin::StartsWith => {
-            let (s, p) = str_pair(&target, &next(), "startsWith")?;
-            Ok(Value::Bool(s.starts_with(p.as_str())))
-        }
-        Builtin::EndsWith => {
-            let (s, p) = str_pair(&target, &next(), "endsWith")?;
-            Ok(Value::Bool(s.ends_with(p.as_str())))
-        }
-        Builtin::Contains => {
-            let (s, p) = str_pair(&target, &next(), "contains")?;
-            Ok(Value::Bool(s.contains(p.as_str())))
-        }
+        Builtin::StartsWith => bool_v(str_pair(&target, &next(), "startsWith")?),
+        Builtin::EndsWith => bool_v(str_pair(&target, &next(), "endsWith")?),
+        Builtin::Contains => bool_v(str_pair(&target, &next(), "contains")?),
         Builtin::OrValue | Builtin::Or | Builtin::HasValue | Builtin::OptValue => {
-            let t = target.unwrap_or(Value::Null);
-            let Some(opt) = as_optional(&t) else {
+            let t = target.unwrap_or(V::Cel(Value::Null));
+            let Some(opt) = optional_of(&t) else {
                 let name = match b {
                     Builtin::OrValue => "orValue",
                     Builtin::Or => "or",
                     Builtin::HasValue => "hasValue",
                     _ => "value",
                 };
-                return Err(no_overload(name, &[&t]));
+                return Err(no_overload_v(name, &[&t]));
             };
             match b {
-                Builtin::OrValue => Ok(opt.value().cloned().unwrap_or_else(next)),
+                Builtin::OrValue => Ok(opt.unwrap_or_else(next)),
                 Builtin::Or => {
-                    if opt.value().is_some() {
-                        Ok(t.clone())
+                    if opt.is_some() {
+                        Ok(t)
                     } else {
                         let other = next();
-                        if as_optional(&other).is_none() {
-                            return Err(no_overload("or", &[&t, &other]));
+                        if optional_of(&other).is_none() {
+                            return Err(no_overload_v("or", &[&t, &other]));
                         }
                         Ok(other)
                     }
                 }
-                Builtin::HasValue => Ok(Value::Bool(opt.value().is_some())),
-                _ => opt
-                    .value()
-                    .cloned()
-                    .ok_or_else(|| EvalError::new("optional.none() dereference")),
+                Builtin::HasValue => bool_v(opt.is_some()),
+                _ => opt.ok_or_else(|| EvalError::new("optional.none() dereference")),
             }
         }
-        Builtin::OptionalOf => Ok(some(next())),
-        Builtin::OptionalNone => Ok(none()),
+        Builtin::OptionalOf => wrap_some(next(), env),
+        Builtin::OptionalNone => Ok(V::Cel(none())),
         Builtin::OptionalOfNonZero => {
-            let v = next();
+            let v = materialize_owned(next(), env)?;
             let zero = match &v {
                 Value::Null => true,
                 Value::Bool(b) => !b,
@@ -975,7 +1312,7 @@ fn builtin(b: Builtin, target: Option<Value>, args: Vec<Value>) -> EvalResult {
                 Value::Map(m) => m.map.is_empty(),
                 _ => false,
             };
-            Ok(if zero { none() } else { some(v) })
+            Ok(V::Cel(if zero { none() } else { some(v) }))
         }
     }
 }

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use kube_cel::cel::Value;
 
-use super::eval::EvalError;
+use super::eval::{EvalError, R, V};
 use super::value::json_to_cel;
 
 /// A Kyverno library function resolved at compile time.
@@ -135,7 +135,7 @@ impl ContextData {
             .insert((method.to_ascii_uppercase(), url.into()), response);
     }
 
-    pub(crate) fn call(&self, f: KyvernoFn, args: &[Value]) -> Result<Value, EvalError> {
+    pub(crate) fn call<'v>(&'v self, f: KyvernoFn, args: &[Value]) -> R<'v> {
         let s = |i: usize| -> Result<&str, EvalError> {
             match args.get(i) {
                 Some(Value::String(s)) => Ok(s.as_str()),
@@ -145,7 +145,7 @@ impl ContextData {
                 ))),
             }
         };
-        let conv = |v: &serde_json::Value| json_to_cel(v).map_err(EvalError);
+        let view = |v: &'v serde_json::Value| -> R<'v> { Ok(V::Json(v)) };
         match f {
             KyvernoFn::ResourceGet => {
                 let (av, res, ns, name) = (s(0)?, s(1)?, s(2)?, s(3)?);
@@ -154,7 +154,7 @@ impl ContextData {
                     .get(&(av.to_owned(), res.to_owned(), ns.to_owned()))
                     .and_then(|m| m.get(name));
                 match found {
-                    Some(obj) => conv(obj),
+                    Some(obj) => view(obj),
                     None => Err(EvalError(format!(
                         "resource.get: {res} \"{name}\" not found (apiVersion {av}, namespace {ns:?})"
                     ))),
@@ -171,12 +171,14 @@ impl ContextData {
                     )));
                 };
                 let items: Vec<serde_json::Value> = m.values().cloned().collect();
-                conv(&serde_json::json!({ "items": items }))
+                Ok(V::Cel(
+                    json_to_cel(&serde_json::json!({ "items": items })).map_err(EvalError)?,
+                ))
             }
             KyvernoFn::ImageMetadata => {
                 let image = s(0)?;
                 match self.images.get(image) {
-                    Some(d) => conv(d),
+                    Some(d) => view(d),
                     None => Err(EvalError(format!(
                         "image data for {image} not found in the context"
                     ))),
@@ -185,13 +187,13 @@ impl ContextData {
             KyvernoFn::GlobalContextGet => {
                 let (name, projection) = (s(0)?, s(1)?);
                 let Some(data) = self.global.get(name) else {
-                    return Ok(Value::Null);
+                    return Ok(V::Cel(Value::Null));
                 };
                 if projection.is_empty() {
-                    return conv(data);
+                    return view(data);
                 }
                 match data.get(projection) {
-                    Some(v) => conv(v),
+                    Some(v) => view(v),
                     None => Err(EvalError(format!(
                         "projection {projection:?} not found in global context entry {name:?}"
                     ))),
@@ -205,7 +207,7 @@ impl ContextData {
                 };
                 let url = s(0)?;
                 match self.http.get(&(method.to_owned(), url.to_owned())) {
-                    Some(r) => conv(r),
+                    Some(r) => view(r),
                     None => Err(EvalError(format!(
                         "http.{}: no response supplied for {method} {url} (no network access)",
                         if method == "GET" { "Get" } else { "Post" }

@@ -42,7 +42,7 @@ pub use kube_cel::cel::Value;
 pub use kyverno::{ContextData, KyvernoFn};
 use provenance_core::RuleStatus;
 
-use eval::{Env, EvalError, EvalResult, Lowering, Node, Root};
+use eval::{Env, EvalError, EvalResult, Lowering, Node, R, Root, V};
 use kube_cel::cel::objects::{Key, Map};
 
 use crate::Error;
@@ -112,7 +112,7 @@ impl Program {
         self.variables.iter().map(|v| v.as_ref())
     }
 
-    fn run(&self, env: &dyn Env) -> EvalResult {
+    fn run<'v>(&self, env: &dyn Env<'v>) -> R<'v> {
         let locals = RefCell::new(Vec::with_capacity(self.slots));
         eval::eval(&self.node, env, &locals)
     }
@@ -132,17 +132,22 @@ impl Program {
 
     /// Evaluates with a policy's lazily evaluated variables.
     pub fn evaluate_in(&self, scope: &VariableScope<'_, '_>) -> Result<Value, Error> {
-        self.run(scope).map_err(|e| self.error(e))
+        let v = self.run(scope).map_err(|e| self.error(e))?;
+        eval::materialize(&v, scope).map_err(|e| self.error(e))
     }
 
     /// Evaluates to a boolean; any other type is an error.
     pub fn evaluate_bool(&self, scope: &VariableScope<'_, '_>) -> Result<bool, Error> {
-        match self.evaluate_in(scope)? {
-            Value::Bool(b) => Ok(b),
-            other => Err(self.error(EvalError(format!(
-                "expected a bool, got {}",
-                value::type_name(&other)
-            )))),
+        match self.run(scope).map_err(|e| self.error(e))? {
+            V::Cel(Value::Bool(b)) => Ok(b),
+            V::Json(serde_json::Value::Bool(b)) => Ok(*b),
+            other => {
+                let v = eval::materialize(&other, scope).map_err(|e| self.error(e))?;
+                Err(self.error(EvalError(format!(
+                    "expected a bool, got {}",
+                    value::type_name(&v)
+                ))))
+            }
         }
     }
 
@@ -164,14 +169,15 @@ impl Program {
     }
 }
 
-/// One request bound for CEL: roots are converted from JSON on first use and shared.
+/// One request bound for CEL.
+///
+/// Nothing is converted up front: expressions read the request's JSON in place, and only
+/// values handed to library functions or built into new lists and maps are copied. The
+/// `request` object's metadata is built once, on first use.
 pub struct RequestView<'a> {
     input: &'a PolicyInput,
-    object: OnceCell<EvalResult>,
-    old_object: OnceCell<EvalResult>,
-    request: OnceCell<EvalResult>,
-    namespace_object: OnceCell<EvalResult>,
-    params: OnceCell<EvalResult>,
+    request_json: OnceCell<serde_json::Value>,
+    request_value: OnceCell<EvalResult>,
 }
 
 impl<'a> RequestView<'a> {
@@ -179,11 +185,8 @@ impl<'a> RequestView<'a> {
     pub fn new(input: &'a PolicyInput) -> Self {
         RequestView {
             input,
-            object: OnceCell::new(),
-            old_object: OnceCell::new(),
-            request: OnceCell::new(),
-            namespace_object: OnceCell::new(),
-            params: OnceCell::new(),
+            request_json: OnceCell::new(),
+            request_value: OnceCell::new(),
         }
     }
 
@@ -192,36 +195,40 @@ impl<'a> RequestView<'a> {
         self.input
     }
 
-    fn json_root(cell: &OnceCell<EvalResult>, v: Option<&serde_json::Value>) -> EvalResult {
-        cell.get_or_init(|| match v {
-            Some(v) => value::json_to_cel(v).map_err(EvalError),
-            None => Ok(Value::Null),
-        })
-        .clone()
+    fn request_json(&self) -> &serde_json::Value {
+        self.request_json.get_or_init(|| self.input.request_json())
     }
 
-    pub(crate) fn root(&self, r: Root) -> EvalResult {
-        match r {
-            Root::Object => Self::json_root(&self.object, self.input.object.as_ref()),
-            Root::OldObject => Self::json_root(&self.old_object, self.input.old_object.as_ref()),
-            Root::NamespaceObject => {
-                Self::json_root(&self.namespace_object, self.input.namespace_object.as_ref())
-            }
-            Root::Params => Self::json_root(&self.params, self.input.params.as_ref()),
-            Root::Request => self
-                .request
-                .get_or_init(|| {
-                    let base = value::json_to_cel(&self.input.request_json()).map_err(EvalError)?;
-                    let Value::Map(m) = base else {
-                        return Err(EvalError("request is not a map".to_owned()));
-                    };
-                    let mut map: HashMap<Key, Value> = (*m.map).clone();
-                    map.insert(Key::from("object"), self.root(Root::Object)?);
-                    map.insert(Key::from("oldObject"), self.root(Root::OldObject)?);
-                    Ok(Value::Map(Map { map: Arc::new(map) }))
-                })
-                .clone(),
-        }
+    pub(crate) fn root<'v>(&'v self, r: Root) -> R<'v> {
+        Ok(match r {
+            Root::Object => V::json_or_null(self.input.object.as_ref()),
+            Root::OldObject => V::json_or_null(self.input.old_object.as_ref()),
+            Root::NamespaceObject => V::json_or_null(self.input.namespace_object.as_ref()),
+            Root::Params => V::json_or_null(self.input.params.as_ref()),
+            Root::Request => V::Request,
+        })
+    }
+
+    fn request_value(&self) -> EvalResult {
+        self.request_value
+            .get_or_init(|| {
+                let base = value::json_to_cel(self.request_json()).map_err(EvalError)?;
+                let Value::Map(m) = base else {
+                    return Err(EvalError("request is not a map".to_owned()));
+                };
+                let mut map: HashMap<Key, Value> = (*m.map).clone();
+                let conv = |v: Option<&serde_json::Value>| match v {
+                    Some(v) => value::json_to_cel(v).map_err(EvalError),
+                    None => Ok(Value::Null),
+                };
+                map.insert(Key::from("object"), conv(self.input.object.as_ref())?);
+                map.insert(
+                    Key::from("oldObject"),
+                    conv(self.input.old_object.as_ref())?,
+                );
+                Ok(Value::Map(Map { map: Arc::new(map) }))
+            })
+            .clone()
     }
 }
 
@@ -244,17 +251,17 @@ impl Variable {
     }
 }
 
-enum VarState {
+enum VarState<'v> {
     Pending,
     Running,
-    Done(EvalResult),
+    Done(R<'v>),
 }
 
 /// A policy's variables for one request: each is evaluated at most once, when first read.
 pub struct VariableScope<'v, 'a> {
     view: &'v RequestView<'a>,
     vars: &'v [Variable],
-    state: RefCell<Vec<VarState>>,
+    state: RefCell<Vec<VarState<'v>>>,
 }
 
 impl<'v, 'a> VariableScope<'v, 'a> {
@@ -282,7 +289,7 @@ impl<'v, 'a> VariableScope<'v, 'a> {
         self.vars.iter().rposition(|v| v.name.as_ref() == name)
     }
 
-    fn force(&self, i: usize) -> EvalResult {
+    fn force(&self, i: usize) -> R<'v> {
         {
             let mut st = self.state.borrow_mut();
             match &st[i] {
@@ -302,12 +309,20 @@ impl<'v, 'a> VariableScope<'v, 'a> {
     }
 }
 
-impl Env for VariableScope<'_, '_> {
-    fn root(&self, r: Root) -> EvalResult {
+impl<'v> Env<'v> for VariableScope<'v, '_> {
+    fn root(&self, r: Root) -> R<'v> {
         self.view.root(r)
     }
 
-    fn variable(&self, name: &str) -> EvalResult {
+    fn request_field(&self, field: &str) -> Option<&'v serde_json::Value> {
+        self.view.request_json().get(field)
+    }
+
+    fn request_value(&self) -> EvalResult {
+        self.view.request_value()
+    }
+
+    fn variable(&self, name: &str) -> R<'v> {
         match self.var_index(name) {
             Some(i) => self.force(i),
             None => Err(EvalError(format!(
@@ -316,15 +331,16 @@ impl Env for VariableScope<'_, '_> {
         }
     }
 
-    fn all_variables(&self) -> EvalResult {
+    fn all_variables(&self) -> R<'v> {
         let mut map = HashMap::new();
         for (i, v) in self.vars.iter().enumerate() {
-            map.insert(Key::String(Arc::new(v.name.to_string())), self.force(i)?);
+            let val = eval::materialize(&self.force(i)?, self)?;
+            map.insert(Key::String(Arc::new(v.name.to_string())), val);
         }
-        Ok(Value::Map(Map { map: Arc::new(map) }))
+        Ok(V::Cel(Value::Map(Map { map: Arc::new(map) })))
     }
 
-    fn kyverno(&self, f: KyvernoFn, args: &[Value]) -> EvalResult {
+    fn kyverno(&self, f: KyvernoFn, args: &[Value]) -> R<'v> {
         self.view.input.context.call(f, args)
     }
 }
