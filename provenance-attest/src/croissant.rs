@@ -333,3 +333,76 @@ impl DatasetProvenance {
         Ok(p)
     }
 }
+
+impl DatasetProvenance {
+    /// Drafts the predicate from a Croissant card: name, version, `url` as the source, the
+    /// first license, and every FileObject with a SHA-256 as a source. The dataset `digest`
+    /// is set only when exactly one file is digested (it then is the dataset); otherwise it
+    /// stays empty and [`DatasetProvenance::from_value`] will refuse the draft until the
+    /// publisher adds the digest of the dataset manifest or archive.
+    pub fn from_croissant(card: &CroissantDataset) -> Self {
+        let digests = card.digests();
+        let sources: Vec<DatasetSource> = digests
+            .iter()
+            .map(|(uri, hex)| DatasetSource {
+                uri: (*uri).to_owned(),
+                digest: [("sha256".to_owned(), hex.to_ascii_lowercase())].into(),
+                license: None,
+            })
+            .collect();
+        let digest = match sources.as_slice() {
+            [one] => one.digest.clone(),
+            _ => DigestSet::new(),
+        };
+        DatasetProvenance {
+            name: card.name.clone(),
+            version: card.version.as_ref().map(|v| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            }),
+            source_uri: card.url.clone().unwrap_or_default(),
+            digest,
+            license: card.license.first().cloned().unwrap_or_default(),
+            sources,
+            collection: Collection::default(),
+        }
+    }
+
+    /// Drafts the predicate from an SPDX 3 `dataset_DatasetPackage`: name, version, download
+    /// location, `verifiedUsing` hashes, licenses, `suppliedBy` as the collector and
+    /// `dataset_dataCollectionProcess` as the method.
+    pub fn from_spdx3(
+        doc: &crate::spdx::Spdx3Document,
+        dataset: &crate::spdx::Spdx3Element,
+    ) -> Self {
+        let id = dataset.spdx_id.as_deref().unwrap_or_default();
+        let licenses = doc.licenses_of(id);
+        let labels: Vec<&str> = licenses.iter().map(String::as_str).collect();
+        let collector = dataset.str_property("suppliedBy").map(|s| {
+            doc.element(s)
+                .and_then(|e| e.name.clone())
+                .unwrap_or_else(|| s.to_owned())
+        });
+        DatasetProvenance {
+            name: dataset.name.clone().unwrap_or_default(),
+            version: dataset
+                .str_property("software_packageVersion")
+                .map(str::to_owned),
+            source_uri: dataset
+                .str_property("software_downloadLocation")
+                .unwrap_or_default()
+                .to_owned(),
+            digest: crate::modelcard::spdx3_digest(dataset),
+            license: crate::modelcard::join_licenses(&labels).unwrap_or_default(),
+            sources: Vec::new(),
+            collection: Collection {
+                method: dataset
+                    .str_property("dataset_dataCollectionProcess")
+                    .map(str::to_owned),
+                started_on: None,
+                finished_on: dataset.str_property("builtTime").map(str::to_owned),
+                collector,
+            },
+        }
+    }
+}

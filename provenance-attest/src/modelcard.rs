@@ -10,6 +10,7 @@ use crate::cyclonedx::{self, Bom, Component, ModelDataset};
 use crate::error::{Error, Format};
 use crate::huggingface::HfCard;
 use crate::json::{self, Limits, null_default};
+use crate::spdx::{Spdx3Document, Spdx3Element};
 use crate::statement::{DigestSet, check_digest_set};
 
 /// Predicate type of the model card predicate.
@@ -417,7 +418,137 @@ impl ModelCard {
     }
 }
 
-fn join_licenses(labels: &[&str]) -> Option<String> {
+impl ModelCard {
+    /// Maps an SPDX 3 `ai_AIPackage` onto this predicate.
+    ///
+    /// Mapping: `name`, `software_packageVersion`, `verifiedUsing` hashes, `suppliedBy` and
+    /// `originatedBy` (element names), licenses (`hasDeclaredLicense`/`hasConcludedLicense`),
+    /// `ai_typeOfModel` as the task, `ai_informationAboutApplication` as the intended use,
+    /// `ai_limitation`, `ai_metric` as one evaluation, and as training datasets the targets of
+    /// `trainedOn` relationships from the package or anything it `contains` (transitively).
+    pub fn from_spdx3(doc: &Spdx3Document, package: &Spdx3Element) -> Self {
+        let id = package.spdx_id.as_deref().unwrap_or_default();
+        let str_list = |key: &str| -> Vec<String> {
+            match package.properties.get(key) {
+                Some(Value::String(s)) => vec![s.clone()],
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect(),
+                _ => Vec::new(),
+            }
+        };
+        let mut owners: Vec<Owner> = Vec::new();
+        for key in ["suppliedBy", "originatedBy"] {
+            let ids: Vec<String> = match package.properties.get(key) {
+                Some(Value::String(s)) => vec![s.clone()],
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for i in ids {
+                let name = doc.element(&i).and_then(|e| e.name.clone()).unwrap_or(i);
+                if !owners.iter().any(|o| o.name == name) {
+                    owners.push(Owner {
+                        name,
+                        contact: None,
+                    });
+                }
+            }
+        }
+        let licenses = doc.licenses_of(id);
+        let labels: Vec<&str> = licenses.iter().map(String::as_str).collect();
+        let mut scope: Vec<&str> = doc.contained(id);
+        scope.push(id);
+        let mut training_datasets = Vec::new();
+        for (from, kind, to) in doc.relationships() {
+            if kind != "trainedOn" || !scope.contains(&from) {
+                continue;
+            }
+            for t in to {
+                let target = doc.element(t);
+                let name = target
+                    .and_then(|e| e.name.clone())
+                    .unwrap_or_else(|| t.to_owned());
+                if training_datasets
+                    .iter()
+                    .any(|d: &DatasetRef| d.name == name)
+                {
+                    continue;
+                }
+                let dl = target
+                    .and_then(|e| e.str_property("software_downloadLocation"))
+                    .map(str::to_owned);
+                let tl = doc.licenses_of(t);
+                let tl: Vec<&str> = tl.iter().map(String::as_str).collect();
+                training_datasets.push(DatasetRef {
+                    name,
+                    uri: dl,
+                    digest: target.map(spdx3_digest).unwrap_or_default(),
+                    license: join_licenses(&tl),
+                    split: None,
+                });
+            }
+        }
+        let metrics: Vec<Metric> = match package.properties.get("ai_metric") {
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(|m| {
+                    Some(Metric {
+                        metric_type: m.get("key")?.as_str()?.to_owned(),
+                        value: m.get("value").cloned().unwrap_or(Value::Null),
+                        slice: None,
+                    })
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let task = str_list("ai_typeOfModel");
+        ModelCard {
+            name: package.name.clone().unwrap_or_default(),
+            version: package
+                .str_property("software_packageVersion")
+                .map(str::to_owned),
+            digest: spdx3_digest(package),
+            owners,
+            license: join_licenses(&labels),
+            task: (!task.is_empty()).then(|| task.join(", ")),
+            intended_use: IntendedUse {
+                description: package
+                    .str_property("ai_informationAboutApplication")
+                    .map(str::to_owned),
+                ..Default::default()
+            },
+            training_datasets,
+            evaluation: if metrics.is_empty() {
+                Vec::new()
+            } else {
+                vec![Evaluation {
+                    task: None,
+                    dataset: None,
+                    metrics,
+                }]
+            },
+            limitations: str_list("ai_limitation"),
+            ..Default::default()
+        }
+    }
+}
+
+/// The well-formed hashes of an SPDX 3 element as a digest set.
+pub(crate) fn spdx3_digest(e: &Spdx3Element) -> DigestSet {
+    e.hashes()
+        .into_iter()
+        .filter(|(alg, hex)| {
+            let set: DigestSet = [(alg.clone(), hex.clone())].into();
+            check_digest_set(Format::ModelCard, "", &set).is_ok()
+        })
+        .collect()
+}
+
+pub(crate) fn join_licenses(labels: &[&str]) -> Option<String> {
     match labels {
         [] => None,
         [one] => Some((*one).to_owned()),

@@ -656,6 +656,33 @@ impl Spdx3Document {
             .collect()
     }
 
+    /// The element with this `spdxId`.
+    pub fn element(&self, spdx_id: &str) -> Option<&Spdx3Element> {
+        self.elements
+            .iter()
+            .find(|e| e.spdx_id.as_deref() == Some(spdx_id))
+    }
+
+    /// Ids an element `contains`, transitively (bounded by the number of elements).
+    pub fn contained(&self, spdx_id: &str) -> Vec<&str> {
+        let rels = self.relationships();
+        let mut out: Vec<&str> = Vec::new();
+        let mut queue: Vec<&str> = vec![spdx_id];
+        while let Some(id) = queue.pop() {
+            for (from, kind, to) in &rels {
+                if *from == id && *kind == "contains" {
+                    for t in to {
+                        if !out.contains(t) && out.len() < self.elements.len() {
+                            out.push(t);
+                            queue.push(t);
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// License expressions an element has (`hasDeclaredLicense` / `hasConcludedLicense`),
     /// resolved through the license elements of the graph.
     pub fn licenses_of(&self, spdx_id: &str) -> Vec<String> {

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use provenance_attest::croissant::CroissantDataset;
+use provenance_attest::croissant::{CroissantDataset, DatasetProvenance};
 use provenance_attest::cyclonedx::Bom;
 use provenance_attest::huggingface::HfCard;
 use provenance_attest::modelcard::ModelCard;
@@ -607,9 +607,31 @@ fn spdx_corpus() {
             .iter()
             .any(|(_, t, _)| *t == "trainedOn")
     );
+    let card = ModelCard::from_spdx3(&doc, models[0]);
+    assert_eq!(card.license.as_deref(), Some("CC0-1.0"));
+    let trained_on: Vec<&str> = doc
+        .relationships()
+        .into_iter()
+        .filter(|(_, t, _)| *t == "trainedOn")
+        .flat_map(|(_, _, to)| to)
+        .collect();
+    assert_eq!(card.training_datasets.len(), trained_on.len());
+    assert!(
+        card.evaluation[0]
+            .metrics
+            .iter()
+            .any(|m| m.metric_type == "precision")
+    );
+    ModelCard::from_value(&card.to_value(), &limits).unwrap();
     report(
         ai,
-        "ok (SPDX 3): 1 AI package, 1 dataset, CC0-1.0, trainedOn relationship",
+        &format!(
+            "ok (SPDX 3): 1 AI package, 1 dataset, CC0-1.0; model card trained on {:?}",
+            card.training_datasets
+                .iter()
+                .map(|d| &d.name)
+                .collect::<Vec<_>>()
+        ),
     );
 
     let doc = Spdx3Document::from_json_with(&read(&dir, dataset), &limits).unwrap();
@@ -619,9 +641,19 @@ fn spdx_corpus() {
         doc.licenses_of(ds.spdx_id.as_deref().unwrap()),
         ["CC-BY-4.0"]
     );
+    let dp = DatasetProvenance::from_spdx3(&doc, ds);
+    let dp = DatasetProvenance::from_value(&serde_json::to_value(&dp).unwrap(), &limits).unwrap();
+    assert_eq!(dp.license, "CC-BY-4.0");
+    assert_eq!(
+        dp.collection.collector.as_deref(),
+        Some("Our World in Data")
+    );
     report(
         dataset,
-        &format!("ok (SPDX 3): dataset with hashes {:?}", ds.hashes()),
+        &format!(
+            "ok (SPDX 3): dataset with hashes {:?}, valid dataset-provenance draft",
+            ds.hashes()
+        ),
     );
 
     let doc = Spdx3Document::from_json_with(&read(&dir, sw), &limits).unwrap();
@@ -774,4 +806,28 @@ fn croissant_corpus() {
         hf,
         "ok: 1.1; repository FileObject has a URL, not a digest, in sha256",
     );
+
+    // Dataset provenance drafts: complete when exactly one file is digested (it is the
+    // dataset), refused at `digest` otherwise.
+    for f in [simple, dices, hf] {
+        let d = CroissantDataset::from_json(&read(&dir, f)).unwrap();
+        let draft = serde_json::to_value(DatasetProvenance::from_croissant(&d)).unwrap();
+        let r = DatasetProvenance::from_value(&draft, &Limits::default());
+        if d.digests().len() == 1 {
+            assert_eq!(r.unwrap().digest["sha256"], d.digests()[0].1);
+            report(f, "dataset provenance draft: valid");
+        } else {
+            // Required fields are checked in order: a card without a license fails there.
+            let missing = if d.license.is_empty() {
+                "license"
+            } else {
+                "digest"
+            };
+            assert_eq!(r.unwrap_err().path(), Some(missing));
+            report(
+                f,
+                &format!("dataset provenance draft: refused at `{missing}` (incomplete card)"),
+            );
+        }
+    }
 }
