@@ -41,6 +41,8 @@ pub mod error;
 pub mod export;
 pub mod layout;
 pub mod registry;
+#[cfg(feature = "rekor")]
+pub mod rekor;
 pub mod source;
 pub mod types;
 
