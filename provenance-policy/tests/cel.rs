@@ -206,6 +206,25 @@ fn fuzz_like_inputs_do_not_panic() {
 }
 
 #[test]
+fn deep_nesting_is_an_error_not_a_crash() {
+    let input = PolicyInput::create(pod());
+    for n in [10usize, 50, 100, 250, 1000] {
+        for src in [
+            format!("{}1{}", "(".repeat(n), ")".repeat(n)),
+            format!("1{}", " + 1".repeat(n * 4)),
+            format!("{}true", "!".repeat(n)),
+            format!("{}1{}", "[".repeat(n), "]".repeat(n)),
+            format!("{}1{}", "true ? ".repeat(n), " : 2".repeat(n)),
+        ] {
+            if let Ok(p) = Program::compile(&src) {
+                let _ = p.evaluate(&RequestView::new(&input));
+            }
+        }
+    }
+    assert!(Program::compile(&format!("{}1{}", "(".repeat(20), ")".repeat(20))).is_ok());
+}
+
+#[test]
 fn lazy_variables_and_context_libraries() {
     let policy = json!({
         "apiVersion": "policies.kyverno.io/v1", "kind": "ValidatingPolicy",

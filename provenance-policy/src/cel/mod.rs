@@ -77,28 +77,43 @@ impl Program {
         if src.trim().is_empty() {
             return Err(err("empty expression".to_owned()));
         }
-        let parsed = std::panic::catch_unwind(|| {
-            kube_cel::cel::parser::Parser::new()
-                .enable_optional_syntax(true)
-                .parse(src)
-        })
-        .map_err(|_| err("the CEL parser failed on this input".to_owned()))?
-        .map_err(|e| err(format!("parse error: {e}")))?;
-        let mut lowering = Lowering::new();
-        let node = lowering.lower(&parsed).map_err(|reason| {
-            if let Some(rest) = reason.strip_prefix("unsupported: ") {
-                Error::Unsupported {
-                    field: format!("CEL {rest} (in {src:?})"),
-                }
-            } else {
-                err(reason)
-            }
+        let score = nesting_score(src);
+        if score > MAX_NESTING {
+            return Err(err(format!(
+                "expression nests deeper than {MAX_NESTING} levels"
+            )));
+        }
+        let owned = src.to_owned();
+        let work = move || compile_inner(&owned);
+        // The generated parser is deeply recursive (about 100 KiB of stack per nesting level
+        // in debug builds): shallow expressions are parsed in place, others on a thread with
+        // a large stack so that no input can overflow the caller's stack.
+        let lowered = if score <= INLINE_NESTING && src.len() <= INLINE_LEN {
+            work()
+        } else {
+            std::thread::Builder::new()
+                .name("cel-parse".to_owned())
+                .stack_size(PARSE_STACK)
+                .spawn(work)
+                .map_err(|e| err(format!("cannot start the parser thread: {e}")))?
+                .join()
+                .unwrap_or_else(|_| {
+                    Err(CompileError::Invalid(
+                        "the CEL parser failed on this input".to_owned(),
+                    ))
+                })
+        };
+        let (node, slots, variables) = lowered.map_err(|e| match e {
+            CompileError::Unsupported(rest) => Error::Unsupported {
+                field: format!("CEL {rest} (in {src:?})"),
+            },
+            CompileError::Invalid(reason) => err(reason),
         })?;
         Ok(Program {
             source: Arc::from(src),
             node,
-            slots: lowering.max_slots,
-            variables: lowering.refs.variables,
+            slots,
+            variables,
         })
     }
 
@@ -167,6 +182,85 @@ impl Program {
         let v = self.evaluate_in(scope)?;
         value::cel_to_json(&v).map_err(|r| self.error(EvalError(r)))
     }
+}
+
+/// Deepest bracket / ternary / unary nesting accepted (cel-go's parser limit is 250).
+const MAX_NESTING: usize = 200;
+/// Deepest AST accepted (bounds the evaluator's recursion).
+const MAX_AST_DEPTH: usize = 400;
+/// Expressions at most this nested and long are parsed on the caller's stack.
+const INLINE_NESTING: usize = 6;
+const INLINE_LEN: usize = 2048;
+/// Stack of the parser thread for deeper expressions.
+const PARSE_STACK: usize = 256 << 20;
+
+enum CompileError {
+    Unsupported(String),
+    Invalid(String),
+}
+
+type Lowered = (Node, usize, Vec<Arc<str>>);
+
+fn compile_inner(src: &str) -> Result<Lowered, CompileError> {
+    let parsed = std::panic::catch_unwind(|| {
+        kube_cel::cel::parser::Parser::new()
+            .enable_optional_syntax(true)
+            .parse(src)
+    })
+    .map_err(|_| CompileError::Invalid("the CEL parser failed on this input".to_owned()))?
+    .map_err(|e| CompileError::Invalid(format!("parse error: {e}")))?;
+    if eval::ast_depth(&parsed) > MAX_AST_DEPTH {
+        return Err(CompileError::Invalid(format!(
+            "expression nests deeper than {MAX_AST_DEPTH} levels"
+        )));
+    }
+    let mut lowering = Lowering::new();
+    let node =
+        lowering
+            .lower(&parsed)
+            .map_err(|reason| match reason.strip_prefix("unsupported: ") {
+                Some(rest) => CompileError::Unsupported(rest.to_owned()),
+                None => CompileError::Invalid(reason),
+            })?;
+    Ok((node, lowering.max_slots, lowering.refs.variables))
+}
+
+/// An upper estimate of the parser's recursion: bracket depth plus ternaries plus the longest
+/// run of unary operators, outside string literals.
+fn nesting_score(src: &str) -> usize {
+    let (mut depth, mut max_depth, mut ternaries, mut unary_run, mut max_unary) =
+        (0usize, 0, 0, 0, 0);
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for ch in src.chars() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if ch == '\\' {
+                escaped = true;
+            } else if ch == q {
+                quote = None;
+            }
+            continue;
+        }
+        match ch {
+            '\'' | '"' => quote = Some(ch),
+            '(' | '[' | '{' => {
+                depth += 1;
+                max_depth = max_depth.max(depth);
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            '?' => ternaries += 1,
+            _ => {}
+        }
+        if ch == '!' || ch == '-' {
+            unary_run += 1;
+            max_unary = max_unary.max(unary_run);
+        } else if !ch.is_whitespace() {
+            unary_run = 0;
+        }
+    }
+    max_depth + ternaries + max_unary
 }
 
 /// One request bound for CEL.
