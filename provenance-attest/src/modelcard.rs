@@ -3,6 +3,8 @@
 //!
 //! The schema is specified in `docs/model-card-predicate.md`.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -304,8 +306,17 @@ impl ModelCard {
         if let Some(mc) = &component.model_card {
             if let Some(mp) = &mc.model_parameters {
                 card.task = mp.task.clone();
+                // Index bom-refs once: a model card may reference many datasets in a big BOM.
+                let by_ref: HashMap<&str, &Component> = match bom {
+                    Some(b) if !mp.datasets.is_empty() => b
+                        .all_components()
+                        .filter_map(|c| c.bom_ref.as_deref().map(|r| (r, c)))
+                        .collect(),
+                    _ => HashMap::new(),
+                };
                 for d in &mp.datasets {
-                    card.training_datasets.push(dataset_from_cyclonedx(d, bom));
+                    card.training_datasets
+                        .push(dataset_from_cyclonedx(d, &by_ref));
                 }
             }
             if let Some(c) = &mc.considerations {
@@ -463,33 +474,33 @@ impl ModelCard {
         let mut scope: Vec<&str> = doc.contained(id);
         scope.push(id);
         let mut training_datasets = Vec::new();
-        for (from, kind, to) in doc.relationships() {
-            if kind != "trainedOn" || !scope.contains(&from) {
-                continue;
-            }
-            for t in to {
-                let target = doc.element(t);
-                let name = target
-                    .and_then(|e| e.name.clone())
-                    .unwrap_or_else(|| t.to_owned());
-                if training_datasets
-                    .iter()
-                    .any(|d: &DatasetRef| d.name == name)
-                {
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+        for from in scope {
+            for (kind, to) in doc.relationships_from(from) {
+                if kind != "trainedOn" {
                     continue;
                 }
-                let dl = target
-                    .and_then(|e| e.str_property("software_downloadLocation"))
-                    .map(str::to_owned);
-                let tl = doc.licenses_of(t);
-                let tl: Vec<&str> = tl.iter().map(String::as_str).collect();
-                training_datasets.push(DatasetRef {
-                    name,
-                    uri: dl,
-                    digest: target.map(spdx3_digest).unwrap_or_default(),
-                    license: join_licenses(&tl),
-                    split: None,
-                });
+                for t in to {
+                    let target = doc.element(t);
+                    let name = target
+                        .and_then(|e| e.name.clone())
+                        .unwrap_or_else(|| t.to_owned());
+                    if !seen.insert(name.clone()) {
+                        continue;
+                    }
+                    let dl = target
+                        .and_then(|e| e.str_property("software_downloadLocation"))
+                        .map(str::to_owned);
+                    let tl = doc.licenses_of(t);
+                    let tl: Vec<&str> = tl.iter().map(String::as_str).collect();
+                    training_datasets.push(DatasetRef {
+                        name,
+                        uri: dl,
+                        digest: target.map(spdx3_digest).unwrap_or_default(),
+                        license: join_licenses(&tl),
+                        split: None,
+                    });
+                }
             }
         }
         let metrics: Vec<Metric> = match package.properties.get("ai_metric") {
@@ -577,7 +588,7 @@ fn hashes_to_digest_set(hashes: &[cyclonedx::Hash]) -> DigestSet {
         .collect()
 }
 
-fn dataset_from_cyclonedx(d: &ModelDataset, bom: Option<&Bom>) -> DatasetRef {
+fn dataset_from_cyclonedx(d: &ModelDataset, by_ref: &HashMap<&str, &Component>) -> DatasetRef {
     match d {
         ModelDataset::Inline(data) => DatasetRef {
             name: data.name.clone().unwrap_or_default(),
@@ -585,7 +596,7 @@ fn dataset_from_cyclonedx(d: &ModelDataset, bom: Option<&Bom>) -> DatasetRef {
             ..Default::default()
         },
         ModelDataset::Ref { reference } => {
-            let comp = bom.and_then(|b| b.component_by_ref(reference));
+            let comp = by_ref.get(reference.as_str()).copied();
             match comp {
                 Some(c) => {
                     let labels: Vec<&str> = c.licenses.iter().filter_map(|l| l.label()).collect();

@@ -4,7 +4,7 @@
 //! stricter checks of the specification are in [`SpdxDocument::problems`], so a policy can
 //! decide whether a document that parses but does not validate is acceptable.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -539,13 +539,18 @@ impl Spdx3Element {
 
 /// An SPDX 3.0 JSON-LD document: the `@graph` elements, with views for packages (including
 /// the AI and Dataset profiles), relationships and licenses.
+///
+/// Look-ups by id and by relationship source are indexed, so views stay linear in the size of
+/// the document whatever its shape.
 #[derive(Debug, Clone, PartialEq, Default)]
 #[non_exhaustive]
 pub struct Spdx3Document {
     /// The `@context` IRI (`https://spdx.org/rdf/3.0.1/spdx-context.jsonld`).
     pub context: String,
-    /// Every element of `@graph`.
-    pub elements: Vec<Spdx3Element>,
+    elements: Vec<Spdx3Element>,
+    by_id: HashMap<String, usize>,
+    /// Relationship element indices by their `from`.
+    out_edges: HashMap<String, Vec<usize>>,
 }
 
 #[derive(Deserialize)]
@@ -603,10 +608,57 @@ impl Spdx3Document {
                 });
             }
         }
+        let mut by_id = HashMap::new();
+        let mut out_edges: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, e) in w.graph.iter().enumerate() {
+            if let Some(id) = &e.spdx_id {
+                by_id.entry(id.clone()).or_insert(i);
+            }
+            if e.element_type.ends_with("Relationship")
+                && let Some(from) = e.str_property("from")
+            {
+                out_edges.entry(from.to_owned()).or_default().push(i);
+            }
+        }
         Ok(Spdx3Document {
             context,
             elements: w.graph,
+            by_id,
+            out_edges,
         })
+    }
+
+    /// Every element of `@graph`, in document order.
+    pub fn elements(&self) -> &[Spdx3Element] {
+        &self.elements
+    }
+
+    fn relationship_view(e: &Spdx3Element) -> (&str, &str, Vec<&str>) {
+        let to = match e.properties.get("to") {
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+            Some(Value::String(s)) => vec![s.as_str()],
+            _ => Vec::new(),
+        };
+        (
+            e.str_property("from").unwrap_or_default(),
+            e.str_property("relationshipType").unwrap_or_default(),
+            to,
+        )
+    }
+
+    /// Relationships starting at `spdx_id`, as (type, to) pairs.
+    pub fn relationships_from(&self, spdx_id: &str) -> Vec<(&str, Vec<&str>)> {
+        self.out_edges
+            .get(spdx_id)
+            .map(|idx| {
+                idx.iter()
+                    .map(|&i| {
+                        let (_, kind, to) = Self::relationship_view(&self.elements[i]);
+                        (kind, to)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Elements of one type.
@@ -641,41 +693,29 @@ impl Spdx3Document {
         self.elements
             .iter()
             .filter(|e| e.element_type.ends_with("Relationship"))
-            .map(|e| {
-                let to = match e.properties.get("to") {
-                    Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
-                    Some(Value::String(s)) => vec![s.as_str()],
-                    _ => Vec::new(),
-                };
-                (
-                    e.str_property("from").unwrap_or_default(),
-                    e.str_property("relationshipType").unwrap_or_default(),
-                    to,
-                )
-            })
+            .map(Self::relationship_view)
             .collect()
     }
 
     /// The element with this `spdxId`.
     pub fn element(&self, spdx_id: &str) -> Option<&Spdx3Element> {
-        self.elements
-            .iter()
-            .find(|e| e.spdx_id.as_deref() == Some(spdx_id))
+        self.by_id.get(spdx_id).map(|&i| &self.elements[i])
     }
 
-    /// Ids an element `contains`, transitively (bounded by the number of elements).
+    /// Ids an element `contains`, transitively.
     pub fn contained(&self, spdx_id: &str) -> Vec<&str> {
-        let rels = self.relationships();
+        let mut seen: HashSet<&str> = HashSet::new();
         let mut out: Vec<&str> = Vec::new();
         let mut queue: Vec<&str> = vec![spdx_id];
         while let Some(id) = queue.pop() {
-            for (from, kind, to) in &rels {
-                if *from == id && *kind == "contains" {
-                    for t in to {
-                        if !out.contains(t) && out.len() < self.elements.len() {
-                            out.push(t);
-                            queue.push(t);
-                        }
+            for (kind, to) in self.relationships_from(id) {
+                if kind != "contains" {
+                    continue;
+                }
+                for t in to {
+                    if seen.insert(t) {
+                        out.push(t);
+                        queue.push(t);
                     }
                 }
             }
@@ -687,13 +727,11 @@ impl Spdx3Document {
     /// resolved through the license elements of the graph.
     pub fn licenses_of(&self, spdx_id: &str) -> Vec<String> {
         let mut out = Vec::new();
-        for (from, kind, to) in self.relationships() {
-            if from == spdx_id && (kind == "hasDeclaredLicense" || kind == "hasConcludedLicense") {
+        for (kind, to) in self.relationships_from(spdx_id) {
+            if kind == "hasDeclaredLicense" || kind == "hasConcludedLicense" {
                 for t in to {
                     let expr = self
-                        .elements
-                        .iter()
-                        .find(|e| e.spdx_id.as_deref() == Some(t))
+                        .element(t)
                         .and_then(|e| e.str_property("simplelicensing_licenseExpression"))
                         .map(str::to_owned)
                         .unwrap_or_else(|| t.rsplit('/').next().unwrap_or(t).to_owned());
