@@ -301,7 +301,7 @@ fn element(node: &Node, parent: &str) -> Value {
         )
     };
     // Keys that hold an array because the element repeats (or must always be a list).
-    let mut arrays: Vec<String> = Vec::new();
+    let mut arrays: std::collections::HashSet<String> = std::collections::HashSet::new();
     for c in &node.children {
         let v = element(c, &node.name);
         let key = json_key(&c.name);
@@ -311,11 +311,11 @@ fn element(node: &Node, parent: &str) -> Value {
             }
         } else if always_array(&c.name) {
             obj.insert(key.clone(), Value::Array(vec![v]));
-            arrays.push(key);
+            arrays.insert(key);
         } else if let Some(existing) = obj.get_mut(&key) {
             let prev = existing.take();
             *existing = Value::Array(vec![prev, v]);
-            arrays.push(key);
+            arrays.insert(key);
         } else {
             obj.insert(key, v);
         }

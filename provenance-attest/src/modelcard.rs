@@ -450,6 +450,7 @@ impl ModelCard {
             }
         };
         let mut owners: Vec<Owner> = Vec::new();
+        let mut owner_names: std::collections::HashSet<String> = std::collections::HashSet::new();
         for key in ["suppliedBy", "originatedBy"] {
             let ids: Vec<String> = match package.properties.get(key) {
                 Some(Value::String(s)) => vec![s.clone()],
@@ -461,7 +462,7 @@ impl ModelCard {
             };
             for i in ids {
                 let name = doc.element(&i).and_then(|e| e.name.clone()).unwrap_or(i);
-                if !owners.iter().any(|o| o.name == name) {
+                if owner_names.insert(name.clone()) {
                     owners.push(Owner {
                         name,
                         contact: None,
