@@ -624,7 +624,7 @@ impl RegistryClient {
                         .await
                     {
                         Ok(body) => return manifest_from(body, d.algorithm()),
-                        Err(e) => last = Some(e),
+                        Err(e) => keep_error(&mut last, e),
                     }
                 }
                 Err(last.unwrap_or(Error::NotFound {
@@ -725,7 +725,7 @@ impl RegistryClient {
                 .await
             {
                 Ok(b) => return Ok(b.bytes),
-                Err(e) => last = Some(e),
+                Err(e) => keep_error(&mut last, e),
             }
         }
         Err(last.unwrap_or(Error::NotFound {
@@ -743,25 +743,40 @@ impl RegistryClient {
     ) -> Result<(), Error> {
         let ctx = self.ctx(image)?;
         let reference = format!("{}@{digest}", image.name());
-        let host = ctx.primary_host();
-        let url = ctx.url(&host, &format!("blobs/{digest}"));
-        let sem = self.semaphore(&host);
-        let _permit = sem.acquire().await.map_err(|_| Error::Config {
-            message: "client shut down".into(),
-        })?;
-        let resp = self
-            .send(&ctx, &host, Method::GET, &url, "*/*", "blob", &reference)
-            .await?;
-        stream_to_file(
-            resp,
-            &host,
-            self.config.timeouts.request,
-            limit,
-            digest,
-            dest,
-            &reference,
-        )
-        .await
+        let mut last = None;
+        for host in self.digest_hosts(&ctx) {
+            let url = ctx.url(&host, &format!("blobs/{digest}"));
+            let sem = self.semaphore(&host);
+            let _permit = sem.acquire().await.map_err(|_| Error::Config {
+                message: "client shut down".into(),
+            })?;
+            let r = match self
+                .send(&ctx, &host, Method::GET, &url, "*/*", "blob", &reference)
+                .await
+            {
+                Ok(resp) => {
+                    stream_to_file(
+                        resp,
+                        &host,
+                        self.config.timeouts.request,
+                        limit,
+                        digest,
+                        dest,
+                        &reference,
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            };
+            match r {
+                Ok(()) => return Ok(()),
+                Err(e) => keep_error(&mut last, e),
+            }
+        }
+        Err(last.unwrap_or(Error::NotFound {
+            what: "blob",
+            reference,
+        }))
     }
 
     async fn referrers_inner(
@@ -814,6 +829,17 @@ impl RegistryClient {
                 .map(Some)
             }
         }
+    }
+}
+
+/// Across mirrors and the registry (tried last), the error worth reporting: the first
+/// evidence failure (wrong or oversized bytes from any host must not be masked by another
+/// host lacking the content or being down), else the registry's own error.
+fn keep_error(slot: &mut Option<Error>, e: Error) {
+    let is_evidence = |x: &Error| !x.is_infrastructure() && !matches!(x, Error::NotFound { .. });
+    match slot {
+        Some(prev) if is_evidence(prev) => {}
+        _ => *slot = Some(e),
     }
 }
 

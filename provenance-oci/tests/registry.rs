@@ -620,6 +620,19 @@ async fn mirrors_serve_digests_and_endpoint_replaces_the_registry() {
         c.blob(&img, &only, 1024).await.unwrap(),
         b"only on the mirror".to_vec()
     );
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("blob");
+    c.blob_to_file(&img, &only, 1024, &dest).await.unwrap();
+    assert_eq!(
+        std::fs::read(&dest).unwrap(),
+        b"only on the mirror".to_vec()
+    );
+    let e = c
+        .blob_to_file(&img, &only, 4, &tmp.path().join("small"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "oci.too_large");
+    assert!(!tmp.path().join("small").exists());
     // Tags never come from a mirror: an upstream without the tag is not found even though
     // the mirror has it.
     mirror
