@@ -205,13 +205,12 @@ pub(crate) fn eval<'a>(node: &'a Node, data: Val<'a>, cx: &mut Ctx<'_>) -> R<'a>
             }
             Ok(Cow::Owned(Value::Array(out)))
         }
-        Node::Projection(l, r) => {
-            let left = nf_null(eval(l, data, cx))?;
-            let Some(items) = into_items(left) else {
-                return Ok(Cow::Borrowed(&NULL));
-            };
-            project(items, r, cx)
-        }
+        Node::Projection(..) | Node::Flatten(_) => Ok(match eval_items(node, data, cx)? {
+            Some(items) => Cow::Owned(Value::Array(
+                items.into_iter().map(Cow::into_owned).collect(),
+            )),
+            None => Cow::Borrowed(&NULL),
+        }),
         Node::ValueProjection(l, r) => {
             let Ok(left) = eval(l, data, cx) else {
                 return Ok(Cow::Borrowed(&NULL));
@@ -224,10 +223,7 @@ pub(crate) fn eval<'a>(node: &'a Node, data: Val<'a>, cx: &mut Ctx<'_>) -> R<'a>
             project(items, r, cx)
         }
         Node::Filter(l, r, cond) => {
-            let Ok(left) = eval(l, data, cx) else {
-                return Ok(Cow::Borrowed(&NULL));
-            };
-            let Some(items) = into_items(left) else {
+            let Ok(Some(items)) = eval_items(l, data, cx) else {
                 return Ok(Cow::Borrowed(&NULL));
             };
             let mut out = Vec::new();
@@ -239,23 +235,6 @@ pub(crate) fn eval<'a>(node: &'a Node, data: Val<'a>, cx: &mut Ctx<'_>) -> R<'a>
                     if !v.is_null() {
                         out.push(v.into_owned());
                     }
-                }
-            }
-            Ok(Cow::Owned(Value::Array(out)))
-        }
-        Node::Flatten(inner) => {
-            let Ok(left) = eval(inner, data, cx) else {
-                return Ok(Cow::Borrowed(&NULL));
-            };
-            let Some(items) = into_items(left) else {
-                return Ok(Cow::Borrowed(&NULL));
-            };
-            let mut out = Vec::new();
-            for it in items {
-                match it {
-                    Cow::Borrowed(Value::Array(a)) => out.extend(a.iter().cloned()),
-                    Cow::Owned(Value::Array(a)) => out.extend(a),
-                    other => out.push(other.into_owned()),
                 }
             }
             Ok(Cow::Owned(Value::Array(out)))
@@ -346,6 +325,83 @@ pub(crate) fn eval<'a>(node: &'a Node, data: Val<'a>, cx: &mut Ctx<'_>) -> R<'a>
         Node::Expref(_) => Err(EvalError::Other(
             "an expression reference (&expr) is only valid as a function argument".into(),
         )),
+    }
+}
+
+/// Evaluates `node` as a list without building it: `Some(items)` when the result is an array
+/// (items stay borrowed from the input where possible), `None` when it is not an array.
+/// Errors are exactly those of [`eval`]. Projections and flattens chain through this, so
+/// `spec.containers[].image` or `[a, b][].c` copy only the values they finally return.
+fn eval_items<'a>(
+    node: &'a Node,
+    data: Val<'a>,
+    cx: &mut Ctx<'_>,
+) -> Result<Option<Vec<Val<'a>>>, EvalError> {
+    match node {
+        Node::Flatten(inner) => {
+            // go-jmespath: any error on the left gives null.
+            let Ok(Some(items)) = eval_items(inner, data, cx) else {
+                return Ok(None);
+            };
+            let mut out = Vec::with_capacity(items.len());
+            for it in items {
+                match it {
+                    Cow::Borrowed(Value::Array(a)) => out.extend(a.iter().map(Cow::Borrowed)),
+                    Cow::Owned(Value::Array(a)) => out.extend(a.into_iter().map(Cow::Owned)),
+                    other => out.push(other),
+                }
+            }
+            Ok(Some(out))
+        }
+        Node::Projection(l, r) => {
+            let items = match eval_items(l, data, cx) {
+                Ok(Some(items)) => items,
+                Ok(None) | Err(EvalError::NotFound(_)) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let mut out = Vec::with_capacity(items.len());
+            for it in items {
+                let v = nf_null(eval(r, it, cx))?;
+                if !v.is_null() {
+                    out.push(v);
+                }
+            }
+            Ok(Some(out))
+        }
+        Node::MultiList(list) => match data {
+            Cow::Borrowed(Value::Null) => Ok(None),
+            Cow::Borrowed(d) => {
+                let mut out = Vec::with_capacity(list.len());
+                for it in list {
+                    out.push(nf_null(eval(it, Cow::Borrowed(d), cx))?);
+                }
+                Ok(Some(out))
+            }
+            Cow::Owned(d) => {
+                if d.is_null() {
+                    return Ok(None);
+                }
+                let mut out = Vec::with_capacity(list.len());
+                for it in list {
+                    out.push(Cow::Owned(
+                        nf_null(eval(it, Cow::Borrowed(&d), cx))?.into_owned(),
+                    ));
+                }
+                Ok(Some(out))
+            }
+        },
+        Node::Subexpr(l, r) | Node::IndexExpr(l, r) => {
+            let left = eval(l, data, cx)?;
+            eval_items(r, left, cx)
+        }
+        Node::Pipe(l, r) => {
+            let left = nf_null(eval(l, data, cx))?;
+            match eval_items(r, left, cx) {
+                Err(EvalError::NotFound(_)) => Ok(None),
+                other => other,
+            }
+        }
+        _ => Ok(into_items(eval(node, data, cx)?)),
     }
 }
 
