@@ -81,7 +81,7 @@ pub struct Statement {
     pub subjects: Vec<Subject>,
     /// The predicate type URI.
     pub predicate_type: String,
-    /// The predicate (`null` if absent, which only v0.1 allows).
+    /// The predicate object (`{}` when absent: in-toto treats unset as set-but-empty).
     pub predicate: Value,
 }
 
@@ -219,17 +219,23 @@ impl Statement {
                 path: "predicateType".into(),
             });
         }
-        if version == StatementVersion::V1 && w.predicate.is_null() {
-            return Err(Error::MissingField {
-                format: Format::Statement,
-                path: "predicate".into(),
-            });
-        }
+        // "Unset is treated the same as set-but-empty" (in-toto Statement v1); so for v0.1.
+        let predicate = match w.predicate {
+            Value::Null => Value::Object(Default::default()),
+            v @ Value::Object(_) => v,
+            _ => {
+                return Err(Error::Schema {
+                    format: Format::Statement,
+                    path: "predicate".into(),
+                    message: "must be an object".into(),
+                });
+            }
+        };
         Ok(Statement {
             version,
             subjects: w.subject,
             predicate_type: w.predicate_type,
-            predicate: w.predicate,
+            predicate,
         })
     }
 

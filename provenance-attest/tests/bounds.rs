@@ -135,7 +135,7 @@ fn statement_errors_have_codes_and_paths() {
             Some("predicateType"),
         ),
         (
-            json!({"_type": "https://in-toto.io/Statement/v1", "subject": [{"digest": {"sha256": HELLO}}], "predicateType": "x"}),
+            json!({"_type": "https://in-toto.io/Statement/v1", "subject": [{"digest": {"sha256": HELLO}}], "predicateType": "x", "predicate": [1]}),
             "attest.statement.schema",
             Some("predicate"),
         ),
@@ -152,6 +152,14 @@ fn statement_errors_have_codes_and_paths() {
             assert_eq!(err.path(), Some(p), "{doc}: {err}");
         }
     }
+    // An absent predicate is the empty object (in-toto: unset is treated as set-but-empty).
+    let st = Statement::from_json(
+        &serde_json::to_vec(&json!({"_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"digest": {"sha256": HELLO}}], "predicateType": "x"}))
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(st.predicate, json!({}));
     // Unknown algorithms are kept as written (e.g. gce_image_id), not validated.
     let st = Statement::from_json(
         &serde_json::to_vec(&json!({"_type": "https://in-toto.io/Statement/v1",
