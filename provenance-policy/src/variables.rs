@@ -55,7 +55,8 @@ pub fn compile_cached(src: &str) -> Result<Arc<Expression>, Error> {
 }
 
 /// Substitutes every variable in `value` (no `now`: `time_now*` fail). `path` is where `value`
-/// sits in the rule (e.g. `/validate/pattern`), used for `{{@}}` and error messages.
+/// sits in the rule or policy (`/validate/pattern`, or `spec.rules[0].validate.pattern`), used
+/// for `{{@}}`, relative `$()` references and error messages.
 pub fn substitute(value: &Value, ctx: &Value, path: &str) -> Result<Value, Error> {
     substitute_with(value, ctx, &Env::default(), path)
 }
@@ -67,6 +68,7 @@ pub fn substitute_with(value: &Value, ctx: &Value, env: &Env, path: &str) -> Res
         ctx,
         env,
         delete: is_delete(ctx),
+        base: path,
     };
     s.walk(&with_refs, path)
 }
@@ -83,6 +85,7 @@ pub fn substitute_str_with(s: &str, ctx: &Value, env: &Env, path: &str) -> Resul
         ctx,
         env,
         delete: is_delete(ctx),
+        base: path,
     };
     st.string(s, path)
 }
@@ -111,6 +114,8 @@ struct Subst<'c> {
     ctx: &'c Value,
     env: &'c Env,
     delete: bool,
+    /// The caller's path of the whole value (`/validate/pattern` or `spec.rules[0].validate.pattern`).
+    base: &'c str,
 }
 
 impl Subst<'_> {
@@ -194,7 +199,7 @@ impl Subst<'_> {
                 let (mut variable, sh) = braces_trimmed(v);
                 shallow = sh;
                 if variable == "@" {
-                    variable = at_variable(self.ctx, path);
+                    variable = at_variable(self.ctx, self.base, path);
                 }
                 if self.delete {
                     variable = variable.replace("request.object", "request.oldObject");
@@ -236,13 +241,24 @@ impl Subst<'_> {
 
 /// `{{@}}`: the resource value at the pattern path (`request.object` + the path after the
 /// `validate/pattern` or `foreach/N/pattern` prefix), or under `target` when the context has one.
-fn at_variable(ctx: &Value, path: &str) -> String {
+/// `base` may be written with slashes (`/validate/pattern`) or as a field path
+/// (`spec.rules[0].validate.pattern`); below it, `path` continues with `/`-separated segments.
+fn at_variable(ctx: &Value, base: &str, path: &str) -> String {
     let prefix = if ctx.get("target").is_some() {
         "target"
     } else {
         "request.object"
     };
-    let mut parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    let tail = path.strip_prefix(base).unwrap_or(path);
+    let mut parts: Vec<&str> = base
+        .split(['/', '.', '[', ']'])
+        .chain(tail.split('/'))
+        .filter(|p| !p.is_empty())
+        .collect();
+    // A path from the policy root: drop `spec/rules/N`.
+    if parts.len() >= 3 && parts[0] == "spec" && parts[1] == "rules" {
+        parts.drain(..3);
+    }
     if let Some(i) = parts.iter().position(|p| *p == "foreach") {
         parts.drain(..=i);
     }
@@ -689,6 +705,11 @@ mod tests {
         assert_eq!(
             substitute_str("{{@}}", &at, "/validate/pattern/spec/containers/0/name").unwrap(),
             json!("c0")
+        );
+        let pattern = json!({"spec": {"containers": [{"name": "{{@}}"}]}});
+        assert_eq!(
+            substitute(&pattern, &at, "spec.rules[0].validate.pattern").unwrap(),
+            json!({"spec": {"containers": [{"name": "c0"}]}})
         );
     }
 
