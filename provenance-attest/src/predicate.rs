@@ -67,7 +67,7 @@ impl Predicate {
     ///
     /// ```
     /// use provenance_attest::{Predicate, TypedPredicate};
-    /// let v = serde_json::json!({"buildDefinition": {"buildType": "https://t"},
+    /// let v = serde_json::json!({"buildDefinition": {"buildType": "https://t", "externalParameters": {}},
     ///   "runDetails": {"builder": {"id": "https://b"}}});
     /// let p = Predicate::parse("https://slsa.dev/provenance/v1", v, &Default::default()).unwrap();
     /// assert_eq!(p.summary().builder.as_deref(), Some("https://b"));

@@ -286,8 +286,9 @@ impl ProvenanceV02 {
 }
 
 impl ProvenanceV1 {
-    /// Parses and checks a v1 predicate (`buildDefinition.buildType` and
-    /// `runDetails.builder.id` are required).
+    /// Parses and checks a v1 predicate (`buildDefinition.buildType`,
+    /// `buildDefinition.externalParameters` (an object) and `runDetails.builder.id` are
+    /// required).
     ///
     /// ```
     /// use provenance_attest::slsa::ProvenanceV1;
@@ -307,6 +308,14 @@ impl ProvenanceV1 {
             &p.build_definition.build_type,
         )?;
         required(f, "runDetails.builder.id", &p.run_details.builder.id)?;
+        // SLSA v1 requires externalParameters, an object: what policies check the source by.
+        if !p.build_definition.external_parameters.is_object() {
+            return Err(Error::Schema {
+                format: f,
+                path: "buildDefinition.externalParameters".into(),
+                message: "required, must be an object".into(),
+            });
+        }
         limits.check_count(
             f,
             "buildDefinition.resolvedDependencies",

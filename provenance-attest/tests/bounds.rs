@@ -189,11 +189,18 @@ fn predicate_errors_have_paths() {
 
     let err = Predicate::parse(
         "https://slsa.dev/provenance/v1",
-        json!({"buildDefinition": {"buildType": "t"}, "runDetails": {"builder": {}}}),
+        json!({"buildDefinition": {"buildType": "t", "externalParameters": {}}, "runDetails": {"builder": {}}}),
         &limits,
     )
     .unwrap_err();
     assert_eq!(err.path(), Some("runDetails.builder.id"));
+    let err = Predicate::parse(
+        "https://slsa.dev/provenance/v1",
+        json!({"buildDefinition": {"buildType": "t"}, "runDetails": {"builder": {"id": "b"}}}),
+        &limits,
+    )
+    .unwrap_err();
+    assert_eq!(err.path(), Some("buildDefinition.externalParameters"));
 
     let err = Predicate::parse(
         "https://slsa.dev/verification_summary/v1",
