@@ -34,7 +34,8 @@ pub fn core_fixture(rel: &str) -> PathBuf {
 
 fn registry_binary() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("DOCKER_REGISTRY_BIN") {
-        return Some(PathBuf::from(p));
+        let p = PathBuf::from(p);
+        return p.is_file().then_some(p);
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
