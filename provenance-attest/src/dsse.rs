@@ -80,10 +80,7 @@ impl Envelope {
     /// assert_eq!(env.payload, b"hi");
     /// ```
     pub fn from_json(bytes: &[u8]) -> Result<Self, Error> {
-        let limits = Limits {
-            max_bytes: MAX_ENVELOPE_BYTES,
-            ..Limits::default()
-        };
+        let limits = Limits::default().with_max_bytes(MAX_ENVELOPE_BYTES);
         Self::from_json_with(bytes, &limits)
     }
 

@@ -9,10 +9,12 @@ use crate::error::{Error, Format, clip};
 ///
 /// ```
 /// use provenance_attest::Limits;
-/// let tight = Limits { max_bytes: 1 << 20, ..Limits::default() };
+/// let tight = Limits::default().with_max_bytes(1 << 20).with_max_subjects(16);
+/// assert_eq!(tight.max_bytes, 1 << 20);
 /// assert!(tight.max_depth >= 32);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// Largest accepted document, in bytes (default 64 MiB).
     pub max_bytes: usize,
@@ -37,6 +39,30 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// Sets [`Limits::max_bytes`].
+    pub const fn with_max_bytes(mut self, n: usize) -> Self {
+        self.max_bytes = n;
+        self
+    }
+
+    /// Sets [`Limits::max_depth`].
+    pub const fn with_max_depth(mut self, n: usize) -> Self {
+        self.max_depth = n;
+        self
+    }
+
+    /// Sets [`Limits::max_subjects`].
+    pub const fn with_max_subjects(mut self, n: usize) -> Self {
+        self.max_subjects = n;
+        self
+    }
+
+    /// Sets [`Limits::max_items`].
+    pub const fn with_max_items(mut self, n: usize) -> Self {
+        self.max_items = n;
+        self
+    }
+
     pub(crate) fn check_count(
         &self,
         format: Format,

@@ -26,10 +26,7 @@ fn statement(subjects: usize) -> Vec<u8> {
 
 #[test]
 fn depth_limit_applies_before_serde() {
-    let limits = Limits {
-        max_depth: 8,
-        ..Limits::default()
-    };
+    let limits = Limits::default().with_max_depth(8);
     let deep = format!("{}{}", "[".repeat(9), "]".repeat(9));
     let err = Statement::from_json_with(deep.as_bytes(), &limits).unwrap_err();
     assert_eq!(err.code(), "attest.too_deep");
@@ -58,10 +55,7 @@ fn depth_limit_applies_before_serde() {
 
 #[test]
 fn size_limit() {
-    let limits = Limits {
-        max_bytes: 100,
-        ..Limits::default()
-    };
+    let limits = Limits::default().with_max_bytes(100);
     let err = Statement::from_json_with(&statement(3), &limits).unwrap_err();
     assert!(matches!(err, Error::TooLarge { limit: 100, .. }));
     assert_eq!(err.code(), "attest.too_large");
@@ -76,10 +70,7 @@ fn size_limit() {
 
 #[test]
 fn subject_limit_and_matching() {
-    let limits = Limits {
-        max_subjects: 4,
-        ..Limits::default()
-    };
+    let limits = Limits::default().with_max_subjects(4);
     Statement::from_json_with(&statement(4), &limits).unwrap();
     let err = Statement::from_json_with(&statement(5), &limits).unwrap_err();
     assert!(matches!(
@@ -234,10 +225,7 @@ fn predicate_errors_have_paths() {
 
 #[test]
 fn item_limit() {
-    let limits = Limits {
-        max_items: 10,
-        ..Limits::default()
-    };
+    let limits = Limits::default().with_max_items(10);
     let comps: Vec<_> = (0..11)
         .map(|i| json!({"type": "library", "name": format!("c{i}")}))
         .collect();
