@@ -43,6 +43,8 @@ pub struct Decision {
     pub warnings: Vec<String>,
     /// Every rule result, for reports and logs.
     pub results: Vec<RuleResult>,
+    /// RFC 6902 patches (`verifyImages` `mutateDigest`: tags pinned to verified digests).
+    pub patches: Vec<Value>,
 }
 
 impl PolicySet {
@@ -97,11 +99,46 @@ impl PolicySet {
 
     /// Evaluates and decides.
     pub fn decide(&self, input: &ResourceInput, env: &Env) -> Decision {
+        self.decide_with(input, env, None)
+    }
+
+    /// The images the policies' `verifyImages` rules cover in `input`, with the evidence each
+    /// needs: step one of the sans-IO flow (gather it, then call [`PolicySet::decide_with`]).
+    pub fn image_requests(&self, input: &ResourceInput) -> Vec<crate::verify_images::ImageRequest> {
+        let mut out = Vec::new();
+        for p in self.kyverno() {
+            for rule in &p.rules {
+                if let crate::policy::RuleKind::VerifyImages(vi) = &rule.kind
+                    && rule.match_block.matches(input)
+                    && !rule.exclude.as_ref().is_some_and(|e| e.excludes(input))
+                {
+                    out.extend(crate::verify_images::image_requests(
+                        &p.name,
+                        &rule.name,
+                        vi,
+                        &input.object,
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// Evaluates and decides, with the evidence `verifyImages` rules need.
+    pub fn decide_with(
+        &self,
+        input: &ResourceInput,
+        env: &Env,
+        images: Option<&crate::verify_images::VerifyImagesContext<'_>>,
+    ) -> Decision {
         let vars = Variables::default();
         let mut blocked: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         let mut warnings = Vec::new();
         let mut results = Vec::new();
-        let prepared = Prepared::new(input);
+        let mut prepared = Prepared::new(input);
+        if let Some(cx) = images {
+            prepared = prepared.with_images(cx);
+        }
         for policy in self.kyverno() {
             let resp = policy.evaluate_prepared(&prepared, &vars, env);
             let old_resp = match (&input.old_object, input.operation) {
@@ -192,11 +229,17 @@ impl PolicySet {
                 input.name()
             )
         };
+        let patches = prepared
+            .image_outcomes()
+            .into_iter()
+            .flat_map(|o| o.patches)
+            .collect();
         Decision {
             allowed: blocked.is_empty(),
             message,
             warnings,
             results,
+            patches,
         }
     }
 

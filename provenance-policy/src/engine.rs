@@ -124,6 +124,8 @@ pub struct Prepared<'a> {
     input: &'a ResourceInput,
     base: Value,
     cel: std::sync::OnceLock<crate::cel::PolicyInput>,
+    images: Option<&'a crate::verify_images::VerifyImagesContext<'a>>,
+    outcomes: std::sync::Mutex<Vec<crate::verify_images::VerifyOutcome>>,
 }
 
 impl<'a> Prepared<'a> {
@@ -133,7 +135,20 @@ impl<'a> Prepared<'a> {
             input,
             base: base_context(input),
             cel: std::sync::OnceLock::new(),
+            images: None,
+            outcomes: std::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    /// Supplies the evidence and verifier `verifyImages` rules need.
+    pub fn with_images(mut self, cx: &'a crate::verify_images::VerifyImagesContext<'a>) -> Self {
+        self.images = Some(cx);
+        self
+    }
+
+    /// The `verifyImages` outcomes (with their digest patches) recorded so far.
+    pub fn image_outcomes(&self) -> Vec<crate::verify_images::VerifyOutcome> {
+        self.outcomes.lock().map(|o| o.clone()).unwrap_or_default()
     }
 
     /// The resource input.
@@ -216,10 +231,9 @@ impl ClusterPolicy {
             resource: resource_ref(input),
         };
         match &rule.kind {
-            RuleKind::Validate(_) => {}
+            RuleKind::Validate(_) | RuleKind::VerifyImages(_) => {}
             RuleKind::Mutate => return Some(ev.unsupported("mutate")),
             RuleKind::Generate => return Some(ev.unsupported("generate")),
-            RuleKind::VerifyImages(_) => return Some(ev.unsupported("verifyImages")),
             RuleKind::Empty => return Some(ev.unsupported("rule without validate")),
         }
         if rule.cel_preconditions.is_some() && rule.cel.is_none() {
@@ -233,7 +247,7 @@ impl ClusterPolicy {
             let mut c = prepared.base.clone();
             vars.apply(&mut c, &rule.name);
             if let Err(r) = load_context(&ev, &rule.context, &mut c, vars, "context") {
-                return Some(r);
+                return Some(*r);
             }
             owned = c;
             &owned
@@ -245,10 +259,34 @@ impl ClusterPolicy {
                 Err(e) => return Some(ev.error(&e)),
             }
         }
-        let RuleKind::Validate(validate) = &rule.kind else {
-            return None;
-        };
-        Some(validate_rule(&ev, validate, prepared, ctx))
+        match &rule.kind {
+            RuleKind::Validate(validate) => Some(validate_rule(&ev, validate, prepared, ctx)),
+            RuleKind::VerifyImages(vi) => {
+                let Some(cx) = prepared.images else {
+                    return Some(ev.unsupported(
+                        "verifyImages without image evidence (supply a VerifyImagesContext)",
+                    ));
+                };
+                let out = cx.evaluate(&self.name, &rule.name, vi, &input.object, ctx, env);
+                let mut r = ev.result(out.status, out.message.clone());
+                if out.status == RuleStatus::Error {
+                    r = r.with_reason(Reason::new(
+                        "policy.verify_images.error",
+                        out.message.clone(),
+                    ));
+                } else if out.status == RuleStatus::Fail {
+                    r = r.with_reason(Reason::new(
+                        "policy.verify_images.failed",
+                        out.message.clone(),
+                    ));
+                }
+                if let Ok(mut o) = prepared.outcomes.lock() {
+                    o.push(out);
+                }
+                Some(r)
+            }
+            _ => None,
+        }
     }
 }
 
@@ -260,7 +298,7 @@ fn load_context(
     ctx: &mut Value,
     vars: &Variables,
     path: &str,
-) -> Result<(), RuleResult> {
+) -> Result<(), Box<RuleResult>> {
     for (i, entry) in entries.iter().enumerate() {
         let name = entry
             .get("name")
@@ -268,26 +306,27 @@ fn load_context(
             .unwrap_or_default();
         let epath = format!("{path}[{i}]");
         if name.is_empty() {
-            return Err(ev.error(&Error::InvalidPolicy {
+            return Err(Box::new(ev.error(&Error::InvalidPolicy {
                 policy: ev.policy.name.clone(),
                 path: epath,
                 reason: "context entry without a name".into(),
-            }));
+            })));
         }
         if vars.provides(name, &ev.rule.name) && has_dotted(ctx, name) {
             continue;
         }
         if let Some(var) = entry.get("variable") {
-            let value = eval_variable_entry(var, ctx, ev.env, &epath).map_err(|e| ev.error(&e))?;
+            let value = eval_variable_entry(var, ctx, ev.env, &epath)
+                .map_err(|e| Box::new(ev.error(&e)))?;
             set_dotted(ctx, name, value);
         } else {
             let kind = ["configMap", "apiCall", "imageRegistry", "globalReference"]
                 .into_iter()
                 .find(|k| entry.get(*k).is_some())
                 .unwrap_or("unknown context entry");
-            return Err(
-                ev.unsupported(&format!("{epath}.{kind} ({name}) without a supplied value"))
-            );
+            return Err(Box::new(ev.unsupported(&format!(
+                "{epath}.{kind} ({name}) without a supplied value"
+            ))));
         }
     }
     Ok(())
@@ -571,7 +610,7 @@ fn check_foreach(
                     &format!("foreach[{fi}].context"),
                 )
             {
-                return Check::Error(Box::new(r));
+                return Check::Error(r);
             }
             if let Some(pre) = fe.get("preconditions").filter(|p| !p.is_null()) {
                 match conditions::evaluate_block(pre, &ectx, ev.env, "foreach.preconditions") {

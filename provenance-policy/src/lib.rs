@@ -19,6 +19,7 @@ pub mod report;
 pub mod request;
 pub mod validating_policy;
 pub mod variables;
+pub mod verify_images;
 pub mod yaml;
 
 pub use error::Error;

@@ -41,11 +41,18 @@ impl LabelSelector {
                 .ok_or_else(|| bad("matchExpressions must be a list".into()))?;
             for e in exprs {
                 let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
-                let op = e.get("operator").and_then(Value::as_str).unwrap_or_default();
+                let op = e
+                    .get("operator")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 let values: Vec<String> = e
                     .get("values")
                     .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_str().map(str::to_owned))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 match op {
                     "In" | "NotIn" if values.is_empty() => {
@@ -193,7 +200,11 @@ pub struct ResourceFilter {
 
 fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -206,9 +217,10 @@ impl ResourceFilter {
             names.push(n.to_owned());
         }
         let selector = match res.get("selector") {
-            Some(s) if !s.is_null() => {
-                Some(LabelSelector::from_value(s, &format!("{path}.resources.selector"))?)
-            }
+            Some(s) if !s.is_null() => Some(LabelSelector::from_value(
+                s,
+                &format!("{path}.resources.selector"),
+            )?),
             _ => None,
         };
         let namespace_selector = match res.get("namespaceSelector") {
@@ -224,7 +236,12 @@ impl ResourceFilter {
             .map(|a| {
                 a.iter()
                     .map(|s| {
-                        let g = |k| s.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+                        let g = |k| {
+                            s.get(k)
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_owned()
+                        };
                         (g("kind"), g("name"), g("namespace"))
                     })
                     .collect()
@@ -267,7 +284,10 @@ impl ResourceFilter {
     /// Whether every criterion matches. `ignore_user` drops user criteria.
     fn matches(&self, input: &ResourceInput, ignore_user: bool) -> bool {
         if !self.operations.is_empty()
-            && !self.operations.iter().any(|o| o == input.operation.as_str())
+            && !self
+                .operations
+                .iter()
+                .any(|o| o == input.operation.as_str())
         {
             return false;
         }
@@ -336,15 +356,18 @@ impl ResourceFilter {
         }
         if !self.subjects.is_empty() {
             let user = &info.user_info;
-            let ok = self.subjects.iter().any(|(kind, name, ns)| match kind.as_str() {
-                "ServiceAccount" => wildcard_match(
-                    &format!("system:serviceaccount:{ns}:{name}"),
-                    &user.username,
-                ),
-                "Group" => user.groups.iter().any(|g| wildcard_match(name, g)),
-                "User" => wildcard_match(name, &user.username),
-                _ => false,
-            });
+            let ok = self
+                .subjects
+                .iter()
+                .any(|(kind, name, ns)| match kind.as_str() {
+                    "ServiceAccount" => wildcard_match(
+                        &format!("system:serviceaccount:{ns}:{name}"),
+                        &user.username,
+                    ),
+                    "Group" => user.groups.iter().any(|g| wildcard_match(name, g)),
+                    "User" => wildcard_match(name, &user.username),
+                    _ => false,
+                });
             if !ok {
                 return false;
             }
@@ -430,6 +453,7 @@ impl MatchBlock {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use serde_json::json;
@@ -439,7 +463,12 @@ mod tests {
         let k = KindSelector::parse("apps/v1/Deployment");
         assert!(k.matches("apps", "v1", "Deployment", ""));
         assert!(!k.matches("apps", "v1", "Deployment", "scale"));
-        assert!(KindSelector::parse("Deployment/scale").matches("apps", "v1", "Deployment", "scale"));
+        assert!(KindSelector::parse("Deployment/scale").matches(
+            "apps",
+            "v1",
+            "Deployment",
+            "scale"
+        ));
         assert!(KindSelector::parse("v1/Pod").matches("", "v1", "Pod", ""));
         assert!(KindSelector::parse("Pod.exec").matches("", "v1", "Pod", "exec"));
         assert!(KindSelector::parse("*").matches("", "v1", "Pod", ""));

@@ -418,14 +418,13 @@ impl ClusterPolicy {
             named["name"] = json!(autogen_name("autogen", &rule.name));
             let text = rewrite_paths(&named, is_cel(&named), false);
             generated.push(self.autogen_rule(&text)?);
-            if cronjob {
-                if let Some(mut cj) =
+            if cronjob
+                && let Some(mut cj) =
                     generate_rule(&controller_rule, "jobTemplate", &["CronJob"], false)
-                {
-                    cj["name"] = json!(autogen_name("autogen-cronjob", &rule.name));
-                    let text = rewrite_paths(&cj, is_cel(&cj), true);
-                    generated.push(self.autogen_rule(&text)?);
-                }
+            {
+                cj["name"] = json!(autogen_name("autogen-cronjob", &rule.name));
+                let text = rewrite_paths(&cj, is_cel(&cj), true);
+                generated.push(self.autogen_rule(&text)?);
             }
         }
         self.rules.extend(generated);
@@ -601,6 +600,7 @@ fn rewrite_paths(rule: &Value, cel: bool, cronjob: bool) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

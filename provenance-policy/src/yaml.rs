@@ -54,6 +54,7 @@ pub fn load_document(text: &str, file: &str) -> Result<Value, Error> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -1,0 +1,593 @@
+//! `verifyImages` rules, sans-IO.
+//!
+//! Verification is split in three steps so that nothing here does I/O:
+//!
+//! 1. [`image_requests`] says which images of a resource the policies' `verifyImages` rules
+//!    cover, and what evidence each needs (signatures, attestation predicate types).
+//! 2. The caller gathers [`ImageEvidence`] for each: the digest the reference resolves to and
+//!    the signature and attestation material attached to it (`provenance-oci` does this from a
+//!    registry or an OCI layout; tests do it from memory). Retrieval failures are recorded in
+//!    [`ImageEvidence::error`] and become `error` results, never `fail` and never `pass`.
+//! 3. [`VerifyImagesContext`] verifies the material through `provenance-core` and evaluates
+//!    attestation conditions; the engine turns that into one rule result per rule, plus JSON
+//!    patches pinning tags to digests (`mutateDigest`).
+//!
+//! Semantics follow Kyverno's `verifyImages` (type `Cosign`): `imageReferences` /
+//! `skipImageReferences` with Kyverno wildcards over Kyverno's image string
+//! (`registry/path:tag` or `registry/path@digest`); each attestor set needs `count` of its
+//! entries to verify (all entries when `count` is unset; several `publicKeys` PEMs count as
+//! several entries); nested `attestor` sets; `attestations` by `type` (or `predicateType`) with
+//! `conditions` evaluated against the predicate. Differences, all fail-closed: an attestation
+//! must name the admitted image digest as a subject; attestations without attestors are
+//! verified with the image's attestors (Kyverno would accept any Sigstore identity); `Notary`,
+//! `certificates`, `keyless.roots` and `ctlog.ignoreSCT` are unsupported and say so.
+
+use std::collections::BTreeMap;
+
+use provenance_core::verify::{Expectation, IdentityExpectation, SignatureMaterial, Verifier};
+use provenance_core::wildcard::wildcard_match;
+use provenance_core::{Digest, PublicKey, UnixTime};
+use serde_json::{Value, json};
+
+use crate::context::{image_info, images_of};
+use crate::jmespath::Env;
+
+/// Evidence gathered for one image reference.
+#[derive(Debug, Clone, Default)]
+pub struct ImageEvidence {
+    /// The manifest (or index) digest the reference resolves to.
+    pub digest: Option<Digest>,
+    /// Signature material attached to the digest (cosign `.sig` layers, bundle referrers).
+    pub signatures: Vec<SignatureMaterial>,
+    /// Attestation material attached to the digest (DSSE bundles, cosign `.att` layers).
+    pub attestations: Vec<SignatureMaterial>,
+    /// Why gathering failed (network, auth, timeout): reported as `error`.
+    pub error: Option<String>,
+}
+
+/// One image a `verifyImages` rule covers, and the evidence it needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRequest {
+    /// Policy name.
+    pub policy: String,
+    /// Rule name.
+    pub rule: String,
+    /// The image as written in the resource.
+    pub image: String,
+    /// Kyverno's image string (`registry/path:tag`), the key evidence is looked up by.
+    pub reference: String,
+    /// JSON pointer of the field holding the image.
+    pub pointer: String,
+    /// Alternate signature repository (`repository`), if set.
+    pub repository: Option<String>,
+    /// Whether signatures are needed.
+    pub signatures: bool,
+    /// Attestation predicate types needed.
+    pub attestation_types: Vec<String>,
+}
+
+/// What the engine needs to verify images.
+pub struct VerifyImagesContext<'a> {
+    /// Evidence by Kyverno image string (see [`ImageRequest::reference`]).
+    pub evidence: &'a BTreeMap<String, ImageEvidence>,
+    /// The verifier over the trust root.
+    pub verifier: &'a Verifier,
+    /// Verification time.
+    pub now: UnixTime,
+}
+
+/// The outcome of one `verifyImages` rule on one resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifyOutcome {
+    /// `pass`, `fail`, `error` or `skip`.
+    pub status: provenance_core::RuleStatus,
+    /// Message (per-image outcomes joined).
+    pub message: String,
+    /// RFC 6902 patches pinning tags to digests.
+    pub patches: Vec<Value>,
+    /// Verified images: Kyverno image string with digest → `pass`.
+    pub verified: BTreeMap<String, String>,
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_owned))
+            .collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+fn attestation_type(a: &Value) -> Option<String> {
+    a.get("type")
+        .or_else(|| a.get("predicateType"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+fn matches_refs(patterns: &[String], image: &str) -> bool {
+    patterns.iter().any(|p| wildcard_match(p, image))
+}
+
+/// Lists the images a `verifyImages` block (the rule's raw list) covers in `resource`.
+pub fn image_requests(
+    policy: &str,
+    rule: &str,
+    verify_images: &Value,
+    resource: &Value,
+) -> Vec<ImageRequest> {
+    let mut out = Vec::new();
+    let Some(entries) = verify_images.as_array() else {
+        return out;
+    };
+    let sites = images_of(resource);
+    for entry in entries {
+        let refs = {
+            let mut r = strings(entry.get("imageReferences"));
+            r.extend(strings(entry.get("image")));
+            r
+        };
+        let skip = strings(entry.get("skipImageReferences"));
+        for site in &sites {
+            let Some(info) = image_info(&site.image) else {
+                continue;
+            };
+            let reference = info["reference"].as_str().unwrap_or_default().to_owned();
+            if !matches_refs(&refs, &reference) || matches_refs(&skip, &reference) {
+                continue;
+            }
+            out.push(ImageRequest {
+                policy: policy.to_owned(),
+                rule: rule.to_owned(),
+                image: site.image.clone(),
+                reference,
+                pointer: site.pointer.clone(),
+                repository: entry
+                    .get("repository")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                signatures: entry
+                    .get("attestors")
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| !a.is_empty()),
+                attestation_types: entry
+                    .get("attestations")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(attestation_type).collect())
+                    .unwrap_or_default(),
+            });
+        }
+    }
+    out
+}
+
+/// A failure to verify, already phrased for the rule message.
+enum Failure {
+    /// The check failed (`fail`).
+    Check(String),
+    /// Evidence could not be gathered or the policy cannot be evaluated (`error`).
+    Error(String),
+}
+
+/// An attestor entry after expansion: its path, its expectation (or why it has none), or a
+/// nested attestor set.
+type ExpandedEntry = (String, Result<Option<Expectation>, Failure>, Option<Value>);
+
+/// Builds the expectations one attestor entry stands for (several `publicKeys` → several).
+fn entry_expectations(entry: &Value, path: &str) -> Result<Vec<Expectation>, Failure> {
+    let unsupported = |what: &str| Failure::Error(format!("{path}: unsupported: {what}"));
+    if let Some(keys) = entry.get("keys").filter(|k| !k.is_null()) {
+        let pem = keys
+            .get("publicKeys")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if pem.trim().is_empty() {
+            return Err(unsupported("keys without publicKeys (kms, secret)"));
+        }
+        let parsed = PublicKey::all_from_pem(pem)
+            .map_err(|e| Failure::Error(format!("{path}.keys.publicKeys: {e}")))?;
+        let ignore_tlog = keys
+            .pointer("/rekor/ignoreTlog")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        if keys.pointer("/ctlog/ignoreSCT").and_then(Value::as_bool) == Some(true) {
+            return Err(unsupported("ctlog.ignoreSCT"));
+        }
+        return Ok(parsed
+            .into_iter()
+            .map(|key| Expectation::Key {
+                key,
+                allow_no_transparency: ignore_tlog,
+            })
+            .collect());
+    }
+    if let Some(k) = entry.get("keyless").filter(|k| !k.is_null()) {
+        if k.get("roots")
+            .and_then(Value::as_str)
+            .is_some_and(|r| !r.trim().is_empty())
+        {
+            return Err(unsupported("keyless.roots"));
+        }
+        if k.pointer("/ctlog/ignoreSCT").and_then(Value::as_bool) == Some(true) {
+            return Err(unsupported("ctlog.ignoreSCT"));
+        }
+        if k.pointer("/rekor/ignoreTlog").and_then(Value::as_bool) == Some(true) {
+            return Err(unsupported("keyless rekor.ignoreTlog"));
+        }
+        let s = |key: &str| {
+            k.get(key)
+                .and_then(Value::as_str)
+                .filter(|x| !x.is_empty())
+                .map(str::to_owned)
+        };
+        let mut id = IdentityExpectation {
+            subject: s("subject"),
+            subject_regexp: s("subjectRegExp"),
+            issuer: s("issuer"),
+            issuer_regexp: s("issuerRegExp"),
+            ..Default::default()
+        };
+        if let Some(Value::Object(ext)) = k.get("additionalExtensions") {
+            for (name, v) in ext {
+                if let Some(v) = v.as_str() {
+                    id.additional_extensions.insert(name.clone(), v.to_owned());
+                }
+            }
+        }
+        return Ok(vec![Expectation::Keyless(id)]);
+    }
+    if entry.get("certificates").is_some_and(|c| !c.is_null()) {
+        return Err(unsupported("certificates attestor"));
+    }
+    Err(Failure::Error(format!(
+        "{path}: attestor entry has no keys, keyless or attestor"
+    )))
+}
+
+/// Verifies an attestor set against `materials`; returns the payloads that verified.
+fn verify_attestor_set(
+    set: &Value,
+    path: &str,
+    digest: &Digest,
+    materials: &[SignatureMaterial],
+    cx: &VerifyImagesContext<'_>,
+    depth: usize,
+) -> Result<Vec<Vec<u8>>, Failure> {
+    if depth > 4 {
+        return Err(Failure::Error(format!(
+            "{path}: attestors nested too deeply"
+        )));
+    }
+    let entries = set
+        .get("entries")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    // Expand entries (several public keys are several entries, as Kyverno does).
+    let mut expanded: Vec<ExpandedEntry> = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let epath = format!("{path}.entries[{i}]");
+        if let Some(nested) = e.get("attestor").filter(|n| !n.is_null()) {
+            expanded.push((epath, Ok(None), Some(nested.clone())));
+            continue;
+        }
+        match entry_expectations(e, &epath) {
+            Ok(list) => {
+                for x in list {
+                    expanded.push((epath.clone(), Ok(Some(x)), None));
+                }
+            }
+            Err(f) => expanded.push((epath, Err(f), None)),
+        }
+    }
+    if expanded.is_empty() {
+        return Err(Failure::Error(format!(
+            "{path}: attestor set has no entries"
+        )));
+    }
+    let required = set
+        .get("count")
+        .and_then(Value::as_u64)
+        .map(|c| c as usize)
+        .unwrap_or(expanded.len())
+        .clamp(1, expanded.len());
+    let mut verified = 0usize;
+    let mut payloads = Vec::new();
+    let mut errors = Vec::new();
+    for (epath, exp, nested) in expanded {
+        let result = match (exp, nested) {
+            (_, Some(n)) => verify_attestor_set(
+                &n,
+                &format!("{epath}.attestor"),
+                digest,
+                materials,
+                cx,
+                depth + 1,
+            ),
+            (Ok(Some(exp)), None) => verify_entry(&exp, &epath, digest, materials, cx),
+            (Err(f), None) => Err(f),
+            (Ok(None), None) => Err(Failure::Error(format!("{epath}: empty attestor entry"))),
+        };
+        match result {
+            Ok(p) => {
+                verified += 1;
+                payloads.extend(p);
+                if verified >= required {
+                    return Ok(payloads);
+                }
+            }
+            Err(Failure::Error(m)) => return Err(Failure::Error(m)),
+            Err(Failure::Check(m)) => errors.push(m),
+        }
+    }
+    Err(Failure::Check(format!(
+        "{path}: {verified} of {required} required attestors verified: {}",
+        errors.join("; ")
+    )))
+}
+
+/// One attestor entry: at least one material must verify with it.
+fn verify_entry(
+    exp: &Expectation,
+    path: &str,
+    digest: &Digest,
+    materials: &[SignatureMaterial],
+    cx: &VerifyImagesContext<'_>,
+) -> Result<Vec<Vec<u8>>, Failure> {
+    if materials.is_empty() {
+        return Err(Failure::Check(format!("{path}: no signatures found")));
+    }
+    let mut payloads = Vec::new();
+    let mut last = String::new();
+    for m in materials {
+        match cx.verifier.verify(
+            provenance_core::verify::Artifact::Digest(digest),
+            m,
+            exp,
+            cx.now,
+        ) {
+            Ok(v) => {
+                if let Some((_, p)) = v.payload {
+                    payloads.push(p);
+                } else {
+                    payloads.push(Vec::new());
+                }
+            }
+            Err(e) => last = format!("[{}] {e}", e.code()),
+        }
+    }
+    if payloads.is_empty() {
+        Err(Failure::Check(format!("{path}: {last}")))
+    } else {
+        Ok(payloads)
+    }
+}
+
+impl VerifyImagesContext<'_> {
+    /// Evaluates a rule's `verifyImages` list against a resource.
+    pub fn evaluate(
+        &self,
+        policy: &str,
+        rule: &str,
+        verify_images: &Value,
+        resource: &Value,
+        base_ctx: &Value,
+        env: &Env,
+    ) -> VerifyOutcome {
+        use provenance_core::RuleStatus;
+        let mut fails = Vec::new();
+        let mut errors = Vec::new();
+        let mut passes = Vec::new();
+        let mut patches = Vec::new();
+        let mut verified = BTreeMap::new();
+        let entries = verify_images.as_array().cloned().unwrap_or_default();
+        for (ei, entry) in entries.iter().enumerate() {
+            let path = format!("verifyImages[{ei}]");
+            let ty = entry
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("Cosign");
+            if ty != "Cosign" {
+                errors.push(format!("{path}: unsupported: type {ty}"));
+                continue;
+            }
+            let one = image_requests(policy, rule, &Value::Array(vec![entry.clone()]), resource);
+            for req in one {
+                match self.verify_image(entry, &path, &req, base_ctx, env) {
+                    Ok(digest) => {
+                        passes.push(format!("verified {}", req.reference));
+                        let pinned = pin(&req.image, &digest);
+                        verified.insert(pinned.clone(), "pass".to_owned());
+                        let mutate = entry
+                            .get("mutateDigest")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(true);
+                        let verify_digest = entry
+                            .get("verifyDigest")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(true);
+                        let has_digest = req.image.contains('@');
+                        if mutate && !has_digest {
+                            patches.push(
+                                json!({"op": "replace", "path": req.pointer, "value": pinned}),
+                            );
+                        } else if verify_digest && !mutate && !has_digest {
+                            fails.push(format!(
+                                "{}: missing digest (verifyDigest requires image@digest)",
+                                req.image
+                            ));
+                        }
+                    }
+                    Err(Failure::Check(m)) => fails.push(format!("image {}: {m}", req.reference)),
+                    Err(Failure::Error(m)) => errors.push(format!("image {}: {m}", req.reference)),
+                }
+            }
+        }
+        let (status, message) = if !fails.is_empty() {
+            (RuleStatus::Fail, fails.join("; "))
+        } else if !errors.is_empty() {
+            (RuleStatus::Error, errors.join("; "))
+        } else if passes.is_empty() {
+            (
+                RuleStatus::Skip,
+                "no image matched imageReferences".to_owned(),
+            )
+        } else {
+            (RuleStatus::Pass, passes.join("; "))
+        };
+        VerifyOutcome {
+            status,
+            message,
+            patches,
+            verified,
+        }
+    }
+
+    fn verify_image(
+        &self,
+        entry: &Value,
+        path: &str,
+        req: &ImageRequest,
+        base_ctx: &Value,
+        env: &Env,
+    ) -> Result<Digest, Failure> {
+        let ev = self.evidence.get(&req.reference).ok_or_else(|| {
+            Failure::Error(format!("no evidence was gathered for {}", req.reference))
+        })?;
+        if let Some(e) = &ev.error {
+            return Err(Failure::Error(format!("failed to fetch evidence: {e}")));
+        }
+        let digest = ev
+            .digest
+            .clone()
+            .ok_or_else(|| Failure::Error("the image digest was not resolved".into()))?;
+        // A digest written in the resource must be the one the evidence is bound to.
+        if let Some(info) = image_info(&req.image)
+            && let Some(d) = info.get("digest").and_then(Value::as_str)
+            && d != digest.to_string()
+        {
+            return Err(Failure::Check(format!(
+                "image digest {d} does not match resolved digest {digest}"
+            )));
+        }
+        let attestors = entry
+            .get("attestors")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for (i, set) in attestors.iter().enumerate() {
+            verify_attestor_set(
+                set,
+                &format!("{path}.attestors[{i}]"),
+                &digest,
+                &ev.signatures,
+                self,
+                0,
+            )?;
+        }
+        let attestations = entry
+            .get("attestations")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for (i, att) in attestations.iter().enumerate() {
+            let apath = format!("{path}.attestations[{i}]");
+            let Some(ty) = attestation_type(att) else {
+                return Err(Failure::Check(format!("{apath}: missing type")));
+            };
+            let sets = match att.get("attestors").and_then(Value::as_array) {
+                Some(a) if !a.is_empty() => a.clone(),
+                _ if !attestors.is_empty() => attestors.clone(),
+                _ => {
+                    return Err(Failure::Error(format!(
+                        "{apath}: no attestors to verify {ty} attestations with (an attestation must be signed by a known key or identity)"
+                    )));
+                }
+            };
+            // Verify the attestation material with each attestor set; collect the statements.
+            let mut statements = Vec::new();
+            for (j, set) in sets.iter().enumerate() {
+                let payloads = verify_attestor_set(
+                    set,
+                    &format!("{apath}.attestors[{j}]"),
+                    &digest,
+                    &ev.attestations,
+                    self,
+                    0,
+                )?;
+                for p in payloads {
+                    if let Ok(st) = provenance_attest::Statement::from_json(&p)
+                        && st.predicate_type == ty
+                    {
+                        if !st.matches(&digest) {
+                            return Err(Failure::Check(format!(
+                                "{apath}: {ty} attestation names another subject than {digest}"
+                            )));
+                        }
+                        statements.push(st);
+                    }
+                }
+            }
+            if statements.is_empty() {
+                return Err(Failure::Check(format!(
+                    "{apath}: no verified {ty} attestation found"
+                )));
+            }
+            if let Some(conds) = att.get("conditions").filter(|c| !c.is_null()) {
+                for st in &statements {
+                    let mut ctx = base_ctx.clone();
+                    if let (Some(obj), Value::Object(pred)) = (ctx.as_object_mut(), &st.predicate) {
+                        for (k, v) in pred {
+                            obj.insert(k.clone(), v.clone());
+                        }
+                    }
+                    let blocks: Vec<Value> = match conds {
+                        Value::Array(a) => a.clone(),
+                        other => vec![other.clone()],
+                    };
+                    for (k, block) in blocks.iter().enumerate() {
+                        match crate::conditions::evaluate_block_with_message(
+                            block,
+                            &ctx,
+                            env,
+                            &format!("{apath}.conditions[{k}]"),
+                        ) {
+                            Ok(r) if r.passed => {}
+                            Ok(r) => {
+                                let detail = if r.message.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!(": {}", r.message)
+                                };
+                                return Err(Failure::Check(format!(
+                                    "{apath}: {ty} attestation conditions not met{detail}"
+                                )));
+                            }
+                            Err(e) => return Err(Failure::Error(format!("{apath}: {e}"))),
+                        }
+                    }
+                }
+            }
+        }
+        Ok(digest)
+    }
+}
+
+/// Kyverno's pinned form: `registry/path@digest` (the tag is dropped).
+fn pin(image: &str, digest: &Digest) -> String {
+    match image_info(image) {
+        Some(info) => {
+            let registry = info["registry"].as_str().unwrap_or_default();
+            let path = info["path"].as_str().unwrap_or_default();
+            if registry.is_empty() {
+                format!("{path}@{digest}")
+            } else {
+                format!("{registry}/{path}@{digest}")
+            }
+        }
+        None => format!("{}@{digest}", image.split('@').next().unwrap_or(image)),
+    }
+}
