@@ -9,7 +9,8 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::measurement::{Measurement, ValueFormatter};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use provenance_core::verify::{
     Artifact, Expectation, IdentityExpectation, SignatureMaterial, Verifier,
 };
@@ -47,7 +48,7 @@ fn cosign_layer(dir: &Path) -> (CosignSignature, Digest, Verifier, PublicKey, Un
     )
 }
 
-fn cosign(c: &mut Criterion) {
+fn cosign<M: Measurement + 'static>(c: &mut Criterion<M>, p: &str) {
     // Key-only cosign layer: payload checks + one ECDSA P-256 verification.
     let dir = Path::new(FIXTURES).join("cosign-key-only");
     let (sig, digest, verifier, key, now) = cosign_layer(&dir);
@@ -59,7 +60,7 @@ fn cosign(c: &mut Criterion) {
     verifier
         .verify(Artifact::Digest(&digest), &material, &expectation, now)
         .unwrap();
-    c.bench_function("verify/cosign_key_signature", |b| {
+    c.bench_function(&format!("{p}verify/cosign_key_signature"), |b| {
         b.iter(|| {
             verifier
                 .verify(
@@ -80,7 +81,7 @@ fn cosign(c: &mut Criterion) {
     verifier
         .verify(Artifact::Digest(&digest), &material, &expectation, now)
         .unwrap();
-    c.bench_function("verify/cosign_key_signature_with_set", |b| {
+    c.bench_function(&format!("{p}verify/cosign_key_signature_with_set"), |b| {
         b.iter(|| {
             verifier
                 .verify(
@@ -94,7 +95,7 @@ fn cosign(c: &mut Criterion) {
     });
 }
 
-fn keyless(c: &mut Criterion) {
+fn keyless<M: Measurement + 'static>(c: &mut Criterion<M>, p: &str) {
     // The project's own keyless v0.3 bundle (mock Fulcio chain, SCT, Rekor v1 SET + inclusion
     // proof + checkpoint, RFC 3161 timestamp).
     let dir = Path::new(FIXTURES).join("keyless-msg-v0.3");
@@ -111,7 +112,7 @@ fn keyless(c: &mut Criterion) {
     verifier
         .verify(Artifact::Bytes(&artifact), &material, &expectation, now)
         .unwrap();
-    c.bench_function("verify/keyless_bundle_v0.3_with_tsa", |b| {
+    c.bench_function(&format!("{p}verify/keyless_bundle_v0.3_with_tsa"), |b| {
         b.iter(|| {
             verifier
                 .verify(
@@ -150,7 +151,7 @@ fn keyless(c: &mut Criterion) {
     verifier
         .verify(Artifact::Bytes(&artifact), &material, &expectation, now)
         .unwrap();
-    c.bench_function("verify/keyless_bundle_v0.3_public_good", |b| {
+    c.bench_function(&format!("{p}verify/keyless_bundle_v0.3_public_good"), |b| {
         b.iter(|| {
             verifier
                 .verify(
@@ -162,10 +163,115 @@ fn keyless(c: &mut Criterion) {
                 .unwrap()
         })
     });
-    c.bench_function("verify/verifier_new_public_good", |b| {
+    c.bench_function(&format!("{p}verify/verifier_new_public_good"), |b| {
         b.iter(|| Verifier::new(black_box(&root)).unwrap())
     });
 }
 
-criterion_group!(benches, cosign, keyless);
-criterion_main!(benches);
+/// The pieces a verification is made of, to read the totals above against this machine.
+fn parts<M: Measurement + 'static>(c: &mut Criterion<M>, p: &str) {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{self as sig, EcdsaKeyPair, KeyPair, UnparsedPublicKey};
+    let rng = SystemRandom::new();
+    let msg = b"provenance";
+    for (name, signing, verifying) in [
+        (
+            "parts/ecdsa_p256_sha256_verify",
+            &sig::ECDSA_P256_SHA256_ASN1_SIGNING,
+            &sig::ECDSA_P256_SHA256_ASN1,
+        ),
+        (
+            "parts/ecdsa_p384_sha384_verify",
+            &sig::ECDSA_P384_SHA384_ASN1_SIGNING,
+            &sig::ECDSA_P384_SHA384_ASN1,
+        ),
+    ] {
+        let kp = EcdsaKeyPair::generate(signing).unwrap();
+        let s = kp.sign(&rng, msg).unwrap();
+        let pk = UnparsedPublicKey::new(verifying, kp.public_key().as_ref().to_vec());
+        c.bench_function(&format!("{p}{name}"), |b| {
+            b.iter(|| pk.verify(black_box(msg), black_box(s.as_ref())).unwrap())
+        });
+    }
+    let dir = Path::new(FIXTURES).join("keyless-msg-v0.3");
+    let text = String::from_utf8(read(&dir, "bundle.sigstore.json")).unwrap();
+    c.bench_function(&format!("{p}parts/parse_bundle_json"), |b| {
+        b.iter(|| sigstore_verify::types::Bundle::from_json(black_box(&text)).unwrap())
+    });
+}
+
+/// Thread CPU time (`CLOCK_THREAD_CPUTIME_ID`): what one verification costs on this CPU,
+/// whatever else the machine is doing (the wall-clock numbers above include waiting for a core
+/// on a shared machine).
+struct ThreadCpuTime;
+
+fn thread_cpu_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+impl Measurement for ThreadCpuTime {
+    type Intermediate = u64;
+    type Value = u64;
+    fn start(&self) -> u64 {
+        thread_cpu_ns()
+    }
+    fn end(&self, i: u64) -> u64 {
+        thread_cpu_ns().saturating_sub(i)
+    }
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+    fn zero(&self) -> u64 {
+        0
+    }
+    fn to_f64(&self, v: &u64) -> f64 {
+        *v as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &CpuFormatter
+    }
+}
+
+struct CpuFormatter;
+
+impl ValueFormatter for CpuFormatter {
+    fn scale_values(&self, typical: f64, values: &mut [f64]) -> &'static str {
+        let (div, unit) = if typical < 1e3 {
+            (1.0, "ns cpu")
+        } else if typical < 1e6 {
+            (1e3, "µs cpu")
+        } else {
+            (1e6, "ms cpu")
+        };
+        values.iter_mut().for_each(|v| *v /= div);
+        unit
+    }
+    fn scale_throughputs(&self, _: f64, _: &Throughput, values: &mut [f64]) -> &'static str {
+        values.iter_mut().for_each(|v| *v = 0.0);
+        "n/a"
+    }
+    fn scale_for_machines(&self, _: &mut [f64]) -> &'static str {
+        "ns"
+    }
+}
+
+fn wall_clock(c: &mut Criterion) {
+    cosign(c, "");
+    keyless(c, "");
+    parts(c, "");
+}
+
+fn cpu_time(c: &mut Criterion<ThreadCpuTime>) {
+    cosign(c, "cpu/");
+    keyless(c, "cpu/");
+    parts(c, "cpu/");
+}
+
+criterion_group!(benches, wall_clock);
+criterion_group! {
+    name = cpu_benches;
+    config = Criterion::default().with_measurement(ThreadCpuTime);
+    targets = cpu_time
+}
+criterion_main!(benches, cpu_benches);

@@ -174,7 +174,8 @@ fn extension_oid(name: &str) -> Option<String> {
 }
 
 /// Who must have signed, as Kyverno's keyless attestor writes it: `subject`, `subjectRegExp`,
-/// `issuer`, `issuerRegExp` and `additionalExtensions`.
+/// `issuer`, `issuerRegExp` and `additionalExtensions` (plus `subject_exact`, cosign's
+/// `--certificate-identity`).
 ///
 /// Matching follows Kyverno: `subject` is a Kyverno wildcard pattern (`*`, `?`) matched against
 /// the certificate's SANs (email, URI or Fulcio otherName; Fulcio issues one); `issuer` is
@@ -188,6 +189,8 @@ fn extension_oid(name: &str) -> Option<String> {
 pub struct IdentityExpectation {
     /// Subject as a Kyverno wildcard pattern (any SAN value).
     pub subject: Option<String>,
+    /// Subject exactly, no wildcards (cosign's `--certificate-identity`; any SAN value).
+    pub subject_exact: Option<String>,
     /// Regular expression the subject must match (any SAN value).
     pub subject_regexp: Option<String>,
     /// Exact OIDC issuer.
@@ -207,7 +210,7 @@ impl IdentityExpectation {
     /// `--certificate-identity` and `--certificate-oidc-issuer` mean).
     pub fn exact(subject: impl Into<String>, issuer: impl Into<String>) -> Self {
         IdentityExpectation {
-            subject_regexp: Some(format!("^{}$", regex::escape(&subject.into()))),
+            subject_exact: Some(subject.into()),
             issuer: Some(issuer.into()),
             ..Default::default()
         }
@@ -215,18 +218,24 @@ impl IdentityExpectation {
 
     /// Compiles the expectation, rejecting bad regular expressions, unknown extension names and
     /// expectations that would accept any signer.
+    #[cfg(test)]
     pub(crate) fn compile(&self) -> Result<CompiledIdentity, Error> {
+        self.compile_with(&RegexCache::default())
+    }
+
+    /// [`Self::compile`], reusing regular expressions compiled before (compiling one costs
+    /// about as much as a signature check).
+    pub(crate) fn compile_with(&self, cache: &RegexCache) -> Result<CompiledIdentity, Error> {
         let re = |s: &Option<String>, what: &str| -> Result<Option<regex::Regex>, Error> {
             s.as_deref()
                 .map(|p| {
-                    regex::RegexBuilder::new(p)
-                        .size_limit(1 << 20)
-                        .build()
+                    cache
+                        .get(p)
                         .map_err(|e| Check::Expectation.fail(format!("{what}: {e}")))
                 })
                 .transpose()
         };
-        if self.subject.is_none() && self.subject_regexp.is_none() {
+        if self.subject.is_none() && self.subject_exact.is_none() && self.subject_regexp.is_none() {
             return Err(Check::Expectation.fail(
                 "a keyless expectation needs a subject or subjectRegExp (refusing to accept any signer)",
             ));
@@ -247,6 +256,7 @@ impl IdentityExpectation {
         }
         Ok(CompiledIdentity {
             subject: self.subject.clone(),
+            subject_exact: self.subject_exact.clone(),
             subject_regexp: re(&self.subject_regexp, "subjectRegExp")?,
             issuer: self.issuer.clone(),
             issuer_regexp: re(&self.issuer_regexp, "issuerRegExp")?,
@@ -255,10 +265,38 @@ impl IdentityExpectation {
     }
 }
 
+/// Compiled regular expressions by pattern, shared by the verifications of one
+/// [`super::Verifier`]. Bounded: cleared when it holds [`RegexCache::MAX`] patterns.
+#[derive(Debug, Default)]
+pub(crate) struct RegexCache(std::sync::Mutex<std::collections::HashMap<String, regex::Regex>>);
+
+impl RegexCache {
+    const MAX: usize = 256;
+
+    fn get(&self, pattern: &str) -> Result<regex::Regex, regex::Error> {
+        if let Ok(map) = self.0.lock()
+            && let Some(r) = map.get(pattern)
+        {
+            return Ok(r.clone());
+        }
+        let r = regex::RegexBuilder::new(pattern)
+            .size_limit(1 << 20)
+            .build()?;
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() >= Self::MAX {
+                map.clear();
+            }
+            map.insert(pattern.to_owned(), r.clone());
+        }
+        Ok(r)
+    }
+}
+
 /// An [`IdentityExpectation`] ready to match.
 #[derive(Debug, Clone)]
 pub(crate) struct CompiledIdentity {
     subject: Option<String>,
+    subject_exact: Option<String>,
     subject_regexp: Option<regex::Regex>,
     issuer: Option<String>,
     issuer_regexp: Option<regex::Regex>,
@@ -277,6 +315,13 @@ impl CompiledIdentity {
             && !sans
                 .iter()
                 .any(|s| crate::wildcard::wildcard_match(want, s))
+        {
+            return Err(Check::IdentitySubject.fail(format!(
+                "expected subject {want:?}, certificate has {sans:?}"
+            )));
+        }
+        if let Some(want) = &self.subject_exact
+            && !sans.iter().any(|s| s == want)
         {
             return Err(Check::IdentitySubject.fail(format!(
                 "expected subject {want:?}, certificate has {sans:?}"

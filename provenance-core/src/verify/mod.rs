@@ -180,6 +180,7 @@ pub struct Verified {
 pub struct Verifier {
     inner: sigstore_verify::Verifier,
     root: TrustRoot,
+    regexes: identity::RegexCache,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -203,6 +204,7 @@ impl Verifier {
         Ok(Verifier {
             inner,
             root: root.clone(),
+            regexes: identity::RegexCache::default(),
         })
     }
 
@@ -279,7 +281,7 @@ impl Verifier {
 
         let (signer, result) = match expectation {
             Expectation::Keyless(id) => {
-                let compiled = id.compile()?;
+                let compiled = id.compile_with(&self.regexes)?;
                 let Some(der) = cert_der else {
                     return Err(Check::MaterialKind.fail(
                         "keyless verification needs a certificate, the bundle has a public key",
