@@ -26,6 +26,7 @@
 //! documented), PolicyExceptions.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use provenance_core::outcome::{Reason, ResourceRef, RuleResult, RuleStatus};
 
@@ -397,6 +398,103 @@ pub struct ValidatingPolicy {
     validation_actions: Vec<ValidationAction>,
     failure_policy: FailurePolicy,
     has_params: bool,
+    kind: String,
+    exceptions: Vec<Arc<CelPolicyException>>,
+}
+
+/// A `policies.kyverno.io` PolicyException for CEL policies: `policyRefs` name the policies it
+/// applies to, `matchConditions` (CEL) select the requests it exempts.
+///
+/// Only full exemptions are supported; `images` and `allowedValues` (partial exemptions exposed
+/// to the policy as the `exceptions` variable) are [`Error::Unsupported`].
+#[derive(Debug)]
+pub struct CelPolicyException {
+    key: String,
+    policy_refs: Vec<(String, String)>,
+    match_conditions: Vec<NamedProgram>,
+    report_pass: bool,
+    priority: i64,
+}
+
+impl CelPolicyException {
+    /// Loads a PolicyException document (`policies.kyverno.io/v1`, `v1beta1`, `v1alpha1`).
+    pub fn from_value(v: &serde_json::Value) -> Result<Self, Error> {
+        let meta = v.get("metadata");
+        let name = meta.and_then(|m| str_field(m, "name")).unwrap_or_default();
+        let namespace = meta
+            .and_then(|m| str_field(m, "namespace"))
+            .unwrap_or_default();
+        let key = if namespace.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{namespace}/{name}")
+        };
+        let invalid = |path: &str, reason: &str| Error::InvalidPolicy {
+            policy: key.clone(),
+            path: path.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if !str_field(v, "apiVersion").is_some_and(|a| a.starts_with("policies.kyverno.io/"))
+            || str_field(v, "kind") != Some("PolicyException")
+        {
+            return Err(invalid(
+                "kind",
+                "expected a policies.kyverno.io PolicyException",
+            ));
+        }
+        if name.is_empty() {
+            return Err(invalid("metadata.name", "required"));
+        }
+        let spec = v.get("spec").unwrap_or(&serde_json::Value::Null);
+        for field in ["images", "allowedValues"] {
+            if spec
+                .get(field)
+                .and_then(|x| x.as_array())
+                .is_some_and(|a| !a.is_empty())
+            {
+                return Err(Error::Unsupported {
+                    field: format!("PolicyException {key}: spec.{field}"),
+                });
+            }
+        }
+        let policy_refs = spec
+            .get("policyRefs")
+            .and_then(|r| r.as_array())
+            .map(|a| {
+                a.iter()
+                    .map(|r| {
+                        (
+                            str_field(r, "name").unwrap_or_default().to_owned(),
+                            str_field(r, "kind").unwrap_or_default().to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let match_conditions = compile_named(spec, "matchConditions", "spec")?;
+        let priority = meta
+            .and_then(|m| m.get("labels"))
+            .and_then(|l| str_field(l, "polex.kyverno.io/priority"))
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        Ok(CelPolicyException {
+            report_pass: str_field(spec, "reportResult") == Some("pass"),
+            key,
+            policy_refs,
+            match_conditions,
+            priority,
+        })
+    }
+
+    /// `namespace/name` (or `name`).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Whether `policyRefs` names the policy `name` of `kind`.
+    pub fn refers_to(&self, name: &str, kind: &str) -> bool {
+        self.policy_refs.iter().any(|(n, k)| n == name && k == kind)
+    }
 }
 
 const SPEC_FIELDS: &[&str] = &[
@@ -548,7 +646,20 @@ impl ValidatingPolicy {
             validation_actions,
             failure_policy,
             has_params: spec.get("paramKind").is_some_and(|p| !p.is_null()),
+            kind: kind.to_owned(),
+            exceptions: Vec::new(),
         })
+    }
+
+    /// Attaches the exceptions among `exceptions` whose `policyRefs` name this policy (as
+    /// Kyverno does when it compiles a policy).
+    pub fn add_exceptions(&mut self, exceptions: &[Arc<CelPolicyException>]) {
+        let plain = self.name.rsplit('/').next().unwrap_or_default().to_owned();
+        for e in exceptions {
+            if e.refers_to(&plain, &self.kind) {
+                self.exceptions.push(e.clone());
+            }
+        }
     }
 
     /// The policy name (`namespace/name` for a NamespacedValidatingPolicy).
@@ -620,6 +731,64 @@ impl ValidatingPolicy {
             ];
         }
         let scope = VariableScope::new(view, &self.variables);
+        // PolicyExceptions: evaluated before matchConditions, as Kyverno does.
+        let mut matched: Vec<&CelPolicyException> = Vec::new();
+        for ex in &self.exceptions {
+            let mut all = true;
+            let mut errors = Vec::new();
+            for mc in &ex.match_conditions {
+                match mc.program.evaluate_bool(&scope) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        all = false;
+                        break;
+                    }
+                    Err(e) => errors.push(e),
+                }
+            }
+            if !all {
+                continue;
+            }
+            if let Some(e) = errors.first() {
+                if !matched.is_empty() {
+                    continue;
+                }
+                if self.failure_policy == FailurePolicy::Ignore {
+                    continue;
+                }
+                return vec![
+                    result(
+                        "evaluation",
+                        RuleStatus::Error,
+                        format!("failed to load context: {e}"),
+                    )
+                    .with_reason(Reason::from_error(e)),
+                ];
+            }
+            matched.push(ex);
+        }
+        if !matched.is_empty() {
+            let mut selected = matched[0];
+            for ex in &matched {
+                if ex.priority > selected.priority {
+                    selected = ex;
+                }
+            }
+            let keys: Vec<&str> = matched.iter().map(|e| e.key()).collect();
+            let (status, verb) = if selected.report_pass {
+                (RuleStatus::Pass, "passed")
+            } else {
+                (RuleStatus::Skip, "skipped")
+            };
+            return vec![result(
+                "exception",
+                status,
+                format!(
+                    "rule is {verb} due to policy exception: {}",
+                    keys.join(", ")
+                ),
+            )];
+        }
         // matchConditions: any false → skip; errors → Ignore skips, Fail errors.
         let mut errors = Vec::new();
         for mc in &self.match_conditions {

@@ -9,7 +9,7 @@ use provenance_policy::cel::{
     CompiledCelRule, Operation, PolicyInput, Program, RequestView, Value, VariableScope,
 };
 use provenance_policy::core::outcome::RuleStatus;
-use provenance_policy::validating_policy::ValidatingPolicy;
+use provenance_policy::validating_policy::{CelPolicyException, ValidatingPolicy};
 use serde_json::json;
 
 fn pod() -> serde_json::Value {
@@ -590,7 +590,24 @@ fn run_test_file(test: &Path, tally: &mut Tally) {
             m["response"].clone(),
         );
     }
-    let has_exceptions = spec.get("exceptions").is_some();
+    let mut exceptions = Vec::new();
+    let mut exception_error = None;
+    for e in strs("exceptions") {
+        for doc in yaml_docs(&dir.join(&e)) {
+            if doc["apiVersion"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("policies.kyverno.io/"))
+            {
+                match CelPolicyException::from_value(&doc) {
+                    Ok(x) => exceptions.push(std::sync::Arc::new(x)),
+                    Err(e) => exception_error = Some(e.to_string()),
+                }
+            }
+        }
+    }
+    for vp in vpols.values_mut().flatten() {
+        vp.add_exceptions(&exceptions);
+    }
 
     for expected in spec["results"].as_array().into_iter().flatten() {
         let policy = expected["policy"].as_str().unwrap_or_default();
@@ -631,10 +648,8 @@ fn run_test_file(test: &Path, tally: &mut Tally) {
                 tally.failed.push(format!("{label}: resource not found"));
                 continue;
             };
-            if has_exceptions {
-                tally
-                    .skipped
-                    .push(format!("{label}: PolicyExceptions not supported"));
+            if let Some(e) = &exception_error {
+                tally.skipped.push(format!("{label}: {e}"));
                 continue;
             }
             if let Some(u) = unsupported_ctx {
@@ -741,6 +756,15 @@ fn kyverno_cli_corpus() {
         "{} corpus results failed",
         tally.failed.len()
     );
+}
+
+#[test]
+fn compiled_forms_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Program>();
+    check::<CompiledCelRule>();
+    check::<ValidatingPolicy>();
+    check::<CelPolicyException>();
 }
 
 #[test]
