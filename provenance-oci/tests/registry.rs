@@ -648,3 +648,62 @@ async fn mirrors_serve_digests_and_endpoint_replaces_the_registry() {
         .unwrap_err();
     assert_eq!(e.code(), "oci.not_found");
 }
+
+#[tokio::test]
+async fn a_moving_tag_does_not_move_what_was_resolved() {
+    let Some(reg) = TestRegistry::start() else {
+        return;
+    };
+    let p = reg.pusher();
+    let (d1, bytes1, _) = p.image("acme/app", "latest", b"first", "amd64").await;
+    let c = reg.client();
+    let img = reg.reference("acme/app:latest");
+    assert_eq!(c.resolve(&img).await.unwrap(), d1);
+    // The tag moves after resolution.
+    let (d2, _, _) = p.image("acme/app", "latest", b"second", "amd64").await;
+    assert_ne!(d1, d2);
+    // Everything bound to the resolved digest still reads the first manifest...
+    assert_eq!(c.manifest_at(&img, &d1).await.unwrap().bytes, bytes1);
+    assert_eq!(c.manifest(&img.pinned(&d1)).await.unwrap().digest, d1);
+    // ...and a fresh resolution sees the move.
+    assert_eq!(c.resolve(&img).await.unwrap(), d2);
+}
+
+#[tokio::test]
+async fn too_many_layers_in_a_signature_manifest() {
+    let Some(reg) = TestRegistry::start() else {
+        return;
+    };
+    let p = reg.pusher();
+    let (d, _, _) = p.image("acme/app", "v1", b"x", "amd64").await;
+    let layers: Vec<(&str, Vec<u8>, serde_json::Value)> = (0..3)
+        .map(|i| {
+            (
+                "application/vnd.dev.cosign.simplesigning.v1+json",
+                format!("payload {i}").into_bytes(),
+                serde_json::Value::Null,
+            )
+        })
+        .collect();
+    p.artifact(
+        "acme/app",
+        &format!("sha256-{}.sig", d.hex()),
+        &layers,
+        serde_json::Value::Null,
+    )
+    .await;
+    let img = reg.reference("acme/app:v1");
+    assert_eq!(
+        reg.client().signatures(&img, &d, None).await.unwrap().len(),
+        3
+    );
+    let c = reg.client_with(RegistryConfig {
+        limits: Limits {
+            max_layers: 2,
+            ..Limits::default()
+        },
+        ..RegistryConfig::default()
+    });
+    let e = c.signatures(&img, &d, None).await.unwrap_err();
+    assert_eq!(e.code(), "oci.too_large", "{e}");
+}
