@@ -13,6 +13,10 @@ use crate::statement::Statement;
 /// Predicate type of model-signing v1.0 signatures.
 pub const MODEL_SIGNING_V1: &str = "https://model_signing/signature/v1.0";
 
+/// Predicate type of the model-signing v0.2 format still found in the wild: the files are the
+/// Statement's subjects and the predicate is empty.
+pub const MODEL_SIGNING_DIGESTS_V01: &str = "https://model_signing/Digests/v0.1";
+
 /// How the model folder was serialized into resources.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[non_exhaustive]
@@ -90,9 +94,13 @@ impl ModelSigningManifest {
 
     /// Parses the predicate of a Statement and checks it against the Statement's single
     /// subject: its `sha256` must be SHA-256 over the raw resource digests, in order, as
-    /// model-signing computes it. Returns the model name too.
+    /// model-signing computes it. Returns the model name too. Statements of the older
+    /// [`MODEL_SIGNING_DIGESTS_V01`] type (files as subjects) are read as well.
     pub fn from_statement(statement: &Statement, limits: &Limits) -> Result<(String, Self), Error> {
         let f = Format::ModelSigning;
+        if statement.predicate_type == MODEL_SIGNING_DIGESTS_V01 {
+            return Self::from_compat_statement(statement, limits);
+        }
         if statement.predicate_type != MODEL_SIGNING_V1 {
             return Err(Error::WrongPredicateType {
                 expected: MODEL_SIGNING_V1,
@@ -119,6 +127,53 @@ impl ModelSigningManifest {
             });
         }
         Ok((subject.name.clone().unwrap_or_default(), m))
+    }
+
+    /// The v0.2 format: every subject is a file with a `sha256`; there is no root digest and
+    /// no model name (`""` is returned).
+    fn from_compat_statement(
+        statement: &Statement,
+        limits: &Limits,
+    ) -> Result<(String, Self), Error> {
+        let f = Format::ModelSigning;
+        limits.check_count(f, "subject", statement.subjects.len())?;
+        let mut resources = Vec::with_capacity(statement.subjects.len());
+        for (i, s) in statement.subjects.iter().enumerate() {
+            let name =
+                s.name
+                    .clone()
+                    .filter(|n| !n.is_empty())
+                    .ok_or_else(|| Error::MissingField {
+                        format: f,
+                        path: format!("subject[{i}].name"),
+                    })?;
+            let digest = s
+                .digest
+                .get("sha256")
+                .cloned()
+                .ok_or_else(|| Error::MissingField {
+                    format: f,
+                    path: format!("subject[{i}].digest.sha256"),
+                })?;
+            resources.push(Resource {
+                name,
+                algorithm: "sha256".into(),
+                digest,
+            });
+        }
+        Ok((
+            String::new(),
+            ModelSigningManifest {
+                serialization: Serialization {
+                    method: "files".into(),
+                    hash_type: "sha256".into(),
+                    allow_symlinks: Some(false),
+                    ignore_paths: Vec::new(),
+                    shard_size: None,
+                },
+                resources,
+            },
+        ))
     }
 
     /// SHA-256 over the raw bytes of every resource digest, in order.

@@ -334,6 +334,18 @@ fn model_signing_root_digest() {
     assert_eq!(m.resource("config.json").unwrap().digest, d2.hex());
     let err = ModelSigningManifest::from_statement(&st(HELLO), &limits).unwrap_err();
     assert_eq!(err.path(), Some("subject[0].digest.sha256"));
+    // The v0.2 format: files are the subjects.
+    let compat = Statement::from_json(
+        &serde_json::to_vec(&json!({"_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": "model.safetensors", "digest": {"sha256": d1.hex()}},
+                        {"name": "config.json", "digest": {"sha256": d2.hex()}}],
+            "predicateType": "https://model_signing/Digests/v0.1", "predicate": {}}))
+        .unwrap(),
+    )
+    .unwrap();
+    let (_, m) = ModelSigningManifest::from_statement(&compat, &limits).unwrap();
+    assert_eq!(m.resources.len(), 2);
+    assert_eq!(m.resource("model.safetensors").unwrap().digest, d1.hex());
 }
 
 #[test]
