@@ -949,6 +949,11 @@ fn is_external_url(u: &str) -> Result<bool, String> {
     } else {
         hostport.split(':').next().unwrap_or("")
     };
+    let lower = host.to_ascii_lowercase();
+    if lower == "localhost" || lower.ends_with(".localhost") {
+        // Resolves to loopback addresses by definition (RFC 6761), no look-up needed.
+        return Ok(false);
+    }
     match host.parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V4(ip)) => Ok(!(ip.is_loopback() || ip.is_private())),
         Ok(std::net::IpAddr::V6(ip)) => {
@@ -1069,6 +1074,11 @@ mod tests {
         assert!(search("random('[a-z]{4}')", &json!({})).is_err());
         assert_eq!(s("is_external_url('http://10.0.0.1/x')"), json!(false));
         assert_eq!(s("is_external_url('https://8.8.8.8')"), json!(true));
+        assert_eq!(
+            s("is_external_url('http://localhost:8080/x')"),
+            json!(false)
+        );
+        assert!(search("is_external_url('http://example.com')", &json!({})).is_err());
     }
 
     #[test]
