@@ -452,6 +452,16 @@ async fn bundle_referrers<S: EvidenceSource + ?Sized>(
     let mut out = Vec::new();
     for r in refs.items {
         let m = src.manifest_at(&repo, &r.digest).await?;
+        if m.bytes.len() as u64 != r.size {
+            return Err(Error::malformed(
+                format!("referrer {}", r.digest),
+                format!(
+                    "descriptor says {} bytes, manifest has {}",
+                    r.size,
+                    m.bytes.len()
+                ),
+            ));
+        }
         let manifest = m.image()?;
         if let Some(subject) = manifest.subject() {
             // A referrer must name the subject it was listed for.
