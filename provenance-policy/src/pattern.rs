@@ -985,4 +985,23 @@ mod tests {
         assert!(!validate_value(&json!(5), &json!("1!-10")));
         assert!(validate_value(&json!("90s"), &json!(">1m")));
     }
+
+    #[test]
+    fn ranges_quantities_and_signs() {
+        let v = |value: Value, pattern: &str| validate_value(&value, &json!(pattern));
+        assert!(v(json!(4), ">= 3"));
+        assert!(v(json!(2), "0-2") && !v(json!(3), "0-2"));
+        assert!(v(json!(0), "10!-20") && !v(json!(15), "10!-20") && v(json!(25), "10!-20"));
+        assert!(!v(json!(0), "0.00001-2.00001") && !v(json!(2.0001), "0.00001-2.00001"));
+        assert!(v(json!(2), "2-2") && !v(json!(2), "2!-2"));
+        assert!(v(json!("256Mi"), "128Mi-512Mi") && !v(json!("1024Mi"), "128Mi-512Mi"));
+        assert!(v(json!("1024Mi"), "128Mi!-512Mi"));
+        assert!(v(json!(-9), "-10-8") && !v(json!(9), "-10--8") && v(json!(9), "-10!--8"));
+        assert!(v(json!("-9Mi"), "-10Mi-8Mi") && v(json!("7Mi"), "-10Mi-+8Mi"));
+        assert!(v(json!(0), "+0-+1") && v(json!("1025Mi"), "+0Mi!-+1024Mi"));
+        assert!(v(json!("1Gi"), ">1000Mi") && v(json!("1G"), "<1Gi") && v(json!("0.2"), "200m"));
+        assert!(v(json!(1024), "1024") && !v(json!("2048"), "1024"));
+        assert!(!v(json!("500m"), ">=0.6") && v(json!("12s"), "<=12s"));
+        assert!(v(json!(7.00001), ">7.000001") && v(json!(7.00001), "!7"));
+    }
 }
