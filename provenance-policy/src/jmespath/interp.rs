@@ -201,7 +201,10 @@ pub(crate) fn eval<'a>(node: &'a Node, data: Val<'a>, cx: &mut Ctx<'_>) -> R<'a>
                 {
                     out.push(v.into_owned());
                 }
-                i += step;
+                i = match i.checked_add(step) {
+                    Some(n) => n,
+                    None => break,
+                };
             }
             Ok(Cow::Owned(Value::Array(out)))
         }

@@ -725,7 +725,7 @@ fn q_div(a: Quantity, b: Quantity) -> Option<Quantity> {
         )
     };
     Some(Quantity {
-        mant: num_ / den,
+        mant: num_.checked_div(den)?,
         exp: -scale,
         binary: a.binary,
     })
@@ -1079,6 +1079,38 @@ mod tests {
             json!(false)
         );
         assert!(search("is_external_url('http://example.com')", &json!({})).is_err());
+    }
+
+    #[test]
+    fn extreme_arguments_do_not_panic() {
+        for e in [
+            "time_parse('1', '9223372036854775807')",
+            "time_parse('1', '-9223372036854775808')",
+            "time_add('9999-12-31T23:59:59Z', '2562047h')",
+            "time_truncate('0001-01-01T00:00:00Z', '-1h')",
+            "add('1e99999', '1')",
+            "add('9e99', '1n')",
+            "multiply('170141183460469231731687303715884105727', `1e300`)",
+            "divide('1', `0.0000001`)",
+            "divide('1Ei', `3`)",
+            "modulo(`-9223372036854775808`, `-1`)",
+            "sum(['1.000000000000000000000000000001', '1e-30'])",
+            "round(`1e308`, `400`)",
+            "truncate('abc', `1e30`)",
+            "`[1, 2, 3]`[1::9223372036854775807]",
+            "`[1, 2, 3]`[::-9223372036854775807]",
+            "`[1, 2, 3]`[-9223372036854775808]",
+            "semver_compare('1.0.0', '>=1.x.x || <0.0.0-a.b.c || !=2.*.*')",
+            "regex_match('(((((((((a)))))))))*{1000}{1000}', 'a')",
+            "x509_decode('-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----')",
+            "base64_decode('%%%')",
+            "items(`{}`, '', '')",
+            "split('', '')",
+            "replace('abc', '', 'x', `-1`)",
+        ] {
+            let _ = search(e, &json!({}));
+        }
+        assert_eq!(s("replace('ab', '', '-', `-1`)"), json!("-a-b-"));
     }
 
     #[test]

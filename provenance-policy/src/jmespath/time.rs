@@ -139,7 +139,7 @@ impl GoTime {
 
     /// Local broken-down time.
     pub(crate) fn civil(&self) -> Civil {
-        let local = self.unix + i64::from(self.offset);
+        let local = self.unix.saturating_add(i64::from(self.offset));
         let days = local.div_euclid(86_400);
         let secs = local.rem_euclid(86_400) as u32;
         let (year, month, day) = civil_from_days(days);

@@ -65,7 +65,7 @@ pub(crate) fn parse_duration(s: &str) -> Option<i64> {
         if !frac_part.is_empty() {
             let mut scale: u128 = 1;
             let mut fv: u128 = 0;
-            for d in frac_part.bytes().take(30) {
+            for d in frac_part.bytes().take(18) {
                 fv = fv * 10 + u128::from(d - b'0');
                 scale *= 10;
             }
@@ -243,7 +243,12 @@ pub(crate) fn parse_quantity(s: &str) -> Option<Quantity> {
     } else {
         trimmed[..keep].parse::<i128>().ok()?
     };
-    let mut exp = exp10 - frac_part.len() as i32 + dropped;
+    // Exponents far outside anything a quantity means are rejected (keeps arithmetic in range).
+    let exp64 = i64::from(exp10) - frac_part.len() as i64 + i64::from(dropped);
+    if exp64.abs() > 100_000 {
+        return None;
+    }
+    let mut exp = exp64 as i32;
     if bin > 0 {
         let f = 1024i128.pow(bin);
         match mant.checked_mul(f) {
