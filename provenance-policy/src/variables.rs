@@ -714,6 +714,31 @@ mod tests {
     }
 
     #[test]
+    fn random_strings_never_panic() {
+        const PIECES: &[&str] = &[
+            "{{", "}}", "{", "}", "\\", "$(", ")", "@", "-", " ", "a", ".", "/", "..", "é",
+            "request", "object", "'", "`", "||", "[0]", "\\{{",
+        ];
+        let ctx = json!({"request": {"object": {"a": "{{a}}", "b": [1]}}, "a": "x"});
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..20_000 {
+            let mut src = String::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            for _ in 0..(seed % 10) + 1 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                src.push_str(PIECES[(seed % PIECES.len() as u64) as usize]);
+            }
+            let _ = substitute_str(&src, &ctx, "/validate/pattern/x");
+            let _ = substitute(&json!({ src.clone(): [src.clone()] }), &ctx, "/p");
+            let _ = crate::pattern::validate(&ctx, &json!({ src.clone(): src }));
+        }
+    }
+
+    #[test]
     fn references_resolve_relative_paths() {
         let doc = json!({"spec": {"a": "5", "b": ">=$(./../a)"}});
         let out = substitute_references(&doc, "").unwrap();
