@@ -37,6 +37,11 @@ pub enum PatternOutcome {
     /// The resource matches.
     Pass,
     /// The resource does not match.
+    ///
+    /// When `path` is empty, Kyverno's `MatchPattern` returned a non-skip error without a path
+    /// (an anchored key of the pattern is missing from the resource): Kyverno's validate
+    /// handler then reports the rule as **error**, not fail ("validation error: rule X
+    /// execution error: ..."). With a path, it reports **fail** ("failed at path ...").
     Fail {
         /// Where (e.g. `/spec/containers/0/image/`); empty when Kyverno reports none.
         path: String,
@@ -169,7 +174,10 @@ pub fn validate(resource: &Value, pattern: &Value) -> PatternOutcome {
 }
 
 /// Matches against each pattern of an `anyPattern` list: passes if one passes; skips if none
-/// passes and at least one skips; fails otherwise (with the failures' messages joined).
+/// passes, at least one skips and none fails; fails otherwise (with the failures' messages
+/// joined). For `anyPattern`, Kyverno reports a failure as **fail** even when the individual
+/// pattern errors had no path, so the returned `Fail` always has an empty `path` here and
+/// does not mean "error".
 pub fn validate_any(resource: &Value, patterns: &[Value]) -> PatternOutcome {
     let mut fails = Vec::new();
     let mut skips = Vec::new();
