@@ -20,11 +20,23 @@ struct Node {
     text: String,
 }
 
-fn syntax(message: String, position: u64) -> Error {
+/// A syntax error at a byte offset, reported as 1-based line and column (in bytes).
+fn syntax_in(xml: &str, message: String, position: u64) -> Error {
+    let pos = usize::try_from(position)
+        .unwrap_or(usize::MAX)
+        .min(xml.len());
+    let before = &xml.as_bytes()[..pos];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let column = pos
+        - before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1)
+        + 1;
     Error::Syntax {
         format: F,
-        line: 0,
-        column: usize::try_from(position).unwrap_or(usize::MAX),
+        line,
+        column,
         message: clip(&message, 300),
     }
 }
@@ -33,18 +45,18 @@ fn local(name: &str) -> String {
     name.rsplit(':').next().unwrap_or(name).to_owned()
 }
 
-fn start_node(e: &BytesStart<'_>, pos: u64) -> Result<Node, Error> {
+fn start_node(xml: &str, e: &BytesStart<'_>, pos: u64) -> Result<Node, Error> {
     let mut node = Node {
         name: local(e.name().as_ref()),
         ..Default::default()
     };
     for a in e.attributes() {
-        let a = a.map_err(|err| syntax(format!("bad attribute: {err}"), pos))?;
+        let a = a.map_err(|err| syntax_in(xml, format!("bad attribute: {err}"), pos))?;
         let key: &str = a.key.as_ref();
         let key = key.to_owned();
         let value = a
             .normalized_value(XmlVersion::Implicit1_0)
-            .map_err(|err| syntax(format!("bad attribute value: {err}"), pos))?
+            .map_err(|err| syntax_in(xml, format!("bad attribute value: {err}"), pos))?
             .into_owned();
         node.attrs.push((key, value));
     }
@@ -60,11 +72,11 @@ fn parse_tree(xml: &str, limits: &Limits) -> Result<Node, Error> {
         let pos = reader.buffer_position();
         let event = reader
             .read_event()
-            .map_err(|e| syntax(e.to_string(), pos))?;
+            .map_err(|e| syntax_in(xml, e.to_string(), pos))?;
         match event {
             Event::Start(e) => {
                 if root.is_some() {
-                    return Err(syntax("content after the root element".into(), pos));
+                    return Err(syntax_in(xml, "content after the root element".into(), pos));
                 }
                 if stack.len() >= limits.max_depth {
                     return Err(Error::TooDeep {
@@ -74,15 +86,15 @@ fn parse_tree(xml: &str, limits: &Limits) -> Result<Node, Error> {
                 }
                 nodes += 1;
                 limits.check_count(F, "<elements>", nodes)?;
-                stack.push(start_node(&e, pos)?);
+                stack.push(start_node(xml, &e, pos)?);
             }
             Event::Empty(e) => {
                 if root.is_some() {
-                    return Err(syntax("content after the root element".into(), pos));
+                    return Err(syntax_in(xml, "content after the root element".into(), pos));
                 }
                 nodes += 1;
                 limits.check_count(F, "<elements>", nodes)?;
-                let node = start_node(&e, pos)?;
+                let node = start_node(xml, &e, pos)?;
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(node),
                     None => root = Some(node),
@@ -91,9 +103,10 @@ fn parse_tree(xml: &str, limits: &Limits) -> Result<Node, Error> {
             Event::End(e) => {
                 let node = stack
                     .pop()
-                    .ok_or_else(|| syntax("unexpected end tag".into(), pos))?;
+                    .ok_or_else(|| syntax_in(xml, "unexpected end tag".into(), pos))?;
                 if node.name != local(e.name().as_ref()) {
-                    return Err(syntax(
+                    return Err(syntax_in(
+                        xml,
                         format!(
                             "end tag `{}` does not match `{}`",
                             local(e.name().as_ref()),
@@ -120,7 +133,7 @@ fn parse_tree(xml: &str, limits: &Limits) -> Result<Node, Error> {
             Event::GeneralRef(r) => {
                 let resolved = if r.is_char_ref() {
                     r.resolve_char_ref()
-                        .map_err(|e| syntax(e.to_string(), pos))?
+                        .map_err(|e| syntax_in(xml, e.to_string(), pos))?
                         .map(String::from)
                 } else {
                     match &*r.xml10_content() {
@@ -130,7 +143,8 @@ fn parse_tree(xml: &str, limits: &Limits) -> Result<Node, Error> {
                         "apos" => Some("'".into()),
                         "quot" => Some("\"".into()),
                         other => {
-                            return Err(syntax(
+                            return Err(syntax_in(
+                                xml,
                                 format!("unknown entity `&{}`;", clip(other, 32)),
                                 pos,
                             ));
@@ -143,19 +157,20 @@ fn parse_tree(xml: &str, limits: &Limits) -> Result<Node, Error> {
             }
             Event::DocType(_) => {
                 // No DTDs: entity expansion is how XML bombs work.
-                return Err(syntax("DOCTYPE is not allowed".into(), pos));
+                return Err(syntax_in(xml, "DOCTYPE is not allowed".into(), pos));
             }
             Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
             Event::Eof => break,
         }
     }
     if !stack.is_empty() {
-        return Err(syntax(
+        return Err(syntax_in(
+            xml,
             "unexpected end of document".into(),
             xml.len() as u64,
         ));
     }
-    root.ok_or_else(|| syntax("no root element".into(), 0))
+    root.ok_or_else(|| syntax_in(xml, "no root element".into(), 0))
 }
 
 /// Wrapper elements whose children form a JSON array, with the child element name.
