@@ -226,6 +226,13 @@ mod tests {
     }
 
     #[test]
+    fn expression_is_send_and_sync() {
+        fn check<T: Send + Sync + 'static>() {}
+        check::<Expression>();
+        check::<Env>();
+    }
+
+    #[test]
     fn hostile_nesting_is_an_error_not_a_crash() {
         let deep = "a.".repeat(50_000) + "a";
         assert!(Expression::compile(&deep).is_err());
