@@ -170,7 +170,8 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
 pub enum Container {
     /// A bare DSSE envelope.
     Bare,
-    /// One line of a JSON-lines file (`.intoto.jsonl`), 0-based.
+    /// One line of a JSON-lines file (`.intoto.jsonl`), 0-based: a bare envelope or a Sigstore
+    /// bundle.
     JsonLine(usize),
     /// The `dsseEnvelope` of a Sigstore bundle with this media type.
     SigstoreBundle(String),
@@ -227,7 +228,7 @@ pub fn extract_envelopes(
     let mut out = Vec::new();
     if !rest.is_empty() {
         for (i, v) in std::iter::once(first).chain(rest).enumerate() {
-            if out.len() >= limits.max_subjects {
+            if i >= limits.max_subjects {
                 return Err(Error::TooMany {
                     format: Format::Dsse,
                     path: "<lines>".into(),
@@ -235,7 +236,12 @@ pub fn extract_envelopes(
                     limit: limits.max_subjects,
                 });
             }
-            out.push((Container::JsonLine(i), Envelope::from_value(&v)?));
+            // A line is a bare envelope or a Sigstore bundle (`*.intoto.jsonl` of either).
+            let env = match v.get("dsseEnvelope") {
+                Some(env) => Envelope::from_value(env)?,
+                None => Envelope::from_value(&v)?,
+            };
+            out.push((Container::JsonLine(i), env));
         }
         return Ok(out);
     }

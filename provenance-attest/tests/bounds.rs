@@ -527,3 +527,29 @@ fn spdx_problems_include_checksums() {
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0].path(), Some("packages[0].checksums[0].sha256"));
 }
+
+#[test]
+fn json_lines_of_envelopes_and_bundles() {
+    let limits = Limits::default();
+    let env = r#"{"payloadType":"text/plain","payload":"aGk=","signatures":[]}"#;
+    let bundle = format!(
+        r#"{{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","dsseEnvelope":{env}}}"#
+    );
+    let lines = format!("{env}\n{bundle}\n");
+    let found = extract_envelopes(lines.as_bytes(), &limits).unwrap();
+    assert_eq!(found.len(), 2);
+    assert!(found.iter().all(|(_, e)| e.payload == b"hi"));
+    assert_eq!(found[1].0, provenance_attest::Container::JsonLine(1));
+    let many = format!("{env}\n").repeat(5);
+    let err =
+        extract_envelopes(many.as_bytes(), &Limits::default().with_max_subjects(4)).unwrap_err();
+    assert_eq!(err.code(), "attest.too_many");
+    assert_eq!(
+        extract_envelopes(b"{}", &limits).unwrap_err().code(),
+        "attest.unrecognized"
+    );
+    assert_eq!(
+        extract_envelopes(b"", &limits).unwrap_err().code(),
+        "attest.unrecognized"
+    );
+}
