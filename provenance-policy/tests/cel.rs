@@ -165,6 +165,10 @@ fn errors_name_the_expression() {
     );
     let e = Program::compile("authorizer.group('x')").unwrap_err();
     assert_eq!(e.code(), "policy.unsupported");
+    let e = Program::compile("image('nginx').registry() == 'docker.io'").unwrap_err();
+    assert_eq!(e.code(), "policy.unsupported");
+    // unknown functions fail at evaluation: an error, never a pass
+    assert!(eval("nosuchfn(1)", &PolicyInput::create(pod())).is_err());
     let e = eval("object.spec.nope", &PolicyInput::create(pod())).unwrap_err();
     assert!(e.to_string().contains("no such key: nope"), "{e}");
     assert!(Program::compile("").is_err());

@@ -4,9 +4,10 @@
 //! step clones the element and the accumulator), which made one `all()/exists()` over a Pod
 //! cost tens of microseconds. Here the parsed AST is lowered once into [`Node`]s whose
 //! identifiers are already resolved (roots, comprehension slots, policy variables, Kyverno
-//! libraries), and evaluation works on `cel::Value`, whose lists, maps and strings are
-//! reference counted: selecting `object.spec.containers` or binding a comprehension variable
-//! is a pointer copy.
+//! libraries). Evaluation works on `V`: borrowed views into the request's JSON, or
+//! `cel::Value`s (reference counted) for computed values, so selecting
+//! `object.spec.containers` or binding a comprehension variable is a pointer copy and the
+//! request is never converted as a whole.
 //!
 //! The core language (literals, selection, indexing, optionals, `has`, comprehension macros,
 //! logic with CEL's error absorption, comparison, arithmetic, `in`, `size`, `matches` with a
@@ -339,6 +340,11 @@ impl Lowering {
                     }
                 }
                 _ => {}
+            }
+            if matches!(name, "image" | "isImage" | "parseImageReference") {
+                return Err(format!(
+                    "unsupported: Kyverno's {name}() image-reference library"
+                ));
             }
             let builtin = match (name, a.len()) {
                 ("size", 1) => Some(Builtin::Size),

@@ -7,9 +7,10 @@
 //!   `.?field` / `[?key]` enabled) and lowers the AST into a form whose identifiers are already
 //!   resolved. Parse errors name the expression.
 //! * **Bind once per request, lazily.** A [`RequestView`] wraps one [`PolicyInput`]; `object`,
-//!   `oldObject`, `request`, `namespaceObject` and `params` are converted from JSON the first
-//!   time an expression reads them and then shared (reference counted) by every expression,
-//!   rule and policy evaluated against that view.
+//!   `oldObject`, `request`, `namespaceObject` and `params` are read in place as borrowed JSON
+//!   views: nothing is converted up front, and only values handed to library functions or
+//!   built into new maps are copied. One view serves every expression, rule and policy
+//!   evaluated for the request (see `docs/performance-cel.md`).
 //! * **Lazy variables.** A policy's `variables` are evaluated when an expression first reads
 //!   `variables.NAME`, once per policy and request ([`VariableScope`]).
 //! * **Libraries.** The core language is evaluated natively (see `eval.rs`); Kubernetes' CEL
@@ -23,8 +24,13 @@
 //!   policy load error. Undeclared top-level identifiers are rejected at compile time.
 //! * No cost budget (expressions are bounded by the input size; comprehensions cannot loop
 //!   forever).
-//! * `authorizer`, message construction (`Type{...}`) and Kyverno's `image(...)`/`imagedata`
-//!   parsing functions are rejected as [`crate::Error::Unsupported`].
+//! * `authorizer`, message construction (`Type{...}`), type identifiers as values
+//!   (`type(x) == string`) and Kyverno's `image(...)`/`isImage` reference parsing functions are
+//!   rejected at compile time ([`crate::Error::Unsupported`] or [`crate::Error::Cel`]).
+//! * Function names are resolved at evaluation time: an unknown function is an evaluation
+//!   error (an `error` result, never a pass), not a load error.
+//! * Expressions nested more than 6 levels deep or longer than 2 KiB are parsed on a
+//!   short-lived thread with a large stack (the generated parser is deeply recursive).
 //! * `cel` 0.13's own optional selection (`a.?b`) errors on a missing field; this evaluator
 //!   implements it as the CEL spec says (absent field → `optional.none()`).
 
