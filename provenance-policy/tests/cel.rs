@@ -763,6 +763,30 @@ fn kyverno_cli_corpus() {
 }
 
 #[test]
+fn from_admission_request() {
+    let req = json!({
+        "uid": "u1", "operation": "DELETE",
+        "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "name": "p", "namespace": "ns",
+        "userInfo": {"username": "alice", "groups": ["dev"], "extra": {"k": ["v"]}},
+        "oldObject": pod(), "object": null, "dryRun": true
+    });
+    let input = PolicyInput::from_admission_request(&req).unwrap();
+    assert_eq!(input.operation, Operation::Delete);
+    assert!(input.object.is_none());
+    assert_eq!(input.name(), "p");
+    let got = eval(
+        "request.userInfo.username + ':' + request.operation + ':' + string(request.dryRun) + ':' + oldObject.metadata.name + ':' + string(object == null)",
+        &input,
+    )
+    .unwrap();
+    assert_eq!(got, json!("alice:DELETE:true:p:true"));
+    assert!(PolicyInput::from_admission_request(&json!({"operation": "EXPLODE"})).is_err());
+    assert!(PolicyInput::from_admission_request(&json!(1)).is_err());
+}
+
+#[test]
 fn compiled_forms_are_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Program>();

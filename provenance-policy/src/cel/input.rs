@@ -109,6 +109,74 @@ impl PolicyInput {
         }
     }
 
+    /// Builds the input from an admission `request` (the `request` field of an AdmissionReview
+    /// v1, as JSON): `object`, `oldObject`, `operation`, `userInfo`, `resource`,
+    /// `subResource`, `uid` and `dryRun`. The namespace object, params and context data are
+    /// not part of a request: set them afterwards.
+    pub fn from_admission_request(request: &serde_json::Value) -> Result<Self, crate::Error> {
+        let bad = |reason: String| crate::Error::InvalidRequest { reason };
+        if !request.is_object() {
+            return Err(bad("admission request is not an object".to_owned()));
+        }
+        let s = |v: &serde_json::Value, k: &str| -> String {
+            v.get(k)
+                .and_then(|x| x.as_str())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let present = |k: &str| request.get(k).filter(|v| !v.is_null()).cloned();
+        let op = s(request, "operation");
+        let operation =
+            Operation::parse(&op).ok_or_else(|| bad(format!("unknown operation {op:?}")))?;
+        let user = request.get("userInfo").unwrap_or(&serde_json::Value::Null);
+        let strings = |v: Option<&serde_json::Value>| -> Vec<String> {
+            v.and_then(|x| x.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let extra = user
+            .get("extra")
+            .and_then(|e| e.as_object())
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), strings(Some(v))))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let resource =
+            request
+                .get("resource")
+                .filter(|r| r.is_object())
+                .map(|r| GroupVersionResource {
+                    group: s(r, "group"),
+                    version: s(r, "version"),
+                    resource: s(r, "resource"),
+                });
+        Ok(PolicyInput {
+            object: present("object"),
+            old_object: present("oldObject"),
+            operation,
+            user_info: UserInfo {
+                username: s(user, "username"),
+                uid: s(user, "uid"),
+                groups: strings(user.get("groups")),
+                extra,
+            },
+            resource,
+            sub_resource: s(request, "subResource"),
+            dry_run: request
+                .get("dryRun")
+                .and_then(|d| d.as_bool())
+                .unwrap_or(false),
+            uid: s(request, "uid"),
+            ..Default::default()
+        })
+    }
+
     /// The object the request is about: `object`, or `oldObject` for DELETE.
     pub fn subject(&self) -> Option<&serde_json::Value> {
         self.object.as_ref().or(self.old_object.as_ref())
