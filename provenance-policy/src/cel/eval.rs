@@ -902,13 +902,17 @@ fn delegate(call: &IdedExpr, target: Option<Value>, args: Vec<Value>) -> EvalRes
         for (i, a) in args.into_iter().enumerate() {
             scope.add_variable_from_value(ARG_VARS[i], a);
         }
-        Value::resolve(call, &scope).map_err(|e| {
-            let name = match &call.expr {
-                Expr::Call(c) => c.func_name.as_str(),
-                _ => "?",
-            };
-            EvalError::new(format!("{name}: {e}"))
-        })
+        let name = match &call.expr {
+            Expr::Call(c) => c.func_name.as_str(),
+            _ => "?",
+        };
+        // A library function that panics on some input must not take the caller down:
+        // the panic becomes an evaluation error (fail closed).
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Value::resolve(call, &scope)
+        }))
+        .map_err(|_| EvalError::new(format!("{name}: the function failed on this input")))?
+        .map_err(|e| EvalError::new(format!("{name}: {e}")))
     })
 }
 
