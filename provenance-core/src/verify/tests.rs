@@ -302,3 +302,12 @@ fn pae_matches_the_dsse_spec() {
         b"DSSEv1 29 http://example.com/HelloWorld 11 hello world".to_vec()
     );
 }
+
+#[test]
+fn verifier_is_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Verifier>();
+    assert_send_sync::<Verified>();
+    assert_send_sync::<SignatureMaterial>();
+    assert_send_sync::<Expectation>();
+}
