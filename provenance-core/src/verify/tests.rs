@@ -311,3 +311,42 @@ fn verifier_is_shareable_across_threads() {
     assert_send_sync::<SignatureMaterial>();
     assert_send_sync::<Expectation>();
 }
+
+#[test]
+fn trust_root_built_in_code_verifies_like_its_json() {
+    let dir = format!("{FIXTURES}/keyless-msg-v0.3");
+    let read = |n: &str| std::fs::read(format!("{dir}/{n}")).unwrap();
+    let expect: serde_json::Value = serde_json::from_slice(&read("expect.json")).unwrap();
+    let mut root = TrustRoot::from_trusted_root_json(&read("trusted_root.json")).unwrap();
+    root.source_json = None; // as if assembled in code: the verifier writes its own JSON
+    let verifier = Verifier::new(&root).unwrap();
+    let exp = Expectation::Keyless(IdentityExpectation::exact(
+        expect["identity"].as_str().unwrap(),
+        expect["issuer"].as_str().unwrap(),
+    ));
+    let artifact = read("artifact");
+    let now = UnixTime(expect["now"].as_i64().unwrap());
+    let material = SignatureMaterial::Bundle(read("bundle.sigstore.json"));
+    let v = verifier
+        .verify(Artifact::Bytes(&artifact), &material, &exp, now)
+        .unwrap();
+    assert!(v.transparency_verified);
+    assert!(v.integrated_time.is_some());
+    // `now` before the signature: refused.
+    let e = verifier
+        .verify(
+            Artifact::Bytes(&artifact),
+            &material,
+            &exp,
+            UnixTime(v.integrated_time.unwrap().0 - 1),
+        )
+        .unwrap_err();
+    assert!(e.code().starts_with("verify."), "{e}");
+    // Without its CAs and logs, nothing verifies.
+    let empty = Verifier::new(&TrustRoot::default()).unwrap();
+    assert!(
+        empty
+            .verify(Artifact::Bytes(&artifact), &material, &exp, now)
+            .is_err()
+    );
+}
