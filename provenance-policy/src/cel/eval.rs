@@ -82,6 +82,19 @@ pub(crate) enum Builtin {
     OptionalOf,
     OptionalNone,
     OptionalOfNonZero,
+    /// Methods of Kyverno's image reference type.
+    Image(ImageMethod),
+}
+
+/// `registry()`, `repository()`, ... on a Kyverno image reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ImageMethod {
+    Registry,
+    Repository,
+    Identifier,
+    Tag,
+    Digest,
+    ContainsDigest,
 }
 
 /// A lowered expression.
@@ -341,10 +354,9 @@ impl Lowering {
                 }
                 _ => {}
             }
-            if matches!(name, "image" | "isImage" | "parseImageReference") {
-                return Err(format!(
-                    "unsupported: Kyverno's {name}() image-reference library"
-                ));
+            if let Some(f) = kyverno::lookup("", name, a.len())? {
+                let args = a.iter().map(|x| self.lower(x)).collect::<Result<_, _>>()?;
+                return Ok(Node::Kyverno(f, args));
             }
             let builtin = match (name, a.len()) {
                 ("size", 1) => Some(Builtin::Size),
@@ -390,6 +402,12 @@ impl Lowering {
                 ("or", 1) => Some(Builtin::Or),
                 ("hasValue", 0) => Some(Builtin::HasValue),
                 ("value", 0) => Some(Builtin::OptValue),
+                ("registry", 0) => Some(Builtin::Image(ImageMethod::Registry)),
+                ("repository", 0) => Some(Builtin::Image(ImageMethod::Repository)),
+                ("identifier", 0) => Some(Builtin::Image(ImageMethod::Identifier)),
+                ("tag", 0) => Some(Builtin::Image(ImageMethod::Tag)),
+                ("digest", 0) => Some(Builtin::Image(ImageMethod::Digest)),
+                ("containsDigest", 0) => Some(Builtin::Image(ImageMethod::ContainsDigest)),
                 _ => None,
             };
             if let Some(b) = builtin {
@@ -1351,6 +1369,25 @@ fn builtin<'v>(b: Builtin, target: Option<V<'v>>, args: Vec<V<'v>>, env: &dyn En
                 }
                 Builtin::HasValue => bool_v(opt.is_some()),
                 _ => opt.ok_or_else(|| EvalError::new("optional.none() dereference")),
+            }
+        }
+        Builtin::Image(m) => {
+            let t = target.unwrap_or(V::Cel(Value::Null));
+            let img = match &t {
+                V::Cel(Value::Opaque(o)) => o.downcast_ref::<super::kyverno::ImageRef>(),
+                _ => None,
+            };
+            let Some(img) = img else {
+                return Err(no_overload_v(&format!("{m:?}"), &[&t]));
+            };
+            let s = |x: &str| Ok(V::Cel(Value::String(Arc::new(x.to_owned()))));
+            match m {
+                ImageMethod::Registry => s(&img.registry),
+                ImageMethod::Repository => s(&img.repository),
+                ImageMethod::Identifier => s(img.identifier()),
+                ImageMethod::Tag => s(&img.tag),
+                ImageMethod::Digest => s(&img.digest),
+                ImageMethod::ContainsDigest => bool_v(!img.digest.is_empty()),
             }
         }
         Builtin::OptionalOf => wrap_some(next(), env),

@@ -30,6 +30,65 @@ pub enum KyvernoFn {
     HttpGet,
     /// `http.Post(url, body[, headers])`
     HttpPost,
+    /// `image(reference)`: a parsed image reference.
+    Image,
+    /// `isImage(reference)`
+    IsImage,
+}
+
+/// A parsed image reference, as Kyverno's `image()` CEL library returns it.
+///
+/// Parsed with provenance-core's reference grammar as Kubernetes' runtime does
+/// (`ParseDockerRef`: normalized, `latest` when neither tag nor digest, tag dropped when a
+/// digest is present), which is what go-containerregistry's `name.ParseReference` yields, except
+/// that Docker Hub's registry reads `index.docker.io` as there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRef {
+    /// `registry()`
+    pub registry: String,
+    /// `repository()`
+    pub repository: String,
+    /// `tag()` (empty for a digest reference)
+    pub tag: String,
+    /// `digest()` (empty for a tag reference)
+    pub digest: String,
+}
+
+impl kube_cel::cel::objects::Opaque for ImageRef {
+    fn runtime_type_name(&self) -> &str {
+        "kyverno.image"
+    }
+}
+
+impl ImageRef {
+    /// Parses `s`; `None` when it is not an image reference.
+    pub fn parse(s: &str) -> Option<Self> {
+        let r = provenance_core::reference::ImageReference::parse_docker_ref(s).ok()?;
+        let registry = match r.domain() {
+            "docker.io" => "index.docker.io".to_owned(),
+            d => d.to_owned(),
+        };
+        let digest = r.digest_str().unwrap_or_default().to_owned();
+        Some(ImageRef {
+            registry,
+            repository: r.path().to_owned(),
+            tag: if digest.is_empty() {
+                r.tag().unwrap_or("latest").to_owned()
+            } else {
+                String::new()
+            },
+            digest,
+        })
+    }
+
+    /// `identifier()`: the digest if any, else the tag.
+    pub fn identifier(&self) -> &str {
+        if self.digest.is_empty() {
+            &self.tag
+        } else {
+            &self.digest
+        }
+    }
 }
 
 /// Resolves `lib.name(argc args)`. `Ok(None)`: `lib` is not a Kyverno library.
@@ -41,6 +100,8 @@ pub(crate) fn lookup(lib: &str, name: &str, argc: usize) -> Result<Option<Kyvern
         ("globalContext", "Get", 2) => KyvernoFn::GlobalContextGet,
         ("http", "Get", 1 | 2) => KyvernoFn::HttpGet,
         ("http", "Post", 2 | 3) => KyvernoFn::HttpPost,
+        ("", "image", 1) => KyvernoFn::Image,
+        ("", "isImage", 1) => KyvernoFn::IsImage,
         ("resource" | "image" | "globalContext" | "http" | "imagedata" | "generator", _, _) => {
             return Err(format!(
                 "unsupported: Kyverno CEL function {lib}.{name} with {argc} argument(s)"
@@ -199,6 +260,14 @@ impl ContextData {
                     ))),
                 }
             }
+            KyvernoFn::Image => {
+                let r = s(0)?;
+                match ImageRef::parse(r) {
+                    Some(img) => Ok(V::Cel(Value::Opaque(std::sync::Arc::new(img)))),
+                    None => Err(EvalError(format!("image: {r:?} is not an image reference"))),
+                }
+            }
+            KyvernoFn::IsImage => Ok(V::Cel(Value::Bool(ImageRef::parse(s(0)?).is_some()))),
             KyvernoFn::HttpGet | KyvernoFn::HttpPost => {
                 let method = if f == KyvernoFn::HttpGet {
                     "GET"

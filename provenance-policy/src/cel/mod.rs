@@ -15,8 +15,9 @@
 //!   `variables.NAME`, once per policy and request ([`VariableScope`]).
 //! * **Libraries.** The core language is evaluated natively (see `eval.rs`); Kubernetes' CEL
 //!   libraries come from `kube-cel` (strings, lists, sets, regex, quantity, url, ip/cidr,
-//!   semver, format, math, encoders, jsonpatch); Kyverno's `resource`, `image.GetMetadata`,
-//!   `globalContext` and `http` libraries answer from [`ContextData`].
+//!   semver, format, math, encoders, jsonpatch); Kyverno's `image()`/`isImage()` reference
+//!   library is native ([`ImageRef`]); its `resource`, `image.GetMetadata`, `globalContext` and
+//!   `http` libraries answer from [`ContextData`].
 //!
 //! # Differences from Kyverno / cel-go
 //!
@@ -24,9 +25,8 @@
 //!   policy load error. Undeclared top-level identifiers are rejected at compile time.
 //! * No cost budget (expressions are bounded by the input size; comprehensions cannot loop
 //!   forever).
-//! * `authorizer`, message construction (`Type{...}`), type identifiers as values
-//!   (`type(x) == string`) and Kyverno's `image(...)`/`isImage` reference parsing functions are
-//!   rejected at compile time ([`crate::Error::Unsupported`] or [`crate::Error::Cel`]).
+//! * `authorizer`, message construction (`Type{...}`) and type identifiers as values
+//!   (`type(x) == string`) are rejected at compile time ([`crate::Error::Unsupported`] or [`crate::Error::Cel`]).
 //! * Function names are resolved at evaluation time: an unknown function is an evaluation
 //!   error (an `error` result, never a pass), not a load error.
 //! * Expressions nested more than 6 levels deep or longer than 2 KiB are parsed on a
@@ -45,7 +45,7 @@ use std::sync::Arc;
 
 pub use input::{GroupVersionResource, Operation, PolicyInput, UserInfo};
 pub use kube_cel::cel::Value;
-pub use kyverno::{ContextData, KyvernoFn};
+pub use kyverno::{ContextData, ImageRef, KyvernoFn};
 use provenance_core::RuleStatus;
 
 use eval::{Env, EvalError, EvalResult, Lowering, Node, R, Root, V};
@@ -94,7 +94,10 @@ impl Program {
         // The generated parser is deeply recursive (about 100 KiB of stack per nesting level
         // in debug builds): shallow expressions are parsed in place, others on a thread with
         // a large stack so that no input can overflow the caller's stack.
-        let lowered = if score <= INLINE_NESTING && src.len() <= INLINE_LEN {
+        let lowered = if score <= INLINE_NESTING
+            && operator_count(src) <= INLINE_OPERATORS
+            && src.len() <= INLINE_LEN
+        {
             work()
         } else {
             std::thread::Builder::new()
@@ -196,6 +199,7 @@ const MAX_NESTING: usize = 200;
 const MAX_AST_DEPTH: usize = 400;
 /// Expressions at most this nested and long are parsed on the caller's stack.
 const INLINE_NESTING: usize = 6;
+const INLINE_OPERATORS: usize = 48;
 const INLINE_LEN: usize = 2048;
 /// Stack of the parser thread for deeper expressions.
 const PARSE_STACK: usize = 256 << 20;
@@ -267,6 +271,33 @@ fn nesting_score(src: &str) -> usize {
         }
     }
     max_depth + ternaries + max_unary
+}
+
+/// Operator, member-access and separator characters outside string literals: each can add a
+/// level to the parser's recursion (left-nested chains such as `a + b + c` or `a.b.c`).
+fn operator_count(src: &str) -> usize {
+    let mut n = 0;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for ch in src.chars() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if ch == '\\' {
+                escaped = true;
+            } else if ch == q {
+                quote = None;
+            }
+            continue;
+        }
+        match ch {
+            '\'' | '"' => quote = Some(ch),
+            '+' | '-' | '*' | '/' | '%' | '<' | '>' | '=' | '!' | '&' | '|' | '?' | ':' | '.'
+            | ',' | '[' | '(' | '{' => n += 1,
+            _ => {}
+        }
+    }
+    n
 }
 
 /// One request bound for CEL.
