@@ -21,9 +21,42 @@
 //! `failurePolicy` do not change the result (a failed validation is `fail` whether it would
 //! deny, audit or warn); they are exposed for the admission decision.
 //!
+//! ```
+//! use provenance_policy::cel::{PolicyInput, RequestView};
+//! use provenance_policy::core::outcome::RuleStatus;
+//! use provenance_policy::validating_policy::ValidatingPolicy;
+//! use serde_json::json;
+//!
+//! let policy = ValidatingPolicy::from_value(&json!({
+//!     "apiVersion": "policies.kyverno.io/v1", "kind": "ValidatingPolicy",
+//!     "metadata": {"name": "require-dataset-digest"},
+//!     "spec": {
+//!         "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+//!             "operations": ["CREATE", "UPDATE"], "resources": ["pods"]}]},
+//!         "validations": [{
+//!             "expression": "object.spec.containers.all(c, c.?env.orValue([]).exists(e, e.name == 'DATASET_SHA256'))",
+//!             "message": "every container needs DATASET_SHA256"
+//!         }]
+//!     }
+//! }))?;
+//! let input = PolicyInput::create(json!({
+//!     "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "ml"},
+//!     "spec": {"containers": [{"name": "c", "image": "ghcr.io/acme/infer:1"}]}
+//! }));
+//! // One view per request, shared by every policy evaluated for it.
+//! let view = RequestView::new(&input);
+//! let results = policy.evaluate_view(&view);
+//! assert_eq!(results[0].status, RuleStatus::Fail);
+//! assert_eq!(results[0].message, "every container needs DATASET_SHA256");
+//! assert_eq!(results[0].rule, "");
+//! # Ok::<(), provenance_policy::Error>(())
+//! ```
+//!
 //! Not supported (explicit [`Error::Unsupported`]): `evaluation.mode: JSON`, `autogen` with
-//! pod controllers, `matchPolicy: Equivalent` matching of other versions (treated as `Exact`,
-//! documented), PolicyExceptions.
+//! pod controllers, PolicyExceptions with `images`/`allowedValues` (partial exemptions).
+//! `matchPolicy: Equivalent` is matched as `Exact` (no API discovery to find equivalent
+//! versions). PolicyExceptions ([`CelPolicyException`]) are attached with
+//! [`ValidatingPolicy::add_exceptions`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

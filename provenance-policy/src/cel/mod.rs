@@ -29,8 +29,9 @@
 //!   (`type(x) == string`) are rejected at compile time ([`crate::Error::Unsupported`] or [`crate::Error::Cel`]).
 //! * Function names are resolved at evaluation time: an unknown function is an evaluation
 //!   error (an `error` result, never a pass), not a load error.
-//! * Expressions nested more than 6 levels deep or longer than 2 KiB are parsed on a
-//!   short-lived thread with a large stack (the generated parser is deeply recursive).
+//! * Expressions nested more than 6 levels deep, with long operator chains or longer than
+//!   2 KiB are parsed on a short-lived thread with a large stack (the generated parser is
+//!   deeply recursive).
 //! * `cel` 0.13's own optional selection (`a.?b`) errors on a missing field; this evaluator
 //!   implements it as the CEL spec says (absent field → `optional.none()`).
 
