@@ -1,0 +1,110 @@
+//! Loading policies from files and folders, and reloading them when they change.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use provenance_policy::admission::PolicySet;
+use provenance_policy::loader::LoadedPolicy;
+
+/// Policies in force, with what they were loaded from.
+pub struct Loaded {
+    /// The policies.
+    pub set: PolicySet,
+    /// Whether a deadline fails open: only when every policy says `failurePolicy: Ignore`.
+    pub fail_open: bool,
+    /// (path, size, mtime) of every file read, to notice changes.
+    pub stamp: Vec<(PathBuf, u64, Option<SystemTime>)>,
+    /// Namespace labels (`namespaceSelector`), by namespace.
+    pub namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// The YAML/JSON files under `paths` (files, or folders searched recursively), sorted.
+pub fn files(paths: &[PathBuf]) -> Vec<PathBuf> {
+    fn walk(p: &Path, out: &mut Vec<PathBuf>) {
+        if p.is_dir() {
+            let mut entries: Vec<_> = std::fs::read_dir(p)
+                .into_iter()
+                .flatten()
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .collect();
+            entries.sort();
+            for e in entries {
+                walk(&e, out);
+            }
+        } else if p
+            .extension()
+            .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
+        {
+            out.push(p.to_path_buf());
+        }
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        walk(p, &mut out);
+    }
+    out
+}
+
+/// The change stamp of a list of files.
+pub fn stamp(files: &[PathBuf]) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+    files
+        .iter()
+        .map(|f| {
+            let md = std::fs::metadata(f).ok();
+            (
+                f.clone(),
+                md.as_ref().map(|m| m.len()).unwrap_or(0),
+                md.and_then(|m| m.modified().ok()),
+            )
+        })
+        .collect()
+}
+
+/// Loads every policy under `paths` and the namespace labels file. Any error fails the whole
+/// load, so a half-written file never replaces the policies in force.
+pub fn load(paths: &[PathBuf], ns_labels: Option<&Path>) -> Result<Loaded, String> {
+    let mut set = PolicySet::default();
+    let mut list = files(paths);
+    if list.is_empty() {
+        return Err(format!("no policy files under {paths:?}"));
+    }
+    for f in &list {
+        let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        set.add_yaml(&text, &f.display().to_string())
+            .map_err(|e| format!("[{}] {e}", e.code()))?;
+    }
+    for p in set.policies() {
+        if let LoadedPolicy::Unsupported { reason, name, .. } = p {
+            eprintln!(
+                "{}",
+                serde_json::json!({"level": "warn", "msg": "policy not evaluated", "policy": name, "reason": reason})
+            );
+        }
+    }
+    let mut namespace_labels = BTreeMap::new();
+    if let Some(p) = ns_labels {
+        let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        let v = provenance_policy::yaml::load_document(&text, &p.display().to_string())
+            .map_err(|e| e.to_string())?;
+        namespace_labels = serde_json::from_value(v).map_err(|e| {
+            format!(
+                "{}: expected {{namespace: {{label: value}}}}: {e}",
+                p.display()
+            )
+        })?;
+        list.push(p.to_path_buf());
+    }
+    let fail_open = !set.policies().is_empty()
+        && set.policies().iter().all(|p| match p {
+            LoadedPolicy::Kyverno(cp) => cp.failure_policy_ignore,
+            _ => false,
+        });
+    Ok(Loaded {
+        set,
+        fail_open,
+        stamp: stamp(&list),
+        namespace_labels,
+    })
+}
