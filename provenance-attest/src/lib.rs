@@ -1,10 +1,15 @@
 //! # provenance-attest
 //!
-//! Typed, bounded views of the documents attestations carry: DSSE envelopes, in-toto
-//! Statements and their predicates: SLSA provenance v0.1/v0.2/v1 and VSA v1, CycloneDX
-//! 1.2-1.6 (with ML-BOM model cards), SPDX 2.2/2.3 and 3.0 (AI and Dataset profiles),
-//! model cards (`https://mlcommons.org/model-card/v1`, mapped from CycloneDX and Hugging Face),
+//! Typed, bounded views of the documents attestations carry: DSSE envelopes (bare, JSON lines,
+//! Sigstore bundles, npm and Cloud Build responses), in-toto Statements v0.1/v1 and links, and
+//! their predicates: SLSA provenance v0.1/v0.2/v1 and VSA v1, CycloneDX 1.2-1.6 JSON and XML
+//! (with ML-BOM model cards), SPDX 2.2/2.3 and 3.0 (AI and Dataset profiles), model cards
+//! (`https://mlcommons.org/model-card/v1`, mapped from CycloneDX, Hugging Face and SPDX 3),
 //! OpenSSF model-signing manifests, Croissant dataset cards and dataset provenance.
+//!
+//! Every predicate is available twice: as a typed view for Rust code, and as the
+//! `serde_json::Value` that Kyverno-style conditions are evaluated against
+//! ([`Predicate::value`]). See `docs/attestations.md` and `docs/model-card-predicate.md`.
 //!
 //! Pure and synchronous: no I/O, no clock. Every parser is bounded by [`Limits`] (size, JSON
 //! depth, subjects, list lengths), never panics on input, and fails with an [`Error`] that has
