@@ -103,6 +103,13 @@ fn registry(c: &mut Criterion) {
             })
         },
     );
+    g.bench_function("signatures, shared client (4 requests)", |b| {
+        b.to_async(&rt).iter(|| async {
+            let s = client.signatures(&img, &digest, None).await.unwrap();
+            assert_eq!(s.len(), 1);
+        })
+    });
+    g.bench_function("RegistryClient::new", |b| b.iter(|| reg.client()));
     let cache = VerificationCache::<usize, provenance_oci::Error>::new(CacheConfig::default());
     let key = CacheKey {
         digest: digest.clone(),

@@ -414,7 +414,7 @@ mod tests {
     async fn ttl_and_capacity() {
         let cache = VerificationCache::<u32, String>::new(CacheConfig {
             capacity: 3,
-            ttl: Duration::from_millis(80),
+            ttl: Duration::from_secs(2),
         });
         for i in 0..3 {
             cache
@@ -432,7 +432,7 @@ mod tests {
         assert_eq!(cache.get(&key(1)), None);
         assert_eq!(cache.get(&key(0)), Some(0));
         assert_eq!(cache.stats().evictions, 1);
-        tokio::time::sleep(Duration::from_millis(120)).await;
+        tokio::time::sleep(Duration::from_millis(2200)).await;
         assert_eq!(cache.get(&key(0)), None);
     }
 

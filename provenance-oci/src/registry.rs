@@ -148,7 +148,8 @@ impl RegistryConfig {
 /// An OCI distribution client that implements [`EvidenceSource`].
 pub struct RegistryClient {
     http: reqwest::Client,
-    oci: oci_client::Client,
+    /// Built on the first Bearer challenge (it loads its own TLS roots).
+    oci: std::sync::OnceLock<oci_client::Client>,
     config: RegistryConfig,
     /// (host, repository) -> Authorization header value.
     authz: Mutex<HashMap<(String, String), String>>,
@@ -287,34 +288,40 @@ impl RegistryClient {
             .map_err(|e| Error::Config {
                 message: format!("HTTP client: {e}"),
             })?;
-        let mut insecure: Vec<String> = Vec::new();
-        for (name, s) in &config.registries {
-            if s.insecure_http {
-                insecure.push(name.clone());
-                insecure.extend(s.endpoint.iter().cloned());
-                insecure.extend(s.mirrors.iter().cloned());
-            }
-        }
-        let protocol = if config.default_settings.insecure_http {
-            oci_client::client::ClientProtocol::Http
-        } else {
-            oci_client::client::ClientProtocol::HttpsExcept(insecure)
-        };
-        let oci = oci_client::Client::new(oci_client::client::ClientConfig {
-            protocol,
-            read_timeout: Some(config.timeouts.request),
-            connect_timeout: Some(config.timeouts.connect),
-            platform_resolver: None,
-            ..Default::default()
-        });
         Ok(RegistryClient {
             http,
-            oci,
+            oci: std::sync::OnceLock::new(),
             config,
             authz: Mutex::new(HashMap::new()),
             creds: Mutex::new(HashMap::new()),
             sems: std::sync::Mutex::new(HashMap::new()),
             requests: AtomicU64::new(0),
+        })
+    }
+
+    fn oci(&self) -> &oci_client::Client {
+        self.oci.get_or_init(|| {
+            let config = &self.config;
+            let mut insecure: Vec<String> = Vec::new();
+            for (name, s) in &config.registries {
+                if s.insecure_http {
+                    insecure.push(name.clone());
+                    insecure.extend(s.endpoint.iter().cloned());
+                    insecure.extend(s.mirrors.iter().cloned());
+                }
+            }
+            let protocol = if config.default_settings.insecure_http {
+                oci_client::client::ClientProtocol::Http
+            } else {
+                oci_client::client::ClientProtocol::HttpsExcept(insecure)
+            };
+            oci_client::Client::new(oci_client::client::ClientConfig {
+                protocol,
+                read_timeout: Some(config.timeouts.request),
+                connect_timeout: Some(config.timeouts.connect),
+                platform_resolver: None,
+                ..Default::default()
+            })
         })
     }
 
@@ -443,7 +450,7 @@ impl RegistryClient {
                 // oci-client asks /v2/ for the challenge, then the token endpoint.
                 self.requests.fetch_add(2, Ordering::Relaxed);
                 let token = self
-                    .oci
+                    .oci()
                     .auth(&reference, &auth, RegistryOperation::Pull)
                     .await
                     .map_err(|e| match e {
