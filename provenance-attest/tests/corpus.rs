@@ -831,3 +831,50 @@ fn croissant_corpus() {
         }
     }
 }
+
+/// Every corpus file, cut at many points, goes through every parser: errors are fine, panics
+/// are not (a cheap stand-in for fuzzing with real seeds).
+#[test]
+fn corpus_prefixes_never_panic() {
+    let Some(root) = corpus("") else { return };
+    let mut stack = vec![root];
+    let mut files = Vec::new();
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let limits = Limits::default();
+    let mut runs = 0usize;
+    for path in &files {
+        let bytes = std::fs::read(path).unwrap();
+        let cuts = if bytes.len() > 100_000 { 8 } else { 48 };
+        for k in 0..=cuts {
+            let input = &bytes[..bytes.len() * k / cuts];
+            let _ = Envelope::from_json(input);
+            let _ = extract_envelopes(input, &limits);
+            let _ = Statement::from_json(input);
+            let _ = Bom::from_json(input);
+            let _ = SpdxDocument::from_json(input);
+            let _ = Spdx3Document::from_json_with(input, &limits);
+            let _ = CroissantDataset::from_json(input);
+            let _ = ModelCard::from_json_with(input, &limits);
+            if let Ok(text) = std::str::from_utf8(input) {
+                let _ = HfCard::parse(text);
+                let _ = Bom::from_xml(text);
+            }
+            runs += 1;
+        }
+    }
+    println!(
+        "{} files, {runs} prefixes through every parser, no panic",
+        files.len()
+    );
+    assert!(files.len() >= 50);
+}
