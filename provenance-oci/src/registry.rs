@@ -34,6 +34,9 @@ use crate::types::{
     CheckedHasher, Limits, MANIFEST_MEDIA_TYPES, Manifest, Referrers, ReferrersOrigin,
 };
 
+/// Longest pause between two retries.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
 /// Deadlines applied to registry traffic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
@@ -88,7 +91,7 @@ pub struct RegistryConfig {
     pub timeouts: Timeouts,
     /// Retries of idempotent requests after the first attempt (default 2).
     pub retries: u32,
-    /// First backoff delay, doubled on each retry (default 100 ms).
+    /// First backoff delay, doubled on each retry, at most 10 s (default 100 ms).
     pub backoff: Duration,
     /// Most concurrent requests to one registry host (default 16).
     pub max_concurrent_per_registry: usize,
@@ -591,7 +594,12 @@ impl RegistryClient {
                     if (e.is_retryable() || matches!(e, Error::Timeout { .. }))
                         && attempt < self.config.retries =>
                 {
-                    tokio::time::sleep(self.config.backoff * 2u32.saturating_pow(attempt)).await;
+                    let delay = self
+                        .config
+                        .backoff
+                        .checked_mul(2u32.saturating_pow(attempt))
+                        .map_or(MAX_BACKOFF, |d| d.min(MAX_BACKOFF));
+                    tokio::time::sleep(delay).await;
                     attempt += 1;
                 }
                 other => return other,
