@@ -186,8 +186,9 @@ impl HfCard {
     }
 
     /// Parses a card under explicit limits. Fails with [`Error::NoFrontMatter`] when there is
-    /// no front matter, [`Error::Syntax`] when it is not YAML, and [`Error::Schema`] when it is
-    /// not a mapping or a field has the wrong shape.
+    /// no front matter, [`Error::Syntax`] when it is not YAML (line and column of the Markdown
+    /// file, not of the YAML block), and [`Error::Schema`] when it is not a mapping or a field
+    /// has the wrong shape.
     pub fn parse_with(text: &str, limits: &Limits) -> Result<Self, Error> {
         let f = Format::HuggingFaceCard;
         if text.len() > limits.max_bytes {
