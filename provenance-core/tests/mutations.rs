@@ -378,6 +378,23 @@ fn cosign_mutations(f: &Fixture, sig: &CosignSignature) -> Vec<Mutation> {
         s
     };
     let ann = |k: &str| sig.annotations.get(k).cloned();
+    // An attestation layer: the DSSE envelope's signature, payload and type.
+    if let Ok(env) = serde_json::from_slice::<Value>(&sig.payload)
+        && env.get("payloadType").is_some()
+    {
+        let mut vs = Vec::new();
+        b64_field(&env, "/signatures/0/sig", 60, "DSSE signature", &mut vs);
+        b64_field(&env, "/payload", 40, "DSSE payload", &mut vs);
+        vs.push((
+            "DSSE payloadType".into(),
+            set(&env, "/payloadType", "application/vnd.in-toto+jsom".into()),
+        ));
+        for (l, m) in vs {
+            let mut s = sig.clone();
+            s.payload = serde_json::to_vec(&m).unwrap();
+            out.push((l, s));
+        }
+    }
     // Signature.
     let sig_key = "dev.cosignproject.cosign/signature";
     let raw = STANDARD.decode(ann(sig_key).unwrap()).unwrap();
@@ -493,6 +510,7 @@ fn every_mutation_is_rejected() {
     let mut fixtures = load_fixtures();
     if let Some(shared) = shared() {
         let mut conf = conformance_accept_cases(&shared);
+        conf.push(real_attestation_fixture(&shared));
         conf.append(&mut fixtures);
         fixtures = conf;
     }

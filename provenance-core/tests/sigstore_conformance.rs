@@ -246,3 +246,99 @@ fn own_fixtures() {
         }
     }
 }
+
+/// A real cosign attestation layer (`.att`, DSSE envelope with a SLSA provenance, Fulcio
+/// certificate, Rekor SET with a dsse 0.0.1 body) written by slsa-github-generator, from the
+/// shared predicates corpus (`oci-cosign-layout`): verified against the public-good root,
+/// the in-toto subject bound to the image digest, Kyverno-style identity with extensions.
+#[test]
+fn real_cosign_attestation_layer() {
+    use std::collections::BTreeMap;
+    let Some(shared) = shared() else { return };
+    let dir = shared.join("corpora/predicates/oci-cosign-layout");
+    let blob = |d: &str| std::fs::read(dir.join("layout/blobs/sha256").join(d)).unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&blob(
+        "31cc4fb663c8d34e2e6a0bd5f183d576c2811ee286e0998b4c2965e3b35a0d86",
+    ))
+    .unwrap();
+    let layer = &manifest["layers"][0];
+    assert_eq!(layer["mediaType"], "application/vnd.dsse.envelope.v1+json");
+    let annotations: BTreeMap<String, String> = layer["annotations"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+        .collect();
+    let payload = blob(
+        layer["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:"),
+    );
+    let image = provenance_core::Digest::parse(
+        std::fs::read_to_string(dir.join("layout.digest"))
+            .unwrap()
+            .trim(),
+    )
+    .unwrap();
+    let root = TrustRoot::from_trusted_root_json(provenance_core::verify::PUBLIC_GOOD_TRUSTED_ROOT)
+        .unwrap();
+    let verifier = Verifier::new(&root).unwrap();
+    let material =
+        SignatureMaterial::Cosign(provenance_core::CosignSignature::new(payload, annotations));
+    let expectation = Expectation::Keyless(IdentityExpectation {
+        subject: Some(
+            "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_container_slsa3.yml@refs/tags/v*".into(),
+        ),
+        issuer: Some(DEFAULT_ISSUER.into()),
+        additional_extensions: BTreeMap::from([(
+            "githubWorkflowRepository".into(),
+            "slsa-framework/example-package".into(),
+        )]),
+        ..Default::default()
+    });
+    let now = UnixTime::parse_rfc3339("2026-01-01T00:00:00Z").unwrap();
+    let v = verifier
+        .verify(Artifact::Digest(&image), &material, &expectation, now)
+        .unwrap();
+    println!(
+        "real cosign attestation: log index {:?}, integrated {:?}, payload {}",
+        v.log_index,
+        v.integrated_time.map(|t| t.to_string()),
+        v.payload.as_ref().map_or("", |p| p.0.as_str())
+    );
+    assert_eq!(v.log_index, Some(80008005));
+    assert_eq!(
+        v.payload.as_ref().map(|p| p.0.as_str()),
+        Some("application/vnd.in-toto+json")
+    );
+    // Another image, another repository, or a time before it was logged: refused.
+    let other = provenance_core::Digest::sha256_of(b"other image");
+    let e = verifier
+        .verify(Artifact::Digest(&other), &material, &expectation, now)
+        .unwrap_err();
+    assert_eq!(e.code(), "verify.cosign.image_digest_mismatch");
+    let Expectation::Keyless(mut id) = expectation.clone() else {
+        unreachable!()
+    };
+    id.additional_extensions
+        .insert("githubWorkflowRepository".into(), "evil/fork".into());
+    let e = verifier
+        .verify(
+            Artifact::Digest(&image),
+            &material,
+            &Expectation::Keyless(id),
+            now,
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), "verify.identity.extension");
+    let e = verifier
+        .verify(
+            Artifact::Digest(&image),
+            &material,
+            &expectation,
+            UnixTime::parse_rfc3339("2024-01-01T00:00:00Z").unwrap(),
+        )
+        .unwrap_err();
+    assert!(e.code().starts_with("verify."), "{e}");
+}

@@ -115,17 +115,63 @@ pub(super) fn verify(
         Artifact::Digest(d) => d.clone(),
         Artifact::Bytes(manifest) => Digest::sha256_of(manifest),
     };
-    check_payload(&sig.payload, &image)?;
-    let signature_b64 = sig
-        .annotation(ANNOTATION_SIGNATURE)
-        .ok_or_else(|| Check::MaterialMalformed.fail(format!("missing {ANNOTATION_SIGNATURE}")))?;
-    let signature = b64(ANNOTATION_SIGNATURE, signature_b64)?;
-    if signature.is_empty() {
+    // A signature layer carries a simple-signing payload signed by the annotation; an
+    // attestation layer (`.att`, `application/vnd.dsse.envelope.v1+json`) carries a DSSE
+    // envelope whose in-toto subject must name the image.
+    let layer = match dsse_envelope(&sig.payload)? {
+        Some(env) => {
+            super::check_in_toto_subject(
+                &env.payload_type,
+                &env.payload,
+                &Artifact::Digest(&image),
+            )
+            .map_err(|e| match e {
+                Error::Verification {
+                    check: Check::ArtifactMismatch,
+                    detail,
+                } => Check::ImageDigestMismatch.fail(detail),
+                e => e,
+            })?;
+            Layer {
+                signature: env.signature.clone(),
+                signed: super::pae(&env.payload_type, &env.payload),
+                content: json!({ "dsseEnvelope": {
+                    "payloadType": env.payload_type,
+                    "payload": STANDARD.encode(&env.payload),
+                    "signatures": [{ "sig": STANDARD.encode(&env.signature), "keyid": env.keyid }],
+                } }),
+                payload_out: Some((env.payload_type.clone(), env.payload.clone())),
+                dsse: true,
+            }
+        }
+        None => {
+            check_payload(&sig.payload, &image)?;
+            let signature_b64 = sig.annotation(ANNOTATION_SIGNATURE).ok_or_else(|| {
+                Check::MaterialMalformed.fail(format!("missing {ANNOTATION_SIGNATURE}"))
+            })?;
+            let signature = b64(ANNOTATION_SIGNATURE, signature_b64)?;
+            Layer {
+                content: json!({ "messageSignature": {
+                    "messageDigest": {
+                        "algorithm": "SHA2_256",
+                        "digest": STANDARD.encode(Digest::sha256_of(&sig.payload).as_bytes()),
+                    },
+                    "signature": STANDARD.encode(&signature),
+                } }),
+                signature,
+                signed: sig.payload.clone(),
+                payload_out: Some((SIMPLE_SIGNING_MEDIA_TYPE.to_owned(), sig.payload.clone())),
+                dsse: false,
+            }
+        }
+    };
+    if layer.signature.is_empty() {
         return Err(Check::Signature.fail("empty signature"));
     }
+    let signature = &layer.signature;
     let set = sig.annotation(ANNOTATION_BUNDLE);
     let tsa = sig.annotation(ANNOTATION_RFC3161_TIMESTAMP);
-    let payload_out = Some((SIMPLE_SIGNING_MEDIA_TYPE.to_owned(), sig.payload.clone()));
+    let payload_out = layer.payload_out.clone();
 
     // Key signatures with no transparency evidence at all.
     if set.is_none() && tsa.is_none() {
@@ -134,7 +180,7 @@ pub(super) fn verify(
                 key,
                 allow_no_transparency: true,
             } => {
-                keysig::verify_with_key(key, Signed::Message(&sig.payload), &signature)?;
+                keysig::verify_with_key(key, Signed::Message(&layer.signed), signature)?;
                 Ok(Verified {
                     signer: Signer::Key {
                         key_id: key.key_id(),
@@ -200,25 +246,81 @@ pub(super) fn verify(
         stamps.push(json!({ "signedTimestamp": token }));
     }
     material["timestampVerificationData"] = json!({ "rfc3161Timestamps": stamps });
-    let bundle = json!({
+    let mut bundle = json!({
         "mediaType": "application/vnd.dev.sigstore.bundle+json;version=0.1",
         "verificationMaterial": material,
-        "messageSignature": {
-            "messageDigest": {
-                "algorithm": "SHA2_256",
-                "digest": STANDARD.encode(Digest::sha256_of(&sig.payload).as_bytes()),
-            },
-            "signature": STANDARD.encode(&signature),
-        },
     });
+    if let (Some(b), Some(c)) = (bundle.as_object_mut(), layer.content.as_object()) {
+        b.extend(c.clone());
+    }
     let bundle = parse_bundle(&bundle.to_string())?;
-    verifier.verify_bundle(
-        Artifact::Bytes(&sig.payload),
-        &bundle,
-        expectation,
-        now,
-        payload_out,
-    )
+    let artifact = if layer.dsse {
+        Artifact::Digest(&image)
+    } else {
+        Artifact::Bytes(&sig.payload)
+    };
+    verifier.verify_bundle(artifact, &bundle, expectation, now, payload_out)
+}
+
+/// What a layer signs, in the bundle's terms.
+struct Layer {
+    signature: Vec<u8>,
+    /// The bytes the signature is over (payload, or DSSE PAE).
+    signed: Vec<u8>,
+    /// The bundle's `messageSignature` or `dsseEnvelope`.
+    content: Value,
+    payload_out: Option<(String, Vec<u8>)>,
+    dsse: bool,
+}
+
+/// A DSSE envelope in an attestation layer.
+struct Envelope {
+    payload_type: String,
+    payload: Vec<u8>,
+    signature: Vec<u8>,
+    keyid: String,
+}
+
+/// The layer's DSSE envelope, if the payload is one (`payloadType` + `signatures`); `None` for
+/// a simple-signing payload. cosign writes exactly one signature.
+fn dsse_envelope(payload: &[u8]) -> Result<Option<Envelope>, Error> {
+    let Ok(v) = serde_json::from_slice::<Value>(payload) else {
+        return Ok(None);
+    };
+    let (Some(pt), Some(sigs)) = (v.get("payloadType"), v.get("signatures")) else {
+        return Ok(None);
+    };
+    let bad = |what: &str| Check::MaterialMalformed.fail(format!("DSSE envelope: {what}"));
+    let payload_type = pt
+        .as_str()
+        .ok_or_else(|| bad("payloadType is not a string"))?;
+    let body = v
+        .get("payload")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("no payload"))?;
+    let sigs = sigs
+        .as_array()
+        .ok_or_else(|| bad("signatures is not a list"))?;
+    let [s] = sigs.as_slice() else {
+        return Err(Check::MaterialUnsupported.fail(format!(
+            "DSSE envelope with {} signatures (one expected)",
+            sigs.len()
+        )));
+    };
+    let sig_b64 = s
+        .get("sig")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("signature without sig"))?;
+    Ok(Some(Envelope {
+        payload_type: payload_type.to_owned(),
+        payload: b64("DSSE payload", body)?,
+        signature: b64("DSSE signature", sig_b64)?,
+        keyid: s
+            .get("keyid")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+    }))
 }
 
 /// Turns cosign's `{"SignedEntryTimestamp", "Payload": {body, integratedTime, logIndex, logID}}`

@@ -495,7 +495,7 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
 }
 
 /// An in-toto statement must name the artifact among its subjects.
-fn check_in_toto_subject(
+pub(crate) fn check_in_toto_subject(
     payload_type: &str,
     payload: &[u8],
     artifact: &Artifact<'_>,
