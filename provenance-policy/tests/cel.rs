@@ -9,7 +9,9 @@ use provenance_policy::cel::{
     CompiledCelRule, Operation, PolicyInput, Program, RequestView, Value, VariableScope,
 };
 use provenance_policy::core::outcome::RuleStatus;
-use provenance_policy::validating_policy::{CelPolicyException, ValidatingPolicy};
+use provenance_policy::validating_policy::{
+    CelPolicyException, PolicyBinding, ValidatingAdmissionPolicy, ValidatingPolicy,
+};
 use serde_json::json;
 
 fn pod() -> serde_json::Value {
@@ -162,7 +164,10 @@ fn kubernetes_libraries() {
             json!(""),
         ),
         ("image('r.io:5000/m').registry()", json!("r.io:5000")),
-        ("isImage('a b') || isImage('nginx@sha256:zz') || isImage('')", json!(false)),
+        (
+            "isImage('a b') || isImage('nginx@sha256:zz') || isImage('')",
+            json!(false),
+        ),
         (
             "object.spec.containers.map(c, image(c.image).registry())",
             json!(["index.docker.io", "ghcr.io", "index.docker.io"]),
@@ -505,6 +510,8 @@ fn run_test_file(test: &Path, tally: &mut Tally) {
     };
     // policies: ValidatingPolicies and ClusterPolicies with validate.cel rules
     let mut vpols: BTreeMap<String, Result<ValidatingPolicy, String>> = BTreeMap::new();
+    let mut vaps: BTreeMap<String, Result<ValidatingAdmissionPolicy, String>> = BTreeMap::new();
+    let mut bindings: Vec<PolicyBinding> = Vec::new();
     let mut cel_rules: BTreeMap<
         (String, String),
         Result<(CompiledCelRule, serde_json::Value), String>,
@@ -516,7 +523,14 @@ fn run_test_file(test: &Path, tally: &mut Tally) {
                 .as_str()
                 .unwrap_or_default()
                 .to_owned();
-            if kind == "ValidatingPolicy" {
+            if kind == "ValidatingAdmissionPolicy" {
+                vaps.insert(
+                    name.clone(),
+                    ValidatingAdmissionPolicy::from_value(&doc).map_err(|e| e.to_string()),
+                );
+            } else if kind == "ValidatingAdmissionPolicyBinding" {
+                bindings.push(PolicyBinding::from_value(&doc).unwrap());
+            } else if kind == "ValidatingPolicy" {
                 vpols.insert(
                     name,
                     ValidatingPolicy::from_value(&doc).map_err(|e| e.to_string()),
@@ -543,9 +557,23 @@ fn run_test_file(test: &Path, tally: &mut Tally) {
             }
         }
     }
-    if vpols.is_empty() && cel_rules.is_empty() {
+    for vap in vaps.values_mut().flatten() {
+        vap.add_bindings(&bindings);
+    }
+    if vpols.is_empty() && cel_rules.is_empty() && vaps.is_empty() {
         return;
     }
+    let mut param_resources = Vec::new();
+    for p in strs("paramResources") {
+        param_resources.extend(yaml_docs(&dir.join(&p)));
+    }
+    let mut user_info = provenance_policy::cel::UserInfo::default();
+    if let Some(u) = spec.get("userinfo").and_then(|v| v.as_str()) {
+        let u = &yaml_docs(&dir.join(u))[0]["userInfo"];
+        user_info.username = u["username"].as_str().unwrap_or_default().to_owned();
+        user_info.groups = strs_of(&u["groups"]);
+    }
+    let mut ns_labels: BTreeMap<String, serde_json::Value> = BTreeMap::new();
     // resources
     let mut resources = Vec::new();
     for r in strs("resources") {
@@ -563,6 +591,7 @@ fn run_test_file(test: &Path, tally: &mut Tally) {
         let values = &yaml_docs(&dir.join(v))[0];
         for ns in values["namespaceSelector"].as_array().into_iter().flatten() {
             let n = ns["name"].as_str().unwrap_or_default().to_owned();
+            ns_labels.insert(n.clone(), ns["labels"].clone());
             namespaces.insert(n.clone(), json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n, "labels": ns["labels"]}}));
         }
         for ns in values["namespaces"].as_array().into_iter().flatten() {
@@ -657,11 +686,15 @@ fn run_test_file(test: &Path, tally: &mut Tally) {
         let kind = expected["kind"].as_str().unwrap_or_default();
         let want = expected["result"].as_str().unwrap_or_default();
         let is_vpol = expected["isValidatingPolicy"] == json!(true);
+        let is_vap = expected["isValidatingAdmissionPolicy"] == json!(true);
+        if is_vap && !vaps.contains_key(policy) {
+            continue;
+        }
         let op = expected["operation"]
             .as_str()
             .and_then(Operation::parse)
             .unwrap_or_default();
-        if !is_vpol && !cel_rules.contains_key(&(policy.to_owned(), rule.to_owned())) {
+        if !is_vpol && !is_vap && !cel_rules.contains_key(&(policy.to_owned(), rule.to_owned())) {
             continue;
         }
         if is_vpol && !vpols.contains_key(policy) {
@@ -710,7 +743,31 @@ fn run_test_file(test: &Path, tally: &mut Tally) {
             } else {
                 input.object = Some(res.clone());
             }
-            let got = if is_vpol {
+            input.user_info = user_info.clone();
+            let got = if is_vap {
+                match &vaps[policy] {
+                    Err(e) => format!("load error: {e}"),
+                    Ok(vap) => {
+                        // Kyverno's CLI: namespace {name, labels from values' namespaceSelector}
+                        input.namespace_object = (!ns_name.is_empty() && kind != "Namespace").then(|| {
+                            json!({"metadata": {"name": ns_name, "labels": ns_labels.get(ns_name).cloned().unwrap_or(json!({}))}})
+                        });
+                        match vap.evaluate(&input, &param_resources).first() {
+                            None => {
+                                tally.excluded += 1;
+                                println!("excluded (no match): {label}");
+                                want.to_owned()
+                            }
+                            Some(r) => {
+                                if r.status.as_str() != want {
+                                    eprintln!("  {label}: got {} ({})", r.status, r.message);
+                                }
+                                r.status.as_str().to_owned()
+                            }
+                        }
+                    }
+                }
+            } else if is_vpol {
                 match &vpols[policy] {
                     Err(e) if e.starts_with("unsupported") => {
                         tally.skipped.push(format!("{label}: {e}"));
@@ -724,6 +781,7 @@ fn run_test_file(test: &Path, tally: &mut Tally) {
                             // excluded, which passes whatever the expected result.
                             None => {
                                 tally.excluded += 1;
+                                println!("excluded (no match): {label}");
                                 want.to_owned()
                             }
                             Some(r) => {

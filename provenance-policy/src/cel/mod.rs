@@ -679,6 +679,16 @@ pub(crate) fn evaluate_audit_annotations(
     Ok(out)
 }
 
+/// How Kyverno maps Kubernetes' validator decisions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum K8sMode {
+    /// ClusterPolicy `validate.cel`: evaluation errors deny (fail).
+    ValidateCel,
+    /// ValidatingAdmissionPolicy: evaluation errors are `error` results; with
+    /// `failurePolicy: Ignore` match-condition errors skip.
+    AdmissionPolicy { ignore_errors: bool },
+}
+
 /// A compiled ClusterPolicy `validate.cel` rule (with the rule's `celPreconditions`).
 ///
 /// Evaluated as Kyverno's `validate.cel` handler does (through Kubernetes'
@@ -781,44 +791,90 @@ impl CompiledCelRule {
                 "error in parameterized resource: paramKind/paramRef need a params object supplied with the request",
             );
         }
+        let pass = format!("Validation rule '{}' passed.", self.rule_name);
+        self.k8s_validate(view, K8sMode::ValidateCel, &pass)
+    }
+
+    /// Builds a rule from compiled parts (ValidatingAdmissionPolicy shares this evaluator).
+    pub(crate) fn from_parts(
+        preconditions: Vec<NamedProgram>,
+        variables: Vec<Variable>,
+        validations: Vec<Validation>,
+        audit_annotations: Vec<AuditAnnotation>,
+    ) -> Self {
+        CompiledCelRule {
+            rule_name: String::new(),
+            default_message: None,
+            preconditions,
+            variables,
+            validations,
+            audit_annotations,
+            has_params: false,
+        }
+    }
+
+    /// Kubernetes' ValidatingAdmissionPolicy validator, with Kyverno's mapping of its decisions.
+    pub(crate) fn k8s_validate(
+        &self,
+        view: &RequestView<'_>,
+        mode: K8sMode,
+        pass_message: &str,
+    ) -> CelOutcome {
         let scope = VariableScope::new(view, &self.variables);
+        let (skip_message, error_status) = match mode {
+            K8sMode::ValidateCel => ("cel preconditions not met", RuleStatus::Fail),
+            K8sMode::AdmissionPolicy { .. } => ("match conditions aren't met", RuleStatus::Error),
+        };
         for p in &self.preconditions {
             match p.program.evaluate_bool(&scope) {
                 Ok(true) => {}
-                Ok(false) => {
-                    return CelOutcome::new(RuleStatus::Skip, "cel preconditions not met");
+                Ok(false) => return CelOutcome::new(RuleStatus::Skip, skip_message),
+                Err(_)
+                    if matches!(
+                        mode,
+                        K8sMode::AdmissionPolicy {
+                            ignore_errors: true
+                        }
+                    ) =>
+                {
+                    return CelOutcome::new(RuleStatus::Skip, skip_message);
                 }
                 Err(e) => {
-                    return CelOutcome::new(RuleStatus::Fail, k8s_eval_error(&p.program, &e));
+                    return CelOutcome::new(error_status, k8s_eval_error(&p.program, &e));
                 }
             }
         }
         for (i, v) in self.validations.iter().enumerate() {
             let verdict = v.expression.evaluate_in(&scope);
-            let fail_message = match verdict {
+            let (status, message) = match verdict {
                 Ok(Value::Bool(true)) => continue,
-                Ok(Value::Bool(false)) => k8s_message(v, self.default_message.as_deref(), &scope),
-                Ok(other) => k8s_eval_error(
-                    &v.expression,
-                    &v.expression.error(EvalError(format!(
-                        "expected a bool, got {}",
-                        value::type_name(&other)
-                    ))),
+                Ok(Value::Bool(false)) => (
+                    RuleStatus::Fail,
+                    k8s_message(v, self.default_message.as_deref(), &scope),
                 ),
-                Err(e) => k8s_eval_error(&v.expression, &e),
+                Ok(other) => (
+                    error_status,
+                    k8s_eval_error(
+                        &v.expression,
+                        &v.expression.error(EvalError(format!(
+                            "expected a bool, got {}",
+                            value::type_name(&other)
+                        ))),
+                    ),
+                ),
+                Err(e) => (error_status, k8s_eval_error(&v.expression, &e)),
             };
-            let mut out = CelOutcome::new(RuleStatus::Fail, fail_message);
+            let mut out = CelOutcome::new(status, message);
             out.failed_index = Some(i);
-            out.reason = Some(v.reason.clone().unwrap_or_else(|| "Invalid".to_owned()));
+            if status == RuleStatus::Fail {
+                out.reason = Some(v.reason.clone().unwrap_or_else(|| "Invalid".to_owned()));
+            }
             return out;
         }
-        let mut out = CelOutcome::new(
-            RuleStatus::Pass,
-            format!("Validation rule '{}' passed.", self.rule_name),
-        );
+        let mut out = CelOutcome::new(RuleStatus::Pass, pass_message);
         match evaluate_audit_annotations(&self.audit_annotations, &scope) {
             Ok(a) => out.audit_annotations = a,
-            Err(e) => return CelOutcome::new(RuleStatus::Fail, cel_reason(&e)),
+            Err(e) => return CelOutcome::new(error_status, cel_reason(&e)),
         }
         out
     }
