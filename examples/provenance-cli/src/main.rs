@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use provenance_core::ImageReference;
 
+mod apply;
 mod kyverno_test;
 mod verify;
 
@@ -31,6 +32,8 @@ enum Command {
     Test(TestArgs),
     /// Verify signatures offline (`verify bundle`: Sigstore bundles).
     Verify(verify::VerifyArgs),
+    /// Apply policies to resources, verifying images from an OCI layout or registries.
+    Apply(apply::ApplyArgs),
 }
 
 /// Arguments of `provenance test`.
@@ -139,5 +142,6 @@ fn main() -> ExitCode {
         }
         Command::Test(args) => run_test(args),
         Command::Verify(args) => verify::run(args),
+        Command::Apply(args) => apply::run(args),
     }
 }

@@ -1,0 +1,635 @@
+//! `provenance apply`: Kyverno's `kyverno apply` for provenance. Loads policies and resources,
+//! gathers the evidence the `verifyImages` rules need (from an OCI image layout on disk or from
+//! registries), decides each resource and prints a result table or PolicyReports.
+//!
+//! Gathering is one resolve + discovery per distinct image, run concurrently (bounded by
+//! `--concurrency`). Everything fetched is unverified until `provenance-policy` verifies it
+//! through `provenance-core` against the trust root; anything that cannot be gathered becomes
+//! an `error` result, never a pass.
+#![forbid(unsafe_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use provenance_core::verify::{SignatureMaterial, Verifier};
+use provenance_core::{Digest, ImageReference, RuleResult, RuleStatus, TrustRoot, UnixTime};
+use provenance_oci::{
+    AttestationLayer, EvidenceSource, LayoutSource, RegistryClient, RegistryConfig, SignatureLayer,
+};
+use provenance_policy::admission::PolicySet;
+use provenance_policy::jmespath::Env;
+use provenance_policy::request::ResourceInput;
+use provenance_policy::verify_images::{ImageEvidence, ImageRequest, VerifyImagesContext};
+use serde_json::Value;
+
+/// Files larger than this are refused (policies and resources are small text files).
+const MAX_FILE_BYTES: u64 = 16 << 20;
+/// The name of the trust root an example layout may ship next to its blobs.
+const LAYOUT_TRUST_ROOT: &str = "trusted_root.json";
+
+/// Arguments of `provenance apply`.
+#[derive(clap::Args, Debug)]
+pub struct ApplyArgs {
+    /// Policy file or folder (YAML/JSON; folders are read recursively). Repeatable.
+    #[arg(long = "policy", required = true, value_name = "DIR|FILE")]
+    pub policies: Vec<PathBuf>,
+    /// Resource file or folder (YAML/JSON, multi-document, `List` kinds). Repeatable.
+    #[arg(long = "resource", required = true, value_name = "DIR|FILE")]
+    pub resources: Vec<PathBuf>,
+    /// Take image evidence from this OCI image layout folder (no network).
+    #[arg(long, value_name = "DIR", conflicts_with = "online")]
+    pub registry_layout: Option<PathBuf>,
+    /// Take image evidence from the registries the images name.
+    #[arg(long)]
+    pub online: bool,
+    /// Allow plain HTTP for this registry (as written in image references). Repeatable.
+    #[arg(long = "allow-http", value_name = "REGISTRY", requires = "online")]
+    pub allow_http: Vec<String>,
+    /// Contact HOST[:PORT] instead of REGISTRY (an in-house or test copy). Repeatable.
+    #[arg(
+        long = "registry-endpoint",
+        value_name = "REGISTRY=HOST",
+        requires = "online"
+    )]
+    pub registry_endpoint: Vec<String>,
+    /// Sigstore `trusted_root.json` to verify with. Default: the embedded public-good root,
+    /// or the layout's own `trusted_root.json` when `--registry-layout` has one (a warning
+    /// says so).
+    #[arg(long, value_name = "FILE")]
+    pub trust_root: Option<PathBuf>,
+    /// Labels of a namespace for `namespaceSelector`: `NAMESPACE=KEY=VALUE`. Repeatable.
+    /// Namespace objects among the resources supply labels too; these win.
+    #[arg(long = "namespace-labels", value_name = "NS=KEY=VALUE")]
+    pub namespace_labels: Vec<String>,
+    /// A YAML/JSON file mapping namespaces to labels: `{ns: {key: value}}`.
+    #[arg(long, value_name = "FILE")]
+    pub namespace_labels_file: Option<PathBuf>,
+    /// Evaluation and verification time (RFC 3339). Default: the system clock.
+    #[arg(long)]
+    pub now: Option<String>,
+    /// Output: a result `table`, or PolicyReports as `yaml` or `json`.
+    #[arg(short = 'o', long = "output", default_value = "table", value_parser = ["table", "yaml", "json"])]
+    pub output: String,
+    /// Most images gathered at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+}
+
+/// Runs `provenance apply`: exit 0 when every resource is admitted, 1 when an enforced rule
+/// blocks one, 2 on usage or input errors.
+pub fn run(args: ApplyArgs) -> ExitCode {
+    match run_inner(&args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("provenance apply: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run_inner(args: &ApplyArgs) -> Result<bool, String> {
+    let now = match &args.now {
+        Some(s) => UnixTime::parse_rfc3339(s)
+            .ok_or_else(|| format!("--now: not an RFC 3339 timestamp: {s}"))?,
+        None => system_now(),
+    };
+    let policies = load_policies(&args.policies)?;
+    let docs = load_resources(&args.resources)?;
+    let ns_labels = namespace_labels(&docs, args)?;
+    let inputs = resource_inputs(docs, &ns_labels);
+
+    let requests: Vec<ImageRequest> = inputs
+        .iter()
+        .flat_map(|i| policies.image_requests(i))
+        .collect();
+    let root = trust_root(args)?;
+    let verifier = Verifier::new(&root).map_err(|e| format!("trust root: {e} [{}]", e.code()))?;
+    let evidence = if requests.is_empty() {
+        BTreeMap::new()
+    } else {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        let limit = usize::from(args.concurrency);
+        if let Some(dir) = &args.registry_layout {
+            let layout = LayoutSource::open(dir)
+                .map_err(|e| format!("--registry-layout {}: {e} [{}]", dir.display(), e.code()))?;
+            rt.block_on(gather(Arc::new(layout), &requests, limit))
+        } else if args.online {
+            let client = RegistryClient::new(registry_config(args)?)
+                .map_err(|e| format!("registry client: {e} [{}]", e.code()))?;
+            rt.block_on(gather(Arc::new(client), &requests, limit))
+        } else {
+            // No source: every image is an error result (fail closed), with the reason.
+            no_source_evidence(&requests)
+        }
+    };
+
+    let env = Env::at(now);
+    let cx = VerifyImagesContext {
+        evidence: &evidence,
+        verifier: &verifier,
+        now,
+    };
+    let mut results: Vec<RuleResult> = Vec::new();
+    let mut blocked = Vec::new();
+    for input in &inputs {
+        let d = policies.decide_with(input, &env, Some(&cx));
+        if !d.allowed {
+            blocked.push(resource_name(input));
+        }
+        results.extend(d.results);
+    }
+    match args.output.as_str() {
+        "json" | "yaml" => {
+            let reports = provenance_policy::report::policy_reports(&results, now);
+            let text = if args.output == "json" {
+                serde_json::to_string_pretty(&reports)
+                    .map_err(|e| format!("cannot write JSON: {e}"))?
+            } else {
+                serde_saphyr::to_string_multiple(&reports)
+                    .map_err(|e| format!("cannot write YAML: {e}"))?
+            };
+            println!("{text}");
+        }
+        _ => print_table(&results, &blocked, inputs.len()),
+    }
+    Ok(blocked.is_empty())
+}
+
+fn system_now() -> UnixTime {
+    UnixTime(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            .unwrap_or_default(),
+    )
+}
+
+fn read_text(path: &Path) -> Result<String, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(format!(
+            "{}: larger than {MAX_FILE_BYTES} bytes",
+            path.display()
+        ));
+    }
+    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The YAML/JSON files under `paths` (files as given; folders recursively, sorted).
+pub fn files_under(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<(), String> {
+        if depth > 16 {
+            return Err(format!("{}: folders nested too deeply", dir.display()));
+        }
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                walk(&p, out, depth + 1)?;
+            } else if p
+                .extension()
+                .and_then(|x| x.to_str())
+                .is_some_and(|x| matches!(x, "yaml" | "yml" | "json"))
+            {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            walk(p, &mut out, 0)?;
+        } else if p.is_file() {
+            out.push(p.clone());
+        } else {
+            return Err(format!("{}: no such file or folder", p.display()));
+        }
+    }
+    Ok(out)
+}
+
+/// Loads every policy under `paths`.
+pub fn load_policies(paths: &[PathBuf]) -> Result<PolicySet, String> {
+    let mut set = PolicySet::default();
+    for f in files_under(paths)? {
+        let text = read_text(&f)?;
+        let name = f.display().to_string();
+        set.add_yaml(&text, &name)
+            .map_err(|e| format!("{name}: {e}"))?;
+    }
+    if set.policies().is_empty() {
+        return Err("no policies found under --policy".into());
+    }
+    Ok(set)
+}
+
+/// Loads every resource under `paths`: multi-document YAML/JSON, `*List` kinds flattened.
+pub fn load_resources(paths: &[PathBuf]) -> Result<Vec<Value>, String> {
+    let mut out = Vec::new();
+    for f in files_under(paths)? {
+        let text = read_text(&f)?;
+        let name = f.display().to_string();
+        let docs = provenance_policy::yaml::load_documents(&text, &name)
+            .map_err(|e| format!("{name}: {e}"))?;
+        for (i, doc) in docs.into_iter().enumerate() {
+            flatten(doc, &name, i, &mut out, 0)?;
+        }
+    }
+    Ok(out)
+}
+
+fn flatten(
+    doc: Value,
+    file: &str,
+    index: usize,
+    out: &mut Vec<Value>,
+    depth: usize,
+) -> Result<(), String> {
+    if doc.is_null() {
+        return Ok(());
+    }
+    let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default();
+    if kind.is_empty() || !doc.is_object() {
+        return Err(format!("{file}: document {index} has no kind"));
+    }
+    if kind.ends_with("List") && doc.get("items").is_some() {
+        if depth > 4 {
+            return Err(format!("{file}: document {index}: Lists nested too deeply"));
+        }
+        let Some(items) = doc.get("items").and_then(Value::as_array) else {
+            return Err(format!("{file}: document {index}: items is not a list"));
+        };
+        for item in items.clone() {
+            flatten(item, file, index, out, depth + 1)?;
+        }
+        return Ok(());
+    }
+    out.push(doc);
+    Ok(())
+}
+
+/// Namespace labels: from Namespace objects, then `--namespace-labels-file`, then
+/// `--namespace-labels` (later sources win per key).
+fn namespace_labels(
+    docs: &[Value],
+    args: &ApplyArgs,
+) -> Result<BTreeMap<String, BTreeMap<String, String>>, String> {
+    let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for d in docs {
+        if d.get("kind").and_then(Value::as_str) == Some("Namespace")
+            && let Some(name) = d.pointer("/metadata/name").and_then(Value::as_str)
+        {
+            let labels = out.entry(name.to_owned()).or_default();
+            if let Some(Value::Object(l)) = d.pointer("/metadata/labels") {
+                for (k, v) in l {
+                    if let Some(v) = v.as_str() {
+                        labels.insert(k.clone(), v.to_owned());
+                    }
+                }
+            }
+        }
+    }
+    if let Some(f) = &args.namespace_labels_file {
+        let name = f.display().to_string();
+        let v = provenance_policy::yaml::load_document(&read_text(f)?, &name)
+            .map_err(|e| format!("{name}: {e}"))?;
+        let Value::Object(map) = v else {
+            return Err(format!("{name}: expected a mapping of namespace to labels"));
+        };
+        for (ns, labels) in map {
+            let Value::Object(labels) = labels else {
+                return Err(format!("{name}: {ns}: expected a mapping of labels"));
+            };
+            let entry = out.entry(ns.clone()).or_default();
+            for (k, v) in labels {
+                let Some(v) = v.as_str() else {
+                    return Err(format!("{name}: {ns}.{k}: label values are strings"));
+                };
+                entry.insert(k, v.to_owned());
+            }
+        }
+    }
+    for s in &args.namespace_labels {
+        let mut parts = s.splitn(3, '=');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(ns), Some(k), Some(v)) if !ns.is_empty() && !k.is_empty() => {
+                out.entry(ns.to_owned())
+                    .or_default()
+                    .insert(k.to_owned(), v.to_owned());
+            }
+            _ => return Err(format!("--namespace-labels {s}: expected NS=KEY=VALUE")),
+        }
+    }
+    Ok(out)
+}
+
+/// One admission input (CREATE) per resource, with its namespace's labels.
+pub fn resource_inputs(
+    docs: Vec<Value>,
+    ns_labels: &BTreeMap<String, BTreeMap<String, String>>,
+) -> Vec<ResourceInput> {
+    docs.into_iter()
+        .map(|doc| {
+            let mut input = ResourceInput::create(doc);
+            if let Some(l) = ns_labels.get(input.namespace()) {
+                input.namespace_labels = l.clone();
+            }
+            input
+        })
+        .collect()
+}
+
+fn resource_name(input: &ResourceInput) -> String {
+    if input.namespace().is_empty() {
+        format!("{}/{}", input.kind(), input.name())
+    } else {
+        format!("{}/{}/{}", input.kind(), input.namespace(), input.name())
+    }
+}
+
+fn trust_root(args: &ApplyArgs) -> Result<TrustRoot, String> {
+    let (bytes, what) = match (&args.trust_root, &args.registry_layout) {
+        (Some(f), _) => (
+            std::fs::read(f).map_err(|e| format!("--trust-root {}: {e}", f.display()))?,
+            f.display().to_string(),
+        ),
+        (None, Some(dir)) if dir.join(LAYOUT_TRUST_ROOT).is_file() => {
+            let f = dir.join(LAYOUT_TRUST_ROOT);
+            eprintln!(
+                "note: verifying with the trust root shipped in the layout ({}); pass --trust-root to pin one",
+                f.display()
+            );
+            (
+                std::fs::read(&f).map_err(|e| format!("{}: {e}", f.display()))?,
+                f.display().to_string(),
+            )
+        }
+        _ => (
+            provenance_core::verify::PUBLIC_GOOD_TRUSTED_ROOT.to_vec(),
+            "the embedded public-good trust root".to_owned(),
+        ),
+    };
+    TrustRoot::from_trusted_root_json(&bytes).map_err(|e| format!("{what}: {e} [{}]", e.code()))
+}
+
+fn registry_config(args: &ApplyArgs) -> Result<RegistryConfig, String> {
+    let mut config = RegistryConfig {
+        docker_config: provenance_oci::DockerConfig::from_environment()
+            .map_err(|e| format!("Docker config: {e} [{}]", e.code()))?,
+        ..RegistryConfig::default()
+    };
+    for r in &args.allow_http {
+        config = config.allow_http(r.clone());
+    }
+    for s in &args.registry_endpoint {
+        let Some((registry, host)) = s
+            .split_once('=')
+            .filter(|(r, h)| !r.is_empty() && !h.is_empty())
+        else {
+            return Err(format!(
+                "--registry-endpoint {s}: expected REGISTRY=HOST[:PORT]"
+            ));
+        };
+        config
+            .registries
+            .entry(registry.to_owned())
+            .or_default()
+            .endpoint = Some(host.to_owned());
+    }
+    Ok(config)
+}
+
+fn no_source_evidence(requests: &[ImageRequest]) -> BTreeMap<String, ImageEvidence> {
+    requests
+        .iter()
+        .map(|r| {
+            (
+                r.reference.clone(),
+                ImageEvidence {
+                    error: Some(
+                        "no evidence source: pass --registry-layout DIR or --online".into(),
+                    ),
+                    ..ImageEvidence::default()
+                },
+            )
+        })
+        .collect()
+}
+
+/// What to gather for one distinct image.
+#[derive(Debug, Clone)]
+struct Want {
+    repository: Option<String>,
+    signatures: bool,
+    attestations: bool,
+}
+
+/// Gathers evidence for every distinct image the requests name: one resolve and one discovery
+/// per image, at most `limit` images at a time. Retrieval failures are recorded in
+/// [`ImageEvidence::error`] (reported as `error`, never as a pass).
+pub async fn gather<S>(
+    source: Arc<S>,
+    requests: &[ImageRequest],
+    limit: usize,
+) -> BTreeMap<String, ImageEvidence>
+where
+    S: EvidenceSource + 'static,
+{
+    let mut wants: BTreeMap<String, Want> = BTreeMap::new();
+    for r in requests {
+        let w = wants.entry(r.reference.clone()).or_insert(Want {
+            repository: r.repository.clone(),
+            signatures: false,
+            attestations: false,
+        });
+        w.signatures |= r.signatures;
+        w.attestations |= !r.attestation_types.is_empty();
+    }
+    let sem = Arc::new(tokio::sync::Semaphore::new(limit.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (reference, want) in wants.clone() {
+        let source = Arc::clone(&source);
+        let sem = Arc::clone(&sem);
+        tasks.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let ev = gather_one(source.as_ref(), &reference, &want).await;
+            (reference, ev)
+        });
+    }
+    let mut out = BTreeMap::new();
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok((reference, ev)) = joined {
+            out.insert(reference, ev);
+        }
+    }
+    // A task that panicked or was cancelled leaves its image without evidence: say so.
+    for reference in wants.keys() {
+        out.entry(reference.clone())
+            .or_insert_with(|| ImageEvidence {
+                error: Some("evidence gathering was interrupted".into()),
+                ..ImageEvidence::default()
+            });
+    }
+    out
+}
+
+fn oci_error(what: &str, e: &provenance_oci::Error) -> ImageEvidence {
+    ImageEvidence {
+        error: Some(format!("{what}: {e} [{}]", e.code())),
+        ..ImageEvidence::default()
+    }
+}
+
+async fn gather_one<S: EvidenceSource>(source: &S, reference: &str, want: &Want) -> ImageEvidence {
+    let image = match ImageReference::parse(reference) {
+        Ok(i) => i,
+        Err(e) => {
+            return ImageEvidence {
+                error: Some(format!("invalid image reference {reference}: {e}")),
+                ..ImageEvidence::default()
+            };
+        }
+    };
+    let repository = match want.repository.as_deref().map(ImageReference::from_name) {
+        None => None,
+        Some(Ok(r)) => Some(r),
+        Some(Err(e)) => {
+            return ImageEvidence {
+                error: Some(format!("invalid repository: {e}")),
+                ..ImageEvidence::default()
+            };
+        }
+    };
+    let digest = match source.resolve(&image).await {
+        Ok(d) => d,
+        Err(e) => return oci_error("resolve", &e),
+    };
+    let (sigs, atts) = tokio::join!(
+        async {
+            if want.signatures {
+                source
+                    .signatures(&image, &digest, repository.as_ref())
+                    .await
+            } else {
+                Ok(Vec::new())
+            }
+        },
+        async {
+            if want.attestations {
+                source
+                    .attestations(&image, &digest, repository.as_ref())
+                    .await
+            } else {
+                Ok(Vec::new())
+            }
+        }
+    );
+    let sigs = match sigs {
+        Ok(s) => s,
+        Err(e) => return oci_error("signatures", &e),
+    };
+    let atts = match atts {
+        Ok(a) => a,
+        Err(e) => return oci_error("attestations", &e),
+    };
+    evidence_from(digest, &sigs, &atts)
+}
+
+/// Maps what `provenance-oci` found for an image to the [`ImageEvidence`] the policy engine
+/// verifies: signature layers as they are (cosign layers or bundles); attestations only when
+/// they are Sigstore bundles. Cosign legacy `.att` layers (bare DSSE envelopes) are left out:
+/// `provenance-core` cannot verify them yet, so they count as absent (fail closed).
+pub fn evidence_from(
+    digest: Digest,
+    signatures: &[SignatureLayer],
+    attestations: &[AttestationLayer],
+) -> ImageEvidence {
+    ImageEvidence {
+        digest: Some(digest),
+        signatures: signatures.iter().map(SignatureLayer::material).collect(),
+        attestations: attestations
+            .iter()
+            .filter(|a| a.is_bundle())
+            .map(|a| SignatureMaterial::Bundle(a.envelope.clone()))
+            .collect(),
+        error: None,
+    }
+}
+
+fn print_table(results: &[RuleResult], blocked: &[String], resources: usize) {
+    let rows: Vec<[String; 5]> = results
+        .iter()
+        .map(|r| {
+            let res = if r.resource.namespace.is_empty() {
+                format!("{}/{}", r.resource.kind, r.resource.name)
+            } else {
+                format!(
+                    "{}/{}/{}",
+                    r.resource.kind, r.resource.namespace, r.resource.name
+                )
+            };
+            [
+                r.policy.clone(),
+                r.rule.clone(),
+                res,
+                r.status.as_str().to_owned(),
+                r.message.replace('\n', " "),
+            ]
+        })
+        .collect();
+    let header = ["POLICY", "RULE", "RESOURCE", "RESULT", "MESSAGE"];
+    let mut width = [0usize; 4];
+    for (i, w) in width.iter_mut().enumerate() {
+        *w = rows
+            .iter()
+            .map(|r| r[i].chars().count())
+            .chain(std::iter::once(header[i].len()))
+            .max()
+            .unwrap_or_default();
+    }
+    let line = |cells: [&str; 5]| {
+        println!(
+            "{:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {}",
+            cells[0],
+            cells[1],
+            cells[2],
+            cells[3],
+            cells[4],
+            w0 = width[0],
+            w1 = width[1],
+            w2 = width[2],
+            w3 = width[3]
+        );
+    };
+    line(header);
+    for r in &rows {
+        line([&r[0], &r[1], &r[2], &r[3], &r[4]]);
+    }
+    let count = |s: RuleStatus| results.iter().filter(|r| r.status == s).count();
+    let distinct: BTreeSet<&String> = blocked.iter().collect();
+    println!();
+    println!(
+        "pass: {}, fail: {}, warn: {}, error: {}, skip: {}; {} resources, {} blocked",
+        count(RuleStatus::Pass),
+        count(RuleStatus::Fail),
+        count(RuleStatus::Warn),
+        count(RuleStatus::Error),
+        count(RuleStatus::Skip),
+        resources,
+        distinct.len()
+    );
+    for b in distinct {
+        println!("blocked: {b}");
+    }
+}

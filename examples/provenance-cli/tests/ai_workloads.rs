@@ -1,0 +1,749 @@
+//! `provenance apply` on `examples/ai-workloads`: the four AI-workload policies against the
+//! example workloads, with evidence from the committed OCI layout (no network) and from a real
+//! registry on loopback (Debian `docker-registry`, which has no referrers API: the referrers
+//! tag schema is exercised). Every scenario asserts its exact result and message fragment.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../ai-workloads")
+}
+
+/// (resource `Kind/namespace/name`, policy, rule, result, message fragment).
+type Expected = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+);
+
+const AI: &str = "verify-ai-images";
+const AI_RULE: &str = "verify-model-server-signature";
+const SBOM: &str = "verify-gpu-image-sbom";
+const SBOM_RULE: &str = "require-sbom-attestation";
+const MODEL: &str = "verify-model-provenance";
+const DATA: &str = "verify-dataset-integrity";
+const DATA_RULE: &str = "require-dataset-checksum";
+
+/// Every result `provenance apply` must print for the example, and nothing else.
+const SCENARIOS: &[Expected] = &[
+    // The passing inference Pod: 2 containers + a model in an image volume, all four policies.
+    (
+        "Pod/ml-serving/llm-inference",
+        AI,
+        AI_RULE,
+        "pass",
+        "verified registry.example.com/ml/models/llama-3-8b:1.0",
+    ),
+    (
+        "Pod/ml-serving/llm-inference",
+        SBOM,
+        SBOM_RULE,
+        "pass",
+        "verified registry.example.com/ml/tokenizer:1.0",
+    ),
+    (
+        "Pod/ml-serving/llm-inference",
+        MODEL,
+        "check-model-signature",
+        "pass",
+        "",
+    ),
+    (
+        "Pod/ml-serving/llm-inference",
+        MODEL,
+        "require-model-card",
+        "pass",
+        "",
+    ),
+    // verify-ai-images: unsigned, wrong identity, missing SLSA, wrong builder.id.
+    (
+        "Pod/ml-serving/inference-unsigned",
+        AI,
+        AI_RULE,
+        "fail",
+        "registry.example.com/ml/unsigned:1.0: verifyImages[0].attestors[0]: 0 of 1 required attestors verified: verifyImages[0].attestors[0].entries[0]: no signatures found",
+    ),
+    (
+        "Pod/ml-serving/inference-unsigned",
+        MODEL,
+        "check-model-signature",
+        "pass",
+        "",
+    ),
+    (
+        "Pod/ml-serving/inference-unsigned",
+        MODEL,
+        "require-model-card",
+        "pass",
+        "",
+    ),
+    (
+        "Pod/ml-serving/inference-wrong-identity",
+        AI,
+        AI_RULE,
+        "fail",
+        "expected subject \"ml-team@example.com\", certificate has [\"intern@example.com\"]",
+    ),
+    (
+        "Pod/ml-serving/inference-wrong-identity",
+        MODEL,
+        "check-model-signature",
+        "pass",
+        "",
+    ),
+    (
+        "Pod/ml-serving/inference-wrong-identity",
+        MODEL,
+        "require-model-card",
+        "pass",
+        "",
+    ),
+    (
+        "Pod/ml-serving/inference-missing-slsa",
+        AI,
+        AI_RULE,
+        "fail",
+        "image registry.example.com/ml/missing-slsa:1.0: verifyImages[0].attestations[0].attestors[0]: 0 of 1 required attestors verified: verifyImages[0].attestations[0].attestors[0].entries[0]: no signatures found",
+    ),
+    (
+        "Pod/ml-serving/inference-missing-slsa",
+        MODEL,
+        "check-model-signature",
+        "pass",
+        "",
+    ),
+    (
+        "Pod/ml-serving/inference-missing-slsa",
+        MODEL,
+        "require-model-card",
+        "pass",
+        "",
+    ),
+    (
+        "Pod/ml-serving/inference-wrong-builder",
+        AI,
+        AI_RULE,
+        "fail",
+        "verifyImages[0].attestations[0]: https://slsa.dev/provenance/v1 attestation conditions not met",
+    ),
+    (
+        "Pod/ml-serving/inference-wrong-builder",
+        MODEL,
+        "check-model-signature",
+        "pass",
+        "",
+    ),
+    (
+        "Pod/ml-serving/inference-wrong-builder",
+        MODEL,
+        "require-model-card",
+        "pass",
+        "",
+    ),
+    // verify-model-provenance: missing or unverified model annotations, non-https model card.
+    (
+        "Pod/ml-serving/inference-missing-model-annotations",
+        AI,
+        AI_RULE,
+        "pass",
+        "verified registry.example.com/ml/llm-server:1.0",
+    ),
+    (
+        "Pod/ml-serving/inference-missing-model-annotations",
+        MODEL,
+        "check-model-signature",
+        "fail",
+        "validation error: Model volume must reference signed model artifact. rule check-model-signature failed at path /metadata/annotations/",
+    ),
+    (
+        "Pod/ml-serving/inference-missing-model-annotations",
+        MODEL,
+        "require-model-card",
+        "pass",
+        "",
+    ),
+    (
+        "Pod/ml-serving/inference-unverified-model",
+        AI,
+        AI_RULE,
+        "pass",
+        "",
+    ),
+    (
+        "Pod/ml-serving/inference-unverified-model",
+        MODEL,
+        "check-model-signature",
+        "fail",
+        "validation error: Model volume must reference signed model artifact. rule check-model-signature failed at path /metadata/annotations/model.ai/signature-verified/",
+    ),
+    (
+        "Pod/ml-serving/inference-unverified-model",
+        MODEL,
+        "require-model-card",
+        "pass",
+        "",
+    ),
+    (
+        "Pod/ml-serving/inference-http-model-card",
+        AI,
+        AI_RULE,
+        "pass",
+        "",
+    ),
+    (
+        "Pod/ml-serving/inference-http-model-card",
+        MODEL,
+        "check-model-signature",
+        "pass",
+        "",
+    ),
+    (
+        "Pod/ml-serving/inference-http-model-card",
+        MODEL,
+        "require-model-card",
+        "fail",
+        "AI inference Pods must include a model card URL annotation",
+    ),
+    // The Deployment with a model image volume: verify-ai-images through autogen.
+    (
+        "Deployment/ml-serving/llm-server",
+        AI,
+        "autogen-verify-model-server-signature",
+        "pass",
+        "verified registry.example.com/ml/models/llama-3-8b:1.0",
+    ),
+    // verify-gpu-image-sbom: wrong key, SBOM without library components, missing SBOM.
+    (
+        "Pod/gpu-batch/gpu-ok",
+        SBOM,
+        SBOM_RULE,
+        "pass",
+        "verified registry.example.com/gpu/cuda-app:1.0",
+    ),
+    (
+        "Pod/gpu-batch/gpu-wrong-key",
+        SBOM,
+        SBOM_RULE,
+        "fail",
+        "verifyImages[0].attestors[0].entries[0]: [verify.signature.invalid]",
+    ),
+    (
+        "Pod/gpu-batch/gpu-no-libraries",
+        SBOM,
+        SBOM_RULE,
+        "fail",
+        "verifyImages[0].attestations[1]: https://cyclonedx.org/bom attestation conditions not met",
+    ),
+    (
+        "Pod/gpu-batch/gpu-missing-sbom",
+        SBOM,
+        SBOM_RULE,
+        "fail",
+        "image registry.example.com/gpu/missing-sbom:1.0: verifyImages[0].attestations[0].attestors[0]: 0 of 1 required attestors verified: verifyImages[0].attestations[0].attestors[0].entries[0]: no signatures found",
+    ),
+    // verify-dataset-integrity (Audit): missing and malformed DATASET_SHA256.
+    ("Pod/ml-training/training-ok", DATA, DATA_RULE, "pass", ""),
+    (
+        "Pod/ml-training/training-missing-dataset-sha256",
+        DATA,
+        DATA_RULE,
+        "fail",
+        "Training Pods must specify DATASET_SHA256 and DATASET_SOURCE_URL",
+    ),
+    (
+        "Pod/ml-training/training-malformed-dataset-sha256",
+        DATA,
+        DATA_RULE,
+        "fail",
+        "DATASET_SHA256 must be a valid SHA-256 hash",
+    ),
+];
+
+/// Resources blocked by an Enforce rule (exit status 1); the Audit-only dataset failures are not.
+const BLOCKED: &[&str] = &[
+    "Pod/ml-serving/inference-unsigned",
+    "Pod/ml-serving/inference-wrong-identity",
+    "Pod/ml-serving/inference-missing-slsa",
+    "Pod/ml-serving/inference-wrong-builder",
+    "Pod/ml-serving/inference-missing-model-annotations",
+    "Pod/ml-serving/inference-unverified-model",
+    "Pod/ml-serving/inference-http-model-card",
+    "Pod/gpu-batch/gpu-wrong-key",
+    "Pod/gpu-batch/gpu-no-libraries",
+    "Pod/gpu-batch/gpu-missing-sbom",
+];
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn apply(extra: &[&str]) -> Run {
+    let ex = example();
+    let out = Command::new(env!("CARGO_BIN_EXE_provenance"))
+        .arg("apply")
+        .arg("--policy")
+        .arg(ex.join("policies"))
+        .arg("--resource")
+        .arg(ex.join("workloads"))
+        .args(extra)
+        .output()
+        .expect("run provenance apply");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// (resource, policy, rule) → (result, message), from `-o json` PolicyReports.
+fn results(run: &Run) -> BTreeMap<(String, String, String), (String, String)> {
+    let reports: Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\nstderr:\n{}", run.stdout, run.stderr));
+    let mut out = BTreeMap::new();
+    for report in reports.as_array().unwrap() {
+        for r in report["results"].as_array().unwrap() {
+            let res = &r["resources"][0];
+            let key = (
+                format!(
+                    "{}/{}/{}",
+                    res["kind"].as_str().unwrap(),
+                    res["namespace"].as_str().unwrap(),
+                    res["name"].as_str().unwrap()
+                ),
+                r["policy"].as_str().unwrap().to_owned(),
+                r["rule"].as_str().unwrap().to_owned(),
+            );
+            let prev = out.insert(
+                key.clone(),
+                (
+                    r["result"].as_str().unwrap().to_owned(),
+                    r["message"].as_str().unwrap_or_default().to_owned(),
+                ),
+            );
+            assert!(prev.is_none(), "two results for {key:?}");
+        }
+    }
+    out
+}
+
+fn assert_scenarios(run: &Run) {
+    assert_eq!(
+        run.code,
+        Some(1),
+        "Enforce failures must exit 1\nstderr:\n{}",
+        run.stderr
+    );
+    let got = results(run);
+    let mut problems = Vec::new();
+    for (res, policy, rule, result, fragment) in SCENARIOS {
+        let key = ((*res).to_owned(), (*policy).to_owned(), (*rule).to_owned());
+        match got.get(&key) {
+            None => problems.push(format!("missing result for {key:?}")),
+            Some((r, m)) => {
+                if r != result || !m.contains(fragment) {
+                    problems.push(format!(
+                        "{key:?}: expected {result} with {fragment:?}, got {r}: {m}"
+                    ));
+                }
+            }
+        }
+    }
+    let expected: BTreeSet<(String, String, String)> = SCENARIOS
+        .iter()
+        .map(|(a, b, c, _, _)| ((*a).to_owned(), (*b).to_owned(), (*c).to_owned()))
+        .collect();
+    for (key, (r, m)) in &got {
+        if !expected.contains(key) {
+            problems.push(format!("unexpected result {key:?}: {r}: {m}"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn offline_from_the_oci_layout() {
+    let run = apply(&[
+        "--registry-layout",
+        example().join("registry").to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert_scenarios(&run);
+}
+
+#[test]
+fn table_output_summary_and_blocked_resources() {
+    let run = apply(&[
+        "--registry-layout",
+        example().join("registry").to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
+    let header = run.stdout.lines().next().unwrap();
+    for col in ["POLICY", "RULE", "RESOURCE", "RESULT", "MESSAGE"] {
+        assert!(header.contains(col), "{header}");
+    }
+    let pass = SCENARIOS.iter().filter(|s| s.3 == "pass").count();
+    let fail = SCENARIOS.iter().filter(|s| s.3 == "fail").count();
+    let summary = format!("pass: {pass}, fail: {fail}, warn: 0, error: 0, skip: 0;");
+    assert!(run.stdout.contains(&summary), "{summary}\n{}", run.stdout);
+    let blocked: BTreeSet<&str> = run
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("blocked: "))
+        .collect();
+    assert_eq!(blocked, BLOCKED.iter().copied().collect::<BTreeSet<_>>());
+    assert!(run.stdout.contains(&format!("{} blocked", BLOCKED.len())));
+}
+
+#[test]
+fn passing_workloads_alone_exit_zero() {
+    let ex = example();
+    let out = Command::new(env!("CARGO_BIN_EXE_provenance"))
+        .arg("apply")
+        .arg("--policy")
+        .arg(ex.join("policies"))
+        .arg("--resource")
+        .arg(ex.join("workloads/namespaces.yaml"))
+        .arg("--resource")
+        .arg(ex.join("workloads/deployment-model-volume.yaml"))
+        .arg("--registry-layout")
+        .arg(ex.join("registry"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("pass: 1, fail: 0"), "{stdout}");
+}
+
+#[test]
+fn without_evidence_verify_images_rules_are_errors_not_passes() {
+    // No --registry-layout and no --online: verifyImages rules cannot pass (fail closed).
+    let run = apply(&["-o", "json"]);
+    assert_eq!(run.code, Some(1));
+    let got = results(&run);
+    let (r, m) = &got[&(
+        "Pod/ml-serving/llm-inference".to_owned(),
+        AI.to_owned(),
+        AI_RULE.to_owned(),
+    )];
+    assert_eq!(r, "error", "{m}");
+    assert!(m.contains("no evidence source"), "{m}");
+}
+
+#[test]
+fn the_public_good_root_does_not_trust_the_fixtures() {
+    // The same layout verified against the embedded public-good root: nothing keyless or
+    // key-based from the mock services may pass.
+    let root = example().join("../../provenance-core/src/verify/public-good-trusted_root.json");
+    if !root.is_file() {
+        panic!("{} missing", root.display());
+    }
+    let run = apply(&[
+        "--registry-layout",
+        example().join("registry").to_str().unwrap(),
+        "--trust-root",
+        root.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    let got = results(&run);
+    for ((res, policy, _), (r, m)) in &got {
+        if policy == AI || policy == SBOM {
+            assert_ne!(r, "pass", "{res} {policy}: {m}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------- a real registry on loopback
+
+fn registry_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("DOCKER_REGISTRY_BIN") {
+        let p = PathBuf::from(p);
+        return p.is_file().then_some(p);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join("docker-registry"))
+        .chain([PathBuf::from("/usr/bin/docker-registry")])
+        .find(|p| p.is_file())
+}
+
+/// `docker-registry serve` on a free loopback port, killed on drop.
+struct Registry {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Registry {
+    fn start() -> Option<Registry> {
+        let Some(bin) = registry_binary() else {
+            if std::env::var_os("CI").is_some() {
+                panic!("docker-registry not installed (apt-get install docker-registry)");
+            }
+            eprintln!("SKIPPED: docker-registry not installed");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog: {{level: warn}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\nhttp: {{addr: {addr}}}\n",
+                dir.path().join("store").display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+        let child = Command::new(&bin)
+            .arg("serve")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let reg = Registry {
+            child,
+            addr,
+            _dir: dir,
+        };
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(15) {
+            if let Ok(mut s) = TcpStream::connect(&reg.addr) {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+                let _ = write!(s, "GET /v2/ HTTP/1.0\r\nHost: {}\r\n\r\n", reg.addr);
+                let mut buf = [0u8; 16];
+                if let Ok(n) = s.read(&mut buf)
+                    && String::from_utf8_lossy(&buf[..n]).contains(" 200")
+                {
+                    return Some(reg);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("docker-registry did not come up on {}", reg.addr);
+    }
+}
+
+struct Pusher {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Pusher {
+    async fn blob(&self, repo: &str, bytes: &[u8]) {
+        let digest = format!("sha256:{}", sha256_hex(bytes));
+        let head = self
+            .http
+            .head(format!("{}/v2/{repo}/blobs/{digest}", self.base))
+            .send()
+            .await
+            .unwrap();
+        if head.status().as_u16() == 200 {
+            return;
+        }
+        let r = self
+            .http
+            .post(format!("{}/v2/{repo}/blobs/uploads/", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 202, "start upload to {repo}");
+        let loc = r.headers()["location"].to_str().unwrap().to_owned();
+        let loc = if loc.starts_with("http") {
+            loc
+        } else {
+            format!("{}{loc}", self.base)
+        };
+        let sep = if loc.contains('?') { '&' } else { '?' };
+        let r = self
+            .http
+            .put(format!("{loc}{sep}digest={digest}"))
+            .header("content-type", "application/octet-stream")
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201, "finish upload of {digest}");
+    }
+
+    async fn manifest(&self, repo: &str, reference: &str, media_type: &str, bytes: &[u8]) {
+        let r = self
+            .http
+            .put(format!("{}/v2/{repo}/manifests/{reference}", self.base))
+            .header("content-type", media_type)
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap_or_default();
+        assert_eq!(status, 201, "push {repo}:{reference}: {body}");
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    // `sha256sum` is not a dependency we want; compute with the digest type core exports.
+    provenance_core::Digest::sha256_of(bytes).hex().to_owned()
+}
+
+/// Pushes the example layout to the registry as a client without the referrers API would:
+/// every named manifest under its tag (images, cosign `.sig`), every referrer by digest, and
+/// for each subject the referrers tag schema index (`sha256-<hex>`).
+async fn push_layout(layout: &Path, base: &str) {
+    let p = Pusher {
+        http: reqwest::Client::new(),
+        base: base.to_owned(),
+    };
+    let read = |d: &str| std::fs::read(layout.join("blobs/sha256").join(&d[7..])).unwrap();
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let prefix = "registry.example.com/";
+    let mut repo_of_digest: BTreeMap<String, String> = BTreeMap::new();
+    let mut referrers: BTreeMap<(String, String), Vec<Value>> = BTreeMap::new();
+    let entries = index["manifests"].as_array().unwrap();
+    // Named entries first (images and their signatures), then referrers.
+    for pass in 0..2 {
+        for e in entries {
+            let digest = e["digest"].as_str().unwrap();
+            let media_type = e["mediaType"].as_str().unwrap();
+            let name = e["annotations"]["org.opencontainers.image.ref.name"].as_str();
+            let bytes = read(digest);
+            let m: Value = serde_json::from_slice(&bytes).unwrap();
+            let (repo, reference) = match (pass, name) {
+                (0, Some(n)) => {
+                    let n = n.strip_prefix(prefix).expect("names are full references");
+                    let (repo, tag) = n.rsplit_once(':').unwrap();
+                    repo_of_digest.insert(digest.to_owned(), repo.to_owned());
+                    (repo.to_owned(), tag.to_owned())
+                }
+                (1, None) => {
+                    let subject = m["subject"]["digest"].as_str().expect("a referrer");
+                    let repo = repo_of_digest[subject].clone();
+                    let mut d = json!({
+                        "mediaType": media_type,
+                        "digest": digest,
+                        "size": bytes.len(),
+                        "annotations": m["annotations"],
+                    });
+                    if let Some(at) = m["artifactType"].as_str() {
+                        d["artifactType"] = json!(at);
+                    }
+                    referrers
+                        .entry((repo.clone(), subject.to_owned()))
+                        .or_default()
+                        .push(d);
+                    (repo, digest.to_owned())
+                }
+                _ => continue,
+            };
+            p.blob(&repo, &read(m["config"]["digest"].as_str().unwrap()))
+                .await;
+            for l in m["layers"].as_array().unwrap() {
+                p.blob(&repo, &read(l["digest"].as_str().unwrap())).await;
+            }
+            p.manifest(&repo, &reference, media_type, &bytes).await;
+        }
+    }
+    for ((repo, subject), manifests) in referrers {
+        let idx = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": manifests,
+        }))
+        .unwrap();
+        p.manifest(
+            &repo,
+            &subject.replace(':', "-"),
+            "application/vnd.oci.image.index.v1+json",
+            &idx,
+        )
+        .await;
+    }
+}
+
+#[test]
+fn online_through_a_loopback_registry_gives_the_same_results() {
+    let Some(reg) = Registry::start() else {
+        return;
+    };
+    let layout = example().join("registry");
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(push_layout(&layout, &format!("http://{}", reg.addr)));
+    let endpoint = format!("registry.example.com={}", reg.addr);
+    let run = apply(&[
+        "--online",
+        "--allow-http",
+        "registry.example.com",
+        "--registry-endpoint",
+        &endpoint,
+        "--trust-root",
+        layout.join("trusted_root.json").to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert_scenarios(&run);
+    // And the same JSON as the layout run, result for result.
+    let offline = apply(&["--registry-layout", layout.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(results(&run), results(&offline));
+}
+
+#[test]
+fn online_with_the_registry_down_is_an_error_not_a_pass() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = format!("registry.example.com=127.0.0.1:{port}");
+    let run = apply(&[
+        "--online",
+        "--allow-http",
+        "registry.example.com",
+        "--registry-endpoint",
+        &endpoint,
+        "--trust-root",
+        example()
+            .join("registry/trusted_root.json")
+            .to_str()
+            .unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(run.code, Some(1));
+    let got = results(&run);
+    let (r, m) = &got[&(
+        "Pod/ml-serving/llm-inference".to_owned(),
+        AI.to_owned(),
+        AI_RULE.to_owned(),
+    )];
+    assert_eq!(r, "error", "{m}");
+    assert!(m.contains("failed to fetch evidence"), "{m}");
+}
