@@ -883,12 +883,63 @@ fn from_admission_request() {
 }
 
 #[test]
+fn validating_admission_policy() {
+    let policy = |validations: serde_json::Value| {
+        ValidatingAdmissionPolicy::from_value(&json!({
+            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": "vap"},
+            "spec": {
+                "paramKind": {"apiVersion": "v1", "kind": "ConfigMap"},
+                "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]}]},
+                "validations": validations
+            }
+        }))
+        .unwrap()
+    };
+    let input = PolicyInput::create(pod());
+    let r =
+        policy(json!([{"expression": "size(object.spec.containers) < 2"}])).evaluate(&input, &[]);
+    assert_eq!((r[0].status, r[0].rule.as_str()), (RuleStatus::Fail, "vap"));
+    assert_eq!(
+        r[0].message,
+        "failed expression: size(object.spec.containers) < 2"
+    );
+    let r = policy(json!([{"expression": "object.nope"}])).evaluate(&input, &[]);
+    assert_eq!(r[0].status, RuleStatus::Error);
+    let r = policy(json!([{"expression": "true"}])).evaluate(&input, &[]);
+    assert_eq!((r[0].status, r[0].message.as_str()), (RuleStatus::Pass, ""));
+    // a binding with a paramRef: params selected by name
+    let mut vap = policy(
+        json!([{"expression": "size(object.spec.containers) <= int(params.data.max)", "message": "too many"}]),
+    );
+    vap.add_bindings(&[PolicyBinding::from_value(&json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": "b"},
+        "spec": {"policyName": "vap", "validationActions": ["Deny"], "paramRef": {"name": "limits"}}
+    }))
+    .unwrap()]);
+    let limits = |max: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "limits"}, "data": {"max": max}});
+    assert_eq!(
+        vap.evaluate(&input, &[limits("5")])[0].status,
+        RuleStatus::Pass
+    );
+    let r = vap.evaluate(&input, &[limits("2")]);
+    assert_eq!(
+        (r[0].status, r[0].message.as_str()),
+        (RuleStatus::Fail, "too many")
+    );
+    // no parameter found: params is null, the expression errors (never a pass)
+    assert_eq!(vap.evaluate(&input, &[])[0].status, RuleStatus::Error);
+}
+
+#[test]
 fn compiled_forms_are_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Program>();
     check::<CompiledCelRule>();
     check::<ValidatingPolicy>();
     check::<CelPolicyException>();
+    check::<ValidatingAdmissionPolicy>();
 }
 
 #[test]
