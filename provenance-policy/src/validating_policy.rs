@@ -1,5 +1,7 @@
 //! Kyverno's CEL-based `ValidatingPolicy` (`policies.kyverno.io/v1`, also `v1beta1` and
-//! `v1alpha1`), loaded from JSON and evaluated against one request.
+//! `v1alpha1`), loaded from JSON and evaluated against one request; also Kubernetes'
+//! `ValidatingAdmissionPolicy` with its bindings ([`ValidatingAdmissionPolicy`]) as
+//! `kyverno test` evaluates them, and CEL PolicyExceptions ([`CelPolicyException`]).
 //!
 //! Evaluation follows Kyverno's ValidatingPolicy engine:
 //!
