@@ -350,3 +350,35 @@ fn trust_root_built_in_code_verifies_like_its_json() {
             .is_err()
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Arbitrary bytes as a bundle, a cosign payload or annotations never panic and never verify.
+    #[test]
+    fn arbitrary_material_is_rejected_without_panicking(
+        bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+        text in ".{0,256}",
+    ) {
+        let verifier = Verifier::new(&TrustRoot::default()).unwrap();
+        let kp = EcdsaKeyPair::generate(&sig::ECDSA_P256_SHA256_ASN1_SIGNING).unwrap();
+        let key = PublicKey::from_spki_der(kp.public_key().as_der().unwrap().as_ref()).unwrap();
+        let exp = Expectation::Key { key, allow_no_transparency: true };
+        let d = Digest::sha256_of(&bytes);
+        for material in [
+            SignatureMaterial::Bundle(bytes.clone()),
+            SignatureMaterial::Bundle(text.clone().into_bytes()),
+            SignatureMaterial::Cosign(CosignSignature::new(
+                bytes.clone(),
+                BTreeMap::from([
+                    (ANNOTATION_SIGNATURE.to_owned(), text.clone()),
+                    (ANNOTATION_BUNDLE.to_owned(), text.clone()),
+                ]),
+            )),
+        ] {
+            proptest::prop_assert!(verifier
+                .verify(Artifact::Digest(&d), &material, &exp, UnixTime(0))
+                .is_err());
+        }
+    }
+}
