@@ -239,6 +239,47 @@ impl Statement {
         })
     }
 
+    /// Builds a Statement to attest (e.g. a model card for `cosign attest`), with the checks
+    /// parsing applies: a known version, at least one subject, well-formed digest sets, a
+    /// predicate type, an object predicate.
+    ///
+    /// ```
+    /// use provenance_attest::{Limits, ResourceDescriptor, Statement, StatementVersion};
+    /// let mut subject = ResourceDescriptor::default();
+    /// subject.name = Some("model.safetensors".into());
+    /// subject.digest.insert("sha256".into(), provenance_core::Digest::sha256_of(b"w").hex());
+    /// let st = Statement::new(StatementVersion::V1, vec![subject],
+    ///     "https://mlcommons.org/model-card/v1", serde_json::json!({"name": "m"}), &Limits::default()).unwrap();
+    /// let again = Statement::from_json(&st.to_json()).unwrap();
+    /// assert_eq!(again, st);
+    /// ```
+    pub fn new(
+        version: StatementVersion,
+        subjects: Vec<Subject>,
+        predicate_type: &str,
+        predicate: Value,
+        limits: &Limits,
+    ) -> Result<Self, Error> {
+        let statement_type = match version {
+            StatementVersion::V01 => STATEMENT_V01,
+            StatementVersion::V1 => STATEMENT_V1,
+        };
+        Self::from_wire(
+            Wire {
+                statement_type: statement_type.to_owned(),
+                subject: subjects,
+                predicate_type: predicate_type.to_owned(),
+                predicate,
+            },
+            limits,
+        )
+    }
+
+    /// The Statement as JSON bytes (the DSSE payload to sign).
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.to_value()).unwrap_or_default()
+    }
+
     /// Whether any subject's digest set holds `digest`.
     pub fn matches(&self, digest: &Digest) -> bool {
         self.subject_for(digest).is_some()

@@ -553,3 +553,45 @@ fn json_lines_of_envelopes_and_bundles() {
         "attest.unrecognized"
     );
 }
+
+#[test]
+fn building_statements_applies_the_parse_checks() {
+    use provenance_attest::{ResourceDescriptor, StatementVersion};
+    let limits = Limits::default();
+    let err = Statement::new(StatementVersion::V1, vec![], "x", json!({}), &limits).unwrap_err();
+    assert_eq!(err.path(), Some("subject"));
+    let mut s = ResourceDescriptor::default();
+    s.digest.insert("sha256".into(), "abc".into());
+    let err = Statement::new(
+        StatementVersion::V1,
+        vec![s.clone()],
+        "x",
+        json!({}),
+        &limits,
+    )
+    .unwrap_err();
+    assert_eq!(err.path(), Some("subject[0].digest.sha256"));
+    s.digest.insert("sha256".into(), HELLO.into());
+    let err = Statement::new(
+        StatementVersion::V1,
+        vec![s.clone()],
+        "x",
+        json!("text"),
+        &limits,
+    )
+    .unwrap_err();
+    assert_eq!(err.path(), Some("predicate"));
+    let card = ModelCard::from_value(&json!({"name": "m"}), &limits).unwrap();
+    let st = Statement::new(
+        StatementVersion::V1,
+        vec![s],
+        "https://mlcommons.org/model-card/v1",
+        card.to_value(),
+        &limits,
+    )
+    .unwrap();
+    let back = Statement::from_json(&st.to_json()).unwrap();
+    assert_eq!(back, st);
+    let p = Predicate::from_statement(&back, &limits).unwrap();
+    assert_eq!(p.summary().models, ["m"]);
+}
