@@ -406,3 +406,23 @@ impl DatasetProvenance {
         }
     }
 }
+
+impl DatasetProvenance {
+    /// Drafts the predicate from a Hugging Face dataset card: the caller gives the dataset id
+    /// (`name`) and where it is published (`source_uri`, e.g. `https://huggingface.co/datasets/<id>`
+    /// at a revision); the card gives the license (several joined with `AND`). Hugging Face
+    /// cards carry no digest: add the digest of the dataset revision before attesting, or
+    /// [`DatasetProvenance::from_value`] refuses the draft at `digest`.
+    pub fn from_hf_card(card: &crate::huggingface::HfCard, name: &str, source_uri: &str) -> Self {
+        let labels: Vec<&str> = card.license.iter().map(String::as_str).collect();
+        DatasetProvenance {
+            name: name.to_owned(),
+            version: None,
+            source_uri: source_uri.to_owned(),
+            digest: DigestSet::new(),
+            license: crate::modelcard::join_licenses(&labels).unwrap_or_default(),
+            sources: Vec::new(),
+            collection: Collection::default(),
+        }
+    }
+}

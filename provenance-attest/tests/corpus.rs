@@ -734,7 +734,25 @@ fn huggingface_corpus() {
     let card = HfCard::parse(&text(dataset)).unwrap();
     assert_eq!(card.license, ["bsd-3-clause"]);
     assert_eq!(card.front_matter["pretty_name"], "Sample Segmentation");
-    report(dataset, "ok: dataset card, license list");
+    let mut draft = DatasetProvenance::from_hf_card(
+        &card,
+        "org/sample-segmentation",
+        "https://huggingface.co/datasets/org/sample-segmentation",
+    );
+    assert_eq!(draft.license, "bsd-3-clause");
+    let err =
+        DatasetProvenance::from_value(&serde_json::to_value(&draft).unwrap(), &Limits::default())
+            .unwrap_err();
+    assert_eq!(err.path(), Some("digest"));
+    draft
+        .digest
+        .insert("sha256".into(), Digest::sha256_of(b"revision").hex());
+    DatasetProvenance::from_value(&serde_json::to_value(&draft).unwrap(), &Limits::default())
+        .unwrap();
+    report(
+        dataset,
+        "ok: dataset card, license list; dataset provenance draft needs a digest",
+    );
 
     for f in [template, spec] {
         let err = HfCard::parse(&text(f)).unwrap_err();
