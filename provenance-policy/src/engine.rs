@@ -507,6 +507,13 @@ fn check_block(
             PatternOutcome::Skip { path, message: m } => {
                 Check::Skip(format!("rule {rule} skipped at path {path}: {m}"))
             }
+            // Kyverno reports a missing anchored key (no path) as an error, not a failure.
+            PatternOutcome::Fail { path, message: m } if path.is_empty() => {
+                Check::Error(Box::new(ev.result(
+                    RuleStatus::Error,
+                    format!("validation error: {message}. rule {rule} error: {m}"),
+                )))
+            }
             PatternOutcome::Fail { path, .. } => Check::Fail(fail_message(
                 message,
                 rule,
@@ -579,10 +586,13 @@ fn check_foreach(
             Ok(other) => other.to_string(),
             Err(e) => return Check::Error(Box::new(ev.error(&e))),
         };
-        let list = match jmespath::search_with(&list_expr, ctx, ev.env) {
-            Ok(Value::Array(a)) => a,
-            Ok(Value::Null) => continue,
-            Ok(other) => vec![other],
+        // An "Unknown key" in the list expression skips this foreach, as Kyverno does.
+        let queried = variables::compile_cached(&list_expr).and_then(|e| e.query(ctx, ev.env));
+        let list = match queried {
+            Ok(jmespath::QueryResult::Value(Value::Array(a))) => a,
+            Ok(jmespath::QueryResult::Value(Value::Null)) => continue,
+            Ok(jmespath::QueryResult::NotFound { .. }) => continue,
+            Ok(jmespath::QueryResult::Value(other)) => vec![other],
             Err(e) => return Check::Error(Box::new(ev.error(&e))),
         };
         let element_scope = fe.get("elementScope").and_then(Value::as_bool);
@@ -613,10 +623,10 @@ fn check_foreach(
                 return Check::Error(r);
             }
             if let Some(pre) = fe.get("preconditions").filter(|p| !p.is_null()) {
+                // Kyverno skips the element when its preconditions cannot be evaluated.
                 match conditions::evaluate_block(pre, &ectx, ev.env, "foreach.preconditions") {
                     Ok(true) => {}
-                    Ok(false) => continue,
-                    Err(e) => return Check::Error(Box::new(ev.error(&e))),
+                    Ok(false) | Err(_) => continue,
                 }
             }
             let elem_target = match element_scope {
