@@ -8,7 +8,8 @@
 //   in-process through nock) and key-based (a local ECDSA P-256 key, logged to the mock Rekor);
 // - SLSA v1, SPDX 2.3, CycloneDX 1.5 and model-card in-toto attestations, signed as DSSE Sigstore
 //   bundles v0.3 and attached as OCI 1.1 referrers (artifactType
-//   application/vnd.dev.sigstore.bundle.v0.3+json, `subject` = the image);
+//   application/vnd.dev.sigstore.bundle.v0.3+json, `subject` = the image), and for some images
+//   as cosign `.att` layers (DSSE envelope + cosign annotations, Rekor `intoto` entry);
 // - registry/trusted_root.json for the mock services, and the release public key written into
 //   policies/verify-gpu-image-sbom.yaml (between its BEGIN/END PUBLIC KEY lines).
 //
@@ -236,37 +237,68 @@ function image(repo, tag, files, extraAnnotations = {}) {
     listManifest(m, `${img.name}:${img.desc.digest.replace(':', '-')}.sig`);
   }
 
-  // -------------------------------------------------------------- attestations (bundle referrers)
+  // -------------------------------------------------------------- attestations
+  // As a Sigstore bundle v0.3 referrer (`bundle`, Rekor `dsse` entry) and/or as a layer of
+  // cosign's `.att` manifest (`att`: the DSSE envelope as the layer, cosign's annotations, a
+  // Rekor `intoto` 0.0.2 entry's SET), as `cosign attest` writes them.
   const empty = blob('{}', 'application/vnd.oci.empty.v1+json');
-  async function attest(img, who, predicateType, predicate) {
-    const statement = {
+  const attLayers = new Map(); // image name -> { img, layers }
+  async function attest(img, who, predicateType, predicate, formats = ['bundle']) {
+    const statement = Buffer.from(JSON.stringify({
       _type: 'https://in-toto.io/Statement/v1',
       subject: [{ name: img.name, digest: { sha256: img.desc.digest.slice('sha256:'.length) } }],
       predicateType, predicate,
+    }));
+    const sign = async (entryType) => {
+      const bundle = await new DSSEBundleBuilder({ signer: signerOf(who), witnesses: witnesses(entryType) })
+        .create({ data: statement, type: 'application/vnd.in-toto+json' });
+      const bj = bundleToJSON(bundle);
+      for (const e of bj.verificationMaterial.tlogEntries || []) {
+        if (e.inclusionProof) { e.inclusionProof.logIndex ??= '0'; e.inclusionProof.hashes ??= []; }
+      }
+      return bj;
     };
-    const bundle = await new DSSEBundleBuilder({ signer: signerOf(who), witnesses: witnesses('dsse') })
-      .create({ data: Buffer.from(JSON.stringify(statement)), type: 'application/vnd.in-toto+json' });
-    const bj = bundleToJSON(bundle);
-    for (const e of bj.verificationMaterial.tlogEntries || []) {
-      if (e.inclusionProof) { e.inclusionProof.logIndex ??= '0'; e.inclusionProof.hashes ??= []; }
+    if (formats.includes('bundle')) {
+      const bj = await sign('dsse');
+      // v0.3 carries the leaf certificate alone.
+      const { x509CertificateChain, ...vm } = bj.verificationMaterial;
+      const v03 = {
+        ...bj, mediaType: BUNDLE_V03,
+        verificationMaterial: x509CertificateChain ? { certificate: x509CertificateChain.certificates[0], ...vm } : vm,
+      };
+      const layer = blob(JSON.stringify(v03), BUNDLE_V03);
+      const m = blob(JSON.stringify({
+        schemaVersion: 2, mediaType: OCI_MANIFEST, artifactType: BUNDLE_V03, config: empty, layers: [layer],
+        subject: img.desc,
+        annotations: {
+          'dev.sigstore.bundle.content': 'dsse-envelope',
+          'dev.sigstore.bundle.predicateType': predicateType,
+          'org.opencontainers.image.created': EPOCH,
+        },
+      }), OCI_MANIFEST);
+      listManifest(m, null);
     }
-    // v0.3 carries the leaf certificate alone.
-    const { x509CertificateChain, ...vm } = bj.verificationMaterial;
-    const v03 = {
-      ...bj, mediaType: BUNDLE_V03,
-      verificationMaterial: x509CertificateChain ? { certificate: x509CertificateChain.certificates[0], ...vm } : vm,
-    };
-    const layer = blob(JSON.stringify(v03), BUNDLE_V03);
-    const m = blob(JSON.stringify({
-      schemaVersion: 2, mediaType: OCI_MANIFEST, artifactType: BUNDLE_V03, config: empty, layers: [layer],
-      subject: img.desc,
-      annotations: {
-        'dev.sigstore.bundle.content': 'dsse-envelope',
-        'dev.sigstore.bundle.predicateType': predicateType,
-        'org.opencontainers.image.created': EPOCH,
-      },
-    }), OCI_MANIFEST);
-    listManifest(m, null);
+    if (formats.includes('att')) {
+      const bj = await sign('intoto');
+      const vm = bj.verificationMaterial;
+      const annotations = { 'dev.cosignproject.cosign/signature': '', predicateType };
+      const cert = vm.certificate || (vm.x509CertificateChain && vm.x509CertificateChain.certificates[0]);
+      if (cert) {
+        annotations['dev.sigstore.cosign/certificate'] = pemWrap(Buffer.from(cert.rawBytes, 'base64'));
+        annotations['dev.sigstore.cosign/chain'] = pemWrap(Buffer.from(ca.rootCertificate));
+      }
+      annotations['dev.sigstore.cosign/bundle'] = cosignSet(vm.tlogEntries[0]);
+      const layer = { ...blob(JSON.stringify(bj.dsseEnvelope), 'application/vnd.dsse.envelope.v1+json'), annotations };
+      if (!attLayers.has(img.name)) attLayers.set(img.name, { img, layers: [] });
+      attLayers.get(img.name).layers.push(layer);
+    }
+  }
+  function writeAttManifests() {
+    const config = blob('{}', 'application/vnd.oci.image.config.v1+json');
+    for (const { img, layers } of attLayers.values()) {
+      const m = blob(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config, layers }), OCI_MANIFEST);
+      listManifest(m, `${img.name}:${img.desc.digest.replace(':', '-')}.att`);
+    }
   }
 
   const SLSA = 'https://slsa.dev/provenance/v1';
@@ -308,21 +340,22 @@ function image(repo, tag, files, extraAnnotations = {}) {
   });
 
   // Evidence a fully trusted image carries.
-  async function trusted(img, { model = false } = {}) {
+  // `formats`: attestations as bundle referrers, cosign `.att` layers, or both.
+  async function trusted(img, { model = false, formats = ['bundle'] } = {}) {
     await cosignSign(img, ['mlTeam', 'release']);
-    await attest(img, 'mlTeam', SLSA, slsa(img, 'https://github.com/actions/runner'));
-    await attest(img, 'release', SPDX, spdx(img));
-    await attest(img, 'release', CDX, cdx(img, true));
-    if (model) await attest(img, 'mlTeam', MODEL_CARD, modelCard());
+    await attest(img, 'mlTeam', SLSA, slsa(img, 'https://github.com/actions/runner'), formats);
+    await attest(img, 'release', SPDX, spdx(img), formats);
+    await attest(img, 'release', CDX, cdx(img, true), formats);
+    if (model) await attest(img, 'mlTeam', MODEL_CARD, modelCard(), formats);
   }
   const bin = (s) => Buffer.from(s);
 
   // Passing images.
   await trusted(image('ml/llm-server', '1.0', { 'app/server.py': bin('print("serving")\n') }));
-  await trusted(image('ml/tokenizer', '1.0', { 'app/tokenize.py': bin('print("tokenizing")\n') }));
+  await trusted(image('ml/tokenizer', '1.0', { 'app/tokenize.py': bin('print("tokenizing")\n') }), { formats: ['att'] });
   await trusted(image('ml/models/llama-3-8b', '1.0', { 'model/model.safetensors': bin('synthetic weights stand-in\n'), 'model/config.json': bin('{"arch":"llama"}\n') },
     { 'org.opencontainers.image.title': 'llama-3-8b-instruct' }), { model: true });
-  await trusted(image('gpu/cuda-app', '1.0', { 'app/kernel.cu': bin('// kernel\n') }));
+  await trusted(image('gpu/cuda-app', '1.0', { 'app/kernel.cu': bin('// kernel\n') }), { formats: ['att', 'bundle'] });
   await trusted(image('ml/trainer', '1.0', { 'app/train.py': bin('print("training")\n') }));
 
   // verify-ai-images failures.
@@ -351,13 +384,15 @@ function image(repo, tag, files, extraAnnotations = {}) {
   {
     const img = image('gpu/no-libraries', '1.0', { 'app/kernel.cu': bin('// model only\n') });
     await cosignSign(img, ['release']);
-    await attest(img, 'release', SPDX, spdx(img));
-    await attest(img, 'release', CDX, cdx(img, false));
+    await attest(img, 'release', SPDX, spdx(img), ['att']);
+    await attest(img, 'release', CDX, cdx(img, false), ['att']);
   }
   {
     const img = image('gpu/missing-sbom', '1.0', { 'app/kernel.cu': bin('// no sbom\n') });
     await cosignSign(img, ['release']);
   }
+
+  writeAttManifests();
 
   // -------------------------------------------------------------- write
   fs.rmSync(OUT, { recursive: true, force: true });

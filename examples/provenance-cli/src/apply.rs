@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use provenance_core::verify::{SignatureMaterial, Verifier};
+use provenance_core::verify::{CosignSignature, SignatureMaterial, Verifier};
 use provenance_core::{Digest, ImageReference, RuleResult, RuleStatus, TrustRoot, UnixTime};
 use provenance_oci::{
     AttestationLayer, EvidenceSource, LayoutSource, RegistryClient, RegistryConfig, SignatureLayer,
@@ -547,9 +547,9 @@ async fn gather_one<S: EvidenceSource>(source: &S, reference: &str, want: &Want)
 }
 
 /// Maps what `provenance-oci` found for an image to the [`ImageEvidence`] the policy engine
-/// verifies: signature layers as they are (cosign layers or bundles); attestations only when
-/// they are Sigstore bundles. Cosign legacy `.att` layers (bare DSSE envelopes) are left out:
-/// `provenance-core` cannot verify them yet, so they count as absent (fail closed).
+/// verifies: signature layers as they are (cosign layers or bundles); attestations as Sigstore
+/// bundles, or as cosign `.att` layers (the DSSE envelope with cosign's annotations). All of it
+/// is unverified here.
 pub fn evidence_from(
     digest: Digest,
     signatures: &[SignatureLayer],
@@ -560,8 +560,16 @@ pub fn evidence_from(
         signatures: signatures.iter().map(SignatureLayer::material).collect(),
         attestations: attestations
             .iter()
-            .filter(|a| a.is_bundle())
-            .map(|a| SignatureMaterial::Bundle(a.envelope.clone()))
+            .map(|a| {
+                if a.is_bundle() {
+                    SignatureMaterial::Bundle(a.envelope.clone())
+                } else {
+                    SignatureMaterial::Cosign(CosignSignature::new(
+                        a.envelope.clone(),
+                        a.annotations.clone(),
+                    ))
+                }
+            })
             .collect(),
         error: None,
     }
