@@ -517,3 +517,52 @@ pub(crate) fn referrers_from_index_bytes(
         .collect::<Result<_, _>>()?;
     Ok(Referrers { items, origin })
 }
+
+/// A shared source is a source (`Arc<RegistryClient>` in a server).
+impl<T: EvidenceSource + ?Sized> EvidenceSource for std::sync::Arc<T> {
+    fn resolve(
+        &self,
+        image: &ImageReference,
+    ) -> impl Future<Output = Result<Digest, Error>> + Send {
+        (**self).resolve(image)
+    }
+
+    fn manifest(
+        &self,
+        image: &ImageReference,
+    ) -> impl Future<Output = Result<Manifest, Error>> + Send {
+        (**self).manifest(image)
+    }
+
+    fn blob(
+        &self,
+        image: &ImageReference,
+        digest: &Digest,
+        limit: u64,
+    ) -> impl Future<Output = Result<Vec<u8>, Error>> + Send {
+        (**self).blob(image, digest, limit)
+    }
+
+    fn blob_to_file(
+        &self,
+        image: &ImageReference,
+        digest: &Digest,
+        limit: u64,
+        dest: &Path,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        (**self).blob_to_file(image, digest, limit, dest)
+    }
+
+    fn referrers_api(
+        &self,
+        image: &ImageReference,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> impl Future<Output = Result<Option<Referrers>, Error>> + Send {
+        (**self).referrers_api(image, subject, artifact_type)
+    }
+
+    fn limits(&self) -> Limits {
+        (**self).limits()
+    }
+}

@@ -495,7 +495,11 @@ async fn many_concurrent_requests_share_the_semaphore_and_succeed() {
     for _ in 0..64 {
         let c = c.clone();
         let img = img.clone();
-        tasks.push(tokio::spawn(async move { c.resolve(&img).await }));
+        // Through the `Arc<T>` implementation of the trait.
+        tasks.push(tokio::spawn(async move {
+            <std::sync::Arc<provenance_oci::RegistryClient> as EvidenceSource>::resolve(&c, &img)
+                .await
+        }));
     }
     for t in tasks {
         assert_eq!(t.await.unwrap().unwrap(), d);
