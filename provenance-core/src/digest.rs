@@ -145,7 +145,10 @@ impl Digest {
     }
 
     /// Hashes everything `reader` yields with `algorithm`, in 1 MiB reads.
-    pub fn compute_reader<R: Read>(algorithm: DigestAlgorithm, mut reader: R) -> Result<Self, Error> {
+    pub fn compute_reader<R: Read>(
+        algorithm: DigestAlgorithm,
+        mut reader: R,
+    ) -> Result<Self, Error> {
         let mut ctx = lc::Context::new(algorithm.lc());
         let mut buf = vec![0u8; 1 << 20];
         loop {
@@ -253,6 +256,7 @@ impl<'de> serde::Deserialize<'de> for Digest {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -262,7 +266,10 @@ mod tests {
             ("sha256", "core.digest.invalid"),
             (":abc", "core.digest.invalid"),
             ("sha256:abc", "core.digest.invalid"),
-            ("md5:d41d8cd98f00b204e9800998ecf8427e", "core.digest.unsupported_algorithm"),
+            (
+                "md5:d41d8cd98f00b204e9800998ecf8427e",
+                "core.digest.unsupported_algorithm",
+            ),
             (
                 "sha256:2CF24DBA5FB0A30E26E83B2AC5B9E29E1B161E5C1FA7425E73043362938B9824",
                 "core.digest.invalid",

@@ -94,10 +94,12 @@ impl PublicKey {
             }
             KeyKind::Ed25519
         } else if oid == OID_RSA || oid == OID_RSA_PSS {
-            let bits = rsa_modulus_bits(&raw)
-                .ok_or_else(|| bad("malformed RSAPublicKey".into()))?;
+            let bits =
+                rsa_modulus_bits(&raw).ok_or_else(|| bad("malformed RSAPublicKey".into()))?;
             if bits < 2048 {
-                return Err(bad(format!("RSA key of {bits} bits is too small (minimum 2048)")));
+                return Err(bad(format!(
+                    "RSA key of {bits} bits is too small (minimum 2048)"
+                )));
             }
             KeyKind::Rsa { bits }
         } else {
@@ -137,9 +139,11 @@ impl PublicKey {
     /// Parses a PEM `PUBLIC KEY` block (the first one in `pem`).
     pub fn from_pem(pem_text: &str) -> Result<Self, Error> {
         let keys = Self::all_from_pem(pem_text)?;
-        keys.into_iter().next().ok_or_else(|| Error::InvalidPublicKey {
-            reason: "no PUBLIC KEY block found".into(),
-        })
+        keys.into_iter()
+            .next()
+            .ok_or_else(|| Error::InvalidPublicKey {
+                reason: "no PUBLIC KEY block found".into(),
+            })
     }
 
     /// Parses every PEM `PUBLIC KEY` block in `pem_text` (Kyverno's `publicKeys` may hold

@@ -39,3 +39,7 @@ pub use verify::{
     Artifact, Check, CosignSignature, Expectation, IdentityExpectation, SignatureMaterial,
     Verified, Verifier,
 };
+
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

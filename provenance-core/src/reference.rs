@@ -610,6 +610,7 @@ impl<'de> serde::Deserialize<'de> for ImageReference {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

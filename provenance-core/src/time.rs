@@ -23,8 +23,7 @@ impl UnixTime {
             }
             part.parse().ok()
         };
-        if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':'
-        {
+        if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' {
             return None;
         }
         if b[16] != b':' {
@@ -146,6 +145,7 @@ impl ValidityWindow {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -160,6 +160,9 @@ mod tests {
         );
         assert_eq!(UnixTime::parse_rfc3339("2021-02-30T00:00:00Z"), None);
         assert_eq!(UnixTime::parse_rfc3339("2021-03-07T03:20:29"), None);
-        assert_eq!(UnixTime::parse_rfc3339("1970-01-01T00:00:00Z"), Some(UnixTime(0)));
+        assert_eq!(
+            UnixTime::parse_rfc3339("1970-01-01T00:00:00Z"),
+            Some(UnixTime(0))
+        );
     }
 }

@@ -157,7 +157,13 @@ fn parse_ca(v: &Value, path: &str) -> Result<CertificateAuthority, Error> {
     let cert_chain = certs
         .iter()
         .enumerate()
-        .map(|(i, c)| b64_at(c, "rawBytes", &format!("{path}.certChain.certificates[{i}]")))
+        .map(|(i, c)| {
+            b64_at(
+                c,
+                "rawBytes",
+                &format!("{path}.certChain.certificates[{i}]"),
+            )
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let subject = v.get("subject");
     let get = |k: &str| {
@@ -168,7 +174,11 @@ fn parse_ca(v: &Value, path: &str) -> Result<CertificateAuthority, Error> {
             .to_owned()
     };
     Ok(CertificateAuthority {
-        uri: v.get("uri").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        uri: v
+            .get("uri")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
         common_name: get("commonName"),
         organization: get("organization"),
         cert_chain,
@@ -180,16 +190,25 @@ impl TrustRoot {
     /// Loads a Sigstore `trusted_root.json`.
     pub fn from_trusted_root_json(bytes: &[u8]) -> Result<Self, Error> {
         if bytes.len() > MAX_TRUST_ROOT_BYTES {
-            return Err(field_err("$", format!("larger than {MAX_TRUST_ROOT_BYTES} bytes")));
+            return Err(field_err(
+                "$",
+                format!("larger than {MAX_TRUST_ROOT_BYTES} bytes"),
+            ));
         }
         let doc: Value =
             serde_json::from_slice(bytes).map_err(|e| field_err("$", e.to_string()))?;
         let media_type = str_at(&doc, "mediaType", "$")?;
         if !media_type.starts_with("application/vnd.dev.sigstore.trustedroot") {
-            return Err(field_err("$.mediaType", format!("unknown media type {media_type:?}")));
+            return Err(field_err(
+                "$.mediaType",
+                format!("unknown media type {media_type:?}"),
+            ));
         }
         let list = |key: &str| -> &[Value] {
-            doc.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default()
+            doc.get(key)
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default()
         };
         let mut root = TrustRoot {
             source_json: Some(bytes.to_vec()),
@@ -224,7 +243,11 @@ impl TrustRoot {
             buf.extend_from_slice(l.public_key.spki_der());
             buf.extend_from_slice(&l.valid_for.start.0.to_be_bytes());
         }
-        for ca in self.certificate_authorities.iter().chain(&self.timestamp_authorities) {
+        for ca in self
+            .certificate_authorities
+            .iter()
+            .chain(&self.timestamp_authorities)
+        {
             for c in &ca.cert_chain {
                 buf.extend_from_slice(c);
             }
@@ -244,6 +267,7 @@ impl TrustRoot {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

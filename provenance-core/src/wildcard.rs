@@ -82,7 +82,10 @@ enum Tok {
     Star,
     Any,
     Lit(char),
-    Class { negated: bool, ranges: Vec<(char, char)> },
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
 }
 
 fn compile_glob(pattern: &str) -> Result<Vec<Tok>, BadPattern> {
@@ -170,6 +173,7 @@ pub fn path_match(pattern: &str, text: &str) -> Result<bool, BadPattern> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -207,9 +207,7 @@ fn check(file: &str, c: &Value) -> Option<String> {
             match (got, want) {
                 (None, false) => None,
                 (Some((d, p)), true) => {
-                    let Some(subs) = c.get("subs").and_then(Value::as_array) else {
-                        return None;
-                    };
+                    let subs = c.get("subs").and_then(Value::as_array)?;
                     (subs[0] != d || subs[1] != p)
                         .then(|| format!("{file}: {input:?} split {d:?} {p:?}"))
                 }
@@ -221,9 +219,7 @@ fn check(file: &str, c: &Value) -> Option<String> {
             match (reference::split_grammar(input), want) {
                 (None, false) => None,
                 (Some((n, t, d)), true) => {
-                    let Some(subs) = c.get("subs").and_then(Value::as_array) else {
-                        return None;
-                    };
+                    let subs = c.get("subs").and_then(Value::as_array)?;
                     (subs[0] != n || subs[1] != t.unwrap_or("") || subs[2] != d.unwrap_or(""))
                         .then(|| format!("{file}: {input:?} split {n:?} {t:?} {d:?}"))
                 }

@@ -14,7 +14,10 @@ fn kyverno_wildcard_cases() {
     let path = shared.join("corpora/kyverno-unit/cases.json");
     if !path.is_file() {
         if std::env::var_os("CI").is_some() {
-            panic!("shared corpora missing at {}: CI must provide ../shared", path.display());
+            panic!(
+                "shared corpora missing at {}: CI must provide ../shared",
+                path.display()
+            );
         }
         eprintln!("SKIPPED: shared corpora not found at {}", path.display());
         return;
@@ -26,10 +29,17 @@ fn kyverno_wildcard_cases() {
         let (p, t) = (c["pattern"].as_str().unwrap(), c["text"].as_str().unwrap());
         let want = c["matched"].as_bool().unwrap();
         if wildcard_match(p, t) != want {
-            failures.push(format!("{:?}: pattern {p:?} text {t:?} want {want}", c["name"]));
+            failures.push(format!(
+                "{:?}: pattern {p:?} text {t:?} want {want}",
+                c["name"]
+            ));
         }
     }
-    println!("kyverno wildcard cases: {}/{} passed", cases.len() - failures.len(), cases.len());
+    println!(
+        "kyverno wildcard cases: {}/{} passed",
+        cases.len() - failures.len(),
+        cases.len()
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(cases.len() >= 50);
 }

@@ -57,7 +57,7 @@ spec:
       deny:
         conditions:
           any:
-          - key: "{{ request.object.spec.containers[?resources.limits.\"nvidia.com/gpu\"] | [?!resources.limits.memory] | length(@) }}"
+          - key: "{{ request.object.spec.containers[?resources.limits.\"nvidia.com/gpu\"] | [?!(resources.limits.memory)] | length(@) }}"
             operator: GreaterThan
             value: 0
 ---

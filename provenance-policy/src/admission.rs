@@ -274,6 +274,33 @@ impl PolicySet {
     }
 }
 
+impl PolicySet {
+    /// [`PolicySet::review`] over typed AdmissionReviews: anything that serializes to an
+    /// `admission.k8s.io/v1` AdmissionReview in, anything that deserializes from one out. This is
+    /// how a kube-rs webhook plugs in without this crate depending on kube:
+    ///
+    /// ```ignore
+    /// use kube::core::{DynamicObject, admission::AdmissionReview};
+    /// let review: AdmissionReview<DynamicObject> = serde_json::from_slice(&body)?;
+    /// let out: AdmissionReview<DynamicObject> = policies.review_typed(&review, labels, None, &env)?;
+    /// ```
+    pub fn review_typed<I: serde::Serialize, O: serde::de::DeserializeOwned>(
+        &self,
+        review: &I,
+        namespace_labels: BTreeMap<String, String>,
+        request_info: Option<RequestInfo>,
+        env: &Env,
+    ) -> Result<O, Error> {
+        let v = serde_json::to_value(review).map_err(|e| Error::InvalidRequest {
+            reason: format!("cannot serialize the AdmissionReview: {e}"),
+        })?;
+        let out = self.review(&v, namespace_labels, request_info, env)?;
+        serde_json::from_value(out).map_err(|e| Error::InvalidRequest {
+            reason: format!("cannot build the typed AdmissionReview response: {e}"),
+        })
+    }
+}
+
 /// Quotes a message as a single-quoted YAML scalar when needed (Kyverno encodes with YAML).
 fn yaml_scalar(s: &str) -> String {
     let plain = !s.is_empty()

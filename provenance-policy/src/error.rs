@@ -72,7 +72,9 @@ pub enum Error {
     },
     /// A `{{ }}` variable's path ends on a key missing from the context (go-jmespath's
     /// `Unknown key`): Kyverno reports a rule error, or skips a foreach element.
-    #[error("variable substitution failed at {path}: failed to resolve {variable}: Unknown key {key:?} in path")]
+    #[error(
+        "variable substitution failed at {path}: failed to resolve {variable}: Unknown key {key:?} in path"
+    )]
     VariableNotFound {
         /// Where in the rule the variable appears.
         path: String,

@@ -87,7 +87,10 @@ pub struct UserInfo {
 impl UserInfo {
     /// Whether no field is set.
     pub fn is_empty(&self) -> bool {
-        self.username.is_empty() && self.uid.is_empty() && self.groups.is_empty() && self.extra.is_empty()
+        self.username.is_empty()
+            && self.uid.is_empty()
+            && self.groups.is_empty()
+            && self.extra.is_empty()
     }
 }
 
@@ -182,7 +185,10 @@ impl ResourceInput {
             self.old_object.clone().unwrap_or(Value::Null),
         );
         let (group, version, kind) = self.gvk();
-        req.insert("kind".into(), json!({"group": group, "version": version, "kind": kind}));
+        req.insert(
+            "kind".into(),
+            json!({"group": group, "version": version, "kind": kind}),
+        );
         req.insert("namespace".into(), json!(self.namespace()));
         req.insert("name".into(), json!(self.name()));
         req.insert(
@@ -190,7 +196,10 @@ impl ResourceInput {
             serde_json::to_value(&self.request_info.user_info).unwrap_or(Value::Null),
         );
         req.insert("roles".into(), json!(self.request_info.roles));
-        req.insert("clusterRoles".into(), json!(self.request_info.cluster_roles));
+        req.insert(
+            "clusterRoles".into(),
+            json!(self.request_info.cluster_roles),
+        );
         if !self.subresource.is_empty() {
             req.insert("subResource".into(), json!(self.subresource));
         }
