@@ -747,3 +747,52 @@ fn online_with_the_registry_down_is_an_error_not_a_pass() {
     assert_eq!(r, "error", "{m}");
     assert!(m.contains("failed to fetch evidence"), "{m}");
 }
+
+#[test]
+fn yaml_reports_match_json_reports() {
+    let layout = example().join("registry");
+    let json_run = apply(&["--registry-layout", layout.to_str().unwrap(), "-o", "json"]);
+    let yaml_run = apply(&["--registry-layout", layout.to_str().unwrap(), "-o", "yaml"]);
+    assert_eq!(yaml_run.code, Some(1), "{}", yaml_run.stderr);
+    let docs = provenance_policy::yaml::load_documents(&yaml_run.stdout, "stdout").unwrap();
+    let from_yaml = Run {
+        code: yaml_run.code,
+        stdout: serde_json::to_string(&docs).unwrap(),
+        stderr: String::new(),
+    };
+    assert_eq!(results(&from_yaml), results(&json_run));
+}
+
+#[test]
+fn namespace_labels_from_flags_replace_namespace_objects() {
+    // Without namespaces.yaml nothing in ml-serving matches a namespaceSelector ...
+    let ex = example();
+    let run = |labels: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_provenance"))
+            .arg("apply")
+            .arg("--policy")
+            .arg(ex.join("policies"))
+            .arg("--resource")
+            .arg(ex.join("workloads/inference-pods.yaml"))
+            .arg("--registry-layout")
+            .arg(ex.join("registry"))
+            .args(labels)
+            .args(["-o", "json"])
+            .output()
+            .unwrap();
+        results(&Run {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    };
+    let key = (
+        "Pod/ml-serving/inference-unsigned".to_owned(),
+        AI.to_owned(),
+        AI_RULE.to_owned(),
+    );
+    assert!(!run(&[]).contains_key(&key));
+    // ... and --namespace-labels brings verify-ai-images back.
+    let got = run(&["--namespace-labels", "ml-serving=purpose=ai-inference"]);
+    assert_eq!(got[&key].0, "fail", "{}", got[&key].1);
+}
