@@ -57,6 +57,7 @@ impl PolicySet {
     pub fn add_yaml(&mut self, text: &str, file: &str) -> Result<(), Error> {
         self.policies
             .extend(crate::loader::load_policies(text, file)?);
+        crate::loader::link(&mut self.policies);
         Ok(())
     }
 
@@ -75,19 +76,34 @@ impl PolicySet {
     /// Evaluates every policy against one resource.
     pub fn evaluate(&self, input: &ResourceInput, env: &Env) -> Vec<PolicyResponse> {
         let vars = Variables::default();
+        let prepared = Prepared::new(input);
         let mut out: Vec<PolicyResponse> = self
             .kyverno()
-            .map(|p| p.evaluate(input, &vars, env))
+            .map(|p| p.evaluate_prepared(&prepared, &vars, env))
             .collect();
-        let pi = crate::engine::policy_input(input);
+        let pi = prepared.cel_input();
         for vp in self.validating() {
             out.push(PolicyResponse {
                 policy: vp.name().to_owned(),
                 kind: "ValidatingPolicy".into(),
-                rules: vp.evaluate(&pi),
+                rules: vp.evaluate(pi),
+            });
+        }
+        for vap in self.vaps() {
+            out.push(PolicyResponse {
+                policy: vap.name().to_owned(),
+                kind: "ValidatingAdmissionPolicy".into(),
+                rules: vap.evaluate(pi, &[]),
             });
         }
         out
+    }
+
+    fn vaps(&self) -> impl Iterator<Item = &crate::validating_policy::ValidatingAdmissionPolicy> {
+        self.policies.iter().filter_map(|p| match p {
+            LoadedPolicy::Vap(v) => Some(v.as_ref()),
+            _ => None,
+        })
     }
 
     fn validating(&self) -> impl Iterator<Item = &crate::validating_policy::ValidatingPolicy> {
@@ -208,6 +224,26 @@ impl PolicySet {
                         .insert(r.rule.clone(), r.message.clone());
                 } else if matches!(r.status, RuleStatus::Fail | RuleStatus::Error) {
                     warnings.push(format!("policy {}: {}", vp.name(), r.message));
+                }
+                results.push(r);
+            }
+        }
+        // ValidatingAdmissionPolicies: the bindings' validationActions decide.
+        for vap in self.vaps() {
+            let deny = vap.bindings().iter().any(|b| {
+                b.validation_actions
+                    .contains(&crate::validating_policy::ValidationAction::Deny)
+            });
+            for r in vap.evaluate(pi, &[]) {
+                if matches!(r.status, RuleStatus::Fail | RuleStatus::Error) {
+                    if deny {
+                        blocked
+                            .entry(vap.name().to_owned())
+                            .or_default()
+                            .insert(r.rule.clone(), r.message.clone());
+                    } else {
+                        warnings.push(format!("policy {}: {}", vap.name(), r.message));
+                    }
                 }
                 results.push(r);
             }

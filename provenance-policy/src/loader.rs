@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use crate::Error;
 use crate::policy::ClusterPolicy;
-use crate::validating_policy::ValidatingPolicy;
+use crate::validating_policy::{
+    CelPolicyException, PolicyBinding, ValidatingAdmissionPolicy, ValidatingPolicy,
+};
 use crate::yaml::load_documents;
 
 /// One document of a policy file.
@@ -21,6 +23,13 @@ pub enum LoadedPolicy {
     Kyverno(Box<ClusterPolicy>),
     /// A `policies.kyverno.io` ValidatingPolicy (CEL).
     Validating(Arc<ValidatingPolicy>),
+    /// A Kubernetes `admissionregistration.k8s.io` ValidatingAdmissionPolicy, with the
+    /// bindings [`link`] attached to it.
+    Vap(Arc<ValidatingAdmissionPolicy>),
+    /// A ValidatingAdmissionPolicyBinding (attached to its policy by [`link`]).
+    Binding(PolicyBinding),
+    /// A `policies.kyverno.io` PolicyException for CEL policies (attached by [`link`]).
+    CelException(Arc<CelPolicyException>),
     /// A document this engine does not evaluate.
     Unsupported {
         /// `apiVersion`.
@@ -40,6 +49,9 @@ impl LoadedPolicy {
         match self {
             LoadedPolicy::Kyverno(p) => &p.name,
             LoadedPolicy::Validating(p) => p.name(),
+            LoadedPolicy::Vap(p) => p.name(),
+            LoadedPolicy::Binding(b) => &b.name,
+            LoadedPolicy::CelException(_) => "",
             LoadedPolicy::Unsupported { name, .. } => name,
         }
     }
@@ -80,6 +92,15 @@ pub fn policy_from_value(doc: &Value, file: &str) -> Result<LoadedPolicy, Error>
         ("policies.kyverno.io", "ValidatingPolicy") => {
             ValidatingPolicy::from_value(doc).map(|p| LoadedPolicy::Validating(Arc::new(p)))
         }
+        ("policies.kyverno.io", "PolicyException") => {
+            CelPolicyException::from_value(doc).map(|p| LoadedPolicy::CelException(Arc::new(p)))
+        }
+        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy") => {
+            ValidatingAdmissionPolicy::from_value(doc).map(|p| LoadedPolicy::Vap(Arc::new(p)))
+        }
+        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding") => {
+            PolicyBinding::from_value(doc).map(LoadedPolicy::Binding)
+        }
         _ => Ok(LoadedPolicy::Unsupported {
             api_version: api_version.to_owned(),
             kind: kind.to_owned(),
@@ -89,10 +110,53 @@ pub fn policy_from_value(doc: &Value, file: &str) -> Result<LoadedPolicy, Error>
     }
 }
 
-/// Loads every policy document of a YAML or JSON stream.
+/// Loads every policy document of a YAML or JSON stream (bindings and exceptions in the same
+/// stream are linked; call [`link`] again after combining several streams).
 pub fn load_policies(text: &str, file: &str) -> Result<Vec<LoadedPolicy>, Error> {
-    load_documents(text, file)?
+    let mut out: Vec<LoadedPolicy> = load_documents(text, file)?
         .iter()
         .map(|d| policy_from_value(d, file))
-        .collect()
+        .collect::<Result<_, _>>()?;
+    link(&mut out);
+    Ok(out)
+}
+
+/// Attaches ValidatingAdmissionPolicyBindings to their policies and CEL PolicyExceptions to
+/// ValidatingPolicies. Policies already shared (`Arc` clones held elsewhere) are rebuilt
+/// from scratch by the caller; here every policy is still uniquely owned.
+pub fn link(policies: &mut [LoadedPolicy]) {
+    let bindings: Vec<PolicyBinding> = policies
+        .iter()
+        .filter_map(|p| match p {
+            LoadedPolicy::Binding(b) => Some(b.clone()),
+            _ => None,
+        })
+        .collect();
+    let exceptions: Vec<Arc<CelPolicyException>> = policies
+        .iter()
+        .filter_map(|p| match p {
+            LoadedPolicy::CelException(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect();
+    for p in policies.iter_mut() {
+        match p {
+            LoadedPolicy::Vap(vap) => {
+                if let Some(v) = Arc::get_mut(vap) {
+                    let fresh: Vec<PolicyBinding> = bindings
+                        .iter()
+                        .filter(|b| !v.bindings().iter().any(|x| x.name == b.name))
+                        .cloned()
+                        .collect();
+                    v.add_bindings(&fresh);
+                }
+            }
+            LoadedPolicy::Validating(vp) if !exceptions.is_empty() => {
+                if let Some(v) = Arc::get_mut(vp) {
+                    v.add_exceptions(&exceptions);
+                }
+            }
+            _ => {}
+        }
+    }
 }

@@ -228,6 +228,7 @@ impl ValuesFile {
 struct Loaded {
     policies: Vec<LoadedPolicy>,
     resources: Vec<Value>,
+    params: Vec<Value>,
     values: ValuesFile,
     request_info: RequestInfo,
 }
@@ -246,9 +247,49 @@ fn load_test(dir: &Path, test: &Value) -> Result<Loaded, String> {
             );
         }
     }
+    // PolicyExceptions: CEL ones attach to their policies; Kyverno's are not evaluated yet.
+    for e in strings(test.get("exceptions")) {
+        for file in files_of(&dir.join(&e)) {
+            let text = read(&file)?;
+            for p in load_policies(&text, &file.display().to_string()).map_err(|e| e.to_string())? {
+                if let LoadedPolicy::Unsupported {
+                    kind, api_version, ..
+                } = &p
+                {
+                    return Err(format!("unsupported: exception {api_version}/{kind}"));
+                }
+                policies.push(p);
+            }
+        }
+    }
+    provenance_policy::loader::link(&mut policies);
+    let params = load_resources(dir, &strings(test.get("paramResources")))?;
+    let mut resources = load_resources(dir, &strings(test.get("resources")))?;
+    // As `kyverno test` does: a namespaced resource without a namespace is in `default`.
+    for r in &mut resources {
+        let kind = r
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let has_ns = r
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty());
+        if !has_ns
+            && !provenance_policy::validating_policy::is_cluster_scoped_kind(&kind)
+            && let Some(meta) = r.get_mut("metadata").and_then(Value::as_object_mut)
+        {
+            meta.insert("namespace".into(), Value::String("default".into()));
+        }
+    }
+    load_rest(dir, test, policies, params, resources)
+}
+
+fn load_resources(dir: &Path, list: &[String]) -> Result<Vec<Value>, String> {
     let mut resources = Vec::new();
-    for r in strings(test.get("resources")) {
-        let path = dir.join(&r);
+    for r in list {
+        let path = dir.join(r);
         for file in files_of(&path) {
             let text = read(&file)?;
             for doc in
@@ -267,6 +308,16 @@ fn load_test(dir: &Path, test: &Value) -> Result<Loaded, String> {
             }
         }
     }
+    Ok(resources)
+}
+
+fn load_rest(
+    dir: &Path,
+    test: &Value,
+    policies: Vec<LoadedPolicy>,
+    params: Vec<Value>,
+    resources: Vec<Value>,
+) -> Result<Loaded, String> {
     let mut values = ValuesFile::default();
     if let Some(v) = test.get("variables").and_then(Value::as_str) {
         let text = read(&dir.join(v))?;
@@ -285,6 +336,7 @@ fn load_test(dir: &Path, test: &Value) -> Result<Loaded, String> {
     Ok(Loaded {
         policies,
         resources,
+        params,
         values,
         request_info,
     })
@@ -390,11 +442,9 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
         .cloned()
         .unwrap_or_default();
     let whole_file_unsupported = [
-        "exceptions",
         "context",
         "clusterResources",
         "targetResources",
-        "paramResources",
         "globalContextEntries",
         "jsonPayloads",
         "httpPayloads",
@@ -445,7 +495,14 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
                     kind: "ValidatingPolicy".into(),
                     rules: vp.evaluate(&pi),
                 }),
-                LoadedPolicy::Unsupported { .. } => {}
+                LoadedPolicy::Vap(vap) => rs.push(PolicyResponse {
+                    policy: vap.name().to_owned(),
+                    kind: "ValidatingAdmissionPolicy".into(),
+                    rules: vap.evaluate(&pi, &loaded.params),
+                }),
+                LoadedPolicy::Unsupported { .. }
+                | LoadedPolicy::Binding(_)
+                | LoadedPolicy::CelException(_) => {}
             }
         }
         responses.push((key, rs));
@@ -509,7 +566,6 @@ fn check_expectation(file: &str, r: &Value, loaded: &Loaded, responses: &Respons
         "isGeneratingPolicy",
         "isDeletingPolicy",
         "isMutatingAdmissionPolicy",
-        "isValidatingAdmissionPolicy",
         "isImageValidatingPolicy",
     ] {
         if r.get(k).and_then(Value::as_bool) == Some(true) {
