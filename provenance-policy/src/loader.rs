@@ -27,7 +27,7 @@ pub enum LoadedPolicy {
     /// bindings [`link`] attached to it.
     Vap(Arc<ValidatingAdmissionPolicy>),
     /// A ValidatingAdmissionPolicyBinding (attached to its policy by [`link`]).
-    Binding(PolicyBinding),
+    Binding(Box<PolicyBinding>),
     /// A `policies.kyverno.io` PolicyException for CEL policies (attached by [`link`]).
     CelException(Arc<CelPolicyException>),
     /// A document this engine does not evaluate.
@@ -99,7 +99,7 @@ pub fn policy_from_value(doc: &Value, file: &str) -> Result<LoadedPolicy, Error>
             ValidatingAdmissionPolicy::from_value(doc).map(|p| LoadedPolicy::Vap(Arc::new(p)))
         }
         ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding") => {
-            PolicyBinding::from_value(doc).map(LoadedPolicy::Binding)
+            PolicyBinding::from_value(doc).map(|b| LoadedPolicy::Binding(Box::new(b)))
         }
         _ => Ok(LoadedPolicy::Unsupported {
             api_version: api_version.to_owned(),
@@ -128,7 +128,7 @@ pub fn link(policies: &mut [LoadedPolicy]) {
     let bindings: Vec<PolicyBinding> = policies
         .iter()
         .filter_map(|p| match p {
-            LoadedPolicy::Binding(b) => Some(b.clone()),
+            LoadedPolicy::Binding(b) => Some(b.as_ref().clone()),
             _ => None,
         })
         .collect();
