@@ -14,6 +14,7 @@ pub mod jmespath;
 pub mod loader;
 pub mod matching;
 pub mod pattern;
+pub mod pod_security;
 pub mod policy;
 pub mod report;
 pub mod request;
