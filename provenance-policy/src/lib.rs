@@ -10,6 +10,7 @@ pub mod conditions;
 pub mod context;
 pub mod engine;
 pub mod error;
+pub mod exceptions;
 pub mod jmespath;
 pub mod loader;
 pub mod matching;
