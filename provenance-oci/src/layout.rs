@@ -7,7 +7,7 @@
 //! `cosign save` mark entries with a `kind` annotation instead of names; their `sigs` / `atts`
 //! entries are found under cosign's tags when the layout holds exactly one image whose digest
 //! is the one the tag names. Referrers are found by scanning `index.json` entries for
-//! manifests whose `subject` is the digest.
+//! manifests whose `subject` is the digest, else through a referrers tag-schema index.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -323,6 +323,11 @@ impl EvidenceSource for LayoutSource {
             })
             .map(|(_, r)| r.clone())
             .collect();
+        if items.is_empty() {
+            // Nothing in index.json names this subject: let the referrers tag schema
+            // (`<alg>-<hex>` index, as some tools store it) have a look.
+            return Ok(None);
+        }
         if items.len() > self.limits.max_referrers {
             return Err(Error::TooLarge {
                 what: format!("referrers of {subject}"),

@@ -153,3 +153,54 @@ async fn not_a_layout() {
     let e = LayoutSource::open(tmp.path()).unwrap_err();
     assert_eq!(e.code(), "oci.malformed");
 }
+
+#[tokio::test]
+async fn layout_referrers_through_a_tag_schema_index() {
+    use provenance_core::DigestAlgorithm;
+    use provenance_oci::{LayoutWriter, Manifest, ReferrersOrigin};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut w = LayoutWriter::create(tmp.path()).unwrap();
+    let subject = Digest::sha256_of(b"some image manifest");
+    let empty = Digest::sha256_of(b"{}");
+    w.put_blob(&empty, b"{}").unwrap();
+    let referrer = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/x-test",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty.to_string(), "size": 2},
+        "layers": [],
+        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": subject.to_string(), "size": 19},
+    }))
+    .unwrap();
+    let rd = Digest::sha256_of(&referrer);
+    // The referrer manifest is stored but not listed in index.json...
+    w.put_blob(&rd, &referrer).unwrap();
+    // ...only the tag-schema index is.
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                       "digest": rd.to_string(), "size": referrer.len(),
+                       "artifactType": "application/x-test"}],
+    }))
+    .unwrap();
+    let index = Manifest::from_bytes(index, DigestAlgorithm::Sha256, None).unwrap();
+    w.add_entry(&index, Some(&format!("sha256-{}", subject.hex())), None)
+        .unwrap();
+    w.finish().unwrap();
+
+    let layout = LayoutSource::open(tmp.path()).unwrap();
+    let img = ImageReference::parse("example.com/a/b").unwrap();
+    let r = layout.referrers(&img, &subject, None).await.unwrap();
+    assert_eq!(r.origin, ReferrersOrigin::TagSchema);
+    assert_eq!(r.items.len(), 1);
+    assert_eq!(r.items[0].digest, rd);
+    assert!(
+        layout
+            .referrers(&img, &subject, Some("application/x-other"))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}

@@ -90,6 +90,15 @@ impl DigestCache {
         }
     }
 
+    /// Records digests computed without the cache (paranoid mode refreshes the cache).
+    pub(crate) fn record(&self, entries: &[FileEntry], tasks: &[Task], digests: &[[u8; 32]]) {
+        for (t, d) in tasks.iter().zip(digests) {
+            if let Some(e) = entries.get(t.entry) {
+                self.put(e, t, d);
+            }
+        }
+    }
+
     /// Writes the entries used by the last run (atomically: temporary file + rename).
     pub fn save(&self) -> Result<(), ModelError> {
         let Some(path) = &self.path else {
