@@ -507,6 +507,11 @@ impl VerifyImagesContext<'_> {
                     )));
                 }
             };
+            if ev.attestations.is_empty() {
+                return Err(Failure::Check(format!(
+                    "{apath}: no attestations found (need {ty})"
+                )));
+            }
             // Verify the attestation material with each attestor set; collect the statements.
             let mut statements = Vec::new();
             for (j, set) in sets.iter().enumerate() {

@@ -113,7 +113,7 @@ const SCENARIOS: &[Expected] = &[
         AI,
         AI_RULE,
         "fail",
-        "image registry.example.com/ml/missing-slsa:1.0: verifyImages[0].attestations[0].attestors[0]: 0 of 1 required attestors verified: verifyImages[0].attestations[0].attestors[0].entries[0]: no signatures found",
+        "image registry.example.com/ml/missing-slsa:1.0: verifyImages[0].attestations[0]: no attestations found (need https://slsa.dev/provenance/v1)",
     ),
     (
         "Pod/ml-serving/inference-missing-slsa",
@@ -249,7 +249,7 @@ const SCENARIOS: &[Expected] = &[
         SBOM,
         SBOM_RULE,
         "fail",
-        "image registry.example.com/gpu/missing-sbom:1.0: verifyImages[0].attestations[0].attestors[0]: 0 of 1 required attestors verified: verifyImages[0].attestations[0].attestors[0].entries[0]: no signatures found",
+        "image registry.example.com/gpu/missing-sbom:1.0: verifyImages[0].attestations[0]: no attestations found (need https://spdx.dev/Document)",
     ),
     // verify-dataset-integrity (Audit): missing and malformed DATASET_SHA256.
     ("Pod/ml-training/training-ok", DATA, DATA_RULE, "pass", ""),
