@@ -76,7 +76,7 @@ impl PolicySet {
     /// Evaluates every policy against one resource.
     pub fn evaluate(&self, input: &ResourceInput, env: &Env) -> Vec<PolicyResponse> {
         let vars = Variables::default();
-        let prepared = Prepared::new(input);
+        let prepared = Prepared::new(input).with_exceptions(self.exceptions());
         let mut out: Vec<PolicyResponse> = self
             .kyverno()
             .map(|p| p.evaluate_prepared(&prepared, &vars, env))
@@ -97,6 +97,16 @@ impl PolicySet {
             });
         }
         out
+    }
+
+    fn exceptions(&self) -> Vec<std::sync::Arc<crate::exceptions::PolicyException>> {
+        self.policies
+            .iter()
+            .filter_map(|p| match p {
+                LoadedPolicy::Exception(e) => Some(e.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     fn vaps(&self) -> impl Iterator<Item = &crate::validating_policy::ValidatingAdmissionPolicy> {
@@ -151,7 +161,7 @@ impl PolicySet {
         let mut blocked: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         let mut warnings = Vec::new();
         let mut results = Vec::new();
-        let mut prepared = Prepared::new(input);
+        let mut prepared = Prepared::new(input).with_exceptions(self.exceptions());
         if let Some(cx) = images {
             prepared = prepared.with_images(cx);
         }

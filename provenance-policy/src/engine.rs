@@ -125,6 +125,7 @@ pub struct Prepared<'a> {
     base: Value,
     cel: std::sync::OnceLock<crate::cel::PolicyInput>,
     images: Option<&'a crate::verify_images::VerifyImagesContext<'a>>,
+    exceptions: Vec<std::sync::Arc<crate::exceptions::PolicyException>>,
     outcomes: std::sync::Mutex<Vec<crate::verify_images::VerifyOutcome>>,
 }
 
@@ -136,6 +137,7 @@ impl<'a> Prepared<'a> {
             base: base_context(input),
             cel: std::sync::OnceLock::new(),
             images: None,
+            exceptions: Vec::new(),
             outcomes: std::sync::Mutex::new(Vec::new()),
         }
     }
@@ -143,6 +145,15 @@ impl<'a> Prepared<'a> {
     /// Supplies the evidence and verifier `verifyImages` rules need.
     pub fn with_images(mut self, cx: &'a crate::verify_images::VerifyImagesContext<'a>) -> Self {
         self.images = Some(cx);
+        self
+    }
+
+    /// Supplies the PolicyExceptions (`kyverno.io`) in force.
+    pub fn with_exceptions(
+        mut self,
+        exceptions: Vec<std::sync::Arc<crate::exceptions::PolicyException>>,
+    ) -> Self {
+        self.exceptions = exceptions;
         self
     }
 
@@ -235,6 +246,39 @@ impl ClusterPolicy {
             RuleKind::Mutate => return Some(ev.unsupported("mutate")),
             RuleKind::Generate => return Some(ev.unsupported("generate")),
             RuleKind::Empty => return Some(ev.unsupported("rule without validate")),
+        }
+        // PolicyExceptions: an exception that names this rule and matches skips it (for
+        // podSecurity rules, exceptions with podSecurity entries narrow the checks instead).
+        let matched: Vec<&crate::exceptions::PolicyException> = prepared
+            .exceptions
+            .iter()
+            .filter(|e| e.applies(&self.display_name(), &rule.name, input, &prepared.base, env))
+            .map(|e| e.as_ref())
+            .collect();
+        if let Some(pss) = &rule.pod_security {
+            use crate::pod_security::{PodSecurity, PssOutcome};
+            let out = crate::exceptions::check_pod_security(pss, &input.object, &matched);
+            let (status, message) = match &out {
+                PssOutcome::Pass => (
+                    RuleStatus::Pass,
+                    PodSecurity::rule_message(&rule.name, &out),
+                ),
+                PssOutcome::Fail { .. } => (
+                    RuleStatus::Fail,
+                    PodSecurity::rule_message(&rule.name, &out),
+                ),
+                PssOutcome::Excepted => {
+                    (RuleStatus::Skip, crate::exceptions::skip_message(&matched))
+                }
+                _ => (
+                    RuleStatus::Error,
+                    PodSecurity::rule_message(&rule.name, &out),
+                ),
+            };
+            return Some(ev.result(status, message));
+        }
+        if !matched.is_empty() {
+            return Some(ev.result(RuleStatus::Skip, crate::exceptions::skip_message(&matched)));
         }
         if rule.cel_preconditions.is_some() && rule.cel.is_none() {
             return Some(ev.unsupported("celPreconditions on a rule without validate.cel"));
@@ -386,7 +430,7 @@ fn validate_rule(
 ) -> RuleResult {
     let input = prepared.input;
     let message = message_of(ev, validate, ctx);
-    for unsupported in ["podSecurity", "manifests", "assert"] {
+    for unsupported in ["manifests", "assert"] {
         if validate.get(unsupported).is_some_and(|v| !v.is_null()) {
             return ev.unsupported(&format!("validate.{unsupported}"));
         }

@@ -30,6 +30,8 @@ pub enum LoadedPolicy {
     Binding(Box<PolicyBinding>),
     /// A `policies.kyverno.io` PolicyException for CEL policies (attached by [`link`]).
     CelException(Arc<CelPolicyException>),
+    /// A `kyverno.io` PolicyException (v2, v2beta1, v2alpha1) for ClusterPolicy rules.
+    Exception(Arc<crate::exceptions::PolicyException>),
     /// A document this engine does not evaluate.
     Unsupported {
         /// `apiVersion`.
@@ -51,7 +53,7 @@ impl LoadedPolicy {
             LoadedPolicy::Validating(p) => p.name(),
             LoadedPolicy::Vap(p) => p.name(),
             LoadedPolicy::Binding(b) => &b.name,
-            LoadedPolicy::CelException(_) => "",
+            LoadedPolicy::CelException(_) | LoadedPolicy::Exception(_) => "",
             LoadedPolicy::Unsupported { name, .. } => name,
         }
     }
@@ -92,6 +94,8 @@ pub fn policy_from_value(doc: &Value, file: &str) -> Result<LoadedPolicy, Error>
         ("policies.kyverno.io", "ValidatingPolicy") => {
             ValidatingPolicy::from_value(doc).map(|p| LoadedPolicy::Validating(Arc::new(p)))
         }
+        ("kyverno.io", "PolicyException") => crate::exceptions::PolicyException::from_value(doc)
+            .map(|p| LoadedPolicy::Exception(Arc::new(p))),
         ("policies.kyverno.io", "PolicyException") => {
             CelPolicyException::from_value(doc).map(|p| LoadedPolicy::CelException(Arc::new(p)))
         }

@@ -72,6 +72,8 @@ pub struct Rule {
     pub autogen: bool,
     /// `validate.cel`, compiled when the policy loads (with `celPreconditions`).
     pub cel: Option<Arc<CompiledCelRule>>,
+    /// `validate.podSecurity`, compiled when the policy loads.
+    pub pod_security: Option<Arc<crate::pod_security::PodSecurity>>,
     /// The rule as written (after autogen rewriting for generated rules).
     pub raw: Value,
 }
@@ -182,8 +184,21 @@ impl Rule {
             }
             None => None,
         };
+        let pod_security = match v.pointer("/validate/podSecurity").filter(|c| !c.is_null()) {
+            Some(ps) => Some(Arc::new(
+                crate::pod_security::PodSecurity::from_value(ps).map_err(|e| {
+                    invalid(
+                        policy,
+                        format!("{path}.validate.podSecurity"),
+                        e.to_string(),
+                    )
+                })?,
+            )),
+            None => None,
+        };
         Ok(Rule {
             cel,
+            pod_security,
             name,
             match_block,
             exclude,

@@ -477,6 +477,14 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
         }
     };
     let env = Env::at(now);
+    let exceptions: Vec<_> = loaded
+        .policies
+        .iter()
+        .filter_map(|p| match p {
+            LoadedPolicy::Exception(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect();
     // Apply every Kyverno policy to every resource.
     let mut responses: Vec<((String, String, String, String), Vec<PolicyResponse>)> = Vec::new();
     for resource in &loaded.resources {
@@ -488,7 +496,9 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
             match p {
                 LoadedPolicy::Kyverno(cp) => {
                     let vars = loaded.values.variables_for(&cp.name, &key.3);
-                    rs.push(cp.evaluate(&input, &vars, &env));
+                    let prepared = provenance_policy::engine::Prepared::new(&input)
+                        .with_exceptions(exceptions.clone());
+                    rs.push(cp.evaluate_prepared(&prepared, &vars, &env));
                 }
                 LoadedPolicy::Validating(vp) => rs.push(PolicyResponse {
                     policy: vp.name().to_owned(),
@@ -502,7 +512,8 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
                 }),
                 LoadedPolicy::Unsupported { .. }
                 | LoadedPolicy::Binding(_)
-                | LoadedPolicy::CelException(_) => {}
+                | LoadedPolicy::CelException(_)
+                | LoadedPolicy::Exception(_) => {}
             }
         }
         responses.push((key, rs));
