@@ -40,7 +40,6 @@ pub mod cosign;
 pub mod error;
 pub mod export;
 pub mod layout;
-pub mod model;
 pub mod registry;
 #[cfg(feature = "rekor")]
 pub mod rekor;
