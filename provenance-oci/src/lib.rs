@@ -40,6 +40,7 @@ pub mod cosign;
 pub mod error;
 pub mod export;
 pub mod layout;
+pub mod model;
 pub mod registry;
 #[cfg(feature = "rekor")]
 pub mod rekor;

@@ -1,0 +1,235 @@
+//! Parallel, bounded-memory SHA-256 of files and file ranges, with an optional digest cache.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use super::error::ModelError;
+use super::walk::FileEntry;
+
+/// Read size per call: large sequential reads; memory is `threads x READ_SIZE`.
+pub const READ_SIZE: usize = 4 << 20;
+
+/// One unit of hashing work: a byte range of one file (the whole file for `files`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Task {
+    /// Index into the entries.
+    pub entry: usize,
+    /// First byte (included).
+    pub start: u64,
+    /// Last byte (excluded).
+    pub end: u64,
+    /// Whole-file task: hash to end of file and require exactly `end` bytes.
+    pub whole: bool,
+}
+
+/// A persistent digest cache keyed by (path, size, device, inode, mtime, ctime, range).
+///
+/// A hit skips reading the file. The cache trusts file-system metadata: see
+/// `docs/model-verification.md` for the trade-off and use paranoid mode where an attacker may
+/// write to the model's file system.
+#[derive(Debug, Default)]
+pub struct DigestCache {
+    path: Option<PathBuf>,
+    old: BTreeMap<String, String>,
+    new: Mutex<BTreeMap<String, String>>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CacheFile {
+    version: u32,
+    entries: BTreeMap<String, String>,
+}
+
+/// Largest cache file read.
+const MAX_CACHE_BYTES: u64 = 256 << 20;
+
+impl DigestCache {
+    /// Opens (or starts) the cache stored at `path`. An unreadable or malformed cache is
+    /// treated as empty (a miss only costs time).
+    pub fn open(path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
+        let old = std::fs::File::open(&path)
+            .ok()
+            .and_then(|f| {
+                let mut s = Vec::new();
+                f.take(MAX_CACHE_BYTES).read_to_end(&mut s).ok()?;
+                serde_json::from_slice::<CacheFile>(&s).ok()
+            })
+            .filter(|c| c.version == 1)
+            .map(|c| c.entries)
+            .unwrap_or_default();
+        DigestCache {
+            path: Some(path),
+            old,
+            new: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn key(e: &FileEntry, t: &Task) -> String {
+        let (dev, ino, m, c) = e.stamp;
+        format!(
+            "{dev}:{ino}:{m}:{c}:{}:{}:{}:{}",
+            e.size, t.start, t.end, e.rel
+        )
+    }
+
+    fn get(&self, e: &FileEntry, t: &Task) -> Option<[u8; 32]> {
+        let hex = self.old.get(&Self::key(e, t))?;
+        let v = hex::decode(hex).ok()?;
+        v.try_into().ok()
+    }
+
+    fn put(&self, e: &FileEntry, t: &Task, d: &[u8; 32]) {
+        if let Ok(mut m) = self.new.lock() {
+            m.insert(Self::key(e, t), hex::encode(d));
+        }
+    }
+
+    /// Records digests computed without the cache (paranoid mode refreshes the cache).
+    pub(crate) fn record(&self, entries: &[FileEntry], tasks: &[Task], digests: &[[u8; 32]]) {
+        for (t, d) in tasks.iter().zip(digests) {
+            if let Some(e) = entries.get(t.entry) {
+                self.put(e, t, d);
+            }
+        }
+    }
+
+    /// Writes the entries used by the last run (atomically: temporary file + rename).
+    pub fn save(&self) -> Result<(), ModelError> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let entries = self.new.lock().map(|m| m.clone()).unwrap_or_default();
+        let body = serde_json::to_vec(&CacheFile {
+            version: 1,
+            entries,
+        })
+        .map_err(|e| ModelError::Config {
+            message: e.to_string(),
+        })?;
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, body).map_err(|e| ModelError::io(&tmp, &e))?;
+        std::fs::rename(&tmp, path).map_err(|e| ModelError::io(path, &e))
+    }
+}
+
+/// Hashes every task on `threads` threads (largest first); results are in task order.
+/// Fails on the first error. `cache` hits are not read from disk.
+pub fn hash_tasks(
+    entries: &[FileEntry],
+    tasks: &[Task],
+    threads: usize,
+    cache: Option<&DigestCache>,
+) -> Result<Vec<[u8; 32]>, ModelError> {
+    let mut order: Vec<usize> = (0..tasks.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(tasks[i].end - tasks[i].start));
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let results: Mutex<Vec<Option<[u8; 32]>>> = Mutex::new(vec![None; tasks.len()]);
+    let first_err: Mutex<Option<ModelError>> = Mutex::new(None);
+    let threads = threads.clamp(1, tasks.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                let mut buf = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&i) = order.get(k) else { break };
+                    let t = &tasks[i];
+                    let Some(e) = entries.get(t.entry) else { break };
+                    let r = match cache.and_then(|c| c.get(e, t)) {
+                        Some(d) => Ok(d),
+                        None => {
+                            if buf.is_empty() {
+                                buf = vec![0u8; READ_SIZE];
+                            }
+                            hash_range(e, t, &mut buf)
+                        }
+                    };
+                    match r {
+                        Ok(d) => {
+                            if let Some(c) = cache {
+                                c.put(e, t, &d);
+                            }
+                            if let Ok(mut v) = results.lock() {
+                                v[i] = Some(d);
+                            }
+                        }
+                        Err(err) => {
+                            stop.store(true, Ordering::Relaxed);
+                            if let Ok(mut f) = first_err.lock() {
+                                f.get_or_insert(err);
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = first_err.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    let v = results.into_inner().map_err(|_| ModelError::Config {
+        message: "hashing worker panicked".into(),
+    })?;
+    v.into_iter()
+        .map(|d| {
+            d.ok_or_else(|| ModelError::Config {
+                message: "hashing did not complete".into(),
+            })
+        })
+        .collect()
+}
+
+fn hash_range(e: &FileEntry, t: &Task, buf: &mut [u8]) -> Result<[u8; 32], ModelError> {
+    let mut f = std::fs::File::open(&e.abs).map_err(|err| ModelError::io(&e.abs, &err))?;
+    if t.start > 0 {
+        f.seek(SeekFrom::Start(t.start))
+            .map_err(|err| ModelError::io(&e.abs, &err))?;
+    }
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let mut left = t.end - t.start;
+    while left > 0 {
+        let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
+        let n = read_some(&mut f, &mut buf[..want], &e.abs)?;
+        if n == 0 {
+            return Err(ModelError::Unstable {
+                path: e.rel.clone(),
+            });
+        }
+        ctx.update(&buf[..n]);
+        left -= n as u64;
+    }
+    if t.whole && read_some(&mut f, &mut buf[..1], &e.abs)? != 0 {
+        // The file grew after it was enumerated.
+        return Err(ModelError::Unstable {
+            path: e.rel.clone(),
+        });
+    }
+    let d = ctx.finish();
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    Ok(out)
+}
+
+fn read_some(f: &mut std::fs::File, buf: &mut [u8], path: &Path) -> Result<usize, ModelError> {
+    loop {
+        match f.read(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(ModelError::io(path, &e)),
+        }
+    }
+}
+
+/// The number of hashing threads to use by default (the machine's parallelism).
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(std::num::NonZeroUsize::get)
+        .unwrap_or(1)
+}

@@ -1,0 +1,385 @@
+//! Verifying a model-signing signature (a Sigstore bundle v0.3 holding a DSSE envelope over an
+//! in-toto Statement) and extracting the signed manifest.
+//!
+//! - key: the bundle carries a public-key hint (hex SHA-256 of the signer's PEM public key, as
+//!   model-signing writes it); the DSSE signature is verified by `provenance_core::verify`
+//!   with `Expectation::Key { allow_no_transparency: true }` (such bundles have no log entry).
+//! - certificate chain (`model_signing sign certificate`): `provenance_core::verify` only
+//!   verifies Fulcio chains (with SCTs and log entries), so the chain is checked here with
+//!   `rustls-webpki`: the bundle's leaf and intermediates must chain to one of the trusted
+//!   certificates given by the caller, at the leaf's `notBefore` (as the reference does: such
+//!   bundles have no trusted signing time), and the leaf must allow digital signatures (key
+//!   usage `digitalSignature` or extended key usage `codeSigning`). The DSSE signature is then
+//!   verified by `provenance_core::verify` with the leaf's key.
+//! - keyless (Sigstore): `provenance_core::verify` with `Expectation::Keyless` against a
+//!   trusted root (Fulcio chain, SCT, Rekor inclusion, identity).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::Value;
+
+use provenance_attest::modelsigning::ModelSigningManifest;
+use provenance_attest::{Limits, Statement};
+use provenance_core::verify::{
+    Artifact, Expectation, IdentityExpectation, PUBLIC_GOOD_TRUSTED_ROOT, SignatureMaterial,
+    Verifier,
+};
+use provenance_core::{Digest, PublicKey, TrustRoot, UnixTime};
+
+use super::error::ModelError;
+
+/// Largest signature file accepted.
+pub const MAX_SIGNATURE_BYTES: usize = 8 << 20;
+
+/// Who must have signed the model.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ModelTrust {
+    /// `model_signing sign key`: this public key (EC P-256/P-384/P-521).
+    Key(PublicKey),
+    /// `model_signing sign certificate`: the signing certificate must chain to one of these
+    /// DER certificates (roots or intermediates you trust).
+    CertificateChain(Vec<Vec<u8>>),
+    /// `model_signing sign sigstore`: a Fulcio certificate for this identity, logged in Rekor,
+    /// under this trusted root.
+    Keyless {
+        /// The Sigstore trusted root.
+        root: Box<TrustRoot>,
+        /// The expected identity (subject and OIDC issuer).
+        identity: IdentityExpectation,
+    },
+}
+
+impl ModelTrust {
+    /// Reads a list of PEM certificates into a [`ModelTrust::CertificateChain`].
+    pub fn certificate_chain_from_pem(pem_text: &[u8]) -> Result<Self, ModelError> {
+        let certs = pem::parse_many(pem_text).map_err(|e| ModelError::Config {
+            message: format!("certificate chain: {e}"),
+        })?;
+        let ders: Vec<Vec<u8>> = certs
+            .into_iter()
+            .filter(|p| p.tag() == "CERTIFICATE")
+            .map(|p| p.contents().to_vec())
+            .collect();
+        if ders.is_empty() {
+            return Err(ModelError::Config {
+                message: "no CERTIFICATE in the certificate chain file".into(),
+            });
+        }
+        Ok(ModelTrust::CertificateChain(ders))
+    }
+}
+
+/// A verified signature: who signed and the manifest they signed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignedManifest {
+    /// The model name from the Statement's subject (informative only).
+    pub model_name: String,
+    /// The Statement's subject digest (SHA-256 over the resource digests), when present.
+    pub root_digest: Option<Digest>,
+    /// The signed manifest.
+    pub manifest: ModelSigningManifest,
+    /// Who signed: `key:<sha256 of SPKI>`, `certificate:<subject>`, or `keyless:<identity>`.
+    pub signer: String,
+}
+
+/// Verifies the signature file's bytes against `trust` at `now` and returns the signed
+/// manifest. Nothing is returned unless the signature verified.
+pub fn verify_signature(
+    bundle_json: &[u8],
+    trust: &ModelTrust,
+    now: UnixTime,
+) -> Result<SignedManifest, ModelError> {
+    if bundle_json.len() > MAX_SIGNATURE_BYTES {
+        return Err(ModelError::TooLarge {
+            what: "signature file",
+            limit: MAX_SIGNATURE_BYTES as u64,
+        });
+    }
+    let bundle: Value =
+        serde_json::from_slice(bundle_json).map_err(|e| malformed(e.to_string()))?;
+    let env = bundle
+        .get("dsseEnvelope")
+        .ok_or_else(|| malformed("the bundle has no dsseEnvelope"))?;
+    let payload_b64 = env
+        .get("payload")
+        .and_then(Value::as_str)
+        .ok_or_else(|| malformed("dsseEnvelope.payload missing"))?;
+    let payload = B64
+        .decode(payload_b64)
+        .map_err(|_| malformed("dsseEnvelope.payload is not base64"))?;
+    // Unverified look at the subject, only to tell the verifier which digest the in-toto
+    // subject must carry; the signature check below binds the whole payload.
+    let pre: Value =
+        serde_json::from_slice(&payload).map_err(|e| ModelError::MalformedManifest {
+            message: format!("payload is not JSON: {e}"),
+        })?;
+    let subject_digest = pre
+        .pointer("/subject/0/digest/sha256")
+        .and_then(Value::as_str)
+        .and_then(|h| Digest::parse(&format!("sha256:{h}")).ok())
+        .ok_or_else(|| ModelError::MalformedManifest {
+            message: "subject[0].digest.sha256 missing or invalid".into(),
+        })?;
+    let public_good = || {
+        TrustRoot::from_trusted_root_json(PUBLIC_GOOD_TRUSTED_ROOT).map_err(|e| {
+            ModelError::Config {
+                message: format!("embedded trusted root: {e}"),
+            }
+        })
+    };
+    let vm = bundle.get("verificationMaterial");
+    let (verified, signer) = match trust {
+        ModelTrust::Key(key) => {
+            if let Some(hint) = vm
+                .and_then(|v| v.pointer("/publicKey/hint"))
+                .and_then(Value::as_str)
+                .filter(|h| !h.is_empty())
+            {
+                let want = hex::encode(Digest::sha256_of(python_pem(key).as_bytes()).as_bytes());
+                if hint != want {
+                    return Err(ModelError::KeyMismatch {
+                        hint: hint.chars().take(128).collect(),
+                    });
+                }
+            }
+            let v = core_verify(
+                &public_good()?,
+                &subject_digest,
+                bundle_json.to_vec(),
+                &Expectation::Key {
+                    key: key.clone(),
+                    allow_no_transparency: true,
+                },
+                now,
+            )?;
+            (v, format!("key:{}", key.key_id()))
+        }
+        ModelTrust::CertificateChain(anchors) => {
+            let chain = vm
+                .and_then(|v| v.pointer("/x509CertificateChain/certificates"))
+                .and_then(Value::as_array)
+                .ok_or_else(|| ModelError::Signature {
+                    code: "model.material_kind".into(),
+                    message: "certificate-chain verification requested, the bundle has no x509CertificateChain".into(),
+                })?;
+            let ders = chain
+                .iter()
+                .map(|c| {
+                    c.get("rawBytes")
+                        .and_then(Value::as_str)
+                        .and_then(|s| B64.decode(s).ok())
+                        .ok_or_else(|| malformed("certificate rawBytes missing or not base64"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let (leaf_spki, subject) = verify_chain(&ders, anchors)?;
+            let key =
+                PublicKey::from_spki_der(&leaf_spki).map_err(|e| ModelError::CertificateChain {
+                    message: format!("signing certificate key: {e}"),
+                })?;
+            // Hand the envelope to the core verifier as a key-only bundle over the leaf key.
+            let mut rewritten = bundle.clone();
+            if let Some(obj) = rewritten.as_object_mut() {
+                obj.insert(
+                    "verificationMaterial".into(),
+                    serde_json::json!({ "publicKey": { "hint": "" }, "tlogEntries": [] }),
+                );
+            }
+            let bytes = serde_json::to_vec(&rewritten).map_err(|e| malformed(e.to_string()))?;
+            let v = core_verify(
+                &public_good()?,
+                &subject_digest,
+                bytes,
+                &Expectation::Key {
+                    key,
+                    allow_no_transparency: true,
+                },
+                now,
+            )?;
+            (v, format!("certificate:{subject}"))
+        }
+        ModelTrust::Keyless { root, identity } => {
+            let v = core_verify(
+                root,
+                &subject_digest,
+                bundle_json.to_vec(),
+                &Expectation::Keyless(identity.clone()),
+                now,
+            )?;
+            let who = match &v.signer {
+                provenance_core::verify::Signer::Certificate(c) => format!("{c:?}"),
+                other => format!("{other:?}"),
+            };
+            (v, format!("keyless:{who}"))
+        }
+    };
+    let Some((ptype, signed_payload)) = verified.payload else {
+        return Err(malformed("the bundle's content is not a DSSE envelope"));
+    };
+    if ptype != "application/vnd.in-toto+json" {
+        return Err(ModelError::MalformedManifest {
+            message: format!("payload type {ptype:?} is not application/vnd.in-toto+json"),
+        });
+    }
+    parse_payload(&signed_payload, signer)
+}
+
+fn core_verify(
+    root: &TrustRoot,
+    subject: &Digest,
+    bundle: Vec<u8>,
+    expectation: &Expectation,
+    now: UnixTime,
+) -> Result<provenance_core::verify::Verified, ModelError> {
+    let verifier = Verifier::new(root).map_err(|e| ModelError::Config {
+        message: e.to_string(),
+    })?;
+    verifier
+        .verify(
+            Artifact::Digest(subject),
+            &SignatureMaterial::Bundle(bundle),
+            expectation,
+            now,
+        )
+        .map_err(|e| ModelError::Signature {
+            code: e.code().to_string(),
+            message: e.to_string(),
+        })
+}
+
+/// Parses a verified in-toto payload into the signed manifest (root digest checked).
+fn parse_payload(payload: &[u8], signer: String) -> Result<SignedManifest, ModelError> {
+    let bad = |m: String| ModelError::MalformedManifest { message: m };
+    let mut value: Value = serde_json::from_slice(payload).map_err(|e| bad(e.to_string()))?;
+    if value.get("_type").and_then(Value::as_str) != Some("https://in-toto.io/Statement/v1") {
+        return Err(bad(
+            "statement _type is not https://in-toto.io/Statement/v1".into(),
+        ));
+    }
+    // model-signing writes the predicate through a protobuf Struct, so integers come out as
+    // JSON floats (`"shard_size": 524288.0`); read integral floats as integers.
+    if let Some(s) = value.pointer_mut("/predicate/serialization/shard_size")
+        && let Some(f) = s.as_f64()
+        && !s.is_u64()
+    {
+        if f.fract() != 0.0 || !(1.0..=9.0e15).contains(&f) {
+            return Err(bad(format!("shard_size {f} is not a positive integer")));
+        }
+        *s = Value::from(f as u64);
+    }
+    let limits = Limits::default();
+    let statement = Statement::from_value(&value, &limits).map_err(|e| bad(e.to_string()))?;
+    let (model_name, manifest) = ModelSigningManifest::from_statement(&statement, &limits)
+        .map_err(|e| bad(e.to_string()))?;
+    let root_digest = statement
+        .subjects
+        .first()
+        .and_then(|s| s.digest.get("sha256"))
+        .and_then(|h| Digest::parse(&format!("sha256:{h}")).ok());
+    Ok(SignedManifest {
+        model_name,
+        root_digest,
+        manifest,
+        signer,
+    })
+}
+
+/// The PEM text Python's `cryptography` writes for a public key (LF line endings, 64-column
+/// base64): what model-signing hashes into the key hint.
+fn python_pem(key: &PublicKey) -> String {
+    let b64 = B64.encode(key.spki_der());
+    let mut s = String::from("-----BEGIN PUBLIC KEY-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        s.push_str(&String::from_utf8_lossy(chunk));
+        s.push('\n');
+    }
+    s.push_str("-----END PUBLIC KEY-----\n");
+    s
+}
+
+fn malformed(m: impl Into<String>) -> ModelError {
+    ModelError::MalformedSignature { message: m.into() }
+}
+
+/// Accepts any EKU in webpki's path building; the leaf's usage is checked afterwards exactly
+/// as model-signing does (key usage digitalSignature, or extended key usage codeSigning).
+struct AnyEku;
+
+impl webpki::ExtendedKeyUsageValidator for AnyEku {
+    fn validate(&self, _iter: webpki::KeyPurposeIdIter<'_, '_>) -> Result<(), webpki::Error> {
+        Ok(())
+    }
+}
+
+const OID_KEY_USAGE: &str = "2.5.29.15";
+const OID_EXT_KEY_USAGE: &str = "2.5.29.37";
+const OID_CODE_SIGNING: &str = "1.3.6.1.5.5.7.3.3";
+
+/// Verifies `chain` (leaf first, then intermediates, from the bundle) against `anchors` and
+/// returns the leaf's SubjectPublicKeyInfo DER and subject.
+fn verify_chain(chain: &[Vec<u8>], anchors: &[Vec<u8>]) -> Result<(Vec<u8>, String), ModelError> {
+    use x509_cert::der::{Decode, Encode};
+    let fail = |m: String| ModelError::CertificateChain { message: m };
+    let Some((leaf_der, rest)) = chain.split_first() else {
+        return Err(fail("the bundle's certificate chain is empty".into()));
+    };
+    let leaf = x509_cert::Certificate::from_der(leaf_der)
+        .map_err(|e| fail(format!("signing certificate: {e}")))?;
+    let tbs = &leaf.tbs_certificate;
+    let not_before = tbs.validity.not_before.to_unix_duration();
+    // Usage, as the reference checks it.
+    let mut can_sign = false;
+    for ext in tbs.extensions.iter().flatten() {
+        let oid = ext.extn_id.to_string();
+        if oid == OID_KEY_USAGE {
+            if let Ok(ku) = x509_cert::ext::pkix::KeyUsage::from_der(ext.extn_value.as_bytes())
+                && ku.digital_signature()
+            {
+                can_sign = true;
+            }
+        } else if oid == OID_EXT_KEY_USAGE
+            && let Ok(eku) =
+                x509_cert::ext::pkix::ExtendedKeyUsage::from_der(ext.extn_value.as_bytes())
+            && eku.0.iter().any(|o| o.to_string() == OID_CODE_SIGNING)
+        {
+            can_sign = true;
+        }
+    }
+    if !can_sign {
+        return Err(fail(
+            "the signing certificate allows neither digitalSignature nor codeSigning".into(),
+        ));
+    }
+    let anchor_ders: Vec<rustls_pki_types::CertificateDer<'_>> = anchors
+        .iter()
+        .map(|d| rustls_pki_types::CertificateDer::from(d.as_slice()))
+        .collect();
+    let trust_anchors = anchor_ders
+        .iter()
+        .map(|c| webpki::anchor_from_trusted_cert(c).map(|a| a.to_owned()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| fail(format!("trusted certificate: {e:?}")))?;
+    let inters: Vec<rustls_pki_types::CertificateDer<'_>> = rest
+        .iter()
+        .chain(anchors.iter())
+        .map(|d| rustls_pki_types::CertificateDer::from(d.as_slice()))
+        .collect();
+    let leaf_cert = rustls_pki_types::CertificateDer::from(leaf_der.as_slice());
+    let ee = webpki::EndEntityCert::try_from(&leaf_cert)
+        .map_err(|e| fail(format!("signing certificate: {e:?}")))?;
+    ee.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &trust_anchors,
+        &inters,
+        rustls_pki_types::UnixTime::since_unix_epoch(not_before),
+        AnyEku,
+        None,
+        None,
+    )
+    .map_err(|e| fail(format!("{e:?}")))?;
+    let spki = tbs
+        .subject_public_key_info
+        .to_der()
+        .map_err(|e| fail(format!("signing certificate key: {e}")))?;
+    Ok((spki, tbs.subject.to_string()))
+}

@@ -1,0 +1,422 @@
+//! Model-folder verification against real model-signing 1.1 signatures
+//! (fixtures from `scripts/fixtures/model-signing/generate.sh`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+
+use provenance_core::{PublicKey, UnixTime};
+use provenance_oci::model::{
+    ManifestDiff, ModelError, ModelTrust, VerifyOptions, dataset_digest, verify_dataset_digest,
+    verify_model,
+};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/model-signing")
+}
+
+fn key(name: &str) -> ModelTrust {
+    let pem = std::fs::read_to_string(fixtures().join("keys").join(name)).unwrap();
+    ModelTrust::Key(PublicKey::from_pem(&pem).unwrap())
+}
+
+fn chain(name: &str) -> ModelTrust {
+    ModelTrust::certificate_chain_from_pem(
+        &std::fs::read(fixtures().join("keys").join(name)).unwrap(),
+    )
+    .unwrap()
+}
+
+fn sig(name: &str) -> PathBuf {
+    fixtures().join("signatures").join(name)
+}
+
+fn now() -> UnixTime {
+    provenance_oci::model::system_now()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let t = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &t);
+        } else {
+            std::fs::copy(e.path(), t).unwrap();
+        }
+    }
+}
+
+/// A private copy of the fixture model.
+fn model_copy() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("model");
+    copy_dir(&fixtures().join("model"), &m);
+    (dir, m)
+}
+
+fn verify(
+    m: &Path,
+    s: &Path,
+    t: &ModelTrust,
+) -> Result<provenance_oci::model::ModelReport, ModelError> {
+    verify_model(m, s, t, &VerifyOptions::default(), now())
+}
+
+fn mismatch(r: Result<provenance_oci::model::ModelReport, ModelError>) -> (String, ManifestDiff) {
+    match r {
+        Err(e @ ModelError::Mismatch { .. }) => {
+            let code = e.code().to_owned();
+            let ModelError::Mismatch { diff } = e else {
+                unreachable!()
+            };
+            (code, diff)
+        }
+        other => panic!("expected a mismatch, got {other:?}"),
+    }
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[test]
+fn key_signature_verifies_the_fixture_model() {
+    let r = verify(
+        &fixtures().join("model"),
+        &sig("key.sig"),
+        &key("ec-p256.pub"),
+    )
+    .unwrap();
+    assert_eq!(r.files, 5);
+    assert_eq!(r.model_name, "model");
+    assert!(r.signer.starts_with("key:sha256:"));
+    assert_eq!(r.bytes, 1_200_000 + 70 + 18 + 20);
+}
+
+#[test]
+fn shard_signature_verifies_the_fixture_model() {
+    let r = verify(
+        &fixtures().join("model"),
+        &sig("key-shards.sig"),
+        &key("ec-p256.pub"),
+    )
+    .unwrap();
+    assert_eq!(r.method, provenance_oci::model::Method::Shards(512 * 1024));
+}
+
+#[test]
+fn certificate_chain_signature_verifies() {
+    let r = verify(
+        &fixtures().join("model"),
+        &sig("cert.sig"),
+        &chain("root.pem"),
+    )
+    .unwrap();
+    assert!(r.signer.contains("model signer"), "{}", r.signer);
+    // The intermediate alone is also a trust anchor (partial chains are accepted).
+    verify(
+        &fixtures().join("model"),
+        &sig("cert.sig"),
+        &chain("inter.pem"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn certificate_chain_to_an_unrelated_root_is_rejected() {
+    let e = verify(
+        &fixtures().join("model"),
+        &sig("cert.sig"),
+        &chain("other-root.pem"),
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), "model.certificate_chain", "{e}");
+}
+
+#[test]
+fn wrong_key_is_rejected_by_its_hint() {
+    let e = verify(
+        &fixtures().join("model"),
+        &sig("key.sig"),
+        &key("other.pub"),
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), "model.key_mismatch", "{e}");
+}
+
+#[test]
+fn wrong_key_without_hint_fails_the_signature_check() {
+    let (_d, m) = model_copy();
+    let mut b: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sig("key.sig")).unwrap()).unwrap();
+    b["verificationMaterial"]["publicKey"]["hint"] = serde_json::Value::String(String::new());
+    let s = m.parent().unwrap().join("nohint.sig");
+    std::fs::write(&s, serde_json::to_vec(&b).unwrap()).unwrap();
+    verify(&m, &s, &key("ec-p256.pub")).unwrap();
+    let e = verify(&m, &s, &key("other.pub")).unwrap_err();
+    assert_eq!(e.code(), "model.signature", "{e}");
+}
+
+#[test]
+fn key_trust_refuses_a_certificate_bundle() {
+    let e = verify(
+        &fixtures().join("model"),
+        &sig("cert.sig"),
+        &key("ec-p256.pub"),
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), "model.signature", "{e}");
+    let e = verify(
+        &fixtures().join("model"),
+        &sig("key.sig"),
+        &chain("root.pem"),
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), "model.signature", "{e}");
+}
+
+#[test]
+fn tampered_payload_is_rejected() {
+    let (_d, m) = model_copy();
+    let mut b: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sig("key.sig")).unwrap()).unwrap();
+    use base64::Engine as _;
+    let eng = base64::engine::general_purpose::STANDARD;
+    let p = eng
+        .decode(b["dsseEnvelope"]["payload"].as_str().unwrap())
+        .unwrap();
+    let p = String::from_utf8(p)
+        .unwrap()
+        .replace("config.json", "config.jsoo");
+    b["dsseEnvelope"]["payload"] = serde_json::Value::String(eng.encode(p));
+    let s = m.parent().unwrap().join("forged.sig");
+    std::fs::write(&s, serde_json::to_vec(&b).unwrap()).unwrap();
+    let e = verify(&m, &s, &key("ec-p256.pub")).unwrap_err();
+    assert_eq!(e.code(), "model.signature", "{e}");
+}
+
+#[test]
+fn one_changed_byte_is_reported_as_changed() {
+    for s in ["key.sig", "key-shards.sig"] {
+        let (_d, m) = model_copy();
+        let f = m.join("weights/model-00001-of-00001.bin");
+        let mut bytes = std::fs::read(&f).unwrap();
+        bytes[700_000] ^= 1;
+        std::fs::write(&f, bytes).unwrap();
+        let (code, diff) = mismatch(verify(&m, &sig(s), &key("ec-p256.pub")));
+        assert_eq!(code, "model.file_changed");
+        assert_eq!(diff.changed, strings(&["weights/model-00001-of-00001.bin"]));
+        assert!(diff.missing.is_empty() && diff.extra.is_empty());
+    }
+}
+
+#[test]
+fn missing_file_is_reported() {
+    let (_d, m) = model_copy();
+    std::fs::remove_file(m.join("tokenizer/vocab.txt")).unwrap();
+    let (code, diff) = mismatch(verify(&m, &sig("key.sig"), &key("ec-p256.pub")));
+    assert_eq!(code, "model.file_missing");
+    assert_eq!(diff.missing, strings(&["tokenizer/vocab.txt"]));
+}
+
+#[test]
+fn extra_file_is_reported_and_tolerated_with_ignore_unsigned_files() {
+    let (_d, m) = model_copy();
+    std::fs::write(m.join("weights/nested/backdoor.bin"), b"x").unwrap();
+    let (code, diff) = mismatch(verify(&m, &sig("key.sig"), &key("ec-p256.pub")));
+    assert_eq!(code, "model.file_extra");
+    assert_eq!(diff.extra, strings(&["weights/nested/backdoor.bin"]));
+    let opts = VerifyOptions {
+        ignore_unsigned_files: true,
+        ..VerifyOptions::default()
+    };
+    verify_model(&m, &sig("key.sig"), &key("ec-p256.pub"), &opts, now()).unwrap();
+    // An extra empty file is a resource under `files` (model-signing hashes it).
+    std::fs::remove_file(m.join("weights/nested/backdoor.bin")).unwrap();
+    std::fs::write(m.join("empty2"), b"").unwrap();
+    let (_, diff) = mismatch(verify(&m, &sig("key.sig"), &key("ec-p256.pub")));
+    assert_eq!(diff.extra, strings(&["empty2"]));
+}
+
+#[test]
+fn renamed_file_is_missing_plus_extra() {
+    let (_d, m) = model_copy();
+    std::fs::rename(m.join("config.json"), m.join("config2.json")).unwrap();
+    let (code, diff) = mismatch(verify(&m, &sig("key.sig"), &key("ec-p256.pub")));
+    assert_eq!(code, "model.mismatch");
+    assert_eq!(diff.missing, strings(&["config.json"]));
+    assert_eq!(diff.extra, strings(&["config2.json"]));
+}
+
+#[cfg(unix)]
+#[test]
+fn symlinks_are_refused_and_never_followed_out_of_the_root() {
+    let (d, m) = model_copy();
+    let outside = d.path().join("outside.json");
+    std::fs::copy(m.join("config.json"), &outside).unwrap();
+    std::fs::remove_file(m.join("config.json")).unwrap();
+    std::os::unix::fs::symlink(&outside, m.join("config.json")).unwrap();
+    let e = verify(&m, &sig("key.sig"), &key("ec-p256.pub")).unwrap_err();
+    assert_eq!(
+        e,
+        ModelError::Symlink {
+            path: "config.json".into()
+        }
+    );
+    let opts = VerifyOptions {
+        allow_symlinks: true,
+        ..VerifyOptions::default()
+    };
+    let e = verify_model(&m, &sig("key.sig"), &key("ec-p256.pub"), &opts, now()).unwrap_err();
+    assert_eq!(
+        e,
+        ModelError::SymlinkEscape {
+            path: "config.json".into()
+        }
+    );
+    // A relative `..` link escaping the root is refused the same way.
+    std::fs::remove_file(m.join("config.json")).unwrap();
+    std::os::unix::fs::symlink("../outside.json", m.join("config.json")).unwrap();
+    let e = verify_model(&m, &sig("key.sig"), &key("ec-p256.pub"), &opts, now()).unwrap_err();
+    assert_eq!(e.code(), "model.symlink_escape");
+    // An in-root symlink is followed when allowed (content hashed under the link's path).
+    std::fs::remove_file(m.join("config.json")).unwrap();
+    std::fs::copy(&outside, m.join("weights/real-config.json")).unwrap();
+    std::os::unix::fs::symlink("weights/real-config.json", m.join("config.json")).unwrap();
+    let (_, diff) = mismatch(verify_model(
+        &m,
+        &sig("key.sig"),
+        &key("ec-p256.pub"),
+        &opts,
+        now(),
+    ));
+    assert_eq!(diff.extra, strings(&["weights/real-config.json"]));
+    assert!(diff.changed.is_empty() && diff.missing.is_empty());
+}
+
+#[test]
+fn signature_inside_the_folder_and_git_paths_are_ignored() {
+    let (_d, m) = model_copy();
+    std::fs::copy(sig("key.sig"), m.join("model.sig")).unwrap();
+    std::fs::write(m.join(".gitattributes"), b"changed").unwrap();
+    std::fs::create_dir_all(m.join(".git/objects")).unwrap();
+    std::fs::write(m.join(".git/objects/x"), b"x").unwrap();
+    verify(&m, &m.join("model.sig"), &key("ec-p256.pub")).unwrap();
+    // Only the four git names are ignored, not every `.git*` name.
+    std::fs::write(m.join(".gitmodules"), b"x").unwrap();
+    let (_, diff) = mismatch(verify(&m, &m.join("model.sig"), &key("ec-p256.pub")));
+    assert_eq!(diff.extra, strings(&[".gitmodules"]));
+    // With git paths not ignored, the .git tree and .gitattributes become extra files.
+    std::fs::remove_file(m.join(".gitmodules")).unwrap();
+    let opts = VerifyOptions {
+        ignore_git_paths: false,
+        ..VerifyOptions::default()
+    };
+    // The signed manifest lists the git paths in ignore_paths, which verification honours.
+    verify_model(&m, &m.join("model.sig"), &key("ec-p256.pub"), &opts, now()).unwrap();
+}
+
+#[test]
+fn caller_ignore_paths_hide_files() {
+    let (_d, m) = model_copy();
+    std::fs::create_dir_all(m.join("logs")).unwrap();
+    std::fs::write(m.join("logs/run.txt"), b"x").unwrap();
+    let opts = VerifyOptions {
+        ignore_paths: vec!["logs".into()],
+        ..VerifyOptions::default()
+    };
+    verify_model(&m, &sig("key.sig"), &key("ec-p256.pub"), &opts, now()).unwrap();
+}
+
+#[test]
+fn the_cache_is_used_and_paranoid_mode_ignores_it() {
+    let (d, m) = model_copy();
+    let cache = d.path().join("cache.json");
+    let opts = VerifyOptions {
+        cache: Some(cache.clone()),
+        ..VerifyOptions::default()
+    };
+    verify_model(&m, &sig("key.sig"), &key("ec-p256.pub"), &opts, now()).unwrap();
+    verify_model(&m, &sig("key.sig"), &key("ec-p256.pub"), &opts, now()).unwrap();
+    // Poison the cached digest of config.json: a cache hit must be what is compared.
+    let text = std::fs::read_to_string(&cache).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let entries = v["entries"].as_object_mut().unwrap();
+    let k = entries
+        .keys()
+        .find(|k| k.ends_with(":config.json"))
+        .unwrap()
+        .clone();
+    entries.insert(k, serde_json::Value::String("00".repeat(32)));
+    std::fs::write(&cache, serde_json::to_vec(&v).unwrap()).unwrap();
+    let (_, diff) = mismatch(verify_model(
+        &m,
+        &sig("key.sig"),
+        &key("ec-p256.pub"),
+        &opts,
+        now(),
+    ));
+    assert_eq!(diff.changed, strings(&["config.json"]));
+    let paranoid = VerifyOptions {
+        paranoid: true,
+        ..opts.clone()
+    };
+    verify_model(&m, &sig("key.sig"), &key("ec-p256.pub"), &paranoid, now()).unwrap();
+    // Paranoid mode refreshed the cache with the real digest.
+    verify_model(&m, &sig("key.sig"), &key("ec-p256.pub"), &opts, now()).unwrap();
+    // A real change (new size, new mtime/ctime) misses the cache.
+    std::fs::write(m.join("config.json"), b"{}").unwrap();
+    let (_, diff) = mismatch(verify_model(
+        &m,
+        &sig("key.sig"),
+        &key("ec-p256.pub"),
+        &opts,
+        now(),
+    ));
+    assert_eq!(diff.changed, strings(&["config.json"]));
+}
+
+#[test]
+fn dataset_digest_of_a_folder_is_the_model_signing_subject_digest() {
+    let b: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sig("key.sig")).unwrap()).unwrap();
+    use base64::Engine as _;
+    let p = base64::engine::general_purpose::STANDARD
+        .decode(b["dsseEnvelope"]["payload"].as_str().unwrap())
+        .unwrap();
+    let p: serde_json::Value = serde_json::from_slice(&p).unwrap();
+    let subject = p["subject"][0]["digest"]["sha256"].as_str().unwrap();
+    let opts = VerifyOptions::default();
+    let d = dataset_digest(&fixtures().join("model"), &opts).unwrap();
+    assert_eq!(d.to_string(), format!("sha256:{subject}"));
+    verify_dataset_digest(&fixtures().join("model"), subject, &opts).unwrap();
+    let e =
+        verify_dataset_digest(&fixtures().join("model/config.json"), subject, &opts).unwrap_err();
+    assert_eq!(e.code(), "model.dataset_mismatch");
+}
+
+#[test]
+fn missing_model_or_signature_is_an_error_not_a_pass() {
+    let e = verify(
+        Path::new("/nonexistent-model"),
+        &sig("key.sig"),
+        &key("ec-p256.pub"),
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), "model.io");
+    let e = verify(
+        &fixtures().join("model"),
+        Path::new("/nonexistent.sig"),
+        &key("ec-p256.pub"),
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), "model.io");
+    let (d, m) = model_copy();
+    let s = d.path().join("garbage.sig");
+    std::fs::write(&s, b"{not json").unwrap();
+    assert_eq!(
+        verify(&m, &s, &key("ec-p256.pub")).unwrap_err().code(),
+        "model.malformed_signature"
+    );
+}
