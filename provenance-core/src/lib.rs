@@ -39,7 +39,3 @@ pub use verify::{
     Artifact, Check, CosignSignature, Expectation, IdentityExpectation, SignatureMaterial,
     Verified, Verifier,
 };
-
-#[doc = include_str!("../../README.md")]
-#[cfg(doctest)]
-pub struct ReadmeDoctests;

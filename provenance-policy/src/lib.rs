@@ -26,3 +26,7 @@ pub mod yaml;
 
 pub use error::Error;
 pub use provenance_core as core;
+
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
