@@ -10,6 +10,7 @@ mod apply;
 #[allow(clippy::type_complexity)] // pre-existing, in a module this change does not touch
 mod kyverno_test;
 mod verify;
+mod verify_model;
 
 #[derive(Parser)]
 #[command(

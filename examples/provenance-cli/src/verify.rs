@@ -26,6 +26,8 @@ pub struct VerifyArgs {
 enum VerifyCommand {
     /// Verify a Sigstore bundle (v0.1, v0.2, v0.3) over an artifact, offline.
     Bundle(BundleArgs),
+    /// Verify a model folder against an OpenSSF model-signing signature.
+    Model(crate::verify_model::ModelArgs),
 }
 
 #[derive(clap::Args)]
@@ -58,6 +60,7 @@ struct BundleArgs {
 /// Runs `provenance verify ...`.
 pub fn run(args: VerifyArgs) -> ExitCode {
     match args.command {
+        VerifyCommand::Model(m) => crate::verify_model::run(&m),
         VerifyCommand::Bundle(b) => match verify_bundle(&b) {
             Ok(line) => {
                 println!("{line}");
