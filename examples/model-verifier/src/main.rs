@@ -1,0 +1,185 @@
+//! `model-verifier`: an init container that verifies a model folder on a volume against an
+//! OpenSSF model-signing signature (and, optionally, a dataset against `DATASET_SHA256`),
+//! writes a small JSON result file, and exits non-zero with a precise message on failure, so
+//! the inference server in the same Pod never starts on unverified weights.
+//!
+//! Every flag has an environment variable (`MODEL_PATH`, `MODEL_SIGNATURE`, ...); see the
+//! README for a Pod manifest.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Parser;
+use provenance_core::verify::{IdentityExpectation, PUBLIC_GOOD_TRUSTED_ROOT};
+use provenance_core::{PublicKey, TrustRoot};
+use provenance_oci::model::{
+    ModelError, ModelTrust, VerifyOptions, system_now, verify_dataset_digest, verify_model,
+};
+use serde_json::{Value, json};
+
+/// Verify a model folder (and optionally a dataset) before the server starts.
+#[derive(Parser, Debug)]
+#[command(name = "model-verifier", version)]
+struct Args {
+    /// The model folder (e.g. a PVC mount).
+    #[arg(long, env = "MODEL_PATH")]
+    model: PathBuf,
+    /// The signature file; default: `model.sig` inside the model folder.
+    #[arg(long, env = "MODEL_SIGNATURE")]
+    signature: Option<PathBuf>,
+    /// PEM public key (`model_signing sign key`).
+    #[arg(long, env = "MODEL_PUBLIC_KEY")]
+    public_key: Option<PathBuf>,
+    /// PEM certificates the signing certificate must chain to (`model_signing sign
+    /// certificate`), comma-separated in the environment.
+    #[arg(long, env = "MODEL_CERTIFICATE_CHAIN", value_delimiter = ',')]
+    certificate_chain: Vec<PathBuf>,
+    /// Expected keyless signer identity (certificate SAN), exactly.
+    #[arg(long, env = "MODEL_IDENTITY", requires = "identity_provider")]
+    identity: Option<String>,
+    /// Expected OIDC issuer of the keyless signer, exactly.
+    #[arg(long, env = "MODEL_IDENTITY_PROVIDER", requires = "identity")]
+    identity_provider: Option<String>,
+    /// Sigstore `trusted_root.json` for keyless signatures; default: embedded public-good root.
+    #[arg(long, env = "MODEL_TRUST_CONFIG")]
+    trust_config: Option<PathBuf>,
+    /// Paths to ignore, relative to the model folder; comma-separated in the environment.
+    #[arg(long, env = "MODEL_IGNORE_PATHS", value_delimiter = ',')]
+    ignore_paths: Vec<String>,
+    /// Tolerate files the signature does not name.
+    #[arg(long, env = "MODEL_IGNORE_UNSIGNED_FILES")]
+    ignore_unsigned_files: bool,
+    /// Follow symlinks that stay inside the model folder.
+    #[arg(long, env = "MODEL_ALLOW_SYMLINKS")]
+    allow_symlinks: bool,
+    /// Digest cache file (on a volume only this container writes); re-verifying an unchanged
+    /// folder then reads no file contents.
+    #[arg(long, env = "MODEL_DIGEST_CACHE")]
+    cache: Option<PathBuf>,
+    /// Ignore the digest cache and read every byte.
+    #[arg(long, env = "MODEL_PARANOID")]
+    paranoid: bool,
+    /// A dataset file or folder to check against `--dataset-sha256`.
+    #[arg(long, env = "DATASET_PATH", requires = "dataset_sha256")]
+    dataset: Option<PathBuf>,
+    /// Expected dataset digest (`sha256:<hex>` or hex; for a folder, see
+    /// docs/model-verification.md).
+    #[arg(long, env = "DATASET_SHA256", requires = "dataset")]
+    dataset_sha256: Option<String>,
+    /// Where to write the JSON result (`-` for stdout only).
+    #[arg(long, env = "RESULT_FILE", default_value = "/verification/result.json")]
+    result: PathBuf,
+}
+
+fn config(msg: String) -> (String, String) {
+    ("model.config".to_owned(), msg)
+}
+
+fn err(e: &ModelError) -> (String, String) {
+    (e.code().to_owned(), e.to_string())
+}
+
+fn trust(a: &Args) -> Result<ModelTrust, (String, String)> {
+    let read = |p: &PathBuf| {
+        std::fs::read(p).map_err(|e| config(format!("cannot read {}: {e}", p.display())))
+    };
+    let methods = usize::from(a.public_key.is_some())
+        + usize::from(!a.certificate_chain.is_empty())
+        + usize::from(a.identity.is_some());
+    if methods != 1 {
+        return Err(config(
+            "exactly one of --public-key, --certificate-chain or --identity is required".into(),
+        ));
+    }
+    if let Some(k) = &a.public_key {
+        let text = String::from_utf8(read(k)?)
+            .map_err(|_| config(format!("{} is not PEM", k.display())))?;
+        return PublicKey::from_pem(&text)
+            .map(ModelTrust::Key)
+            .map_err(|e| config(format!("public key: {e}")));
+    }
+    if !a.certificate_chain.is_empty() {
+        let mut all = Vec::new();
+        for c in &a.certificate_chain {
+            all.extend(read(c)?);
+            all.push(b'\n');
+        }
+        return ModelTrust::certificate_chain_from_pem(&all).map_err(|e| err(&e));
+    }
+    let (Some(id), Some(issuer)) = (&a.identity, &a.identity_provider) else {
+        return Err(config("--identity needs --identity-provider".into()));
+    };
+    let json = match &a.trust_config {
+        Some(p) => read(p)?,
+        None => PUBLIC_GOOD_TRUSTED_ROOT.to_vec(),
+    };
+    let root = TrustRoot::from_trusted_root_json(&json)
+        .map_err(|e| config(format!("trusted root: {e}")))?;
+    Ok(ModelTrust::Keyless {
+        root: Box::new(root),
+        identity: IdentityExpectation::exact(id.clone(), issuer.clone()),
+    })
+}
+
+fn run(a: &Args) -> Result<Value, (String, String)> {
+    let trust = trust(a)?;
+    let opts = VerifyOptions {
+        ignore_paths: a.ignore_paths.clone(),
+        allow_symlinks: a.allow_symlinks,
+        ignore_unsigned_files: a.ignore_unsigned_files,
+        cache: a.cache.clone(),
+        paranoid: a.paranoid,
+        ..VerifyOptions::default()
+    };
+    let signature = a
+        .signature
+        .clone()
+        .unwrap_or_else(|| a.model.join("model.sig"));
+    let r = verify_model(&a.model, &signature, &trust, &opts, system_now()).map_err(|e| err(&e))?;
+    let mut out = json!({
+        "model": {
+            "path": a.model,
+            "name": r.model_name,
+            "rootDigest": r.root_digest,
+            "signer": r.signer,
+            "files": r.files,
+            "bytes": r.bytes,
+        }
+    });
+    if let (Some(d), Some(want)) = (&a.dataset, &a.dataset_sha256) {
+        let got = verify_dataset_digest(d, want, &VerifyOptions::default()).map_err(|e| err(&e))?;
+        out["dataset"] = json!({ "path": d, "digest": got.to_string() });
+    }
+    Ok(out)
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let started = Instant::now();
+    let (mut result, code) = match run(&args) {
+        Ok(v) => (v, ExitCode::SUCCESS),
+        Err((code, message)) => {
+            eprintln!("model-verifier: FAILED {code}: {message}");
+            (json!({ "code": code, "error": message }), ExitCode::FAILURE)
+        }
+    };
+    result["verified"] = Value::Bool(code == ExitCode::SUCCESS);
+    result["elapsedMs"] = json!(started.elapsed().as_millis() as u64);
+    let text = result.to_string();
+    println!("{text}");
+    if args.result.as_os_str() != "-"
+        && let Err(e) = std::fs::write(&args.result, format!("{text}\n"))
+    {
+        eprintln!(
+            "model-verifier: FAILED model.io: cannot write {}: {e}",
+            args.result.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    if code == ExitCode::SUCCESS {
+        eprintln!("model-verifier: verified {}", args.model.display());
+    }
+    code
+}
