@@ -420,3 +420,98 @@ fn missing_model_or_signature_is_an_error_not_a_pass() {
         "model.malformed_signature"
     );
 }
+
+/// When the reference CLI is installed (`scripts/ci-setup-model-signing.sh`), it and this
+/// library must give the same verdict on pristine and tampered copies.
+#[test]
+fn model_signing_cli_agrees_when_installed() {
+    let ok = std::process::Command::new("model_signing")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        eprintln!("model_signing not installed: cross-check skipped");
+        return;
+    }
+    type Tamper = fn(&Path);
+    let cases: Vec<(&str, Tamper)> = vec![
+        ("pristine", |_| {}),
+        ("changed byte", |m| {
+            let f = m.join("weights/model-00001-of-00001.bin");
+            let mut b = std::fs::read(&f).unwrap();
+            b[1_100_000] ^= 0x40;
+            std::fs::write(f, b).unwrap();
+        }),
+        ("missing", |m| {
+            std::fs::remove_file(m.join("config.json")).unwrap()
+        }),
+        ("extra", |m| {
+            std::fs::write(m.join("tokenizer/extra.txt"), b"x").unwrap()
+        }),
+        ("renamed", |m| {
+            std::fs::rename(m.join("tokenizer/vocab.txt"), m.join("tokenizer/vocab.old")).unwrap()
+        }),
+        ("git paths", |m| {
+            std::fs::write(m.join(".gitignore"), b"*.tmp").unwrap()
+        }),
+    ];
+    for (name, tamper) in cases {
+        for (s, trust, args) in [
+            (
+                "key.sig",
+                key("ec-p256.pub"),
+                vec!["key", "--public_key", "keys/ec-p256.pub"],
+            ),
+            (
+                "cert.sig",
+                chain("root.pem"),
+                vec!["certificate", "--certificate_chain", "keys/root.pem"],
+            ),
+        ] {
+            let (_d, m) = model_copy();
+            tamper(&m);
+            let ours = verify(&m, &sig(s), &trust).is_ok();
+            let theirs = std::process::Command::new("model_signing")
+                .current_dir(fixtures())
+                .arg("verify")
+                .arg(args[0])
+                .arg(&m)
+                .arg("--signature")
+                .arg(sig(s))
+                .args(&args[1..])
+                .output()
+                .unwrap()
+                .status
+                .success();
+            assert_eq!(ours, theirs, "{name} with {s}");
+            assert_eq!(
+                ours,
+                name == "pristine" || name == "git paths",
+                "{name} with {s}"
+            );
+        }
+    }
+}
+
+#[test]
+fn signed_dataset_attestation_binds_the_folder_digest() {
+    use provenance_core::TrustRoot;
+    use provenance_core::verify::{Expectation, PUBLIC_GOOD_TRUSTED_ROOT};
+    use provenance_oci::model::verify_dataset_attestation;
+    let root = TrustRoot::from_trusted_root_json(PUBLIC_GOOD_TRUSTED_ROOT).unwrap();
+    let pem = std::fs::read_to_string(fixtures().join("keys/ec-p256.pub")).unwrap();
+    let exp = Expectation::Key {
+        key: PublicKey::from_pem(&pem).unwrap(),
+        allow_no_transparency: true,
+    };
+    let bundle = std::fs::read(sig("key.sig")).unwrap();
+    let opts = VerifyOptions::default();
+    let (_d, m) = model_copy();
+    let a = verify_dataset_attestation(&m, &bundle, &exp, &root, &opts, now()).unwrap();
+    assert_eq!(a.predicate_type, "https://model_signing/signature/v1.0");
+    std::fs::write(m.join("tokenizer/vocab.txt"), b"poisoned").unwrap();
+    let e = verify_dataset_attestation(&m, &bundle, &exp, &root, &opts, now()).unwrap_err();
+    assert_eq!(e.code(), "model.signature", "{e}");
+    assert!(e.to_string().contains("verify."), "{e}");
+}

@@ -474,3 +474,64 @@ pub fn verify_dataset_digest(
     }
     Ok(got)
 }
+
+/// What a verified dataset attestation established.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasetAttestation {
+    /// The dataset digest (see [`dataset_digest`]), which the attestation's subject names.
+    pub digest: Digest,
+    /// The attestation's predicate type.
+    pub predicate_type: String,
+    /// The verified in-toto Statement (JSON).
+    pub statement: Vec<u8>,
+}
+
+/// Verifies a signed in-toto attestation (a Sigstore bundle with a DSSE envelope) about the
+/// dataset at `path`: the signature must verify under `expectation` and `root`, and one of the
+/// Statement's subjects must carry the dataset's digest ([`dataset_digest`]). A model-signing
+/// signature of a folder is such an attestation (its subject is the folder's root digest).
+pub fn verify_dataset_attestation(
+    path: &Path,
+    bundle_json: &[u8],
+    expectation: &provenance_core::verify::Expectation,
+    root: &provenance_core::TrustRoot,
+    opts: &VerifyOptions,
+    now: UnixTime,
+) -> Result<DatasetAttestation, ModelError> {
+    use provenance_core::verify::{Artifact, SignatureMaterial, Verifier};
+    let digest = dataset_digest(path, opts)?;
+    let verifier = Verifier::new(root).map_err(|e| ModelError::Config {
+        message: e.to_string(),
+    })?;
+    let v = verifier
+        .verify(
+            Artifact::Digest(&digest),
+            &SignatureMaterial::Bundle(bundle_json.to_vec()),
+            expectation,
+            now,
+        )
+        .map_err(|e| ModelError::Signature {
+            code: e.code().to_string(),
+            message: e.to_string(),
+        })?;
+    let Some((ptype, payload)) = v.payload else {
+        return Err(ModelError::MalformedSignature {
+            message: "the attestation is not a DSSE envelope".into(),
+        });
+    };
+    if ptype != "application/vnd.in-toto+json" {
+        return Err(ModelError::MalformedManifest {
+            message: format!("payload type {ptype:?} is not in-toto"),
+        });
+    }
+    let statement = provenance_attest::Statement::from_json(&payload).map_err(|e| {
+        ModelError::MalformedManifest {
+            message: e.to_string(),
+        }
+    })?;
+    Ok(DatasetAttestation {
+        digest,
+        predicate_type: statement.predicate_type.clone(),
+        statement: payload,
+    })
+}
