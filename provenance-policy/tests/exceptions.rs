@@ -91,7 +91,7 @@ fn selects_policy_and_rule() {
     })))
     .unwrap();
     assert!(e.contains("require-labels", "check-team"));
-    assert!(e.contains("require-labels", "autogen-check-team") == false);
+    assert!(!e.contains("require-labels", "autogen-check-team"));
     assert!(e.contains("ns1/local", "r1"));
     assert!(!e.contains("local", "r1"));
     assert!(!e.contains("ns1/local", "r10"));
