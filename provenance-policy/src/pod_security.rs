@@ -956,10 +956,24 @@ fn sorted_set(mut v: Vec<String>) -> Vec<String> {
     v
 }
 
+/// The field path of a container (`spec.<list>[<index>]`), formatted only when an error needs
+/// it.
+#[derive(Debug, Clone, Copy)]
+struct CPath {
+    list: &'static str,
+    index: usize,
+}
+
+impl std::fmt::Display for CPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "spec.{}[{}]", self.list, self.index)
+    }
+}
+
 /// Containers in `pod-security-admission`'s visiting order with their field paths.
-fn visit<'p, 'a>(pod: &'p Pod<'a>) -> impl Iterator<Item = (&'p Container<'a>, String)> {
-    let f = |key: &'static str| {
-        move |(i, c): (usize, &'p Container<'a>)| (c, format!("spec.{key}[{i}]"))
+fn visit<'p, 'a>(pod: &'p Pod<'a>) -> impl Iterator<Item = (&'p Container<'a>, CPath)> {
+    let f = |list: &'static str| {
+        move |(index, c): (usize, &'p Container<'a>)| (c, CPath { list, index })
     };
     pod.init
         .iter()
