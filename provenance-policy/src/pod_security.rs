@@ -839,6 +839,11 @@ struct FieldErr {
 
 impl FieldErr {
     fn forbidden(field: String, bad: Bad) -> Self {
+        // Go's empty string is "no value" both in the message and for exclude values.
+        let bad = match bad {
+            Bad::Str(s) if s.is_empty() => Bad::Empty,
+            other => other,
+        };
         FieldErr {
             field,
             required: false,

@@ -308,6 +308,22 @@ fn cases() -> Vec<Case> {
             ],
         },
         Case {
+            name: "seccomp profile without a type",
+            mutate: |p| {
+                set(
+                    p,
+                    "/spec/containers/0/securityContext/seccompProfile",
+                    json!({}),
+                )
+            },
+            baseline: &["seccompProfile_baseline"],
+            restricted: &["seccompProfile_baseline", "seccompProfile_restricted"],
+            fields: &[
+                "spec.containers[0].securityContext.seccompProfile.type: Forbidden",
+                "spec.containers[0].securityContext.seccompProfile.type: Forbidden",
+            ],
+        },
+        Case {
             name: "sysctls",
             mutate: |p| {
                 set(
