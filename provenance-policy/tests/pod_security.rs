@@ -1106,3 +1106,59 @@ fn corpus_pod_security_cases() {
         "expected the podSecurity corpus cases, found {checked}"
     );
 }
+
+#[test]
+fn kyverno_quirks() {
+    // Kyverno's check filter only drops restricted checks at `baseline`: `privileged` runs them.
+    let bare = json!({"kind": "Pod", "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "nginx", "image": "nginx"}]}});
+    let (msg, v) = fail(&rule("privileged", "latest"), &bare);
+    assert_eq!(v.len(), 4);
+    assert!(msg.starts_with("It violates PodSecurity \"privileged:latest\": "));
+    // The version is echoed as written, empty included.
+    let (msg, _) = fail(&rule_with(json!({"level": "restricted"})), &bare);
+    assert!(msg.starts_with("It violates PodSecurity \"restricted:\": "));
+    // Ephemeral containers are checked, after init containers and containers.
+    let mut pod = good_pod();
+    set(
+        &mut pod,
+        "/spec/ephemeralContainers",
+        json!([{"name": "debug", "image": "busybox", "securityContext": {"privileged": true}}]),
+    );
+    let (_, v) = fail(&rule("baseline", "latest"), &pod);
+    assert_eq!(
+        fields(&v),
+        [
+            "spec.ephemeralContainers[0].securityContext.privileged is forbidden, forbidden values found: true"
+        ]
+    );
+    // A CronJob's metadata is the job template's (Kyverno's getSpec), not the pod template's.
+    let annotated = json!({"container.apparmor.security.beta.kubernetes.io/app": "unconfined"});
+    let mut cron = json!({"kind": "CronJob", "metadata": {"name": "c"},
+        "spec": {"jobTemplate": {"spec": {"template": {
+            "metadata": {"annotations": annotated.clone()},
+            "spec": good_pod()["spec"].clone()}}}}});
+    assert_eq!(rule("baseline", "latest").check(&cron), PssOutcome::Pass);
+    set(
+        &mut cron,
+        "/spec/jobTemplate/metadata",
+        json!({"annotations": annotated}),
+    );
+    let (_, v) = fail(&rule("baseline", "latest"), &cron);
+    assert_eq!(ids(&v), ["appArmorProfile"]);
+    // A pod-level exclusion without images runs against one empty `fake` container, so a
+    // container-level field error is removed once, not for every container.
+    let mut pod = good_pod();
+    set(&mut pod, "/spec/securityContext/runAsNonRoot", Value::Null);
+    let ps = rule_with(
+        json!({"level": "restricted", "exclude": [{"controlName": "Running as Non-root"}]}),
+    );
+    let (_, v) = fail(&ps, &pod);
+    assert_eq!(
+        fields(&v),
+        [
+            "spec.initContainers[0].securityContext.runAsNonRoot: Required value",
+            "spec.containers[1].securityContext.runAsNonRoot: Required value"
+        ]
+    );
+}
