@@ -796,3 +796,17 @@ fn namespace_labels_from_flags_replace_namespace_objects() {
     let got = run(&["--namespace-labels", "ml-serving=purpose=ai-inference"]);
     assert_eq!(got[&key].0, "fail", "{}", got[&key].1);
 }
+
+#[test]
+fn gathering_one_image_at_a_time_gives_the_same_results() {
+    let layout = example().join("registry");
+    let serial = apply(&[
+        "--registry-layout",
+        layout.to_str().unwrap(),
+        "--concurrency",
+        "1",
+        "-o",
+        "json",
+    ]);
+    assert_scenarios(&serial);
+}
