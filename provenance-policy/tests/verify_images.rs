@@ -351,3 +351,54 @@ spec:
         d.results[0].message
     );
 }
+
+#[test]
+fn memoized_verifier_gives_the_same_answers() {
+    let (digest, sig, key, now, root) = cosign_layer();
+    let mut set = PolicySet::default();
+    set.add_yaml(&key_policy(&key), "p.yaml").unwrap();
+    let s = Setup {
+        set,
+        verifier: Verifier::new(&root).unwrap().with_memo(16, 3600),
+        now,
+    };
+    let good = |d: &Digest| ImageEvidence {
+        digest: Some(d.clone()),
+        signatures: vec![sig.clone()],
+        ..Default::default()
+    };
+    let evidence = BTreeMap::from([
+        (
+            "registry.provenance.test/acme/model:v1".to_owned(),
+            good(&digest),
+        ),
+        (
+            "registry.provenance.test/acme/weights:v1".to_owned(),
+            good(&digest),
+        ),
+    ]);
+    let image = "registry.provenance.test/acme/model:v1";
+    for _ in 0..3 {
+        assert_eq!(
+            decide(&s, image, evidence.clone()).results[0].status,
+            RuleStatus::Pass
+        );
+    }
+    // A remembered success is never served for another digest, key or time window.
+    let mut moved = evidence.clone();
+    moved.insert(image.to_owned(), good(&Digest::sha256_of(b"moved tag")));
+    assert_eq!(decide(&s, image, moved).results[0].status, RuleStatus::Fail);
+    let mut other = PolicySet::default();
+    other
+        .add_yaml(&key_policy(&root.tlogs[0].public_key.to_pem()), "p.yaml")
+        .unwrap();
+    let s2 = Setup {
+        set: other,
+        verifier: s.verifier,
+        now,
+    };
+    assert_eq!(
+        decide(&s2, image, evidence.clone()).results[0].status,
+        RuleStatus::Fail
+    );
+}

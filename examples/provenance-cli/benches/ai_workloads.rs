@@ -47,7 +47,9 @@ fn bench(c: &mut Criterion) {
     let input = apply::resource_inputs(vec![pod], &labels).pop().unwrap();
     let layout_dir = ex.join("registry");
     let root_bytes = std::fs::read(layout_dir.join("trusted_root.json")).unwrap();
-    let verifier = Verifier::new(&TrustRoot::from_trusted_root_json(&root_bytes).unwrap()).unwrap();
+    let verifier = Verifier::new(&TrustRoot::from_trusted_root_json(&root_bytes).unwrap())
+        .unwrap()
+        .with_memo(4096, 3600);
     let now = UnixTime(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

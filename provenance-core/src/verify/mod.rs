@@ -181,6 +181,51 @@ pub struct Verifier {
     inner: sigstore_verify::Verifier,
     root: TrustRoot,
     regexes: identity::RegexCache,
+    memo: Option<Memo>,
+}
+
+/// Successful verifications remembered by [`Verifier::with_memo`]. The key is a SHA-256 over
+/// everything the result depends on besides `now` and the trust root (which is this verifier's
+/// own): the artifact, the material and the expectation. A result is reused only while
+/// `stored_at <= now < stored_at + ttl`: every time-dependent check passes for a later `now`
+/// once it passed (signing times are verified against the trust root, and "not in the future"
+/// only gets easier), and a clock that goes backwards recomputes. Failures are not remembered.
+struct Memo {
+    entries: std::sync::Mutex<std::collections::HashMap<[u8; 32], (UnixTime, Verified)>>,
+    capacity: usize,
+    ttl_seconds: i64,
+}
+
+fn memo_key(
+    artifact: &Artifact<'_>,
+    material: &SignatureMaterial,
+    expectation: &Expectation,
+) -> [u8; 32] {
+    use aws_lc_rs::digest::{Context, SHA256};
+    let mut ctx = Context::new(&SHA256);
+    let mut field = |tag: &[u8], bytes: &[u8]| {
+        ctx.update(tag);
+        ctx.update(&(bytes.len() as u64).to_be_bytes());
+        ctx.update(bytes);
+    };
+    match artifact {
+        Artifact::Bytes(b) => field(b"artifact-sha256", Digest::sha256_of(b).as_bytes()),
+        Artifact::Digest(d) => field(b"artifact-digest", d.to_string().as_bytes()),
+    }
+    match material {
+        SignatureMaterial::Bundle(json) => field(b"bundle", json),
+        SignatureMaterial::Cosign(c) => {
+            field(b"cosign-payload", &c.payload);
+            for (k, v) in &c.annotations {
+                field(b"annotation-key", k.as_bytes());
+                field(b"annotation-value", v.as_bytes());
+            }
+        }
+    }
+    field(b"expectation", format!("{expectation:?}").as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
 }
 
 impl std::fmt::Debug for Verifier {
@@ -205,11 +250,58 @@ impl Verifier {
             inner,
             root: root.clone(),
             regexes: identity::RegexCache::default(),
+            memo: None,
         })
+    }
+
+    /// Remembers up to `capacity` successful verifications for `ttl_seconds` each, so that a
+    /// webhook re-admitting the same signed image does not redo the signature checks (see
+    /// the rules in the type's docs: results are bound to artifact, material, expectation and
+    /// this verifier's trust root; failures are never remembered).
+    pub fn with_memo(mut self, capacity: usize, ttl_seconds: i64) -> Self {
+        self.memo = Some(Memo {
+            entries: std::sync::Mutex::new(std::collections::HashMap::new()),
+            capacity: capacity.max(1),
+            ttl_seconds: ttl_seconds.max(0),
+        });
+        self
+    }
+
+    /// The fingerprint of the trust root this verifier uses (for cache keys).
+    pub fn trust_root_fingerprint(&self) -> Digest {
+        self.root.fingerprint()
     }
 
     /// Verifies `material` over `artifact` against `expectation` at time `now`.
     pub fn verify(
+        &self,
+        artifact: Artifact<'_>,
+        material: &SignatureMaterial,
+        expectation: &Expectation,
+        now: UnixTime,
+    ) -> Result<Verified, Error> {
+        let Some(memo) = &self.memo else {
+            return self.verify_uncached(artifact, material, expectation, now);
+        };
+        let key = memo_key(&artifact, material, expectation);
+        if let Ok(map) = memo.entries.lock()
+            && let Some((at, v)) = map.get(&key)
+            && *at <= now
+            && now.0 - at.0 < memo.ttl_seconds
+        {
+            return Ok(v.clone());
+        }
+        let v = self.verify_uncached(artifact, material, expectation, now)?;
+        if let Ok(mut map) = memo.entries.lock() {
+            if map.len() >= memo.capacity {
+                map.clear();
+            }
+            map.insert(key, (now, v.clone()));
+        }
+        Ok(v)
+    }
+
+    fn verify_uncached(
         &self,
         artifact: Artifact<'_>,
         material: &SignatureMaterial,
