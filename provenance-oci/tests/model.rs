@@ -515,3 +515,77 @@ fn signed_dataset_attestation_binds_the_folder_digest() {
     assert_eq!(e.code(), "model.signature", "{e}");
     assert!(e.to_string().contains("verify."), "{e}");
 }
+
+/// When the reference CLI is installed: a folder with names whose order differs between
+/// string order and path order (`a.b` vs `a/b`), non-ASCII and `:` in names, hidden files and
+/// an empty folder, signed by model_signing (files and shards), verifies here.
+#[test]
+fn tricky_names_signed_by_model_signing_verify_when_installed() {
+    let ok = std::process::Command::new("model_signing")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        eprintln!("model_signing not installed: skipped");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let m = d.path().join("tricky");
+    for dir in ["a", "a/b", "a-b", "empty/dir", ".hidden"] {
+        std::fs::create_dir_all(m.join(dir)).unwrap();
+    }
+    for (f, content) in [
+        ("a.b", "1"),
+        ("a/b/c", "2"),
+        ("a/z", "3"),
+        ("a-b/x", "4"),
+        ("a0", "5"),
+        ("ü-weights.bin", "6"),
+        ("x:1:2", "7"),
+        (".hidden/h", "8"),
+        ("A", "9"),
+    ] {
+        std::fs::write(m.join(f), content).unwrap();
+    }
+    let keyfile = fixtures().join("keys/ec-p256.key");
+    let s_files = d.path().join("files.sig");
+    let st = std::process::Command::new("model_signing")
+        .args(["sign", "key"])
+        .arg(&m)
+        .arg("--private_key")
+        .arg(&keyfile)
+        .arg("--signature")
+        .arg(&s_files)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let r = verify(&m, &s_files, &key("ec-p256.pub")).unwrap();
+    assert_eq!(r.files, 9);
+    let s_shards = d.path().join("shards.sig");
+    let py = format!(
+        "import model_signing\n\
+         h = model_signing.hashing.Config().use_shard_serialization(shard_size=1)\n\
+         model_signing.signing.Config().use_elliptic_key_signer(private_key={:?}).set_hashing_config(h).sign({:?}, {:?})\n",
+        keyfile.to_str().unwrap(),
+        m.to_str().unwrap(),
+        s_shards.to_str().unwrap()
+    );
+    let st = std::process::Command::new("python3")
+        .args(["-c", &py])
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    verify(&m, &s_shards, &key("ec-p256.pub")).unwrap();
+    std::fs::write(m.join("x:1:2"), "changed").unwrap();
+    let (_, diff) = mismatch(verify(&m, &s_shards, &key("ec-p256.pub")));
+    assert_eq!(diff.changed, strings(&["x:1:2"]));
+}
