@@ -125,7 +125,14 @@ fn trust(a: &Args) -> Result<ModelTrust, (String, String)> {
 
 fn run(a: &Args) -> Result<Value, (String, String)> {
     let trust = trust(a)?;
+    let progress = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+        let (progress, done) = (progress.clone(), done.clone());
+        std::thread::spawn(move || show_progress(&progress, &done))
+    });
     let opts = VerifyOptions {
+        progress: Some(progress),
         ignore_paths: a.ignore_paths.clone(),
         allow_symlinks: a.allow_symlinks,
         ignore_unsigned_files: a.ignore_unsigned_files,
@@ -137,7 +144,12 @@ fn run(a: &Args) -> Result<Value, (String, String)> {
         .signature
         .clone()
         .unwrap_or_else(|| a.model.join("model.sig"));
-    let r = verify_model(&a.model, &signature, &trust, &opts, system_now()).map_err(|e| err(&e))?;
+    let r = verify_model(&a.model, &signature, &trust, &opts, system_now());
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(h) = bar {
+        let _ = h.join();
+    }
+    let r = r.map_err(|e| err(&e))?;
     let mut out = json!({
         "model": {
             "path": a.model,
@@ -153,6 +165,23 @@ fn run(a: &Args) -> Result<Value, (String, String)> {
         out["dataset"] = json!({ "path": d, "digest": got.to_string() });
     }
     Ok(out)
+}
+
+/// A one-line progress display on a terminal: bytes hashed and rate.
+fn show_progress(progress: &std::sync::atomic::AtomicU64, done: &std::sync::atomic::AtomicBool) {
+    use std::sync::atomic::Ordering;
+    let start = Instant::now();
+    while !done.load(Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let bytes = progress.load(Ordering::Relaxed) as f64;
+        let secs = start.elapsed().as_secs_f64().max(0.001);
+        eprint!(
+            "\rmodel-verifier: hashed {:.0} MiB ({:.0} MiB/s)   ",
+            bytes / 1048576.0,
+            bytes / 1048576.0 / secs
+        );
+    }
+    eprintln!();
 }
 
 fn main() -> ExitCode {

@@ -184,6 +184,7 @@ fn verify(args: &ModelArgs) -> Result<String, (String, String)> {
         threads: args.threads,
         cache: args.cache.clone(),
         paranoid: args.paranoid,
+        progress: None,
     };
     let r = verify_model(
         &args.model_path,

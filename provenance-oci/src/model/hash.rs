@@ -119,12 +119,14 @@ impl DigestCache {
 }
 
 /// Hashes every task on `threads` threads (largest first); results are in task order.
-/// Fails on the first error. `cache` hits are not read from disk.
+/// Fails on the first error. `cache` hits are not read from disk. `progress`, when given, is
+/// incremented by the bytes covered as they are hashed.
 pub fn hash_tasks(
     entries: &[FileEntry],
     tasks: &[Task],
     threads: usize,
     cache: Option<&DigestCache>,
+    progress: Option<&std::sync::atomic::AtomicU64>,
 ) -> Result<Vec<[u8; 32]>, ModelError> {
     let mut order: Vec<usize> = (0..tasks.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(tasks[i].end - tasks[i].start));
@@ -143,12 +145,17 @@ pub fn hash_tasks(
                     let t = &tasks[i];
                     let Some(e) = entries.get(t.entry) else { break };
                     let r = match cache.and_then(|c| c.get(e, t)) {
-                        Some(d) => Ok(d),
+                        Some(d) => {
+                            if let Some(p) = progress {
+                                p.fetch_add(t.end - t.start, Ordering::Relaxed);
+                            }
+                            Ok(d)
+                        }
                         None => {
                             if buf.is_empty() {
                                 buf = vec![0u8; READ_SIZE];
                             }
-                            hash_range(e, t, &mut buf)
+                            hash_range(e, t, &mut buf, progress)
                         }
                     };
                     match r {
@@ -186,7 +193,12 @@ pub fn hash_tasks(
         .collect()
 }
 
-fn hash_range(e: &FileEntry, t: &Task, buf: &mut [u8]) -> Result<[u8; 32], ModelError> {
+fn hash_range(
+    e: &FileEntry,
+    t: &Task,
+    buf: &mut [u8],
+    progress: Option<&std::sync::atomic::AtomicU64>,
+) -> Result<[u8; 32], ModelError> {
     let mut f = std::fs::File::open(&e.abs).map_err(|err| ModelError::io(&e.abs, &err))?;
     if t.start > 0 {
         f.seek(SeekFrom::Start(t.start))
@@ -204,6 +216,9 @@ fn hash_range(e: &FileEntry, t: &Task, buf: &mut [u8]) -> Result<[u8; 32], Model
         }
         ctx.update(&buf[..n]);
         left -= n as u64;
+        if let Some(p) = progress {
+            p.fetch_add(n as u64, Ordering::Relaxed);
+        }
     }
     if t.whole && read_some(&mut f, &mut buf[..1], &e.abs)? != 0 {
         // The file grew after it was enumerated.

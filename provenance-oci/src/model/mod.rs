@@ -94,6 +94,9 @@ pub struct VerifyOptions {
     pub cache: Option<PathBuf>,
     /// Ignore the cache and read every byte (the cache is still refreshed).
     pub paranoid: bool,
+    /// Incremented by the number of bytes hashed (or found in the cache) as work proceeds,
+    /// for progress display.
+    pub progress: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl Default for VerifyOptions {
@@ -106,6 +109,7 @@ impl Default for VerifyOptions {
             threads: 0,
             cache: None,
             paranoid: false,
+            progress: None,
         }
     }
 }
@@ -203,11 +207,11 @@ pub fn compute_manifest(
     let lookup = if opts.paranoid { None } else { cache.as_ref() };
     let digests = if let (Some(c), None) = (&cache, lookup) {
         // Paranoid: read everything, but refresh the cache with what was read.
-        let d = hash::hash_tasks(&entries, &tasks, threads, None)?;
+        let d = hash::hash_tasks(&entries, &tasks, threads, None, opts.progress.as_deref())?;
         c.record(&entries, &tasks, &d);
         d
     } else {
-        hash::hash_tasks(&entries, &tasks, threads, lookup)?
+        hash::hash_tasks(&entries, &tasks, threads, lookup, opts.progress.as_deref())?
     };
     if let Some(c) = &cache {
         c.save()?;
