@@ -47,7 +47,7 @@ pub struct ApplyArgs {
     /// Allow plain HTTP for this registry (as written in image references). Repeatable.
     #[arg(long = "allow-http", value_name = "REGISTRY", requires = "online")]
     pub allow_http: Vec<String>,
-    /// Contact HOST[:PORT] instead of REGISTRY (an in-house or test copy). Repeatable.
+    /// Contact `HOST[:PORT]` instead of REGISTRY (an in-house or test copy). Repeatable.
     #[arg(
         long = "registry-endpoint",
         value_name = "REGISTRY=HOST",
