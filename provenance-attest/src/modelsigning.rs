@@ -33,9 +33,30 @@ pub struct Serialization {
     /// Paths left out of the manifest.
     #[serde(default, deserialize_with = "null_default")]
     pub ignore_paths: Vec<String>,
-    /// Shard size in bytes (`shards` method).
-    #[serde(default)]
+    /// Shard size in bytes (`shards` method). model-signing writes it as a float
+    /// (`524288.0`); whole-number floats are accepted, anything else is an error.
+    #[serde(default, deserialize_with = "whole_number")]
     pub shard_size: Option<u64>,
+}
+
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let v = Option::<serde_json::Number>::deserialize(d)?;
+    match v {
+        None => Ok(None),
+        Some(n) => {
+            if let Some(u) = n.as_u64() {
+                return Ok(Some(u));
+            }
+            match n.as_f64() {
+                Some(f) if f >= 0.0 && f.fract() == 0.0 && f <= (1u64 << 53) as f64 => {
+                    Ok(Some(f as u64))
+                }
+                _ => Err(serde::de::Error::custom(format!(
+                    "shard_size must be a whole number of bytes, got {n}"
+                ))),
+            }
+        }
+    }
 }
 
 /// One file (or shard) of a signed model.
