@@ -455,26 +455,14 @@ fn validate_rule(
 
 /// The CEL view of a resource input (`object`, `oldObject`, `request`, `namespaceObject`).
 pub fn policy_input(input: &ResourceInput) -> crate::cel::PolicyInput {
-    use crate::cel::{Operation as CelOp, UserInfo as CelUser};
     let mut pi = crate::cel::PolicyInput::create(input.object.clone());
     pi.old_object = input.old_object.clone();
-    pi.operation = match input.operation {
-        crate::request::Operation::Create => CelOp::Create,
-        crate::request::Operation::Update => CelOp::Update,
-        crate::request::Operation::Delete => CelOp::Delete,
-        crate::request::Operation::Connect => CelOp::Connect,
-    };
+    pi.operation = input.operation;
     if input.operation == crate::request::Operation::Delete {
         pi.old_object = Some(input.object.clone());
         pi.object = None;
     }
-    let u = &input.request_info.user_info;
-    pi.user_info = CelUser {
-        username: u.username.clone(),
-        uid: u.uid.clone(),
-        groups: u.groups.clone(),
-        extra: u.extra.clone(),
-    };
+    pi.user_info = input.request_info.user_info.clone();
     let ns = input.namespace();
     if !ns.is_empty() {
         pi.namespace_object = Some(json!({

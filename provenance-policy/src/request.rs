@@ -32,9 +32,9 @@ impl Operation {
         }
     }
 
-    /// Parses the upper-case name.
+    /// Parses the name (case-insensitively: `CREATE`, `create`).
     pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
+        Some(match s.to_ascii_uppercase().as_str() {
             "CREATE" => Operation::Create,
             "UPDATE" => Operation::Update,
             "DELETE" => Operation::Delete,

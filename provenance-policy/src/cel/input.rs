@@ -1,59 +1,12 @@
 //! What a CEL policy is evaluated against: one admission request (or one resource as
 //! `kyverno test` sees it).
 
-use std::collections::BTreeMap;
-
 use super::kyverno::ContextData;
 
-/// The admission operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Operation {
-    /// `CREATE` (what `kyverno test` assumes when a test names none).
-    #[default]
-    Create,
-    /// `UPDATE`
-    Update,
-    /// `DELETE`: `object` is absent, `oldObject` is the resource.
-    Delete,
-    /// `CONNECT`
-    Connect,
-}
-
-impl Operation {
-    /// The upper-case name Kubernetes uses.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Operation::Create => "CREATE",
-            Operation::Update => "UPDATE",
-            Operation::Delete => "DELETE",
-            Operation::Connect => "CONNECT",
-        }
-    }
-
-    /// Parses `CREATE`, `UPDATE`, `DELETE` or `CONNECT` (case-insensitive).
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s.to_ascii_uppercase().as_str() {
-            "CREATE" => Operation::Create,
-            "UPDATE" => Operation::Update,
-            "DELETE" => Operation::Delete,
-            "CONNECT" => Operation::Connect,
-            _ => return None,
-        })
-    }
-}
-
-/// The requesting user, as `request.userInfo` shows it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UserInfo {
-    /// `username`
-    pub username: String,
-    /// `uid`
-    pub uid: String,
-    /// `groups`
-    pub groups: Vec<String>,
-    /// `extra`
-    pub extra: BTreeMap<String, Vec<String>>,
-}
+/// The admission operation (shared with the ClusterPolicy engine).
+pub use crate::request::Operation;
+/// The requesting user (shared with the ClusterPolicy engine).
+pub use crate::request::UserInfo;
 
 /// A group/version/resource triple (`""`/`v1`/`pods`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
