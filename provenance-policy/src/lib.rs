@@ -11,6 +11,8 @@ pub mod context;
 pub mod engine;
 pub mod error;
 pub mod exceptions;
+#[cfg(feature = "oci")]
+pub mod gather;
 pub mod jmespath;
 pub mod loader;
 pub mod matching;

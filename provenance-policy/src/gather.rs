@@ -1,0 +1,164 @@
+//! Gathering `verifyImages` evidence from an OCI registry or layout (feature `oci`).
+//!
+//! Step two of the sans-IO flow, for callers that want it done for them: for each distinct
+//! image of [`ImageRequest`]s, resolve the digest once and discover its signatures and
+//! attestations through [`provenance_oci::EvidenceSource`] (a `RegistryClient` or a
+//! `LayoutSource`), concurrently and bounded. Nothing is verified here; retrieval failures are
+//! recorded in [`ImageEvidence::error`] and become `error` results, never passes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use provenance_core::verify::{CosignSignature, SignatureMaterial};
+use provenance_core::{Digest, ImageReference};
+use provenance_oci::{AttestationLayer, EvidenceSource, SignatureLayer};
+
+use crate::verify_images::{ImageEvidence, ImageRequest};
+
+/// What to gather for one distinct image.
+#[derive(Debug, Clone)]
+struct Want {
+    repository: Option<String>,
+    signatures: bool,
+    attestations: bool,
+}
+
+/// Gathers evidence for every distinct image the requests name: one resolve and one discovery
+/// per image, at most `limit` images at a time. Retrieval failures are recorded in
+/// [`ImageEvidence::error`] (reported as `error`, never as a pass).
+pub async fn gather<S>(
+    source: Arc<S>,
+    requests: &[ImageRequest],
+    limit: usize,
+) -> BTreeMap<String, ImageEvidence>
+where
+    S: EvidenceSource + 'static,
+{
+    let mut wants: BTreeMap<String, Want> = BTreeMap::new();
+    for r in requests {
+        let w = wants.entry(r.reference.clone()).or_insert(Want {
+            repository: r.repository.clone(),
+            signatures: false,
+            attestations: false,
+        });
+        w.signatures |= r.signatures;
+        w.attestations |= !r.attestation_types.is_empty();
+    }
+    let sem = Arc::new(tokio::sync::Semaphore::new(limit.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (reference, want) in wants.clone() {
+        let source = Arc::clone(&source);
+        let sem = Arc::clone(&sem);
+        tasks.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let ev = gather_one(source.as_ref(), &reference, &want).await;
+            (reference, ev)
+        });
+    }
+    let mut out = BTreeMap::new();
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok((reference, ev)) = joined {
+            out.insert(reference, ev);
+        }
+    }
+    // A task that panicked or was cancelled leaves its image without evidence: say so.
+    for reference in wants.keys() {
+        out.entry(reference.clone())
+            .or_insert_with(|| ImageEvidence {
+                error: Some("evidence gathering was interrupted".into()),
+                ..ImageEvidence::default()
+            });
+    }
+    out
+}
+
+fn oci_error(what: &str, e: &provenance_oci::Error) -> ImageEvidence {
+    ImageEvidence {
+        error: Some(format!("{what}: {e} [{}]", e.code())),
+        ..ImageEvidence::default()
+    }
+}
+
+async fn gather_one<S: EvidenceSource>(source: &S, reference: &str, want: &Want) -> ImageEvidence {
+    let image = match ImageReference::parse(reference) {
+        Ok(i) => i,
+        Err(e) => {
+            return ImageEvidence {
+                error: Some(format!("invalid image reference {reference}: {e}")),
+                ..ImageEvidence::default()
+            };
+        }
+    };
+    let repository = match want.repository.as_deref().map(ImageReference::from_name) {
+        None => None,
+        Some(Ok(r)) => Some(r),
+        Some(Err(e)) => {
+            return ImageEvidence {
+                error: Some(format!("invalid repository: {e}")),
+                ..ImageEvidence::default()
+            };
+        }
+    };
+    let digest = match source.resolve(&image).await {
+        Ok(d) => d,
+        Err(e) => return oci_error("resolve", &e),
+    };
+    let (sigs, atts) = tokio::join!(
+        async {
+            if want.signatures {
+                source
+                    .signatures(&image, &digest, repository.as_ref())
+                    .await
+            } else {
+                Ok(Vec::new())
+            }
+        },
+        async {
+            if want.attestations {
+                source
+                    .attestations(&image, &digest, repository.as_ref())
+                    .await
+            } else {
+                Ok(Vec::new())
+            }
+        }
+    );
+    let sigs = match sigs {
+        Ok(s) => s,
+        Err(e) => return oci_error("signatures", &e),
+    };
+    let atts = match atts {
+        Ok(a) => a,
+        Err(e) => return oci_error("attestations", &e),
+    };
+    evidence_from(digest, &sigs, &atts)
+}
+
+/// Maps what `provenance-oci` found for an image to the [`ImageEvidence`] the policy engine
+/// verifies: signature layers as they are (cosign layers or bundles); attestations as Sigstore
+/// bundles, or as cosign `.att` layers (the DSSE envelope with cosign's annotations). All of it
+/// is unverified here.
+pub fn evidence_from(
+    digest: Digest,
+    signatures: &[SignatureLayer],
+    attestations: &[AttestationLayer],
+) -> ImageEvidence {
+    ImageEvidence {
+        digest: Some(digest),
+        signatures: signatures.iter().map(SignatureLayer::material).collect(),
+        attestations: attestations
+            .iter()
+            .map(|a| {
+                if a.is_bundle() {
+                    SignatureMaterial::Bundle(a.envelope.clone())
+                } else {
+                    SignatureMaterial::Cosign(CosignSignature::new(
+                        a.envelope.clone(),
+                        a.annotations.clone(),
+                    ))
+                }
+            })
+            .collect(),
+        error: None,
+    }
+}
