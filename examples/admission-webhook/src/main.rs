@@ -70,9 +70,70 @@ struct Args {
     /// How often to check policy files (and the certificate) for changes, in seconds.
     #[arg(long, default_value_t = 2)]
     reload_seconds: u64,
+    /// `verifyImages` evidence from an OCI image layout folder (air-gapped sites).
+    #[arg(long, conflicts_with = "online")]
+    registry_layout: Option<PathBuf>,
+    /// `verifyImages` evidence from the images' registries.
+    #[arg(long)]
+    online: bool,
+    /// Registries that may be reached over plain HTTP (e.g. a loopback mirror). Repeatable.
+    #[arg(long)]
+    allow_http: Vec<String>,
+    /// Sigstore `trusted_root.json` for signature verification (default: the embedded
+    /// public-good root).
+    #[arg(long)]
+    trust_root: Option<PathBuf>,
+}
+
+/// Where `verifyImages` evidence comes from, and the verifier that checks it.
+struct Images {
+    source: Source,
+    verifier: Arc<provenance_core::verify::Verifier>,
+}
+
+enum Source {
+    Layout(Arc<provenance_oci::LayoutSource>),
+    Registry(Arc<provenance_oci::RegistryClient>),
+}
+
+fn images_from(args: &Args) -> Result<Option<Images>, String> {
+    let source = if let Some(dir) = &args.registry_layout {
+        Source::Layout(Arc::new(provenance_oci::LayoutSource::open(dir).map_err(
+            |e| format!("--registry-layout {}: {e} [{}]", dir.display(), e.code()),
+        )?))
+    } else if args.online {
+        let mut config = provenance_oci::RegistryConfig {
+            docker_config: provenance_oci::DockerConfig::from_environment()
+                .map_err(|e| format!("Docker config: {e} [{}]", e.code()))?,
+            ..provenance_oci::RegistryConfig::default()
+        };
+        for r in &args.allow_http {
+            config = config.allow_http(r.clone());
+        }
+        Source::Registry(Arc::new(
+            provenance_oci::RegistryClient::new(config)
+                .map_err(|e| format!("registry client: {e} [{}]", e.code()))?,
+        ))
+    } else {
+        return Ok(None);
+    };
+    let root_bytes = match &args.trust_root {
+        Some(p) => std::fs::read(p).map_err(|e| format!("--trust-root {}: {e}", p.display()))?,
+        None => provenance_core::verify::PUBLIC_GOOD_TRUSTED_ROOT.to_vec(),
+    };
+    let root = provenance_core::TrustRoot::from_trusted_root_json(&root_bytes)
+        .map_err(|e| format!("trust root: {e} [{}]", e.code()))?;
+    let verifier = provenance_core::verify::Verifier::new(&root)
+        .map_err(|e| format!("trust root: {e} [{}]", e.code()))?
+        .with_memo(8192, 3600);
+    Ok(Some(Images {
+        source,
+        verifier: Arc::new(verifier),
+    }))
 }
 
 struct App {
+    images: Option<Images>,
     loaded: RwLock<Arc<Loaded>>,
     metrics: Metrics,
     deadline: Duration,
@@ -99,6 +160,14 @@ fn current(app: &App) -> Arc<Loaded> {
         Ok(g) => g.clone(),
         Err(poisoned) => poisoned.into_inner().clone(),
     }
+}
+
+fn review_ns(review: &Value) -> String {
+    review
+        .pointer("/request/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn review_response(uid: &Value, allowed: bool, message: &str, warnings: Vec<String>) -> Value {
@@ -146,17 +215,60 @@ async fn handle(app: Arc<App>, body: Bytes, mode: Mode) -> Response {
         .unwrap_or(Value::Null);
     let loaded = current(&app);
     let fail_open = loaded.fail_open;
-    let work = {
-        let review = review.clone();
+    let app2 = app.clone();
+    let review_in = review.clone();
+    let work = async move {
+        let review = review_in;
+        let ns = review_ns(&review);
+        let labels = loaded
+            .namespace_labels
+            .get(&ns)
+            .cloned()
+            .unwrap_or_default();
+        let input = match input_from_review(&review, labels, None) {
+            Ok(i) => i,
+            Err(e) => return Ok(Err(e)),
+        };
+        // verifyImages: gather evidence for the images the policies cover (bounded by the
+        // request deadline around this whole block), then decide off the async runtime.
+        let requests = loaded.set.image_requests(&input);
+        let evidence = match (&app2.images, requests.is_empty()) {
+            (_, true) | (None, _) => Default::default(),
+            (Some(images), false) => {
+                let ev = match &images.source {
+                    Source::Layout(l) => {
+                        provenance_policy::gather::gather(l.clone(), &requests, 8).await
+                    }
+                    Source::Registry(r) => {
+                        provenance_policy::gather::gather(r.clone(), &requests, 8).await
+                    }
+                };
+                for e in ev.values() {
+                    if e.error.is_some() {
+                        Metrics::inc(&app2.metrics.registry_errors);
+                    }
+                }
+                ev
+            }
+        };
+        let verifier = app2.images.as_ref().map(|i| i.verifier.clone());
         tokio::task::spawn_blocking(move || {
-            let ns = review
-                .pointer("/request/namespace")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let labels = loaded.namespace_labels.get(ns).cloned().unwrap_or_default();
-            let input = input_from_review(&review, labels, None)?;
-            Ok::<_, provenance_policy::Error>(loaded.set.decide(&input, &Env::at(now())))
+            let now = now();
+            let env = Env::at(now);
+            match &verifier {
+                Some(v) => {
+                    let cx = provenance_policy::verify_images::VerifyImagesContext {
+                        evidence: &evidence,
+                        verifier: v,
+                        now,
+                    };
+                    Ok(loaded.set.decide_with(&input, &env, Some(&cx)))
+                }
+                None => Ok(loaded.set.decide(&input, &env)),
+            }
         })
+        .await
+        .map(|r: Result<_, provenance_policy::Error>| r)
     };
     let outcome = tokio::time::timeout(app.deadline, work).await;
     let elapsed = start.elapsed();
@@ -377,7 +489,15 @@ async fn main() -> std::process::ExitCode {
     log(
         json!({"level": "info", "msg": "policies loaded", "policies": loaded.set.policies().len(), "listen": args.listen.to_string()}),
     );
+    let images = match images_from(&args) {
+        Ok(i) => i,
+        Err(e) => {
+            log(json!({"level": "error", "msg": "cannot set up image verification", "error": e}));
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let app = Arc::new(App {
+        images,
         loaded: RwLock::new(Arc::new(loaded)),
         metrics: Metrics::default(),
         deadline: Duration::from_millis(args.deadline_ms),

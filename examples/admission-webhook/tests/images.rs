@@ -1,0 +1,157 @@
+//! The webhook verifying images end to end: the AI-workload policies, evidence from the
+//! example OCI layout (signed images, attestations, trust root), real AdmissionReviews over
+//! HTTPS; /validate admits the signed inference Pod and denies the unsigned one, and /mutate
+//! pins every verified image to its digest with a JSONPatch that applies.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn example() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../ai-workloads"))
+}
+
+fn pod(name: &str) -> Value {
+    let text = std::fs::read_to_string(example().join("workloads/inference-pods.yaml")).unwrap();
+    provenance_policy::yaml::load_documents(&text, "inference-pods.yaml")
+        .unwrap()
+        .into_iter()
+        .find(|d| d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not in the example"))
+}
+
+fn review(uid: &str, object: &Value) -> Value {
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": uid, "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "operation": "CREATE", "namespace": object["metadata"]["namespace"],
+            "name": object["metadata"]["name"], "userInfo": {"username": "alice"},
+            "object": object}})
+}
+
+/// Applies an RFC 6902 patch made of `replace` operations (all /mutate emits).
+fn apply_patch(doc: &mut Value, patch: &[Value]) {
+    for op in patch {
+        assert_eq!(op["op"], "replace", "{op}");
+        let target = doc
+            .pointer_mut(op["path"].as_str().unwrap())
+            .expect("patch path exists");
+        *target = op["value"].clone();
+    }
+}
+
+#[tokio::test]
+async fn verifies_images_from_an_oci_layout() {
+    let ex = example();
+    if !ex.join("registry/index.json").is_file() {
+        panic!("examples/ai-workloads/registry is missing");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    std::fs::write(dir.path().join("tls.crt"), ck.cert.pem()).unwrap();
+    std::fs::write(dir.path().join("tls.key"), ck.signing_key.serialize_pem()).unwrap();
+    std::fs::write(
+        dir.path().join("ns.yaml"),
+        "ml-serving: {purpose: ai-inference}\n",
+    )
+    .unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let p = |x: &Path| x.to_str().unwrap().to_owned();
+    let _server = Server(
+        Command::new(env!("CARGO_BIN_EXE_provenance-webhook"))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--policies", &p(&ex.join("policies"))])
+            .args(["--registry-layout", &p(&ex.join("registry"))])
+            .args(["--trust-root", &p(&ex.join("registry/trusted_root.json"))])
+            .args(["--namespace-labels", &p(&dir.path().join("ns.yaml"))])
+            .args([
+                "--cert",
+                &p(&dir.path().join("tls.crt")),
+                "--key",
+                &p(&dir.path().join("tls.key")),
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ck.cert.pem().as_bytes()).unwrap())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let base = format!("https://localhost:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .map(|r| r.status().is_success())
+        .ok()
+        != Some(true)
+    {
+        assert!(Instant::now() < deadline, "webhook did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let post = |path: &'static str, body: Value| {
+        let client = client.clone();
+        let base = base.clone();
+        async move {
+            let r = client
+                .post(format!("{base}{path}"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success());
+            r.json::<Value>().await.unwrap()
+        }
+    };
+
+    // The signed inference Pod: admitted, and /mutate pins its images to verified digests.
+    let good = pod("llm-inference");
+    let out = post("/validate", review("v-1", &good)).await;
+    assert_eq!(out["response"]["allowed"], true, "{out}");
+    let m = post("/mutate", review("m-1", &good)).await;
+    assert_eq!(m["response"]["allowed"], true);
+    assert_eq!(m["response"]["patchType"], "JSONPatch", "{m}");
+    let patch: Vec<Value> = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(m["response"]["patch"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let mut pinned = good.clone();
+    apply_patch(&mut pinned, &patch);
+    for c in pinned["spec"]["containers"].as_array().unwrap() {
+        assert!(c["image"].as_str().unwrap().contains("@sha256:"), "{c}");
+    }
+    // The pinned Pod is admitted too (the digests are the verified ones).
+    let again = post("/validate", review("v-2", &pinned)).await;
+    assert_eq!(again["response"]["allowed"], true, "{again}");
+
+    // The unsigned image is denied, with the reason.
+    let bad = post("/validate", review("v-3", &pod("inference-unsigned"))).await;
+    assert_eq!(bad["response"]["allowed"], false);
+    let msg = bad["response"]["status"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("verify-ai-images") && msg.contains("no signatures found"),
+        "{msg}"
+    );
+}
