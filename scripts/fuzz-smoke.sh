@@ -19,7 +19,7 @@ status=0
 for t in $targets; do
     mkdir -p "corpus/$t"
     cp -n seeds/"$t"/* "corpus/$t/" 2>/dev/null || true
-    if cargo fuzz run -O "$t" "corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=2048 >"/tmp/fuzz-$t.log" 2>&1; then
+    if cargo fuzz run -O "$t" "corpus/$t" -- -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 >"/tmp/fuzz-$t.log" 2>&1; then
         echo "fuzz $t: ok ($(grep -Eo 'Done [0-9]+ runs' "/tmp/fuzz-$t.log" | tail -1 | grep -Eo '[0-9]+' || echo '?') runs in ${secs}s, 0 crashes)"
     else
         echo "fuzz $t: FAILED (see /tmp/fuzz-$t.log)"; tail -30 "/tmp/fuzz-$t.log"; status=1

@@ -133,43 +133,51 @@ fn compile_glob(pattern: &str) -> Result<Vec<Tok>, BadPattern> {
     Ok(out)
 }
 
-fn glob_rec(p: &[Tok], t: &[char]) -> bool {
-    match p.split_first() {
-        None => t.is_empty(),
-        Some((Tok::Star, rest)) => {
-            for i in 0..=t.len() {
-                if glob_rec(rest, &t[i..]) {
-                    return true;
+/// Matches tokens against text with memoization over (token, char) positions: O(|p|·|t|)
+/// time, so patterns with many `*` cannot blow up (a naive backtracking match is exponential).
+fn glob_match(p: &[Tok], t: &[char]) -> bool {
+    let width = t.len() + 1;
+    // 0 = unknown, 1 = false, 2 = true
+    let mut memo = vec![0u8; (p.len() + 1) * width];
+    // Iterative DP from the end: m(i, j) = does p[i..] match t[j..]?
+    for i in (0..=p.len()).rev() {
+        for j in (0..=t.len()).rev() {
+            let v = if i == p.len() {
+                j == t.len()
+            } else {
+                match &p[i] {
+                    // `*`: skip it, or consume one non-'/' character and stay on it.
+                    Tok::Star => {
+                        memo[(i + 1) * width + j] == 2
+                            || (j < t.len() && t[j] != '/' && memo[i * width + j + 1] == 2)
+                    }
+                    tok => {
+                        j < t.len()
+                            && match tok {
+                                Tok::Any => t[j] != '/',
+                                Tok::Lit(l) => *l == t[j],
+                                Tok::Class { negated, ranges } => {
+                                    let c = t[j];
+                                    let inside = ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi);
+                                    c != '/' && inside != *negated
+                                }
+                                Tok::Star => false,
+                            }
+                            && memo[(i + 1) * width + j + 1] == 2
+                    }
                 }
-                if i < t.len() && t[i] == '/' {
-                    return false;
-                }
-            }
-            false
-        }
-        Some((tok, rest)) => {
-            let Some((&c, trest)) = t.split_first() else {
-                return false;
             };
-            let ok = match tok {
-                Tok::Any => c != '/',
-                Tok::Lit(l) => *l == c,
-                Tok::Class { negated, ranges } => {
-                    let inside = ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi);
-                    c != '/' && inside != *negated
-                }
-                Tok::Star => false,
-            };
-            ok && glob_rec(rest, trest)
+            memo[i * width + j] = if v { 2 } else { 1 };
         }
     }
+    memo[0] == 2
 }
 
 /// Go `path.Match` semantics (see the [module docs](self)).
 pub fn path_match(pattern: &str, text: &str) -> Result<bool, BadPattern> {
     let toks = compile_glob(pattern)?;
     let t: Vec<char> = text.chars().collect();
-    Ok(glob_rec(&toks, &t))
+    Ok(glob_match(&toks, &t))
 }
 
 #[cfg(test)]
@@ -185,5 +193,9 @@ mod tests {
         assert_eq!(path_match("a[^b]c", "axc"), Ok(true));
         assert_eq!(path_match("a\\*", "a*"), Ok(true));
         assert_eq!(path_match("ab[", "ab"), Err(BadPattern));
+        // Many stars must not blow up (found by fuzzing: exponential backtracking).
+        let pattern = "*a".repeat(40) + "*b";
+        let text = "a".repeat(200);
+        assert_eq!(path_match(&pattern, &text), Ok(false));
     }
 }
