@@ -507,7 +507,16 @@ impl VerifyImagesContext<'_> {
                     )));
                 }
             };
-            if ev.attestations.is_empty() {
+            // Only material that claims this predicate type is verified for it (the claim is
+            // unverified and used for selection only: the verified payload is checked again
+            // below). Material whose type cannot be read is kept.
+            let candidates: Vec<SignatureMaterial> = ev
+                .attestations
+                .iter()
+                .filter(|m| claimed_predicate_type(m).is_none_or(|t| t == ty))
+                .cloned()
+                .collect();
+            if candidates.is_empty() {
                 return Err(Failure::Check(format!(
                     "{apath}: no attestations found (need {ty})"
                 )));
@@ -519,7 +528,7 @@ impl VerifyImagesContext<'_> {
                     set,
                     &format!("{apath}.attestors[{j}]"),
                     &digest,
-                    &ev.attestations,
+                    &candidates,
                     self,
                     0,
                 )?;
@@ -579,6 +588,25 @@ impl VerifyImagesContext<'_> {
         }
         Ok(digest)
     }
+}
+
+/// The in-toto `predicateType` a DSSE attestation claims, read without verifying anything
+/// (for choosing which material to verify for which attestation type).
+fn claimed_predicate_type(m: &SignatureMaterial) -> Option<String> {
+    use base64::Engine;
+    let envelope: Value = match m {
+        SignatureMaterial::Bundle(json) => serde_json::from_slice::<Value>(json)
+            .ok()?
+            .get("dsseEnvelope")?
+            .clone(),
+        SignatureMaterial::Cosign(c) => serde_json::from_slice(&c.payload).ok()?,
+        _ => return None,
+    };
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(envelope.get("payload")?.as_str()?)
+        .ok()?;
+    let statement: Value = serde_json::from_slice(&payload).ok()?;
+    statement.get("predicateType")?.as_str().map(str::to_owned)
 }
 
 /// Kyverno's pinned form: `registry/path@digest` (the tag is dropped).
