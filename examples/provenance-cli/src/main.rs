@@ -7,9 +7,14 @@ use clap::{Parser, Subcommand};
 use provenance_core::ImageReference;
 
 mod apply;
+mod export;
+mod image_source;
+mod inspect;
 #[allow(clippy::type_complexity)] // pre-existing, in a module this change does not touch
 mod kyverno_test;
+mod ui;
 mod verify;
+mod verify_image;
 mod verify_model;
 
 #[derive(Parser)]
@@ -36,6 +41,11 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Apply policies to resources, verifying images from an OCI layout or registries.
     Apply(apply::ApplyArgs),
+    /// List an image's signatures, attestations, SBOMs and referrers, verifying each when a
+    /// signer is given.
+    Inspect(inspect::InspectArgs),
+    /// Copy images with all their evidence into an OCI layout (for air-gapped sites).
+    Export(export::ExportArgs),
 }
 
 /// Arguments of `provenance test`.
@@ -145,5 +155,7 @@ fn main() -> ExitCode {
         Command::Test(args) => run_test(args),
         Command::Verify(args) => verify::run(args),
         Command::Apply(args) => apply::run(args),
+        Command::Inspect(args) => inspect::run(&args),
+        Command::Export(args) => export::run(&args),
     }
 }

@@ -28,6 +28,9 @@ enum VerifyCommand {
     Bundle(BundleArgs),
     /// Verify a model folder against an OpenSSF model-signing signature.
     Model(crate::verify_model::ModelArgs),
+    /// Verify an image's signatures, or with --type its attestations (cosign verify,
+    /// cosign verify-attestation), from its registry or an OCI layout.
+    Image(crate::verify_image::ImageArgs),
 }
 
 #[derive(clap::Args)]
@@ -61,6 +64,7 @@ struct BundleArgs {
 pub fn run(args: VerifyArgs) -> ExitCode {
     match args.command {
         VerifyCommand::Model(m) => crate::verify_model::run(&m),
+        VerifyCommand::Image(i) => crate::verify_image::run(&i),
         VerifyCommand::Bundle(b) => match verify_bundle(&b) {
             Ok(line) => {
                 println!("{line}");

@@ -186,14 +186,35 @@ fn verify(args: &ModelArgs) -> Result<String, (String, String)> {
         paranoid: args.paranoid,
         progress: None,
     };
-    let r = verify_model(
-        &args.model_path,
-        &args.signature,
-        &trust,
-        &opts,
-        system_now(),
-    )
-    .map_err(|e| err(&e))?;
+    // Hashing a model of many GB takes a while: show the bytes hashed, on a terminal only.
+    let progress = crate::ui::Progress::spinner("hashing the model");
+    let hashed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut opts = opts;
+    if progress.visible() {
+        opts.progress = Some(std::sync::Arc::clone(&hashed));
+    }
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let r = std::thread::scope(|s| {
+        if progress.visible() {
+            s.spawn(|| {
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    progress.set_bytes(hashed.load(std::sync::atomic::Ordering::Relaxed));
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+            });
+        }
+        let r = verify_model(
+            &args.model_path,
+            &args.signature,
+            &trust,
+            &opts,
+            system_now(),
+        );
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        r
+    });
+    drop(progress);
+    let r = r.map_err(|e| err(&e))?;
     Ok(serde_json::json!({
         "verified": true,
         "model": r.model_name,

@@ -1,0 +1,343 @@
+//! Flags shared by the commands that read one image and its evidence (`verify image`,
+//! `inspect`, `export`): where evidence comes from (a registry, or an OCI layout with
+//! `--registry-layout`) and whom to trust (`--key`, `--certificate-identity[-regexp]`,
+//! `--certificate-oidc-issuer[-regexp]`, `--trust-root`), spelled as cosign spells them.
+
+use std::path::{Path, PathBuf};
+
+use provenance_core::verify::{Expectation, IdentityExpectation, PUBLIC_GOOD_TRUSTED_ROOT};
+use provenance_core::{Digest, ImageReference, PublicKey, TrustRoot};
+use provenance_oci::{
+    EvidenceSource, LayoutSource, Limits, Manifest, Referrers, RegistryClient, RegistryConfig,
+};
+
+use crate::ui::Failure;
+
+/// The name of the trust root an OCI layout may ship next to its blobs.
+pub const LAYOUT_TRUST_ROOT: &str = "trusted_root.json";
+
+/// Where images and their evidence come from.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct SourceArgs {
+    /// Read the image and its evidence from this OCI image layout folder (offline; written by
+    /// `provenance export`, skopeo, oras or `cosign save`) instead of its registry.
+    #[arg(long, value_name = "DIR")]
+    pub registry_layout: Option<PathBuf>,
+    /// Allow plain HTTP for this registry (as written in image references). Repeatable.
+    #[arg(
+        long = "allow-http",
+        value_name = "REGISTRY",
+        conflicts_with = "registry_layout"
+    )]
+    pub allow_http: Vec<String>,
+    /// Contact `HOST[:PORT]` instead of REGISTRY (an in-house or test copy). Repeatable.
+    #[arg(
+        long = "registry-endpoint",
+        value_name = "REGISTRY=HOST",
+        conflicts_with = "registry_layout"
+    )]
+    pub registry_endpoint: Vec<String>,
+    /// Look for signatures and attestations in this repository instead of the image's own
+    /// (cosign's `COSIGN_REPOSITORY`).
+    #[arg(long, value_name = "REPOSITORY")]
+    pub signature_repository: Option<String>,
+}
+
+/// Whom to trust.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TrustArgs {
+    /// Verify with this PEM public key (cosign `--key`).
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = [
+            "certificate_identity",
+            "certificate_identity_regexp",
+            "certificate_oidc_issuer",
+            "certificate_oidc_issuer_regexp"
+        ]
+    )]
+    pub key: Option<PathBuf>,
+    /// Keyless: the signer identity (certificate SAN: email, URI), exactly.
+    #[arg(
+        long,
+        value_name = "IDENTITY",
+        conflicts_with = "certificate_identity_regexp"
+    )]
+    pub certificate_identity: Option<String>,
+    /// Keyless: a regular expression the signer identity must match (unanchored, as cosign's;
+    /// anchor it with `^...$`).
+    #[arg(long, value_name = "REGEXP")]
+    pub certificate_identity_regexp: Option<String>,
+    /// Keyless: the OIDC issuer of the signer's certificate, exactly.
+    #[arg(
+        long,
+        value_name = "ISSUER",
+        conflicts_with = "certificate_oidc_issuer_regexp"
+    )]
+    pub certificate_oidc_issuer: Option<String>,
+    /// Keyless: a regular expression the OIDC issuer must match (unanchored).
+    #[arg(long, value_name = "REGEXP")]
+    pub certificate_oidc_issuer_regexp: Option<String>,
+    /// Sigstore `trusted_root.json` (Fulcio CAs, Rekor and CT log keys, TSAs). Default: the
+    /// embedded Sigstore public-good root, or the `trusted_root.json` inside
+    /// `--registry-layout` when it has one (a note on stderr says so).
+    #[arg(long, visible_alias = "trusted-root", value_name = "FILE")]
+    pub trust_root: Option<PathBuf>,
+    /// DANGEROUS: with --key, accept signatures that have no transparency-log entry and no
+    /// timestamp (`cosign sign --tlog-upload=false`).
+    #[arg(long, requires = "key")]
+    pub insecure_ignore_tlog: bool,
+}
+
+impl TrustArgs {
+    /// Whether any signer was named.
+    pub fn given(&self) -> bool {
+        self.key.is_some()
+            || self.certificate_identity.is_some()
+            || self.certificate_identity_regexp.is_some()
+            || self.certificate_oidc_issuer.is_some()
+            || self.certificate_oidc_issuer_regexp.is_some()
+    }
+
+    /// The expectation the flags describe; `None` when no signer was named.
+    pub fn expectation(&self) -> Result<Option<Expectation>, Failure> {
+        if let Some(k) = &self.key {
+            let bytes = std::fs::read(k)
+                .map_err(|e| Failure::usage(format!("--key {}: {e}", k.display())))?;
+            let pem = String::from_utf8(bytes).map_err(|_| {
+                Failure::usage(format!("--key {}: not a PEM text file", k.display()))
+            })?;
+            let key = PublicKey::from_pem(&pem).map_err(|e| {
+                Failure::usage(format!("--key {}: {e}", k.display())).hint(
+                    "give the public key (`cosign public-key`, `-----BEGIN PUBLIC KEY-----`), not the private key",
+                )
+            })?;
+            return Ok(Some(Expectation::Key {
+                key,
+                allow_no_transparency: self.insecure_ignore_tlog,
+            }));
+        }
+        if !self.given() {
+            return Ok(None);
+        }
+        for (flag, re) in [
+            (
+                "--certificate-identity-regexp",
+                &self.certificate_identity_regexp,
+            ),
+            (
+                "--certificate-oidc-issuer-regexp",
+                &self.certificate_oidc_issuer_regexp,
+            ),
+        ] {
+            if let Some(r) = re
+                && let Err(e) = regex::Regex::new(r)
+            {
+                return Err(Failure::usage(format!("{flag}: {e}")));
+            }
+        }
+        let subject_given =
+            self.certificate_identity.is_some() || self.certificate_identity_regexp.is_some();
+        let issuer_given =
+            self.certificate_oidc_issuer.is_some() || self.certificate_oidc_issuer_regexp.is_some();
+        if !subject_given || !issuer_given {
+            return Err(Failure::usage(
+                "keyless verification needs both a signer identity (--certificate-identity or --certificate-identity-regexp) and an issuer (--certificate-oidc-issuer or --certificate-oidc-issuer-regexp)",
+            ).hint("name both, e.g. --certificate-identity ml-team@example.com --certificate-oidc-issuer https://accounts.google.com; or verify with --key"));
+        }
+        Ok(Some(Expectation::Keyless(IdentityExpectation {
+            subject_exact: self.certificate_identity.clone(),
+            subject_regexp: self.certificate_identity_regexp.clone(),
+            issuer: self.certificate_oidc_issuer.clone(),
+            issuer_regexp: self.certificate_oidc_issuer_regexp.clone(),
+            ..IdentityExpectation::default()
+        })))
+    }
+
+    /// The trust root: `--trust-root`, else the layout's own `trusted_root.json` (with a note
+    /// on stderr), else the embedded public-good root. Returns it and where it came from.
+    pub fn trust_root(&self, layout: Option<&Path>) -> Result<(TrustRoot, String), Failure> {
+        load_trust_root(self.trust_root.as_deref(), layout)
+    }
+}
+
+/// The trust root from `--trust-root`, else `layout/trusted_root.json` (saying so on stderr),
+/// else the embedded Sigstore public-good root.
+pub fn load_trust_root(
+    flag: Option<&Path>,
+    layout: Option<&Path>,
+) -> Result<(TrustRoot, String), Failure> {
+    let (bytes, what) = match (flag, layout) {
+        (Some(f), _) => (
+            std::fs::read(f)
+                .map_err(|e| Failure::usage(format!("--trust-root {}: {e}", f.display())))?,
+            f.display().to_string(),
+        ),
+        (None, Some(dir)) if dir.join(LAYOUT_TRUST_ROOT).is_file() => {
+            let f = dir.join(LAYOUT_TRUST_ROOT);
+            eprintln!(
+                "note: verifying with the trust root shipped in the layout ({}); pass --trust-root to pin one",
+                f.display()
+            );
+            (
+                std::fs::read(&f).map_err(|e| Failure::usage(format!("{}: {e}", f.display())))?,
+                f.display().to_string(),
+            )
+        }
+        _ => (
+            PUBLIC_GOOD_TRUSTED_ROOT.to_vec(),
+            "the embedded Sigstore public-good trust root".to_owned(),
+        ),
+    };
+    let root = TrustRoot::from_trusted_root_json(&bytes).map_err(|e| {
+        Failure::usage(format!("{what}: {e} [{}]", e.code()))
+            .hint("--trust-root takes a Sigstore trusted_root.json (`cosign trusted-root create`, or the TUF repository's)")
+    })?;
+    Ok((root, what))
+}
+
+/// Parses an image reference given on the command line.
+pub fn parse_image(input: &str) -> Result<ImageReference, Failure> {
+    ImageReference::parse(input).map_err(|e| {
+        Failure::usage(format!(
+            "{input}: not an image reference: {e} [{}]",
+            e.code()
+        ))
+        .hint("write it as in a Pod spec: registry.example.com/team/image:tag or ...@sha256:<hex>")
+    })
+}
+
+/// A registry client configured from the flags (credentials from the Docker config).
+pub fn registry_config(args: &SourceArgs) -> Result<RegistryConfig, Failure> {
+    let mut config = RegistryConfig {
+        docker_config: provenance_oci::DockerConfig::from_environment()
+            .map_err(|e| Failure::usage(format!("Docker config: {e} [{}]", e.code())))?,
+        ..RegistryConfig::default()
+    };
+    for r in &args.allow_http {
+        config = config.allow_http(r.clone());
+    }
+    for s in &args.registry_endpoint {
+        let Some((registry, host)) = s
+            .split_once('=')
+            .filter(|(r, h)| !r.is_empty() && !h.is_empty())
+        else {
+            return Err(Failure::usage(format!(
+                "--registry-endpoint {s}: expected REGISTRY=HOST[:PORT]"
+            )));
+        };
+        config
+            .registries
+            .entry(registry.to_owned())
+            .or_default()
+            .endpoint = Some(host.to_owned());
+    }
+    Ok(config)
+}
+
+/// A registry or an OCI layout, as one [`EvidenceSource`].
+pub enum Source {
+    /// An OCI image layout folder.
+    Layout(LayoutSource),
+    /// Registries.
+    Registry(Box<RegistryClient>),
+}
+
+impl Source {
+    /// The source the flags name: the layout when `--registry-layout` is given, else the
+    /// registries.
+    pub fn open(args: &SourceArgs) -> Result<Source, Failure> {
+        match &args.registry_layout {
+            Some(dir) => LayoutSource::open(dir).map(Source::Layout).map_err(|e| {
+                Failure::usage(format!("--registry-layout {}: {e} [{}]", dir.display(), e.code()))
+                    .hint("the folder must be an OCI image layout (oci-layout, index.json, blobs/); `provenance export IMAGE --to DIR` writes one")
+            }),
+            None => RegistryClient::new(registry_config(args)?)
+                .map(|c| Source::Registry(Box::new(c)))
+                .map_err(|e| Failure::usage(format!("registry client: {e} [{}]", e.code()))),
+        }
+    }
+
+    /// `registry` or `layout DIR`, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Layout(l) => format!("layout {}", l.root().display()),
+            Source::Registry(_) => "registry".to_owned(),
+        }
+    }
+}
+
+/// `--signature-repository`, parsed.
+pub fn signature_repository(args: &SourceArgs) -> Result<Option<ImageReference>, Failure> {
+    args.signature_repository
+        .as_deref()
+        .map(|r| {
+            ImageReference::from_name(r).map_err(|e| {
+                Failure::usage(format!(
+                    "--signature-repository {r}: {e} (give a repository without tag or digest)"
+                ))
+            })
+        })
+        .transpose()
+}
+
+impl EvidenceSource for Source {
+    async fn resolve(&self, image: &ImageReference) -> Result<Digest, provenance_oci::Error> {
+        match self {
+            Source::Layout(l) => l.resolve(image).await,
+            Source::Registry(r) => r.resolve(image).await,
+        }
+    }
+
+    async fn manifest(&self, image: &ImageReference) -> Result<Manifest, provenance_oci::Error> {
+        match self {
+            Source::Layout(l) => l.manifest(image).await,
+            Source::Registry(r) => r.manifest(image).await,
+        }
+    }
+
+    async fn blob(
+        &self,
+        image: &ImageReference,
+        digest: &Digest,
+        limit: u64,
+    ) -> Result<Vec<u8>, provenance_oci::Error> {
+        match self {
+            Source::Layout(l) => l.blob(image, digest, limit).await,
+            Source::Registry(r) => r.blob(image, digest, limit).await,
+        }
+    }
+
+    async fn blob_to_file(
+        &self,
+        image: &ImageReference,
+        digest: &Digest,
+        limit: u64,
+        dest: &Path,
+    ) -> Result<(), provenance_oci::Error> {
+        match self {
+            Source::Layout(l) => l.blob_to_file(image, digest, limit, dest).await,
+            Source::Registry(r) => r.blob_to_file(image, digest, limit, dest).await,
+        }
+    }
+
+    async fn referrers_api(
+        &self,
+        image: &ImageReference,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Option<Referrers>, provenance_oci::Error> {
+        match self {
+            Source::Layout(l) => l.referrers_api(image, subject, artifact_type).await,
+            Source::Registry(r) => r.referrers_api(image, subject, artifact_type).await,
+        }
+    }
+
+    fn limits(&self) -> Limits {
+        match self {
+            Source::Layout(l) => l.limits(),
+            Source::Registry(r) => r.limits(),
+        }
+    }
+}
