@@ -30,6 +30,11 @@ const LAYOUT_TRUST_ROOT: &str = "trusted_root.json";
 
 /// Arguments of `provenance apply`.
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Exit codes:
+  0  every resource is admitted
+  1  an enforced rule blocks a resource (a failing rule, or an error result: evidence that
+     could not be fetched or verified fails closed)
+  2  usage or input error (flags, unreadable or malformed policies, resources, trust root)")]
 pub struct ApplyArgs {
     /// Policy file or folder (YAML/JSON; folders are read recursively). Repeatable.
     #[arg(long = "policy", required = true, value_name = "DIR|FILE")]
@@ -83,6 +88,12 @@ pub fn run(args: ApplyArgs) -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
+            if args.output == "json" {
+                println!(
+                    "{}",
+                    serde_json::json!({"error": {"code": "cli.usage", "message": e, "exitCode": 2}})
+                );
+            }
             eprintln!("provenance apply: {e}");
             ExitCode::from(2)
         }

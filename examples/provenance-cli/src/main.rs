@@ -21,7 +21,8 @@ mod verify_model;
 #[command(
     name = "provenance",
     version,
-    about = "Prove that AI workloads are what you trust"
+    about = "Prove that AI workloads are what you trust",
+    after_help = ui::EXIT_CODES_HELP
 )]
 struct Cli {
     #[command(subcommand)]
@@ -30,10 +31,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Parse and normalize image references, printing their parts as JSON.
+    /// Parse and normalize image references, printing their parts (exit 2 if one is invalid).
+    #[command(after_help = ui::EXIT_CODES_HELP)]
     Reference {
         /// Image references as written in a Pod spec.
         images: Vec<String>,
+        /// Output: `json` (one object per line) or `text` (input and normalized reference).
+        #[arg(short = 'o', long = "output", default_value = "json", value_parser = ["json", "text"])]
+        output: String,
     },
     /// Run `kyverno-test.yaml` suites like `kyverno test`.
     Test(TestArgs),
@@ -50,12 +55,14 @@ enum Command {
 
 /// Arguments of `provenance test`.
 #[derive(clap::Args)]
+#[command(after_help = ui::EXIT_CODES_HELP)]
 struct TestArgs {
     /// Test files or folders to search for `kyverno-test.yaml`.
     #[arg(required = true)]
     paths: Vec<std::path::PathBuf>,
-    /// Output: `text` (a line per result and a summary) or `json` (one object per result).
-    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    /// Output: `text` (a line per result and a summary) or `json` (one object per result and
+    /// line, JSON Lines).
+    #[arg(short = 'o', long = "output", alias = "format", default_value = "text", value_parser = ["text", "json"])]
     format: String,
     /// The evaluation time (RFC 3339) for time functions; defaults to the system clock.
     #[arg(long)]
@@ -125,10 +132,11 @@ fn run_test(args: TestArgs) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Reference { images } => {
+        Command::Reference { images, output } => {
             let mut ok = true;
             for image in images {
                 match ImageReference::parse(&image) {
+                    Ok(r) if output == "text" => println!("{image} -> {r}"),
                     Ok(r) => println!(
                         "{}",
                         serde_json::json!({
@@ -149,7 +157,7 @@ fn main() -> ExitCode {
             if ok {
                 ExitCode::SUCCESS
             } else {
-                ExitCode::FAILURE
+                ui::Exit::Usage.into()
             }
         }
         Command::Test(args) => run_test(args),

@@ -3,8 +3,10 @@
 //! `--certificate-oidc-issuer`, `--trusted-root`, then the artifact as a path or
 //! `sha256:<hex>`).
 //!
-//! Exit status 0 only when verified; otherwise 1 and one line on stderr naming the check that
-//! failed (`verify.<area>.<what>`, see `docs/verification.md`).
+//! Exit status 0 only when verified; 1 when the bundle does not verify, 2 for unreadable or
+//! malformed inputs (flags, key, trust root, files); one line on stderr naming the check that
+//! failed (`verify.<area>.<what>`, see `docs/verification.md`). `-o json` prints the result
+//! as one JSON object on stdout.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +36,7 @@ enum VerifyCommand {
 }
 
 #[derive(clap::Args)]
+#[command(after_help = crate::ui::EXIT_CODES_HELP)]
 struct BundleArgs {
     /// The Sigstore bundle (JSON).
     #[arg(long)]
@@ -56,6 +59,9 @@ struct BundleArgs {
     /// Verify as of this time (RFC 3339) instead of the system clock.
     #[arg(long)]
     now: Option<String>,
+    /// Output: `text`, or `json` (one object on stdout, also on failure).
+    #[arg(short = 'o', long = "output", default_value = "text", value_parser = crate::ui::TEXT_OR_JSON)]
+    output: String,
     /// The artifact: a file path, or `sha256:<hex>`.
     artifact: String,
 }
@@ -66,16 +72,39 @@ pub fn run(args: VerifyArgs) -> ExitCode {
         VerifyCommand::Model(m) => crate::verify_model::run(&m),
         VerifyCommand::Image(i) => crate::verify_image::run(&i),
         VerifyCommand::Bundle(b) => match verify_bundle(&b) {
-            Ok(line) => {
-                println!("{line}");
+            Ok((line, json)) => {
+                if b.output == "json" {
+                    println!("{json}");
+                } else {
+                    println!("{line}");
+                }
                 ExitCode::SUCCESS
             }
             Err(line) => {
+                // Input problems are usage errors (2); a bundle that does not verify is 1.
+                let exit = if line.starts_with("FAILED input") {
+                    crate::ui::Exit::Usage
+                } else {
+                    crate::ui::Exit::Failed
+                };
+                if b.output == "json" {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "verified": false,
+                            "error": {"message": line, "exitCode": exit.code()},
+                        })
+                    );
+                }
                 eprintln!("{line}");
-                ExitCode::FAILURE
+                exit.into()
             }
         },
     }
+}
+
+fn input(e: provenance_core::Error) -> String {
+    format!("FAILED input: {e} [{}]", e.code())
 }
 
 fn read(path: &PathBuf, what: &str) -> Result<Vec<u8>, String> {
@@ -91,10 +120,10 @@ fn fail(e: provenance_core::Error) -> String {
     }
 }
 
-fn verify_bundle(args: &BundleArgs) -> Result<String, String> {
+fn verify_bundle(args: &BundleArgs) -> Result<(String, serde_json::Value), String> {
     let root = match &args.trusted_root {
-        Some(p) => TrustRoot::from_trusted_root_json(&read(p, "trusted root")?).map_err(fail)?,
-        None => TrustRoot::from_trusted_root_json(PUBLIC_GOOD_TRUSTED_ROOT).map_err(fail)?,
+        Some(p) => TrustRoot::from_trusted_root_json(&read(p, "trusted root")?).map_err(input)?,
+        None => TrustRoot::from_trusted_root_json(PUBLIC_GOOD_TRUSTED_ROOT).map_err(input)?,
     };
     let expectation = match (
         &args.key,
@@ -105,7 +134,7 @@ fn verify_bundle(args: &BundleArgs) -> Result<String, String> {
             let pem = String::from_utf8(read(k, "key")?)
                 .map_err(|_| "FAILED input: the key is not PEM text".to_owned())?;
             Expectation::Key {
-                key: PublicKey::from_pem(&pem).map_err(fail)?,
+                key: PublicKey::from_pem(&pem).map_err(input)?,
                 allow_no_transparency: args.allow_no_transparency,
             }
         }
@@ -130,11 +159,11 @@ fn verify_bundle(args: &BundleArgs) -> Result<String, String> {
         ),
     };
     let bundle = read(&args.bundle, "bundle")?;
-    let verifier = Verifier::new(&root).map_err(fail)?;
+    let verifier = Verifier::new(&root).map_err(input)?;
     let digest;
     let bytes;
     let artifact = if args.artifact.starts_with("sha256:") {
-        digest = Digest::parse(&args.artifact).map_err(fail)?;
+        digest = Digest::parse(&args.artifact).map_err(input)?;
         Artifact::Digest(&digest)
     } else {
         bytes = read(&PathBuf::from(&args.artifact), "artifact")?;
@@ -148,6 +177,8 @@ fn verify_bundle(args: &BundleArgs) -> Result<String, String> {
             now,
         )
         .map_err(fail)?;
+    let mut json = crate::verify_image::verified_json(&v);
+    json["verified"] = serde_json::json!(true);
     let signer = match &v.signer {
         Signer::Key { key_id, kind } => format!("{kind} key {key_id}"),
         Signer::Certificate(c) => format!(
@@ -167,5 +198,5 @@ fn verify_bundle(args: &BundleArgs) -> Result<String, String> {
     if !v.transparency_verified {
         line.push_str(", NO transparency-log evidence");
     }
-    Ok(line)
+    Ok((line, json))
 }

@@ -5,7 +5,8 @@
 //! the underscore spellings model_signing uses are accepted too), plus `--cache`, `--paranoid`
 //! and `--threads`.
 //!
-//! Exit status 0 only when verified; otherwise 1 and one line on stderr:
+//! Exit status 0 only when verified; 1 when the signature or the files do not verify, 2 for
+//! configuration and unreadable inputs (`model.config`, `model.io`); one line on stderr:
 //! `FAILED <code>: <reason>` (codes `model.*`, see `docs/model-verification.md`).
 
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use provenance_oci::model::{ModelError, ModelTrust, VerifyOptions, system_now, v
 
 /// Arguments of `provenance verify model`.
 #[derive(clap::Args)]
+#[command(after_help = crate::ui::EXIT_CODES_HELP)]
 pub struct ModelArgs {
     /// The model folder.
     model_path: PathBuf,
@@ -63,16 +65,29 @@ pub struct ModelArgs {
     /// Hashing threads (default: all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
-    /// Print the result as JSON on stdout.
-    #[arg(long)]
+    /// Output: `text`, or `json` (one object on stdout, also on failure).
+    #[arg(short = 'o', long = "output", default_value = "text", value_parser = crate::ui::TEXT_OR_JSON)]
+    output: String,
+    /// Same as `-o json` (kept for scripts written before `-o`).
+    #[arg(long, hide = true)]
     json: bool,
+}
+
+/// The exit code for a failure code: configuration and unreadable inputs are usage errors
+/// (2), everything else is a failed verification (1).
+fn exit_for(code: &str) -> crate::ui::Exit {
+    match code {
+        "model.config" | "model.io" => crate::ui::Exit::Usage,
+        _ => crate::ui::Exit::Failed,
+    }
 }
 
 /// Runs `provenance verify model`.
 pub fn run(args: &ModelArgs) -> ExitCode {
+    let json = args.json || args.output == "json";
     match verify(args) {
         Ok(report) => {
-            if args.json {
+            if json {
                 println!("{report}");
             } else {
                 println!("Verification succeeded");
@@ -80,14 +95,20 @@ pub fn run(args: &ModelArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err((code, msg)) => {
-            if args.json {
+            let exit = exit_for(&code);
+            if json {
                 println!(
                     "{}",
-                    serde_json::json!({ "verified": false, "code": code, "error": msg })
+                    serde_json::json!({
+                        "verified": false,
+                        "code": code,
+                        "error": msg,
+                        "exitCode": exit.code(),
+                    })
                 );
             }
             eprintln!("FAILED {code}: {msg}");
-            ExitCode::FAILURE
+            exit.into()
         }
     }
 }

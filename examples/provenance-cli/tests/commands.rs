@@ -1,0 +1,324 @@
+//! Exit codes and `-o json` of `reference`, `test`, `apply`, `verify bundle` and `verify
+//! model`, with the committed fixtures (Sigstore bundles from `provenance-core/tests/fixtures`,
+//! model-signing signatures from `provenance-oci/tests/fixtures`): 0 verified / passed, 1
+//! failed, 2 usage or input error.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::str::contains;
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn provenance() -> Command {
+    let mut c = Command::cargo_bin("provenance").unwrap();
+    c.env("NO_COLOR", "1");
+    c
+}
+
+fn json_of(out: &[u8]) -> Value {
+    serde_json::from_slice(out)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(out)))
+}
+
+// ----------------------------------------------------------------------------- reference
+
+#[test]
+fn reference_prints_parts_and_rejects_bad_input_with_2() {
+    let out = provenance()
+        .args(["reference", "nginx:1.27"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let v = json_of(&out);
+    assert_eq!(v["reference"], "docker.io/library/nginx:1.27");
+    provenance()
+        .args(["reference", "-o", "text", "nginx"])
+        .assert()
+        .code(0)
+        .stdout("nginx -> docker.io/library/nginx\n");
+    provenance()
+        .args(["reference", "library/UPPER"])
+        .assert()
+        .code(2)
+        .stderr(contains("library/UPPER"));
+}
+
+// ---------------------------------------------------------------------------------- test
+
+const POLICY: &str = r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: require-app-label}
+spec:
+  validationFailureAction: Enforce
+  rules:
+  - name: check-app
+    match: {any: [{resources: {kinds: [Pod]}}]}
+    validate:
+      message: "label app is required"
+      pattern: {metadata: {labels: {app: "?*"}}}
+"#;
+
+const RESOURCES: &str = r#"apiVersion: v1
+kind: Pod
+metadata: {name: good, labels: {app: web}}
+spec: {containers: [{name: c, image: nginx}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: bad}
+spec: {containers: [{name: c, image: nginx}]}
+"#;
+
+fn suite(bad_expected: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policy.yaml"), POLICY).unwrap();
+    std::fs::write(dir.path().join("resources.yaml"), RESOURCES).unwrap();
+    std::fs::write(
+        dir.path().join("kyverno-test.yaml"),
+        format!(
+            "apiVersion: cli.kyverno.io/v1alpha1\nkind: Test\nmetadata: {{name: labels}}\npolicies: [policy.yaml]\nresources: [resources.yaml]\nresults:\n- {{policy: require-app-label, rule: check-app, resources: [good], kind: Pod, result: pass}}\n- {{policy: require-app-label, rule: check-app, resources: [bad], kind: Pod, result: {bad_expected}}}\n"
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn test_passes_fails_and_prints_json_lines() {
+    let ok = suite("fail");
+    provenance()
+        .arg("test")
+        .arg(ok.path())
+        .assert()
+        .code(0)
+        .stdout(contains("2 passed, 0 failed, 0 skipped"));
+    let out = provenance()
+        .arg("test")
+        .arg(ok.path())
+        .args(["-o", "json"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let rows: Vec<Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| json_of(l.as_bytes()))
+        .collect();
+    assert_eq!(rows.len(), 2);
+    // A wrong expectation is a failed test: exit 1.
+    let wrong = suite("pass");
+    provenance()
+        .arg("test")
+        .arg(wrong.path())
+        .assert()
+        .code(1)
+        .stdout(contains("1 passed, 1 failed"));
+    // Nothing to run, or a bad --now: usage errors.
+    let empty = tempfile::tempdir().unwrap();
+    provenance()
+        .arg("test")
+        .arg(empty.path())
+        .assert()
+        .code(2)
+        .stderr(contains("no kyverno-test.yaml found"));
+    provenance()
+        .arg("test")
+        .arg(ok.path())
+        .args(["--now", "soon"])
+        .assert()
+        .code(2);
+    // `--format` still works (older scripts).
+    provenance()
+        .arg("test")
+        .arg(ok.path())
+        .args(["--format", "json"])
+        .assert()
+        .code(0);
+}
+
+// --------------------------------------------------------------------------------- apply
+
+#[test]
+fn apply_exit_codes_and_json() {
+    let s = suite("fail");
+    let run = |resources: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("r.yaml"), resources).unwrap();
+        let out = provenance()
+            .arg("apply")
+            .arg("--policy")
+            .arg(s.path().join("policy.yaml"))
+            .arg("--resource")
+            .arg(dir.path().join("r.yaml"))
+            .args(["-o", "json"])
+            .output()
+            .unwrap();
+        (out.status.code(), json_of(&out.stdout))
+    };
+    let (code, reports) = run(RESOURCES);
+    assert_eq!(code, Some(1), "the Pod without a label is blocked");
+    let results = reports[0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    let (code, _) = run(RESOURCES.split("---").next().unwrap());
+    assert_eq!(code, Some(0));
+    // Missing files: usage error, and JSON says so on stdout.
+    let out = provenance()
+        .args([
+            "apply",
+            "--policy",
+            "/nonexistent",
+            "--resource",
+            "/nonexistent",
+            "-o",
+            "json",
+        ])
+        .assert()
+        .code(2)
+        .stderr(contains("/nonexistent"))
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(json_of(&out)["error"]["exitCode"], 2);
+}
+
+// ------------------------------------------------------------------------- verify bundle
+
+fn bundle_case(name: &str) -> PathBuf {
+    repo()
+        .join("provenance-core/tests/fixtures/sigstore")
+        .join(name)
+}
+
+#[test]
+fn verify_bundle_exit_codes_and_json() {
+    let c = bundle_case("keyless-msg-v0.3");
+    let keyless = |identity: &str, extra: &[&str]| {
+        let mut cmd = provenance();
+        cmd.args(["verify", "bundle", "--bundle"])
+            .arg(c.join("bundle.sigstore.json"))
+            .arg("--trusted-root")
+            .arg(c.join("trusted_root.json"))
+            .args(["--certificate-identity", identity])
+            .args([
+                "--certificate-oidc-issuer",
+                "https://token.actions.githubusercontent.com",
+            ])
+            .args(["--now", "2026-11-27T07:35:30Z"])
+            .args(extra)
+            .arg(c.join("artifact"));
+        cmd
+    };
+    let id = "https://github.com/acme/model/.github/workflows/release.yml@refs/heads/main";
+    keyless(id, &[])
+        .assert()
+        .code(0)
+        .stdout(contains("OK: verified"));
+    let out = keyless(id, &["-o", "json"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let v = json_of(&out);
+    assert_eq!(v["verified"], true);
+    assert_eq!(v["signer"]["identity"], id);
+    // Another identity: a failed verification, 1.
+    keyless("https://github.com/evil/x", &["-o", "json"])
+        .assert()
+        .code(1)
+        .stdout(contains("\"verified\":false"))
+        .stderr(contains("verify.identity"));
+    // An unreadable bundle: input error, 2.
+    provenance()
+        .args(["verify", "bundle", "--bundle", "/nonexistent.json"])
+        .args(["--key", "/nonexistent.pub", "sha256:00"])
+        .assert()
+        .code(2)
+        .stderr(contains("FAILED input"));
+}
+
+// -------------------------------------------------------------------------- verify model
+
+#[test]
+fn verify_model_exit_codes_and_json() {
+    let f = repo().join("provenance-oci/tests/fixtures/model-signing");
+    let verify = |model: &Path, key: &Path, extra: &[&str]| {
+        let mut cmd = provenance();
+        cmd.args(["verify", "model"])
+            .arg(model)
+            .arg("--signature")
+            .arg(f.join("signatures/key.sig"))
+            .arg("--public-key")
+            .arg(key)
+            .args(extra);
+        cmd
+    };
+    let key = f.join("keys/ec-p256.pub");
+    let out = verify(&f.join("model"), &key, &["-o", "json"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(json_of(&out)["verified"], true);
+    // Another key: 1.
+    verify(&f.join("model"), &f.join("keys/other.pub"), &[])
+        .assert()
+        .code(1);
+    // A changed file: 1, naming the file.
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("model");
+    copy_dir(&f.join("model"), &copy);
+    std::fs::write(copy.join("config.json"), b"{}").unwrap();
+    let out = verify(&copy, &key, &["-o", "json"])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let v = json_of(&out);
+    assert_eq!(v["verified"], false);
+    assert_eq!(v["code"], "model.file_changed", "{v}");
+    // No trust given, or a key file that does not exist: 2.
+    provenance()
+        .args(["verify", "model"])
+        .arg(f.join("model"))
+        .assert()
+        .code(2);
+    verify(&f.join("model"), Path::new("/nonexistent.pub"), &[])
+        .assert()
+        .code(2)
+        .stderr(contains("model.config"));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+#[test]
+fn top_level_help_lists_the_exit_codes() {
+    provenance()
+        .arg("--help")
+        .assert()
+        .code(0)
+        .stdout(contains("Exit codes:"))
+        .stdout(contains("2  usage or input error"));
+}
