@@ -121,6 +121,60 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A TUF trust-root refresh was refused by one of the TUF client's checks (feature `tuf`;
+    /// the previous trust root stays in use). Network trouble during a refresh is reported
+    /// as [`Error::Network`], [`Error::Timeout`] or [`Error::Registry`] instead.
+    #[error("trust-root update from {url} refused ({}): {message}", failure.as_str())]
+    TrustRootUpdate {
+        /// The TUF repository's metadata URL.
+        url: String,
+        /// Which check failed.
+        failure: TufFailure,
+        /// The role, versions, expiry or hash involved.
+        message: String,
+    },
+}
+
+/// Which TUF check refused a trust-root update ([`Error::TrustRootUpdate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TufFailure {
+    /// Metadata (root, timestamp, snapshot or targets) expired at the given `now`.
+    Expired,
+    /// A role's version is lower than the version already trusted (from the cache folder):
+    /// a rollback attempt, or a repository that went back in time.
+    Rollback,
+    /// Fewer valid signatures than the role's threshold (a root rotation not signed by
+    /// enough of the previous root's keys, or a role signed by too few of its keys).
+    ThresholdNotMet,
+    /// A file's length or hash differs from what its parent metadata pins (a tampered
+    /// target or metadata file).
+    HashMismatch,
+    /// The targets metadata does not list the requested target.
+    TargetNotFound,
+    /// Metadata that cannot be used: not JSON, wrong type, unknown key scheme, a root version
+    /// that skips, duplicate signatures, an invalid initial root.
+    InvalidMetadata,
+    /// The verified target is not a valid `trusted_root.json`.
+    InvalidTarget,
+    /// The repository could not be read (a file missing that must exist).
+    Unavailable,
+}
+
+impl TufFailure {
+    /// The stable code of this failure, e.g. `oci.tuf.rollback`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TufFailure::Expired => "oci.tuf.expired",
+            TufFailure::Rollback => "oci.tuf.rollback",
+            TufFailure::ThresholdNotMet => "oci.tuf.threshold_not_met",
+            TufFailure::HashMismatch => "oci.tuf.hash_mismatch",
+            TufFailure::TargetNotFound => "oci.tuf.target_not_found",
+            TufFailure::InvalidMetadata => "oci.tuf.invalid_metadata",
+            TufFailure::InvalidTarget => "oci.tuf.invalid_target",
+            TufFailure::Unavailable => "oci.tuf.unavailable",
+        }
+    }
 }
 
 impl Error {
@@ -140,6 +194,7 @@ impl Error {
             Error::InvalidReference { .. } => "oci.invalid_reference",
             Error::Io { .. } => "oci.io",
             Error::Config { .. } => "oci.config",
+            Error::TrustRootUpdate { failure, .. } => failure.as_str(),
         }
     }
 
@@ -156,6 +211,10 @@ impl Error {
                 | Error::InsecureNotAllowed { .. }
                 | Error::Io { .. }
                 | Error::Config { .. }
+                | Error::TrustRootUpdate {
+                    failure: TufFailure::Unavailable,
+                    ..
+                }
         )
     }
 

@@ -45,11 +45,13 @@ pub mod registry;
 #[cfg(feature = "rekor")]
 pub mod rekor;
 pub mod source;
+#[cfg(feature = "tuf")]
+pub mod tuf;
 pub mod types;
 
 pub use auth::{Credentials, DockerConfig};
 pub use cache::{CacheConfig, CacheKey, CacheStats, VerificationCache};
-pub use error::Error;
+pub use error::{Error, TufFailure};
 pub use export::{ExportOptions, ExportReport, export};
 pub use layout::{LayoutSource, LayoutWriter};
 pub use oci_spec::image::Platform;
