@@ -27,6 +27,11 @@ pub enum Credentials {
     },
     /// A registry bearer token sent as is (`registrytoken` in Docker's config).
     Bearer(String),
+    /// An OAuth2 refresh token (`identitytoken` in Docker's config, or a credential helper's
+    /// answer with username `<token>`): exchanged at the Bearer challenge's realm with the
+    /// distribution token specification's OAuth2 flow (`POST`, `grant_type=refresh_token`)
+    /// for an access token. Never sent to the registry itself.
+    IdentityToken(String),
 }
 
 impl fmt::Debug for Credentials {
@@ -39,6 +44,7 @@ impl fmt::Debug for Credentials {
                 .field("password", &"<redacted>")
                 .finish(),
             Credentials::Bearer(_) => f.write_str("Bearer(<redacted>)"),
+            Credentials::IdentityToken(_) => f.write_str("IdentityToken(<redacted>)"),
         }
     }
 }
@@ -259,10 +265,14 @@ impl DockerConfig {
         }
         let parsed: HelperOutput = serde_json::from_slice(&out.stdout)
             .map_err(|e| auth_err(format!("{program} printed invalid JSON: {e}")))?;
+        // Docker's convention: username `<token>` means the secret is an identity token.
         if parsed.username == "<token>" {
-            return Err(auth_err(format!(
-                "{program} returned an identity token (OAuth2 refresh token), which is not supported"
-            )));
+            if parsed.secret.is_empty() {
+                return Err(auth_err(format!(
+                    "{program} returned an empty identity token"
+                )));
+            }
+            return Ok(Credentials::IdentityToken(parsed.secret));
         }
         Ok(Credentials::Basic {
             username: parsed.username,
@@ -275,13 +285,8 @@ fn entry_credentials(entry: &AuthEntry, registry: &str) -> Result<Option<Credent
     if let Some(t) = entry.registrytoken.as_ref().filter(|t| !t.is_empty()) {
         return Ok(Some(Credentials::Bearer(t.clone())));
     }
-    if entry.identitytoken.as_ref().is_some_and(|t| !t.is_empty()) {
-        return Err(Error::Auth {
-            registry: registry.to_owned(),
-            message:
-                "config.json holds an identity token (OAuth2 refresh token), which is not supported"
-                    .into(),
-        });
+    if let Some(t) = entry.identitytoken.as_ref().filter(|t| !t.is_empty()) {
+        return Ok(Some(Credentials::IdentityToken(t.clone())));
     }
     if let Some(a) = entry.auth.as_ref().filter(|a| !a.is_empty()) {
         let decoded = STANDARD.decode(a.trim()).map_err(|e| Error::Config {

@@ -8,8 +8,9 @@
 //!
 //! Authentication: a request is first sent with cached authorization (none at first); on
 //! `401` the `WWW-Authenticate` challenge decides: `Basic` sends the configured credentials,
-//! `Bearer` runs the token flow through `oci-client` (anonymous or with credentials) and the
-//! token is cached per registry and repository.
+//! `Bearer` runs the token flow through `oci-client` (anonymous or with credentials), or the
+//! OAuth2 refresh-token grant for an identity token, and the token is cached per registry and
+//! repository.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -433,10 +434,19 @@ impl RegistryClient {
                     STANDARD.encode(format!("{username}:{password}"))
                 )
             }
+            ("basic", Credentials::IdentityToken(_)) => {
+                return Err(auth_err(
+                    "registry asks for Basic credentials; an identity token (OAuth2 refresh token) is only exchanged at a Bearer realm".into(),
+                ));
+            }
             ("basic", _) => {
                 return Err(auth_err(
                     "registry asks for Basic credentials and none are configured".into(),
                 ));
+            }
+            ("bearer", Credentials::IdentityToken(refresh)) => {
+                let token = self.oauth2_refresh(ctx, host, challenge, refresh).await?;
+                format!("Bearer {token}")
             }
             ("bearer", c) => {
                 let auth = match c {
@@ -474,6 +484,89 @@ impl RegistryClient {
             .await
             .insert((host.to_owned(), ctx.repo.to_owned()), value.clone());
         Ok(value)
+    }
+
+    /// The distribution token specification's OAuth2 flow: `POST` to the challenge's realm
+    /// with `grant_type=refresh_token`, the refresh token, `service`, `scope` and `client_id`
+    /// as a form; the answer's `access_token` is the bearer token.
+    async fn oauth2_refresh(
+        &self,
+        ctx: &Ctx<'_>,
+        host: &str,
+        challenge: &str,
+        refresh: &str,
+    ) -> Result<String, Error> {
+        let auth_err = |message: String| Error::Auth {
+            registry: host.to_owned(),
+            message,
+        };
+        let params = parse_challenge(challenge);
+        let realm = params
+            .get("realm")
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| auth_err("Bearer challenge without a realm".into()))?;
+        check_realm(host, realm, ctx.settings.insecure_http)?;
+        let scope = params
+            .get("scope")
+            .filter(|s| !s.is_empty())
+            .cloned()
+            .unwrap_or_else(|| format!("repository:{}:pull", ctx.repo));
+        let mut form = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh),
+            ("client_id", OAUTH2_CLIENT_ID),
+            ("scope", scope.as_str()),
+        ];
+        if let Some(service) = params.get("service") {
+            form.push(("service", service.as_str()));
+        }
+        let body = form
+            .iter()
+            .map(|(k, v)| format!("{k}={}", percent_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let resp = self
+            .http
+            .post(realm.as_str())
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(ACCEPT, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| network_error(host, &e, self.config.timeouts.request))?;
+        let status = resp.status();
+        let bytes = read_body(
+            resp,
+            host,
+            self.config.timeouts.request,
+            MAX_TOKEN_RESPONSE,
+            None,
+            "OAuth2 token response",
+            realm,
+        )
+        .await?;
+        if !status.is_success() {
+            return Err(auth_err(format!(
+                "token endpoint {realm} answered {status} to the refresh-token grant: {}",
+                String::from_utf8_lossy(&bytes)
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
+            )));
+        }
+        #[derive(serde::Deserialize)]
+        struct TokenResponse {
+            access_token: Option<String>,
+            token: Option<String>,
+        }
+        let parsed: TokenResponse = serde_json::from_slice(&bytes)
+            .map_err(|e| auth_err(format!("token endpoint {realm}: invalid JSON: {e}")))?;
+        parsed
+            .access_token
+            .or(parsed.token)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| auth_err(format!("token endpoint {realm} returned no access_token")))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -858,6 +951,87 @@ fn keep_error(slot: &mut Option<Error>, e: Error) {
     }
 }
 
+/// The refresh token is a long-lived secret: it goes to an HTTPS realm, or to a plain-HTTP one
+/// only for a registry explicitly allowed plain HTTP.
+fn check_realm(host: &str, realm: &str, insecure_http: bool) -> Result<(), Error> {
+    if realm.starts_with("https://") {
+        return Ok(());
+    }
+    if let Some(rest) = realm.strip_prefix("http://") {
+        if insecure_http {
+            return Ok(());
+        }
+        return Err(Error::InsecureNotAllowed {
+            registry: rest.split('/').next().unwrap_or(rest).to_owned(),
+        });
+    }
+    Err(Error::Auth {
+        registry: host.to_owned(),
+        message: format!("token realm {realm:?} is not an HTTP(S) URL"),
+    })
+}
+
+/// `client_id` sent with OAuth2 token requests.
+const OAUTH2_CLIENT_ID: &str = "provenance";
+
+/// Largest token-endpoint answer read.
+const MAX_TOKEN_RESPONSE: u64 = 1 << 20;
+
+/// Parameters of a `WWW-Authenticate` challenge (`Bearer realm="...",service="...",...`),
+/// names lower-cased; quoted values may contain commas and `\"` escapes.
+fn parse_challenge(challenge: &str) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let rest = challenge
+        .trim_start()
+        .split_once(char::is_whitespace)
+        .map_or("", |(_, r)| r);
+    let mut chars = rest.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
+            chars.next();
+        }
+        let mut name = String::new();
+        while let Some(&c) = chars.peek() {
+            if c == '=' || c == ',' {
+                break;
+            }
+            name.push(c);
+            chars.next();
+        }
+        if name.is_empty() {
+            break;
+        }
+        if chars.next() != Some('=') {
+            continue;
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some(n) = chars.next() {
+                            value.push(n);
+                        }
+                    }
+                    '"' => break,
+                    other => value.push(other),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == ',' {
+                    break;
+                }
+                value.push(c);
+                chars.next();
+            }
+        }
+        out.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
+    }
+    out
+}
+
 fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
@@ -1044,5 +1218,37 @@ impl EvidenceSource for RegistryClient {
 
     fn limits(&self) -> Limits {
         self.config.limits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn challenge_parameters() {
+        let p = parse_challenge(
+            r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push",error="invalid_token""#,
+        );
+        assert_eq!(p["realm"], "https://auth.example/token");
+        assert_eq!(p["service"], "registry.example");
+        assert_eq!(p["scope"], "repository:a/b:pull,push");
+        assert_eq!(p["error"], "invalid_token");
+        let p = parse_challenge(r#"Bearer Realm=https://a/t, service="s \"q\"""#);
+        assert_eq!(p["realm"], "https://a/t");
+        assert_eq!(p["service"], r#"s "q""#);
+        assert!(parse_challenge("Bearer").is_empty());
+        assert!(parse_challenge("").is_empty());
+    }
+
+    #[test]
+    fn refresh_tokens_go_to_https_realms_only_unless_plain_http_is_allowed() {
+        assert!(check_realm("r", "https://auth.example/token", false).is_ok());
+        let e = check_realm("r", "http://auth.example/token", false).unwrap_err();
+        assert_eq!(e.code(), "oci.insecure_not_allowed");
+        assert!(check_realm("r", "http://127.0.0.1:1/token", true).is_ok());
+        let e = check_realm("r", "ftp://auth.example/token", true).unwrap_err();
+        assert_eq!(e.code(), "oci.auth");
     }
 }

@@ -334,3 +334,174 @@ async fn bearer_token_flow_anonymous_and_with_credentials() {
     c.resolve(&img).await.unwrap();
     assert_eq!(token_requests.load(Ordering::SeqCst), 1);
 }
+
+/// A registry whose token endpoint only speaks the OAuth2 refresh-token grant: `POST` with a
+/// form holding `grant_type=refresh_token`, the refresh token `rt-secret`, `service`, `scope`
+/// and `client_id`. It counts the grants it accepted.
+fn oauth2_registry() -> (FaultServer, Arc<AtomicUsize>) {
+    let grants = Arc::new(AtomicUsize::new(0));
+    let g = grants.clone();
+    let addr_cell: Arc<std::sync::OnceLock<String>> = Arc::new(std::sync::OnceLock::new());
+    let a2 = addr_cell.clone();
+    let s = FaultServer::start(move |req| {
+        let addr = a2.get().cloned().unwrap_or_default();
+        let lower = req.to_ascii_lowercase();
+        if req.starts_with("GET /oauth/token") {
+            // The password grant (oci-client's GET flow) must not be used with an identity token.
+            return Some(http_response("400 Bad Request", &[], b"GET not accepted"));
+        }
+        if req.starts_with("POST /oauth/token") {
+            let body = req.split("\r\n\r\n").nth(1).unwrap_or("");
+            let mut form: Vec<(&str, &str)> = body
+                .split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .collect();
+            form.sort();
+            let ok_type = lower.contains("content-type: application/x-www-form-urlencoded");
+            let want = vec![
+                ("client_id", "provenance"),
+                ("grant_type", "refresh_token"),
+                ("refresh_token", "rt-secret"),
+                ("scope", "repository%3Ar%2Fapp%3Apull"),
+                ("service", "test-registry"),
+            ];
+            if !ok_type || form != want {
+                return Some(http_response(
+                    "401 Unauthorized",
+                    &[("Content-Type", "application/json".into())],
+                    br#"{"error":"invalid_grant"}"#,
+                ));
+            }
+            g.fetch_add(1, Ordering::SeqCst);
+            return Some(http_response(
+                "200 OK",
+                &[("Content-Type", "application/json".into())],
+                br#"{"access_token":"at-456","scope":"repository:r/app:pull","expires_in":300,"issued_at":"2026-01-01T00:00:00Z"}"#,
+            ));
+        }
+        if lower.contains("authorization: bearer at-456") {
+            return Some(manifest_ok());
+        }
+        if lower.contains("authorization:") {
+            return Some(http_response("403 Forbidden", &[], b"wrong credentials"));
+        }
+        Some(http_response(
+            "401 Unauthorized",
+            &[(
+                "WWW-Authenticate",
+                format!(
+                    "Bearer realm=\"http://{addr}/oauth/token\",service=\"test-registry\",scope=\"repository:r/app:pull\""
+                ),
+            )],
+            b"",
+        ))
+    });
+    addr_cell.set(s.addr.clone()).unwrap();
+    (s, grants)
+}
+
+fn with_docker_config(s: &FaultServer, cfg: provenance_oci::DockerConfig) -> RegistryClient {
+    RegistryClient::new(
+        RegistryConfig {
+            docker_config: Some(cfg),
+            ..RegistryConfig::default()
+        }
+        .allow_http(s.addr.clone()),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn identity_token_from_config_uses_the_oauth2_refresh_grant() {
+    let (s, grants) = oauth2_registry();
+    let cfg = provenance_oci::DockerConfig::from_json(
+        format!(
+            r#"{{"auths":{{"{}":{{"identitytoken":"rt-secret"}}}}}}"#,
+            s.addr
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let c = with_docker_config(&s, cfg);
+    let img = s.reference("r/app:v1");
+    assert_eq!(c.resolve(&img).await.unwrap(), Digest::sha256_of(MANIFEST));
+    assert_eq!(grants.load(Ordering::SeqCst), 1);
+    // The access token is cached per registry and repository.
+    c.resolve(&img).await.unwrap();
+    assert_eq!(grants.load(Ordering::SeqCst), 1);
+
+    // A refresh token the endpoint refuses is an authentication error, not content.
+    let cfg = provenance_oci::DockerConfig::from_json(
+        format!(
+            r#"{{"auths":{{"{}":{{"identitytoken":"rt-revoked"}}}}}}"#,
+            s.addr
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let e = with_docker_config(&s, cfg).resolve(&img).await.unwrap_err();
+    assert_eq!(e.code(), "oci.auth", "{e}");
+    assert!(e.to_string().contains("invalid_grant"), "{e}");
+}
+
+#[tokio::test]
+async fn helper_token_username_uses_the_oauth2_refresh_grant() {
+    let (s, grants) = oauth2_registry();
+    let dir = tempfile::tempdir().unwrap();
+    let helper = dir.path().join("docker-credential-oauthtest");
+    std::fs::write(
+        &helper,
+        "#!/bin/sh\nread server\nprintf '{\"ServerURL\":\"%s\",\"Username\":\"<token>\",\"Secret\":\"rt-secret\"}' \"$server\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cfg = provenance_oci::DockerConfig::from_json(
+        format!(r#"{{"credHelpers":{{"{}":"oauthtest"}}}}"#, s.addr).as_bytes(),
+    )
+    .unwrap()
+    .with_helper_dir(dir.path());
+    assert_eq!(
+        cfg.credentials_for(&s.addr).await.unwrap(),
+        Credentials::IdentityToken("rt-secret".into())
+    );
+    let c = with_docker_config(&s, cfg);
+    assert_eq!(
+        c.resolve(&s.reference("r/app:v1")).await.unwrap(),
+        Digest::sha256_of(MANIFEST)
+    );
+    assert_eq!(grants.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn identity_token_is_only_exchanged_at_a_bearer_realm() {
+    // Basic challenge with an identity token: refused, the token is never sent as a password.
+    let basic = FaultServer::start(|req| {
+        if req.to_ascii_lowercase().contains("authorization:") {
+            return Some(http_response(
+                "500 Internal Server Error",
+                &[],
+                b"credential sent",
+            ));
+        }
+        Some(http_response(
+            "401 Unauthorized",
+            &[("WWW-Authenticate", "Basic realm=\"r\"".into())],
+            b"",
+        ))
+    });
+    let cfg = provenance_oci::DockerConfig::from_json(
+        format!(
+            r#"{{"auths":{{"{}":{{"identitytoken":"rt-secret"}}}}}}"#,
+            basic.addr
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let e = with_docker_config(&basic, cfg)
+        .resolve(&basic.reference("r/app:v1"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "oci.auth", "{e}");
+    assert!(e.to_string().contains("Bearer realm"), "{e}");
+}

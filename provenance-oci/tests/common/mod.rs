@@ -316,7 +316,7 @@ impl Pusher {
 }
 
 /// A loopback HTTP responder for faults a real registry does not produce: `handler` gets the
-/// request head (request line and headers) and returns raw response bytes (or `None` to stall
+/// request head (request line and headers, then the body if one was announced) and returns raw response bytes (or `None` to stall
 /// without answering).
 pub struct FaultServer {
     pub addr: String,
@@ -344,6 +344,21 @@ impl FaultServer {
                     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
                         match s.read(&mut tmp) {
                             Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                        }
+                    }
+                    // A body announced by Content-Length is read too, and handed over after
+                    // the head (token endpoints check POSTed forms).
+                    let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0) + 4;
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+                    let want = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    while buf.len() < head_end + want.min(1 << 20) {
+                        match s.read(&mut tmp) {
+                            Ok(0) | Err(_) => break,
                             Ok(n) => buf.extend_from_slice(&tmp[..n]),
                         }
                     }
