@@ -172,6 +172,14 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// Signing a document failed (the signer's error, with its code).
+    #[error("signing failed: {message} ({code})")]
+    Signing {
+        /// The signer's error code (e.g. `core.sign.failed`).
+        code: &'static str,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 impl Error {
@@ -229,6 +237,7 @@ impl Error {
             Error::WrongPredicateType { .. } => "attest.wrong_predicate_type",
             Error::NoFrontMatter { .. } => "attest.hf_card.no_front_matter",
             Error::Unrecognized { .. } => "attest.unrecognized",
+            Error::Signing { .. } => "attest.signing",
         }
     }
 
@@ -245,7 +254,9 @@ impl Error {
             | Error::InvalidDigest { format, .. }
             | Error::Unsupported { format, .. }
             | Error::NoFrontMatter { format } => Some(*format),
-            Error::WrongPredicateType { .. } | Error::Unrecognized { .. } => None,
+            Error::WrongPredicateType { .. }
+            | Error::Unrecognized { .. }
+            | Error::Signing { .. } => None,
         }
     }
 

@@ -49,6 +49,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod build;
 pub mod croissant;
 pub mod cyclonedx;
 mod cyclonedx_xml;

@@ -89,6 +89,25 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A private key could not be parsed or uses an unsupported algorithm.
+    #[error("invalid private key: {reason}")]
+    InvalidPrivateKey {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An encrypted private key could not be decrypted (wrong password, corrupted file,
+    /// unsupported parameters).
+    #[error("cannot decrypt the private key: {reason}")]
+    KeyDecryption {
+        /// What went wrong.
+        reason: String,
+    },
+    /// Producing a signature or signed document failed.
+    #[error("signing failed: {reason}")]
+    Signing {
+        /// What went wrong.
+        reason: String,
+    },
     /// A signature, certificate, identity, transparency-log or timestamp check failed while
     /// verifying Sigstore or cosign material (see [`crate::verify`]). The code names the check.
     #[error("{check} failed: {detail}")]
@@ -111,6 +130,9 @@ impl Error {
             Error::InvalidReference { .. } => "core.reference.invalid",
             Error::InvalidTrustRoot { .. } => "core.trust_root.invalid",
             Error::InvalidPublicKey { .. } => "core.key.invalid",
+            Error::InvalidPrivateKey { .. } => "core.key.private_invalid",
+            Error::KeyDecryption { .. } => "core.key.decryption",
+            Error::Signing { .. } => "core.sign.failed",
             Error::Verification { check, .. } => check.code(),
         }
     }

@@ -23,6 +23,7 @@ pub mod error;
 pub mod keys;
 pub mod outcome;
 pub mod reference;
+pub mod sign;
 pub mod time;
 pub mod trust_root;
 pub mod verify;
