@@ -11,10 +11,11 @@
 //! request is denied unless every policy says `failurePolicy: Ignore` (fail closed).
 #![forbid(unsafe_code)]
 
+mod config;
+mod evidence;
 mod metrics;
 mod policies;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -33,82 +35,44 @@ use provenance_policy::admission::input_from_review;
 use provenance_policy::jmespath::Env;
 use serde_json::{Value, json};
 
+use config::{Args, Settings};
+use evidence::{Evidence, Source};
 use metrics::Metrics;
 use policies::Loaded;
 
-/// Largest AdmissionReview accepted (the API server's request limit is 3 MiB).
-const MAX_BODY: usize = 3 << 20;
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "provenance-webhook",
-    version,
-    about = "Kubernetes admission webhook for provenance policies"
-)]
-struct Args {
-    /// Address to listen on.
-    #[arg(long, default_value = "0.0.0.0:8443")]
-    listen: SocketAddr,
-    /// Policy files or folders (YAML/JSON; folders are searched recursively). Repeatable.
-    #[arg(long = "policies", required = true)]
-    policies: Vec<PathBuf>,
-    /// TLS certificate chain (PEM). Reloaded when it changes (certificate rotation).
-    #[arg(long, required_unless_present = "dangerous_plain_http")]
-    cert: Option<PathBuf>,
-    /// TLS private key (PEM).
-    #[arg(long, required_unless_present = "dangerous_plain_http")]
-    key: Option<PathBuf>,
-    /// DANGEROUS: serve plain HTTP (local experiments only; Kubernetes requires HTTPS).
-    #[arg(long)]
-    dangerous_plain_http: bool,
-    /// YAML map of namespace -> labels, for `namespaceSelector` (the webhook has no API access).
-    #[arg(long)]
-    namespace_labels: Option<PathBuf>,
-    /// Per-request deadline in milliseconds; keep it below the webhook's `timeoutSeconds`.
-    #[arg(long, default_value_t = 8000)]
-    deadline_ms: u64,
-    /// How often to check policy files (and the certificate) for changes, in seconds.
-    #[arg(long, default_value_t = 2)]
-    reload_seconds: u64,
-    /// `verifyImages` evidence from an OCI image layout folder (air-gapped sites).
-    #[arg(long, conflicts_with = "online")]
-    registry_layout: Option<PathBuf>,
-    /// `verifyImages` evidence from the images' registries.
-    #[arg(long)]
-    online: bool,
-    /// Registries that may be reached over plain HTTP (e.g. a loopback mirror). Repeatable.
-    #[arg(long)]
-    allow_http: Vec<String>,
-    /// Sigstore `trusted_root.json` for signature verification (default: the embedded
-    /// public-good root).
-    #[arg(long)]
-    trust_root: Option<PathBuf>,
-}
-
 /// Where `verifyImages` evidence comes from, and the verifier that checks it.
 struct Images {
-    source: Source,
+    evidence: Arc<Evidence>,
     verifier: Arc<provenance_core::verify::Verifier>,
 }
 
-enum Source {
-    Layout(Arc<provenance_oci::LayoutSource>),
-    Registry(Arc<provenance_oci::RegistryClient>),
-}
-
-fn images_from(args: &Args) -> Result<Option<Images>, String> {
-    let source = if let Some(dir) = &args.registry_layout {
+fn images_from(s: &Settings) -> Result<Option<Images>, String> {
+    let source = if let Some(dir) = &s.registry_layout {
         Source::Layout(Arc::new(provenance_oci::LayoutSource::open(dir).map_err(
             |e| format!("--registry-layout {}: {e} [{}]", dir.display(), e.code()),
         )?))
-    } else if args.online {
-        let mut config = provenance_oci::RegistryConfig {
-            docker_config: provenance_oci::DockerConfig::from_environment()
+    } else if s.online {
+        let docker_config = match &s.docker_config {
+            Some(p) => Some(
+                provenance_oci::DockerConfig::from_file(p)
+                    .map_err(|e| format!("--docker-config {}: {e} [{}]", p.display(), e.code()))?,
+            ),
+            None => provenance_oci::DockerConfig::from_environment()
                 .map_err(|e| format!("Docker config: {e} [{}]", e.code()))?,
+        };
+        let mut config = provenance_oci::RegistryConfig {
+            docker_config,
             ..provenance_oci::RegistryConfig::default()
         };
-        for r in &args.allow_http {
+        for r in &s.allow_http {
             config = config.allow_http(r.clone());
+        }
+        for (registry, endpoint) in &s.registry_endpoints {
+            config
+                .registries
+                .entry(registry.clone())
+                .or_default()
+                .endpoint = Some(endpoint.clone());
         }
         Source::Registry(Arc::new(
             provenance_oci::RegistryClient::new(config)
@@ -117,7 +81,7 @@ fn images_from(args: &Args) -> Result<Option<Images>, String> {
     } else {
         return Ok(None);
     };
-    let root_bytes = match &args.trust_root {
+    let root_bytes = match &s.trust_root {
         Some(p) => std::fs::read(p).map_err(|e| format!("--trust-root {}: {e}", p.display()))?,
         None => provenance_core::verify::PUBLIC_GOOD_TRUSTED_ROOT.to_vec(),
     };
@@ -125,9 +89,13 @@ fn images_from(args: &Args) -> Result<Option<Images>, String> {
         .map_err(|e| format!("trust root: {e} [{}]", e.code()))?;
     let verifier = provenance_core::verify::Verifier::new(&root)
         .map_err(|e| format!("trust root: {e} [{}]", e.code()))?
-        .with_memo(8192, 3600);
+        .with_memo(s.cache_size, 3600);
     Ok(Some(Images {
-        source,
+        evidence: Arc::new(Evidence::new(
+            source,
+            s.cache_size,
+            Duration::from_secs(s.evidence_ttl_seconds),
+        )),
         verifier: Arc::new(verifier),
     }))
 }
@@ -136,7 +104,12 @@ struct App {
     images: Option<Images>,
     loaded: RwLock<Arc<Loaded>>,
     metrics: Metrics,
+    /// The configured deadline (`--deadline-ms`): the answer is sent before it.
     deadline: Duration,
+    /// The part of the deadline given to gathering and evaluation; the rest is kept for
+    /// answering (a tenth of the deadline, at most 250 ms).
+    budget: Duration,
+    max_body: usize,
     ready: AtomicBool,
 }
 
@@ -162,14 +135,6 @@ fn current(app: &App) -> Arc<Loaded> {
     }
 }
 
-fn review_ns(review: &Value) -> String {
-    review
-        .pointer("/request/namespace")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned()
-}
-
 fn review_response(uid: &Value, allowed: bool, message: &str, warnings: Vec<String>) -> Value {
     let mut resp = json!({"uid": uid, "allowed": allowed});
     if !allowed {
@@ -190,111 +155,156 @@ fn json_response(v: Value) -> Response {
         .into_response()
 }
 
+/// A request the webhook cannot decide: an HTTP error with a JSON body
+/// `{"code": "webhook....", "message": "..."}` (the API server then applies the webhook
+/// configuration's `failurePolicy`).
+fn reject(app: &App, status: StatusCode, code: &str, message: String) -> Response {
+    Metrics::inc(&app.metrics.errors);
+    log(
+        json!({"level": "warn", "msg": "request rejected", "status": status.as_u16(), "code": code, "error": message}),
+    );
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({"code": code, "message": message}).to_string(),
+    )
+        .into_response()
+}
+
 enum Mode {
     Validate,
     Mutate,
 }
 
-/// Decides one request off the async runtime, within the deadline.
-async fn handle(app: Arc<App>, body: Bytes, mode: Mode) -> Response {
+/// Decides one request: parse and check the AdmissionReview, gather `verifyImages` evidence,
+/// evaluate off the async runtime; all of it within the deadline.
+async fn handle(app: Arc<App>, body: Result<Bytes, BytesRejection>, mode: Mode) -> Response {
     let start = Instant::now();
+    let body = match body {
+        Ok(b) => b,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return reject(
+                &app,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "webhook.body.too_large",
+                format!(
+                    "AdmissionReview larger than {} bytes (--max-body-bytes)",
+                    app.max_body
+                ),
+            );
+        }
+        Err(e) => {
+            return reject(
+                &app,
+                StatusCode::BAD_REQUEST,
+                "webhook.body.unreadable",
+                format!("cannot read the request body: {}", e.body_text()),
+            );
+        }
+    };
     let review: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
-            Metrics::inc(&app.metrics.errors);
-            return (
+            return reject(
+                &app,
                 StatusCode::BAD_REQUEST,
+                "webhook.body.malformed",
                 format!("invalid AdmissionReview: {e}"),
-            )
-                .into_response();
+            );
         }
     };
-    let uid = review
-        .pointer("/request/uid")
-        .cloned()
-        .unwrap_or(Value::Null);
+    let api_version = review.get("apiVersion").and_then(Value::as_str);
+    if api_version != Some("admission.k8s.io/v1") {
+        return reject(
+            &app,
+            StatusCode::BAD_REQUEST,
+            "webhook.review.unsupported_version",
+            format!(
+                "unsupported apiVersion {}: this webhook speaks admission.k8s.io/v1 (admissionReviewVersions: [v1])",
+                api_version.map_or_else(|| "(missing)".to_owned(), |v| format!("{v:?}"))
+            ),
+        );
+    }
+    let kind = review.get("kind").and_then(Value::as_str);
+    if kind != Some("AdmissionReview") {
+        return reject(
+            &app,
+            StatusCode::BAD_REQUEST,
+            "webhook.review.unsupported_kind",
+            format!(
+                "unsupported kind {}: expected AdmissionReview",
+                kind.map_or_else(|| "(missing)".to_owned(), |v| format!("{v:?}"))
+            ),
+        );
+    }
+    let field = |p: &str| review.pointer(p).cloned().unwrap_or(Value::Null);
+    let (uid, kind, name, ns) = (
+        field("/request/uid"),
+        field("/request/kind/kind"),
+        field("/request/name"),
+        field("/request/namespace"),
+    );
     let loaded = current(&app);
     let fail_open = loaded.fail_open;
     let app2 = app.clone();
-    let review_in = review.clone();
     let work = async move {
-        let review = review_in;
-        let ns = review_ns(&review);
-        let labels = loaded
-            .namespace_labels
-            .get(&ns)
-            .cloned()
+        let ns = review
+            .pointer("/request/namespace")
+            .and_then(Value::as_str)
             .unwrap_or_default();
+        let labels = loaded.namespace_labels.get(ns).cloned().unwrap_or_default();
         let input = match input_from_review(&review, labels, None) {
             Ok(i) => i,
             Err(e) => return Ok(Err(e)),
         };
+        drop(review);
         // verifyImages: gather evidence for the images the policies cover (bounded by the
         // request deadline around this whole block), then decide off the async runtime.
         let requests = loaded.set.image_requests(&input);
         let evidence = match (&app2.images, requests.is_empty()) {
             (_, true) | (None, _) => Default::default(),
             (Some(images), false) => {
-                let ev = match &images.source {
-                    Source::Layout(l) => {
-                        provenance_policy::gather::gather(l.clone(), &requests, 8).await
-                    }
-                    Source::Registry(r) => {
-                        provenance_policy::gather::gather(r.clone(), &requests, 8).await
-                    }
-                };
-                for e in ev.values() {
-                    if e.error.is_some() {
-                        Metrics::inc(&app2.metrics.registry_errors);
-                    }
-                }
+                let t = Instant::now();
+                let ev = images.evidence.gather(&requests).await;
+                app2.metrics.gather.observe(t.elapsed().as_secs_f64());
                 ev
             }
         };
         let verifier = app2.images.as_ref().map(|i| i.verifier.clone());
+        let app3 = app2.clone();
         tokio::task::spawn_blocking(move || {
+            let t = Instant::now();
             let now = now();
             let env = Env::at(now);
-            match &verifier {
+            let d = match &verifier {
                 Some(v) => {
                     let cx = provenance_policy::verify_images::VerifyImagesContext {
                         evidence: &evidence,
                         verifier: v,
                         now,
                     };
-                    Ok(loaded.set.decide_with(&input, &env, Some(&cx)))
+                    loaded.set.decide_with(&input, &env, Some(&cx))
                 }
-                None => Ok(loaded.set.decide(&input, &env)),
-            }
+                None => loaded.set.decide(&input, &env),
+            };
+            app3.metrics.verification.observe(t.elapsed().as_secs_f64());
+            Ok(d)
         })
         .await
         .map(|r: Result<_, provenance_policy::Error>| r)
     };
-    let outcome = tokio::time::timeout(app.deadline, work).await;
+    let outcome = tokio::time::timeout(app.budget, work).await;
     let elapsed = start.elapsed();
     app.metrics.latency.observe(elapsed.as_secs_f64());
-    let (kind, name, ns) = (
-        review
-            .pointer("/request/kind/kind")
-            .cloned()
-            .unwrap_or(Value::Null),
-        review
-            .pointer("/request/name")
-            .cloned()
-            .unwrap_or(Value::Null),
-        review
-            .pointer("/request/namespace")
-            .cloned()
-            .unwrap_or(Value::Null),
-    );
     let decision = match outcome {
         Ok(Ok(Ok(d))) => d,
         Ok(Ok(Err(e))) => {
-            Metrics::inc(&app.metrics.errors);
-            log(
-                json!({"level": "warn", "uid": uid, "msg": "invalid request", "error": e.to_string(), "code": e.code()}),
+            return reject(
+                &app,
+                StatusCode::BAD_REQUEST,
+                "webhook.review.invalid",
+                format!("[{}] {e}", e.code()),
             );
-            return (StatusCode::BAD_REQUEST, e.to_string()).into_response();
         }
         Ok(Err(join)) => {
             Metrics::inc(&app.metrics.errors);
@@ -311,7 +321,7 @@ async fn handle(app: Arc<App>, body: Bytes, mode: Mode) -> Response {
         Err(_) => {
             Metrics::inc(&app.metrics.deadline_exceeded);
             let msg = format!(
-                "provenance: deadline of {} ms exceeded",
+                "provenance: deadline of {} ms exceeded before evidence gathering and evaluation finished",
                 app.deadline.as_millis()
             );
             log(json!({"level": "warn", "uid": uid, "msg": msg, "fail_open": fail_open}));
@@ -330,7 +340,7 @@ async fn handle(app: Arc<App>, body: Bytes, mode: Mode) -> Response {
             return json_response(review_response(
                 &uid,
                 false,
-                &format!("{msg}; denied (fail closed)"),
+                &format!("{msg}; denied (fail closed: failurePolicy Fail)"),
                 vec![],
             ));
         }
@@ -375,10 +385,10 @@ async fn handle(app: Arc<App>, body: Bytes, mode: Mode) -> Response {
 
 async fn reload_loop(
     app: Arc<App>,
-    args: Arc<Args>,
+    args: Arc<Settings>,
     tls: Option<axum_server::tls_rustls::RustlsConfig>,
 ) {
-    let cert_stamp = |a: &Args| {
+    let cert_stamp = |a: &Settings| {
         let files: Vec<PathBuf> = a.cert.iter().chain(a.key.iter()).cloned().collect();
         policies::stamp(&files)
     };
@@ -442,14 +452,23 @@ async fn reload_loop(
 }
 
 fn router(app: Arc<App>) -> Router {
+    let max_body = app.max_body;
     Router::new()
         .route(
             "/validate",
-            post(|State(app): State<Arc<App>>, body: Bytes| handle(app, body, Mode::Validate)),
+            post(
+                |State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>| {
+                    handle(app, body, Mode::Validate)
+                },
+            ),
         )
         .route(
             "/mutate",
-            post(|State(app): State<Arc<App>>, body: Bytes| handle(app, body, Mode::Mutate)),
+            post(
+                |State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>| {
+                    handle(app, body, Mode::Mutate)
+                },
+            ),
         )
         .route("/healthz", get(|| async { "ok" }))
         .route(
@@ -468,17 +487,24 @@ fn router(app: Arc<App>) -> Router {
                 let n = current(&app).set.policies().len();
                 (
                     [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                    app.metrics.render(n),
+                    app.metrics
+                        .render(n, app.images.as_ref().map(|i| i.evidence.as_ref())),
                 )
             }),
         )
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(DefaultBodyLimit::max(max_body))
         .with_state(app)
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let args = Arc::new(Args::parse());
+    let args = match Settings::resolve(Args::parse()) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            log(json!({"level": "error", "msg": "invalid configuration", "error": e}));
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let loaded = match policies::load(&args.policies, args.namespace_labels.as_deref()) {
         Ok(l) => l,
         Err(e) => {
@@ -501,6 +527,11 @@ async fn main() -> std::process::ExitCode {
         loaded: RwLock::new(Arc::new(loaded)),
         metrics: Metrics::default(),
         deadline: Duration::from_millis(args.deadline_ms),
+        budget: {
+            let d = Duration::from_millis(args.deadline_ms);
+            d - (d / 10).min(Duration::from_millis(250))
+        },
+        max_body: args.max_body_bytes,
         ready: AtomicBool::new(true),
     });
     let handle = axum_server::Handle::new();

@@ -3,8 +3,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Upper bounds (seconds) of the latency histogram buckets.
-const BUCKETS: [f64; 12] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5,
+const BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5, 5.0, 10.0,
 ];
 
 /// A fixed-bucket histogram.
@@ -18,10 +18,9 @@ pub struct Histogram {
 impl Histogram {
     /// Records one observation.
     pub fn observe(&self, seconds: f64) {
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if seconds <= *b {
-                self.counts[i].fetch_add(1, Ordering::Relaxed);
-            }
+        // One increment in the first bucket that holds it; rendering accumulates.
+        if let Some(i) = BUCKETS.iter().position(|b| seconds <= *b) {
+            self.counts[i].fetch_add(1, Ordering::Relaxed);
         }
         self.count.fetch_add(1, Ordering::Relaxed);
         self.sum_micros
@@ -30,11 +29,10 @@ impl Histogram {
 
     fn render(&self, name: &str, help: &str, out: &mut String) {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} histogram\n"));
+        let mut cumulative = 0;
         for (i, b) in BUCKETS.iter().enumerate() {
-            out.push_str(&format!(
-                "{name}_bucket{{le=\"{b}\"}} {}\n",
-                self.counts[i].load(Ordering::Relaxed)
-            ));
+            cumulative += self.counts[i].load(Ordering::Relaxed);
+            out.push_str(&format!("{name}_bucket{{le=\"{b}\"}} {cumulative}\n"));
         }
         let count = self.count.load(Ordering::Relaxed);
         out.push_str(&format!("{name}_bucket{{le=\"+Inf\"}} {count}\n"));
@@ -62,14 +60,12 @@ pub struct Metrics {
     pub reloads_ok: AtomicU64,
     /// Failed policy reloads (the previous policies stay in force).
     pub reloads_failed: AtomicU64,
-    /// Evidence cache hits.
-    pub cache_hits: AtomicU64,
-    /// Evidence cache misses.
-    pub cache_misses: AtomicU64,
-    /// Registry errors while gathering evidence.
-    pub registry_errors: AtomicU64,
     /// Time to decide one admission request.
     pub latency: Histogram,
+    /// Time to gather `verifyImages` evidence for one request (requests with image rules).
+    pub gather: Histogram,
+    /// Time to verify evidence and evaluate the policies for one request (off the runtime).
+    pub verification: Histogram,
 }
 
 impl Metrics {
@@ -79,7 +75,7 @@ impl Metrics {
     }
 
     /// Renders the text exposition format.
-    pub fn render(&self, policies: usize) -> String {
+    pub fn render(&self, policies: usize, evidence: Option<&crate::evidence::Evidence>) -> String {
         let mut out = String::new();
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         out.push_str("# HELP provenance_admissions_total Admission requests by decision.\n");
@@ -105,21 +101,6 @@ impl Metrics {
                 "Mutation responses carrying a patch.",
                 &self.patched,
             ),
-            (
-                "provenance_cache_hits_total",
-                "Evidence cache hits.",
-                &self.cache_hits,
-            ),
-            (
-                "provenance_cache_misses_total",
-                "Evidence cache misses.",
-                &self.cache_misses,
-            ),
-            (
-                "provenance_registry_errors_total",
-                "Registry errors while gathering evidence.",
-                &self.registry_errors,
-            ),
         ] {
             out.push_str(&format!(
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
@@ -138,9 +119,42 @@ impl Metrics {
         out.push_str(&format!(
             "# HELP provenance_policies_loaded Policies in force.\n# TYPE provenance_policies_loaded gauge\nprovenance_policies_loaded {policies}\n"
         ));
+        let zero = AtomicU64::new(0);
+        for (name, help, c) in [
+            (
+                "provenance_cache_hits_total",
+                "Evidence lookups served from the cache (stored or in flight).",
+                evidence.map_or(&zero, |e| &e.hits),
+            ),
+            (
+                "provenance_cache_misses_total",
+                "Evidence lookups that went to the registry or layout.",
+                evidence.map_or(&zero, |e| &e.misses),
+            ),
+            (
+                "provenance_registry_errors_total",
+                "Evidence retrievals that failed (network, authentication, timeout, bad content).",
+                evidence.map_or(&zero, |e| &e.errors),
+            ),
+        ] {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+                g(c)
+            ));
+        }
         self.latency.render(
             "provenance_admission_duration_seconds",
             "Time to decide one admission request.",
+            &mut out,
+        );
+        self.gather.render(
+            "provenance_evidence_gather_duration_seconds",
+            "Time to gather verifyImages evidence for one request.",
+            &mut out,
+        );
+        self.verification.render(
+            "provenance_verification_duration_seconds",
+            "Time to verify signatures and attestations and evaluate the policies for one request.",
             &mut out,
         );
         out

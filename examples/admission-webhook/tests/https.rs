@@ -73,6 +73,8 @@ async fn start(dir: &Path) -> Server {
             &format!("127.0.0.1:{port}"),
             "--reload-seconds",
             "1",
+            "--max-body-bytes",
+            "65536",
         ])
         .arg("--policies")
         .arg(dir.join("policies"))
@@ -227,6 +229,109 @@ async fn webhook_over_https() {
         .await
         .unwrap();
     assert_eq!(bad.status(), 400);
+    let body: Value = bad.json().await.unwrap();
+    assert_eq!(body["code"], "webhook.body.malformed", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid AdmissionReview"),
+        "{body}"
+    );
+
+    // A real AdmissionReview over the configured body limit (64 KiB here): 413 with a JSON
+    // message naming the limit; the webhook keeps serving.
+    let big = review(
+        "uid-big",
+        "registry.example.com/ml/server:1.0",
+        json!({"notes": "x".repeat(70_000)}),
+    );
+    let r = s
+        .client
+        .post(format!("{}/validate", s.base))
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "webhook.body.too_large", "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("65536 bytes"),
+        "{body}"
+    );
+    // Just under the limit is decided as usual.
+    let fits = post(
+        &s,
+        "/validate",
+        &review(
+            "uid-fits",
+            "registry.example.com/ml/server:1.0",
+            json!({"model.ai/model-card-url": "https://models.example.com/card", "notes": "x".repeat(60_000)}),
+        ),
+    )
+    .await;
+    assert_eq!(fits["response"]["allowed"], true, "{fits}");
+
+    // Another AdmissionReview version, or not an AdmissionReview at all: 400, with the reason.
+    for (field, value, code, says) in [
+        (
+            "apiVersion",
+            json!("admission.k8s.io/v1beta1"),
+            "webhook.review.unsupported_version",
+            "admission.k8s.io/v1beta1",
+        ),
+        (
+            "apiVersion",
+            Value::Null,
+            "webhook.review.unsupported_version",
+            "(missing)",
+        ),
+        (
+            "kind",
+            json!("Pod"),
+            "webhook.review.unsupported_kind",
+            "expected AdmissionReview",
+        ),
+    ] {
+        let mut r = review("uid-v", "registry.example.com/ml/server:1.0", json!({}));
+        if value.is_null() {
+            r.as_object_mut().unwrap().remove(field);
+        } else {
+            r[field] = value;
+        }
+        let resp = s
+            .client
+            .post(format!("{}/validate", s.base))
+            .json(&r)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{field}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["code"], code, "{body}");
+        assert!(body["message"].as_str().unwrap().contains(says), "{body}");
+    }
+    // A review without a request.object: 400 with the engine's reason.
+    let mut r = review("uid-o", "registry.example.com/ml/server:1.0", json!({}));
+    r["request"].as_object_mut().unwrap().remove("object");
+    let resp = s
+        .client
+        .post(format!("{}/validate", s.base))
+        .json(&r)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "webhook.review.invalid", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing request.object"),
+        "{body}"
+    );
 
     // Hot reload: make the tag policy Audit; the same request is now allowed with a warning.
     std::fs::write(
@@ -293,9 +398,10 @@ async fn webhook_over_https() {
     // Denials: uid-1, plus the attempts of uid-4 made before the reload was picked up.
     assert!(counter("provenance_admissions_total{decision=\"denied\"}") >= 1);
     assert!(counter("provenance_admissions_total{decision=\"allowed\"}") >= 3);
+    // Errors: malformed, oversized, two wrong versions, wrong kind, missing object.
     assert_eq!(
         counter("provenance_admissions_total{decision=\"error\"}"),
-        1
+        6
     );
     assert!(
         metrics.contains("provenance_policy_reloads_total{result=\"ok\"} 1"),

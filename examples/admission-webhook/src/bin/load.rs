@@ -1,0 +1,304 @@
+//! `provenance-webhook-load`: a load generator for the admission webhook.
+//!
+//! Builds real AdmissionReviews (CREATE) from resource YAML files, then posts them over HTTPS
+//! (HTTP/1.1 keep-alive, one connection per worker) for a fixed duration, either as fast as the
+//! server answers (`--rate 0`) or at a fixed total rate (open loop: request `k` is due at
+//! `k / rate`; its latency is measured from when it was due, so a slow server cannot hide its
+//! queueing by slowing the client down). Prints throughput, decisions, and latency
+//! percentiles.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use serde_json::json;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "provenance-webhook-load",
+    about = "Load generator for provenance-webhook"
+)]
+struct Args {
+    /// Endpoint to post to.
+    #[arg(long, default_value = "https://localhost:8443/validate")]
+    url: String,
+    /// CA certificate (PEM) that signed the webhook's serving certificate.
+    #[arg(long)]
+    cacert: PathBuf,
+    /// Resource YAML files (multi-document); every document whose kind is `--kind` becomes one
+    /// AdmissionReview, and the reviews are sent round-robin. Repeatable.
+    #[arg(long, required = true)]
+    resources: Vec<PathBuf>,
+    /// Which resources to send.
+    #[arg(long, default_value = "Pod")]
+    kind: String,
+    /// Only resources whose name contains this.
+    #[arg(long)]
+    name_contains: Option<String>,
+    /// Concurrent connections (one worker each).
+    #[arg(long, default_value_t = 8)]
+    connections: usize,
+    /// Total requests per second; 0 sends as fast as answers come back.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    /// Seconds to measure.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds of warm-up (requests sent, not measured).
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Client threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn reviews(args: &Args) -> Result<Vec<Vec<u8>>, String> {
+    let mut out = Vec::new();
+    for f in &args.resources {
+        let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        let docs = provenance_policy::yaml::load_documents(&text, &f.display().to_string())
+            .map_err(|e| format!("{}: {e}", f.display()))?;
+        // `kind: List` documents contribute their items.
+        let docs = docs.into_iter().flat_map(|d| match d["items"].as_array() {
+            Some(items) if d["kind"] == "List" => items.clone(),
+            _ => vec![d],
+        });
+        for d in docs {
+            if d["kind"] != args.kind.as_str() {
+                continue;
+            }
+            let name = d["metadata"]["name"].as_str().unwrap_or_default();
+            if args
+                .name_contains
+                .as_deref()
+                .is_some_and(|n| !name.contains(n))
+            {
+                continue;
+            }
+            let (group, version) = match d["apiVersion"].as_str().unwrap_or("v1").split_once('/') {
+                Some((g, v)) => (g.to_owned(), v.to_owned()),
+                None => (
+                    String::new(),
+                    d["apiVersion"].as_str().unwrap_or("v1").to_owned(),
+                ),
+            };
+            let review = json!({
+                "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                "request": {
+                    "uid": format!("load-{}", out.len()),
+                    "kind": {"group": group, "version": version, "kind": d["kind"]},
+                    "resource": {"group": group, "version": version,
+                        "resource": format!("{}s", args.kind.to_lowercase())},
+                    "operation": "CREATE",
+                    "namespace": d["metadata"]["namespace"].as_str().unwrap_or("default"),
+                    "name": name,
+                    "userInfo": {"username": "system:serviceaccount:ml:deployer",
+                        "groups": ["system:serviceaccounts"]},
+                    "object": d, "oldObject": null, "dryRun": false,
+                }
+            });
+            out.push(review.to_string().into_bytes());
+        }
+    }
+    if out.is_empty() {
+        return Err(format!(
+            "no {} resources in {:?}",
+            args.kind, args.resources
+        ));
+    }
+    Ok(out)
+}
+
+#[derive(Default)]
+struct Tally {
+    latencies_us: Vec<u64>,
+    allowed: u64,
+    denied: u64,
+    failed: u64,
+    first_error: Option<String>,
+}
+
+async fn worker(
+    id: usize,
+    client: reqwest::Client,
+    args: Arc<Args>,
+    bodies: Arc<Vec<Vec<u8>>>,
+    start: Instant,
+    measure_from: Instant,
+    end: Instant,
+) -> Tally {
+    let mut t = Tally::default();
+    let n = args.connections as f64;
+    let mut k: u64 = 0;
+    loop {
+        // Open loop: this worker's k-th request is the (k * connections + id)-th overall.
+        let due = if args.rate > 0.0 {
+            let at = start + Duration::from_secs_f64((k as f64 * n + id as f64) / args.rate);
+            if at > Instant::now() {
+                tokio::time::sleep_until(at.into()).await;
+            }
+            at
+        } else {
+            Instant::now()
+        };
+        if due >= end {
+            break;
+        }
+        let body = bodies[(k as usize * args.connections + id) % bodies.len()].clone();
+        k += 1;
+        let r = client
+            .post(&args.url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await;
+        let outcome = match r {
+            Ok(resp) if resp.status().is_success() => match resp.bytes().await {
+                Ok(b) => {
+                    let s = String::from_utf8_lossy(&b);
+                    if s.contains("\"allowed\":true") {
+                        Ok(true)
+                    } else if s.contains("\"allowed\":false") {
+                        Ok(false)
+                    } else {
+                        Err(format!("no decision in {s}"))
+                    }
+                }
+                Err(e) => Err(e.to_string()),
+            },
+            Ok(resp) => Err(format!("HTTP {}", resp.status())),
+            Err(e) => Err(e.to_string()),
+        };
+        let done = Instant::now();
+        if due < measure_from {
+            continue;
+        }
+        t.latencies_us
+            .push(done.duration_since(due).as_micros() as u64);
+        match outcome {
+            Ok(true) => t.allowed += 1,
+            Ok(false) => t.denied += 1,
+            Err(e) => {
+                t.failed += 1;
+                t.first_error.get_or_insert(e);
+            }
+        }
+    }
+    t
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
+    sorted[i.min(sorted.len() - 1)] as f64 / 1000.0
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let args = Arc::new(args);
+    let bodies = Arc::new(reviews(&args)?);
+    let pem = std::fs::read(&args.cacert).map_err(|e| format!("--cacert: {e}"))?;
+    let ca = reqwest::Certificate::from_pem(&pem).map_err(|e| format!("--cacert: {e}"))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.max(1))
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let tally = rt.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        let start = Instant::now() + Duration::from_millis(200);
+        let measure_from = start + Duration::from_secs_f64(args.warmup);
+        let end = measure_from + Duration::from_secs_f64(args.duration);
+        for id in 0..args.connections.max(1) {
+            // One client per worker, one pooled connection each: N keep-alive connections.
+            let client = reqwest::Client::builder()
+                .add_root_certificate(ca.clone())
+                .http1_only()
+                .pool_max_idle_per_host(1)
+                .timeout(Duration::from_secs(30))
+                .build()
+                .map_err(|e| e.to_string())?;
+            tasks.spawn(worker(
+                id,
+                client,
+                args.clone(),
+                bodies.clone(),
+                start,
+                measure_from,
+                end,
+            ));
+        }
+        let mut all = Tally::default();
+        while let Some(t) = tasks.join_next().await {
+            let t = t.map_err(|e| e.to_string())?;
+            all.latencies_us.extend(t.latencies_us);
+            all.allowed += t.allowed;
+            all.denied += t.denied;
+            all.failed += t.failed;
+            if all.first_error.is_none() {
+                all.first_error = t.first_error;
+            }
+        }
+        Ok::<_, String>(all)
+    })?;
+    let mut lat = tally.latencies_us;
+    lat.sort_unstable();
+    let n = lat.len();
+    let throughput = n as f64 / args.duration;
+    let (p50, p90, p99, max) = (
+        percentile(&lat, 50.0),
+        percentile(&lat, 90.0),
+        percentile(&lat, 99.0),
+        lat.last().copied().unwrap_or(0) as f64 / 1000.0,
+    );
+    if args.json {
+        println!(
+            "{}",
+            json!({"requests": n, "seconds": args.duration, "throughput_per_s": throughput,
+                "rate": args.rate, "connections": args.connections,
+                "allowed": tally.allowed, "denied": tally.denied, "failed": tally.failed,
+                "p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "max_ms": max,
+                "first_error": tally.first_error})
+        );
+    } else {
+        let mode = if args.rate > 0.0 {
+            format!("fixed rate {} req/s", args.rate)
+        } else {
+            "max rate".to_owned()
+        };
+        println!(
+            "{mode}, {} connections, {} distinct reviews, {:.0} s measured",
+            args.connections,
+            bodies.len(),
+            args.duration
+        );
+        println!(
+            "  {n} requests, {throughput:.0} req/s; allowed {}, denied {}, failed {}",
+            tally.allowed, tally.denied, tally.failed
+        );
+        println!("  latency ms: p50 {p50:.3}  p90 {p90:.3}  p99 {p99:.3}  max {max:.3}");
+        if let Some(e) = tally.first_error {
+            println!("  first error: {e}");
+        }
+    }
+    if tally.failed > 0 {
+        return Err(format!("{} requests failed", tally.failed));
+    }
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("provenance-webhook-load: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! Gathering `verifyImages` evidence, with a short-lived cache in front of the source.
+//!
+//! Evidence is unverified bytes (the digest a reference resolves to, the signature and
+//! attestation layers found for it); it is verified on every request by the policy engine.
+//! Reusing it for a few seconds only delays noticing a moved tag or a newly attached
+//! signature, never turns a failure into a pass. Concurrent requests for one image share one
+//! retrieval (single flight). Retrieval failures are never cached.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use provenance_policy::verify_images::{ImageEvidence, ImageRequest};
+use tokio::sync::OnceCell;
+
+/// What one retrieval is for: the image, its signature repository and what is needed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    reference: String,
+    repository: Option<String>,
+    signatures: bool,
+    attestations: bool,
+}
+
+type Cell = Arc<OnceCell<ImageEvidence>>;
+
+/// Where evidence comes from.
+pub enum Source {
+    /// An OCI image layout folder.
+    Layout(Arc<provenance_oci::LayoutSource>),
+    /// The images' registries.
+    Registry(Arc<provenance_oci::RegistryClient>),
+}
+
+/// A bounded, time-limited, single-flight evidence cache over a [`Source`].
+pub struct Evidence {
+    source: Source,
+    entries: Mutex<HashMap<Key, (Instant, Cell)>>,
+    capacity: usize,
+    ttl: Duration,
+    /// Lookups served from a stored retrieval.
+    pub hits: AtomicU64,
+    /// Lookups that started a retrieval.
+    pub misses: AtomicU64,
+    /// Retrievals that failed (network, authentication, timeouts, bad content).
+    pub errors: AtomicU64,
+}
+
+impl Evidence {
+    /// A cache of at most `capacity` entries, each reused for `ttl` (zero: no reuse).
+    pub fn new(source: Source, capacity: usize, ttl: Duration) -> Self {
+        Evidence {
+            source,
+            entries: Mutex::new(HashMap::new()),
+            capacity: capacity.max(1),
+            ttl,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+        }
+    }
+
+    async fn fetch(&self, requests: Vec<ImageRequest>) -> ImageEvidence {
+        let reference = requests
+            .first()
+            .map(|r| r.reference.clone())
+            .unwrap_or_default();
+        let mut map = match &self.source {
+            Source::Layout(l) => provenance_policy::gather::gather(l.clone(), &requests, 1).await,
+            Source::Registry(r) => provenance_policy::gather::gather(r.clone(), &requests, 1).await,
+        };
+        map.remove(&reference).unwrap_or_else(|| ImageEvidence {
+            error: Some("evidence gathering returned nothing".into()),
+            ..ImageEvidence::default()
+        })
+    }
+
+    fn cell(&self, key: &Key) -> (Cell, bool) {
+        let mut map = match self.entries.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some((at, cell)) = map.get(key)
+            && at.elapsed() < self.ttl
+        {
+            // An entry whose retrieval was abandoned (its request hit the deadline) is
+            // retried by this caller: a miss.
+            return (cell.clone(), cell.initialized());
+        }
+        if map.len() >= self.capacity {
+            let ttl = self.ttl;
+            map.retain(|_, (at, _)| at.elapsed() < ttl);
+            if map.len() >= self.capacity {
+                map.clear();
+            }
+        }
+        let cell: Cell = Arc::default();
+        map.insert(key.clone(), (Instant::now(), cell.clone()));
+        (cell, false)
+    }
+
+    fn forget(&self, key: &Key, cell: &Cell) {
+        let mut map = match self.entries.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if map.get(key).is_some_and(|(_, c)| Arc::ptr_eq(c, cell)) {
+            map.remove(key);
+        }
+    }
+
+    async fn one(self: Arc<Self>, key: Key, requests: Vec<ImageRequest>) -> ImageEvidence {
+        if self.ttl.is_zero() {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+            let ev = self.fetch(requests).await;
+            if ev.error.is_some() {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            return ev;
+        }
+        let (cell, hit) = self.cell(&key);
+        let counter = if hit { &self.hits } else { &self.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let mut fetched = false;
+        let ev = cell
+            .get_or_init(|| {
+                fetched = true;
+                self.fetch(requests)
+            })
+            .await
+            .clone();
+        if ev.error.is_some() {
+            if fetched {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            self.forget(&key, &cell);
+        }
+        ev
+    }
+
+    /// Evidence for every image the requests name, retrieved concurrently (or reused).
+    pub async fn gather(
+        self: &Arc<Self>,
+        requests: &[ImageRequest],
+    ) -> BTreeMap<String, ImageEvidence> {
+        // One retrieval per reference, needing what all its requests need (as
+        // `provenance_policy::gather` merges them).
+        let mut groups: BTreeMap<String, (Key, Vec<ImageRequest>)> = BTreeMap::new();
+        for r in requests {
+            let (key, list) = groups.entry(r.reference.clone()).or_insert_with(|| {
+                (
+                    Key {
+                        reference: r.reference.clone(),
+                        repository: r.repository.clone(),
+                        signatures: false,
+                        attestations: false,
+                    },
+                    Vec::new(),
+                )
+            });
+            key.signatures |= r.signatures;
+            key.attestations |= !r.attestation_types.is_empty();
+            list.push(r.clone());
+        }
+        let mut out = BTreeMap::new();
+        if groups.len() == 1 {
+            for (reference, (key, list)) in groups {
+                out.insert(reference, Arc::clone(self).one(key, list).await);
+            }
+            return out;
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for (reference, (key, list)) in groups {
+            let this = Arc::clone(self);
+            tasks.spawn(async move { (reference, this.one(key, list).await) });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok((reference, ev)) = joined {
+                out.insert(reference, ev);
+            }
+        }
+        for r in requests {
+            out.entry(r.reference.clone())
+                .or_insert_with(|| ImageEvidence {
+                    error: Some("evidence gathering was interrupted".into()),
+                    ..ImageEvidence::default()
+                });
+        }
+        out
+    }
+}
