@@ -133,6 +133,27 @@ pub enum Error {
         /// The role, versions, expiry or hash involved.
         message: String,
     },
+    /// Keyless signing failed at one step: the identity token, Fulcio's answer (certificate
+    /// chain, SCT, key), Rekor's or the timestamp authority's answer (see
+    /// [`crate::keyless`]). The code names the step.
+    #[error("keyless signing: {step}: {detail}")]
+    Signing {
+        /// The step that failed.
+        step: SigningStep,
+        /// What was wrong, for humans.
+        detail: String,
+    },
+    /// The bundle that keyless signing assembled did not verify against the trust root, so it
+    /// was not returned. `check` is the verification check that failed (its code is
+    /// `verify.*`, e.g. `verify.tlog.set` for a log answer whose signed entry timestamp does
+    /// not verify).
+    #[error("the signed bundle did not verify, so it was not returned: {check}: {detail}")]
+    SignedBundleUnverified {
+        /// The check of `provenance_core::verify` that failed.
+        check: provenance_core::Check,
+        /// What was wrong, for humans.
+        detail: String,
+    },
 }
 
 /// Which TUF check refused a trust-root update ([`Error::TrustRootUpdate`]).
@@ -177,6 +198,64 @@ impl TufFailure {
     }
 }
 
+/// The steps of keyless signing that can fail on their own (see [`Error::Signing`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SigningStep {
+    /// No usable OIDC identity token (missing, unreadable, not a JWT, expired).
+    IdentityToken,
+    /// Generating the ephemeral key or signing with it failed.
+    Key,
+    /// What was asked to be signed cannot be signed this way (e.g. a DSSE payload that is not
+    /// an in-toto statement with a SHA-256 subject, so the bundle could not be verified).
+    Input,
+    /// Fulcio's answer is not a usable signing certificate (malformed, detached SCT, no chain).
+    FulcioResponse,
+    /// Fulcio certified another public key than the one it was asked to certify.
+    CertificateKeyMismatch,
+    /// The signing certificate does not chain to a certificate authority of the trust root,
+    /// is not valid now, or is not for code signing.
+    CertificateChain,
+    /// The signing certificate's embedded SCT is missing or does not verify against a CT log
+    /// key of the trust root.
+    CertificateSct,
+    /// Rekor's answer is not a log entry (malformed, missing fields, several entries).
+    RekorResponse,
+    /// The timestamp authority's answer is not a timestamp response.
+    TimestampResponse,
+}
+
+impl SigningStep {
+    /// The stable machine code, e.g. `oci.sign.certificate_key_mismatch`.
+    pub fn code(self) -> &'static str {
+        match self {
+            SigningStep::IdentityToken => "oci.sign.identity_token",
+            SigningStep::Key => "oci.sign.key",
+            SigningStep::Input => "oci.sign.input",
+            SigningStep::FulcioResponse => "oci.sign.fulcio_response",
+            SigningStep::CertificateKeyMismatch => "oci.sign.certificate_key_mismatch",
+            SigningStep::CertificateChain => "oci.sign.certificate_chain",
+            SigningStep::CertificateSct => "oci.sign.certificate_sct",
+            SigningStep::RekorResponse => "oci.sign.rekor_response",
+            SigningStep::TimestampResponse => "oci.sign.timestamp_response",
+        }
+    }
+
+    /// Builds the error for this step.
+    pub fn fail(self, detail: impl Into<String>) -> Error {
+        Error::Signing {
+            step: self,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for SigningStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
 impl Error {
     /// A stable, machine-readable code, e.g. `oci.not_found`.
     pub fn code(&self) -> &'static str {
@@ -195,6 +274,8 @@ impl Error {
             Error::Io { .. } => "oci.io",
             Error::Config { .. } => "oci.config",
             Error::TrustRootUpdate { failure, .. } => failure.as_str(),
+            Error::Signing { step, .. } => step.code(),
+            Error::SignedBundleUnverified { .. } => "oci.sign.bundle_unverified",
         }
     }
 

@@ -10,6 +10,10 @@
 //! bundle v0.3 artifacts, in the image's repository or an alternate signature repository.
 //! See `docs/oci.md`.
 //!
+//! [`keyless`] signs blobs and in-toto attestations with Sigstore (OIDC token, Fulcio, Rekor,
+//! optional timestamp authority) and returns a bundle only after it verified against the trust
+//! root; see `docs/signing-keyless.md`.
+//!
 //! ```no_run
 //! use provenance_core::verify::{Artifact, Expectation, Verifier};
 //! use provenance_core::{ImageReference, PublicKey, TrustRoot, UnixTime};
@@ -39,6 +43,7 @@ pub mod cache;
 pub mod cosign;
 pub mod error;
 pub mod export;
+pub mod keyless;
 pub mod layout;
 pub mod model;
 pub mod registry;
@@ -51,7 +56,7 @@ pub mod types;
 
 pub use auth::{Credentials, DockerConfig};
 pub use cache::{CacheConfig, CacheKey, CacheStats, VerificationCache};
-pub use error::{Error, TufFailure};
+pub use error::{Error, SigningStep, TufFailure};
 pub use export::{ExportOptions, ExportReport, export};
 pub use layout::{LayoutSource, LayoutWriter};
 pub use oci_spec::image::Platform;
