@@ -58,6 +58,7 @@ pub mod error;
 pub mod huggingface;
 mod json;
 pub mod link;
+pub mod model_artifact;
 pub mod modelcard;
 pub mod modelsigning;
 pub mod predicate;

@@ -154,6 +154,10 @@ pub enum Error {
         /// What was wrong, for humans.
         detail: String,
     },
+    /// Model verification failed ([`crate::model`]): the code is the model error's own
+    /// (`model.*`).
+    #[error(transparent)]
+    Model(#[from] crate::model::ModelError),
 }
 
 /// Which TUF check refused a trust-root update ([`Error::TrustRootUpdate`]).
@@ -276,6 +280,7 @@ impl Error {
             Error::TrustRootUpdate { failure, .. } => failure.as_str(),
             Error::Signing { step, .. } => step.code(),
             Error::SignedBundleUnverified { .. } => "oci.sign.bundle_unverified",
+            Error::Model(e) => e.code(),
         }
     }
 
@@ -296,6 +301,7 @@ impl Error {
                     failure: TufFailure::Unavailable,
                     ..
                 }
+                | Error::Model(crate::model::ModelError::Io { .. })
         )
     }
 

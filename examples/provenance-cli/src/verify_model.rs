@@ -1,5 +1,8 @@
 //! `provenance verify model MODEL_PATH`: verify a model folder against an OpenSSF model-signing
-//! signature, with `model_signing verify`'s options (`--signature`, `--public-key`,
+//! signature; `provenance verify model oci://REF` (or `--oci REF`): verify a model stored as an
+//! OCI artifact (one layer per file) against the model-signing bundle attached to it as an OCI
+//! 1.1 referrer, from its registry or from an OCI layout (`--layout DIR`), without downloading
+//! the layers. Folder options are `model_signing verify`'s (`--signature`, `--public-key`,
 //! `--certificate-chain`, `--identity` + `--identity-provider`, `--trust-config`,
 //! `--ignore-paths`, `--ignore-unsigned-files`, `--allow-symlinks`, `--no-ignore-git-paths`;
 //! the underscore spellings model_signing uses are accepted too), plus `--cache`, `--paranoid`
@@ -13,15 +16,33 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use provenance_core::verify::{IdentityExpectation, PUBLIC_GOOD_TRUSTED_ROOT};
-use provenance_core::{PublicKey, TrustRoot};
-use provenance_oci::model::{ModelError, ModelTrust, VerifyOptions, system_now, verify_model};
+use provenance_core::{ImageReference, PublicKey, TrustRoot};
+use provenance_oci::model::{
+    ModelError, ModelTrust, OciModelOptions, VerifyOptions, system_now, verify_model,
+    verify_oci_model,
+};
+use provenance_oci::{LayoutSource, RegistryClient, RegistryConfig};
 
 /// Arguments of `provenance verify model`.
 #[derive(clap::Args)]
 #[command(after_help = crate::ui::EXIT_CODES_HELP)]
 pub struct ModelArgs {
-    /// The model folder.
-    model_path: PathBuf,
+    /// The model folder, or `oci://REF` for a model stored as an OCI artifact.
+    #[arg(required_unless_present = "oci")]
+    model_path: Option<PathBuf>,
+    /// A model stored as an OCI artifact (one uncompressed layer per file, titled with its
+    /// path), its model-signing bundle attached as an OCI 1.1 referrer.
+    #[arg(long, value_name = "REF", conflicts_with = "model_path")]
+    oci: Option<String>,
+    /// With an OCI model: read it from this OCI image layout folder instead of its registry.
+    #[arg(long, value_name = "DIR")]
+    layout: Option<PathBuf>,
+    /// With an OCI model: allow plain HTTP to this registry. Repeatable.
+    #[arg(long = "allow-http", value_name = "REGISTRY")]
+    allow_http: Vec<String>,
+    /// With an OCI model: look for the signature in this repository.
+    #[arg(long, value_name = "REPOSITORY")]
+    signature_repository: Option<String>,
     /// The signature file (a Sigstore bundle written by `model_signing sign`).
     #[arg(long, default_value = "model.sig")]
     signature: PathBuf,
@@ -77,7 +98,13 @@ pub struct ModelArgs {
 /// (2), everything else is a failed verification (1).
 fn exit_for(code: &str) -> crate::ui::Exit {
     match code {
-        "model.config" | "model.io" => crate::ui::Exit::Usage,
+        "model.config"
+        | "model.io"
+        | "oci.invalid_reference"
+        | "oci.config"
+        | "oci.insecure_not_allowed" => crate::ui::Exit::Usage,
+        // An OCI model whose manifest or signature could not be fetched.
+        c if c.starts_with("oci.") => crate::ui::Exit::Evidence,
         _ => crate::ui::Exit::Failed,
     }
 }
@@ -186,6 +213,78 @@ pub fn resolve_ignore_paths(model: &Path, paths: &[PathBuf]) -> Vec<String> {
         .collect()
 }
 
+/// The OCI reference to verify, if the command names one (`--oci REF` or `oci://REF`).
+fn oci_reference(args: &ModelArgs) -> Option<String> {
+    if let Some(r) = &args.oci {
+        return Some(r.strip_prefix("oci://").unwrap_or(r).to_owned());
+    }
+    let p = args.model_path.as_ref()?.to_str()?;
+    p.strip_prefix("oci://").map(str::to_owned)
+}
+
+fn verify_oci(
+    args: &ModelArgs,
+    reference: &str,
+    trust: &ModelTrust,
+) -> Result<String, (String, String)> {
+    let image = ImageReference::parse(reference)
+        .map_err(|e| config(format!("image reference {reference:?}: {e}")))?;
+    let repository = match &args.signature_repository {
+        Some(r) => Some(
+            ImageReference::from_name(r)
+                .map_err(|e| config(format!("--signature-repository {r:?}: {e}")))?,
+        ),
+        None => None,
+    };
+    let mut ignore_paths = Vec::new();
+    for p in &args.ignore_paths {
+        ignore_paths.push(
+            p.to_str()
+                .ok_or_else(|| config(format!("{} is not UTF-8", p.display())))?
+                .trim_start_matches("./")
+                .to_owned(),
+        );
+    }
+    let opts = OciModelOptions {
+        ignore_paths,
+        ignore_git_paths: !args.no_ignore_git_paths,
+        repository,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| config(format!("cannot start the async runtime: {e}")))?;
+    let oci_err = |e: provenance_oci::Error| (e.code().to_owned(), e.to_string());
+    let now = system_now();
+    let r = if let Some(dir) = &args.layout {
+        let layout = LayoutSource::open(dir).map_err(oci_err)?;
+        rt.block_on(verify_oci_model(&layout, &image, trust, &opts, now))
+    } else {
+        let mut cfg = RegistryConfig {
+            docker_config: provenance_oci::DockerConfig::from_environment().map_err(oci_err)?,
+            ..RegistryConfig::default()
+        };
+        for h in &args.allow_http {
+            cfg = cfg.allow_http(h.clone());
+        }
+        let client = RegistryClient::new(cfg).map_err(oci_err)?;
+        rt.block_on(verify_oci_model(&client, &image, trust, &opts, now))
+    }
+    .map_err(oci_err)?;
+    Ok(serde_json::json!({
+        "verified": true,
+        "reference": reference,
+        "manifestDigest": r.manifest_digest.to_string(),
+        "model": r.model_name,
+        "rootDigest": r.root_digest,
+        "signer": r.signer,
+        "signatureManifest": r.signature_manifest.to_string(),
+        "files": r.files,
+        "bytes": r.bytes,
+    })
+    .to_string())
+}
+
 fn verify(args: &ModelArgs) -> Result<String, (String, String)> {
     let identity = match (&args.identity, &args.identity_provider) {
         (Some(i), Some(p)) => Some((i.as_str(), p.as_str())),
@@ -197,8 +296,14 @@ fn verify(args: &ModelArgs) -> Result<String, (String, String)> {
         identity,
         args.trust_config.as_deref(),
     )?;
+    if let Some(reference) = oci_reference(args) {
+        return verify_oci(args, &reference, &trust);
+    }
+    let Some(model_path) = &args.model_path else {
+        return Err(config("a model folder or --oci REF is required".into()));
+    };
     let opts = VerifyOptions {
-        ignore_paths: resolve_ignore_paths(&args.model_path, &args.ignore_paths),
+        ignore_paths: resolve_ignore_paths(model_path, &args.ignore_paths),
         ignore_git_paths: !args.no_ignore_git_paths,
         allow_symlinks: args.allow_symlinks,
         ignore_unsigned_files: args.ignore_unsigned_files,
@@ -224,13 +329,7 @@ fn verify(args: &ModelArgs) -> Result<String, (String, String)> {
                 }
             });
         }
-        let r = verify_model(
-            &args.model_path,
-            &args.signature,
-            &trust,
-            &opts,
-            system_now(),
-        );
+        let r = verify_model(model_path, &args.signature, &trust, &opts, system_now());
         done.store(true, std::sync::atomic::Ordering::Relaxed);
         r
     });

@@ -140,6 +140,30 @@ pub enum ModelError {
         /// Computed digest.
         actual: String,
     },
+    /// No model-signing signature is attached to the model artifact (no Sigstore bundle
+    /// referrer, or none claiming a model-signing predicate type).
+    #[error("no model-signing signature is attached to {reference}")]
+    NoSignature {
+        /// The model artifact (`repository@digest`).
+        reference: String,
+    },
+    /// A layer of a model artifact is not a file of the model (no path annotation, an unsafe
+    /// or duplicate path, conflicting path annotations).
+    #[error("model artifact layer {layer}: {message}")]
+    OciLayer {
+        /// The layer digest.
+        layer: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The model artifact cannot be verified from its manifest alone: archive or compressed
+    /// layers, a non-SHA-256 layer digest, or a signature whose digests are not whole-file
+    /// SHA-256 (`shards`, `blake2b`). Refused, not half-checked.
+    #[error("the model artifact cannot be verified without its layer bytes: {message}")]
+    NeedsBlobs {
+        /// What needs the bytes.
+        message: String,
+    },
     /// A limit was exceeded (number of files, signature size).
     #[error("{what} exceeds the limit of {limit}")]
     TooLarge {
@@ -182,6 +206,9 @@ impl ModelError {
             ModelError::Config { .. } => "model.config",
             ModelError::DatasetMismatch { .. } => "model.dataset_mismatch",
             ModelError::TooLarge { .. } => "model.too_large",
+            ModelError::NoSignature { .. } => "model.no_signature",
+            ModelError::OciLayer { .. } => "model.oci_layer",
+            ModelError::NeedsBlobs { .. } => "model.needs_blobs",
         }
     }
 

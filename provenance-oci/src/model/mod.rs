@@ -27,6 +27,7 @@
 
 pub mod error;
 pub mod hash;
+pub mod oci;
 pub mod signature;
 pub mod walk;
 
@@ -38,6 +39,7 @@ use provenance_core::{Digest, UnixTime};
 
 pub use error::{ManifestDiff, ModelError};
 pub use hash::DigestCache;
+pub use oci::{OciModelOptions, OciModelReport, verify_oci_model};
 pub use signature::{ModelTrust, SignedManifest, verify_signature};
 pub use walk::{FileEntry, IgnoreSet};
 
