@@ -21,6 +21,7 @@ struct Want {
     repository: Option<String>,
     signatures: bool,
     attestations: bool,
+    layers: bool,
 }
 
 /// Gathers evidence for every distinct image the requests name: one resolve and one discovery
@@ -40,9 +41,14 @@ where
             repository: r.repository.clone(),
             signatures: false,
             attestations: false,
+            layers: false,
         });
         w.signatures |= r.signatures;
         w.attestations |= !r.attestation_types.is_empty();
+        w.layers |= r
+            .attestation_types
+            .iter()
+            .any(|t| t == provenance_attest::modelsigning::MODEL_SIGNING_V1);
     }
     let sem = Arc::new(tokio::sync::Semaphore::new(limit.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
@@ -131,7 +137,36 @@ async fn gather_one<S: EvidenceSource>(source: &S, reference: &str, want: &Want)
         Ok(a) => a,
         Err(e) => return oci_error("attestations", &e),
     };
-    evidence_from(digest, &sigs, &atts)
+    let mut ev = evidence_from(digest.clone(), &sigs, &atts);
+    if want.layers {
+        // The model artifact's layers (path annotations and digests), for model-signing
+        // attestations; an index has none (the rule then fails, it does not pass).
+        match source.manifest_at(&image, &digest).await {
+            Ok(m) => {
+                if let Ok(provenance_oci::ParsedManifest::Image(im)) = m.parse() {
+                    ev.layers = Some(
+                        im.layers()
+                            .iter()
+                            .map(|l| provenance_attest::model_artifact::ArtifactLayer {
+                                media_type: l.media_type().to_string(),
+                                digest: l.digest().to_string(),
+                                size: l.size(),
+                                annotations: l
+                                    .annotations()
+                                    .as_ref()
+                                    .map(|a| {
+                                        a.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+                                    })
+                                    .unwrap_or_default(),
+                            })
+                            .collect(),
+                    );
+                }
+            }
+            Err(e) => return oci_error("manifest", &e),
+        }
+    }
+    ev
 }
 
 /// Maps what `provenance-oci` found for an image to the [`ImageEvidence`] the policy engine
@@ -160,5 +195,6 @@ pub fn evidence_from(
             })
             .collect(),
         error: None,
+        layers: None,
     }
 }

@@ -21,6 +21,13 @@
 //! must name the admitted image digest as a subject; attestations without attestors are
 //! verified with the image's attestors (Kyverno would accept any Sigstore identity); `Notary`,
 //! `certificates`, `keyless.roots` and `ctlog.ignoreSCT` are unsupported and say so.
+//!
+//! Extension for models stored as OCI artifacts (Pod image volumes): an attestation of type
+//! `https://model_signing/signature/v1.0` (an OpenSSF model-signing bundle attached to the
+//! artifact) is bound to the image not by its in-toto subject (the model's root digest) but by
+//! its signed resources, which must equal the artifact's layers (path annotation → layer
+//! digest, [`provenance_attest::model_artifact`]); the evidence then carries the manifest's
+//! layers ([`ImageEvidence::layers`]). See `docs/kyverno-compatibility.md`.
 
 use std::collections::BTreeMap;
 
@@ -43,6 +50,10 @@ pub struct ImageEvidence {
     pub attestations: Vec<SignatureMaterial>,
     /// Why gathering failed (network, auth, timeout): reported as `error`.
     pub error: Option<String>,
+    /// The layers of the image manifest at `digest`, gathered when a rule verifies a
+    /// model-signing attestation (their path annotations and digests are what the signed
+    /// resources are compared with). `None` when not gathered or the digest names an index.
+    pub layers: Option<Vec<provenance_attest::model_artifact::ArtifactLayer>>,
 }
 
 /// One image a `verifyImages` rule covers, and the evidence it needs.
@@ -521,9 +532,16 @@ impl VerifyImagesContext<'_> {
                     "{apath}: no attestations found (need {ty})"
                 )));
             }
+            let mut statements = if ty == MODEL_SIGNING_V1 {
+                self.model_statements(&apath, &sets, &candidates, ev)?
+            } else {
+                Vec::new()
+            };
             // Verify the attestation material with each attestor set; collect the statements.
-            let mut statements = Vec::new();
             for (j, set) in sets.iter().enumerate() {
+                if ty == MODEL_SIGNING_V1 {
+                    break;
+                }
                 let payloads = verify_attestor_set(
                     set,
                     &format!("{apath}.attestors[{j}]"),
@@ -588,6 +606,129 @@ impl VerifyImagesContext<'_> {
         }
         Ok(digest)
     }
+}
+
+impl VerifyImagesContext<'_> {
+    /// Model-signing attestations of a model artifact: each candidate bundle is verified by
+    /// every attestor set against its own subject (the model's root digest), and its signed
+    /// resources must equal the artifact's layers exactly. Returns the statements that pass.
+    fn model_statements(
+        &self,
+        apath: &str,
+        sets: &[Value],
+        candidates: &[SignatureMaterial],
+        ev: &ImageEvidence,
+    ) -> Result<Vec<provenance_attest::Statement>, Failure> {
+        use provenance_attest::model_artifact::{Ignored, artifact_files, compare};
+        use provenance_attest::modelsigning::ModelSigningManifest;
+        let layers = ev.layers.as_ref().ok_or_else(|| {
+            Failure::Check(format!(
+                "{apath}: the image is not a model artifact with layers (no layers gathered to bind a {MODEL_SIGNING_V1} signature to)"
+            ))
+        })?;
+        let files = artifact_files(layers).map_err(|e| Failure::Check(format!("{apath}: {e}")))?;
+        let mut statements = Vec::new();
+        let mut problems = Vec::new();
+        'material: for (k, m) in candidates.iter().enumerate() {
+            let Some(subject) = claimed_subject_digest(m) else {
+                problems.push(format!("attestation {k}: no sha256 subject"));
+                continue;
+            };
+            let mut payloads = Vec::new();
+            for (j, set) in sets.iter().enumerate() {
+                match verify_attestor_set(
+                    set,
+                    &format!("{apath}.attestors[{j}]"),
+                    &subject,
+                    std::slice::from_ref(m),
+                    self,
+                    0,
+                ) {
+                    Ok(p) => payloads.extend(p),
+                    Err(Failure::Error(e)) => return Err(Failure::Error(e)),
+                    Err(Failure::Check(e)) => {
+                        problems.push(e);
+                        continue 'material;
+                    }
+                }
+            }
+            for p in payloads {
+                let Ok(st) = provenance_attest::Statement::from_json(&p) else {
+                    problems.push(format!(
+                        "attestation {k}: payload is not an in-toto Statement"
+                    ));
+                    continue;
+                };
+                if st.predicate_type != MODEL_SIGNING_V1 {
+                    continue;
+                }
+                let manifest = match ModelSigningManifest::from_statement(
+                    &st,
+                    &provenance_attest::Limits::default(),
+                ) {
+                    Ok((_, m)) => m,
+                    Err(e) => {
+                        problems.push(format!("attestation {k}: {e}"));
+                        continue;
+                    }
+                };
+                match compare(
+                    &manifest,
+                    &files,
+                    &Ignored::for_manifest(&manifest, &[], true),
+                ) {
+                    Ok(d) if d.is_empty() => statements.push(st),
+                    Ok(d) => {
+                        let mut parts = Vec::new();
+                        for (what, list) in [
+                            ("changed", &d.changed),
+                            ("missing", &d.missing),
+                            ("extra", &d.extra),
+                        ] {
+                            if !list.is_empty() {
+                                parts.push(format!("{what}: {}", list.join(", ")));
+                            }
+                        }
+                        problems.push(format!(
+                            "attestation {k}: the model artifact does not match its signature ({})",
+                            parts.join("; ")
+                        ));
+                    }
+                    Err(e) => problems.push(format!("attestation {k}: {e}")),
+                }
+            }
+        }
+        if statements.is_empty() {
+            return Err(Failure::Check(format!(
+                "{apath}: no verified {MODEL_SIGNING_V1} signature matches the model artifact: {}",
+                problems.join("; ")
+            )));
+        }
+        Ok(statements)
+    }
+}
+
+/// The predicate type of OpenSSF model-signing signatures.
+const MODEL_SIGNING_V1: &str = provenance_attest::modelsigning::MODEL_SIGNING_V1;
+
+/// The `sha256` of the first subject a DSSE attestation claims, read without verifying
+/// anything (the verifier is then told to require it; the signature binds it).
+fn claimed_subject_digest(m: &SignatureMaterial) -> Option<Digest> {
+    use base64::Engine;
+    let envelope: Value = match m {
+        SignatureMaterial::Bundle(json) => serde_json::from_slice::<Value>(json)
+            .ok()?
+            .get("dsseEnvelope")?
+            .clone(),
+        SignatureMaterial::Cosign(c) => serde_json::from_slice(&c.payload).ok()?,
+        _ => return None,
+    };
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(envelope.get("payload")?.as_str()?)
+        .ok()?;
+    let statement: Value = serde_json::from_slice(&payload).ok()?;
+    let hex = statement.pointer("/subject/0/digest/sha256")?.as_str()?;
+    Digest::parse(&format!("sha256:{hex}")).ok()
 }
 
 /// The in-toto `predicateType` a DSSE attestation claims, read without verifying anything
