@@ -281,6 +281,22 @@ async fn in_toto_attestation_signed_keyless_verifies_here_and_in_sigstore_js_and
     // One certificate, two signatures (the certificate is reused while valid).
     let cert = signer.certify(&mock.token()).await.unwrap();
     assert_eq!(cert.identity().subject(), Some(SUBJECT));
+    // The certificate is a provenance_core Signer: its key signs, its material is the leaf.
+    {
+        use provenance_core::sign::{Signer as _, SignerMaterial};
+        let sig = cert.sign(b"message").unwrap();
+        let key = cert.public_key();
+        aws_lc_rs::signature::UnparsedPublicKey::new(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
+            key.raw(),
+        )
+        .verify(b"message", &sig)
+        .unwrap();
+        assert_eq!(
+            cert.material(),
+            SignerMaterial::CertificateChain(vec![cert.certificate_der().to_vec()])
+        );
+    }
     let signed = signer.sign_in_toto_with(&cert, &statement).await.unwrap();
     let again = signer.sign_in_toto_with(&cert, &statement).await.unwrap();
     assert_ne!(signed.json, again.json);

@@ -50,7 +50,7 @@ use provenance_core::verify::{
     Artifact, CertificateIdentity, Expectation, IdentityExpectation, PUBLIC_GOOD_TRUSTED_ROOT,
     SignatureMaterial, Verified, Verifier,
 };
-use provenance_core::{Digest, TrustRoot, UnixTime};
+use provenance_core::{Digest, PublicKey, TrustRoot, UnixTime};
 use serde_json::{Value, json};
 
 pub use fulcio::SIGNING_CERT_PATH;
@@ -146,8 +146,13 @@ impl KeylessConfig {
 
 /// A signing certificate from Fulcio and the ephemeral key it certifies (in memory only,
 /// dropped with this value). Checked against the trust root when it was obtained.
+///
+/// It is a [`provenance_core::sign::Signer`] too (material: the leaf certificate), so the
+/// producers that take `&dyn Signer` can sign with it; what they produce carries no
+/// transparency evidence unless it also goes through Rekor.
 pub struct SigningCertificate {
     key: EcdsaKeyPair,
+    public_key: PublicKey,
     chain: Vec<Vec<u8>>,
     identity: CertificateIdentity,
 }
@@ -180,6 +185,24 @@ impl SigningCertificate {
             .sign(&SystemRandom::new(), message)
             .map(|s| s.as_ref().to_vec())
             .map_err(|_| SigningStep::Key.fail("signing with the ephemeral key failed"))
+    }
+}
+
+impl provenance_core::sign::Signer for SigningCertificate {
+    fn public_key(&self) -> PublicKey {
+        self.public_key.clone()
+    }
+
+    fn material(&self) -> provenance_core::sign::SignerMaterial {
+        provenance_core::sign::SignerMaterial::CertificateChain(vec![
+            self.certificate_der().to_vec(),
+        ])
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, provenance_core::Error> {
+        SigningCertificate::sign(self, message).map_err(|e| provenance_core::Error::Signing {
+            reason: e.to_string(),
+        })
     }
 }
 
@@ -271,6 +294,8 @@ impl KeylessSigner {
             .as_der()
             .map_err(|_| SigningStep::Key.fail("encoding the ephemeral public key failed"))?;
         let spki = spki.as_ref().to_vec();
+        let public_key = PublicKey::from_spki_der(&spki)
+            .map_err(|e| SigningStep::Key.fail(format!("the ephemeral public key: {e}")))?;
         let pop = key
             .sign(&SystemRandom::new(), challenge.as_bytes())
             .map_err(|_| SigningStep::Key.fail("signing the proof of possession failed"))?;
@@ -292,6 +317,7 @@ impl KeylessSigner {
             .unwrap_or_default();
         Ok(SigningCertificate {
             key,
+            public_key,
             chain,
             identity,
         })
