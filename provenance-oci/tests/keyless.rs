@@ -540,3 +540,202 @@ async fn expired_token_is_refused_before_contacting_fulcio() {
     assert_eq!(e.code(), "oci.sign.identity_token");
     assert!(mock.requests().is_empty());
 }
+
+// ------------------------------------------------------------------ model signing, keyless
+
+fn model_fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/model-signing")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The model-signing v1.0 statement over `model` (files serialization, git paths ignored),
+/// from provenance_oci::model's manifest code, as `model_signing sign` writes it.
+fn model_statement(model: &Path) -> Vec<u8> {
+    use provenance_oci::model::{IgnoreSet, Method, VerifyOptions, compute_manifest};
+    let ignore = IgnoreSet::new(Vec::<String>::new()).with_git_paths();
+    let m = compute_manifest(
+        model,
+        Method::Files,
+        &ignore,
+        &VerifyOptions::default(),
+        None,
+    )
+    .unwrap();
+    let resources: Vec<serde_json::Value> = m
+        .resources
+        .iter()
+        .map(|(name, d)| serde_json::json!({"name": name, "digest": hex::encode(d), "algorithm": "sha256"}))
+        .collect();
+    serde_json::to_vec(&serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "model", "digest": {"sha256": m.root_digest().hex()}}],
+        "predicateType": "https://model_signing/signature/v1.0",
+        "predicate": {
+            "serialization": {"method": "files", "hash_type": "sha256", "allow_symlinks": false,
+                              "ignore_paths": ignore.to_strings()},
+            "resources": resources,
+        },
+    }))
+    .unwrap()
+}
+
+fn verify_model_keyless(
+    model: &Path,
+    sig: &Path,
+    root_json: &[u8],
+) -> Result<provenance_oci::model::ModelReport, provenance_oci::model::ModelError> {
+    use provenance_oci::model::{ModelTrust, VerifyOptions, verify_model};
+    verify_model(
+        model,
+        sig,
+        &ModelTrust::Keyless {
+            root: Box::new(TrustRoot::from_trusted_root_json(root_json).unwrap()),
+            identity: IdentityExpectation::exact(SUBJECT, ISSUER),
+        },
+        &VerifyOptions::default(),
+        now(),
+    )
+}
+
+/// `model_signing verify sigstore` with a client trust config holding `root_json`; `None`
+/// when model_signing is not installed (outside CI).
+fn model_signing_verifies(model: &Path, sig: &Path, root_json: &[u8], dir: &Path) -> Option<bool> {
+    let installed = Command::new("model_signing")
+        .arg("--help")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !installed {
+        if std::env::var_os("CI").is_some() {
+            panic!("model_signing missing: run scripts/ci-setup-model-signing.sh");
+        }
+        eprintln!("SKIPPED: model_signing cross-check (scripts/ci-setup-model-signing.sh)");
+        return None;
+    }
+    let root: serde_json::Value = serde_json::from_slice(root_json).unwrap();
+    let url = root["tlogs"][0]["baseUrl"]
+        .as_str()
+        .unwrap_or("http://127.0.0.1")
+        .to_owned();
+    let service = |u: &str| {
+        serde_json::json!([{"url": u, "majorApiVersion": 1,
+        "validFor": {"start": "2000-01-01T00:00:00Z"}, "operator": "provenance-mock"}])
+    };
+    let config = serde_json::json!({
+        "mediaType": "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json",
+        "trustedRoot": root,
+        "signingConfig": {
+            "mediaType": "application/vnd.dev.sigstore.signingconfig.v0.2+json",
+            "caUrls": service(&url), "oidcUrls": service(&url), "rekorTlogUrls": service(&url),
+            "tsaUrls": [], "rekorTlogConfig": {"selector": "ANY"}, "tsaConfig": {"selector": "ANY"},
+        },
+    });
+    let path = dir.join("trust_config.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+    let out = Command::new("model_signing")
+        .args(["verify", "sigstore"])
+        .arg(model)
+        .arg("--signature")
+        .arg(sig)
+        .arg("--trust_config")
+        .arg(&path)
+        .args(["--identity", SUBJECT, "--identity_provider", ISSUER])
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        eprintln!(
+            "model_signing: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Some(out.status.success())
+}
+
+#[tokio::test]
+async fn model_folder_signed_keyless_verifies_here_and_with_model_signing() {
+    let Some(mock) = Mock::start(&[]) else { return };
+    let model = mock.dir.path().join("model");
+    copy_dir(&model_fixture().join("model"), &model);
+    let statement = model_statement(&model);
+    let signer = KeylessSigner::new(mock.config()).unwrap();
+    let signed = signer
+        .sign_in_toto(&mock.token(), &statement)
+        .await
+        .unwrap();
+    let sig = mock.dir.path().join("model.sig");
+    std::fs::write(&sig, &signed.json).unwrap();
+
+    let report = verify_model_keyless(&model, &sig, &mock.root_json).unwrap();
+    assert!(report.signer.contains(SUBJECT), "{}", report.signer);
+    assert_eq!(report.files, 5);
+    if let Some(ok) = model_signing_verifies(&model, &sig, &mock.root_json, mock.dir.path()) {
+        assert!(ok, "model_signing rejected the keyless model signature");
+    }
+
+    // A changed byte: both refuse.
+    let weights = model.join("weights/model-00001-of-00001.bin");
+    let mut bytes = std::fs::read(&weights).unwrap();
+    bytes[7] ^= 1;
+    std::fs::write(&weights, &bytes).unwrap();
+    let e = verify_model_keyless(&model, &sig, &mock.root_json).unwrap_err();
+    assert_eq!(e.code(), "model.file_changed", "{e}");
+    if let Some(ok) = model_signing_verifies(&model, &sig, &mock.root_json, mock.dir.path()) {
+        assert!(!ok, "model_signing accepted a changed model");
+    }
+
+    // Regenerate the committed fixture (signed against this mock, with its trusted root).
+    if std::env::var_os("PROVENANCE_WRITE_KEYLESS_MODEL_FIXTURE").is_some() {
+        let dir = model_fixture().join("signatures");
+        std::fs::write(dir.join("keyless.sig"), &signed.json).unwrap();
+        std::fs::write(dir.join("keyless-trusted_root.json"), &mock.root_json).unwrap();
+    }
+}
+
+/// The committed keyless model signature (written by the test above with
+/// PROVENANCE_WRITE_KEYLESS_MODEL_FIXTURE=1 against @sigstore/mock, with that mock's trusted
+/// root) verifies offline, and a changed model or another identity does not.
+#[test]
+fn committed_keyless_model_signature_verifies_offline() {
+    let dir = model_fixture();
+    let sig = dir.join("signatures/keyless.sig");
+    let root_json = std::fs::read(dir.join("signatures/keyless-trusted_root.json")).unwrap();
+    let report = verify_model_keyless(&dir.join("model"), &sig, &root_json).unwrap();
+    assert!(report.signer.contains(SUBJECT), "{}", report.signer);
+
+    use provenance_oci::model::{ModelTrust, VerifyOptions, verify_model};
+    let other = verify_model(
+        &dir.join("model"),
+        &sig,
+        &ModelTrust::Keyless {
+            root: Box::new(TrustRoot::from_trusted_root_json(&root_json).unwrap()),
+            identity: IdentityExpectation::exact("https://github.com/other/repo", ISSUER),
+        },
+        &VerifyOptions::default(),
+        now(),
+    )
+    .unwrap_err();
+    assert_eq!(other.code(), "model.signature", "{other}");
+    assert!(
+        other.to_string().contains("verify.identity.subject"),
+        "{other}"
+    );
+
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    copy_dir(&dir.join("model"), &model);
+    std::fs::write(model.join("extra.bin"), b"x").unwrap();
+    let e = verify_model_keyless(&model, &sig, &root_json).unwrap_err();
+    assert_eq!(e.code(), "model.file_extra", "{e}");
+}
