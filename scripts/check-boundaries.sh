@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The pure crates (core, attest, policy) must never pull in an async runtime or an HTTP stack
-# when built without features. Fails if `cargo tree` shows any of them.
+# when built without features. Fails if `cargo tree` shows any of them. No library crate may
+# depend on a Kubernetes API client.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 forbidden='^(tokio|reqwest|hyper|hyper-util|oci-client|oci-distribution|axum) v'
@@ -15,6 +16,20 @@ for crate in provenance-core provenance-attest provenance-policy; do
         status=1
     else
         echo "boundary ok: $crate pulls in none of tokio, reqwest, hyper, oci-client"
+    fi
+done
+# No library crate (oci included, with its default features) may pull in a Kubernetes API
+# client: kube-client belongs to the examples that talk to a cluster (examples/audit-scan).
+kube_client='^(kube-client|kube-runtime) v'
+for crate in provenance-core provenance-attest provenance-oci provenance-policy; do
+    found=$(cargo tree -p "$crate" -e normal --prefix none --format '{p}' 2>/dev/null \
+        | grep -E "$kube_client" | sort -u || true)
+    if [ -n "$found" ]; then
+        echo "boundary violation: $crate depends on a Kubernetes client:"
+        echo "$found" | sed 's/^/    /'
+        status=1
+    else
+        echo "boundary ok: $crate pulls in no Kubernetes client (kube-client, kube-runtime)"
     fi
 done
 exit $status
