@@ -224,7 +224,7 @@ async fn inspect(
             )
         })
         .collect();
-    let sboms: Vec<Value> = sboms
+    let mut sboms: Vec<Value> = sboms
         .iter()
         .map(|s| {
             json!({
@@ -237,6 +237,20 @@ async fn inspect(
             })
         })
         .collect();
+    // SBOMs pushed as OCI 1.1 referrers (`oras attach --artifact-type application/spdx+json`).
+    for r in &referrers.items {
+        let at = r.artifact_type.as_deref().unwrap_or_default();
+        if at.contains("spdx") || at.contains("cyclonedx") || at.contains("sbom") {
+            sboms.push(json!({
+                "origin": "referrer",
+                "mediaType": at,
+                "manifestDigest": r.digest.to_string(),
+                "size": r.size,
+                "verified": Value::Null,
+                "note": "an SBOM referrer is not signed by itself; sign SBOMs as attestations",
+            }));
+        }
+    }
     let referrer_list: Vec<Value> = referrers
         .items
         .iter()
@@ -318,12 +332,21 @@ fn print_text(v: &Value, checked: bool) {
         );
     }
     for i in list("sboms", &v["sboms"]) {
-        println!(
-            "  - {} {} ({} bytes, unsigned cosign attachment)",
-            s(&i["mediaType"]),
-            s(&i["layerDigest"]),
-            i["size"]
-        );
+        if i["origin"] == "referrer" {
+            println!(
+                "  - {} referrer {} ({} bytes manifest, not signed by itself)",
+                s(&i["mediaType"]),
+                s(&i["manifestDigest"]),
+                i["size"]
+            );
+        } else {
+            println!(
+                "  - {} {} ({} bytes, unsigned cosign attachment)",
+                s(&i["mediaType"]),
+                s(&i["layerDigest"]),
+                i["size"]
+            );
+        }
     }
     for i in list("referrers", &v["referrers"]) {
         println!(

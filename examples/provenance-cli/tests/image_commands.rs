@@ -740,3 +740,97 @@ fn export_from_a_layout_into_another_layout() {
         .assert()
         .code(0);
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+#[test]
+fn inspect_lists_sboms_from_cosign_tags_and_referrers() {
+    use provenance_core::{Digest, DigestAlgorithm};
+    use provenance_oci::{LayoutWriter, Manifest};
+    // A copy of the example layout, plus an SPDX SBOM for gpu/cuda-app attached the two ways
+    // tools do it: cosign's `.sbom` tag, and an OCI 1.1 referrer (oras attach).
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("layout");
+    copy_dir(&layout(), &copy);
+    let subject = "sha256:054b7fcaae5174632ae0b1df3ca8c6f8d7b91f9a80b2ae45608addcaa12c91bc";
+    let sbom = br#"{"spdxVersion":"SPDX-2.3","SPDXID":"SPDXRef-DOCUMENT","name":"cuda-app"}"#;
+    let sbom_digest = Digest::sha256_of(sbom);
+    let empty = b"{}";
+    let empty_digest = Digest::sha256_of(empty);
+    let mut w = LayoutWriter::create(&copy).unwrap();
+    w.put_blob(&sbom_digest, sbom).unwrap();
+    w.put_blob(&empty_digest, empty).unwrap();
+    let manifest = |extra: serde_json::Value| {
+        let mut m = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json",
+                       "digest": empty_digest.to_string(), "size": 2},
+            "layers": [{"mediaType": "text/spdx+json", "digest": sbom_digest.to_string(),
+                        "size": sbom.len()}],
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            m[k] = v.clone();
+        }
+        Manifest::from_bytes(
+            serde_json::to_vec(&m).unwrap(),
+            DigestAlgorithm::Sha256,
+            None,
+        )
+        .unwrap()
+    };
+    let tagged = manifest(serde_json::json!({}));
+    w.add_entry(
+        &tagged,
+        Some(&format!("sha256-{}.sbom", &subject[7..])),
+        None,
+    )
+    .unwrap();
+    let referrer = manifest(serde_json::json!({
+        "artifactType": "application/spdx+json",
+        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": subject, "size": 471},
+    }));
+    w.add_entry(&referrer, None, Some("application/spdx+json"))
+        .unwrap();
+    w.finish().unwrap();
+
+    let out = provenance()
+        .args(["inspect", &image("gpu/cuda-app"), "-o", "json"])
+        .arg("--registry-layout")
+        .arg(&copy)
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let v = json_of(&out);
+    let sboms = v["sboms"].as_array().unwrap();
+    assert_eq!(sboms.len(), 2, "{v}");
+    assert_eq!(sboms[0]["origin"], "cosign-tag");
+    assert_eq!(sboms[0]["mediaType"], "text/spdx+json");
+    assert_eq!(sboms[0]["layerDigest"], sbom_digest.to_string());
+    assert_eq!(sboms[1]["origin"], "referrer");
+    assert_eq!(sboms[1]["mediaType"], "application/spdx+json");
+    assert_eq!(sboms[1]["manifestDigest"], referrer.digest.to_string());
+    assert_eq!(v["referrers"].as_array().unwrap().len(), 4);
+    provenance()
+        .args(["inspect", &image("gpu/cuda-app")])
+        .arg("--registry-layout")
+        .arg(&copy)
+        .assert()
+        .code(0)
+        .stdout(contains("sboms (2):"))
+        .stdout(contains("unsigned cosign attachment"));
+}
