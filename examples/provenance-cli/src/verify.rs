@@ -51,7 +51,7 @@ struct BundleArgs {
     #[arg(long, requires = "certificate_identity")]
     certificate_oidc_issuer: Option<String>,
     /// The trusted root (`trusted_root.json`); default: the embedded Sigstore public-good root.
-    #[arg(long)]
+    #[arg(long, visible_alias = "trust-root")]
     trusted_root: Option<PathBuf>,
     /// DANGEROUS: with --key, accept a bundle that has no transparency-log entry.
     #[arg(long, requires = "key")]

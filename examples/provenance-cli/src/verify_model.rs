@@ -55,13 +55,22 @@ pub struct ModelArgs {
     #[arg(long, alias = "certificate_chain", num_args = 1.., conflicts_with = "identity")]
     certificate_chain: Vec<PathBuf>,
     /// Expected signer identity (certificate SAN), exactly (`model_signing sign sigstore`).
-    #[arg(long, requires = "identity_provider")]
+    #[arg(
+        long,
+        visible_alias = "certificate-identity",
+        requires = "identity_provider"
+    )]
     identity: Option<String>,
     /// Expected OIDC issuer, exactly.
-    #[arg(long, alias = "identity_provider", requires = "identity")]
+    #[arg(
+        long,
+        visible_alias = "certificate-oidc-issuer",
+        alias = "identity_provider",
+        requires = "identity"
+    )]
     identity_provider: Option<String>,
     /// Sigstore trusted root (`trusted_root.json`); default: the embedded public-good root.
-    #[arg(long, visible_alias = "trusted-root", alias = "trust_config")]
+    #[arg(long, visible_aliases = ["trusted-root", "trust-root"], alias = "trust_config")]
     trust_config: Option<PathBuf>,
     /// Paths to ignore (relative to the current directory, as model_signing resolves them);
     /// repeatable.

@@ -322,3 +322,49 @@ fn top_level_help_lists_the_exit_codes() {
         .stdout(contains("Exit codes:"))
         .stdout(contains("2  usage or input error"));
 }
+
+#[test]
+fn trust_flags_are_spelled_the_same_on_every_verify_command() {
+    // --trust-root, --certificate-identity and --certificate-oidc-issuer are accepted by
+    // `verify bundle` and `verify model` as by `verify image`, `inspect` and `apply`.
+    let c = bundle_case("keyless-msg-v0.3");
+    provenance()
+        .args(["verify", "bundle", "--bundle"])
+        .arg(c.join("bundle.sigstore.json"))
+        .arg("--trust-root")
+        .arg(c.join("trusted_root.json"))
+        .args([
+            "--certificate-identity",
+            "https://github.com/acme/model/.github/workflows/release.yml@refs/heads/main",
+            "--certificate-oidc-issuer",
+            "https://token.actions.githubusercontent.com",
+            "--now",
+            "2026-11-27T07:35:30Z",
+        ])
+        .arg(c.join("artifact"))
+        .assert()
+        .code(0);
+    for cmd in [
+        &["verify", "model"][..],
+        &["verify", "bundle"],
+        &["verify", "image"],
+    ] {
+        let out = provenance()
+            .args(cmd)
+            .arg("--help")
+            .assert()
+            .code(0)
+            .get_output()
+            .stdout
+            .clone();
+        let help = String::from_utf8(out).unwrap();
+        for flag in [
+            "--trust-root",
+            "--certificate-identity",
+            "--certificate-oidc-issuer",
+            "--key",
+        ] {
+            assert!(help.contains(flag), "{cmd:?} --help lacks {flag}:\n{help}");
+        }
+    }
+}
