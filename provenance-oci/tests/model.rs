@@ -589,3 +589,54 @@ fn tricky_names_signed_by_model_signing_verify_when_installed() {
     let (_, diff) = mismatch(verify(&m, &s_shards, &key("ec-p256.pub")));
     assert_eq!(diff.changed, strings(&["x:1:2"]));
 }
+
+/// BLAKE2b signatures (model_signing's Python API, `hashing_algorithm="blake2"`; fixtures from
+/// `scripts/fixtures/model-signing/generate-oci.sh`).
+fn blake2_sig(name: &str) -> PathBuf {
+    fixtures().join("oci").join(name)
+}
+
+#[test]
+fn blake2b_files_and_shards_signatures_verify_and_catch_changes() {
+    let (_d, m) = model_copy();
+    let r = verify(&m, &blake2_sig("key-blake2.sig"), &key("ec-p256.pub")).unwrap();
+    assert_eq!(r.files, 5);
+    assert_eq!(r.method, provenance_oci::model::Method::Files);
+    let r = verify(
+        &m,
+        &blake2_sig("key-blake2-shards.sig"),
+        &key("ec-p256.pub"),
+    )
+    .unwrap();
+    assert_eq!(r.method, provenance_oci::model::Method::Shards(512 * 1024));
+    // A SHA-256 signature of the same folder still verifies (the hash is the signed one).
+    verify(&m, &sig("key.sig"), &key("ec-p256.pub")).unwrap();
+
+    std::fs::write(m.join("tokenizer/vocab.txt"), b"hello\nworld\n<pad>\n").unwrap();
+    for s in ["key-blake2.sig", "key-blake2-shards.sig"] {
+        let (code, diff) = mismatch(verify(&m, &blake2_sig(s), &key("ec-p256.pub")));
+        assert_eq!(code, "model.file_changed", "{s}");
+        assert_eq!(diff.changed, strings(&["tokenizer/vocab.txt"]), "{s}");
+    }
+}
+
+#[test]
+fn one_cache_serves_sha256_and_blake2b_without_mixing_them() {
+    let (d, m) = model_copy();
+    let opts = VerifyOptions {
+        cache: Some(d.path().join("cache.json")),
+        ..VerifyOptions::default()
+    };
+    // Each run keeps only its own entries; alternating hashes must never reuse a digest of the
+    // other algorithm.
+    for s in [
+        sig("key.sig"),
+        blake2_sig("key-blake2.sig"),
+        sig("key.sig"),
+        blake2_sig("key-blake2.sig"),
+    ] {
+        verify_model(&m, &s, &key("ec-p256.pub"), &opts, now()).unwrap();
+    }
+    let text = std::fs::read_to_string(d.path().join("cache.json")).unwrap();
+    assert!(text.contains("blake2b:"), "{text}");
+}

@@ -1,4 +1,5 @@
-//! Parallel, bounded-memory SHA-256 of files and file ranges, with an optional digest cache.
+//! Parallel, bounded-memory hashing (SHA-256 or BLAKE2b-512) of files and file ranges, with an
+//! optional digest cache.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -8,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
 
+use super::HashAlgorithm;
 use super::error::ModelError;
 use super::walk::FileEntry;
 
@@ -70,31 +72,42 @@ impl DigestCache {
         }
     }
 
-    fn key(e: &FileEntry, t: &Task) -> String {
+    fn key(e: &FileEntry, t: &Task, alg: HashAlgorithm) -> String {
         let (dev, ino, m, c) = e.stamp;
-        format!(
+        let base = format!(
             "{dev}:{ino}:{m}:{c}:{}:{}:{}:{}",
             e.size, t.start, t.end, e.rel
-        )
+        );
+        match alg {
+            // SHA-256 entries keep the key they always had.
+            HashAlgorithm::Sha256 => base,
+            other => format!("{}:{base}", other.name()),
+        }
     }
 
-    fn get(&self, e: &FileEntry, t: &Task) -> Option<[u8; 32]> {
-        let hex = self.old.get(&Self::key(e, t))?;
+    fn get(&self, e: &FileEntry, t: &Task, alg: HashAlgorithm) -> Option<Vec<u8>> {
+        let hex = self.old.get(&Self::key(e, t, alg))?;
         let v = hex::decode(hex).ok()?;
-        v.try_into().ok()
+        (v.len() == alg.digest_len()).then_some(v)
     }
 
-    fn put(&self, e: &FileEntry, t: &Task, d: &[u8; 32]) {
+    fn put(&self, e: &FileEntry, t: &Task, alg: HashAlgorithm, d: &[u8]) {
         if let Ok(mut m) = self.new.lock() {
-            m.insert(Self::key(e, t), hex::encode(d));
+            m.insert(Self::key(e, t, alg), hex::encode(d));
         }
     }
 
     /// Records digests computed without the cache (paranoid mode refreshes the cache).
-    pub(crate) fn record(&self, entries: &[FileEntry], tasks: &[Task], digests: &[[u8; 32]]) {
+    pub(crate) fn record(
+        &self,
+        entries: &[FileEntry],
+        tasks: &[Task],
+        alg: HashAlgorithm,
+        digests: &[Vec<u8>],
+    ) {
         for (t, d) in tasks.iter().zip(digests) {
             if let Some(e) = entries.get(t.entry) {
-                self.put(e, t, d);
+                self.put(e, t, alg, d);
             }
         }
     }
@@ -118,7 +131,7 @@ impl DigestCache {
     }
 }
 
-/// Hashes every task on `threads` threads (largest first); results are in task order.
+/// Hashes every task with `alg` on `threads` threads (largest first); results are in task order.
 /// Fails on the first error. `cache` hits are not read from disk. `progress`, when given, is
 /// incremented by the bytes covered as they are hashed.
 pub fn hash_tasks(
@@ -127,12 +140,13 @@ pub fn hash_tasks(
     threads: usize,
     cache: Option<&DigestCache>,
     progress: Option<&std::sync::atomic::AtomicU64>,
-) -> Result<Vec<[u8; 32]>, ModelError> {
+    alg: HashAlgorithm,
+) -> Result<Vec<Vec<u8>>, ModelError> {
     let mut order: Vec<usize> = (0..tasks.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(tasks[i].end - tasks[i].start));
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
-    let results: Mutex<Vec<Option<[u8; 32]>>> = Mutex::new(vec![None; tasks.len()]);
+    let results: Mutex<Vec<Option<Vec<u8>>>> = Mutex::new(vec![None; tasks.len()]);
     let first_err: Mutex<Option<ModelError>> = Mutex::new(None);
     let threads = threads.clamp(1, tasks.len().max(1));
     std::thread::scope(|s| {
@@ -144,7 +158,7 @@ pub fn hash_tasks(
                     let Some(&i) = order.get(k) else { break };
                     let t = &tasks[i];
                     let Some(e) = entries.get(t.entry) else { break };
-                    let r = match cache.and_then(|c| c.get(e, t)) {
+                    let r = match cache.and_then(|c| c.get(e, t, alg)) {
                         Some(d) => {
                             if let Some(p) = progress {
                                 p.fetch_add(t.end - t.start, Ordering::Relaxed);
@@ -155,13 +169,13 @@ pub fn hash_tasks(
                             if buf.is_empty() {
                                 buf = vec![0u8; READ_SIZE];
                             }
-                            hash_range(e, t, &mut buf, progress)
+                            hash_range(e, t, &mut buf, progress, alg)
                         }
                     };
                     match r {
                         Ok(d) => {
                             if let Some(c) = cache {
-                                c.put(e, t, &d);
+                                c.put(e, t, alg, &d);
                             }
                             if let Ok(mut v) = results.lock() {
                                 v[i] = Some(d);
@@ -198,13 +212,14 @@ fn hash_range(
     t: &Task,
     buf: &mut [u8],
     progress: Option<&std::sync::atomic::AtomicU64>,
-) -> Result<[u8; 32], ModelError> {
+    alg: HashAlgorithm,
+) -> Result<Vec<u8>, ModelError> {
     let mut f = std::fs::File::open(&e.abs).map_err(|err| ModelError::io(&e.abs, &err))?;
     if t.start > 0 {
         f.seek(SeekFrom::Start(t.start))
             .map_err(|err| ModelError::io(&e.abs, &err))?;
     }
-    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let mut ctx = Hasher::new(alg);
     let mut left = t.end - t.start;
     while left > 0 {
         let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
@@ -226,10 +241,38 @@ fn hash_range(
             path: e.rel.clone(),
         });
     }
-    let d = ctx.finish();
-    let mut out = [0u8; 32];
-    out.copy_from_slice(d.as_ref());
-    Ok(out)
+    Ok(ctx.finish())
+}
+
+/// One streaming hash of either algorithm.
+enum Hasher {
+    Sha256(aws_lc_rs::digest::Context),
+    Blake2b(Box<blake2::Blake2b512>),
+}
+
+impl Hasher {
+    fn new(alg: HashAlgorithm) -> Self {
+        match alg {
+            HashAlgorithm::Sha256 => {
+                Hasher::Sha256(aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256))
+            }
+            HashAlgorithm::Blake2b => Hasher::Blake2b(Box::default()),
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            Hasher::Sha256(c) => c.update(data),
+            Hasher::Blake2b(h) => blake2::Digest::update(h.as_mut(), data),
+        }
+    }
+
+    fn finish(self) -> Vec<u8> {
+        match self {
+            Hasher::Sha256(c) => c.finish().as_ref().to_vec(),
+            Hasher::Blake2b(h) => blake2::Digest::finalize(*h).to_vec(),
+        }
+    }
 }
 
 fn read_some(f: &mut std::fs::File, buf: &mut [u8], path: &Path) -> Result<usize, ModelError> {

@@ -43,6 +43,45 @@ pub use oci::{OciModelOptions, OciModelReport, verify_oci_model};
 pub use signature::{ModelTrust, SignedManifest, verify_signature};
 pub use walk::{FileEntry, IgnoreSet};
 
+/// The hash of the files or shards of a signed model (model-signing's `hash_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum HashAlgorithm {
+    /// SHA-256 (model-signing's default; `sha256`).
+    Sha256,
+    /// BLAKE2b with a 64-byte digest (`blake2b`; model-signing's `hashing_algorithm="blake2"`).
+    Blake2b,
+}
+
+impl HashAlgorithm {
+    /// Reads the hash of a signed manifest; BLAKE3 and anything else are unsupported.
+    pub fn from_manifest(m: &ModelSigningManifest) -> Result<Self, ModelError> {
+        match m.serialization.hash_type.as_str() {
+            "sha256" => Ok(HashAlgorithm::Sha256),
+            "blake2b" => Ok(HashAlgorithm::Blake2b),
+            other => Err(ModelError::Unsupported {
+                message: format!("hash type {other:?} (sha256 and blake2b are implemented)"),
+            }),
+        }
+    }
+
+    /// The name model-signing writes (`sha256`, `blake2b`).
+    pub fn name(self) -> &'static str {
+        match self {
+            HashAlgorithm::Sha256 => "sha256",
+            HashAlgorithm::Blake2b => "blake2b",
+        }
+    }
+
+    /// Digest length in bytes.
+    pub fn digest_len(self) -> usize {
+        match self {
+            HashAlgorithm::Sha256 => 32,
+            HashAlgorithm::Blake2b => 64,
+        }
+    }
+}
+
 /// How a model is cut into resources.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -55,14 +94,10 @@ pub enum Method {
 }
 
 impl Method {
-    /// Reads the method of a signed manifest (SHA-256 only; anything else is unsupported).
+    /// Reads the method of a signed manifest (its hash must be one of [`HashAlgorithm`]).
     pub fn from_manifest(m: &ModelSigningManifest) -> Result<Self, ModelError> {
         let s = &m.serialization;
-        if s.hash_type != "sha256" {
-            return Err(ModelError::Unsupported {
-                message: format!("hash type {:?} (only sha256 is implemented)", s.hash_type),
-            });
-        }
+        HashAlgorithm::from_manifest(m)?;
         match s.method.as_str() {
             "files" => Ok(Method::Files),
             "shards" => match s.shard_size {
@@ -116,13 +151,15 @@ impl Default for VerifyOptions {
     }
 }
 
-/// A manifest rebuilt from a folder: resource name to SHA-256, in model-signing order.
+/// A manifest rebuilt from a folder: resource name to digest, in model-signing order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalManifest {
     /// The method used.
     pub method: Method,
-    /// `(name, sha256)` in model-signing's canonical order.
-    pub resources: Vec<(String, [u8; 32])>,
+    /// The hash used.
+    pub hash: HashAlgorithm,
+    /// `(name, digest)` in model-signing's canonical order.
+    pub resources: Vec<(String, Vec<u8>)>,
     /// Number of files hashed.
     pub files: usize,
     /// Total bytes covered.
@@ -130,9 +167,10 @@ pub struct LocalManifest {
 }
 
 impl LocalManifest {
-    /// SHA-256 over the resource digests in order: the model-signing subject digest.
+    /// SHA-256 over the resource digests in order (whatever their hash): the model-signing
+    /// subject digest.
     pub fn root_digest(&self) -> Digest {
-        let mut all = Vec::with_capacity(self.resources.len() * 32);
+        let mut all = Vec::with_capacity(self.resources.len() * self.hash.digest_len());
         for (_, d) in &self.resources {
             all.extend_from_slice(d);
         }
@@ -167,10 +205,23 @@ pub fn system_now() -> UnixTime {
     UnixTime(i64::try_from(secs).unwrap_or(i64::MAX))
 }
 
-/// Rebuilds the manifest of `root` with `method`.
+/// Rebuilds the manifest of `root` with `method` and SHA-256 (see [`compute_manifest_with`]
+/// for other hashes).
 pub fn compute_manifest(
     root: &Path,
     method: Method,
+    ignore: &IgnoreSet,
+    opts: &VerifyOptions,
+    only: Option<&BTreeSet<String>>,
+) -> Result<LocalManifest, ModelError> {
+    compute_manifest_with(root, method, HashAlgorithm::Sha256, ignore, opts, only)
+}
+
+/// Rebuilds the manifest of `root` with `method` and `hash`.
+pub fn compute_manifest_with(
+    root: &Path,
+    method: Method,
+    hash: HashAlgorithm,
     ignore: &IgnoreSet,
     opts: &VerifyOptions,
     only: Option<&BTreeSet<String>>,
@@ -209,16 +260,30 @@ pub fn compute_manifest(
     let lookup = if opts.paranoid { None } else { cache.as_ref() };
     let digests = if let (Some(c), None) = (&cache, lookup) {
         // Paranoid: read everything, but refresh the cache with what was read.
-        let d = hash::hash_tasks(&entries, &tasks, threads, None, opts.progress.as_deref())?;
-        c.record(&entries, &tasks, &d);
+        let d = hash::hash_tasks(
+            &entries,
+            &tasks,
+            threads,
+            None,
+            opts.progress.as_deref(),
+            hash,
+        )?;
+        c.record(&entries, &tasks, hash, &d);
         d
     } else {
-        hash::hash_tasks(&entries, &tasks, threads, lookup, opts.progress.as_deref())?
+        hash::hash_tasks(
+            &entries,
+            &tasks,
+            threads,
+            lookup,
+            opts.progress.as_deref(),
+            hash,
+        )?
     };
     if let Some(c) = &cache {
         c.save()?;
     }
-    let mut resources: Vec<(String, [u8; 32])> = tasks
+    let mut resources: Vec<(String, Vec<u8>)> = tasks
         .iter()
         .zip(digests)
         .map(|(t, d)| {
@@ -233,6 +298,7 @@ pub fn compute_manifest(
     resources.sort_by(|a, b| resource_order(&a.0, &b.0, method));
     Ok(LocalManifest {
         method,
+        hash,
         resources,
         files: entries.len(),
         bytes: entries.iter().map(|e| e.size).sum(),
@@ -287,10 +353,10 @@ pub fn diff(
     let method = actual.method;
     let mut want: BTreeMap<&str, BTreeMap<&str, String>> = BTreeMap::new();
     let mut seen = BTreeSet::new();
-    // model-signing names shard digests `sha256-sharded-<shard_size>`.
+    // model-signing names shard digests `<hash>-sharded-<shard_size>`.
     let algorithm = match method {
-        Method::Files => "sha256".to_owned(),
-        Method::Shards(n) => format!("sha256-sharded-{n}"),
+        Method::Files => actual.hash.name().to_owned(),
+        Method::Shards(n) => format!("{}-sharded-{n}", actual.hash.name()),
     };
     for r in &expected.resources {
         if r.algorithm != algorithm {
@@ -351,6 +417,7 @@ pub fn verify_model(
     let bytes = read_bounded(signature, signature::MAX_SIGNATURE_BYTES)?;
     let signed = verify_signature(&bytes, trust, now)?;
     let method = Method::from_manifest(&signed.manifest)?;
+    let hash = HashAlgorithm::from_manifest(&signed.manifest)?;
     let ignore = ignore_set(
         root,
         signature,
@@ -366,7 +433,7 @@ pub fn verify_model(
     } else {
         None
     };
-    let local = compute_manifest(root, method, &ignore, opts, only.as_ref())?;
+    let local = compute_manifest_with(root, method, hash, &ignore, opts, only.as_ref())?;
     let d = diff(&signed.manifest, &local)?;
     if !d.is_empty() {
         return Err(ModelError::Mismatch { diff: d });
