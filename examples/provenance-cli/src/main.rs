@@ -12,6 +12,7 @@ mod image_source;
 mod inspect;
 #[allow(clippy::type_complexity)] // pre-existing, in a module this change does not touch
 mod kyverno_test;
+mod trust_root;
 mod ui;
 mod verify;
 mod verify_image;
@@ -51,6 +52,8 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Copy images with all their evidence into an OCI layout (for air-gapped sites).
     Export(export::ExportArgs),
+    /// Refresh a Sigstore trust root over TUF (`trust-root update`).
+    TrustRoot(trust_root::TrustRootArgs),
 }
 
 /// Arguments of `provenance test`.
@@ -165,5 +168,6 @@ fn main() -> ExitCode {
         Command::Apply(args) => apply::run(args),
         Command::Inspect(args) => inspect::run(&args),
         Command::Export(args) => export::run(&args),
+        Command::TrustRoot(args) => trust_root::run(&args),
     }
 }
