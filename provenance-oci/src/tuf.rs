@@ -192,12 +192,14 @@ fn to_jiff(now: UnixTime) -> Result<jiff::Timestamp, Error> {
 
 impl TrustRootUpdater {
     /// Checks the configuration (URL schemes, the initial root parses and is signed by a
-    /// threshold of its own root keys) and builds the HTTP client. No request is sent.
+    /// threshold of its own root keys), creates the cache folder when missing (rollback
+    /// protection across runs rests on it) and builds the HTTP client. No request is sent.
     pub fn new(config: TufConfig) -> Result<Self, Error> {
         check_url(&config.metadata_url, config.allow_http)?;
         check_url(&config.targets_base(), config.allow_http)?;
         sigstore_tuf::TrustedMetadataSet::from_root(&config.initial_root)
             .map_err(|e| map_tuf_error(&config.metadata_url, "initial root", e, None))?;
+        std::fs::create_dir_all(&config.cache_dir).map_err(|e| Error::io(&config.cache_dir, &e))?;
         let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .read_timeout(config.request_timeout)

@@ -260,6 +260,12 @@ async fn plain_http_needs_allow_http_and_network_errors_are_infrastructure() {
     let e = TrustRootUpdater::new(c).unwrap_err();
     assert_eq!(e.code(), "oci.insecure_not_allowed", "{e}");
 
+    // A cache folder that cannot be created is refused before any request.
+    let file = cache.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let e = TrustRootUpdater::new(config("http://127.0.0.1:9", &file.join("cache"))).unwrap_err();
+    assert_eq!(e.code(), "oci.io", "{e}");
+
     // Nothing listens on the discard port.
     let e = updater("http://127.0.0.1:9", cache.path())
         .refresh(NOW)
