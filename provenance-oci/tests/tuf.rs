@@ -299,3 +299,18 @@ fn embedded_public_good_root_is_self_signed() {
     .unwrap_err();
     assert_eq!(e.code(), "oci.tuf.threshold_not_met", "{e}");
 }
+
+#[tokio::test]
+async fn a_target_the_metadata_does_not_list_is_not_fetched() {
+    let s = TufServer::start("v1");
+    let cache = tempfile::tempdir().unwrap();
+    let mut c = config(&s.url(), cache.path());
+    c.target = "signing_config.json".into();
+    let e = TrustRootUpdater::new(c)
+        .unwrap()
+        .refresh(NOW)
+        .await
+        .unwrap_err();
+    assert_eq!(refusal(&e), TufFailure::TargetNotFound, "{e}");
+    assert_eq!(e.code(), "oci.tuf.target_not_found");
+}
