@@ -45,10 +45,7 @@ where
         });
         w.signatures |= r.signatures;
         w.attestations |= !r.attestation_types.is_empty();
-        w.layers |= r
-            .attestation_types
-            .iter()
-            .any(|t| t == provenance_attest::modelsigning::MODEL_SIGNING_V1);
+        w.layers |= r.needs_layers();
     }
     let sem = Arc::new(tokio::sync::Semaphore::new(limit.max(1)));
     let mut tasks = tokio::task::JoinSet::new();

@@ -77,6 +77,15 @@ pub struct ImageRequest {
     pub attestation_types: Vec<String>,
 }
 
+impl ImageRequest {
+    /// True when the request verifies a model-signing attestation, whose evidence includes
+    /// the image manifest's layers ([`ImageEvidence::layers`]). Evidence gathered without
+    /// them must not be reused for such a request (the rule would fail, not pass).
+    pub fn needs_layers(&self) -> bool {
+        self.attestation_types.iter().any(|t| t == MODEL_SIGNING_V1)
+    }
+}
+
 /// What the engine needs to verify images.
 pub struct VerifyImagesContext<'a> {
     /// Evidence by Kyverno image string (see [`ImageRequest::reference`]).

@@ -128,6 +128,7 @@ fn image_volume_model_requests_layers_and_passes() {
     let reqs = set.image_requests(&ResourceInput::create(pod()));
     assert_eq!(reqs.len(), 1);
     assert_eq!(reqs[0].reference, MODEL);
+    assert!(reqs[0].needs_layers());
     assert_eq!(
         reqs[0].attestation_types,
         ["https://model_signing/signature/v1.0"]

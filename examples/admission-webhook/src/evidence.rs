@@ -21,6 +21,8 @@ struct Key {
     repository: Option<String>,
     signatures: bool,
     attestations: bool,
+    /// The manifest's layers (model-signing attestations of model artifacts).
+    layers: bool,
 }
 
 type Cell = Arc<OnceCell<ImageEvidence>>;
@@ -155,12 +157,14 @@ impl Evidence {
                         repository: r.repository.clone(),
                         signatures: false,
                         attestations: false,
+                        layers: false,
                     },
                     Vec::new(),
                 )
             });
             key.signatures |= r.signatures;
             key.attestations |= !r.attestation_types.is_empty();
+            key.layers |= r.needs_layers();
             list.push(r.clone());
         }
         let mut out = BTreeMap::new();
