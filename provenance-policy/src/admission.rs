@@ -96,7 +96,24 @@ impl PolicySet {
                 rules: vap.evaluate(pi, &[]),
             });
         }
+        let verified = std::cell::RefCell::new(BTreeMap::new());
+        for ivp in self.image_validating() {
+            out.push(PolicyResponse {
+                policy: ivp.name().to_owned(),
+                kind: "ImageValidatingPolicy".into(),
+                rules: ivp.evaluate(pi, None, &verified),
+            });
+        }
         out
+    }
+
+    fn image_validating(
+        &self,
+    ) -> impl Iterator<Item = &crate::image_validating_policy::ImageValidatingPolicy> {
+        self.policies.iter().filter_map(|p| match p {
+            LoadedPolicy::ImageValidating(p) => Some(p.as_ref()),
+            _ => None,
+        })
     }
 
     fn exceptions(&self) -> Vec<std::sync::Arc<crate::exceptions::PolicyException>> {
@@ -145,6 +162,13 @@ impl PolicySet {
                         &input.object,
                     ));
                 }
+            }
+        }
+        let mut ivps = self.image_validating().peekable();
+        if ivps.peek().is_some() {
+            let pi = crate::engine::policy_input(input);
+            for ivp in ivps {
+                out.extend(ivp.image_requests(&pi));
             }
         }
         out
@@ -238,6 +262,99 @@ impl PolicySet {
                 results.push(r);
             }
         }
+        // ImageValidatingPolicies: tags are pinned to the resolved digests first (Kyverno's
+        // mutating webhook runs before its validating one), then the policies are evaluated
+        // against the pinned object; `required` is checked once every policy has verified.
+        let mut ivp_patches: Vec<Value> = Vec::new();
+        let mut ivp_results: Vec<(
+            &crate::image_validating_policy::ImageValidatingPolicy,
+            RuleResult,
+            Vec<String>,
+        )> = Vec::new();
+        let mut ivps = self.image_validating().peekable();
+        if ivps.peek().is_some() {
+            let mut pinned_input = pi.clone();
+            let mut digest_errors = Vec::new();
+            for ivp in self.image_validating() {
+                let (patches, err) = ivp.digest_patches(pi, images);
+                for p in patches {
+                    if !ivp_patches.iter().any(|x| x["path"] == p["path"]) {
+                        ivp_patches.push(p);
+                    }
+                }
+                if let Some(e) = err {
+                    digest_errors.push((ivp, e));
+                }
+            }
+            if let Some(obj) = pinned_input.object.as_mut() {
+                for p in &ivp_patches {
+                    if let (Some(path), Some(v)) = (p["path"].as_str(), p.get("value"))
+                        && let Some(slot) = obj.pointer_mut(path)
+                    {
+                        *slot = v.clone();
+                    }
+                }
+            }
+            let verified = std::cell::RefCell::new(BTreeMap::new());
+            for ivp in ivps {
+                if let Some((_, e)) = digest_errors.iter().find(|(p, _)| std::ptr::eq(*p, ivp)) {
+                    let mut r = RuleResult::new(
+                        ivp.name(),
+                        "mutateDigest",
+                        crate::engine::resource_ref(input),
+                        RuleStatus::Error,
+                        format!("failed to update digest: {e}"),
+                    );
+                    if e.contains("unsupported: ") {
+                        r = r.with_reason(provenance_core::outcome::Reason::new(
+                            crate::engine::UNSUPPORTED,
+                            e.clone(),
+                        ));
+                    }
+                    ivp_results.push((ivp, r, Vec::new()));
+                }
+                if let Some((rs, matched)) = ivp.evaluate_matched(&pinned_input, images, &verified)
+                {
+                    for r in rs {
+                        let m = if r.status == RuleStatus::Pass {
+                            matched.clone()
+                        } else {
+                            Vec::new()
+                        };
+                        ivp_results.push((ivp, r, m));
+                    }
+                }
+            }
+            let verified = verified.into_inner();
+            for (ivp, r, matched) in &mut ivp_results {
+                if r.status == RuleStatus::Pass
+                    && let Some(msg) = ivp.enforce_required(matched, &verified)
+                {
+                    r.status = RuleStatus::Fail;
+                    r.message = msg;
+                }
+            }
+        }
+        for (ivp, r, _) in ivp_results {
+            let deny = ivp
+                .validation_actions()
+                .contains(&crate::validating_policy::ValidationAction::Deny);
+            let ignore = ivp.failure_policy() == crate::validating_policy::FailurePolicy::Ignore;
+            let blocks = match r.status {
+                RuleStatus::Fail => deny,
+                RuleStatus::Error => deny && !ignore,
+                _ => false,
+            };
+            if blocks {
+                blocked
+                    .entry(ivp.name().to_owned())
+                    .or_default()
+                    .insert(r.rule.clone(), r.message.clone());
+            } else if matches!(r.status, RuleStatus::Fail | RuleStatus::Error) {
+                warnings.push(format!("policy {}: {}", ivp.name(), r.message));
+            }
+            results.push(r);
+        }
         // ValidatingAdmissionPolicies: the bindings' validationActions decide.
         for vap in self.vaps() {
             let deny = vap.bindings().iter().any(|b| {
@@ -275,11 +392,16 @@ impl PolicySet {
                 input.name()
             )
         };
-        let patches = prepared
+        let mut patches: Vec<Value> = prepared
             .image_outcomes()
             .into_iter()
             .flat_map(|o| o.patches)
             .collect();
+        for p in ivp_patches {
+            if !patches.iter().any(|x| x["path"] == p["path"]) {
+                patches.push(p);
+            }
+        }
         Decision {
             allowed: blocked.is_empty(),
             message,

@@ -74,7 +74,7 @@ pub struct PolicyResponse {
 /// Code of the reason attached to results of unsupported features.
 pub const UNSUPPORTED: &str = "policy.unsupported";
 
-fn resource_ref(input: &ResourceInput) -> ResourceRef {
+pub(crate) fn resource_ref(input: &ResourceInput) -> ResourceRef {
     ResourceRef {
         api_version: input
             .object

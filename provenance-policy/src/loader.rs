@@ -1,7 +1,7 @@
 //! Loading policies from YAML or JSON: every document is classified by `apiVersion` and `kind`.
 //!
 //! Supported: `kyverno.io/v1` and `v2beta1` ClusterPolicy and Policy, and
-//! `policies.kyverno.io` ValidatingPolicy (v1alpha1, v1beta1, v1). Documents of other kinds
+//! `policies.kyverno.io` ValidatingPolicy and ImageValidatingPolicy (v1alpha1, v1beta1, v1). Documents of other kinds
 //! load as [`LoadedPolicy::Unsupported`] with the reason, so a caller can report them as
 //! `unsupported: <kind>` instead of silently ignoring them.
 
@@ -10,6 +10,7 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use crate::Error;
+use crate::image_validating_policy::ImageValidatingPolicy;
 use crate::policy::ClusterPolicy;
 use crate::validating_policy::{
     CelPolicyException, PolicyBinding, ValidatingAdmissionPolicy, ValidatingPolicy,
@@ -23,6 +24,8 @@ pub enum LoadedPolicy {
     Kyverno(Box<ClusterPolicy>),
     /// A `policies.kyverno.io` ValidatingPolicy (CEL).
     Validating(Arc<ValidatingPolicy>),
+    /// A `policies.kyverno.io` ImageValidatingPolicy (CEL with image verification).
+    ImageValidating(Arc<ImageValidatingPolicy>),
     /// A Kubernetes `admissionregistration.k8s.io` ValidatingAdmissionPolicy, with the
     /// bindings [`link`] attached to it.
     Vap(Arc<ValidatingAdmissionPolicy>),
@@ -51,6 +54,7 @@ impl LoadedPolicy {
         match self {
             LoadedPolicy::Kyverno(p) => &p.name,
             LoadedPolicy::Validating(p) => p.name(),
+            LoadedPolicy::ImageValidating(p) => p.name(),
             LoadedPolicy::Vap(p) => p.name(),
             LoadedPolicy::Binding(b) => &b.name,
             LoadedPolicy::CelException(_) | LoadedPolicy::Exception(_) => "",
@@ -93,6 +97,10 @@ pub fn policy_from_value(doc: &Value, file: &str) -> Result<LoadedPolicy, Error>
             }),
         ("policies.kyverno.io", "ValidatingPolicy") => {
             ValidatingPolicy::from_value(doc).map(|p| LoadedPolicy::Validating(Arc::new(p)))
+        }
+        ("policies.kyverno.io", "ImageValidatingPolicy" | "NamespacedImageValidatingPolicy") => {
+            ImageValidatingPolicy::from_value(doc)
+                .map(|p| LoadedPolicy::ImageValidating(Arc::new(p)))
         }
         ("kyverno.io", "PolicyException") => crate::exceptions::PolicyException::from_value(doc)
             .map(|p| LoadedPolicy::Exception(Arc::new(p))),
@@ -157,6 +165,11 @@ pub fn link(policies: &mut [LoadedPolicy]) {
             }
             LoadedPolicy::Validating(vp) if !exceptions.is_empty() => {
                 if let Some(v) = Arc::get_mut(vp) {
+                    v.add_exceptions(&exceptions);
+                }
+            }
+            LoadedPolicy::ImageValidating(ivp) if !exceptions.is_empty() => {
+                if let Some(v) = Arc::get_mut(ivp) {
                     v.add_exceptions(&exceptions);
                 }
             }

@@ -349,7 +349,7 @@ fn labels_of(v: Option<&serde_json::Value>) -> BTreeMap<String, String> {
 }
 
 impl MatchConstraints {
-    fn from_value(v: &serde_json::Value, path: &str) -> Result<Self, Error> {
+    pub(crate) fn from_value(v: &serde_json::Value, path: &str) -> Result<Self, Error> {
         let sel = |key: &str| -> Result<Option<LabelSelector>, Error> {
             v.get(key)
                 .filter(|x| !x.is_null())
@@ -472,6 +472,17 @@ pub struct CelPolicyException {
 }
 
 impl CelPolicyException {
+    /// Whether every `matchConditions` entry holds for the request in `scope` (`Err`: the
+    /// first evaluation error).
+    pub(crate) fn matches(&self, scope: &VariableScope<'_, '_>) -> Result<bool, Error> {
+        for mc in &self.match_conditions {
+            if !mc.program.evaluate_bool(scope)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Loads a PolicyException document (`policies.kyverno.io/v1`, `v1beta1`, `v1alpha1`).
     pub fn from_value(v: &serde_json::Value) -> Result<Self, Error> {
         let meta = v.get("metadata");

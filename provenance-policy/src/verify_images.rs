@@ -742,7 +742,7 @@ fn claimed_subject_digest(m: &SignatureMaterial) -> Option<Digest> {
 
 /// The in-toto `predicateType` a DSSE attestation claims, read without verifying anything
 /// (for choosing which material to verify for which attestation type).
-fn claimed_predicate_type(m: &SignatureMaterial) -> Option<String> {
+pub(crate) fn claimed_predicate_type(m: &SignatureMaterial) -> Option<String> {
     use base64::Engine;
     let envelope: Value = match m {
         SignatureMaterial::Bundle(json) => serde_json::from_slice::<Value>(json)

@@ -589,3 +589,205 @@ fn gathering_one_image_at_a_time_gives_the_same_results() {
     ]);
     assert_scenarios(&serial);
 }
+
+/// The ImageValidatingPolicy form of verify-ai-images (`policies-cel/`).
+const CEL: &str = "verify-ai-images-cel";
+
+/// (resource, result, message fragment, reason fragment) for the ImageValidatingPolicy.
+const CEL_SCENARIOS: &[(&str, &str, &str, &str)] = &[
+    ("Pod/ml-serving/llm-inference", "pass", "success", ""),
+    ("Deployment/ml-serving/llm-server", "pass", "success", ""),
+    (
+        "Pod/ml-serving/inference-unsigned",
+        "fail",
+        "images not signed by ml-team@example.com: registry.example.com/ml/unsigned:1.0@sha256:",
+        "signature not verified by attestor mlteam: no signatures found",
+    ),
+    (
+        "Pod/ml-serving/inference-wrong-identity",
+        "fail",
+        "images not signed by ml-team@example.com: registry.example.com/ml/wrong-identity:1.0@sha256:",
+        "expected subject \"ml-team@example.com\", certificate has [\"intern@example.com\"]",
+    ),
+    (
+        "Pod/ml-serving/inference-missing-slsa",
+        "fail",
+        "no SLSA v1 provenance signed by ml-team@example.com: registry.example.com/ml/missing-slsa:1.0@sha256:",
+        "no attestations found (need https://slsa.dev/provenance/v1)",
+    ),
+    (
+        "Pod/ml-serving/inference-wrong-builder",
+        "fail",
+        "SLSA provenance not built by https://github.com/actions/runner: registry.example.com/ml/wrong-builder:1.0@sha256:",
+        "",
+    ),
+    (
+        "Pod/ml-serving/inference-missing-model-annotations",
+        "pass",
+        "success",
+        "",
+    ),
+    (
+        "Pod/ml-serving/inference-unverified-model",
+        "pass",
+        "success",
+        "",
+    ),
+    (
+        "Pod/ml-serving/inference-http-model-card",
+        "pass",
+        "success",
+        "",
+    ),
+];
+
+fn apply_cel(extra: &[&str]) -> Run {
+    let ex = example();
+    let out = Command::new(env!("CARGO_BIN_EXE_provenance"))
+        .arg("apply")
+        .arg("--policy")
+        .arg(ex.join("policies-cel"))
+        .arg("--resource")
+        .arg(ex.join("workloads"))
+        .args(extra)
+        .args(["-o", "json"])
+        .output()
+        .expect("run provenance apply");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// (resource, rule) → (result, message, reasons) of the ImageValidatingPolicy.
+fn cel_results(run: &Run) -> BTreeMap<(String, String), (String, String, String)> {
+    let reports: Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\nstderr:\n{}", run.stdout, run.stderr));
+    let mut out = BTreeMap::new();
+    for report in reports.as_array().unwrap() {
+        for r in report["results"].as_array().unwrap() {
+            assert_eq!(r["policy"], CEL, "{r}");
+            let res = &r["resources"][0];
+            let key = format!(
+                "{}/{}/{}",
+                res["kind"].as_str().unwrap(),
+                res["namespace"].as_str().unwrap(),
+                res["name"].as_str().unwrap()
+            );
+            let reasons = r["properties"]
+                .as_object()
+                .map(|p| {
+                    p.values()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
+                .unwrap_or_default();
+            let key = (key, r["rule"].as_str().unwrap_or_default().to_owned());
+            let prev = out.insert(
+                key.clone(),
+                (
+                    r["result"].as_str().unwrap().to_owned(),
+                    r["message"].as_str().unwrap_or_default().to_owned(),
+                    reasons,
+                ),
+            );
+            assert!(prev.is_none(), "two results for {key:?}");
+        }
+    }
+    out
+}
+
+fn assert_cel_scenarios(run: &Run) {
+    assert_eq!(
+        run.code,
+        Some(1),
+        "Deny failures must exit 1\n{}",
+        run.stderr
+    );
+    let got = cel_results(run);
+    let mut problems = Vec::new();
+    for (res, result, message, reason) in CEL_SCENARIOS {
+        // The rule of an ImageValidatingPolicy result is the policy name, as in Kyverno.
+        match got.get(&((*res).to_owned(), CEL.to_owned())) {
+            None => problems.push(format!("missing result for {res}")),
+            Some((r, m, why)) => {
+                if r != result || !m.contains(message) || !why.contains(reason) {
+                    problems.push(format!(
+                        "{res}: expected {result} with {message:?} / {reason:?}, got {r}: {m} / {why}"
+                    ));
+                }
+            }
+        }
+    }
+    for (key, rule) in got.keys() {
+        if rule != CEL || !CEL_SCENARIOS.iter().any(|s| s.0 == key) {
+            problems.push(format!("unexpected result for {key} ({rule})"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn image_validating_policy_form_offline_from_the_oci_layout() {
+    let layout = example().join("registry");
+    let run = apply_cel(&["--registry-layout", layout.to_str().unwrap()]);
+    assert_cel_scenarios(&run);
+    // The same verdicts as the ClusterPolicy form, resource for resource.
+    let cel = cel_results(&run);
+    for (res, policy, _, result, _) in SCENARIOS {
+        if *policy == AI {
+            let res = (*res).to_owned();
+            assert_eq!(
+                cel.get(&(res.clone(), CEL.to_owned()))
+                    .map(|x| x.0.as_str()),
+                Some(*result),
+                "{res}: the ClusterPolicy says {result}"
+            );
+        }
+    }
+}
+
+#[test]
+fn image_validating_policy_form_online_through_a_loopback_registry() {
+    let Some(reg) = Registry::start() else {
+        return;
+    };
+    let layout = example().join("registry");
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(push_layout(&layout, &format!("http://{}", reg.addr)));
+    let endpoint = format!("registry.example.com={}", reg.addr);
+    let run = apply_cel(&[
+        "--online",
+        "--allow-http",
+        "registry.example.com",
+        "--registry-endpoint",
+        &endpoint,
+        "--trust-root",
+        layout.join("trusted_root.json").to_str().unwrap(),
+    ]);
+    assert_cel_scenarios(&run);
+    let offline = apply_cel(&["--registry-layout", layout.to_str().unwrap()]);
+    assert_eq!(cel_results(&run), cel_results(&offline));
+}
+
+#[test]
+fn image_validating_policy_form_without_evidence_is_not_a_pass() {
+    let run = apply_cel(&[]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    let got = cel_results(&run);
+    assert!(!got.is_empty());
+    for ((res, rule), (r, m, _)) in &got {
+        assert_ne!(r, "pass", "{res} {rule}: {m}");
+        assert!(r == "error" || r == "fail", "{res} {rule}: {r}: {m}");
+    }
+    // Each resource gets the digest-pinning error, naming the missing evidence source.
+    let pin = &got[&(
+        "Pod/ml-serving/llm-inference".to_owned(),
+        "mutateDigest".to_owned(),
+    )];
+    assert_eq!(pin.0, "error");
+    assert!(pin.1.contains("no evidence source"), "{}", pin.1);
+}

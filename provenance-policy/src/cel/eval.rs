@@ -49,6 +49,21 @@ pub(crate) enum Root {
     Request,
     NamespaceObject,
     Params,
+    /// An ImageValidatingPolicy binding (`images`, `attestors`, `attestations`, `ref`).
+    Image(super::ImageBinding),
+}
+
+/// Which identifiers and functions an expression may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Dialect {
+    /// ValidatingPolicy, ClusterPolicy `validate.cel`, admission policies.
+    #[default]
+    Standard,
+    /// ImageValidatingPolicy: adds `images`, `attestors`, `attestations` and the image
+    /// verification functions.
+    ImagePolicy,
+    /// An ImageValidatingPolicy `matchImageReferences` expression: `ref` and the image library.
+    ImageMatch,
 }
 
 /// Binary operators evaluated natively.
@@ -165,6 +180,7 @@ pub(crate) struct Refs {
 /// Lowering state.
 pub(crate) struct Lowering {
     scopes: Vec<String>,
+    pub dialect: Dialect,
     pub max_slots: usize,
     pub refs: Refs,
 }
@@ -176,6 +192,7 @@ impl Lowering {
     pub fn new() -> Self {
         Lowering {
             scopes: Vec::new(),
+            dialect: Dialect::Standard,
             max_slots: 0,
             refs: Refs::default(),
         }
@@ -279,6 +296,18 @@ impl Lowering {
             "request" => Node::Root(Root::Request),
             "namespaceObject" => Node::Root(Root::NamespaceObject),
             "params" => Node::Root(Root::Params),
+            "images" if self.dialect == Dialect::ImagePolicy => {
+                Node::Root(Root::Image(super::ImageBinding::Images))
+            }
+            "attestors" if self.dialect == Dialect::ImagePolicy => {
+                Node::Root(Root::Image(super::ImageBinding::Attestors))
+            }
+            "attestations" if self.dialect == Dialect::ImagePolicy => {
+                Node::Root(Root::Image(super::ImageBinding::Attestations))
+            }
+            "ref" if self.dialect == Dialect::ImageMatch => {
+                Node::Root(Root::Image(super::ImageBinding::Ref))
+            }
             "variables" => {
                 self.refs.all_variables = true;
                 Node::AllVars
@@ -355,6 +384,11 @@ impl Lowering {
                 _ => {}
             }
             if let Some(f) = kyverno::lookup("", name, a.len())? {
+                if f.is_image_verification() && self.dialect != Dialect::ImagePolicy {
+                    return Err(format!(
+                        "undeclared reference to '{name}' (only ImageValidatingPolicy expressions may verify images)"
+                    ));
+                }
                 let args = a.iter().map(|x| self.lower(x)).collect::<Result<_, _>>()?;
                 return Ok(Node::Kyverno(f, args));
             }

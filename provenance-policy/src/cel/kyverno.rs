@@ -34,6 +34,30 @@ pub enum KyvernoFn {
     Image,
     /// `isImage(reference)`
     IsImage,
+    /// `verifyImageSignatures(image, [attestors...])` (ImageValidatingPolicy): the number of
+    /// attestors that verified a signature of the image.
+    VerifyImageSignatures,
+    /// `verifyAttestationSignatures(image, attestation, [attestors...])` (ImageValidatingPolicy):
+    /// the number of attestors that verified the named attestation.
+    VerifyAttestationSignatures,
+    /// `extractPayload(image, attestation)` (ImageValidatingPolicy): the verified in-toto
+    /// statement of the named attestation.
+    ExtractPayload,
+    /// `getImageData(image)` (ImageValidatingPolicy).
+    GetImageData,
+}
+
+impl KyvernoFn {
+    /// Whether this is one of the ImageValidatingPolicy verification functions.
+    pub fn is_image_verification(self) -> bool {
+        matches!(
+            self,
+            KyvernoFn::VerifyImageSignatures
+                | KyvernoFn::VerifyAttestationSignatures
+                | KyvernoFn::ExtractPayload
+                | KyvernoFn::GetImageData
+        )
+    }
 }
 
 /// A parsed image reference, as Kyverno's `image()` CEL library returns it.
@@ -100,7 +124,11 @@ pub(crate) fn lookup(lib: &str, name: &str, argc: usize) -> Result<Option<Kyvern
         ("globalContext", "Get", 2) => KyvernoFn::GlobalContextGet,
         ("http", "Get", 1 | 2) => KyvernoFn::HttpGet,
         ("http", "Post", 2 | 3) => KyvernoFn::HttpPost,
-        ("", "image", 1) => KyvernoFn::Image,
+        ("", "image" | "parseImageReference", 1) => KyvernoFn::Image,
+        ("", "verifyImageSignatures", 2) => KyvernoFn::VerifyImageSignatures,
+        ("", "verifyAttestationSignatures", 3) => KyvernoFn::VerifyAttestationSignatures,
+        ("", "extractPayload", 2) => KyvernoFn::ExtractPayload,
+        ("", "getImageData", 1) => KyvernoFn::GetImageData,
         ("", "isImage", 1) => KyvernoFn::IsImage,
         ("resource" | "image" | "globalContext" | "http" | "imagedata" | "generator", _, _) => {
             return Err(format!(
@@ -268,6 +296,12 @@ impl ContextData {
                 }
             }
             KyvernoFn::IsImage => Ok(V::Cel(Value::Bool(ImageRef::parse(s(0)?).is_some()))),
+            KyvernoFn::VerifyImageSignatures
+            | KyvernoFn::VerifyAttestationSignatures
+            | KyvernoFn::ExtractPayload
+            | KyvernoFn::GetImageData => Err(EvalError(format!(
+                "{f:?}: image verification is only available in an ImageValidatingPolicy"
+            ))),
             KyvernoFn::HttpGet | KyvernoFn::HttpPost => {
                 let method = if f == KyvernoFn::HttpGet {
                     "GET"

@@ -49,6 +49,7 @@ pub use kube_cel::cel::Value;
 pub use kyverno::{ContextData, ImageRef, KyvernoFn};
 use provenance_core::RuleStatus;
 
+pub(crate) use eval::Dialect;
 use eval::{Env, EvalError, EvalResult, Lowering, Node, R, Root, V};
 use kube_cel::cel::objects::{Key, Map};
 
@@ -59,6 +60,30 @@ pub const MAX_EXPRESSION_LEN: usize = 64 * 1024;
 
 /// Kubernetes' limit on an evaluated `messageExpression` (`MaxEvaluatedMessageExpressionSizeBytes`).
 pub const MAX_MESSAGE_LEN: usize = 5 * 1024;
+
+/// The identifiers an ImageValidatingPolicy binds besides the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ImageBinding {
+    /// `images`: extractor name → matched image references.
+    Images,
+    /// `attestors`: attestor name → attestor.
+    Attestors,
+    /// `attestations`: attestation name → name.
+    Attestations,
+    /// `ref`: the image a `matchImageReferences` expression tests.
+    Ref,
+}
+
+/// What an ImageValidatingPolicy evaluation supplies to its expressions: the
+/// [`ImageBinding`] values and the image verification functions. Implemented by
+/// [`crate::image_validating_policy`]; the CEL evaluator only calls it.
+pub trait ImageScope {
+    /// The value bound to `binding`, if any.
+    fn binding(&self, binding: ImageBinding) -> Option<&serde_json::Value>;
+    /// Calls an image verification function ([`KyvernoFn::is_image_verification`]) with
+    /// evaluated arguments. `Err` is an evaluation error.
+    fn call(&self, f: KyvernoFn, args: &[Value]) -> Result<Value, String>;
+}
 
 /// A compiled CEL expression.
 #[derive(Debug)]
@@ -72,6 +97,11 @@ pub struct Program {
 impl Program {
     /// Parses and lowers `src`. Errors carry the expression.
     pub fn compile(src: &str) -> Result<Program, Error> {
+        Self::compile_in(src, Dialect::Standard)
+    }
+
+    /// Parses and lowers `src` for the given dialect.
+    pub(crate) fn compile_in(src: &str, dialect: Dialect) -> Result<Program, Error> {
         let err = |reason: String| Error::Cel {
             expression: src.to_owned(),
             reason,
@@ -91,7 +121,7 @@ impl Program {
             )));
         }
         let owned = src.to_owned();
-        let work = move || compile_inner(&owned);
+        let work = move || compile_inner(&owned, dialect);
         // The generated parser is deeply recursive (about 100 KiB of stack per nesting level
         // in debug builds): shallow expressions are parsed in place, others on a thread with
         // a large stack so that no input can overflow the caller's stack.
@@ -212,7 +242,7 @@ enum CompileError {
 
 type Lowered = (Node, usize, Vec<Arc<str>>);
 
-fn compile_inner(src: &str) -> Result<Lowered, CompileError> {
+fn compile_inner(src: &str, dialect: Dialect) -> Result<Lowered, CompileError> {
     let parsed = std::panic::catch_unwind(|| {
         kube_cel::cel::parser::Parser::new()
             .enable_optional_syntax(true)
@@ -226,6 +256,7 @@ fn compile_inner(src: &str) -> Result<Lowered, CompileError> {
         )));
     }
     let mut lowering = Lowering::new();
+    lowering.dialect = dialect;
     let node =
         lowering
             .lower(&parsed)
@@ -338,6 +369,11 @@ impl<'a> RequestView<'a> {
             Root::NamespaceObject => V::json_or_null(self.input.namespace_object.as_ref()),
             Root::Params => V::json_or_null(self.input.params.as_ref()),
             Root::Request => V::Request,
+            Root::Image(b) => {
+                return Err(EvalError(format!(
+                    "{b:?} is not available in this expression"
+                )));
+            }
         })
     }
 
@@ -394,6 +430,7 @@ pub struct VariableScope<'v, 'a> {
     view: &'v RequestView<'a>,
     vars: &'v [Variable],
     state: RefCell<Vec<VarState<'v>>>,
+    images: Option<&'v dyn ImageScope>,
 }
 
 impl<'v, 'a> VariableScope<'v, 'a> {
@@ -403,7 +440,15 @@ impl<'v, 'a> VariableScope<'v, 'a> {
             view,
             vars,
             state: RefCell::new(vars.iter().map(|_| VarState::Pending).collect()),
+            images: None,
         }
+    }
+
+    /// Binds an ImageValidatingPolicy's `images`, `attestors`, `attestations` (or `ref`) and
+    /// its image verification functions.
+    pub fn with_images(mut self, images: &'v dyn ImageScope) -> Self {
+        self.images = Some(images);
+        self
     }
 
     /// A scope with no variables.
@@ -443,7 +488,15 @@ impl<'v, 'a> VariableScope<'v, 'a> {
 
 impl<'v> Env<'v> for VariableScope<'v, '_> {
     fn root(&self, r: Root) -> R<'v> {
-        self.view.root(r)
+        match r {
+            Root::Image(b) => match self.images.and_then(|i| i.binding(b)) {
+                Some(v) => Ok(V::Json(v)),
+                None => Err(EvalError(format!(
+                    "{b:?} is not available in this expression"
+                ))),
+            },
+            _ => self.view.root(r),
+        }
     }
 
     fn request_field(&self, field: &str) -> Option<&'v serde_json::Value> {
@@ -473,6 +526,11 @@ impl<'v> Env<'v> for VariableScope<'v, '_> {
     }
 
     fn kyverno(&self, f: KyvernoFn, args: &[Value]) -> R<'v> {
+        if f.is_image_verification()
+            && let Some(images) = self.images
+        {
+            return images.call(f, args).map(V::Cel).map_err(EvalError);
+        }
         self.view.input.context.call(f, args)
     }
 }
@@ -565,13 +623,22 @@ fn required_str<'v>(v: &'v serde_json::Value, key: &str, path: &str) -> Result<&
 
 /// Compiles `variables: [{name, expression}]` at `path`.
 pub(crate) fn compile_variables(v: &serde_json::Value, path: &str) -> Result<Vec<Variable>, Error> {
+    compile_variables_in(v, path, Dialect::Standard)
+}
+
+/// [`compile_variables`] for a dialect.
+pub(crate) fn compile_variables_in(
+    v: &serde_json::Value,
+    path: &str,
+    dialect: Dialect,
+) -> Result<Vec<Variable>, Error> {
     let mut out = Vec::new();
     for (i, item) in list(v, "variables", path)?.iter().enumerate() {
         let p = format!("{path}.variables[{i}]");
-        out.push(Variable::compile(
-            required_str(item, "name", &p)?,
-            required_str(item, "expression", &p)?,
-        )?);
+        out.push(Variable {
+            name: Arc::from(required_str(item, "name", &p)?),
+            program: Program::compile_in(required_str(item, "expression", &p)?, dialect)?,
+        });
     }
     Ok(out)
 }
@@ -582,15 +649,25 @@ pub(crate) fn compile_validations(
     key: &str,
     path: &str,
 ) -> Result<Vec<Validation>, Error> {
+    compile_validations_in(v, key, path, Dialect::Standard)
+}
+
+/// [`compile_validations`] for a dialect.
+pub(crate) fn compile_validations_in(
+    v: &serde_json::Value,
+    key: &str,
+    path: &str,
+    dialect: Dialect,
+) -> Result<Vec<Validation>, Error> {
     let mut out = Vec::new();
     for (i, item) in list(v, key, path)?.iter().enumerate() {
         let p = format!("{path}.{key}[{i}]");
         out.push(Validation {
-            expression: Program::compile(required_str(item, "expression", &p)?)?,
+            expression: Program::compile_in(required_str(item, "expression", &p)?, dialect)?,
             message: str_field(item, "message").map(str::to_owned),
             message_expression: str_field(item, "messageExpression")
                 .filter(|s| !s.trim().is_empty())
-                .map(Program::compile)
+                .map(|m| Program::compile_in(m, dialect))
                 .transpose()?,
             reason: str_field(item, "reason").map(str::to_owned),
         });
@@ -604,12 +681,22 @@ pub(crate) fn compile_named(
     key: &str,
     path: &str,
 ) -> Result<Vec<NamedProgram>, Error> {
+    compile_named_in(v, key, path, Dialect::Standard)
+}
+
+/// [`compile_named`] for a dialect.
+pub(crate) fn compile_named_in(
+    v: &serde_json::Value,
+    key: &str,
+    path: &str,
+    dialect: Dialect,
+) -> Result<Vec<NamedProgram>, Error> {
     let mut out = Vec::new();
     for (i, item) in list(v, key, path)?.iter().enumerate() {
         let p = format!("{path}.{key}[{i}]");
         out.push(NamedProgram {
             name: str_field(item, "name").unwrap_or_default().to_owned(),
-            program: Program::compile(required_str(item, "expression", &p)?)?,
+            program: Program::compile_in(required_str(item, "expression", &p)?, dialect)?,
         });
     }
     Ok(out)
@@ -620,12 +707,21 @@ pub(crate) fn compile_audit_annotations(
     v: &serde_json::Value,
     path: &str,
 ) -> Result<Vec<AuditAnnotation>, Error> {
+    compile_audit_annotations_in(v, path, Dialect::Standard)
+}
+
+/// [`compile_audit_annotations`] for a dialect.
+pub(crate) fn compile_audit_annotations_in(
+    v: &serde_json::Value,
+    path: &str,
+    dialect: Dialect,
+) -> Result<Vec<AuditAnnotation>, Error> {
     let mut out = Vec::new();
     for (i, item) in list(v, "auditAnnotations", path)?.iter().enumerate() {
         let p = format!("{path}.auditAnnotations[{i}]");
         out.push(AuditAnnotation {
             key: required_str(item, "key", &p)?.to_owned(),
-            value: Program::compile(required_str(item, "valueExpression", &p)?)?,
+            value: Program::compile_in(required_str(item, "valueExpression", &p)?, dialect)?,
         });
     }
     Ok(out)
