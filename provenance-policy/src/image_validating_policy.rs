@@ -74,6 +74,9 @@ use crate::validating_policy::{
 };
 use crate::verify_images::{ImageEvidence, ImageRequest, VerifyImagesContext};
 
+/// Extracted images by extractor name.
+type Categories = BTreeMap<String, Vec<String>>;
+
 /// How a `matchImageReferences` entry matches.
 #[derive(Debug)]
 enum ImageMatcher {
@@ -620,7 +623,7 @@ impl ImageValidatingPolicy {
         &self,
         scope: &VariableScope<'_, '_>,
         input: &PolicyInput,
-    ) -> Result<(BTreeMap<String, Vec<String>>, Vec<String>), Error> {
+    ) -> Result<(Categories, Vec<String>), Error> {
         let mut by = BTreeMap::new();
         let mut all: Vec<String> = Vec::new();
         for (category, imgs) in self.extract(scope, input)? {
@@ -1481,6 +1484,7 @@ impl ImageScope for Run<'_> {
 }
 
 #[cfg(test)]
+#[allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
