@@ -94,6 +94,228 @@ pub struct VerifyImagesContext<'a> {
     pub verifier: &'a Verifier,
     /// Verification time.
     pub now: UnixTime,
+    /// Checks that passed before, reused instead of verifying again (`None`: verify every
+    /// time). See [`VerifyImagesCache`] for what a cached pass is bound to.
+    pub cache: Option<&'a VerifyImagesCache>,
+}
+
+/// Passed `verifyImages` checks, remembered across decisions (Kyverno's `useCache`).
+///
+/// An entry says "this `verifyImages` entry of this policy rule passed for this image digest
+/// under this trust root". Its key is a SHA-256 over exactly those: the verifier's trust-root
+/// fingerprint, the policy and rule names, the entry as written (attestors, attestations,
+/// conditions: any policy change is a new key), the image string and the digest the evidence
+/// resolved it to (a moved tag is a new key). Only passes are remembered: a failure or an
+/// error is evaluated again on the next request, so a signature pushed later is seen at once.
+/// An entry is reused while `stored_at <= now < stored_at + ttl`.
+///
+/// Entries whose attestation `conditions` read anything besides the predicate (the request,
+/// `images`, `element`, rule context variables, or time functions) are never stored: their
+/// outcome depends on more than the key.
+///
+/// At `capacity` entries the cache is emptied before the next insert (no entry outlives the
+/// TTL, and memory stays bounded). The cache is `Sync`: share one between threads.
+#[derive(Debug)]
+pub struct VerifyImagesCache {
+    entries: std::sync::Mutex<std::collections::HashMap<[u8; 32], UnixTime>>,
+    capacity: usize,
+    ttl_seconds: i64,
+    hits: std::sync::atomic::AtomicU64,
+    misses: std::sync::atomic::AtomicU64,
+}
+
+impl VerifyImagesCache {
+    /// A cache of at most `capacity` passes, each reused for `ttl_seconds`.
+    pub fn new(capacity: usize, ttl_seconds: i64) -> Self {
+        VerifyImagesCache {
+            entries: std::sync::Mutex::new(std::collections::HashMap::new()),
+            capacity: capacity.max(1),
+            ttl_seconds: ttl_seconds.max(0),
+            hits: Default::default(),
+            misses: Default::default(),
+        }
+    }
+
+    /// Lookups answered from the cache.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Lookups that had to verify (including those whose outcome cannot be cached).
+    pub fn misses(&self) -> u64 {
+        self.misses.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Entries currently stored.
+    pub fn len(&self) -> usize {
+        self.entries.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Whether nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forgets every entry (e.g. after the policies or the trust root changed; new keys would
+    /// not match the old entries anyway, this only frees the memory).
+    pub fn clear(&self) {
+        if let Ok(mut m) = self.entries.lock() {
+            m.clear();
+        }
+    }
+
+    fn get(&self, key: &[u8; 32], now: UnixTime) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let hit = self
+            .entries
+            .lock()
+            .ok()
+            .and_then(|m| m.get(key).copied())
+            .is_some_and(|at| at <= now && now.0 - at.0 < self.ttl_seconds);
+        if hit {
+            self.hits.fetch_add(1, Relaxed);
+        } else {
+            self.misses.fetch_add(1, Relaxed);
+        }
+        hit
+    }
+
+    fn put(&self, key: [u8; 32], now: UnixTime) {
+        if let Ok(mut m) = self.entries.lock() {
+            if m.len() >= self.capacity && !m.contains_key(&key) {
+                m.clear();
+            }
+            m.insert(key, now);
+        }
+    }
+}
+
+/// The part of a cache key common to every image of one `verifyImages` entry: the verifier's
+/// trust root, the policy, the rule and the entry as written (see [`VerifyImagesCache`]).
+fn cache_key_prefix(
+    verifier: &Verifier,
+    policy: &str,
+    rule: &str,
+    entry: &Value,
+) -> aws_lc_rs::digest::Context {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    hash_field(&mut ctx, verifier.trust_root_fingerprint().as_bytes());
+    hash_field(&mut ctx, policy.as_bytes());
+    hash_field(&mut ctx, rule.as_bytes());
+    hash_value(&mut ctx, entry);
+    ctx
+}
+
+/// The cache key of a pass: the entry's prefix, the image string and its digest.
+fn cache_key(prefix: &aws_lc_rs::digest::Context, reference: &str, digest: &Digest) -> [u8; 32] {
+    let mut ctx = prefix.clone();
+    hash_field(&mut ctx, reference.as_bytes());
+    hash_field(&mut ctx, digest.algorithm().to_string().as_bytes());
+    hash_field(&mut ctx, digest.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+fn hash_field(ctx: &mut aws_lc_rs::digest::Context, bytes: &[u8]) {
+    ctx.update(&(bytes.len() as u64).to_be_bytes());
+    ctx.update(bytes);
+}
+
+/// Feeds a JSON value into `ctx` unambiguously (a type tag per node, lengths before contents,
+/// object keys in order), without serializing it.
+fn hash_value(ctx: &mut aws_lc_rs::digest::Context, v: &Value) {
+    match v {
+        Value::Null => ctx.update(b"n"),
+        Value::Bool(b) => ctx.update(if *b { b"t" } else { b"f" }),
+        Value::Number(n) => {
+            ctx.update(b"#");
+            hash_field(ctx, n.to_string().as_bytes());
+        }
+        Value::String(s) => {
+            ctx.update(b"s");
+            hash_field(ctx, s.as_bytes());
+        }
+        Value::Array(a) => {
+            ctx.update(b"[");
+            ctx.update(&(a.len() as u64).to_be_bytes());
+            for x in a {
+                hash_value(ctx, x);
+            }
+        }
+        Value::Object(o) => {
+            ctx.update(b"{");
+            ctx.update(&(o.len() as u64).to_be_bytes());
+            for (k, x) in o {
+                hash_field(ctx, k.as_bytes());
+                hash_value(ctx, x);
+            }
+        }
+    }
+}
+
+/// Whether the outcome of `entry` may depend on more than the key of [`VerifyImagesCache`]:
+/// its attestation conditions mention a name of the rule's context document (`request`,
+/// `images`, context variables...) or a time function. Conservative: a predicate field that
+/// shares a name with a context key also counts.
+fn depends_on_request(entry: &Value, ctx: &Value) -> bool {
+    let Some(atts) = entry.get("attestations").and_then(Value::as_array) else {
+        return false;
+    };
+    let mut texts = Vec::new();
+    for a in atts {
+        if let Some(c) = a.get("conditions") {
+            collect_templates(c, &mut texts);
+        }
+    }
+    if texts.is_empty() {
+        return false;
+    }
+    let keys: Vec<&str> = ctx
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    texts.iter().any(|t| {
+        t.contains("time_")
+            || t.contains('$')
+            || keys.iter().any(|k| t.contains(k))
+            || ["request", "images", "element", "serviceAccount"]
+                .iter()
+                .any(|k| t.contains(k))
+    })
+}
+
+/// The `{{ ... }}` expressions in `s`.
+fn templates_in<'a>(s: &'a str, out: &mut Vec<&'a str>) {
+    let mut rest = s;
+    while let Some(i) = rest.find("{{") {
+        let after = &rest[i + 2..];
+        match after.find("}}") {
+            Some(j) => {
+                out.push(&after[..j]);
+                rest = &after[j + 2..];
+            }
+            None => {
+                out.push(after);
+                break;
+            }
+        }
+    }
+}
+
+/// The `{{ ... }}` expressions in every string under `v` (keys included).
+fn collect_templates<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+    match v {
+        Value::String(s) => templates_in(s, out),
+        Value::Array(a) => a.iter().for_each(|x| collect_templates(x, out)),
+        Value::Object(o) => {
+            for (k, x) in o {
+                templates_in(k, out);
+                collect_templates(x, out);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The outcome of one `verifyImages` rule on one resource.
@@ -143,43 +365,77 @@ pub fn image_requests(
     let Some(entries) = verify_images.as_array() else {
         return out;
     };
-    let sites = images_of(resource);
+    let sites = parsed_sites(resource);
     for entry in entries {
-        let refs = {
-            let mut r = strings(entry.get("imageReferences"));
-            r.extend(strings(entry.get("image")));
-            r
+        out.extend(entry_requests(policy, rule, entry, &sites));
+    }
+    out
+}
+
+/// An image site of a resource with its parsed form (`None`: not a valid reference).
+struct ParsedSite {
+    site: crate::context::ImageSite,
+    info: Option<Value>,
+}
+
+impl ParsedSite {
+    fn reference(&self) -> Option<&str> {
+        self.info.as_ref()?.get("reference")?.as_str()
+    }
+}
+
+/// Every image site of `resource`, each parsed once.
+fn parsed_sites(resource: &Value) -> Vec<ParsedSite> {
+    images_of(resource)
+        .into_iter()
+        .map(|site| ParsedSite {
+            info: image_info(&site.image),
+            site,
+        })
+        .collect()
+}
+
+/// The images one `verifyImages` entry covers among `sites`.
+fn entry_requests(
+    policy: &str,
+    rule: &str,
+    entry: &Value,
+    sites: &[ParsedSite],
+) -> Vec<ImageRequest> {
+    let mut out = Vec::new();
+    let refs = {
+        let mut r = strings(entry.get("imageReferences"));
+        r.extend(strings(entry.get("image")));
+        r
+    };
+    let skip = strings(entry.get("skipImageReferences"));
+    for ps in sites {
+        let Some(reference) = ps.reference() else {
+            continue;
         };
-        let skip = strings(entry.get("skipImageReferences"));
-        for site in &sites {
-            let Some(info) = image_info(&site.image) else {
-                continue;
-            };
-            let reference = info["reference"].as_str().unwrap_or_default().to_owned();
-            if !matches_refs(&refs, &reference) || matches_refs(&skip, &reference) {
-                continue;
-            }
-            out.push(ImageRequest {
-                policy: policy.to_owned(),
-                rule: rule.to_owned(),
-                image: site.image.clone(),
-                reference,
-                pointer: site.pointer.clone(),
-                repository: entry
-                    .get("repository")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-                signatures: entry
-                    .get("attestors")
-                    .and_then(Value::as_array)
-                    .is_some_and(|a| !a.is_empty()),
-                attestation_types: entry
-                    .get("attestations")
-                    .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(attestation_type).collect())
-                    .unwrap_or_default(),
-            });
+        if !matches_refs(&refs, reference) || matches_refs(&skip, reference) {
+            continue;
         }
+        out.push(ImageRequest {
+            policy: policy.to_owned(),
+            rule: rule.to_owned(),
+            image: ps.site.image.clone(),
+            reference: reference.to_owned(),
+            pointer: ps.site.pointer.clone(),
+            repository: entry
+                .get("repository")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            signatures: entry
+                .get("attestors")
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty()),
+            attestation_types: entry
+                .get("attestations")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(attestation_type).collect())
+                .unwrap_or_default(),
+        });
     }
     out
 }
@@ -403,7 +659,8 @@ impl VerifyImagesContext<'_> {
         let mut passes = Vec::new();
         let mut patches = Vec::new();
         let mut verified = BTreeMap::new();
-        let entries = verify_images.as_array().cloned().unwrap_or_default();
+        let entries: &[Value] = verify_images.as_array().map(Vec::as_slice).unwrap_or(&[]);
+        let sites = parsed_sites(resource);
         for (ei, entry) in entries.iter().enumerate() {
             let path = format!("verifyImages[{ei}]");
             let ty = entry
@@ -414,12 +671,46 @@ impl VerifyImagesContext<'_> {
                 errors.push(format!("{path}: unsupported: type {ty}"));
                 continue;
             }
-            let one = image_requests(policy, rule, &Value::Array(vec![entry.clone()]), resource);
+            let one = entry_requests(policy, rule, entry, &sites);
+            let key_prefix = self
+                .cache
+                .filter(|_| !one.is_empty() && !depends_on_request(entry, base_ctx))
+                .map(|c| (c, cache_key_prefix(self.verifier, policy, rule, entry)));
             for req in one {
-                match self.verify_image(entry, &path, &req, base_ctx, env) {
+                let info = sites
+                    .iter()
+                    .find(|ps| ps.site.image == req.image)
+                    .and_then(|ps| ps.info.as_ref());
+                let outcome = match self.resolve(&req, info) {
+                    Err(f) => Err(f),
+                    Ok((digest, ev)) => {
+                        let key = key_prefix
+                            .as_ref()
+                            .map(|(c, prefix)| (*c, cache_key(prefix, &req.reference, &digest)));
+                        if let Some((c, k)) = &key
+                            && c.get(k, self.now)
+                        {
+                            Ok(digest)
+                        } else {
+                            let r = self.verify_resolved(entry, &path, digest, ev, base_ctx, env);
+                            if let (Some((c, k)), Ok(_)) = (key, &r) {
+                                c.put(k, self.now);
+                            }
+                            r
+                        }
+                    }
+                };
+                match outcome {
                     Ok(digest) => {
                         passes.push(format!("verified {}", req.reference));
-                        let pinned = pin(&req.image, &digest);
+                        let pinned = pin(
+                            &req.image,
+                            sites
+                                .iter()
+                                .find(|ps| ps.site.image == req.image)
+                                .and_then(|ps| ps.info.as_ref()),
+                            &digest,
+                        );
                         verified.insert(pinned.clone(), "pass".to_owned());
                         let mutate = entry
                             .get("mutateDigest")
@@ -466,14 +757,12 @@ impl VerifyImagesContext<'_> {
         }
     }
 
-    fn verify_image(
+    /// The evidence of `req` and the digest it is bound to, or why there is none.
+    fn resolve(
         &self,
-        entry: &Value,
-        path: &str,
         req: &ImageRequest,
-        base_ctx: &Value,
-        env: &Env,
-    ) -> Result<Digest, Failure> {
+        info: Option<&Value>,
+    ) -> Result<(Digest, &ImageEvidence), Failure> {
         let ev = self.evidence.get(&req.reference).ok_or_else(|| {
             Failure::Error(format!("no evidence was gathered for {}", req.reference))
         })?;
@@ -485,14 +774,29 @@ impl VerifyImagesContext<'_> {
             .clone()
             .ok_or_else(|| Failure::Error("the image digest was not resolved".into()))?;
         // A digest written in the resource must be the one the evidence is bound to.
-        if let Some(info) = image_info(&req.image)
-            && let Some(d) = info.get("digest").and_then(Value::as_str)
-            && d != digest.to_string()
+        if let Some(d) = info
+            .and_then(|i| i.get("digest"))
+            .and_then(Value::as_str)
+            .filter(|d| !d.is_empty())
+            && Digest::parse(d).ok().as_ref() != Some(&digest)
         {
             return Err(Failure::Check(format!(
                 "image digest {d} does not match resolved digest {digest}"
             )));
         }
+        Ok((digest, ev))
+    }
+
+    /// Verifies the attestors and attestations of `entry` for the resolved image.
+    fn verify_resolved(
+        &self,
+        entry: &Value,
+        path: &str,
+        digest: Digest,
+        ev: &ImageEvidence,
+        base_ctx: &Value,
+        env: &Env,
+    ) -> Result<Digest, Failure> {
         let attestors = entry
             .get("attestors")
             .and_then(Value::as_array)
@@ -760,8 +1064,8 @@ pub(crate) fn claimed_predicate_type(m: &SignatureMaterial) -> Option<String> {
 }
 
 /// Kyverno's pinned form: `registry/path@digest` (the tag is dropped).
-fn pin(image: &str, digest: &Digest) -> String {
-    match image_info(image) {
+fn pin(image: &str, info: Option<&Value>, digest: &Digest) -> String {
+    match info {
         Some(info) => {
             let registry = info["registry"].as_str().unwrap_or_default();
             let path = info["path"].as_str().unwrap_or_default();

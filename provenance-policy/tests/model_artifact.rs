@@ -105,6 +105,7 @@ fn decide(set: &PolicySet, ev: ImageEvidence) -> (RuleStatus, String, Vec<Value>
         evidence: &evidence,
         verifier: &verifier,
         now,
+        cache: None,
     };
     let d = set.decide_with(&ResourceInput::create(pod()), &Env::at(now), Some(&cx));
     assert_eq!(d.results.len(), 1, "{:?}", d.results);

@@ -100,6 +100,7 @@ fn decide(
         evidence: &evidence,
         verifier: &s.verifier,
         now: s.now,
+        cache: None,
     };
     s.set.decide_with(&input, &Env::at(s.now), Some(&cx))
 }
@@ -401,4 +402,217 @@ fn memoized_verifier_gives_the_same_answers() {
         decide(&s2, image, evidence.clone()).results[0].status,
         RuleStatus::Fail
     );
+}
+
+fn decide_cached(
+    s: &Setup,
+    image: &str,
+    evidence: &BTreeMap<String, ImageEvidence>,
+    cache: &provenance_policy::verify_images::VerifyImagesCache,
+    now: UnixTime,
+) -> provenance_policy::admission::Decision {
+    let input = ResourceInput::create(pod(image));
+    let cx = VerifyImagesContext {
+        evidence,
+        verifier: &s.verifier,
+        now,
+        cache: Some(cache),
+    };
+    s.set.decide_with(&input, &Env::at(now), Some(&cx))
+}
+
+#[test]
+fn result_cache_is_bound_to_digest_rule_trust_root_and_time() {
+    use provenance_policy::verify_images::VerifyImagesCache;
+    let (digest, sig, key, now, root) = cosign_layer();
+    let mut set = PolicySet::default();
+    set.add_yaml(&key_policy(&key), "p.yaml").unwrap();
+    let s = Setup {
+        set,
+        verifier: Verifier::new(&root).unwrap(),
+        now,
+    };
+    let image = "registry.provenance.test/acme/model:v1";
+    let good = |d: &Digest| ImageEvidence {
+        digest: Some(d.clone()),
+        signatures: vec![sig.clone()],
+        ..Default::default()
+    };
+    let evidence = BTreeMap::from([
+        (image.to_owned(), good(&digest)),
+        (
+            "registry.provenance.test/acme/weights:v1".to_owned(),
+            good(&digest),
+        ),
+    ]);
+    let cache = VerifyImagesCache::new(64, 60);
+
+    // First decision verifies (two images, two misses) and stores two passes.
+    let d = decide_cached(&s, image, &evidence, &cache, now);
+    assert_eq!(d.results[0].status, RuleStatus::Pass, "{d:?}");
+    assert_eq!((cache.hits(), cache.misses(), cache.len()), (0, 2, 2));
+    // Second: answered from the cache, same decision and patches.
+    let d2 = decide_cached(&s, image, &evidence, &cache, now);
+    assert_eq!(d2.results, d.results);
+    assert_eq!(d2.patches, d.patches);
+    assert_eq!((cache.hits(), cache.misses()), (2, 2));
+
+    // The tag moved to an unsigned digest: the pass of the old digest is not reused.
+    let mut moved = evidence.clone();
+    moved.insert(
+        image.to_owned(),
+        ImageEvidence {
+            digest: Some(Digest::sha256_of(b"moved tag")),
+            ..Default::default()
+        },
+    );
+    let d = decide_cached(&s, image, &moved, &cache, now);
+    assert_eq!(d.results[0].status, RuleStatus::Fail);
+    assert!(!d.allowed);
+    assert!(
+        d.results[0].message.contains("no signatures found"),
+        "{}",
+        d.results[0].message
+    );
+
+    // Failures are not remembered: the same digest, signed later, passes at once.
+    let fresh = VerifyImagesCache::new(64, 60);
+    let mut unsigned = evidence.clone();
+    unsigned.insert(
+        image.to_owned(),
+        ImageEvidence {
+            digest: Some(digest.clone()),
+            ..Default::default()
+        },
+    );
+    let d = decide_cached(&s, image, &unsigned, &fresh, now);
+    assert_eq!(d.results[0].status, RuleStatus::Fail);
+    assert_eq!(fresh.len(), 1, "only the signed volume image passed");
+    let d = decide_cached(&s, image, &evidence, &fresh, now);
+    assert_eq!(d.results[0].status, RuleStatus::Pass);
+    assert_eq!(fresh.len(), 2);
+
+    // Another policy (another key) never sees the first policy's passes.
+    let mut other = PolicySet::default();
+    other
+        .add_yaml(&key_policy(&root.tlogs[0].public_key.to_pem()), "p.yaml")
+        .unwrap();
+    let s2 = Setup {
+        set: other,
+        verifier: Verifier::new(&root).unwrap(),
+        now,
+    };
+    let d = decide_cached(&s2, image, &evidence, &cache, now);
+    assert_eq!(d.results[0].status, RuleStatus::Fail, "{d:?}");
+
+    // Another trust root (a root without the signing key's log): not reused either.
+    let mut other_root = root.clone();
+    other_root.tlogs.clear();
+    other_root.source_json = None;
+    let s3 = Setup {
+        set: {
+            let mut p = PolicySet::default();
+            p.add_yaml(&key_policy(&key), "p.yaml").unwrap();
+            p
+        },
+        verifier: Verifier::new(&other_root).unwrap(),
+        now,
+    };
+    assert_ne!(
+        s3.verifier.trust_root_fingerprint(),
+        s.verifier.trust_root_fingerprint()
+    );
+    let d = decide_cached(&s3, image, &evidence, &cache, now);
+    assert_eq!(d.results[0].status, RuleStatus::Fail, "{d:?}");
+
+    // Expired entries are verified again; a clock that went backwards too.
+    let hits = cache.hits();
+    let d = decide_cached(&s, image, &evidence, &cache, UnixTime(now.0 + 61));
+    assert_eq!(d.results[0].status, RuleStatus::Pass);
+    assert_eq!(cache.hits(), hits, "expired entries are not hits");
+    let d = decide_cached(&s, image, &evidence, &cache, UnixTime(now.0 + 10));
+    assert_eq!(d.results[0].status, RuleStatus::Pass);
+    assert_eq!(cache.hits(), hits, "an entry from the future is not a hit");
+}
+
+#[test]
+fn result_cache_skips_conditions_that_read_the_request() {
+    use provenance_policy::verify_images::VerifyImagesCache;
+    let expect: Value = serde_json::from_slice(&read("keyless-dsse", "expect.json")).unwrap();
+    let root =
+        TrustRoot::from_trusted_root_json(&read("keyless-dsse", "trusted_root.json")).unwrap();
+    let bundle = SignatureMaterial::Bundle(read("keyless-dsse", "bundle.sigstore.json"));
+    let digest = Digest::sha256_of(&read("keyless-dsse", "artifact"));
+    let now = UnixTime(expect["now"].as_i64().unwrap());
+    let policy = |key: &str, value: &str| {
+        format!(
+            r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {{name: verify-provenance}}
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: slsa
+      match: {{any: [{{resources: {{kinds: [Pod]}}}}]}}
+      verifyImages:
+        - imageReferences: ["registry.provenance.test/acme/model*"]
+          attestations:
+            - type: https://slsa.dev/provenance/v1
+              attestors:
+                - entries:
+                    - keyless:
+                        subject: "{}"
+                        issuer: "{}"
+              conditions:
+                - all:
+                    - key: "{key}"
+                      operator: Equals
+                      value: "{value}"
+"#,
+            expect["identity"].as_str().unwrap(),
+            expect["issuer"].as_str().unwrap()
+        )
+    };
+    let evidence = BTreeMap::from([(
+        "registry.provenance.test/acme/model:v1".to_owned(),
+        ImageEvidence {
+            digest: Some(digest.clone()),
+            attestations: vec![bundle],
+            ..Default::default()
+        },
+    )]);
+    let image = "registry.provenance.test/acme/model:v1";
+    let setup = |p: String| {
+        let mut set = PolicySet::default();
+        set.add_yaml(&p, "p.yaml").unwrap();
+        Setup {
+            set,
+            verifier: Verifier::new(&root).unwrap(),
+            now,
+        }
+    };
+    // Conditions over the predicate only: cached.
+    let cache = VerifyImagesCache::new(64, 3600);
+    let s = setup(policy(
+        "{{ buildDefinition.buildType }}",
+        "https://provenance.test/fixture",
+    ));
+    assert_eq!(
+        decide_cached(&s, image, &evidence, &cache, now).results[0].status,
+        RuleStatus::Pass
+    );
+    assert_eq!(cache.len(), 1);
+    // Conditions that read the request: never cached (the next Pod may differ).
+    let cache = VerifyImagesCache::new(64, 3600);
+    let s = setup(policy("{{ request.object.metadata.name }}", "inference"));
+    assert_eq!(
+        decide_cached(&s, image, &evidence, &cache, now).results[0].status,
+        RuleStatus::Pass
+    );
+    assert_eq!(cache.len(), 0);
+    assert_eq!(
+        decide_cached(&s, image, &evidence, &cache, now).results[0].status,
+        RuleStatus::Pass
+    );
+    assert_eq!(cache.hits(), 0);
 }

@@ -44,6 +44,8 @@ use policies::Loaded;
 struct Images {
     evidence: Arc<Evidence>,
     verifier: Arc<provenance_core::verify::Verifier>,
+    /// Passed checks reused across requests (bound to digest, rule and trust root).
+    cache: Arc<provenance_policy::verify_images::VerifyImagesCache>,
 }
 
 fn images_from(s: &Settings) -> Result<Option<Images>, String> {
@@ -97,6 +99,9 @@ fn images_from(s: &Settings) -> Result<Option<Images>, String> {
             Duration::from_secs(s.evidence_ttl_seconds),
         )),
         verifier: Arc::new(verifier),
+        cache: Arc::new(provenance_policy::verify_images::VerifyImagesCache::new(
+            8192, 300,
+        )),
     }))
 }
 
@@ -270,18 +275,22 @@ async fn handle(app: Arc<App>, body: Result<Bytes, BytesRejection>, mode: Mode) 
                 ev
             }
         };
-        let verifier = app2.images.as_ref().map(|i| i.verifier.clone());
+        let verifier = app2
+            .images
+            .as_ref()
+            .map(|i| (i.verifier.clone(), i.cache.clone()));
         let app3 = app2.clone();
         tokio::task::spawn_blocking(move || {
             let t = Instant::now();
             let now = now();
             let env = Env::at(now);
             let d = match &verifier {
-                Some(v) => {
+                Some((v, cache)) => {
                     let cx = provenance_policy::verify_images::VerifyImagesContext {
                         evidence: &evidence,
                         verifier: v,
                         now,
+                        cache: Some(cache),
                     };
                     loaded.set.decide_with(&input, &env, Some(&cx))
                 }

@@ -141,10 +141,13 @@ fn run_inner(args: &ApplyArgs) -> Result<bool, String> {
     };
 
     let env = Env::at(now);
+    // Many resources share images: a pass is verified once per (rule, image digest).
+    let cache = provenance_policy::verify_images::VerifyImagesCache::new(4096, 3600);
     let cx = VerifyImagesContext {
         evidence: &evidence,
         verifier: &verifier,
         now,
+        cache: Some(&cache),
     };
     let mut results: Vec<RuleResult> = Vec::new();
     let mut blocked = Vec::new();

@@ -182,6 +182,7 @@ pub struct Verifier {
     root: TrustRoot,
     regexes: identity::RegexCache,
     memo: Option<Memo>,
+    fingerprint: Digest,
 }
 
 /// Successful verifications remembered by [`Verifier::with_memo`]. The key is a SHA-256 over
@@ -248,6 +249,7 @@ impl Verifier {
         let inner = sigstore_verify::Verifier::new(&tr).map_err(|e| check::from_sigstore(&e))?;
         Ok(Verifier {
             inner,
+            fingerprint: root.fingerprint(),
             root: root.clone(),
             regexes: identity::RegexCache::default(),
             memo: None,
@@ -269,7 +271,7 @@ impl Verifier {
 
     /// The fingerprint of the trust root this verifier uses (for cache keys).
     pub fn trust_root_fingerprint(&self) -> Digest {
-        self.root.fingerprint()
+        self.fingerprint.clone()
     }
 
     /// Verifies `material` over `artifact` against `expectation` at time `now`.
