@@ -127,6 +127,8 @@ pub struct Prepared<'a> {
     images: Option<&'a crate::verify_images::VerifyImagesContext<'a>>,
     exceptions: Vec<std::sync::Arc<crate::exceptions::PolicyException>>,
     outcomes: std::sync::Mutex<Vec<crate::verify_images::VerifyOutcome>>,
+    /// The resource's image sites, parsed once for every `verifyImages` rule.
+    sites: std::sync::OnceLock<crate::verify_images::ParsedSites>,
 }
 
 impl<'a> Prepared<'a> {
@@ -139,6 +141,7 @@ impl<'a> Prepared<'a> {
             images: None,
             exceptions: Vec::new(),
             outcomes: std::sync::Mutex::new(Vec::new()),
+            sites: std::sync::OnceLock::new(),
         }
     }
 
@@ -311,7 +314,10 @@ impl ClusterPolicy {
                         "verifyImages without image evidence (supply a VerifyImagesContext)",
                     ));
                 };
-                let out = cx.evaluate(&self.name, &rule.name, vi, &input.object, ctx, env);
+                let sites = prepared
+                    .sites
+                    .get_or_init(|| crate::verify_images::ParsedSites::of(&input.object));
+                let out = cx.evaluate_sites(&self.name, &rule.name, vi, sites, ctx, env);
                 let mut r = ev.result(out.status, out.message.clone());
                 if out.status == RuleStatus::Error {
                     r = r.with_reason(Reason::new(

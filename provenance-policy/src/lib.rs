@@ -33,3 +33,7 @@ pub use provenance_core as core;
 #[doc = include_str!("../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+#[doc = include_str!("../../docs/getting-started.md")]
+#[cfg(doctest)]
+pub struct GettingStartedDoctests;

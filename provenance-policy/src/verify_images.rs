@@ -372,6 +372,18 @@ pub fn image_requests(
     out
 }
 
+/// The image sites of one resource, each parsed once (shared by every `verifyImages` rule
+/// that evaluates the resource).
+#[derive(Default)]
+pub(crate) struct ParsedSites(Vec<ParsedSite>);
+
+impl ParsedSites {
+    /// Parses every image site of `resource`.
+    pub(crate) fn of(resource: &Value) -> Self {
+        ParsedSites(parsed_sites(resource))
+    }
+}
+
 /// An image site of a resource with its parsed form (`None`: not a valid reference).
 struct ParsedSite {
     site: crate::context::ImageSite,
@@ -653,6 +665,21 @@ impl VerifyImagesContext<'_> {
         base_ctx: &Value,
         env: &Env,
     ) -> VerifyOutcome {
+        let sites = ParsedSites::of(resource);
+        self.evaluate_sites(policy, rule, verify_images, &sites, base_ctx, env)
+    }
+
+    /// [`Self::evaluate`] over image sites already parsed.
+    pub(crate) fn evaluate_sites(
+        &self,
+        policy: &str,
+        rule: &str,
+        verify_images: &Value,
+        sites: &ParsedSites,
+        base_ctx: &Value,
+        env: &Env,
+    ) -> VerifyOutcome {
+        let sites = &sites.0;
         use provenance_core::RuleStatus;
         let mut fails = Vec::new();
         let mut errors = Vec::new();
@@ -660,7 +687,6 @@ impl VerifyImagesContext<'_> {
         let mut patches = Vec::new();
         let mut verified = BTreeMap::new();
         let entries: &[Value] = verify_images.as_array().map(Vec::as_slice).unwrap_or(&[]);
-        let sites = parsed_sites(resource);
         for (ei, entry) in entries.iter().enumerate() {
             let path = format!("verifyImages[{ei}]");
             let ty = entry
@@ -671,7 +697,7 @@ impl VerifyImagesContext<'_> {
                 errors.push(format!("{path}: unsupported: type {ty}"));
                 continue;
             }
-            let one = entry_requests(policy, rule, entry, &sites);
+            let one = entry_requests(policy, rule, entry, sites);
             let key_prefix = self
                 .cache
                 .filter(|_| !one.is_empty() && !depends_on_request(entry, base_ctx))
