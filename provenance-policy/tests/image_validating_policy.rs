@@ -126,6 +126,7 @@ fn decide(
         evidence,
         verifier: &c.verifier,
         now: c.now,
+        cache: None,
     };
     set.decide_with(&ResourceInput::create(object), &Env::at(c.now), Some(&cx))
 }
@@ -602,6 +603,7 @@ fn direct_evaluation_and_loading() {
         evidence: &ev,
         verifier: &c.verifier,
         now: c.now,
+        cache: None,
     };
     let verified = RefCell::new(BTreeMap::new());
     let r = p.evaluate(&input, Some(&cx), &verified);

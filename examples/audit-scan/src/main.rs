@@ -374,10 +374,13 @@ fn run(args: &Args) -> Result<(), Failure> {
     let verifier =
         Verifier::new(&root).map_err(|e| usage(format!("trust root: {e} [{}]", e.code())))?;
     let evidence = evidence(args, &rt, &requests)?;
+    // Many Pods share images: a pass is verified once per (rule, image digest).
+    let cache = provenance_policy::verify_images::VerifyImagesCache::new(4096, 3600);
     let cx = VerifyImagesContext {
         evidence: &evidence,
         verifier: &verifier,
         now,
+        cache: Some(&cache),
     };
     let results = scanner.scan(&inputs, &cx, now);
     let reports = reports(&results, now);
