@@ -284,3 +284,108 @@ fn check_sct(
         .verify(&signed, signature)
         .map_err(|_| sct_fail("the SCT's signature does not verify with the CT log's key"))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn conformance() -> Option<PathBuf> {
+        let shared = std::env::var_os("PROVENANCE_SHARED")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+        let dir = shared.join("corpora/sigstore-conformance");
+        if !dir.is_dir() {
+            if std::env::var_os("CI").is_some() {
+                panic!("{} is missing", dir.display());
+            }
+            eprintln!("SKIPPED: {} not found", dir.display());
+            return None;
+        }
+        Some(dir)
+    }
+
+    fn leaf_of(bundle: &std::path::Path) -> Vec<u8> {
+        let v: Value = serde_json::from_slice(&std::fs::read(bundle).unwrap()).unwrap();
+        let b64 = v
+            .pointer("/verificationMaterial/certificate/rawBytes")
+            .and_then(Value::as_str)
+            .unwrap();
+        STANDARD.decode(b64).unwrap()
+    }
+
+    /// The chain and SCT checks on a real public-good Fulcio certificate (from the Sigstore
+    /// conformance suite) against the production trusted root, at a time inside the
+    /// certificate's validity.
+    #[test]
+    fn real_fulcio_certificate_passes_chain_and_sct_checks() {
+        let Some(dir) = conformance() else { return };
+        let root = TrustRoot::from_trusted_root_json(
+            &std::fs::read(dir.join("production-trusted_root.json")).unwrap(),
+        )
+        .unwrap();
+        let leaf_der = leaf_of(&dir.join("happy-path-v0.3/bundle.sigstore.json"));
+        let leaf = x509_cert::Certificate::from_der(&leaf_der).unwrap();
+        let at = UnixTime(
+            leaf.tbs_certificate
+                .validity
+                .not_before
+                .to_unix_duration()
+                .as_secs() as i64
+                + 60,
+        );
+        let issuer = check_chain(&leaf_der, &[], &root, at).unwrap();
+        check_sct(&leaf, &issuer, &root).unwrap();
+        let spki = leaf
+            .tbs_certificate
+            .subject_public_key_info
+            .to_der()
+            .unwrap();
+        check_certificate(std::slice::from_ref(&leaf_der), &spki, &root, at).unwrap();
+
+        // Another key asked for: refused before the chain is looked at.
+        let e = check_certificate(std::slice::from_ref(&leaf_der), &issuer, &root, UnixTime(0))
+            .unwrap_err();
+        assert_eq!(e.code(), "oci.sign.certificate_key_mismatch");
+        // Expired by now (Fulcio certificates live 10 minutes).
+        let e = check_chain(&leaf_der, &[], &root, UnixTime(at.0 + 3600)).unwrap_err();
+        assert_eq!(e.code(), "oci.sign.certificate_chain");
+        // The SCT checked against another root's CT log key.
+        let other = TrustRoot::from_trusted_root_json(
+            &std::fs::read(dir.join("invalid-ct-key_fail/trusted_root.json")).unwrap(),
+        )
+        .unwrap();
+        let e = check_sct(&leaf, &issuer, &other).unwrap_err();
+        assert_eq!(e.code(), "oci.sign.certificate_sct");
+        // The SCT bound to another issuer key.
+        let e = check_sct(&leaf, &spki, &root).unwrap_err();
+        assert_eq!(e.code(), "oci.sign.certificate_sct");
+        assert!(e.to_string().contains("does not verify"), "{e}");
+    }
+
+    #[test]
+    fn fulcio_answers_are_checked() {
+        for (answer, want) in [
+            (&b"not json"[..], "not JSON"),
+            (br#"{}"#, "no signedCertificateEmbeddedSct"),
+            (br#"{"signedCertificateDetachedSct":{}}"#, "detached SCT"),
+            (
+                br#"{"signedCertificateEmbeddedSct":{"chain":{"certificates":[]}}}"#,
+                "empty",
+            ),
+            (
+                br#"{"signedCertificateEmbeddedSct":{"chain":{"certificates":[1]}}}"#,
+                "not a string",
+            ),
+            (
+                br#"{"signedCertificateEmbeddedSct":{"chain":{"certificates":["-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"]}}}"#,
+                "PUBLIC KEY",
+            ),
+        ] {
+            let e = parse_answer(answer).unwrap_err();
+            assert_eq!(e.code(), "oci.sign.fulcio_response");
+            assert!(e.to_string().contains(want), "{e}");
+        }
+    }
+}
