@@ -400,6 +400,33 @@ async fn rekor_entry_for_another_signature_is_refused() {
 }
 
 #[tokio::test]
+async fn certificate_for_another_identity_than_expected_is_refused() {
+    let Some(mock) = Mock::start(&[]) else { return };
+    let mut config = mock.config();
+    config.expected_identity = Some(IdentityExpectation::exact(
+        "https://github.com/acme/model/.github/workflows/other.yml@refs/heads/main",
+        ISSUER,
+    ));
+    let signer = KeylessSigner::new(config).unwrap();
+    let e = signer.sign_blob(&mock.token(), b"x").await.unwrap_err();
+    let Error::SignedBundleUnverified { check, .. } = &e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(*check, Check::IdentitySubject, "{e}");
+    // The expected identity, as a pattern: accepted.
+    let mut config = mock.config();
+    let mut id = IdentityExpectation::exact("", ISSUER);
+    id.subject_exact = None;
+    id.subject = Some("https://github.com/acme/model/*".into());
+    config.expected_identity = Some(id);
+    KeylessSigner::new(config)
+        .unwrap()
+        .sign_blob(&mock.token(), b"x")
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn stalled_services_fail_with_a_timeout_naming_the_call() {
     for (fault, operation) in [
         ("stall-fulcio", "POST /api/v2/signingCert"),
