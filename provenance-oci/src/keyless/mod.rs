@@ -64,6 +64,33 @@ pub use token::{
 use crate::error::{Error, SigningStep};
 use http::Endpoint;
 
+/// Reads Fulcio's answer to `POST /api/v2/signingCert`: the certificate chain (DER, leaf
+/// first) of a `signedCertificateEmbeddedSct`. Nothing is checked but the shape
+/// ([`SigningStep::FulcioResponse`]); [`KeylessSigner::certify`] checks the certificate too.
+pub fn parse_fulcio_answer(answer: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
+    fulcio::parse_answer(answer)
+}
+
+/// Checks a Fulcio certificate chain (DER, leaf first) as [`KeylessSigner::certify`] does
+/// before using it: the leaf certifies `spki_der`, chains to a certificate authority of `root`
+/// valid at `now`, is valid at `now` for code signing, and carries one SCT that verifies against
+/// a CT log of `root`.
+pub fn check_fulcio_certificate(
+    chain: &[Vec<u8>],
+    spki_der: &[u8],
+    root: &TrustRoot,
+    now: UnixTime,
+) -> Result<(), Error> {
+    fulcio::check_certificate(chain, spki_der, root, now)
+}
+
+/// Turns Rekor v1's answer to `POST /api/v1/log/entries` (`{uuid: entry}`) into a bundle's
+/// `verificationMaterial.tlogEntries[]` item. Only the shape is checked
+/// ([`SigningStep::RekorResponse`]); whether the entry is true is for bundle verification.
+pub fn rekor_answer_to_tlog_entry(answer: &[u8]) -> Result<Value, Error> {
+    services::to_bundle_entry(answer)
+}
+
 /// Sigstore's public-good Fulcio.
 pub const PUBLIC_GOOD_FULCIO_URL: &str = "https://fulcio.sigstore.dev";
 /// Sigstore's public-good Rekor (v1 API).
