@@ -208,7 +208,7 @@ impl TufFailure {
 pub enum SigningStep {
     /// No usable OIDC identity token (missing, unreadable, not a JWT, expired).
     IdentityToken,
-    /// Generating the ephemeral key or signing with it failed.
+    /// Generating the ephemeral key, or signing with it or with a key-based signer, failed.
     Key,
     /// What was asked to be signed cannot be signed this way (e.g. a DSSE payload that is not
     /// an in-toto statement with a SHA-256 subject, so the bundle could not be verified).

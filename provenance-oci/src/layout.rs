@@ -479,6 +479,21 @@ impl LayoutWriter {
         Ok(())
     }
 
+    /// Writes `index.json` (atomically) with the entries so far; the writer stays usable.
+    pub fn write_index(&self) -> Result<(), Error> {
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": self.entries,
+        });
+        let bytes =
+            serde_json::to_vec_pretty(&index).map_err(|e| Error::malformed("index.json", e))?;
+        let p = self.root.join("index.json");
+        let tmp = self.root.join("index.json.partial");
+        std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, &e))?;
+        std::fs::rename(&tmp, &p).map_err(|e| Error::io(&p, &e))
+    }
+
     /// Writes `index.json` (atomically) and returns the layout folder.
     pub fn finish(self) -> Result<PathBuf, Error> {
         let index = serde_json::json!({

@@ -49,6 +49,7 @@ pub mod model;
 pub mod registry;
 #[cfg(feature = "rekor")]
 pub mod rekor;
+pub mod sign;
 pub mod source;
 #[cfg(feature = "tuf")]
 pub mod tuf;
@@ -61,6 +62,7 @@ pub use export::{ExportOptions, ExportReport, export};
 pub use layout::{LayoutSource, LayoutWriter};
 pub use oci_spec::image::Platform;
 pub use registry::{RegistryClient, RegistryConfig, RegistrySettings, Timeouts};
+pub use sign::{LayoutPublisher, Publisher};
 pub use source::{EvidenceSource, select_platform};
 pub use types::{
     AttestationLayer, Limits, Manifest, ParsedManifest, Referrer, Referrers, ReferrersOrigin,

@@ -35,6 +35,9 @@ use crate::types::{
     CheckedHasher, Limits, MANIFEST_MEDIA_TYPES, Manifest, Referrers, ReferrersOrigin,
 };
 
+#[path = "registry_push.rs"]
+mod push;
+
 /// Longest pause between two retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
@@ -180,6 +183,8 @@ fn api_host(domain: &str) -> &str {
 }
 
 struct Ctx<'a> {
+    /// Whether the request writes (bearer tokens are then asked for push scope).
+    push: bool,
     /// Registry as written in references (settings key).
     registry: &'a str,
     /// Repository path.
@@ -347,6 +352,7 @@ impl RegistryClient {
             });
         }
         Ok(Ctx {
+            push: false,
             registry: image.domain(),
             repo: image.path(),
             settings: self.config.settings(image.domain()),
@@ -464,7 +470,15 @@ impl RegistryClient {
                 self.requests.fetch_add(2, Ordering::Relaxed);
                 let token = self
                     .oci()
-                    .auth(&reference, &auth, RegistryOperation::Pull)
+                    .auth(
+                        &reference,
+                        &auth,
+                        if ctx.push {
+                            RegistryOperation::Push
+                        } else {
+                            RegistryOperation::Pull
+                        },
+                    )
                     .await
                     .map_err(|e| match e {
                         oci_client::errors::OciDistributionError::RequestError(r) => {

@@ -7,11 +7,15 @@ use clap::{Parser, Subcommand};
 use provenance_core::ImageReference;
 
 mod apply;
+mod attest;
 mod export;
+mod generate_key_pair;
 mod image_source;
 mod inspect;
 #[allow(clippy::type_complexity)] // pre-existing, in a module this change does not touch
 mod kyverno_test;
+mod sign;
+mod signing;
 mod trust_root;
 mod ui;
 mod verify;
@@ -52,6 +56,12 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Copy images with all their evidence into an OCI layout (for air-gapped sites).
     Export(export::ExportArgs),
+    /// Sign an image, a file, a model folder or a dataset with a key.
+    Sign(sign::SignArgs),
+    /// Attest an image: sign an in-toto predicate about it (cosign `attest`).
+    Attest(attest::AttestArgs),
+    /// Write a new key pair (cosign.key, cosign.pub).
+    GenerateKeyPair(generate_key_pair::GenerateKeyPairArgs),
     /// Refresh a Sigstore trust root over TUF (`trust-root update`).
     TrustRoot(trust_root::TrustRootArgs),
 }
@@ -168,6 +178,9 @@ fn main() -> ExitCode {
         Command::Apply(args) => apply::run(args),
         Command::Inspect(args) => inspect::run(&args),
         Command::Export(args) => export::run(&args),
+        Command::Sign(args) => sign::run(args),
+        Command::Attest(args) => attest::run(args),
+        Command::GenerateKeyPair(args) => generate_key_pair::run(args),
         Command::TrustRoot(args) => trust_root::run(&args),
     }
 }

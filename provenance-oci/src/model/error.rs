@@ -132,6 +132,14 @@ pub enum ModelError {
         /// What is wrong.
         message: String,
     },
+    /// Signing a model or dataset failed (the signer's error code and message).
+    #[error("signing failed: {message} ({code})")]
+    Signing {
+        /// The underlying error code (e.g. `core.sign.failed`).
+        code: String,
+        /// What went wrong.
+        message: String,
+    },
     /// A digest given for a dataset did not match.
     #[error("dataset digest mismatch: expected {expected}, got {actual}")]
     DatasetMismatch {
@@ -204,6 +212,7 @@ impl ModelError {
             ModelError::KeyMismatch { .. } => "model.key_mismatch",
             ModelError::CertificateChain { .. } => "model.certificate_chain",
             ModelError::Config { .. } => "model.config",
+            ModelError::Signing { .. } => "model.signing",
             ModelError::DatasetMismatch { .. } => "model.dataset_mismatch",
             ModelError::TooLarge { .. } => "model.too_large",
             ModelError::NoSignature { .. } => "model.no_signature",

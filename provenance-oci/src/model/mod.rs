@@ -28,6 +28,7 @@
 pub mod error;
 pub mod hash;
 pub mod oci;
+pub mod sign;
 pub mod signature;
 pub mod walk;
 
@@ -40,6 +41,7 @@ use provenance_core::{Digest, UnixTime};
 pub use error::{ManifestDiff, ModelError};
 pub use hash::DigestCache;
 pub use oci::{OciModelOptions, OciModelReport, verify_oci_model};
+pub use sign::{SignModelOptions, SignedModel, sign_dataset, sign_model};
 pub use signature::{ModelTrust, SignedManifest, verify_signature};
 pub use walk::{FileEntry, IgnoreSet};
 

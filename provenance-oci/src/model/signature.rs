@@ -286,7 +286,7 @@ fn parse_payload(payload: &[u8], signer: String) -> Result<SignedManifest, Model
 
 /// The PEM text Python's `cryptography` writes for a public key (LF line endings, 64-column
 /// base64): what model-signing hashes into the key hint.
-fn python_pem(key: &PublicKey) -> String {
+pub(crate) fn python_pem(key: &PublicKey) -> String {
     let b64 = B64.encode(key.spki_der());
     let mut s = String::from("-----BEGIN PUBLIC KEY-----\n");
     for chunk in b64.as_bytes().chunks(64) {

@@ -1,0 +1,324 @@
+//! `provenance sign image|blob|model|dataset`: key-based signing with cosign's and
+//! model_signing's flag names.
+//!
+//! - `sign image IMAGE --key cosign.key`: cosign's `.sig` signature (or, with
+//!   `--new-bundle-format`, a Sigstore bundle referrer), into the registry or an OCI layout.
+//! - `sign blob FILE --key KEY --bundle OUT [--output-signature SIG]`: `cosign sign-blob`.
+//! - `sign model MODEL_PATH --private_key KEY [--signature model.sig]`: `model_signing sign
+//!   key` (with `--signing_certificate` and `--certificate_chain`: `sign certificate`).
+//! - `sign dataset PATH --key KEY --bundle OUT`: an in-toto attestation whose subject is the
+//!   dataset digest.
+//!
+//! Nothing is uploaded to a transparency log: verifiers must accept key-only material
+//! (`--insecure-ignore-tlog`, Kyverno `rekor: {ignoreTlog: true}`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use base64::Engine;
+use provenance_core::sign::{CertifiedKey, Signer, SigningKey, bundle};
+use provenance_oci::model::{Method, SignModelOptions, VerifyOptions, sign_dataset, sign_model};
+use provenance_oci::sign::{SignOptions, sign_image, sign_image_bundle};
+use serde_json::json;
+
+use crate::image_source::{SourceArgs, parse_image, signature_repository};
+use crate::signing::{Target, load_key, resolve, with_publisher};
+use crate::ui::{Failure, runtime};
+
+/// Arguments of `provenance sign`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = crate::ui::EXIT_CODES_HELP)]
+pub struct SignArgs {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum What {
+    /// Sign a container image (cosign `sign --key --tlog-upload=false`).
+    Image(ImageArgs),
+    /// Sign a file into a Sigstore bundle (cosign `sign-blob --key --bundle`).
+    Blob(BlobArgs),
+    /// Sign a model folder (OpenSSF model-signing v1.0, as `model_signing sign key|certificate`).
+    Model(ModelArgs),
+    /// Sign a dataset (file or folder) as the subject of an in-toto attestation.
+    Dataset(DatasetArgs),
+}
+
+/// The private key flags.
+#[derive(clap::Args, Debug)]
+struct KeyArgs {
+    /// Private key: cosign.key (encrypted; password from COSIGN_PASSWORD) or a PKCS#8 / SEC1
+    /// PEM.
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// The key's password (default: COSIGN_PASSWORD).
+    #[arg(long, value_name = "PASSWORD")]
+    password: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+struct ImageArgs {
+    /// The image, as written in a Pod spec (a tag is resolved once; the digest is signed).
+    #[arg(value_name = "IMAGE")]
+    image: String,
+    #[command(flatten)]
+    key: KeyArgs,
+    /// `key=value` annotations, signed in the payload (cosign `-a`).
+    #[arg(short = 'a', long = "annotations", value_name = "KEY=VALUE")]
+    annotations: Vec<String>,
+    /// Write a Sigstore bundle referrer (cosign v3 / `--new-bundle-format`) instead of the
+    /// `.sig` tag.
+    #[arg(long)]
+    new_bundle_format: bool,
+    #[command(flatten)]
+    source: SourceArgs,
+}
+
+#[derive(clap::Args, Debug)]
+struct BlobArgs {
+    /// The file to sign.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    #[command(flatten)]
+    key: KeyArgs,
+    /// Write the Sigstore bundle here.
+    #[arg(long, value_name = "FILE")]
+    bundle: Option<PathBuf>,
+    /// Write the base64 signature here.
+    #[arg(long, value_name = "FILE")]
+    output_signature: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+struct ModelArgs {
+    /// The model folder.
+    #[arg(value_name = "MODEL_PATH")]
+    model_path: PathBuf,
+    /// Private key (PEM; cosign.key accepted too).
+    #[arg(
+        long = "private-key",
+        visible_alias = "private_key",
+        value_name = "FILE"
+    )]
+    private_key: PathBuf,
+    /// The key's password (default: COSIGN_PASSWORD for cosign keys).
+    #[arg(long, value_name = "PASSWORD")]
+    password: Option<String>,
+    /// Signing certificate (PEM) for the key: `model_signing sign certificate`.
+    #[arg(
+        long = "signing-certificate",
+        visible_alias = "signing_certificate",
+        value_name = "FILE"
+    )]
+    signing_certificate: Option<PathBuf>,
+    /// Intermediate certificates (PEM), repeatable.
+    #[arg(
+        long = "certificate-chain",
+        visible_alias = "certificate_chain",
+        value_name = "FILE",
+        requires = "signing_certificate"
+    )]
+    certificate_chain: Vec<PathBuf>,
+    /// Where to write the signature.
+    #[arg(long, value_name = "SIGNATURE_PATH", default_value = "model.sig")]
+    signature: PathBuf,
+    /// Paths to leave out, relative to the model (repeatable).
+    #[arg(long = "ignore-paths", value_name = "IGNORE_PATHS", num_args = 1..)]
+    ignore_paths: Vec<String>,
+    /// Sign `.git`, `.gitattributes`, `.github`, `.gitignore` too.
+    #[arg(long = "no-ignore-git-paths")]
+    no_ignore_git_paths: bool,
+    /// Follow symlinks that stay inside the model folder.
+    #[arg(long = "allow-symlinks", visible_alias = "allow_symlinks")]
+    allow_symlinks: bool,
+    /// Hash files in shards of this many bytes (`shards` serialization) instead of whole.
+    #[arg(long, value_name = "BYTES")]
+    shard_size: Option<u64>,
+    /// Hashing threads (default: all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+#[derive(clap::Args, Debug)]
+struct DatasetArgs {
+    /// The dataset file or folder.
+    #[arg(value_name = "PATH")]
+    path: PathBuf,
+    #[command(flatten)]
+    key: KeyArgs,
+    /// Write the Sigstore bundle here.
+    #[arg(long, value_name = "FILE")]
+    bundle: PathBuf,
+    /// The subject name (default: the file or folder name).
+    #[arg(long)]
+    name: Option<String>,
+    /// Predicate JSON file (default: an empty object of --type).
+    #[arg(long, value_name = "FILE")]
+    predicate: Option<PathBuf>,
+    /// Predicate type URI.
+    #[arg(long = "type", default_value = provenance_attest::croissant::DATASET_PROVENANCE_V1)]
+    predicate_type: String,
+}
+
+/// Runs `provenance sign`.
+pub fn run(args: SignArgs) -> ExitCode {
+    let (name, r) = match args.what {
+        What::Image(a) => ("sign image", image(a)),
+        What::Blob(a) => ("sign blob", blob(a)),
+        What::Model(a) => ("sign model", model(a)),
+        What::Dataset(a) => ("sign dataset", dataset(a)),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            f.eprint(name);
+            f.exit.into()
+        }
+    }
+}
+
+fn annotations(list: &[String]) -> Result<BTreeMap<String, String>, Failure> {
+    list.iter()
+        .map(|a| {
+            a.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .ok_or_else(|| Failure::usage(format!("-a {a}: expected KEY=VALUE")))
+        })
+        .collect()
+}
+
+fn image(a: ImageArgs) -> Result<(), Failure> {
+    let key = load_key(&a.key.key, a.key.password.as_deref())?;
+    let image = parse_image(&a.image)?;
+    let options = SignOptions {
+        annotations: annotations(&a.annotations)?,
+        repository: signature_repository(&a.source)?,
+    };
+    let target = Target::open(&a.source)?;
+    let rt = runtime()?;
+    let out = rt.block_on(async {
+        with_publisher!(&target, |p| {
+            let digest = resolve(p, &image).await?;
+            let r = if a.new_bundle_format {
+                sign_image_bundle(p, &image, &digest, &key, &bundle::Options::default()).await
+            } else {
+                sign_image(p, &image, &digest, &key, &options).await
+            };
+            r.map_err(|e| Failure::evidence(&format!("signing {image}"), &e))
+        })
+    })?;
+    eprintln!("signed {image} -> {}", out.reference);
+    println!("{}", out.reference);
+    Ok(())
+}
+
+fn write(path: &PathBuf, bytes: &[u8]) -> Result<(), Failure> {
+    std::fs::write(path, bytes).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))
+}
+
+fn blob(a: BlobArgs) -> Result<(), Failure> {
+    let key = load_key(&a.key.key, a.key.password.as_deref())?;
+    let bytes =
+        std::fs::read(&a.file).map_err(|e| Failure::usage(format!("{}: {e}", a.file.display())))?;
+    if a.bundle.is_none() && a.output_signature.is_none() {
+        return Err(Failure::usage("nothing to write")
+            .hint("pass --bundle FILE and/or --output-signature FILE"));
+    }
+    let b = bundle::message_signature(&key, &bytes)
+        .map_err(|e| Failure::usage(format!("signing: {e} [{}]", e.code())))?;
+    if let Some(p) = &a.bundle {
+        write(p, &b)?;
+    }
+    if let Some(p) = &a.output_signature {
+        let v: serde_json::Value = serde_json::from_slice(&b).unwrap_or_default();
+        let sig = v["messageSignature"]["signature"]
+            .as_str()
+            .unwrap_or_default();
+        write(p, sig.as_bytes())?;
+    }
+    println!(
+        "{}",
+        base64::engine::general_purpose::STANDARD.encode(key.public_key().key_id().as_bytes())
+    );
+    Ok(())
+}
+
+fn model(a: ModelArgs) -> Result<(), Failure> {
+    let key: SigningKey = load_key(&a.private_key, a.password.as_deref())?;
+    let signer: Box<dyn Signer> = match &a.signing_certificate {
+        None => Box::new(key),
+        Some(cert) => {
+            let mut pem_text = std::fs::read_to_string(cert)
+                .map_err(|e| Failure::usage(format!("{}: {e}", cert.display())))?;
+            for c in &a.certificate_chain {
+                pem_text.push_str(
+                    &std::fs::read_to_string(c)
+                        .map_err(|e| Failure::usage(format!("{}: {e}", c.display())))?,
+                );
+            }
+            Box::new(CertifiedKey::from_pem_chain(key, &pem_text).map_err(|e| {
+                Failure::usage(format!("--signing-certificate: {e} [{}]", e.code()))
+            })?)
+        }
+    };
+    let opts = SignModelOptions {
+        ignore_paths: a.ignore_paths.clone(),
+        ignore_git_paths: !a.no_ignore_git_paths,
+        allow_symlinks: a.allow_symlinks,
+        method: match a.shard_size {
+            Some(n) if n > 0 => Method::Shards(n),
+            Some(_) => return Err(Failure::usage("--shard-size must be positive")),
+            None => Method::Files,
+        },
+        threads: a.threads,
+        ..Default::default()
+    };
+    let signed = sign_model(&a.model_path, &a.signature, signer.as_ref(), &opts)
+        .map_err(|e| Failure::usage(format!("{}: {e} [{}]", a.model_path.display(), e.code())))?;
+    println!(
+        "{}",
+        json!({
+            "signature": signed.signature,
+            "rootDigest": signed.root_digest.to_string(),
+            "files": signed.manifest.files,
+            "bytes": signed.manifest.bytes,
+        })
+    );
+    Ok(())
+}
+
+fn dataset(a: DatasetArgs) -> Result<(), Failure> {
+    let key = load_key(&a.key.key, a.key.password.as_deref())?;
+    let predicate = match &a.predicate {
+        Some(p) => {
+            let bytes =
+                std::fs::read(p).map_err(|e| Failure::usage(format!("{}: {e}", p.display())))?;
+            serde_json::from_slice(&bytes)
+                .map_err(|e| Failure::usage(format!("{}: not JSON: {e}", p.display())))?
+        }
+        None => json!({}),
+    };
+    let name = a.name.clone().unwrap_or_else(|| {
+        a.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "dataset".into())
+    });
+    let (digest, b) = sign_dataset(
+        &a.path,
+        &name,
+        &a.predicate_type,
+        predicate,
+        &key,
+        &VerifyOptions::default(),
+    )
+    .map_err(|e| Failure::usage(format!("{}: {e} [{}]", a.path.display(), e.code())))?;
+    write(&a.bundle, &b)?;
+    println!(
+        "{}",
+        json!({ "digest": digest.to_string(), "bundle": a.bundle })
+    );
+    Ok(())
+}

@@ -1,0 +1,222 @@
+//! Writing to a registry: blob uploads (monolithic POST + PUT) and manifest PUTs, with the same
+//! authentication as reads (bearer tokens with push scope) and per-request deadlines.
+
+use std::sync::atomic::Ordering;
+
+use provenance_core::{Digest, ImageReference};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
+use reqwest::{Method, StatusCode};
+
+use super::{Ctx, RegistryClient, network_error, status_error};
+use crate::error::Error;
+use crate::source::repo_of;
+use crate::types::Manifest;
+
+impl RegistryClient {
+    fn push_ctx<'a>(&'a self, image: &'a ImageReference) -> Result<Ctx<'a>, Error> {
+        let mut ctx = self.ctx(image)?;
+        ctx.push = true;
+        Ok(ctx)
+    }
+
+    /// One write request with a body (401 -> authorize with push scope -> resend once).
+    #[allow(clippy::too_many_arguments)]
+    async fn send_body(
+        &self,
+        ctx: &Ctx<'_>,
+        host: &str,
+        method: Method,
+        url: &str,
+        content_type: &str,
+        body: &[u8],
+        what: &'static str,
+        reference: &str,
+    ) -> Result<reqwest::Response, Error> {
+        let operation = format!("{method} {what}");
+        let mut authz = self
+            .authz
+            .lock()
+            .await
+            .get(&(host.to_owned(), ctx.repo.to_owned()))
+            .cloned();
+        for round in 0..2 {
+            let mut rb = self
+                .http
+                .request(method.clone(), url)
+                .header(CONTENT_TYPE, content_type)
+                .body(body.to_vec());
+            if let Some(a) = &authz {
+                rb = rb.header(AUTHORIZATION, a);
+            }
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let resp = rb
+                .send()
+                .await
+                .map_err(|e| network_error(host, &e, self.config.timeouts.request))?;
+            let status = resp.status();
+            if status.is_success() {
+                return Ok(resp);
+            }
+            if status == StatusCode::UNAUTHORIZED && round == 0 {
+                let challenge = resp
+                    .headers()
+                    .get(WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned();
+                if challenge.is_empty() {
+                    return Err(Error::Auth {
+                        registry: host.to_owned(),
+                        message: format!("{operation}: 401 without a challenge"),
+                    });
+                }
+                authz = Some(self.authorize(ctx, host, &challenge).await?);
+                continue;
+            }
+            return Err(status_error(host, &operation, status, what, reference));
+        }
+        Err(Error::Auth {
+            registry: host.to_owned(),
+            message: format!("{operation}: still 401 after authenticating"),
+        })
+    }
+
+    async fn push_blob_inner(
+        &self,
+        repo: &ImageReference,
+        digest: &Digest,
+        bytes: &[u8],
+    ) -> Result<(), Error> {
+        let ctx = self.push_ctx(repo)?;
+        let host = ctx.primary_host();
+        let reference = format!("{}@{digest}", repo.name());
+        // Already there: nothing to upload.
+        let head = ctx.url(&host, &format!("blobs/{digest}"));
+        match self
+            .send(&ctx, &host, Method::HEAD, &head, "*/*", "blob", &reference)
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let start = ctx.url(&host, "blobs/uploads/");
+        let resp = self
+            .send_body(
+                &ctx,
+                &host,
+                Method::POST,
+                &start,
+                "application/octet-stream",
+                &[],
+                "blob upload",
+                &reference,
+            )
+            .await?;
+        let location = resp
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| Error::Registry {
+                registry: host.clone(),
+                operation: "POST blob upload".into(),
+                status: resp.status().as_u16(),
+                message: "no Location header".into(),
+            })?
+            .to_owned();
+        let mut url = if location.starts_with("http://") || location.starts_with("https://") {
+            location
+        } else {
+            format!("{}://{}{}", ctx.scheme(), host, location)
+        };
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str("digest=");
+        url.push_str(&digest.to_string().replace(':', "%3A"));
+        self.send_body(
+            &ctx,
+            &host,
+            Method::PUT,
+            &url,
+            "application/octet-stream",
+            bytes,
+            "blob upload",
+            &reference,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn push_manifest_inner(
+        &self,
+        target: &ImageReference,
+        manifest: &Manifest,
+    ) -> Result<(), Error> {
+        let ctx = self.push_ctx(target)?;
+        let host = ctx.primary_host();
+        let reference = match (target.tag(), target.digest_str()) {
+            (_, Some(_)) => manifest.digest.to_string(),
+            (Some(t), None) => t.to_owned(),
+            (None, None) => manifest.digest.to_string(),
+        };
+        let url = ctx.url(&host, &format!("manifests/{reference}"));
+        let resp = self
+            .send_body(
+                &ctx,
+                &host,
+                Method::PUT,
+                &url,
+                &manifest.media_type,
+                &manifest.bytes,
+                "manifest",
+                &target.to_string(),
+            )
+            .await?;
+        // The registry must have stored the bytes we sent.
+        if let Some(d) = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| Digest::parse(s.trim()).ok())
+            && d != manifest.digest
+        {
+            return Err(Error::DigestMismatch {
+                reference: target.to_string(),
+                expected: manifest.digest.to_string(),
+                actual: d.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Uploads blob `digest` (`bytes`) to `image`'s repository, unless it is already there.
+    pub async fn push_blob(
+        &self,
+        image: &ImageReference,
+        digest: &Digest,
+        bytes: &[u8],
+    ) -> Result<(), Error> {
+        self.deadline(
+            image.domain(),
+            "blob upload",
+            self.config.timeouts.operation,
+            self.push_blob_inner(&repo_of(image), digest, bytes),
+        )
+        .await
+    }
+
+    /// Stores `manifest` under `target`'s tag (or, when `target` has a digest or no tag,
+    /// under the manifest's digest).
+    pub async fn push_manifest(
+        &self,
+        target: &ImageReference,
+        manifest: &Manifest,
+    ) -> Result<(), Error> {
+        self.deadline(
+            target.domain(),
+            "manifest upload",
+            self.config.timeouts.operation,
+            self.push_manifest_inner(target, manifest),
+        )
+        .await
+    }
+}

@@ -1,0 +1,611 @@
+//! Signing and attesting images, into a registry or an OCI layout folder, in the formats the
+//! verifiers read ([`EvidenceSource::signatures`] / [`EvidenceSource::attestations`], cosign,
+//! Kyverno):
+//!
+//! - [`sign_image`]: cosign's legacy signature, a simple-signing payload layer in the
+//!   `<alg>-<hex>.sig` manifest, signed in the `dev.cosignproject.cosign/signature`
+//!   annotation (certificate signers add `dev.sigstore.cosign/certificate` and `.../chain`);
+//! - [`attest_image`]: a DSSE envelope over an in-toto Statement about the image, as a layer of
+//!   the `<alg>-<hex>.att` manifest with the `predicateType` annotation;
+//! - [`attach_sbom`]: the `<alg>-<hex>.sbom` manifest (`cosign attach sbom`);
+//! - [`sign_image_bundle`] / [`attest_image_bundle`]: cosign v3 style Sigstore bundle
+//!   referrers (artifact type `application/vnd.dev.sigstore.bundle.v0.3+json`, `subject` = the
+//!   image), with the referrers tag index (`<alg>-<hex>`) updated when the target has no
+//!   referrers API.
+//!
+//! Existing signatures and attestations are kept: a new layer is appended to the tag's
+//! manifest (an identical layer is not added twice). Targets implement [`Publisher`]:
+//! [`RegistryClient`] and [`LayoutPublisher`].
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use provenance_core::sign::{Signer, SignerMaterial, bundle, simple_signing_payload};
+use provenance_core::verify::{
+    ANNOTATION_CERTIFICATE, ANNOTATION_CHAIN, ANNOTATION_SIGNATURE, SIMPLE_SIGNING_MEDIA_TYPE,
+};
+use provenance_core::{Digest, DigestAlgorithm, ImageReference};
+use serde_json::{Value, json};
+
+use crate::cosign::{AttachedKind, attached_reference};
+use crate::error::{Error, SigningStep};
+use crate::layout::{LayoutSource, LayoutWriter};
+use crate::registry::RegistryClient;
+use crate::source::{EvidenceSource, repo_of};
+use crate::types::{
+    ANNOTATION_PREDICATE_TYPE, DSSE_ENVELOPE, Limits, Manifest, OCI_INDEX, OCI_MANIFEST,
+    ParsedManifest, Referrers, SIGSTORE_BUNDLE_V03,
+};
+
+/// Media type of the OCI empty descriptor (`{}`), the config of artifact manifests.
+pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+/// Annotation of a bundle referrer naming its content (`message-signature`, `dsse-envelope`).
+pub const ANNOTATION_BUNDLE_CONTENT: &str = "dev.sigstore.bundle.content";
+/// Annotation of a bundle referrer naming the predicate type of its attestation.
+pub const ANNOTATION_BUNDLE_PREDICATE_TYPE: &str = "dev.sigstore.bundle.predicateType";
+
+/// A place signatures can be written to (and read back from, to append).
+pub trait Publisher: EvidenceSource {
+    /// Stores blob `digest` (`bytes`) in `image`'s repository.
+    fn push_blob(
+        &self,
+        image: &ImageReference,
+        digest: &Digest,
+        bytes: &[u8],
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Stores `manifest` under `target`'s tag, or by digest when `target` has no tag.
+    fn push_manifest(
+        &self,
+        target: &ImageReference,
+        manifest: &Manifest,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Whether the target maintains referrers listings itself (an OCI 1.1 referrers API, or a
+    /// layout indexing `subject`s); if not, the referrers tag index is written.
+    fn indexes_referrers(
+        &self,
+        image: &ImageReference,
+        subject: &Digest,
+    ) -> impl Future<Output = Result<bool, Error>> + Send {
+        async move { Ok(self.referrers_api(image, subject, None).await?.is_some()) }
+    }
+}
+
+impl Publisher for RegistryClient {
+    async fn push_blob(
+        &self,
+        image: &ImageReference,
+        digest: &Digest,
+        bytes: &[u8],
+    ) -> Result<(), Error> {
+        RegistryClient::push_blob(self, image, digest, bytes).await
+    }
+
+    async fn push_manifest(
+        &self,
+        target: &ImageReference,
+        manifest: &Manifest,
+    ) -> Result<(), Error> {
+        RegistryClient::push_manifest(self, target, manifest).await
+    }
+}
+
+/// An OCI image layout folder to write signatures into (created if missing). Names are
+/// written as full references (`registry/repo:sha256-<hex>.sig`), as [`crate::export()`]
+/// writes them; referrer manifests are listed in `index.json` without a name (a
+/// [`LayoutSource`] finds them by their `subject`).
+#[derive(Debug)]
+pub struct LayoutPublisher {
+    root: PathBuf,
+    writer: std::sync::Mutex<LayoutWriter>,
+    limits: Limits,
+}
+
+impl LayoutPublisher {
+    /// Opens (or creates) the layout at `root`.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, Error> {
+        let root = root.into();
+        let writer = LayoutWriter::create(&root)?;
+        writer.write_index()?;
+        Ok(LayoutPublisher {
+            root,
+            writer: std::sync::Mutex::new(writer),
+            limits: Limits::default(),
+        })
+    }
+
+    /// The layout folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn reader(&self) -> Result<LayoutSource, Error> {
+        LayoutSource::open_with_limits(&self.root, self.limits)
+    }
+
+    fn with_writer<T>(
+        &self,
+        f: impl FnOnce(&mut LayoutWriter) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mut w = match self.writer.lock() {
+            Ok(w) => w,
+            Err(p) => p.into_inner(),
+        };
+        f(&mut w)
+    }
+}
+
+impl EvidenceSource for LayoutPublisher {
+    async fn resolve(&self, image: &ImageReference) -> Result<Digest, Error> {
+        self.reader()?.resolve(image).await
+    }
+    async fn manifest(&self, image: &ImageReference) -> Result<Manifest, Error> {
+        self.reader()?.manifest(image).await
+    }
+    async fn blob(
+        &self,
+        image: &ImageReference,
+        digest: &Digest,
+        limit: u64,
+    ) -> Result<Vec<u8>, Error> {
+        self.reader()?.blob(image, digest, limit).await
+    }
+    async fn blob_to_file(
+        &self,
+        image: &ImageReference,
+        digest: &Digest,
+        limit: u64,
+        dest: &Path,
+    ) -> Result<(), Error> {
+        self.reader()?
+            .blob_to_file(image, digest, limit, dest)
+            .await
+    }
+    async fn referrers_api(
+        &self,
+        image: &ImageReference,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Option<Referrers>, Error> {
+        self.reader()?
+            .referrers_api(image, subject, artifact_type)
+            .await
+    }
+    fn limits(&self) -> Limits {
+        self.limits
+    }
+}
+
+impl Publisher for LayoutPublisher {
+    async fn push_blob(
+        &self,
+        _image: &ImageReference,
+        digest: &Digest,
+        bytes: &[u8],
+    ) -> Result<(), Error> {
+        self.with_writer(|w| {
+            if w.has_blob(digest) {
+                Ok(())
+            } else {
+                w.put_blob(digest, bytes)
+            }
+        })
+    }
+
+    async fn push_manifest(
+        &self,
+        target: &ImageReference,
+        manifest: &Manifest,
+    ) -> Result<(), Error> {
+        let name = match (target.tag(), target.digest_str()) {
+            (Some(t), None) => Some(format!("{}:{t}", target.name())),
+            _ => None,
+        };
+        self.with_writer(|w| {
+            w.add_entry(manifest, name.as_deref(), None)?;
+            w.write_index()
+        })
+    }
+
+    async fn indexes_referrers(
+        &self,
+        _image: &ImageReference,
+        _subject: &Digest,
+    ) -> Result<bool, Error> {
+        // A layout's index.json lists the referrer manifests; readers find them by subject.
+        Ok(true)
+    }
+}
+
+/// Options of [`sign_image`].
+#[derive(Debug, Clone, Default)]
+pub struct SignOptions {
+    /// `-a key=value` annotations, signed in the payload's `optional` section.
+    pub annotations: BTreeMap<String, String>,
+    /// Write signatures to this repository instead of the image's (cosign's
+    /// `COSIGN_REPOSITORY`).
+    pub repository: Option<ImageReference>,
+}
+
+/// What was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// Where: the tag (`...:sha256-<hex>.sig`) or the referrer (`...@sha256:...`).
+    pub reference: ImageReference,
+    /// Digest of the manifest written.
+    pub manifest_digest: Digest,
+    /// Digest of the layer holding the new signature, attestation, SBOM or bundle.
+    pub layer_digest: Digest,
+}
+
+fn signing_error(e: provenance_core::Error) -> Error {
+    Error::Signing {
+        step: SigningStep::Key,
+        detail: format!("{e} [{}]", e.code()),
+    }
+}
+
+fn descriptor(media_type: &str, bytes: &[u8], annotations: &BTreeMap<String, String>) -> Value {
+    let mut d = json!({
+        "mediaType": media_type,
+        "digest": Digest::sha256_of(bytes).to_string(),
+        "size": bytes.len(),
+    });
+    if !annotations.is_empty() {
+        d["annotations"] = json!(annotations);
+    }
+    d
+}
+
+fn manifest_of(value: &Value) -> Result<Manifest, Error> {
+    let bytes = serde_json::to_vec(value).map_err(|e| Error::malformed("manifest", e))?;
+    Manifest::from_bytes(bytes, DigestAlgorithm::Sha256, None)
+}
+
+fn cosign_config(layers: &[Value]) -> Vec<u8> {
+    let diff_ids: Vec<Value> = layers
+        .iter()
+        .filter_map(|l| l.get("digest").cloned())
+        .collect();
+    serde_json::to_vec(&json!({
+        "architecture": "",
+        "config": {},
+        "created": "0001-01-01T00:00:00Z",
+        "history": [{ "created": "0001-01-01T00:00:00Z" }],
+        "os": "",
+        "rootfs": { "type": "layers", "diff_ids": diff_ids },
+    }))
+    .unwrap_or_default()
+}
+
+/// Appends one layer to cosign's `kind` manifest of `digest` (creating it if absent), or
+/// replaces its layers when `replace`.
+#[allow(clippy::too_many_arguments)]
+async fn append_attached<P: Publisher>(
+    p: &P,
+    image: &ImageReference,
+    digest: &Digest,
+    kind: AttachedKind,
+    repository: Option<&ImageReference>,
+    layer_media_type: &str,
+    layer: &[u8],
+    annotations: &BTreeMap<String, String>,
+    replace: bool,
+) -> Result<Published, Error> {
+    let tagged = attached_reference(image, digest, kind, repository);
+    let repo = repo_of(&tagged);
+    let new = descriptor(layer_media_type, layer, annotations);
+    let mut layers: Vec<Value> = Vec::new();
+    if !replace {
+        match p.manifest(&tagged).await {
+            Ok(m) => {
+                let v: Value = serde_json::from_slice(&m.bytes)
+                    .map_err(|e| Error::malformed("manifest", e))?;
+                if let Some(ls) = v.get("layers").and_then(Value::as_array) {
+                    layers = ls.clone();
+                }
+            }
+            Err(Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let layer_digest = Digest::sha256_of(layer);
+    if !layers.iter().any(|l| l == &new) {
+        layers.push(new);
+    }
+    p.push_blob(&repo, &layer_digest, layer).await?;
+    let config = cosign_config(&layers);
+    let config_digest = Digest::sha256_of(&config);
+    p.push_blob(&repo, &config_digest, &config).await?;
+    let manifest = manifest_of(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config_digest.to_string(),
+            "size": config.len(),
+        },
+        "layers": layers,
+    }))?;
+    p.push_manifest(&tagged, &manifest).await?;
+    Ok(Published {
+        reference: tagged,
+        manifest_digest: manifest.digest,
+        layer_digest,
+    })
+}
+
+fn certificate_annotations(signer: &dyn Signer, ann: &mut BTreeMap<String, String>) {
+    if let SignerMaterial::CertificateChain(chain) = signer.material()
+        && let Some((leaf, rest)) = chain.split_first()
+    {
+        ann.insert(
+            ANNOTATION_CERTIFICATE.to_owned(),
+            pem::encode(&pem::Pem::new("CERTIFICATE", leaf.clone())),
+        );
+        if !rest.is_empty() {
+            let chain_pem: String = rest
+                .iter()
+                .map(|c| pem::encode(&pem::Pem::new("CERTIFICATE", c.clone())))
+                .collect();
+            ann.insert(ANNOTATION_CHAIN.to_owned(), chain_pem);
+        }
+    }
+}
+
+/// Signs `image` at `digest` as `cosign sign --key ... --tlog-upload=false` does: a
+/// simple-signing payload naming the digest, signed by `signer`, appended to the
+/// `<alg>-<hex>.sig` manifest.
+pub async fn sign_image<P: Publisher>(
+    p: &P,
+    image: &ImageReference,
+    digest: &Digest,
+    signer: &dyn Signer,
+    options: &SignOptions,
+) -> Result<Published, Error> {
+    let payload = simple_signing_payload(&image.name(), digest, &options.annotations);
+    let signature = signer.sign(&payload).map_err(signing_error)?;
+    let mut ann = BTreeMap::new();
+    ann.insert(ANNOTATION_SIGNATURE.to_owned(), STANDARD.encode(signature));
+    certificate_annotations(signer, &mut ann);
+    append_attached(
+        p,
+        image,
+        digest,
+        AttachedKind::Signature,
+        options.repository.as_ref(),
+        SIMPLE_SIGNING_MEDIA_TYPE,
+        &payload,
+        &ann,
+        false,
+    )
+    .await
+}
+
+/// Attests `image` at `digest` as `cosign attest --key ... --tlog-upload=false` does: the
+/// in-toto Statement `statement_json` (whose subject must name `digest`) in a DSSE envelope
+/// signed by `signer`, appended to the `<alg>-<hex>.att` manifest with the `predicateType`
+/// annotation.
+pub async fn attest_image<P: Publisher>(
+    p: &P,
+    image: &ImageReference,
+    digest: &Digest,
+    signer: &dyn Signer,
+    statement_json: &[u8],
+    repository: Option<&ImageReference>,
+) -> Result<Published, Error> {
+    let predicate_type = statement_subject_check(statement_json, digest)?;
+    let (envelope, _) =
+        bundle::dsse_envelope(signer, "application/vnd.in-toto+json", statement_json)
+            .map_err(signing_error)?;
+    let layer = serde_json::to_vec(&envelope).map_err(|e| Error::malformed("envelope", e))?;
+    let mut ann = BTreeMap::new();
+    ann.insert(ANNOTATION_SIGNATURE.to_owned(), String::new());
+    ann.insert(ANNOTATION_PREDICATE_TYPE.to_owned(), predicate_type);
+    certificate_annotations(signer, &mut ann);
+    append_attached(
+        p,
+        image,
+        digest,
+        AttachedKind::Attestation,
+        repository,
+        DSSE_ENVELOPE,
+        &layer,
+        &ann,
+        false,
+    )
+    .await
+}
+
+/// The Statement's predicate type, after checking that a subject names `digest`.
+fn statement_subject_check(statement_json: &[u8], digest: &Digest) -> Result<String, Error> {
+    let limits = provenance_attest::Limits::default();
+    let st = provenance_attest::Statement::from_json_with(statement_json, &limits)
+        .map_err(|e| Error::malformed("in-toto statement", e))?;
+    if !st.matches(digest) {
+        return Err(Error::malformed(
+            "in-toto statement",
+            format!("no subject names the image digest {digest}"),
+        ));
+    }
+    Ok(st.predicate_type)
+}
+
+/// Attaches an SBOM as `cosign attach sbom` does: the `<alg>-<hex>.sbom` manifest with one
+/// layer of `media_type` (`text/spdx+json`, `application/vnd.cyclonedx+json`), replacing a
+/// previous SBOM.
+pub async fn attach_sbom<P: Publisher>(
+    p: &P,
+    image: &ImageReference,
+    digest: &Digest,
+    sbom: &[u8],
+    media_type: &str,
+    repository: Option<&ImageReference>,
+) -> Result<Published, Error> {
+    append_attached(
+        p,
+        image,
+        digest,
+        AttachedKind::Sbom,
+        repository,
+        media_type,
+        sbom,
+        &BTreeMap::new(),
+        true,
+    )
+    .await
+}
+
+/// Signs `image` at `digest` as a Sigstore bundle referrer (cosign v3 `--new-bundle-format`):
+/// a message signature over the image manifest.
+pub async fn sign_image_bundle<P: Publisher>(
+    p: &P,
+    image: &ImageReference,
+    digest: &Digest,
+    signer: &dyn Signer,
+    options: &bundle::Options,
+) -> Result<Published, Error> {
+    let subject = p.manifest_at(image, digest).await?;
+    let b =
+        bundle::message_signature_with(signer, &subject.bytes, options).map_err(signing_error)?;
+    let mut ann = BTreeMap::new();
+    ann.insert(
+        ANNOTATION_BUNDLE_CONTENT.to_owned(),
+        "message-signature".to_owned(),
+    );
+    attach_bundle(p, image, &subject, &b, &ann).await
+}
+
+/// Attests `image` at `digest` as a Sigstore bundle referrer holding a DSSE envelope over
+/// `statement_json` (whose subject must name `digest`).
+pub async fn attest_image_bundle<P: Publisher>(
+    p: &P,
+    image: &ImageReference,
+    digest: &Digest,
+    signer: &dyn Signer,
+    statement_json: &[u8],
+    options: &bundle::Options,
+) -> Result<Published, Error> {
+    let predicate_type = statement_subject_check(statement_json, digest)?;
+    let subject = p.manifest_at(image, digest).await?;
+    let b = bundle::dsse_with(
+        signer,
+        "application/vnd.in-toto+json",
+        statement_json,
+        options,
+    )
+    .map_err(signing_error)?;
+    let mut ann = BTreeMap::new();
+    ann.insert(
+        ANNOTATION_BUNDLE_CONTENT.to_owned(),
+        "dsse-envelope".to_owned(),
+    );
+    ann.insert(ANNOTATION_BUNDLE_PREDICATE_TYPE.to_owned(), predicate_type);
+    attach_bundle(p, image, &subject, &b, &ann).await
+}
+
+/// Writes `bundle_json` as a referrer of `subject` (artifact type
+/// `application/vnd.dev.sigstore.bundle.v0.3+json`), and adds it to the referrers tag index
+/// when the target does not index referrers itself.
+pub async fn attach_bundle<P: Publisher>(
+    p: &P,
+    image: &ImageReference,
+    subject: &Manifest,
+    bundle_json: &[u8],
+    annotations: &BTreeMap<String, String>,
+) -> Result<Published, Error> {
+    let repo = repo_of(image);
+    let layer_digest = Digest::sha256_of(bundle_json);
+    p.push_blob(&repo, &layer_digest, bundle_json).await?;
+    let empty = b"{}";
+    p.push_blob(&repo, &Digest::sha256_of(empty), empty).await?;
+    let mut m = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": SIGSTORE_BUNDLE_V03,
+        "config": descriptor(OCI_EMPTY, empty, &BTreeMap::new()),
+        "layers": [descriptor(SIGSTORE_BUNDLE_V03, bundle_json, &BTreeMap::new())],
+        "subject": {
+            "mediaType": subject.media_type,
+            "digest": subject.digest.to_string(),
+            "size": subject.bytes.len(),
+        },
+    });
+    if !annotations.is_empty() {
+        m["annotations"] = json!(annotations);
+    }
+    let manifest = manifest_of(&m)?;
+    let pinned = repo.pinned(&manifest.digest);
+    p.push_manifest(&pinned, &manifest).await?;
+    if !p.indexes_referrers(&repo, &subject.digest).await? {
+        update_referrers_index(p, &repo, &subject.digest, &manifest, annotations).await?;
+    }
+    Ok(Published {
+        reference: pinned,
+        manifest_digest: manifest.digest,
+        layer_digest,
+    })
+}
+
+/// Adds `referrer` to the referrers tag index `<alg>-<hex>` of `subject` (OCI 1.1's fallback
+/// for registries without the referrers API).
+async fn update_referrers_index<P: Publisher>(
+    p: &P,
+    repo: &ImageReference,
+    subject: &Digest,
+    referrer: &Manifest,
+    annotations: &BTreeMap<String, String>,
+) -> Result<(), Error> {
+    let tag = format!("{}-{}", subject.algorithm(), subject.hex());
+    let tagged = repo.with_tag(&tag).map_err(|e| Error::InvalidReference {
+        input: tag.clone(),
+        reason: e.to_string(),
+    })?;
+    let mut entries: Vec<Value> = match p.manifest(&tagged).await {
+        Ok(m) => match m.parse()? {
+            ParsedManifest::Index(_) => {
+                let v: Value =
+                    serde_json::from_slice(&m.bytes).map_err(|e| Error::malformed("index", e))?;
+                v.get("manifests")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+            }
+            ParsedManifest::Image(_) => {
+                return Err(Error::malformed(
+                    format!("referrers tag {tagged}"),
+                    "the tag holds an image manifest, not an index",
+                ));
+            }
+        },
+        Err(Error::NotFound { .. }) => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    let digest = referrer.digest.to_string();
+    if entries
+        .iter()
+        .any(|e| e.get("digest").and_then(Value::as_str) == Some(digest.as_str()))
+    {
+        return Ok(());
+    }
+    let mut d = json!({
+        "mediaType": referrer.media_type,
+        "digest": digest,
+        "size": referrer.bytes.len(),
+        "artifactType": SIGSTORE_BUNDLE_V03,
+    });
+    if !annotations.is_empty() {
+        d["annotations"] = json!(annotations);
+    }
+    entries.push(d);
+    let index = manifest_of(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": entries,
+    }))?;
+    p.push_manifest(&tagged, &index).await
+}
