@@ -12,6 +12,7 @@ mod export;
 mod generate_key_pair;
 mod image_source;
 mod inspect;
+mod keyless;
 #[allow(clippy::type_complexity)] // pre-existing, in a module this change does not touch
 mod kyverno_test;
 mod sign;

@@ -3,13 +3,16 @@
 //!
 //! - `sign image IMAGE --key cosign.key`: cosign's `.sig` signature (or, with
 //!   `--new-bundle-format`, a Sigstore bundle referrer), into the registry or an OCI layout.
-//! - `sign blob FILE --key KEY --bundle OUT [--output-signature SIG]`: `cosign sign-blob`.
+//! - `sign blob FILE --key KEY --bundle OUT [--output-signature SIG]`: `cosign sign-blob`;
+//!   with `--keyless` (and `--identity-token`, `--fulcio-url`, `--rekor-url`,
+//!   `--timestamp-server-url`, `--trust-root`) a Fulcio certificate and a Rekor entry instead of
+//!   a key, the bundle verified before it is written (`crate::keyless`).
 //! - `sign model MODEL_PATH --private_key KEY [--signature model.sig]`: `model_signing sign
 //!   key` (with `--signing_certificate` and `--certificate_chain`: `sign certificate`).
 //! - `sign dataset PATH --key KEY --bundle OUT`: an in-toto attestation whose subject is the
 //!   dataset digest.
 //!
-//! Nothing is uploaded to a transparency log: verifiers must accept key-only material
+//! With a key nothing is uploaded to a transparency log: verifiers must accept key-only material
 //! (`--insecure-ignore-tlog`, Kyverno `rekor: {ignoreTlog: true}`).
 
 use std::collections::BTreeMap;
@@ -81,8 +84,15 @@ struct BlobArgs {
     /// The file to sign.
     #[arg(value_name = "FILE")]
     file: PathBuf,
+    /// Private key: cosign.key (encrypted; password from COSIGN_PASSWORD) or a PKCS#8 / SEC1
+    /// PEM. Required unless --keyless.
+    #[arg(long, value_name = "FILE", required_unless_present = "keyless")]
+    key: Option<PathBuf>,
+    /// The key's password (default: COSIGN_PASSWORD).
+    #[arg(long, value_name = "PASSWORD")]
+    password: Option<String>,
     #[command(flatten)]
-    key: KeyArgs,
+    keyless: crate::keyless::KeylessArgs,
     /// Write the Sigstore bundle here.
     #[arg(long, value_name = "FILE")]
     bundle: Option<PathBuf>,
@@ -219,7 +229,13 @@ fn write(path: &PathBuf, bytes: &[u8]) -> Result<(), Failure> {
 }
 
 fn blob(a: BlobArgs) -> Result<(), Failure> {
-    let key = load_key(&a.key.key, a.key.password.as_deref())?;
+    if a.keyless.keyless {
+        return blob_keyless(&a);
+    }
+    let Some(k) = &a.key else {
+        return Err(Failure::usage("sign blob needs --key FILE or --keyless"));
+    };
+    let key = load_key(k, a.password.as_deref())?;
     let bytes =
         std::fs::read(&a.file).map_err(|e| Failure::usage(format!("{}: {e}", a.file.display())))?;
     if a.bundle.is_none() && a.output_signature.is_none() {
@@ -242,6 +258,30 @@ fn blob(a: BlobArgs) -> Result<(), Failure> {
         "{}",
         base64::engine::general_purpose::STANDARD.encode(key.public_key().key_id().as_bytes())
     );
+    Ok(())
+}
+
+/// `sign blob FILE --keyless --bundle OUT`: Fulcio certificate, Rekor entry, and the bundle
+/// verified against the trust root before it is written (see docs/signing-keyless.md).
+fn blob_keyless(a: &BlobArgs) -> Result<(), Failure> {
+    if a.key.is_some() {
+        return Err(Failure::usage("--keyless and --key exclude each other"));
+    }
+    let Some(out) = &a.bundle else {
+        return Err(Failure::usage("--keyless needs --bundle FILE"));
+    };
+    let (line, summary) =
+        runtime()?.block_on(crate::keyless::sign_blob(&a.keyless, &a.file, out))?;
+    if let Some(p) = &a.output_signature {
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out).unwrap_or_default()).unwrap_or_default();
+        let sig = v["messageSignature"]["signature"]
+            .as_str()
+            .unwrap_or_default();
+        write(p, sig.as_bytes())?;
+    }
+    eprintln!("{line}");
+    println!("{summary}");
     Ok(())
 }
 

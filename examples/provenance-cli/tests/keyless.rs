@@ -1,0 +1,231 @@
+//! `provenance sign blob --keyless` against @sigstore/mock's Fulcio, Rekor and timestamp
+//! authority on loopback (scripts/fixtures/sigstore/mock-services.js, installed by
+//! scripts/ci-setup-sigstore-node.sh), then `provenance verify bundle` on what it wrote.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Stdio};
+
+use assert_cmd::Command;
+use predicates::prelude::PredicateBooleanExt as _;
+use predicates::str::contains;
+use serde_json::Value;
+
+const ISSUER: &str = "https://token.actions.githubusercontent.com";
+const SUBJECT: &str = "https://github.com/acme/model/.github/workflows/release.yml@refs/heads/main";
+
+fn node_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/fixtures/sigstore")
+}
+
+struct Mock {
+    child: Child,
+    _stdin: ChildStdin,
+    url: String,
+    token: String,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Mock {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Mock {
+    fn start(faults: &[&str]) -> Option<Mock> {
+        let ready = std::process::Command::new("node")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+            && node_dir().join("node_modules/@sigstore/mock").is_dir();
+        if !ready {
+            if std::env::var_os("CI").is_some() {
+                panic!(
+                    "node or scripts/fixtures/sigstore/node_modules missing: run scripts/ci-setup-sigstore-node.sh"
+                );
+            }
+            eprintln!("SKIPPED: node or scripts/fixtures/sigstore/node_modules missing");
+            return None;
+        }
+        let mut cmd = std::process::Command::new("node");
+        cmd.arg(node_dir().join("mock-services.js"));
+        for f in faults {
+            cmd.args(["--fault", f]);
+        }
+        let mut child = cmd
+            .current_dir(node_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("trusted_root.json"),
+            serde_json::to_vec(&v["trusted_root"]).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("token"), v["token"].as_str().unwrap()).unwrap();
+        Some(Mock {
+            child,
+            _stdin: stdin,
+            url: v["url"].as_str().unwrap().to_owned(),
+            token: v["token"].as_str().unwrap().to_owned(),
+            dir,
+        })
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_str().unwrap().to_owned()
+    }
+
+    /// `provenance sign blob FILE --keyless ...` against these services.
+    fn sign(&self, file: &str, bundle: &str, token: &str) -> Command {
+        let mut c = Command::cargo_bin("provenance").unwrap();
+        c.env("NO_COLOR", "1")
+            .env_remove("SIGSTORE_ID_TOKEN")
+            .args([
+                "sign",
+                "blob",
+                file,
+                "--keyless",
+                "--bundle",
+                bundle,
+                "--identity-token",
+                token,
+                "--fulcio-url",
+                &self.url,
+                "--rekor-url",
+                &self.url,
+                "--trust-root",
+                &self.path("trusted_root.json"),
+                "--allow-insecure-http",
+            ]);
+        c
+    }
+}
+
+#[test]
+fn sign_blob_keyless_writes_a_bundle_that_verify_bundle_accepts() {
+    let Some(mock) = Mock::start(&[]) else { return };
+    let file = mock.path("weights.bin");
+    std::fs::write(&file, b"weights").unwrap();
+    let bundle = mock.path("weights.sigstore.json");
+    // The token from a file, with a timestamp authority, JSON output.
+    let out = mock
+        .sign(&file, &bundle, &mock.path("token"))
+        .args([
+            "--timestamp-server-url",
+            &format!("{}/api/v1/timestamp", mock.url),
+        ])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["signer"]["subject"], SUBJECT);
+    assert_eq!(v["signer"]["issuer"], ISSUER);
+    assert_eq!(v["verifiedTimes"].as_array().unwrap().len(), 2);
+
+    let verify = |artifact: &str| {
+        let mut c = Command::cargo_bin("provenance").unwrap();
+        c.env("NO_COLOR", "1").args([
+            "verify",
+            "bundle",
+            "--bundle",
+            &bundle,
+            "--certificate-identity",
+            SUBJECT,
+            "--certificate-oidc-issuer",
+            ISSUER,
+            "--trusted-root",
+            &mock.path("trusted_root.json"),
+            artifact,
+        ]);
+        c
+    };
+    verify(&file).assert().code(0);
+    let other = mock.path("other.bin");
+    std::fs::write(&other, b"other").unwrap();
+    verify(&other).assert().code(1);
+
+    // The token given literally; the summary line on stderr, the signature file written.
+    let sig = mock.path("again.sig");
+    mock.sign(&file, &mock.path("again.json"), &mock.token)
+        .args(["--output-signature", &sig])
+        .assert()
+        .code(0)
+        .stderr(contains("signed keylessly by ").and(contains("bundle verified")));
+    let again: Value =
+        serde_json::from_slice(&std::fs::read(mock.path("again.json")).unwrap()).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&sig).unwrap(),
+        again["messageSignature"]["signature"].as_str().unwrap()
+    );
+    // --keyless and --key together, or --keyless without --bundle: usage errors.
+    mock.sign(&file, &bundle, &mock.token)
+        .args(["--key", &file])
+        .assert()
+        .code(2)
+        .stderr(contains("exclude each other"));
+}
+
+#[test]
+fn sign_blob_keyless_failures_have_exit_codes_and_error_codes() {
+    let Some(mock) = Mock::start(&["rekor-bad-set"]) else {
+        return;
+    };
+    let file = mock.path("f");
+    std::fs::write(&file, b"x").unwrap();
+    let bundle = mock.path("b.json");
+    mock.sign(&file, &bundle, &mock.token)
+        .assert()
+        .code(1)
+        .stderr(contains("[oci.sign.bundle_unverified]").and(contains("verify.tlog.set")));
+    assert!(!Path::new(&bundle).exists(), "no bundle is written");
+
+    // Not a token.
+    mock.sign(&file, &bundle, "not-a-jwt")
+        .assert()
+        .code(2)
+        .stderr(contains("[oci.sign.identity_token]"));
+    // Plain HTTP without --allow-insecure-http.
+    let mut c = Command::cargo_bin("provenance").unwrap();
+    c.args([
+        "sign",
+        "blob",
+        &file,
+        "--keyless",
+        "--bundle",
+        &bundle,
+        "--identity-token",
+        &mock.token,
+        "--fulcio-url",
+        &mock.url,
+        "--rekor-url",
+        &mock.url,
+    ])
+    .assert()
+    .code(2)
+    .stderr(contains("[oci.insecure_not_allowed]"));
+
+    let Some(stalled) = Mock::start(&["stall-fulcio"]) else {
+        return;
+    };
+    stalled
+        .sign(&file, &bundle, &stalled.token)
+        .args(["--timeout-seconds", "1"])
+        .assert()
+        .code(3)
+        .stderr(contains("[oci.timeout]").and(contains("POST /api/v2/signingCert")));
+}
