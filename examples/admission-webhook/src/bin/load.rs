@@ -120,6 +120,8 @@ struct Tally {
     allowed: u64,
     denied: u64,
     failed: u64,
+    /// Every answered request, warm-up included (for server-side CPU per request).
+    sent: u64,
     first_error: Option<String>,
 }
 
@@ -175,6 +177,7 @@ async fn worker(
             Err(e) => Err(e.to_string()),
         };
         let done = Instant::now();
+        t.sent += 1;
         if due < measure_from {
             continue;
         }
@@ -241,6 +244,7 @@ fn run(args: Args) -> Result<(), String> {
             all.allowed += t.allowed;
             all.denied += t.denied;
             all.failed += t.failed;
+            all.sent += t.sent;
             if all.first_error.is_none() {
                 all.first_error = t.first_error;
             }
@@ -263,6 +267,7 @@ fn run(args: Args) -> Result<(), String> {
             json!({"requests": n, "seconds": args.duration, "throughput_per_s": throughput,
                 "rate": args.rate, "connections": args.connections,
                 "allowed": tally.allowed, "denied": tally.denied, "failed": tally.failed,
+                "sent_including_warmup": tally.sent,
                 "p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "max_ms": max,
                 "first_error": tally.first_error})
         );
@@ -279,8 +284,8 @@ fn run(args: Args) -> Result<(), String> {
             args.duration
         );
         println!(
-            "  {n} requests, {throughput:.0} req/s; allowed {}, denied {}, failed {}",
-            tally.allowed, tally.denied, tally.failed
+            "  {n} requests, {throughput:.0} req/s; allowed {}, denied {}, failed {} ({} sent including warm-up)",
+            tally.allowed, tally.denied, tally.failed, tally.sent
         );
         println!("  latency ms: p50 {p50:.3}  p90 {p90:.3}  p99 {p99:.3}  max {max:.3}");
         if let Some(e) = tally.first_error {
