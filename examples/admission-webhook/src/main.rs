@@ -127,10 +127,15 @@ fn now() -> UnixTime {
     )
 }
 
+/// Writes one JSON log line to stderr with a single `write` (stderr is unbuffered: formatting
+/// straight into it costs one system call per fragment of the JSON).
 fn log(fields: Value) {
+    use std::io::Write;
     let mut v = fields;
     v["ts"] = json!(now().to_string());
-    eprintln!("{v}");
+    let mut line = v.to_string();
+    line.push('\n');
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
 fn current(app: &App) -> Arc<Loaded> {
