@@ -188,8 +188,25 @@ pub async fn sign_blob(
     Ok(summary(&signed, bundle_out))
 }
 
+/// Signs the in-toto `statement` keylessly, writes the verified bundle.
+pub async fn sign_statement(
+    args: &KeylessArgs,
+    statement: &[u8],
+    bundle_out: &Path,
+) -> Result<(String, Value), Failure> {
+    let k = Keyless::prepare(args).await?;
+    let cert = k.certify().await?;
+    let signed = k
+        .signer
+        .sign_in_toto_with(&cert, statement)
+        .await
+        .map_err(|e| failure(&e))?;
+    write_bundle(bundle_out, &signed)?;
+    Ok(summary(&signed, bundle_out))
+}
+
 /// Writes the bundle.
 pub fn write_bundle(path: &Path, signed: &SignedBundle) -> Result<(), Failure> {
-    std::fs::write(path, &signed.json)
+    provenance_oci::model::write_signature(path, &signed.json)
         .map_err(|e| Failure::usage(format!("writing {}: {e}", path.display())))
 }

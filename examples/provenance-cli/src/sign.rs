@@ -8,7 +8,8 @@
 //!   `--timestamp-server-url`, `--trust-root`) a Fulcio certificate and a Rekor entry instead of
 //!   a key, the bundle verified before it is written (`crate::keyless`).
 //! - `sign model MODEL_PATH --private_key KEY [--signature model.sig]`: `model_signing sign
-//!   key` (with `--signing_certificate` and `--certificate_chain`: `sign certificate`).
+//!   key` (with `--signing_certificate` and `--certificate_chain`: `sign certificate`; with
+//!   `--keyless`: `sign sigstore`, a Fulcio certificate and a Rekor entry).
 //! - `sign dataset PATH --key KEY --bundle OUT`: an in-toto attestation whose subject is the
 //!   dataset digest.
 //!
@@ -110,9 +111,12 @@ struct ModelArgs {
     #[arg(
         long = "private-key",
         visible_alias = "private_key",
-        value_name = "FILE"
+        value_name = "FILE",
+        required_unless_present = "keyless"
     )]
-    private_key: PathBuf,
+    private_key: Option<PathBuf>,
+    #[command(flatten)]
+    keyless: crate::keyless::KeylessArgs,
     /// The key's password (default: COSIGN_PASSWORD for cosign keys).
     #[arg(long, value_name = "PASSWORD")]
     password: Option<String>,
@@ -286,7 +290,15 @@ fn blob_keyless(a: &BlobArgs) -> Result<(), Failure> {
 }
 
 fn model(a: ModelArgs) -> Result<(), Failure> {
-    let key: SigningKey = load_key(&a.private_key, a.password.as_deref())?;
+    if a.keyless.keyless {
+        return model_keyless(&a);
+    }
+    let Some(private_key) = &a.private_key else {
+        return Err(Failure::usage(
+            "sign model needs --private-key FILE or --keyless",
+        ));
+    };
+    let key: SigningKey = load_key(private_key, a.password.as_deref())?;
     let signer: Box<dyn Signer> = match &a.signing_certificate {
         None => Box::new(key),
         Some(cert) => {
@@ -303,7 +315,23 @@ fn model(a: ModelArgs) -> Result<(), Failure> {
             })?)
         }
     };
-    let opts = SignModelOptions {
+    let opts = model_options(&a)?;
+    let signed = sign_model(&a.model_path, &a.signature, signer.as_ref(), &opts)
+        .map_err(|e| Failure::usage(format!("{}: {e} [{}]", a.model_path.display(), e.code())))?;
+    println!(
+        "{}",
+        json!({
+            "signature": signed.signature,
+            "rootDigest": signed.root_digest.to_string(),
+            "files": signed.manifest.files,
+            "bytes": signed.manifest.bytes,
+        })
+    );
+    Ok(())
+}
+
+fn model_options(a: &ModelArgs) -> Result<SignModelOptions, Failure> {
+    Ok(SignModelOptions {
         ignore_paths: a.ignore_paths.clone(),
         ignore_git_paths: !a.no_ignore_git_paths,
         allow_symlinks: a.allow_symlinks,
@@ -314,16 +342,36 @@ fn model(a: ModelArgs) -> Result<(), Failure> {
         },
         threads: a.threads,
         ..Default::default()
-    };
-    let signed = sign_model(&a.model_path, &a.signature, signer.as_ref(), &opts)
-        .map_err(|e| Failure::usage(format!("{}: {e} [{}]", a.model_path.display(), e.code())))?;
+    })
+}
+
+/// `sign model MODEL_PATH --keyless`: the model-signing Statement signed with a Fulcio
+/// certificate and logged in Rekor; the bundle verified before it is written.
+fn model_keyless(a: &ModelArgs) -> Result<(), Failure> {
+    if a.private_key.is_some() || a.signing_certificate.is_some() {
+        return Err(Failure::usage(
+            "--keyless excludes --private-key and --signing-certificate",
+        ));
+    }
+    let opts = model_options(a)?;
+    let (manifest, payload) =
+        provenance_oci::model::model_payload(&a.model_path, &a.signature, &opts).map_err(|e| {
+            Failure::usage(format!("{}: {e} [{}]", a.model_path.display(), e.code()))
+        })?;
+    let (line, summary) = runtime()?.block_on(crate::keyless::sign_statement(
+        &a.keyless,
+        &payload,
+        &a.signature,
+    ))?;
+    eprintln!("{line}");
     println!(
         "{}",
         json!({
-            "signature": signed.signature,
-            "rootDigest": signed.root_digest.to_string(),
-            "files": signed.manifest.files,
-            "bytes": signed.manifest.bytes,
+            "signature": a.signature,
+            "rootDigest": manifest.root_digest().to_string(),
+            "files": manifest.files,
+            "bytes": manifest.bytes,
+            "keyless": summary,
         })
     );
     Ok(())

@@ -229,3 +229,67 @@ fn sign_blob_keyless_failures_have_exit_codes_and_error_codes() {
         .code(3)
         .stderr(contains("[oci.timeout]").and(contains("POST /api/v2/signingCert")));
 }
+
+#[test]
+fn sign_model_keyless_then_verify_model() {
+    let Some(mock) = Mock::start(&[]) else { return };
+    let model = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../provenance-oci/tests/fixtures/model-signing/model");
+    let sig = mock.path("model.sig");
+    let mut c = Command::cargo_bin("provenance").unwrap();
+    let out = c
+        .args([
+            "sign",
+            "model",
+            model.to_str().unwrap(),
+            "--keyless",
+            "--signature",
+            &sig,
+        ])
+        .args([
+            "--identity-token",
+            &mock.token,
+            "--fulcio-url",
+            &mock.url,
+            "--rekor-url",
+            &mock.url,
+        ])
+        .args([
+            "--trust-root",
+            &mock.path("trusted_root.json"),
+            "--allow-insecure-http",
+        ])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["files"], 5);
+    assert_eq!(v["keyless"]["signer"]["subject"], SUBJECT);
+    let mut c = Command::cargo_bin("provenance").unwrap();
+    c.args([
+        "verify",
+        "model",
+        model.to_str().unwrap(),
+        "--signature",
+        &sig,
+    ])
+    .args(["--identity", SUBJECT, "--identity-provider", ISSUER])
+    .args(["--trust-config", &mock.path("trusted_root.json")])
+    .assert()
+    .code(0);
+    // A key and --keyless together: usage error.
+    let mut c = Command::cargo_bin("provenance").unwrap();
+    c.args([
+        "sign",
+        "model",
+        model.to_str().unwrap(),
+        "--keyless",
+        "--signature",
+        &sig,
+    ])
+    .args(["--private-key", &sig, "--identity-token", &mock.token])
+    .assert()
+    .code(2);
+}

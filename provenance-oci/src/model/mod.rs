@@ -41,7 +41,9 @@ use provenance_core::{Digest, UnixTime};
 pub use error::{ManifestDiff, ModelError};
 pub use hash::DigestCache;
 pub use oci::{OciModelOptions, OciModelReport, verify_oci_model};
-pub use sign::{SignModelOptions, SignedModel, sign_dataset, sign_model};
+pub use sign::{
+    SignModelOptions, SignedModel, model_payload, sign_dataset, sign_model, write_signature,
+};
 pub use signature::{ModelTrust, SignedManifest, verify_signature};
 pub use walk::{FileEntry, IgnoreSet};
 

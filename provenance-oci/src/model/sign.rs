@@ -132,6 +132,37 @@ pub fn sign_model(
     signer: &dyn Signer,
     opts: &SignModelOptions,
 ) -> Result<SignedModel, ModelError> {
+    let (manifest, payload) = model_payload(root, signature, opts)?;
+    let options = bundle::Options {
+        hint: match signer.material() {
+            SignerMaterial::PublicKey(k) => Some(hex::encode(
+                Digest::sha256_of(python_pem(&k).as_bytes()).as_bytes(),
+            )),
+            _ => None,
+        },
+        certificate_chain: true,
+        ..Default::default()
+    };
+    let b = bundle::dsse_with(signer, "application/vnd.in-toto+json", &payload, &options)
+        .map_err(signing)?;
+    write_file(signature, &b)?;
+    Ok(SignedModel {
+        signature: signature.to_owned(),
+        root_digest: manifest.root_digest(),
+        manifest,
+        bundle: b,
+    })
+}
+
+/// The manifest of the model folder `root` and the model-signing Statement (JSON) that
+/// [`sign_model`] signs for it, with the same ignore rules (the signature file `signature`
+/// left out when inside the folder); for signers that produce the bundle themselves (keyless
+/// signing in `provenance_oci::keyless`). Write the bundle with [`write_signature`].
+pub fn model_payload(
+    root: &Path,
+    signature: &Path,
+    opts: &SignModelOptions,
+) -> Result<(LocalManifest, Vec<u8>), ModelError> {
     let meta = std::fs::metadata(root).map_err(|e| ModelError::io(root, &e))?;
     if !meta.is_dir() {
         return Err(ModelError::Config {
@@ -169,25 +200,12 @@ pub fn sign_model(
     let payload = serde_json::to_vec(&statement).map_err(|e| ModelError::MalformedManifest {
         message: e.to_string(),
     })?;
-    let options = bundle::Options {
-        hint: match signer.material() {
-            SignerMaterial::PublicKey(k) => Some(hex::encode(
-                Digest::sha256_of(python_pem(&k).as_bytes()).as_bytes(),
-            )),
-            _ => None,
-        },
-        certificate_chain: true,
-        ..Default::default()
-    };
-    let b = bundle::dsse_with(signer, "application/vnd.in-toto+json", &payload, &options)
-        .map_err(signing)?;
-    write_file(signature, &b)?;
-    Ok(SignedModel {
-        signature: signature.to_owned(),
-        root_digest: manifest.root_digest(),
-        manifest,
-        bundle: b,
-    })
+    Ok((manifest, payload))
+}
+
+/// Writes a signature file (through a temporary file renamed into place).
+pub fn write_signature(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
+    write_file(path, bytes)
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
