@@ -103,7 +103,7 @@ done
 if [ "${SKIP_MODEL:-}" != 1 ]; then
 echo "== model folder ($MODEL_MB MiB in 5 files, key signature, whole commands, 3 runs each)"
 MODEL_OUT=$(PATH="$PEERS_DIR/venv/bin:$PATH" MODEL_MB=$MODEL_MB \
-    scripts/fixtures/model-signing/bench-side-by-side.sh "$TARGET/release/provenance" "$W/model")
+    scripts/fixtures/model-signing/bench-side-by-side.sh "$TARGET/release/provenance" "$W/model" 2>&1)
 sed 's/^/  /' <<<"$MODEL_OUT"
 median() { grep "$1 (run" <<<"$MODEL_OUT" | sed -n "s/.*: \([0-9.]*\) s wall, \([0-9.]*\) s user, \([0-9.]*\) s sys.*/\1 \2 \3/p" \
     | sort -n | sed -n 2p; }
