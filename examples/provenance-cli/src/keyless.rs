@@ -34,7 +34,7 @@ pub struct KeylessArgs {
     #[arg(long, value_name = "URL", default_value = PUBLIC_GOOD_REKOR_URL)]
     pub rekor_url: String,
     /// An RFC 3161 timestamp authority's URL (e.g.
-    /// https://timestamp.sigstore.dev/api/v1/timestamp); none by default.
+    /// `https://timestamp.sigstore.dev/api/v1/timestamp`); none by default.
     #[arg(long, value_name = "URL", requires = "keyless")]
     pub timestamp_server_url: Option<String>,
     /// The trusted root (`trusted_root.json`) the certificate, SCT, log entry and timestamp
