@@ -1,0 +1,284 @@
+//! Property test of the `verifyImages` result cache (`VerifyImagesCache`), through the public
+//! decision API only: random interleavings of decisions under different trust roots, policies,
+//! rules, `verifyImages` entries, images and digests (tags that move), clock moves (forward
+//! past the TTL and backwards) and `clear()`, checked against a simple model.
+//!
+//! The model: a lookup hits only when the exact same (trust-root fingerprint, policy, rule,
+//! entry, image, digest) was stored as a pass at `t` with `t <= now < t + ttl`; only passes are
+//! stored; at `capacity` entries the cache is emptied before a new key is inserted. Every
+//! cached decision must equal the decision made without a cache, which itself must be the
+//! pass or fail the inputs call for. The signature material is the cosign key signature of
+//! `provenance-core/tests/fixtures/sigstore/cosign-key-set` (a `.sig` layer with a Rekor SET).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use proptest::prelude::*;
+use provenance_core::verify::{CosignSignature, SignatureMaterial, Verifier};
+use provenance_core::{Digest, RuleStatus, TrustRoot, UnixTime};
+use provenance_policy::admission::{Decision, PolicySet};
+use provenance_policy::jmespath::Env;
+use provenance_policy::request::ResourceInput;
+use provenance_policy::verify_images::{ImageEvidence, VerifyImagesCache, VerifyImagesContext};
+use serde_json::{Value, json};
+
+const TTL: i64 = 30;
+const CAPACITY: usize = 4;
+const IMAGES: [&str; 2] = [
+    "registry.provenance.test/acme/model:v1",
+    "registry.provenance.test/acme/model:v2",
+];
+
+fn read(file: &str) -> Vec<u8> {
+    let dir = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../provenance-core/tests/fixtures/sigstore/cosign-key-set"
+    ));
+    std::fs::read(dir.join(file)).unwrap()
+}
+
+/// Everything a decision can be made with, built once.
+struct World {
+    /// Policy sets by (name, rule, entry, key) variant.
+    policies: HashMap<(usize, usize, usize, usize), PolicySet>,
+    /// Verifiers over: the fixture's root; the same root without its transparency log (the
+    /// SET cannot verify); the same content without its source JSON (another fingerprint,
+    /// still verifies).
+    verifiers: Vec<Verifier>,
+    /// The signed digest, then two digests a moved tag may point to (carrying the signed
+    /// digest's signature, replayed).
+    digests: Vec<Digest>,
+    signature: SignatureMaterial,
+    start: UnixTime,
+}
+
+fn policy_yaml(name: usize, rule: usize, entry: usize, key: &str) -> String {
+    let indented: String = key
+        .lines()
+        .map(|l| format!("                      {l}\n"))
+        .collect();
+    // Entry variants: the same check written differently (another `imageReferences` list):
+    // a different entry text, so a different key, with the same outcome.
+    let refs = if entry == 0 {
+        r#"["registry.provenance.test/acme/*"]"#
+    } else {
+        r#"["registry.provenance.test/acme/*", "registry.provenance.test/other/*"]"#
+    };
+    format!(
+        r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {{name: verify-images-{name}}}
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: verify-signature-{rule}
+      match: {{any: [{{resources: {{kinds: [Pod]}}}}]}}
+      verifyImages:
+        - imageReferences: {refs}
+          attestors:
+            - entries:
+                - keys:
+                    publicKeys: |-
+{indented}"#
+    )
+}
+
+impl World {
+    fn new() -> World {
+        let expect: Value = serde_json::from_slice(&read("expect.json")).unwrap();
+        let layer: Value = serde_json::from_slice(&read("cosign-layer.json")).unwrap();
+        use base64::Engine;
+        let payload = base64::engine::general_purpose::STANDARD
+            .decode(layer["payload"].as_str().unwrap())
+            .unwrap();
+        let annotations: BTreeMap<String, String> = layer["annotations"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+            .collect();
+        let signed = Digest::parse(expect["image_digest"].as_str().unwrap()).unwrap();
+        let root = TrustRoot::from_trusted_root_json(&read("trusted_root.json")).unwrap();
+        let good_key = String::from_utf8(read("key.pub")).unwrap();
+        // A valid P-256 key that did not sign anything here: the log's own key.
+        let wrong_key = root.tlogs[0].public_key.to_pem();
+        let mut policies = HashMap::new();
+        for name in 0..2 {
+            for rule in 0..2 {
+                for entry in 0..2 {
+                    for (k, key) in [&good_key, &wrong_key].into_iter().enumerate() {
+                        let mut set = PolicySet::default();
+                        set.add_yaml(&policy_yaml(name, rule, entry, key), "p.yaml")
+                            .unwrap();
+                        policies.insert((name, rule, entry, k), set);
+                    }
+                }
+            }
+        }
+        let mut no_log = root.clone();
+        no_log.tlogs.clear();
+        no_log.source_json = None;
+        let mut same_content = root.clone();
+        same_content.source_json = None;
+        let verifiers: Vec<Verifier> = [&root, &no_log, &same_content]
+            .into_iter()
+            .map(|r| Verifier::new(r).unwrap())
+            .collect();
+        let fps: std::collections::BTreeSet<_> = verifiers
+            .iter()
+            .map(|v| v.trust_root_fingerprint().to_string())
+            .collect();
+        assert_eq!(fps.len(), 3, "three distinct trust-root fingerprints");
+        World {
+            policies,
+            verifiers,
+            digests: vec![
+                signed,
+                Digest::sha256_of(b"moved tag 1"),
+                Digest::sha256_of(b"moved tag 2"),
+            ],
+            signature: SignatureMaterial::Cosign(CosignSignature::new(payload, annotations)),
+            start: UnixTime(expect["now"].as_i64().unwrap()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Inputs {
+    name: usize,
+    rule: usize,
+    entry: usize,
+    key: usize,
+    root: usize,
+    image: usize,
+    digest: usize,
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Decide(Inputs),
+    Clock(i64),
+    Clear,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0..2usize, 0..2usize, 0..2usize, 0..2usize, 0..3usize, 0..2usize, 0..3usize)
+            .prop_map(|(name, rule, entry, key, root, image, digest)| Op::Decide(Inputs {
+                name, rule, entry, key, root, image, digest
+            })),
+        // Forward (often past the TTL) and backwards (a clock that went back).
+        2 => (-TTL..2 * TTL).prop_map(Op::Clock),
+        1 => Just(Op::Clear),
+    ]
+}
+
+fn decide(w: &World, i: Inputs, now: UnixTime, cache: Option<&VerifyImagesCache>) -> Decision {
+    let image = IMAGES[i.image];
+    let pod = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "inference", "namespace": "ml"},
+        "spec": {"containers": [{"name": "server", "image": image}]}});
+    let evidence = BTreeMap::from([(
+        image.to_owned(),
+        ImageEvidence {
+            digest: Some(w.digests[i.digest].clone()),
+            signatures: vec![w.signature.clone()],
+            ..Default::default()
+        },
+    )]);
+    let cx = VerifyImagesContext {
+        evidence: &evidence,
+        verifier: &w.verifiers[i.root],
+        now,
+        cache,
+    };
+    w.policies[&(i.name, i.rule, i.entry, i.key)].decide_with(
+        &ResourceInput::create(pod),
+        &Env::at(now),
+        Some(&cx),
+    )
+}
+
+/// The model's key: everything a cached pass is bound to. The trust root is named by its
+/// fingerprint; the policy by its name, rule and entry (the key variant changes the entry's
+/// text too).
+type ModelKey = (String, usize, usize, usize, usize, usize, usize);
+
+fn model_key(w: &World, i: Inputs) -> ModelKey {
+    (
+        w.verifiers[i.root].trust_root_fingerprint().to_string(),
+        i.name,
+        i.rule,
+        i.entry,
+        i.key,
+        i.image,
+        i.digest,
+    )
+}
+
+fn world() -> &'static World {
+    static W: std::sync::OnceLock<World> = std::sync::OnceLock::new();
+    W.get_or_init(World::new)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn cached_decisions_equal_uncached_and_follow_the_model(
+        ops in proptest::collection::vec(op(), 1..48)
+    ) {
+        let w = world();
+        let cache = VerifyImagesCache::new(CAPACITY, TTL);
+        let mut model: HashMap<ModelKey, i64> = HashMap::new();
+        let mut now = w.start.0;
+        let (mut hits, mut misses) = (0u64, 0u64);
+        for op in ops {
+            match op {
+                Op::Clock(d) => now += d,
+                Op::Clear => {
+                    cache.clear();
+                    model.clear();
+                }
+                Op::Decide(i) => {
+                    let at = UnixTime(now);
+                    // The oracle: the same decision without a cache.
+                    let fresh = decide(w, i, at, None);
+                    let should_pass = i.key == 0 && i.root != 1 && i.digest == 0;
+                    let status = fresh.results[0].status;
+                    prop_assert_eq!(
+                        status,
+                        if should_pass { RuleStatus::Pass } else { RuleStatus::Fail },
+                        "{:?}: {}", i, fresh.results[0].message
+                    );
+                    let key = model_key(w, i);
+                    let expect_hit = model
+                        .get(&key)
+                        .is_some_and(|&t| t <= now && now - t < TTL);
+                    let cached = decide(w, i, at, Some(&cache));
+                    prop_assert_eq!(&cached.results, &fresh.results, "{:?}", i);
+                    prop_assert_eq!(&cached.patches, &fresh.patches, "{:?}", i);
+                    prop_assert_eq!(cached.allowed, fresh.allowed);
+                    if expect_hit {
+                        hits += 1;
+                    } else {
+                        misses += 1;
+                        if status == RuleStatus::Pass {
+                            if model.len() >= CAPACITY && !model.contains_key(&key) {
+                                model.clear();
+                            }
+                            model.insert(key, now);
+                        }
+                    }
+                    prop_assert_eq!(
+                        (cache.hits(), cache.misses()),
+                        (hits, misses),
+                        "{:?} at {}", i, now
+                    );
+                    prop_assert_eq!(cache.len(), model.len());
+                }
+            }
+        }
+    }
+}
