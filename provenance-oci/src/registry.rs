@@ -583,9 +583,9 @@ impl RegistryClient {
             .ok_or_else(|| auth_err(format!("token endpoint {realm} returned no access_token")))
     }
 
-    #[allow(clippy::too_many_arguments)]
     /// One request (with the 401 -> authorize -> resend dance), returning a response whose
     /// status is a success; errors are classified.
+    #[allow(clippy::too_many_arguments)]
     async fn send(
         &self,
         ctx: &Ctx<'_>,
@@ -596,6 +596,28 @@ impl RegistryClient {
         what: &'static str,
         reference: &str,
     ) -> Result<reqwest::Response, Error> {
+        self.send_authorized(ctx, host, method, url, what, reference, |rb| {
+            rb.header(ACCEPT, accept)
+        })
+        .await
+    }
+
+    /// Sends one request to `host`: `prepare` adds the request's own headers and body (again
+    /// for the resend), then the cached authorization for `ctx`'s repository is attached. On
+    /// `401` the challenge is answered by `authorize` (with push scope when `ctx`
+    /// is a push) and the request is sent once more. Returns a response whose status is a
+    /// success; every other outcome is a classified error.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_authorized(
+        &self,
+        ctx: &Ctx<'_>,
+        host: &str,
+        method: Method,
+        url: &str,
+        what: &'static str,
+        reference: &str,
+        prepare: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, Error> {
         let operation = format!("{method} {what}");
         let mut authz = self
             .authz
@@ -604,10 +626,7 @@ impl RegistryClient {
             .get(&(host.to_owned(), ctx.repo.to_owned()))
             .cloned();
         for round in 0..2 {
-            let mut rb = self
-                .http
-                .request(method.clone(), url)
-                .header(ACCEPT, accept);
+            let mut rb = prepare(self.http.request(method.clone(), url));
             if let Some(a) = &authz {
                 rb = rb.header(AUTHORIZATION, a);
             }
@@ -721,6 +740,32 @@ impl RegistryClient {
         v
     }
 
+    /// Runs `attempt` against each of [`Self::digest_hosts`] in turn and returns the first
+    /// success; when every host failed, the error `keep_error` kept, or not-found for `what`
+    /// `reference` when there was no host.
+    async fn first_digest_host<T, F>(
+        &self,
+        ctx: &Ctx<'_>,
+        what: &'static str,
+        reference: &str,
+        mut attempt: impl FnMut(String) -> F,
+    ) -> Result<T, Error>
+    where
+        F: Future<Output = Result<T, Error>>,
+    {
+        let mut last = None;
+        for host in self.digest_hosts(ctx) {
+            match attempt(host).await {
+                Ok(found) => return Ok(found),
+                Err(e) => keep_error(&mut last, e),
+            }
+        }
+        Err(last.unwrap_or(Error::NotFound {
+            what,
+            reference: reference.to_owned(),
+        }))
+    }
+
     async fn manifest_inner(&self, image: &ImageReference) -> Result<Manifest, Error> {
         let ctx = self.ctx(image)?;
         let accept = MANIFEST_MEDIA_TYPES.join(", ");
@@ -728,31 +773,27 @@ impl RegistryClient {
         let reference = image.to_string();
         match reference_digest(image)? {
             Some(d) => {
-                let mut last = None;
-                for host in self.digest_hosts(&ctx) {
-                    let url = ctx.url(&host, &format!("manifests/{d}"));
-                    match self
-                        .fetch(
-                            &ctx,
+                let (ctx, accept, reference, d) = (&ctx, &accept, &reference, &d);
+                let body = self
+                    .first_digest_host(ctx, "manifest", reference, |host| async move {
+                        let url = ctx.url(&host, &format!("manifests/{d}"));
+                        self.fetch(
+                            ctx,
                             &host,
                             Method::GET,
                             &url,
-                            &accept,
+                            accept,
                             "manifest",
-                            &reference,
+                            reference,
                             limit,
-                            Some(&d),
+                            Some(d),
                         )
                         .await
-                    {
-                        Ok(body) => return manifest_from(body, d.algorithm()),
-                        Err(e) => keep_error(&mut last, e),
-                    }
-                }
-                Err(last.unwrap_or(Error::NotFound {
-                    what: "manifest",
-                    reference,
-                }))
+                    })
+                    .await?;
+                // Bytes that came back digest-checked but do not parse are not retried
+                // elsewhere.
+                manifest_from(body, d.algorithm())
             }
             None => {
                 let tag = image.tag().unwrap_or("latest");
@@ -829,31 +870,25 @@ impl RegistryClient {
     ) -> Result<Vec<u8>, Error> {
         let ctx = self.ctx(image)?;
         let reference = format!("{}@{digest}", image.name());
-        let mut last = None;
-        for host in self.digest_hosts(&ctx) {
+        let (ctx, reference) = (&ctx, &reference);
+        self.first_digest_host(ctx, "blob", reference, |host| async move {
             let url = ctx.url(&host, &format!("blobs/{digest}"));
-            match self
+            let body = self
                 .fetch(
-                    &ctx,
+                    ctx,
                     &host,
                     Method::GET,
                     &url,
                     "*/*",
                     "blob",
-                    &reference,
+                    reference,
                     limit,
                     Some(digest),
                 )
-                .await
-            {
-                Ok(b) => return Ok(b.bytes),
-                Err(e) => keep_error(&mut last, e),
-            }
-        }
-        Err(last.unwrap_or(Error::NotFound {
-            what: "blob",
-            reference,
-        }))
+                .await?;
+            Ok(body.bytes)
+        })
+        .await
     }
 
     async fn blob_to_file_inner(
@@ -865,40 +900,30 @@ impl RegistryClient {
     ) -> Result<(), Error> {
         let ctx = self.ctx(image)?;
         let reference = format!("{}@{digest}", image.name());
-        let mut last = None;
-        for host in self.digest_hosts(&ctx) {
+        let (ctx, reference) = (&ctx, &reference);
+        self.first_digest_host(ctx, "blob", reference, |host| async move {
             let url = ctx.url(&host, &format!("blobs/{digest}"));
+            // A closed semaphore (never closed in practice) counts as this host's failure, as
+            // it does for `fetch`.
             let sem = self.semaphore(&host);
             let _permit = sem.acquire().await.map_err(|_| Error::Config {
                 message: "client shut down".into(),
             })?;
-            let r = match self
-                .send(&ctx, &host, Method::GET, &url, "*/*", "blob", &reference)
-                .await
-            {
-                Ok(resp) => {
-                    stream_to_file(
-                        resp,
-                        &host,
-                        self.config.timeouts.request,
-                        limit,
-                        digest,
-                        dest,
-                        &reference,
-                    )
-                    .await
-                }
-                Err(e) => Err(e),
-            };
-            match r {
-                Ok(()) => return Ok(()),
-                Err(e) => keep_error(&mut last, e),
-            }
-        }
-        Err(last.unwrap_or(Error::NotFound {
-            what: "blob",
-            reference,
-        }))
+            let resp = self
+                .send(ctx, &host, Method::GET, &url, "*/*", "blob", reference)
+                .await?;
+            stream_to_file(
+                resp,
+                &host,
+                self.config.timeouts.request,
+                limit,
+                digest,
+                dest,
+                reference,
+            )
+            .await
+        })
+        .await
     }
 
     async fn referrers_inner(

@@ -1,13 +1,11 @@
 //! Writing to a registry: blob uploads (monolithic POST + PUT) and manifest PUTs, with the same
 //! authentication as reads (bearer tokens with push scope) and per-request deadlines.
 
-use std::sync::atomic::Ordering;
-
 use provenance_core::{Digest, ImageReference};
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
+use reqwest::header::{CONTENT_TYPE, LOCATION};
 
-use super::{Ctx, RegistryClient, network_error, status_error};
+use super::{Ctx, RegistryClient};
 use crate::error::Error;
 use crate::source::repo_of;
 use crate::types::Manifest;
@@ -32,53 +30,10 @@ impl RegistryClient {
         what: &'static str,
         reference: &str,
     ) -> Result<reqwest::Response, Error> {
-        let operation = format!("{method} {what}");
-        let mut authz = self
-            .authz
-            .lock()
-            .await
-            .get(&(host.to_owned(), ctx.repo.to_owned()))
-            .cloned();
-        for round in 0..2 {
-            let mut rb = self
-                .http
-                .request(method.clone(), url)
-                .header(CONTENT_TYPE, content_type)
-                .body(body.to_vec());
-            if let Some(a) = &authz {
-                rb = rb.header(AUTHORIZATION, a);
-            }
-            self.requests.fetch_add(1, Ordering::Relaxed);
-            let resp = rb
-                .send()
-                .await
-                .map_err(|e| network_error(host, &e, self.config.timeouts.request))?;
-            let status = resp.status();
-            if status.is_success() {
-                return Ok(resp);
-            }
-            if status == StatusCode::UNAUTHORIZED && round == 0 {
-                let challenge = resp
-                    .headers()
-                    .get(WWW_AUTHENTICATE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_owned();
-                if challenge.is_empty() {
-                    return Err(Error::Auth {
-                        registry: host.to_owned(),
-                        message: format!("{operation}: 401 without a challenge"),
-                    });
-                }
-                authz = Some(self.authorize(ctx, host, &challenge).await?);
-                continue;
-            }
-            return Err(status_error(host, &operation, status, what, reference));
-        }
-        Err(Error::Auth {
-            registry: host.to_owned(),
-            message: format!("{operation}: still 401 after authenticating"),
+        self.send_authorized(ctx, host, method, url, what, reference, |rb| {
+            rb.header(CONTENT_TYPE, content_type).body(body.to_vec())
         })
+        .await
     }
 
     async fn push_blob_inner(
