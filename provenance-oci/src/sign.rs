@@ -7,6 +7,11 @@
 //!   annotation (certificate signers add `dev.sigstore.cosign/certificate` and `.../chain`);
 //! - [`attest_image`]: a DSSE envelope over an in-toto Statement about the image, as a layer of
 //!   the `<alg>-<hex>.att` manifest with the `predicateType` annotation;
+//! - [`attach_signature_from_bundle`] / [`attach_attestation_from_bundle`]: the same `.sig` and
+//!   `.att` layers made from a Sigstore bundle that carries transparency evidence (a keyless
+//!   or Rekor-logged bundle from [`crate::keyless::KeylessSigner`]): the certificate, the
+//!   Rekor SET (`dev.sigstore.cosign/bundle`) and the RFC 3161 timestamp become cosign's
+//!   annotations, as `cosign sign` / `cosign attest` write them with the log upload;
 //! - [`attach_sbom`]: the `<alg>-<hex>.sbom` manifest (`cosign attach sbom`);
 //! - [`sign_image_bundle`] / [`attest_image_bundle`]: cosign v3 style Sigstore bundle
 //!   referrers (artifact type `application/vnd.dev.sigstore.bundle.v0.3+json`, `subject` = the
@@ -25,7 +30,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use provenance_core::sign::{Signer, SignerMaterial, bundle, simple_signing_payload};
 use provenance_core::verify::{
-    ANNOTATION_CERTIFICATE, ANNOTATION_CHAIN, ANNOTATION_SIGNATURE, SIMPLE_SIGNING_MEDIA_TYPE,
+    ANNOTATION_BUNDLE, ANNOTATION_CERTIFICATE, ANNOTATION_CHAIN, ANNOTATION_RFC3161_TIMESTAMP,
+    ANNOTATION_SIGNATURE, SIMPLE_SIGNING_MEDIA_TYPE,
 };
 use provenance_core::{Digest, DigestAlgorithm, ImageReference};
 use serde_json::{Value, json};
@@ -419,6 +425,223 @@ pub async fn attest_image<P: Publisher>(
         false,
     )
     .await
+}
+
+/// cosign's annotations for the transparency evidence of a Sigstore bundle: the leaf
+/// certificate (and `chain`, DER, leaf first, when given: its certificates after the leaf),
+/// the first log entry's SET as `dev.sigstore.cosign/bundle`, the first RFC 3161 timestamp.
+fn annotations_from_bundle(
+    bundle: &Value,
+    chain: &[Vec<u8>],
+) -> Result<BTreeMap<String, String>, Error> {
+    let bad = |m: &str| Error::malformed("Sigstore bundle", m.to_owned());
+    let vm = bundle
+        .get("verificationMaterial")
+        .ok_or_else(|| bad("no verificationMaterial"))?;
+    let mut ann = BTreeMap::new();
+    let leaf = vm
+        .pointer("/certificate/rawBytes")
+        .or_else(|| vm.pointer("/x509CertificateChain/certificates/0/rawBytes"))
+        .and_then(Value::as_str);
+    if let Some(leaf) = leaf {
+        let der = STANDARD
+            .decode(leaf)
+            .map_err(|_| bad("the certificate is not base64"))?;
+        ann.insert(
+            ANNOTATION_CERTIFICATE.to_owned(),
+            pem::encode(&pem::Pem::new("CERTIFICATE", der)),
+        );
+        if chain.len() > 1 {
+            let chain_pem: String = chain[1..]
+                .iter()
+                .map(|c| pem::encode(&pem::Pem::new("CERTIFICATE", c.clone())))
+                .collect();
+            ann.insert(ANNOTATION_CHAIN.to_owned(), chain_pem);
+        }
+    }
+    if let Some(e) = vm.pointer("/tlogEntries/0") {
+        let field = |ptr: &str| {
+            e.pointer(ptr)
+                .ok_or_else(|| bad(&format!("log entry without {ptr}")))
+        };
+        let set = field("/inclusionPromise/signedEntryTimestamp")?;
+        let number = |ptr: &str| -> Result<i64, Error> {
+            let v = field(ptr)?;
+            v.as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                .ok_or_else(|| bad(&format!("log entry {ptr} is not a number")))
+        };
+        let log_id = field("/logId/keyId")?
+            .as_str()
+            .and_then(|k| STANDARD.decode(k).ok())
+            .ok_or_else(|| bad("log entry logId.keyId is not base64"))?;
+        let set = json!({
+            "SignedEntryTimestamp": set,
+            "Payload": {
+                "body": field("/canonicalizedBody")?,
+                "integratedTime": number("/integratedTime")?,
+                "logIndex": number("/logIndex")?,
+                "logID": hex::encode(log_id),
+            },
+        });
+        ann.insert(ANNOTATION_BUNDLE.to_owned(), set.to_string());
+    }
+    if let Some(ts) = vm
+        .pointer("/timestampVerificationData/rfc3161Timestamps/0/signedTimestamp")
+        .and_then(Value::as_str)
+    {
+        ann.insert(
+            ANNOTATION_RFC3161_TIMESTAMP.to_owned(),
+            json!({ "SignedRFC3161Timestamp": ts }).to_string(),
+        );
+    }
+    Ok(ann)
+}
+
+fn parse_bundle_json(bundle_json: &[u8]) -> Result<Value, Error> {
+    serde_json::from_slice(bundle_json).map_err(|e| Error::malformed("Sigstore bundle", e))
+}
+
+/// Appends cosign's `.sig` layer for `image` at `digest` made from `bundle_json`, a Sigstore
+/// bundle whose message signature is over `payload` (a simple-signing payload naming `digest`,
+/// see [`provenance_core::sign::simple_signing_payload`]): the signature, the certificate
+/// (with the rest of `chain` when given), the Rekor SET and the timestamp as cosign's
+/// annotations. Pass bundles that verified (as [`crate::keyless::KeylessSigner`] returns
+/// them); the bundle's digest must be the payload's and the payload must name `digest`.
+pub async fn attach_signature_from_bundle<P: Publisher>(
+    p: &P,
+    image: &ImageReference,
+    digest: &Digest,
+    payload: &[u8],
+    bundle_json: &[u8],
+    chain: &[Vec<u8>],
+    repository: Option<&ImageReference>,
+) -> Result<Published, Error> {
+    let b = parse_bundle_json(bundle_json)?;
+    let bad = |m: String| Error::malformed("Sigstore bundle", m);
+    let signed_digest = b
+        .pointer("/messageSignature/messageDigest/digest")
+        .and_then(Value::as_str)
+        .and_then(|d| STANDARD.decode(d).ok())
+        .ok_or_else(|| bad("no message signature digest".into()))?;
+    if signed_digest != Digest::sha256_of(payload).as_bytes() {
+        return Err(bad("the bundle signs another payload".into()));
+    }
+    let named = serde_json::from_slice::<Value>(payload)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/critical/image/docker-manifest-digest")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    if named != digest.to_string() {
+        return Err(bad(format!(
+            "the payload names {named:?}, not the image digest {digest}"
+        )));
+    }
+    let signature = b
+        .pointer("/messageSignature/signature")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("no message signature".into()))?;
+    let mut ann = annotations_from_bundle(&b, chain)?;
+    ann.insert(ANNOTATION_SIGNATURE.to_owned(), signature.to_owned());
+    append_attached(
+        p,
+        image,
+        digest,
+        AttachedKind::Signature,
+        repository,
+        SIMPLE_SIGNING_MEDIA_TYPE,
+        payload,
+        &ann,
+        false,
+    )
+    .await
+}
+
+/// Appends cosign's `.att` layer for `image` at `digest` made from `bundle_json`, a Sigstore
+/// bundle holding a DSSE envelope over an in-toto Statement whose subject names `digest`: the
+/// envelope is the layer; the predicate type, certificate (with the rest of `chain`), Rekor
+/// SET and timestamp are cosign's annotations.
+pub async fn attach_attestation_from_bundle<P: Publisher>(
+    p: &P,
+    image: &ImageReference,
+    digest: &Digest,
+    bundle_json: &[u8],
+    chain: &[Vec<u8>],
+    repository: Option<&ImageReference>,
+) -> Result<Published, Error> {
+    let b = parse_bundle_json(bundle_json)?;
+    let envelope = b
+        .get("dsseEnvelope")
+        .ok_or_else(|| Error::malformed("Sigstore bundle", "no DSSE envelope"))?;
+    let statement = envelope
+        .get("payload")
+        .and_then(Value::as_str)
+        .and_then(|p| STANDARD.decode(p).ok())
+        .ok_or_else(|| Error::malformed("Sigstore bundle", "the envelope has no payload"))?;
+    let predicate_type = statement_subject_check(&statement, digest)?;
+    let layer = serde_json::to_vec(envelope).map_err(|e| Error::malformed("envelope", e))?;
+    let mut ann = annotations_from_bundle(&b, chain)?;
+    ann.insert(ANNOTATION_SIGNATURE.to_owned(), String::new());
+    ann.insert(ANNOTATION_PREDICATE_TYPE.to_owned(), predicate_type);
+    append_attached(
+        p,
+        image,
+        digest,
+        AttachedKind::Attestation,
+        repository,
+        DSSE_ENVELOPE,
+        &layer,
+        &ann,
+        false,
+    )
+    .await
+}
+
+/// Writes `bundle_json` (a message signature over the image manifest, or a DSSE envelope over
+/// a Statement about the image) as a Sigstore bundle referrer of `image` at `digest`, with
+/// the content and predicate-type annotations cosign v3 writes.
+pub async fn attach_bundle_referrer<P: Publisher>(
+    p: &P,
+    image: &ImageReference,
+    digest: &Digest,
+    bundle_json: &[u8],
+) -> Result<Published, Error> {
+    let b = parse_bundle_json(bundle_json)?;
+    let subject = p.manifest_at(image, digest).await?;
+    let mut ann = BTreeMap::new();
+    if let Some(envelope) = b.get("dsseEnvelope") {
+        let statement = envelope
+            .get("payload")
+            .and_then(Value::as_str)
+            .and_then(|p| STANDARD.decode(p).ok())
+            .ok_or_else(|| Error::malformed("Sigstore bundle", "the envelope has no payload"))?;
+        let predicate_type = statement_subject_check(&statement, digest)?;
+        ann.insert(
+            ANNOTATION_BUNDLE_CONTENT.to_owned(),
+            "dsse-envelope".to_owned(),
+        );
+        ann.insert(ANNOTATION_BUNDLE_PREDICATE_TYPE.to_owned(), predicate_type);
+    } else {
+        let signed = b
+            .pointer("/messageSignature/messageDigest/digest")
+            .and_then(Value::as_str)
+            .and_then(|d| STANDARD.decode(d).ok())
+            .unwrap_or_default();
+        if signed != Digest::sha256_of(&subject.bytes).as_bytes() {
+            return Err(Error::malformed(
+                "Sigstore bundle",
+                format!("the message signature is not over the manifest of {digest}"),
+            ));
+        }
+        ann.insert(
+            ANNOTATION_BUNDLE_CONTENT.to_owned(),
+            "message-signature".to_owned(),
+        );
+    }
+    attach_bundle(p, image, &subject, bundle_json, &ann).await
 }
 
 /// The Statement's predicate type, after checking that a subject names `digest`.

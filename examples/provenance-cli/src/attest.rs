@@ -1,15 +1,20 @@
-//! `provenance attest IMAGE --predicate FILE --type URI --key KEY`: cosign `attest` (key-based,
-//! no transparency log). The predicate is wrapped in an in-toto Statement v1 whose subject is
-//! the image digest, checked by this SDK's parser for its type (SLSA, SPDX, CycloneDX, model
-//! card, dataset provenance, ...), signed in a DSSE envelope and written as a `.att` layer, or
-//! with `--new-bundle-format` as a Sigstore bundle referrer.
+//! `provenance attest IMAGE --predicate FILE --type URI --key KEY`: cosign `attest` (by
+//! default key-based without a transparency log). The predicate is wrapped in an in-toto
+//! Statement v1 whose subject is the image digest, checked by this SDK's parser for its type
+//! (SLSA, SPDX, CycloneDX, model card, dataset provenance, ...), signed in a DSSE envelope and
+//! written as a `.att` layer, or with `--new-bundle-format` as a Sigstore bundle referrer. With `--keyless` (a Fulcio
+//! certificate) or `--key K --tlog-upload`, the envelope is logged in Rekor and the bundle
+//! verified before anything is written; the `.att` layer then carries cosign's certificate and
+//! SET annotations.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use provenance_attest::build::{resource, statement};
 use provenance_core::sign::bundle;
-use provenance_oci::sign::{attest_image, attest_image_bundle};
+use provenance_oci::sign::{
+    attach_attestation_from_bundle, attach_bundle_referrer, attest_image, attest_image_bundle,
+};
 
 use crate::image_source::{SourceArgs, parse_image, signature_repository};
 use crate::signing::{Target, load_key, resolve, with_publisher};
@@ -30,14 +35,17 @@ pub struct AttestArgs {
     #[arg(long = "type", value_name = "URI", default_value = "custom")]
     predicate_type: String,
     /// Private key: cosign.key (password from COSIGN_PASSWORD) or a PKCS#8 / SEC1 PEM.
-    #[arg(long, value_name = "FILE")]
-    key: PathBuf,
+    /// Required unless --keyless.
+    #[arg(long, value_name = "FILE", required_unless_present = "keyless")]
+    key: Option<PathBuf>,
     /// The key's password (default: COSIGN_PASSWORD).
     #[arg(long, value_name = "PASSWORD")]
     password: Option<String>,
     /// Write a Sigstore bundle referrer instead of the `.att` tag.
     #[arg(long)]
     new_bundle_format: bool,
+    #[command(flatten)]
+    keyless: crate::keyless::KeylessArgs,
     #[command(flatten)]
     source: SourceArgs,
 }
@@ -69,7 +77,12 @@ pub fn run(args: AttestArgs) -> ExitCode {
 }
 
 fn attest(a: AttestArgs) -> Result<(), Failure> {
-    let key = load_key(&a.key, a.password.as_deref())?;
+    let logged = a.keyless.transparency(a.key.is_some())?;
+    let key = a
+        .key
+        .as_ref()
+        .map(|k| load_key(k, a.password.as_deref()))
+        .transpose()?;
     let image = parse_image(&a.image)?;
     let bytes = std::fs::read(&a.predicate)
         .map_err(|e| Failure::usage(format!("--predicate {}: {e}", a.predicate.display())))?;
@@ -83,7 +96,13 @@ fn attest(a: AttestArgs) -> Result<(), Failure> {
     let repository = signature_repository(&a.source)?;
     let target = Target::open(&a.source)?;
     let rt = runtime()?;
-    let out = rt.block_on(async {
+    let (out, how) = rt.block_on(async {
+        let (signer, key) = if logged {
+            let s = crate::keyless::LoggedSigner::prepare(&a.keyless, key).await?;
+            (Some(s), None)
+        } else {
+            (None, key)
+        };
         with_publisher!(&target, |p| {
             let digest = resolve(p, &image).await?;
             let st = statement(vec![resource(&image.name(), &digest)], &ptype, predicate)
@@ -95,16 +114,53 @@ fn attest(a: AttestArgs) -> Result<(), Failure> {
                     ))
                 })?
                 .to_json();
-            let r = if a.new_bundle_format {
-                attest_image_bundle(p, &image, &digest, &key, &st, &bundle::Options::default())
-                    .await
-            } else {
-                attest_image(p, &image, &digest, &key, &st, repository.as_ref()).await
-            };
-            r.map_err(|e| Failure::evidence(&format!("attesting {image}"), &e))
+            let failed =
+                |e: provenance_oci::Error| Failure::evidence(&format!("attesting {image}"), &e);
+            match (&signer, &key) {
+                (Some(s), _) => {
+                    let signed = s.sign_in_toto(&st).await?;
+                    let r = if a.new_bundle_format {
+                        attach_bundle_referrer(p, &image, &digest, &signed.json).await
+                    } else {
+                        attach_attestation_from_bundle(
+                            p,
+                            &image,
+                            &digest,
+                            &signed.json,
+                            s.chain(),
+                            repository.as_ref(),
+                        )
+                        .await
+                    };
+                    Ok((r.map_err(failed)?, crate::keyless::describe(&signed)))
+                }
+                (None, Some(key)) => {
+                    let r = if a.new_bundle_format {
+                        attest_image_bundle(
+                            p,
+                            &image,
+                            &digest,
+                            key,
+                            &st,
+                            &bundle::Options::default(),
+                        )
+                        .await
+                    } else {
+                        attest_image(p, &image, &digest, key, &st, repository.as_ref()).await
+                    };
+                    Ok((
+                        r.map_err(failed)?,
+                        String::from("with the key (no log entry)"),
+                    ))
+                }
+                (None, None) => Err(Failure::usage("attest needs --key FILE or --keyless")),
+            }
         })
     })?;
-    eprintln!("attested {image} ({ptype}) -> {}", out.reference);
+    eprintln!(
+        "attested {image} ({ptype}) {how}; written to {}",
+        out.reference
+    );
     println!("{}", out.reference);
     Ok(())
 }

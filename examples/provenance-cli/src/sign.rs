@@ -2,7 +2,9 @@
 //! model_signing's flag names.
 //!
 //! - `sign image IMAGE --key cosign.key`: cosign's `.sig` signature (or, with
-//!   `--new-bundle-format`, a Sigstore bundle referrer), into the registry or an OCI layout.
+//!   `--new-bundle-format`, a Sigstore bundle referrer), into the registry or an OCI layout;
+//!   with `--keyless` (a Fulcio certificate) or `--tlog-upload`, the signature is logged in
+//!   Rekor, verified, and written with cosign's certificate and SET annotations.
 //! - `sign blob FILE --key KEY --bundle OUT [--output-signature SIG]`: `cosign sign-blob`;
 //!   with `--keyless` (and `--identity-token`, `--fulcio-url`, `--rekor-url`,
 //!   `--timestamp-server-url`, `--trust-root`) a Fulcio certificate and a Rekor entry instead of
@@ -21,9 +23,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use base64::Engine;
-use provenance_core::sign::{CertifiedKey, Signer, SigningKey, bundle};
+use provenance_core::sign::{CertifiedKey, Signer, SigningKey, bundle, simple_signing_payload};
+use provenance_oci::EvidenceSource as _;
 use provenance_oci::model::{Method, SignModelOptions, VerifyOptions, sign_dataset, sign_model};
-use provenance_oci::sign::{SignOptions, sign_image, sign_image_bundle};
+use provenance_oci::sign::{
+    SignOptions, attach_bundle_referrer, attach_signature_from_bundle, sign_image,
+    sign_image_bundle,
+};
 use serde_json::json;
 
 use crate::image_source::{SourceArgs, parse_image, signature_repository};
@@ -67,8 +73,15 @@ struct ImageArgs {
     /// The image, as written in a Pod spec (a tag is resolved once; the digest is signed).
     #[arg(value_name = "IMAGE")]
     image: String,
+    /// Private key: cosign.key (encrypted; password from COSIGN_PASSWORD) or a PKCS#8 / SEC1
+    /// PEM. Required unless --keyless.
+    #[arg(long, value_name = "FILE", required_unless_present = "keyless")]
+    key: Option<PathBuf>,
+    /// The key's password (default: COSIGN_PASSWORD).
+    #[arg(long, value_name = "PASSWORD")]
+    password: Option<String>,
     #[command(flatten)]
-    key: KeyArgs,
+    keyless: crate::keyless::KeylessArgs,
     /// `key=value` annotations, signed in the payload (cosign `-a`).
     #[arg(short = 'a', long = "annotations", value_name = "KEY=VALUE")]
     annotations: Vec<String>,
@@ -204,7 +217,12 @@ fn annotations(list: &[String]) -> Result<BTreeMap<String, String>, Failure> {
 }
 
 fn image(a: ImageArgs) -> Result<(), Failure> {
-    let key = load_key(&a.key.key, a.key.password.as_deref())?;
+    let logged = a.keyless.transparency(a.key.is_some())?;
+    let key = a
+        .key
+        .as_ref()
+        .map(|k| load_key(k, a.password.as_deref()))
+        .transpose()?;
     let image = parse_image(&a.image)?;
     let options = SignOptions {
         annotations: annotations(&a.annotations)?,
@@ -212,18 +230,62 @@ fn image(a: ImageArgs) -> Result<(), Failure> {
     };
     let target = Target::open(&a.source)?;
     let rt = runtime()?;
-    let out = rt.block_on(async {
+    let (out, how) = rt.block_on(async {
+        let (signer, key) = if logged {
+            let s = crate::keyless::LoggedSigner::prepare(&a.keyless, key).await?;
+            (Some(s), None)
+        } else {
+            (None, key)
+        };
         with_publisher!(&target, |p| {
             let digest = resolve(p, &image).await?;
-            let r = if a.new_bundle_format {
-                sign_image_bundle(p, &image, &digest, &key, &bundle::Options::default()).await
-            } else {
-                sign_image(p, &image, &digest, &key, &options).await
-            };
-            r.map_err(|e| Failure::evidence(&format!("signing {image}"), &e))
+            let failed =
+                |e: provenance_oci::Error| Failure::evidence(&format!("signing {image}"), &e);
+            match (&signer, &key) {
+                (Some(s), _) => {
+                    let (signed, r) = if a.new_bundle_format {
+                        let subject = p.manifest_at(&image, &digest).await.map_err(failed)?;
+                        let signed = s.sign_blob(&subject.bytes).await?;
+                        let r = attach_bundle_referrer(p, &image, &digest, &signed.json).await;
+                        (signed, r)
+                    } else {
+                        let payload =
+                            simple_signing_payload(&image.name(), &digest, &options.annotations);
+                        let signed = s.sign_blob(&payload).await?;
+                        let r = attach_signature_from_bundle(
+                            p,
+                            &image,
+                            &digest,
+                            &payload,
+                            &signed.json,
+                            s.chain(),
+                            options.repository.as_ref(),
+                        )
+                        .await;
+                        (signed, r)
+                    };
+                    Ok((r.map_err(failed)?, crate::keyless::describe(&signed)))
+                }
+                (None, Some(key)) => {
+                    let r = if a.new_bundle_format {
+                        sign_image_bundle(p, &image, &digest, key, &bundle::Options::default())
+                            .await
+                    } else {
+                        sign_image(p, &image, &digest, key, &options).await
+                    };
+                    Ok((
+                        r.map_err(failed)?,
+                        String::from("with the key (no log entry)"),
+                    ))
+                }
+                (None, None) => Err(Failure::usage("sign image needs --key FILE or --keyless")),
+            }
         })
     })?;
-    eprintln!("signed {image} -> {}", out.reference);
+    eprintln!(
+        "signed {image} {how}; verified and written to {}",
+        out.reference
+    );
     println!("{}", out.reference);
     Ok(())
 }
@@ -233,8 +295,8 @@ fn write(path: &PathBuf, bytes: &[u8]) -> Result<(), Failure> {
 }
 
 fn blob(a: BlobArgs) -> Result<(), Failure> {
-    if a.keyless.keyless {
-        return blob_keyless(&a);
+    if a.keyless.transparency(a.key.is_some())? {
+        return blob_logged(&a);
     }
     let Some(k) = &a.key else {
         return Err(Failure::usage("sign blob needs --key FILE or --keyless"));
@@ -265,17 +327,22 @@ fn blob(a: BlobArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `sign blob FILE --keyless --bundle OUT`: Fulcio certificate, Rekor entry, and the bundle
-/// verified against the trust root before it is written (see docs/signing-keyless.md).
-fn blob_keyless(a: &BlobArgs) -> Result<(), Failure> {
-    if a.key.is_some() {
-        return Err(Failure::usage("--keyless and --key exclude each other"));
-    }
+/// `sign blob FILE --keyless --bundle OUT` (Fulcio certificate) or `--key K --tlog-upload`:
+/// a Rekor entry, and the bundle verified against the trust root before it is written (see
+/// docs/signing-keyless.md).
+fn blob_logged(a: &BlobArgs) -> Result<(), Failure> {
     let Some(out) = &a.bundle else {
-        return Err(Failure::usage("--keyless needs --bundle FILE"));
+        return Err(Failure::usage(
+            "--keyless and --tlog-upload need --bundle FILE",
+        ));
     };
+    let key = a
+        .key
+        .as_ref()
+        .map(|k| load_key(k, a.password.as_deref()))
+        .transpose()?;
     let (line, summary) =
-        runtime()?.block_on(crate::keyless::sign_blob(&a.keyless, &a.file, out))?;
+        runtime()?.block_on(crate::keyless::sign_blob(&a.keyless, key, &a.file, out))?;
     if let Some(p) = &a.output_signature {
         let v: serde_json::Value =
             serde_json::from_slice(&std::fs::read(out).unwrap_or_default()).unwrap_or_default();
@@ -290,6 +357,12 @@ fn blob_keyless(a: &BlobArgs) -> Result<(), Failure> {
 }
 
 fn model(a: ModelArgs) -> Result<(), Failure> {
+    if a.keyless.tlog_upload {
+        return Err(Failure::usage(
+            "--tlog-upload: model signatures with a key carry no log entry (as `model_signing sign key`); use --keyless for a logged signature",
+        ));
+    }
+    a.keyless.transparency(false)?;
     if a.keyless.keyless {
         return model_keyless(&a);
     }

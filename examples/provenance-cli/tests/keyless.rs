@@ -293,3 +293,338 @@ fn sign_model_keyless_then_verify_model() {
     .assert()
     .code(2);
 }
+
+/// A copy of the AI-workloads OCI layout (its unsigned image is signed here).
+fn layout_copy(mock: &Mock) -> String {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ai-workloads/registry");
+    let dst = mock.dir.path().join("layout");
+    copy_dir(&src, &dst);
+    dst.to_str().unwrap().to_owned()
+}
+
+fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for e in std::fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        let to = dst.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to);
+        } else {
+            std::fs::copy(e.path(), &to).unwrap();
+        }
+    }
+}
+
+const UNSIGNED: &str = "registry.example.com/ml/unsigned:1.0";
+
+impl Mock {
+    /// The service flags of `sign image` / `attest` against these services.
+    fn services(&self) -> Vec<String> {
+        [
+            "--fulcio-url",
+            &self.url,
+            "--rekor-url",
+            &self.url,
+            "--trust-root",
+            &self.path("trusted_root.json"),
+            "--allow-insecure-http",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    /// `provenance verify image IMAGE --registry-layout LAYOUT` with the mock's trust root.
+    fn verify_image(&self, layout: &str, extra: &[&str]) -> Command {
+        let mut c = Command::cargo_bin("provenance").unwrap();
+        c.env("NO_COLOR", "1")
+            .args([
+                "verify",
+                "image",
+                UNSIGNED,
+                "--registry-layout",
+                layout,
+                "--trusted-root",
+                &self.path("trusted_root.json"),
+            ])
+            .args(extra);
+        c
+    }
+}
+
+fn provenance() -> Command {
+    let mut c = Command::cargo_bin("provenance").unwrap();
+    c.env("NO_COLOR", "1").env_remove("SIGSTORE_ID_TOKEN");
+    c
+}
+
+#[test]
+fn sign_image_and_attest_keyless_write_cosign_layers_that_verify_image_accepts() {
+    let Some(mock) = Mock::start(&[]) else { return };
+    let layout = layout_copy(&mock);
+    let keyless = [
+        "--certificate-identity",
+        SUBJECT,
+        "--certificate-oidc-issuer",
+        ISSUER,
+    ];
+    // Unsigned to start with.
+    mock.verify_image(&layout, &keyless).assert().code(1);
+
+    provenance()
+        .args([
+            "sign",
+            "image",
+            UNSIGNED,
+            "--keyless",
+            "--identity-token",
+            &mock.token,
+        ])
+        .args(["--registry-layout", &layout])
+        .args(mock.services())
+        .assert()
+        .code(0)
+        .stderr(contains(format!(
+            "keylessly by {SUBJECT} ({ISSUER}), Rekor log index"
+        )));
+    let out = mock
+        .verify_image(&layout, &keyless)
+        .args(["-o", "json"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    let text = v.to_string();
+    assert!(text.contains(SUBJECT), "{text}");
+    assert!(text.contains("logIndex"), "{text}");
+    // Another identity does not pass.
+    mock.verify_image(
+        &layout,
+        &[
+            "--certificate-identity",
+            "someone@example.com",
+            "--certificate-oidc-issuer",
+            ISSUER,
+        ],
+    )
+    .assert()
+    .code(1);
+
+    // A keyless SLSA attestation as a `.att` layer, and one as a bundle referrer.
+    let predicate = mock.path("slsa.json");
+    std::fs::write(
+        &predicate,
+        br#"{"buildDefinition":{"buildType":"https://example.com/build/v1","externalParameters":{}},"runDetails":{"builder":{"id":"https://github.com/actions/runner"}}}"#,
+    )
+    .unwrap();
+    mock.verify_image(
+        &layout,
+        &[&keyless[..], &["--type", "slsaprovenance1"]].concat(),
+    )
+    .assert()
+    .code(1);
+    for extra in [&[][..], &["--new-bundle-format"][..]] {
+        provenance()
+            .args([
+                "attest",
+                UNSIGNED,
+                "--keyless",
+                "--identity-token",
+                &mock.token,
+            ])
+            .args(["--predicate", &predicate, "--type", "slsaprovenance1"])
+            .args(["--registry-layout", &layout])
+            .args(extra)
+            .args(mock.services())
+            .assert()
+            .code(0)
+            .stderr(contains("keylessly by"));
+    }
+    let out = mock
+        .verify_image(
+            &layout,
+            &[&keyless[..], &["--type", "slsaprovenance1", "-o", "json"]].concat(),
+        )
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    assert!(String::from_utf8_lossy(&out).contains("https://github.com/actions/runner"));
+
+    // The `.att` layer carries cosign's certificate and SET annotations.
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(Path::new(&layout).join("index.json")).unwrap())
+            .unwrap();
+    let att = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| {
+            m["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .is_some_and(|n| {
+                    n.starts_with("registry.example.com/ml/unsigned:sha256-") && n.ends_with(".att")
+                })
+        })
+        .expect("an .att manifest");
+    let digest = att["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:");
+    let m: Value = serde_json::from_slice(
+        &std::fs::read(Path::new(&layout).join("blobs/sha256").join(digest)).unwrap(),
+    )
+    .unwrap();
+    let ann = &m["layers"][0]["annotations"];
+    for k in [
+        "dev.sigstore.cosign/certificate",
+        "dev.sigstore.cosign/chain",
+        "dev.sigstore.cosign/bundle",
+        "predicateType",
+    ] {
+        assert!(ann[k].is_string(), "{k} missing: {ann}");
+    }
+}
+
+#[test]
+fn sign_image_with_a_key_and_tlog_upload_is_logged_and_needs_no_insecure_flag() {
+    let Some(mock) = Mock::start(&[]) else { return };
+    let layout = layout_copy(&mock);
+    let dir = mock.dir.path().to_str().unwrap().to_owned();
+    provenance()
+        .current_dir(&dir)
+        .args([
+            "generate-key-pair",
+            "--unencrypted",
+            "--output-key-prefix",
+            "k",
+        ])
+        .assert()
+        .code(0);
+    let key = mock.path("k.key");
+    let public = mock.path("k.pub");
+    let verify = |extra: &[&str]| {
+        let mut c = mock.verify_image(&layout, &["--key", &public]);
+        c.args(extra);
+        c
+    };
+    // Key-only first: accepted only with --insecure-ignore-tlog.
+    provenance()
+        .args([
+            "sign",
+            "image",
+            UNSIGNED,
+            "--key",
+            &key,
+            "--registry-layout",
+            &layout,
+        ])
+        .assert()
+        .code(0)
+        .stderr(contains("no log entry"));
+    verify(&[]).assert().code(1);
+    verify(&["--insecure-ignore-tlog"]).assert().code(0);
+
+    // With --tlog-upload the signature is in the mock Rekor, and verifies without the flag.
+    let fresh = layout_copy_named(&mock, "layout2");
+    provenance()
+        .args(["sign", "image", UNSIGNED, "--key", &key, "--tlog-upload"])
+        .args(["--registry-layout", &fresh])
+        .args(mock.services())
+        .assert()
+        .code(0)
+        .stderr(contains("with key ").and(contains("Rekor log index")));
+    mock.verify_image(&fresh, &["--key", &public])
+        .assert()
+        .code(0);
+    // With a bundle referrer too.
+    let third = layout_copy_named(&mock, "layout3");
+    provenance()
+        .args([
+            "sign",
+            "image",
+            UNSIGNED,
+            "--key",
+            &key,
+            "--tlog-upload",
+            "--new-bundle-format",
+        ])
+        .args(["--registry-layout", &third])
+        .args(mock.services())
+        .assert()
+        .code(0);
+    mock.verify_image(&third, &["--key", &public])
+        .assert()
+        .code(0);
+
+    // Service flags without --keyless or --tlog-upload are refused, not ignored.
+    provenance()
+        .args([
+            "sign",
+            "image",
+            UNSIGNED,
+            "--key",
+            &key,
+            "--registry-layout",
+            &layout,
+        ])
+        .args(["--trust-root", &mock.path("trusted_root.json")])
+        .assert()
+        .code(2)
+        .stderr(contains(
+            "--trust-root applies to --keyless or --tlog-upload",
+        ));
+    // --keyless with --key: a usage error.
+    provenance()
+        .args([
+            "sign",
+            "image",
+            UNSIGNED,
+            "--key",
+            &key,
+            "--keyless",
+            "--registry-layout",
+            &layout,
+        ])
+        .assert()
+        .code(2)
+        .stderr(contains("exclude each other"));
+}
+
+#[test]
+fn sign_image_keyless_refuses_a_bad_log_answer_and_writes_nothing() {
+    let Some(mock) = Mock::start(&["rekor-bad-set"]) else {
+        return;
+    };
+    let layout = layout_copy(&mock);
+    let before = std::fs::read(Path::new(&layout).join("index.json")).unwrap();
+    provenance()
+        .args([
+            "sign",
+            "image",
+            UNSIGNED,
+            "--keyless",
+            "--identity-token",
+            &mock.token,
+        ])
+        .args(["--registry-layout", &layout])
+        .args(mock.services())
+        .assert()
+        .code(1)
+        .stderr(contains("[oci.sign.bundle_unverified]").and(contains("verify.tlog.set")));
+    assert_eq!(
+        std::fs::read(Path::new(&layout).join("index.json")).unwrap(),
+        before,
+        "nothing is written"
+    );
+}
+
+fn layout_copy_named(mock: &Mock, name: &str) -> String {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ai-workloads/registry");
+    let dst = mock.dir.path().join(name);
+    copy_dir(&src, &dst);
+    dst.to_str().unwrap().to_owned()
+}

@@ -198,6 +198,11 @@ impl SigningCertificate {
         self.chain.first().map(Vec::as_slice).unwrap_or_default()
     }
 
+    /// The chain Fulcio returned, DER, leaf first.
+    pub fn chain_der(&self) -> &[Vec<u8>] {
+        &self.chain
+    }
+
     /// The identity Fulcio wrote into the certificate.
     pub fn identity(&self) -> &CertificateIdentity {
         &self.identity
@@ -369,16 +374,32 @@ impl KeylessSigner {
         cert: &SigningCertificate,
         blob: &[u8],
     ) -> Result<SignedBundle, Error> {
+        self.blob(Who::Certificate(cert), blob).await
+    }
+
+    /// Signs `blob` with a long-lived `key` (no Fulcio), logs the signature in Rekor as a
+    /// `hashedrekord` entry whose verifier is the public key, and returns the bundle (public-key
+    /// hint, log entry) once it verified against that key and the log of the trust root:
+    /// `cosign sign-blob --key` with the transparency-log upload.
+    pub async fn sign_blob_with_key(
+        &self,
+        key: &dyn provenance_core::sign::Signer,
+        blob: &[u8],
+    ) -> Result<SignedBundle, Error> {
+        self.blob(Who::Key(key), blob).await
+    }
+
+    async fn blob(&self, who: Who<'_>, blob: &[u8]) -> Result<SignedBundle, Error> {
         let digest = Digest::sha256_of(blob);
-        let signature = cert.sign(blob)?;
+        let signature = who.sign(blob)?;
         let timestamp = self.timestamp(&signature).await?;
-        let cert_pem = cert.pem();
+        let verifier_pem = who.verifier_pem();
         let entry = services::log_entry(
             &self.rekor,
             &services::Proposed::HashedRekord {
                 digest: &digest,
                 signature: &signature,
-                cert_pem: &cert_pem,
+                cert_pem: &verifier_pem,
             },
         )
         .await?;
@@ -388,7 +409,7 @@ impl KeylessSigner {
                 "signature": STANDARD.encode(&signature),
             }
         });
-        self.finish(cert, content, entry, timestamp, Artifact::Bytes(blob))
+        self.finish(who, content, entry, timestamp, Artifact::Bytes(blob))
     }
 
     /// Certifies a fresh key for `token` and signs the in-toto `statement` (see
@@ -410,9 +431,24 @@ impl KeylessSigner {
         cert: &SigningCertificate,
         statement: &[u8],
     ) -> Result<SignedBundle, Error> {
+        self.in_toto(Who::Certificate(cert), statement).await
+    }
+
+    /// Signs the in-toto `statement` with a long-lived `key` (no Fulcio) as a DSSE envelope,
+    /// logs it in Rekor as a `dsse` entry whose verifier is the public key, and returns the
+    /// bundle once it verified: `cosign attest --key` with the transparency-log upload.
+    pub async fn sign_in_toto_with_key(
+        &self,
+        key: &dyn provenance_core::sign::Signer,
+        statement: &[u8],
+    ) -> Result<SignedBundle, Error> {
+        self.in_toto(Who::Key(key), statement).await
+    }
+
+    async fn in_toto(&self, who: Who<'_>, statement: &[u8]) -> Result<SignedBundle, Error> {
         let subject = in_toto_subject(statement)?;
         let pae = provenance_core::verify::pae(IN_TOTO_PAYLOAD_TYPE, statement);
-        let signature = cert.sign(&pae)?;
+        let signature = who.sign(&pae)?;
         let timestamp = self.timestamp(&signature).await?;
         let envelope = json!({
             "payload": STANDARD.encode(statement),
@@ -420,17 +456,17 @@ impl KeylessSigner {
             "signatures": [{ "sig": STANDARD.encode(&signature), "keyid": "" }],
         });
         let envelope_json = envelope.to_string();
-        let cert_pem = cert.pem();
+        let verifier_pem = who.verifier_pem();
         let entry = services::log_entry(
             &self.rekor,
             &services::Proposed::Dsse {
                 envelope_json: &envelope_json,
-                cert_pem: &cert_pem,
+                cert_pem: &verifier_pem,
             },
         )
         .await?;
         let content = json!({ "dsseEnvelope": envelope });
-        self.finish(cert, content, entry, timestamp, Artifact::Digest(&subject))
+        self.finish(who, content, entry, timestamp, Artifact::Digest(&subject))
     }
 
     async fn timestamp(&self, signature: &[u8]) -> Result<Option<Vec<u8>>, Error> {
@@ -445,16 +481,21 @@ impl KeylessSigner {
     /// Assembles the bundle and verifies it; only a verified bundle leaves.
     fn finish(
         &self,
-        cert: &SigningCertificate,
+        who: Who<'_>,
         content: Value,
         entry: Value,
         timestamp: Option<Vec<u8>>,
         artifact: Artifact<'_>,
     ) -> Result<SignedBundle, Error> {
-        let mut vm = json!({
-            "certificate": { "rawBytes": STANDARD.encode(cert.certificate_der()) },
-            "tlogEntries": [entry],
-        });
+        let mut vm = match who {
+            Who::Certificate(cert) => json!({
+                "certificate": { "rawBytes": STANDARD.encode(cert.certificate_der()) },
+            }),
+            Who::Key(key) => json!({
+                "publicKey": { "hint": provenance_core::sign::bundle::key_hint(&key.public_key()) },
+            }),
+        };
+        vm["tlogEntries"] = json!([entry]);
         if let Some(ts) = timestamp {
             vm["timestampVerificationData"] =
                 json!({ "rfc3161Timestamps": [{ "signedTimestamp": STANDARD.encode(ts) }] });
@@ -469,24 +510,30 @@ impl KeylessSigner {
             }
         }
         let json = serde_json::to_vec_pretty(&bundle).unwrap_or_default();
-        let expectation = match &self.config.expected_identity {
-            Some(e) => e.clone(),
-            None => {
-                let subject = cert.identity.subject().ok_or_else(|| {
-                    SigningStep::FulcioResponse.fail("the certificate names no subject")
-                })?;
-                let issuer = cert.identity.issuer.as_deref().ok_or_else(|| {
-                    SigningStep::FulcioResponse.fail("the certificate names no OIDC issuer")
-                })?;
-                IdentityExpectation::exact(subject, issuer)
-            }
+        let expectation = match who {
+            Who::Key(key) => Expectation::Key {
+                key: key.public_key(),
+                allow_no_transparency: false,
+            },
+            Who::Certificate(cert) => Expectation::Keyless(match &self.config.expected_identity {
+                Some(e) => e.clone(),
+                None => {
+                    let subject = cert.identity.subject().ok_or_else(|| {
+                        SigningStep::FulcioResponse.fail("the certificate names no subject")
+                    })?;
+                    let issuer = cert.identity.issuer.as_deref().ok_or_else(|| {
+                        SigningStep::FulcioResponse.fail("the certificate names no OIDC issuer")
+                    })?;
+                    IdentityExpectation::exact(subject, issuer)
+                }
+            }),
         };
         let verified = self
             .verifier
             .verify(
                 artifact,
                 &SignatureMaterial::Bundle(json.clone()),
-                &Expectation::Keyless(expectation),
+                &expectation,
                 now_plus(self.config.clock_skew),
             )
             .map_err(|e| match e {
@@ -499,6 +546,35 @@ impl KeylessSigner {
                 },
             })?;
         Ok(SignedBundle { json, verified })
+    }
+}
+
+/// Who signs: a Fulcio-certified ephemeral key, or a long-lived key.
+#[derive(Clone, Copy)]
+enum Who<'a> {
+    Certificate(&'a SigningCertificate),
+    Key(&'a dyn provenance_core::sign::Signer),
+}
+
+impl Who<'_> {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
+        match self {
+            Who::Certificate(c) => c.sign(message),
+            Who::Key(k) => k
+                .sign(message)
+                .map_err(|e| SigningStep::Key.fail(format!("signing with the key failed: {e}"))),
+        }
+    }
+
+    /// The PEM Rekor records as the entry's verifier: the certificate, or the public key.
+    fn verifier_pem(&self) -> String {
+        match self {
+            Who::Certificate(c) => c.pem(),
+            Who::Key(k) => pem_lf(&pem::Pem::new(
+                "PUBLIC KEY",
+                k.public_key().spki_der().to_vec(),
+            )),
+        }
     }
 }
 
