@@ -115,8 +115,12 @@ impl LayoutPublisher {
     /// Opens (or creates) the layout at `root`.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, Error> {
         let root = root.into();
+        let fresh = !root.join("index.json").exists();
         let writer = LayoutWriter::create(&root)?;
-        writer.write_index()?;
+        // An existing layout is left byte for byte as it is until something is written.
+        if fresh {
+            writer.write_index()?;
+        }
         Ok(LayoutPublisher {
             root,
             writer: std::sync::Mutex::new(writer),

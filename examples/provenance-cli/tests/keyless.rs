@@ -452,7 +452,19 @@ fn sign_image_and_attest_keyless_write_cosign_layers_that_verify_image_accepts()
         .get_output()
         .stdout
         .clone();
-    assert!(String::from_utf8_lossy(&out).contains("https://github.com/actions/runner"));
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    let origins: Vec<&str> = v[0]["attestations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            assert_eq!(a["predicateType"], "https://slsa.dev/provenance/v1");
+            assert_eq!(a["signer"]["identity"], SUBJECT);
+            assert_eq!(a["transparencyVerified"], true);
+            a["origin"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(origins, ["cosign-tag", "referrer"]);
 
     // The `.att` layer carries cosign's certificate and SET annotations.
     let index: Value =
