@@ -2,6 +2,12 @@
 //! thousands of signature layers on one image, a blob over the size limit, and a layer whose
 //! descriptor lies about its size. Each ends in the exact error (or an inert, bounded read)
 //! and none in a verified signature.
+//!
+//! Hostile model folders and signed manifests for the folder verifier (`verify_model`): a
+//! validly signed manifest naming `../outside`, an absolute path, `./` or `//` paths, or a
+//! duplicate name; names that differ from the folder's only by case or Unicode normalization;
+//! directory symlinks (inside and outside the root, dangling); a socket and a FIFO. Each ends
+//! in its exact `model.*` code, never in a report.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::path::Path;
@@ -208,4 +214,382 @@ async fn oversized_and_lying_layers() {
             .contains("descriptor says 100 bytes, content has 4096"),
         "{err}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model folders.
+
+mod model_folders {
+    use std::path::{Path, PathBuf};
+
+    use provenance_core::sign::{KeyAlgorithm, SigningKey, bundle};
+    use provenance_core::{Digest, UnixTime};
+    use provenance_oci::model::{
+        ModelError, ModelTrust, SignModelOptions, VerifyOptions, sign_model, verify_model,
+    };
+    use serde_json::json;
+
+    const NOW: UnixTime = UnixTime(1_800_000_000);
+
+    /// A small model folder: `config.json` and `weights/model.bin`.
+    fn model(root: &Path) -> PathBuf {
+        let m = root.join("model");
+        std::fs::create_dir_all(m.join("weights")).unwrap();
+        std::fs::write(m.join("config.json"), br#"{"layers": 2}"#).unwrap();
+        std::fs::write(m.join("weights/model.bin"), b"weights").unwrap();
+        m
+    }
+
+    fn key() -> SigningKey {
+        SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap()
+    }
+
+    fn trust(k: &SigningKey) -> ModelTrust {
+        ModelTrust::Key(k.public_key())
+    }
+
+    /// A model-signing signature by `k` over exactly these resources (name, content), written
+    /// as the reference tool writes it: the subject is the root digest over the resources'
+    /// SHA-256 digests in the order given.
+    fn signature_naming(dir: &Path, k: &SigningKey, resources: &[(&str, &[u8])]) -> PathBuf {
+        let mut all = Vec::new();
+        let list: Vec<_> = resources
+            .iter()
+            .map(|(name, content)| {
+                let d = Digest::sha256_of(content);
+                all.extend_from_slice(d.as_bytes());
+                json!({"name": name, "digest": d.hex(), "algorithm": "sha256"})
+            })
+            .collect();
+        let statement = json!({
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": "model", "digest": {"sha256": Digest::sha256_of(&all).hex()}}],
+            "predicateType": "https://model_signing/signature/v1.0",
+            "predicate": {
+                "serialization": {"method": "files", "hash_type": "sha256",
+                                  "allow_symlinks": false, "ignore_paths": []},
+                "resources": list,
+            },
+        });
+        let b = bundle::dsse_with(
+            k,
+            "application/vnd.in-toto+json",
+            &serde_json::to_vec(&statement).unwrap(),
+            &bundle::Options {
+                hint: Some(String::new()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let path = dir.join("hostile.sig");
+        std::fs::write(&path, b).unwrap();
+        path
+    }
+
+    fn code(r: Result<provenance_oci::model::ModelReport, ModelError>) -> (String, ModelError) {
+        match r {
+            Ok(report) => panic!("a hostile model verified: {report:?}"),
+            Err(e) => (e.code().to_owned(), e),
+        }
+    }
+
+    /// The signature helper is sound: naming the folder's real files verifies.
+    #[test]
+    fn a_hand_written_signature_over_the_real_files_verifies() {
+        let d = tempfile::tempdir().unwrap();
+        let m = model(d.path());
+        let k = key();
+        let s = signature_naming(
+            d.path(),
+            &k,
+            &[
+                ("config.json", br#"{"layers": 2}"#),
+                ("weights/model.bin", b"weights"),
+            ],
+        );
+        let r = verify_model(&m, &s, &trust(&k), &VerifyOptions::default(), NOW).unwrap();
+        assert_eq!(r.files, 2);
+    }
+
+    #[test]
+    fn signed_manifest_naming_a_path_outside_the_root_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let m = model(d.path());
+        std::fs::write(d.path().join("outside"), b"secret").unwrap();
+        let k = key();
+        for name in [
+            "../outside",
+            "weights/../../outside",
+            "weights/../config.json",
+        ] {
+            let s = signature_naming(
+                d.path(),
+                &k,
+                &[
+                    ("config.json", br#"{"layers": 2}"#),
+                    (name, b"secret"),
+                    ("weights/model.bin", b"weights"),
+                ],
+            );
+            let (c, e) = code(verify_model(
+                &m,
+                &s,
+                &trust(&k),
+                &VerifyOptions::default(),
+                NOW,
+            ));
+            assert_eq!(c, "model.unsafe_path", "{name}: {e}");
+            // Tolerating unsigned files does not make a hostile name acceptable.
+            let opts = VerifyOptions {
+                ignore_unsigned_files: true,
+                ..VerifyOptions::default()
+            };
+            let (c, e) = code(verify_model(&m, &s, &trust(&k), &opts, NOW));
+            assert_eq!(c, "model.unsafe_path", "{name}: {e}");
+        }
+    }
+
+    #[test]
+    fn signed_manifest_naming_an_absolute_path_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let m = model(d.path());
+        let outside = d.path().join("outside");
+        std::fs::write(&outside, b"secret").unwrap();
+        let k = key();
+        let abs = outside.to_str().unwrap();
+        let s = signature_naming(
+            d.path(),
+            &k,
+            &[(abs, b"secret"), ("config.json", br#"{"layers": 2}"#)],
+        );
+        let (c, e) = code(verify_model(
+            &m,
+            &s,
+            &trust(&k),
+            &VerifyOptions::default(),
+            NOW,
+        ));
+        assert_eq!(c, "model.unsafe_path", "{e}");
+        assert!(
+            matches!(&e, ModelError::UnsafePath { reason, .. } if *reason == "absolute path"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn signed_manifest_with_dot_empty_or_backslash_components_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let m = model(d.path());
+        let k = key();
+        for (name, reason) in [
+            ("./config.json", "`.` or `..` component"),
+            ("weights/./model.bin", "`.` or `..` component"),
+            ("weights//model.bin", "empty path component"),
+            ("weights/", "empty path component"),
+            ("", "empty path"),
+            ("weights\\model.bin", "NUL or backslash in path"),
+            ("config.json\0.txt", "NUL or backslash in path"),
+        ] {
+            let s = signature_naming(
+                d.path(),
+                &k,
+                &[(name, b"weights"), ("config.json", br#"{"layers": 2}"#)],
+            );
+            let (c, e) = code(verify_model(
+                &m,
+                &s,
+                &trust(&k),
+                &VerifyOptions::default(),
+                NOW,
+            ));
+            assert_eq!(c, "model.unsafe_path", "{name:?}: {e}");
+            assert!(
+                matches!(&e, ModelError::UnsafePath { reason: r, .. } if *r == reason),
+                "{name:?}: {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn signed_manifest_naming_a_file_twice_is_malformed() {
+        let d = tempfile::tempdir().unwrap();
+        let m = model(d.path());
+        let k = key();
+        let s = signature_naming(
+            d.path(),
+            &k,
+            &[
+                ("config.json", br#"{"layers": 2}"#),
+                ("config.json", br#"{"layers": 2}"#),
+                ("weights/model.bin", b"weights"),
+            ],
+        );
+        let (c, e) = code(verify_model(
+            &m,
+            &s,
+            &trust(&k),
+            &VerifyOptions::default(),
+            NOW,
+        ));
+        assert_eq!(c, "model.malformed_manifest", "{e}");
+    }
+
+    #[test]
+    fn names_differing_only_by_case_or_unicode_normalization_do_not_match() {
+        let d = tempfile::tempdir().unwrap();
+        let m = model(d.path());
+        let k = key();
+        // Signed `Config.json`, the folder has `config.json`: file names are compared byte for
+        // byte, as model-signing does on a case-sensitive file system.
+        let s = signature_naming(
+            d.path(),
+            &k,
+            &[
+                ("Config.json", br#"{"layers": 2}"#),
+                ("weights/model.bin", b"weights"),
+            ],
+        );
+        let (c, e) = code(verify_model(
+            &m,
+            &s,
+            &trust(&k),
+            &VerifyOptions::default(),
+            NOW,
+        ));
+        assert_eq!(c, "model.mismatch", "{e}");
+        let ModelError::Mismatch { diff } = e else {
+            unreachable!()
+        };
+        assert_eq!(diff.missing, vec!["Config.json".to_owned()]);
+        assert_eq!(diff.extra, vec!["config.json".to_owned()]);
+
+        // Signed `café.bin` in NFC (U+00E9), the folder's file is NFD (`e` + U+0301).
+        let nfc = "weights/caf\u{e9}.bin";
+        let nfd = "weights/cafe\u{301}.bin";
+        std::fs::write(m.join(nfd), b"tensor").unwrap();
+        let s = signature_naming(
+            d.path(),
+            &k,
+            &[
+                ("config.json", br#"{"layers": 2}"#),
+                (nfc, b"tensor"),
+                ("weights/model.bin", b"weights"),
+            ],
+        );
+        let (c, e) = code(verify_model(
+            &m,
+            &s,
+            &trust(&k),
+            &VerifyOptions::default(),
+            NOW,
+        ));
+        assert_eq!(c, "model.mismatch", "{e}");
+        let ModelError::Mismatch { diff } = e else {
+            unreachable!()
+        };
+        assert_eq!(diff.missing, vec![nfc.to_owned()]);
+        assert_eq!(diff.extra, vec![nfd.to_owned()]);
+    }
+
+    /// Signs the folder as it is now (before the attack), with the project's own signer.
+    fn sign_now(d: &Path, m: &Path, k: &SigningKey) -> PathBuf {
+        let s = d.join("model.sig");
+        sign_model(m, &s, k, &SignModelOptions::default()).unwrap();
+        verify_model(m, &s, &trust(k), &VerifyOptions::default(), NOW).unwrap();
+        s
+    }
+
+    #[test]
+    fn directory_symlinks_are_refused_inside_outside_and_dangling() {
+        let d = tempfile::tempdir().unwrap();
+        let m = model(d.path());
+        let k = key();
+        let s = sign_now(d.path(), &m, &k);
+        let allow = VerifyOptions {
+            allow_symlinks: true,
+            ..VerifyOptions::default()
+        };
+        // `weights` replaced by a symlink to a copy inside the root.
+        std::fs::rename(m.join("weights"), m.join("real-weights")).unwrap();
+        std::os::unix::fs::symlink("real-weights", m.join("weights")).unwrap();
+        let (c, e) = code(verify_model(
+            &m,
+            &s,
+            &trust(&k),
+            &VerifyOptions::default(),
+            NOW,
+        ));
+        assert_eq!(c, "model.symlink", "{e}");
+        let (c, e) = code(verify_model(&m, &s, &trust(&k), &allow, NOW));
+        assert_eq!(c, "model.unsupported", "{e}");
+
+        // ... to a folder outside the root.
+        std::fs::remove_file(m.join("weights")).unwrap();
+        std::fs::rename(m.join("real-weights"), d.path().join("outside-weights")).unwrap();
+        std::os::unix::fs::symlink(d.path().join("outside-weights"), m.join("weights")).unwrap();
+        let (c, e) = code(verify_model(
+            &m,
+            &s,
+            &trust(&k),
+            &VerifyOptions::default(),
+            NOW,
+        ));
+        assert_eq!(c, "model.symlink", "{e}");
+        let (c, e) = code(verify_model(&m, &s, &trust(&k), &allow, NOW));
+        assert_eq!(c, "model.symlink_escape", "{e}");
+
+        // ... dangling.
+        std::fs::remove_file(m.join("weights")).unwrap();
+        std::os::unix::fs::symlink("nowhere", m.join("weights")).unwrap();
+        let (c, e) = code(verify_model(&m, &s, &trust(&k), &allow, NOW));
+        assert_eq!(c, "model.symlink_escape", "{e}");
+    }
+
+    #[test]
+    fn sockets_and_fifos_in_the_model_are_special_files() {
+        let d = tempfile::tempdir().unwrap();
+        let m = model(d.path());
+        let k = key();
+        let s = sign_now(d.path(), &m, &k);
+        // A Unix socket where a weights file could be.
+        let sock = m.join("weights/extra.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let (c, e) = code(verify_model(
+            &m,
+            &s,
+            &trust(&k),
+            &VerifyOptions::default(),
+            NOW,
+        ));
+        assert_eq!(c, "model.special_file", "{e}");
+        assert_eq!(
+            e,
+            ModelError::SpecialFile {
+                path: "weights/extra.sock".into()
+            }
+        );
+        std::fs::remove_file(&sock).unwrap();
+
+        // A FIFO replacing a signed file: refused without being opened (a read would block).
+        std::fs::remove_file(m.join("config.json")).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(m.join("config.json"))
+            .status();
+        match made {
+            Ok(st) if st.success() => {
+                let (c, e) = code(verify_model(
+                    &m,
+                    &s,
+                    &trust(&k),
+                    &VerifyOptions::default(),
+                    NOW,
+                ));
+                assert_eq!(c, "model.special_file", "{e}");
+            }
+            _ if std::env::var("CI").as_deref() == Ok("true") => {
+                panic!("mkfifo (coreutils) is needed under CI")
+            }
+            _ => eprintln!("SKIPPED: FIFO case (mkfifo not available)"),
+        }
+    }
 }
