@@ -54,7 +54,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use provenance_core::outcome::{Reason, ResourceRef, RuleResult, RuleStatus};
+use provenance_core::outcome::{Reason, RuleResult, RuleStatus};
 use provenance_core::verify::{Expectation, IdentityExpectation, SignatureMaterial};
 use provenance_core::{Digest, PublicKey};
 use serde_json::{Value as Json, json};
@@ -62,10 +62,10 @@ use serde_json::{Value as Json, json};
 use crate::Error;
 use crate::cel::value::{cel_to_json, json_to_cel};
 use crate::cel::{
-    AuditAnnotation, Dialect, ImageBinding, ImageScope, KyvernoFn, NamedProgram, PolicyInput,
-    Program, RequestView, Validation, Value, Variable, VariableScope, check_variables,
+    AuditAnnotation, Dialect, ImageBinding, ImageScope, KyvernoFn, MatchConditions, NamedProgram,
+    PolicyInput, Program, RequestView, Validation, Value, Variable, VariableScope, check_variables,
     compile_audit_annotations_in, compile_named_in, compile_validations_in, compile_variables_in,
-    evaluate_audit_annotations, str_field,
+    evaluate_audit_annotations, evaluate_match_conditions, str_field,
 };
 use crate::context::{image_info, images_of};
 use crate::engine::UNSUPPORTED;
@@ -555,20 +555,13 @@ impl ImageValidatingPolicy {
             _ => return Ok(false),
         }
         let scope = VariableScope::empty(view);
-        let mut first_error = None;
-        for mc in &self.match_conditions {
-            match mc.program.evaluate_bool(&scope) {
-                Ok(true) => {}
-                Ok(false) => return Ok(false),
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
+        match evaluate_match_conditions(&self.match_conditions, &scope) {
+            MatchConditions::Hold => Ok(true),
+            MatchConditions::False => Ok(false),
+            MatchConditions::Errors { .. } if self.failure_policy == FailurePolicy::Ignore => {
+                Ok(false)
             }
-        }
-        match first_error {
-            None => Ok(true),
-            Some(_) if self.failure_policy == FailurePolicy::Ignore => Ok(false),
-            Some(e) => Err(e),
+            MatchConditions::Errors { first, .. } => Err(first),
         }
     }
 
@@ -760,17 +753,7 @@ impl ImageValidatingPolicy {
         images: Option<&VerifyImagesContext<'_>>,
         verified: &RefCell<BTreeMap<String, bool>>,
     ) -> Option<(Vec<RuleResult>, Vec<String>)> {
-        let (group, version, kind) = input.kind();
-        let resource = ResourceRef {
-            api_version: if group.is_empty() {
-                version
-            } else {
-                format!("{group}/{version}")
-            },
-            kind,
-            namespace: input.namespace(),
-            name: input.name(),
-        };
+        let resource = input.resource_ref();
         let result = |rule: &str, status: RuleStatus, message: String| {
             RuleResult::new(self.name.clone(), rule, resource.clone(), status, message)
         };

@@ -63,13 +63,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use provenance_core::outcome::{Reason, ResourceRef, RuleResult, RuleStatus};
+use provenance_core::outcome::{Reason, RuleResult, RuleStatus};
 
 use crate::Error;
 use crate::cel::{
-    AuditAnnotation, CompiledCelRule, K8sMode, NamedProgram, RequestView, Validation, Variable,
-    VariableScope, check_variables, compile_audit_annotations, compile_named, compile_validations,
-    compile_variables, evaluate_audit_annotations, str_field,
+    AuditAnnotation, CompiledCelRule, K8sMode, MatchConditions, NamedProgram, RequestView,
+    Validation, Variable, VariableScope, check_variables, compile_audit_annotations, compile_named,
+    compile_validations, compile_variables, evaluate_audit_annotations, evaluate_match_conditions,
+    str_field,
 };
 pub use crate::cel::{ContextData, GroupVersionResource, Operation, PolicyInput, UserInfo};
 
@@ -769,17 +770,7 @@ impl ValidatingPolicy {
             Some(mc) if mc.matches(input) => {}
             _ => return Vec::new(),
         }
-        let (group, version, kind) = input.kind();
-        let resource = ResourceRef {
-            api_version: if group.is_empty() {
-                version
-            } else {
-                format!("{group}/{version}")
-            },
-            kind,
-            namespace: input.namespace(),
-            name: input.name(),
-        };
+        let resource = input.resource_ref();
         let result = |rule: &str, status: RuleStatus, message: String| {
             RuleResult::new(self.name.clone(), rule, resource.clone(), status, message)
         };
@@ -800,38 +791,23 @@ impl ValidatingPolicy {
         // PolicyExceptions: evaluated before matchConditions, as Kyverno does.
         let mut matched: Vec<&CelPolicyException> = Vec::new();
         for ex in &self.exceptions {
-            let mut all = true;
-            let mut errors = Vec::new();
-            for mc in &ex.match_conditions {
-                match mc.program.evaluate_bool(&scope) {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        all = false;
-                        break;
+            match evaluate_match_conditions(&ex.match_conditions, &scope) {
+                MatchConditions::Hold => matched.push(ex),
+                MatchConditions::False => {}
+                MatchConditions::Errors { first: e, .. } => {
+                    if !matched.is_empty() || self.failure_policy == FailurePolicy::Ignore {
+                        continue;
                     }
-                    Err(e) => errors.push(e),
+                    return vec![
+                        result(
+                            "evaluation",
+                            RuleStatus::Error,
+                            format!("failed to load context: {e}"),
+                        )
+                        .with_reason(Reason::from_error(&e)),
+                    ];
                 }
             }
-            if !all {
-                continue;
-            }
-            if let Some(e) = errors.first() {
-                if !matched.is_empty() {
-                    continue;
-                }
-                if self.failure_policy == FailurePolicy::Ignore {
-                    continue;
-                }
-                return vec![
-                    result(
-                        "evaluation",
-                        RuleStatus::Error,
-                        format!("failed to load context: {e}"),
-                    )
-                    .with_reason(Reason::from_error(e)),
-                ];
-            }
-            matched.push(ex);
         }
         if !matched.is_empty() {
             let mut selected = matched[0];
@@ -856,27 +832,28 @@ impl ValidatingPolicy {
             )];
         }
         // matchConditions: any false → skip; errors → Ignore skips, Fail errors.
-        let mut errors = Vec::new();
-        for mc in &self.match_conditions {
-            match mc.program.evaluate_bool(&scope) {
-                Ok(true) => {}
-                Ok(false) => return vec![result("", RuleStatus::Skip, "skip".to_owned())],
-                Err(e) => errors.push(e),
-            }
-        }
-        if !errors.is_empty() {
-            if self.failure_policy == FailurePolicy::Ignore {
+        match evaluate_match_conditions(&self.match_conditions, &scope) {
+            MatchConditions::Hold => {}
+            MatchConditions::False => {
                 return vec![result("", RuleStatus::Skip, "skip".to_owned())];
             }
-            let msgs: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-            return vec![
-                result(
-                    "evaluation",
-                    RuleStatus::Error,
-                    format!("failed to load context: {}", msgs.join("; ")),
-                )
-                .with_reason(Reason::from_error(&errors[0])),
-            ];
+            MatchConditions::Errors { .. } if self.failure_policy == FailurePolicy::Ignore => {
+                return vec![result("", RuleStatus::Skip, "skip".to_owned())];
+            }
+            MatchConditions::Errors { first, more } => {
+                let msgs: Vec<String> = std::iter::once(&first)
+                    .chain(&more)
+                    .map(|e| e.to_string())
+                    .collect();
+                return vec![
+                    result(
+                        "evaluation",
+                        RuleStatus::Error,
+                        format!("failed to load context: {}", msgs.join("; ")),
+                    )
+                    .with_reason(Reason::from_error(&first)),
+                ];
+            }
         }
         for (index, v) in self.validations.iter().enumerate() {
             match v.expression.evaluate_in(&scope) {
@@ -1165,17 +1142,7 @@ impl ValidatingAdmissionPolicy {
         input: &PolicyInput,
         param_resources: &[serde_json::Value],
     ) -> Vec<RuleResult> {
-        let (group, version, kind) = input.kind();
-        let resource = ResourceRef {
-            api_version: if group.is_empty() {
-                version
-            } else {
-                format!("{group}/{version}")
-            },
-            kind,
-            namespace: input.namespace(),
-            name: input.name(),
-        };
+        let resource = input.resource_ref();
         let mode = K8sMode::AdmissionPolicy {
             ignore_errors: self.ignore_errors,
         };

@@ -173,6 +173,22 @@ impl PolicyInput {
         (group, version, kind)
     }
 
+    /// The subject as results name it: `apiVersion` (`group/version`, or `version` for the
+    /// core group), kind, namespace and name.
+    pub(crate) fn resource_ref(&self) -> provenance_core::outcome::ResourceRef {
+        let (group, version, kind) = self.kind();
+        provenance_core::outcome::ResourceRef {
+            api_version: if group.is_empty() {
+                version
+            } else {
+                format!("{group}/{version}")
+            },
+            kind,
+            namespace: self.namespace(),
+            name: self.name(),
+        }
+    }
+
     /// The resource being admitted: [`PolicyInput::resource`] or the one derived from the kind.
     pub fn gvr(&self) -> GroupVersionResource {
         if let Some(r) = &self.resource {

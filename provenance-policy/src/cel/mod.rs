@@ -584,6 +584,47 @@ pub struct NamedProgram {
     pub program: Program,
 }
 
+/// What a list of `matchConditions` says about a request ([`evaluate_match_conditions`]).
+#[derive(Debug)]
+pub(crate) enum MatchConditions {
+    /// Every condition is true (or there are none).
+    Hold,
+    /// A condition is false: the request does not match, whatever else failed to evaluate.
+    False,
+    /// No condition is false and at least one failed to evaluate: the errors, in order.
+    Errors {
+        /// The first error.
+        first: Error,
+        /// The errors after it.
+        more: Vec<Error>,
+    },
+}
+
+/// Evaluates `conditions` in order as Kubernetes evaluates `matchConditions`: the first false
+/// one decides (evaluation stops there), errors before it do not; with none false, any
+/// evaluation error leaves the match undecided.
+pub(crate) fn evaluate_match_conditions(
+    conditions: &[NamedProgram],
+    scope: &VariableScope<'_, '_>,
+) -> MatchConditions {
+    let mut errors = Vec::new();
+    for c in conditions {
+        match c.program.evaluate_bool(scope) {
+            Ok(true) => {}
+            Ok(false) => return MatchConditions::False,
+            Err(e) => errors.push(e),
+        }
+    }
+    let mut errors = errors.into_iter();
+    match errors.next() {
+        None => MatchConditions::Hold,
+        Some(first) => MatchConditions::Errors {
+            first,
+            more: errors.collect(),
+        },
+    }
+}
+
 /// An audit annotation (`key`, `valueExpression`).
 #[derive(Debug)]
 pub struct AuditAnnotation {
