@@ -26,7 +26,8 @@ pub enum Check {
     MaterialKind,
     /// The signed content does not describe the artifact (message digest, in-toto subject).
     ArtifactMismatch,
-    /// The cosign simple-signing payload names another image digest than the one admitted.
+    /// A cosign layer names another image digest than the one admitted: the simple-signing
+    /// payload of a `.sig` layer, or the in-toto subject of a DSSE `.att` layer.
     ImageDigestMismatch,
     /// The cosign simple-signing payload is malformed or has the wrong type.
     SimpleSigningPayload,

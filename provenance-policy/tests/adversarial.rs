@@ -1,0 +1,552 @@
+//! Adversarial inputs to the policy engine, through the calls a user makes: `verifyImages`
+//! over an OCI layout (`PolicySet::image_requests`, `gather::gather` over a `LayoutSource`,
+//! `PolicySet::decide_with`), AdmissionReviews (`admission::input_from_review`,
+//! `PolicySet::review`) and policy loading (`PolicySet::add_yaml`). Every case asserts that
+//! the outcome is a failure or an error, never a pass, and names the exact code.
+//!
+//! Signatures are made by the test with a fresh key (`provenance_oci::sign`, as
+//! `cosign sign --key --tlog-upload=false` writes them) and then moved where they do not
+//! belong: a valid signature of one image replayed onto another (cosign `.sig` tag, Sigstore
+//! bundle referrer with its subject rewritten), an attestation about one image attached to
+//! another (cosign `.att` tag, bundle referrer).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use provenance_core::sign::{KeyAlgorithm, SigningKey, bundle};
+use provenance_core::verify::{PUBLIC_GOOD_TRUSTED_ROOT, Verifier};
+use provenance_core::{Digest, DigestAlgorithm, ImageReference, RuleStatus, TrustRoot, UnixTime};
+use provenance_oci::sign::{
+    ANNOTATION_BUNDLE_CONTENT, ANNOTATION_BUNDLE_PREDICATE_TYPE, SignOptions, attach_bundle,
+    attest_image, attest_image_bundle, sign_image, sign_image_bundle,
+};
+use provenance_oci::{EvidenceSource, LayoutPublisher, LayoutSource, Manifest, Publisher};
+use provenance_policy::admission::{Decision, PolicySet, input_from_review};
+use provenance_policy::jmespath::Env;
+use provenance_policy::request::ResourceInput;
+use provenance_policy::verify_images::VerifyImagesContext;
+use serde_json::{Value, json};
+
+const NOW: UnixTime = UnixTime(1_800_000_000);
+const SLSA: &str = "https://slsa.dev/provenance/v1";
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+fn image(name: &str) -> ImageReference {
+    ImageReference::parse(&format!("registry.provenance.test/acme/{name}:1")).unwrap()
+}
+
+/// Pushes a one-layer image (its layer bytes make its digest unique); returns its digest.
+async fn push_image<P: Publisher>(p: &P, img: &ImageReference) -> Digest {
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let layer = format!("layer of {img}").into_bytes();
+    let repo = ImageReference::from_name(&img.name()).unwrap();
+    p.push_blob(&repo, &Digest::sha256_of(config), config)
+        .await
+        .unwrap();
+    p.push_blob(&repo, &Digest::sha256_of(&layer), &layer)
+        .await
+        .unwrap();
+    let m = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": Digest::sha256_of(config).to_string(), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": Digest::sha256_of(&layer).to_string(), "size": layer.len()}],
+    });
+    let m = Manifest::from_bytes(
+        serde_json::to_vec(&m).unwrap(),
+        DigestAlgorithm::Sha256,
+        None,
+    )
+    .unwrap();
+    p.push_manifest(img, &m).await.unwrap();
+    m.digest
+}
+
+/// An in-toto SLSA v1 Statement whose subject is `digest`.
+fn slsa_statement(digest: &Digest) -> Vec<u8> {
+    use provenance_attest::build::{SlsaProvenanceBuilder, resource, statement};
+    let p = SlsaProvenanceBuilder::new(
+        "https://github.com/actions/runner",
+        "https://example.com/build/v1",
+    )
+    .build()
+    .unwrap();
+    statement(vec![resource("image", digest)], SLSA, p)
+        .unwrap()
+        .to_json()
+}
+
+/// One attestor set with `key` (no transparency log), its `- entries:` line indented `pad`.
+fn key_entry(key: &SigningKey, pad: usize) -> String {
+    let sp = " ".repeat(pad);
+    let pem: String = key
+        .public_key()
+        .to_pem()
+        .lines()
+        .map(|l| format!("{sp}          {l}\n"))
+        .collect();
+    format!(
+        "{sp}- entries:\n{sp}    - keys:\n{sp}        rekor: {{ignoreTlog: true}}\n{sp}        publicKeys: |-\n{pem}"
+    )
+}
+
+/// `verifyImages` requiring a signature by `key` on every `registry.provenance.test` image.
+fn signature_policy(key: &SigningKey) -> PolicySet {
+    let yaml = format!(
+        r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {{name: verify-images}}
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: signed
+      match: {{any: [{{resources: {{kinds: [Pod]}}}}]}}
+      verifyImages:
+        - imageReferences: ["registry.provenance.test/*"]
+          attestors:
+{}"#,
+        key_entry(key, 12)
+    );
+    let mut set = PolicySet::default();
+    set.add_yaml(&yaml, "signature.yaml").unwrap();
+    set
+}
+
+/// `verifyImages` requiring a SLSA v1 attestation signed by `key` (no image signature).
+fn attestation_policy(key: &SigningKey) -> PolicySet {
+    let yaml = format!(
+        r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {{name: verify-provenance}}
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: slsa
+      match: {{any: [{{resources: {{kinds: [Pod]}}}}]}}
+      verifyImages:
+        - imageReferences: ["registry.provenance.test/*"]
+          attestations:
+            - type: {SLSA}
+              attestors:
+{}"#,
+        key_entry(key, 16)
+    );
+    let mut set = PolicySet::default();
+    set.add_yaml(&yaml, "attestation.yaml").unwrap();
+    set
+}
+
+fn pod(img: &ImageReference, annotations: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "inference", "namespace": "ml", "annotations": annotations},
+        "spec": {"containers": [{"name": "server", "image": img.to_string()}]}})
+}
+
+/// The user's flow: which images need what, gather it from the layout, verify and decide.
+async fn decide_input(layout: &Path, set: &PolicySet, input: &ResourceInput) -> Decision {
+    let requests = set.image_requests(input);
+    assert!(!requests.is_empty(), "the policy covers the Pod's image");
+    let source = Arc::new(LayoutSource::open(layout).unwrap());
+    let evidence = provenance_policy::gather::gather(source, &requests, 4).await;
+    let root = TrustRoot::from_trusted_root_json(PUBLIC_GOOD_TRUSTED_ROOT).unwrap();
+    let verifier = Verifier::new(&root).unwrap();
+    let cx = VerifyImagesContext {
+        evidence: &evidence,
+        verifier: &verifier,
+        now: NOW,
+        cache: None,
+    };
+    set.decide_with(input, &Env::at(NOW), Some(&cx))
+}
+
+async fn decide(layout: &Path, set: &PolicySet, img: &ImageReference) -> Decision {
+    decide_input(layout, set, &ResourceInput::create(pod(img, json!({})))).await
+}
+
+fn assert_pass(d: &Decision) {
+    assert!(d.allowed, "{d:?}");
+    assert_eq!(d.results.len(), 1, "{:?}", d.results);
+    assert_eq!(
+        d.results[0].status,
+        RuleStatus::Pass,
+        "{}",
+        d.results[0].message
+    );
+}
+
+/// Denied, by a `fail` of the one `verifyImages` rule (reason `policy.verify_images.failed`)
+/// whose message names `detail`: the verifier's code in brackets, or the engine's phrase.
+fn assert_failed(d: &Decision, detail: &str) {
+    assert!(!d.allowed, "{d:?}");
+    assert_eq!(d.results.len(), 1, "{:?}", d.results);
+    let r = &d.results[0];
+    assert_eq!(r.status, RuleStatus::Fail, "{}", r.message);
+    assert_eq!(
+        r.reasons
+            .iter()
+            .map(|x| x.code.as_str())
+            .collect::<Vec<_>>(),
+        ["policy.verify_images.failed"],
+        "{r:?}"
+    );
+    assert!(
+        r.message.contains(detail),
+        "want {detail:?} in {}",
+        r.message
+    );
+    assert!(d.patches.is_empty(), "nothing pinned: {:?}", d.patches);
+}
+
+/// The layout path of blob `digest`.
+fn blob(layout: &Path, digest: &Digest) -> Vec<u8> {
+    std::fs::read(layout.join("blobs").join("sha256").join(digest.hex())).unwrap()
+}
+
+#[tokio::test]
+async fn cosign_signature_of_another_image_replayed_onto_the_sig_tag_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = LayoutPublisher::open(dir.path()).unwrap();
+    let (a, b) = (image("a"), image("b"));
+    let da = push_image(&p, &a).await;
+    let db = push_image(&p, &b).await;
+    let key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let signed = sign_image(&p, &a, &da, &key, &SignOptions::default())
+        .await
+        .unwrap();
+    // Copy A's `.sig` manifest, byte for byte, to B's `sha256-<B>.sig` tag.
+    let sig_manifest = p.manifest(&signed.reference).await.unwrap();
+    let b_sig = b
+        .with_tag(&format!("sha256-{}.sig", db.hex()))
+        .expect("tag");
+    p.push_manifest(&b_sig, &sig_manifest).await.unwrap();
+    assert_eq!(
+        LayoutSource::open(dir.path())
+            .unwrap()
+            .signatures(&b, &db, None)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "the replayed signature is found on B"
+    );
+
+    let set = signature_policy(&key);
+    assert_pass(&decide(dir.path(), &set, &a).await);
+    assert_failed(
+        &decide(dir.path(), &set, &b).await,
+        "[verify.cosign.image_digest_mismatch]",
+    );
+}
+
+#[tokio::test]
+async fn bundle_signature_of_another_image_as_a_referrer_of_this_one_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = LayoutPublisher::open(dir.path()).unwrap();
+    let (a, b) = (image("a"), image("b"));
+    let da = push_image(&p, &a).await;
+    let db = push_image(&p, &b).await;
+    let key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let published = sign_image_bundle(&p, &a, &da, &key, &bundle::Options::default())
+        .await
+        .unwrap();
+    // A's bundle (a message signature over A's manifest), attached as a referrer whose
+    // `subject` is B.
+    let bundle_json = blob(dir.path(), &published.layer_digest);
+    let b_manifest = p.manifest_at(&b, &db).await.unwrap();
+    let ann = BTreeMap::from([(
+        ANNOTATION_BUNDLE_CONTENT.to_owned(),
+        "message-signature".to_owned(),
+    )]);
+    attach_bundle(&p, &b, &b_manifest, &bundle_json, &ann)
+        .await
+        .unwrap();
+    assert_eq!(
+        LayoutSource::open(dir.path())
+            .unwrap()
+            .signatures(&b, &db, None)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "the replayed bundle is found as B's referrer"
+    );
+
+    let set = signature_policy(&key);
+    assert_pass(&decide(dir.path(), &set, &a).await);
+    assert_failed(
+        &decide(dir.path(), &set, &b).await,
+        "[verify.artifact.mismatch]",
+    );
+}
+
+#[tokio::test]
+async fn attestation_about_another_image_on_the_att_tag_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = LayoutPublisher::open(dir.path()).unwrap();
+    let (a, b) = (image("a"), image("b"));
+    let da = push_image(&p, &a).await;
+    let db = push_image(&p, &b).await;
+    let key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    // A DSSE in-toto attestation by the trusted key whose subject is A...
+    let published = attest_image(&p, &a, &da, &key, &slsa_statement(&da), None)
+        .await
+        .unwrap();
+    // ... attached to B (A's `.att` manifest copied to B's `sha256-<B>.att` tag).
+    let att = p.manifest(&published.reference).await.unwrap();
+    let b_att = b
+        .with_tag(&format!("sha256-{}.att", db.hex()))
+        .expect("tag");
+    p.push_manifest(&b_att, &att).await.unwrap();
+
+    let set = attestation_policy(&key);
+    assert_pass(&decide(dir.path(), &set, &a).await);
+    // A cosign layer that names another image: the cosign code (docs/verification.md), with
+    // the in-toto subject named in the message.
+    let d = decide(dir.path(), &set, &b).await;
+    assert_failed(&d, "[verify.cosign.image_digest_mismatch]");
+    assert_failed(&d, "no in-toto subject digest matches the artifact");
+}
+
+#[tokio::test]
+async fn attestation_bundle_about_another_image_as_a_referrer_of_this_one_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = LayoutPublisher::open(dir.path()).unwrap();
+    let (a, b) = (image("a"), image("b"));
+    let da = push_image(&p, &a).await;
+    let db = push_image(&p, &b).await;
+    let key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let published = attest_image_bundle(
+        &p,
+        &a,
+        &da,
+        &key,
+        &slsa_statement(&da),
+        &bundle::Options::default(),
+    )
+    .await
+    .unwrap();
+    let bundle_json = blob(dir.path(), &published.layer_digest);
+    let b_manifest = p.manifest_at(&b, &db).await.unwrap();
+    let ann = BTreeMap::from([
+        (
+            ANNOTATION_BUNDLE_CONTENT.to_owned(),
+            "dsse-envelope".to_owned(),
+        ),
+        (ANNOTATION_BUNDLE_PREDICATE_TYPE.to_owned(), SLSA.to_owned()),
+    ]);
+    attach_bundle(&p, &b, &b_manifest, &bundle_json, &ann)
+        .await
+        .unwrap();
+
+    let set = attestation_policy(&key);
+    assert_pass(&decide(dir.path(), &set, &a).await);
+    assert_failed(
+        &decide(dir.path(), &set, &b).await,
+        "[verify.artifact.mismatch]",
+    );
+}
+
+#[tokio::test]
+async fn forged_verification_annotations_in_an_admission_review_are_not_evidence() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = LayoutPublisher::open(dir.path()).unwrap();
+    let (a, u) = (image("a"), image("unsigned"));
+    let da = push_image(&p, &a).await;
+    let du = push_image(&p, &u).await;
+    let key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let signed = sign_image(&p, &a, &da, &key, &SignOptions::default())
+        .await
+        .unwrap();
+    // Real signature bytes of A, pasted into annotations of a Pod running the unsigned image.
+    let sig_manifest: Value =
+        serde_json::from_slice(&p.manifest(&signed.reference).await.unwrap().bytes).unwrap();
+    let layer = &sig_manifest["layers"][0];
+    let pinned = format!("registry.provenance.test/acme/unsigned@{du}");
+    let annotations = json!({
+        "kyverno.io/verify-images": json!({ pinned.clone(): "pass" }).to_string(),
+        "kyverno.io/verify-images-scoped": json!({"verify-images/signed": {pinned.clone(): "pass"}}).to_string(),
+        "dev.cosignproject.cosign/signature": layer["annotations"]["dev.cosignproject.cosign/signature"],
+        "cosign.sigstore.dev/signature": layer["annotations"]["dev.cosignproject.cosign/signature"],
+        "cosign.sigstore.dev/imageDigest": du.to_string(),
+        "policies.kyverno.io/verified": "true",
+        "model.ai/signature-verified": "true",
+    });
+    let review = json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {
+            "uid": "8b5c1f0e", "operation": "CREATE", "namespace": "ml",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "userInfo": {"username": "system:serviceaccount:ml:deployer"},
+            "object": pod(&u, annotations),
+        }
+    });
+    let set = signature_policy(&key);
+    let input = input_from_review(&review, BTreeMap::new(), None).unwrap();
+    let d = decide_input(dir.path(), &set, &input).await;
+    assert_failed(&d, "no signatures found");
+
+    // The same review, decided without image evidence: an error, never a pass.
+    let out = set
+        .review(&review, BTreeMap::new(), None, &Env::at(NOW))
+        .unwrap();
+    assert_eq!(out["response"]["allowed"], false, "{out}");
+    assert_eq!(out["response"]["status"]["code"], 403, "{out}");
+    let d = set.decide(&input, &Env::at(NOW));
+    assert_eq!(d.results[0].status, RuleStatus::Error);
+    assert_eq!(d.results[0].reasons[0].code, "policy.unsupported");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile YAML and JSON: bounded errors in the normal test thread, no stack overflow.
+
+fn load_error(text: &str) -> provenance_policy::Error {
+    let mut set = PolicySet::default();
+    match set.add_yaml(text, "hostile.yaml") {
+        Ok(()) => panic!("loaded {} policies from hostile YAML", set.policies().len()),
+        Err(e) => e,
+    }
+}
+
+/// A policy whose `spec` carries a billion-laughs alias tree (9 levels of 9 aliases).
+fn billion_laughs(indent: &str) -> String {
+    let mut out = format!(
+        "{indent}a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n"
+    );
+    let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i"];
+    for w in names.windows(2) {
+        let refs = vec![format!("*{}", w[0]); 9].join(",");
+        out.push_str(&format!("{indent}{}: &{} [{refs}]\n", w[1], w[1]));
+    }
+    out
+}
+
+#[test]
+fn yaml_alias_bomb_in_a_policy_is_a_bounded_parse_error() {
+    let yaml = format!(
+        "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {{name: lol}}\nspec:\n  rules: []\n  lol:\n{}",
+        billion_laughs("    ")
+    );
+    let e = load_error(&yaml);
+    assert_eq!(e.code(), "policy.parse", "{e}");
+    assert!(e.to_string().contains("budget breached"), "{e}");
+    // Resources (the CLI's --resource files) are read the same way.
+    let e = provenance_policy::yaml::load_documents(&billion_laughs(""), "pod.yaml").unwrap_err();
+    assert_eq!(e.code(), "policy.parse", "{e}");
+}
+
+#[test]
+fn deeply_nested_policy_yaml_is_a_bounded_parse_error() {
+    let head = "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: deep}\nspec:\n  rules:\n  - name: r\n    match: {any: [{resources: {kinds: [Pod]}}]}\n    validate:\n      pattern: ";
+    for depth in [100, 10_000, 1_000_000] {
+        // Flow mappings and sequences, nested `depth` deep.
+        let maps = format!("{head}{}1{}\n", "{a: ".repeat(depth), "}".repeat(depth));
+        let e = load_error(&maps);
+        assert_eq!(e.code(), "policy.parse", "{depth}: {e}");
+        let seqs = format!("{head}{}{}\n", "[".repeat(depth), "]".repeat(depth));
+        let e = load_error(&seqs);
+        assert_eq!(e.code(), "policy.parse", "{depth}: {e}");
+    }
+    // Block mappings, one level per line.
+    let mut block = String::from(head);
+    block.push('\n');
+    for i in 0..2_000 {
+        block.push_str(&" ".repeat(8 + i));
+        block.push_str("a:\n");
+    }
+    let e = load_error(&block);
+    assert_eq!(e.code(), "policy.parse", "{e}");
+    // Over the size limit: refused before parsing.
+    let big = format!(
+        "{head}\"{}\"\n",
+        "x".repeat(provenance_policy::yaml::MAX_DOCUMENT_BYTES)
+    );
+    let e = load_error(&big);
+    assert_eq!(e.code(), "policy.parse", "{e}");
+    assert!(e.to_string().contains("exceeds"), "{e}");
+}
+
+fn review_of(object: Value) -> Value {
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": "1", "operation": "CREATE", "namespace": "ml",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "userInfo": {"username": "alice"}, "object": object}})
+}
+
+#[test]
+fn deeply_nested_and_huge_admission_reviews_are_bounded() {
+    // JSON as deep as a JSON parser with a recursion limit lets through (serde_json: 128),
+    // under `spec`, against a pattern, a JMESPath and a CEL rule that walk it.
+    let mut set = PolicySet::default();
+    set.add_yaml(
+        r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: walkers}
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: pattern
+      match: {any: [{resources: {kinds: [Pod]}}]}
+      validate:
+        pattern: {spec: {containers: [{image: "registry.provenance.test/*"}]}}
+    - name: jmespath
+      match: {any: [{resources: {kinds: [Pod]}}]}
+      validate:
+        deny:
+          conditions:
+            any:
+              - key: "{{ length(to_string(request.object.spec)) }}"
+                operator: GreaterThan
+                value: 1000000
+    - name: cel
+      match: {any: [{resources: {kinds: [Pod]}}]}
+      validate:
+        cel:
+          expressions:
+            - expression: "object.spec.containers.all(c, c.image.startsWith('registry.provenance.test/'))"
+"#,
+        "walkers.yaml",
+    )
+    .unwrap();
+    let depth = 110;
+    let text = format!(
+        r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"deep","namespace":"ml"}},
+           "spec":{{"containers":[{{"name":"c","image":"evil.example/x:1"}}],"x":{}1{}}}}}"#,
+        "{\"a\":".repeat(depth),
+        "}".repeat(depth)
+    );
+    let object: Value = serde_json::from_str(&text).unwrap();
+    let out = set
+        .review(&review_of(object), BTreeMap::new(), None, &Env::at(NOW))
+        .unwrap();
+    assert_eq!(out["response"]["allowed"], false, "{out}");
+    // Deeper than that, the JSON parser refuses it (the webhook answers webhook.body.malformed).
+    let deeper = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
+    assert!(serde_json::from_str::<Value>(&deeper).is_err());
+
+    // Huge but shallow: 5,000 containers, each decided.
+    let containers: Vec<Value> = (0..5_000)
+        .map(|i| json!({"name": format!("c{i}"), "image": "registry.provenance.test/acme/a:1"}))
+        .chain([json!({"name": "last", "image": "evil.example/x:1"})])
+        .collect();
+    let object = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "huge", "namespace": "ml"}, "spec": {"containers": containers}});
+    let out = set
+        .review(&review_of(object), BTreeMap::new(), None, &Env::at(NOW))
+        .unwrap();
+    assert_eq!(out["response"]["allowed"], false, "{out}");
+
+    // A request that is not an AdmissionReview at all: the request code.
+    for bad in [
+        json!([]),
+        json!({"request": 1}),
+        json!({"request": {"object": []}}),
+    ] {
+        let e = input_from_review(&bad, BTreeMap::new(), None).unwrap_err();
+        assert_eq!(e.code(), "policy.request", "{bad}: {e}");
+    }
+}
