@@ -222,11 +222,10 @@ async fn cosign_signature_discovered_and_verified() {
 
     // The same layer does not verify for another image digest.
     let other = Digest::sha256_of(b"another image");
-    assert!(
-        verifier
-            .verify(Artifact::Digest(&other), &s.material(), &expectation, now)
-            .is_err()
-    );
+    let e = verifier
+        .verify(Artifact::Digest(&other), &s.material(), &expectation, now)
+        .unwrap_err();
+    assert_eq!(e.code(), "verify.cosign.image_digest_mismatch", "{e}");
 
     // No attestations / SBOMs: empty, not an error.
     assert!(c.attestations(&img, &d, None).await.unwrap().is_empty());

@@ -119,11 +119,10 @@ async fn sign_everything_and_read_back<P: Publisher, R: EvidenceSource>(
 
     // A statement about another image is refused before anything is written.
     let wrong = slsa_statement(&Digest::sha256_of(b"x"));
-    assert!(
-        attest_image(p, image, &digest, &key, &wrong, None)
-            .await
-            .is_err()
-    );
+    let e = attest_image(p, image, &digest, &key, &wrong, None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "oci.malformed", "{e}");
 
     let r = reader();
     let v = verifier();
@@ -140,16 +139,22 @@ async fn sign_everything_and_read_back<P: Publisher, R: EvidenceSource>(
     assert_eq!(by_key(&key), 3);
     assert_eq!(by_key(&other), 1);
     for s in &sigs {
-        // Nothing verifies for another image digest.
-        assert!(
-            v.verify(
+        // Nothing verifies for another image digest: a cosign layer names another image, a
+        // bundle's message digest is another manifest's.
+        let e = v
+            .verify(
                 Artifact::Digest(&Digest::sha256_of(b"other")),
                 &s.material(),
                 &exp(&key),
-                NOW
+                NOW,
             )
-            .is_err()
-        );
+            .unwrap_err();
+        let want = if s.is_simple_signing() {
+            "verify.cosign.image_digest_mismatch"
+        } else {
+            "verify.artifact.mismatch"
+        };
+        assert_eq!(e.code(), want, "{e}");
     }
     let simple = sigs.iter().find(|s| s.is_simple_signing()).unwrap();
     let payload: serde_json::Value = serde_json::from_slice(&simple.payload).unwrap();

@@ -263,12 +263,20 @@ fn deep_nesting_is_an_error_not_a_crash() {
             format!("{}1{}", "[".repeat(n), "]".repeat(n)),
             format!("{}1{}", "true ? ".repeat(n), " : 2".repeat(n)),
         ] {
-            if let Ok(p) = Program::compile(&src) {
-                let _ = p.evaluate(&RequestView::new(&input));
+            // A value, or a bounded `policy.cel` error, never a crash.
+            match Program::compile(&src) {
+                Ok(p) => {
+                    if let Err(e) = p.evaluate(&RequestView::new(&input)) {
+                        assert_eq!(e.code(), "policy.cel", "{n}: {e}");
+                    }
+                }
+                Err(e) => assert_eq!(e.code(), "policy.cel", "{n}: {e}"),
             }
         }
     }
     assert!(Program::compile(&format!("{}1{}", "(".repeat(20), ")".repeat(20))).is_ok());
+    let e = Program::compile(&format!("{}1{}", "(".repeat(1000), ")".repeat(1000))).unwrap_err();
+    assert_eq!(e.code(), "policy.cel", "{e}");
 }
 
 #[test]

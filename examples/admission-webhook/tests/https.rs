@@ -239,6 +239,32 @@ async fn webhook_over_https() {
         "{body}"
     );
 
+    // An AdmissionReview nested 30,000 levels deep (under the body limit): a 400 from the
+    // JSON parser's recursion limit, no stack overflow; the webhook keeps serving.
+    let deep = format!(
+        r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":"uid-deep","object":{{"spec":{}{}}}}}}}"#,
+        "[".repeat(30_000),
+        "]".repeat(30_000)
+    );
+    let r = s
+        .client
+        .post(format!("{}/validate", s.base))
+        .header("content-type", "application/json")
+        .body(deep)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "webhook.body.malformed", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("recursion limit exceeded"),
+        "{body}"
+    );
+
     // A real AdmissionReview over the configured body limit (64 KiB here): 413 with a JSON
     // message naming the limit; the webhook keeps serving.
     let big = review(
@@ -398,10 +424,10 @@ async fn webhook_over_https() {
     // Denials: uid-1, plus the attempts of uid-4 made before the reload was picked up.
     assert!(counter("provenance_admissions_total{decision=\"denied\"}") >= 1);
     assert!(counter("provenance_admissions_total{decision=\"allowed\"}") >= 3);
-    // Errors: malformed, oversized, two wrong versions, wrong kind, missing object.
+    // Errors: malformed, too deep, oversized, two wrong versions, wrong kind, missing object.
     assert_eq!(
         counter("provenance_admissions_total{decision=\"error\"}"),
-        6
+        7
     );
     assert!(
         metrics.contains("provenance_policy_reloads_total{result=\"ok\"} 1"),
