@@ -1,57 +1,50 @@
 #!/usr/bin/env node
-// Generates examples/ai-workloads/registry/ (an OCI image layout) offline with real tools:
+// Generates examples/ai-workloads/registry/ (an OCI image layout) offline. The images are built
+// here; every signature and attestation is written by the project's own CLI (`provenance sign
+// image`, `provenance attest`), as a platform team's pipeline would:
 //
-// - small synthetic images (a tiny config + one uncompressed tar layer, built here, byte for
-//   byte deterministic) for model servers, a GPU app, a training image and a model artifact;
-// - cosign legacy `.sig` signatures (simple-signing layers with cosign's annotations), keyless
-//   (the real @sigstore/sign client against @sigstore/mock's Fulcio, CT log and Rekor v1, served
-//   in-process through nock) and key-based (a local ECDSA P-256 key, logged to the mock Rekor);
-// - SLSA v1, SPDX 2.3, CycloneDX 1.5 and model-card in-toto attestations, signed as DSSE Sigstore
-//   bundles v0.3 and attached as OCI 1.1 referrers (artifactType
-//   application/vnd.dev.sigstore.bundle.v0.3+json, `subject` = the image), and for some images
-//   as cosign `.att` layers (DSSE envelope + cosign annotations, Rekor `intoto` entry);
-// - registry/trusted_root.json for the mock services, and the release public key written into
-//   policies/verify-gpu-image-sbom.yaml (between its BEGIN/END PUBLIC KEY lines).
+// - small synthetic images (a tiny config + one uncompressed tar layer, byte for byte
+//   deterministic) for model servers, a GPU app, a training image and a model artifact;
+// - keyless cosign `.sig` signatures and attestations (`provenance ... --keyless`: a Fulcio
+//   certificate for ml-team@example.com or intern@example.com, issuer accounts.google.com, a
+//   Rekor entry) and key-based ones (`--key release.key --tlog-upload`: a local ECDSA P-256
+//   key, the signature logged in Rekor), against @sigstore/mock's Fulcio, CT log and Rekor v1
+//   served on loopback by scripts/fixtures/sigstore/mock-services.js;
+// - SLSA v1, SPDX 2.3, CycloneDX 1.5 and model-card in-toto attestations, as Sigstore bundle
+//   v0.3 referrers (`--new-bundle-format`, `subject` = the image) and/or cosign `.att` layers;
+// - registry/trusted_root.json for the mock services (naming https://rekor.provenance.test and
+//   https://fulcio.provenance.test), registry/keys.json, and the release public key written
+//   into policies/verify-gpu-image-sbom.yaml (between its BEGIN/END PUBLIC KEY lines).
 //
 // Keys are new on every run (so signatures and the trust root change); images do not.
-// Usage: ./generate.sh (installs the pinned npm packages of scripts/fixtures/sigstore).
+// Usage: ./generate.sh [OUT]   (builds the CLI, installs the pinned npm packages of
+// scripts/fixtures/sigstore). With OUT, the layout goes to OUT/registry and the policies, with
+// the new release key, to OUT/policies; the committed files are left alone.
 'use strict';
 const fs = require('fs');
+const os = require('os');
 const path = require('path');
 const crypto = require('crypto');
-const mockLib = require('@sigstore/mock');
-const nock = require('nock');
-const x509 = require('@peculiar/x509');
-const { generateKeyPair } = require('@sigstore/mock/dist/util/key');
-const {
-  FulcioSigner, RekorWitness, MessageSignatureBundleBuilder, DSSEBundleBuilder,
-} = require('@sigstore/sign');
-const { bundleToJSON } = require('@sigstore/bundle');
+const { spawn, execFileSync } = require('child_process');
 
 const HERE = __dirname;
-const OUT = path.join(HERE, 'registry');
+const OUT_ROOT = process.argv[2] ? path.resolve(process.argv[2]) : null;
+const OUT = OUT_ROOT ? path.join(OUT_ROOT, 'registry') : path.join(HERE, 'registry');
+const POLICIES_OUT = OUT_ROOT ? path.join(OUT_ROOT, 'policies') : path.join(HERE, 'policies');
+const PROVENANCE = process.env.PROVENANCE_BIN;
+const MOCK = path.join(HERE, '../../scripts/fixtures/sigstore/mock-services.js');
 const HOST = 'registry.example.com';
-const FULCIO = 'https://fulcio.provenance.test';
-const REKOR = 'https://rekor.provenance.test';
 const ISSUER = 'https://accounts.google.com';
-const ML_TEAM = 'ml-team@example.com';
-const INTERN = 'intern@example.com';
+const IDENTITIES = { mlTeam: 'ml-team@example.com', intern: 'intern@example.com' };
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
-const BUNDLE_V03 = 'application/vnd.dev.sigstore.bundle.v0.3+json';
 const EPOCH = '2026-01-01T00:00:00Z';
 
 const sha256 = (b) => crypto.createHash('sha256').update(b).digest();
 const digestOf = (b) => 'sha256:' + sha256(b).toString('hex');
-const b64 = (b) => Buffer.from(b.buffer ? Buffer.from(b.buffer, b.byteOffset, b.byteLength) : b).toString('base64');
-const spki = (k) => k.export({ format: 'der', type: 'spki' });
-const pemWrap = (der) => '-----BEGIN CERTIFICATE-----\n' + der.toString('base64').match(/.{1,64}/g).join('\n') + '\n-----END CERTIFICATE-----\n';
 
-function mock(base, handler) {
-  nock(base).persist().post(handler.path).reply(async (_, body) => {
-    const req = typeof body === 'string' ? body : JSON.stringify(body);
-    const { statusCode, response, contentType } = await handler.fn(req);
-    return [statusCode, response, { 'Content-Type': contentType || 'text/plain' }];
-  });
+if (!PROVENANCE) {
+  console.error('PROVENANCE_BIN is not set: run ./generate.sh');
+  process.exit(2);
 }
 
 // ---------------------------------------------------------------- the OCI layout being written
@@ -108,199 +101,19 @@ function image(repo, tag, files, extraAnnotations = {}) {
     annotations: { 'org.opencontainers.image.created': EPOCH, ...extraAnnotations },
   }), OCI_MANIFEST);
   listManifest(manifest, `${HOST}/${repo}:${tag}`);
-  return { repo, name: `${HOST}/${repo}`, desc: manifest };
+  return { repo, tag, name: `${HOST}/${repo}`, desc: manifest };
 }
 
 (async () => {
-  // -------------------------------------------------------------- mock Sigstore services
-  // @sigstore/mock's Fulcio writes every subject as a URI SAN; Fulcio writes an email
-  // identity (Google accounts) as an rfc822Name. Make the SAN an email when it is one.
-  const OrigSan = x509.SubjectAlternativeNameExtension;
-  x509.SubjectAlternativeNameExtension = class extends OrigSan {
-    constructor(names, critical) {
-      const fix = (n) => (n.type === 'url' && /^[^:/]+@[^:/]+$/.test(n.value) ? { type: 'email', value: n.value } : n);
-      super(Array.isArray(names) ? names.map(fix) : names, critical);
-    }
+  // -------------------------------------------------------------- the unsigned images
+  const steps = []; // what to sign, in order
+  const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'ai-workloads-'));
+  const cosignSign = async (img, whos) => { for (const who of whos) steps.push({ kind: 'sign', img, who }); };
+  const attest = async (img, who, predicateType, predicate, formats = ['bundle']) => {
+    const file = path.join(WORK, `predicate-${steps.length}.json`);
+    fs.writeFileSync(file, JSON.stringify(predicate));
+    for (const f of formats) steps.push({ kind: 'attest', img, who, predicateType, file, bundle: f === 'bundle' });
   };
-  const ctKey = generateKeyPair('prime256v1');
-  const caKey = generateKeyPair('prime256v1');
-  const rekorKey = generateKeyPair('prime256v1');
-  const ctlog = await mockLib.initializeCTLog(ctKey);
-  const ca = await mockLib.initializeCA(caKey, ctlog);
-  const tlog = await mockLib.initializeTLog(REKOR, rekorKey);
-  mock(FULCIO, mockLib.fulcioHandler(ca));
-  // Rekor canonicalizes dsse 0.0.1 entries; the mock stores the proposed content as sent.
-  const origLog = tlog.log.bind(tlog);
-  tlog.log = (pe) => {
-    if (pe.kind === 'dsse' && pe.spec.proposedContent) {
-      const envStr = pe.spec.proposedContent.envelope;
-      const env = JSON.parse(envStr);
-      const hex = (b) => sha256(b).toString('hex');
-      pe = {
-        apiVersion: '0.0.1', kind: 'dsse', spec: {
-          envelopeHash: { algorithm: 'sha256', value: hex(Buffer.from(envStr)) },
-          payloadHash: { algorithm: 'sha256', value: hex(Buffer.from(env.payload, 'base64')) },
-          signatures: env.signatures.map((s, i) => ({
-            signature: s.sig,
-            verifier: pe.spec.proposedContent.verifiers[i] || pe.spec.proposedContent.verifiers[0],
-          })),
-        },
-      };
-    }
-    return origLog(pe);
-  };
-  mock(REKOR, mockLib.rekorHandler(tlog));
-
-  const keyless = (email) => {
-    const claims = { iss: ISSUER, sub: email, email, email_verified: true, aud: 'sigstore' };
-    const jwt = [{ alg: 'none' }, claims].map((o) => Buffer.from(JSON.stringify(o)).toString('base64url')).join('.') + '.';
-    return new FulcioSigner({ fulcioBaseURL: FULCIO, identityProvider: { getToken: async () => jwt } });
-  };
-  const keySigner = () => {
-    const k = crypto.generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-    const pem = k.publicKey.export({ format: 'pem', type: 'spki' });
-    return {
-      pem,
-      signer: {
-        sign: async (data) => ({
-          signature: crypto.sign('sha256', data, k.privateKey),
-          key: { $case: 'publicKey', publicKey: pem, hint: sha256(spki(k.publicKey)).toString('hex') },
-        }),
-      },
-    };
-  };
-  const signers = {
-    mlTeam: keyless(ML_TEAM),
-    intern: keyless(INTERN),
-    release: keySigner(),
-    rogue: keySigner(),
-  };
-  const witnesses = (entryType) => [new RekorWitness({ rekorBaseURL: REKOR, entryType })];
-  const signerOf = (who) => (who === 'release' || who === 'rogue' ? signers[who].signer : signers[who]);
-
-  const start = { start: '2000-01-01T00:00:00Z' };
-  const trustedRoot = {
-    mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',
-    tlogs: [{
-      baseUrl: REKOR, hashAlgorithm: 'SHA2_256',
-      publicKey: { rawBytes: b64(spki(rekorKey.publicKey)), keyDetails: 'PKIX_ECDSA_P256_SHA_256', validFor: start },
-      logId: { keyId: b64(sha256(spki(rekorKey.publicKey))) },
-    }],
-    certificateAuthorities: [{
-      subject: { organization: 'provenance-mock', commonName: 'provenance-mock' }, uri: FULCIO,
-      certChain: { certificates: [{ rawBytes: b64(ca.rootCertificate) }] }, validFor: start,
-    }],
-    ctlogs: [{
-      baseUrl: FULCIO, hashAlgorithm: 'SHA2_256',
-      publicKey: { rawBytes: b64(ctlog.publicKey), keyDetails: 'PKIX_ECDSA_P256_SHA_256', validFor: start },
-      logId: { keyId: b64(ctlog.logID) },
-    }],
-    timestampAuthorities: [],
-  };
-
-  // -------------------------------------------------------------- cosign `.sig` signatures
-  const cosignSet = (entry) => JSON.stringify({
-    SignedEntryTimestamp: entry.inclusionPromise.signedEntryTimestamp,
-    Payload: {
-      body: entry.canonicalizedBody,
-      integratedTime: Number(entry.integratedTime),
-      logIndex: Number(entry.logIndex),
-      logID: Buffer.from(entry.logId.keyId, 'base64').toString('hex'),
-    },
-  });
-  // One `.sig` manifest per image with one simple-signing layer per signer.
-  async function cosignSign(img, whos) {
-    const payload = Buffer.from(JSON.stringify({
-      critical: {
-        identity: { 'docker-reference': img.name },
-        image: { 'docker-manifest-digest': img.desc.digest },
-        type: 'cosign container image signature',
-      },
-      optional: null,
-    }));
-    const layers = [];
-    for (const who of whos) {
-      const bj = bundleToJSON(await new MessageSignatureBundleBuilder({ signer: signerOf(who), witnesses: witnesses('hashedrekord') })
-        .create({ data: payload }));
-      const vm = bj.verificationMaterial;
-      const annotations = { 'dev.cosignproject.cosign/signature': bj.messageSignature.signature };
-      const cert = vm.certificate || (vm.x509CertificateChain && vm.x509CertificateChain.certificates[0]);
-      if (cert) {
-        annotations['dev.sigstore.cosign/certificate'] = pemWrap(Buffer.from(cert.rawBytes, 'base64'));
-        annotations['dev.sigstore.cosign/chain'] = pemWrap(Buffer.from(ca.rootCertificate));
-      }
-      annotations['dev.sigstore.cosign/bundle'] = cosignSet(vm.tlogEntries[0]);
-      layers.push({ ...blob(payload, 'application/vnd.dev.cosign.simplesigning.v1+json'), annotations });
-    }
-    const config = blob('{}', 'application/vnd.oci.image.config.v1+json');
-    const m = blob(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config, layers }), OCI_MANIFEST);
-    listManifest(m, `${img.name}:${img.desc.digest.replace(':', '-')}.sig`);
-  }
-
-  // -------------------------------------------------------------- attestations
-  // As a Sigstore bundle v0.3 referrer (`bundle`, Rekor `dsse` entry) and/or as a layer of
-  // cosign's `.att` manifest (`att`: the DSSE envelope as the layer, cosign's annotations, a
-  // Rekor `intoto` 0.0.2 entry's SET), as `cosign attest` writes them.
-  const empty = blob('{}', 'application/vnd.oci.empty.v1+json');
-  const attLayers = new Map(); // image name -> { img, layers }
-  async function attest(img, who, predicateType, predicate, formats = ['bundle']) {
-    const statement = Buffer.from(JSON.stringify({
-      _type: 'https://in-toto.io/Statement/v1',
-      subject: [{ name: img.name, digest: { sha256: img.desc.digest.slice('sha256:'.length) } }],
-      predicateType, predicate,
-    }));
-    const sign = async (entryType) => {
-      const bundle = await new DSSEBundleBuilder({ signer: signerOf(who), witnesses: witnesses(entryType) })
-        .create({ data: statement, type: 'application/vnd.in-toto+json' });
-      const bj = bundleToJSON(bundle);
-      for (const e of bj.verificationMaterial.tlogEntries || []) {
-        if (e.inclusionProof) { e.inclusionProof.logIndex ??= '0'; e.inclusionProof.hashes ??= []; }
-      }
-      return bj;
-    };
-    if (formats.includes('bundle')) {
-      const bj = await sign('dsse');
-      // v0.3 carries the leaf certificate alone.
-      const { x509CertificateChain, ...vm } = bj.verificationMaterial;
-      const v03 = {
-        ...bj, mediaType: BUNDLE_V03,
-        verificationMaterial: x509CertificateChain ? { certificate: x509CertificateChain.certificates[0], ...vm } : vm,
-      };
-      const layer = blob(JSON.stringify(v03), BUNDLE_V03);
-      const m = blob(JSON.stringify({
-        schemaVersion: 2, mediaType: OCI_MANIFEST, artifactType: BUNDLE_V03, config: empty, layers: [layer],
-        subject: img.desc,
-        annotations: {
-          'dev.sigstore.bundle.content': 'dsse-envelope',
-          'dev.sigstore.bundle.predicateType': predicateType,
-          'org.opencontainers.image.created': EPOCH,
-        },
-      }), OCI_MANIFEST);
-      listManifest(m, null);
-    }
-    if (formats.includes('att')) {
-      const bj = await sign('intoto');
-      const vm = bj.verificationMaterial;
-      const annotations = { 'dev.cosignproject.cosign/signature': '', predicateType };
-      const cert = vm.certificate || (vm.x509CertificateChain && vm.x509CertificateChain.certificates[0]);
-      if (cert) {
-        annotations['dev.sigstore.cosign/certificate'] = pemWrap(Buffer.from(cert.rawBytes, 'base64'));
-        annotations['dev.sigstore.cosign/chain'] = pemWrap(Buffer.from(ca.rootCertificate));
-      }
-      annotations['dev.sigstore.cosign/bundle'] = cosignSet(vm.tlogEntries[0]);
-      const layer = { ...blob(JSON.stringify(bj.dsseEnvelope), 'application/vnd.dsse.envelope.v1+json'), annotations };
-      if (!attLayers.has(img.name)) attLayers.set(img.name, { img, layers: [] });
-      attLayers.get(img.name).layers.push(layer);
-    }
-  }
-  function writeAttManifests() {
-    const config = blob('{}', 'application/vnd.oci.image.config.v1+json');
-    for (const { img, layers } of attLayers.values()) {
-      const m = blob(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config, layers }), OCI_MANIFEST);
-      listManifest(m, `${img.name}:${img.desc.digest.replace(':', '-')}.att`);
-    }
-  }
-
   const SLSA = 'https://slsa.dev/provenance/v1';
   const slsa = (img, builderId) => ({
     buildDefinition: {
@@ -392,9 +205,6 @@ function image(repo, tag, files, extraAnnotations = {}) {
     await cosignSign(img, ['release']);
   }
 
-  writeAttManifests();
-
-  // -------------------------------------------------------------- write
   fs.rmSync(OUT, { recursive: true, force: true });
   fs.mkdirSync(path.join(OUT, 'blobs', 'sha256'), { recursive: true });
   for (const [d, b] of blobs) fs.writeFileSync(path.join(OUT, 'blobs', 'sha256', d.slice(7)), b);
@@ -402,21 +212,65 @@ function image(repo, tag, files, extraAnnotations = {}) {
   fs.writeFileSync(path.join(OUT, 'index.json'), JSON.stringify({
     schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: entries,
   }, null, 1) + '\n');
-  fs.writeFileSync(path.join(OUT, 'trusted_root.json'), JSON.stringify(trustedRoot, null, 1) + '\n');
 
+  // -------------------------------------------------------------- the mock Sigstore services
+  const mock = spawn('node', [MOCK, '--tlog-url', 'https://rekor.provenance.test', '--fulcio-url', 'https://fulcio.provenance.test'],
+    { stdio: ['pipe', 'pipe', 'inherit'] });
+  const first = await new Promise((resolve, reject) => {
+    let buf = '';
+    mock.stdout.on('data', (c) => { buf += c; if (buf.includes('\n')) resolve(buf.split('\n')[0]); });
+    mock.on('exit', (code) => reject(new Error(`mock-services.js exited (${code})`)));
+  });
+  const { url, trusted_root: trustedRoot } = JSON.parse(first);
+  const rootFile = path.join(WORK, 'trusted_root.json');
+  fs.writeFileSync(rootFile, JSON.stringify(trustedRoot, null, 1) + '\n');
+  const tokens = {};
+  for (const [who, email] of Object.entries(IDENTITIES)) {
+    const r = await fetch(`${url}/token?email=${encodeURIComponent(email)}&iss=${encodeURIComponent(ISSUER)}`);
+    if (!r.ok) throw new Error(`token for ${email}: HTTP ${r.status}`);
+    tokens[who] = (await r.text()).trim();
+  }
+  const keys = {};
+  for (const who of ['release', 'rogue']) {
+    execFileSync(PROVENANCE, ['generate-key-pair', '--unencrypted', '--output-key-prefix', who], { cwd: WORK, stdio: 'ignore' });
+    keys[who] = fs.readFileSync(path.join(WORK, `${who}.pub`), 'utf8');
+  }
+
+  // -------------------------------------------------------------- signing with the CLI
+  const services = ['--fulcio-url', url, '--rekor-url', url, '--trust-root', rootFile, '--allow-insecure-http'];
+  const signer = (who) => (who in IDENTITIES
+    ? ['--keyless', '--identity-token', tokens[who]]
+    : ['--key', path.join(WORK, `${who}.key`), '--tlog-upload']);
+  try {
+    for (const s of steps) {
+      const image = `${s.img.name}:${s.img.tag}`;
+      const args = s.kind === 'sign'
+        ? ['sign', 'image', image]
+        : ['attest', image, '--predicate', s.file, '--type', s.predicateType, ...(s.bundle ? ['--new-bundle-format'] : [])];
+      execFileSync(PROVENANCE, [...args, ...signer(s.who), ...services, '--registry-layout', OUT], { stdio: ['ignore', 'ignore', 'inherit'] });
+    }
+  } finally {
+    mock.stdin.end();
+    mock.kill();
+  }
+
+  // -------------------------------------------------------------- trust root, keys, policy
+  fs.writeFileSync(path.join(OUT, 'trusted_root.json'), JSON.stringify(trustedRoot, null, 1) + '\n');
+  fs.writeFileSync(path.join(OUT, 'keys.json'), JSON.stringify({
+    note: 'Public keys only. release signs the GPU images and SBOMs; rogue is the "wrong key".',
+    release: keys.release, rogue: keys.rogue,
+  }, null, 1) + '\n');
   // The release key goes into the policy that names it.
-  const policy = path.join(HERE, 'policies', 'verify-gpu-image-sbom.yaml');
+  if (OUT_ROOT) fs.cpSync(path.join(HERE, 'policies'), POLICIES_OUT, { recursive: true });
+  const policy = path.join(POLICIES_OUT, 'verify-gpu-image-sbom.yaml');
   const text = fs.readFileSync(policy, 'utf8');
   const indent = (text.match(/\n( *)-----BEGIN PUBLIC KEY-----/) || [null, '                  '])[1];
-  const keyBlock = signers.release.pem.trim().split('\n').map((l) => indent + l).join('\n');
+  const keyBlock = keys.release.trim().split('\n').map((l) => indent + l).join('\n');
   const replaced = text.replace(/ *-----BEGIN PUBLIC KEY-----[\s\S]*?-----END PUBLIC KEY-----/, keyBlock);
-  if (replaced === text && !text.includes(signers.release.pem.trim().split('\n')[1])) {
+  if (replaced === text && !text.includes(keys.release.trim().split('\n')[1])) {
     throw new Error(`${policy}: no PUBLIC KEY block to replace`);
   }
   fs.writeFileSync(policy, replaced);
-  fs.writeFileSync(path.join(OUT, 'keys.json'), JSON.stringify({
-    note: 'Public keys only. release signs the GPU images and SBOMs; rogue is the "wrong key".',
-    release: signers.release.pem, rogue: signers.rogue.pem,
-  }, null, 1) + '\n');
-  console.log(`wrote ${entries.length} manifests, ${blobs.size} blobs to ${OUT}`);
+  fs.rmSync(WORK, { recursive: true, force: true });
+  console.log(`wrote ${steps.length} signatures and attestations with ${path.basename(PROVENANCE)} into ${OUT}`);
 })().catch((e) => { console.error(e); process.exit(1); });
