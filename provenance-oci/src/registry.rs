@@ -145,6 +145,13 @@ impl RegistryConfig {
         self
     }
 
+    /// Contacts `host[:port]` instead of `registry` (see [`RegistrySettings::endpoint`]),
+    /// keeping the registry's other settings.
+    pub fn with_endpoint(mut self, registry: impl Into<String>, host: impl Into<String>) -> Self {
+        self.registries.entry(registry.into()).or_default().endpoint = Some(host.into());
+        self
+    }
+
     fn settings(&self, registry: &str) -> &RegistrySettings {
         self.registries
             .get(registry)
@@ -1279,6 +1286,37 @@ mod tests {
         assert_eq!(p["service"], r#"s "q""#);
         assert!(parse_challenge("Bearer").is_empty());
         assert!(parse_challenge("").is_empty());
+    }
+
+    #[test]
+    fn endpoint_and_plain_http_settings_combine_in_either_order() {
+        let a = RegistryConfig::default()
+            .allow_http("registry.example")
+            .with_endpoint("registry.example", "127.0.0.1:5000");
+        let b = RegistryConfig::default()
+            .with_endpoint("registry.example", "127.0.0.1:5000")
+            .allow_http("registry.example");
+        for c in [&a, &b] {
+            let s = c.settings("registry.example");
+            assert!(s.insecure_http);
+            assert_eq!(s.endpoint.as_deref(), Some("127.0.0.1:5000"));
+            // Other registries keep the defaults.
+            assert_eq!(c.settings("other.example"), &RegistrySettings::default());
+        }
+        // A later endpoint replaces an earlier one and keeps the mirrors.
+        let c = RegistryConfig::default()
+            .with_registry(
+                "registry.example",
+                RegistrySettings {
+                    mirrors: vec!["mirror.example".into()],
+                    ..RegistrySettings::default()
+                },
+            )
+            .with_endpoint("registry.example", "a:1")
+            .with_endpoint("registry.example", "b:2");
+        let s = c.settings("registry.example");
+        assert_eq!(s.endpoint.as_deref(), Some("b:2"));
+        assert_eq!(s.mirrors, vec!["mirror.example".to_owned()]);
     }
 
     #[test]

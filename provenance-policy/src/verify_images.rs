@@ -56,6 +56,27 @@ pub struct ImageEvidence {
     pub layers: Option<Vec<provenance_attest::model_artifact::ArtifactLayer>>,
 }
 
+impl ImageEvidence {
+    /// Evidence for every image `requests` name that could not be gathered at all (no source
+    /// configured, or the source could not be opened): each entry carries `reason` as its
+    /// [`error`](ImageEvidence::error), so every rule over those images reports `error` with
+    /// it, never a pass.
+    pub fn unavailable_for(requests: &[ImageRequest], reason: &str) -> BTreeMap<String, Self> {
+        requests
+            .iter()
+            .map(|r| {
+                (
+                    r.reference.clone(),
+                    ImageEvidence {
+                        error: Some(reason.to_owned()),
+                        ..ImageEvidence::default()
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
 /// One image a `verifyImages` rule covers, and the evidence it needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageRequest {

@@ -234,6 +234,42 @@ fn cosign_key_signature_pass_fail_error() {
 }
 
 #[test]
+fn unavailable_evidence_is_an_error_for_every_requested_image() {
+    let (_digest, _sig, key, now, root) = cosign_layer();
+    let mut set = PolicySet::default();
+    set.add_yaml(&key_policy(&key), "p.yaml").unwrap();
+    let s = Setup {
+        set,
+        verifier: Verifier::new(&root).unwrap(),
+        now,
+    };
+    let image = "registry.provenance.test/acme/model:v1";
+    let requests = s.set.image_requests(&ResourceInput::create(pod(image)));
+    let reason = "no evidence source: pass --registry-layout DIR or --online";
+    let evidence = ImageEvidence::unavailable_for(&requests, reason);
+    // One entry per distinct image (container and model volume), each only an error.
+    assert_eq!(
+        evidence.keys().cloned().collect::<BTreeSet<_>>(),
+        requests.iter().map(|r| r.reference.clone()).collect()
+    );
+    assert_eq!(evidence.len(), 2);
+    for ev in evidence.values() {
+        assert_eq!(ev.error.as_deref(), Some(reason));
+        assert!(ev.digest.is_none() && ev.signatures.is_empty() && ev.attestations.is_empty());
+    }
+    // Deciding with it fails closed: an error that says why, and the Pod is not admitted.
+    let d = decide(&s, image, evidence);
+    assert!(!d.allowed, "{d:?}");
+    assert_eq!(d.results[0].status, RuleStatus::Error, "{d:?}");
+    assert!(
+        d.results[0].message.contains(reason),
+        "{}",
+        d.results[0].message
+    );
+    assert!(ImageEvidence::unavailable_for(&[], reason).is_empty());
+}
+
+#[test]
 fn wrong_key_fails() {
     let (digest, sig, _key, now, root) = cosign_layer();
     // Another valid P-256 key: the transparency log's own key from the fixture's trust root.

@@ -70,11 +70,7 @@ fn images_from(s: &Settings) -> Result<Option<Images>, String> {
             config = config.allow_http(r.clone());
         }
         for (registry, endpoint) in &s.registry_endpoints {
-            config
-                .registries
-                .entry(registry.clone())
-                .or_default()
-                .endpoint = Some(endpoint.clone());
+            config = config.with_endpoint(registry.clone(), endpoint.clone());
         }
         Source::Registry(Arc::new(
             provenance_oci::RegistryClient::new(config)

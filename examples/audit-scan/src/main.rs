@@ -234,11 +234,7 @@ fn registry_config(args: &Args) -> Result<RegistryConfig, Failure> {
                 "--registry-endpoint {s}: expected REGISTRY=HOST[:PORT]"
             )));
         };
-        config
-            .registries
-            .entry(registry.to_owned())
-            .or_default()
-            .endpoint = Some(host.to_owned());
+        config = config.with_endpoint(registry, host);
     }
     Ok(config)
 }
@@ -268,20 +264,10 @@ fn evidence(
         return Ok(rt.block_on(gather(Arc::new(client), requests, limit)));
     }
     // No source: every image is an error result with the reason (fail closed).
-    Ok(requests
-        .iter()
-        .map(|r| {
-            (
-                r.reference.clone(),
-                ImageEvidence {
-                    error: Some(
-                        "no evidence source: pass --registry-layout DIR or --online".into(),
-                    ),
-                    ..ImageEvidence::default()
-                },
-            )
-        })
-        .collect())
+    Ok(ImageEvidence::unavailable_for(
+        requests,
+        "no evidence source: pass --registry-layout DIR or --online",
+    ))
 }
 
 fn extra_labels(

@@ -136,7 +136,10 @@ fn run_inner(args: &ApplyArgs) -> Result<bool, String> {
             rt.block_on(gather(Arc::new(client), &requests, limit))
         } else {
             // No source: every image is an error result (fail closed), with the reason.
-            no_source_evidence(&requests)
+            ImageEvidence::unavailable_for(
+                &requests,
+                "no evidence source: pass --registry-layout DIR or --online",
+            )
         }
     };
 
@@ -414,30 +417,9 @@ fn registry_config(args: &ApplyArgs) -> Result<RegistryConfig, String> {
                 "--registry-endpoint {s}: expected REGISTRY=HOST[:PORT]"
             ));
         };
-        config
-            .registries
-            .entry(registry.to_owned())
-            .or_default()
-            .endpoint = Some(host.to_owned());
+        config = config.with_endpoint(registry, host);
     }
     Ok(config)
-}
-
-fn no_source_evidence(requests: &[ImageRequest]) -> BTreeMap<String, ImageEvidence> {
-    requests
-        .iter()
-        .map(|r| {
-            (
-                r.reference.clone(),
-                ImageEvidence {
-                    error: Some(
-                        "no evidence source: pass --registry-layout DIR or --online".into(),
-                    ),
-                    ..ImageEvidence::default()
-                },
-            )
-        })
-        .collect()
 }
 
 fn print_table(results: &[RuleResult], blocked: &[String], resources: usize) {

@@ -227,11 +227,7 @@ pub fn registry_config(args: &SourceArgs) -> Result<RegistryConfig, Failure> {
                 "--registry-endpoint {s}: expected REGISTRY=HOST[:PORT]"
             )));
         };
-        config
-            .registries
-            .entry(registry.to_owned())
-            .or_default()
-            .endpoint = Some(host.to_owned());
+        config = config.with_endpoint(registry, host);
     }
     Ok(config)
 }
