@@ -8,7 +8,10 @@
 //! `cosign sign --key --tlog-upload=false` writes them) and then moved where they do not
 //! belong: a valid signature of one image replayed onto another (cosign `.sig` tag, Sigstore
 //! bundle referrer with its subject rewritten), an attestation about one image attached to
-//! another (cosign `.att` tag, bundle referrer).
+//! another (cosign `.att` tag, bundle referrer), an attestation whose predicate-type
+//! annotation lies. Each is decided under a `kyverno.io/v1` ClusterPolicy (`verifyImages`) and
+//! under a `policies.kyverno.io/v1` ImageValidatingPolicy (CEL `verifyImageSignatures`,
+//! `verifyAttestationSignatures`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::collections::BTreeMap;
@@ -141,6 +144,75 @@ spec:
     set
 }
 
+/// The same checks as an ImageValidatingPolicy (`policies.kyverno.io/v1`, CEL): image
+/// signatures by `key`, or (`attestation`) a SLSA v1 attestation signed by `key`.
+fn ivp_policy(key: &SigningKey, attestation: bool) -> PolicySet {
+    let pem: String = key
+        .public_key()
+        .to_pem()
+        .lines()
+        .map(|l| format!("            {l}\n"))
+        .collect();
+    let check = if attestation {
+        "verifyAttestationSignatures(i, attestations.slsa, [attestors.release]) > 0"
+    } else {
+        "verifyImageSignatures(i, [attestors.release]) > 0"
+    };
+    let yaml = format!(
+        r#"apiVersion: policies.kyverno.io/v1
+kind: ImageValidatingPolicy
+metadata: {{name: verify-images-cel}}
+spec:
+  validationActions: [Deny]
+  matchConstraints:
+    resourceRules:
+      - apiGroups: [""]
+        apiVersions: [v1]
+        operations: [CREATE, UPDATE]
+        resources: [pods]
+  matchImageReferences:
+    - glob: "registry.provenance.test/acme/*"
+  attestors:
+    - name: release
+      cosign:
+        ctlog: {{insecureIgnoreTlog: true}}
+        key:
+          data: |
+{pem}  attestations:
+    - name: slsa
+      intoto: {{type: {SLSA}}}
+  validations:
+    - expression: "images.containers.all(i, {check})"
+      message: "not verified"
+"#
+    );
+    let mut set = PolicySet::default();
+    set.add_yaml(&yaml, "ivp.yaml").unwrap();
+    set
+}
+
+/// Denied by the ImageValidatingPolicy: its validation is false
+/// (`policy.cel.validation_failed`) and a `policy.image.unverified` reason names `detail`.
+fn assert_ivp_failed(d: &Decision, detail: &str) {
+    assert!(!d.allowed, "{d:?}");
+    assert_eq!(d.results.len(), 1, "{:?}", d.results);
+    let r = &d.results[0];
+    assert_eq!(r.status, RuleStatus::Fail, "{r:?}");
+    assert!(
+        r.reasons
+            .iter()
+            .any(|x| x.code == "policy.cel.validation_failed"),
+        "{r:?}"
+    );
+    assert!(
+        r.reasons
+            .iter()
+            .any(|x| x.code == "policy.image.unverified" && x.message.contains(detail)),
+        "want {detail:?} in {:?}",
+        r.reasons
+    );
+}
+
 fn pod(img: &ImageReference, annotations: Value) -> Value {
     json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "inference", "namespace": "ml", "annotations": annotations},
@@ -241,6 +313,14 @@ async fn cosign_signature_of_another_image_replayed_onto_the_sig_tag_fails() {
         &decide(dir.path(), &set, &b).await,
         "[verify.cosign.image_digest_mismatch]",
     );
+
+    // The same attack under an ImageValidatingPolicy.
+    let ivp = ivp_policy(&key, false);
+    assert_pass(&decide(dir.path(), &ivp, &a).await);
+    assert_ivp_failed(
+        &decide(dir.path(), &ivp, &b).await,
+        "[verify.cosign.image_digest_mismatch]",
+    );
 }
 
 #[tokio::test]
@@ -282,6 +362,14 @@ async fn bundle_signature_of_another_image_as_a_referrer_of_this_one_fails() {
         &decide(dir.path(), &set, &b).await,
         "[verify.artifact.mismatch]",
     );
+
+    // The same attack under an ImageValidatingPolicy.
+    let ivp = ivp_policy(&key, false);
+    assert_pass(&decide(dir.path(), &ivp, &a).await);
+    assert_ivp_failed(
+        &decide(dir.path(), &ivp, &b).await,
+        "[verify.artifact.mismatch]",
+    );
 }
 
 #[tokio::test]
@@ -310,6 +398,14 @@ async fn attestation_about_another_image_on_the_att_tag_fails() {
     let d = decide(dir.path(), &set, &b).await;
     assert_failed(&d, "[verify.cosign.image_digest_mismatch]");
     assert_failed(&d, "no in-toto subject digest matches the artifact");
+
+    // The same attack under an ImageValidatingPolicy.
+    let ivp = ivp_policy(&key, true);
+    assert_pass(&decide(dir.path(), &ivp, &a).await);
+    assert_ivp_failed(
+        &decide(dir.path(), &ivp, &b).await,
+        "[verify.cosign.image_digest_mismatch]",
+    );
 }
 
 #[tokio::test]
@@ -348,6 +444,67 @@ async fn attestation_bundle_about_another_image_as_a_referrer_of_this_one_fails(
     assert_failed(
         &decide(dir.path(), &set, &b).await,
         "[verify.artifact.mismatch]",
+    );
+
+    // The same attack under an ImageValidatingPolicy.
+    let ivp = ivp_policy(&key, true);
+    assert_pass(&decide(dir.path(), &ivp, &a).await);
+    assert_ivp_failed(
+        &decide(dir.path(), &ivp, &b).await,
+        "[verify.artifact.mismatch]",
+    );
+}
+
+#[tokio::test]
+async fn attestation_whose_predicate_type_annotation_lies_is_not_that_attestation() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = LayoutPublisher::open(dir.path()).unwrap();
+    let a = image("a");
+    let da = push_image(&p, &a).await;
+    let key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    // A statement of another predicate type, about A, signed by the trusted key...
+    let other_type = "https://provenance.test/not-slsa/v1";
+    let predicate = json!({"builder": "a laptop"});
+    let st = provenance_attest::build::statement(
+        vec![provenance_attest::build::resource("image", &da)],
+        other_type,
+        predicate,
+    )
+    .unwrap()
+    .to_json();
+    let published = attest_image(&p, &a, &da, &key, &st, None).await.unwrap();
+    // ... whose `.att` layer annotation is rewritten to claim SLSA provenance.
+    let m = p.manifest(&published.reference).await.unwrap();
+    let mut v: Value = serde_json::from_slice(&m.bytes).unwrap();
+    assert_eq!(v["layers"][0]["annotations"]["predicateType"], other_type);
+    v["layers"][0]["annotations"]["predicateType"] = json!(SLSA);
+    let lying = Manifest::from_bytes(
+        serde_json::to_vec(&v).unwrap(),
+        DigestAlgorithm::Sha256,
+        None,
+    )
+    .unwrap();
+    p.push_manifest(&published.reference, &lying).await.unwrap();
+    let atts = LayoutSource::open(dir.path())
+        .unwrap()
+        .attestations(&a, &da, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        atts[0].predicate_type.as_deref(),
+        Some(SLSA),
+        "the lie is read"
+    );
+
+    // The claimed type only selects material; the signed statement's type decides.
+    let want = format!("no attestations found (need {SLSA})");
+    assert_failed(
+        &decide(dir.path(), &attestation_policy(&key), &a).await,
+        &want,
+    );
+    assert_ivp_failed(
+        &decide(dir.path(), &ivp_policy(&key, true), &a).await,
+        &want,
     );
 }
 
@@ -389,6 +546,8 @@ async fn forged_verification_annotations_in_an_admission_review_are_not_evidence
     let input = input_from_review(&review, BTreeMap::new(), None).unwrap();
     let d = decide_input(dir.path(), &set, &input).await;
     assert_failed(&d, "no signatures found");
+    let d = decide_input(dir.path(), &ivp_policy(&key, false), &input).await;
+    assert_ivp_failed(&d, "no signatures found");
 
     // The same review, decided without image evidence: an error, never a pass.
     let out = set
