@@ -648,6 +648,78 @@ pub async fn attach_bundle_referrer<P: Publisher>(
     attach_bundle(p, image, &subject, bundle_json, &ann).await
 }
 
+/// Removes from cosign's `.att` manifest of `image` at `digest` every layer whose
+/// `predicateType` annotation is `predicate_type` (`cosign attest --replace`, run before the
+/// new attestation is appended); returns how many were removed. Nothing is written when none
+/// matches. Bundle referrers are not touched (a [`Publisher`] writes, it does not delete).
+pub async fn remove_attestations<P: Publisher>(
+    p: &P,
+    image: &ImageReference,
+    digest: &Digest,
+    predicate_type: &str,
+    repository: Option<&ImageReference>,
+) -> Result<usize, Error> {
+    let tagged = attached_reference(image, digest, AttachedKind::Attestation, repository);
+    let m = match p.manifest(&tagged).await {
+        Ok(m) => m,
+        Err(Error::NotFound { .. }) => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut v: Value =
+        serde_json::from_slice(&m.bytes).map_err(|e| Error::malformed("manifest", e))?;
+    let layers = v
+        .get("layers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let kept: Vec<Value> = layers
+        .iter()
+        .filter(|l| {
+            l.pointer(&format!("/annotations/{ANNOTATION_PREDICATE_TYPE}"))
+                .and_then(Value::as_str)
+                != Some(predicate_type)
+        })
+        .cloned()
+        .collect();
+    let removed = layers.len() - kept.len();
+    if removed == 0 {
+        return Ok(0);
+    }
+    let repo = repo_of(&tagged);
+    let config = cosign_config(&kept);
+    let config_digest = Digest::sha256_of(&config);
+    p.push_blob(&repo, &config_digest, &config).await?;
+    v["layers"] = Value::Array(kept);
+    v["config"] = json!({
+        "mediaType": "application/vnd.oci.image.config.v1+json",
+        "digest": config_digest.to_string(),
+        "size": config.len(),
+    });
+    p.push_manifest(&tagged, &manifest_of(&v)?).await?;
+    Ok(removed)
+}
+
+/// The platform manifests of `image` at `digest` when it names an image index (what `cosign
+/// sign --recursive` signs besides the index), else an empty list.
+pub async fn index_children<P: EvidenceSource>(
+    p: &P,
+    image: &ImageReference,
+    digest: &Digest,
+) -> Result<Vec<Digest>, Error> {
+    let m = p.manifest_at(image, digest).await?;
+    match m.parse()? {
+        ParsedManifest::Image(_) => Ok(Vec::new()),
+        ParsedManifest::Index(idx) => idx
+            .manifests()
+            .iter()
+            .map(|d| {
+                Digest::parse(&d.digest().to_string())
+                    .map_err(|e| Error::malformed(format!("index {digest}"), e))
+            })
+            .collect(),
+    }
+}
+
 /// The Statement's predicate type, after checking that a subject names `digest`.
 fn statement_subject_check(statement_json: &[u8], digest: &Digest) -> Result<String, Error> {
     let limits = provenance_attest::Limits::default();

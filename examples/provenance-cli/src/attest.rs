@@ -14,6 +14,7 @@ use provenance_attest::build::{resource, statement};
 use provenance_core::sign::bundle;
 use provenance_oci::sign::{
     attach_attestation_from_bundle, attach_bundle_referrer, attest_image, attest_image_bundle,
+    remove_attestations,
 };
 
 use crate::image_source::{SourceArgs, parse_image, signature_repository};
@@ -44,6 +45,10 @@ pub struct AttestArgs {
     /// Write a Sigstore bundle referrer instead of the `.att` tag.
     #[arg(long)]
     new_bundle_format: bool,
+    /// Remove the image's `.att` attestations of the same predicate type first (cosign
+    /// `--replace`). Not with --new-bundle-format (referrers are never deleted).
+    #[arg(long, conflicts_with = "new_bundle_format")]
+    replace: bool,
     #[command(flatten)]
     keyless: crate::keyless::KeylessArgs,
     #[command(flatten)]
@@ -116,6 +121,12 @@ fn attest(a: AttestArgs) -> Result<(), Failure> {
                 .to_json();
             let failed =
                 |e: provenance_oci::Error| Failure::evidence(&format!("attesting {image}"), &e);
+            if a.replace {
+                let n = remove_attestations(p, &image, &digest, &ptype, repository.as_ref())
+                    .await
+                    .map_err(failed)?;
+                eprintln!("removed {n} earlier {ptype} attestation(s) of {image}");
+            }
             match (&signer, &key) {
                 (Some(s), _) => {
                     let signed = s.sign_in_toto(&st).await?;

@@ -24,10 +24,9 @@ use std::process::ExitCode;
 
 use base64::Engine;
 use provenance_core::sign::{CertifiedKey, Signer, SigningKey, bundle, simple_signing_payload};
-use provenance_oci::EvidenceSource as _;
 use provenance_oci::model::{Method, SignModelOptions, VerifyOptions, sign_dataset, sign_model};
 use provenance_oci::sign::{
-    SignOptions, attach_bundle_referrer, attach_signature_from_bundle, sign_image,
+    SignOptions, attach_bundle_referrer, attach_signature_from_bundle, index_children, sign_image,
     sign_image_bundle,
 };
 use serde_json::json;
@@ -89,6 +88,10 @@ struct ImageArgs {
     /// `.sig` tag.
     #[arg(long)]
     new_bundle_format: bool,
+    /// When the image is an index (multi-platform), sign every platform manifest too, not
+    /// just the index (cosign `--recursive`).
+    #[arg(long)]
+    recursive: bool,
     #[command(flatten)]
     source: SourceArgs,
 }
@@ -230,7 +233,7 @@ fn image(a: ImageArgs) -> Result<(), Failure> {
     };
     let target = Target::open(&a.source)?;
     let rt = runtime()?;
-    let (out, how) = rt.block_on(async {
+    let written = rt.block_on(async {
         let (signer, key) = if logged {
             let s = crate::keyless::LoggedSigner::prepare(&a.keyless, key).await?;
             (Some(s), None)
@@ -239,55 +242,94 @@ fn image(a: ImageArgs) -> Result<(), Failure> {
         };
         with_publisher!(&target, |p| {
             let digest = resolve(p, &image).await?;
-            let failed =
-                |e: provenance_oci::Error| Failure::evidence(&format!("signing {image}"), &e);
-            match (&signer, &key) {
-                (Some(s), _) => {
-                    let (signed, r) = if a.new_bundle_format {
-                        let subject = p.manifest_at(&image, &digest).await.map_err(failed)?;
-                        let signed = s.sign_blob(&subject.bytes).await?;
-                        let r = attach_bundle_referrer(p, &image, &digest, &signed.json).await;
-                        (signed, r)
-                    } else {
-                        let payload =
-                            simple_signing_payload(&image.name(), &digest, &options.annotations);
-                        let signed = s.sign_blob(&payload).await?;
-                        let r = attach_signature_from_bundle(
-                            p,
-                            &image,
-                            &digest,
-                            &payload,
-                            &signed.json,
-                            s.chain(),
-                            options.repository.as_ref(),
-                        )
-                        .await;
-                        (signed, r)
-                    };
-                    Ok((r.map_err(failed)?, crate::keyless::describe(&signed)))
-                }
-                (None, Some(key)) => {
-                    let r = if a.new_bundle_format {
-                        sign_image_bundle(p, &image, &digest, key, &bundle::Options::default())
-                            .await
-                    } else {
-                        sign_image(p, &image, &digest, key, &options).await
-                    };
-                    Ok((
-                        r.map_err(failed)?,
-                        String::from("with the key (no log entry)"),
-                    ))
-                }
-                (None, None) => Err(Failure::usage("sign image needs --key FILE or --keyless")),
+            let mut digests = vec![digest.clone()];
+            if a.recursive {
+                let children = index_children(p, &image, &digest)
+                    .await
+                    .map_err(|e| Failure::evidence(&format!("reading {image}"), &e))?;
+                digests.extend(children);
             }
+            let mut written = Vec::new();
+            for d in &digests {
+                let one = Signing {
+                    image: &image,
+                    digest: d,
+                    options: &options,
+                    bundle_format: a.new_bundle_format,
+                };
+                written.push(one.run(p, signer.as_ref(), key.as_ref()).await?);
+            }
+            Ok::<_, Failure>(written)
         })
     })?;
-    eprintln!(
-        "signed {image} {how}; verified and written to {}",
-        out.reference
-    );
-    println!("{}", out.reference);
+    for (out, how) in written {
+        eprintln!(
+            "signed {image} {how}; verified and written to {}",
+            out.reference
+        );
+        println!("{}", out.reference);
+    }
     Ok(())
+}
+
+/// One image digest to sign.
+struct Signing<'a> {
+    image: &'a provenance_core::ImageReference,
+    digest: &'a provenance_core::Digest,
+    options: &'a SignOptions,
+    bundle_format: bool,
+}
+
+impl Signing<'_> {
+    /// Signs with the logged signer (keyless, or a key with Rekor) or the key alone; returns
+    /// what was written and a description of the signer.
+    async fn run<P: provenance_oci::Publisher>(
+        &self,
+        p: &P,
+        signer: Option<&crate::keyless::LoggedSigner>,
+        key: Option<&SigningKey>,
+    ) -> Result<(provenance_oci::sign::Published, String), Failure> {
+        let (image, digest) = (self.image, self.digest);
+        let failed = |e: provenance_oci::Error| Failure::evidence(&format!("signing {image}"), &e);
+        match (signer, key) {
+            (Some(s), _) => {
+                let (signed, r) = if self.bundle_format {
+                    let subject = p.manifest_at(image, digest).await.map_err(failed)?;
+                    let signed = s.sign_blob(&subject.bytes).await?;
+                    let r = attach_bundle_referrer(p, image, digest, &signed.json).await;
+                    (signed, r)
+                } else {
+                    let payload =
+                        simple_signing_payload(&image.name(), digest, &self.options.annotations);
+                    let signed = s.sign_blob(&payload).await?;
+                    let r = attach_signature_from_bundle(
+                        p,
+                        image,
+                        digest,
+                        &payload,
+                        &signed.json,
+                        s.chain(),
+                        self.options.repository.as_ref(),
+                    )
+                    .await;
+                    (signed, r)
+                };
+                Ok((r.map_err(failed)?, crate::keyless::describe(&signed)))
+            }
+            (None, Some(key)) => {
+                let r = if self.bundle_format {
+                    sign_image_bundle(p, image, digest, key, &bundle::Options::default()).await
+                } else {
+                    sign_image(p, image, digest, key, self.options).await
+                };
+                Ok((
+                    r.map_err(failed)?,
+                    String::from("with the key (no log entry)"),
+                ))
+            }
+            (None, None) => Err(Failure::usage("sign image needs --key FILE or --keyless")),
+        }
+    }
 }
 
 fn write(path: &PathBuf, bytes: &[u8]) -> Result<(), Failure> {

@@ -526,3 +526,209 @@ fn blobs_models_and_datasets_signed_by_the_cli_verify() {
         ],
     );
 }
+
+/// Copies the AI-workloads layout into `dir/layout` and adds an image index
+/// `registry.example.com/ml/multi:1.0` over two of its image manifests; returns the layout
+/// and the two platform digests.
+fn layout_with_index(dir: &Path) -> (String, Vec<String>) {
+    fn copy(src: &Path, dst: &Path) {
+        std::fs::create_dir_all(dst).unwrap();
+        for e in std::fs::read_dir(src).unwrap() {
+            let e = e.unwrap();
+            let to = dst.join(e.file_name());
+            if e.file_type().unwrap().is_dir() {
+                copy(&e.path(), &to);
+            } else {
+                std::fs::copy(e.path(), &to).unwrap();
+            }
+        }
+    }
+    let layout = dir.join("layout");
+    copy(&example().join("registry"), &layout);
+    let index_path = layout.join("index.json");
+    let mut index: Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let tagged = |name: &str| {
+        index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let platforms = [
+        (tagged("registry.example.com/ml/unsigned:1.0"), "amd64"),
+        (tagged("registry.example.com/ml/trainer:1.0"), "arm64"),
+    ];
+    let children: Vec<String> = platforms
+        .iter()
+        .map(|(d, _)| d["digest"].as_str().unwrap().to_owned())
+        .collect();
+    let oci_index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": platforms.iter().map(|(d, arch)| json!({
+            "mediaType": d["mediaType"], "digest": d["digest"], "size": d["size"],
+            "platform": { "os": "linux", "architecture": arch },
+        })).collect::<Vec<_>>(),
+    }))
+    .unwrap();
+    let digest = Digest::sha256_of(&oci_index);
+    std::fs::write(layout.join("blobs/sha256").join(digest.hex()), &oci_index).unwrap();
+    index["manifests"].as_array_mut().unwrap().push(json!({
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "digest": digest.to_string(),
+        "size": oci_index.len(),
+        "annotations": { "org.opencontainers.image.ref.name": "registry.example.com/ml/multi:1.0" },
+    }));
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+    (layout.to_str().unwrap().to_owned(), children)
+}
+
+#[test]
+fn recursive_signing_covers_every_platform_and_replace_drops_earlier_attestations() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(dir, &["generate-key-pair", "--output-key-prefix", "k"]);
+    let (layout, children) = layout_with_index(dir);
+    let at = |d: &str| format!("registry.example.com/ml/multi@{d}");
+    let verify = |image: &str, extra: &[&str]| {
+        let mut args = vec![
+            "verify",
+            "image",
+            image,
+            "--registry-layout",
+            &layout,
+            "--key",
+            "k.pub",
+            "--insecure-ignore-tlog",
+        ];
+        args.extend_from_slice(extra);
+        provenance(dir, &args).status.code()
+    };
+
+    // Without --recursive only the index is signed.
+    ok(
+        dir,
+        &[
+            "sign",
+            "image",
+            "registry.example.com/ml/multi:1.0",
+            "--key",
+            "k.key",
+            "--registry-layout",
+            &layout,
+        ],
+    );
+    assert_eq!(verify("registry.example.com/ml/multi:1.0", &[]), Some(0));
+    assert_eq!(verify(&at(&children[0]), &[]), Some(1));
+    // With it, every platform manifest too: one reference printed per digest.
+    let out = ok(
+        dir,
+        &[
+            "sign",
+            "image",
+            "registry.example.com/ml/multi:1.0",
+            "--key",
+            "k.key",
+            "--recursive",
+            "--registry-layout",
+            &layout,
+        ],
+    );
+    assert_eq!(out.lines().count(), 3, "{out}");
+    for c in &children {
+        assert_eq!(verify(&at(c), &[]), Some(0), "platform {c}");
+    }
+
+    // Two SLSA attestations append; --replace keeps only the newest, which is what verifies.
+    let predicate = dir.join("slsa.json");
+    let image = "registry.example.com/ml/multi:1.0";
+    for builder in ["https://ci.example.com/old", "https://ci.example.com/new"] {
+        std::fs::write(&predicate, serde_json::to_vec(&slsa(builder)).unwrap()).unwrap();
+        ok(
+            dir,
+            &[
+                "attest",
+                image,
+                "--predicate",
+                "slsa.json",
+                "--type",
+                "slsaprovenance1",
+                "--key",
+                "k.key",
+                "--registry-layout",
+                &layout,
+            ],
+        );
+    }
+    let count = || {
+        let out = provenance(
+            dir,
+            &[
+                "verify",
+                "image",
+                image,
+                "--registry-layout",
+                &layout,
+                "--key",
+                "k.pub",
+                "--insecure-ignore-tlog",
+                "--type",
+                "slsaprovenance1",
+                "-o",
+                "json",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(0));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v[0]["attestations"].as_array().unwrap().len()
+    };
+    assert_eq!(count(), 2);
+    std::fs::write(
+        &predicate,
+        serde_json::to_vec(&slsa("https://ci.example.com/newest")).unwrap(),
+    )
+    .unwrap();
+    let out = provenance(
+        dir,
+        &[
+            "attest",
+            image,
+            "--predicate",
+            "slsa.json",
+            "--type",
+            "slsaprovenance1",
+            "--key",
+            "k.key",
+            "--replace",
+            "--registry-layout",
+            &layout,
+        ],
+    );
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("removed 2 earlier https://slsa.dev/provenance/v1 attestation(s)")
+    );
+    assert_eq!(count(), 1);
+    // --replace with a bundle referrer: a usage error.
+    let out = provenance(
+        dir,
+        &[
+            "attest",
+            image,
+            "--predicate",
+            "slsa.json",
+            "--type",
+            "slsaprovenance1",
+            "--key",
+            "k.key",
+            "--replace",
+            "--new-bundle-format",
+            "--registry-layout",
+            &layout,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+}
