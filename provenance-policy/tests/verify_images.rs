@@ -181,8 +181,7 @@ fn cosign_key_signature_pass_fail_error() {
     assert!(
         d.results[0]
             .message
-            .contains("verify.image_digest_mismatch")
-            || d.results[0].message.contains("digest"),
+            .contains("[verify.cosign.image_digest_mismatch]"),
         "{}",
         d.results[0].message
     );
@@ -228,6 +227,13 @@ fn cosign_key_signature_pass_fail_error() {
     assert_eq!(
         d.results[0].status,
         RuleStatus::Fail,
+        "{}",
+        d.results[0].message
+    );
+    assert!(
+        d.results[0]
+            .message
+            .contains("does not match resolved digest"),
         "{}",
         d.results[0].message
     );
@@ -299,6 +305,11 @@ fn wrong_key_fails() {
         d.results[0]
             .message
             .contains("0 of 1 required attestors verified"),
+        "{}",
+        d.results[0].message
+    );
+    assert!(
+        d.results[0].message.contains("[verify.signature.invalid]"),
         "{}",
         d.results[0].message
     );
@@ -383,7 +394,7 @@ spec:
     ));
     assert_eq!(d.results[0].status, RuleStatus::Fail);
     assert!(
-        d.results[0].message.contains("verify.identity"),
+        d.results[0].message.contains("[verify.identity.subject]"),
         "{}",
         d.results[0].message
     );
