@@ -713,7 +713,7 @@ pub async fn index_children<P: EvidenceSource>(
             .manifests()
             .iter()
             .map(|d| {
-                Digest::parse(&d.digest().to_string())
+                Digest::parse(d.digest().as_ref())
                     .map_err(|e| Error::malformed(format!("index {digest}"), e))
             })
             .collect(),
