@@ -11,8 +11,7 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use provenance_core::{Digest, ImageReference};
 use provenance_oci::{RegistryClient, RegistryConfig};
@@ -32,101 +31,11 @@ pub fn core_fixture(rel: &str) -> PathBuf {
         .join(rel)
 }
 
-fn registry_binary() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("DOCKER_REGISTRY_BIN") {
-        let p = PathBuf::from(p);
-        return p.is_file().then_some(p);
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join("docker-registry"))
-        .chain([PathBuf::from("/usr/bin/docker-registry")])
-        .find(|p| p.is_file())
-}
-
-/// A `docker-registry serve` process on a free 127.0.0.1 port, killed on drop.
-pub struct TestRegistry {
-    child: Child,
-    pub addr: String,
-    pub dir: tempfile::TempDir,
-}
+#[path = "loopback_registry.rs"]
+mod loopback_registry;
+pub use loopback_registry::{LoopbackRegistry as TestRegistry, Pusher};
 
 impl TestRegistry {
-    /// Starts a registry, or returns `None` (after printing `SKIPPED`) when the binary is
-    /// missing outside CI. In CI (env `CI` set) a missing binary is a test failure.
-    pub fn start() -> Option<Self> {
-        let Some(bin) = registry_binary() else {
-            if std::env::var_os("CI").is_some() {
-                panic!(
-                    "docker-registry not installed: run scripts/ci-setup-oci.sh (apt-get install docker-registry)"
-                );
-            }
-            eprintln!("SKIPPED: docker-registry not installed");
-            return None;
-        };
-        let mut last = String::new();
-        for _ in 0..3 {
-            let dir = tempfile::tempdir().unwrap();
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let addr = format!("127.0.0.1:{port}");
-            let config = dir.path().join("config.yml");
-            std::fs::write(
-                &config,
-                format!(
-                    "version: 0.1\nlog: {{level: warn}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp: {{addr: {addr}}}\n",
-                    dir.path().join("store").display()
-                ),
-            )
-            .unwrap();
-            let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-            let child = Command::new(&bin)
-                .arg("serve")
-                .arg(&config)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-            let mut reg = TestRegistry { child, addr, dir };
-            if reg.wait_up(Duration::from_secs(15)) {
-                return Some(reg);
-            }
-            last = std::fs::read_to_string(reg.dir.path().join("registry.log")).unwrap_or_default();
-        }
-        panic!("docker-registry did not come up: {last}");
-    }
-
-    fn wait_up(&mut self, within: Duration) -> bool {
-        let start = Instant::now();
-        while start.elapsed() < within {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return false;
-            }
-            if let Ok(mut s) = TcpStream::connect(&self.addr) {
-                let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
-                let _ = write!(s, "GET /v2/ HTTP/1.0\r\nHost: {}\r\n\r\n", self.addr);
-                let mut buf = [0u8; 16];
-                if let Ok(n) = s.read(&mut buf)
-                    && String::from_utf8_lossy(&buf[..n]).contains(" 200")
-                {
-                    return true;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
-    }
-
-    /// Stops the registry now (to test network failures).
-    pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
     pub fn reference(&self, s: &str) -> ImageReference {
         ImageReference::parse(&format!("{}/{s}", self.addr)).unwrap()
     }
@@ -139,25 +48,6 @@ impl TestRegistry {
     pub fn client_with(&self, config: RegistryConfig) -> RegistryClient {
         RegistryClient::new(config.allow_http(self.addr.clone())).unwrap()
     }
-
-    pub fn pusher(&self) -> Pusher {
-        Pusher {
-            http: reqwest::Client::new(),
-            base: format!("http://{}", self.addr),
-        }
-    }
-}
-
-impl Drop for TestRegistry {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// Pushes blobs and manifests with the distribution API, as cosign / oras would.
-pub struct Pusher {
-    http: reqwest::Client,
-    base: String,
 }
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -165,61 +55,6 @@ pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const EMPTY_CONFIG: &str = "application/vnd.oci.empty.v1+json";
 
 impl Pusher {
-    pub async fn blob(&self, repo: &str, bytes: &[u8]) -> Digest {
-        let digest = Digest::sha256_of(bytes);
-        let r = self
-            .http
-            .post(format!("{}/v2/{repo}/blobs/uploads/", self.base))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 202, "start upload");
-        let loc = r
-            .headers()
-            .get("location")
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .to_owned();
-        let loc = if loc.starts_with("http") {
-            loc
-        } else {
-            format!("{}{loc}", self.base)
-        };
-        let sep = if loc.contains('?') { '&' } else { '?' };
-        let r = self
-            .http
-            .put(format!("{loc}{sep}digest={digest}"))
-            .header("content-type", "application/octet-stream")
-            .body(bytes.to_vec())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 201, "finish upload");
-        digest
-    }
-
-    pub async fn manifest(
-        &self,
-        repo: &str,
-        reference: &str,
-        media_type: &str,
-        bytes: &[u8],
-    ) -> Digest {
-        let r = self
-            .http
-            .put(format!("{}/v2/{repo}/manifests/{reference}", self.base))
-            .header("content-type", media_type)
-            .body(bytes.to_vec())
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        let body = r.text().await.unwrap_or_default();
-        assert_eq!(status, 201, "push manifest {repo}:{reference}: {body}");
-        Digest::sha256_of(bytes)
-    }
-
     /// Pushes a small single-platform image; returns (manifest digest, manifest bytes,
     /// layer digest).
     pub async fn image(
