@@ -105,17 +105,89 @@ fn decide(
     s.set.decide_with(&input, &Env::at(s.now), Some(&cx))
 }
 
+/// One policy (YAML) decided with a verifier over `root` at `now`.
+fn setup(policy: &str, root: &TrustRoot, now: UnixTime) -> Setup {
+    let mut set = PolicySet::default();
+    set.add_yaml(policy, "p.yaml").unwrap();
+    Setup {
+        set,
+        verifier: Verifier::new(root).unwrap(),
+        now,
+    }
+}
+
+/// The image `d` with the cosign signature `sig`.
+fn signed(d: &Digest, sig: &SignatureMaterial) -> ImageEvidence {
+    ImageEvidence {
+        digest: Some(d.clone()),
+        signatures: vec![sig.clone()],
+        ..Default::default()
+    }
+}
+
+const MODEL: &str = "registry.provenance.test/acme/model:v1";
+const WEIGHTS: &str = "registry.provenance.test/acme/weights:v1";
+
+/// `ev` for both images of [`pod`] (the container image and the model volume).
+fn both_images(ev: ImageEvidence) -> BTreeMap<String, ImageEvidence> {
+    BTreeMap::from([(MODEL.to_owned(), ev.clone()), (WEIGHTS.to_owned(), ev)])
+}
+
+/// The keyless DSSE fixture: its `expect.json`, trust root, time, and the evidence of the
+/// model image (the artifact's digest with the DSSE bundle as its attestation).
+fn keyless_dsse() -> (Value, TrustRoot, UnixTime, BTreeMap<String, ImageEvidence>) {
+    let expect: Value = serde_json::from_slice(&read("keyless-dsse", "expect.json")).unwrap();
+    let root =
+        TrustRoot::from_trusted_root_json(&read("keyless-dsse", "trusted_root.json")).unwrap();
+    let bundle = SignatureMaterial::Bundle(read("keyless-dsse", "bundle.sigstore.json"));
+    let digest = Digest::sha256_of(&read("keyless-dsse", "artifact"));
+    let now = UnixTime(expect["now"].as_i64().unwrap());
+    let evidence = BTreeMap::from([(
+        MODEL.to_owned(),
+        ImageEvidence {
+            digest: Some(digest),
+            attestations: vec![bundle],
+            ..Default::default()
+        },
+    )]);
+    (expect, root, now, evidence)
+}
+
+/// A policy requiring a keyless SLSA v1 attestation by `subject`/`issuer` whose condition
+/// `key` Equals `value`.
+fn slsa_policy(subject: &str, issuer: &str, key: &str, value: &str) -> String {
+    format!(
+        r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {{name: verify-provenance}}
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: slsa
+      match: {{any: [{{resources: {{kinds: [Pod]}}}}]}}
+      verifyImages:
+        - imageReferences: ["registry.provenance.test/acme/model*"]
+          attestations:
+            - type: https://slsa.dev/provenance/v1
+              attestors:
+                - entries:
+                    - keyless:
+                        subject: "{subject}"
+                        issuer: "{issuer}"
+              conditions:
+                - all:
+                    - key: "{key}"
+                      operator: Equals
+                      value: "{value}"
+"#
+    )
+}
+
 #[test]
 fn cosign_key_signature_pass_fail_error() {
     let (digest, sig, key, now, root) = cosign_layer();
-    let mut set = PolicySet::default();
-    set.add_yaml(&key_policy(&key), "p.yaml").unwrap();
-    let s = Setup {
-        set,
-        verifier: Verifier::new(&root).unwrap(),
-        now,
-    };
-    let image = "registry.provenance.test/acme/model:v1";
+    let s = setup(&key_policy(&key), &root, now);
+    let image = MODEL;
 
     // The requests name both the container image and the image volume (a model artifact).
     let input = ResourceInput::create(pod(image));
@@ -125,31 +197,12 @@ fn cosign_key_signature_pass_fail_error() {
         .into_iter()
         .map(|r| r.reference)
         .collect();
-    assert_eq!(
-        refs,
-        BTreeSet::from([
-            "registry.provenance.test/acme/model:v1".to_owned(),
-            "registry.provenance.test/acme/weights:v1".to_owned()
-        ])
-    );
+    assert_eq!(refs, BTreeSet::from([MODEL.to_owned(), WEIGHTS.to_owned()]));
 
-    let good = |d: &Digest| ImageEvidence {
-        digest: Some(d.clone()),
-        signatures: vec![sig.clone()],
-        ..Default::default()
-    };
+    let good = |d: &Digest| signed(d, &sig);
     // Both the container image and the model volume are signed with the key (same digest in
     // this fixture): pass, and the container image is pinned to its digest.
-    let evidence = BTreeMap::from([
-        (
-            "registry.provenance.test/acme/model:v1".to_owned(),
-            good(&digest),
-        ),
-        (
-            "registry.provenance.test/acme/weights:v1".to_owned(),
-            good(&digest),
-        ),
-    ]);
+    let evidence = both_images(good(&digest));
     let d = decide(&s, image, evidence.clone());
     assert!(d.allowed, "{d:?}");
     assert_eq!(d.results[0].status, RuleStatus::Pass);
@@ -242,14 +295,8 @@ fn cosign_key_signature_pass_fail_error() {
 #[test]
 fn unavailable_evidence_is_an_error_for_every_requested_image() {
     let (_digest, _sig, key, now, root) = cosign_layer();
-    let mut set = PolicySet::default();
-    set.add_yaml(&key_policy(&key), "p.yaml").unwrap();
-    let s = Setup {
-        set,
-        verifier: Verifier::new(&root).unwrap(),
-        now,
-    };
-    let image = "registry.provenance.test/acme/model:v1";
+    let s = setup(&key_policy(&key), &root, now);
+    let image = MODEL;
     let requests = s.set.image_requests(&ResourceInput::create(pod(image)));
     let reason = "no evidence source: pass --registry-layout DIR or --online";
     let evidence = ImageEvidence::unavailable_for(&requests, reason);
@@ -280,26 +327,8 @@ fn wrong_key_fails() {
     let (digest, sig, _key, now, root) = cosign_layer();
     // Another valid P-256 key: the transparency log's own key from the fixture's trust root.
     let other = root.tlogs[0].public_key.to_pem();
-    let mut set = PolicySet::default();
-    set.add_yaml(&key_policy(&other), "p.yaml").unwrap();
-    let s = Setup {
-        set,
-        verifier: Verifier::new(&root).unwrap(),
-        now,
-    };
-    let ev = ImageEvidence {
-        digest: Some(digest),
-        signatures: vec![sig],
-        ..Default::default()
-    };
-    let evidence = BTreeMap::from([
-        (
-            "registry.provenance.test/acme/model:v1".to_owned(),
-            ev.clone(),
-        ),
-        ("registry.provenance.test/acme/weights:v1".to_owned(), ev),
-    ]);
-    let d = decide(&s, "registry.provenance.test/acme/model:v1", evidence);
+    let s = setup(&key_policy(&other), &root, now);
+    let d = decide(&s, MODEL, both_images(signed(&digest, &sig)));
     assert_eq!(d.results[0].status, RuleStatus::Fail);
     assert!(
         d.results[0]
@@ -317,63 +346,18 @@ fn wrong_key_fails() {
 
 #[test]
 fn keyless_slsa_attestation_conditions() {
-    let expect: Value = serde_json::from_slice(&read("keyless-dsse", "expect.json")).unwrap();
-    let root =
-        TrustRoot::from_trusted_root_json(&read("keyless-dsse", "trusted_root.json")).unwrap();
-    let bundle = SignatureMaterial::Bundle(read("keyless-dsse", "bundle.sigstore.json"));
-    let digest = Digest::sha256_of(&read("keyless-dsse", "artifact"));
-    let now = UnixTime(expect["now"].as_i64().unwrap());
+    let (expect, root, now, evidence) = keyless_dsse();
+    let issuer = expect["issuer"].as_str().unwrap();
     let policy = |build_type: &str, subject: &str| {
-        format!(
-            r#"apiVersion: kyverno.io/v1
-kind: ClusterPolicy
-metadata: {{name: verify-provenance}}
-spec:
-  validationFailureAction: Enforce
-  rules:
-    - name: slsa
-      match: {{any: [{{resources: {{kinds: [Pod]}}}}]}}
-      verifyImages:
-        - imageReferences: ["registry.provenance.test/acme/model*"]
-          attestations:
-            - type: https://slsa.dev/provenance/v1
-              attestors:
-                - entries:
-                    - keyless:
-                        subject: "{subject}"
-                        issuer: "{}"
-              conditions:
-                - all:
-                    - key: "{{{{ buildDefinition.buildType }}}}"
-                      operator: Equals
-                      value: "{build_type}"
-"#,
-            expect["issuer"].as_str().unwrap()
+        slsa_policy(
+            subject,
+            issuer,
+            "{{ buildDefinition.buildType }}",
+            build_type,
         )
     };
     let identity = expect["identity"].as_str().unwrap();
-    let evidence = BTreeMap::from([(
-        "registry.provenance.test/acme/model:v1".to_owned(),
-        ImageEvidence {
-            digest: Some(digest.clone()),
-            attestations: vec![bundle],
-            ..Default::default()
-        },
-    )]);
-    let run = |p: String| {
-        let mut set = PolicySet::default();
-        set.add_yaml(&p, "p.yaml").unwrap();
-        let s = Setup {
-            set,
-            verifier: Verifier::new(&root).unwrap(),
-            now,
-        };
-        decide(
-            &s,
-            "registry.provenance.test/acme/model:v1",
-            evidence.clone(),
-        )
-    };
+    let run = |p: String| decide(&setup(&p, &root, now), MODEL, evidence.clone());
     let d = run(policy("https://provenance.test/fixture", identity));
     assert_eq!(
         d.results[0].status,
@@ -403,29 +387,13 @@ spec:
 #[test]
 fn memoized_verifier_gives_the_same_answers() {
     let (digest, sig, key, now, root) = cosign_layer();
-    let mut set = PolicySet::default();
-    set.add_yaml(&key_policy(&key), "p.yaml").unwrap();
     let s = Setup {
-        set,
         verifier: Verifier::new(&root).unwrap().with_memo(16, 3600),
-        now,
+        ..setup(&key_policy(&key), &root, now)
     };
-    let good = |d: &Digest| ImageEvidence {
-        digest: Some(d.clone()),
-        signatures: vec![sig.clone()],
-        ..Default::default()
-    };
-    let evidence = BTreeMap::from([
-        (
-            "registry.provenance.test/acme/model:v1".to_owned(),
-            good(&digest),
-        ),
-        (
-            "registry.provenance.test/acme/weights:v1".to_owned(),
-            good(&digest),
-        ),
-    ]);
-    let image = "registry.provenance.test/acme/model:v1";
+    let good = |d: &Digest| signed(d, &sig);
+    let evidence = both_images(good(&digest));
+    let image = MODEL;
     for _ in 0..3 {
         assert_eq!(
             decide(&s, image, evidence.clone()).results[0].status,
@@ -436,14 +404,9 @@ fn memoized_verifier_gives_the_same_answers() {
     let mut moved = evidence.clone();
     moved.insert(image.to_owned(), good(&Digest::sha256_of(b"moved tag")));
     assert_eq!(decide(&s, image, moved).results[0].status, RuleStatus::Fail);
-    let mut other = PolicySet::default();
-    other
-        .add_yaml(&key_policy(&root.tlogs[0].public_key.to_pem()), "p.yaml")
-        .unwrap();
     let s2 = Setup {
-        set: other,
         verifier: s.verifier,
-        now,
+        ..setup(&key_policy(&root.tlogs[0].public_key.to_pem()), &root, now)
     };
     assert_eq!(
         decide(&s2, image, evidence.clone()).results[0].status,
@@ -472,26 +435,9 @@ fn decide_cached(
 fn result_cache_is_bound_to_digest_rule_trust_root_and_time() {
     use provenance_policy::verify_images::VerifyImagesCache;
     let (digest, sig, key, now, root) = cosign_layer();
-    let mut set = PolicySet::default();
-    set.add_yaml(&key_policy(&key), "p.yaml").unwrap();
-    let s = Setup {
-        set,
-        verifier: Verifier::new(&root).unwrap(),
-        now,
-    };
-    let image = "registry.provenance.test/acme/model:v1";
-    let good = |d: &Digest| ImageEvidence {
-        digest: Some(d.clone()),
-        signatures: vec![sig.clone()],
-        ..Default::default()
-    };
-    let evidence = BTreeMap::from([
-        (image.to_owned(), good(&digest)),
-        (
-            "registry.provenance.test/acme/weights:v1".to_owned(),
-            good(&digest),
-        ),
-    ]);
+    let s = setup(&key_policy(&key), &root, now);
+    let image = MODEL;
+    let evidence = both_images(signed(&digest, &sig));
     let cache = VerifyImagesCache::new(64, 60);
 
     // First decision verifies (two images, two misses) and stores two passes.
@@ -540,15 +486,7 @@ fn result_cache_is_bound_to_digest_rule_trust_root_and_time() {
     assert_eq!(fresh.len(), 2);
 
     // Another policy (another key) never sees the first policy's passes.
-    let mut other = PolicySet::default();
-    other
-        .add_yaml(&key_policy(&root.tlogs[0].public_key.to_pem()), "p.yaml")
-        .unwrap();
-    let s2 = Setup {
-        set: other,
-        verifier: Verifier::new(&root).unwrap(),
-        now,
-    };
+    let s2 = setup(&key_policy(&root.tlogs[0].public_key.to_pem()), &root, now);
     let d = decide_cached(&s2, image, &evidence, &cache, now);
     assert_eq!(d.results[0].status, RuleStatus::Fail, "{d:?}");
 
@@ -556,15 +494,7 @@ fn result_cache_is_bound_to_digest_rule_trust_root_and_time() {
     let mut other_root = root.clone();
     other_root.tlogs.clear();
     other_root.source_json = None;
-    let s3 = Setup {
-        set: {
-            let mut p = PolicySet::default();
-            p.add_yaml(&key_policy(&key), "p.yaml").unwrap();
-            p
-        },
-        verifier: Verifier::new(&other_root).unwrap(),
-        now,
-    };
+    let s3 = setup(&key_policy(&key), &other_root, now);
     assert_ne!(
         s3.verifier.trust_root_fingerprint(),
         s.verifier.trust_root_fingerprint()
@@ -585,59 +515,17 @@ fn result_cache_is_bound_to_digest_rule_trust_root_and_time() {
 #[test]
 fn result_cache_skips_conditions_that_read_the_request() {
     use provenance_policy::verify_images::VerifyImagesCache;
-    let expect: Value = serde_json::from_slice(&read("keyless-dsse", "expect.json")).unwrap();
-    let root =
-        TrustRoot::from_trusted_root_json(&read("keyless-dsse", "trusted_root.json")).unwrap();
-    let bundle = SignatureMaterial::Bundle(read("keyless-dsse", "bundle.sigstore.json"));
-    let digest = Digest::sha256_of(&read("keyless-dsse", "artifact"));
-    let now = UnixTime(expect["now"].as_i64().unwrap());
+    let (expect, root, now, evidence) = keyless_dsse();
     let policy = |key: &str, value: &str| {
-        format!(
-            r#"apiVersion: kyverno.io/v1
-kind: ClusterPolicy
-metadata: {{name: verify-provenance}}
-spec:
-  validationFailureAction: Enforce
-  rules:
-    - name: slsa
-      match: {{any: [{{resources: {{kinds: [Pod]}}}}]}}
-      verifyImages:
-        - imageReferences: ["registry.provenance.test/acme/model*"]
-          attestations:
-            - type: https://slsa.dev/provenance/v1
-              attestors:
-                - entries:
-                    - keyless:
-                        subject: "{}"
-                        issuer: "{}"
-              conditions:
-                - all:
-                    - key: "{key}"
-                      operator: Equals
-                      value: "{value}"
-"#,
+        slsa_policy(
             expect["identity"].as_str().unwrap(),
-            expect["issuer"].as_str().unwrap()
+            expect["issuer"].as_str().unwrap(),
+            key,
+            value,
         )
     };
-    let evidence = BTreeMap::from([(
-        "registry.provenance.test/acme/model:v1".to_owned(),
-        ImageEvidence {
-            digest: Some(digest.clone()),
-            attestations: vec![bundle],
-            ..Default::default()
-        },
-    )]);
-    let image = "registry.provenance.test/acme/model:v1";
-    let setup = |p: String| {
-        let mut set = PolicySet::default();
-        set.add_yaml(&p, "p.yaml").unwrap();
-        Setup {
-            set,
-            verifier: Verifier::new(&root).unwrap(),
-            now,
-        }
-    };
+    let image = MODEL;
+    let setup = |p: String| setup(&p, &root, now);
     // Conditions over the predicate only: cached.
     let cache = VerifyImagesCache::new(64, 3600);
     let s = setup(policy(
