@@ -683,6 +683,20 @@ spec:
         .review(&review_of(object), BTreeMap::new(), None, &Env::at(NOW))
         .unwrap();
     assert_eq!(out["response"]["allowed"], false, "{out}");
+    // A value built in code, 1,000 deep (beyond any parser's limit): still decided. (In a debug
+    // build's 2 MiB test thread, serde_json's own clone, serialize and drop of a `Value`
+    // overflow between 1,500 and 1,800 levels; the engine's walks overflow no earlier.)
+    let mut deep = json!(1);
+    for _ in 0..1_000 {
+        deep = json!({ "a": deep });
+    }
+    let object = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "deeper", "namespace": "ml"},
+        "spec": {"containers": [{"name": "c", "image": "evil.example/x:1"}], "x": deep}});
+    let out = set
+        .review(&review_of(object), BTreeMap::new(), None, &Env::at(NOW))
+        .unwrap();
+    assert_eq!(out["response"]["allowed"], false, "{out}");
     // Deeper than that, the JSON parser refuses it (the webhook answers webhook.body.malformed).
     let deeper = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
     assert!(serde_json::from_str::<Value>(&deeper).is_err());
