@@ -287,22 +287,57 @@ struct Run {
     stderr: String,
 }
 
-fn apply(extra: &[&str]) -> Run {
+/// `provenance apply` with the policies folder `policies` of the example, these resource files
+/// or folders of it, and `extra` arguments.
+fn apply_with(policies: &str, resources: &[&str], extra: &[&str]) -> Run {
     let ex = example();
-    let out = Command::new(env!("CARGO_BIN_EXE_provenance"))
-        .arg("apply")
-        .arg("--policy")
-        .arg(ex.join("policies"))
-        .arg("--resource")
-        .arg(ex.join("workloads"))
-        .args(extra)
-        .output()
-        .expect("run provenance apply");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_provenance"));
+    c.arg("apply").arg("--policy").arg(ex.join(policies));
+    for r in resources {
+        c.arg("--resource").arg(ex.join(r));
+    }
+    let out = c.args(extra).output().expect("run provenance apply");
     Run {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// The ClusterPolicy form against every example workload.
+fn apply(extra: &[&str]) -> Run {
+    apply_with("policies", &["workloads"], extra)
+}
+
+/// The example's OCI layout, as an argument.
+fn layout() -> String {
+    example().join("registry").to_str().unwrap().to_owned()
+}
+
+/// `--online` through `endpoint` (`registry.example.com=HOST:PORT`, plain HTTP) with the
+/// layout's trust root pinned, then `extra`.
+fn online<'a>(endpoint: &'a str, trust_root: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    [
+        &[
+            "--online",
+            "--allow-http",
+            "registry.example.com",
+            "--registry-endpoint",
+            endpoint,
+            "--trust-root",
+            trust_root,
+        ][..],
+        extra,
+    ]
+    .concat()
+}
+
+fn layout_trust_root() -> String {
+    example()
+        .join("registry/trusted_root.json")
+        .to_str()
+        .unwrap()
+        .to_owned()
 }
 
 /// (resource, policy, rule) → (result, message), from `-o json` PolicyReports.
@@ -372,21 +407,13 @@ fn assert_scenarios(run: &Run) {
 
 #[test]
 fn offline_from_the_oci_layout() {
-    let run = apply(&[
-        "--registry-layout",
-        example().join("registry").to_str().unwrap(),
-        "-o",
-        "json",
-    ]);
+    let run = apply(&["--registry-layout", &layout(), "-o", "json"]);
     assert_scenarios(&run);
 }
 
 #[test]
 fn table_output_summary_and_blocked_resources() {
-    let run = apply(&[
-        "--registry-layout",
-        example().join("registry").to_str().unwrap(),
-    ]);
+    let run = apply(&["--registry-layout", &layout()]);
     assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
     let header = run.stdout.lines().next().unwrap();
     for col in ["POLICY", "RULE", "RESOURCE", "RESULT", "MESSAGE"] {
@@ -407,22 +434,16 @@ fn table_output_summary_and_blocked_resources() {
 
 #[test]
 fn passing_workloads_alone_exit_zero() {
-    let ex = example();
-    let out = Command::new(env!("CARGO_BIN_EXE_provenance"))
-        .arg("apply")
-        .arg("--policy")
-        .arg(ex.join("policies"))
-        .arg("--resource")
-        .arg(ex.join("workloads/namespaces.yaml"))
-        .arg("--resource")
-        .arg(ex.join("workloads/deployment-model-volume.yaml"))
-        .arg("--registry-layout")
-        .arg(ex.join("registry"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
-    assert!(stdout.contains("pass: 1, fail: 0"), "{stdout}");
+    let run = apply_with(
+        "policies",
+        &[
+            "workloads/namespaces.yaml",
+            "workloads/deployment-model-volume.yaml",
+        ],
+        &["--registry-layout", &layout()],
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    assert!(run.stdout.contains("pass: 1, fail: 0"), "{}", run.stdout);
 }
 
 #[test]
@@ -450,7 +471,7 @@ fn the_public_good_root_does_not_trust_the_fixtures() {
     }
     let run = apply(&[
         "--registry-layout",
-        example().join("registry").to_str().unwrap(),
+        &layout(),
         "--trust-root",
         root.to_str().unwrap(),
         "-o",
@@ -465,32 +486,17 @@ fn the_public_good_root_does_not_trust_the_fixtures() {
 }
 
 mod common;
-use common::{Registry, push_layout};
 
 #[test]
 fn online_through_a_loopback_registry_gives_the_same_results() {
-    let Some(reg) = Registry::start() else {
+    let Some((_reg, endpoint)) = common::serve_layout(&example().join("registry")) else {
         return;
     };
-    let layout = example().join("registry");
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(push_layout(&layout, &format!("http://{}", reg.addr)));
-    let endpoint = format!("registry.example.com={}", reg.addr);
-    let run = apply(&[
-        "--online",
-        "--allow-http",
-        "registry.example.com",
-        "--registry-endpoint",
-        &endpoint,
-        "--trust-root",
-        layout.join("trusted_root.json").to_str().unwrap(),
-        "-o",
-        "json",
-    ]);
+    let root = layout_trust_root();
+    let run = apply(&online(&endpoint, &root, &["-o", "json"]));
     assert_scenarios(&run);
     // And the same JSON as the layout run, result for result.
-    let offline = apply(&["--registry-layout", layout.to_str().unwrap(), "-o", "json"]);
+    let offline = apply(&["--registry-layout", &layout(), "-o", "json"]);
     assert_eq!(results(&run), results(&offline));
 }
 
@@ -502,20 +508,8 @@ fn online_with_the_registry_down_is_an_error_not_a_pass() {
         .unwrap()
         .port();
     let endpoint = format!("registry.example.com=127.0.0.1:{port}");
-    let run = apply(&[
-        "--online",
-        "--allow-http",
-        "registry.example.com",
-        "--registry-endpoint",
-        &endpoint,
-        "--trust-root",
-        example()
-            .join("registry/trusted_root.json")
-            .to_str()
-            .unwrap(),
-        "-o",
-        "json",
-    ]);
+    let root = layout_trust_root();
+    let run = apply(&online(&endpoint, &root, &["-o", "json"]));
     assert_eq!(run.code, Some(1));
     let got = results(&run);
     let (r, m) = &got[&(
@@ -529,9 +523,8 @@ fn online_with_the_registry_down_is_an_error_not_a_pass() {
 
 #[test]
 fn yaml_reports_match_json_reports() {
-    let layout = example().join("registry");
-    let json_run = apply(&["--registry-layout", layout.to_str().unwrap(), "-o", "json"]);
-    let yaml_run = apply(&["--registry-layout", layout.to_str().unwrap(), "-o", "yaml"]);
+    let json_run = apply(&["--registry-layout", &layout(), "-o", "json"]);
+    let yaml_run = apply(&["--registry-layout", &layout(), "-o", "yaml"]);
     assert_eq!(yaml_run.code, Some(1), "{}", yaml_run.stderr);
     let docs = provenance_policy::yaml::load_documents(&yaml_run.stdout, "stdout").unwrap();
     let from_yaml = Run {
@@ -545,25 +538,14 @@ fn yaml_reports_match_json_reports() {
 #[test]
 fn namespace_labels_from_flags_replace_namespace_objects() {
     // Without namespaces.yaml nothing in ml-serving matches a namespaceSelector ...
-    let ex = example();
+    let layout = layout();
     let run = |labels: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_provenance"))
-            .arg("apply")
-            .arg("--policy")
-            .arg(ex.join("policies"))
-            .arg("--resource")
-            .arg(ex.join("workloads/inference-pods.yaml"))
-            .arg("--registry-layout")
-            .arg(ex.join("registry"))
-            .args(labels)
-            .args(["-o", "json"])
-            .output()
-            .unwrap();
-        results(&Run {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        })
+        let args = [&["--registry-layout", &layout][..], labels, &["-o", "json"]].concat();
+        results(&apply_with(
+            "policies",
+            &["workloads/inference-pods.yaml"],
+            &args,
+        ))
     };
     let key = (
         "Pod/ml-serving/inference-unsigned".to_owned(),
@@ -578,10 +560,9 @@ fn namespace_labels_from_flags_replace_namespace_objects() {
 
 #[test]
 fn gathering_one_image_at_a_time_gives_the_same_results() {
-    let layout = example().join("registry");
     let serial = apply(&[
         "--registry-layout",
-        layout.to_str().unwrap(),
+        &layout(),
         "--concurrency",
         "1",
         "-o",
@@ -641,23 +622,13 @@ const CEL_SCENARIOS: &[(&str, &str, &str, &str)] = &[
     ),
 ];
 
+/// The ImageValidatingPolicy form against every example workload, JSON reports.
 fn apply_cel(extra: &[&str]) -> Run {
-    let ex = example();
-    let out = Command::new(env!("CARGO_BIN_EXE_provenance"))
-        .arg("apply")
-        .arg("--policy")
-        .arg(ex.join("policies-cel"))
-        .arg("--resource")
-        .arg(ex.join("workloads"))
-        .args(extra)
-        .args(["-o", "json"])
-        .output()
-        .expect("run provenance apply");
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    apply_with(
+        "policies-cel",
+        &["workloads"],
+        &[extra, &["-o", "json"]].concat(),
+    )
 }
 
 /// (resource, rule) → (result, message, reasons) of the ImageValidatingPolicy.
@@ -731,8 +702,7 @@ fn assert_cel_scenarios(run: &Run) {
 
 #[test]
 fn image_validating_policy_form_offline_from_the_oci_layout() {
-    let layout = example().join("registry");
-    let run = apply_cel(&["--registry-layout", layout.to_str().unwrap()]);
+    let run = apply_cel(&["--registry-layout", &layout()]);
     assert_cel_scenarios(&run);
     // The same verdicts as the ClusterPolicy form, resource for resource.
     let cel = cel_results(&run);
@@ -751,25 +721,13 @@ fn image_validating_policy_form_offline_from_the_oci_layout() {
 
 #[test]
 fn image_validating_policy_form_online_through_a_loopback_registry() {
-    let Some(reg) = Registry::start() else {
+    let Some((_reg, endpoint)) = common::serve_layout(&example().join("registry")) else {
         return;
     };
-    let layout = example().join("registry");
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(push_layout(&layout, &format!("http://{}", reg.addr)));
-    let endpoint = format!("registry.example.com={}", reg.addr);
-    let run = apply_cel(&[
-        "--online",
-        "--allow-http",
-        "registry.example.com",
-        "--registry-endpoint",
-        &endpoint,
-        "--trust-root",
-        layout.join("trusted_root.json").to_str().unwrap(),
-    ]);
+    let root = layout_trust_root();
+    let run = apply_cel(&online(&endpoint, &root, &[]));
     assert_cel_scenarios(&run);
-    let offline = apply_cel(&["--registry-layout", layout.to_str().unwrap()]);
+    let offline = apply_cel(&["--registry-layout", &layout()]);
     assert_eq!(cel_results(&run), cel_results(&offline));
 }
 

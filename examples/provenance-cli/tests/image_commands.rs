@@ -50,31 +50,55 @@ fn keys() -> (tempfile::TempDir, PathBuf, PathBuf) {
     (dir, release, rogue)
 }
 
-/// `verify image` offline from the example layout with its trust root pinned.
-fn verify(args: &[&str]) -> Command {
+/// The keyless signer of the example's `ml/` images.
+const KEYLESS: [&str; 4] = [
+    "--certificate-identity",
+    ID,
+    "--certificate-oidc-issuer",
+    ISSUER,
+];
+
+/// `verify image` offline from the OCI layout `dir` with the example's trust root pinned.
+fn verify_in(dir: &Path, args: &[&str]) -> Command {
     let mut c = provenance();
     c.args(["verify", "image"])
         .args(args)
         .arg("--registry-layout")
-        .arg(layout())
+        .arg(dir)
         .arg("--trust-root")
         .arg(trust_root());
     c
 }
 
+/// `verify image` offline from the example layout with its trust root pinned.
+fn verify(args: &[&str]) -> Command {
+    verify_in(&layout(), args)
+}
+
 fn keyless(img: &str) -> Command {
-    verify(&[
-        img,
-        "--certificate-identity",
-        ID,
-        "--certificate-oidc-issuer",
-        ISSUER,
-    ])
+    verify(&[&[img][..], &KEYLESS].concat())
 }
 
 fn json_of(out: &[u8]) -> Value {
     serde_json::from_slice(out)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(out)))
+}
+
+/// Runs `c`, asserts its exit code and returns its standard output as JSON.
+fn json_exit(c: &mut Command, code: i32) -> Value {
+    json_of(&c.assert().code(code).get_output().stdout)
+}
+
+/// `inspect IMAGE -o json` of the OCI layout `dir`, and `extra` arguments.
+fn inspect_json(img: &str, dir: &Path, extra: &[&str], code: i32) -> Value {
+    json_exit(
+        provenance()
+            .args(["inspect", img, "-o", "json"])
+            .args(extra)
+            .arg("--registry-layout")
+            .arg(dir),
+        code,
+    )
 }
 
 // ------------------------------------------------------------------------- verify image
@@ -90,14 +114,7 @@ fn signed_image_verifies_keyless_and_says_by_whom() {
 
 #[test]
 fn signed_image_json_names_digest_signer_and_log_index() {
-    let out = keyless(&image("ml/llm-server"))
-        .args(["-o", "json"])
-        .assert()
-        .code(0)
-        .get_output()
-        .stdout
-        .clone();
-    let v = json_of(&out);
+    let v = json_exit(keyless(&image("ml/llm-server")).args(["-o", "json"]), 0);
     let img = &v[0];
     assert_eq!(img["verified"], true);
     assert_eq!(
@@ -128,14 +145,7 @@ fn unsigned_image_fails_with_exit_1_and_says_so() {
 
 #[test]
 fn unsigned_image_json_says_why() {
-    let out = keyless(&image("ml/unsigned"))
-        .args(["-o", "json"])
-        .assert()
-        .code(1)
-        .get_output()
-        .stdout
-        .clone();
-    let v = json_of(&out);
+    let v = json_exit(keyless(&image("ml/unsigned")).args(["-o", "json"]), 1);
     assert_eq!(v[0]["verified"], false);
     assert_eq!(v[0]["error"]["code"], "cli.verify.no_signatures");
     assert_eq!(v[0]["error"]["exitCode"], 1);
@@ -202,13 +212,10 @@ fn key_verification() {
     let (_dir, release, rogue) = keys();
     let release = release.to_str().unwrap();
     let rogue = rogue.to_str().unwrap();
-    let out = verify(&[&image("gpu/cuda-app"), "--key", release, "-o", "json"])
-        .assert()
-        .code(0)
-        .get_output()
-        .stdout
-        .clone();
-    let v = json_of(&out);
+    let v = json_exit(
+        &mut verify(&[&image("gpu/cuda-app"), "--key", release, "-o", "json"]),
+        0,
+    );
     let sig = &v[0]["signatures"][0];
     assert_eq!(sig["signer"]["type"], "key");
     assert_eq!(sig["signer"]["keyKind"], "ecdsa-p256");
@@ -256,23 +263,20 @@ fn attestations_by_predicate_type() {
         ));
     // SPDX and CycloneDX signed with the release key, as cosign .att layers and referrers.
     let (_dir, release, _) = keys();
-    let out = verify(&[
-        &image("gpu/cuda-app"),
-        "--key",
-        release.to_str().unwrap(),
-        "--type",
-        "spdxjson",
-        "--type",
-        "cyclonedx",
-        "-o",
-        "json",
-    ])
-    .assert()
-    .code(0)
-    .get_output()
-    .stdout
-    .clone();
-    let v = json_of(&out);
+    let v = json_exit(
+        &mut verify(&[
+            &image("gpu/cuda-app"),
+            "--key",
+            release.to_str().unwrap(),
+            "--type",
+            "spdxjson",
+            "--type",
+            "cyclonedx",
+            "-o",
+            "json",
+        ]),
+        0,
+    );
     let mut seen: Vec<(String, String)> = v[0]["attestations"]
         .as_array()
         .unwrap()
@@ -314,12 +318,7 @@ fn the_public_good_root_does_not_trust_the_fixtures() {
         example().join("../../provenance-core/src/verify/public-good-trusted_root.json");
     provenance()
         .args(["verify", "image", &image("ml/llm-server")])
-        .args([
-            "--certificate-identity",
-            ID,
-            "--certificate-oidc-issuer",
-            ISSUER,
-        ])
+        .args(KEYLESS)
         .arg("--registry-layout")
         .arg(layout())
         .arg("--trust-root")
@@ -408,12 +407,7 @@ fn usage_errors_exit_2_and_say_what_to_do() {
     let empty = tempfile::tempdir().unwrap();
     provenance()
         .args(["verify", "image", &image("ml/llm-server")])
-        .args([
-            "--certificate-identity",
-            ID,
-            "--certificate-oidc-issuer",
-            ISSUER,
-        ])
+        .args(KEYLESS)
         .arg("--registry-layout")
         .arg(empty.path())
         .assert()
@@ -465,16 +459,7 @@ fn inspect_without_trust_is_an_unverified_listing() {
         .code(0)
         .stdout(contains("UNVERIFIED listing"))
         .stdout(contains("claims certificate for ml-team@example.com"));
-    let out = provenance()
-        .args(["inspect", &image("gpu/cuda-app"), "-o", "json"])
-        .arg("--registry-layout")
-        .arg(layout())
-        .assert()
-        .code(0)
-        .get_output()
-        .stdout
-        .clone();
-    let v = json_of(&out);
+    let v = inspect_json(&image("gpu/cuda-app"), &layout(), &[], 0);
     assert!(
         v["verification"]
             .as_str()
@@ -527,20 +512,15 @@ fn inspect_without_trust_is_an_unverified_listing() {
 #[test]
 fn inspect_with_a_key_says_which_evidence_verifies() {
     let (_dir, release, rogue) = keys();
+    let root = trust_root();
     let run = |key: &Path, code: i32| {
-        let out = provenance()
-            .args(["inspect", &image("gpu/cuda-app"), "-o", "json", "--key"])
-            .arg(key)
-            .arg("--registry-layout")
-            .arg(layout())
-            .arg("--trust-root")
-            .arg(trust_root())
-            .assert()
-            .code(code)
-            .get_output()
-            .stdout
-            .clone();
-        json_of(&out)
+        let extra = [
+            "--key",
+            key.to_str().unwrap(),
+            "--trust-root",
+            root.to_str().unwrap(),
+        ];
+        inspect_json(&image("gpu/cuda-app"), &layout(), &extra, code)
     };
     let v = run(&release, 0);
     let verified = |kind: &str| -> Vec<bool> {
@@ -583,31 +563,21 @@ fn inspect_with_a_key_says_which_evidence_verifies() {
 
 #[test]
 fn export_from_a_registry_then_verify_offline() {
-    let Some(reg) = common::Registry::start() else {
+    let Some((reg, endpoint)) = common::serve_layout(&layout()) else {
         return;
     };
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(common::push_layout(
-            &layout(),
-            &format!("http://{}", reg.addr),
-        ));
-    let endpoint = format!("registry.example.com={}", reg.addr);
     let out_dir = tempfile::tempdir().unwrap();
     let to = out_dir.path().join("airgap");
-    let out = provenance()
-        .args(["export", &image("ml/llm-server"), &image("gpu/cuda-app")])
-        .arg("--to")
-        .arg(&to)
-        .args(["--allow-http", "registry.example.com"])
-        .args(["--registry-endpoint", &endpoint])
-        .args(["-o", "json"])
-        .assert()
-        .code(0)
-        .get_output()
-        .stdout
-        .clone();
-    let v = json_of(&out);
+    let v = json_exit(
+        provenance()
+            .args(["export", &image("ml/llm-server"), &image("gpu/cuda-app")])
+            .arg("--to")
+            .arg(&to)
+            .args(["--allow-http", "registry.example.com"])
+            .args(["--registry-endpoint", &endpoint])
+            .args(["-o", "json"]),
+        0,
+    );
     assert_eq!(v[0]["exported"], true);
     assert_eq!(
         v[0]["digest"],
@@ -617,40 +587,19 @@ fn export_from_a_registry_then_verify_offline() {
     assert_eq!(v[1]["cosignTags"].as_array().unwrap().len(), 2, "{v}");
     // The registry is gone: everything below reads the exported layout only.
     drop(reg);
-    let offline = |args: &[&str]| {
-        let mut c = provenance();
-        c.args(["verify", "image"])
-            .args(args)
-            .arg("--registry-layout")
-            .arg(&to)
-            .arg("--trust-root")
-            .arg(trust_root());
-        c
-    };
-    offline(&[
-        &image("ml/llm-server"),
-        "--certificate-identity",
-        ID,
-        "--certificate-oidc-issuer",
-        ISSUER,
-        "--type",
-        "slsaprovenance1",
-    ])
-    .assert()
-    .code(0)
-    .stdout(contains(
-        "attestation https://slsa.dev/provenance/v1 (referrer)",
-    ));
-    offline(&[
-        &image("ml/llm-server"),
-        "--certificate-identity",
-        ID,
-        "--certificate-oidc-issuer",
-        ISSUER,
-    ])
-    .assert()
-    .code(0)
-    .stdout(contains("Verified registry.example.com/ml/llm-server:1.0"));
+    let offline = |args: &[&str]| verify_in(&to, args);
+    let keyless_offline = |img: &str| verify_in(&to, &[&[img][..], &KEYLESS].concat());
+    keyless_offline(&image("ml/llm-server"))
+        .args(["--type", "slsaprovenance1"])
+        .assert()
+        .code(0)
+        .stdout(contains(
+            "attestation https://slsa.dev/provenance/v1 (referrer)",
+        ));
+    keyless_offline(&image("ml/llm-server"))
+        .assert()
+        .code(0)
+        .stdout(contains("Verified registry.example.com/ml/llm-server:1.0"));
     let (_dir, release, _) = keys();
     offline(&[
         &image("gpu/cuda-app"),
@@ -664,16 +613,10 @@ fn export_from_a_registry_then_verify_offline() {
     .assert()
     .code(0);
     // An image that was not exported is not there.
-    offline(&[
-        &image("ml/unsigned"),
-        "--certificate-identity",
-        ID,
-        "--certificate-oidc-issuer",
-        ISSUER,
-    ])
-    .assert()
-    .code(3)
-    .stderr(contains("oci.not_found"));
+    keyless_offline(&image("ml/unsigned"))
+        .assert()
+        .code(3)
+        .stderr(contains("oci.not_found"));
 }
 
 #[test]
@@ -692,12 +635,7 @@ fn verify_and_export_from_a_registry_that_is_down_exit_3() {
     ];
     provenance()
         .args(["verify", "image", &image("ml/llm-server")])
-        .args([
-            "--certificate-identity",
-            ID,
-            "--certificate-oidc-issuer",
-            ISSUER,
-        ])
+        .args(KEYLESS)
         .args(online)
         .arg("--trust-root")
         .arg(trust_root())
@@ -725,20 +663,12 @@ fn export_from_a_layout_into_another_layout() {
         .assert()
         .code(0)
         .stdout(contains("Exported registry.example.com/ml/tokenizer:1.0"));
-    provenance()
-        .args(["verify", "image", &image("ml/tokenizer")])
-        .args([
-            "--certificate-identity",
-            ID,
-            "--certificate-oidc-issuer",
-            ISSUER,
-        ])
-        .arg("--registry-layout")
-        .arg(&to)
-        .arg("--trust-root")
-        .arg(trust_root())
-        .assert()
-        .code(0);
+    verify_in(
+        &to,
+        &[&[image("ml/tokenizer").as_str()][..], &KEYLESS].concat(),
+    )
+    .assert()
+    .code(0);
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -806,16 +736,7 @@ fn inspect_lists_sboms_from_cosign_tags_and_referrers() {
         .unwrap();
     w.finish().unwrap();
 
-    let out = provenance()
-        .args(["inspect", &image("gpu/cuda-app"), "-o", "json"])
-        .arg("--registry-layout")
-        .arg(&copy)
-        .assert()
-        .code(0)
-        .get_output()
-        .stdout
-        .clone();
-    let v = json_of(&out);
+    let v = inspect_json(&image("gpu/cuda-app"), &copy, &[], 0);
     let sboms = v["sboms"].as_array().unwrap();
     assert_eq!(sboms.len(), 2, "{v}");
     assert_eq!(sboms[0]["origin"], "cosign-tag");

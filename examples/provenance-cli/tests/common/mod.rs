@@ -19,6 +19,18 @@ use serde_json::{Value, json};
 mod loopback_registry;
 pub use loopback_registry::{LoopbackRegistry as Registry, Pusher};
 
+/// A loopback registry holding the OCI layout at `layout` (pushed with [`push_layout`]) and
+/// the `--registry-endpoint` value that points `registry.example.com` at it; `None` when
+/// the registry binary is missing outside CI.
+pub fn serve_layout(layout: &Path) -> Option<(Registry, String)> {
+    let reg = Registry::start()?;
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(push_layout(layout, &format!("http://{}", reg.addr)));
+    let endpoint = format!("registry.example.com={}", reg.addr);
+    Some((reg, endpoint))
+}
+
 /// Pushes the example layout to the registry as a client without the referrers API would:
 /// every named manifest under its tag (images, cosign `.sig`), every referrer by digest, and
 /// for each subject the referrers tag schema index (`sha256-<hex>`).
