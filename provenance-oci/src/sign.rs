@@ -412,11 +412,25 @@ pub async fn attest_image<P: Publisher>(
     let (envelope, _) =
         bundle::dsse_envelope(signer, "application/vnd.in-toto+json", statement_json)
             .map_err(signing_error)?;
-    let layer = serde_json::to_vec(&envelope).map_err(|e| Error::malformed("envelope", e))?;
     let mut ann = BTreeMap::new();
+    certificate_annotations(signer, &mut ann);
+    append_attestation(p, image, digest, repository, &envelope, ann, predicate_type).await
+}
+
+/// Appends `envelope` (a DSSE envelope) as a layer of cosign's `.att` manifest, with the
+/// empty signature and `predicateType` annotations added to `ann`.
+async fn append_attestation<P: Publisher>(
+    p: &P,
+    image: &ImageReference,
+    digest: &Digest,
+    repository: Option<&ImageReference>,
+    envelope: &impl serde::Serialize,
+    mut ann: BTreeMap<String, String>,
+    predicate_type: String,
+) -> Result<Published, Error> {
+    let layer = serde_json::to_vec(envelope).map_err(|e| Error::malformed("envelope", e))?;
     ann.insert(ANNOTATION_SIGNATURE.to_owned(), String::new());
     ann.insert(ANNOTATION_PREDICATE_TYPE.to_owned(), predicate_type);
-    certificate_annotations(signer, &mut ann);
     append_attached(
         p,
         image,
@@ -586,22 +600,8 @@ pub async fn attach_attestation_from_bundle<P: Publisher>(
         .and_then(|p| STANDARD.decode(p).ok())
         .ok_or_else(|| Error::malformed("Sigstore bundle", "the envelope has no payload"))?;
     let predicate_type = statement_subject_check(&statement, digest)?;
-    let layer = serde_json::to_vec(envelope).map_err(|e| Error::malformed("envelope", e))?;
-    let mut ann = annotations_from_bundle(&b, chain)?;
-    ann.insert(ANNOTATION_SIGNATURE.to_owned(), String::new());
-    ann.insert(ANNOTATION_PREDICATE_TYPE.to_owned(), predicate_type);
-    append_attached(
-        p,
-        image,
-        digest,
-        AttachedKind::Attestation,
-        repository,
-        DSSE_ENVELOPE,
-        &layer,
-        &ann,
-        false,
-    )
-    .await
+    let ann = annotations_from_bundle(&b, chain)?;
+    append_attestation(p, image, digest, repository, envelope, ann, predicate_type).await
 }
 
 /// Writes `bundle_json` (a message signature over the image manifest, or a DSSE envelope over

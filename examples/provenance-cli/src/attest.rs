@@ -18,7 +18,7 @@ use provenance_oci::sign::{
 };
 
 use crate::image_source::{SourceArgs, parse_image, signature_repository};
-use crate::signing::{Target, load_key, resolve, with_publisher};
+use crate::signing::{Target, resolve, with_publisher};
 use crate::ui::{Failure, runtime};
 
 /// Arguments of `provenance attest`.
@@ -82,12 +82,8 @@ pub fn run(args: AttestArgs) -> ExitCode {
 }
 
 fn attest(a: AttestArgs) -> Result<(), Failure> {
-    let logged = a.keyless.transparency(a.key.is_some())?;
-    let key = a
-        .key
-        .as_ref()
-        .map(|k| load_key(k, a.password.as_deref()))
-        .transpose()?;
+    let (logged, key) =
+        crate::signing::signer_flags(&a.keyless, a.key.as_deref(), a.password.as_deref())?;
     let image = parse_image(&a.image)?;
     let bytes = std::fs::read(&a.predicate)
         .map_err(|e| Failure::usage(format!("--predicate {}: {e}", a.predicate.display())))?;

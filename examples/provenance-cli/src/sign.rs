@@ -220,12 +220,8 @@ fn annotations(list: &[String]) -> Result<BTreeMap<String, String>, Failure> {
 }
 
 fn image(a: ImageArgs) -> Result<(), Failure> {
-    let logged = a.keyless.transparency(a.key.is_some())?;
-    let key = a
-        .key
-        .as_ref()
-        .map(|k| load_key(k, a.password.as_deref()))
-        .transpose()?;
+    let (logged, key) =
+        crate::signing::signer_flags(&a.keyless, a.key.as_deref(), a.password.as_deref())?;
     let image = parse_image(&a.image)?;
     let options = SignOptions {
         annotations: annotations(&a.annotations)?,

@@ -31,6 +31,19 @@ pub fn load_key(path: &Path, password: Option<&str>) -> Result<SigningKey, Failu
     })
 }
 
+/// The signer flags of `sign image` and `attest`: whether a transparency log is used
+/// (`--keyless` / `--tlog-upload`, see [`crate::keyless::KeylessArgs::transparency`]) and the
+/// key, loaded, when one is given.
+pub fn signer_flags(
+    keyless: &crate::keyless::KeylessArgs,
+    key: Option<&Path>,
+    password: Option<&str>,
+) -> Result<(bool, Option<SigningKey>), Failure> {
+    let logged = keyless.transparency(key.is_some())?;
+    let key = key.map(|k| load_key(k, password)).transpose()?;
+    Ok((logged, key))
+}
+
 /// Where signatures are written: an OCI layout (`--registry-layout`) or the registries.
 pub enum Target {
     /// An OCI layout folder.
