@@ -608,6 +608,72 @@ fn check_foreach(
     message: &str,
     depth: usize,
 ) -> Check {
+    // One scratch copy of the context per foreach, not one per element: the context holds the
+    // resource, so a copy per element made a foreach over N containers cost N copies of an
+    // N-container Pod (quadratic; see docs/performance-growth.md).
+    let mut scratch = ctx.clone();
+    foreach_in(ev, foreach, target, &mut scratch, message, depth)
+}
+
+/// How many keys [`foreach_keys`] lists first for the element itself.
+const ELEMENT_KEYS: usize = 4;
+
+/// The top-level context keys one foreach level writes: the [`ELEMENT_KEYS`] element keys,
+/// then the first segment of each of its entries' context names.
+fn foreach_keys(entries: &[Value], depth: usize) -> Vec<String> {
+    let mut keys = vec![
+        "element".to_owned(),
+        "elementIndex".to_owned(),
+        format!("element{depth}"),
+        format!("elementIndex{depth}"),
+    ];
+    for fe in entries {
+        for c in fe
+            .get("context")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            if let Some(first) = c
+                .get("name")
+                .and_then(Value::as_str)
+                .and_then(|n| crate::context::split_dotted(n).into_iter().next())
+                && !keys.contains(&first)
+            {
+                keys.push(first);
+            }
+        }
+    }
+    keys
+}
+
+/// Puts the saved top-level keys of `ctx` back as they were (absent ones removed).
+fn restore_keys(ctx: &mut Value, saved: &[(String, Option<Value>)]) {
+    if let Some(obj) = ctx.as_object_mut() {
+        for (k, v) in saved {
+            match v {
+                Some(v) => {
+                    obj.insert(k.clone(), v.clone());
+                }
+                None => {
+                    obj.remove(k);
+                }
+            }
+        }
+    }
+}
+
+/// One foreach level over the scratch context `ctx`: each element sees `ctx` as it was plus
+/// its element keys and its context entries, exactly as a fresh copy would; the keys this
+/// level writes are restored when it ends, whatever the outcome.
+fn foreach_in(
+    ev: &RuleEval<'_>,
+    foreach: &Value,
+    target: &Value,
+    ctx: &mut Value,
+    message: &str,
+    depth: usize,
+) -> Check {
     let Some(entries) = foreach.as_array() else {
         return Check::Error(Box::new(ev.error(&Error::InvalidPolicy {
             policy: ev.policy.name.clone(),
@@ -615,6 +681,28 @@ fn check_foreach(
             reason: "must be a list".into(),
         })));
     };
+    let keys = foreach_keys(entries, depth);
+    let saved: Vec<(String, Option<Value>)> = keys
+        .into_iter()
+        .map(|k| {
+            let v = ctx.get(&k).cloned();
+            (k, v)
+        })
+        .collect();
+    let outcome = foreach_entries(ev, entries, target, ctx, message, depth, &saved);
+    restore_keys(ctx, &saved);
+    outcome
+}
+
+fn foreach_entries(
+    ev: &RuleEval<'_>,
+    entries: &[Value],
+    target: &Value,
+    ctx: &mut Value,
+    message: &str,
+    depth: usize,
+    saved: &[(String, Option<Value>)],
+) -> Check {
     let mut applied = 0usize;
     for (fi, fe) in entries.iter().enumerate() {
         let list_expr = fe.get("list").and_then(Value::as_str).unwrap_or_default();
@@ -634,6 +722,14 @@ fn check_foreach(
             Err(e) => return Check::Error(Box::new(ev.error(&e))),
         };
         let element_scope = fe.get("elementScope").and_then(Value::as_bool);
+        let context = fe.get("context").and_then(Value::as_array);
+        let mut inner = Map::new();
+        for k in ["pattern", "anyPattern", "deny"] {
+            if let Some(v) = fe.get(k) {
+                inner.insert(k.into(), v.clone());
+            }
+        }
+        let inner = Value::Object(inner);
         for (i, element) in list.iter().enumerate() {
             if element_scope == Some(true) && !element.is_object() {
                 return Check::Error(Box::new(ev.error(&Error::InvalidPolicy {
@@ -642,18 +738,21 @@ fn check_foreach(
                     reason: format!("elementScope is true but element {i} is not an object"),
                 })));
             }
-            let mut ectx = ctx.clone();
-            if let Some(obj) = ectx.as_object_mut() {
+            // The previous element's context entries are undone (its element keys are
+            // overwritten below; nested levels restore their own keys): this element starts
+            // from the context as the level found it.
+            restore_keys(ctx, &saved[ELEMENT_KEYS..]);
+            if let Some(obj) = ctx.as_object_mut() {
                 obj.insert("element".into(), element.clone());
                 obj.insert("elementIndex".into(), json!(i));
                 obj.insert(format!("element{depth}"), element.clone());
                 obj.insert(format!("elementIndex{depth}"), json!(i));
             }
-            if let Some(entries) = fe.get("context").and_then(Value::as_array)
+            if let Some(entries) = context
                 && let Err(r) = load_context(
                     ev,
                     entries,
-                    &mut ectx,
+                    ctx,
                     &Variables::default(),
                     &format!("foreach[{fi}].context"),
                 )
@@ -662,7 +761,7 @@ fn check_foreach(
             }
             if let Some(pre) = fe.get("preconditions").filter(|p| !p.is_null()) {
                 // Kyverno skips the element when its preconditions cannot be evaluated.
-                match conditions::evaluate_block(pre, &ectx, ev.env, "foreach.preconditions") {
+                match conditions::evaluate_block(pre, ctx, ev.env, "foreach.preconditions") {
                     Ok(true) => {}
                     Ok(false) | Err(_) => continue,
                 }
@@ -672,23 +771,10 @@ fn check_foreach(
                 _ if element.is_object() => element,
                 _ => target,
             };
-            let mut inner = Map::new();
-            for k in ["pattern", "anyPattern", "deny"] {
-                if let Some(v) = fe.get(k) {
-                    inner.insert(k.into(), v.clone());
-                }
-            }
             let outcome = if let Some(nested) = fe.get("foreach").filter(|n| !n.is_null()) {
-                check_foreach(ev, nested, elem_target, &ectx, message, depth + 1)
+                foreach_in(ev, nested, elem_target, ctx, message, depth + 1)
             } else {
-                check_block(
-                    ev,
-                    &Value::Object(inner),
-                    elem_target,
-                    &ectx,
-                    message,
-                    depth,
-                )
+                check_block(ev, &inner, elem_target, ctx, message, depth)
             };
             match outcome {
                 Check::Pass => applied += 1,
