@@ -256,7 +256,7 @@ fn config_timeout(args: &KeylessArgs) -> Duration {
 }
 
 /// Who signed and where it was logged, for a summary line: "keylessly by S (I), Rekor log
-/// index N" or "with key <id>, Rekor log index N" (of a bundle that verified).
+/// index N" or "with key KEY-ID, Rekor log index N" (of a bundle that verified).
 pub fn describe(signed: &SignedBundle) -> String {
     let who = match &signed.verified.signer {
         Signer::Certificate(id) => format!(
