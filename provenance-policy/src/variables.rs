@@ -27,6 +27,10 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 /// Most substitution rounds on one string (a variable that keeps producing variables).
 const MAX_ROUNDS: usize = 64;
+/// Largest string substitution may build. A value that contains variable syntax (say a
+/// resource field holding `{{ request }}`) is scanned again after it is substituted, as
+/// Kyverno does; without a bound, each round could double the string.
+pub const MAX_SUBSTITUTED_BYTES: usize = 1 << 20;
 /// Entries kept in the expression cache before it is cleared.
 const CACHE_LIMIT: usize = 4096;
 
@@ -226,6 +230,16 @@ impl Subst<'_> {
                     other => go_json_string(other),
                 };
                 let needle = format!("{prefix}{v}");
+                if value.len().saturating_sub(needle.len()) + prefix.len() + text.len()
+                    > MAX_SUBSTITUTED_BYTES
+                {
+                    return Err(Error::Variable {
+                        path: path.to_string(),
+                        reason: format!(
+                            "substituting {variable} would make the string longer than {MAX_SUBSTITUTED_BYTES} bytes"
+                        ),
+                    });
+                }
                 let repl = format!("{prefix}{text}");
                 value = value.replacen(&needle, &repl, 1);
             }
@@ -628,6 +642,21 @@ fn remove_anchors_from_path(p: &str) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    /// Found by the `pattern` fuzz target: a resource whose strings hold `{{ request }}`,
+    /// substituted into a string that names the request, grew by the whole request every
+    /// round (minutes of CPU, hundreds of MB). Now a bounded error.
+    #[test]
+    fn self_referencing_values_cannot_grow_a_string_without_bound() {
+        let bomb = "x{{ request}} {{ request}} {{ request}}";
+        let ctx = serde_json::json!({"request": {"object": {"a": bomb, "b": bomb}}});
+        let pattern = serde_json::json!({"key": format!("*{bomb}")});
+        let result = substitute(&pattern, &ctx, "/validate/pattern");
+        assert!(
+            matches!(&result, Err(Error::Variable { reason, .. }) if reason.contains("longer than 1048576 bytes")),
+            "expected a bounded error, got {result:?}"
+        );
+    }
+
     use serde_json::json;
 
     #[test]
