@@ -31,6 +31,9 @@ const MAX_ROUNDS: usize = 64;
 /// resource field holding `{{ request }}`) is scanned again after it is substituted, as
 /// Kyverno does; without a bound, each round could double the string.
 pub const MAX_SUBSTITUTED_BYTES: usize = 1 << 20;
+/// Most bytes substitution may copy while building one string, over all its rounds (each
+/// replacement copies the string): bounds the work when a value holds many variables.
+pub const MAX_SUBSTITUTION_WORK: usize = 16 << 20;
 /// Entries kept in the expression cache before it is cleared.
 const CACHE_LIMIT: usize = 4096;
 
@@ -183,6 +186,7 @@ impl Subst<'_> {
         let mut value = s.to_string();
         let mut vars = find_vars(&value);
         let mut rounds = 0usize;
+        let mut work = 0usize;
         while !vars.is_empty() {
             rounds += 1;
             if rounds > MAX_ROUNDS {
@@ -230,6 +234,15 @@ impl Subst<'_> {
                     other => go_json_string(other),
                 };
                 let needle = format!("{prefix}{v}");
+                work = work.saturating_add(value.len()).saturating_add(text.len());
+                if work > MAX_SUBSTITUTION_WORK {
+                    return Err(Error::Variable {
+                        path: path.to_string(),
+                        reason: format!(
+                            "substituting the variables of this string copies more than {MAX_SUBSTITUTION_WORK} bytes"
+                        ),
+                    });
+                }
                 if value.len().saturating_sub(needle.len()) + prefix.len() + text.len()
                     > MAX_SUBSTITUTED_BYTES
                 {
@@ -652,9 +665,25 @@ mod tests {
         let pattern = serde_json::json!({"key": format!("*{bomb}")});
         let result = substitute(&pattern, &ctx, "/validate/pattern");
         assert!(
-            matches!(&result, Err(Error::Variable { reason, .. }) if reason.contains("longer than 1048576 bytes")),
+            matches!(&result, Err(Error::Variable { reason, .. })
+                if reason.contains("longer than 1048576 bytes") || reason.contains("copies more than")),
             "expected a bounded error, got {result:?}"
         );
+        // Many variables that each stay small: bounded by the work, not the length.
+        let many = "{{ request.object.a }}".repeat(20_000);
+        let ctx = serde_json::json!({"request": {"object": {"a": "x".repeat(900)}}});
+        let result = substitute(&serde_json::json!(many), &ctx, "/validate/message");
+        assert!(
+            matches!(&result, Err(Error::Variable { reason, .. }) if reason.contains("copies more than")),
+            "expected a bounded error, got {result:?}"
+        );
+        // An ordinary message is unaffected.
+        let ok = substitute(
+            &serde_json::json!("name {{ request.object.a }}"),
+            &serde_json::json!({"request": {"object": {"a": "pod-1"}}}),
+            "/validate/message",
+        );
+        assert_eq!(ok.ok(), Some(serde_json::json!("name pod-1")));
     }
 
     use serde_json::json;
