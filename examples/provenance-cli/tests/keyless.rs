@@ -296,10 +296,7 @@ fn sign_model_keyless_then_verify_model() {
 
 /// A copy of the AI-workloads OCI layout (its unsigned image is signed here).
 fn layout_copy(mock: &Mock) -> String {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ai-workloads/registry");
-    let dst = mock.dir.path().join("layout");
-    copy_dir(&src, &dst);
-    dst.to_str().unwrap().to_owned()
+    layout_copy_named(mock, "layout")
 }
 
 fn copy_dir(src: &Path, dst: &Path) {
@@ -332,6 +329,22 @@ impl Mock {
         .iter()
         .map(|s| s.to_string())
         .collect()
+    }
+
+    /// `provenance sign image UNSIGNED --keyless` into `layout` against these services.
+    fn sign_image_keyless(&self, layout: &str) -> Command {
+        let mut c = provenance();
+        c.args([
+            "sign",
+            "image",
+            UNSIGNED,
+            "--keyless",
+            "--identity-token",
+            &self.token,
+        ])
+        .args(["--registry-layout", layout])
+        .args(self.services());
+        c
     }
 
     /// `provenance verify image IMAGE --registry-layout LAYOUT` with the mock's trust root.
@@ -371,17 +384,7 @@ fn sign_image_and_attest_keyless_write_cosign_layers_that_verify_image_accepts()
     // Unsigned to start with.
     mock.verify_image(&layout, &keyless).assert().code(1);
 
-    provenance()
-        .args([
-            "sign",
-            "image",
-            UNSIGNED,
-            "--keyless",
-            "--identity-token",
-            &mock.token,
-        ])
-        .args(["--registry-layout", &layout])
-        .args(mock.services())
+    mock.sign_image_keyless(&layout)
         .assert()
         .code(0)
         .stderr(contains(format!(
@@ -613,17 +616,7 @@ fn sign_image_keyless_refuses_a_bad_log_answer_and_writes_nothing() {
     };
     let layout = layout_copy(&mock);
     let before = std::fs::read(Path::new(&layout).join("index.json")).unwrap();
-    provenance()
-        .args([
-            "sign",
-            "image",
-            UNSIGNED,
-            "--keyless",
-            "--identity-token",
-            &mock.token,
-        ])
-        .args(["--registry-layout", &layout])
-        .args(mock.services())
+    mock.sign_image_keyless(&layout)
         .assert()
         .code(1)
         .stderr(contains("[oci.sign.bundle_unverified]").and(contains("verify.tlog.set")));
