@@ -393,19 +393,51 @@ async fn attached_layers<S: EvidenceSource + ?Sized>(
     repository: Option<&ImageReference>,
 ) -> Result<Vec<(Digest, LayerInfo, Vec<u8>)>, Error> {
     let tagged = attached_reference(image, digest, kind, repository);
+    // The attached manifest and its layers are the image owner's: content that is malformed
+    // (a lying size, too many layers, an index where a manifest belongs) is evidence that
+    // fails, so it is left out (it can only make fewer signatures verify). Only an
+    // infrastructure failure (the registry unreachable, auth refused) is an error.
     let m = match src.manifest(&tagged).await {
         Ok(m) => m,
         Err(Error::NotFound { .. }) => return Ok(Vec::new()),
-        Err(e) => return Err(e),
+        Err(e) => return evidence_failed(e, Vec::new()),
     };
-    let manifest = m.image()?;
+    let manifest = match m.image() {
+        Ok(x) => x,
+        Err(e) => return evidence_failed(e, Vec::new()),
+    };
+    let layers = match layers_of(&manifest, &src.limits()) {
+        Ok(l) => l,
+        Err(e) => return evidence_failed(e, Vec::new()),
+    };
     let repo = repo_of(&tagged);
     let mut out = Vec::new();
-    for layer in layers_of(&manifest, &src.limits())? {
-        let bytes = fetch_layer(src, &repo, &layer).await?;
-        out.push((m.digest.clone(), layer, bytes));
+    let mut held = 0u64;
+    for layer in layers {
+        match fetch_layer(src, &repo, &layer).await {
+            Ok(bytes) => {
+                held = held.saturating_add(bytes.len() as u64);
+                if held > src.limits().max_blob_bytes {
+                    // No more evidence per manifest than one blob may hold.
+                    break;
+                }
+                out.push((m.digest.clone(), layer, bytes));
+            }
+            Err(e) if e.is_infrastructure() => return Err(e),
+            Err(_) => continue,
+        }
     }
     Ok(out)
+}
+
+/// A failure reading evidence the image owner controls: infrastructure failures propagate;
+/// malformed or oversized content leaves that evidence out (`fallback`).
+fn evidence_failed<T>(e: Error, fallback: T) -> Result<T, Error> {
+    if e.is_infrastructure() {
+        Err(e)
+    } else {
+        Ok(fallback)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -446,41 +478,56 @@ async fn bundle_referrers<S: EvidenceSource + ?Sized>(
     repository: Option<&ImageReference>,
 ) -> Result<Vec<BundleLayer>, Error> {
     let repo = repo_of(repository.unwrap_or(image));
-    let refs = src
+    // Referrers are the image owner's (anyone who can push to the repository can add one):
+    // a malformed listing, manifest or layer is left out, never an error that a
+    // `failurePolicy: Ignore` would admit. Only infrastructure failures propagate.
+    let refs = match src
         .referrers(&repo, digest, Some(SIGSTORE_BUNDLE_V03))
-        .await?;
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return evidence_failed(e, Vec::new()),
+    };
     let mut out = Vec::new();
+    let mut held = 0u64;
     for r in refs.items {
-        let m = src.manifest_at(&repo, &r.digest).await?;
+        let m = match src.manifest_at(&repo, &r.digest).await {
+            Ok(m) => m,
+            Err(e) if e.is_infrastructure() => return Err(e),
+            Err(_) => continue,
+        };
         if m.bytes.len() as u64 != r.size {
-            return Err(Error::malformed(
-                format!("referrer {}", r.digest),
-                format!(
-                    "descriptor says {} bytes, manifest has {}",
-                    r.size,
-                    m.bytes.len()
-                ),
-            ));
+            continue;
         }
-        let manifest = m.image()?;
+        let Ok(manifest) = m.image() else {
+            continue;
+        };
         if let Some(subject) = manifest.subject() {
             // A referrer must name the subject it was listed for.
-            if descriptor_digest(subject)? != *digest {
-                return Err(Error::malformed(
-                    format!("referrer {}", r.digest),
-                    format!("its subject is {}, listed for {digest}", subject.digest()),
-                ));
+            if descriptor_digest(subject).ok().as_ref() != Some(digest) {
+                continue;
             }
         }
         let mut annotations = r.annotations.clone();
         if let Some(a) = manifest.annotations() {
             annotations.extend(a.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
-        for layer in layers_of(&manifest, &src.limits())? {
+        let Ok(layers) = layers_of(&manifest, &src.limits()) else {
+            continue;
+        };
+        for layer in layers {
             if !layer.media_type.starts_with(SIGSTORE_BUNDLE_PREFIX) {
                 continue;
             }
-            let bytes = fetch_layer(src, &repo, &layer).await?;
+            let bytes = match fetch_layer(src, &repo, &layer).await {
+                Ok(b) => b,
+                Err(e) if e.is_infrastructure() => return Err(e),
+                Err(_) => continue,
+            };
+            held = held.saturating_add(bytes.len() as u64);
+            if held > src.limits().max_blob_bytes {
+                return Ok(out);
+            }
             let mut ann = annotations.clone();
             ann.extend(layer.annotations.clone());
             out.push(BundleLayer {

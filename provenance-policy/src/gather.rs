@@ -75,10 +75,21 @@ where
     out
 }
 
+/// Evidence for an image whose retrieval failed: an infrastructure failure (the registry
+/// unreachable, auth refused, a timeout) is an `error`; anything else is what the registry or
+/// layout served for the image being unusable, which fails the image's rules.
 fn oci_error(what: &str, e: &provenance_oci::Error) -> ImageEvidence {
-    ImageEvidence {
-        error: Some(format!("{what}: {e} [{}]", e.code())),
-        ..ImageEvidence::default()
+    let text = format!("{what}: {e} [{}]", e.code());
+    if e.is_infrastructure() {
+        ImageEvidence {
+            error: Some(text),
+            ..ImageEvidence::default()
+        }
+    } else {
+        ImageEvidence {
+            invalid: Some(text),
+            ..ImageEvidence::default()
+        }
     }
 }
 
@@ -192,6 +203,7 @@ pub fn evidence_from(
             })
             .collect(),
         error: None,
+        invalid: None,
         layers: None,
     }
 }

@@ -525,23 +525,32 @@ impl ImageValidatingPolicy {
     }
 
     /// Whether `image` is selected by `matchImageReferences` (every image when there are none).
+    ///
+    /// An image is matched by what it is, however it is written: the string as written, and
+    /// its normalized forms by tag (`registry/path:tag`) and by digest
+    /// (`registry/path@digest`). A reference pinned as `repo:tag@digest` (by `mutateDigest`,
+    /// or by a Pod author) is therefore still selected by a glob naming its tag: pinning can
+    /// only add verification, never take an image out of a policy's scope.
     pub fn matches_image(&self, image: &str) -> Result<bool, Error> {
         if self.match_images.is_empty() {
             return Ok(true);
         }
+        let forms = image_forms(image);
         let empty = PolicyInput::default();
         let view = RequestView::new(&empty);
-        let bound = RefBinding(Json::String(image.to_owned()));
-        for m in &self.match_images {
-            let hit = match m {
-                ImageMatcher::Glob(re) => re.is_match(image),
-                ImageMatcher::Expression(p) => {
-                    let scope = VariableScope::empty(&view).with_images(&bound);
-                    p.evaluate_bool(&scope)?
+        for form in &forms {
+            let bound = RefBinding(Json::String(form.clone()));
+            for m in &self.match_images {
+                let hit = match m {
+                    ImageMatcher::Glob(re) => re.is_match(form),
+                    ImageMatcher::Expression(p) => {
+                        let scope = VariableScope::empty(&view).with_images(&bound);
+                        p.evaluate_bool(&scope)?
+                    }
+                };
+                if hit {
+                    return Ok(true);
                 }
-            };
-            if hit {
-                return Ok(true);
             }
         }
         Ok(false)
@@ -968,10 +977,53 @@ struct Run<'a> {
     details: RefCell<Vec<String>>,
 }
 
+/// The ways one image can be written that name the same thing: as written; the normalized
+/// reference by tag (`registry/path:tag`) and by digest (`registry/path@digest`); and for a
+/// `repo:tag@digest` the written form without its digest and without its tag.
+fn image_forms(image: &str) -> Vec<String> {
+    let mut forms = vec![image.to_owned()];
+    let mut add = |f: String| {
+        if !f.is_empty() && !forms.contains(&f) {
+            forms.push(f);
+        }
+    };
+    if let Some((name, _digest)) = image.split_once('@') {
+        add(name.to_owned());
+        // `name:tag@digest` → `name@digest` (a `:` after the last `/` is a tag).
+        let slash = name.rfind('/').map_or(0, |i| i + 1);
+        if let Some(colon) = name[slash..].rfind(':') {
+            add(format!(
+                "{}{}",
+                &name[..slash + colon],
+                &image[name.len()..]
+            ));
+        }
+    }
+    if let Some(info) = image_info(image) {
+        let base = match (info["registry"].as_str(), info["path"].as_str()) {
+            (Some(r), Some(p)) if !r.is_empty() => format!("{r}/{p}"),
+            (_, Some(p)) => p.to_owned(),
+            _ => String::new(),
+        };
+        if !base.is_empty() {
+            if let Some(t) = info.get("tag").and_then(Json::as_str) {
+                add(format!("{base}:{t}"));
+            }
+            if let Some(d) = info.get("digest").and_then(Json::as_str) {
+                add(format!("{base}@{d}"));
+            }
+        }
+    }
+    forms
+}
+
 /// Why a verification function could not run.
 struct CallError {
     message: String,
     unsupported: bool,
+    /// The image's own evidence is unusable: a verification function answers "nothing
+    /// verified" (0) instead of an evaluation error.
+    invalid: bool,
 }
 
 impl CallError {
@@ -979,6 +1031,7 @@ impl CallError {
         CallError {
             message: message.into(),
             unsupported: false,
+            invalid: false,
         }
     }
 
@@ -986,6 +1039,7 @@ impl CallError {
         CallError {
             message: format!("unsupported: {}", message.into()),
             unsupported: true,
+            invalid: false,
         }
     }
 }
@@ -1035,6 +1089,13 @@ fn find_evidence<'a>(
     })?;
     if let Some(e) = &ev.error {
         return Err(CallError::new(format!("failed to get imagedata: {e}")));
+    }
+    if let Some(e) = &ev.invalid {
+        return Err(CallError {
+            message: format!("the image cannot be verified: {e}"),
+            unsupported: false,
+            invalid: true,
+        });
     }
     let digest = ev.digest.clone().ok_or_else(|| {
         CallError::new(format!(
@@ -1196,7 +1257,9 @@ fn annotations_match(att: &Json, payload: &[u8]) -> bool {
     want.iter().all(|(k, v)| {
         p.pointer("/optional")
             .and_then(|o| o.get(k))
-            .is_some_and(|got| got == v || got.as_str() == v.as_str())
+            // Equal JSON values only: two non-string values must not compare equal merely
+            // because neither is a string.
+            .is_some_and(|got| got == v)
     })
 }
 
@@ -1246,7 +1309,14 @@ impl Run<'_> {
         {
             return Ok(Value::Int(0));
         }
-        let (_, ev, digest) = find_evidence(self.cx, &image)?;
+        let (_, ev, digest) = match find_evidence(self.cx, &image) {
+            Err(e) if e.invalid => {
+                self.detail(format!("{image}: {}", e.message));
+                self.record(&image, false);
+                return Ok(Value::Int(0));
+            }
+            r => r?,
+        };
         let Some(cx) = self.cx else {
             return Ok(Value::Int(0));
         };
@@ -1258,12 +1328,7 @@ impl Run<'_> {
             let mut ok = false;
             'material: for m in &ev.signatures {
                 for exp in &exps {
-                    match cx.verifier.verify(
-                        provenance_core::verify::Artifact::Digest(&digest),
-                        m,
-                        exp,
-                        cx.now,
-                    ) {
+                    match cx.verifier.verify_image_signature(&digest, m, exp, cx.now) {
                         Ok(v) => {
                             let payload = v.payload.as_ref().map(|(_, p)| p.as_slice());
                             if annotations_match(att, payload.unwrap_or_default()) {
@@ -1310,7 +1375,14 @@ impl Run<'_> {
             return Ok(Value::Int(0));
         }
         let attestation = self.attestation(&att_name)?.clone();
-        let (key, ev, digest) = find_evidence(self.cx, &image)?;
+        let (key, ev, digest) = match find_evidence(self.cx, &image) {
+            Err(e) if e.invalid => {
+                self.detail(format!("{image}: {}", e.message));
+                self.record(&image, false);
+                return Ok(Value::Int(0));
+            }
+            r => r?,
+        };
         let Some(cx) = self.cx else {
             return Ok(Value::Int(0));
         };
@@ -1345,7 +1417,7 @@ impl Run<'_> {
                 .attestations
                 .iter()
                 .filter(|m| {
-                    crate::verify_images::claimed_predicate_type(m).is_none_or(|t| t == *ty)
+                    crate::verify_images::claimed_predicate_type(m).is_some_and(|t| t == *ty)
                 })
                 .collect();
             let mut ok = false;
@@ -1356,12 +1428,7 @@ impl Run<'_> {
             };
             for m in candidates {
                 for exp in &exps {
-                    let v = match cx.verifier.verify(
-                        provenance_core::verify::Artifact::Digest(&digest),
-                        m,
-                        exp,
-                        cx.now,
-                    ) {
+                    let v = match cx.verifier.verify_attestation(&digest, m, exp, cx.now) {
                         Ok(v) => v,
                         Err(e) => {
                             last = format!("[{}] {e}", e.code());

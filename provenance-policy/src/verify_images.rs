@@ -50,6 +50,10 @@ pub struct ImageEvidence {
     pub attestations: Vec<SignatureMaterial>,
     /// Why gathering failed (network, auth, timeout): reported as `error`.
     pub error: Option<String>,
+    /// Why what was served for this image cannot be evidence (a malformed or oversized
+    /// manifest, a digest that does not match): the image owner's content failing, reported
+    /// as `fail`. Never an `error`, which `failurePolicy: Ignore` would admit.
+    pub invalid: Option<String>,
     /// The layers of the image manifest at `digest`, gathered when a rule verifies a
     /// model-signing attestation (their path annotations and digests are what the signed
     /// resources are compared with). `None` when not gathered or the digest names an index.
@@ -556,12 +560,23 @@ fn entry_expectations(entry: &Value, path: &str) -> Result<Vec<Expectation>, Fai
     )))
 }
 
+/// What an attestor must have signed for its entry to count.
+#[derive(Clone, Copy)]
+enum Want<'a> {
+    /// A signature of the image (simple-signing payload, message signature, or cosign's
+    /// signing Statement).
+    Signature,
+    /// An attestation: a verified in-toto Statement of this predicate type naming the digest.
+    Attestation(&'a str),
+}
+
 /// Verifies an attestor set against `materials`; returns the payloads that verified.
 fn verify_attestor_set(
     set: &Value,
     path: &str,
     digest: &Digest,
     materials: &[SignatureMaterial],
+    want: Want<'_>,
     cx: &VerifyImagesContext<'_>,
     depth: usize,
 ) -> Result<Vec<Vec<u8>>, Failure> {
@@ -613,10 +628,11 @@ fn verify_attestor_set(
                 &format!("{epath}.attestor"),
                 digest,
                 materials,
+                want,
                 cx,
                 depth + 1,
             ),
-            (Ok(Some(exp)), None) => verify_entry(&exp, &epath, digest, materials, cx),
+            (Ok(Some(exp)), None) => verify_entry(&exp, &epath, digest, materials, want, cx),
             (Err(f), None) => Err(f),
             (Ok(None), None) => Err(Failure::Error(format!("{epath}: empty attestor entry"))),
         };
@@ -638,32 +654,54 @@ fn verify_attestor_set(
     )))
 }
 
-/// One attestor entry: at least one material must verify with it.
+/// One attestor entry: at least one material must verify with it, as the kind `want` asks
+/// for (a signature, or a Statement of the required type naming the digest).
 fn verify_entry(
     exp: &Expectation,
     path: &str,
     digest: &Digest,
     materials: &[SignatureMaterial],
+    want: Want<'_>,
     cx: &VerifyImagesContext<'_>,
 ) -> Result<Vec<Vec<u8>>, Failure> {
     if materials.is_empty() {
-        return Err(Failure::Check(format!("{path}: no signatures found")));
+        return Err(Failure::Check(format!(
+            "{path}: no {} found",
+            match want {
+                Want::Signature => "signatures".to_owned(),
+                Want::Attestation(t) => format!("{t} attestations"),
+            }
+        )));
     }
     let mut payloads = Vec::new();
     let mut last = String::new();
     for m in materials {
-        match cx.verifier.verify(
-            provenance_core::verify::Artifact::Digest(digest),
-            m,
-            exp,
-            cx.now,
-        ) {
+        let verified = match want {
+            Want::Signature => cx.verifier.verify_image_signature(digest, m, exp, cx.now),
+            Want::Attestation(_) => cx.verifier.verify_attestation(digest, m, exp, cx.now),
+        };
+        match verified {
             Ok(v) => {
-                if let Some((_, p)) = v.payload {
-                    payloads.push(p);
-                } else {
-                    payloads.push(Vec::new());
+                let payload = v.payload.map(|(_, p)| p).unwrap_or_default();
+                if let Want::Attestation(ty) = want {
+                    // The entry counts only for a Statement of the required type about this
+                    // digest (verify_attestation checked the subject; the type is ours).
+                    match provenance_attest::Statement::from_json(&payload) {
+                        Ok(st) if st.predicate_type == ty && st.matches(digest) => {}
+                        Ok(st) => {
+                            last = format!(
+                                "[verify.kind.predicate_type] the verified attestation is a {} Statement, not {ty}",
+                                st.predicate_type
+                            );
+                            continue;
+                        }
+                        Err(e) => {
+                            last = format!("[verify.kind.not_an_attestation] {e}");
+                            continue;
+                        }
+                    }
                 }
+                payloads.push(payload);
             }
             Err(e) => last = format!("[{}] {e}", e.code()),
         }
@@ -717,6 +755,15 @@ impl VerifyImagesContext<'_> {
             if ty != "Cosign" {
                 errors.push(format!("{path}: unsupported: type {ty}"));
                 continue;
+            }
+            // An image this rule cannot parse is an error for the rule, never a skip: a
+            // reference the parser does not know (another digest algorithm, a malformed
+            // name) must not escape verification by not matching `imageReferences`.
+            for ps in sites.iter().filter(|ps| ps.info.is_none()) {
+                errors.push(format!(
+                    "{path}: invalid image reference {:?} at {}: it cannot be verified",
+                    ps.site.image, ps.site.pointer
+                ));
             }
             let one = entry_requests(policy, rule, entry, sites);
             let key_prefix = self
@@ -816,6 +863,9 @@ impl VerifyImagesContext<'_> {
         if let Some(e) = &ev.error {
             return Err(Failure::Error(format!("failed to fetch evidence: {e}")));
         }
+        if let Some(e) = &ev.invalid {
+            return Err(Failure::Check(format!("the image cannot be verified: {e}")));
+        }
         let digest = ev
             .digest
             .clone()
@@ -855,6 +905,7 @@ impl VerifyImagesContext<'_> {
                 &format!("{path}.attestors[{i}]"),
                 &digest,
                 &ev.signatures,
+                Want::Signature,
                 self,
                 0,
             )?;
@@ -879,12 +930,13 @@ impl VerifyImagesContext<'_> {
                 }
             };
             // Only material that claims this predicate type is verified for it (the claim is
-            // unverified and used for selection only: the verified payload is checked again
-            // below). Material whose type cannot be read is kept.
+            // unverified and used for selection only: each attestor checks the verified
+            // Statement's type and subject again). Material whose type cannot be read cannot
+            // be a Statement of this type and is not a candidate.
             let candidates: Vec<SignatureMaterial> = ev
                 .attestations
                 .iter()
-                .filter(|m| claimed_predicate_type(m).is_none_or(|t| t == ty))
+                .filter(|m| claimed_predicate_type(m).is_some_and(|t| t == ty))
                 .cloned()
                 .collect();
             if candidates.is_empty() {
@@ -907,6 +959,7 @@ impl VerifyImagesContext<'_> {
                     &format!("{apath}.attestors[{j}]"),
                     &digest,
                     &candidates,
+                    Want::Attestation(&ty),
                     self,
                     0,
                 )?;
@@ -1001,6 +1054,7 @@ impl VerifyImagesContext<'_> {
                     &format!("{apath}.attestors[{j}]"),
                     &subject,
                     std::slice::from_ref(m),
+                    Want::Attestation(MODEL_SIGNING_V1),
                     self,
                     0,
                 ) {

@@ -137,6 +137,9 @@ impl Evidence {
                 self.errors.fetch_add(1, Ordering::Relaxed);
             }
             self.forget(&key, &cell);
+        } else if ev.invalid.is_some() {
+            // Unusable content is not remembered: a corrected push is seen on the next request.
+            self.forget(&key, &cell);
         }
         ev
     }

@@ -7,9 +7,7 @@
 use std::process::ExitCode;
 
 use base64::Engine;
-use provenance_core::verify::{
-    Artifact, CertificateIdentity, Expectation, SignatureMaterial, Verifier,
-};
+use provenance_core::verify::{CertificateIdentity, Expectation, SignatureMaterial, Verifier};
 use provenance_core::{Digest, UnixTime};
 use provenance_oci::EvidenceSource;
 use serde_json::{Value, json};
@@ -123,7 +121,12 @@ fn item(
         v["claimedPredicateType"] = json!(claimed_type);
     }
     if let Some((verifier, exp, digest, now)) = check {
-        match verifier.verify(Artifact::Digest(digest), material, exp, now) {
+        let verified = if kind == "attestation" {
+            verifier.verify_attestation(digest, material, exp, now)
+        } else {
+            verifier.verify_image_signature(digest, material, exp, now)
+        };
+        match verified {
             Ok(ok) => {
                 let mut subject_ok = true;
                 if kind == "attestation" {

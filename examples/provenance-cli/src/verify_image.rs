@@ -301,7 +301,6 @@ async fn verify_one(src: &Source, input: &str, plan: &Plan<'_>) -> ImageOutcome 
     };
     out.digest = Some(digest.clone());
     let keyed = matches!(plan.expectation, Expectation::Key { .. });
-    let artifact = provenance_core::verify::Artifact::Digest(&digest);
 
     if plan.types.is_empty() {
         let sigs = match src.signatures(&image, &digest, plan.repository).await {
@@ -325,10 +324,12 @@ async fn verify_one(src: &Source, input: &str, plan: &Plan<'_>) -> ImageOutcome 
             return out;
         }
         for s in &sigs {
-            match plan
-                .verifier
-                .verify(artifact, &s.material(), plan.expectation, plan.now)
-            {
+            match plan.verifier.verify_image_signature(
+                &digest,
+                &s.material(),
+                plan.expectation,
+                plan.now,
+            ) {
                 Ok(v) => out.signatures.push(Proven {
                     origin: signature_origin(s),
                     layer: s.digest.clone(),
@@ -378,8 +379,8 @@ async fn verify_one(src: &Source, input: &str, plan: &Plan<'_>) -> ImageOutcome 
     let mut proven_types: Vec<String> = Vec::new();
     for a in &atts {
         let origin = attestation_origin(a);
-        let v = match plan.verifier.verify(
-            artifact,
+        let v = match plan.verifier.verify_attestation(
+            &digest,
             &attestation_material(a),
             plan.expectation,
             plan.now,

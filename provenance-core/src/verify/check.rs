@@ -72,6 +72,14 @@ pub enum Check {
     /// No verified time (SET integrated time or RFC 3161 timestamp) establishes when the
     /// signature was made.
     NoVerifiedTime,
+    /// Verified material is not an image signature where one was required: an attestation
+    /// (a DSSE envelope with another statement than cosign's signing statement) offered as a
+    /// signature.
+    NotASignature,
+    /// Verified material is not an attestation where one was required: a plain signature
+    /// (simple-signing payload or message signature), or a DSSE envelope that is not an
+    /// in-toto Statement naming the subject.
+    NotAnAttestation,
 }
 
 impl Check {
@@ -107,6 +115,8 @@ impl Check {
             Check::Timestamp => "verify.timestamp.invalid",
             Check::TimestampAuthorityValidity => "verify.timestamp.authority_validity",
             Check::NoVerifiedTime => "verify.timestamp.none",
+            Check::NotASignature => "verify.kind.not_a_signature",
+            Check::NotAnAttestation => "verify.kind.not_an_attestation",
         }
     }
 

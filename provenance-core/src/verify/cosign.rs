@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::check::Check;
 use super::keysig::{self, Signed};
-use super::{Artifact, Expectation, Signer, Verified, Verifier, parse_bundle};
+use super::{Artifact, Expectation, SignedContent, Signer, Verified, Verifier, parse_bundle};
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::time::UnixTime;
@@ -191,6 +191,11 @@ pub(super) fn verify(
                     verified_times: Vec::new(),
                     transparency_verified: false,
                     payload: payload_out,
+                    content: if layer.dsse {
+                        SignedContent::Dsse
+                    } else {
+                        SignedContent::SimpleSigning
+                    },
                 })
             }
             _ => Err(Check::TlogMissing.fail(format!(
@@ -259,7 +264,13 @@ pub(super) fn verify(
     } else {
         Artifact::Bytes(&sig.payload)
     };
-    verifier.verify_bundle(artifact, &bundle, expectation, now, payload_out)
+    let mut v = verifier.verify_bundle(artifact, &bundle, expectation, now, payload_out)?;
+    v.content = if layer.dsse {
+        SignedContent::Dsse
+    } else {
+        SignedContent::SimpleSigning
+    };
+    Ok(v)
 }
 
 /// What a layer signs, in the bundle's terms.

@@ -174,7 +174,31 @@ pub struct Verified {
     /// The signed payload and its type, for DSSE envelopes (`application/vnd.in-toto+json`) and
     /// cosign simple-signing payloads.
     pub payload: Option<(String, Vec<u8>)>,
+    /// What kind of signed content was verified (decided from the verified material, never
+    /// from a media type or an annotation).
+    pub content: SignedContent,
 }
+
+/// The kind of signed content a verification proved. An image signature and an attestation
+/// are different statements: [`Verifier::verify_image_signature`] and
+/// [`Verifier::verify_attestation`] accept only their own kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SignedContent {
+    /// A cosign simple-signing payload, checked to name the image digest.
+    SimpleSigning,
+    /// A Sigstore message signature over the artifact's bytes (or their digest).
+    MessageSignature,
+    /// A DSSE envelope; its payload type and payload are [`Verified::payload`].
+    Dsse,
+}
+
+/// The in-toto predicate type cosign 3 uses when it signs an image with a DSSE bundle: such a
+/// Statement about an image digest is an image signature, not an attestation.
+pub const COSIGN_SIGN_PREDICATE_V1: &str = "https://sigstore.dev/cosign/sign/v1";
+
+/// The in-toto Statement payload type.
+const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 
 /// A verifier over one trust root. Build it once; it prepares the trust material.
 pub struct Verifier {
@@ -300,6 +324,72 @@ impl Verifier {
             }
             map.insert(key, (now, v.clone()));
         }
+        Ok(v)
+    }
+
+    /// Verifies that `material` is a signature **of the image** `image` (a manifest or index
+    /// digest) by `expectation`. Only three kinds of content are image signatures: a cosign
+    /// simple-signing payload naming the digest, a message signature over the manifest, and a
+    /// DSSE envelope carrying cosign's signing Statement
+    /// ([`COSIGN_SIGN_PREDICATE_V1`]) about the digest. Anything else that verifies (an
+    /// attestation, a Statement of another type) fails with [`Check::NotASignature`]. The
+    /// kind is decided from the verified content, never from where the material was found.
+    pub fn verify_image_signature(
+        &self,
+        image: &Digest,
+        material: &SignatureMaterial,
+        expectation: &Expectation,
+        now: UnixTime,
+    ) -> Result<Verified, Error> {
+        let v = self.verify(Artifact::Digest(image), material, expectation, now)?;
+        match v.content {
+            SignedContent::SimpleSigning | SignedContent::MessageSignature => Ok(v),
+            SignedContent::Dsse => {
+                let (ty, payload) = v.payload.as_ref().ok_or_else(|| {
+                    Check::NotASignature.fail("the DSSE envelope's payload was not reported")
+                })?;
+                let predicate = statement_predicate_type(ty, payload);
+                if predicate.as_deref() != Some(COSIGN_SIGN_PREDICATE_V1) {
+                    return Err(Check::NotASignature.fail(format!(
+                        "a DSSE envelope with predicate type {} is an attestation, not an image signature (only {COSIGN_SIGN_PREDICATE_V1} is)",
+                        predicate.as_deref().unwrap_or("(none)")
+                    )));
+                }
+                check_in_toto_subject(ty, payload, &Artifact::Digest(image)).map_err(|e| {
+                    Check::NotASignature.fail(format!("the signing Statement: {e}"))
+                })?;
+                Ok(v)
+            }
+        }
+    }
+
+    /// Verifies that `material` is an **attestation** about `subject` by `expectation`: a
+    /// DSSE envelope carrying an in-toto Statement one of whose subjects is `subject`. A
+    /// simple-signing payload or a message signature fails with
+    /// [`Check::NotAnAttestation`], however well it verifies. The caller still checks the
+    /// Statement's predicate type against what it asked for.
+    pub fn verify_attestation(
+        &self,
+        subject: &Digest,
+        material: &SignatureMaterial,
+        expectation: &Expectation,
+        now: UnixTime,
+    ) -> Result<Verified, Error> {
+        let v = self.verify(Artifact::Digest(subject), material, expectation, now)?;
+        if v.content != SignedContent::Dsse {
+            return Err(Check::NotAnAttestation.fail(format!(
+                "{} is not an attestation (a DSSE envelope with an in-toto Statement)",
+                match v.content {
+                    SignedContent::SimpleSigning => "a cosign simple-signing payload",
+                    _ => "a message signature",
+                }
+            )));
+        }
+        let (ty, payload) = v.payload.as_ref().ok_or_else(|| {
+            Check::NotAnAttestation.fail("the DSSE envelope's payload was not reported")
+        })?;
+        check_in_toto_subject(ty, payload, &Artifact::Digest(subject))
+            .map_err(|e| Check::NotAnAttestation.fail(format!("the Statement: {e}")))?;
         Ok(v)
     }
 
@@ -463,6 +553,10 @@ impl Verifier {
                 return Err(Check::Timestamp.fail(format!("signing time {t} is after now ({now})")));
             }
         }
+        let content = match &bundle.content {
+            SignatureContent::DsseEnvelope(_) => SignedContent::Dsse,
+            _ => SignedContent::MessageSignature,
+        };
         Ok(Verified {
             signer,
             integrated_time,
@@ -470,6 +564,7 @@ impl Verifier {
             verified_times,
             transparency_verified,
             payload,
+            content,
         })
     }
 }
@@ -496,6 +591,15 @@ pub fn verify(
 }
 
 pub(crate) fn parse_bundle(text: &str) -> Result<Bundle, Error> {
+    // A bundle holds exactly one kind of content. A parser that reads the first of two keys
+    // would let the holder choose which one is verified: refuse both before parsing.
+    if let Ok(serde_json::Value::Object(o)) = serde_json::from_str::<serde_json::Value>(text)
+        && o.contains_key("messageSignature")
+        && o.contains_key("dsseEnvelope")
+    {
+        return Err(Check::MaterialMalformed
+            .fail("the bundle holds both a messageSignature and a dsseEnvelope"));
+    }
     // The media type decides the version; sigstore-types accepts both v0.3 spellings.
     Bundle::from_json(text).map_err(|e| {
         let msg = e.to_string();
@@ -574,6 +678,15 @@ fn check_message_digest(
     Ok(())
 }
 
+/// The `predicateType` of an in-toto Statement payload, if it is one.
+fn statement_predicate_type(payload_type: &str, payload: &[u8]) -> Option<String> {
+    if payload_type != IN_TOTO_PAYLOAD_TYPE {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    v.get("predicateType")?.as_str().map(str::to_owned)
+}
+
 /// DSSE pre-authentication encoding: `DSSEv1 <len> <type> <len> <payload>`.
 pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + payload_type.len() + 32);
@@ -594,7 +707,7 @@ pub(crate) fn check_in_toto_subject(
     payload: &[u8],
     artifact: &Artifact<'_>,
 ) -> Result<(), Error> {
-    if payload_type != "application/vnd.in-toto+json" {
+    if payload_type != IN_TOTO_PAYLOAD_TYPE {
         return Err(Check::MaterialUnsupported.fail(format!(
             "DSSE payload type {payload_type:?} is not an in-toto statement"
         )));
