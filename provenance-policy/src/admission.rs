@@ -47,6 +47,42 @@ pub struct Decision {
     pub patches: Vec<Value>,
 }
 
+impl Decision {
+    /// The decision as a **validating** admission webhook must give it: the object is what the
+    /// API server will store, so an image a `verifyImages` rule or an ImageValidatingPolicy
+    /// would still pin to its digest (a tag the mutating step did not rewrite: an UPDATE it
+    /// did not see, a later mutation, a webhook that never ran) is denied, as Kyverno's
+    /// validating webhook denies a missing digest. A verified tag could otherwise be moved to
+    /// other content after admission. The patches stay listed for the caller to report.
+    pub fn validating(mut self) -> Self {
+        if self.patches.is_empty() {
+            return self;
+        }
+        let images: Vec<String> = self
+            .patches
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} (at {})",
+                    p["value"].as_str().unwrap_or_default(),
+                    p["path"].as_str().unwrap_or_default()
+                )
+            })
+            .collect();
+        let msg = format!(
+            "missing digest: the object carries image tags that verification pins to digests and the pinned form was not submitted: {}",
+            images.join(", ")
+        );
+        self.allowed = false;
+        self.message = if self.message.is_empty() {
+            msg
+        } else {
+            format!("{}; {msg}", self.message)
+        };
+        self
+    }
+}
+
 impl PolicySet {
     /// A set of the given policies.
     pub fn new(policies: Vec<LoadedPolicy>) -> Self {
@@ -217,7 +253,8 @@ impl PolicySet {
                     r.status = RuleStatus::Skip;
                     r.message = format!("existing violation allowed on UPDATE: {}", r.message);
                 }
-                let action = policy.rule_failure_action(rule);
+                let action =
+                    policy.rule_failure_action_in(rule, input.namespace(), &input.namespace_labels);
                 let blocks = match r.status {
                     RuleStatus::Fail => action == FailureAction::Enforce,
                     RuleStatus::Error => {
@@ -426,7 +463,7 @@ impl PolicySet {
             .pointer("/request/uid")
             .cloned()
             .unwrap_or(Value::Null);
-        let d = self.decide(&input, env);
+        let d = self.decide(&input, env).validating();
         let mut response = json!({"uid": uid, "allowed": d.allowed});
         if !d.allowed {
             response["status"] = json!({"code": 403, "message": d.message, "status": "Failure"});

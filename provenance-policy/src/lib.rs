@@ -25,6 +25,7 @@ pub mod request;
 pub mod validating_policy;
 pub mod variables;
 pub mod verify_images;
+pub mod verify_images_fields;
 pub mod yaml;
 
 pub use error::Error;

@@ -32,6 +32,100 @@ impl FailureAction {
     }
 }
 
+/// One entry of `validationFailureActionOverrides` (policy) or `failureActionOverrides`
+/// (rule): `action` for resources in `namespaces` (Kyverno wildcards) whose namespace labels
+/// match `namespaceSelector`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionOverride {
+    /// The action.
+    pub action: FailureAction,
+    /// Namespace patterns (empty: any namespace).
+    pub namespaces: Vec<String>,
+    /// Namespace label selector, if any.
+    pub namespace_selector: Option<crate::matching::LabelSelector>,
+}
+
+impl ActionOverride {
+    fn parse_list(v: &Value, path: &str) -> Result<Vec<Self>, Error> {
+        let bad = |p: String, reason: &str| Error::InvalidPolicy {
+            policy: String::new(),
+            path: p,
+            reason: reason.to_owned(),
+        };
+        let list = v
+            .as_array()
+            .ok_or_else(|| bad(path.to_owned(), "must be a list"))?;
+        let mut out = Vec::new();
+        for (i, o) in list.iter().enumerate() {
+            let p = format!("{path}[{i}]");
+            if let Some(k) = o.as_object().and_then(|m| {
+                m.keys()
+                    .find(|k| !["action", "namespaces", "namespaceSelector"].contains(&k.as_str()))
+            }) {
+                return Err(Error::Unsupported {
+                    field: format!("{p}.{k} (unknown field)"),
+                });
+            }
+            let action = o
+                .get("action")
+                .and_then(Value::as_str)
+                .and_then(FailureAction::parse)
+                .ok_or_else(|| bad(format!("{p}.action"), "must be Audit or Enforce"))?;
+            let namespaces = match o.get("namespaces") {
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .map(|x| {
+                        x.as_str()
+                            .map(str::to_owned)
+                            .ok_or_else(|| bad(format!("{p}.namespaces"), "must be strings"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+                None | Some(Value::Null) => Vec::new(),
+                Some(_) => return Err(bad(format!("{p}.namespaces"), "must be a list")),
+            };
+            let namespace_selector = match o.get("namespaceSelector") {
+                Some(s) if !s.is_null() => Some(crate::matching::LabelSelector::from_value(
+                    s,
+                    &format!("{p}.namespaceSelector"),
+                )?),
+                _ => None,
+            };
+            if namespaces.is_empty() && namespace_selector.is_none() {
+                return Err(bad(p, "names no namespaces and no namespaceSelector"));
+            }
+            out.push(ActionOverride {
+                action,
+                namespaces,
+                namespace_selector,
+            });
+        }
+        Ok(out)
+    }
+
+    fn applies(&self, namespace: &str, labels: &BTreeMap<String, String>) -> bool {
+        let ns_ok = self.namespaces.is_empty()
+            || self
+                .namespaces
+                .iter()
+                .any(|p| provenance_core::wildcard::wildcard_match(p, namespace));
+        let sel_ok = self
+            .namespace_selector
+            .as_ref()
+            .is_none_or(|s| s.matches(labels));
+        ns_ok && sel_ok
+    }
+
+    fn first(
+        list: &[Self],
+        namespace: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Option<FailureAction> {
+        list.iter()
+            .find(|o| o.applies(namespace, labels))
+            .map(|o| o.action)
+    }
+}
+
 /// What a rule does.
 #[derive(Debug, Clone)]
 pub enum RuleKind {
@@ -64,8 +158,10 @@ pub struct Rule {
     pub context: Vec<Value>,
     /// The rule's action.
     pub kind: RuleKind,
-    /// `validate.failureAction`, when set.
+    /// `validate.failureAction` (or `verifyImages[].failureAction`), when set.
     pub failure_action: Option<FailureAction>,
+    /// `validate.failureActionOverrides`: the action by namespace.
+    pub failure_action_overrides: Vec<ActionOverride>,
     /// `validate.allowExistingViolations` (default true).
     pub allow_existing_violations: bool,
     /// Whether this rule was generated for Pod controllers.
@@ -91,6 +187,8 @@ pub struct ClusterPolicy {
     pub annotations: BTreeMap<String, String>,
     /// `spec.validationFailureAction` (or the rule-level override).
     pub failure_action: FailureAction,
+    /// `spec.validationFailureActionOverrides`: the action by namespace.
+    pub failure_action_overrides: Vec<ActionOverride>,
     /// `spec.failurePolicy`: `Fail` (default) or `Ignore`.
     pub failure_policy_ignore: bool,
     /// `spec.background` (default true).
@@ -142,7 +240,10 @@ impl Rule {
         let kind = if let Some(val) = v.get("validate").filter(|x| !x.is_null()) {
             RuleKind::Validate(val.clone())
         } else if let Some(vi) = v.get("verifyImages").filter(|x| !x.is_null()) {
-            RuleKind::VerifyImages(vi.clone())
+            RuleKind::VerifyImages(
+                crate::verify_images_fields::normalize(vi, path)
+                    .map_err(|e| with_policy(e, policy))?,
+            )
         } else if v.get("mutate").is_some_and(|x| !x.is_null()) {
             RuleKind::Mutate
         } else if v.get("generate").is_some_and(|x| !x.is_null()) {
@@ -158,7 +259,21 @@ impl Rule {
                     format!("unknown value {s:?}"),
                 )
             })?),
-            None => None,
+            None => match &kind {
+                // `verifyImages[].failureAction` sets the rule's action (Enforce if any
+                // entry enforces).
+                RuleKind::VerifyImages(list) => {
+                    crate::verify_images_fields::entries_failure_action(list)
+                }
+                _ => None,
+            },
+        };
+        let failure_action_overrides = match v.pointer("/validate/failureActionOverrides") {
+            Some(o) if !o.is_null() => {
+                ActionOverride::parse_list(o, &format!("{path}.validate.failureActionOverrides"))
+                    .map_err(|e| with_policy(e, policy))?
+            }
+            _ => Vec::new(),
         };
         let context = match v.get("context") {
             Some(Value::Array(a)) => a.clone(),
@@ -207,6 +322,7 @@ impl Rule {
             context,
             kind,
             failure_action,
+            failure_action_overrides,
             allow_existing_violations: v
                 .pointer("/validate/allowExistingViolations")
                 .and_then(Value::as_bool)
@@ -261,6 +377,13 @@ impl ClusterPolicy {
             })?,
             None => FailureAction::Audit,
         };
+        let failure_action_overrides = match spec.get("validationFailureActionOverrides") {
+            Some(o) if !o.is_null() => {
+                ActionOverride::parse_list(o, "spec.validationFailureActionOverrides")
+                    .map_err(|e| with_policy(e, &name))?
+            }
+            _ => Vec::new(),
+        };
         let rules_v = spec
             .get("rules")
             .and_then(Value::as_array)
@@ -277,6 +400,7 @@ impl ClusterPolicy {
             kind,
             annotations,
             failure_action,
+            failure_action_overrides,
             failure_policy_ignore: spec.get("failurePolicy").and_then(Value::as_str)
                 == Some("Ignore"),
             background: spec
@@ -301,6 +425,26 @@ impl ClusterPolicy {
     /// The effective failure action of a rule.
     pub fn rule_failure_action(&self, rule: &Rule) -> FailureAction {
         rule.failure_action.unwrap_or(self.failure_action)
+    }
+
+    /// The action of `rule` for a resource in `namespace` with `labels`: the rule's
+    /// `failureActionOverrides`, then its `failureAction`, then the policy's
+    /// `validationFailureActionOverrides`, then `validationFailureAction` (the first that
+    /// applies decides, as in Kyverno).
+    pub fn rule_failure_action_in(
+        &self,
+        rule: &Rule,
+        namespace: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> FailureAction {
+        if let Some(a) = ActionOverride::first(&rule.failure_action_overrides, namespace, labels) {
+            return a;
+        }
+        if let Some(a) = rule.failure_action {
+            return a;
+        }
+        ActionOverride::first(&self.failure_action_overrides, namespace, labels)
+            .unwrap_or(self.failure_action)
     }
 
     fn can_autogen(&self) -> bool {

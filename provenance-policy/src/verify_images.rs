@@ -487,7 +487,12 @@ enum Failure {
 
 /// An attestor entry after expansion: its path, its expectation (or why it has none), or a
 /// nested attestor set.
-type ExpandedEntry = (String, Result<Option<Expectation>, Failure>, Option<Value>);
+type ExpandedEntry = (
+    String,
+    Result<Option<Expectation>, Failure>,
+    Option<Value>,
+    Option<serde_json::Map<String, Value>>,
+);
 
 /// Builds the expectations one attestor entry stands for (several `publicKeys` → several).
 fn entry_expectations(entry: &Value, path: &str) -> Result<Vec<Expectation>, Failure> {
@@ -595,16 +600,21 @@ fn verify_attestor_set(
     for (i, e) in entries.iter().enumerate() {
         let epath = format!("{path}.entries[{i}]");
         if let Some(nested) = e.get("attestor").filter(|n| !n.is_null()) {
-            expanded.push((epath, Ok(None), Some(nested.clone())));
+            expanded.push((epath, Ok(None), Some(nested.clone()), None));
             continue;
         }
+        let annotations = e
+            .get("annotations")
+            .and_then(Value::as_object)
+            .filter(|a| !a.is_empty())
+            .cloned();
         match entry_expectations(e, &epath) {
             Ok(list) => {
                 for x in list {
-                    expanded.push((epath.clone(), Ok(Some(x)), None));
+                    expanded.push((epath.clone(), Ok(Some(x)), None, annotations.clone()));
                 }
             }
-            Err(f) => expanded.push((epath, Err(f), None)),
+            Err(f) => expanded.push((epath, Err(f), None, None)),
         }
     }
     if expanded.is_empty() {
@@ -616,12 +626,14 @@ fn verify_attestor_set(
         .get("count")
         .and_then(Value::as_u64)
         .map(|c| c as usize)
+        // Unset or 0: every entry must verify (Kyverno's RequiredCount).
+        .filter(|c| *c > 0)
         .unwrap_or(expanded.len())
         .clamp(1, expanded.len());
     let mut verified = 0usize;
     let mut payloads = Vec::new();
     let mut errors = Vec::new();
-    for (epath, exp, nested) in expanded {
+    for (epath, exp, nested, annotations) in expanded {
         let result = match (exp, nested) {
             (_, Some(n)) => verify_attestor_set(
                 &n,
@@ -632,7 +644,15 @@ fn verify_attestor_set(
                 cx,
                 depth + 1,
             ),
-            (Ok(Some(exp)), None) => verify_entry(&exp, &epath, digest, materials, want, cx),
+            (Ok(Some(exp)), None) => verify_entry(
+                &exp,
+                &epath,
+                digest,
+                materials,
+                want,
+                annotations.as_ref(),
+                cx,
+            ),
             (Err(f), None) => Err(f),
             (Ok(None), None) => Err(Failure::Error(format!("{epath}: empty attestor entry"))),
         };
@@ -662,8 +682,14 @@ fn verify_entry(
     digest: &Digest,
     materials: &[SignatureMaterial],
     want: Want<'_>,
+    annotations: Option<&serde_json::Map<String, Value>>,
     cx: &VerifyImagesContext<'_>,
 ) -> Result<Vec<Vec<u8>>, Failure> {
+    if annotations.is_some() && matches!(want, Want::Attestation(_)) {
+        return Err(Failure::Error(format!(
+            "{path}: unsupported: annotations on an attestation's attestor"
+        )));
+    }
     if materials.is_empty() {
         return Err(Failure::Check(format!(
             "{path}: no {} found",
@@ -701,6 +727,12 @@ fn verify_entry(
                         }
                     }
                 }
+                if let Some(want_ann) = annotations
+                    && !payload_annotations_match(want_ann, &payload)
+                {
+                    last = "[verify.annotations.mismatch] the signature's payload does not carry the required annotations".to_owned();
+                    continue;
+                }
                 payloads.push(payload);
             }
             Err(e) => last = format!("[{}] {e}", e.code()),
@@ -711,6 +743,20 @@ fn verify_entry(
     } else {
         Ok(payloads)
     }
+}
+
+/// Whether a verified simple-signing payload carries every required annotation in its
+/// `optional` section with an equal value (a message signature has no payload and never
+/// does).
+fn payload_annotations_match(want: &serde_json::Map<String, Value>, payload: &[u8]) -> bool {
+    let Ok(p) = serde_json::from_slice::<Value>(payload) else {
+        return false;
+    };
+    want.iter().all(|(k, v)| {
+        p.pointer("/optional")
+            .and_then(|o| o.get(k))
+            .is_some_and(|got| got == v)
+    })
 }
 
 impl VerifyImagesContext<'_> {
@@ -766,6 +812,29 @@ impl VerifyImagesContext<'_> {
                 ));
             }
             let one = entry_requests(policy, rule, entry, sites);
+            // `validate.deny`: checked once for the entry when it covers any image; the
+            // condition holding fails the rule with the entry's message.
+            if !one.is_empty()
+                && let Some(deny) = entry.pointer("/validate/deny").filter(|d| !d.is_null())
+            {
+                let conds = deny.get("conditions").cloned().unwrap_or(Value::Null);
+                match crate::conditions::evaluate_block(
+                    &conds,
+                    base_ctx,
+                    env,
+                    &format!("{path}.validate.deny.conditions"),
+                ) {
+                    Ok(true) => fails.push(format!(
+                        "{path}.validate: {}",
+                        entry
+                            .pointer("/validate/message")
+                            .and_then(Value::as_str)
+                            .unwrap_or("denied")
+                    )),
+                    Ok(false) => {}
+                    Err(e) => errors.push(format!("{path}.validate: {e}")),
+                }
+            }
             let key_prefix = self
                 .cache
                 .filter(|_| !one.is_empty() && !depends_on_request(entry, base_ctx))

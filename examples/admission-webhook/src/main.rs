@@ -357,6 +357,7 @@ async fn handle(app: Arc<App>, body: Result<Bytes, BytesRejection>, mode: Mode) 
     };
     match mode {
         Mode::Validate => {
+            let decision = decision.validating();
             Metrics::inc(if decision.allowed {
                 &app.metrics.allowed
             } else {
