@@ -191,10 +191,11 @@ impl PolicySet {
                     && rule.match_block.matches(input)
                     && !rule.exclude.as_ref().is_some_and(|e| e.excludes(input))
                 {
-                    out.extend(crate::verify_images::image_requests(
+                    out.extend(crate::verify_images::image_requests_with_extractors(
                         &p.name,
                         &rule.name,
                         vi,
+                        rule.raw.get("imageExtractors"),
                         &input.object,
                     ));
                 }

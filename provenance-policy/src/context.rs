@@ -72,7 +72,8 @@ pub fn pod_spec(resource: &Value) -> Option<&Value> {
 /// One image found in a resource, with where it was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageSite {
-    /// `containers`, `initContainers`, `ephemeralContainers` or `volumes`.
+    /// `containers`, `initContainers`, `ephemeralContainers`, `volumes`, or `custom` (found
+    /// by `imageExtractors`).
     pub section: &'static str,
     /// Container or volume name.
     pub name: String,
@@ -133,6 +134,92 @@ pub fn images_of(resource: &Value) -> Vec<ImageSite> {
         }
     }
     out
+}
+
+/// Images found by Kyverno `imageExtractors` for one kind: each extractor has a `path` (a
+/// `/`-separated path whose `*` steps through every element of a list or value of a map),
+/// optionally `value` (the field of the object at `path` that holds the image) and `name`.
+/// `key` only names entries in Kyverno's `images` variable and is accepted; `jmesPath`
+/// (rewriting the found string) is refused, since the rewritten string is not what the
+/// cluster pulls.
+pub fn extract_images(resource: &Value, extractors: &Value) -> Result<Vec<ImageSite>, String> {
+    let list = extractors
+        .as_array()
+        .ok_or_else(|| "must be a list of extractors".to_owned())?;
+    let mut out = Vec::new();
+    for (i, x) in list.iter().enumerate() {
+        let o = x
+            .as_object()
+            .ok_or_else(|| format!("[{i}] must be an object"))?;
+        if let Some(k) = o
+            .keys()
+            .find(|k| !["path", "value", "name", "key", "jmesPath"].contains(&k.as_str()))
+        {
+            return Err(format!("[{i}].{k}: unknown field"));
+        }
+        if o.get("jmesPath")
+            .and_then(Value::as_str)
+            .is_some_and(|j| !j.is_empty())
+        {
+            return Err(format!("[{i}].jmesPath: unsupported"));
+        }
+        let path = o
+            .get("path")
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("[{i}].path is required"))?;
+        let value = o
+            .get("value")
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty());
+        let name = o
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("custom")
+            .to_owned();
+        let steps: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let mut targets: Vec<(String, &Value)> = vec![(String::new(), resource)];
+        for step in steps {
+            let mut next = Vec::new();
+            for (at, v) in targets {
+                if step == "*" {
+                    match v {
+                        Value::Array(a) => {
+                            for (j, e) in a.iter().enumerate() {
+                                next.push((format!("{at}/{j}"), e));
+                            }
+                        }
+                        Value::Object(m) => {
+                            for (k, e) in m {
+                                let k = k.replace('~', "~0").replace('/', "~1");
+                                next.push((format!("{at}/{k}"), e));
+                            }
+                        }
+                        _ => {}
+                    }
+                } else if let Some(e) = v.get(step) {
+                    next.push((format!("{at}/{step}"), e));
+                }
+            }
+            targets = next;
+        }
+        for (at, v) in targets {
+            let (pointer, img) = match value {
+                Some(field) => (format!("{at}/{field}"), v.get(field)),
+                None => (at, Some(v)),
+            };
+            match img {
+                Some(Value::String(s)) => out.push(ImageSite {
+                    section: "custom",
+                    name: name.clone(),
+                    image: s.clone(),
+                    pointer,
+                }),
+                None | Some(Value::Null) => {}
+                Some(_) => return Err(format!("[{i}]: the value at {pointer} is not a string")),
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The `images` map Kyverno puts in the context.

@@ -314,9 +314,17 @@ impl ClusterPolicy {
                         "verifyImages without image evidence (supply a VerifyImagesContext)",
                     ));
                 };
-                let sites = prepared
-                    .sites
-                    .get_or_init(|| crate::verify_images::ParsedSites::of(&input.object));
+                let custom;
+                let sites = match rule.raw.get("imageExtractors").filter(|x| !x.is_null()) {
+                    Some(x) => {
+                        custom =
+                            crate::verify_images::ParsedSites::for_rule(&input.object, Some(x));
+                        &custom
+                    }
+                    None => prepared
+                        .sites
+                        .get_or_init(|| crate::verify_images::ParsedSites::of(&input.object)),
+                };
                 let out = cx.evaluate_sites(&self.name, &rule.name, vi, sites, ctx, env);
                 let mut r = ev.result(out.status, out.message.clone());
                 if out.status == RuleStatus::Error {

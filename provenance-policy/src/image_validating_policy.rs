@@ -714,7 +714,7 @@ impl ImageValidatingPolicy {
         let mut patches = Vec::new();
         let mut errors = Vec::new();
         for site in input.subject().map(images_of).unwrap_or_default() {
-            if site.section == "volumes" || site.image.contains('@') {
+            if site.image.contains('@') {
                 continue;
             }
             match self.matches_image(&site.image) {

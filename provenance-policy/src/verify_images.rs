@@ -37,6 +37,7 @@ use provenance_core::{Digest, PublicKey, UnixTime};
 use serde_json::{Value, json};
 
 use crate::context::{image_info, images_of};
+
 use crate::jmespath::Env;
 
 /// Evidence gathered for one image reference.
@@ -397,15 +398,125 @@ pub fn image_requests(
     out
 }
 
+/// [`image_requests`] for a rule with Kyverno `imageExtractors` (the rule's
+/// `imageExtractors` object, by kind): the images of `resource` are those its kind's
+/// extractors find, in place of the built-in Pod extractors. Extractors that cannot be
+/// applied give no requests here; evaluation reports them as an `error`.
+pub fn image_requests_with_extractors(
+    policy: &str,
+    rule: &str,
+    verify_images: &Value,
+    extractors: Option<&Value>,
+    resource: &Value,
+) -> Vec<ImageRequest> {
+    let Some(entries) = verify_images.as_array() else {
+        return Vec::new();
+    };
+    let sites = ParsedSites::for_rule(resource, extractors);
+    entries
+        .iter()
+        .flat_map(|e| entry_requests(policy, rule, e, &sites.sites))
+        .collect()
+}
+
 /// The image sites of one resource, each parsed once (shared by every `verifyImages` rule
-/// that evaluates the resource).
+/// that evaluates the resource), and the image fields no extractor covered.
 #[derive(Default)]
-pub(crate) struct ParsedSites(Vec<ParsedSite>);
+pub(crate) struct ParsedSites {
+    sites: Vec<ParsedSite>,
+    /// Why some images of the resource cannot be verified (image fields no extractor
+    /// reached, extractors that failed): each is an `error` for a rule over the resource.
+    problems: Vec<String>,
+}
 
 impl ParsedSites {
-    /// Parses every image site of `resource`.
+    /// Parses every image site of `resource` (the built-in Pod extractors).
     pub(crate) fn of(resource: &Value) -> Self {
-        ParsedSites(parsed_sites(resource))
+        let sites = parsed_sites(resource);
+        let problems = unextracted(resource, &sites);
+        ParsedSites { sites, problems }
+    }
+
+    /// The sites for a rule: its `imageExtractors` for the resource's kind when it has some,
+    /// else the built-in ones.
+    pub(crate) fn for_rule(resource: &Value, extractors: Option<&Value>) -> Self {
+        let kind = resource.get("kind").and_then(Value::as_str).unwrap_or("");
+        let Some(list) = extractors
+            .and_then(|e| e.get(kind))
+            .filter(|l| !l.is_null())
+        else {
+            return Self::of(resource);
+        };
+        match crate::context::extract_images(resource, list) {
+            Ok(found) => {
+                let sites: Vec<ParsedSite> = found
+                    .into_iter()
+                    .map(|site| ParsedSite {
+                        info: image_info(&site.image),
+                        site,
+                    })
+                    .collect();
+                let problems = unextracted(resource, &sites);
+                ParsedSites { sites, problems }
+            }
+            Err(e) => ParsedSites {
+                sites: Vec::new(),
+                problems: vec![format!("imageExtractors.{kind}: {e}")],
+            },
+        }
+    }
+}
+
+/// Image fields of `resource` (string values of keys named `image`, outside `metadata` and
+/// `status`) that no extracted site covers: a resource whose images the rule cannot see is
+/// not a pass (a custom resource without `imageExtractors`, such as an inference service).
+fn unextracted(resource: &Value, sites: &[ParsedSite]) -> Vec<String> {
+    let mut found = Vec::new();
+    collect_image_fields(resource, String::new(), 0, &mut found);
+    found
+        .into_iter()
+        .filter(|(ptr, _)| {
+            !ptr.starts_with("/metadata/")
+                && !ptr.starts_with("/status/")
+                && !sites.iter().any(|s| {
+                    s.site.pointer == *ptr || ptr.starts_with(&format!("{}/", s.site.pointer))
+                })
+        })
+        .map(|(ptr, img)| {
+            format!(
+                "image {img:?} at {ptr} is not extracted (the resource's kind needs imageExtractors)"
+            )
+        })
+        .collect()
+}
+
+fn collect_image_fields(v: &Value, at: String, depth: usize, out: &mut Vec<(String, String)>) {
+    if depth > 64 || out.len() > 256 {
+        return;
+    }
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o {
+                let p = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));
+                if k == "image"
+                    && let Value::String(img) = x
+                {
+                    out.push((p, img.clone()));
+                } else if k == "image"
+                    && let Some(r) = x.get("reference").and_then(Value::as_str)
+                {
+                    out.push((format!("{p}/reference"), r.to_owned()));
+                } else {
+                    collect_image_fields(x, p, depth + 1, out);
+                }
+            }
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                collect_image_fields(x, format!("{at}/{i}"), depth + 1, out);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -784,10 +895,13 @@ impl VerifyImagesContext<'_> {
         base_ctx: &Value,
         env: &Env,
     ) -> VerifyOutcome {
-        let sites = &sites.0;
         use provenance_core::RuleStatus;
         let mut fails = Vec::new();
         let mut errors = Vec::new();
+        if !verify_images.as_array().is_none_or(Vec::is_empty) {
+            errors.extend(sites.problems.iter().cloned());
+        }
+        let sites = &sites.sites;
         let mut passes = Vec::new();
         let mut patches = Vec::new();
         let mut verified = BTreeMap::new();
@@ -1233,16 +1347,23 @@ pub(crate) fn claimed_predicate_type(m: &SignatureMaterial) -> Option<String> {
     statement.get("predicateType")?.as_str().map(str::to_owned)
 }
 
-/// Kyverno's pinned form: `registry/path@digest` (the tag is dropped).
+/// Kyverno's pinned form: `registry/path:tag@digest` (the tag is kept, so rules that read
+/// `images.*.tag` decide the pinned object as they decided the submitted one).
 fn pin(image: &str, info: Option<&Value>, digest: &Digest) -> String {
     match info {
         Some(info) => {
             let registry = info["registry"].as_str().unwrap_or_default();
             let path = info["path"].as_str().unwrap_or_default();
+            let tag = match info.get("tag").and_then(Value::as_str) {
+                // A reference written by digest only has no tag to keep (`latest` is
+                // Kyverno's default for a reference with neither).
+                Some(t) if !t.is_empty() && !image.contains('@') => format!(":{t}"),
+                _ => String::new(),
+            };
             if registry.is_empty() {
-                format!("{path}@{digest}")
+                format!("{path}{tag}@{digest}")
             } else {
-                format!("{registry}/{path}@{digest}")
+                format!("{registry}/{path}{tag}@{digest}")
             }
         }
         None => format!("{}@{digest}", image.split('@').next().unwrap_or(image)),

@@ -147,6 +147,17 @@ spec:
 /// The same checks as an ImageValidatingPolicy (`policies.kyverno.io/v1`, CEL): image
 /// signatures by `key`, or (`attestation`) a SLSA v1 attestation signed by `key`.
 fn ivp_policy(key: &SigningKey, attestation: bool) -> PolicySet {
+    let mut set = PolicySet::default();
+    set.add_yaml(
+        &ivp_yaml(key, attestation, "registry.provenance.test/acme/*"),
+        "ivp.yaml",
+    )
+    .unwrap();
+    set
+}
+
+/// The ImageValidatingPolicy of [`ivp_policy`], matching images by `glob`.
+fn ivp_yaml(key: &SigningKey, attestation: bool, glob: &str) -> String {
     let pem: String = key
         .public_key()
         .to_pem()
@@ -158,7 +169,7 @@ fn ivp_policy(key: &SigningKey, attestation: bool) -> PolicySet {
     } else {
         "verifyImageSignatures(i, [attestors.release]) > 0"
     };
-    let yaml = format!(
+    format!(
         r#"apiVersion: policies.kyverno.io/v1
 kind: ImageValidatingPolicy
 metadata: {{name: verify-images-cel}}
@@ -171,7 +182,7 @@ spec:
         operations: [CREATE, UPDATE]
         resources: [pods]
   matchImageReferences:
-    - glob: "registry.provenance.test/acme/*"
+    - glob: "{glob}"
   attestors:
     - name: release
       cosign:
@@ -185,10 +196,7 @@ spec:
     - expression: "images.containers.all(i, {check})"
       message: "not verified"
 "#
-    );
-    let mut set = PolicySet::default();
-    set.add_yaml(&yaml, "ivp.yaml").unwrap();
-    set
+    )
 }
 
 /// Denied by the ImageValidatingPolicy: its validation is false
@@ -722,4 +730,306 @@ spec:
         let e = input_from_review(&bad, BTreeMap::new(), None).unwrap_err();
         assert_eq!(e.code(), "policy.request", "{bad}: {e}");
     }
+}
+
+/// Copies the manifest at `from` to `to` (a tag the attacker controls).
+async fn retag(p: &LayoutPublisher, from: &ImageReference, to: &ImageReference) {
+    let m = p.manifest(from).await.unwrap();
+    p.push_manifest(to, &m).await.unwrap();
+}
+
+fn attached_tag(img: &ImageReference, d: &Digest, suffix: &str) -> ImageReference {
+    img.with_tag(&format!("sha256-{}.{suffix}", d.hex()))
+        .expect("tag")
+}
+
+#[tokio::test]
+async fn an_attestation_on_the_sig_tag_is_not_a_signature() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = LayoutPublisher::open(dir.path()).unwrap();
+    let a = image("a");
+    let da = push_image(&p, &a).await;
+    let key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    // A genuine attestation about A by the trusted key, with its `.att` manifest also tagged
+    // as A's `.sig`: it verifies, names A, and is still not a signature.
+    let published = attest_image(&p, &a, &da, &key, &slsa_statement(&da), None)
+        .await
+        .unwrap();
+    retag(&p, &published.reference, &attached_tag(&a, &da, "sig")).await;
+    assert_failed(
+        &decide(dir.path(), &signature_policy(&key), &a).await,
+        "[verify.kind.not_a_signature]",
+    );
+    assert_ivp_failed(
+        &decide(dir.path(), &ivp_policy(&key, false), &a).await,
+        "[verify.kind.not_a_signature]",
+    );
+    // Control: the same attestation satisfies the attestation policy.
+    assert_pass(&decide(dir.path(), &attestation_policy(&key), &a).await);
+}
+
+#[tokio::test]
+async fn a_signature_on_the_att_tag_is_not_an_attestation() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = LayoutPublisher::open(dir.path()).unwrap();
+    let a = image("a");
+    let da = push_image(&p, &a).await;
+    let key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let signed = sign_image(&p, &a, &da, &key, &SignOptions::default())
+        .await
+        .unwrap();
+    retag(&p, &signed.reference, &attached_tag(&a, &da, "att")).await;
+    // Control: the signature is a signature.
+    assert_pass(&decide(dir.path(), &signature_policy(&key), &a).await);
+    // A layer whose predicate type cannot be read is no candidate for the attestation.
+    assert_failed(
+        &decide(dir.path(), &attestation_policy(&key), &a).await,
+        "no attestations found",
+    );
+    assert_ivp_failed(
+        &decide(dir.path(), &ivp_policy(&key, true), &a).await,
+        "no attestations found",
+    );
+}
+
+#[test]
+fn a_bundle_with_both_contents_is_refused_as_malformed() {
+    let key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let digest = Digest::sha256_of(b"manifest");
+    let mut b: Value =
+        serde_json::from_slice(&bundle::message_signature(&key, b"manifest").unwrap()).unwrap();
+    b["dsseEnvelope"] = json!({"payloadType": "application/vnd.in-toto+json",
+        "payload": "e30=", "signatures": [{"sig": "AA=="}]});
+    let root = TrustRoot::from_trusted_root_json(PUBLIC_GOOD_TRUSTED_ROOT).unwrap();
+    let e = Verifier::new(&root)
+        .unwrap()
+        .verify_image_signature(
+            &digest,
+            &provenance_core::verify::SignatureMaterial::Bundle(serde_json::to_vec(&b).unwrap()),
+            &provenance_core::verify::Expectation::Key {
+                key: key.public_key(),
+                allow_no_transparency: true,
+            },
+            NOW,
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), "verify.material.malformed", "{e}");
+}
+
+/// `verifyImages` with `failurePolicy: Ignore` and one key attestor.
+fn ignore_policy(key: &SigningKey) -> PolicySet {
+    let yaml = format!(
+        r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {{name: verify-images}}
+spec:
+  validationFailureAction: Enforce
+  failurePolicy: Ignore
+  rules:
+    - name: signed
+      match: {{any: [{{resources: {{kinds: [Pod]}}}}]}}
+      verifyImages:
+        - imageReferences: ["registry.provenance.test/*"]
+          attestors:
+{}"#,
+        key_entry(key, 12)
+    );
+    let mut set = PolicySet::default();
+    set.add_yaml(&yaml, "ignore.yaml").unwrap();
+    set
+}
+
+#[tokio::test]
+async fn malformed_evidence_fails_the_image_and_is_never_an_ignorable_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = LayoutPublisher::open(dir.path()).unwrap();
+    let a = image("a");
+    let da = push_image(&p, &a).await;
+    let key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let set = ignore_policy(&key);
+    // Control: unsigned, the rule fails and blocks.
+    assert_failed(&decide(dir.path(), &set, &a).await, "no signatures found");
+    // A `.sig` manifest whose layer lies about its size (1 byte for 2).
+    let repo = ImageReference::from_name(&a.name()).unwrap();
+    let layer = b"{}".to_vec();
+    p.push_blob(&repo, &Digest::sha256_of(&layer), &layer)
+        .await
+        .unwrap();
+    let m = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": Digest::sha256_of(&layer).to_string(), "size": 2},
+        "layers": [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+                    "digest": Digest::sha256_of(&layer).to_string(), "size": 1,
+                    "annotations": {"dev.cosignproject.cosign/signature": "MEUCIQ=="}}]});
+    let m = Manifest::from_bytes(
+        serde_json::to_vec(&m).unwrap(),
+        DigestAlgorithm::Sha256,
+        None,
+    )
+    .unwrap();
+    p.push_manifest(&attached_tag(&a, &da, "sig"), &m)
+        .await
+        .unwrap();
+    // Still a fail (blocked), not an error that failurePolicy: Ignore would admit.
+    assert_failed(&decide(dir.path(), &set, &a).await, "no signatures found");
+}
+
+#[tokio::test]
+async fn the_legacy_key_field_is_an_attestor() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = LayoutPublisher::open(dir.path()).unwrap();
+    let (a, u) = (image("a"), image("unsigned"));
+    let da = push_image(&p, &a).await;
+    push_image(&p, &u).await;
+    let key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    sign_image(&p, &a, &da, &key, &SignOptions::default())
+        .await
+        .unwrap();
+    let pem: String = key
+        .public_key()
+        .to_pem()
+        .lines()
+        .map(|l| format!("            {l}\n"))
+        .collect();
+    let yaml = format!(
+        r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {{name: legacy}}
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: signed
+      match: {{any: [{{resources: {{kinds: [Pod]}}}}]}}
+      verifyImages:
+        - image: "registry.provenance.test/*"
+          key: |-
+{pem}"#
+    );
+    let mut set = PolicySet::default();
+    set.add_yaml(&yaml, "legacy.yaml").unwrap();
+    // Without a log entry the key attestor (no `rekor.ignoreTlog`) refuses the signature:
+    // the legacy field is enforced like `keys.publicKeys`, never dropped.
+    assert_failed(&decide(dir.path(), &set, &a).await, "[verify.tlog.missing]");
+    assert_failed(&decide(dir.path(), &set, &u).await, "no signatures found");
+}
+
+#[tokio::test]
+async fn count_zero_requires_every_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = LayoutPublisher::open(dir.path()).unwrap();
+    let a = image("a");
+    let da = push_image(&p, &a).await;
+    let (k1, k2) = (
+        SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap(),
+        SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap(),
+    );
+    sign_image(&p, &a, &da, &k1, &SignOptions::default())
+        .await
+        .unwrap();
+    let entries = |k: &SigningKey| {
+        key_entry(k, 12)
+            .lines()
+            .skip(1)
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    };
+    let yaml = format!(
+        r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {{name: two-keys}}
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: signed
+      match: {{any: [{{resources: {{kinds: [Pod]}}}}]}}
+      verifyImages:
+        - imageReferences: ["registry.provenance.test/*"]
+          attestors:
+            - count: 0
+              entries:
+{}{}"#,
+        entries(&k1),
+        entries(&k2)
+    );
+    let mut set = PolicySet::default();
+    set.add_yaml(&yaml, "count0.yaml").unwrap();
+    assert_failed(
+        &decide(dir.path(), &set, &a).await,
+        "1 of 2 required attestors verified",
+    );
+}
+
+#[tokio::test]
+async fn an_image_reference_the_parser_does_not_know_is_an_error_not_a_skip() {
+    let key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let set = signature_policy(&key);
+    let img = format!("registry.provenance.test/acme/a@sha512:{}", "a".repeat(128));
+    let input = ResourceInput::create(json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "ml"},
+        "spec": {"containers": [{"name": "c", "image": img}]}}));
+    let evidence = BTreeMap::new();
+    let root = TrustRoot::from_trusted_root_json(PUBLIC_GOOD_TRUSTED_ROOT).unwrap();
+    let verifier = Verifier::new(&root).unwrap();
+    let cx = VerifyImagesContext {
+        evidence: &evidence,
+        verifier: &verifier,
+        now: NOW,
+        cache: None,
+    };
+    let d = set.decide_with(&input, &Env::at(NOW), Some(&cx));
+    assert!(!d.allowed, "{d:?}");
+    assert_eq!(d.results[0].status, RuleStatus::Error, "{:?}", d.results);
+    assert!(
+        d.results[0].message.contains("invalid image reference"),
+        "{}",
+        d.results[0].message
+    );
+}
+
+#[tokio::test]
+async fn a_validating_decision_denies_a_tag_that_verification_would_pin() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = LayoutPublisher::open(dir.path()).unwrap();
+    let a = image("a");
+    let da = push_image(&p, &a).await;
+    let key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    sign_image(&p, &a, &da, &key, &SignOptions::default())
+        .await
+        .unwrap();
+    let d = decide(dir.path(), &signature_policy(&key), &a).await;
+    assert!(d.allowed && !d.patches.is_empty(), "{d:?}");
+    let v = d.validating();
+    assert!(!v.allowed, "{v:?}");
+    assert!(v.message.contains("missing digest"), "{}", v.message);
+    // The pinned object is what validation admits.
+    let pinned = ImageReference::parse(&format!("{}@{da}", a.name())).unwrap();
+    let d = decide(dir.path(), &signature_policy(&key), &pinned)
+        .await
+        .validating();
+    assert!(d.allowed, "{d:?}");
+}
+
+#[tokio::test]
+async fn an_image_validating_policy_glob_naming_a_tag_still_matches_after_pinning() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = LayoutPublisher::open(dir.path()).unwrap();
+    let u = image("unsigned");
+    push_image(&p, &u).await;
+    let key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let mut set = PolicySet::default();
+    set.add_yaml(&ivp_yaml(&key, false, &u.to_string()), "tag-glob.yaml")
+        .unwrap();
+    assert_ivp_failed(&decide(dir.path(), &set, &u).await, "no signatures found");
+    // Written as `repo:tag@digest` by the Pod author: matched all the same.
+    let d = ImageReference::parse(&format!(
+        "{}@{}",
+        u,
+        LayoutSource::open(dir.path())
+            .unwrap()
+            .resolve(&u)
+            .await
+            .unwrap()
+    ))
+    .unwrap();
+    assert_ivp_failed(&decide(dir.path(), &set, &d).await, "no signatures found");
 }

@@ -210,7 +210,7 @@ fn cosign_key_signature_pass_fail_error() {
         d.patches
             .iter()
             .any(|p| p["path"] == "/spec/containers/0/image"
-                && p["value"] == format!("registry.provenance.test/acme/model@{digest}")),
+                && p["value"] == format!("{MODEL}@{digest}")),
         "{:?}",
         d.patches
     );
