@@ -157,7 +157,10 @@ async fn thousands_of_signature_layers_hit_the_layer_limit() {
     // The `.sig` manifest is the image owner's: past the limit it is not evidence (no
     // signatures), never an error that `failurePolicy: Ignore` would turn into an admission.
     assert!(
-        src.signatures(&img, &digest, None).await.unwrap().is_empty(),
+        src.signatures(&img, &digest, None)
+            .await
+            .unwrap()
+            .is_empty(),
         "a manifest over the layer limit is left out"
     );
 
@@ -190,7 +193,10 @@ async fn oversized_and_lying_layers() {
     };
     let src = LayoutSource::open_with_limits(dir.path(), limits).unwrap();
     assert!(
-        src.signatures(&img, &digest, None).await.unwrap().is_empty(),
+        src.signatures(&img, &digest, None)
+            .await
+            .unwrap()
+            .is_empty(),
         "an oversized layer is left out"
     );
 
@@ -207,7 +213,10 @@ async fn oversized_and_lying_layers() {
     );
     let src = LayoutSource::open(dir.path()).unwrap();
     assert!(
-        src.signatures(&img, &digest, None).await.unwrap().is_empty(),
+        src.signatures(&img, &digest, None)
+            .await
+            .unwrap()
+            .is_empty(),
         "a layer whose size lies is left out, not truncated"
     );
 }

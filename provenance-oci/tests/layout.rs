@@ -128,7 +128,11 @@ async fn tampered_blob_and_limits() {
     // A blob whose bytes do not match its digest is not evidence: left out (the image then
     // has no attestation and fails), never a truncated or substituted payload.
     assert!(
-        layout.attestations(&img, &d, None).await.unwrap().is_empty(),
+        layout
+            .attestations(&img, &d, None)
+            .await
+            .unwrap()
+            .is_empty(),
         "the tampered envelope is left out"
     );
 

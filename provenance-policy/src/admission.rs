@@ -58,17 +58,17 @@ impl Decision {
         if self.patches.is_empty() {
             return self;
         }
-        let images: Vec<String> = self
-            .patches
-            .iter()
-            .map(|p| {
-                format!(
-                    "{} (at {})",
-                    p["value"].as_str().unwrap_or_default(),
-                    p["path"].as_str().unwrap_or_default()
-                )
-            })
-            .collect();
+        let mut images: Vec<String> = Vec::new();
+        for p in &self.patches {
+            let one = format!(
+                "{} (at {})",
+                p["value"].as_str().unwrap_or_default(),
+                p["path"].as_str().unwrap_or_default()
+            );
+            if !images.contains(&one) {
+                images.push(one);
+            }
+        }
         let msg = format!(
             "missing digest: the object carries image tags that verification pins to digests and the pinned form was not submitted: {}",
             images.join(", ")

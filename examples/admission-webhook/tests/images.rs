@@ -124,10 +124,18 @@ async fn verifies_images_from_an_oci_layout() {
         }
     };
 
-    // The signed inference Pod: admitted, and /mutate pins its images to verified digests.
+    // The signed inference Pod by tag: /validate denies it (the tag could move after
+    // admission: "missing digest"), and /mutate pins its images to verified digests.
     let good = pod("llm-inference");
     let out = post("/validate", review("v-1", &good)).await;
-    assert_eq!(out["response"]["allowed"], true, "{out}");
+    assert_eq!(out["response"]["allowed"], false, "{out}");
+    assert!(
+        out["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing digest"),
+        "{out}"
+    );
     let m = post("/mutate", review("m-1", &good)).await;
     assert_eq!(m["response"]["allowed"], true);
     assert_eq!(m["response"]["patchType"], "JSONPatch", "{m}");
