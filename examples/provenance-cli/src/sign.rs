@@ -58,11 +58,12 @@ enum What {
 /// The private key flags.
 #[derive(clap::Args, Debug)]
 struct KeyArgs {
-    /// Private key: cosign.key (encrypted; password from COSIGN_PASSWORD) or a PKCS#8 / SEC1
-    /// PEM.
+    /// Private key: cosign.key (encrypted; password from PROVENANCE_PASSWORD, COSIGN_PASSWORD
+    /// or the terminal) or a PKCS#8 / SEC1 PEM.
     #[arg(long, value_name = "FILE")]
     key: PathBuf,
-    /// The key's password (default: COSIGN_PASSWORD).
+    /// The key's password. Deprecated: visible in the process list; prefer PROVENANCE_PASSWORD
+    /// or COSIGN_PASSWORD, or the terminal prompt.
     #[arg(long, value_name = "PASSWORD")]
     password: Option<String>,
 }
@@ -72,11 +73,12 @@ struct ImageArgs {
     /// The image, as written in a Pod spec (a tag is resolved once; the digest is signed).
     #[arg(value_name = "IMAGE")]
     image: String,
-    /// Private key: cosign.key (encrypted; password from COSIGN_PASSWORD) or a PKCS#8 / SEC1
-    /// PEM. Required unless --keyless.
+    /// Private key: cosign.key (encrypted; password from PROVENANCE_PASSWORD, COSIGN_PASSWORD
+    /// or the terminal) or a PKCS#8 / SEC1 PEM. Required unless --keyless.
     #[arg(long, value_name = "FILE", required_unless_present = "keyless")]
     key: Option<PathBuf>,
-    /// The key's password (default: COSIGN_PASSWORD).
+    /// The key's password. Deprecated: visible in the process list; prefer PROVENANCE_PASSWORD
+    /// or COSIGN_PASSWORD, or the terminal prompt.
     #[arg(long, value_name = "PASSWORD")]
     password: Option<String>,
     #[command(flatten)]
@@ -101,11 +103,12 @@ struct BlobArgs {
     /// The file to sign.
     #[arg(value_name = "FILE")]
     file: PathBuf,
-    /// Private key: cosign.key (encrypted; password from COSIGN_PASSWORD) or a PKCS#8 / SEC1
-    /// PEM. Required unless --keyless.
+    /// Private key: cosign.key (encrypted; password from PROVENANCE_PASSWORD, COSIGN_PASSWORD
+    /// or the terminal) or a PKCS#8 / SEC1 PEM. Required unless --keyless.
     #[arg(long, value_name = "FILE", required_unless_present = "keyless")]
     key: Option<PathBuf>,
-    /// The key's password (default: COSIGN_PASSWORD).
+    /// The key's password. Deprecated: visible in the process list; prefer PROVENANCE_PASSWORD
+    /// or COSIGN_PASSWORD, or the terminal prompt.
     #[arg(long, value_name = "PASSWORD")]
     password: Option<String>,
     #[command(flatten)]
@@ -133,7 +136,8 @@ struct ModelArgs {
     private_key: Option<PathBuf>,
     #[command(flatten)]
     keyless: crate::keyless::KeylessArgs,
-    /// The key's password (default: COSIGN_PASSWORD for cosign keys).
+    /// The key's password. Deprecated: visible in the process list; prefer PROVENANCE_PASSWORD
+    /// or COSIGN_PASSWORD, or the terminal prompt.
     #[arg(long, value_name = "PASSWORD")]
     password: Option<String>,
     /// Signing certificate (PEM) for the key: `model_signing sign certificate`.
