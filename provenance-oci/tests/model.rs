@@ -332,6 +332,7 @@ fn caller_ignore_paths_hide_files() {
 #[test]
 fn the_cache_is_used_and_paranoid_mode_ignores_it() {
     let (d, m) = model_copy();
+    settle();
     let cache = d.path().join("cache.json");
     let opts = VerifyOptions {
         cache: Some(cache.clone()),
@@ -623,6 +624,7 @@ fn blake2b_files_and_shards_signatures_verify_and_catch_changes() {
 #[test]
 fn one_cache_serves_sha256_and_blake2b_without_mixing_them() {
     let (d, m) = model_copy();
+    settle();
     let opts = VerifyOptions {
         cache: Some(d.path().join("cache.json")),
         ..VerifyOptions::default()
@@ -639,4 +641,220 @@ fn one_cache_serves_sha256_and_blake2b_without_mixing_them() {
     }
     let text = std::fs::read_to_string(d.path().join("cache.json")).unwrap();
     assert!(text.contains("blake2b:"), "{text}");
+}
+
+/// Waits until files written now are older than the cache's racy window.
+fn settle() {
+    std::thread::sleep(std::time::Duration::from_nanos(
+        provenance_oci::model::hash::RACY_WINDOW_NS as u64 + 200_000_000,
+    ));
+}
+
+fn cache_keys(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["entries"].as_object().unwrap().keys().cloned().collect()
+}
+
+#[test]
+fn a_file_swapped_in_after_the_walk_cannot_poison_the_cache() {
+    use provenance_oci::model::hash::{DigestCache, Task, hash_tasks};
+    let (d, m) = model_copy();
+    // The modified folder is in place when the walk stats it; the signed one is swapped in
+    // (a directory rename: the file's own ctime does not change) before it is read.
+    let good = d.path().join("tokenizer.good");
+    std::fs::rename(m.join("tokenizer"), &good).unwrap();
+    std::fs::create_dir(m.join("tokenizer")).unwrap();
+    std::fs::write(m.join("tokenizer/vocab.txt"), b"hello\nworld\n<pad>\n").unwrap();
+    std::fs::copy(good.join("empty.txt"), m.join("tokenizer/empty.txt")).unwrap();
+    settle();
+    let cache_path = d.path().join("cache.json");
+    let ignore = provenance_oci::model::IgnoreSet::default().with_git_paths();
+    let entries = provenance_oci::model::walk::walk(&m, &ignore, false, None).unwrap();
+    let tasks: Vec<Task> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| Task {
+            entry: i,
+            start: 0,
+            end: e.size,
+            whole: true,
+        })
+        .collect();
+    let evil = d.path().join("tokenizer.evil");
+    std::fs::rename(m.join("tokenizer"), &evil).unwrap();
+    std::fs::rename(&good, m.join("tokenizer")).unwrap();
+    let cache = DigestCache::open(&cache_path);
+    let e = hash_tasks(
+        &entries,
+        &tasks,
+        1,
+        Some(&cache),
+        None,
+        provenance_oci::model::HashAlgorithm::Sha256,
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), "model.unstable", "{e}");
+    cache.save().unwrap();
+    assert!(
+        !cache_keys(&cache_path)
+            .iter()
+            .any(|k| k.ends_with(":tokenizer/vocab.txt")),
+        "a digest was cached under the stat of another file"
+    );
+    // The modified folder back in place: its change is seen, with the cache.
+    std::fs::rename(m.join("tokenizer"), &good).unwrap();
+    std::fs::rename(&evil, m.join("tokenizer")).unwrap();
+    let opts = VerifyOptions {
+        cache: Some(cache_path),
+        ..VerifyOptions::default()
+    };
+    let (code, diff) = mismatch(verify_model(
+        &m,
+        &sig("key.sig"),
+        &key("ec-p256.pub"),
+        &opts,
+        now(),
+    ));
+    assert_eq!(code, "model.file_changed");
+    assert_eq!(diff.changed, strings(&["tokenizer/vocab.txt"]));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_file_replaced_by_a_symlink_after_the_walk_is_not_followed() {
+    use provenance_oci::model::hash::{Task, hash_tasks};
+    let (d, m) = model_copy();
+    let ignore = provenance_oci::model::IgnoreSet::default().with_git_paths();
+    let entries = provenance_oci::model::walk::walk(&m, &ignore, false, None).unwrap();
+    let i = entries.iter().position(|e| e.rel == "config.json").unwrap();
+    let outside = d.path().join("outside.json");
+    std::fs::copy(m.join("config.json"), &outside).unwrap();
+    std::fs::remove_file(m.join("config.json")).unwrap();
+    std::os::unix::fs::symlink(&outside, m.join("config.json")).unwrap();
+    let task = Task {
+        entry: i,
+        start: 0,
+        end: entries[i].size,
+        whole: true,
+    };
+    let e = hash_tasks(
+        &entries,
+        &[task],
+        1,
+        None,
+        None,
+        provenance_oci::model::HashAlgorithm::Sha256,
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), "model.unstable", "{e}");
+}
+
+#[test]
+fn recently_modified_files_are_hashed_but_not_cached() {
+    let (d, m) = model_copy();
+    settle();
+    let cache = d.path().join("cache.json");
+    let opts = VerifyOptions {
+        cache: Some(cache.clone()),
+        ..VerifyOptions::default()
+    };
+    verify_model(&m, &sig("key.sig"), &key("ec-p256.pub"), &opts, now()).unwrap();
+    assert!(
+        cache_keys(&cache)
+            .iter()
+            .any(|k| k.ends_with(":config.json"))
+    );
+    // Rewritten just now (same bytes): within the racy window, not cached.
+    let bytes = std::fs::read(m.join("config.json")).unwrap();
+    std::fs::write(m.join("config.json"), &bytes).unwrap();
+    verify_model(&m, &sig("key.sig"), &key("ec-p256.pub"), &opts, now()).unwrap();
+    let keys = cache_keys(&cache);
+    assert!(
+        !keys.iter().any(|k| k.ends_with(":config.json")),
+        "{keys:?}"
+    );
+    assert!(keys.iter().any(|k| k.ends_with(":tokenizer/vocab.txt")));
+    settle();
+    verify_model(&m, &sig("key.sig"), &key("ec-p256.pub"), &opts, now()).unwrap();
+    assert!(
+        cache_keys(&cache)
+            .iter()
+            .any(|k| k.ends_with(":config.json"))
+    );
+}
+
+#[test]
+fn a_shard_task_notices_a_file_that_grew_after_the_walk() {
+    use provenance_oci::model::hash::{Task, hash_tasks};
+    let (_d, m) = model_copy();
+    let ignore = provenance_oci::model::IgnoreSet::default().with_git_paths();
+    let entries = provenance_oci::model::walk::walk(&m, &ignore, false, None).unwrap();
+    let i = entries.iter().position(|e| e.rel == "config.json").unwrap();
+    let size = entries[i].size;
+    // Shard tasks read their range only: the growth is past every shard.
+    let tasks = [
+        Task {
+            entry: i,
+            start: 0,
+            end: size / 2,
+            whole: false,
+        },
+        Task {
+            entry: i,
+            start: size / 2,
+            end: size,
+            whole: false,
+        },
+    ];
+    let alg = provenance_oci::model::HashAlgorithm::Sha256;
+    hash_tasks(&entries, &tasks, 1, None, None, alg).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(m.join("config.json"))
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"appended").unwrap();
+    drop(f);
+    let e = hash_tasks(&entries, &tasks, 1, None, None, alg).unwrap_err();
+    assert_eq!(e.code(), "model.unstable", "{e}");
+    // And through the verifier, a shards signature over the grown file fails.
+    let (code, _) = mismatch(verify(&m, &sig("key-shards.sig"), &key("ec-p256.pub")));
+    assert_eq!(code, "model.file_changed");
+}
+
+#[cfg(unix)]
+#[test]
+fn the_cache_is_saved_through_a_fresh_temporary_file_never_a_symlink() {
+    let (d, m) = model_copy();
+    let cache = d.path().join("cache.json");
+    let victim = d.path().join("victim");
+    std::fs::write(&victim, b"keep").unwrap();
+    // The temporary names a fixed-name scheme would use, planted as symlinks.
+    for name in ["cache.tmp", "cache.json.tmp"] {
+        std::os::unix::fs::symlink(&victim, d.path().join(name)).unwrap();
+    }
+    let opts = VerifyOptions {
+        cache: Some(cache.clone()),
+        ..VerifyOptions::default()
+    };
+    verify_model(&m, &sig("key.sig"), &key("ec-p256.pub"), &opts, now()).unwrap();
+    assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+    assert!(cache.is_file());
+    // A symlink at the cache path itself is replaced, its target untouched.
+    std::fs::remove_file(&cache).unwrap();
+    std::os::unix::fs::symlink(&victim, &cache).unwrap();
+    verify_model(&m, &sig("key.sig"), &key("ec-p256.pub"), &opts, now()).unwrap();
+    assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+    assert!(
+        std::fs::symlink_metadata(&cache)
+            .unwrap()
+            .file_type()
+            .is_file()
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".cache.json."))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }

@@ -261,29 +261,17 @@ pub fn compute_manifest_with(
     } else {
         opts.threads
     };
+    // Paranoid: read everything, but refresh the cache with what was read.
     let lookup = if opts.paranoid { None } else { cache.as_ref() };
-    let digests = if let (Some(c), None) = (&cache, lookup) {
-        // Paranoid: read everything, but refresh the cache with what was read.
-        let d = hash::hash_tasks(
-            &entries,
-            &tasks,
-            threads,
-            None,
-            opts.progress.as_deref(),
-            hash,
-        )?;
-        c.record(&entries, &tasks, hash, &d);
-        d
-    } else {
-        hash::hash_tasks(
-            &entries,
-            &tasks,
-            threads,
-            lookup,
-            opts.progress.as_deref(),
-            hash,
-        )?
-    };
+    let digests = hash::hash_tasks_with(
+        &entries,
+        &tasks,
+        threads,
+        lookup,
+        cache.as_ref(),
+        opts.progress.as_deref(),
+        hash,
+    )?;
     if let Some(c) = &cache {
         c.save()?;
     }

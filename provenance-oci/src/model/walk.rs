@@ -181,8 +181,9 @@ pub fn walk(
     Ok(out)
 }
 
+/// (device, inode, mtime ns, ctime ns) of a file's metadata.
 #[cfg(unix)]
-fn stamp(m: &std::fs::Metadata) -> (u64, u64, i128, i128) {
+pub(crate) fn stamp(m: &std::fs::Metadata) -> (u64, u64, i128, i128) {
     use std::os::unix::fs::MetadataExt;
     (
         m.dev(),
@@ -193,7 +194,7 @@ fn stamp(m: &std::fs::Metadata) -> (u64, u64, i128, i128) {
 }
 
 #[cfg(not(unix))]
-fn stamp(m: &std::fs::Metadata) -> (u64, u64, i128, i128) {
+pub(crate) fn stamp(m: &std::fs::Metadata) -> (u64, u64, i128, i128) {
     let mtime = m
         .modified()
         .ok()
