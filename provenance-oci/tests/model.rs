@@ -379,7 +379,31 @@ fn the_cache_is_used_and_paranoid_mode_ignores_it() {
 }
 
 #[test]
-fn dataset_digest_of_a_folder_is_the_model_signing_subject_digest() {
+fn dataset_digest_of_a_folder_binds_each_path_to_its_digest() {
+    let opts = VerifyOptions::default();
+    let d = dataset_digest(&fixtures().join("model"), &opts).unwrap();
+    // Recomputed by hand: (u64 BE path length, path, SHA-256) per file, in path order, git
+    // paths ignored.
+    let mut all = Vec::new();
+    for rel in [
+        "config.json",
+        "tokenizer/empty.txt",
+        "tokenizer/vocab.txt",
+        "weights/model-00001-of-00001.bin",
+        "weights/nested/deep/adapter.safetensors",
+    ] {
+        let bytes = std::fs::read(fixtures().join("model").join(rel)).unwrap();
+        all.extend_from_slice(&(rel.len() as u64).to_be_bytes());
+        all.extend_from_slice(rel.as_bytes());
+        all.extend_from_slice(provenance_core::Digest::sha256_of(&bytes).as_bytes());
+    }
+    assert_eq!(d, provenance_core::Digest::sha256_of(&all));
+    verify_dataset_digest(&fixtures().join("model"), &d.to_string(), &opts).unwrap();
+    verify_dataset_digest(&fixtures().join("model"), d.hex().as_str(), &opts).unwrap();
+    let e = verify_dataset_digest(&fixtures().join("model/config.json"), &d.to_string(), &opts)
+        .unwrap_err();
+    assert_eq!(e.code(), "model.dataset_mismatch");
+    // Not model-signing's subject digest, which leaves the names out.
     let b: serde_json::Value =
         serde_json::from_slice(&std::fs::read(sig("key.sig")).unwrap()).unwrap();
     use base64::Engine as _;
@@ -388,13 +412,33 @@ fn dataset_digest_of_a_folder_is_the_model_signing_subject_digest() {
         .unwrap();
     let p: serde_json::Value = serde_json::from_slice(&p).unwrap();
     let subject = p["subject"][0]["digest"]["sha256"].as_str().unwrap();
+    assert_ne!(d.hex(), subject);
+}
+
+#[test]
+fn moving_a_dataset_file_to_another_name_changes_the_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = dir.path().join("ds");
+    for (rel, bytes) in [
+        ("cat/001.jpg", b"meow".as_slice()),
+        ("dog/001.jpg", b"woof".as_slice()),
+    ] {
+        std::fs::create_dir_all(ds.join(rel).parent().unwrap()).unwrap();
+        std::fs::write(ds.join(rel), bytes).unwrap();
+    }
     let opts = VerifyOptions::default();
-    let d = dataset_digest(&fixtures().join("model"), &opts).unwrap();
-    assert_eq!(d.to_string(), format!("sha256:{subject}"));
-    verify_dataset_digest(&fixtures().join("model"), subject, &opts).unwrap();
-    let e =
-        verify_dataset_digest(&fixtures().join("model/config.json"), subject, &opts).unwrap_err();
-    assert_eq!(e.code(), "model.dataset_mismatch");
+    let signed = dataset_digest(&ds, &opts).unwrap();
+    // A dog relabelled as a cat: same bytes, same file order, another name.
+    std::fs::rename(ds.join("dog/001.jpg"), ds.join("cat/002.jpg")).unwrap();
+    let e = verify_dataset_digest(&ds, &signed.to_string(), &opts).unwrap_err();
+    assert_eq!(e.code(), "model.dataset_mismatch", "{e}");
+    // Two files swapping names (each bytes under the other's name).
+    std::fs::rename(ds.join("cat/002.jpg"), ds.join("dog/001.jpg")).unwrap();
+    verify_dataset_digest(&ds, &signed.to_string(), &opts).unwrap();
+    std::fs::write(ds.join("cat/001.jpg"), b"woof").unwrap();
+    std::fs::write(ds.join("dog/001.jpg"), b"meow").unwrap();
+    let e = verify_dataset_digest(&ds, &signed.to_string(), &opts).unwrap_err();
+    assert_eq!(e.code(), "model.dataset_mismatch", "{e}");
 }
 
 #[test]
@@ -496,7 +540,7 @@ fn model_signing_cli_agrees_when_installed() {
 }
 
 #[test]
-fn signed_dataset_attestation_binds_the_folder_digest() {
+fn a_model_signing_signature_is_not_a_dataset_attestation_of_the_folder() {
     use provenance_core::TrustRoot;
     use provenance_core::verify::{Expectation, PUBLIC_GOOD_TRUSTED_ROOT};
     use provenance_oci::model::verify_dataset_attestation;
@@ -506,15 +550,15 @@ fn signed_dataset_attestation_binds_the_folder_digest() {
         key: PublicKey::from_pem(&pem).unwrap(),
         allow_no_transparency: true,
     };
+    // Its subject is model-signing's root digest, which does not bind the file names: the
+    // folder's dataset digest does, so they never match (verify such folders as models).
     let bundle = std::fs::read(sig("key.sig")).unwrap();
     let opts = VerifyOptions::default();
     let (_d, m) = model_copy();
-    let a = verify_dataset_attestation(&m, &bundle, &exp, &root, &opts, now()).unwrap();
-    assert_eq!(a.predicate_type, "https://model_signing/signature/v1.0");
-    std::fs::write(m.join("tokenizer/vocab.txt"), b"poisoned").unwrap();
     let e = verify_dataset_attestation(&m, &bundle, &exp, &root, &opts, now()).unwrap_err();
     assert_eq!(e.code(), "model.signature", "{e}");
     assert!(e.to_string().contains("verify."), "{e}");
+    verify_model(&m, &sig("key.sig"), &key("ec-p256.pub"), &opts, now()).unwrap();
 }
 
 /// When the reference CLI is installed: a folder with names whose order differs between

@@ -267,7 +267,7 @@ fn datasets_are_signed_as_in_toto_subjects() {
         a.predicate_type,
         provenance_attest::croissant::DATASET_PROVENANCE_V1
     );
-    // A dataset folder: the subject is the folder's model-signing root digest.
+    // A dataset folder: the subject is the folder's dataset digest (paths bound to digests).
     let (_d2, m) = model_copy();
     let (_, fb) = sign_dataset(
         &m,
@@ -279,6 +279,15 @@ fn datasets_are_signed_as_in_toto_subjects() {
     )
     .unwrap();
     verify_dataset_attestation(&m, &fb, &exp, &root, &VerifyOptions::default(), now()).unwrap();
+    // The same bytes under another name: the attestation no longer matches.
+    std::fs::rename(
+        m.join("tokenizer/vocab.txt"),
+        m.join("tokenizer/vocab2.txt"),
+    )
+    .unwrap();
+    let e = verify_dataset_attestation(&m, &fb, &exp, &root, &VerifyOptions::default(), now())
+        .unwrap_err();
+    assert_eq!(e.code(), "model.signature", "{e}");
     std::fs::write(&file, b"other rows").unwrap();
     assert!(
         verify_dataset_attestation(&file, &b, &exp, &root, &VerifyOptions::default(), now())
