@@ -50,8 +50,9 @@ pub struct ModelArgs {
     #[arg(long, visible_alias = "key", alias = "public_key",
           conflicts_with_all = ["certificate_chain", "identity"])]
     public_key: Option<PathBuf>,
-    /// Trusted certificates (PEM) the signing certificate must chain to
-    /// (`model_signing sign certificate`); repeatable.
+    /// Certificates (PEM) for `model_signing sign certificate` signatures; repeatable. Only
+    /// the self-signed roots among them are trust anchors; intermediates given only help build
+    /// the path to one of those roots.
     #[arg(long, alias = "certificate_chain", num_args = 1.., conflicts_with = "identity")]
     certificate_chain: Vec<PathBuf>,
     /// Expected signer identity (certificate SAN), exactly (`model_signing sign sigstore`).
