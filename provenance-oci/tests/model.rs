@@ -904,3 +904,44 @@ fn the_cache_is_saved_through_a_fresh_temporary_file_never_a_symlink() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[cfg(unix)]
+#[test]
+fn command_line_ignore_paths_resolve_against_the_base_and_the_model_root() {
+    use provenance_oci::model::resolve_ignore_paths;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("model/logs")).unwrap();
+    std::fs::write(d.join("model/real.bin"), b"x").unwrap();
+    std::os::unix::fs::symlink("real.bin", d.join("model/link.bin")).unwrap();
+    // The parent folder reached through a symlink (as /tmp and /private/tmp).
+    std::os::unix::fs::symlink(d, d.join("alias")).unwrap();
+    let paths: Vec<PathBuf> = [
+        "model/logs",
+        "./model/logs/../real.bin",
+        "model/link.bin",
+        "logs",
+        "model",
+        "alias/model/logs",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .chain([d.join("model/logs"), PathBuf::from("/elsewhere/logs")])
+    .collect();
+    let r = resolve_ignore_paths(Path::new("model"), d, &paths);
+    assert_eq!(
+        r.inside,
+        strings(&["logs", "real.bin", "link.bin", "logs", "logs"])
+    );
+    assert_eq!(
+        r.outside,
+        vec![
+            PathBuf::from("logs"),
+            PathBuf::from("model"),
+            PathBuf::from("/elsewhere/logs")
+        ]
+    );
+    // The model folder as the base (the model-verifier's rule).
+    let r = resolve_ignore_paths(&d.join("model"), &d.join("model"), &[PathBuf::from("logs")]);
+    assert_eq!(r.inside, strings(&["logs"]));
+}

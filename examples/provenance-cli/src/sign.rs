@@ -158,9 +158,11 @@ struct ModelArgs {
     /// Where to write the signature.
     #[arg(long, value_name = "SIGNATURE_PATH", default_value = "model.sig")]
     signature: PathBuf,
-    /// Paths to leave out, relative to the model (repeatable).
+    /// Paths to leave out (repeatable), relative to the current directory or absolute, as
+    /// model_signing reads them (`--ignore-paths model/logs`); paths outside the model folder
+    /// ignore nothing.
     #[arg(long = "ignore-paths", value_name = "IGNORE_PATHS", num_args = 1..)]
-    ignore_paths: Vec<String>,
+    ignore_paths: Vec<PathBuf>,
     /// Sign `.git`, `.gitattributes`, `.github`, `.gitignore` too.
     #[arg(long = "no-ignore-git-paths")]
     no_ignore_git_paths: bool,
@@ -447,7 +449,7 @@ fn model(a: ModelArgs) -> Result<(), Failure> {
 
 fn model_options(a: &ModelArgs) -> Result<SignModelOptions, Failure> {
     Ok(SignModelOptions {
-        ignore_paths: a.ignore_paths.clone(),
+        ignore_paths: crate::verify_model::ignore_paths_from_cwd(&a.model_path, &a.ignore_paths)?,
         ignore_git_paths: !a.no_ignore_git_paths,
         allow_symlinks: a.allow_symlinks,
         method: match a.shard_size {

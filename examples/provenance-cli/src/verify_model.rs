@@ -73,8 +73,9 @@ pub struct ModelArgs {
     /// Sigstore trusted root (`trusted_root.json`); default: the embedded public-good root.
     #[arg(long, visible_aliases = ["trusted-root", "trust-root"], alias = "trust_config")]
     trust_config: Option<PathBuf>,
-    /// Paths to ignore (relative to the current directory, as model_signing resolves them);
-    /// repeatable.
+    /// Paths to ignore, repeatable: for a folder, relative to the current directory or
+    /// absolute, as model_signing (and `sign model`) resolve them; for `--oci`, relative to
+    /// the model root (there is no folder).
     #[arg(long, alias = "ignore_paths", num_args = 1..)]
     ignore_paths: Vec<PathBuf>,
     /// Include `.git`, `.gitattributes`, `.github`, `.gitignore` (ignored by default).
@@ -200,27 +201,28 @@ pub fn trust_from(
     ))
 }
 
-/// Resolves ignore paths as model_signing does: relative to the current directory, kept
-/// only when they fall inside the model folder, then made relative to it.
-pub fn resolve_ignore_paths(model: &Path, paths: &[PathBuf]) -> Vec<String> {
-    let Ok(root) = model.canonicalize() else {
-        return Vec::new();
-    };
-    let cwd = std::env::current_dir().unwrap_or_default();
-    paths
-        .iter()
-        .filter_map(|p| {
-            let abs = if p.is_absolute() {
-                p.clone()
-            } else {
-                cwd.join(p)
-            };
-            let abs = abs.canonicalize().unwrap_or(abs);
-            let rel = abs.strip_prefix(&root).ok()?;
-            rel.to_str()
-                .map(|s| s.replace(std::path::MAIN_SEPARATOR, "/"))
-        })
-        .collect()
+/// Resolves `--ignore-paths` as model_signing's CLI does, for `sign model` and `verify model`
+/// alike: relative to the current directory (or absolute), kept when inside the model folder,
+/// then made relative to it ([`provenance_oci::model::resolve_ignore_paths`]). Paths outside
+/// the folder ignore nothing, and say so on stderr.
+pub fn ignore_paths_from_cwd(
+    model: &Path,
+    paths: &[PathBuf],
+) -> Result<Vec<String>, crate::ui::Failure> {
+    if paths.is_empty() {
+        return Ok(Vec::new());
+    }
+    let cwd = std::env::current_dir()
+        .map_err(|e| crate::ui::Failure::usage(format!("current directory: {e}")))?;
+    let r = provenance_oci::model::resolve_ignore_paths(model, &cwd, paths);
+    for p in &r.outside {
+        eprintln!(
+            "warning: --ignore-paths {} is not inside the model folder {}: it ignores nothing (ignore paths are read from the current directory, as model_signing reads them)",
+            p.display(),
+            model.display()
+        );
+    }
+    Ok(r.inside)
 }
 
 /// The OCI reference to verify, if the command names one (`--oci REF` or `oci://REF`).
@@ -313,7 +315,8 @@ fn verify(args: &ModelArgs) -> Result<String, (String, String)> {
         return Err(config("a model folder or --oci REF is required".into()));
     };
     let opts = VerifyOptions {
-        ignore_paths: resolve_ignore_paths(model_path, &args.ignore_paths),
+        ignore_paths: ignore_paths_from_cwd(model_path, &args.ignore_paths)
+            .map_err(|f| (f.code, f.message))?,
         ignore_git_paths: !args.no_ignore_git_paths,
         allow_symlinks: args.allow_symlinks,
         ignore_unsigned_files: args.ignore_unsigned_files,

@@ -45,7 +45,7 @@ pub use sign::{
     SignModelOptions, SignedModel, model_payload, sign_dataset, sign_model, write_signature,
 };
 pub use signature::{ModelTrust, SignedManifest, verify_signature};
-pub use walk::{FileEntry, IgnoreSet};
+pub use walk::{FileEntry, IgnoreSet, ResolvedIgnores, resolve_ignore_paths};
 
 /// The hash of the files or shards of a signed model (model-signing's `hash_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
