@@ -78,9 +78,19 @@ pub struct ModelArgs {
     /// the model root (there is no folder).
     #[arg(long, alias = "ignore_paths", num_args = 1..)]
     ignore_paths: Vec<PathBuf>,
-    /// Include `.git`, `.gitattributes`, `.github`, `.gitignore` (ignored by default).
-    #[arg(long, alias = "no_ignore_git_paths")]
+    /// Include `.git`, `.gitattributes`, `.github`, `.gitignore` (a folder's default is to
+    /// ignore them, as model_signing does).
+    #[arg(
+        long,
+        alias = "no_ignore_git_paths",
+        conflicts_with = "ignore_git_paths"
+    )]
     no_ignore_git_paths: bool,
+    /// Ignore `.git`, `.gitattributes`, `.github`, `.gitignore`: a folder's default; with
+    /// `--oci`, lets layers at those paths be unsigned (by default every layer of a model
+    /// artifact must be signed, the signed `ignore_paths` included).
+    #[arg(long, alias = "ignore_git_paths")]
+    ignore_git_paths: bool,
     /// Follow symlinks that stay inside the model folder (any symlink fails otherwise).
     #[arg(long, alias = "allow_symlinks")]
     allow_symlinks: bool,
@@ -259,7 +269,9 @@ fn verify_oci(
     }
     let opts = OciModelOptions {
         ignore_paths,
-        ignore_git_paths: !args.no_ignore_git_paths,
+        // Every layer is delivered to whoever mounts the artifact: git paths are signed
+        // unless asked otherwise.
+        ignore_git_paths: args.ignore_git_paths,
         repository,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
