@@ -294,3 +294,33 @@ fn datasets_are_signed_as_in_toto_subjects() {
             .is_err()
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn the_signature_is_written_through_a_fresh_file_never_a_symlink() {
+    let (dir, m) = model_copy();
+    let d = dir.path();
+    let victim = d.join("victim");
+    std::fs::write(&victim, b"keep").unwrap();
+    // The temporary name a fixed scheme would use, and the signature path itself.
+    std::os::unix::fs::symlink(&victim, d.join("model.partial")).unwrap();
+    std::os::unix::fs::symlink(&victim, d.join("model.sig")).unwrap();
+    let key = fixture_key("ec-p256.key");
+    sign_model(&m, &d.join("model.sig"), &key, &SignModelOptions::default()).unwrap();
+    assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+    assert!(
+        std::fs::symlink_metadata(d.join("model.sig"))
+            .unwrap()
+            .file_type()
+            .is_file()
+    );
+    let trust = ModelTrust::Key(key.public_key());
+    verify_model(
+        &m,
+        &d.join("model.sig"),
+        &trust,
+        &VerifyOptions::default(),
+        now(),
+    )
+    .unwrap();
+}

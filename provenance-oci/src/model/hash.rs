@@ -123,7 +123,7 @@ impl DigestCache {
         .map_err(|e| ModelError::Config {
             message: e.to_string(),
         })?;
-        replace_file(path, &body)
+        replace_file(path, &body, 0o600)
     }
 }
 
@@ -315,9 +315,9 @@ fn racy(stamp: (u64, u64, i128, i128)) -> bool {
 }
 
 /// Writes `body` to `path` through a fresh temporary file in the same folder (created with
-/// `create_new`: an existing name or symlink is never opened), then renames it over `path`
-/// (a symlink at `path` is replaced, not followed).
-fn replace_file(path: &Path, body: &[u8]) -> Result<(), ModelError> {
+/// `create_new` and `mode`: an existing name or symlink is never opened), then renames it over
+/// `path` (a symlink at `path` is replaced, not followed).
+pub(crate) fn replace_file(path: &Path, body: &[u8], mode: u32) -> Result<(), ModelError> {
     use std::io::Write;
     use std::sync::atomic::AtomicU64;
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -329,7 +329,7 @@ fn replace_file(path: &Path, body: &[u8]) -> Result<(), ModelError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .ok_or_else(|| ModelError::Config {
-            message: format!("cache path {} names no file", path.display()),
+            message: format!("{} names no file", path.display()),
         })?;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -344,8 +344,10 @@ fn replace_file(path: &Path, body: &[u8]) -> Result<(), ModelError> {
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
+            opts.mode(mode);
         }
+        #[cfg(not(unix))]
+        let _ = mode;
         match opts.open(&tmp) {
             Ok(f) => break (tmp, f),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 64 => {
