@@ -32,8 +32,9 @@ struct Args {
     /// PEM public key (`model_signing sign key`).
     #[arg(long, env = "MODEL_PUBLIC_KEY")]
     public_key: Option<PathBuf>,
-    /// PEM certificates the signing certificate must chain to (`model_signing sign
-    /// certificate`), comma-separated in the environment.
+    /// PEM certificates for `model_signing sign certificate` signatures, comma-separated in
+    /// the environment: only the self-signed roots among them are trust anchors (intermediates
+    /// only help build the path to one).
     #[arg(long, env = "MODEL_CERTIFICATE_CHAIN", value_delimiter = ',')]
     certificate_chain: Vec<PathBuf>,
     /// Expected keyless signer identity (certificate SAN), exactly.
