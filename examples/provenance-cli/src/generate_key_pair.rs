@@ -53,12 +53,10 @@ fn generate(a: GenerateKeyPairArgs) -> Result<(), Failure> {
     let key_path = a.output_key_prefix.with_extension("key");
     let pub_path = a.output_key_prefix.with_extension("pub");
     for p in [&key_path, &pub_path] {
+        // Checked first so that nothing is asked or generated in vain; the writes below
+        // refuse an existing path again, atomically.
         if secret::occupied(p) && !a.force {
-            return Err(Failure {
-                code: "cli.key.exists".into(),
-                ..Failure::usage(format!("{} exists", p.display()))
-            }
-            .hint("pass --force to replace it, or --output-key-prefix to write elsewhere"));
+            return Err(exists(p));
         }
     }
     let password = if a.unencrypted {
@@ -73,8 +71,13 @@ fn generate(a: GenerateKeyPairArgs) -> Result<(), Failure> {
         Some(p) => key.to_cosign_pem(p.as_bytes()),
     }
     .map_err(|e| Failure::usage(format!("encoding the key: {e} [{}]", e.code())))?;
-    write(&key_path, private.as_bytes(), 0o600)?;
-    write(&pub_path, key.public_key().to_pem().as_bytes(), 0o644)?;
+    write(&key_path, private.as_bytes(), 0o600, a.force)?;
+    write(
+        &pub_path,
+        key.public_key().to_pem().as_bytes(),
+        0o644,
+        a.force,
+    )?;
     eprintln!(
         "Private key written to {}\nPublic key written to {}",
         key_path.display(),
@@ -98,9 +101,23 @@ fn new_password() -> Result<String, Failure> {
     .hint("set PROVENANCE_PASSWORD (or COSIGN_PASSWORD) to the password for the new key (empty is allowed, as in cosign), run in a terminal to be asked, or pass --unencrypted"))
 }
 
-fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Failure> {
-    secret::replace_file(path, bytes, mode).map_err(|e| Failure {
-        code: "cli.key.write".into(),
-        ..Failure::usage(format!("{}: {e}", path.display()))
+fn write(path: &Path, bytes: &[u8], mode: u32, force: bool) -> Result<(), Failure> {
+    secret::replace_file(path, bytes, mode, force).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            exists(path)
+        } else {
+            Failure {
+                code: "cli.key.write".into(),
+                ..Failure::usage(format!("{}: {e}", path.display()))
+            }
+        }
     })
+}
+
+fn exists(path: &Path) -> Failure {
+    Failure {
+        code: "cli.key.exists".into(),
+        ..Failure::usage(format!("{} exists", path.display()))
+    }
+    .hint("pass --force to replace it, or --output-key-prefix to write elsewhere")
 }

@@ -63,14 +63,17 @@ fn read_hidden(prompt: &str) -> Result<String, Failure> {
     Ok(line)
 }
 
-/// Writes `bytes` to `path` as a new file of mode `mode` (Unix), replacing whatever `path` was
-/// (a file, or a symlink: the link itself is replaced, its target is never written).
+/// Writes `bytes` to `path` as a new file of mode `mode` (Unix). With `overwrite`, whatever
+/// `path` was is replaced (a file, or a symlink: the link itself is replaced, its target is
+/// never written); without, anything at `path` (a dangling symlink included) fails with
+/// [`std::io::ErrorKind::AlreadyExists`], atomically (no check-then-write race).
 ///
 /// The bytes go to a fresh temporary file in the same folder, created exclusively (a name
 /// nobody else holds, never a symlink) with `mode` from the start and set again once open
-/// (whatever the umask), then renamed over `path`. A reader of `path` sees the old file or the
-/// new one, never a partial or more readable one.
-pub fn replace_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+/// (whatever the umask), then renamed over `path` (or hard-linked to it, which never replaces
+/// anything). A reader of `path` sees the old file or the new one, never a partial or more
+/// readable one.
+pub fn replace_file(path: &Path, bytes: &[u8], mode: u32, overwrite: bool) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
@@ -91,7 +94,16 @@ pub fn replace_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
         file.write_all(bytes)?;
         file.sync_all()?;
         drop(file);
-        std::fs::rename(&tmp, path)
+        if overwrite {
+            return std::fs::rename(&tmp, path);
+        }
+        match std::fs::hard_link(&tmp, path) {
+            Ok(()) => std::fs::remove_file(&tmp),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(e),
+            // A file system without hard links: check, then rename.
+            Err(_) if occupied(path) => Err(std::io::ErrorKind::AlreadyExists.into()),
+            Err(_) => std::fs::rename(&tmp, path),
+        }
     })();
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -133,4 +145,38 @@ fn create_temp(dir: &Path, name: &str, mode: u32) -> std::io::Result<(PathBuf, s
 /// Whether anything is at `path`, a dangling symlink included (which `Path::exists` misses).
 pub fn occupied(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok()
+}
+
+#[cfg(all(test, unix))]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_overwrite_nothing_at_the_path_is_replaced_or_followed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let target = d.join("target");
+        let link = d.join("k.key");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        // The check-free write itself refuses the dangling link (no race with a check).
+        let e = replace_file(&link, b"secret", 0o600, false).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+        assert!(!target.exists());
+        std::fs::write(d.join("plain"), b"old").unwrap();
+        let e = replace_file(&d.join("plain"), b"secret", 0o600, false).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(d.join("plain")).unwrap(), b"old");
+        // A free path: written, 0600, no temporary file left.
+        replace_file(&d.join("new.key"), b"secret", 0o600, false).unwrap();
+        let m = std::fs::metadata(d.join("new.key")).unwrap();
+        assert_eq!(m.permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::os::unix::fs::MetadataExt::nlink(&m), 1);
+        let names: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+    }
 }
