@@ -251,8 +251,25 @@ pub fn artifact_files(layers: &[ArtifactLayer]) -> Result<Vec<ArtifactFile>, Lay
 pub struct Ignored(Vec<Vec<String>>);
 
 impl Ignored {
-    /// The ignore set model-signing applies at verification: the caller's `extra` paths, the
-    /// signed `ignore_paths` of `manifest`, and the git paths when `git_paths`.
+    /// The ignore set for the layers of a model artifact: only the caller's `extra` paths,
+    /// and the git paths when `git_paths` (off unless the caller's policy says so).
+    ///
+    /// Unlike a folder ([`Ignored::for_manifest`]), the signed `ignore_paths` are not
+    /// applied: they say what the signer left out of a folder on disk (model-signing records
+    /// the git paths there by default), but every layer of an artifact is delivered to whoever
+    /// pulls or mounts it, so a layer the signature does not name (an added `.git/config` or
+    /// `.gitattributes`) is an extra file.
+    pub fn for_layers(extra: &[String], git_paths: bool) -> Self {
+        let mut all: Vec<String> = extra.to_vec();
+        if git_paths {
+            all.extend(GIT_PATHS.iter().map(|s| (*s).to_owned()));
+        }
+        Self::of(&all)
+    }
+
+    /// The ignore set model-signing applies when verifying a folder: the caller's `extra`
+    /// paths, the signed `ignore_paths` of `manifest`, and the git paths when `git_paths`.
+    /// For an artifact's layers use [`Ignored::for_layers`].
     pub fn for_manifest(
         manifest: &ModelSigningManifest,
         extra: &[String],
@@ -263,6 +280,10 @@ impl Ignored {
         if git_paths {
             all.extend(GIT_PATHS.iter().map(|s| (*s).to_owned()));
         }
+        Self::of(&all)
+    }
+
+    fn of(all: &[String]) -> Self {
         Ignored(
             all.iter()
                 .map(|p| {

@@ -114,13 +114,15 @@ fn certificate_chain_signature_verifies() {
     )
     .unwrap();
     assert!(r.signer.contains("model signer"), "{}", r.signer);
-    // The intermediate alone is also a trust anchor (partial chains are accepted).
-    verify(
+    // The intermediate alone is not a trust anchor (as for model_signing: "unable to get
+    // issuer certificate"); see tests/model_chain.rs.
+    let e = verify(
         &fixtures().join("model"),
         &sig("cert.sig"),
         &chain("inter.pem"),
     )
-    .unwrap();
+    .unwrap_err();
+    assert_eq!(e.code(), "model.certificate_chain", "{e}");
 }
 
 #[test]
@@ -332,6 +334,7 @@ fn caller_ignore_paths_hide_files() {
 #[test]
 fn the_cache_is_used_and_paranoid_mode_ignores_it() {
     let (d, m) = model_copy();
+    settle();
     let cache = d.path().join("cache.json");
     let opts = VerifyOptions {
         cache: Some(cache.clone()),
@@ -378,7 +381,31 @@ fn the_cache_is_used_and_paranoid_mode_ignores_it() {
 }
 
 #[test]
-fn dataset_digest_of_a_folder_is_the_model_signing_subject_digest() {
+fn dataset_digest_of_a_folder_binds_each_path_to_its_digest() {
+    let opts = VerifyOptions::default();
+    let d = dataset_digest(&fixtures().join("model"), &opts).unwrap();
+    // Recomputed by hand: (u64 BE path length, path, SHA-256) per file, in path order, git
+    // paths ignored.
+    let mut all = Vec::new();
+    for rel in [
+        "config.json",
+        "tokenizer/empty.txt",
+        "tokenizer/vocab.txt",
+        "weights/model-00001-of-00001.bin",
+        "weights/nested/deep/adapter.safetensors",
+    ] {
+        let bytes = std::fs::read(fixtures().join("model").join(rel)).unwrap();
+        all.extend_from_slice(&(rel.len() as u64).to_be_bytes());
+        all.extend_from_slice(rel.as_bytes());
+        all.extend_from_slice(provenance_core::Digest::sha256_of(&bytes).as_bytes());
+    }
+    assert_eq!(d, provenance_core::Digest::sha256_of(&all));
+    verify_dataset_digest(&fixtures().join("model"), &d.to_string(), &opts).unwrap();
+    verify_dataset_digest(&fixtures().join("model"), d.hex().as_str(), &opts).unwrap();
+    let e = verify_dataset_digest(&fixtures().join("model/config.json"), &d.to_string(), &opts)
+        .unwrap_err();
+    assert_eq!(e.code(), "model.dataset_mismatch");
+    // Not model-signing's subject digest, which leaves the names out.
     let b: serde_json::Value =
         serde_json::from_slice(&std::fs::read(sig("key.sig")).unwrap()).unwrap();
     use base64::Engine as _;
@@ -387,13 +414,33 @@ fn dataset_digest_of_a_folder_is_the_model_signing_subject_digest() {
         .unwrap();
     let p: serde_json::Value = serde_json::from_slice(&p).unwrap();
     let subject = p["subject"][0]["digest"]["sha256"].as_str().unwrap();
+    assert_ne!(d.hex(), subject);
+}
+
+#[test]
+fn moving_a_dataset_file_to_another_name_changes_the_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = dir.path().join("ds");
+    for (rel, bytes) in [
+        ("cat/001.jpg", b"meow".as_slice()),
+        ("dog/001.jpg", b"woof".as_slice()),
+    ] {
+        std::fs::create_dir_all(ds.join(rel).parent().unwrap()).unwrap();
+        std::fs::write(ds.join(rel), bytes).unwrap();
+    }
     let opts = VerifyOptions::default();
-    let d = dataset_digest(&fixtures().join("model"), &opts).unwrap();
-    assert_eq!(d.to_string(), format!("sha256:{subject}"));
-    verify_dataset_digest(&fixtures().join("model"), subject, &opts).unwrap();
-    let e =
-        verify_dataset_digest(&fixtures().join("model/config.json"), subject, &opts).unwrap_err();
-    assert_eq!(e.code(), "model.dataset_mismatch");
+    let signed = dataset_digest(&ds, &opts).unwrap();
+    // A dog relabelled as a cat: same bytes, same file order, another name.
+    std::fs::rename(ds.join("dog/001.jpg"), ds.join("cat/002.jpg")).unwrap();
+    let e = verify_dataset_digest(&ds, &signed.to_string(), &opts).unwrap_err();
+    assert_eq!(e.code(), "model.dataset_mismatch", "{e}");
+    // Two files swapping names (each bytes under the other's name).
+    std::fs::rename(ds.join("cat/002.jpg"), ds.join("dog/001.jpg")).unwrap();
+    verify_dataset_digest(&ds, &signed.to_string(), &opts).unwrap();
+    std::fs::write(ds.join("cat/001.jpg"), b"woof").unwrap();
+    std::fs::write(ds.join("dog/001.jpg"), b"meow").unwrap();
+    let e = verify_dataset_digest(&ds, &signed.to_string(), &opts).unwrap_err();
+    assert_eq!(e.code(), "model.dataset_mismatch", "{e}");
 }
 
 #[test]
@@ -495,7 +542,7 @@ fn model_signing_cli_agrees_when_installed() {
 }
 
 #[test]
-fn signed_dataset_attestation_binds_the_folder_digest() {
+fn a_model_signing_signature_is_not_a_dataset_attestation_of_the_folder() {
     use provenance_core::TrustRoot;
     use provenance_core::verify::{Expectation, PUBLIC_GOOD_TRUSTED_ROOT};
     use provenance_oci::model::verify_dataset_attestation;
@@ -505,15 +552,15 @@ fn signed_dataset_attestation_binds_the_folder_digest() {
         key: PublicKey::from_pem(&pem).unwrap(),
         allow_no_transparency: true,
     };
+    // Its subject is model-signing's root digest, which does not bind the file names: the
+    // folder's dataset digest does, so they never match (verify such folders as models).
     let bundle = std::fs::read(sig("key.sig")).unwrap();
     let opts = VerifyOptions::default();
     let (_d, m) = model_copy();
-    let a = verify_dataset_attestation(&m, &bundle, &exp, &root, &opts, now()).unwrap();
-    assert_eq!(a.predicate_type, "https://model_signing/signature/v1.0");
-    std::fs::write(m.join("tokenizer/vocab.txt"), b"poisoned").unwrap();
     let e = verify_dataset_attestation(&m, &bundle, &exp, &root, &opts, now()).unwrap_err();
     assert_eq!(e.code(), "model.signature", "{e}");
     assert!(e.to_string().contains("verify."), "{e}");
+    verify_model(&m, &sig("key.sig"), &key("ec-p256.pub"), &opts, now()).unwrap();
 }
 
 /// When the reference CLI is installed: a folder with names whose order differs between
@@ -623,6 +670,7 @@ fn blake2b_files_and_shards_signatures_verify_and_catch_changes() {
 #[test]
 fn one_cache_serves_sha256_and_blake2b_without_mixing_them() {
     let (d, m) = model_copy();
+    settle();
     let opts = VerifyOptions {
         cache: Some(d.path().join("cache.json")),
         ..VerifyOptions::default()
@@ -639,4 +687,261 @@ fn one_cache_serves_sha256_and_blake2b_without_mixing_them() {
     }
     let text = std::fs::read_to_string(d.path().join("cache.json")).unwrap();
     assert!(text.contains("blake2b:"), "{text}");
+}
+
+/// Waits until files written now are older than the cache's racy window.
+fn settle() {
+    std::thread::sleep(std::time::Duration::from_nanos(
+        provenance_oci::model::hash::RACY_WINDOW_NS as u64 + 200_000_000,
+    ));
+}
+
+fn cache_keys(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["entries"].as_object().unwrap().keys().cloned().collect()
+}
+
+#[test]
+fn a_file_swapped_in_after_the_walk_cannot_poison_the_cache() {
+    use provenance_oci::model::hash::{DigestCache, Task, hash_tasks};
+    let (d, m) = model_copy();
+    // The modified folder is in place when the walk stats it; the signed one is swapped in
+    // (a directory rename: the file's own ctime does not change) before it is read.
+    let good = d.path().join("tokenizer.good");
+    std::fs::rename(m.join("tokenizer"), &good).unwrap();
+    std::fs::create_dir(m.join("tokenizer")).unwrap();
+    std::fs::write(m.join("tokenizer/vocab.txt"), b"hello\nworld\n<pad>\n").unwrap();
+    std::fs::copy(good.join("empty.txt"), m.join("tokenizer/empty.txt")).unwrap();
+    settle();
+    let cache_path = d.path().join("cache.json");
+    let ignore = provenance_oci::model::IgnoreSet::default().with_git_paths();
+    let entries = provenance_oci::model::walk::walk(&m, &ignore, false, None).unwrap();
+    let tasks: Vec<Task> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| Task {
+            entry: i,
+            start: 0,
+            end: e.size,
+            whole: true,
+        })
+        .collect();
+    let evil = d.path().join("tokenizer.evil");
+    std::fs::rename(m.join("tokenizer"), &evil).unwrap();
+    std::fs::rename(&good, m.join("tokenizer")).unwrap();
+    let cache = DigestCache::open(&cache_path);
+    let e = hash_tasks(
+        &entries,
+        &tasks,
+        1,
+        Some(&cache),
+        None,
+        provenance_oci::model::HashAlgorithm::Sha256,
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), "model.unstable", "{e}");
+    cache.save().unwrap();
+    assert!(
+        !cache_keys(&cache_path)
+            .iter()
+            .any(|k| k.ends_with(":tokenizer/vocab.txt")),
+        "a digest was cached under the stat of another file"
+    );
+    // The modified folder back in place: its change is seen, with the cache.
+    std::fs::rename(m.join("tokenizer"), &good).unwrap();
+    std::fs::rename(&evil, m.join("tokenizer")).unwrap();
+    let opts = VerifyOptions {
+        cache: Some(cache_path),
+        ..VerifyOptions::default()
+    };
+    let (code, diff) = mismatch(verify_model(
+        &m,
+        &sig("key.sig"),
+        &key("ec-p256.pub"),
+        &opts,
+        now(),
+    ));
+    assert_eq!(code, "model.file_changed");
+    assert_eq!(diff.changed, strings(&["tokenizer/vocab.txt"]));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_file_replaced_by_a_symlink_after_the_walk_is_not_followed() {
+    use provenance_oci::model::hash::{Task, hash_tasks};
+    let (d, m) = model_copy();
+    let ignore = provenance_oci::model::IgnoreSet::default().with_git_paths();
+    let entries = provenance_oci::model::walk::walk(&m, &ignore, false, None).unwrap();
+    let i = entries.iter().position(|e| e.rel == "config.json").unwrap();
+    let outside = d.path().join("outside.json");
+    std::fs::copy(m.join("config.json"), &outside).unwrap();
+    std::fs::remove_file(m.join("config.json")).unwrap();
+    std::os::unix::fs::symlink(&outside, m.join("config.json")).unwrap();
+    let task = Task {
+        entry: i,
+        start: 0,
+        end: entries[i].size,
+        whole: true,
+    };
+    let e = hash_tasks(
+        &entries,
+        &[task],
+        1,
+        None,
+        None,
+        provenance_oci::model::HashAlgorithm::Sha256,
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), "model.unstable", "{e}");
+}
+
+#[test]
+fn recently_modified_files_are_hashed_but_not_cached() {
+    let (d, m) = model_copy();
+    settle();
+    let cache = d.path().join("cache.json");
+    let opts = VerifyOptions {
+        cache: Some(cache.clone()),
+        ..VerifyOptions::default()
+    };
+    verify_model(&m, &sig("key.sig"), &key("ec-p256.pub"), &opts, now()).unwrap();
+    assert!(
+        cache_keys(&cache)
+            .iter()
+            .any(|k| k.ends_with(":config.json"))
+    );
+    // Rewritten just now (same bytes): within the racy window, not cached.
+    let bytes = std::fs::read(m.join("config.json")).unwrap();
+    std::fs::write(m.join("config.json"), &bytes).unwrap();
+    verify_model(&m, &sig("key.sig"), &key("ec-p256.pub"), &opts, now()).unwrap();
+    let keys = cache_keys(&cache);
+    assert!(
+        !keys.iter().any(|k| k.ends_with(":config.json")),
+        "{keys:?}"
+    );
+    assert!(keys.iter().any(|k| k.ends_with(":tokenizer/vocab.txt")));
+    settle();
+    verify_model(&m, &sig("key.sig"), &key("ec-p256.pub"), &opts, now()).unwrap();
+    assert!(
+        cache_keys(&cache)
+            .iter()
+            .any(|k| k.ends_with(":config.json"))
+    );
+}
+
+#[test]
+fn a_shard_task_notices_a_file_that_grew_after_the_walk() {
+    use provenance_oci::model::hash::{Task, hash_tasks};
+    let (_d, m) = model_copy();
+    let ignore = provenance_oci::model::IgnoreSet::default().with_git_paths();
+    let entries = provenance_oci::model::walk::walk(&m, &ignore, false, None).unwrap();
+    let i = entries.iter().position(|e| e.rel == "config.json").unwrap();
+    let size = entries[i].size;
+    // Shard tasks read their range only: the growth is past every shard.
+    let tasks = [
+        Task {
+            entry: i,
+            start: 0,
+            end: size / 2,
+            whole: false,
+        },
+        Task {
+            entry: i,
+            start: size / 2,
+            end: size,
+            whole: false,
+        },
+    ];
+    let alg = provenance_oci::model::HashAlgorithm::Sha256;
+    hash_tasks(&entries, &tasks, 1, None, None, alg).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(m.join("config.json"))
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"appended").unwrap();
+    drop(f);
+    let e = hash_tasks(&entries, &tasks, 1, None, None, alg).unwrap_err();
+    assert_eq!(e.code(), "model.unstable", "{e}");
+    // And through the verifier, a shards signature over the grown file fails.
+    let (code, _) = mismatch(verify(&m, &sig("key-shards.sig"), &key("ec-p256.pub")));
+    assert_eq!(code, "model.file_changed");
+}
+
+#[cfg(unix)]
+#[test]
+fn the_cache_is_saved_through_a_fresh_temporary_file_never_a_symlink() {
+    let (d, m) = model_copy();
+    let cache = d.path().join("cache.json");
+    let victim = d.path().join("victim");
+    std::fs::write(&victim, b"keep").unwrap();
+    // The temporary names a fixed-name scheme would use, planted as symlinks.
+    for name in ["cache.tmp", "cache.json.tmp"] {
+        std::os::unix::fs::symlink(&victim, d.path().join(name)).unwrap();
+    }
+    let opts = VerifyOptions {
+        cache: Some(cache.clone()),
+        ..VerifyOptions::default()
+    };
+    verify_model(&m, &sig("key.sig"), &key("ec-p256.pub"), &opts, now()).unwrap();
+    assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+    assert!(cache.is_file());
+    // A symlink at the cache path itself is replaced, its target untouched.
+    std::fs::remove_file(&cache).unwrap();
+    std::os::unix::fs::symlink(&victim, &cache).unwrap();
+    verify_model(&m, &sig("key.sig"), &key("ec-p256.pub"), &opts, now()).unwrap();
+    assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+    assert!(
+        std::fs::symlink_metadata(&cache)
+            .unwrap()
+            .file_type()
+            .is_file()
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".cache.json."))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn command_line_ignore_paths_resolve_against_the_base_and_the_model_root() {
+    use provenance_oci::model::resolve_ignore_paths;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("model/logs")).unwrap();
+    std::fs::write(d.join("model/real.bin"), b"x").unwrap();
+    std::os::unix::fs::symlink("real.bin", d.join("model/link.bin")).unwrap();
+    // The parent folder reached through a symlink (as /tmp and /private/tmp).
+    std::os::unix::fs::symlink(d, d.join("alias")).unwrap();
+    let paths: Vec<PathBuf> = [
+        "model/logs",
+        "./model/logs/../real.bin",
+        "model/link.bin",
+        "logs",
+        "model",
+        "alias/model/logs",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .chain([d.join("model/logs"), PathBuf::from("/elsewhere/logs")])
+    .collect();
+    let r = resolve_ignore_paths(Path::new("model"), d, &paths);
+    assert_eq!(
+        r.inside,
+        strings(&["logs", "real.bin", "link.bin", "logs", "logs"])
+    );
+    assert_eq!(
+        r.outside,
+        vec![
+            PathBuf::from("logs"),
+            PathBuf::from("model"),
+            PathBuf::from("/elsewhere/logs")
+        ]
+    );
+    // The model folder as the base (the model-verifier's rule).
+    let r = resolve_ignore_paths(&d.join("model"), &d.join("model"), &[PathBuf::from("logs")]);
+    assert_eq!(r.inside, strings(&["logs"]));
 }

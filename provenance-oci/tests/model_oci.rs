@@ -269,6 +269,59 @@ async fn an_added_layer_is_an_extra_file() {
 }
 
 #[tokio::test]
+async fn unsigned_git_layers_are_extra_files_unless_the_caller_allows_them() {
+    // model.sig (model_signing 1.1, default options) records the git paths in its signed
+    // `ignore_paths`: neither they nor the git-path default may excuse a delivered layer.
+    let mut files = model_files();
+    files.push((
+        ".git/config".into(),
+        b"[core]\n\tfsmonitor = ./payload\n".to_vec(),
+    ));
+    files.push((".gitattributes".into(), b"*.bin filter=payload\n".to_vec()));
+    let e =
+        model_err(verify_built(&files, RAW, Some(&sig("model.sig")), &key("ec-p256.pub")).await);
+    assert_eq!(e, diff(&[], &[], &[".git/config", ".gitattributes"]));
+    assert_eq!(e.code(), "model.file_extra");
+    // Allowed by the caller, explicitly.
+    let dir = tempfile::tempdir().unwrap();
+    build_layout(dir.path(), &files, RAW, Some(&sig("model.sig")));
+    let src = LayoutSource::open(dir.path()).unwrap();
+    let allow = |opts: OciModelOptions| {
+        let src = &src;
+        async move {
+            verify_oci_model(
+                src,
+                &image("example.com/models/tiny:1.0"),
+                &key("ec-p256.pub"),
+                &opts,
+                now(),
+            )
+            .await
+        }
+    };
+    allow(OciModelOptions {
+        ignore_git_paths: true,
+        ..OciModelOptions::default()
+    })
+    .await
+    .unwrap();
+    allow(OciModelOptions {
+        ignore_paths: vec![".git".into(), ".gitattributes".into()],
+        ..OciModelOptions::default()
+    })
+    .await
+    .unwrap();
+    let e = model_err(
+        allow(OciModelOptions {
+            ignore_paths: vec![".git".into()],
+            ..OciModelOptions::default()
+        })
+        .await,
+    );
+    assert_eq!(e, diff(&[], &[], &[".gitattributes"]));
+}
+
+#[tokio::test]
 async fn a_removed_layer_is_a_missing_file() {
     let mut files = model_files();
     files.remove(2);

@@ -267,7 +267,7 @@ fn datasets_are_signed_as_in_toto_subjects() {
         a.predicate_type,
         provenance_attest::croissant::DATASET_PROVENANCE_V1
     );
-    // A dataset folder: the subject is the folder's model-signing root digest.
+    // A dataset folder: the subject is the folder's dataset digest (paths bound to digests).
     let (_d2, m) = model_copy();
     let (_, fb) = sign_dataset(
         &m,
@@ -279,9 +279,48 @@ fn datasets_are_signed_as_in_toto_subjects() {
     )
     .unwrap();
     verify_dataset_attestation(&m, &fb, &exp, &root, &VerifyOptions::default(), now()).unwrap();
+    // The same bytes under another name: the attestation no longer matches.
+    std::fs::rename(
+        m.join("tokenizer/vocab.txt"),
+        m.join("tokenizer/vocab2.txt"),
+    )
+    .unwrap();
+    let e = verify_dataset_attestation(&m, &fb, &exp, &root, &VerifyOptions::default(), now())
+        .unwrap_err();
+    assert_eq!(e.code(), "model.signature", "{e}");
     std::fs::write(&file, b"other rows").unwrap();
     assert!(
         verify_dataset_attestation(&file, &b, &exp, &root, &VerifyOptions::default(), now())
             .is_err()
     );
+}
+
+#[cfg(unix)]
+#[test]
+fn the_signature_is_written_through_a_fresh_file_never_a_symlink() {
+    let (dir, m) = model_copy();
+    let d = dir.path();
+    let victim = d.join("victim");
+    std::fs::write(&victim, b"keep").unwrap();
+    // The temporary name a fixed scheme would use, and the signature path itself.
+    std::os::unix::fs::symlink(&victim, d.join("model.partial")).unwrap();
+    std::os::unix::fs::symlink(&victim, d.join("model.sig")).unwrap();
+    let key = fixture_key("ec-p256.key");
+    sign_model(&m, &d.join("model.sig"), &key, &SignModelOptions::default()).unwrap();
+    assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+    assert!(
+        std::fs::symlink_metadata(d.join("model.sig"))
+            .unwrap()
+            .file_type()
+            .is_file()
+    );
+    let trust = ModelTrust::Key(key.public_key());
+    verify_model(
+        &m,
+        &d.join("model.sig"),
+        &trust,
+        &VerifyOptions::default(),
+        now(),
+    )
+    .unwrap();
 }

@@ -1269,11 +1269,7 @@ impl VerifyImagesContext<'_> {
                         continue;
                     }
                 };
-                match compare(
-                    &manifest,
-                    &files,
-                    &Ignored::for_manifest(&manifest, &[], true),
-                ) {
+                match compare(&manifest, &files, &Ignored::for_layers(&[], false)) {
                     Ok(d) if d.is_empty() => statements.push(st),
                     Ok(d) => {
                         let mut parts = Vec::new();

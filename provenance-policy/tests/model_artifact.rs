@@ -197,6 +197,37 @@ fn tampered_artifacts_fail_with_the_file_lists() {
 }
 
 #[test]
+fn unsigned_git_layers_in_a_model_artifact_fail() {
+    // model.sig records the git paths in its signed ignore_paths (model_signing's default):
+    // layers at those paths are still delivered to the Pod, so they must be signed.
+    let set = policy("ec-p256.pub");
+    let (_, layers) = artifact();
+    let mut added = layers.clone();
+    for (path, bytes) in [
+        (
+            ".git/config",
+            b"[core]\n\tfsmonitor = ./payload\n".as_slice(),
+        ),
+        (".gitattributes", b"*.bin filter=payload\n".as_slice()),
+    ] {
+        let mut l = layers[1].clone();
+        l.digest = Digest::sha256_of(bytes).to_string();
+        l.size = bytes.len() as u64;
+        l.annotations
+            .insert("org.opencontainers.image.title".into(), path.into());
+        l.annotations
+            .insert("org.cncf.model.filepath".into(), path.into());
+        added.push(l);
+    }
+    let (status, message, _) = decide(&set, evidence(&["model.sig"], Some(added)));
+    assert_eq!(status, RuleStatus::Fail, "{message}");
+    assert!(
+        message.contains("(extra: .git/config, .gitattributes)"),
+        "{message}"
+    );
+}
+
+#[test]
 fn wrong_key_no_layers_no_bundle_and_needs_blobs_fail() {
     let (_, layers) = artifact();
     let (status, message, _) = decide(

@@ -32,8 +32,9 @@ struct Args {
     /// PEM public key (`model_signing sign key`).
     #[arg(long, env = "MODEL_PUBLIC_KEY")]
     public_key: Option<PathBuf>,
-    /// PEM certificates the signing certificate must chain to (`model_signing sign
-    /// certificate`), comma-separated in the environment.
+    /// PEM certificates for `model_signing sign certificate` signatures, comma-separated in
+    /// the environment: only the self-signed roots among them are trust anchors (intermediates
+    /// only help build the path to one).
     #[arg(long, env = "MODEL_CERTIFICATE_CHAIN", value_delimiter = ',')]
     certificate_chain: Vec<PathBuf>,
     /// Expected keyless signer identity (certificate SAN), exactly.
@@ -45,9 +46,11 @@ struct Args {
     /// Sigstore `trusted_root.json` for keyless signatures; default: embedded public-good root.
     #[arg(long, env = "MODEL_TRUST_CONFIG")]
     trust_config: Option<PathBuf>,
-    /// Paths to ignore, relative to the model folder; comma-separated in the environment.
+    /// Paths to ignore, relative to the model folder (an init container has no meaningful
+    /// working directory) or absolute inside it; comma-separated in the environment. Paths
+    /// outside the folder ignore nothing and are reported on stderr.
     #[arg(long, env = "MODEL_IGNORE_PATHS", value_delimiter = ',')]
-    ignore_paths: Vec<String>,
+    ignore_paths: Vec<PathBuf>,
     /// Tolerate files the signature does not name.
     #[arg(long, env = "MODEL_IGNORE_UNSIGNED_FILES")]
     ignore_unsigned_files: bool,
@@ -131,9 +134,19 @@ fn run(a: &Args) -> Result<Value, (String, String)> {
         let (progress, done) = (progress.clone(), done.clone());
         std::thread::spawn(move || show_progress(&progress, &done))
     });
+    // The rule of `provenance verify model`, with the model folder as the base of relative
+    // paths.
+    let ignores = provenance_oci::model::resolve_ignore_paths(&a.model, &a.model, &a.ignore_paths);
+    for p in &ignores.outside {
+        eprintln!(
+            "warning: ignore path {} is not inside the model folder {}: it ignores nothing",
+            p.display(),
+            a.model.display()
+        );
+    }
     let opts = VerifyOptions {
         progress: Some(progress),
-        ignore_paths: a.ignore_paths.clone(),
+        ignore_paths: ignores.inside,
         allow_symlinks: a.allow_symlinks,
         ignore_unsigned_files: a.ignore_unsigned_files,
         cache: a.cache.clone(),

@@ -35,11 +35,13 @@ pub struct AttestArgs {
     /// `spdxjson`, `cyclonedx`, `vuln`, `custom`).
     #[arg(long = "type", value_name = "URI", default_value = "custom")]
     predicate_type: String,
-    /// Private key: cosign.key (password from COSIGN_PASSWORD) or a PKCS#8 / SEC1 PEM.
+    /// Private key: cosign.key (password from PROVENANCE_PASSWORD,
+    /// COSIGN_PASSWORD or the terminal) or a PKCS#8 / SEC1 PEM.
     /// Required unless --keyless.
     #[arg(long, value_name = "FILE", required_unless_present = "keyless")]
     key: Option<PathBuf>,
-    /// The key's password (default: COSIGN_PASSWORD).
+    /// The key's password. Deprecated: visible in the process list; prefer PROVENANCE_PASSWORD
+    /// or COSIGN_PASSWORD, or the terminal prompt.
     #[arg(long, value_name = "PASSWORD")]
     password: Option<String>,
     /// Write a Sigstore bundle referrer instead of the `.att` tag.

@@ -15,6 +15,7 @@ mod inspect;
 mod keyless;
 #[allow(clippy::type_complexity)] // pre-existing, in a module this change does not touch
 mod kyverno_test;
+mod secret;
 mod sign;
 mod signing;
 mod trust_root;

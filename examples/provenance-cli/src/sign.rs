@@ -58,11 +58,12 @@ enum What {
 /// The private key flags.
 #[derive(clap::Args, Debug)]
 struct KeyArgs {
-    /// Private key: cosign.key (encrypted; password from COSIGN_PASSWORD) or a PKCS#8 / SEC1
-    /// PEM.
+    /// Private key: cosign.key (encrypted; password from PROVENANCE_PASSWORD, COSIGN_PASSWORD
+    /// or the terminal) or a PKCS#8 / SEC1 PEM.
     #[arg(long, value_name = "FILE")]
     key: PathBuf,
-    /// The key's password (default: COSIGN_PASSWORD).
+    /// The key's password. Deprecated: visible in the process list; prefer PROVENANCE_PASSWORD
+    /// or COSIGN_PASSWORD, or the terminal prompt.
     #[arg(long, value_name = "PASSWORD")]
     password: Option<String>,
 }
@@ -72,11 +73,12 @@ struct ImageArgs {
     /// The image, as written in a Pod spec (a tag is resolved once; the digest is signed).
     #[arg(value_name = "IMAGE")]
     image: String,
-    /// Private key: cosign.key (encrypted; password from COSIGN_PASSWORD) or a PKCS#8 / SEC1
-    /// PEM. Required unless --keyless.
+    /// Private key: cosign.key (encrypted; password from PROVENANCE_PASSWORD, COSIGN_PASSWORD
+    /// or the terminal) or a PKCS#8 / SEC1 PEM. Required unless --keyless.
     #[arg(long, value_name = "FILE", required_unless_present = "keyless")]
     key: Option<PathBuf>,
-    /// The key's password (default: COSIGN_PASSWORD).
+    /// The key's password. Deprecated: visible in the process list; prefer PROVENANCE_PASSWORD
+    /// or COSIGN_PASSWORD, or the terminal prompt.
     #[arg(long, value_name = "PASSWORD")]
     password: Option<String>,
     #[command(flatten)]
@@ -101,11 +103,12 @@ struct BlobArgs {
     /// The file to sign.
     #[arg(value_name = "FILE")]
     file: PathBuf,
-    /// Private key: cosign.key (encrypted; password from COSIGN_PASSWORD) or a PKCS#8 / SEC1
-    /// PEM. Required unless --keyless.
+    /// Private key: cosign.key (encrypted; password from PROVENANCE_PASSWORD, COSIGN_PASSWORD
+    /// or the terminal) or a PKCS#8 / SEC1 PEM. Required unless --keyless.
     #[arg(long, value_name = "FILE", required_unless_present = "keyless")]
     key: Option<PathBuf>,
-    /// The key's password (default: COSIGN_PASSWORD).
+    /// The key's password. Deprecated: visible in the process list; prefer PROVENANCE_PASSWORD
+    /// or COSIGN_PASSWORD, or the terminal prompt.
     #[arg(long, value_name = "PASSWORD")]
     password: Option<String>,
     #[command(flatten)]
@@ -133,7 +136,8 @@ struct ModelArgs {
     private_key: Option<PathBuf>,
     #[command(flatten)]
     keyless: crate::keyless::KeylessArgs,
-    /// The key's password (default: COSIGN_PASSWORD for cosign keys).
+    /// The key's password. Deprecated: visible in the process list; prefer PROVENANCE_PASSWORD
+    /// or COSIGN_PASSWORD, or the terminal prompt.
     #[arg(long, value_name = "PASSWORD")]
     password: Option<String>,
     /// Signing certificate (PEM) for the key: `model_signing sign certificate`.
@@ -154,9 +158,11 @@ struct ModelArgs {
     /// Where to write the signature.
     #[arg(long, value_name = "SIGNATURE_PATH", default_value = "model.sig")]
     signature: PathBuf,
-    /// Paths to leave out, relative to the model (repeatable).
+    /// Paths to leave out (repeatable), relative to the current directory or absolute, as
+    /// model_signing reads them (`--ignore-paths model/logs`); paths outside the model folder
+    /// ignore nothing.
     #[arg(long = "ignore-paths", value_name = "IGNORE_PATHS", num_args = 1..)]
-    ignore_paths: Vec<String>,
+    ignore_paths: Vec<PathBuf>,
     /// Sign `.git`, `.gitattributes`, `.github`, `.gitignore` too.
     #[arg(long = "no-ignore-git-paths")]
     no_ignore_git_paths: bool,
@@ -443,7 +449,7 @@ fn model(a: ModelArgs) -> Result<(), Failure> {
 
 fn model_options(a: &ModelArgs) -> Result<SignModelOptions, Failure> {
     Ok(SignModelOptions {
-        ignore_paths: a.ignore_paths.clone(),
+        ignore_paths: crate::verify_model::ignore_paths_from_cwd(&a.model_path, &a.ignore_paths)?,
         ignore_git_paths: !a.no_ignore_git_paths,
         allow_symlinks: a.allow_symlinks,
         method: match a.shard_size {

@@ -1,6 +1,6 @@
 //! Shared by the signing commands: loading a private key the way cosign and model_signing
 //! do (PKCS#8 / SEC1 PEM, or cosign's encrypted `cosign.key` with the password from
-//! `COSIGN_PASSWORD`), and writing to a registry or an OCI layout.
+//! `PROVENANCE_PASSWORD` / `COSIGN_PASSWORD` or the terminal), and writing to a registry or an OCI layout.
 
 use std::path::Path;
 
@@ -11,24 +11,48 @@ use provenance_oci::{LayoutPublisher, Publisher, RegistryClient};
 use crate::image_source::{SourceArgs, registry_config};
 use crate::ui::Failure;
 
-/// Reads a private key file. An encrypted cosign key is decrypted with `password`, else
-/// `COSIGN_PASSWORD` (as cosign reads it; an empty password is allowed, as cosign allows it).
+/// Reads a private key file. An encrypted cosign key is decrypted with the first password
+/// found: `--password` (`password`; visible in the process list, so a warning is printed),
+/// `PROVENANCE_PASSWORD`, `COSIGN_PASSWORD` (as cosign reads it; an empty password is allowed,
+/// as cosign allows it), else one asked for on the terminal.
 pub fn load_key(path: &Path, password: Option<&str>) -> Result<SigningKey, Failure> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
-    let env = std::env::var("COSIGN_PASSWORD").ok();
-    let password = password.map(str::to_owned).or(env);
+    if password.is_some() {
+        eprintln!(
+            "warning: --password is visible to other users in the process list; set PROVENANCE_PASSWORD or COSIGN_PASSWORD instead, or leave both unset to be asked"
+        );
+    }
+    let encrypted =
+        pem_labels(&text).any(|l| provenance_core::sign::cosign_key::PEM_LABELS.contains(&l));
+    let password = match password
+        .map(str::to_owned)
+        .or_else(crate::secret::password_from_env)
+    {
+        Some(p) => Some(p),
+        None if encrypted && crate::secret::can_prompt() => Some(crate::secret::prompt_password(
+            &format!("Enter password for private key {}: ", path.display()),
+            false,
+        )?),
+        None => None,
+    };
     SigningKey::from_pem(&text, password.as_deref().map(str::as_bytes)).map_err(|e| {
         let f = Failure::usage(format!("{}: {e} [{}]", path.display(), e.code()));
         match e.code() {
             "core.key.decryption" => f.hint(
-                "set COSIGN_PASSWORD to the key's password (as for cosign), or pass --password",
+                "set PROVENANCE_PASSWORD or COSIGN_PASSWORD to the key's password (as for cosign), or run in a terminal to be asked",
             ),
             _ => f.hint(
                 "give a private key: cosign.key (`provenance generate-key-pair`), or a PKCS#8 / SEC1 PEM (ECDSA P-256, P-384 or Ed25519)",
             ),
         }
     })
+}
+
+/// The labels of the `-----BEGIN <label>-----` lines of a PEM text.
+fn pem_labels(text: &str) -> impl Iterator<Item = &str> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("-----BEGIN ")?.strip_suffix("-----"))
 }
 
 /// The signer flags of `sign image` and `attest`: whether a transparency log is used

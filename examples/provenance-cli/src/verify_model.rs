@@ -50,8 +50,9 @@ pub struct ModelArgs {
     #[arg(long, visible_alias = "key", alias = "public_key",
           conflicts_with_all = ["certificate_chain", "identity"])]
     public_key: Option<PathBuf>,
-    /// Trusted certificates (PEM) the signing certificate must chain to
-    /// (`model_signing sign certificate`); repeatable.
+    /// Certificates (PEM) for `model_signing sign certificate` signatures; repeatable. Only
+    /// the self-signed roots among them are trust anchors; intermediates given only help build
+    /// the path to one of those roots.
     #[arg(long, alias = "certificate_chain", num_args = 1.., conflicts_with = "identity")]
     certificate_chain: Vec<PathBuf>,
     /// Expected signer identity (certificate SAN), exactly (`model_signing sign sigstore`).
@@ -72,13 +73,24 @@ pub struct ModelArgs {
     /// Sigstore trusted root (`trusted_root.json`); default: the embedded public-good root.
     #[arg(long, visible_aliases = ["trusted-root", "trust-root"], alias = "trust_config")]
     trust_config: Option<PathBuf>,
-    /// Paths to ignore (relative to the current directory, as model_signing resolves them);
-    /// repeatable.
+    /// Paths to ignore, repeatable: for a folder, relative to the current directory or
+    /// absolute, as model_signing (and `sign model`) resolve them; for `--oci`, relative to
+    /// the model root (there is no folder).
     #[arg(long, alias = "ignore_paths", num_args = 1..)]
     ignore_paths: Vec<PathBuf>,
-    /// Include `.git`, `.gitattributes`, `.github`, `.gitignore` (ignored by default).
-    #[arg(long, alias = "no_ignore_git_paths")]
+    /// Include `.git`, `.gitattributes`, `.github`, `.gitignore` (a folder's default is to
+    /// ignore them, as model_signing does).
+    #[arg(
+        long,
+        alias = "no_ignore_git_paths",
+        conflicts_with = "ignore_git_paths"
+    )]
     no_ignore_git_paths: bool,
+    /// Ignore `.git`, `.gitattributes`, `.github`, `.gitignore`: a folder's default; with
+    /// `--oci`, lets layers at those paths be unsigned (by default every layer of a model
+    /// artifact must be signed, the signed `ignore_paths` included).
+    #[arg(long, alias = "ignore_git_paths")]
+    ignore_git_paths: bool,
     /// Follow symlinks that stay inside the model folder (any symlink fails otherwise).
     #[arg(long, alias = "allow_symlinks")]
     allow_symlinks: bool,
@@ -199,27 +211,28 @@ pub fn trust_from(
     ))
 }
 
-/// Resolves ignore paths as model_signing does: relative to the current directory, kept
-/// only when they fall inside the model folder, then made relative to it.
-pub fn resolve_ignore_paths(model: &Path, paths: &[PathBuf]) -> Vec<String> {
-    let Ok(root) = model.canonicalize() else {
-        return Vec::new();
-    };
-    let cwd = std::env::current_dir().unwrap_or_default();
-    paths
-        .iter()
-        .filter_map(|p| {
-            let abs = if p.is_absolute() {
-                p.clone()
-            } else {
-                cwd.join(p)
-            };
-            let abs = abs.canonicalize().unwrap_or(abs);
-            let rel = abs.strip_prefix(&root).ok()?;
-            rel.to_str()
-                .map(|s| s.replace(std::path::MAIN_SEPARATOR, "/"))
-        })
-        .collect()
+/// Resolves `--ignore-paths` as model_signing's CLI does, for `sign model` and `verify model`
+/// alike: relative to the current directory (or absolute), kept when inside the model folder,
+/// then made relative to it ([`provenance_oci::model::resolve_ignore_paths`]). Paths outside
+/// the folder ignore nothing, and say so on stderr.
+pub fn ignore_paths_from_cwd(
+    model: &Path,
+    paths: &[PathBuf],
+) -> Result<Vec<String>, crate::ui::Failure> {
+    if paths.is_empty() {
+        return Ok(Vec::new());
+    }
+    let cwd = std::env::current_dir()
+        .map_err(|e| crate::ui::Failure::usage(format!("current directory: {e}")))?;
+    let r = provenance_oci::model::resolve_ignore_paths(model, &cwd, paths);
+    for p in &r.outside {
+        eprintln!(
+            "warning: --ignore-paths {} is not inside the model folder {}: it ignores nothing (ignore paths are read from the current directory, as model_signing reads them)",
+            p.display(),
+            model.display()
+        );
+    }
+    Ok(r.inside)
 }
 
 /// The OCI reference to verify, if the command names one (`--oci REF` or `oci://REF`).
@@ -256,7 +269,9 @@ fn verify_oci(
     }
     let opts = OciModelOptions {
         ignore_paths,
-        ignore_git_paths: !args.no_ignore_git_paths,
+        // Every layer is delivered to whoever mounts the artifact: git paths are signed
+        // unless asked otherwise.
+        ignore_git_paths: args.ignore_git_paths,
         repository,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -312,7 +327,8 @@ fn verify(args: &ModelArgs) -> Result<String, (String, String)> {
         return Err(config("a model folder or --oci REF is required".into()));
     };
     let opts = VerifyOptions {
-        ignore_paths: resolve_ignore_paths(model_path, &args.ignore_paths),
+        ignore_paths: ignore_paths_from_cwd(model_path, &args.ignore_paths)
+            .map_err(|f| (f.code, f.message))?,
         ignore_git_paths: !args.no_ignore_git_paths,
         allow_symlinks: args.allow_symlinks,
         ignore_unsigned_files: args.ignore_unsigned_files,

@@ -81,7 +81,9 @@ pub enum ModelError {
         /// What went wrong.
         message: String,
     },
-    /// A file changed size while it was being hashed.
+    /// A file changed between the walk that listed it and the end of its hashing: replaced by
+    /// another file (or a symlink) at its path, resized, or modified (its device, inode, size,
+    /// mtime or ctime differ from the walk's). Nothing is cached for it; verify again.
     #[error("{path:?} changed while it was being hashed")]
     Unstable {
         /// Path relative to the model root.

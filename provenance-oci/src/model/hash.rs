@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::HashAlgorithm;
 use super::error::ModelError;
-use super::walk::FileEntry;
+use super::walk::{self, FileEntry};
 
 /// Read size per call: large sequential reads; memory is `threads x READ_SIZE`.
 pub const READ_SIZE: usize = 4 << 20;
@@ -34,6 +34,13 @@ pub struct Task {
 /// A hit skips reading the file. The cache trusts file-system metadata: see
 /// `docs/model-verification.md` for the trade-off and use paranoid mode where an attacker may
 /// write to the model's file system.
+///
+/// An entry is only written for bytes known to belong to the key's stat: the file is opened
+/// once (never through a symlink) and its `fstat` before and after hashing must equal the stat
+/// the walk took ([`FileEntry::stamp`], size), else hashing fails with
+/// [`ModelError::Unstable`]. Files modified within [`RACY_WINDOW_NS`] of the hash (git's
+/// "racy" rule: a write in the same timestamp tick would not change the stat) are hashed but
+/// not cached.
 #[derive(Debug, Default)]
 pub struct DigestCache {
     path: Option<PathBuf>,
@@ -46,6 +53,11 @@ struct CacheFile {
     version: u32,
     entries: BTreeMap<String, String>,
 }
+
+/// A file whose mtime or ctime is this close to the time it is hashed (or later) is not
+/// cached: a write within the file system's timestamp granularity could leave its stat
+/// unchanged.
+pub const RACY_WINDOW_NS: i128 = 2_000_000_000;
 
 /// Largest cache file read.
 const MAX_CACHE_BYTES: u64 = 256 << 20;
@@ -97,22 +109,8 @@ impl DigestCache {
         }
     }
 
-    /// Records digests computed without the cache (paranoid mode refreshes the cache).
-    pub(crate) fn record(
-        &self,
-        entries: &[FileEntry],
-        tasks: &[Task],
-        alg: HashAlgorithm,
-        digests: &[Vec<u8>],
-    ) {
-        for (t, d) in tasks.iter().zip(digests) {
-            if let Some(e) = entries.get(t.entry) {
-                self.put(e, t, alg, d);
-            }
-        }
-    }
-
-    /// Writes the entries used by the last run (atomically: temporary file + rename).
+    /// Writes the entries used by the last run, atomically: a fresh temporary file beside the
+    /// cache (created exclusively, never through a symlink), then renamed over it.
     pub fn save(&self) -> Result<(), ModelError> {
         let Some(path) = &self.path else {
             return Ok(());
@@ -125,20 +123,33 @@ impl DigestCache {
         .map_err(|e| ModelError::Config {
             message: e.to_string(),
         })?;
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, body).map_err(|e| ModelError::io(&tmp, &e))?;
-        std::fs::rename(&tmp, path).map_err(|e| ModelError::io(path, &e))
+        replace_file(path, &body, 0o600)
     }
 }
 
 /// Hashes every task with `alg` on `threads` threads (largest first); results are in task order.
-/// Fails on the first error. `cache` hits are not read from disk. `progress`, when given, is
-/// incremented by the bytes covered as they are hashed.
+/// Fails on the first error. `cache` hits are not read from disk, and what is read is stored in
+/// `cache` when it may be (see [`DigestCache`]). `progress`, when given, is incremented by the
+/// bytes covered as they are hashed.
 pub fn hash_tasks(
     entries: &[FileEntry],
     tasks: &[Task],
     threads: usize,
     cache: Option<&DigestCache>,
+    progress: Option<&std::sync::atomic::AtomicU64>,
+    alg: HashAlgorithm,
+) -> Result<Vec<Vec<u8>>, ModelError> {
+    hash_tasks_with(entries, tasks, threads, cache, cache, progress, alg)
+}
+
+/// [`hash_tasks`] looking digests up in `lookup` and storing what was read in `store`
+/// (paranoid mode: no lookup, but the cache is refreshed).
+pub(crate) fn hash_tasks_with(
+    entries: &[FileEntry],
+    tasks: &[Task],
+    threads: usize,
+    lookup: Option<&DigestCache>,
+    store: Option<&DigestCache>,
     progress: Option<&std::sync::atomic::AtomicU64>,
     alg: HashAlgorithm,
 ) -> Result<Vec<Vec<u8>>, ModelError> {
@@ -158,12 +169,13 @@ pub fn hash_tasks(
                     let Some(&i) = order.get(k) else { break };
                     let t = &tasks[i];
                     let Some(e) = entries.get(t.entry) else { break };
-                    let r = match cache.and_then(|c| c.get(e, t, alg)) {
+                    let r = match lookup.and_then(|c| c.get(e, t, alg)) {
                         Some(d) => {
                             if let Some(p) = progress {
                                 p.fetch_add(t.end - t.start, Ordering::Relaxed);
                             }
-                            Ok(d)
+                            // A hit was stored under this very stat: keep it.
+                            Ok((d, true))
                         }
                         None => {
                             if buf.is_empty() {
@@ -173,8 +185,8 @@ pub fn hash_tasks(
                         }
                     };
                     match r {
-                        Ok(d) => {
-                            if let Some(c) = cache {
+                        Ok((d, cacheable)) => {
+                            if let (Some(c), true) = (store, cacheable) {
                                 c.put(e, t, alg, &d);
                             }
                             if let Ok(mut v) = results.lock() {
@@ -207,14 +219,50 @@ pub fn hash_tasks(
         .collect()
 }
 
+/// Opens a model file for hashing: read-only, never through a symlink at its last component
+/// (the walk resolved allowed symlinks already), never blocking on a FIFO swapped in.
+fn open_for_hashing(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    opts.open(path)
+}
+
+/// Hashes the bytes `t` names of the file the walk saw as `e`, returning the digest and
+/// whether it may be cached. The file is opened once; its `fstat` before and after reading
+/// must equal the walk's stat and size (else [`ModelError::Unstable`]): the bytes hashed are
+/// those of the file the cache key describes, and exactly `e.size` bytes long.
 fn hash_range(
     e: &FileEntry,
     t: &Task,
     buf: &mut [u8],
     progress: Option<&std::sync::atomic::AtomicU64>,
     alg: HashAlgorithm,
-) -> Result<Vec<u8>, ModelError> {
-    let mut f = std::fs::File::open(&e.abs).map_err(|err| ModelError::io(&e.abs, &err))?;
+) -> Result<(Vec<u8>, bool), ModelError> {
+    let unstable = || ModelError::Unstable {
+        path: e.rel.clone(),
+    };
+    let mut f = open_for_hashing(&e.abs).map_err(|err| {
+        if is_symlink_refusal(&err) {
+            unstable()
+        } else {
+            ModelError::io(&e.abs, &err)
+        }
+    })?;
+    let same_file = |f: &std::fs::File| -> Result<(), ModelError> {
+        let m = f.metadata().map_err(|err| ModelError::io(&e.abs, &err))?;
+        if m.is_file() && m.len() == e.size && walk::stamp(&m) == e.stamp {
+            Ok(())
+        } else {
+            Err(unstable())
+        }
+    };
+    // The file opened is the one the walk saw (not one swapped in at its path since).
+    same_file(&f)?;
     if t.start > 0 {
         f.seek(SeekFrom::Start(t.start))
             .map_err(|err| ModelError::io(&e.abs, &err))?;
@@ -225,9 +273,7 @@ fn hash_range(
         let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
         let n = read_some(&mut f, &mut buf[..want], &e.abs)?;
         if n == 0 {
-            return Err(ModelError::Unstable {
-                path: e.rel.clone(),
-            });
+            return Err(unstable());
         }
         ctx.update(&buf[..n]);
         left -= n as u64;
@@ -237,11 +283,90 @@ fn hash_range(
     }
     if t.whole && read_some(&mut f, &mut buf[..1], &e.abs)? != 0 {
         // The file grew after it was enumerated.
-        return Err(ModelError::Unstable {
-            path: e.rel.clone(),
-        });
+        return Err(unstable());
     }
-    Ok(ctx.finish())
+    // Nothing changed it while it was read (size, mtime, ctime: a shard task notices growth
+    // beyond the bytes it reads too).
+    same_file(&f)?;
+    Ok((ctx.finish(), !racy(e.stamp)))
+}
+
+/// `open` refused a symlink (`O_NOFOLLOW`): the walk saw a regular file there.
+fn is_symlink_refusal(err: &std::io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        err.raw_os_error() == Some(libc::ELOOP)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = err;
+        false
+    }
+}
+
+/// Whether a file's mtime or ctime is too recent for its stat to identify its content.
+fn racy(stamp: (u64, u64, i128, i128)) -> bool {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX))
+        .unwrap_or(0);
+    let (_, _, mtime, ctime) = stamp;
+    mtime > now - RACY_WINDOW_NS || ctime > now - RACY_WINDOW_NS
+}
+
+/// Writes `body` to `path` through a fresh temporary file in the same folder (created with
+/// `create_new` and `mode`: an existing name or symlink is never opened), then renames it over
+/// `path` (a symlink at `path` is replaced, not followed).
+pub(crate) fn replace_file(path: &Path, body: &[u8], mode: u32) -> Result<(), ModelError> {
+    use std::io::Write;
+    use std::sync::atomic::AtomicU64;
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| ModelError::Config {
+            message: format!("{} names no file", path.display()),
+        })?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let mut attempt = 0;
+    let (tmp, mut file) = loop {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!(".{name}.{}.{nanos:08x}{n}.tmp", std::process::id()));
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(mode);
+        }
+        #[cfg(not(unix))]
+        let _ = mode;
+        match opts.open(&tmp) {
+            Ok(f) => break (tmp, f),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 64 => {
+                attempt += 1;
+            }
+            Err(e) => return Err(ModelError::io(&tmp, &e)),
+        }
+    };
+    let written = file
+        .write_all(body)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| {
+            drop(file);
+            std::fs::rename(&tmp, path)
+        });
+    written.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        ModelError::io(path, &e)
+    })
 }
 
 /// One streaming hash of either algorithm.

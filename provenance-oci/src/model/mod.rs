@@ -45,7 +45,7 @@ pub use sign::{
     SignModelOptions, SignedModel, model_payload, sign_dataset, sign_model, write_signature,
 };
 pub use signature::{ModelTrust, SignedManifest, verify_signature};
-pub use walk::{FileEntry, IgnoreSet};
+pub use walk::{FileEntry, IgnoreSet, ResolvedIgnores, resolve_ignore_paths};
 
 /// The hash of the files or shards of a signed model (model-signing's `hash_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -180,6 +180,20 @@ impl LocalManifest {
         }
         Digest::sha256_of(&all)
     }
+
+    /// SHA-256 over every resource's name bound to its digest, in model-signing order: for
+    /// each resource, the byte length of its name (8 bytes, big-endian), the name (UTF-8), and
+    /// its digest. Unlike [`LocalManifest::root_digest`], renaming or moving a file changes
+    /// it. The digest of a dataset folder ([`dataset_digest`]).
+    pub fn named_digest(&self) -> Digest {
+        let mut all = Vec::new();
+        for (name, d) in &self.resources {
+            all.extend_from_slice(&(name.len() as u64).to_be_bytes());
+            all.extend_from_slice(name.as_bytes());
+            all.extend_from_slice(d);
+        }
+        Digest::sha256_of(&all)
+    }
 }
 
 /// What a successful verification established.
@@ -261,29 +275,17 @@ pub fn compute_manifest_with(
     } else {
         opts.threads
     };
+    // Paranoid: read everything, but refresh the cache with what was read.
     let lookup = if opts.paranoid { None } else { cache.as_ref() };
-    let digests = if let (Some(c), None) = (&cache, lookup) {
-        // Paranoid: read everything, but refresh the cache with what was read.
-        let d = hash::hash_tasks(
-            &entries,
-            &tasks,
-            threads,
-            None,
-            opts.progress.as_deref(),
-            hash,
-        )?;
-        c.record(&entries, &tasks, hash, &d);
-        d
-    } else {
-        hash::hash_tasks(
-            &entries,
-            &tasks,
-            threads,
-            lookup,
-            opts.progress.as_deref(),
-            hash,
-        )?
-    };
+    let digests = hash::hash_tasks_with(
+        &entries,
+        &tasks,
+        threads,
+        lookup,
+        cache.as_ref(),
+        opts.progress.as_deref(),
+        hash,
+    )?;
     if let Some(c) = &cache {
         c.save()?;
     }
@@ -505,9 +507,14 @@ fn read_bounded(path: &Path, limit: usize) -> Result<Vec<u8>, ModelError> {
 }
 
 /// The digest of a dataset at `path`, as `DATASET_SHA256` carries it: for a regular file, the
-/// SHA-256 of its bytes; for a folder, the model-signing root digest of the folder with the
-/// `files` serialization and the default git ignores (SHA-256 over the per-file SHA-256s in
-/// model-signing path order), i.e. the subject digest `model_signing sign` would produce.
+/// SHA-256 of its bytes; for a folder, [`LocalManifest::named_digest`] of the folder with the
+/// `files` serialization and the default git ignores: SHA-256 over each file's relative POSIX
+/// path (length-prefixed) and SHA-256, in model-signing path order, so that moving or renaming
+/// a file (`dog/001.jpg` to `cat/002.jpg`) changes the digest.
+///
+/// This is not model-signing's subject digest ([`LocalManifest::root_digest`], which hashes the
+/// per-file digests only and leaves the names to the signed manifest): verify a folder signed
+/// by `model_signing` with [`verify_model`].
 pub fn dataset_digest(path: &Path, opts: &VerifyOptions) -> Result<Digest, ModelError> {
     let meta = std::fs::metadata(path).map_err(|e| ModelError::io(path, &e))?;
     if meta.is_file() {
@@ -525,7 +532,7 @@ pub fn dataset_digest(path: &Path, opts: &VerifyOptions) -> Result<Digest, Model
     } else {
         ignore
     };
-    Ok(compute_manifest(path, Method::Files, &ignore, opts, None)?.root_digest())
+    Ok(compute_manifest(path, Method::Files, &ignore, opts, None)?.named_digest())
 }
 
 /// Checks a dataset against an expected digest (`sha256:<hex>` or bare hex).
@@ -566,7 +573,8 @@ pub struct DatasetAttestation {
 /// Verifies a signed in-toto attestation (a Sigstore bundle with a DSSE envelope) about the
 /// dataset at `path`: the signature must verify under `expectation` and `root`, and one of the
 /// Statement's subjects must carry the dataset's digest ([`dataset_digest`]). A model-signing
-/// signature of a folder is such an attestation (its subject is the folder's root digest).
+/// signature of a folder is not one (its subject does not bind the file names): use
+/// [`verify_model`] for those.
 pub fn verify_dataset_attestation(
     path: &Path,
     bundle_json: &[u8],

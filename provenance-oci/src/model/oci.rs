@@ -12,7 +12,8 @@
 //! [`verify_oci_model`] resolves the reference once, reads the manifest (pinned by its
 //! digest), reads the layers' paths and digests, verifies the bundle ([`ModelTrust`]: key,
 //! certificate chain or keyless) and requires the signed resources (path → SHA-256) to equal
-//! the layers (path → layer digest) exactly. No layer blob is fetched: a layer digest *is* the
+//! the layers (path → layer digest) exactly: every layer must be a signed file (git paths and
+//! the signed `ignore_paths` included) unless the caller's options leave it out. No layer blob is fetched: a layer digest *is* the
 //! SHA-256 of the file's bytes, and the manifest digest pins every layer digest. See
 //! [`provenance_attest::model_artifact`] for the argument and its limits (archive or
 //! compressed layers, `shards` or non-SHA-256 signatures need the bytes and are refused with
@@ -29,25 +30,19 @@ use crate::error::Error;
 use crate::source::EvidenceSource;
 use crate::types::{AttestationLayer, Manifest};
 
-/// Options of [`verify_oci_model`].
-#[derive(Debug, Clone)]
+/// Options of [`verify_oci_model`]. The default leaves no layer out.
+#[derive(Debug, Clone, Default)]
 pub struct OciModelOptions {
-    /// Extra paths to leave out of the comparison (relative to the model root).
+    /// Paths whose layers may be left out of the signature (relative to the model root).
+    /// Empty by default: every layer must be a signed file. The signed manifest's own
+    /// `ignore_paths` are not applied to layers (see [`Ignored::for_layers`]).
     pub ignore_paths: Vec<String>,
-    /// Leave out `.git`, `.gitattributes`, `.github`, `.gitignore` (model-signing's default).
+    /// Let `.git`, `.gitattributes`, `.github`, `.gitignore` layers be unsigned. Off by
+    /// default (unlike a folder, where model-signing ignores them): an artifact's layers are
+    /// all delivered to whoever mounts it.
     pub ignore_git_paths: bool,
     /// Look for the signature in this repository instead of the model's.
     pub repository: Option<ImageReference>,
-}
-
-impl Default for OciModelOptions {
-    fn default() -> Self {
-        OciModelOptions {
-            ignore_paths: Vec::new(),
-            ignore_git_paths: true,
-            repository: None,
-        }
-    }
 }
 
 /// What a successful verification of a model artifact established.
@@ -104,8 +99,7 @@ pub fn check_files(
     files: &[ArtifactFile],
     opts: &OciModelOptions,
 ) -> Result<(), ModelError> {
-    let ignored =
-        Ignored::for_manifest(&signed.manifest, &opts.ignore_paths, opts.ignore_git_paths);
+    let ignored = Ignored::for_layers(&opts.ignore_paths, opts.ignore_git_paths);
     let d = ma::compare(&signed.manifest, files, &ignored).map_err(issue)?;
     if !d.is_empty() {
         return Err(ModelError::Mismatch {

@@ -203,15 +203,15 @@ pub fn model_payload(
     Ok((manifest, payload))
 }
 
-/// Writes a signature file (through a temporary file renamed into place).
+/// Writes a signature file: a fresh temporary file beside it (created exclusively, never
+/// through a symlink) renamed into place, so a symlink at `path` or at a predictable
+/// temporary name is replaced, never followed.
 pub fn write_signature(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
     write_file(path, bytes)
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
-    let tmp = path.with_extension("partial");
-    std::fs::write(&tmp, bytes).map_err(|e| ModelError::io(&tmp, &e))?;
-    std::fs::rename(&tmp, path).map_err(|e| ModelError::io(path, &e))
+    super::hash::replace_file(path, bytes, 0o644)
 }
 
 /// Signs a dataset (a file, or a folder digested as [`super::dataset_digest`] does) as the

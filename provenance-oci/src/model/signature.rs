@@ -6,10 +6,11 @@
 //!   with `Expectation::Key { allow_no_transparency: true }` (such bundles have no log entry).
 //! - certificate chain (`model_signing sign certificate`): `provenance_core::verify` only
 //!   verifies Fulcio chains (with SCTs and log entries), so the chain is checked here with
-//!   `rustls-webpki`: the bundle's leaf and intermediates must chain to one of the trusted
-//!   certificates given by the caller, at the leaf's `notBefore` (as the reference does: such
-//!   bundles have no trusted signing time), and the leaf must allow digital signatures (key
-//!   usage `digitalSignature` or extended key usage `codeSigning`). The DSSE signature is then
+//!   `rustls-webpki`: the bundle's leaf and intermediates must chain to one of the self-signed
+//!   roots among the certificates given by the caller (the other certificates given may be
+//!   used as intermediates, never as anchors), at the leaf's `notBefore` (as the reference
+//!   does: such bundles have no trusted signing time), and the leaf must allow digital
+//!   signatures (key usage `digitalSignature`, or extended key usage `codeSigning`). The DSSE signature is then
 //!   verified by `provenance_core::verify` with the leaf's key.
 //! - keyless (Sigstore): `provenance_core::verify` with `Expectation::Keyless` against a
 //!   trusted root (Fulcio chain, SCT, Rekor inclusion, identity).
@@ -37,8 +38,9 @@ pub const MAX_SIGNATURE_BYTES: usize = 8 << 20;
 pub enum ModelTrust {
     /// `model_signing sign key`: this public key (EC P-256/P-384/P-521).
     Key(PublicKey),
-    /// `model_signing sign certificate`: the signing certificate must chain to one of these
-    /// DER certificates (roots or intermediates you trust).
+    /// `model_signing sign certificate`: the signing certificate must chain to one of the
+    /// self-signed roots among these DER certificates; the others (intermediates) may help
+    /// build the path but are never trust anchors on their own.
     CertificateChain(Vec<Vec<u8>>),
     /// `model_signing sign sigstore`: a Fulcio certificate for this identity, logged in Rekor,
     /// under this trusted root.
@@ -315,9 +317,17 @@ const OID_KEY_USAGE: &str = "2.5.29.15";
 const OID_EXT_KEY_USAGE: &str = "2.5.29.37";
 const OID_CODE_SIGNING: &str = "1.3.6.1.5.5.7.3.3";
 
-/// Verifies `chain` (leaf first, then intermediates, from the bundle) against `anchors` and
-/// returns the leaf's SubjectPublicKeyInfo DER and subject.
-fn verify_chain(chain: &[Vec<u8>], anchors: &[Vec<u8>]) -> Result<(Vec<u8>, String), ModelError> {
+/// Verifies `chain` (leaf first, then intermediates, from the bundle) against the `trusted`
+/// certificates and returns the leaf's SubjectPublicKeyInfo DER and subject.
+///
+/// As strict as model-signing's verifier (an OpenSSL store without partial chains): only the
+/// self-signed certificates among `trusted` are trust anchors; the others may serve as
+/// intermediates for path building, but a path must end at one of those roots. Every
+/// certificate of the path, the root included, must be valid at the leaf's `notBefore`; CA
+/// certificates must be CAs (basic constraints) and, when they carry a key usage, allow
+/// `keyCertSign`; the leaf must carry a key usage extension allowing `digitalSignature`, or
+/// else an extended key usage `codeSigning`.
+fn verify_chain(chain: &[Vec<u8>], trusted: &[Vec<u8>]) -> Result<(Vec<u8>, String), ModelError> {
     use x509_cert::der::{Decode, Encode};
     let fail = |m: String| ModelError::CertificateChain { message: m };
     let Some((leaf_der, rest)) = chain.split_first() else {
@@ -327,46 +337,82 @@ fn verify_chain(chain: &[Vec<u8>], anchors: &[Vec<u8>]) -> Result<(Vec<u8>, Stri
         .map_err(|e| fail(format!("signing certificate: {e}")))?;
     let tbs = &leaf.tbs_certificate;
     let not_before = tbs.validity.not_before.to_unix_duration();
-    // Usage, as the reference checks it.
-    let mut can_sign = false;
+    // Usage, as the reference checks it: a key usage extension must be present.
+    let mut key_usage = None;
+    let mut code_signing = false;
     for ext in tbs.extensions.iter().flatten() {
         let oid = ext.extn_id.to_string();
         if oid == OID_KEY_USAGE {
-            if let Ok(ku) = x509_cert::ext::pkix::KeyUsage::from_der(ext.extn_value.as_bytes())
-                && ku.digital_signature()
-            {
-                can_sign = true;
-            }
+            let ku = x509_cert::ext::pkix::KeyUsage::from_der(ext.extn_value.as_bytes())
+                .map_err(|e| fail(format!("signing certificate key usage: {e}")))?;
+            key_usage = Some(ku);
         } else if oid == OID_EXT_KEY_USAGE
             && let Ok(eku) =
                 x509_cert::ext::pkix::ExtendedKeyUsage::from_der(ext.extn_value.as_bytes())
             && eku.0.iter().any(|o| o.to_string() == OID_CODE_SIGNING)
         {
-            can_sign = true;
+            code_signing = true;
         }
     }
-    if !can_sign {
+    let Some(key_usage) = key_usage else {
+        return Err(fail(
+            "the signing certificate has no key usage extension".into(),
+        ));
+    };
+    if !key_usage.digital_signature() && !code_signing {
         return Err(fail(
             "the signing certificate allows neither digitalSignature nor codeSigning".into(),
         ));
     }
-    let anchor_ders: Vec<rustls_pki_types::CertificateDer<'_>> = anchors
-        .iter()
-        .map(|d| rustls_pki_types::CertificateDer::from(d.as_slice()))
-        .collect();
-    let trust_anchors = anchor_ders
+    // Trust anchors: the self-signed CA certificates given, valid when the leaf was issued.
+    let mut roots: Vec<rustls_pki_types::CertificateDer<'_>> = Vec::new();
+    let mut given_intermediates = Vec::new();
+    let mut unusable_roots = Vec::new();
+    for der in trusted {
+        let cert = x509_cert::Certificate::from_der(der)
+            .map_err(|e| fail(format!("trusted certificate: {e}")))?;
+        if is_self_signed(der, &cert) {
+            match root_problem(&cert, not_before) {
+                None => roots.push(rustls_pki_types::CertificateDer::from(der.as_slice())),
+                Some(p) => unusable_roots.push(format!("{}: {p}", cert.tbs_certificate.subject)),
+            }
+        } else {
+            given_intermediates.push(der);
+        }
+    }
+    if roots.is_empty() {
+        let why = if unusable_roots.is_empty() {
+            "none of the trusted certificates is a self-signed root: an intermediate is not a trust anchor, give the root it chains to".to_owned()
+        } else {
+            format!("no usable self-signed root ({})", unusable_roots.join("; "))
+        };
+        return Err(fail(why));
+    }
+    let trust_anchors = roots
         .iter()
         .map(|c| webpki::anchor_from_trusted_cert(c).map(|a| a.to_owned()))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| fail(format!("trusted certificate: {e:?}")))?;
     let inters: Vec<rustls_pki_types::CertificateDer<'_>> = rest
         .iter()
-        .chain(anchors.iter())
+        .chain(given_intermediates)
         .map(|d| rustls_pki_types::CertificateDer::from(d.as_slice()))
         .collect();
     let leaf_cert = rustls_pki_types::CertificateDer::from(leaf_der.as_slice());
     let ee = webpki::EndEntityCert::try_from(&leaf_cert)
         .map_err(|e| fail(format!("signing certificate: {e:?}")))?;
+    // CA certificates on the path that carry a key usage must allow certificate signing.
+    let ca_usage = |path: &webpki::VerifiedPath<'_>| -> Result<(), webpki::Error> {
+        for c in path.intermediate_certificates() {
+            let ok = x509_cert::Certificate::from_der(c.der().as_ref())
+                .map(|c| cert_sign_allowed(&c))
+                .unwrap_or(false);
+            if !ok {
+                return Err(webpki::Error::EndEntityUsedAsCa);
+            }
+        }
+        Ok(())
+    };
     ee.verify_for_usage(
         webpki::ALL_VERIFICATION_ALGS,
         &trust_anchors,
@@ -374,12 +420,74 @@ fn verify_chain(chain: &[Vec<u8>], anchors: &[Vec<u8>]) -> Result<(Vec<u8>, Stri
         rustls_pki_types::UnixTime::since_unix_epoch(not_before),
         AnyEku,
         None,
-        None,
+        Some(&ca_usage),
     )
-    .map_err(|e| fail(format!("{e:?}")))?;
+    .map_err(|e| {
+        fail(match e {
+            webpki::Error::UnknownIssuer => "the signing certificate does not chain to a self-signed root among the trusted certificates (unable to get issuer certificate)".to_owned(),
+            webpki::Error::EndEntityUsedAsCa => "a certificate on the path is not a CA allowed to sign certificates (basic constraints or key usage)".to_owned(),
+            other => format!("{other:?}"),
+        })
+    })?;
     let spki = tbs
         .subject_public_key_info
         .to_der()
         .map_err(|e| fail(format!("signing certificate key: {e}")))?;
     Ok((spki, tbs.subject.to_string()))
+}
+
+const OID_BASIC_CONSTRAINTS: &str = "2.5.29.19";
+
+/// Whether `cert` is self-signed: issued by its own subject and its signature verifies with
+/// its own key.
+fn is_self_signed(der: &[u8], cert: &x509_cert::Certificate) -> bool {
+    use x509_cert::der::Encode;
+    let tbs = &cert.tbs_certificate;
+    if tbs.subject != tbs.issuer {
+        return false;
+    }
+    let (Ok(tbs_der), Some(sig)) = (tbs.to_der(), cert.signature.as_bytes()) else {
+        return false;
+    };
+    let c = rustls_pki_types::CertificateDer::from(der);
+    let Ok(own) = webpki::EndEntityCert::try_from(&c) else {
+        return false;
+    };
+    webpki::ALL_VERIFICATION_ALGS
+        .iter()
+        .any(|alg| own.verify_signature(*alg, &tbs_der, sig).is_ok())
+}
+
+/// Why a self-signed certificate cannot anchor a chain for a leaf issued at `at`, if it cannot:
+/// not valid then, not a CA, or a key usage without `keyCertSign`.
+fn root_problem(cert: &x509_cert::Certificate, at: std::time::Duration) -> Option<&'static str> {
+    let v = &cert.tbs_certificate.validity;
+    if at < v.not_before.to_unix_duration() || at > v.not_after.to_unix_duration() {
+        return Some("not valid at the signing certificate's notBefore");
+    }
+    if !cert_sign_allowed(cert) {
+        return Some("not a CA certificate allowed to sign certificates");
+    }
+    None
+}
+
+/// Basic constraints (when present) say CA, and key usage (when present) allows
+/// `keyCertSign`.
+fn cert_sign_allowed(cert: &x509_cert::Certificate) -> bool {
+    use x509_cert::der::Decode;
+    for ext in cert.tbs_certificate.extensions.iter().flatten() {
+        let oid = ext.extn_id.to_string();
+        if oid == OID_BASIC_CONSTRAINTS {
+            match x509_cert::ext::pkix::BasicConstraints::from_der(ext.extn_value.as_bytes()) {
+                Ok(bc) if bc.ca => {}
+                _ => return false,
+            }
+        } else if oid == OID_KEY_USAGE {
+            match x509_cert::ext::pkix::KeyUsage::from_der(ext.extn_value.as_bytes()) {
+                Ok(ku) if ku.key_cert_sign() => {}
+                _ => return false,
+            }
+        }
+    }
+    true
 }

@@ -181,8 +181,9 @@ pub fn walk(
     Ok(out)
 }
 
+/// (device, inode, mtime ns, ctime ns) of a file's metadata.
 #[cfg(unix)]
-fn stamp(m: &std::fs::Metadata) -> (u64, u64, i128, i128) {
+pub(crate) fn stamp(m: &std::fs::Metadata) -> (u64, u64, i128, i128) {
     use std::os::unix::fs::MetadataExt;
     (
         m.dev(),
@@ -193,7 +194,7 @@ fn stamp(m: &std::fs::Metadata) -> (u64, u64, i128, i128) {
 }
 
 #[cfg(not(unix))]
-fn stamp(m: &std::fs::Metadata) -> (u64, u64, i128, i128) {
+pub(crate) fn stamp(m: &std::fs::Metadata) -> (u64, u64, i128, i128) {
     let mtime = m
         .modified()
         .ok()
@@ -228,4 +229,68 @@ pub fn check_resource_path(name: &str) -> Result<(), ModelError> {
         }
     }
     Ok(())
+}
+
+/// Ignore paths given on a command line, read the way model-signing's CLI reads them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResolvedIgnores {
+    /// The paths that fall inside the model folder, relative to it (POSIX), for
+    /// [`IgnoreSet::new`] / `VerifyOptions::ignore_paths` / `SignModelOptions::ignore_paths`.
+    pub inside: Vec<String>,
+    /// The paths outside the model folder: they ignore nothing (model-signing leaves them out
+    /// of the signature as well); worth a warning.
+    pub outside: Vec<PathBuf>,
+}
+
+/// Resolves command-line ignore paths against a model folder: a relative path is read from
+/// `base` (the current directory for `sign model` and `verify model`, as model-signing's CLI
+/// reads them), an absolute one as it is; each is then made relative to `root` (itself read
+/// from `base` when relative). `.` and `..` components are resolved lexically, and the final
+/// component is never followed as a symlink (ignoring `link` ignores the link, not its
+/// target); when the lexical forms differ only by symlinks above the model (`/tmp` and
+/// `/private/tmp`), the existing parent folders are compared canonically.
+pub fn resolve_ignore_paths(root: &Path, base: &Path, paths: &[PathBuf]) -> ResolvedIgnores {
+    let root_lex = lexical(&base.join(root));
+    let root_canon = base.join(root).canonicalize().ok();
+    let mut out = ResolvedIgnores::default();
+    for p in paths {
+        let abs = lexical(&base.join(p));
+        let rel = abs
+            .strip_prefix(&root_lex)
+            .ok()
+            .map(Path::to_path_buf)
+            .or_else(|| {
+                // Compare canonically: the parent resolved, the last component kept.
+                let name = abs.file_name()?;
+                let parent = abs.parent()?.canonicalize().ok()?.join(name);
+                let root = root_canon.as_ref()?;
+                if &parent == root {
+                    return Some(PathBuf::new());
+                }
+                parent.strip_prefix(root).ok().map(Path::to_path_buf)
+            });
+        match rel.as_ref().and_then(|r| r.to_str()) {
+            // The root itself would ignore everything: model-signing then finds no file.
+            Some(r) if !r.is_empty() => out.inside.push(r.replace(std::path::MAIN_SEPARATOR, "/")),
+            _ => out.outside.push(p.clone()),
+        }
+    }
+    out
+}
+
+/// `path` with `.` removed and `..` applied to the preceding component (never above the
+/// root).
+fn lexical(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
 }
