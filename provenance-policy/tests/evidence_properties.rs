@@ -169,7 +169,7 @@ impl World {
             ""
         };
         let yaml = match variant / 2 {
-            0 | 1 | 2 => {
+            0..=2 => {
                 let (sig, att) = match variant / 2 {
                     0 => (true, false),
                     1 => (false, true),
