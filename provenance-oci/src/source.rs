@@ -135,7 +135,10 @@ pub trait EvidenceSource: Send + Sync {
                 });
             }
             for b in bundle_referrers(self, image, digest, repository).await? {
-                if b.kind == BundleKind::MessageSignature {
+                // cosign 3 signs an image with a DSSE bundle carrying its signing Statement:
+                // offered as a signature too (the claim only routes; the verifier accepts it
+                // as a signature only if the verified Statement is one about this digest).
+                if b.kind == BundleKind::MessageSignature || b.kind == BundleKind::DsseSignature {
                     out.push(SignatureLayer {
                         media_type: b.media_type,
                         digest: b.digest,
@@ -173,7 +176,7 @@ pub trait EvidenceSource: Send + Sync {
                 });
             }
             for b in bundle_referrers(self, image, digest, repository).await? {
-                if b.kind == BundleKind::Dsse {
+                if b.kind == BundleKind::Dsse || b.kind == BundleKind::DsseSignature {
                     let predicate_type = b
                         .annotations
                         .get("dev.sigstore.bundle.predicateType")
@@ -444,6 +447,9 @@ fn evidence_failed<T>(e: Error, fallback: T) -> Result<T, Error> {
 enum BundleKind {
     MessageSignature,
     Dsse,
+    /// A DSSE envelope whose payload claims cosign's signing predicate type (cosign 3's image
+    /// signature). Unverified: it only decides where the bundle is offered.
+    DsseSignature,
     Unknown,
 }
 
@@ -462,8 +468,23 @@ fn bundle_kind(bytes: &[u8]) -> BundleKind {
     };
     if v.get("messageSignature").is_some() {
         BundleKind::MessageSignature
-    } else if v.get("dsseEnvelope").is_some() {
-        BundleKind::Dsse
+    } else if let Some(env) = v.get("dsseEnvelope") {
+        use base64::Engine;
+        let claimed = env
+            .get("payload")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|p| base64::engine::general_purpose::STANDARD.decode(p).ok())
+            .and_then(|p| serde_json::from_slice::<serde_json::Value>(&p).ok())
+            .and_then(|st| {
+                st.get("predicateType")
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_owned)
+            });
+        if claimed.as_deref() == Some(provenance_core::verify::COSIGN_SIGN_PREDICATE_V1) {
+            BundleKind::DsseSignature
+        } else {
+            BundleKind::Dsse
+        }
     } else {
         BundleKind::Unknown
     }

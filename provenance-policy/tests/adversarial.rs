@@ -1033,3 +1033,74 @@ async fn an_image_validating_policy_glob_naming_a_tag_still_matches_after_pinnin
     .unwrap();
     assert_ivp_failed(&decide(dir.path(), &set, &d).await, "no signatures found");
 }
+
+/// A cosign 3 image signature: a DSSE bundle carrying the `https://sigstore.dev/cosign/sign/v1`
+/// Statement about `digest` (subject without a name, empty predicate), key-signed.
+fn cosign3_signature_bundle(key: &SigningKey, digest: &Digest) -> Vec<u8> {
+    let statement = json!({"_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"digest": {"sha256": digest.hex()}}],
+        "predicateType": "https://sigstore.dev/cosign/sign/v1", "predicate": {}});
+    bundle::dsse(
+        key,
+        "application/vnd.in-toto+json",
+        &serde_json::to_vec(&statement).unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_cosign3_dsse_signature_bundle_is_a_signature_only_of_its_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = LayoutPublisher::open(dir.path()).unwrap();
+    let (a, b) = (image("a"), image("b"));
+    let da = push_image(&p, &a).await;
+    let db = push_image(&p, &b).await;
+    let key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let ann = BTreeMap::from([(
+        ANNOTATION_BUNDLE_CONTENT.to_owned(),
+        "dsse-envelope".to_owned(),
+    )]);
+    // A's cosign 3 signature as A's referrer: a signature of A.
+    let a_manifest = p.manifest_at(&a, &da).await.unwrap();
+    attach_bundle(
+        &p,
+        &a,
+        &a_manifest,
+        &cosign3_signature_bundle(&key, &da),
+        &ann,
+    )
+    .await
+    .unwrap();
+    let set = signature_policy(&key);
+    assert_pass(&decide(dir.path(), &set, &a).await);
+    assert_pass(&decide(dir.path(), &ivp_policy(&key, false), &a).await);
+    // The same kind of bundle naming A, attached as B's referrer: not B's signature.
+    let b_manifest = p.manifest_at(&b, &db).await.unwrap();
+    attach_bundle(
+        &p,
+        &b,
+        &b_manifest,
+        &cosign3_signature_bundle(&key, &da),
+        &ann,
+    )
+    .await
+    .unwrap();
+    assert_failed(
+        &decide(dir.path(), &set, &b).await,
+        "[verify.artifact.mismatch]",
+    );
+    // A DSSE bundle with another predicate type about B is an attestation, not a signature.
+    attach_bundle(
+        &p,
+        &b,
+        &b_manifest,
+        &bundle::dsse(&key, "application/vnd.in-toto+json", &slsa_statement(&db)).unwrap(),
+        &ann,
+    )
+    .await
+    .unwrap();
+    assert_failed(
+        &decide(dir.path(), &set, &b).await,
+        "required attestors verified",
+    );
+}
