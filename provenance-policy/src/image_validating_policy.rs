@@ -977,29 +977,35 @@ struct Run<'a> {
     details: RefCell<Vec<String>>,
 }
 
-/// The ways one image can be written that name the same thing: as written; the normalized
+/// The ways one image can be written that name the same thing: as written, and with its
+/// registry host as the network sees it (lower case, no `:443`); the normalized
 /// reference by tag (`registry/path:tag`) and by digest (`registry/path@digest`); and for a
 /// `repo:tag@digest` the written form without its digest and without its tag.
 fn image_forms(image: &str) -> Vec<String> {
-    let mut forms = vec![image.to_owned()];
-    let mut add = |f: String| {
+    fn add(forms: &mut Vec<String>, f: String) {
         if !f.is_empty() && !forms.contains(&f) {
             forms.push(f);
         }
-    };
-    if let Some((name, _digest)) = image.split_once('@') {
-        add(name.to_owned());
-        // `name:tag@digest` → `name@digest` (a `:` after the last `/` is a tag).
-        let slash = name.rfind('/').map_or(0, |i| i + 1);
-        if let Some(colon) = name[slash..].rfind(':') {
-            add(format!(
-                "{}{}",
-                &name[..slash + colon],
-                &image[name.len()..]
-            ));
-        }
     }
-    if let Some(info) = image_info(image) {
+    let mut forms = vec![image.to_owned()];
+    if let Some(n) = crate::verify_images::host_normalized(image) {
+        add(&mut forms, n);
+    }
+    for written in forms.clone() {
+        if let Some((name, _digest)) = written.split_once('@') {
+            add(&mut forms, name.to_owned());
+            // `name:tag@digest` → `name@digest` (a `:` after the last `/` is a tag).
+            let slash = name.rfind('/').map_or(0, |i| i + 1);
+            if let Some(colon) = name[slash..].rfind(':') {
+                add(
+                    &mut forms,
+                    format!("{}{}", &name[..slash + colon], &written[name.len()..]),
+                );
+            }
+        }
+        let Some(info) = image_info(&written) else {
+            continue;
+        };
         let base = match (info["registry"].as_str(), info["path"].as_str()) {
             (Some(r), Some(p)) if !r.is_empty() => format!("{r}/{p}"),
             (_, Some(p)) => p.to_owned(),
@@ -1007,10 +1013,10 @@ fn image_forms(image: &str) -> Vec<String> {
         };
         if !base.is_empty() {
             if let Some(t) = info.get("tag").and_then(Json::as_str) {
-                add(format!("{base}:{t}"));
+                add(&mut forms, format!("{base}:{t}"));
             }
             if let Some(d) = info.get("digest").and_then(Json::as_str) {
-                add(format!("{base}@{d}"));
+                add(&mut forms, format!("{base}@{d}"));
             }
         }
     }

@@ -377,7 +377,26 @@ fn attestation_type(a: &Value) -> Option<String> {
 }
 
 fn matches_refs(patterns: &[String], image: &str) -> bool {
-    patterns.iter().any(|p| wildcard_match(p, image))
+    let normalized = host_normalized(image);
+    patterns.iter().any(|p| {
+        wildcard_match(p, image) || normalized.as_deref().is_some_and(|n| wildcard_match(p, n))
+    })
+}
+
+/// The same reference with its registry host as the network sees it: lower case, without
+/// the default HTTPS port. `REGISTRY.example.com:443/ml/x:1` pulls from
+/// `registry.example.com`, so patterns naming that registry must select it (Kyverno compares
+/// the strings as written, and misses it). `None` when nothing changes.
+pub(crate) fn host_normalized(reference: &str) -> Option<String> {
+    let (host, rest) = reference.split_once('/')?;
+    if !host.contains(['.', ':']) && host != "localhost" {
+        return None;
+    }
+    let mut h = host.to_ascii_lowercase();
+    if let Some(stripped) = h.strip_suffix(":443") {
+        h = stripped.to_owned();
+    }
+    (h != host).then(|| format!("{h}/{rest}"))
 }
 
 /// Lists the images a `verifyImages` block (the rule's raw list) covers in `resource`.

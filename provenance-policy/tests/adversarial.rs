@@ -1104,3 +1104,34 @@ async fn a_cosign3_dsse_signature_bundle_is_a_signature_only_of_its_digest() {
         "required attestors verified",
     );
 }
+
+#[tokio::test]
+async fn an_upper_case_or_port_443_registry_host_does_not_escape_a_pattern() {
+    let key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let evidence = BTreeMap::new();
+    let root = TrustRoot::from_trusted_root_json(PUBLIC_GOOD_TRUSTED_ROOT).unwrap();
+    let verifier = Verifier::new(&root).unwrap();
+    let cx = VerifyImagesContext {
+        evidence: &evidence,
+        verifier: &verifier,
+        now: NOW,
+        cache: None,
+    };
+    for written in [
+        "REGISTRY.provenance.test/acme/a:1",
+        "registry.provenance.test:443/acme/a:1",
+        "Registry.Provenance.Test:443/acme/a:1",
+    ] {
+        let input = ResourceInput::create(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "ml"},
+            "spec": {"containers": [{"name": "c", "image": written}]}}));
+        for set in [signature_policy(&key), ivp_policy(&key, false)] {
+            assert!(
+                !set.image_requests(&input).is_empty(),
+                "{written} is selected by the pattern"
+            );
+            let d = set.decide_with(&input, &Env::at(NOW), Some(&cx));
+            assert!(!d.allowed, "{written}: {d:?}");
+        }
+    }
+}
