@@ -1494,14 +1494,25 @@ impl Run<'_> {
         }
         let (key, _, _) = find_evidence(self.cx, &image)?;
         let payloads = self.payloads.borrow();
-        let st = payloads
-            .get(&(key, att_name.clone()))
-            .and_then(|v| v.first())
-            .ok_or_else(|| {
-                CallError::new(format!(
-                    "failed to get payload: intoto attestation payload cannot be fetch before verifying intoto attestation ({att_name})"
-                ))
-            })?;
+        let list = payloads.get(&(key, att_name.clone())).ok_or_else(|| {
+            CallError::new(format!(
+                "failed to get payload: intoto attestation payload cannot be fetch before verifying intoto attestation ({att_name})"
+            ))
+        })?;
+        // Several different verified Statements of the type: which one is "the" payload
+        // would be decided by the order the image owner pushed them in (an older, also
+        // genuine attestation could be chosen). Refused instead of picking one.
+        if list.len() > 1 {
+            return Err(CallError::new(format!(
+                "extractPayload({att_name}): {} different verified Statements of this type are attached to {image}; the payload is ambiguous",
+                list.len()
+            )));
+        }
+        let Some(st) = list.first() else {
+            return Err(CallError::new(format!(
+                "failed to get payload: no verified {att_name} Statement"
+            )));
+        };
         json_to_cel(st).map_err(CallError::new)
     }
 }

@@ -1135,3 +1135,44 @@ async fn an_upper_case_or_port_443_registry_host_does_not_escape_a_pattern() {
         }
     }
 }
+
+#[tokio::test]
+async fn extract_payload_refuses_to_choose_between_two_verified_statements() {
+    use provenance_attest::build::{SlsaProvenanceBuilder, resource, statement};
+    let dir = tempfile::tempdir().unwrap();
+    let p = LayoutPublisher::open(dir.path()).unwrap();
+    let a = image("a");
+    let da = push_image(&p, &a).await;
+    let key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let slsa = |build_type: &str| {
+        let pred = SlsaProvenanceBuilder::new("https://github.com/actions/runner", build_type)
+            .build()
+            .unwrap();
+        statement(vec![resource("image", &da)], SLSA, pred)
+            .unwrap()
+            .to_json()
+    };
+    let yaml = ivp_yaml(&key, true, "registry.provenance.test/acme/*").replace(
+        "verifyAttestationSignatures(i, attestations.slsa, [attestors.release]) > 0",
+        "verifyAttestationSignatures(i, attestations.slsa, [attestors.release]) > 0 && extractPayload(i, attestations.slsa).predicate.buildDefinition.buildType == 'https://example.com/trusted/v1'",
+    );
+    let mut set = PolicySet::default();
+    set.add_yaml(&yaml, "extract.yaml").unwrap();
+    // One genuine Statement: its payload decides.
+    attest_image(&p, &a, &da, &key, &slsa("https://example.com/trusted/v1"), None)
+        .await
+        .unwrap();
+    assert_pass(&decide(dir.path(), &set, &a).await);
+    // A second genuine Statement of the same type pushed after it: the owner's push order
+    // must not choose the payload; the evaluation is an error (blocked).
+    attest_image(&p, &a, &da, &key, &slsa("https://example.com/other/v1"), None)
+        .await
+        .unwrap();
+    let d = decide(dir.path(), &set, &a).await;
+    assert!(!d.allowed, "{d:?}");
+    assert!(
+        d.results[0].message.contains("ambiguous"),
+        "{}",
+        d.results[0].message
+    );
+}
