@@ -25,8 +25,6 @@ use serde_json::Value;
 
 /// Files larger than this are refused (policies and resources are small text files).
 const MAX_FILE_BYTES: u64 = 16 << 20;
-/// The name of the trust root an example layout may ship next to its blobs.
-const LAYOUT_TRUST_ROOT: &str = "trusted_root.json";
 
 /// Arguments of `provenance apply`.
 #[derive(clap::Args, Debug)]
@@ -58,11 +56,14 @@ pub struct ApplyArgs {
         requires = "online"
     )]
     pub registry_endpoint: Vec<String>,
-    /// Sigstore `trusted_root.json` to verify with. Default: the embedded public-good root,
-    /// or the layout's own `trusted_root.json` when `--registry-layout` has one (a warning
-    /// says so).
+    /// Sigstore `trusted_root.json` to verify with. Default: the embedded public-good root.
+    /// A `trusted_root.json` inside `--registry-layout` is never used implicitly.
     #[arg(long, value_name = "FILE")]
     pub trust_root: Option<PathBuf>,
+    /// DANGEROUS: trust the `trusted_root.json` shipped inside `--registry-layout`: whoever
+    /// can write the layout then chooses the CAs and logs signatures are checked against.
+    #[arg(long, requires = "registry_layout", conflicts_with = "trust_root")]
+    pub trust_root_from_layout: bool,
     /// Labels of a namespace for `namespaceSelector`: `NAMESPACE=KEY=VALUE`. Repeatable.
     /// Namespace objects among the resources supply labels too; these win.
     #[arg(long = "namespace-labels", value_name = "NS=KEY=VALUE")]
@@ -375,28 +376,14 @@ fn resource_name(input: &ResourceInput) -> String {
 }
 
 fn trust_root(args: &ApplyArgs) -> Result<TrustRoot, String> {
-    let (bytes, what) = match (&args.trust_root, &args.registry_layout) {
-        (Some(f), _) => (
-            std::fs::read(f).map_err(|e| format!("--trust-root {}: {e}", f.display()))?,
-            f.display().to_string(),
-        ),
-        (None, Some(dir)) if dir.join(LAYOUT_TRUST_ROOT).is_file() => {
-            let f = dir.join(LAYOUT_TRUST_ROOT);
-            eprintln!(
-                "note: verifying with the trust root shipped in the layout ({}); pass --trust-root to pin one",
-                f.display()
-            );
-            (
-                std::fs::read(&f).map_err(|e| format!("{}: {e}", f.display()))?,
-                f.display().to_string(),
-            )
-        }
-        _ => (
-            provenance_core::verify::PUBLIC_GOOD_TRUSTED_ROOT.to_vec(),
-            "the embedded public-good trust root".to_owned(),
-        ),
+    let layout = if args.trust_root_from_layout {
+        args.registry_layout.as_deref()
+    } else {
+        None
     };
-    TrustRoot::from_trusted_root_json(&bytes).map_err(|e| format!("{what}: {e} [{}]", e.code()))
+    crate::image_source::load_trust_root(args.trust_root.as_deref(), layout)
+        .map(|(root, _)| root)
+        .map_err(|f| f.message)
 }
 
 fn registry_config(args: &ApplyArgs) -> Result<RegistryConfig, String> {
