@@ -139,7 +139,8 @@ pub(crate) fn create_options() -> std::fs::OpenOptions {
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        o.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).mode(0o644);
+        o.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .mode(0o644);
     }
     o
 }

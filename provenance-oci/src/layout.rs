@@ -439,8 +439,7 @@ impl LayoutWriter {
             let bytes = fsutil::read_regular(&marker, 4096, "oci-layout")?.ok_or_else(|| {
                 Error::UnsafeFile {
                     path: root.display().to_string(),
-                    reason: "neither an empty folder nor an OCI layout (no oci-layout file)"
-                        .into(),
+                    reason: "neither an empty folder nor an OCI layout (no oci-layout file)".into(),
                 }
             })?;
             let v: serde_json::Value =

@@ -544,7 +544,12 @@ impl RegistryClient {
     /// HTTP only to a host allowed it. `from_https` says whether the URL was reached from an
     /// HTTPS one (a redirect, an upload `Location`, a token realm): plain HTTP after HTTPS is
     /// a downgrade.
-    fn check_target(&self, registry: &str, url: &reqwest::Url, from_https: bool) -> Result<(), Error> {
+    fn check_target(
+        &self,
+        registry: &str,
+        url: &reqwest::Url,
+        from_https: bool,
+    ) -> Result<(), Error> {
         match url.scheme() {
             "https" => Ok(()),
             "http" if self.http_allowed(&authority_of(url)) => Ok(()),
@@ -608,11 +613,17 @@ impl RegistryClient {
             }
             q.append_pair("scope", &scope);
         }
-        let mut rb = self.http.get(url.clone()).header(ACCEPT, "application/json");
+        let mut rb = self
+            .http
+            .get(url.clone())
+            .header(ACCEPT, "application/json");
         if let Credentials::Basic { username, password } = creds {
             rb = rb.header(
                 AUTHORIZATION,
-                format!("Basic {}", STANDARD.encode(format!("{username}:{password}"))),
+                format!(
+                    "Basic {}",
+                    STANDARD.encode(format!("{username}:{password}"))
+                ),
             );
         }
         self.requests.fetch_add(1, Ordering::Relaxed);
