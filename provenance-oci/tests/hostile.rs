@@ -527,4 +527,35 @@ mod layouts {
         assert_eq!(e.code(), "oci.unsafe_file", "{e}");
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "victim");
     }
+
+    #[tokio::test]
+    async fn evidence_held_for_one_image_is_bounded_over_all_its_layers() {
+        use provenance_oci::Limits;
+        let img = ImageReference::parse("registry.example.com/ml/llm-server:1.0").unwrap();
+        let full = LayoutSource::open(example()).unwrap();
+        let d = full.resolve(&img).await.unwrap();
+        let sigs = full.signatures(&img, &d, None).await.unwrap();
+        let atts = full.attestations(&img, &d, None).await.unwrap();
+        let biggest = sigs
+            .iter()
+            .map(|s| s.payload.len())
+            .chain(atts.iter().map(|a| a.envelope.len()))
+            .max()
+            .unwrap() as u64;
+        let total: u64 = atts.iter().map(|a| a.envelope.len() as u64).sum();
+        assert!(atts.len() >= 2 && total > biggest);
+        // Each layer is under the per-blob limit, all of them together over the per-image one.
+        let small = LayoutSource::open_with_limits(
+            example(),
+            Limits {
+                max_blob_bytes: biggest,
+                max_evidence_bytes: total - 1,
+                ..Limits::default()
+            },
+        )
+        .unwrap();
+        let e = small.attestations(&img, &d, None).await.unwrap_err();
+        assert_eq!(e.code(), "oci.too_large", "{e}");
+        assert!(e.to_string().contains("evidence of"), "{e}");
+    }
 }
