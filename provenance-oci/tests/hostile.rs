@@ -558,4 +558,84 @@ mod layouts {
         assert_eq!(e.code(), "oci.too_large", "{e}");
         assert!(e.to_string().contains("evidence of"), "{e}");
     }
+
+    #[tokio::test]
+    async fn an_index_naming_one_manifest_a_thousand_times_is_copied_once() {
+        use provenance_core::DigestAlgorithm;
+        use provenance_oci::Manifest;
+        let tmp = tempfile::tempdir().unwrap();
+        let src_dir = tmp.path().join("src");
+        let mut w = LayoutWriter::create(&src_dir).unwrap();
+        let empty = Digest::sha256_of(b"{}");
+        w.put_blob(&empty, b"{}").unwrap();
+        let child = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty.to_string(), "size": 2},
+            "layers": [],
+        }))
+        .unwrap();
+        let cd = Digest::sha256_of(&child);
+        w.put_blob(&cd, &child).unwrap();
+        let entry = serde_json::json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": cd.to_string(), "size": child.len(),
+            "platform": {"os": "linux", "architecture": "amd64"}});
+        let index = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": vec![entry; 1000],
+        }))
+        .unwrap();
+        let index = Manifest::from_bytes(index, DigestAlgorithm::Sha256, None).unwrap();
+        w.add_entry(&index, Some("1.0"), None).unwrap();
+        w.finish().unwrap();
+        let src = LayoutSource::open(&src_dir).unwrap();
+        let img = ImageReference::parse("registry.example.com/team/app:1.0").unwrap();
+        let report = provenance_oci::export(
+            &src,
+            &img,
+            &tmp.path().join("out"),
+            &ExportOptions::default(),
+        )
+        .await
+        .unwrap();
+        // The index and its one platform manifest.
+        assert_eq!(report.manifests, 2);
+    }
+
+    #[tokio::test]
+    async fn an_export_has_one_deadline_over_everything_it_copies() {
+        // A registry that never answers: the export's own deadline ends it, whatever the
+        // per-request deadlines are.
+        let s = super::common::FaultServer::start(|_| None);
+        let c = provenance_oci::RegistryClient::new(
+            provenance_oci::RegistryConfig {
+                retries: 0,
+                timeouts: provenance_oci::Timeouts {
+                    request: Duration::from_secs(60),
+                    operation: Duration::from_secs(120),
+                    ..provenance_oci::Timeouts::default()
+                },
+                ..provenance_oci::RegistryConfig::default()
+            }
+            .allow_http(s.addr.clone()),
+        )
+        .unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let t = Instant::now();
+        let e = provenance_oci::export(
+            &c,
+            &s.reference("team/app:1.0"),
+            &tmp.path().join("out"),
+            &ExportOptions {
+                deadline: Some(Duration::from_millis(500)),
+                ..ExportOptions::default()
+            },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.code(), "oci.timeout", "{e}");
+        assert!(e.to_string().contains("export of"), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(10));
+    }
 }
