@@ -25,6 +25,8 @@ use serde_json::Value;
 
 /// Files larger than this are refused (policies and resources are small text files).
 const MAX_FILE_BYTES: u64 = 16 << 20;
+/// The name of the trust root an example layout may ship next to its blobs.
+const LAYOUT_TRUST_ROOT: &str = "trusted_root.json";
 
 /// Arguments of `provenance apply`.
 #[derive(clap::Args, Debug)]
@@ -376,14 +378,46 @@ fn resource_name(input: &ResourceInput) -> String {
 }
 
 fn trust_root(args: &ApplyArgs) -> Result<TrustRoot, String> {
-    let layout = if args.trust_root_from_layout {
-        args.registry_layout.as_deref()
-    } else {
-        None
+    let (bytes, what) = match (&args.trust_root, &args.registry_layout) {
+        (Some(f), _) => (
+            std::fs::read(f).map_err(|e| format!("--trust-root {}: {e}", f.display()))?,
+            f.display().to_string(),
+        ),
+        // Only when asked for by name: whoever wrote the layout chose that trust root.
+        (None, Some(dir)) if args.trust_root_from_layout => {
+            let f = dir.join(LAYOUT_TRUST_ROOT);
+            eprintln!(
+                "warning: --trust-root-from-layout: verifying with the trust root shipped in the layout ({}); whoever wrote the layout chose it",
+                f.display()
+            );
+            (
+                read_layout_file(&f).map_err(|e| format!("{}: {e}", f.display()))?,
+                f.display().to_string(),
+            )
+        }
+        _ => (
+            provenance_core::verify::PUBLIC_GOOD_TRUSTED_ROOT.to_vec(),
+            "the embedded public-good trust root".to_owned(),
+        ),
     };
-    crate::image_source::load_trust_root(args.trust_root.as_deref(), layout)
-        .map(|(root, _)| root)
-        .map_err(|f| f.message)
+    TrustRoot::from_trusted_root_json(&bytes).map_err(|e| format!("{what}: {e} [{}]", e.code()))
+}
+
+/// Reads a file shipped in a layout: a regular file (not a link, device or FIFO), at most
+/// `MAX_FILE_BYTES`.
+fn read_layout_file(f: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    if !std::fs::symlink_metadata(f)?.file_type().is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut out = Vec::new();
+    std::fs::File::open(f)?
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut out)?;
+    if out.len() as u64 > MAX_FILE_BYTES {
+        return Err(std::io::Error::other("too large"));
+    }
+    Ok(out)
 }
 
 fn registry_config(args: &ApplyArgs) -> Result<RegistryConfig, String> {
