@@ -6,11 +6,16 @@
 //! bounded by a semaphore. Bodies are streamed through a size limit and a hasher: a manifest
 //! or blob whose bytes do not match the digest it was fetched by is an error, never returned.
 //!
-//! Authentication: a request is first sent with cached authorization (none at first); on
-//! `401` the `WWW-Authenticate` challenge decides: `Basic` sends the configured credentials,
-//! `Bearer` runs the token flow through `oci-client` (anonymous or with credentials), or the
-//! OAuth2 refresh-token grant for an identity token, and the token is cached per registry and
-//! repository.
+//! Authentication: a request is first sent with cached authorization (none at first), only to
+//! the registry's own origin; on `401` from that origin the `WWW-Authenticate` challenge
+//! decides: `Basic` sends the configured credentials, `Bearer` runs the distribution token flow
+//! (anonymous or with Basic credentials, the answer read through a size limit), or the OAuth2
+//! refresh-token grant for an identity token, at a realm over HTTPS (plain HTTP only to a host
+//! allowed it); the token is cached per registry and repository.
+//!
+//! Redirects are followed here, not by the HTTP client: at most five, for GET and HEAD, never
+//! from HTTPS to plain HTTP, and without credentials to any other origin, whose `401` is
+//! refused rather than answered.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;

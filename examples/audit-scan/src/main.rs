@@ -194,6 +194,26 @@ fn documents(paths: &[PathBuf]) -> Result<Vec<(String, Value)>, Failure> {
     Ok(out)
 }
 
+/// Largest `trusted_root.json` read from a layout.
+const MAX_LAYOUT_TRUST_ROOT_BYTES: u64 = 4 << 20;
+
+/// Reads a file shipped in a layout: a regular file (not a link, device or FIFO), at most
+/// 4 MiB.
+fn read_layout_file(f: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    if !std::fs::symlink_metadata(f)?.file_type().is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut out = Vec::new();
+    std::fs::File::open(f)?
+        .take(MAX_LAYOUT_TRUST_ROOT_BYTES + 1)
+        .read_to_end(&mut out)?;
+    if out.len() as u64 > MAX_LAYOUT_TRUST_ROOT_BYTES {
+        return Err(std::io::Error::other("larger than 4 MiB"));
+    }
+    Ok(out)
+}
+
 fn trust_root(args: &Args) -> Result<TrustRoot, Failure> {
     let (bytes, what) = match (&args.trust_root, &args.registry_layout) {
         (Some(f), _) => (
@@ -207,7 +227,7 @@ fn trust_root(args: &Args) -> Result<TrustRoot, Failure> {
                 f.display()
             );
             (
-                std::fs::read(&f).map_err(|e| usage(format!("{}: {e}", f.display())))?,
+                read_layout_file(&f).map_err(|e| usage(format!("{}: {e}", f.display())))?,
                 f.display().to_string(),
             )
         }
