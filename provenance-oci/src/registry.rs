@@ -1111,6 +1111,24 @@ fn keep_error(slot: &mut Option<Error>, e: Error) {
 /// Most redirects followed for one request.
 const MAX_REDIRECTS: usize = 5;
 
+/// The redirect policy of the other HTTP clients of this crate (Rekor, TUF), which send no
+/// credentials: at most [`MAX_REDIRECTS`], and never from HTTPS to plain HTTP.
+#[cfg(any(feature = "rekor", feature = "tuf"))]
+pub(crate) fn no_downgrade_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        if attempt.previous().len() >= MAX_REDIRECTS {
+            return attempt.error("too many redirects");
+        }
+        let downgrade = attempt.url().scheme() != "https"
+            && attempt.previous().iter().any(|u| u.scheme() == "https");
+        if downgrade {
+            attempt.error("a redirect from HTTPS to plain HTTP is never followed")
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
 /// `host[:port]` of a URL, as hosts are written in references and settings.
 fn authority_of(url: &reqwest::Url) -> String {
     let host = url.host_str().unwrap_or("");
