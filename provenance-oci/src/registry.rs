@@ -1462,6 +1462,43 @@ mod tests {
         assert!(same_origin(&u, "http", "127.0.0.1:5000"));
     }
 
+    #[test]
+    fn https_never_goes_to_plain_http_unless_that_host_is_allowed() {
+        // The check every redirect target, upload location and realm goes through.
+        let client =
+            RegistryClient::new(RegistryConfig::default().allow_http("127.0.0.1:9")).unwrap();
+        let url = |u: &str| reqwest::Url::parse(u).unwrap();
+        let e = client
+            .check_target(
+                "r.example",
+                &url("http://evil.example/v2/a/manifests/1"),
+                true,
+            )
+            .unwrap_err();
+        assert_eq!(e.code(), "oci.origin.downgrade");
+        assert!(e.is_infrastructure());
+        // Not from HTTPS: plain HTTP to a host nobody allowed.
+        let e = client
+            .check_target("r.example", &url("http://evil.example/x"), false)
+            .unwrap_err();
+        assert_eq!(e.code(), "oci.insecure_not_allowed");
+        // A host named by `insecure_http`, and HTTPS anywhere.
+        assert!(
+            client
+                .check_target("r.example", &url("http://127.0.0.1:9/x"), true)
+                .is_ok()
+        );
+        assert!(
+            client
+                .check_target("r.example", &url("https://cdn.example/x"), true)
+                .is_ok()
+        );
+        let e = client
+            .check_target("r.example", &url("file:///etc/passwd"), true)
+            .unwrap_err();
+        assert_eq!(e.code(), "oci.origin.scheme");
+    }
+
     #[tokio::test]
     async fn realms_over_plain_http_only_for_hosts_allowed_plain_http() {
         let client = RegistryClient::new(
