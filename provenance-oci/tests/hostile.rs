@@ -91,6 +91,13 @@ fn authorized(req: &str) -> bool {
 
 #[tokio::test]
 async fn an_upload_location_on_another_host_gets_no_credentials() {
+    // Absolute, and protocol-relative (`//host/path`): both name another host.
+    for absolute in [true, false] {
+        upload_location_on_another_host(absolute).await;
+    }
+}
+
+async fn upload_location_on_another_host(absolute: bool) {
     // The foreign host asks for credentials on the upload; it must get none, and the client
     // must say why.
     let (evil, evil_log) = server(|_| {
@@ -100,8 +107,47 @@ async fn an_upload_location_on_another_host_gets_no_credentials() {
             b"",
         )
     });
-    let evil_addr = evil.addr.clone();
+    let location = format!(
+        "{}//{}/v2/team/app/blobs/uploads/u1?state=x",
+        if absolute { "http:" } else { "" },
+        evil.addr
+    );
     let (reg, _) = server(move |req| {
+        if !authorized(req) {
+            return http_response(
+                "401 Unauthorized",
+                &[("WWW-Authenticate", r#"Basic realm="registry""#.to_owned())],
+                b"",
+            );
+        }
+        if req.starts_with("HEAD ") {
+            return http_response("404 Not Found", &[], b"");
+        }
+        if req.starts_with("POST ") {
+            return http_response("202 Accepted", &[("Location", location.clone())], b"");
+        }
+        http_response("500 Internal Server Error", &[], b"")
+    });
+    let c = client_for(&reg.addr, basic(), &[&evil.addr]);
+    let e = c
+        .push_blob(
+            &reg.reference("team/app"),
+            &Digest::sha256_of(b"blob"),
+            b"blob",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "oci.origin.foreign_credentials", "{e}");
+    let seen = evil_log.all();
+    assert!(!seen.is_empty(), "the upload went to the location");
+    assert!(seen[0].contains("digest=sha256%3A"), "{}", seen[0]);
+    assert!(!evil_log.saw_credentials(), "{seen:?}");
+}
+
+#[tokio::test]
+async fn an_upload_location_on_the_registry_gets_its_credentials() {
+    // The healthy path: a relative Location, credentials on every request to the registry.
+    let (reg, log) = server(|req| {
         if !authorized(req) {
             return http_response(
                 "401 Unauthorized",
@@ -117,28 +163,30 @@ async fn an_upload_location_on_another_host_gets_no_credentials() {
                 "202 Accepted",
                 &[(
                     "Location",
-                    format!("http://{evil_addr}/v2/team/app/blobs/uploads/u1?state=x"),
+                    "/v2/team/app/blobs/uploads/u1?state=x".to_owned(),
                 )],
                 b"",
             );
         }
+        if req.starts_with("PUT /v2/team/app/blobs/uploads/u1?state=x&digest=sha256%3A") {
+            return http_response("201 Created", &[], b"");
+        }
         http_response("500 Internal Server Error", &[], b"")
     });
-    let c = client_for(&reg.addr, basic(), &[&evil.addr]);
-    let e = c
-        .push_blob(
-            &reg.reference("team/app"),
-            &Digest::sha256_of(b"blob"),
-            b"blob",
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(e.code(), "oci.origin.foreign_credentials", "{e}");
-    assert!(
-        !evil_log.all().is_empty(),
-        "the upload went to the location"
-    );
-    assert!(!evil_log.saw_credentials(), "{:?}", evil_log.all());
+    let c = client_for(&reg.addr, basic(), &[]);
+    c.push_blob(
+        &reg.reference("team/app"),
+        &Digest::sha256_of(b"blob"),
+        b"blob",
+    )
+    .await
+    .unwrap();
+    let put = log
+        .all()
+        .into_iter()
+        .find(|r| r.starts_with("PUT "))
+        .unwrap();
+    assert!(authorized(&put), "{put}");
 }
 
 #[tokio::test]
