@@ -19,7 +19,8 @@ rm -f "$out.log"
 node scripts/fixtures/sigstore/crosscheck-layout.js "$out/registry" \
     --expect "$here/registry-expect.json" --keys "$out/registry/keys.json" | tail -1
 apply() { # policies layout -> the verdict table (exit 1 is expected: some workloads are blocked)
-    "$bin" apply --policy "$1" --resource "$here/workloads" --registry-layout "$2" 2>/dev/null || true
+    "$bin" apply --policy "$1" --resource "$here/workloads" --registry-layout "$2" \
+        --trust-root "$2/trusted_root.json" 2>/dev/null || true
 }
 status=0
 for pair in "policies:$out/policies" "policies-cel:$here/policies-cel"; do

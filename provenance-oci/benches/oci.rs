@@ -112,6 +112,8 @@ fn registry(c: &mut Criterion) {
     g.bench_function("RegistryClient::new", |b| b.iter(|| reg.client()));
     let cache = VerificationCache::<usize, provenance_oci::Error>::new(CacheConfig::default());
     let key = CacheKey {
+        repository: img.name(),
+        evidence_repository: None,
         digest: digest.clone(),
         rule: Digest::sha256_of(b"rule"),
         trust_root: Digest::sha256_of(b"root"),

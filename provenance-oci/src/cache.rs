@@ -1,8 +1,10 @@
 //! A bounded verification-result cache with single flight.
 //!
-//! Keys hold the image digest, a hash of the rule / attestor that was checked and the trust
-//! root's fingerprint ([`CacheKey`]), so a result can never be served after the policy or the
-//! trust root changed: the new key simply misses. Concurrent requests for one key share one
+//! Keys hold where the evidence came from (registry and repository of the image, and the
+//! repository signatures were read from), the image digest, a hash of the rule / attestor that
+//! was checked and the trust root's fingerprint ([`CacheKey`]), so a result can never be served
+//! for another repository holding the same digest, nor after the policy or the trust root
+//! changed: the new key simply misses. Concurrent requests for one key share one
 //! computation (the first caller computes, the others wait for its result). Only `Ok` values
 //! are stored: an `Err` (for example a network failure) is handed to the callers that waited
 //! for that computation and then forgotten, so infrastructure trouble is never cached. Put
@@ -15,12 +17,18 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use provenance_core::{Digest, TrustRoot};
+use provenance_core::{Digest, ImageReference, TrustRoot};
 use tokio::sync::watch;
 
 /// What a cached verification result is bound to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
+    /// Registry and repository of the image (`registry.example.com/team/app`, no tag or
+    /// digest): one digest in two repositories may carry different signatures.
+    pub repository: String,
+    /// The repository signatures and attestations were read from, when not the image's own
+    /// (cosign's `COSIGN_REPOSITORY`, Kyverno's `repository`).
+    pub evidence_repository: Option<String>,
     /// The image (or artifact) digest that was verified.
     pub digest: Digest,
     /// SHA-256 of the rule / attestor definition that was applied (canonical bytes chosen by
@@ -31,14 +39,23 @@ pub struct CacheKey {
 }
 
 impl CacheKey {
-    /// A key for `digest` verified under the rule whose canonical bytes are `rule` against
-    /// `root`.
-    pub fn new(digest: &Digest, rule: &[u8], root: &TrustRoot) -> Self {
+    /// A key for `digest` of `image`'s repository (registry and repository; its tag or
+    /// digest is not part of the key, `digest` is) verified under the rule whose canonical
+    /// bytes are `rule` against `root`.
+    pub fn new(image: &ImageReference, digest: &Digest, rule: &[u8], root: &TrustRoot) -> Self {
         CacheKey {
+            repository: image.name(),
+            evidence_repository: None,
             digest: digest.clone(),
             rule: Digest::sha256_of(rule),
             trust_root: root.fingerprint(),
         }
+    }
+
+    /// The same key for evidence read from `repository` instead of the image's own.
+    pub fn with_evidence_repository(mut self, repository: Option<&ImageReference>) -> Self {
+        self.evidence_repository = repository.map(ImageReference::name);
+        self
     }
 }
 
@@ -347,10 +364,40 @@ mod tests {
 
     fn key(i: u8) -> CacheKey {
         CacheKey {
+            repository: "registry.example/team/app".into(),
+            evidence_repository: None,
             digest: Digest::sha256_of(&[i]),
             rule: Digest::sha256_of(b"rule"),
             trust_root: Digest::sha256_of(b"root"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_pass_in_one_repository_is_not_served_for_another() {
+        // The same digest and rule in two registries, or read from another signature
+        // repository: three keys, three computations.
+        let cache = VerificationCache::<u32, String>::new(CacheConfig::default());
+        let d = Digest::sha256_of(b"image");
+        let root =
+            TrustRoot::from_trusted_root_json(provenance_core::verify::PUBLIC_GOOD_TRUSTED_ROOT)
+                .unwrap();
+        let a = ImageReference::parse("registry-a.example/team/app:1.0").unwrap();
+        let b = ImageReference::parse("registry-b.example/team/app:1.0").unwrap();
+        let sigs = ImageReference::parse("registry-a.example/team/sigs").unwrap();
+        let keys = [
+            CacheKey::new(&a, &d, b"rule", &root),
+            CacheKey::new(&b, &d, b"rule", &root),
+            CacheKey::new(&a, &d, b"rule", &root).with_evidence_repository(Some(&sigs)),
+        ];
+        assert_ne!(keys[0], keys[1]);
+        assert_ne!(keys[0], keys[2]);
+        // Tag and digest of the reference are not part of the key; the digest argument is.
+        let a_digest = ImageReference::parse(&format!("registry-a.example/team/app@{d}")).unwrap();
+        assert_eq!(keys[0], CacheKey::new(&a_digest, &d, b"rule", &root));
+        for k in keys {
+            cache.get_or_compute(k, || async { Ok(1) }).await.unwrap();
+        }
+        assert_eq!(cache.stats().computations, 3);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -115,6 +115,29 @@ pub enum Error {
         /// The OS error, as text.
         message: String,
     },
+    /// A file or folder of an OCI layout is not what it must be: a symbolic link, a device, a
+    /// FIFO or a socket where a regular file or folder belongs, or an export destination that
+    /// is neither empty nor a clean layout. Nothing is read from or written through it.
+    #[error("refusing {path}: {reason}")]
+    UnsafeFile {
+        /// The file or folder.
+        path: String,
+        /// What it is, and why that is refused.
+        reason: String,
+    },
+    /// A registry sent the client somewhere it must not go with what it carries: a redirect or
+    /// upload `Location` from HTTPS to plain HTTP, a credential challenge from another origin
+    /// than the registry's own, a token realm over plain HTTP that `insecure_http` does not
+    /// name. Nothing was sent there.
+    #[error("refused to follow {registry} to {target}: {reason}")]
+    UntrustedOrigin {
+        /// Registry host.
+        registry: String,
+        /// The URL (scheme, host and path) that was refused.
+        target: String,
+        /// Why.
+        reason: UntrustedOriginReason,
+    },
     /// A configuration (client settings, Docker `config.json`) is invalid.
     #[error("invalid configuration: {message}")]
     Config {
@@ -158,6 +181,49 @@ pub enum Error {
     /// (`model.*`).
     #[error(transparent)]
     Model(#[from] crate::model::ModelError),
+}
+
+/// Why a URL a registry named was refused ([`Error::UntrustedOrigin`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum UntrustedOriginReason {
+    /// HTTPS to plain HTTP (a redirect, an upload `Location` or a token realm): never followed
+    /// unless `insecure_http` names that host.
+    Downgrade,
+    /// A host other than the registry's own asked for credentials (a `401` from a redirect
+    /// target or an upload `Location` on another host): credentials go only to the registry's
+    /// own origin and the token realm it names.
+    CredentialsToForeignOrigin,
+    /// Too many redirects, or a redirect without a usable `Location`.
+    Redirect,
+    /// A URL that is not `http` or `https`.
+    Scheme,
+}
+
+impl UntrustedOriginReason {
+    /// The stable code, e.g. `oci.origin.downgrade`.
+    pub fn code(self) -> &'static str {
+        match self {
+            UntrustedOriginReason::Downgrade => "oci.origin.downgrade",
+            UntrustedOriginReason::CredentialsToForeignOrigin => "oci.origin.foreign_credentials",
+            UntrustedOriginReason::Redirect => "oci.origin.redirect",
+            UntrustedOriginReason::Scheme => "oci.origin.scheme",
+        }
+    }
+}
+
+impl std::fmt::Display for UntrustedOriginReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            UntrustedOriginReason::Downgrade => "HTTPS to plain HTTP is never followed",
+            UntrustedOriginReason::CredentialsToForeignOrigin => {
+                "another origin asked for the registry's credentials"
+            }
+            UntrustedOriginReason::Redirect => "too many redirects, or no usable Location",
+            UntrustedOriginReason::Scheme => "not an http(s) URL",
+        })?;
+        write!(f, " [{}]", self.code())
+    }
 }
 
 /// Which TUF check refused a trust-root update ([`Error::TrustRootUpdate`]).
@@ -277,6 +343,8 @@ impl Error {
             Error::InvalidReference { .. } => "oci.invalid_reference",
             Error::Io { .. } => "oci.io",
             Error::Config { .. } => "oci.config",
+            Error::UnsafeFile { .. } => "oci.unsafe_file",
+            Error::UntrustedOrigin { reason, .. } => reason.code(),
             Error::TrustRootUpdate { failure, .. } => failure.as_str(),
             Error::Signing { step, .. } => step.code(),
             Error::SignedBundleUnverified { .. } => "oci.sign.bundle_unverified",
@@ -295,6 +363,7 @@ impl Error {
                 | Error::Registry { .. }
                 | Error::Auth { .. }
                 | Error::InsecureNotAllowed { .. }
+                | Error::UntrustedOrigin { .. }
                 | Error::Io { .. }
                 | Error::Config { .. }
                 | Error::TrustRootUpdate {

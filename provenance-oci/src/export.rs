@@ -2,7 +2,9 @@
 //! [`EvidenceSource`] (a registry, or another layout) into an OCI image layout, for
 //! air-gapped verification with [`crate::LayoutSource`].
 
+use std::collections::HashSet;
 use std::path::Path;
+use std::time::Duration;
 
 use provenance_core::{Digest, ImageReference};
 
@@ -22,7 +24,18 @@ pub struct ExportOptions {
     pub signature_repository: Option<ImageReference>,
     /// Name to list the image under in `index.json` (default: the reference's tag).
     pub name: Option<String>,
+    /// Deadline for the whole export, every manifest and blob included (default
+    /// [`DEFAULT_EXPORT_DEADLINE`]); past it the export ends with [`Error::Timeout`].
+    pub deadline: Option<Duration>,
 }
+
+/// The deadline of an export when [`ExportOptions::deadline`] is not set: 6 hours (each blob
+/// copy also has its own, `Timeouts::export_blob`).
+pub const DEFAULT_EXPORT_DEADLINE: Duration = Duration::from_secs(6 * 3600);
+
+/// Most distinct manifests one export copies (the image, its platforms, evidence manifests and
+/// referrers); a manifest named again is copied once.
+pub const MAX_EXPORT_MANIFESTS: usize = 16_384;
 
 /// What an export wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +58,8 @@ struct Copier<'a, S> {
     include_layers: bool,
     manifests: usize,
     blobs: usize,
+    /// Manifests already copied, with what they were copied for (`evidence` copies layers).
+    done: HashSet<(Digest, bool)>,
 }
 
 impl<S: EvidenceSource> Copier<'_, S> {
@@ -80,12 +95,41 @@ impl<S: EvidenceSource> Copier<'_, S> {
         evidence: bool,
         depth: u8,
     ) -> Result<crate::Manifest, Error> {
+        match self.visit(repo, digest, evidence, depth).await? {
+            Some(m) => Ok(m),
+            // Copied before: only its bytes are wanted (to list it in index.json).
+            None => self.src.manifest_at(repo, digest).await,
+        }
+    }
+
+    /// Copies the manifest `digest` and what it points to, unless it was copied before (an
+    /// index naming one platform many times, a referrer listed twice): then `None`, and
+    /// nothing is fetched or walked again.
+    async fn visit(
+        &mut self,
+        repo: &ImageReference,
+        digest: &Digest,
+        evidence: bool,
+        depth: u8,
+    ) -> Result<Option<crate::Manifest>, Error> {
         if depth > 2 {
             return Err(Error::malformed(
                 format!("manifest {digest}"),
                 "indexes nested more than two deep",
             ));
         }
+        if self.done.contains(&(digest.clone(), true))
+            || self.done.contains(&(digest.clone(), evidence))
+        {
+            return Ok(None);
+        }
+        if self.done.len() >= MAX_EXPORT_MANIFESTS {
+            return Err(Error::TooLarge {
+                what: "manifests of one export".into(),
+                limit: MAX_EXPORT_MANIFESTS as u64,
+            });
+        }
+        self.done.insert((digest.clone(), evidence));
         let m = self.src.manifest_at(repo, digest).await?;
         match m.parse()? {
             ParsedManifest::Index(idx) => {
@@ -98,7 +142,7 @@ impl<S: EvidenceSource> Copier<'_, S> {
                 }
                 for d in idx.manifests() {
                     let child = descriptor_digest(d)?;
-                    Box::pin(self.tree(repo, &child, evidence, depth + 1)).await?;
+                    Box::pin(self.visit(repo, &child, evidence, depth + 1)).await?;
                 }
             }
             ParsedManifest::Image(im) => {
@@ -113,13 +157,29 @@ impl<S: EvidenceSource> Copier<'_, S> {
         }
         self.out.put_blob(&m.digest, &m.bytes)?;
         self.manifests += 1;
-        Ok(m)
+        Ok(Some(m))
     }
 }
 
 /// Exports `image` from `src` into the layout folder `dest` (created, or added to), with
 /// every cosign signature, attestation and SBOM and every OCI 1.1 referrer of its digest.
 pub async fn export<S: EvidenceSource>(
+    src: &S,
+    image: &ImageReference,
+    dest: &Path,
+    options: &ExportOptions,
+) -> Result<ExportReport, Error> {
+    let deadline = options.deadline.unwrap_or(DEFAULT_EXPORT_DEADLINE);
+    tokio::time::timeout(deadline, export_inner(src, image, dest, options))
+        .await
+        .map_err(|_| Error::Timeout {
+            registry: image.domain().to_owned(),
+            operation: format!("export of {image}"),
+            after_ms: deadline.as_millis() as u64,
+        })?
+}
+
+async fn export_inner<S: EvidenceSource>(
     src: &S,
     image: &ImageReference,
     dest: &Path,
@@ -133,6 +193,7 @@ pub async fn export<S: EvidenceSource>(
         include_layers: options.include_layers,
         manifests: 0,
         blobs: 0,
+        done: HashSet::new(),
     };
     let top = c.tree(&repo, &digest, false, 0).await?;
     let name = options
@@ -162,7 +223,11 @@ pub async fn export<S: EvidenceSource>(
 
     let ref_repo = repo_of(sig_repo.unwrap_or(image));
     let refs = src.referrers(&ref_repo, &digest, None).await?;
+    let mut listed = HashSet::new();
     for r in &refs.items {
+        if !listed.insert(r.digest.clone()) {
+            continue;
+        }
         let m = c.tree(&ref_repo, &r.digest, true, 1).await?;
         c.out.add_entry(&m, None, r.artifact_type.as_deref())?;
     }

@@ -17,6 +17,7 @@ use provenance_core::{Digest, DigestAlgorithm, ImageReference};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::error::Error;
+use crate::fsutil;
 use crate::source::EvidenceSource;
 use crate::types::{
     CheckedHasher, Limits, Manifest, OCI_INDEX, Referrer, Referrers, ReferrersOrigin,
@@ -52,24 +53,24 @@ fn blob_path(root: &Path, digest: &Digest) -> PathBuf {
         .join(digest.hex())
 }
 
+/// Reads the regular file `path` of a layout, bounded while reading (see [`crate::fsutil`]);
+/// a missing file is [`Error::NotFound`].
 fn read_bounded(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, Error> {
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::NotFound {
-                what: "blob",
-                reference: path.display().to_string(),
-            });
-        }
-        Err(e) => return Err(Error::io(path, &e)),
-    };
-    if meta.len() > limit {
-        return Err(Error::TooLarge {
-            what: what.to_owned(),
-            limit,
-        });
+    fsutil::read_regular(path, limit, what)?.ok_or_else(|| Error::NotFound {
+        what: "blob",
+        reference: path.display().to_string(),
+    })
+}
+
+/// Checks that the layout's `blobs` folder and its algorithm folders are real folders: blobs
+/// are read only from inside the layout.
+fn check_blob_dirs(root: &Path) -> Result<(), Error> {
+    let blobs = root.join("blobs");
+    fsutil::check_dir_if_present(&blobs)?;
+    for alg in [DigestAlgorithm::Sha256, DigestAlgorithm::Sha512] {
+        fsutil::check_dir_if_present(&blobs.join(alg.as_str()))?;
     }
-    std::fs::read(path).map_err(|e| Error::io(path, &e))
+    Ok(())
 }
 
 impl LayoutSource {
@@ -83,6 +84,7 @@ impl LayoutSource {
     pub fn open_with_limits(root: impl Into<PathBuf>, limits: Limits) -> Result<Self, Error> {
         let root = root.into();
         let marker = read_bounded(&root.join("oci-layout"), 4096, "oci-layout")?;
+        check_blob_dirs(&root)?;
         let v: serde_json::Value =
             serde_json::from_slice(&marker).map_err(|e| Error::malformed("oci-layout", e))?;
         if v.get("imageLayoutVersion").and_then(|x| x.as_str()) != Some("1.0.0") {
@@ -263,7 +265,9 @@ impl EvidenceSource for LayoutSource {
     async fn resolve(&self, image: &ImageReference) -> Result<Digest, Error> {
         if let Some(s) = image.digest_str() {
             let d = Digest::parse(s)?;
-            if !blob_path(&self.root, &d).is_file() {
+            if !std::fs::symlink_metadata(blob_path(&self.root, &d))
+                .is_ok_and(|m| m.file_type().is_file())
+            {
                 return Err(Error::NotFound {
                     what: "manifest",
                     reference: image.to_string(),
@@ -346,20 +350,13 @@ impl EvidenceSource for LayoutSource {
 }
 
 async fn copy_checked(src: &Path, dest: &Path, digest: &Digest, limit: u64) -> Result<(), Error> {
-    let mut f = match tokio::fs::File::open(src).await {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::NotFound {
-                what: "blob",
-                reference: digest.to_string(),
-            });
-        }
-        Err(e) => return Err(Error::io(src, &e)),
-    };
-    let tmp = dest.with_extension("partial");
-    let mut out = tokio::fs::File::create(&tmp)
-        .await
-        .map_err(|e| Error::io(&tmp, &e))?;
+    let f = fsutil::open_regular(src)?.ok_or_else(|| Error::NotFound {
+        what: "blob",
+        reference: digest.to_string(),
+    })?;
+    let mut f = tokio::fs::File::from_std(f);
+    let tmp = fsutil::temp_path(dest);
+    let mut out = tokio::fs::File::from_std(fsutil::create_temp(&tmp)?);
     let mut h = CheckedHasher::new(digest.algorithm(), limit, format!("blob {digest}"));
     let mut buf = vec![0u8; 1 << 20];
     let r: Result<(), Error> = async {
@@ -390,35 +387,99 @@ async fn copy_checked(src: &Path, dest: &Path, digest: &Digest, limit: u64) -> R
 
 /// Writes an OCI image layout: blobs (digest-checked) and `index.json` entries. Entries of an
 /// existing layout are kept; a name given again moves to the new manifest.
+///
+/// The destination is created, or must be an empty folder or a clean layout (`oci-layout` and
+/// `index.json` regular files, `blobs` folders that are real folders): a symbolic link, device
+/// or FIFO where a layout file belongs is refused ([`Error::UnsafeFile`]). Every file is
+/// written to a new temporary file created exclusively and renamed into place, so a link
+/// planted in the folder is replaced, never written through.
 #[derive(Debug)]
 pub struct LayoutWriter {
     root: PathBuf,
     entries: Vec<serde_json::Value>,
 }
 
+/// Largest `index.json` of an existing layout that a [`LayoutWriter`] adds to.
+const MAX_WRITER_INDEX_BYTES: u64 = 64 << 20;
+
+/// The `oci-layout` marker file's content.
+const OCI_LAYOUT_MARKER: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+
 impl LayoutWriter {
-    /// Creates (or opens, to add to) the layout at `root`.
+    /// Creates the layout at `root`, or opens an existing one to add to (see the type's
+    /// documentation for what an existing destination must be).
     pub fn create(root: impl Into<PathBuf>) -> Result<Self, Error> {
         let root = root.into();
-        for alg in [DigestAlgorithm::Sha256, DigestAlgorithm::Sha512] {
-            let d = root.join("blobs").join(alg.as_str());
-            std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, &e))?;
-        }
-        let marker = root.join("oci-layout");
-        std::fs::write(&marker, br#"{"imageLayoutVersion":"1.0.0"}"#)
-            .map_err(|e| Error::io(&marker, &e))?;
-        let index = root.join("index.json");
-        let entries = if index.exists() {
-            let bytes = read_bounded(&index, 64 << 20, "index.json")?;
-            let v: serde_json::Value =
-                serde_json::from_slice(&bytes).map_err(|e| Error::malformed("index.json", e))?;
-            v.get("manifests")
-                .and_then(|m| m.as_array())
-                .cloned()
-                .unwrap_or_default()
-        } else {
-            Vec::new()
+        let fresh = match std::fs::symlink_metadata(&root) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, &e))?;
+                }
+                std::fs::create_dir(&root).map_err(|e| Error::io(&root, &e))?;
+                true
+            }
+            Err(e) => return Err(Error::io(&root, &e)),
+            Ok(m) if m.file_type().is_dir() => {
+                let mut it = std::fs::read_dir(&root).map_err(|e| Error::io(&root, &e))?;
+                it.next().is_none()
+            }
+            Ok(_) => {
+                return Err(Error::UnsafeFile {
+                    path: root.display().to_string(),
+                    reason: "not a folder (a link, file or special file)".into(),
+                });
+            }
         };
+        let marker = root.join("oci-layout");
+        let index = root.join("index.json");
+        let entries = if fresh {
+            Vec::new()
+        } else {
+            // An existing, non-empty folder: only a clean layout is added to.
+            let bytes = fsutil::read_regular(&marker, 4096, "oci-layout")?.ok_or_else(|| {
+                Error::UnsafeFile {
+                    path: root.display().to_string(),
+                    reason: "neither an empty folder nor an OCI layout (no oci-layout file)".into(),
+                }
+            })?;
+            let v: serde_json::Value =
+                serde_json::from_slice(&bytes).map_err(|e| Error::malformed("oci-layout", e))?;
+            if v.get("imageLayoutVersion").and_then(|x| x.as_str()) != Some("1.0.0") {
+                return Err(Error::malformed(
+                    "oci-layout",
+                    "imageLayoutVersion is not \"1.0.0\"",
+                ));
+            }
+            check_blob_dirs(&root)?;
+            match fsutil::read_regular(&index, MAX_WRITER_INDEX_BYTES, "index.json")? {
+                None => Vec::new(),
+                Some(bytes) => {
+                    let v: serde_json::Value = serde_json::from_slice(&bytes)
+                        .map_err(|e| Error::malformed("index.json", e))?;
+                    v.get("manifests")
+                        .and_then(|m| m.as_array())
+                        .cloned()
+                        .unwrap_or_default()
+                }
+            }
+        };
+        let blobs = root.join("blobs");
+        for d in [
+            blobs.clone(),
+            blobs.join(DigestAlgorithm::Sha256.as_str()),
+            blobs.join(DigestAlgorithm::Sha512.as_str()),
+        ] {
+            match std::fs::create_dir(&d) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    fsutil::check_dir_if_present(&d)?;
+                }
+                Err(e) => return Err(Error::io(&d, &e)),
+            }
+        }
+        if fresh {
+            fsutil::write_atomic(&marker, OCI_LAYOUT_MARKER)?;
+        }
         Ok(LayoutWriter { root, entries })
     }
 
@@ -427,18 +488,16 @@ impl LayoutWriter {
         blob_path(&self.root, digest)
     }
 
-    /// True when the blob is already present.
+    /// True when the blob is already present (as a regular file: a link there is replaced
+    /// when the blob is written).
     pub fn has_blob(&self, digest: &Digest) -> bool {
-        self.blob_path(digest).is_file()
+        std::fs::symlink_metadata(self.blob_path(digest)).is_ok_and(|m| m.file_type().is_file())
     }
 
     /// Stores `bytes` as blob `digest` (checked first).
     pub fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<(), Error> {
         check_bytes(bytes, digest, u64::MAX, &format!("blob {digest}"))?;
-        let p = self.blob_path(digest);
-        let tmp = p.with_extension("partial");
-        std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, &e))?;
-        std::fs::rename(&tmp, &p).map_err(|e| Error::io(&p, &e))
+        fsutil::write_atomic(&self.blob_path(digest), bytes)
     }
 
     /// Lists `manifest` in `index.json`, named `name` when given (a name listed before is
@@ -488,25 +547,12 @@ impl LayoutWriter {
         });
         let bytes =
             serde_json::to_vec_pretty(&index).map_err(|e| Error::malformed("index.json", e))?;
-        let p = self.root.join("index.json");
-        let tmp = self.root.join("index.json.partial");
-        std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, &e))?;
-        std::fs::rename(&tmp, &p).map_err(|e| Error::io(&p, &e))
+        fsutil::write_atomic(&self.root.join("index.json"), &bytes)
     }
 
     /// Writes `index.json` (atomically) and returns the layout folder.
     pub fn finish(self) -> Result<PathBuf, Error> {
-        let index = serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": OCI_INDEX,
-            "manifests": self.entries,
-        });
-        let bytes =
-            serde_json::to_vec_pretty(&index).map_err(|e| Error::malformed("index.json", e))?;
-        let p = self.root.join("index.json");
-        let tmp = self.root.join("index.json.partial");
-        std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, &e))?;
-        std::fs::rename(&tmp, &p).map_err(|e| Error::io(&p, &e))?;
+        self.write_index()?;
         Ok(self.root)
     }
 }

@@ -43,6 +43,7 @@ pub mod cache;
 pub mod cosign;
 pub mod error;
 pub mod export;
+mod fsutil;
 pub mod keyless;
 pub mod layout;
 pub mod model;
@@ -57,7 +58,7 @@ pub mod types;
 
 pub use auth::{Credentials, DockerConfig};
 pub use cache::{CacheConfig, CacheKey, CacheStats, VerificationCache};
-pub use error::{Error, SigningStep, TufFailure};
+pub use error::{Error, SigningStep, TufFailure, UntrustedOriginReason};
 pub use export::{ExportOptions, ExportReport, export};
 pub use layout::{LayoutSource, LayoutWriter};
 pub use oci_spec::image::Platform;

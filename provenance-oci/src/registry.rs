@@ -6,11 +6,16 @@
 //! bounded by a semaphore. Bodies are streamed through a size limit and a hasher: a manifest
 //! or blob whose bytes do not match the digest it was fetched by is an error, never returned.
 //!
-//! Authentication: a request is first sent with cached authorization (none at first); on
-//! `401` the `WWW-Authenticate` challenge decides: `Basic` sends the configured credentials,
-//! `Bearer` runs the token flow through `oci-client` (anonymous or with credentials), or the
-//! OAuth2 refresh-token grant for an identity token, and the token is cached per registry and
-//! repository.
+//! Authentication: a request is first sent with cached authorization (none at first), only to
+//! the registry's own origin; on `401` from that origin the `WWW-Authenticate` challenge
+//! decides: `Basic` sends the configured credentials, `Bearer` runs the distribution token flow
+//! (anonymous or with Basic credentials, the answer read through a size limit), or the OAuth2
+//! refresh-token grant for an identity token, at a realm over HTTPS (plain HTTP only to a host
+//! allowed it); the token is cached per registry and repository.
+//!
+//! Redirects are followed here, not by the HTTP client: at most five, for GET and HEAD, never
+//! from HTTPS to plain HTTP, and without credentials to any other origin, whose `401` is
+//! refused rather than answered.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -20,8 +25,6 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use oci_client::RegistryOperation;
-use oci_client::secrets::RegistryAuth;
 use provenance_core::{Digest, DigestAlgorithm, ImageReference};
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode};
@@ -162,8 +165,6 @@ impl RegistryConfig {
 /// An OCI distribution client that implements [`EvidenceSource`].
 pub struct RegistryClient {
     http: reqwest::Client,
-    /// Built on the first Bearer challenge (it loads its own TLS roots).
-    oci: std::sync::OnceLock<oci_client::Client>,
     config: RegistryConfig,
     /// (host, repository) -> Authorization header value.
     authz: Mutex<HashMap<(String, String), String>>,
@@ -299,45 +300,18 @@ impl RegistryClient {
             .connect_timeout(config.timeouts.connect)
             .read_timeout(config.timeouts.request)
             .user_agent(config.user_agent.clone())
-            .redirect(reqwest::redirect::Policy::limited(5))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Error::Config {
                 message: format!("HTTP client: {e}"),
             })?;
         Ok(RegistryClient {
             http,
-            oci: std::sync::OnceLock::new(),
             config,
             authz: Mutex::new(HashMap::new()),
             creds: Mutex::new(HashMap::new()),
             sems: std::sync::Mutex::new(HashMap::new()),
             requests: AtomicU64::new(0),
-        })
-    }
-
-    fn oci(&self) -> &oci_client::Client {
-        self.oci.get_or_init(|| {
-            let config = &self.config;
-            let mut insecure: Vec<String> = Vec::new();
-            for (name, s) in &config.registries {
-                if s.insecure_http {
-                    insecure.push(name.clone());
-                    insecure.extend(s.endpoint.iter().cloned());
-                    insecure.extend(s.mirrors.iter().cloned());
-                }
-            }
-            let protocol = if config.default_settings.insecure_http {
-                oci_client::client::ClientProtocol::Http
-            } else {
-                oci_client::client::ClientProtocol::HttpsExcept(insecure)
-            };
-            oci_client::Client::new(oci_client::client::ClientConfig {
-                protocol,
-                read_timeout: Some(config.timeouts.request),
-                connect_timeout: Some(config.timeouts.connect),
-                platform_resolver: None,
-                ..Default::default()
-            })
         })
     }
 
@@ -462,41 +436,8 @@ impl RegistryClient {
                 format!("Bearer {token}")
             }
             ("bearer", c) => {
-                let auth = match c {
-                    Credentials::Basic { username, password } => {
-                        RegistryAuth::Basic(username.clone(), password.clone())
-                    }
-                    _ => RegistryAuth::Anonymous,
-                };
-                let reference = oci_client::Reference::with_tag(
-                    host.to_owned(),
-                    ctx.repo.to_owned(),
-                    "latest".to_owned(),
-                );
-                // oci-client asks /v2/ for the challenge, then the token endpoint.
-                self.requests.fetch_add(2, Ordering::Relaxed);
-                let token = self
-                    .oci()
-                    .auth(
-                        &reference,
-                        &auth,
-                        if ctx.push {
-                            RegistryOperation::Push
-                        } else {
-                            RegistryOperation::Pull
-                        },
-                    )
-                    .await
-                    .map_err(|e| match e {
-                        oci_client::errors::OciDistributionError::RequestError(r) => {
-                            network_error(host, &r, self.config.timeouts.request)
-                        }
-                        other => auth_err(other.to_string()),
-                    })?;
-                match token {
-                    Some(t) => format!("Bearer {t}"),
-                    None => return Err(auth_err("the token endpoint returned no token".into())),
-                }
+                let token = self.bearer_token(ctx, host, challenge, c).await?;
+                format!("Bearer {token}")
             }
             (other, _) => return Err(auth_err(format!("unsupported auth scheme {other:?}"))),
         };
@@ -526,7 +467,7 @@ impl RegistryClient {
             .get("realm")
             .filter(|r| !r.is_empty())
             .ok_or_else(|| auth_err("Bearer challenge without a realm".into()))?;
-        check_realm(host, realm, ctx.settings.insecure_http)?;
+        let realm_url = self.check_realm(ctx, host, realm)?;
         let scope = params
             .get("scope")
             .filter(|s| !s.is_empty())
@@ -549,7 +490,7 @@ impl RegistryClient {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let resp = self
             .http
-            .post(realm.as_str())
+            .post(realm_url)
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(ACCEPT, "application/json")
             .body(body)
@@ -590,6 +531,151 @@ impl RegistryClient {
             .ok_or_else(|| auth_err(format!("token endpoint {realm} returned no access_token")))
     }
 
+    /// True when plain HTTP is allowed to `authority` (`host[:port]`): it is a registry, an
+    /// endpoint or a mirror that `insecure_http` names, or every registry is allowed it.
+    fn http_allowed(&self, authority: &str) -> bool {
+        if self.config.default_settings.insecure_http {
+            return true;
+        }
+        self.config.registries.iter().any(|(name, s)| {
+            s.insecure_http
+                && (name == authority
+                    || s.endpoint.as_deref() == Some(authority)
+                    || s.mirrors.iter().any(|m| m == authority))
+        })
+    }
+
+    /// Checks a URL the client is about to send a request to: `http` or `https`, and plain
+    /// HTTP only to a host allowed it. `from_https` says whether the URL was reached from an
+    /// HTTPS one (a redirect, an upload `Location`, a token realm): plain HTTP after HTTPS is
+    /// a downgrade.
+    fn check_target(
+        &self,
+        registry: &str,
+        url: &reqwest::Url,
+        from_https: bool,
+    ) -> Result<(), Error> {
+        match url.scheme() {
+            "https" => Ok(()),
+            "http" if self.http_allowed(&authority_of(url)) => Ok(()),
+            "http" if from_https => Err(Error::UntrustedOrigin {
+                registry: registry.to_owned(),
+                target: url_for_humans(url),
+                reason: crate::error::UntrustedOriginReason::Downgrade,
+            }),
+            "http" => Err(Error::InsecureNotAllowed {
+                registry: authority_of(url),
+            }),
+            _ => Err(Error::UntrustedOrigin {
+                registry: registry.to_owned(),
+                target: url_for_humans(url),
+                reason: crate::error::UntrustedOriginReason::Scheme,
+            }),
+        }
+    }
+
+    /// The token realm of a Bearer challenge (that came from the registry's own origin): any
+    /// HTTPS URL the registry names (Docker's rule), or plain HTTP only to a host allowed it.
+    /// Credentials and refresh tokens go nowhere else.
+    fn check_realm(&self, ctx: &Ctx<'_>, host: &str, realm: &str) -> Result<reqwest::Url, Error> {
+        let url = reqwest::Url::parse(realm).map_err(|e| Error::Auth {
+            registry: host.to_owned(),
+            message: format!("token realm {realm:?} is not a URL: {e}"),
+        })?;
+        self.check_target(host, &url, ctx.scheme() == "https")?;
+        Ok(url)
+    }
+
+    /// The distribution token specification's token flow: `GET` the challenge's realm with
+    /// `service` and `scope`, with Basic credentials when there are some, and take the
+    /// answer's `token` (or `access_token`). The answer is read through a size limit.
+    async fn bearer_token(
+        &self,
+        ctx: &Ctx<'_>,
+        host: &str,
+        challenge: &str,
+        creds: &Credentials,
+    ) -> Result<String, Error> {
+        let auth_err = |message: String| Error::Auth {
+            registry: host.to_owned(),
+            message,
+        };
+        let params = parse_challenge(challenge);
+        let realm = params
+            .get("realm")
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| auth_err("Bearer challenge without a realm".into()))?;
+        let mut url = self.check_realm(ctx, host, realm)?;
+        let scope = format!(
+            "repository:{}:{}",
+            ctx.repo,
+            if ctx.push { "pull,push" } else { "pull" }
+        );
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(service) = params.get("service").filter(|s| !s.is_empty()) {
+                q.append_pair("service", service);
+            }
+            q.append_pair("scope", &scope);
+        }
+        let mut rb = self
+            .http
+            .get(url.clone())
+            .header(ACCEPT, "application/json");
+        if let Credentials::Basic { username, password } = creds {
+            rb = rb.header(
+                AUTHORIZATION,
+                format!(
+                    "Basic {}",
+                    STANDARD.encode(format!("{username}:{password}"))
+                ),
+            );
+        }
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let resp = rb
+            .send()
+            .await
+            .map_err(|e| network_error(host, &e, self.config.timeouts.request))?;
+        let status = resp.status();
+        let shown = url_for_humans(&url);
+        if status.is_redirection() {
+            return Err(auth_err(format!(
+                "token endpoint {shown} answered {status}: token endpoints are not followed"
+            )));
+        }
+        let bytes = read_body(
+            resp,
+            host,
+            self.config.timeouts.request,
+            MAX_TOKEN_RESPONSE,
+            None,
+            "token response",
+            &shown,
+        )
+        .await?;
+        if !status.is_success() {
+            return Err(auth_err(format!(
+                "token endpoint {shown} answered {status}: {}",
+                String::from_utf8_lossy(&bytes)
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
+            )));
+        }
+        #[derive(serde::Deserialize)]
+        struct TokenResponse {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let parsed: TokenResponse = serde_json::from_slice(&bytes)
+            .map_err(|e| auth_err(format!("token endpoint {shown}: invalid JSON: {e}")))?;
+        parsed
+            .token
+            .filter(|t| !t.is_empty())
+            .or(parsed.access_token.filter(|t| !t.is_empty()))
+            .ok_or_else(|| auth_err(format!("token endpoint {shown} returned no token")))
+    }
+
     /// One request (with the 401 -> authorize -> resend dance), returning a response whose
     /// status is a success; errors are classified.
     #[allow(clippy::too_many_arguments)]
@@ -610,10 +696,13 @@ impl RegistryClient {
     }
 
     /// Sends one request to `host`: `prepare` adds the request's own headers and body (again
-    /// for the resend), then the cached authorization for `ctx`'s repository is attached. On
-    /// `401` the challenge is answered by `authorize` (with push scope when `ctx`
-    /// is a push) and the request is sent once more. Returns a response whose status is a
-    /// success; every other outcome is a classified error.
+    /// for a redirect or the resend), then the cached authorization for `ctx`'s repository is
+    /// attached, only while the request goes to `host`'s own origin. Redirects of GET and
+    /// HEAD are followed by hand (at most [`MAX_REDIRECTS`]), never from HTTPS to plain HTTP;
+    /// on another origin no credentials are sent. On `401` from `host`'s own origin the
+    /// challenge is answered by `authorize` (with push scope when `ctx` is a push) and the
+    /// request is sent once more; a `401` from another origin is refused. Returns a response
+    /// whose status is a success; every other outcome is a classified error.
     #[allow(clippy::too_many_arguments)]
     async fn send_authorized(
         &self,
@@ -625,7 +714,13 @@ impl RegistryClient {
         reference: &str,
         prepare: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, Error> {
+        use crate::error::UntrustedOriginReason as Why;
         let operation = format!("{method} {what}");
+        let start = reqwest::Url::parse(url).map_err(|e| Error::Config {
+            message: format!("request URL {url:?}: {e}"),
+        })?;
+        let registry_https = ctx.scheme() == "https";
+        let follow = method == Method::GET || method == Method::HEAD;
         let mut authz = self
             .authz
             .lock()
@@ -633,18 +728,54 @@ impl RegistryClient {
             .get(&(host.to_owned(), ctx.repo.to_owned()))
             .cloned();
         for round in 0..2 {
-            let mut rb = prepare(self.http.request(method.clone(), url));
-            if let Some(a) = &authz {
-                rb = rb.header(AUTHORIZATION, a);
-            }
-            self.requests.fetch_add(1, Ordering::Relaxed);
-            let resp = rb
-                .send()
-                .await
-                .map_err(|e| network_error(host, &e, self.config.timeouts.request))?;
+            let mut target = start.clone();
+            let mut from_https = registry_https;
+            let mut hops = 0usize;
+            let (resp, own_origin) = loop {
+                self.check_target(host, &target, from_https)?;
+                let own = same_origin(&target, ctx.scheme(), host);
+                let mut rb = prepare(self.http.request(method.clone(), target.clone()));
+                if own && let Some(a) = &authz {
+                    rb = rb.header(AUTHORIZATION, a);
+                }
+                self.requests.fetch_add(1, Ordering::Relaxed);
+                let resp = rb
+                    .send()
+                    .await
+                    .map_err(|e| network_error(host, &e, self.config.timeouts.request))?;
+                let status = resp.status();
+                let redirect = matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308);
+                if !(follow && redirect) {
+                    break (resp, own);
+                }
+                hops += 1;
+                let next = resp
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|l| target.join(l).ok());
+                let Some(next) = next.filter(|_| hops <= MAX_REDIRECTS) else {
+                    return Err(Error::UntrustedOrigin {
+                        registry: host.to_owned(),
+                        target: url_for_humans(&target),
+                        reason: Why::Redirect,
+                    });
+                };
+                from_https = from_https || target.scheme() == "https";
+                target = next;
+            };
             let status = resp.status();
             if status.is_success() {
                 return Ok(resp);
+            }
+            if status == StatusCode::UNAUTHORIZED && !own_origin {
+                // A redirect target or an upload location on another host asks for
+                // credentials: they are the registry's, not that host's.
+                return Err(Error::UntrustedOrigin {
+                    registry: host.to_owned(),
+                    target: url_for_humans(resp.url()),
+                    reason: Why::CredentialsToForeignOrigin,
+                });
             }
             if status == StatusCode::UNAUTHORIZED && round == 0 {
                 let challenge = resp
@@ -839,33 +970,13 @@ impl RegistryClient {
         }
     }
 
+    /// A tag is resolved by fetching its manifest and hashing the bytes: a
+    /// `Docker-Content-Digest` header alone is never taken for the digest (when present it must
+    /// match the bytes, see `manifest_inner`).
     async fn resolve_inner(&self, image: &ImageReference) -> Result<Digest, Error> {
         if let Some(d) = reference_digest(image)? {
             return Ok(d);
         }
-        let ctx = self.ctx(image)?;
-        let tag = image.tag().unwrap_or("latest");
-        let host = ctx.primary_host();
-        let url = ctx.url(&host, &format!("manifests/{tag}"));
-        let accept = MANIFEST_MEDIA_TYPES.join(", ");
-        let reference = image.to_string();
-        let head = self
-            .fetch(
-                &ctx,
-                &host,
-                Method::HEAD,
-                &url,
-                &accept,
-                "manifest",
-                &reference,
-                0,
-                None,
-            )
-            .await?;
-        if let Some(d) = header_digest(&head.headers) {
-            return Ok(d);
-        }
-        // No Docker-Content-Digest on HEAD: GET and hash the bytes.
         Ok(self.manifest_inner(image).await?.digest)
     }
 
@@ -997,24 +1108,45 @@ fn keep_error(slot: &mut Option<Error>, e: Error) {
     }
 }
 
-/// The refresh token is a long-lived secret: it goes to an HTTPS realm, or to a plain-HTTP one
-/// only for a registry explicitly allowed plain HTTP.
-fn check_realm(host: &str, realm: &str, insecure_http: bool) -> Result<(), Error> {
-    if realm.starts_with("https://") {
-        return Ok(());
-    }
-    if let Some(rest) = realm.strip_prefix("http://") {
-        if insecure_http {
-            return Ok(());
+/// Most redirects followed for one request.
+const MAX_REDIRECTS: usize = 5;
+
+/// The redirect policy of the other HTTP clients of this crate (Rekor, TUF), which send no
+/// credentials: at most [`MAX_REDIRECTS`], and never from HTTPS to plain HTTP.
+#[cfg(any(feature = "rekor", feature = "tuf"))]
+pub(crate) fn no_downgrade_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        if attempt.previous().len() >= MAX_REDIRECTS {
+            return attempt.error("too many redirects");
         }
-        return Err(Error::InsecureNotAllowed {
-            registry: rest.split('/').next().unwrap_or(rest).to_owned(),
-        });
-    }
-    Err(Error::Auth {
-        registry: host.to_owned(),
-        message: format!("token realm {realm:?} is not an HTTP(S) URL"),
+        let downgrade = attempt.url().scheme() != "https"
+            && attempt.previous().iter().any(|u| u.scheme() == "https");
+        if downgrade {
+            attempt.error("a redirect from HTTPS to plain HTTP is never followed")
+        } else {
+            attempt.follow()
+        }
     })
+}
+
+/// `host[:port]` of a URL, as hosts are written in references and settings.
+fn authority_of(url: &reqwest::Url) -> String {
+    let host = url.host_str().unwrap_or("");
+    match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_owned(),
+    }
+}
+
+/// A URL for humans: scheme, host and path, never the query (it may carry upload state).
+fn url_for_humans(url: &reqwest::Url) -> String {
+    format!("{}://{}{}", url.scheme(), authority_of(url), url.path())
+}
+
+/// True when `url` is on the origin `scheme://host` (scheme, host and port, default ports
+/// normalized).
+fn same_origin(url: &reqwest::Url, scheme: &str, host: &str) -> bool {
+    reqwest::Url::parse(&format!("{scheme}://{host}/")).is_ok_and(|o| o.origin() == url.origin())
 }
 
 /// `client_id` sent with OAuth2 token requests.
@@ -1162,10 +1294,8 @@ async fn stream_to_file(
             limit,
         });
     }
-    let tmp = dest.with_extension("partial");
-    let mut file = tokio::fs::File::create(&tmp)
-        .await
-        .map_err(|e| Error::io(&tmp, &e))?;
+    let tmp = crate::fsutil::temp_path(dest);
+    let mut file = tokio::fs::File::from_std(crate::fsutil::create_temp(&tmp)?);
     let mut h = CheckedHasher::new(digest.algorithm(), limit, format!("blob {reference}"));
     let r: Result<(), Error> = async {
         while let Some(chunk) = resp
@@ -1320,12 +1450,90 @@ mod tests {
     }
 
     #[test]
-    fn refresh_tokens_go_to_https_realms_only_unless_plain_http_is_allowed() {
-        assert!(check_realm("r", "https://auth.example/token", false).is_ok());
-        let e = check_realm("r", "http://auth.example/token", false).unwrap_err();
+    fn origins_compare_scheme_host_and_port() {
+        let u = reqwest::Url::parse("https://r.example/v2/a/blobs/x").unwrap();
+        assert!(same_origin(&u, "https", "r.example"));
+        assert!(same_origin(&u, "https", "r.example:443"));
+        assert!(!same_origin(&u, "http", "r.example"));
+        assert!(!same_origin(&u, "https", "r.example:5000"));
+        assert!(!same_origin(&u, "https", "evil.example"));
+        let u = reqwest::Url::parse("http://127.0.0.1:5000/v2/").unwrap();
+        assert_eq!(authority_of(&u), "127.0.0.1:5000");
+        assert!(same_origin(&u, "http", "127.0.0.1:5000"));
+    }
+
+    #[test]
+    fn https_never_goes_to_plain_http_unless_that_host_is_allowed() {
+        // The check every redirect target, upload location and realm goes through.
+        let client =
+            RegistryClient::new(RegistryConfig::default().allow_http("127.0.0.1:9")).unwrap();
+        let url = |u: &str| reqwest::Url::parse(u).unwrap();
+        let e = client
+            .check_target(
+                "r.example",
+                &url("http://evil.example/v2/a/manifests/1"),
+                true,
+            )
+            .unwrap_err();
+        assert_eq!(e.code(), "oci.origin.downgrade");
+        assert!(e.is_infrastructure());
+        // Not from HTTPS: plain HTTP to a host nobody allowed.
+        let e = client
+            .check_target("r.example", &url("http://evil.example/x"), false)
+            .unwrap_err();
         assert_eq!(e.code(), "oci.insecure_not_allowed");
-        assert!(check_realm("r", "http://127.0.0.1:1/token", true).is_ok());
-        let e = check_realm("r", "ftp://auth.example/token", true).unwrap_err();
-        assert_eq!(e.code(), "oci.auth");
+        // A host named by `insecure_http`, and HTTPS anywhere.
+        assert!(
+            client
+                .check_target("r.example", &url("http://127.0.0.1:9/x"), true)
+                .is_ok()
+        );
+        assert!(
+            client
+                .check_target("r.example", &url("https://cdn.example/x"), true)
+                .is_ok()
+        );
+        let e = client
+            .check_target("r.example", &url("file:///etc/passwd"), true)
+            .unwrap_err();
+        assert_eq!(e.code(), "oci.origin.scheme");
+    }
+
+    #[tokio::test]
+    async fn realms_over_plain_http_only_for_hosts_allowed_plain_http() {
+        let client = RegistryClient::new(
+            RegistryConfig::default()
+                .allow_http("127.0.0.1:1")
+                .allow_http("127.0.0.1:2"),
+        )
+        .unwrap();
+        let https = ImageReference::parse("r.example/a/b:1").unwrap();
+        let ctx = client.ctx(&https).unwrap();
+        assert!(
+            client
+                .check_realm(&ctx, "r.example", "https://auth.example/token")
+                .is_ok()
+        );
+        let e = client
+            .check_realm(&ctx, "r.example", "http://auth.example/token")
+            .unwrap_err();
+        assert_eq!(e.code(), "oci.origin.downgrade");
+        // Plain HTTP to a realm host that is allowed it.
+        assert!(
+            client
+                .check_realm(&ctx, "r.example", "http://127.0.0.1:2/token")
+                .is_ok()
+        );
+        let e = client
+            .check_realm(&ctx, "r.example", "ftp://auth.example/token")
+            .unwrap_err();
+        assert_eq!(e.code(), "oci.origin.scheme");
+        // A plain-HTTP registry's realm on another plain-HTTP host that is not allowed.
+        let http = ImageReference::parse("127.0.0.1:1/a/b:1").unwrap();
+        let ctx = client.ctx(&http).unwrap();
+        let e = client
+            .check_realm(&ctx, "127.0.0.1:1", "http://auth.example/token")
+            .unwrap_err();
+        assert_eq!(e.code(), "oci.insecure_not_allowed");
     }
 }

@@ -79,14 +79,21 @@ impl RegistryClient {
                 message: "no Location header".into(),
             })?
             .to_owned();
-        let mut url = if location.starts_with("http://") || location.starts_with("https://") {
-            location
-        } else {
-            format!("{}://{}{}", ctx.scheme(), host, location)
-        };
-        url.push(if url.contains('?') { '&' } else { '?' });
-        url.push_str("digest=");
-        url.push_str(&digest.to_string().replace(':', "%3A"));
+        // Resolved against the POST's URL as a browser would (absolute, host-relative or
+        // path-relative); wherever it points, `send_body` sends credentials only to the
+        // registry's own origin and never goes from HTTPS to plain HTTP.
+        let mut target = reqwest::Url::parse(&start)
+            .and_then(|base| base.join(&location))
+            .map_err(|e| Error::Registry {
+                registry: host.clone(),
+                operation: "POST blob upload".into(),
+                status: resp.status().as_u16(),
+                message: format!("unusable Location header: {e}"),
+            })?;
+        target
+            .query_pairs_mut()
+            .append_pair("digest", &digest.to_string());
+        let url = target.to_string();
         self.send_body(
             &ctx,
             &host,

@@ -44,6 +44,7 @@ impl RekorClient {
         let http = reqwest::Client::builder()
             .connect_timeout(timeout)
             .read_timeout(timeout)
+            .redirect(crate::registry::no_downgrade_redirects())
             .build()
             .map_err(|e| Error::Config {
                 message: format!("HTTP client: {e}"),

@@ -123,8 +123,16 @@ pub trait EvidenceSource: Send + Sync {
     ) -> impl Future<Output = Result<Vec<SignatureLayer>, Error>> + Send {
         async move {
             let mut out = Vec::new();
-            for (m, layer, bytes) in
-                attached_layers(self, image, digest, AttachedKind::Signature, repository).await?
+            let mut budget = Budget::new(&self.limits(), digest);
+            for (m, layer, bytes) in attached_layers(
+                self,
+                image,
+                digest,
+                AttachedKind::Signature,
+                repository,
+                &mut budget,
+            )
+            .await?
             {
                 out.push(SignatureLayer {
                     media_type: layer.media_type,
@@ -134,7 +142,7 @@ pub trait EvidenceSource: Send + Sync {
                     manifest_digest: m,
                 });
             }
-            for b in bundle_referrers(self, image, digest, repository).await? {
+            for b in bundle_referrers(self, image, digest, repository, &mut budget).await? {
                 // cosign 3 signs an image with a DSSE bundle carrying its signing Statement:
                 // offered as a signature too (the claim only routes; the verifier accepts it
                 // as a signature only if the verified Statement is one about this digest).
@@ -162,8 +170,16 @@ pub trait EvidenceSource: Send + Sync {
     ) -> impl Future<Output = Result<Vec<AttestationLayer>, Error>> + Send {
         async move {
             let mut out = Vec::new();
-            for (m, layer, bytes) in
-                attached_layers(self, image, digest, AttachedKind::Attestation, repository).await?
+            let mut budget = Budget::new(&self.limits(), digest);
+            for (m, layer, bytes) in attached_layers(
+                self,
+                image,
+                digest,
+                AttachedKind::Attestation,
+                repository,
+                &mut budget,
+            )
+            .await?
             {
                 let predicate_type = layer.annotations.get(ANNOTATION_PREDICATE_TYPE).cloned();
                 out.push(AttestationLayer {
@@ -175,7 +191,7 @@ pub trait EvidenceSource: Send + Sync {
                     manifest_digest: m,
                 });
             }
-            for b in bundle_referrers(self, image, digest, repository).await? {
+            for b in bundle_referrers(self, image, digest, repository, &mut budget).await? {
                 if b.kind == BundleKind::Dsse || b.kind == BundleKind::DsseSignature {
                     let predicate_type = b
                         .annotations
@@ -203,17 +219,23 @@ pub trait EvidenceSource: Send + Sync {
         repository: Option<&ImageReference>,
     ) -> impl Future<Output = Result<Vec<SbomLayer>, Error>> + Send {
         async move {
-            Ok(
-                attached_layers(self, image, digest, AttachedKind::Sbom, repository)
-                    .await?
-                    .into_iter()
-                    .map(|(_, layer, bytes)| SbomLayer {
-                        media_type: layer.media_type,
-                        digest: layer.digest,
-                        bytes,
-                    })
-                    .collect(),
+            let mut budget = Budget::new(&self.limits(), digest);
+            Ok(attached_layers(
+                self,
+                image,
+                digest,
+                AttachedKind::Sbom,
+                repository,
+                &mut budget,
             )
+            .await?
+            .into_iter()
+            .map(|(_, layer, bytes)| SbomLayer {
+                media_type: layer.media_type,
+                digest: layer.digest,
+                bytes,
+            })
+            .collect())
         }
     }
 
@@ -361,10 +383,41 @@ pub(crate) fn layers_of(m: &ImageManifest, limits: &Limits) -> Result<Vec<LayerI
         .collect()
 }
 
+/// Evidence bytes read so far for one image, against [`Limits::max_evidence_bytes`].
+struct Budget {
+    used: u64,
+    limit: u64,
+    image: String,
+}
+
+impl Budget {
+    fn new(limits: &Limits, digest: &Digest) -> Self {
+        Budget {
+            used: 0,
+            limit: limits.max_evidence_bytes,
+            image: digest.to_string(),
+        }
+    }
+
+    /// Counts `n` more bytes (a layer's descriptor size, checked against its content after
+    /// reading), before they are read.
+    fn take(&mut self, n: u64) -> Result<(), Error> {
+        self.used = self.used.saturating_add(n);
+        if self.used > self.limit {
+            return Err(Error::TooLarge {
+                what: format!("evidence of {}", self.image),
+                limit: self.limit,
+            });
+        }
+        Ok(())
+    }
+}
+
 async fn fetch_layer<S: EvidenceSource + ?Sized>(
     src: &S,
     repo: &ImageReference,
     layer: &LayerInfo,
+    budget: &mut Budget,
 ) -> Result<Vec<u8>, Error> {
     let limit = src.limits().max_blob_bytes;
     if layer.size > limit {
@@ -373,6 +426,7 @@ async fn fetch_layer<S: EvidenceSource + ?Sized>(
             limit,
         });
     }
+    budget.take(layer.size)?;
     let bytes = src.blob(repo, &layer.digest, limit).await?;
     if bytes.len() as u64 != layer.size {
         return Err(Error::malformed(
@@ -394,6 +448,7 @@ async fn attached_layers<S: EvidenceSource + ?Sized>(
     digest: &Digest,
     kind: AttachedKind,
     repository: Option<&ImageReference>,
+    budget: &mut Budget,
 ) -> Result<Vec<(Digest, LayerInfo, Vec<u8>)>, Error> {
     let tagged = attached_reference(image, digest, kind, repository);
     // The attached manifest and its layers are the image owner's: content that is malformed
@@ -415,17 +470,10 @@ async fn attached_layers<S: EvidenceSource + ?Sized>(
     };
     let repo = repo_of(&tagged);
     let mut out = Vec::new();
-    let mut held = 0u64;
     for layer in layers {
-        match fetch_layer(src, &repo, &layer).await {
-            Ok(bytes) => {
-                held = held.saturating_add(bytes.len() as u64);
-                if held > src.limits().max_blob_bytes {
-                    // No more evidence per manifest than one blob may hold.
-                    break;
-                }
-                out.push((m.digest.clone(), layer, bytes));
-            }
+        // Over the image's evidence budget, malformed or not matching its digest: left out.
+        match fetch_layer(src, &repo, &layer, budget).await {
+            Ok(bytes) => out.push((m.digest.clone(), layer, bytes)),
             Err(e) if e.is_infrastructure() => return Err(e),
             Err(_) => continue,
         }
@@ -497,6 +545,7 @@ async fn bundle_referrers<S: EvidenceSource + ?Sized>(
     image: &ImageReference,
     digest: &Digest,
     repository: Option<&ImageReference>,
+    budget: &mut Budget,
 ) -> Result<Vec<BundleLayer>, Error> {
     let repo = repo_of(repository.unwrap_or(image));
     // Referrers are the image owner's (anyone who can push to the repository can add one):
@@ -510,7 +559,6 @@ async fn bundle_referrers<S: EvidenceSource + ?Sized>(
         Err(e) => return evidence_failed(e, Vec::new()),
     };
     let mut out = Vec::new();
-    let mut held = 0u64;
     for r in refs.items {
         let m = match src.manifest_at(&repo, &r.digest).await {
             Ok(m) => m,
@@ -540,15 +588,11 @@ async fn bundle_referrers<S: EvidenceSource + ?Sized>(
             if !layer.media_type.starts_with(SIGSTORE_BUNDLE_PREFIX) {
                 continue;
             }
-            let bytes = match fetch_layer(src, &repo, &layer).await {
+            let bytes = match fetch_layer(src, &repo, &layer, budget).await {
                 Ok(b) => b,
                 Err(e) if e.is_infrastructure() => return Err(e),
                 Err(_) => continue,
             };
-            held = held.saturating_add(bytes.len() as u64);
-            if held > src.limits().max_blob_bytes {
-                return Ok(out);
-            }
             let mut ann = annotations.clone();
             ann.extend(layer.annotations.clone());
             out.push(BundleLayer {

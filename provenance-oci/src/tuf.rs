@@ -204,7 +204,7 @@ impl TrustRootUpdater {
             .connect_timeout(config.connect_timeout)
             .read_timeout(config.request_timeout)
             .user_agent(config.user_agent.clone())
-            .redirect(reqwest::redirect::Policy::limited(5))
+            .redirect(crate::registry::no_downgrade_redirects())
             .build()
             .map_err(|e| Error::Config {
                 message: format!("HTTP client: {e}"),

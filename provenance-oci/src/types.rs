@@ -51,6 +51,10 @@ pub struct Limits {
     pub max_layers: usize,
     /// Most referrers (or index entries) considered for one subject (default 1024).
     pub max_referrers: usize,
+    /// Most evidence bytes (signature, attestation, bundle and SBOM layers together) read for
+    /// one image by one `signatures`, `attestations` or `sboms` call (default 128 MiB):
+    /// without it, 256 layers of 32 MiB each would be 8 GiB held for one image.
+    pub max_evidence_bytes: u64,
 }
 
 impl Default for Limits {
@@ -61,6 +65,7 @@ impl Default for Limits {
             max_export_blob_bytes: 64 << 30,
             max_layers: 256,
             max_referrers: 1024,
+            max_evidence_bytes: 128 << 20,
         }
     }
 }

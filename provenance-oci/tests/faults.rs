@@ -347,7 +347,8 @@ fn oauth2_registry() -> (FaultServer, Arc<AtomicUsize>) {
         let addr = a2.get().cloned().unwrap_or_default();
         let lower = req.to_ascii_lowercase();
         if req.starts_with("GET /oauth/token") {
-            // The password grant (oci-client's GET flow) must not be used with an identity token.
+            // The token GET flow (for anonymous and Basic credentials) must not be used with an
+            // identity token.
             return Some(http_response("400 Bad Request", &[], b"GET not accepted"));
         }
         if req.starts_with("POST /oauth/token") {

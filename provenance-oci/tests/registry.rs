@@ -551,7 +551,7 @@ async fn thousand_concurrent_requests_for_ten_digests_fetch_ten_times() {
     let mut tasks = Vec::new();
     for i in 0..1000 {
         let (img, d) = images[i % 10].clone();
-        let key = CacheKey::new(&d, b"rule: verify cosign signatures", &root);
+        let key = CacheKey::new(&img, &d, b"rule: verify cosign signatures", &root);
         let client = client.clone();
         let cache = cache.clone();
         tasks.push(tokio::spawn(async move {

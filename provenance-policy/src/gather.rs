@@ -24,9 +24,17 @@ struct Want {
     layers: bool,
 }
 
+/// Most evidence bytes (signature payloads and attestation envelopes) [`gather`] keeps for one
+/// request, over all its images (256 MiB); each image is bounded on its own by the source's
+/// `Limits::max_evidence_bytes`.
+pub const MAX_REQUEST_EVIDENCE_BYTES: u64 = 256 << 20;
+
 /// Gathers evidence for every distinct image the requests name: one resolve and one discovery
 /// per image, at most `limit` images at a time. Retrieval failures are recorded in
-/// [`ImageEvidence::error`] (reported as `error`, never as a pass).
+/// [`ImageEvidence::error`] (reported as `error`, never as a pass). At most
+/// [`MAX_REQUEST_EVIDENCE_BYTES`] are kept for the whole request: an image whose evidence would
+/// go beyond it fails with `oci.too_large` instead ([`ImageEvidence::invalid`]: the request's
+/// author chose its images, so this is never an `error` that `failurePolicy: Ignore` admits).
 pub async fn gather<S>(
     source: Arc<S>,
     requests: &[ImageRequest],
@@ -35,6 +43,20 @@ pub async fn gather<S>(
 where
     S: EvidenceSource + 'static,
 {
+    gather_bounded(source, requests, limit, MAX_REQUEST_EVIDENCE_BYTES).await
+}
+
+/// [`gather`] with another bound on the evidence bytes kept for the whole request.
+pub async fn gather_bounded<S>(
+    source: Arc<S>,
+    requests: &[ImageRequest],
+    limit: usize,
+    max_request_bytes: u64,
+) -> BTreeMap<String, ImageEvidence>
+where
+    S: EvidenceSource + 'static,
+{
+    let used = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut wants: BTreeMap<String, Want> = BTreeMap::new();
     for r in requests {
         let w = wants.entry(r.reference.clone()).or_insert(Want {
@@ -52,9 +74,14 @@ where
     for (reference, want) in wants.clone() {
         let source = Arc::clone(&source);
         let sem = Arc::clone(&sem);
+        let used = Arc::clone(&used);
         tasks.spawn(async move {
             let _permit = sem.acquire_owned().await;
-            let ev = gather_one(source.as_ref(), &reference, &want).await;
+            let budget = RequestBudget {
+                used: &used,
+                limit: max_request_bytes,
+            };
+            let ev = gather_one(source.as_ref(), &reference, &want, &budget).await;
             (reference, ev)
         });
     }
@@ -93,7 +120,40 @@ fn oci_error(what: &str, e: &provenance_oci::Error) -> ImageEvidence {
     }
 }
 
-async fn gather_one<S: EvidenceSource>(source: &S, reference: &str, want: &Want) -> ImageEvidence {
+/// The evidence bytes kept so far for one request.
+struct RequestBudget<'a> {
+    used: &'a std::sync::atomic::AtomicU64,
+    limit: u64,
+}
+
+impl RequestBudget<'_> {
+    /// Counts `n` bytes of one image's evidence; `false` (nothing counted) when the request
+    /// would go beyond its limit.
+    fn take(&self, n: u64) -> bool {
+        use std::sync::atomic::Ordering;
+        let mut cur = self.used.load(Ordering::Relaxed);
+        loop {
+            let next = cur.saturating_add(n);
+            if next > self.limit {
+                return false;
+            }
+            match self
+                .used
+                .compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+}
+
+async fn gather_one<S: EvidenceSource>(
+    source: &S,
+    reference: &str,
+    want: &Want,
+    budget: &RequestBudget<'_>,
+) -> ImageEvidence {
     let image = match ImageReference::parse(reference) {
         Ok(i) => i,
         Err(e) => {
@@ -145,6 +205,20 @@ async fn gather_one<S: EvidenceSource>(source: &S, reference: &str, want: &Want)
         Ok(a) => a,
         Err(e) => return oci_error("attestations", &e),
     };
+    let bytes = sigs
+        .iter()
+        .map(|s| s.payload.len() as u64)
+        .chain(atts.iter().map(|a| a.envelope.len() as u64))
+        .fold(0u64, u64::saturating_add);
+    if !budget.take(bytes) {
+        return oci_error(
+            "evidence",
+            &provenance_oci::Error::TooLarge {
+                what: format!("evidence of the whole request (at {reference})"),
+                limit: budget.limit,
+            },
+        );
+    }
     let mut ev = evidence_from(digest.clone(), &sigs, &atts);
     if want.layers {
         // The model artifact's layers (path annotations and digests), for model-signing

@@ -1176,3 +1176,37 @@ async fn extract_payload_refuses_to_choose_between_two_verified_statements() {
         d.results[0].message
     );
 }
+
+#[tokio::test]
+async fn evidence_kept_for_one_request_is_bounded_over_all_its_images() {
+    let layout = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/ai-workloads/registry");
+    let source = Arc::new(LayoutSource::open(&layout).unwrap());
+    let request = |name: &str| provenance_policy::verify_images::ImageRequest {
+        policy: "p".into(),
+        rule: "r".into(),
+        image: format!("registry.example.com/{name}:1.0"),
+        reference: format!("registry.example.com/{name}:1.0"),
+        pointer: "/spec/containers/0/image".into(),
+        repository: None,
+        signatures: true,
+        attestation_types: Vec::new(),
+    };
+    let requests = [request("ml/llm-server"), request("ml/tokenizer")];
+    // Unbounded enough: both images have their signatures.
+    let all = provenance_policy::gather::gather(source.clone(), &requests, 2).await;
+    assert!(all.values().all(|e| e.error.is_none()), "{all:?}");
+    // A request budget smaller than the two images' evidence: at least one image fails
+    // (`invalid`: never a pass, and never an `error` that `failurePolicy: Ignore` would
+    // admit; the request's author sized it), with the size code.
+    let bounded = provenance_policy::gather::gather_bounded(source, &requests, 1, 1).await;
+    assert!(bounded.values().all(|e| e.error.is_none()), "{bounded:?}");
+    let errors: Vec<_> = bounded
+        .values()
+        .filter_map(|e| e.invalid.as_deref())
+        .collect();
+    assert!(!errors.is_empty(), "{bounded:?}");
+    assert!(
+        errors.iter().all(|e| e.contains("[oci.too_large]")),
+        "{errors:?}"
+    );
+}

@@ -69,10 +69,14 @@ struct Args {
         requires = "online"
     )]
     registry_endpoint: Vec<String>,
-    /// Sigstore `trusted_root.json`. Default: the embedded public-good root, or the
-    /// `trusted_root.json` inside --registry-layout (a note says so).
+    /// Sigstore `trusted_root.json`. Default: the embedded public-good root. A
+    /// `trusted_root.json` inside --registry-layout is never used implicitly.
     #[arg(long, visible_alias = "trusted-root", value_name = "FILE")]
     trust_root: Option<PathBuf>,
+    /// DANGEROUS: trust the `trusted_root.json` shipped inside --registry-layout: whoever can
+    /// write the layout then chooses the CAs and logs signatures are checked against.
+    #[arg(long, requires = "registry_layout", conflicts_with = "trust_root")]
+    trust_root_from_layout: bool,
     /// Labels of a namespace for `namespaceSelector` (`NS=KEY=VALUE`), added to those of the
     /// Namespace objects read. Repeatable.
     #[arg(long = "namespace-labels", value_name = "NS=KEY=VALUE")]
@@ -190,20 +194,40 @@ fn documents(paths: &[PathBuf]) -> Result<Vec<(String, Value)>, Failure> {
     Ok(out)
 }
 
+/// Largest `trusted_root.json` read from a layout.
+const MAX_LAYOUT_TRUST_ROOT_BYTES: u64 = 4 << 20;
+
+/// Reads a file shipped in a layout: a regular file (not a link, device or FIFO), at most
+/// 4 MiB.
+fn read_layout_file(f: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    if !std::fs::symlink_metadata(f)?.file_type().is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut out = Vec::new();
+    std::fs::File::open(f)?
+        .take(MAX_LAYOUT_TRUST_ROOT_BYTES + 1)
+        .read_to_end(&mut out)?;
+    if out.len() as u64 > MAX_LAYOUT_TRUST_ROOT_BYTES {
+        return Err(std::io::Error::other("larger than 4 MiB"));
+    }
+    Ok(out)
+}
+
 fn trust_root(args: &Args) -> Result<TrustRoot, Failure> {
     let (bytes, what) = match (&args.trust_root, &args.registry_layout) {
         (Some(f), _) => (
             std::fs::read(f).map_err(|e| usage(format!("--trust-root {}: {e}", f.display())))?,
             f.display().to_string(),
         ),
-        (None, Some(dir)) if dir.join("trusted_root.json").is_file() => {
+        (None, Some(dir)) if args.trust_root_from_layout => {
             let f = dir.join("trusted_root.json");
             eprintln!(
-                "note: verifying with the trust root shipped in the layout ({}); pass --trust-root to pin one",
+                "warning: --trust-root-from-layout: verifying with the trust root shipped in the layout ({}); whoever wrote the layout chose it",
                 f.display()
             );
             (
-                std::fs::read(&f).map_err(|e| usage(format!("{}: {e}", f.display())))?,
+                read_layout_file(&f).map_err(|e| usage(format!("{}: {e}", f.display())))?,
                 f.display().to_string(),
             )
         }

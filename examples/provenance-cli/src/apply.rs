@@ -58,11 +58,14 @@ pub struct ApplyArgs {
         requires = "online"
     )]
     pub registry_endpoint: Vec<String>,
-    /// Sigstore `trusted_root.json` to verify with. Default: the embedded public-good root,
-    /// or the layout's own `trusted_root.json` when `--registry-layout` has one (a warning
-    /// says so).
+    /// Sigstore `trusted_root.json` to verify with. Default: the embedded public-good root.
+    /// A `trusted_root.json` inside `--registry-layout` is never used implicitly.
     #[arg(long, value_name = "FILE")]
     pub trust_root: Option<PathBuf>,
+    /// DANGEROUS: trust the `trusted_root.json` shipped inside `--registry-layout`: whoever
+    /// can write the layout then chooses the CAs and logs signatures are checked against.
+    #[arg(long, requires = "registry_layout", conflicts_with = "trust_root")]
+    pub trust_root_from_layout: bool,
     /// Labels of a namespace for `namespaceSelector`: `NAMESPACE=KEY=VALUE`. Repeatable.
     /// Namespace objects among the resources supply labels too; these win.
     #[arg(long = "namespace-labels", value_name = "NS=KEY=VALUE")]
@@ -380,14 +383,15 @@ fn trust_root(args: &ApplyArgs) -> Result<TrustRoot, String> {
             std::fs::read(f).map_err(|e| format!("--trust-root {}: {e}", f.display()))?,
             f.display().to_string(),
         ),
-        (None, Some(dir)) if dir.join(LAYOUT_TRUST_ROOT).is_file() => {
+        // Only when asked for by name: whoever wrote the layout chose that trust root.
+        (None, Some(dir)) if args.trust_root_from_layout => {
             let f = dir.join(LAYOUT_TRUST_ROOT);
             eprintln!(
-                "note: verifying with the trust root shipped in the layout ({}); pass --trust-root to pin one",
+                "warning: --trust-root-from-layout: verifying with the trust root shipped in the layout ({}); whoever wrote the layout chose it",
                 f.display()
             );
             (
-                std::fs::read(&f).map_err(|e| format!("{}: {e}", f.display()))?,
+                read_layout_file(&f).map_err(|e| format!("{}: {e}", f.display()))?,
                 f.display().to_string(),
             )
         }
@@ -397,6 +401,23 @@ fn trust_root(args: &ApplyArgs) -> Result<TrustRoot, String> {
         ),
     };
     TrustRoot::from_trusted_root_json(&bytes).map_err(|e| format!("{what}: {e} [{}]", e.code()))
+}
+
+/// Reads a file shipped in a layout: a regular file (not a link, device or FIFO), at most
+/// `MAX_FILE_BYTES`.
+fn read_layout_file(f: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    if !std::fs::symlink_metadata(f)?.file_type().is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut out = Vec::new();
+    std::fs::File::open(f)?
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut out)?;
+    if out.len() as u64 > MAX_FILE_BYTES {
+        return Err(std::io::Error::other("too large"));
+    }
+    Ok(out)
 }
 
 fn registry_config(args: &ApplyArgs) -> Result<RegistryConfig, String> {

@@ -76,6 +76,7 @@ fn run_inner(args: &ExportArgs) -> Result<Exit, Failure> {
             include_layers: args.include_layers,
             signature_repository: repository.clone(),
             name: Some(image.to_string()),
+            ..ExportOptions::default()
         };
         let progress = Progress::spinner(&format!("exporting {input}"));
         let r = rt.block_on(export(&src, image, &args.to, &options));

@@ -80,10 +80,15 @@ pub struct TrustArgs {
     #[arg(long, value_name = "REGEXP")]
     pub certificate_oidc_issuer_regexp: Option<String>,
     /// Sigstore `trusted_root.json` (Fulcio CAs, Rekor and CT log keys, TSAs). Default: the
-    /// embedded Sigstore public-good root, or the `trusted_root.json` inside
-    /// `--registry-layout` when it has one (a note on stderr says so).
+    /// embedded Sigstore public-good root. A `trusted_root.json` inside `--registry-layout`
+    /// is never used implicitly: whoever wrote the layout would choose whom to trust.
     #[arg(long, visible_alias = "trusted-root", value_name = "FILE")]
     pub trust_root: Option<PathBuf>,
+    /// DANGEROUS: trust the `trusted_root.json` shipped inside `--registry-layout`. Whoever
+    /// can write the layout then chooses the CAs and logs that signatures are checked
+    /// against; only for layouts from a trusted hand (prefer `--trust-root FILE`).
+    #[arg(long, requires = "registry_layout", conflicts_with = "trust_root")]
+    pub trust_root_from_layout: bool,
     /// DANGEROUS: with --key, accept signatures that have no transparency-log entry and no
     /// timestamp (`cosign sign --tlog-upload=false`).
     #[arg(long, requires = "key")]
@@ -155,15 +160,22 @@ impl TrustArgs {
         })))
     }
 
-    /// The trust root: `--trust-root`, else the layout's own `trusted_root.json` (with a note
-    /// on stderr), else the embedded public-good root. Returns it and where it came from.
+    /// The trust root: `--trust-root`, else (only with `--trust-root-from-layout`) the
+    /// layout's own `trusted_root.json`, else the embedded public-good root. Returns it and
+    /// where it came from.
     pub fn trust_root(&self, layout: Option<&Path>) -> Result<(TrustRoot, String), Failure> {
-        load_trust_root(self.trust_root.as_deref(), layout)
+        let from_layout = if self.trust_root_from_layout {
+            layout
+        } else {
+            None
+        };
+        load_trust_root(self.trust_root.as_deref(), from_layout)
     }
 }
 
-/// The trust root from `--trust-root`, else `layout/trusted_root.json` (saying so on stderr),
-/// else the embedded Sigstore public-good root.
+/// The trust root from `--trust-root`, else `layout/trusted_root.json` when `layout` is given
+/// (the caller passes it only when the user asked for the layout's root explicitly; a note on
+/// stderr says so), else the embedded Sigstore public-good root.
 pub fn load_trust_root(
     flag: Option<&Path>,
     layout: Option<&Path>,
@@ -174,14 +186,15 @@ pub fn load_trust_root(
                 .map_err(|e| Failure::usage(format!("--trust-root {}: {e}", f.display())))?,
             f.display().to_string(),
         ),
-        (None, Some(dir)) if dir.join(LAYOUT_TRUST_ROOT).is_file() => {
+        (None, Some(dir)) => {
             let f = dir.join(LAYOUT_TRUST_ROOT);
             eprintln!(
-                "note: verifying with the trust root shipped in the layout ({}); pass --trust-root to pin one",
+                "warning: --trust-root-from-layout: verifying with the trust root shipped in the layout ({}); whoever wrote the layout chose it",
                 f.display()
             );
             (
-                std::fs::read(&f).map_err(|e| Failure::usage(format!("{}: {e}", f.display())))?,
+                read_trust_root_file(&f)
+                    .map_err(|e| Failure::usage(format!("{}: {e}", f.display())))?,
                 f.display().to_string(),
             )
         }
@@ -195,6 +208,27 @@ pub fn load_trust_root(
             .hint("--trust-root takes a Sigstore trusted_root.json (`cosign trusted-root create`, or the TUF repository's)")
     })?;
     Ok((root, what))
+}
+
+/// Largest `trusted_root.json` read from a layout.
+const MAX_LAYOUT_TRUST_ROOT_BYTES: u64 = 4 << 20;
+
+/// Reads a layout's `trusted_root.json`: a regular file (not a link, device or FIFO), at most
+/// 4 MiB.
+fn read_trust_root_file(f: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let meta = std::fs::symlink_metadata(f)?;
+    if !meta.file_type().is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut out = Vec::new();
+    std::fs::File::open(f)?
+        .take(MAX_LAYOUT_TRUST_ROOT_BYTES + 1)
+        .read_to_end(&mut out)?;
+    if out.len() as u64 > MAX_LAYOUT_TRUST_ROOT_BYTES {
+        return Err(std::io::Error::other("larger than 4 MiB"));
+    }
+    Ok(out)
 }
 
 /// Parses an image reference given on the command line.

@@ -407,13 +407,25 @@ fn assert_scenarios(run: &Run) {
 
 #[test]
 fn offline_from_the_oci_layout() {
-    let run = apply(&["--registry-layout", &layout(), "-o", "json"]);
+    let run = apply(&[
+        "--registry-layout",
+        &layout(),
+        "--trust-root",
+        &layout_trust_root(),
+        "-o",
+        "json",
+    ]);
     assert_scenarios(&run);
 }
 
 #[test]
 fn table_output_summary_and_blocked_resources() {
-    let run = apply(&["--registry-layout", &layout()]);
+    let run = apply(&[
+        "--registry-layout",
+        &layout(),
+        "--trust-root",
+        &layout_trust_root(),
+    ]);
     assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
     let header = run.stdout.lines().next().unwrap();
     for col in ["POLICY", "RULE", "RESOURCE", "RESULT", "MESSAGE"] {
@@ -440,7 +452,12 @@ fn passing_workloads_alone_exit_zero() {
             "workloads/namespaces.yaml",
             "workloads/deployment-model-volume.yaml",
         ],
-        &["--registry-layout", &layout()],
+        &[
+            "--registry-layout",
+            &layout(),
+            "--trust-root",
+            &layout_trust_root(),
+        ],
     );
     assert_eq!(run.code, Some(0), "{}", run.stdout);
     assert!(run.stdout.contains("pass: 1, fail: 0"), "{}", run.stdout);
@@ -496,7 +513,14 @@ fn online_through_a_loopback_registry_gives_the_same_results() {
     let run = apply(&online(&endpoint, &root, &["-o", "json"]));
     assert_scenarios(&run);
     // And the same JSON as the layout run, result for result.
-    let offline = apply(&["--registry-layout", &layout(), "-o", "json"]);
+    let offline = apply(&[
+        "--registry-layout",
+        &layout(),
+        "--trust-root",
+        &layout_trust_root(),
+        "-o",
+        "json",
+    ]);
     assert_eq!(results(&run), results(&offline));
 }
 
@@ -523,8 +547,22 @@ fn online_with_the_registry_down_is_an_error_not_a_pass() {
 
 #[test]
 fn yaml_reports_match_json_reports() {
-    let json_run = apply(&["--registry-layout", &layout(), "-o", "json"]);
-    let yaml_run = apply(&["--registry-layout", &layout(), "-o", "yaml"]);
+    let json_run = apply(&[
+        "--registry-layout",
+        &layout(),
+        "--trust-root",
+        &layout_trust_root(),
+        "-o",
+        "json",
+    ]);
+    let yaml_run = apply(&[
+        "--registry-layout",
+        &layout(),
+        "--trust-root",
+        &layout_trust_root(),
+        "-o",
+        "yaml",
+    ]);
     assert_eq!(yaml_run.code, Some(1), "{}", yaml_run.stderr);
     let docs = provenance_policy::yaml::load_documents(&yaml_run.stdout, "stdout").unwrap();
     let from_yaml = Run {
@@ -539,8 +577,14 @@ fn yaml_reports_match_json_reports() {
 fn namespace_labels_from_flags_replace_namespace_objects() {
     // Without namespaces.yaml nothing in ml-serving matches a namespaceSelector ...
     let layout = layout();
+    let root = layout_trust_root();
     let run = |labels: &[&str]| {
-        let args = [&["--registry-layout", &layout][..], labels, &["-o", "json"]].concat();
+        let args = [
+            &["--registry-layout", &layout, "--trust-root", &root][..],
+            labels,
+            &["-o", "json"],
+        ]
+        .concat();
         results(&apply_with(
             "policies",
             &["workloads/inference-pods.yaml"],
@@ -559,10 +603,41 @@ fn namespace_labels_from_flags_replace_namespace_objects() {
 }
 
 #[test]
+fn a_layout_does_not_choose_its_own_trust_root() {
+    // Without --trust-root the layout's trusted_root.json is not used: the embedded
+    // public-good root is, and it trusts none of the mock CA's signatures.
+    let run = apply(&["--registry-layout", &layout(), "-o", "json"]);
+    let got = results(&run);
+    let (r, m) = &got[&(
+        "Pod/ml-serving/llm-inference".to_owned(),
+        AI.to_owned(),
+        AI_RULE.to_owned(),
+    )];
+    assert_ne!(r, "pass", "{m}");
+    assert!(!run.stderr.contains("trust root shipped in the layout"));
+    // Only the explicitly named, dangerous flag uses the layout's root (and says so).
+    let run = apply(&[
+        "--registry-layout",
+        &layout(),
+        "--trust-root-from-layout",
+        "-o",
+        "json",
+    ]);
+    assert!(
+        run.stderr.contains("--trust-root-from-layout"),
+        "{}",
+        run.stderr
+    );
+    assert_scenarios(&run);
+}
+
+#[test]
 fn gathering_one_image_at_a_time_gives_the_same_results() {
     let serial = apply(&[
         "--registry-layout",
         &layout(),
+        "--trust-root",
+        &layout_trust_root(),
         "--concurrency",
         "1",
         "-o",
@@ -702,7 +777,12 @@ fn assert_cel_scenarios(run: &Run) {
 
 #[test]
 fn image_validating_policy_form_offline_from_the_oci_layout() {
-    let run = apply_cel(&["--registry-layout", &layout()]);
+    let run = apply_cel(&[
+        "--registry-layout",
+        &layout(),
+        "--trust-root",
+        &layout_trust_root(),
+    ]);
     assert_cel_scenarios(&run);
     // The same verdicts as the ClusterPolicy form, resource for resource.
     let cel = cel_results(&run);
@@ -727,7 +807,12 @@ fn image_validating_policy_form_online_through_a_loopback_registry() {
     let root = layout_trust_root();
     let run = apply_cel(&online(&endpoint, &root, &[]));
     assert_cel_scenarios(&run);
-    let offline = apply_cel(&["--registry-layout", &layout()]);
+    let offline = apply_cel(&[
+        "--registry-layout",
+        &layout(),
+        "--trust-root",
+        &layout_trust_root(),
+    ]);
     assert_eq!(cel_results(&run), cel_results(&offline));
 }
 

@@ -755,3 +755,36 @@ fn inspect_lists_sboms_from_cosign_tags_and_referrers() {
         .stdout(contains("sboms (2):"))
         .stdout(contains("unsigned cosign attachment"));
 }
+
+#[test]
+fn hostile_layout_files_are_refused_and_never_written_through() {
+    let tmp = tempfile::tempdir().unwrap();
+    // index.json a link to /dev/zero: refused at once, nothing read.
+    let zero = tmp.path().join("zero");
+    copy_dir(&layout(), &zero);
+    std::fs::remove_file(zero.join("index.json")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", zero.join("index.json")).unwrap();
+    provenance()
+        .args(["inspect", &image("ml/tokenizer")])
+        .arg("--registry-layout")
+        .arg(&zero)
+        .assert()
+        .code(2)
+        .stderr(contains("[oci.unsafe_file]"));
+    // An export destination holding a link where oci-layout goes: refused, the link's target
+    // untouched.
+    let victim = tmp.path().join("victim");
+    std::fs::write(&victim, "victim").unwrap();
+    let exp = tmp.path().join("exp");
+    std::fs::create_dir(&exp).unwrap();
+    std::os::unix::fs::symlink(&victim, exp.join("oci-layout")).unwrap();
+    provenance()
+        .args(["export", &image("ml/llm-server"), "--to"])
+        .arg(&exp)
+        .arg("--registry-layout")
+        .arg(layout())
+        .assert()
+        .code(3)
+        .stderr(contains("[oci.unsafe_file]"));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "victim");
+}
