@@ -1159,15 +1159,29 @@ async fn extract_payload_refuses_to_choose_between_two_verified_statements() {
     let mut set = PolicySet::default();
     set.add_yaml(&yaml, "extract.yaml").unwrap();
     // One genuine Statement: its payload decides.
-    attest_image(&p, &a, &da, &key, &slsa("https://example.com/trusted/v1"), None)
-        .await
-        .unwrap();
+    attest_image(
+        &p,
+        &a,
+        &da,
+        &key,
+        &slsa("https://example.com/trusted/v1"),
+        None,
+    )
+    .await
+    .unwrap();
     assert_pass(&decide(dir.path(), &set, &a).await);
     // A second genuine Statement of the same type pushed after it: the owner's push order
     // must not choose the payload; the evaluation is an error (blocked).
-    attest_image(&p, &a, &da, &key, &slsa("https://example.com/other/v1"), None)
-        .await
-        .unwrap();
+    attest_image(
+        &p,
+        &a,
+        &da,
+        &key,
+        &slsa("https://example.com/other/v1"),
+        None,
+    )
+    .await
+    .unwrap();
     let d = decide(dir.path(), &set, &a).await;
     assert!(!d.allowed, "{d:?}");
     assert!(
