@@ -485,7 +485,11 @@ fn yaml_scalar(s: &str) -> String {
     }
 }
 
-/// Builds a [`ResourceInput`] from an AdmissionReview's `request`.
+/// Builds a [`ResourceInput`] from an AdmissionReview's `request`. With `request_info`
+/// `None` the requester's roles are unknown ([`ResourceInput::roles_unknown`]): rules that
+/// match on `roles` / `clusterRoles` then error rather than silently not matching. Set
+/// [`ResourceInput::namespace_labels_unknown`] when `namespace_labels` is not the namespace's
+/// real label set.
 pub fn input_from_review(
     review: &Value,
     namespace_labels: BTreeMap<String, String>,
@@ -521,6 +525,8 @@ pub fn input_from_review(
         })?,
         None => UserInfo::default(),
     };
+    // Without a caller's RBAC look-up the requester's roles are unknown, not empty.
+    let roles_unknown = request_info.is_none();
     let mut info = request_info.unwrap_or_default();
     info.user_info = user_info;
     let kind = req.get("kind");
@@ -535,6 +541,7 @@ pub fn input_from_review(
     input.operation = operation;
     input.request_info = info;
     input.namespace_labels = namespace_labels;
+    input.roles_unknown = roles_unknown;
     input.subresource = req
         .get("subResource")
         .and_then(Value::as_str)

@@ -105,8 +105,16 @@ pub struct ResourceInput {
     pub operation: Operation,
     /// The requester.
     pub request_info: RequestInfo,
-    /// Labels of the resource's namespace (for `namespaceSelector`).
+    /// Labels of the resource's namespace (for `namespaceSelector`). The
+    /// `kubernetes.io/metadata.name` label is implied (Kubernetes sets it on every namespace).
     pub namespace_labels: BTreeMap<String, String>,
+    /// Whether the namespace's labels are unknown (the caller has none for it, e.g. a
+    /// namespace created after its label source was read): a `namespaceSelector` that needs
+    /// them then makes the rule an error, never a silent non-match.
+    pub namespace_labels_unknown: bool,
+    /// Whether the requester's `roles` / `clusterRoles` are unknown (no RBAC look-up was
+    /// made): rules and exceptions that match on them then error or do not apply.
+    pub roles_unknown: bool,
     /// The subresource addressed (`status`, `scale`, `exec`, `ephemeralcontainers`), if any.
     pub subresource: String,
     /// The group/version/kind the request addresses, when it differs from the object's own
@@ -126,6 +134,8 @@ impl ResourceInput {
             operation: Operation::Create,
             request_info: RequestInfo::default(),
             namespace_labels: BTreeMap::new(),
+            namespace_labels_unknown: false,
+            roles_unknown: false,
             subresource: String::new(),
             gvk_override: None,
             admission: true,

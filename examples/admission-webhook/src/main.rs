@@ -258,11 +258,15 @@ async fn handle(app: Arc<App>, body: Result<Bytes, BytesRejection>, mode: Mode) 
             .pointer("/request/namespace")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let labels = loaded.namespace_labels.get(ns).cloned().unwrap_or_default();
-        let input = match input_from_review(&review, labels, None) {
+        // A namespace missing from --namespace-labels (created after the file was written)
+        // has unknown labels, not none: namespaceSelector rules then fail closed.
+        let known = loaded.namespace_labels.get(ns);
+        let labels = known.cloned().unwrap_or_default();
+        let mut input = match input_from_review(&review, labels, None) {
             Ok(i) => i,
             Err(e) => return Ok(Err(e)),
         };
+        input.namespace_labels_unknown = known.is_none();
         drop(review);
         // verifyImages: gather evidence for the images the policies cover (bounded by the
         // request deadline around this whole block), then decide off the async runtime.

@@ -453,7 +453,7 @@ impl Lowering {
                 && a.len() == 1
                 && let Expr::Literal(LiteralValue::String(p)) = &a[0].expr
             {
-                let re = regex::Regex::new(p.inner())
+                let re = crate::re2::compile(p.inner())
                     .map_err(|e| format!("invalid regular expression {:?}: {e}", p.inner()))?;
                 return Ok(Node::Matches(self.bx(target)?, Arc::new(re)));
             }
@@ -548,7 +548,66 @@ fn literal(l: &LiteralValue) -> Value {
 
 thread_local! {
     /// `cel`'s standard functions plus every `kube-cel` library, built once per thread.
-    static LIBRARY: Context<'static> = Context::default().with_all();
+    static LIBRARY: Context<'static> = {
+        let mut ctx = Context::default().with_all();
+        // Regular expressions with Go's meaning (ASCII `\d \w \s \b`), not Rust's.
+        ctx.add_function("matches", re2_matches);
+        ctx.add_function("find", re2_find);
+        ctx.add_function("findAll", re2_find_all);
+        ctx
+    };
+}
+
+fn re2_compile(
+    function: &str,
+    pattern: &str,
+) -> Result<regex::Regex, kube_cel::cel::ExecutionError> {
+    crate::re2::compile(pattern).map_err(|e| {
+        kube_cel::cel::ExecutionError::function_error(function, format!("invalid regex: {e}"))
+    })
+}
+
+/// `<string>.matches(<string>)` with Go's regular expressions.
+fn re2_matches(
+    kube_cel::cel::extractors::This(this): kube_cel::cel::extractors::This<Arc<String>>,
+    pattern: Arc<String>,
+) -> kube_cel::cel::ResolveResult {
+    Ok(Value::Bool(re2_compile("matches", &pattern)?.is_match(&this)))
+}
+
+/// `<string>.find(<string>)` with Go's regular expressions.
+fn re2_find(
+    kube_cel::cel::extractors::This(this): kube_cel::cel::extractors::This<Arc<String>>,
+    pattern: Arc<String>,
+) -> kube_cel::cel::ResolveResult {
+    let re = re2_compile("find", &pattern)?;
+    let found = re.find(&this).map(|m| m.as_str().to_owned()).unwrap_or_default();
+    Ok(Value::String(Arc::new(found)))
+}
+
+/// `<string>.findAll(<string>[, <int>])` with Go's regular expressions (a negative limit
+/// means all matches).
+fn re2_find_all(
+    kube_cel::cel::extractors::This(this): kube_cel::cel::extractors::This<Arc<String>>,
+    kube_cel::cel::extractors::Arguments(args): kube_cel::cel::extractors::Arguments,
+) -> kube_cel::cel::ResolveResult {
+    let Some(Value::String(pattern)) = args.first() else {
+        return Err(kube_cel::cel::ExecutionError::function_error(
+            "findAll",
+            "expected a string pattern",
+        ));
+    };
+    let re = re2_compile("findAll", pattern)?;
+    let limit = match args.get(1) {
+        Some(Value::Int(n)) if *n >= 0 => usize::try_from(*n).unwrap_or(usize::MAX),
+        _ => usize::MAX,
+    };
+    let found: Vec<Value> = re
+        .find_iter(&this)
+        .take(limit)
+        .map(|m| Value::String(Arc::new(m.as_str().to_owned())))
+        .collect();
+    Ok(Value::List(Arc::new(found)))
 }
 
 /// A value during evaluation: a borrowed view into the request's JSON (nothing converted), an
