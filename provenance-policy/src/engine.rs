@@ -513,6 +513,13 @@ pub fn policy_input(input: &ResourceInput) -> crate::cel::PolicyInput {
         }));
     }
     pi.sub_resource = input.subresource.clone();
+    if let Some((group, version, resource)) = &input.request_resource {
+        pi.resource = Some(crate::cel::GroupVersionResource {
+            group: group.clone(),
+            version: version.clone(),
+            resource: resource.clone(),
+        });
+    }
     pi
 }
 
@@ -603,14 +610,19 @@ fn check_block(
                 reason: "must be a list".into(),
             })));
         };
+        // Kyverno substitutes the whole list before checking any entry: an unresolvable
+        // variable in any entry is an error, even when an earlier entry would pass.
+        let mut substituted = Vec::with_capacity(list.len());
+        for p in list {
+            match subst(p, ctx, ev.env, "validate.anyPattern") {
+                Ok(p) => substituted.push(p),
+                Err(e) => return Check::Error(Box::new(ev.error(&e))),
+            }
+        }
         let mut failures = Vec::new();
         let mut skips = 0;
-        for (i, p) in list.iter().enumerate() {
-            let p = match subst(p, ctx, ev.env, "validate.anyPattern") {
-                Ok(p) => p,
-                Err(e) => return Check::Error(Box::new(ev.error(&e))),
-            };
-            match pattern::validate(target, &p) {
+        for (i, p) in substituted.iter().enumerate() {
+            match pattern::validate(target, p) {
                 PatternOutcome::Pass => return Check::Pass,
                 PatternOutcome::Skip { .. } => skips += 1,
                 PatternOutcome::Fail { path, .. } => failures.push(format!(

@@ -120,6 +120,10 @@ pub struct ResourceInput {
     /// The group/version/kind the request addresses, when it differs from the object's own
     /// (`kyverno test` subresources); `None` means the object's `apiVersion` and `kind`.
     pub gvk_override: Option<(String, String, String)>,
+    /// `request.resource` of an admission request: (group, version, plural resource). The
+    /// resource a subresource request addresses (`pods` for `pods/exec`), whatever the kind of
+    /// the object sent (`PodExecOptions`, `autoscaling/v1 Scale`).
+    pub request_resource: Option<(String, String, String)>,
     /// Whether this is a live admission request (true) or a background scan (false): Kyverno
     /// skips rules that use `request.*` user data in background mode.
     pub admission: bool,
@@ -138,6 +142,7 @@ impl ResourceInput {
             roles_unknown: false,
             subresource: String::new(),
             gvk_override: None,
+            request_resource: None,
             admission: true,
         }
     }
@@ -215,6 +220,37 @@ impl ResourceInput {
         }
         Value::Object(req)
     }
+}
+
+/// The kind of a built-in resource, by plural name (`pods` → `Pod`): how a subresource
+/// request (`pods/exec`, `deployments/scale`) is matched against its top-level kind.
+pub fn kind_of_resource(resource: &str) -> Option<&'static str> {
+    Some(match resource {
+        "pods" => "Pod",
+        "services" => "Service",
+        "nodes" => "Node",
+        "namespaces" => "Namespace",
+        "configmaps" => "ConfigMap",
+        "secrets" => "Secret",
+        "serviceaccounts" => "ServiceAccount",
+        "persistentvolumes" => "PersistentVolume",
+        "persistentvolumeclaims" => "PersistentVolumeClaim",
+        "replicationcontrollers" => "ReplicationController",
+        "resourcequotas" => "ResourceQuota",
+        "deployments" => "Deployment",
+        "statefulsets" => "StatefulSet",
+        "daemonsets" => "DaemonSet",
+        "replicasets" => "ReplicaSet",
+        "jobs" => "Job",
+        "cronjobs" => "CronJob",
+        "horizontalpodautoscalers" => "HorizontalPodAutoscaler",
+        "poddisruptionbudgets" => "PodDisruptionBudget",
+        "certificatesigningrequests" => "CertificateSigningRequest",
+        "ingresses" => "Ingress",
+        "customresourcedefinitions" => "CustomResourceDefinition",
+        "apiservices" => "APIService",
+        _ => return None,
+    })
 }
 
 pub(crate) fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {

@@ -371,12 +371,18 @@ async fn handle(app: Arc<App>, body: Result<Bytes, BytesRejection>, mode: Mode) 
                 "allowed": decision.allowed, "warnings": decision.warnings.len(),
                 "results": decision.results.len(), "duration_us": elapsed.as_micros() as u64,
             }));
-            json_response(review_response(
+            let mut out = review_response(
                 &uid,
                 decision.allowed,
                 &decision.message,
-                decision.warnings,
-            ))
+                decision.warnings.clone(),
+            );
+            if !decision.allowed {
+                // Kyverno's message plus a machine code per blocking rule (`details.causes`).
+                out["response"]["status"] =
+                    provenance_policy::admission::denied_status(&decision);
+            }
+            json_response(out)
         }
         Mode::Mutate => {
             // Mutation never blocks: /validate decides. It only pins verified images.
