@@ -226,8 +226,7 @@ impl PolicySet {
                 |s: RuleStatus| s == RuleStatus::Fail || (unscored && s == RuleStatus::Warn);
             let resp = policy.evaluate_prepared(&prepared, &vars, env);
             let old_resp = match (&input.old_object, input.operation) {
-                (Some(old), Operation::Update) if resp.rules.iter().any(|r| failed(r.status)) =>
-                {
+                (Some(old), Operation::Update) if resp.rules.iter().any(|r| failed(r.status)) => {
                     let mut old_input = input.clone();
                     old_input.object = old.clone();
                     old_input.old_object = None;
@@ -242,9 +241,7 @@ impl PolicySet {
                 if failed(r.status)
                     && rule.allow_existing_violations
                     && old_resp.as_ref().is_some_and(|o| {
-                        o.rules
-                            .iter()
-                            .any(|x| x.rule == r.rule && failed(x.status))
+                        o.rules.iter().any(|x| x.rule == r.rule && failed(x.status))
                     })
                 {
                     r.status = RuleStatus::Skip;

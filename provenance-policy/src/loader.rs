@@ -98,7 +98,7 @@ pub fn policy_from_value(doc: &Value, file: &str) -> Result<LoadedPolicy, Error>
                 },
                 other => other,
             }),
-        ("policies.kyverno.io", "ValidatingPolicy") => {
+        ("policies.kyverno.io", "ValidatingPolicy" | "NamespacedValidatingPolicy") => {
             ValidatingPolicy::from_value(doc).map(|p| LoadedPolicy::Validating(Arc::new(p)))
         }
         ("policies.kyverno.io", "ImageValidatingPolicy" | "NamespacedImageValidatingPolicy") => {

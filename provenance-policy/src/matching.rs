@@ -496,6 +496,13 @@ impl MatchBlock {
         self.any.iter().chain(&self.all).chain(&self.legacy)
     }
 
+    /// Whether a filter matches on `roles` or `clusterRoles` (facts that need an RBAC look-up
+    /// of the requester).
+    pub fn uses_roles(&self) -> bool {
+        self.filters()
+            .any(|f| !f.roles.is_empty() || !f.cluster_roles.is_empty())
+    }
+
     /// Whether the block is empty.
     pub fn is_empty(&self) -> bool {
         self.any.is_empty() && self.all.is_empty() && self.legacy.is_none()

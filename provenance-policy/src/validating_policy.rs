@@ -491,6 +491,8 @@ pub struct ValidatingPolicy {
     has_params: bool,
     kind: String,
     exceptions: Vec<Arc<CelPolicyException>>,
+    /// For a NamespacedValidatingPolicy: the only namespace it applies to.
+    scope_namespace: Option<String>,
 }
 
 /// A `policies.kyverno.io` PolicyException for CEL policies: `policyRefs` name the policies it
@@ -739,6 +741,7 @@ impl ValidatingPolicy {
             has_params: spec.get("paramKind").is_some_and(|p| !p.is_null()),
             kind: kind.to_owned(),
             exceptions: Vec::new(),
+            scope_namespace: (kind == "NamespacedValidatingPolicy").then(|| namespace.to_owned()),
         })
     }
 
@@ -790,16 +793,30 @@ impl ValidatingPolicy {
     /// Evaluates against an already bound request (share one view across policies).
     pub fn evaluate_view(&self, view: &RequestView<'_>) -> Vec<RuleResult> {
         let input = view.input();
+        // A NamespacedValidatingPolicy applies to resources of its own namespace only.
+        if let Some(ns) = &self.scope_namespace
+            && input.namespace() != *ns
+        {
+            return Vec::new();
+        }
         let resource = input.resource_ref();
         let result = |rule: &str, status: RuleStatus, message: String| {
             RuleResult::new(self.name.clone(), rule, resource.clone(), status, message)
         };
-        match self.match_constraints.as_ref().map(|mc| mc.try_matches(input)) {
+        match self
+            .match_constraints
+            .as_ref()
+            .map(|mc| mc.try_matches(input))
+        {
             Some(Ok(true)) => {}
             Some(Err(e)) => {
                 return vec![
-                    result("evaluation", RuleStatus::Error, format!("failed to match: {e}"))
-                        .with_reason(Reason::from_error(&e)),
+                    result(
+                        "evaluation",
+                        RuleStatus::Error,
+                        format!("failed to match: {e}"),
+                    )
+                    .with_reason(Reason::from_error(&e)),
                 ];
             }
             _ => return Vec::new(),

@@ -27,18 +27,19 @@ pub fn load_documents(text: &str, file: &str) -> Result<Vec<Value>, Error> {
             reason: format!("input of {} bytes exceeds {MAX_DOCUMENT_BYTES}", text.len()),
         });
     }
-    let docs: Vec<Value> = serde_saphyr::from_multiple_with_options(text, options()).map_err(|e| {
-        let (line, column) = e
-            .location()
-            .map(|l| (l.line() as usize, l.column() as usize))
-            .unwrap_or((0, 0));
-        Error::Parse {
-            file: file.to_owned(),
-            line,
-            column,
-            reason: first_line(&e.to_string()),
-        }
-    })?;
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple_with_options(text, options()).map_err(|e| {
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line() as usize, l.column() as usize))
+                .unwrap_or((0, 0));
+            Error::Parse {
+                file: file.to_owned(),
+                line,
+                column,
+                reason: first_line(&e.to_string()),
+            }
+        })?;
     Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
 }
 

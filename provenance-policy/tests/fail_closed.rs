@@ -73,7 +73,11 @@ fn context_variable_null_without_default_blocks() {
     // Found: passes.
     let mut p = pod("p", json!({}));
     p["metadata"]["labels"] = json!({"team": "ml-serving"});
-    assert!(set(CTX_VAR).decide(&ResourceInput::create(p), &env()).allowed);
+    assert!(
+        set(CTX_VAR)
+            .decide(&ResourceInput::create(p), &env())
+            .allowed
+    );
 }
 
 #[test]
@@ -310,7 +314,11 @@ fn validating_policy_reaches_pod_controllers() {
         "  validationActions: [Deny]",
         "  validationActions: [Deny]\n  autogen: {podControllers: {controllers: []}}",
     );
-    assert!(set(&off).decide(&ResourceInput::create(cron), &env()).allowed);
+    assert!(
+        set(&off)
+            .decide(&ResourceInput::create(cron), &env())
+            .allowed
+    );
 }
 
 // ---- regex shorthand classes

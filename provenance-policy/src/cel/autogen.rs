@@ -47,7 +47,10 @@ pub fn can_autogen(match_constraints: Option<&Value>) -> bool {
         return false;
     };
     if let Some(os) = mc.get("objectSelector").filter(|o| !o.is_null())
-        && (os.get("matchLabels").and_then(Value::as_object).is_some_and(|m| !m.is_empty())
+        && (os
+            .get("matchLabels")
+            .and_then(Value::as_object)
+            .is_some_and(|m| !m.is_empty())
             || non_empty_list(os.get("matchExpressions")))
     {
         return false;
@@ -238,7 +241,8 @@ mod tests {
         p["spec"]["matchConstraints"]["objectSelector"] = json!({"matchLabels": {"a": "b"}});
         assert!(variants(&p).is_empty());
         let mut p = pod_policy(json!({}));
-        p["spec"]["matchConstraints"]["resourceRules"][0]["resources"] = json!(["pods", "services"]);
+        p["spec"]["matchConstraints"]["resourceRules"][0]["resources"] =
+            json!(["pods", "services"]);
         assert!(variants(&p).is_empty());
     }
 }

@@ -572,7 +572,9 @@ fn re2_matches(
     kube_cel::cel::extractors::This(this): kube_cel::cel::extractors::This<Arc<String>>,
     pattern: Arc<String>,
 ) -> kube_cel::cel::ResolveResult {
-    Ok(Value::Bool(re2_compile("matches", &pattern)?.is_match(&this)))
+    Ok(Value::Bool(
+        re2_compile("matches", &pattern)?.is_match(&this),
+    ))
 }
 
 /// `<string>.find(<string>)` with Go's regular expressions.
@@ -581,7 +583,10 @@ fn re2_find(
     pattern: Arc<String>,
 ) -> kube_cel::cel::ResolveResult {
     let re = re2_compile("find", &pattern)?;
-    let found = re.find(&this).map(|m| m.as_str().to_owned()).unwrap_or_default();
+    let found = re
+        .find(&this)
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_default();
     Ok(Value::String(Arc::new(found)))
 }
 
