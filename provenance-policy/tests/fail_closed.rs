@@ -553,3 +553,32 @@ spec:
     assert!(!d.allowed, "{d:?}");
     assert_eq!(codes(&d), ["policy.variable_not_found"]);
 }
+
+// ---- CEL evaluation budget
+
+#[test]
+fn cel_over_budget_blocks() {
+    let s = set(r#"
+apiVersion: policies.kyverno.io/v1
+kind: ValidatingPolicy
+metadata: {name: cubic}
+spec:
+  validationActions: [Deny]
+  matchConstraints:
+    resourceRules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}]
+  validations:
+  - expression: "object.spec.containers.all(a, object.spec.containers.all(b, object.spec.containers.all(c, a.name != '' || b.name != '' || c.name != '')))"
+"#);
+    let mut p = pod("p", json!({}));
+    p["spec"]["containers"] = Value::Array(
+        (0..120)
+            .map(|i| json!({"name": format!("c{i}"), "image": "nginx:1.25"}))
+            .collect(),
+    );
+    let d = s.decide(&ResourceInput::create(p), &env());
+    assert!(!d.allowed);
+    assert_eq!(codes(&d), ["policy.cel.budget_exceeded"]);
+    // A Pod of ordinary size is evaluated in full.
+    let d = s.decide(&ResourceInput::create(pod("p", json!({}))), &env());
+    assert!(d.allowed, "{:?}", d.message);
+}

@@ -751,7 +751,57 @@ fn wrap_some<'v>(v: V<'v>, env: &dyn Env<'v>) -> R<'v> {
 }
 
 /// Evaluates `node` with comprehension slots in `locals`.
+/// Most node evaluations one top-level CEL expression may make (the variables it reads
+/// included): a bound on comprehensions over comprehensions, as Kubernetes bounds the cost of
+/// admission expressions. Exceeding it is an error ([`crate::Error::CelBudgetExceeded`]).
+pub const COST_LIMIT: u64 = 1_000_000;
+
+/// The message of the error that ends an evaluation over budget.
+pub(crate) const BUDGET_EXCEEDED: &str = "evaluation cost budget exceeded";
+
+thread_local! {
+    /// (remaining budget, nesting depth of evaluations, whether the budget ran out).
+    static BUDGET: std::cell::Cell<(u64, u32, bool)> = const { std::cell::Cell::new((0, 0, false)) };
+}
+
+/// Runs `f` as one evaluation against the budget: the outermost evaluation starts a fresh
+/// budget of `limit`; nested ones (variables) draw from it. Once the budget has run out, the
+/// whole evaluation is the budget error, whatever `f` returned (an error absorbed by `||` or
+/// `&&` must not turn into a definite answer).
+pub(crate) fn with_budget<'v>(limit: u64, f: impl FnOnce() -> R<'v>) -> R<'v> {
+    let (remaining, depth, exhausted) = BUDGET.with(|b| b.get());
+    let start = if depth == 0 {
+        (limit, 1, false)
+    } else {
+        (remaining, depth + 1, exhausted)
+    };
+    BUDGET.with(|b| b.set(start));
+    let out = f();
+    let (remaining, depth, exhausted) = BUDGET.with(|b| b.get());
+    BUDGET.with(|b| b.set((remaining, depth.saturating_sub(1), exhausted)));
+    if exhausted {
+        return Err(EvalError::new(BUDGET_EXCEEDED));
+    }
+    out
+}
+
+fn charge() -> Result<(), EvalError> {
+    BUDGET.with(|b| {
+        let (remaining, depth, exhausted) = b.get();
+        if depth == 0 {
+            return Ok(());
+        }
+        if remaining == 0 || exhausted {
+            b.set((0, depth, true));
+            return Err(EvalError::new(BUDGET_EXCEEDED));
+        }
+        b.set((remaining - 1, depth, false));
+        Ok(())
+    })
+}
+
 pub(crate) fn eval<'v>(node: &Node, env: &dyn Env<'v>, locals: &Locals<'v>) -> R<'v> {
+    charge()?;
     match node {
         Node::Lit(v) => Ok(V::Cel(v.clone())),
         Node::Root(r) => env.root(*r),
