@@ -448,7 +448,10 @@ impl PolicySet {
 
     /// Handles an `admission.k8s.io/v1` AdmissionReview (as JSON) and returns the
     /// AdmissionReview to send back. `namespace_labels` are the labels of the request's
-    /// namespace (for `namespaceSelector`), looked up by the caller.
+    /// namespace (for `namespaceSelector`), looked up by the caller, and taken as complete: a
+    /// caller that does not know them should build the input with [`input_from_review`], set
+    /// [`ResourceInput::namespace_labels_unknown`] and call [`PolicySet::decide`], so that
+    /// `namespaceSelector` rules fail closed instead of not matching.
     pub fn review(
         &self,
         review: &Value,
@@ -565,6 +568,26 @@ pub fn input_from_review(
     };
     if !object.is_object() {
         return Err(bad("request.object is not an object"));
+    }
+    // The namespace a request addresses is request.namespace; an object sent without
+    // metadata.namespace is stored in it. Without this, namespace criteria (and the unknown-
+    // labels check) would see a cluster-scoped object.
+    let mut object = object;
+    if let Some(ns) = req
+        .get("namespace")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        && object.get("kind").and_then(Value::as_str) != Some("Namespace")
+        && object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        && let Some(meta) = object
+            .as_object_mut()
+            .map(|o| o.entry("metadata").or_insert_with(|| json!({})))
+        && let Some(m) = meta.as_object_mut()
+    {
+        m.insert("namespace".into(), json!(ns));
     }
     let old_object = req.get("oldObject").filter(|o| !o.is_null()).cloned();
     let user_info: UserInfo = match req.get("userInfo") {

@@ -582,3 +582,21 @@ spec:
     let d = s.decide(&ResourceInput::create(pod("p", json!({}))), &env());
     assert!(d.allowed, "{:?}", d.message);
 }
+
+#[test]
+fn object_without_namespace_takes_the_request_namespace() {
+    let s = set(NS_POLICY);
+    let mut p = pod("p", json!({}));
+    p["metadata"].as_object_mut().unwrap().remove("namespace");
+    let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": "u", "operation": "CREATE", "namespace": "ml-new",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "userInfo": {"username": "dev"}, "object": p}});
+    let mut input = input_from_review(&review, BTreeMap::new(), Some(Default::default())).unwrap();
+    assert_eq!(input.namespace(), "ml-new");
+    input.namespace_labels_unknown = true;
+    let d = s.decide(&input, &env());
+    assert!(!d.allowed);
+    assert_eq!(codes(&d), ["policy.match.namespace_labels_unknown"]);
+}
