@@ -569,26 +569,7 @@ pub fn input_from_review(
     if !object.is_object() {
         return Err(bad("request.object is not an object"));
     }
-    // The namespace a request addresses is request.namespace; an object sent without
-    // metadata.namespace is stored in it. Without this, namespace criteria (and the unknown-
-    // labels check) would see a cluster-scoped object.
-    let mut object = object;
-    if let Some(ns) = req
-        .get("namespace")
-        .and_then(Value::as_str)
-        .filter(|n| !n.is_empty())
-        && object.get("kind").and_then(Value::as_str) != Some("Namespace")
-        && object
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        && let Some(meta) = object
-            .as_object_mut()
-            .map(|o| o.entry("metadata").or_insert_with(|| json!({})))
-        && let Some(m) = meta.as_object_mut()
-    {
-        m.insert("namespace".into(), json!(ns));
-    }
+
     let old_object = req.get("oldObject").filter(|o| !o.is_null()).cloned();
     let user_info: UserInfo = match req.get("userInfo") {
         Some(u) => serde_json::from_value(u.clone()).map_err(|e| Error::InvalidRequest {
@@ -613,6 +594,11 @@ pub fn input_from_review(
     input.request_info = info;
     input.namespace_labels = namespace_labels;
     input.roles_unknown = roles_unknown;
+    input.request_namespace = req
+        .get("namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     input.subresource = req
         .get("subResource")
         .and_then(Value::as_str)

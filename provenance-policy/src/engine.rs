@@ -500,7 +500,7 @@ pub fn policy_input(input: &ResourceInput) -> crate::cel::PolicyInput {
         pi.object = None;
     }
     pi.user_info = input.request_info.user_info.clone();
-    let ns = input.namespace();
+    let ns = input.selector_namespace();
     pi.namespace_labels_unknown = input.namespace_labels_unknown;
     if !ns.is_empty() && !input.namespace_labels_unknown {
         let mut labels = input.namespace_labels.clone();

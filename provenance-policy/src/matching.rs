@@ -363,7 +363,7 @@ impl ResourceFilter {
             if input.kind() == "Namespace" {
                 return Tri::No;
             }
-            let ns = input.namespace();
+            let ns = input.selector_namespace();
             let mut labels = input.namespace_labels.clone();
             if !ns.is_empty() {
                 labels

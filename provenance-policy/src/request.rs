@@ -112,6 +112,11 @@ pub struct ResourceInput {
     /// namespace created after its label source was read): a `namespaceSelector` that needs
     /// them then makes the rule an error, never a silent non-match.
     pub namespace_labels_unknown: bool,
+    /// `request.namespace` of an admission request: the namespace whose labels
+    /// `namespaceSelector` is decided with when the object carries no `metadata.namespace`
+    /// (an object created without one, or a subresource object such as PodExecOptions), as
+    /// Kyverno looks the labels up by the request's namespace.
+    pub request_namespace: String,
     /// Whether the requester's `roles` / `clusterRoles` are unknown (no RBAC look-up was
     /// made): rules and exceptions that match on them then error or do not apply.
     pub roles_unknown: bool,
@@ -139,6 +144,7 @@ impl ResourceInput {
             request_info: RequestInfo::default(),
             namespace_labels: BTreeMap::new(),
             namespace_labels_unknown: false,
+            request_namespace: String::new(),
             roles_unknown: false,
             subresource: String::new(),
             gvk_override: None,
@@ -178,6 +184,15 @@ impl ResourceInput {
     /// The resource's namespace.
     pub fn namespace(&self) -> &str {
         str_at(&self.object, &["metadata", "namespace"])
+    }
+
+    /// The namespace whose labels `namespaceSelector` is decided with: the resource's, or
+    /// the request's when the resource carries none.
+    pub fn selector_namespace(&self) -> &str {
+        match self.namespace() {
+            "" => &self.request_namespace,
+            ns => ns,
+        }
     }
 
     /// The resource's labels.

@@ -584,7 +584,7 @@ spec:
 }
 
 #[test]
-fn object_without_namespace_takes_the_request_namespace() {
+fn namespace_selector_uses_the_request_namespace_when_the_object_has_none() {
     let s = set(NS_POLICY);
     let mut p = pod("p", json!({}));
     p["metadata"].as_object_mut().unwrap().remove("namespace");
@@ -594,7 +594,7 @@ fn object_without_namespace_takes_the_request_namespace() {
             "resource": {"group": "", "version": "v1", "resource": "pods"},
             "userInfo": {"username": "dev"}, "object": p}});
     let mut input = input_from_review(&review, BTreeMap::new(), Some(Default::default())).unwrap();
-    assert_eq!(input.namespace(), "ml-new");
+    assert_eq!(input.selector_namespace(), "ml-new");
     input.namespace_labels_unknown = true;
     let d = s.decide(&input, &env());
     assert!(!d.allowed);
