@@ -600,3 +600,57 @@ fn namespace_selector_uses_the_request_namespace_when_the_object_has_none() {
     assert!(!d.allowed);
     assert_eq!(codes(&d), ["policy.match.namespace_labels_unknown"]);
 }
+
+#[test]
+fn image_validating_policy_reaches_pod_controllers() {
+    // No evidence is gathered here: a policy that applies gives an error (fail closed); one
+    // that does not apply gives no result at all.
+    let s = set(r#"
+apiVersion: policies.kyverno.io/v1
+kind: ImageValidatingPolicy
+metadata: {name: signed-images}
+spec:
+  validationActions: [Deny]
+  matchConstraints:
+    resourceRules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [pods]}]
+  matchImageReferences: [{glob: "registry.example.com/*"}]
+  attestors:
+  - name: k
+    cosign:
+      key:
+        data: |
+          -----BEGIN PUBLIC KEY-----
+          MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEALfxv5OEbi2zj14IcKXG/tywB7ML
+          arOzeDMVuJYWNleWEXYn8O0BMajcmhjlP80QiGFZwRf2G9r/+SIIBWXbKQ==
+          -----END PUBLIC KEY-----
+  validations:
+  - expression: "images.containers.all(i, verifyImageSignatures(i, [attestors.k]) > 0)"
+    message: not signed
+"#);
+    let deploy = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "d", "namespace": "default"},
+        "spec": {"selector": {"matchLabels": {"app": "d"}}, "template": {
+            "metadata": {"labels": {"app": "d"}},
+            "spec": {"containers": [{"name": "c", "image": "registry.example.com/app:1"}]}}}});
+    let d = s.decide(&ResourceInput::create(deploy), &env());
+    assert!(!d.allowed, "{d:?}");
+    assert!(d.results.iter().all(|r| r.policy == "signed-images"));
+    let off = set(r#"
+apiVersion: policies.kyverno.io/v1
+kind: ImageValidatingPolicy
+metadata: {name: signed-images}
+spec:
+  validationActions: [Deny]
+  autogen: {podControllers: {controllers: []}}
+  matchConstraints:
+    resourceRules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [pods]}]
+  matchImageReferences: [{glob: "registry.example.com/*"}]
+  validations:
+  - expression: "true"
+"#);
+    let deploy = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "d", "namespace": "default"},
+        "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "registry.example.com/app:1"}]}}}});
+    let d = off.decide(&ResourceInput::create(deploy), &env());
+    assert!(d.allowed && d.results.is_empty(), "{d:?}");
+}
