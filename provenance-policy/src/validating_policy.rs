@@ -417,7 +417,17 @@ impl MatchConstraints {
     pub fn try_matches(&self, input: &PolicyInput) -> Result<bool, Error> {
         let (_, _, kind) = input.kind();
         let name = input.name();
-        let namespace = input.namespace();
+        // The object's namespace, or (an object sent without one) the namespace object's.
+        let namespace = match input.namespace() {
+            n if n.is_empty() => input
+                .namespace_object
+                .as_ref()
+                .and_then(|o| o.pointer("/metadata/name"))
+                .and_then(|n| n.as_str())
+                .unwrap_or_default()
+                .to_owned(),
+            n => n,
+        };
         let req = MatchRequest {
             operation: input.operation.as_str(),
             gvr: input.gvr(),

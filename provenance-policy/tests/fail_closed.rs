@@ -654,3 +654,35 @@ spec:
     let d = off.decide(&ResourceInput::create(deploy), &env());
     assert!(d.allowed && d.results.is_empty(), "{d:?}");
 }
+
+#[test]
+fn validating_policy_namespace_selector_uses_the_request_namespace() {
+    let s = set(r#"
+apiVersion: policies.kyverno.io/v1
+kind: ValidatingPolicy
+metadata: {name: ns-vpol}
+spec:
+  validationActions: [Deny]
+  matchConstraints:
+    namespaceSelector: {matchLabels: {purpose: ai-inference}}
+    resourceRules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}]
+  validations:
+  - expression: "false"
+    message: never
+"#);
+    let mut p = pod("p", json!({}));
+    p["metadata"].as_object_mut().unwrap().remove("namespace");
+    let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": "u", "operation": "CREATE", "namespace": "batch",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "userInfo": {"username": "dev"}, "object": p}});
+    let labels = BTreeMap::from([("purpose".to_owned(), "training".to_owned())]);
+    let input = input_from_review(&review, labels, Some(Default::default())).unwrap();
+    // The namespace's labels decide: not an inference namespace, so the policy does not apply.
+    let d = s.decide(&input, &env());
+    assert!(d.allowed && d.results.is_empty(), "{d:?}");
+    let labels = BTreeMap::from([("purpose".to_owned(), "ai-inference".to_owned())]);
+    let input = input_from_review(&review, labels, Some(Default::default())).unwrap();
+    assert!(!s.decide(&input, &env()).allowed);
+}
