@@ -45,6 +45,30 @@ pub struct Decision {
     pub results: Vec<RuleResult>,
     /// RFC 6902 patches (`verifyImages` `mutateDigest`: tags pinned to verified digests).
     pub patches: Vec<Value>,
+    /// The results that block the request (a subset of `results`; empty when allowed).
+    pub blocking: Vec<RuleResult>,
+}
+
+impl Decision {
+    /// A machine code for each blocking result: the code of its first reason, else
+    /// `policy.rule.fail` or `policy.rule.error`, with `<policy>/<rule>`.
+    pub fn blocking_codes(&self) -> Vec<(String, String)> {
+        self.blocking
+            .iter()
+            .map(|r| {
+                let status = match r.status {
+                    RuleStatus::Error => "error",
+                    _ => "fail",
+                };
+                let code = r
+                    .reasons
+                    .first()
+                    .map(|x| x.code.clone())
+                    .unwrap_or_else(|| format!("policy.rule.{status}"));
+                (code, format!("{}/{}", r.policy, r.rule))
+            })
+            .collect()
+    }
 }
 
 impl Decision {
@@ -222,16 +246,24 @@ impl PolicySet {
         let mut blocked: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         let mut warnings = Vec::new();
         let mut results = Vec::new();
+        let mut blocking: Vec<RuleResult> = Vec::new();
         let mut prepared = Prepared::new(input).with_exceptions(self.exceptions());
         if let Some(cx) = images {
             prepared = prepared.with_images(cx);
         }
         for policy in self.kyverno() {
+            // `policies.kyverno.io/scored: "false"` reports failures as warnings, for reports
+            // only: the admission decision still counts them as failures, as Kyverno does.
+            let unscored = policy
+                .annotations
+                .get("policies.kyverno.io/scored")
+                .map(String::as_str)
+                == Some("false");
+            let failed =
+                |s: RuleStatus| s == RuleStatus::Fail || (unscored && s == RuleStatus::Warn);
             let resp = policy.evaluate_prepared(&prepared, &vars, env);
             let old_resp = match (&input.old_object, input.operation) {
-                (Some(old), Operation::Update)
-                    if resp.rules.iter().any(|r| r.status == RuleStatus::Fail) =>
-                {
+                (Some(old), Operation::Update) if resp.rules.iter().any(|r| failed(r.status)) => {
                     let mut old_input = input.clone();
                     old_input.object = old.clone();
                     old_input.old_object = None;
@@ -243,12 +275,10 @@ impl PolicySet {
                 let Some(rule) = policy.rules.iter().find(|x| x.name == r.rule) else {
                     continue;
                 };
-                if r.status == RuleStatus::Fail
+                if failed(r.status)
                     && rule.allow_existing_violations
                     && old_resp.as_ref().is_some_and(|o| {
-                        o.rules
-                            .iter()
-                            .any(|x| x.rule == r.rule && x.status == RuleStatus::Fail)
+                        o.rules.iter().any(|x| x.rule == r.rule && failed(x.status))
                     })
                 {
                     r.status = RuleStatus::Skip;
@@ -257,7 +287,7 @@ impl PolicySet {
                 let action =
                     policy.rule_failure_action_in(rule, input.namespace(), &input.namespace_labels);
                 let blocks = match r.status {
-                    RuleStatus::Fail => action == FailureAction::Enforce,
+                    s if failed(s) => action == FailureAction::Enforce,
                     RuleStatus::Error => {
                         action == FailureAction::Enforce && !policy.failure_policy_ignore
                     }
@@ -268,6 +298,7 @@ impl PolicySet {
                         .entry(policy.name.clone())
                         .or_default()
                         .insert(r.rule.clone(), r.message.clone());
+                    blocking.push(r.clone());
                 } else if matches!(
                     r.status,
                     RuleStatus::Fail | RuleStatus::Error | RuleStatus::Warn
@@ -294,6 +325,7 @@ impl PolicySet {
                         .entry(vp.name().to_owned())
                         .or_default()
                         .insert(r.rule.clone(), r.message.clone());
+                    blocking.push(r.clone());
                 } else if matches!(r.status, RuleStatus::Fail | RuleStatus::Error) {
                     warnings.push(format!("policy {}: {}", vp.name(), r.message));
                 }
@@ -388,6 +420,7 @@ impl PolicySet {
                     .entry(ivp.name().to_owned())
                     .or_default()
                     .insert(r.rule.clone(), r.message.clone());
+                blocking.push(r.clone());
             } else if matches!(r.status, RuleStatus::Fail | RuleStatus::Error) {
                 warnings.push(format!("policy {}: {}", ivp.name(), r.message));
             }
@@ -406,6 +439,7 @@ impl PolicySet {
                             .entry(vap.name().to_owned())
                             .or_default()
                             .insert(r.rule.clone(), r.message.clone());
+                        blocking.push(r.clone());
                     } else {
                         warnings.push(format!("policy {}: {}", vap.name(), r.message));
                     }
@@ -446,12 +480,16 @@ impl PolicySet {
             warnings,
             results,
             patches,
+            blocking,
         }
     }
 
     /// Handles an `admission.k8s.io/v1` AdmissionReview (as JSON) and returns the
     /// AdmissionReview to send back. `namespace_labels` are the labels of the request's
-    /// namespace (for `namespaceSelector`), looked up by the caller.
+    /// namespace (for `namespaceSelector`), looked up by the caller, and taken as complete: a
+    /// caller that does not know them should build the input with [`input_from_review`], set
+    /// [`ResourceInput::namespace_labels_unknown`] and call [`PolicySet::decide`], so that
+    /// `namespaceSelector` rules fail closed instead of not matching.
     pub fn review(
         &self,
         review: &Value,
@@ -467,7 +505,7 @@ impl PolicySet {
         let d = self.decide(&input, env).validating();
         let mut response = json!({"uid": uid, "allowed": d.allowed});
         if !d.allowed {
-            response["status"] = json!({"code": 403, "message": d.message, "status": "Failure"});
+            response["status"] = denied_status(&d);
         }
         if !d.warnings.is_empty() {
             response["warnings"] = json!(d.warnings);
@@ -507,6 +545,19 @@ impl PolicySet {
     }
 }
 
+/// The `status` of a denied AdmissionResponse: code 403, Kyverno's message, and one
+/// `details.causes` entry per blocking result (`reason`: its machine code, `field`:
+/// `<policy>/<rule>`), so callers and tests can tell why without parsing the message.
+pub fn denied_status(d: &Decision) -> Value {
+    let causes: Vec<Value> = d
+        .blocking_codes()
+        .into_iter()
+        .map(|(code, field)| json!({"reason": code, "field": field}))
+        .collect();
+    json!({"code": 403, "message": d.message, "status": "Failure", "reason": "Forbidden",
+        "details": {"causes": causes}})
+}
+
 /// Quotes a message as a single-quoted YAML scalar when needed (Kyverno encodes with YAML).
 fn yaml_scalar(s: &str) -> String {
     let plain = !s.is_empty()
@@ -523,7 +574,11 @@ fn yaml_scalar(s: &str) -> String {
     }
 }
 
-/// Builds a [`ResourceInput`] from an AdmissionReview's `request`.
+/// Builds a [`ResourceInput`] from an AdmissionReview's `request`. With `request_info`
+/// `None` the requester's roles are unknown ([`ResourceInput::roles_unknown`]): rules that
+/// match on `roles` / `clusterRoles` then error rather than silently not matching. Set
+/// [`ResourceInput::namespace_labels_unknown`] when `namespace_labels` is not the namespace's
+/// real label set.
 pub fn input_from_review(
     review: &Value,
     namespace_labels: BTreeMap<String, String>,
@@ -552,6 +607,7 @@ pub fn input_from_review(
     if !object.is_object() {
         return Err(bad("request.object is not an object"));
     }
+
     let old_object = req.get("oldObject").filter(|o| !o.is_null()).cloned();
     let user_info: UserInfo = match req.get("userInfo") {
         Some(u) => serde_json::from_value(u.clone()).map_err(|e| Error::InvalidRequest {
@@ -559,6 +615,8 @@ pub fn input_from_review(
         })?,
         None => UserInfo::default(),
     };
+    // Without a caller's RBAC look-up the requester's roles are unknown, not empty.
+    let roles_unknown = request_info.is_none();
     let mut info = request_info.unwrap_or_default();
     info.user_info = user_info;
     let kind = req.get("kind");
@@ -573,6 +631,12 @@ pub fn input_from_review(
     input.operation = operation;
     input.request_info = info;
     input.namespace_labels = namespace_labels;
+    input.roles_unknown = roles_unknown;
+    input.request_namespace = req
+        .get("namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     input.subresource = req
         .get("subResource")
         .and_then(Value::as_str)
@@ -580,6 +644,30 @@ pub fn input_from_review(
         .to_owned();
     if kind.is_some() {
         input.gvk_override = Some((g("group"), g("version"), g("kind")));
+    }
+    if let Some(res) = req.get("resource").filter(|r| r.is_object()) {
+        let r = |k: &str| {
+            res.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let (group, version, plural) = (r("group"), r("version"), r("resource"));
+        // A subresource request is matched against its top-level kind (Kyverno resolves it
+        // from request.resource): `Pod/exec` for a PodExecOptions, `Deployment/scale` for an
+        // autoscaling/v1 Scale.
+        if !input.subresource.is_empty() {
+            let parent = crate::request::kind_of_resource(&plural)
+                .map(str::to_owned)
+                .or_else(|| {
+                    let k = g("kind");
+                    (crate::validating_policy::kind_to_resource(&k) == plural).then_some(k)
+                });
+            if let Some(kind) = parent {
+                input.gvk_override = Some((group.clone(), version.clone(), kind));
+            }
+        }
+        input.request_resource = Some((group, version, plural));
     }
     Ok(input)
 }

@@ -230,20 +230,26 @@ impl ClusterPolicy {
         env: &Env,
     ) -> Option<RuleResult> {
         let input = prepared.input;
-        if !rule.match_block.matches(input) {
-            return None;
-        }
-        if let Some(ex) = &rule.exclude
-            && ex.excludes(input)
-        {
-            return None;
-        }
         let ev = RuleEval {
             policy: self,
             rule,
             env,
             resource: resource_ref(input),
         };
+        // Match and exclude fail closed: when the outcome depends on facts the caller could
+        // not supply (a namespace's labels, the requester's roles), the rule is an error.
+        match rule.match_block.try_matches(input) {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => return Some(ev.error(&e)),
+        }
+        if let Some(ex) = &rule.exclude {
+            match ex.try_excludes(input) {
+                Ok(false) => {}
+                Ok(true) => return None,
+                Err(e) => return Some(ev.error(&e)),
+            }
+        }
         match &rule.kind {
             RuleKind::Validate(_) | RuleKind::VerifyImages(_) => {}
             RuleKind::Mutate => return Some(ev.unsupported("mutate")),
@@ -374,7 +380,7 @@ fn load_context(
             continue;
         }
         if let Some(var) = entry.get("variable") {
-            let value = eval_variable_entry(var, ctx, ev.env, &epath)
+            let value = eval_variable_entry(name, var, ctx, ev.env, &epath)
                 .map_err(|e| Box::new(ev.error(&e)))?;
             set_dotted(ctx, name, value);
         } else {
@@ -390,39 +396,64 @@ fn load_context(
     Ok(())
 }
 
-fn eval_variable_entry(var: &Value, ctx: &Value, env: &Env, path: &str) -> Result<Value, Error> {
-    let default = var.get("default").cloned();
-    let mut value = match var.get("value") {
-        Some(v) => variables::substitute_with(v, ctx, env, &format!("{path}.variable.value"))?,
-        None => Value::Null,
+/// A context `variable` entry, as Kyverno's variable loader evaluates it: `default` is
+/// substituted first (an unresolvable variable in it is an error even when unused); `value`
+/// (with `jmesPath` applied to it) or `jmesPath` over the context replaces the default; a
+/// `jmesPath` error falls back to the default when there is one. A result that is still null
+/// is an error ([`Error::ContextVariableNull`]): Kyverno cannot add the entry and the rule
+/// fails to load its context, it never sees a silent null.
+fn eval_variable_entry(
+    name: &str,
+    var: &Value,
+    ctx: &Value,
+    env: &Env,
+    path: &str,
+) -> Result<Value, Error> {
+    let default = match var.get("default").filter(|d| !d.is_null()) {
+        Some(d) => Some(variables::substitute_with(
+            d,
+            ctx,
+            env,
+            &format!("{path}.variable.default"),
+        )?),
+        None => None,
     };
-    if let Some(expr) = var.get("jmesPath").and_then(Value::as_str) {
-        let expr =
-            variables::substitute_str_with(expr, ctx, env, &format!("{path}.variable.jmesPath"))?;
-        let expr = match expr {
-            Value::String(s) => s,
-            other => other.to_string(),
-        };
-        let data = if var.get("value").is_some() {
-            &value
-        } else {
-            ctx
-        };
-        value = match jmespath::search_with(&expr, data, env) {
-            Ok(v) => v,
-            Err(e) if default.is_some() => {
-                let _ = e;
-                Value::Null
+    let expr = match var.get("jmesPath").and_then(Value::as_str) {
+        Some(e) if !e.is_empty() => {
+            match variables::substitute_str_with(e, ctx, env, &format!("{path}.variable.jmesPath"))?
+            {
+                Value::String(s) => Some(s),
+                other => Some(other.to_string()),
             }
-            Err(e) => return Err(e),
-        };
+        }
+        _ => None,
+    };
+    let mut output = default.clone().unwrap_or(Value::Null);
+    if let Some(v) = var.get("value") {
+        let value = variables::substitute_with(v, ctx, env, &format!("{path}.variable.value"))?;
+        match &expr {
+            Some(expr) => match jmespath::search_with(expr, &value, env) {
+                Ok(found) => output = found,
+                Err(e) if default.is_none() => return Err(e),
+                Err(_) => {}
+            },
+            None => output = value,
+        }
+    } else if let Some(expr) = &expr {
+        match jmespath::search_with(expr, ctx, env) {
+            Ok(found) if !found.is_null() => output = found,
+            Ok(_) => {}
+            Err(e) if default.is_none() => return Err(e),
+            Err(_) => {}
+        }
     }
-    if value.is_null()
-        && let Some(d) = default
-    {
-        return variables::substitute_with(&d, ctx, env, &format!("{path}.variable.default"));
+    if output.is_null() {
+        return Err(Error::ContextVariableNull {
+            path: format!("{path}.variable"),
+            name: name.to_owned(),
+        });
     }
-    Ok(value)
+    Ok(output)
 }
 
 fn message_of(ev: &RuleEval<'_>, validate: &Value, ctx: &Value) -> String {
@@ -477,14 +508,26 @@ pub fn policy_input(input: &ResourceInput) -> crate::cel::PolicyInput {
         pi.object = None;
     }
     pi.user_info = input.request_info.user_info.clone();
-    let ns = input.namespace();
-    if !ns.is_empty() {
+    let ns = input.selector_namespace();
+    pi.namespace_labels_unknown = input.namespace_labels_unknown;
+    if !ns.is_empty() && !input.namespace_labels_unknown {
+        let mut labels = input.namespace_labels.clone();
+        labels
+            .entry(crate::matching::NAMESPACE_NAME_LABEL.to_owned())
+            .or_insert_with(|| ns.to_owned());
         pi.namespace_object = Some(json!({
             "apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": ns, "labels": input.namespace_labels},
+            "metadata": {"name": ns, "labels": labels},
         }));
     }
     pi.sub_resource = input.subresource.clone();
+    if let Some((group, version, resource)) = &input.request_resource {
+        pi.resource = Some(crate::cel::GroupVersionResource {
+            group: group.clone(),
+            version: version.clone(),
+            resource: resource.clone(),
+        });
+    }
     pi
 }
 
@@ -575,14 +618,19 @@ fn check_block(
                 reason: "must be a list".into(),
             })));
         };
+        // Kyverno substitutes the whole list before checking any entry: an unresolvable
+        // variable in any entry is an error, even when an earlier entry would pass.
+        let mut substituted = Vec::with_capacity(list.len());
+        for p in list {
+            match subst(p, ctx, ev.env, "validate.anyPattern") {
+                Ok(p) => substituted.push(p),
+                Err(e) => return Check::Error(Box::new(ev.error(&e))),
+            }
+        }
         let mut failures = Vec::new();
         let mut skips = 0;
-        for (i, p) in list.iter().enumerate() {
-            let p = match subst(p, ctx, ev.env, "validate.anyPattern") {
-                Ok(p) => p,
-                Err(e) => return Check::Error(Box::new(ev.error(&e))),
-            };
-            match pattern::validate(target, &p) {
+        for (i, p) in substituted.iter().enumerate() {
+            match pattern::validate(target, p) {
                 PatternOutcome::Pass => return Check::Pass,
                 PatternOutcome::Skip { .. } => skips += 1,
                 PatternOutcome::Fail { path, .. } => failures.push(format!(

@@ -83,6 +83,45 @@ pub enum Error {
         /// The missing key.
         key: String,
     },
+    /// A context `variable` entry evaluated to null and has no `default`: Kyverno cannot add
+    /// it to the context and the rule errors (it never sees a silent null).
+    #[error("context entry {name} at {path}: the variable evaluated to null and has no default")]
+    ContextVariableNull {
+        /// Where in the rule the entry is (`context[0].variable`).
+        path: String,
+        /// The entry's name.
+        name: String,
+    },
+    /// A `namespaceSelector` must be decided for a namespace whose labels are not known (the
+    /// caller supplied none for it): the rule errors instead of silently not matching.
+    #[error(
+        "namespaceSelector at {path}: the labels of namespace {namespace:?} are unknown; the rule cannot be matched"
+    )]
+    NamespaceLabelsUnknown {
+        /// The namespace.
+        namespace: String,
+        /// The selector's field path (`match.any[0].resources.namespaceSelector`).
+        path: String,
+    },
+    /// A rule or exception matches on `roles` / `clusterRoles` but the requester's roles are
+    /// not known (no RBAC look-up was made for the request).
+    #[error(
+        "{path}: matches on {field} but the requester's roles are unknown; the rule cannot be matched"
+    )]
+    RolesUnknown {
+        /// `roles` or `clusterRoles`.
+        field: String,
+        /// Field path of the filter.
+        path: String,
+    },
+    /// A CEL expression exceeded its evaluation budget.
+    #[error("CEL {expression:?}: evaluation budget of {limit} exceeded")]
+    CelBudgetExceeded {
+        /// The expression.
+        expression: String,
+        /// The budget.
+        limit: u64,
+    },
 }
 
 impl Error {
@@ -98,6 +137,10 @@ impl Error {
             Error::Cel { .. } => "policy.cel",
             Error::InvalidRequest { .. } => "policy.request",
             Error::VariableNotFound { .. } => "policy.variable_not_found",
+            Error::ContextVariableNull { .. } => "policy.context.variable_null",
+            Error::NamespaceLabelsUnknown { .. } => "policy.match.namespace_labels_unknown",
+            Error::RolesUnknown { .. } => "policy.match.roles_unknown",
+            Error::CelBudgetExceeded { .. } => "policy.cel.budget_exceeded",
         }
     }
 }

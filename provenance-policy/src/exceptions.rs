@@ -197,9 +197,11 @@ impl PolicyException {
     }
 
     /// Whether `spec.match` covers the resource (`any`: one filter; `all`: every filter; an
-    /// empty match covers nothing).
+    /// empty match covers nothing). User criteria (`subjects`, `roles`, `clusterRoles`) always
+    /// count, as in Kyverno: an unknown requester is not the user an exception names. A match
+    /// that cannot be decided (unknown namespace labels or roles) does not cover the resource.
     pub fn matches_resource(&self, input: &ResourceInput) -> bool {
-        !self.match_block.is_empty() && self.match_block.matches(input)
+        !self.match_block.is_empty() && self.match_block.try_matches_with_user(input) == Ok(true)
     }
 
     /// Whether the exception applies to `rule` of `policy` (`<namespace>/<name>` for a

@@ -4,6 +4,9 @@
 //! `policies.kyverno.io` ValidatingPolicy and ImageValidatingPolicy (v1alpha1, v1beta1, v1). Documents of other kinds
 //! load as [`LoadedPolicy::Unsupported`] with the reason, so a caller can report them as
 //! `unsupported: <kind>` instead of silently ignoring them.
+//!
+//! CEL policies on Pods come with their Pod-controller variants ([`autogen_variants`]), as
+//! Kyverno generates them.
 
 use serde_json::Value;
 
@@ -95,7 +98,7 @@ pub fn policy_from_value(doc: &Value, file: &str) -> Result<LoadedPolicy, Error>
                 },
                 other => other,
             }),
-        ("policies.kyverno.io", "ValidatingPolicy") => {
+        ("policies.kyverno.io", "ValidatingPolicy" | "NamespacedValidatingPolicy") => {
             ValidatingPolicy::from_value(doc).map(|p| LoadedPolicy::Validating(Arc::new(p)))
         }
         ("policies.kyverno.io", "ImageValidatingPolicy" | "NamespacedImageValidatingPolicy") => {
@@ -122,13 +125,41 @@ pub fn policy_from_value(doc: &Value, file: &str) -> Result<LoadedPolicy, Error>
     }
 }
 
+/// The Pod-controller variants Kyverno generates for a CEL policy document
+/// ([`crate::cel::autogen`]): `ValidatingPolicy` and `ImageValidatingPolicy` (and their
+/// namespaced kinds) on Pods also apply to the pod templates of Deployments, Jobs, CronJobs
+/// and the other controllers. Each variant loads as a policy of the same name.
+pub fn autogen_variants(doc: &Value) -> Vec<Value> {
+    let api_version = doc
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default();
+    if api_version.split('/').next() == Some("policies.kyverno.io")
+        && matches!(
+            kind,
+            "ValidatingPolicy"
+                | "NamespacedValidatingPolicy"
+                | "ImageValidatingPolicy"
+                | "NamespacedImageValidatingPolicy"
+        )
+    {
+        crate::cel::autogen::variants(doc)
+    } else {
+        Vec::new()
+    }
+}
+
 /// Loads every policy document of a YAML or JSON stream (bindings and exceptions in the same
 /// stream are linked; call [`link`] again after combining several streams).
 pub fn load_policies(text: &str, file: &str) -> Result<Vec<LoadedPolicy>, Error> {
-    let mut out: Vec<LoadedPolicy> = load_documents(text, file)?
-        .iter()
-        .map(|d| policy_from_value(d, file))
-        .collect::<Result<_, _>>()?;
+    let mut out: Vec<LoadedPolicy> = Vec::new();
+    for d in load_documents(text, file)? {
+        out.push(policy_from_value(&d, file)?);
+        for variant in autogen_variants(&d) {
+            out.push(policy_from_value(&variant, file)?);
+        }
+    }
     link(&mut out);
     Ok(out)
 }

@@ -9,6 +9,13 @@
 //!   user criteria (`subjects`, `roles`, `clusterRoles`). When nothing is known about the
 //!   requester, user criteria of `match` are ignored, as Kyverno does for background scans.
 //! - `exclude.any` excludes if one filter matches, `exclude.all` if all do.
+//! - Facts the caller could not supply make a criterion *unknown*, never false:
+//!   a `namespaceSelector` for a namespace whose labels are unknown
+//!   ([`ResourceInput::namespace_labels_unknown`]; `kubernetes.io/metadata.name` is always
+//!   known), and `roles` / `clusterRoles` when the requester's roles were not looked up
+//!   ([`ResourceInput::roles_unknown`]). [`MatchBlock::try_matches`] and
+//!   [`MatchBlock::try_excludes`] report an unknown that decides the outcome as an error
+//!   ([`Error::NamespaceLabelsUnknown`], [`Error::RolesUnknown`]), so the rule fails closed.
 
 use std::collections::BTreeMap;
 
@@ -68,6 +75,12 @@ impl LabelSelector {
             match_labels,
             expressions,
         })
+    }
+
+    /// Whether the selector looks at no label other than `key`.
+    pub fn only_uses_key(&self, key: &str) -> bool {
+        self.match_labels.keys().all(|k| k == key)
+            && self.expressions.iter().all(|(k, _, _)| k == key)
     }
 
     /// Whether `labels` satisfy the selector.
@@ -196,6 +209,18 @@ pub struct ResourceFilter {
     roles: Vec<String>,
     cluster_roles: Vec<String>,
     resource_description_empty: bool,
+    path: String,
+}
+
+/// The label Kubernetes sets on every namespace to its name.
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+/// How one criterion or filter came out.
+#[derive(Debug, Clone, PartialEq)]
+enum Tri {
+    Yes,
+    No,
+    Unknown(Error),
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
@@ -270,6 +295,7 @@ impl ResourceFilter {
             roles: strings(v.get("roles")),
             cluster_roles: strings(v.get("clusterRoles")),
             resource_description_empty,
+            path: path.to_owned(),
         })
     }
 
@@ -281,15 +307,17 @@ impl ResourceFilter {
         self.resource_description_empty && self.user_info_empty()
     }
 
-    /// Whether every criterion matches. `ignore_user` drops user criteria.
-    fn matches(&self, input: &ResourceInput, ignore_user: bool) -> bool {
+    /// Whether every criterion matches. `ignore_user` drops user criteria. A criterion that
+    /// cannot be decided makes the filter unknown unless another criterion fails.
+    fn matches(&self, input: &ResourceInput, ignore_user: bool) -> Tri {
+        let mut unknown: Option<Error> = None;
         if !self.operations.is_empty()
             && !self
                 .operations
                 .iter()
                 .any(|o| o == input.operation.as_str())
         {
-            return false;
+            return Tri::No;
         }
         if !self.kinds.is_empty() {
             let (g, v, k) = input.gvk();
@@ -298,12 +326,12 @@ impl ResourceFilter {
                 .iter()
                 .any(|ks| ks.matches(&g, &v, &k, &input.subresource))
             {
-                return false;
+                return Tri::No;
             }
         }
         let name = input.name();
         if !self.names.is_empty() && !self.names.iter().any(|n| wildcard_match(n, name)) {
-            return false;
+            return Tri::No;
         }
         if !self.namespaces.is_empty() {
             let ns = if input.kind() == "Namespace" {
@@ -312,7 +340,7 @@ impl ResourceFilter {
                 input.namespace()
             };
             if !self.namespaces.iter().any(|n| wildcard_match(n, ns)) {
-                return false;
+                return Tri::No;
             }
         }
         if !self.annotations.is_empty() {
@@ -323,36 +351,59 @@ impl ResourceFilter {
                     .any(|(ak, av)| wildcard_match(k, ak) && wildcard_match(v, av))
             });
             if !ok {
-                return false;
+                return Tri::No;
             }
         }
         if let Some(sel) = &self.selector
             && !sel.matches(&input.labels())
         {
-            return false;
+            return Tri::No;
         }
         if let Some(sel) = &self.namespace_selector {
             if input.kind() == "Namespace" {
-                return false;
+                return Tri::No;
             }
-            if !sel.matches(&input.namespace_labels) {
-                return false;
+            let ns = input.selector_namespace();
+            let mut labels = input.namespace_labels.clone();
+            if !ns.is_empty() {
+                labels
+                    .entry(NAMESPACE_NAME_LABEL.to_owned())
+                    .or_insert_with(|| ns.to_owned());
+            }
+            if input.namespace_labels_unknown
+                && !ns.is_empty()
+                && !sel.only_uses_key(NAMESPACE_NAME_LABEL)
+            {
+                unknown = Some(Error::NamespaceLabelsUnknown {
+                    namespace: ns.to_owned(),
+                    path: format!("{}.resources.namespaceSelector", self.path),
+                });
+            } else if !sel.matches(&labels) {
+                return Tri::No;
             }
         }
         if ignore_user {
-            return true;
+            return match unknown {
+                Some(e) => Tri::Unknown(e),
+                None => Tri::Yes,
+            };
         }
         let info = &input.request_info;
-        if !self.roles.is_empty() && !self.roles.iter().any(|r| info.roles.contains(r)) {
-            return false;
-        }
-        if !self.cluster_roles.is_empty()
-            && !self
-                .cluster_roles
-                .iter()
-                .any(|r| info.cluster_roles.contains(r))
-        {
-            return false;
+        for (field, wanted, have) in [
+            ("roles", &self.roles, &info.roles),
+            ("clusterRoles", &self.cluster_roles, &info.cluster_roles),
+        ] {
+            if wanted.is_empty() {
+                continue;
+            }
+            if input.roles_unknown {
+                unknown.get_or_insert_with(|| Error::RolesUnknown {
+                    field: field.to_owned(),
+                    path: self.path.clone(),
+                });
+            } else if !wanted.iter().any(|r| have.contains(r)) {
+                return Tri::No;
+            }
         }
         if !self.subjects.is_empty() {
             let user = &info.user_info;
@@ -369,10 +420,34 @@ impl ResourceFilter {
                     _ => false,
                 });
             if !ok {
-                return false;
+                return Tri::No;
             }
         }
-        true
+        match unknown {
+            Some(e) => Tri::Unknown(e),
+            None => Tri::Yes,
+        }
+    }
+}
+
+/// `any`: yes if one filter is yes; else unknown if one is unknown. `all`: no if one is no;
+/// else unknown if one is unknown.
+fn combine(filters: &[ResourceFilter], all: bool, f: impl Fn(&ResourceFilter) -> Tri) -> Tri {
+    let mut unknown = None;
+    for filter in filters {
+        match f(filter) {
+            Tri::Yes if !all => return Tri::Yes,
+            Tri::No if all => return Tri::No,
+            Tri::Unknown(e) => {
+                unknown.get_or_insert(e);
+            }
+            _ => {}
+        }
+    }
+    match unknown {
+        Some(e) => Tri::Unknown(e),
+        None if all => Tri::Yes,
+        None => Tri::No,
     }
 }
 
@@ -421,34 +496,75 @@ impl MatchBlock {
         self.any.iter().chain(&self.all).chain(&self.legacy)
     }
 
+    /// Whether a filter matches on `roles` or `clusterRoles` (facts that need an RBAC look-up
+    /// of the requester).
+    pub fn uses_roles(&self) -> bool {
+        self.filters()
+            .any(|f| !f.roles.is_empty() || !f.cluster_roles.is_empty())
+    }
+
     /// Whether the block is empty.
     pub fn is_empty(&self) -> bool {
         self.any.is_empty() && self.all.is_empty() && self.legacy.is_none()
     }
 
-    /// `match` semantics: does the resource match?
-    pub fn matches(&self, input: &ResourceInput) -> bool {
-        let ignore_user = input.request_info.is_empty();
-        let m = |f: &ResourceFilter| !f.is_empty() && f.matches(input, ignore_user);
+    fn decide(&self, input: &ResourceInput, ignore_user: bool) -> Tri {
+        let m = |f: &ResourceFilter| {
+            if f.is_empty() {
+                Tri::No
+            } else {
+                f.matches(input, ignore_user)
+            }
+        };
         if !self.any.is_empty() {
-            self.any.iter().any(m)
+            combine(&self.any, false, m)
         } else if !self.all.is_empty() {
-            self.all.iter().all(m)
+            combine(&self.all, true, m)
         } else {
-            self.legacy.as_ref().is_some_and(m)
+            match &self.legacy {
+                Some(f) => m(f),
+                None => Tri::No,
+            }
         }
     }
 
-    /// `exclude` semantics: is the resource excluded?
-    pub fn excludes(&self, input: &ResourceInput) -> bool {
-        let m = |f: &ResourceFilter| !f.is_empty() && f.matches(input, false);
-        if !self.any.is_empty() {
-            self.any.iter().any(m)
-        } else if !self.all.is_empty() {
-            self.all.iter().all(m)
-        } else {
-            self.legacy.as_ref().is_some_and(m)
+    fn result(t: Tri) -> Result<bool, Error> {
+        match t {
+            Tri::Yes => Ok(true),
+            Tri::No => Ok(false),
+            Tri::Unknown(e) => Err(e),
         }
+    }
+
+    /// `match` semantics: does the resource match? User criteria are ignored when nothing is
+    /// known about the requester (background scans, `kyverno apply`). An error when the answer
+    /// depends on facts the caller did not supply (unknown namespace labels or roles).
+    pub fn try_matches(&self, input: &ResourceInput) -> Result<bool, Error> {
+        Self::result(self.decide(input, input.request_info.is_empty()))
+    }
+
+    /// As [`MatchBlock::try_matches`], but user criteria (`subjects`, `roles`,
+    /// `clusterRoles`) always count: an unknown requester matches none of them. This is how
+    /// PolicyExceptions match, so an exception for one user never excuses everyone.
+    pub fn try_matches_with_user(&self, input: &ResourceInput) -> Result<bool, Error> {
+        Self::result(self.decide(input, false))
+    }
+
+    /// `exclude` semantics: is the resource excluded? An error when the answer depends on
+    /// facts the caller did not supply.
+    pub fn try_excludes(&self, input: &ResourceInput) -> Result<bool, Error> {
+        Self::result(self.decide(input, false))
+    }
+
+    /// [`MatchBlock::try_matches`], an unknown counted as a match (the rule is then evaluated
+    /// rather than silently skipped).
+    pub fn matches(&self, input: &ResourceInput) -> bool {
+        self.try_matches(input).unwrap_or(true)
+    }
+
+    /// [`MatchBlock::try_excludes`], an unknown counted as not excluded.
+    pub fn excludes(&self, input: &ResourceInput) -> bool {
+        self.try_excludes(input).unwrap_or(false)
     }
 }
 

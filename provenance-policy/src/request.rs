@@ -105,13 +105,30 @@ pub struct ResourceInput {
     pub operation: Operation,
     /// The requester.
     pub request_info: RequestInfo,
-    /// Labels of the resource's namespace (for `namespaceSelector`).
+    /// Labels of the resource's namespace (for `namespaceSelector`). The
+    /// `kubernetes.io/metadata.name` label is implied (Kubernetes sets it on every namespace).
     pub namespace_labels: BTreeMap<String, String>,
+    /// Whether the namespace's labels are unknown (the caller has none for it, e.g. a
+    /// namespace created after its label source was read): a `namespaceSelector` that needs
+    /// them then makes the rule an error, never a silent non-match.
+    pub namespace_labels_unknown: bool,
+    /// `request.namespace` of an admission request: the namespace whose labels
+    /// `namespaceSelector` is decided with when the object carries no `metadata.namespace`
+    /// (an object created without one, or a subresource object such as PodExecOptions), as
+    /// Kyverno looks the labels up by the request's namespace.
+    pub request_namespace: String,
+    /// Whether the requester's `roles` / `clusterRoles` are unknown (no RBAC look-up was
+    /// made): rules and exceptions that match on them then error or do not apply.
+    pub roles_unknown: bool,
     /// The subresource addressed (`status`, `scale`, `exec`, `ephemeralcontainers`), if any.
     pub subresource: String,
     /// The group/version/kind the request addresses, when it differs from the object's own
     /// (`kyverno test` subresources); `None` means the object's `apiVersion` and `kind`.
     pub gvk_override: Option<(String, String, String)>,
+    /// `request.resource` of an admission request: (group, version, plural resource). The
+    /// resource a subresource request addresses (`pods` for `pods/exec`), whatever the kind of
+    /// the object sent (`PodExecOptions`, `autoscaling/v1 Scale`).
+    pub request_resource: Option<(String, String, String)>,
     /// Whether this is a live admission request (true) or a background scan (false): Kyverno
     /// skips rules that use `request.*` user data in background mode.
     pub admission: bool,
@@ -126,8 +143,12 @@ impl ResourceInput {
             operation: Operation::Create,
             request_info: RequestInfo::default(),
             namespace_labels: BTreeMap::new(),
+            namespace_labels_unknown: false,
+            request_namespace: String::new(),
+            roles_unknown: false,
             subresource: String::new(),
             gvk_override: None,
+            request_resource: None,
             admission: true,
         }
     }
@@ -163,6 +184,15 @@ impl ResourceInput {
     /// The resource's namespace.
     pub fn namespace(&self) -> &str {
         str_at(&self.object, &["metadata", "namespace"])
+    }
+
+    /// The namespace whose labels `namespaceSelector` is decided with: the resource's, or
+    /// the request's when the resource carries none.
+    pub fn selector_namespace(&self) -> &str {
+        match self.namespace() {
+            "" => &self.request_namespace,
+            ns => ns,
+        }
     }
 
     /// The resource's labels.
@@ -205,6 +235,37 @@ impl ResourceInput {
         }
         Value::Object(req)
     }
+}
+
+/// The kind of a built-in resource, by plural name (`pods` → `Pod`): how a subresource
+/// request (`pods/exec`, `deployments/scale`) is matched against its top-level kind.
+pub fn kind_of_resource(resource: &str) -> Option<&'static str> {
+    Some(match resource {
+        "pods" => "Pod",
+        "services" => "Service",
+        "nodes" => "Node",
+        "namespaces" => "Namespace",
+        "configmaps" => "ConfigMap",
+        "secrets" => "Secret",
+        "serviceaccounts" => "ServiceAccount",
+        "persistentvolumes" => "PersistentVolume",
+        "persistentvolumeclaims" => "PersistentVolumeClaim",
+        "replicationcontrollers" => "ReplicationController",
+        "resourcequotas" => "ResourceQuota",
+        "deployments" => "Deployment",
+        "statefulsets" => "StatefulSet",
+        "daemonsets" => "DaemonSet",
+        "replicasets" => "ReplicaSet",
+        "jobs" => "Job",
+        "cronjobs" => "CronJob",
+        "horizontalpodautoscalers" => "HorizontalPodAutoscaler",
+        "poddisruptionbudgets" => "PodDisruptionBudget",
+        "certificatesigningrequests" => "CertificateSigningRequest",
+        "ingresses" => "Ingress",
+        "customresourcedefinitions" => "CustomResourceDefinition",
+        "apiservices" => "APIService",
+        _ => return None,
+    })
 }
 
 pub(crate) fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {

@@ -5,8 +5,10 @@
 //! - `POST /mutate`: `verifyImages` digest pinning as a JSONPatch (`mutateDigest`).
 //! - `GET /healthz` (process alive), `/readyz` (policies loaded), `/metrics` (Prometheus).
 //!
-//! Policies (files or folders) are reloaded when they change, without dropping requests: a
-//! reload builds a complete new policy set and swaps it in; a broken file keeps the old set.
+//! Policies (files or folders) are reloaded when they change and have held still for a reload
+//! period, without dropping requests: a reload builds a complete new policy set and swaps it
+//! in. A file that cannot be loaded completely (broken, empty, a kind this engine cannot
+//! enforce) keeps the old set and makes `/readyz` fail until it is fixed.
 //! Every request has a deadline below the API server's webhook timeout; when it is hit, the
 //! request is denied unless every policy says `failurePolicy: Ignore` (fail closed).
 #![forbid(unsafe_code)]
@@ -258,11 +260,15 @@ async fn handle(app: Arc<App>, body: Result<Bytes, BytesRejection>, mode: Mode) 
             .pointer("/request/namespace")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let labels = loaded.namespace_labels.get(ns).cloned().unwrap_or_default();
-        let input = match input_from_review(&review, labels, None) {
+        // A namespace missing from --namespace-labels (created after the file was written)
+        // has unknown labels, not none: namespaceSelector rules then fail closed.
+        let known = loaded.namespace_labels.get(ns);
+        let labels = known.cloned().unwrap_or_default();
+        let mut input = match input_from_review(&review, labels, None) {
             Ok(i) => i,
             Err(e) => return Ok(Err(e)),
         };
+        input.namespace_labels_unknown = known.is_none();
         drop(review);
         // verifyImages: gather evidence for the images the policies cover (bounded by the
         // request deadline around this whole block), then decide off the async runtime.
@@ -368,12 +374,17 @@ async fn handle(app: Arc<App>, body: Result<Bytes, BytesRejection>, mode: Mode) 
                 "allowed": decision.allowed, "warnings": decision.warnings.len(),
                 "results": decision.results.len(), "duration_us": elapsed.as_micros() as u64,
             }));
-            json_response(review_response(
+            let mut out = review_response(
                 &uid,
                 decision.allowed,
                 &decision.message,
-                decision.warnings,
-            ))
+                decision.warnings.clone(),
+            );
+            if !decision.allowed {
+                // Kyverno's message plus a machine code per blocking rule (`details.causes`).
+                out["response"]["status"] = provenance_policy::admission::denied_status(&decision);
+            }
+            json_response(out)
         }
         Mode::Mutate => {
             // Mutation never blocks: /validate decides. It only pins verified images.
@@ -404,14 +415,22 @@ async fn reload_loop(
         policies::stamp(&files)
     };
     let mut last_cert = cert_stamp(&args);
+    // A change is loaded once it has held still for a whole period: a file caught while it
+    // is being written is read only after the writer is done.
+    let mut pending: Option<Vec<(PathBuf, u64, Option<SystemTime>)>> = None;
     loop {
         tokio::time::sleep(Duration::from_secs(args.reload_seconds.max(1))).await;
         let mut files = policies::files(&args.policies);
         if let Some(ns) = &args.namespace_labels {
             files.push(ns.clone());
         }
-        let changed = policies::stamp(&files) != current(&app).stamp;
-        if changed {
+        let now_stamp = policies::stamp(&files);
+        let changed = now_stamp != current(&app).stamp;
+        let settled = pending.as_ref() == Some(&now_stamp);
+        if changed && !settled {
+            pending = Some(now_stamp);
+        } else if changed {
+            pending = None;
             let a = args.clone();
             match tokio::task::spawn_blocking(move || {
                 policies::load(&a.policies, a.namespace_labels.as_deref())
@@ -423,11 +442,15 @@ async fn reload_loop(
                     if let Ok(mut g) = app.loaded.write() {
                         *g = Arc::new(new);
                     }
+                    app.ready.store(true, Ordering::Relaxed);
                     Metrics::inc(&app.metrics.reloads_ok);
                     log(json!({"level": "info", "msg": "policies reloaded", "policies": n}));
                 }
                 Ok(Err(e)) => {
                     Metrics::inc(&app.metrics.reloads_failed);
+                    // The policies on disk cannot all be enforced: not ready until they can
+                    // (requests are still decided with the last complete set).
+                    app.ready.store(false, Ordering::Relaxed);
                     // Remember the broken stamp so the error is logged once per change.
                     if let Ok(mut g) = app.loaded.write() {
                         let old = g.clone();
@@ -442,9 +465,12 @@ async fn reload_loop(
                         json!({"level": "error", "msg": "policy reload failed; keeping the policies in force", "error": e}),
                     );
                 }
-                Err(e) => log(
-                    json!({"level": "error", "msg": "policy reload panicked", "error": e.to_string()}),
-                ),
+                Err(e) => {
+                    app.ready.store(false, Ordering::Relaxed);
+                    log(
+                        json!({"level": "error", "msg": "policy reload panicked", "error": e.to_string()}),
+                    )
+                }
             }
         }
         if let (Some(tls), Some(cert), Some(key)) = (&tls, &args.cert, &args.key) {
@@ -488,7 +514,10 @@ fn router(app: Arc<App>) -> Router {
                 if app.ready.load(Ordering::Relaxed) {
                     (StatusCode::OK, "ready")
                 } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "policies not loaded")
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "policies on disk failed to load; the last complete set is in force",
+                    )
                 }
             }),
         )

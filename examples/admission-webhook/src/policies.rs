@@ -20,6 +20,9 @@ pub struct Loaded {
 }
 
 /// The YAML/JSON files under `paths` (files, or folders searched recursively), sorted.
+/// Hidden entries (names starting with `.`) inside folders are skipped: a ConfigMap volume
+/// holds each key three times (`key` → `..data/key` → `..<timestamp>/key`), and only the
+/// visible one is the policy.
 pub fn files(paths: &[PathBuf]) -> Vec<PathBuf> {
     fn walk(p: &Path, out: &mut Vec<PathBuf>) {
         if p.is_dir() {
@@ -27,6 +30,7 @@ pub fn files(paths: &[PathBuf]) -> Vec<PathBuf> {
                 .into_iter()
                 .flatten()
                 .filter_map(Result::ok)
+                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
                 .map(|e| e.path())
                 .collect();
             entries.sort();
@@ -63,7 +67,12 @@ pub fn stamp(files: &[PathBuf]) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
 }
 
 /// Loads every policy under `paths` and the namespace labels file. Any error fails the whole
-/// load, so a half-written file never replaces the policies in force.
+/// load, so a half-written file never replaces the policies in force: an empty file, a
+/// document of a kind this engine cannot enforce, and a ClusterPolicy without rules are
+/// errors (`webhook.policy.empty_file`, `webhook.policy.unsupported`,
+/// `webhook.policy.no_rules`), never a smaller policy set. A rule matching or excluding on
+/// `roles` / `clusterRoles` is refused (`webhook.policy.roles_unknown`): the webhook does not
+/// look up RBAC, so such a rule could never be decided.
 pub fn load(paths: &[PathBuf], ns_labels: Option<&Path>) -> Result<Loaded, String> {
     let mut set = PolicySet::default();
     let mut list = files(paths);
@@ -72,15 +81,45 @@ pub fn load(paths: &[PathBuf], ns_labels: Option<&Path>) -> Result<Loaded, Strin
     }
     for f in &list {
         let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        let before = set.policies().len();
         set.add_yaml(&text, &f.display().to_string())
             .map_err(|e| format!("[{}] {e}", e.code()))?;
+        // A file with no document is a file being written (or truncated to nothing), never
+        // "no policies": it must not silently drop what it held.
+        if set.policies().len() == before {
+            return Err(format!(
+                "[webhook.policy.empty_file] {}: no policy document (empty or truncated file)",
+                f.display()
+            ));
+        }
     }
     for p in set.policies() {
-        if let LoadedPolicy::Unsupported { reason, name, .. } = p {
-            eprintln!(
-                "{}",
-                serde_json::json!({"level": "warn", "msg": "policy not evaluated", "policy": name, "reason": reason})
-            );
+        match p {
+            // A policy this engine cannot evaluate would silently be out of enforcement.
+            LoadedPolicy::Unsupported { reason, name, .. } => {
+                return Err(format!(
+                    "[webhook.policy.unsupported] policy {name:?} cannot be enforced: {reason}"
+                ));
+            }
+            LoadedPolicy::Kyverno(cp) if cp.rules.is_empty() => {
+                return Err(format!(
+                    "[webhook.policy.no_rules] policy {:?} has no rules (truncated file?)",
+                    cp.name
+                ));
+            }
+            // The webhook does not look up the requester's RBAC roles: a rule that matches or
+            // excludes on them could never be decided (every request would be an error).
+            LoadedPolicy::Kyverno(cp) => {
+                if let Some(rule) = cp.rules.iter().find(|r| {
+                    r.match_block.uses_roles() || r.exclude.as_ref().is_some_and(|e| e.uses_roles())
+                }) {
+                    return Err(format!(
+                        "[webhook.policy.roles_unknown] policy {:?} rule {:?} matches on roles or clusterRoles, which this webhook cannot know (it does not look up RBAC)",
+                        cp.name, rule.name
+                    ));
+                }
+            }
+            _ => {}
         }
     }
     let mut namespace_labels = BTreeMap::new();

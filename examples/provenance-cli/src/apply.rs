@@ -250,6 +250,14 @@ pub fn load_policies(paths: &[PathBuf]) -> Result<PolicySet, String> {
     if set.policies().is_empty() {
         return Err("no policies found under --policy".into());
     }
+    // A document this engine cannot evaluate would silently leave enforcement: refuse it.
+    for p in set.policies() {
+        if let provenance_policy::loader::LoadedPolicy::Unsupported { name, reason, .. } = p {
+            return Err(format!(
+                "policy {name:?} cannot be evaluated [policy.unsupported]: {reason}"
+            ));
+        }
+    }
     Ok(set)
 }
 

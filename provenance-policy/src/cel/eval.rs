@@ -453,7 +453,7 @@ impl Lowering {
                 && a.len() == 1
                 && let Expr::Literal(LiteralValue::String(p)) = &a[0].expr
             {
-                let re = regex::Regex::new(p.inner())
+                let re = crate::re2::compile(p.inner())
                     .map_err(|e| format!("invalid regular expression {:?}: {e}", p.inner()))?;
                 return Ok(Node::Matches(self.bx(target)?, Arc::new(re)));
             }
@@ -548,7 +548,71 @@ fn literal(l: &LiteralValue) -> Value {
 
 thread_local! {
     /// `cel`'s standard functions plus every `kube-cel` library, built once per thread.
-    static LIBRARY: Context<'static> = Context::default().with_all();
+    static LIBRARY: Context<'static> = {
+        let mut ctx = Context::default().with_all();
+        // Regular expressions with Go's meaning (ASCII `\d \w \s \b`), not Rust's.
+        ctx.add_function("matches", re2_matches);
+        ctx.add_function("find", re2_find);
+        ctx.add_function("findAll", re2_find_all);
+        ctx
+    };
+}
+
+fn re2_compile(
+    function: &str,
+    pattern: &str,
+) -> Result<regex::Regex, kube_cel::cel::ExecutionError> {
+    crate::re2::compile(pattern).map_err(|e| {
+        kube_cel::cel::ExecutionError::function_error(function, format!("invalid regex: {e}"))
+    })
+}
+
+/// `<string>.matches(<string>)` with Go's regular expressions.
+fn re2_matches(
+    kube_cel::cel::extractors::This(this): kube_cel::cel::extractors::This<Arc<String>>,
+    pattern: Arc<String>,
+) -> kube_cel::cel::ResolveResult {
+    Ok(Value::Bool(
+        re2_compile("matches", &pattern)?.is_match(&this),
+    ))
+}
+
+/// `<string>.find(<string>)` with Go's regular expressions.
+fn re2_find(
+    kube_cel::cel::extractors::This(this): kube_cel::cel::extractors::This<Arc<String>>,
+    pattern: Arc<String>,
+) -> kube_cel::cel::ResolveResult {
+    let re = re2_compile("find", &pattern)?;
+    let found = re
+        .find(&this)
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_default();
+    Ok(Value::String(Arc::new(found)))
+}
+
+/// `<string>.findAll(<string>[, <int>])` with Go's regular expressions (a negative limit
+/// means all matches).
+fn re2_find_all(
+    kube_cel::cel::extractors::This(this): kube_cel::cel::extractors::This<Arc<String>>,
+    kube_cel::cel::extractors::Arguments(args): kube_cel::cel::extractors::Arguments,
+) -> kube_cel::cel::ResolveResult {
+    let Some(Value::String(pattern)) = args.first() else {
+        return Err(kube_cel::cel::ExecutionError::function_error(
+            "findAll",
+            "expected a string pattern",
+        ));
+    };
+    let re = re2_compile("findAll", pattern)?;
+    let limit = match args.get(1) {
+        Some(Value::Int(n)) if *n >= 0 => usize::try_from(*n).unwrap_or(usize::MAX),
+        _ => usize::MAX,
+    };
+    let found: Vec<Value> = re
+        .find_iter(&this)
+        .take(limit)
+        .map(|m| Value::String(Arc::new(m.as_str().to_owned())))
+        .collect();
+    Ok(Value::List(Arc::new(found)))
 }
 
 /// A value during evaluation: a borrowed view into the request's JSON (nothing converted), an
@@ -687,7 +751,57 @@ fn wrap_some<'v>(v: V<'v>, env: &dyn Env<'v>) -> R<'v> {
 }
 
 /// Evaluates `node` with comprehension slots in `locals`.
+/// Most node evaluations one top-level CEL expression may make (the variables it reads
+/// included): a bound on comprehensions over comprehensions, as Kubernetes bounds the cost of
+/// admission expressions. Exceeding it is an error ([`crate::Error::CelBudgetExceeded`]).
+pub const COST_LIMIT: u64 = 1_000_000;
+
+/// The message of the error that ends an evaluation over budget.
+pub(crate) const BUDGET_EXCEEDED: &str = "evaluation cost budget exceeded";
+
+thread_local! {
+    /// (remaining budget, nesting depth of evaluations, whether the budget ran out).
+    static BUDGET: std::cell::Cell<(u64, u32, bool)> = const { std::cell::Cell::new((0, 0, false)) };
+}
+
+/// Runs `f` as one evaluation against the budget: the outermost evaluation starts a fresh
+/// budget of `limit`; nested ones (variables) draw from it. Once the budget has run out, the
+/// whole evaluation is the budget error, whatever `f` returned (an error absorbed by `||` or
+/// `&&` must not turn into a definite answer).
+pub(crate) fn with_budget<'v>(limit: u64, f: impl FnOnce() -> R<'v>) -> R<'v> {
+    let (remaining, depth, exhausted) = BUDGET.with(|b| b.get());
+    let start = if depth == 0 {
+        (limit, 1, false)
+    } else {
+        (remaining, depth + 1, exhausted)
+    };
+    BUDGET.with(|b| b.set(start));
+    let out = f();
+    let (remaining, depth, exhausted) = BUDGET.with(|b| b.get());
+    BUDGET.with(|b| b.set((remaining, depth.saturating_sub(1), exhausted)));
+    if exhausted {
+        return Err(EvalError::new(BUDGET_EXCEEDED));
+    }
+    out
+}
+
+fn charge() -> Result<(), EvalError> {
+    BUDGET.with(|b| {
+        let (remaining, depth, exhausted) = b.get();
+        if depth == 0 {
+            return Ok(());
+        }
+        if remaining == 0 || exhausted {
+            b.set((0, depth, true));
+            return Err(EvalError::new(BUDGET_EXCEEDED));
+        }
+        b.set((remaining - 1, depth, false));
+        Ok(())
+    })
+}
+
 pub(crate) fn eval<'v>(node: &Node, env: &dyn Env<'v>, locals: &Locals<'v>) -> R<'v> {
+    charge()?;
     match node {
         Node::Lit(v) => Ok(V::Cel(v.clone())),
         Node::Root(r) => env.root(*r),

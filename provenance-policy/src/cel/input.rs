@@ -37,6 +37,9 @@ pub struct PolicyInput {
     /// The namespace object of a namespaced resource (`namespaceObject`); its labels feed
     /// `namespaceSelector`. `None` when unknown or cluster-scoped.
     pub namespace_object: Option<serde_json::Value>,
+    /// Whether the labels of the resource's namespace are unknown (the caller has none for
+    /// it): a `namespaceSelector` that needs them then errors instead of not matching.
+    pub namespace_labels_unknown: bool,
     /// The resource being admitted. `None`: derived from the object's `apiVersion` and `kind`
     /// with [`crate::validating_policy::kind_to_resource`].
     pub resource: Option<GroupVersionResource>,

@@ -35,6 +35,7 @@
 //! * `cel` 0.13's own optional selection (`a.?b`) errors on a missing field; this evaluator
 //!   implements it as the CEL spec says (absent field → `optional.none()`).
 
+pub mod autogen;
 mod eval;
 mod input;
 mod kyverno;
@@ -169,10 +170,16 @@ impl Program {
 
     fn run<'v>(&self, env: &dyn Env<'v>) -> R<'v> {
         let locals = RefCell::new(Vec::with_capacity(self.slots));
-        eval::eval(&self.node, env, &locals)
+        eval::with_budget(eval::COST_LIMIT, || eval::eval(&self.node, env, &locals))
     }
 
     fn error(&self, e: EvalError) -> Error {
+        if e.0 == eval::BUDGET_EXCEEDED {
+            return Error::CelBudgetExceeded {
+                expression: self.source.to_string(),
+                limit: eval::COST_LIMIT,
+            };
+        }
         Error::Cel {
             expression: self.source.to_string(),
             reason: e.0,

@@ -417,11 +417,9 @@ fn go_replace(s: &str, old: &str, new: &str, n: i64) -> String {
     }
 }
 
+/// Go's regular expressions (ASCII `\d \w \s \b`, see [`crate::re2`]).
 fn regex(name: &str, p: &str) -> Result<regex::Regex, String> {
-    regex::RegexBuilder::new(p)
-        .size_limit(1 << 20)
-        .build()
-        .map_err(|e| format!("{name}(): {e}"))
+    crate::re2::compile(p).map_err(|e| format!("{name}(): {e}"))
 }
 
 /// Go's `Regexp.Expand` template syntax (`$1`, `${name}`, `$$`, longest name after `$`) is the
