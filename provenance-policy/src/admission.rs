@@ -97,6 +97,33 @@ impl Decision {
             "missing digest: the object carries image tags that verification pins to digests and the pinned form was not submitted: {}",
             images.join(", ")
         );
+        let resource = self
+            .results
+            .first()
+            .map(|r| r.resource.clone())
+            .unwrap_or_default();
+        let mut paths: Vec<&str> = Vec::new();
+        for p in &self.patches {
+            let path = p["path"].as_str().unwrap_or_default();
+            if !paths.contains(&path) {
+                paths.push(path);
+            }
+        }
+        for path in paths {
+            self.blocking.push(
+                RuleResult::new(
+                    "verifyImages",
+                    "digest",
+                    resource.clone(),
+                    RuleStatus::Fail,
+                    msg.clone(),
+                )
+                .with_reason(
+                    provenance_core::Reason::new("policy.verify_images.missing_digest", &msg)
+                        .at(path),
+                ),
+            );
+        }
         self.allowed = false;
         self.message = if self.message.is_empty() {
             msg
