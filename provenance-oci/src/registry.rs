@@ -508,27 +508,7 @@ impl RegistryClient {
             realm,
         )
         .await?;
-        if !status.is_success() {
-            return Err(auth_err(format!(
-                "token endpoint {realm} answered {status} to the refresh-token grant: {}",
-                String::from_utf8_lossy(&bytes)
-                    .chars()
-                    .take(200)
-                    .collect::<String>()
-            )));
-        }
-        #[derive(serde::Deserialize)]
-        struct TokenResponse {
-            access_token: Option<String>,
-            token: Option<String>,
-        }
-        let parsed: TokenResponse = serde_json::from_slice(&bytes)
-            .map_err(|e| auth_err(format!("token endpoint {realm}: invalid JSON: {e}")))?;
-        parsed
-            .access_token
-            .or(parsed.token)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| auth_err(format!("token endpoint {realm} returned no access_token")))
+        token_from_reply(host, status, &bytes, realm, " to the refresh-token grant")
     }
 
     /// True when plain HTTP is allowed to `authority` (`host[:port]`): it is a registry, an
@@ -653,27 +633,7 @@ impl RegistryClient {
             &shown,
         )
         .await?;
-        if !status.is_success() {
-            return Err(auth_err(format!(
-                "token endpoint {shown} answered {status}: {}",
-                String::from_utf8_lossy(&bytes)
-                    .chars()
-                    .take(200)
-                    .collect::<String>()
-            )));
-        }
-        #[derive(serde::Deserialize)]
-        struct TokenResponse {
-            token: Option<String>,
-            access_token: Option<String>,
-        }
-        let parsed: TokenResponse = serde_json::from_slice(&bytes)
-            .map_err(|e| auth_err(format!("token endpoint {shown}: invalid JSON: {e}")))?;
-        parsed
-            .token
-            .filter(|t| !t.is_empty())
-            .or(parsed.access_token.filter(|t| !t.is_empty()))
-            .ok_or_else(|| auth_err(format!("token endpoint {shown} returned no token")))
+        token_from_reply(host, status, &bytes, &shown, "")
     }
 
     /// One request (with the 401 -> authorize -> resend dance), returning a response whose
@@ -1395,6 +1355,43 @@ impl EvidenceSource for RegistryClient {
     fn limits(&self) -> Limits {
         self.config.limits
     }
+}
+
+/// The bearer token in a token endpoint's (bounded) reply: `token`, else `access_token` (the
+/// Docker token spec's two names for it), neither empty; an error status or a reply without
+/// one is an authentication error naming `realm`.
+fn token_from_reply(
+    host: &str,
+    status: StatusCode,
+    bytes: &[u8],
+    realm: &str,
+    context: &str,
+) -> Result<String, Error> {
+    let auth_err = |message: String| Error::Auth {
+        registry: host.to_owned(),
+        message,
+    };
+    if !status.is_success() {
+        return Err(auth_err(format!(
+            "token endpoint {realm} answered {status}{context}: {}",
+            String::from_utf8_lossy(bytes)
+                .chars()
+                .take(200)
+                .collect::<String>()
+        )));
+    }
+    #[derive(serde::Deserialize)]
+    struct TokenResponse {
+        token: Option<String>,
+        access_token: Option<String>,
+    }
+    let parsed: TokenResponse = serde_json::from_slice(bytes)
+        .map_err(|e| auth_err(format!("token endpoint {realm}: invalid JSON: {e}")))?;
+    parsed
+        .token
+        .filter(|t| !t.is_empty())
+        .or(parsed.access_token.filter(|t| !t.is_empty()))
+        .ok_or_else(|| auth_err(format!("token endpoint {realm} returned no token")))
 }
 
 #[cfg(test)]

@@ -100,13 +100,18 @@ fn key_entry(key: &SigningKey, pad: usize) -> String {
 
 /// `verifyImages` requiring a signature by `key` on every `registry.provenance.test` image.
 fn signature_policy(key: &SigningKey) -> PolicySet {
+    signature_policy_with(key, "")
+}
+
+/// [`signature_policy`] with `spec_extra` (whole indented lines) added to the spec.
+fn signature_policy_with(key: &SigningKey, spec_extra: &str) -> PolicySet {
     let yaml = format!(
         r#"apiVersion: kyverno.io/v1
 kind: ClusterPolicy
 metadata: {{name: verify-images}}
 spec:
   validationFailureAction: Enforce
-  rules:
+{spec_extra}  rules:
     - name: signed
       match: {{any: [{{resources: {{kinds: [Pod]}}}}]}}
       verifyImages:
@@ -816,29 +821,6 @@ fn a_bundle_with_both_contents_is_refused_as_malformed() {
     assert_eq!(e.code(), "verify.material.malformed", "{e}");
 }
 
-/// `verifyImages` with `failurePolicy: Ignore` and one key attestor.
-fn ignore_policy(key: &SigningKey) -> PolicySet {
-    let yaml = format!(
-        r#"apiVersion: kyverno.io/v1
-kind: ClusterPolicy
-metadata: {{name: verify-images}}
-spec:
-  validationFailureAction: Enforce
-  failurePolicy: Ignore
-  rules:
-    - name: signed
-      match: {{any: [{{resources: {{kinds: [Pod]}}}}]}}
-      verifyImages:
-        - imageReferences: ["registry.provenance.test/*"]
-          attestors:
-{}"#,
-        key_entry(key, 12)
-    );
-    let mut set = PolicySet::default();
-    set.add_yaml(&yaml, "ignore.yaml").unwrap();
-    set
-}
-
 #[tokio::test]
 async fn malformed_evidence_fails_the_image_and_is_never_an_ignorable_error() {
     let dir = tempfile::tempdir().unwrap();
@@ -846,7 +828,7 @@ async fn malformed_evidence_fails_the_image_and_is_never_an_ignorable_error() {
     let a = image("a");
     let da = push_image(&p, &a).await;
     let key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
-    let set = ignore_policy(&key);
+    let set = signature_policy_with(&key, "  failurePolicy: Ignore\n");
     // Control: unsigned, the rule fails and blocks.
     assert_failed(&decide(dir.path(), &set, &a).await, "no signatures found");
     // A `.sig` manifest whose layer lies about its size (1 byte for 2).
