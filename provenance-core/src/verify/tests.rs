@@ -424,3 +424,12 @@ fn a_dsse_signature_with_a_null_keyid_verifies_and_the_keyid_is_not_signed() {
         .unwrap_err();
     assert_eq!(e.code(), "verify.material.malformed", "{e}");
 }
+
+#[test]
+fn identity_regexes_have_go_meaning_of_shorthand_classes() {
+    let cache = identity::RegexCache::default();
+    let re = cache.get(r"^\w+@example\.com$").unwrap();
+    assert!(re.is_match("ml_team@example.com"));
+    // Full-width letters are `\w` in Rust's Unicode classes, not in Go's.
+    assert!(!re.is_match("ｍｌ@example.com"));
+}
