@@ -22,6 +22,7 @@ pub mod digest;
 pub mod error;
 pub mod keys;
 pub mod outcome;
+pub mod re2;
 pub mod reference;
 pub mod sign;
 pub mod time;

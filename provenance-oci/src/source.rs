@@ -192,7 +192,9 @@ pub trait EvidenceSource: Send + Sync {
                 });
             }
             for b in bundle_referrers(self, image, digest, repository, &mut budget).await? {
-                if b.kind == BundleKind::Dsse || b.kind == BundleKind::DsseSignature {
+                // cosign 3's signing Statement is a signature (listed by `signatures`), not
+                // an attestation.
+                if b.kind == BundleKind::Dsse {
                     let predicate_type = b
                         .annotations
                         .get("dev.sigstore.bundle.predicateType")

@@ -20,7 +20,7 @@ pub mod matching;
 pub mod pattern;
 pub mod pod_security;
 pub mod policy;
-pub mod re2;
+pub use provenance_core::re2;
 pub mod report;
 pub mod request;
 pub mod validating_policy;

@@ -273,15 +273,15 @@ pub(crate) struct RegexCache(std::sync::Mutex<std::collections::HashMap<String, 
 impl RegexCache {
     const MAX: usize = 256;
 
-    fn get(&self, pattern: &str) -> Result<regex::Regex, regex::Error> {
+    pub(crate) fn get(&self, pattern: &str) -> Result<regex::Regex, regex::Error> {
         if let Ok(map) = self.0.lock()
             && let Some(r) = map.get(pattern)
         {
             return Ok(r.clone());
         }
-        let r = regex::RegexBuilder::new(pattern)
-            .size_limit(1 << 20)
-            .build()?;
+        // Go's meaning (cosign and Kyverno are Go): `\w`, `\d`, `\s`, `\b` are ASCII, so an
+        // identity pattern does not admit full-width or other-script look-alikes.
+        let r = crate::re2::compile(pattern)?;
         if let Ok(mut map) = self.0.lock() {
             if map.len() >= Self::MAX {
                 map.clear();

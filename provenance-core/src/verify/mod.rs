@@ -591,15 +591,35 @@ pub fn verify(
 }
 
 pub(crate) fn parse_bundle(text: &str) -> Result<Bundle, Error> {
-    // A bundle holds exactly one kind of content. A parser that reads the first of two keys
-    // would let the holder choose which one is verified: refuse both before parsing.
-    if let Ok(serde_json::Value::Object(o)) = serde_json::from_str::<serde_json::Value>(text)
-        && o.contains_key("messageSignature")
-        && o.contains_key("dsseEnvelope")
-    {
-        return Err(Check::MaterialMalformed
-            .fail("the bundle holds both a messageSignature and a dsseEnvelope"));
+    let mut normalized = None;
+    if let Ok(serde_json::Value::Object(mut o)) = serde_json::from_str::<serde_json::Value>(text) {
+        // A bundle holds exactly one kind of content. A parser that reads the first of two
+        // keys would let the holder choose which one is verified: refuse both before parsing.
+        if o.contains_key("messageSignature") && o.contains_key("dsseEnvelope") {
+            return Err(Check::MaterialMalformed
+                .fail("the bundle holds both a messageSignature and a dsseEnvelope"));
+        }
+        // model_signing releases before 1.0.2 write `"keyid": null` in DSSE signatures. The
+        // key id is a hint outside the signed bytes (DSSE's PAE does not cover it): read as
+        // absent, as the DSSE specification makes it optional.
+        let mut changed = false;
+        if let Some(sigs) = o
+            .get_mut("dsseEnvelope")
+            .and_then(|e| e.get_mut("signatures"))
+            .and_then(serde_json::Value::as_array_mut)
+        {
+            for sig in sigs.iter_mut().filter_map(serde_json::Value::as_object_mut) {
+                if sig.get("keyid").is_some_and(serde_json::Value::is_null) {
+                    sig.remove("keyid");
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            normalized = Some(serde_json::Value::Object(o).to_string());
+        }
     }
+    let text = normalized.as_deref().unwrap_or(text);
     // The media type decides the version; sigstore-types accepts both v0.3 spellings.
     Bundle::from_json(text).map_err(|e| {
         let msg = e.to_string();

@@ -382,3 +382,54 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn a_dsse_signature_with_a_null_keyid_verifies_and_the_keyid_is_not_signed() {
+    use crate::sign::{KeyAlgorithm, SigningKey, bundle};
+    let key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let digest = Digest::sha256_of(b"model root");
+    let statement = serde_json::json!({"_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "model", "digest": {"sha256": digest.hex()}}],
+        "predicateType": "https://model_signing/signature/v1.0", "predicate": {}});
+    let json = bundle::dsse(
+        &key,
+        "application/vnd.in-toto+json",
+        &serde_json::to_vec(&statement).unwrap(),
+    )
+    .unwrap();
+    let verifier = Verifier::new(&TrustRoot::default()).unwrap();
+    let exp = Expectation::Key {
+        key: key.public_key(),
+        allow_no_transparency: true,
+    };
+    let with_keyid = |keyid: serde_json::Value| {
+        let mut b: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        b["dsseEnvelope"]["signatures"][0]["keyid"] = keyid;
+        SignatureMaterial::Bundle(serde_json::to_vec(&b).unwrap())
+    };
+    // As model_signing before 1.0.2 writes it, and any other hint: the same verdict.
+    for keyid in [serde_json::Value::Null, serde_json::json!("any hint")] {
+        verifier
+            .verify_attestation(&digest, &with_keyid(keyid.clone()), &exp, UnixTime(0))
+            .unwrap_or_else(|e| panic!("keyid {keyid}: {e}"));
+    }
+    // A non-string keyid is still malformed.
+    let e = verifier
+        .verify_attestation(
+            &digest,
+            &with_keyid(serde_json::json!(7)),
+            &exp,
+            UnixTime(0),
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), "verify.material.malformed", "{e}");
+}
+
+#[test]
+fn identity_regexes_have_go_meaning_of_shorthand_classes() {
+    let cache = identity::RegexCache::default();
+    let re = cache.get(r"^\w+@example\.com$").unwrap();
+    assert!(re.is_match("ml_team@example.com"));
+    // Full-width letters are `\w` in Rust's Unicode classes, not in Go's.
+    assert!(!re.is_match("ｍｌ@example.com"));
+}

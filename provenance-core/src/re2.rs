@@ -1,5 +1,6 @@
-//! Regular expressions with Go's (RE2) meaning, for CEL `matches()` / `find()` /
-//! `findAll()` and Kyverno's JMESPath `regex_*` functions.
+//! Regular expressions with Go's (RE2) meaning, for certificate identity regexes
+//! (`subjectRegExp`, `issuerRegExp`, cosign's `--certificate-identity-regexp`), CEL
+//! `matches()` / `find()` / `findAll()` and Kyverno's JMESPath `regex_*` functions.
 //!
 //! Rust's `regex` and Go's `regexp` share a syntax, but in Rust the Perl classes are Unicode:
 //! `\d` matches `٣` and `３`, `\w` matches `ｒ`, `\s` matches U+3000. In Go they are ASCII:
