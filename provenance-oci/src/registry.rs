@@ -409,10 +409,7 @@ impl RegistryClient {
             .next()
             .unwrap_or("")
             .to_ascii_lowercase();
-        let auth_err = |message: String| Error::Auth {
-            registry: host.to_owned(),
-            message,
-        };
+        let auth_err = |message: String| auth_error(host, message);
         let value = match (scheme.as_str(), &creds) {
             (_, Credentials::Bearer(t)) => format!("Bearer {t}"),
             ("basic", Credentials::Basic { username, password }) => {
@@ -458,16 +455,8 @@ impl RegistryClient {
         challenge: &str,
         refresh: &str,
     ) -> Result<String, Error> {
-        let auth_err = |message: String| Error::Auth {
-            registry: host.to_owned(),
-            message,
-        };
-        let params = parse_challenge(challenge);
-        let realm = params
-            .get("realm")
-            .filter(|r| !r.is_empty())
-            .ok_or_else(|| auth_err("Bearer challenge without a realm".into()))?;
-        let realm_url = self.check_realm(ctx, host, realm)?;
+        let (params, realm_url) = self.challenge_realm(ctx, host, challenge)?;
+        let realm = params.get("realm").map_or("", String::as_str);
         let scope = params
             .get("scope")
             .filter(|s| !s.is_empty())
@@ -554,14 +543,28 @@ impl RegistryClient {
         }
     }
 
+    /// A Bearer challenge's parameters and its checked realm ([`Self::check_realm`]).
+    fn challenge_realm(
+        &self,
+        ctx: &Ctx<'_>,
+        host: &str,
+        challenge: &str,
+    ) -> Result<(HashMap<String, String>, reqwest::Url), Error> {
+        let params = parse_challenge(challenge);
+        let realm = params
+            .get("realm")
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| auth_error(host, "Bearer challenge without a realm".into()))?;
+        let url = self.check_realm(ctx, host, realm)?;
+        Ok((params, url))
+    }
+
     /// The token realm of a Bearer challenge (that came from the registry's own origin): any
     /// HTTPS URL the registry names (Docker's rule), or plain HTTP only to a host allowed it.
     /// Credentials and refresh tokens go nowhere else.
     fn check_realm(&self, ctx: &Ctx<'_>, host: &str, realm: &str) -> Result<reqwest::Url, Error> {
-        let url = reqwest::Url::parse(realm).map_err(|e| Error::Auth {
-            registry: host.to_owned(),
-            message: format!("token realm {realm:?} is not a URL: {e}"),
-        })?;
+        let url = reqwest::Url::parse(realm)
+            .map_err(|e| auth_error(host, format!("token realm {realm:?} is not a URL: {e}")))?;
         self.check_target(host, &url, ctx.scheme() == "https")?;
         Ok(url)
     }
@@ -576,16 +579,8 @@ impl RegistryClient {
         challenge: &str,
         creds: &Credentials,
     ) -> Result<String, Error> {
-        let auth_err = |message: String| Error::Auth {
-            registry: host.to_owned(),
-            message,
-        };
-        let params = parse_challenge(challenge);
-        let realm = params
-            .get("realm")
-            .filter(|r| !r.is_empty())
-            .ok_or_else(|| auth_err("Bearer challenge without a realm".into()))?;
-        let mut url = self.check_realm(ctx, host, realm)?;
+        let auth_err = |message: String| auth_error(host, message);
+        let (params, mut url) = self.challenge_realm(ctx, host, challenge)?;
         let scope = format!(
             "repository:{}:{}",
             ctx.repo,
@@ -1357,6 +1352,14 @@ impl EvidenceSource for RegistryClient {
     }
 }
 
+/// An authentication failure at `host`.
+fn auth_error(host: &str, message: String) -> Error {
+    Error::Auth {
+        registry: host.to_owned(),
+        message,
+    }
+}
+
 /// The bearer token in a token endpoint's (bounded) reply: `token`, else `access_token` (the
 /// Docker token spec's two names for it), neither empty; an error status or a reply without
 /// one is an authentication error naming `realm`.
@@ -1367,10 +1370,7 @@ fn token_from_reply(
     realm: &str,
     context: &str,
 ) -> Result<String, Error> {
-    let auth_err = |message: String| Error::Auth {
-        registry: host.to_owned(),
-        message,
-    };
+    let auth_err = |message: String| auth_error(host, message);
     if !status.is_success() {
         return Err(auth_err(format!(
             "token endpoint {realm} answered {status}{context}: {}",
