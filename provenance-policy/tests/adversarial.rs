@@ -238,10 +238,20 @@ async fn decide_input(layout: &Path, set: &PolicySet, input: &ResourceInput) -> 
     assert!(!requests.is_empty(), "the policy covers the Pod's image");
     let source = Arc::new(LayoutSource::open(layout).unwrap());
     let evidence = provenance_policy::gather::gather(source, &requests, 4).await;
+    decide_with_evidence(set, input, &evidence)
+}
+
+/// Decides `input` with `evidence` as gathered (keyed by Kyverno image string), under the
+/// public-good trust root at [`NOW`].
+fn decide_with_evidence(
+    set: &PolicySet,
+    input: &ResourceInput,
+    evidence: &BTreeMap<String, provenance_policy::verify_images::ImageEvidence>,
+) -> Decision {
     let root = TrustRoot::from_trusted_root_json(PUBLIC_GOOD_TRUSTED_ROOT).unwrap();
     let verifier = Verifier::new(&root).unwrap();
     let cx = VerifyImagesContext {
-        evidence: &evidence,
+        evidence,
         verifier: &verifier,
         now: NOW,
         cache: None,
@@ -949,16 +959,7 @@ async fn an_image_reference_the_parser_does_not_know_is_an_error_not_a_skip() {
     let input = ResourceInput::create(json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "p", "namespace": "ml"},
         "spec": {"containers": [{"name": "c", "image": img}]}}));
-    let evidence = BTreeMap::new();
-    let root = TrustRoot::from_trusted_root_json(PUBLIC_GOOD_TRUSTED_ROOT).unwrap();
-    let verifier = Verifier::new(&root).unwrap();
-    let cx = VerifyImagesContext {
-        evidence: &evidence,
-        verifier: &verifier,
-        now: NOW,
-        cache: None,
-    };
-    let d = set.decide_with(&input, &Env::at(NOW), Some(&cx));
+    let d = decide_with_evidence(&set, &input, &BTreeMap::new());
     assert!(!d.allowed, "{d:?}");
     assert_eq!(d.results[0].status, RuleStatus::Error, "{:?}", d.results);
     assert!(
@@ -1042,45 +1043,31 @@ async fn a_cosign3_dsse_signature_bundle_is_a_signature_only_of_its_digest() {
         ANNOTATION_BUNDLE_CONTENT.to_owned(),
         "dsse-envelope".to_owned(),
     )]);
+    let attach = |img: ImageReference, subject: Digest, bundle_json: Vec<u8>| {
+        let (p, ann) = (&p, &ann);
+        async move {
+            let m = p.manifest_at(&img, &subject).await.unwrap();
+            attach_bundle(p, &img, &m, &bundle_json, ann).await.unwrap();
+        }
+    };
     // A's cosign 3 signature as A's referrer: a signature of A.
-    let a_manifest = p.manifest_at(&a, &da).await.unwrap();
-    attach_bundle(
-        &p,
-        &a,
-        &a_manifest,
-        &cosign3_signature_bundle(&key, &da),
-        &ann,
-    )
-    .await
-    .unwrap();
+    attach(a.clone(), da.clone(), cosign3_signature_bundle(&key, &da)).await;
     let set = signature_policy(&key);
     assert_pass(&decide(dir.path(), &set, &a).await);
     assert_pass(&decide(dir.path(), &ivp_policy(&key, false), &a).await);
     // The same kind of bundle naming A, attached as B's referrer: not B's signature.
-    let b_manifest = p.manifest_at(&b, &db).await.unwrap();
-    attach_bundle(
-        &p,
-        &b,
-        &b_manifest,
-        &cosign3_signature_bundle(&key, &da),
-        &ann,
-    )
-    .await
-    .unwrap();
+    attach(b.clone(), db.clone(), cosign3_signature_bundle(&key, &da)).await;
     assert_failed(
         &decide(dir.path(), &set, &b).await,
         "[verify.artifact.mismatch]",
     );
     // A DSSE bundle with another predicate type about B is an attestation, not a signature.
-    attach_bundle(
-        &p,
-        &b,
-        &b_manifest,
-        &bundle::dsse(&key, "application/vnd.in-toto+json", &slsa_statement(&db)).unwrap(),
-        &ann,
+    attach(
+        b.clone(),
+        db.clone(),
+        bundle::dsse(&key, "application/vnd.in-toto+json", &slsa_statement(&db)).unwrap(),
     )
-    .await
-    .unwrap();
+    .await;
     assert_failed(
         &decide(dir.path(), &set, &b).await,
         "required attestors verified",
@@ -1090,15 +1077,6 @@ async fn a_cosign3_dsse_signature_bundle_is_a_signature_only_of_its_digest() {
 #[tokio::test]
 async fn an_upper_case_or_port_443_registry_host_does_not_escape_a_pattern() {
     let key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
-    let evidence = BTreeMap::new();
-    let root = TrustRoot::from_trusted_root_json(PUBLIC_GOOD_TRUSTED_ROOT).unwrap();
-    let verifier = Verifier::new(&root).unwrap();
-    let cx = VerifyImagesContext {
-        evidence: &evidence,
-        verifier: &verifier,
-        now: NOW,
-        cache: None,
-    };
     for written in [
         "REGISTRY.provenance.test/acme/a:1",
         "registry.provenance.test:443/acme/a:1",
@@ -1112,7 +1090,7 @@ async fn an_upper_case_or_port_443_registry_host_does_not_escape_a_pattern() {
                 !set.image_requests(&input).is_empty(),
                 "{written} is selected by the pattern"
             );
-            let d = set.decide_with(&input, &Env::at(NOW), Some(&cx));
+            let d = decide_with_evidence(&set, &input, &BTreeMap::new());
             assert!(!d.allowed, "{written}: {d:?}");
         }
     }
