@@ -875,9 +875,12 @@ fn verify_entry(
 }
 
 /// Whether a verified simple-signing payload carries every required annotation in its
-/// `optional` section with an equal value (a message signature has no payload and never
-/// does).
-fn payload_annotations_match(want: &serde_json::Map<String, Value>, payload: &[u8]) -> bool {
+/// `optional` section with an equal JSON value (a message signature has no payload and never
+/// does; two non-string values never compare equal merely because neither is a string).
+pub(crate) fn payload_annotations_match(
+    want: &serde_json::Map<String, Value>,
+    payload: &[u8],
+) -> bool {
     let Ok(p) = serde_json::from_slice::<Value>(payload) else {
         return false;
     };
