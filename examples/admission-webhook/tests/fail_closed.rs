@@ -5,25 +5,14 @@
 //! `status.details.causes`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-struct Server {
-    child: Child,
-    base: String,
-    client: reqwest::Client,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+mod common;
+use common::{Server, free_port};
 
 const POLICIES: &str = r#"apiVersion: kyverno.io/v1
 kind: ClusterPolicy
@@ -76,14 +65,6 @@ spec:
           - =(securityContext):
               =(privileged): "false"
 "#;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn spawn(dir: &Path) -> (Child, u16) {
     let port = free_port();

@@ -2,25 +2,14 @@
 //! Kyverno's message, hot reload of policies, health, readiness and metrics.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-struct Server {
-    child: Child,
-    base: String,
-    client: reqwest::Client,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+mod common;
+use common::{Server, free_port};
 
 const ENFORCE: &str = r#"apiVersion: kyverno.io/v1
 kind: ClusterPolicy
@@ -49,14 +38,6 @@ spec:
         - expression: "has(object.metadata.annotations) && 'model.ai/model-card-url' in object.metadata.annotations"
           message: "AI inference Pods must include a model card URL annotation"
 "#;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 async fn start(dir: &Path) -> Server {
     let ck =
