@@ -136,6 +136,22 @@ impl PublicKey {
         Self::from_spki_der(&spki_der)
     }
 
+    /// The public key of a DER X.509 certificate (its SubjectPublicKeyInfo). Nothing about the
+    /// certificate (issuer, validity, extensions) is checked.
+    pub fn from_certificate_der(der: &[u8]) -> Result<Self, Error> {
+        let cert = x509_cert::Certificate::from_der(der).map_err(|e| Error::InvalidPublicKey {
+            reason: format!("not an X.509 certificate: {e}"),
+        })?;
+        let spki = cert
+            .tbs_certificate
+            .subject_public_key_info
+            .to_der()
+            .map_err(|e| Error::InvalidPublicKey {
+                reason: format!("certificate public key: {e}"),
+            })?;
+        Self::from_spki_der(&spki)
+    }
+
     /// Parses a PEM `PUBLIC KEY` block (the first one in `pem`).
     pub fn from_pem(pem_text: &str) -> Result<Self, Error> {
         let keys = Self::all_from_pem(pem_text)?;

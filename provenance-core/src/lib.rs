@@ -36,7 +36,7 @@ pub use keys::{KeyKind, PublicKey};
 pub use outcome::{Reason, ResourceRef, RuleResult, RuleStatus};
 pub use reference::{AnyReference, ImageReference};
 pub use time::{UnixTime, ValidityWindow};
-pub use trust_root::TrustRoot;
+pub use trust_root::{TrustReplacement, TrustRoot};
 pub use verify::{
     Artifact, Check, CosignSignature, Expectation, IdentityExpectation, SignatureMaterial,
     Verified, Verifier,

@@ -266,6 +266,203 @@ impl TrustRoot {
     }
 }
 
+/// Trust material written next to a verification rule rather than in a trust root: a Kyverno
+/// attestor's `keyless.roots`, `rekor.pubkey`, `ctlog.pubkey` and `ctlog.tsaCertChain`, or an
+/// ImageValidatingPolicy's `keyless.roots`, `ctlog.rekorPubKey`, `ctlog.ctLogPubKey` and
+/// `ctlog.tsaCertChain`. Each part that is given **replaces** that part of the base trust root
+/// (as cosign's `--certificate-chain`/`SIGSTORE_ROOT_FILE`, `SIGSTORE_REKOR_PUBLIC_KEY`,
+/// `SIGSTORE_CT_LOG_PUBLIC_KEY_FILE` and `--timestamp-certificate-chain` do); a part left `None`
+/// keeps the base root's. See [`TrustRoot::replaced`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct TrustReplacement {
+    /// A whole `trusted_root.json` that replaces the base root before the other parts apply
+    /// (an ImageValidatingPolicy attestor's `trustedRoot`).
+    pub trusted_root_json: Option<Vec<u8>>,
+    /// Fulcio certificate authorities: every certificate given is a trust anchor (as a Go
+    /// `x509.CertPool` of roots), DER.
+    pub fulcio_roots: Option<Vec<Vec<u8>>>,
+    /// Rekor transparency-log public keys.
+    pub rekor_keys: Option<Vec<PublicKey>>,
+    /// Certificate-transparency log public keys (for SCTs).
+    pub ctlog_keys: Option<Vec<PublicKey>>,
+    /// One RFC 3161 timestamp authority's chain, leaf (signing certificate) first, DER.
+    pub tsa_chain: Option<Vec<Vec<u8>>>,
+}
+
+impl TrustReplacement {
+    /// Whether nothing is replaced.
+    pub fn is_empty(&self) -> bool {
+        self.trusted_root_json.is_none()
+            && self.fulcio_roots.is_none()
+            && self.rekor_keys.is_none()
+            && self.ctlog_keys.is_none()
+            && self.tsa_chain.is_none()
+    }
+
+    /// A digest of everything replaced (for cache keys).
+    pub fn fingerprint(&self) -> Digest {
+        let mut buf = Vec::new();
+        let mut field = |tag: &[u8], bytes: &[u8]| {
+            buf.extend_from_slice(tag);
+            buf.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+            buf.extend_from_slice(bytes);
+        };
+        if let Some(j) = &self.trusted_root_json {
+            field(b"trusted_root", j);
+        }
+        for (tag, certs) in [
+            (b"fulcio" as &[u8], &self.fulcio_roots),
+            (b"tsa", &self.tsa_chain),
+        ] {
+            if let Some(c) = certs {
+                field(tag, &(c.len() as u64).to_be_bytes());
+                for d in c {
+                    field(b"cert", d);
+                }
+            }
+        }
+        for (tag, keys) in [
+            (b"rekor" as &[u8], &self.rekor_keys),
+            (b"ctlog", &self.ctlog_keys),
+        ] {
+            if let Some(k) = keys {
+                field(tag, &(k.len() as u64).to_be_bytes());
+                for key in k {
+                    field(b"key", key.spki_der());
+                }
+            }
+        }
+        Digest::sha256_of(&buf)
+    }
+}
+
+/// Reads every PEM `CERTIFICATE` block of `pem_text` as DER, checking that each parses as an
+/// X.509 certificate. Another block type, no block at all or an unparsable certificate is an
+/// error naming `field`.
+pub fn certificates_from_pem(pem_text: &str, field: &str) -> Result<Vec<Vec<u8>>, Error> {
+    use x509_cert::der::Decode;
+    let blocks =
+        pem::parse_many(pem_text).map_err(|e| field_err(field, format!("malformed PEM: {e}")))?;
+    if blocks.is_empty() {
+        return Err(field_err(field, "no PEM CERTIFICATE block"));
+    }
+    blocks
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if b.tag() != "CERTIFICATE" {
+                return Err(field_err(
+                    format!("{field}[{i}]"),
+                    format!("expected a CERTIFICATE PEM block, found {:?}", b.tag()),
+                ));
+            }
+            x509_cert::Certificate::from_der(b.contents()).map_err(|e| {
+                field_err(
+                    format!("{field}[{i}]"),
+                    format!("not an X.509 certificate: {e}"),
+                )
+            })?;
+            Ok(b.contents().to_vec())
+        })
+        .collect()
+}
+
+/// Reads every PEM `PUBLIC KEY` block of `pem_text` (a transparency or CT log key); errors
+/// name `field`.
+pub fn log_keys_from_pem(pem_text: &str, field: &str) -> Result<Vec<PublicKey>, Error> {
+    let keys = PublicKey::all_from_pem(pem_text).map_err(|e| field_err(field, e.to_string()))?;
+    if keys.is_empty() {
+        return Err(field_err(field, "no PEM PUBLIC KEY block"));
+    }
+    Ok(keys)
+}
+
+/// The `keyDetails` name of a log key of this kind in `trusted_root.json`.
+fn key_details(kind: crate::keys::KeyKind) -> String {
+    use crate::keys::KeyKind;
+    match kind {
+        KeyKind::EcdsaP256 => "PKIX_ECDSA_P256_SHA_256".into(),
+        KeyKind::EcdsaP384 => "PKIX_ECDSA_P384_SHA_384".into(),
+        KeyKind::EcdsaP521 => "PKIX_ECDSA_P521_SHA_512".into(),
+        KeyKind::Ed25519 => "PKIX_ED25519".into(),
+        KeyKind::Rsa { bits } => format!("PKIX_RSA_PKCS1V15_{bits}_SHA256"),
+    }
+}
+
+fn log_from_key(key: &PublicKey, base_url: &str) -> TransparencyLog {
+    TransparencyLog {
+        base_url: base_url.to_owned(),
+        key_details: key_details(key.kind()),
+        // Rekor v1 and RFC 6962 log ids are the SHA-256 of the DER public key.
+        log_id: Digest::sha256_of(key.spki_der()).as_bytes().to_vec(),
+        public_key: key.clone(),
+        valid_for: ValidityWindow {
+            start: UnixTime(0),
+            end: None,
+        },
+    }
+}
+
+impl TrustRoot {
+    /// This root with the parts `replacement` gives replaced (see [`TrustReplacement`]). Keys
+    /// and authorities written in a policy carry no validity window of their own: they are
+    /// trusted for all time, and the certificates' own validity still applies. The result has
+    /// no source JSON; its [`fingerprint`](Self::fingerprint) covers the replaced material.
+    pub fn replaced(&self, replacement: &TrustReplacement) -> Result<TrustRoot, Error> {
+        let mut root = match &replacement.trusted_root_json {
+            Some(j) => TrustRoot::from_trusted_root_json(j)?,
+            None => self.clone(),
+        };
+        let parts = TrustReplacement {
+            trusted_root_json: None,
+            ..replacement.clone()
+        };
+        if parts.is_empty() {
+            return Ok(root);
+        }
+        root.source_json = None;
+        let always = ValidityWindow {
+            start: UnixTime(0),
+            end: None,
+        };
+        if let Some(certs) = &replacement.fulcio_roots {
+            if certs.is_empty() {
+                return Err(field_err("fulcio roots", "no certificate"));
+            }
+            root.certificate_authorities = vec![CertificateAuthority {
+                uri: String::new(),
+                common_name: String::new(),
+                organization: String::new(),
+                cert_chain: certs.clone(),
+                valid_for: always,
+            }];
+        }
+        if let Some(chain) = &replacement.tsa_chain {
+            if chain.is_empty() {
+                return Err(field_err("timestamp authority chain", "no certificate"));
+            }
+            root.timestamp_authorities = vec![CertificateAuthority {
+                uri: String::new(),
+                common_name: String::new(),
+                organization: String::new(),
+                cert_chain: chain.clone(),
+                valid_for: always,
+            }];
+        }
+        if let Some(keys) = &replacement.rekor_keys {
+            let url = root.tlogs.first().map(|l| l.base_url.clone());
+            root.tlogs = keys
+                .iter()
+                .map(|k| log_from_key(k, url.as_deref().unwrap_or_default()))
+                .collect();
+        }
+        if let Some(keys) = &replacement.ctlog_keys {
+            root.ctlogs = keys.iter().map(|k| log_from_key(k, "")).collect();
+        }
+        Ok(root)
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {

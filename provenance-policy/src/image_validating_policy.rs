@@ -53,8 +53,11 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use provenance_core::TrustReplacement;
 use provenance_core::outcome::{Reason, RuleResult, RuleStatus};
-use provenance_core::verify::{Expectation, IdentityExpectation, SignatureMaterial};
+use provenance_core::verify::{
+    Expectation, IdentityExpectation, KeylessChecks, SignatureMaterial, Verifier,
+};
 use provenance_core::{Digest, PublicKey};
 use serde_json::{Value as Json, json};
 
@@ -71,7 +74,7 @@ use crate::engine::UNSUPPORTED;
 use crate::validating_policy::{
     CelPolicyException, FailurePolicy, MatchConstraints, ValidationAction,
 };
-use crate::verify_images::{ImageEvidence, ImageRequest, VerifyImagesContext};
+use crate::verify_images::{ImageEvidence, ImageRequest, VerifierFor, VerifyImagesContext};
 
 /// Extracted images by extractor name.
 type Categories = BTreeMap<String, Vec<String>>;
@@ -1122,8 +1125,13 @@ fn find_evidence<'a>(
 }
 
 /// The expectations a cosign attestor stands for (any of them verifying verifies the
-/// attestor), or why it cannot be evaluated.
-fn cosign_expectations(name: &str, att: &Json) -> Result<Vec<Expectation>, CallError> {
+/// attestor) and the trust material it writes (`keyless.roots`, `ctlog.rekorPubKey`,
+/// `ctlog.ctLogPubKey`, `ctlog.tsaCertChain`, replacing those parts of the caller's trust
+/// root), or why it cannot be evaluated.
+fn cosign_expectations(
+    name: &str,
+    att: &Json,
+) -> Result<(Vec<Expectation>, TrustReplacement), CallError> {
     let what = |f: &str| format!("attestor {name}: {f}");
     if att.get("notary").is_some_and(|n| !n.is_null()) {
         return Err(CallError::unsupported(what(
@@ -1146,40 +1154,63 @@ fn cosign_expectations(name: &str, att: &Json) -> Result<Vec<Expectation>, CallE
     };
     for (p, label) in [
         ("/certificate", "cosign.certificate"),
+        ("/trustedRoot/expression", "cosign.trustedRoot.expression"),
         (
-            "/trustedRoot",
-            "cosign.trustedRoot (the caller's trust root applies)",
+            "/tuf",
+            "cosign.tuf (trust roots are fetched by the embedding application; put the trusted_root.json in cosign.trustedRoot.value)",
         ),
-        ("/tuf", "cosign.tuf (the caller's trust root applies)"),
         (
             "/source",
             "cosign.source (signatures are read beside the image)",
         ),
-        (
-            "/ctlog/rekorPubKey",
-            "cosign.ctlog.rekorPubKey (put the key in the trust root)",
-        ),
-        (
-            "/ctlog/ctLogPubKey",
-            "cosign.ctlog.ctLogPubKey (put the key in the trust root)",
-        ),
-        (
-            "/ctlog/tsaCertChain",
-            "cosign.ctlog.tsaCertChain (put the TSA in the trust root)",
-        ),
-        ("/ctlog/insecureIgnoreSCT", "cosign.ctlog.insecureIgnoreSCT"),
         ("/key/kms", "cosign.key.kms"),
         ("/key/expression", "cosign.key.expression"),
-        ("/keyless/roots", "cosign.keyless.roots"),
     ] {
         if set(p) {
             return Err(CallError::unsupported(what(label)));
         }
     }
-    let ignore_tlog = cosign
-        .pointer("/ctlog/insecureIgnoreTlog")
-        .and_then(Json::as_bool)
-        .unwrap_or(false);
+    let text = |p: &str| cosign.pointer(p).and_then(Json::as_str);
+    let trusted_root = text("/trustedRoot/value").filter(|t| !t.trim().is_empty());
+    if trusted_root.is_some() {
+        // Kyverno takes its keys and roots from the trusted root when one is given and
+        // ignores these; two sources of trust for one attestor are refused, not resolved.
+        for p in ["/keyless/roots", "/ctlog/rekorPubKey", "/ctlog/ctLogPubKey"] {
+            if text(p).is_some_and(|t| !t.trim().is_empty()) {
+                return Err(CallError::new(what(&format!(
+                    "[policy.trust.invalid] cosign{} together with cosign.trustedRoot: Kyverno ignores it then; keep the material in the trusted root only",
+                    p.replace('/', ".")
+                ))));
+            }
+        }
+    }
+    let mut trust = crate::verify_images::policy_trust([
+        (text("/keyless/roots"), "cosign.keyless.roots"),
+        (text("/ctlog/rekorPubKey"), "cosign.ctlog.rekorPubKey"),
+        (text("/ctlog/ctLogPubKey"), "cosign.ctlog.ctLogPubKey"),
+        (text("/ctlog/tsaCertChain"), "cosign.ctlog.tsaCertChain"),
+    ])
+    .map_err(|e| CallError::new(what(&format!("[policy.trust.invalid] {e}"))))?;
+    if let Some(json) = trusted_root {
+        const MAX: usize = 1 << 20;
+        if json.len() > MAX {
+            return Err(CallError::new(what(
+                "[policy.trust.invalid] cosign.trustedRoot.value is larger than 1 MiB",
+            )));
+        }
+        provenance_core::TrustRoot::from_trusted_root_json(json.as_bytes()).map_err(|e| {
+            CallError::new(what(&format!(
+                "[policy.trust.invalid] cosign.trustedRoot.value: {e}"
+            )))
+        })?;
+        trust.trusted_root_json = Some(json.as_bytes().to_vec());
+    }
+    let flag = |p: &str| cosign.pointer(p).and_then(Json::as_bool).unwrap_or(false);
+    let ignore_tlog = flag("/ctlog/insecureIgnoreTlog");
+    let checks = KeylessChecks {
+        transparency_log: !ignore_tlog,
+        sct: !flag("/ctlog/insecureIgnoreSCT"),
+    };
     if let Some(key) = cosign.get("key").filter(|k| !k.is_null()) {
         if let Some(h) = str_field(key, "hashAlgorithm").filter(|h| !h.is_empty())
             && h != "sha256"
@@ -1199,20 +1230,16 @@ fn cosign_expectations(name: &str, att: &Json) -> Result<Vec<Expectation>, CallE
                 "cosign.key.data holds no PEM public key",
             )));
         }
-        return Ok(keys
+        let keys = keys
             .into_iter()
             .map(|key| Expectation::Key {
                 key,
                 allow_no_transparency: ignore_tlog,
             })
-            .collect());
+            .collect();
+        return Ok((keys, trust));
     }
     if let Some(k) = cosign.get("keyless").filter(|k| !k.is_null()) {
-        if ignore_tlog {
-            return Err(CallError::unsupported(what(
-                "cosign.ctlog.insecureIgnoreTlog with keyless",
-            )));
-        }
         let mut extensions = BTreeMap::new();
         if let Some(Json::Object(ext)) = k.get("additionalExtensions") {
             for (n, v) in ext {
@@ -1233,23 +1260,40 @@ fn cosign_expectations(name: &str, att: &Json) -> Result<Vec<Expectation>, CallE
                     "keyless.identities[].subjectExpression",
                 )));
             }
-            out.push(Expectation::Keyless(IdentityExpectation {
-                subject_exact: s("subject"),
-                subject_regexp: s("subjectRegExp"),
-                issuer: s("issuer"),
-                issuer_regexp: s("issuerRegExp"),
-                additional_extensions: extensions.clone(),
-                ..Default::default()
-            }));
+            out.push(Expectation::KeylessWith {
+                identity: IdentityExpectation {
+                    subject_exact: s("subject"),
+                    subject_regexp: s("subjectRegExp"),
+                    issuer: s("issuer"),
+                    issuer_regexp: s("issuerRegExp"),
+                    additional_extensions: extensions.clone(),
+                    ..Default::default()
+                },
+                checks,
+            });
         }
         if out.is_empty() {
             return Err(CallError::new(what(
                 "keyless attestor without identities (any Sigstore identity would be accepted)",
             )));
         }
-        return Ok(out);
+        return Ok((out, trust));
     }
     Err(CallError::new(what("cosign needs key or keyless")))
+}
+
+/// The verifier for an attestor: the caller's, or one with the trust the attestor writes.
+fn attestor_verifier<'a>(
+    base: &'a Verifier,
+    trust: &TrustReplacement,
+    name: &str,
+) -> Result<VerifierFor<'a>, CallError> {
+    VerifierFor::new(base, trust).map_err(|e| {
+        CallError::new(format!(
+            "attestor {name}: [{}] the trust material written in the policy: {e}",
+            e.code()
+        ))
+    })
 }
 
 /// Whether a verified cosign simple-signing payload carries the attestor's `annotations`.
@@ -1320,12 +1364,13 @@ impl Run<'_> {
         let mut count = 0i64;
         for att in &attestors {
             let name = str_field(att, "name").unwrap_or_default();
-            let exps = cosign_expectations(name, att)?;
+            let (exps, trust) = cosign_expectations(name, att)?;
+            let verifier = attestor_verifier(cx.verifier, &trust, name)?;
             let mut last = String::from("no signatures found");
             let mut ok = false;
             'material: for m in &ev.signatures {
                 for exp in &exps {
-                    match cx.verifier.verify_image_signature(&digest, m, exp, cx.now) {
+                    match verifier.verify_image_signature(&digest, m, exp, cx.now) {
                         Ok(v) => {
                             let payload = v.payload.as_ref().map(|(_, p)| p.as_slice());
                             if annotations_match(att, payload.unwrap_or_default()) {
@@ -1400,7 +1445,8 @@ impl Run<'_> {
                 }
                 Attestation::InToto(t) => t,
             };
-            let exps = cosign_expectations(name, att)?;
+            let (exps, trust) = cosign_expectations(name, att)?;
+            let verifier = attestor_verifier(cx.verifier, &trust, name)?;
             if att
                 .pointer("/cosign/annotations")
                 .and_then(Json::as_object)
@@ -1425,7 +1471,7 @@ impl Run<'_> {
             };
             for m in candidates {
                 for exp in &exps {
-                    let v = match cx.verifier.verify_attestation(&digest, m, exp, cx.now) {
+                    let v = match verifier.verify_attestation(&digest, m, exp, cx.now) {
                         Ok(v) => v,
                         Err(e) => {
                             last = format!("[{}] {e}", e.code());
@@ -1600,7 +1646,7 @@ mod tests {
     #[test]
     fn attestor_options() {
         let key = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE7c0Y2e+L3WkeMLgTTZ3y0Kxl1Dgi\nR1R0ufBKTv3lj6XbD7zUyIDF4dDdxBDUVYbl3OBVQwqu7NcldcZ2ZmnCOA==\n-----END PUBLIC KEY-----\n";
-        let ok = |v: Json| cosign_expectations("a", &v);
+        let ok = |v: Json| cosign_expectations("a", &v).map(|(e, _)| e);
         let Ok(e) =
             ok(json!({"cosign": {"key": {"data": key}, "ctlog": {"insecureIgnoreTlog": true}}}))
         else {
@@ -1620,7 +1666,8 @@ mod tests {
             panic!("keyless attestor")
         };
         assert_eq!(e.len(), 2);
-        if let Expectation::Keyless(id) = &e[0] {
+        if let Some((id, checks)) = e[0].keyless() {
+            assert!(checks.transparency_log && checks.sct);
             assert_eq!(id.subject_exact.as_deref(), Some("a@example.com"));
             assert_eq!(id.subject, None);
         } else {
@@ -1638,18 +1685,6 @@ mod tests {
                 "certificate",
             ),
             (
-                json!({"cosign": {"keyless": {"roots": "x", "identities": [{"subject": "s"}]}}}),
-                "roots",
-            ),
-            (
-                json!({"cosign": {"keyless": {"identities": [{"subject": "s"}]}, "ctlog": {"insecureIgnoreSCT": true}}}),
-                "insecureIgnoreSCT",
-            ),
-            (
-                json!({"cosign": {"keyless": {"identities": [{"subject": "s"}]}, "ctlog": {"insecureIgnoreTlog": true}}}),
-                "insecureIgnoreTlog",
-            ),
-            (
                 json!({"cosign": {"keyless": {"identities": [{"subjectExpression": "x"}]}}}),
                 "subjectExpression",
             ),
@@ -1658,8 +1693,8 @@ mod tests {
                 "source",
             ),
             (
-                json!({"cosign": {"key": {"data": key}, "ctlog": {"rekorPubKey": "x"}}}),
-                "rekorPubKey",
+                json!({"cosign": {"key": {"data": key}, "tuf": {"mirror": "https://tuf.example"}}}),
+                "tuf",
             ),
         ] {
             match ok(v) {
@@ -1668,6 +1703,44 @@ mod tests {
                     assert!(e.message.contains(what), "{}", e.message);
                 }
                 Ok(_) => panic!("{what} must be unsupported"),
+            }
+        }
+        // Trust material written in the attestor: read, and malformed material is an error.
+        let with = |v: Json| cosign_expectations("a", &v);
+        let Ok((e, t)) = with(
+            json!({"cosign": {"keyless": {"identities": [{"subject": "s", "issuer": "i"}]},
+            "ctlog": {"insecureIgnoreTlog": true, "insecureIgnoreSCT": true, "rekorPubKey": key}}}),
+        ) else {
+            panic!("keyless attestor with a Rekor key")
+        };
+        let (_, checks) = e[0].keyless().unwrap();
+        assert!(!checks.transparency_log && !checks.sct);
+        assert_eq!(t.rekor_keys.as_ref().map(Vec::len), Some(1));
+        for (v, what) in [
+            (
+                json!({"cosign": {"key": {"data": key}, "ctlog": {"rekorPubKey": "x"}}}),
+                "rekorPubKey",
+            ),
+            (
+                json!({"cosign": {"keyless": {"roots": "x", "identities": [{"subject": "s"}]}}}),
+                "roots",
+            ),
+            (
+                json!({"cosign": {"key": {"data": key}, "trustedRoot": {"value": "{}"}}}),
+                "trustedRoot",
+            ),
+            (
+                json!({"cosign": {"key": {"data": key}, "trustedRoot": {"value": "{}"}, "ctlog": {"rekorPubKey": key}}}),
+                "rekorPubKey",
+            ),
+        ] {
+            match with(v) {
+                Err(e) => {
+                    assert!(!e.unsupported, "{}", e.message);
+                    assert!(e.message.contains("policy.trust.invalid"), "{}", e.message);
+                    assert!(e.message.contains(what), "{}", e.message);
+                }
+                Ok(_) => panic!("malformed {what} must be an error"),
             }
         }
         assert!(ok(json!({"cosign": {"key": {"data": "not a key"}}})).is_err());

@@ -31,7 +31,10 @@
 
 use std::collections::BTreeMap;
 
-use provenance_core::verify::{Expectation, IdentityExpectation, SignatureMaterial, Verifier};
+use provenance_core::TrustReplacement;
+use provenance_core::verify::{
+    Expectation, IdentityExpectation, KeylessChecks, SignatureMaterial, Verifier,
+};
 use provenance_core::wildcard::wildcard_match;
 use provenance_core::{Digest, PublicKey, UnixTime};
 use serde_json::{Value, json};
@@ -615,18 +618,98 @@ enum Failure {
     Error(String),
 }
 
-/// An attestor entry after expansion: its path, its expectation (or why it has none), or a
+/// One attestor after expansion: who must have signed, and the trust the policy writes for it
+/// (empty: the caller's trust root).
+#[derive(Clone)]
+struct Attestor {
+    expectation: Expectation,
+    trust: TrustReplacement,
+}
+
+/// An attestor entry after expansion: its path, its attestor (or why it has none), or a
 /// nested attestor set.
 type ExpandedEntry = (
     String,
-    Result<Option<Expectation>, Failure>,
+    Result<Option<Attestor>, Failure>,
     Option<Value>,
     Option<serde_json::Map<String, Value>>,
 );
 
-/// Builds the expectations one attestor entry stands for (several `publicKeys` → several).
-fn entry_expectations(entry: &Value, path: &str) -> Result<Vec<Expectation>, Failure> {
+/// The trust material written in a policy for one attestor, read into the parts of the trust
+/// root it replaces. Each argument is the PEM text of a field (empty or absent: not given);
+/// `paths` names the fields for errors (Fulcio roots, Rekor key, CT log key, TSA chain).
+pub(crate) fn policy_trust(fields: [(Option<&str>, &str); 4]) -> Result<TrustReplacement, String> {
+    use provenance_core::trust_root::{certificates_from_pem, log_keys_from_pem};
+    let given = |i: usize| fields[i].0.filter(|t| !t.trim().is_empty());
+    let mut t = TrustReplacement::default();
+    if let Some(pem) = given(0) {
+        t.fulcio_roots = Some(certificates_from_pem(pem, fields[0].1).map_err(|e| e.to_string())?);
+    }
+    if let Some(pem) = given(1) {
+        t.rekor_keys = Some(log_keys_from_pem(pem, fields[1].1).map_err(|e| e.to_string())?);
+    }
+    if let Some(pem) = given(2) {
+        t.ctlog_keys = Some(log_keys_from_pem(pem, fields[2].1).map_err(|e| e.to_string())?);
+    }
+    if let Some(pem) = given(3) {
+        t.tsa_chain = Some(certificates_from_pem(pem, fields[3].1).map_err(|e| e.to_string())?);
+    }
+    Ok(t)
+}
+
+/// The verifier one attestor is checked with: the caller's, or (when the policy writes trust
+/// material for the attestor) the caller's trust root with those parts replaced.
+pub(crate) enum VerifierFor<'a> {
+    /// The caller's verifier.
+    Caller(&'a Verifier),
+    /// A verifier derived from it ([`Verifier::with_trust`]).
+    Derived(std::sync::Arc<Verifier>),
+}
+
+impl<'a> VerifierFor<'a> {
+    /// The verifier for `trust` over `base`.
+    pub(crate) fn new(
+        base: &'a Verifier,
+        trust: &TrustReplacement,
+    ) -> Result<Self, provenance_core::Error> {
+        if trust.is_empty() {
+            Ok(VerifierFor::Caller(base))
+        } else {
+            base.with_trust(trust).map(VerifierFor::Derived)
+        }
+    }
+}
+
+impl std::ops::Deref for VerifierFor<'_> {
+    type Target = Verifier;
+    fn deref(&self) -> &Verifier {
+        match self {
+            VerifierFor::Caller(v) => v,
+            VerifierFor::Derived(v) => v,
+        }
+    }
+}
+
+/// Builds the attestors one attestor entry stands for (several `publicKeys` → several), each
+/// with the trust material the entry writes (`keyless.roots`, `rekor.pubkey`, `ctlog.pubkey`,
+/// `ctlog.tsaCertChain`) replacing those parts of the caller's trust root.
+fn entry_expectations(entry: &Value, path: &str) -> Result<Vec<Attestor>, Failure> {
     let unsupported = |what: &str| Failure::Error(format!("{path}: unsupported: {what}"));
+    let text = |v: &Value, p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_owned);
+    let trust_of = |o: &Value, kind: &str, roots: Option<String>| {
+        let (rekor, ct, tsa) = (
+            text(o, "/rekor/pubkey"),
+            text(o, "/ctlog/pubkey"),
+            text(o, "/ctlog/tsaCertChain"),
+        );
+        policy_trust([
+            (roots.as_deref(), &format!("{path}.{kind}.roots")),
+            (rekor.as_deref(), &format!("{path}.{kind}.rekor.pubkey")),
+            (ct.as_deref(), &format!("{path}.{kind}.ctlog.pubkey")),
+            (tsa.as_deref(), &format!("{path}.{kind}.ctlog.tsaCertChain")),
+        ])
+        .map_err(|e| Failure::Error(format!("{path}: [policy.trust.invalid] {e}")))
+    };
     if let Some(keys) = entry.get("keys").filter(|k| !k.is_null()) {
         let pem = keys
             .get("publicKeys")
@@ -641,29 +724,26 @@ fn entry_expectations(entry: &Value, path: &str) -> Result<Vec<Expectation>, Fai
             .pointer("/rekor/ignoreTlog")
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        // `ctlog.ignoreSCT` on a key attestor changes nothing: a key signature has no
-        // certificate and so no SCT to check.
+        // `ctlog.ignoreSCT` and `ctlog.pubkey` on a key attestor change nothing: a key
+        // signature has no certificate and so no SCT to check.
+        let trust = trust_of(keys, "keys", None)?;
         return Ok(parsed
             .into_iter()
-            .map(|key| Expectation::Key {
-                key,
-                allow_no_transparency: ignore_tlog,
+            .map(|key| Attestor {
+                expectation: Expectation::Key {
+                    key,
+                    allow_no_transparency: ignore_tlog,
+                },
+                trust: trust.clone(),
             })
             .collect());
     }
     if let Some(k) = entry.get("keyless").filter(|k| !k.is_null()) {
-        if k.get("roots")
-            .and_then(Value::as_str)
-            .is_some_and(|r| !r.trim().is_empty())
-        {
-            return Err(unsupported("keyless.roots"));
-        }
-        if k.pointer("/ctlog/ignoreSCT").and_then(Value::as_bool) == Some(true) {
-            return Err(unsupported("ctlog.ignoreSCT"));
-        }
-        if k.pointer("/rekor/ignoreTlog").and_then(Value::as_bool) == Some(true) {
-            return Err(unsupported("keyless rekor.ignoreTlog"));
-        }
+        let trust = trust_of(k, "keyless", text(k, "/roots"))?;
+        let checks = KeylessChecks {
+            transparency_log: k.pointer("/rekor/ignoreTlog").and_then(Value::as_bool) != Some(true),
+            sct: k.pointer("/ctlog/ignoreSCT").and_then(Value::as_bool) != Some(true),
+        };
         let s = |key: &str| {
             k.get(key)
                 .and_then(Value::as_str)
@@ -684,10 +764,47 @@ fn entry_expectations(entry: &Value, path: &str) -> Result<Vec<Expectation>, Fai
                 }
             }
         }
-        return Ok(vec![Expectation::Keyless(id)]);
+        return Ok(vec![Attestor {
+            expectation: Expectation::KeylessWith {
+                identity: id,
+                checks,
+            },
+            trust,
+        }]);
     }
-    if entry.get("certificates").is_some_and(|c| !c.is_null()) {
-        return Err(unsupported("certificates attestor"));
+    if let Some(c) = entry.get("certificates").filter(|c| !c.is_null()) {
+        // Kyverno verifies the signature with the given certificate's key; the certificate
+        // itself (chain, validity) is not what is checked, the log entry is (unless ignored).
+        if c.get("certChain")
+            .and_then(Value::as_str)
+            .is_some_and(|t| !t.trim().is_empty())
+        {
+            return Err(unsupported(
+                "certificates.certChain (Kyverno cannot verify a certificate with a chain either)",
+            ));
+        }
+        let pem = text(c, "/cert").unwrap_or_default();
+        let certs = provenance_core::trust_root::certificates_from_pem(
+            &pem,
+            &format!("{path}.certificates.cert"),
+        )
+        .map_err(|e| Failure::Error(format!("{path}: [policy.trust.invalid] {e}")))?;
+        let [der] = certs.as_slice() else {
+            return Err(Failure::Error(format!(
+                "{path}.certificates.cert: [policy.trust.invalid] exactly one certificate is expected, found {}",
+                certs.len()
+            )));
+        };
+        let key = PublicKey::from_certificate_der(der)
+            .map_err(|e| Failure::Error(format!("{path}.certificates.cert: {e}")))?;
+        let ignore_tlog = c.pointer("/rekor/ignoreTlog").and_then(Value::as_bool) == Some(true);
+        return Ok(vec![Attestor {
+            expectation: Expectation::Key {
+                key,
+                allow_no_transparency: ignore_tlog,
+            },
+            trust: trust_of(c, "certificates", None)?,
+        }]);
     }
     Err(Failure::Error(format!(
         "{path}: attestor entry has no keys, keyless or attestor"
@@ -773,8 +890,8 @@ fn verify_attestor_set(
                 cx,
                 depth + 1,
             ),
-            (Ok(Some(exp)), None) => verify_entry(
-                &exp,
+            (Ok(Some(att)), None) => verify_entry(
+                &att,
                 &epath,
                 digest,
                 materials,
@@ -806,7 +923,7 @@ fn verify_attestor_set(
 /// One attestor entry: at least one material must verify with it, as the kind `want` asks
 /// for (a signature, or a Statement of the required type naming the digest).
 fn verify_entry(
-    exp: &Expectation,
+    attestor: &Attestor,
     path: &str,
     digest: &Digest,
     materials: &[SignatureMaterial],
@@ -828,12 +945,19 @@ fn verify_entry(
             }
         )));
     }
+    let exp = &attestor.expectation;
+    let verifier = VerifierFor::new(cx.verifier, &attestor.trust).map_err(|e| {
+        Failure::Error(format!(
+            "{path}: [{}] the trust material written in the policy: {e}",
+            e.code()
+        ))
+    })?;
     let mut payloads = Vec::new();
     let mut last = String::new();
     for m in materials {
         let verified = match want {
-            Want::Signature => cx.verifier.verify_image_signature(digest, m, exp, cx.now),
-            Want::Attestation(_) => cx.verifier.verify_attestation(digest, m, exp, cx.now),
+            Want::Signature => verifier.verify_image_signature(digest, m, exp, cx.now),
+            Want::Attestation(_) => verifier.verify_attestation(digest, m, exp, cx.now),
         };
         match verified {
             Ok(v) => {

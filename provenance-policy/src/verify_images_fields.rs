@@ -39,9 +39,15 @@ pub const ENTRY_ENFORCED: &[&str] = &[
 ];
 
 /// Fields of an attestor entry (`attestors[].entries[]`) that are enforced.
-pub const ATTESTOR_ENFORCED: &[&str] = &["keys", "keyless", "attestor", "annotations"];
+pub const ATTESTOR_ENFORCED: &[&str] =
+    &["keys", "keyless", "attestor", "annotations", "certificates"];
 /// Fields of an attestor entry that are refused.
-pub const ATTESTOR_REFUSED: &[&str] = &["certificates", "repository"];
+pub const ATTESTOR_REFUSED: &[&str] = &["repository"];
+/// Fields of `certificates` that are enforced (`certChain` is refused when set: Kyverno
+/// cannot verify a `cert` with a `certChain`, and a chain alone names no identity).
+pub const CERTIFICATES_ENFORCED: &[&str] = &["cert", "rekor", "ctlog"];
+/// Fields of `certificates` that are refused.
+pub const CERTIFICATES_REFUSED: &[&str] = &["certChain"];
 /// Fields of `keys` that are enforced.
 pub const KEYS_ENFORCED: &[&str] = &["publicKeys", "signatureAlgorithm", "rekor", "ctlog"];
 /// Fields of `keys` that are refused.
@@ -55,14 +61,17 @@ pub const KEYLESS_ENFORCED: &[&str] = &[
     "additionalExtensions",
     "rekor",
     "ctlog",
+    "roots",
 ];
 /// Fields of `keyless` that are refused.
-pub const KEYLESS_REFUSED: &[&str] = &["roots"];
-/// Fields of `rekor` / `ctlog` that are enforced (`url` names a log; the trust root decides
-/// which logs are trusted, so a log missing from it fails verification).
-pub const LOG_ENFORCED: &[&str] = &["url", "ignoreTlog", "ignoreSCT"];
-/// Fields of `rekor` / `ctlog` that are refused (trust material written in the policy).
-pub const LOG_REFUSED: &[&str] = &["pubkey", "tsaCertChain"];
+pub const KEYLESS_REFUSED: &[&str] = &[];
+/// Fields of `rekor` / `ctlog` that are enforced. `url` names a log (verification is offline:
+/// the trust root, or `pubkey`, decides which logs are trusted); `pubkey` and `tsaCertChain`
+/// replace the trust root's Rekor keys, CT log keys and timestamp authorities for this
+/// attestor; `ignoreTlog` / `ignoreSCT` waive the log inclusion and SCT checks.
+pub const LOG_ENFORCED: &[&str] = &["url", "ignoreTlog", "ignoreSCT", "pubkey", "tsaCertChain"];
+/// Fields of `rekor` / `ctlog` that are refused.
+pub const LOG_REFUSED: &[&str] = &[];
 /// Fields of one `attestations[]` item that are enforced.
 pub const ATTESTATION_ENFORCED: &[&str] =
     &["type", "predicateType", "name", "attestors", "conditions"];
@@ -372,6 +381,18 @@ fn check_attestor_set(set: &Value, path: &str, depth: usize) -> Result<(), Error
             check_keys(ko, &kp, KEYLESS_ENFORCED, KEYLESS_REFUSED)?;
             check_logs(ko, &kp)?;
         }
+        if let Some(c) = eo.get("certificates").filter(|v| !v.is_null()) {
+            let cp = format!("{ep}.certificates");
+            let co = object(c, &cp)?;
+            check_keys(co, &cp, CERTIFICATES_ENFORCED, CERTIFICATES_REFUSED)?;
+            if !co.get("cert").is_some_and(is_set) {
+                return Err(invalid(
+                    &format!("{cp}.cert"),
+                    "a certificate is required (a chain alone names no signer)",
+                ));
+            }
+            check_logs(co, &cp)?;
+        }
         if let Some(n) = eo.get("attestor").filter(|v| !v.is_null()) {
             check_attestor_set(n, &format!("{ep}.attestor"), depth + 1)?;
         }
@@ -453,8 +474,8 @@ mod tests {
                 "kms",
             ),
             (
-                json!({"imageReferences": ["*"], "attestors": [{"entries": [{"keys": {"publicKeys": "P", "rekor": {"pubkey": "K"}}}]}]}),
-                "pubkey",
+                json!({"imageReferences": ["*"], "attestors": [{"entries": [{"certificates": {"cert": "C", "certChain": "K"}}]}]}),
+                "certChain",
             ),
             (
                 json!({"imageReferences": ["*"], "type": "Notary", "attestors": []}),

@@ -206,7 +206,7 @@ pub(super) fn verify(
 
     let material = match expectation {
         Expectation::Key { key, .. } => json!({ "publicKey": { "hint": key.key_id().hex() } }),
-        Expectation::Keyless(_) => {
+        Expectation::Keyless(_) | Expectation::KeylessWith { .. } => {
             let pem_text = sig.annotation(ANNOTATION_CERTIFICATE).ok_or_else(|| {
                 Check::MaterialKind.fail(format!(
                     "keyless verification needs {ANNOTATION_CERTIFICATE}"
@@ -221,11 +221,23 @@ pub(super) fn verify(
                     block.tag()
                 )));
             }
-            // The chain annotation is not needed: the trust root supplies Fulcio's
-            // intermediates and root, and a path is only accepted if it ends there.
-            json!({ "x509CertificateChain": { "certificates": [
-                { "rawBytes": STANDARD.encode(block.contents()) }
-            ] } })
+            // The chain annotation's intermediates help build a path (a private CA whose
+            // policy lists only its root); they are untrusted: a path is only accepted if it
+            // ends at a certificate authority of the trust root. Its root (self-signed)
+            // certificates are left out, so trust never comes from the annotation.
+            let mut certs = vec![json!({ "rawBytes": STANDARD.encode(block.contents()) })];
+            if let Some(chain) = sig.annotation(ANNOTATION_CHAIN) {
+                let blocks = pem::parse_many(chain).map_err(|e| {
+                    Check::CertificateMalformed.fail(format!("{ANNOTATION_CHAIN}: {e}"))
+                })?;
+                for b in blocks.iter().filter(|b| b.tag() == "CERTIFICATE") {
+                    if b.contents() == block.contents() || super::is_self_signed(b.contents()) {
+                        continue;
+                    }
+                    certs.push(json!({ "rawBytes": STANDARD.encode(b.contents()) }));
+                }
+            }
+            json!({ "x509CertificateChain": { "certificates": certs } })
         }
     };
     let mut material = material;

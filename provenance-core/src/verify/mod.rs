@@ -63,8 +63,9 @@ use crate::digest::{Digest, DigestAlgorithm};
 use crate::error::Error;
 use crate::keys::{KeyKind, PublicKey};
 use crate::time::UnixTime;
-use crate::trust_root::TrustRoot;
+use crate::trust_root::{TrustReplacement, TrustRoot};
 use keysig::Signed;
+use std::sync::Arc;
 
 /// The Sigstore public-good `trusted_root.json`, embedded for convenience (see
 /// `provenance-core/src/verify/public-good-trusted_root.SOURCE` for where it came from). It is
@@ -130,6 +131,39 @@ pub enum Expectation {
     },
     /// Signed keylessly by a Fulcio certificate whose identity matches.
     Keyless(IdentityExpectation),
+    /// Signed keylessly by a Fulcio certificate whose identity matches, with some of the
+    /// transparency checks waived (Kyverno's `rekor.ignoreTlog` / `ctlog.ignoreSCT`).
+    /// `Keyless(id)` is `KeylessWith { identity: id, checks: KeylessChecks::default() }`.
+    KeylessWith {
+        /// The identity the certificate must carry.
+        identity: IdentityExpectation,
+        /// Which transparency checks are required.
+        checks: KeylessChecks,
+    },
+}
+
+/// The transparency checks of a keyless verification. The default requires all of them.
+/// The certificate chain to the trust root, its validity at a verified signing time and the
+/// identity are checked whatever these say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeylessChecks {
+    /// Require a verified transparency-log inclusion (inclusion proof and checkpoint, or a
+    /// SET). When off, a signing time must still be verified: an RFC 3161 timestamp from a
+    /// trusted authority, or a log entry's SET signed by a trusted log (a certificate is never
+    /// checked against the verifier's own clock), and any log entry present must still be
+    /// of a trusted log and consistent with the signature.
+    pub transparency_log: bool,
+    /// Require a valid SCT from a trusted CT log embedded in the certificate.
+    pub sct: bool,
+}
+
+impl Default for KeylessChecks {
+    fn default() -> Self {
+        KeylessChecks {
+            transparency_log: true,
+            sct: true,
+        }
+    }
 }
 
 impl Expectation {
@@ -138,6 +172,15 @@ impl Expectation {
         Expectation::Key {
             key,
             allow_no_transparency: false,
+        }
+    }
+
+    /// The identity and checks of a keyless expectation; `None` for a key.
+    pub fn keyless(&self) -> Option<(&IdentityExpectation, KeylessChecks)> {
+        match self {
+            Expectation::Keyless(id) => Some((id, KeylessChecks::default())),
+            Expectation::KeylessWith { identity, checks } => Some((identity, *checks)),
+            Expectation::Key { .. } => None,
         }
     }
 }
@@ -207,7 +250,12 @@ pub struct Verifier {
     regexes: identity::RegexCache,
     memo: Option<Memo>,
     fingerprint: Digest,
+    /// Verifiers for this root with policy-written trust material ([`Verifier::with_trust`]).
+    derived: std::sync::Mutex<std::collections::HashMap<Digest, std::sync::Arc<Verifier>>>,
 }
+
+/// How many derived verifiers ([`Verifier::with_trust`]) one verifier keeps.
+const MAX_DERIVED_VERIFIERS: usize = 64;
 
 /// Successful verifications remembered by [`Verifier::with_memo`]. The key is a SHA-256 over
 /// everything the result depends on besides `now` and the trust root (which is this verifier's
@@ -277,7 +325,39 @@ impl Verifier {
             root: root.clone(),
             regexes: identity::RegexCache::default(),
             memo: None,
+            derived: Default::default(),
         })
+    }
+
+    /// A verifier for this verifier's trust root with the parts `replacement` gives replaced
+    /// ([`TrustRoot::replaced`]): the trust an attestor that writes its own roots or log keys
+    /// stands for. Built once per distinct replacement and kept (up to 64); it remembers
+    /// results as this one does. An empty replacement is this verifier's root.
+    pub fn with_trust(&self, replacement: &TrustReplacement) -> Result<Arc<Verifier>, Error> {
+        let key = replacement.fingerprint();
+        if let Ok(map) = self.derived.lock()
+            && let Some(v) = map.get(&key)
+        {
+            return Ok(Arc::clone(v));
+        }
+        let root = self.root.replaced(replacement)?;
+        let mut v = Verifier::new(&root)?;
+        if let Some(m) = &self.memo {
+            v = v.with_memo(m.capacity, m.ttl_seconds);
+        }
+        let v = Arc::new(v);
+        if let Ok(mut map) = self.derived.lock() {
+            if map.len() >= MAX_DERIVED_VERIFIERS {
+                map.clear();
+            }
+            map.insert(key, Arc::clone(&v));
+        }
+        Ok(v)
+    }
+
+    /// The trust root this verifier trusts.
+    pub fn trust_root(&self) -> &TrustRoot {
+        &self.root
     }
 
     /// Remembers up to `capacity` successful verifications for `ttl_seconds` each, so that a
@@ -448,14 +528,50 @@ impl Verifier {
             VerificationMaterialContent::PublicKey(_) => None,
             _ => return Err(Check::MaterialUnsupported.fail("unknown verification material")),
         };
-        strict::check_log_entries(bundle, &self.root)?;
-        strict::check_timestamps(bundle, &self.root)?;
         let payload = payload.or_else(|| match &bundle.content {
             SignatureContent::DsseEnvelope(env) => {
                 Some((env.payload_type.clone(), env.payload.as_bytes().to_vec()))
             }
             _ => None,
         });
+        let content = match &bundle.content {
+            SignatureContent::DsseEnvelope(_) => SignedContent::Dsse,
+            _ => SignedContent::MessageSignature,
+        };
+        // A key expectation that waives the log (Kyverno's `rekor.ignoreTlog`, cosign's
+        // `--insecure-ignore-tlog`) checks the signature with the key and nothing else when the
+        // log entries or timestamps cannot be verified (a log this root does not trust): the
+        // waived evidence never decides, as with cosign.
+        let key_only = |key: &PublicKey| -> Result<Verified, Error> {
+            verify_key_only(key, &artifact, bundle)?;
+            Ok(Verified {
+                signer: Signer::Key {
+                    key_id: key.key_id(),
+                    kind: key.kind(),
+                },
+                integrated_time: None,
+                log_index: None,
+                verified_times: Vec::new(),
+                transparency_verified: false,
+                payload: payload.clone(),
+                content,
+            })
+        };
+        let waived_key = match expectation {
+            Expectation::Key {
+                key,
+                allow_no_transparency: true,
+            } if cert_der.is_none() => Some(key),
+            _ => None,
+        };
+        if let Err(e) = strict::check_log_entries(bundle, &self.root)
+            .and_then(|()| strict::check_timestamps(bundle, &self.root))
+        {
+            return match waived_key {
+                Some(key) => key_only(key),
+                None => Err(e),
+            };
+        }
         let sig_artifact = to_sigstore_artifact(&artifact)?;
         // The bundle's own message digest must name the artifact (checked first, so a wrong
         // artifact is reported as such rather than as a log-entry mismatch).
@@ -464,19 +580,36 @@ impl Verifier {
         }
 
         let (signer, result) = match expectation {
-            Expectation::Keyless(id) => {
+            Expectation::Keyless(_) | Expectation::KeylessWith { .. } => {
+                let Some((id, checks)) = expectation.keyless() else {
+                    return Err(Check::Expectation.fail("not a keyless expectation"));
+                };
                 let compiled = id.compile_with(&self.regexes)?;
                 let Some(der) = cert_der else {
                     return Err(Check::MaterialKind.fail(
                         "keyless verification needs a certificate, the bundle has a public key",
                     ));
                 };
-                let policy = sigstore_verify::VerificationPolicy::any_identity();
+                let mut policy = sigstore_verify::VerificationPolicy::any_identity();
+                if !checks.transparency_log {
+                    if !has_tlog && !has_ts {
+                        return Err(Check::TlogMissing.fail(
+                            "the log is waived but the bundle has no timestamp either: no verified signing time to check the certificate at",
+                        ));
+                    }
+                    policy = policy.skip_tlog_unsafe();
+                }
+                if !checks.sct {
+                    policy = policy.skip_sct();
+                }
                 let r = self
                     .inner
                     .verify(sig_artifact, bundle, &policy)
                     .map_err(|e| check::from_sigstore(&e))?;
-                if !r.certificate_verified() || !r.sct_verified() || !r.tlog_verified() {
+                if !r.certificate_verified()
+                    || (checks.sct && !r.sct_verified())
+                    || (checks.transparency_log && !r.tlog_verified())
+                {
                     return Err(Check::CertificateChain
                         .fail("certificate, SCT or log evidence was not verified"));
                 }
@@ -517,10 +650,11 @@ impl Verifier {
                     if !has_tlog {
                         policy = policy.skip_tlog_unsafe();
                     }
-                    let r = self
-                        .inner
-                        .verify(sig_artifact, bundle, &policy)
-                        .map_err(|e| check::from_sigstore(&e))?;
+                    let r = match self.inner.verify(sig_artifact, bundle, &policy) {
+                        Ok(r) => r,
+                        Err(_) if *allow_no_transparency => return key_only(key),
+                        Err(e) => return Err(check::from_sigstore(&e)),
+                    };
                     if has_tlog && !r.tlog_verified() {
                         return Err(Check::TlogInclusionProof.fail("log entry was not verified"));
                     }
@@ -553,10 +687,6 @@ impl Verifier {
                 return Err(Check::Timestamp.fail(format!("signing time {t} is after now ({now})")));
             }
         }
-        let content = match &bundle.content {
-            SignatureContent::DsseEnvelope(_) => SignedContent::Dsse,
-            _ => SignedContent::MessageSignature,
-        };
         Ok(Verified {
             signer,
             integrated_time,
