@@ -289,6 +289,28 @@ impl ClusterPolicy {
         if !matched.is_empty() {
             return Some(ev.result(RuleStatus::Skip, crate::exceptions::skip_message(&matched)));
         }
+        // The image sites a verifyImages rule reads; a rule that covers none of the
+        // resource's images has no response at all, before its context or preconditions.
+        let custom_sites;
+        let sites = match &rule.kind {
+            RuleKind::VerifyImages(vi) => {
+                let sites = match rule.raw.get("imageExtractors").filter(|x| !x.is_null()) {
+                    Some(x) => {
+                        custom_sites =
+                            crate::verify_images::ParsedSites::for_rule(&input.object, Some(x));
+                        &custom_sites
+                    }
+                    None => prepared
+                        .sites
+                        .get_or_init(|| crate::verify_images::ParsedSites::of(&input.object)),
+                };
+                if !sites.covered_by(vi) {
+                    return None;
+                }
+                Some(sites)
+            }
+            _ => None,
+        };
         if rule.cel_preconditions.is_some() && rule.cel.is_none() {
             return Some(ev.unsupported("celPreconditions on a rule without validate.cel"));
         }
@@ -320,16 +342,8 @@ impl ClusterPolicy {
                         "verifyImages without image evidence (supply a VerifyImagesContext)",
                     ));
                 };
-                let custom;
-                let sites = match rule.raw.get("imageExtractors").filter(|x| !x.is_null()) {
-                    Some(x) => {
-                        custom =
-                            crate::verify_images::ParsedSites::for_rule(&input.object, Some(x));
-                        &custom
-                    }
-                    None => prepared
-                        .sites
-                        .get_or_init(|| crate::verify_images::ParsedSites::of(&input.object)),
+                let Some(sites) = sites else {
+                    return Some(ev.unsupported("verifyImages rule without image sites"));
                 };
                 let out = cx.evaluate_sites(&self.name, &rule.name, vi, sites, ctx, env);
                 let mut r = ev.result(out.status, out.message.clone());

@@ -452,6 +452,27 @@ pub(crate) struct ParsedSites {
 }
 
 impl ParsedSites {
+    /// Whether a `verifyImages` rule produces a result for these sites at all. As Kyverno's
+    /// engine does, a rule none of whose entries' `imageReferences` matches any image of the
+    /// resource produces **no** rule response (not a skip): nothing in `apply`, `test` or a
+    /// PolicyReport. A site that cannot be parsed, or image fields the extractors do not
+    /// cover, always produce one (an error: they must not escape verification by not
+    /// matching).
+    pub(crate) fn covered_by(&self, verify_images: &Value) -> bool {
+        if !self.problems.is_empty() || self.sites.iter().any(|ps| ps.info.is_none()) {
+            return true;
+        }
+        let entries: &[Value] = verify_images.as_array().map(Vec::as_slice).unwrap_or(&[]);
+        entries.iter().any(|entry| {
+            let mut refs = strings(entry.get("imageReferences"));
+            refs.extend(strings(entry.get("image")));
+            self.sites
+                .iter()
+                .filter_map(ParsedSite::reference)
+                .any(|r| matches_refs(&refs, r))
+        })
+    }
+
     /// Parses every image site of `resource` (the built-in Pod extractors).
     pub(crate) fn of(resource: &Value) -> Self {
         let sites = parsed_sites(resource);
@@ -1164,9 +1185,29 @@ impl VerifyImagesContext<'_> {
         } else if !errors.is_empty() {
             (RuleStatus::Error, errors.join("; "))
         } else if passes.is_empty() {
+            // Every image the rule covers was skipped (`skipImageReferences`, or matched by
+            // no entry that verifies it): Kyverno's skip message, once per image.
+            let skipped: Vec<String> = sites
+                .iter()
+                .filter_map(ParsedSite::reference)
+                .filter(|r| {
+                    entries.iter().any(|e| {
+                        let mut refs = strings(e.get("imageReferences"));
+                        refs.extend(strings(e.get("image")));
+                        matches_refs(&refs, r)
+                    })
+                })
+                .map(|r| {
+                    format!("skipping image reference image {r}, policy {policy} ruleName {rule}")
+                })
+                .collect();
             (
                 RuleStatus::Skip,
-                "no image matched imageReferences".to_owned(),
+                if skipped.is_empty() {
+                    "no image matched imageReferences".to_owned()
+                } else {
+                    skipped.join("; ")
+                },
             )
         } else {
             (RuleStatus::Pass, passes.join("; "))

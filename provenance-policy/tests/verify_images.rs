@@ -345,6 +345,56 @@ fn wrong_key_fails() {
 }
 
 #[test]
+fn a_rule_that_covers_no_image_has_no_result_and_a_skipped_image_is_a_skip() {
+    let (digest, sig, key, now, root) = cosign_layer();
+    let s = setup(&key_policy(&key), &root, now);
+    // No image of the Pod matches `imageReferences`: no rule response at all (as Kyverno's
+    // engine: nothing in apply, test or a PolicyReport), not a skip.
+    let pod = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "ml"},
+        "spec": {"containers": [{"name": "web", "image": "docker.io/library/nginx:1"}]}});
+    let evidence = BTreeMap::new();
+    let cx = VerifyImagesContext {
+        evidence: &evidence,
+        verifier: &s.verifier,
+        now,
+        cache: None,
+    };
+    let d = s.set.decide_with(
+        &ResourceInput::create(pod.clone()),
+        &Env::at(now),
+        Some(&cx),
+    );
+    assert!(d.results.is_empty(), "{:?}", d.results);
+    assert!(d.allowed);
+    // ...but an image that cannot be parsed is still an error, never a silent pass.
+    let mut bad = pod.clone();
+    bad["spec"]["containers"][0]["image"] = json!("registry.provenance.test/acme/model@md5:00");
+    let d = s
+        .set
+        .decide_with(&ResourceInput::create(bad), &Env::at(now), Some(&cx));
+    assert_eq!(d.results.len(), 1, "{:?}", d.results);
+    assert_eq!(d.results[0].status, RuleStatus::Error);
+    // An image the entry matches and then skips (`skipImageReferences`) is a skip.
+    let skipping = key_policy(&key).replace(
+        "        - imageReferences: [\"registry.provenance.test/acme/*\"]\n",
+        "        - imageReferences: [\"registry.provenance.test/acme/*\"]\n          skipImageReferences: [\"registry.provenance.test/acme/*\"]\n",
+    );
+    assert_ne!(skipping, key_policy(&key));
+    let s = setup(&skipping, &root, now);
+    let d = decide(&s, MODEL, both_images(signed(&digest, &sig)));
+    assert_eq!(d.results.len(), 1, "{:?}", d.results);
+    assert_eq!(d.results[0].status, RuleStatus::Skip, "{:?}", d.results);
+    assert!(
+        d.results[0].message.contains(&format!(
+            "skipping image reference image {MODEL}, policy verify-ai-images ruleName verify-signature"
+        )),
+        "{}",
+        d.results[0].message
+    );
+}
+
+#[test]
 fn keyless_slsa_attestation_conditions() {
     let (expect, root, now, evidence) = keyless_dsse();
     let issuer = expect["issuer"].as_str().unwrap();
