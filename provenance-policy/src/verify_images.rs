@@ -773,6 +773,8 @@ fn entry_expectations(entry: &Value, path: &str) -> Result<Vec<Attestor>, Failur
         };
         let mut id = IdentityExpectation {
             subject: s("subject"),
+            // Set by the loader for `type: SigstoreBundle`, whose subject is exact.
+            subject_exact: s("subjectExact"),
             subject_regexp: s("subjectRegExp"),
             issuer: s("issuer"),
             issuer_regexp: s("issuerRegExp"),
@@ -1078,7 +1080,7 @@ impl VerifyImagesContext<'_> {
                 .get("type")
                 .and_then(Value::as_str)
                 .unwrap_or("Cosign");
-            if ty != "Cosign" {
+            if ty != "Cosign" && ty != "SigstoreBundle" {
                 errors.push(format!("{path}: unsupported: type {ty}"));
                 continue;
             }
@@ -1263,6 +1265,18 @@ impl VerifyImagesContext<'_> {
         base_ctx: &Value,
         env: &Env,
     ) -> Result<Digest, Failure> {
+        // `type: SigstoreBundle` verifies Sigstore bundles (OCI 1.1 referrers) only, as
+        // Kyverno's bundle verifier does; `Cosign` verifies both cosign's tag-attached layers
+        // and bundles (Kyverno's reads the tags only; see docs/kyverno-compatibility.md).
+        let bundles_only = entry.get("type").and_then(Value::as_str) == Some("SigstoreBundle");
+        let kept = |list: &[SignatureMaterial]| -> Vec<SignatureMaterial> {
+            list.iter()
+                .filter(|m| !bundles_only || matches!(m, SignatureMaterial::Bundle(_)))
+                .cloned()
+                .collect()
+        };
+        let signatures = kept(&ev.signatures);
+        let attestation_material = kept(&ev.attestations);
         let attestors = entry
             .get("attestors")
             .and_then(Value::as_array)
@@ -1273,7 +1287,7 @@ impl VerifyImagesContext<'_> {
                 set,
                 &format!("{path}.attestors[{i}]"),
                 &digest,
-                &ev.signatures,
+                &signatures,
                 Want::Signature,
                 self,
                 0,
@@ -1302,8 +1316,7 @@ impl VerifyImagesContext<'_> {
             // unverified and used for selection only: each attestor checks the verified
             // Statement's type and subject again). Material whose type cannot be read cannot
             // be a Statement of this type and is not a candidate.
-            let candidates: Vec<SignatureMaterial> = ev
-                .attestations
+            let candidates: Vec<SignatureMaterial> = attestation_material
                 .iter()
                 .filter(|m| claimed_predicate_type(m).is_some_and(|t| t == ty))
                 .cloned()

@@ -158,10 +158,10 @@ fn normalize_entry(entry: &Value, path: &str) -> Result<Value, Error> {
     let o = object(entry, path)?;
     check_keys(o, path, ENTRY_ENFORCED, &[])?;
     let ty = o.get("type").and_then(Value::as_str).unwrap_or("Cosign");
-    if ty != "Cosign" {
+    if ty != "Cosign" && ty != "SigstoreBundle" {
         return Err(unsupported(
             &format!("{path}.type: {ty}"),
-            "only Cosign verification is implemented",
+            "only Cosign and SigstoreBundle verification are implemented",
         ));
     }
     if let Some(a) = o.get("failureAction").filter(|v| !v.is_null()) {
@@ -209,6 +209,9 @@ fn normalize_entry(entry: &Value, path: &str) -> Result<Value, Error> {
                 }
             }
         }
+    }
+    if ty == "SigstoreBundle" {
+        sigstore_bundle_entry(&mut e, path)?;
     }
     let refs = e.get("imageReferences").is_some_and(is_set);
     if !refs {
@@ -320,6 +323,59 @@ fn convert_deprecated(e: &mut Map<String, Value>, path: &str) -> Result<(), Erro
             Value::Array(s) => s.push(set),
             other => *other = json!([set]),
         },
+    }
+    Ok(())
+}
+
+/// A `type: SigstoreBundle` entry, checked and adjusted to what Kyverno's bundle verifier does
+/// with it. Kyverno reads bundles from the image's own repository and ignores `repository`;
+/// bundles carry no cosign annotations, so `annotations` could only fail: both are refused
+/// rather than ignored. Kyverno matches a keyless `subject` exactly (not as a wildcard): the
+/// subject is rewritten into the internal `subjectExact` (a name no policy can write: unknown
+/// fields were refused above).
+fn sigstore_bundle_entry(e: &mut Map<String, Value>, path: &str) -> Result<(), Error> {
+    if e.get("repository").is_some_and(is_set) {
+        return Err(unsupported(
+            &format!("{path}.repository"),
+            "with type SigstoreBundle bundles are read from the image's own repository",
+        ));
+    }
+    fn visit(set: &mut Value, path: &str) -> Result<(), Error> {
+        let Some(entries) = set.get_mut("entries").and_then(Value::as_array_mut) else {
+            return Ok(());
+        };
+        for (i, entry) in entries.iter_mut().enumerate() {
+            let ep = format!("{path}.entries[{i}]");
+            if entry.get("annotations").is_some_and(is_set) {
+                return Err(unsupported(
+                    &format!("{ep}.annotations"),
+                    "a Sigstore bundle carries no cosign annotations",
+                ));
+            }
+            if let Some(k) = entry.get_mut("keyless").and_then(Value::as_object_mut)
+                && let Some(subject) = k.remove("subject")
+            {
+                k.insert("subjectExact".into(), subject);
+            }
+            if let Some(n) = entry.get_mut("attestor").filter(|n| !n.is_null()) {
+                visit(n, &format!("{ep}.attestor"))?;
+            }
+        }
+        Ok(())
+    }
+    if let Some(Value::Array(sets)) = e.get_mut("attestors") {
+        for (i, s) in sets.iter_mut().enumerate() {
+            visit(s, &format!("{path}.attestors[{i}]"))?;
+        }
+    }
+    if let Some(Value::Array(atts)) = e.get_mut("attestations") {
+        for (i, a) in atts.iter_mut().enumerate() {
+            if let Some(Value::Array(sets)) = a.get_mut("attestors") {
+                for (j, s) in sets.iter_mut().enumerate() {
+                    visit(s, &format!("{path}.attestations[{i}].attestors[{j}]"))?;
+                }
+            }
+        }
     }
     Ok(())
 }

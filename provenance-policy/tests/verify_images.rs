@@ -395,6 +395,157 @@ fn a_rule_that_covers_no_image_has_no_result_and_a_skipped_image_is_a_skip() {
 }
 
 #[test]
+fn sigstore_bundle_type_reads_bundles_only_and_matches_the_subject_exactly() {
+    let (expect, root, now, evidence) = keyless_dsse();
+    let issuer = expect["issuer"].as_str().unwrap();
+    let identity = expect["identity"].as_str().unwrap();
+    let bundle_policy = |subject: &str| {
+        slsa_policy(
+            subject,
+            issuer,
+            "{{ buildDefinition.buildType }}",
+            "https://provenance.test/fixture",
+        )
+        .replace(
+            "          attestations:\n",
+            "          type: SigstoreBundle\n          attestations:\n",
+        )
+    };
+    let run = |p: String| decide(&setup(&p, &root, now), MODEL, evidence.clone());
+    let d = run(bundle_policy(identity));
+    assert_eq!(
+        d.results[0].status,
+        RuleStatus::Pass,
+        "{}",
+        d.results[0].message
+    );
+    // Kyverno's bundle verifier matches the subject exactly: a wildcard that `type: Cosign`
+    // would accept verifies nothing here.
+    let wildcard = format!("{}*", &identity[..identity.len() - 4]);
+    let d = run(slsa_policy(
+        &wildcard,
+        issuer,
+        "{{ buildDefinition.buildType }}",
+        "https://provenance.test/fixture",
+    ));
+    assert_eq!(
+        d.results[0].status,
+        RuleStatus::Pass,
+        "type Cosign, wildcard: {}",
+        d.results[0].message
+    );
+    let d = run(bundle_policy(&wildcard));
+    assert_eq!(
+        d.results[0].status,
+        RuleStatus::Fail,
+        "{}",
+        d.results[0].message
+    );
+
+    // Kyverno's bundle verifier takes any verifying bundle as the image's signature, an
+    // attestation too; this engine does not (an attestation is not a signature).
+    let attestation_as_signature = format!(
+        r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {{name: bundle-signature}}
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: signed
+      match: {{any: [{{resources: {{kinds: [Pod]}}}}]}}
+      verifyImages:
+        - imageReferences: ["registry.provenance.test/acme/model*"]
+          type: SigstoreBundle
+          attestors:
+            - entries:
+                - keyless: {{subject: "{identity}", issuer: "{issuer}"}}
+"#
+    );
+    let mut as_signature = evidence.clone();
+    for ev in as_signature.values_mut() {
+        ev.signatures = std::mem::take(&mut ev.attestations);
+    }
+    let d = decide(
+        &setup(&attestation_as_signature, &root, now),
+        MODEL,
+        as_signature,
+    );
+    assert_eq!(
+        d.results[0].status,
+        RuleStatus::Fail,
+        "{}",
+        d.results[0].message
+    );
+    assert!(
+        d.results[0].message.contains("verify.kind.not_a_signature"),
+        "{}",
+        d.results[0].message
+    );
+
+    // cosign's tag-attached layers are not read by `type: SigstoreBundle`.
+    let (digest, sig, key, now, root) = cosign_layer();
+    let p = key_policy(&key).replace(
+        "          attestors:\n",
+        "          type: SigstoreBundle\n          attestors:\n",
+    );
+    let d = decide(
+        &setup(&p, &root, now),
+        MODEL,
+        both_images(signed(&digest, &sig)),
+    );
+    assert_eq!(
+        d.results[0].status,
+        RuleStatus::Fail,
+        "{}",
+        d.results[0].message
+    );
+    assert!(
+        d.results[0].message.contains("no signatures found"),
+        "{}",
+        d.results[0].message
+    );
+    let d = decide(
+        &setup(&key_policy(&key), &root, now),
+        MODEL,
+        both_images(signed(&digest, &sig)),
+    );
+    assert_eq!(
+        d.results[0].status,
+        RuleStatus::Pass,
+        "{}",
+        d.results[0].message
+    );
+
+    // What Kyverno ignores on this path is refused, not ignored.
+    let bundle_type = key_policy(&key).replace(
+        "          attestors:\n",
+        "          type: SigstoreBundle\n          attestors:\n",
+    );
+    for (p, field) in [
+        (
+            bundle_type.replace(
+                "          attestors:\n",
+                "          repository: registry.provenance.test/sigs\n          attestors:\n",
+            ),
+            "repository",
+        ),
+        (
+            bundle_type.replace(
+                "                - keys:\n",
+                "                - annotations: {team: ml}\n                  keys:\n",
+            ),
+            "annotations",
+        ),
+    ] {
+        assert_ne!(p, bundle_type);
+        let mut set = PolicySet::default();
+        let e = set.add_yaml(&p, "p.yaml").unwrap_err();
+        assert_eq!(e.code(), "policy.unsupported", "{e}");
+        assert!(e.to_string().contains(field), "{e}");
+    }
+}
+
+#[test]
 fn keyless_slsa_attestation_conditions() {
     let (expect, root, now, evidence) = keyless_dsse();
     let issuer = expect["issuer"].as_str().unwrap();
