@@ -631,6 +631,78 @@ fn a_layout_does_not_choose_its_own_trust_root() {
     assert_scenarios(&run);
 }
 
+/// The policies with the private (mock) Sigstore written in their attestors
+/// (`policies-private-sigstore/`, made by `private-sigstore.py`): no `--trust-root` is given,
+/// the caller's root is the embedded public-good one, and every result is the same as with the
+/// private root passed as the trust root. The layout holds cosign `.sig`/`.att` layers and
+/// Sigstore bundle referrers; online, the same through a registry on loopback.
+#[test]
+fn a_private_sigstore_written_in_the_attestors_needs_no_trust_root() {
+    let private = apply_with(
+        "policies-private-sigstore",
+        &["workloads"],
+        &["--registry-layout", &layout(), "-o", "json"],
+    );
+    assert!(
+        !private.stderr.contains("--trust-root-from-layout"),
+        "{}",
+        private.stderr
+    );
+    assert_scenarios(&private);
+    let Some((_reg, endpoint)) = common::serve_layout(&example().join("registry")) else {
+        return;
+    };
+    let online = apply_with(
+        "policies-private-sigstore",
+        &["workloads"],
+        &[
+            "--online",
+            "--allow-http",
+            "registry.example.com",
+            "--registry-endpoint",
+            &endpoint,
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(results(&online), results(&private));
+    // A Rekor key that is not the private log's makes the key-signed images fail: the trust
+    // written in the policy is what decides.
+    let dir = tempfile::tempdir().unwrap();
+    let src = example().join("policies-private-sigstore");
+    let tlog_line = std::fs::read_to_string(src.join("verify-gpu-image-sbom.yaml")).unwrap();
+    let ct = std::fs::read_to_string(src.join("verify-ai-images.yaml")).unwrap();
+    // The CT log's key (from the keyless attestor) in place of the Rekor key.
+    let key_block = |text: &str, after: &str| -> String {
+        let start = text.find(after).unwrap() + after.len();
+        let begin = text[start..].find("-----BEGIN PUBLIC KEY-----").unwrap() + start;
+        let end = text[begin..].find("-----END PUBLIC KEY-----").unwrap() + begin;
+        text[begin..end].to_owned()
+    };
+    let rekor = key_block(&tlog_line, "rekor:");
+    let ct_key = key_block(&ct, "ctlog:");
+    for f in std::fs::read_dir(&src).unwrap() {
+        let f = f.unwrap().path();
+        let text = std::fs::read_to_string(&f).unwrap();
+        std::fs::write(
+            dir.path().join(f.file_name().unwrap()),
+            text.replace(&rekor, &ct_key),
+        )
+        .unwrap();
+    }
+    let wrong = apply_with(
+        dir.path().to_str().unwrap(),
+        &["workloads"],
+        &["--registry-layout", &layout(), "-o", "json"],
+    );
+    let got = results(&wrong);
+    for ((res, policy, _), (r, m)) in &got {
+        if policy == AI || policy == SBOM {
+            assert_ne!(r, "pass", "{res} {policy}: {m}");
+        }
+    }
+}
+
 #[test]
 fn gathering_one_image_at_a_time_gives_the_same_results() {
     let serial = apply(&[
