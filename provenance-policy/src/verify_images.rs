@@ -19,8 +19,12 @@
 //! several entries); nested `attestor` sets; `attestations` by `type` (or `predicateType`) with
 //! `conditions` evaluated against the predicate. Differences, all fail-closed: an attestation
 //! must name the admitted image digest as a subject; attestations without attestors are
-//! verified with the image's attestors (Kyverno would accept any Sigstore identity); `Notary`,
-//! `certificates`, `keyless.roots` and `ctlog.ignoreSCT` are unsupported and say so.
+//! verified with the image's attestors (Kyverno would accept any Sigstore identity); `Notary`
+//! and `certificates.certChain` are unsupported and say so. Trust material an attestor writes
+//! (`keyless.roots`, `rekor.pubkey`, `ctlog.pubkey`, `ctlog.tsaCertChain`) replaces those parts
+//! of the caller's trust root for that attestor ([`provenance_core::TrustReplacement`]).
+//! `type: SigstoreBundle` reads Sigstore bundles only and matches a keyless subject exactly;
+//! a rule none of whose `imageReferences` matches an image of the resource has no result.
 //!
 //! Extension for models stored as OCI artifacts (Pod image volumes): an attestation of type
 //! `https://model_signing/signature/v1.0` (an OpenSSF model-signing bundle attached to the
