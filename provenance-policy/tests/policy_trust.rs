@@ -134,6 +134,9 @@ fn decide(policy: &str, evidence: ImageEvidence, now: UnixTime) -> Decision {
 
 fn status(d: &Decision) -> (RuleStatus, String) {
     assert_eq!(d.results.len(), 1, "{:?}", d.results);
+    if std::env::var_os("SHOW_MESSAGES").is_some() {
+        eprintln!("{:?}: {}", d.results[0].status, d.results[0].message);
+    }
     (d.results[0].status, d.results[0].message.clone())
 }
 
@@ -232,13 +235,20 @@ fn a_private_sigstore_written_in_the_attestor_verifies_and_every_part_counts() {
     // Nothing written: the public-good root trusts none of it.
     let (s, m) = run("");
     assert_eq!(s, RuleStatus::Fail, "{m}");
+    assert!(m.contains("[verify.tlog.unknown_log]"), "{m}");
 
     // Each part left out fails: the Fulcio roots, the Rekor key (the entry's log is unknown),
     // the CT key (the SCT cannot be verified), the timestamp authority (its certificate is
     // not a trusted one).
-    for part in ["roots", "rekor", "ctlog", "tsa"] {
+    for (part, code) in [
+        ("roots", "verify.certificate.chain"),
+        ("rekor", "verify.tlog.unknown_log"),
+        ("ctlog", "verify.certificate.sct"),
+        ("tsa", "verify.timestamp.invalid"),
+    ] {
         let (s, m) = run(&trust_yaml(&p, &[part], "", ""));
         assert_eq!(s, RuleStatus::Fail, "without {part}: {m}");
+        assert!(m.contains(&format!("[{code}]")), "without {part}: {m}");
     }
 
     // The SCT waived: the CT key is no longer needed.
@@ -253,6 +263,7 @@ fn a_private_sigstore_written_in_the_attestor_verifies_and_every_part_counts() {
         RuleStatus::Fail,
         "ignoreTlog with an entry of an unknown log: {m}"
     );
+    assert!(m.contains("[verify.tlog.unknown_log]"), "{m}");
     let (s, m) = run(&trust_yaml(&p, &[], "  ignoreTlog: true\n", ""));
     assert_eq!(s, RuleStatus::Pass, "ignoreTlog: {m}");
     let (s, m) = run(&trust_yaml(
@@ -262,6 +273,31 @@ fn a_private_sigstore_written_in_the_attestor_verifies_and_every_part_counts() {
         "  ignoreSCT: true\n",
     ));
     assert_eq!(s, RuleStatus::Fail, "waivers never waive the chain: {m}");
+    assert!(m.contains("[verify.certificate.chain]"), "{m}");
+
+    // The log waived, and the bundle's log entry forged (its integrated time moved, so the
+    // SET no longer covers it): the waiver does not make a forged entry acceptable.
+    let mut forged: Value = json_of("keyless-dsse", "bundle.sigstore.json");
+    let t = &mut forged["verificationMaterial"]["tlogEntries"][0]["integratedTime"];
+    let moved = t.as_str().unwrap().parse::<i64>().unwrap() - 60;
+    *t = json!(moved.to_string());
+    let forged_ev = ImageEvidence {
+        attestations: vec![SignatureMaterial::Bundle(
+            serde_json::to_vec(&forged).unwrap(),
+        )],
+        ..ev.clone()
+    };
+    let (s, m) = status(&decide(
+        &keyless_attestation_policy(
+            &subject,
+            &issuer,
+            &trust_yaml(&p, &[], "  ignoreTlog: true\n", ""),
+        ),
+        forged_ev,
+        now,
+    ));
+    assert_eq!(s, RuleStatus::Fail, "forged entry under ignoreTlog: {m}");
+    assert!(m.contains("[verify."), "{m}");
 }
 
 #[test]
@@ -282,6 +318,7 @@ fn wrong_or_malformed_trust_material_never_passes() {
     };
     let (s, m) = run(&trust_yaml(&wrong_rekor, &[], "", ""));
     assert_eq!(s, RuleStatus::Fail, "{m}");
+    assert!(m.contains("[verify.tlog.unknown_log]"), "{m}");
 
     // Roots that do not chain: the timestamp authority's chain given as Fulcio roots.
     let wrong_roots = Private {
@@ -290,6 +327,7 @@ fn wrong_or_malformed_trust_material_never_passes() {
     };
     let (s, m) = run(&trust_yaml(&wrong_roots, &[], "", ""));
     assert_eq!(s, RuleStatus::Fail, "{m}");
+    assert!(m.contains("[verify.certificate.chain]"), "{m}");
 
     // Malformed material is an error naming the field, never a pass.
     for (bad, field) in [
