@@ -2,11 +2,13 @@
 //! API, so the `sha256-<hex>` tag fallback is used), in both directions:
 //!
 //! - a signature made without provenance's signer, as `cosign sign --new-bundle-format` writes
-//!   it (scripts/fixtures/sigstore/cosign3-sign-image.js: the bundle from @sigstore/sign against
-//!   @sigstore/mock's Fulcio and Rekor, the referrer manifest and tag index written over HTTP),
-//!   is accepted by `provenance verify image` for the mock's keyless identity;
+//!   it (scripts/fixtures/sigstore/cosign3-sign-image.js: the bundle from @sigstore/sign, or
+//!   from sigstore-python with cosign3_sign_sigstore_python.py, against @sigstore/mock's Fulcio
+//!   and Rekor; the referrer manifest and tag index written over HTTP), is accepted by
+//!   `provenance verify image` for the mock's keyless identity;
 //! - what `provenance sign image --new-bundle-format` writes has the same referrer fields and
-//!   the same Statement, and its bundle verifies with @sigstore/verify (verify-one.js);
+//!   the same Statement, and its bundle verifies with @sigstore/verify (verify-one.js) and
+//!   sigstore-python (verify_one_sigstore_python.py);
 //! - a Statement about another digest, or a referrer attached to another image than its
 //!   Statement names, is refused with an exact code (`verify.artifact.mismatch`; a referrer
 //!   whose own `subject` is another image is not read at all: `cli.verify.no_signatures`).
@@ -103,6 +105,38 @@ impl Mock {
     fn path(&self, name: &str) -> String {
         self.dir.path().join(name).to_str().unwrap().to_owned()
     }
+}
+
+/// Whether sigstore-python runs here (scripts/ci-setup-sigstore-python.sh installs it; in CI
+/// its absence is a failure).
+fn sigstore_python() -> bool {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import sigstore"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        if std::env::var_os("CI").is_some() {
+            panic!("sigstore-python missing: run scripts/ci-setup-sigstore-python.sh");
+        }
+        eprintln!("SKIPPED: sigstore-python missing (scripts/ci-setup-sigstore-python.sh)");
+    }
+    ok
+}
+
+/// Runs `program script args...` in scripts/fixtures/sigstore and asserts it succeeded.
+fn run_fixture_tool(program: &str, script: &str, args: &[&str]) {
+    let out = std::process::Command::new(program)
+        .arg(node_dir().join(script))
+        .current_dir(node_dir())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A registry, the mock services, and an HTTP client for reading what was written.
@@ -385,6 +419,46 @@ fn a_cosign3_signature_made_without_provenance_verifies_through_the_tag_fallback
 }
 
 #[test]
+fn a_cosign3_signature_signed_by_sigstore_python_verifies_through_the_tag_fallback() {
+    let Some(s) = Setup::start() else { return };
+    if !sigstore_python() {
+        return;
+    }
+    let digest = s.push_image("ml/py", "1.0", b"python-signed");
+    let token = s.mock.path("token");
+    std::fs::write(&token, &s.mock.token).unwrap();
+    let bundle = s.mock.path("python.sigstore.json");
+    run_fixture_tool(
+        "python3",
+        "cosign3_sign_sigstore_python.py",
+        &[
+            &s.mock.url,
+            &s.mock.path("trusted_root.json"),
+            &token,
+            &digest.hex(),
+            &bundle,
+        ],
+    );
+    let made = s.cosign3_sign("ml/py", &digest, &["--bundle", &bundle]);
+    assert_cosign3_statement(&made["bundle"], &digest, json!({}));
+    assert_eq!(
+        made["bundle"]["verificationMaterial"]["tlogEntries"][0]["kindVersion"]["kind"],
+        "dsse"
+    );
+    let (_, referrers) = s.referrers("ml/py", &digest);
+    assert_eq!(referrers.len(), 1);
+    let (_, m) = &referrers[0];
+    let layer = s.blob("ml/py", m["layers"][0]["digest"].as_str().unwrap());
+    assert_cosign3_referrer(m, &digest, &layer);
+    let (code, v) = s.verify("ml/py:1.0");
+    assert_eq!(code, Some(0), "{v}");
+    let sigs = v[0]["signatures"].as_array().unwrap();
+    assert_eq!(sigs.len(), 1, "{v}");
+    assert_eq!(sigs[0]["signer"]["identity"], SUBJECT);
+    assert_eq!(sigs[0]["transparencyVerified"], true);
+}
+
+#[test]
 fn sign_image_new_bundle_format_writes_what_cosign3_writes() {
     let Some(s) = Setup::start() else { return };
     // The reference: the independent producer's referrer for one image.
@@ -433,21 +507,23 @@ fn sign_image_new_bundle_format_writes_what_cosign3_writes() {
     assert!(vm["certificate"]["rawBytes"].is_string(), "{vm}");
     assert_eq!(vm["tlogEntries"][0]["kindVersion"]["kind"], "dsse");
 
-    // @sigstore/verify accepts it, for the image digest.
+    // @sigstore/verify and sigstore-python accept it, for the image digest.
     let path = s.mock.path("ours.sigstore.json");
     std::fs::write(&path, &layer).unwrap();
-    let out = std::process::Command::new("node")
-        .arg(node_dir().join("verify-one.js"))
-        .current_dir(node_dir())
-        .args([&path, &s.mock.path("trusted_root.json"), SUBJECT, ISSUER])
-        .args(["--subject-sha256", &digest.hex()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "@sigstore/verify: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let root = s.mock.path("trusted_root.json");
+    let hex = digest.hex();
+    let args = [
+        path.as_str(),
+        &root,
+        SUBJECT,
+        ISSUER,
+        "--subject-sha256",
+        &hex,
+    ];
+    run_fixture_tool("node", "verify-one.js", &args);
+    if sigstore_python() {
+        run_fixture_tool("python3", "verify_one_sigstore_python.py", &args);
+    }
     // And provenance reads both as signatures.
     for image in ["ml/ours:1.0", "ml/theirs:1.0"] {
         let (code, v) = s.verify(image);
