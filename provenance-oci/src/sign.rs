@@ -620,8 +620,21 @@ pub async fn attach_bundle_referrer<P: Publisher>(
     digest: &Digest,
     bundle_json: &[u8],
 ) -> Result<Published, Error> {
+    attach_bundle_referrer_to(p, image, digest, bundle_json, None).await
+}
+
+/// [`attach_bundle_referrer`], writing the referrer (and the referrers tag index) into
+/// `repository` when given (cosign's `COSIGN_REPOSITORY`); its `subject` is still the image.
+pub async fn attach_bundle_referrer_to<P: Publisher>(
+    p: &P,
+    image: &ImageReference,
+    digest: &Digest,
+    bundle_json: &[u8],
+    repository: Option<&ImageReference>,
+) -> Result<Published, Error> {
     let b = parse_bundle_json(bundle_json)?;
     let subject = p.manifest_at(image, digest).await?;
+    let target = repository.unwrap_or(image);
     let mut ann = BTreeMap::new();
     if let Some(envelope) = b.get("dsseEnvelope") {
         let statement = envelope
@@ -648,7 +661,7 @@ pub async fn attach_bundle_referrer<P: Publisher>(
             "message-signature".to_owned(),
         );
     }
-    attach_bundle(p, image, &subject, bundle_json, &ann).await
+    attach_bundle(p, target, &subject, bundle_json, &ann).await
 }
 
 /// Removes from cosign's `.att` manifest of `image` at `digest` every layer whose
@@ -789,21 +802,23 @@ pub async fn sign_image_bundle<P: Publisher>(
     signer: &dyn Signer,
     options: &bundle::Options,
 ) -> Result<Published, Error> {
-    sign_image_bundle_with(p, image, digest, signer, &BTreeMap::new(), options).await
+    sign_image_bundle_with(p, image, digest, signer, &SignOptions::default(), options).await
 }
 
-/// [`sign_image_bundle`] with cosign's `-a key=value` `annotations`, which cosign 3 signs as
-/// the Statement subject's annotations.
+/// [`sign_image_bundle`] with cosign's `-a key=value` annotations (`sign.annotations`, which
+/// cosign 3 signs as the Statement subject's annotations) and its `COSIGN_REPOSITORY`
+/// (`sign.repository`: the referrer, and the referrers tag index, go there).
 pub async fn sign_image_bundle_with<P: Publisher>(
     p: &P,
     image: &ImageReference,
     digest: &Digest,
     signer: &dyn Signer,
-    annotations: &BTreeMap<String, String>,
+    sign: &SignOptions,
     options: &bundle::Options,
 ) -> Result<Published, Error> {
-    let statement = cosign_sign_statement(digest, annotations);
+    let statement = cosign_sign_statement(digest, &sign.annotations);
     let subject = p.manifest_at(image, digest).await?;
+    let image = sign.repository.as_ref().unwrap_or(image);
     let b = bundle::dsse_with(signer, IN_TOTO_PAYLOAD_TYPE, &statement, options)
         .map_err(signing_error)?;
     attach_bundle(
@@ -838,8 +853,23 @@ pub async fn attest_image_bundle<P: Publisher>(
     statement_json: &[u8],
     options: &bundle::Options,
 ) -> Result<Published, Error> {
+    attest_image_bundle_to(p, image, digest, signer, statement_json, options, None).await
+}
+
+/// [`attest_image_bundle`], writing the referrer (and the referrers tag index) into
+/// `repository` when given (cosign's `COSIGN_REPOSITORY`); its `subject` is still the image.
+pub async fn attest_image_bundle_to<P: Publisher>(
+    p: &P,
+    image: &ImageReference,
+    digest: &Digest,
+    signer: &dyn Signer,
+    statement_json: &[u8],
+    options: &bundle::Options,
+    repository: Option<&ImageReference>,
+) -> Result<Published, Error> {
     let predicate_type = statement_subject_check(statement_json, digest)?;
     let subject = p.manifest_at(image, digest).await?;
+    let image = repository.unwrap_or(image);
     let b = bundle::dsse_with(signer, IN_TOTO_PAYLOAD_TYPE, statement_json, options)
         .map_err(signing_error)?;
     attach_bundle(

@@ -27,7 +27,7 @@ use base64::Engine;
 use provenance_core::sign::{CertifiedKey, Signer, SigningKey, bundle, simple_signing_payload};
 use provenance_oci::model::{Method, SignModelOptions, VerifyOptions, sign_dataset, sign_model};
 use provenance_oci::sign::{
-    SignOptions, attach_bundle_referrer, attach_signature_from_bundle, cosign_sign_statement,
+    SignOptions, attach_bundle_referrer_to, attach_signature_from_bundle, cosign_sign_statement,
     index_children, sign_image, sign_image_bundle_with,
 };
 use serde_json::json;
@@ -300,7 +300,14 @@ impl Signing<'_> {
                 let (signed, r) = if self.bundle_format {
                     let statement = cosign_sign_statement(digest, &self.options.annotations);
                     let signed = s.sign_in_toto(&statement).await?;
-                    let r = attach_bundle_referrer(p, image, digest, &signed.json).await;
+                    let r = attach_bundle_referrer_to(
+                        p,
+                        image,
+                        digest,
+                        &signed.json,
+                        self.options.repository.as_ref(),
+                    )
+                    .await;
                     (signed, r)
                 } else {
                     let payload =
@@ -327,7 +334,7 @@ impl Signing<'_> {
                         image,
                         digest,
                         key,
-                        &self.options.annotations,
+                        self.options,
                         &bundle::Options::default(),
                     )
                     .await

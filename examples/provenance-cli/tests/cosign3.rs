@@ -628,3 +628,50 @@ fn a_cosign3_referrer_attached_to_another_image_than_its_statement_names_is_refu
     assert_eq!(code, Some(1), "{v}");
     assert_eq!(v[0]["error"]["code"], "cli.verify.no_signatures", "{v}");
 }
+
+#[test]
+fn sign_image_new_bundle_format_writes_into_the_signature_repository_when_asked() {
+    let Some(s) = Setup::start() else { return };
+    let digest = s.push_image("ml/app", "1.0", b"weights");
+    let dir = s.mock.dir.path();
+    s.provenance()
+        .current_dir(dir)
+        .args(["generate-key-pair", "--unencrypted"])
+        .assert()
+        .code(0);
+    let sigs = [
+        "--signature-repository",
+        "registry.example.com/ml/signatures",
+    ];
+    s.provenance()
+        .current_dir(dir)
+        .args(["sign", "image", "registry.example.com/ml/app:1.0"])
+        .args(["--key", "cosign.key", "--new-bundle-format"])
+        .args(sigs)
+        .args(s.net())
+        .assert()
+        .code(0);
+    // As cosign writes it with COSIGN_REPOSITORY: the referrer and the tag index in the
+    // signature repository, the subject still the image.
+    assert!(
+        s.manifest("ml/app", &format!("sha256-{}", digest.hex()))
+            .is_none()
+    );
+    let (_, referrers) = s.referrers("ml/signatures", &digest);
+    assert_eq!(referrers.len(), 1);
+    let (_, m) = &referrers[0];
+    let layer = s.blob("ml/signatures", m["layers"][0]["digest"].as_str().unwrap());
+    assert_cosign3_referrer(m, &digest, &layer);
+    let verify = |extra: &[&str]| {
+        Command::cargo_bin("provenance")
+            .unwrap()
+            .current_dir(dir)
+            .args(["verify", "image", "registry.example.com/ml/app:1.0"])
+            .args(["--key", "cosign.pub", "--insecure-ignore-tlog"])
+            .args(s.net())
+            .args(extra)
+            .assert()
+    };
+    verify(&sigs).code(0);
+    verify(&[]).code(1);
+}
