@@ -903,7 +903,7 @@ pub async fn attach_bundle<P: Publisher>(
     let mut annotations = annotations.clone();
     annotations
         .entry(ANNOTATION_CREATED.to_owned())
-        .or_insert_with(|| now_rfc3339());
+        .or_insert_with(now_rfc3339);
     let mut config = descriptor(OCI_EMPTY, empty, &BTreeMap::new());
     config["artifactType"] = json!(SIGSTORE_BUNDLE_V03);
     let m = json!({
