@@ -13,10 +13,12 @@
 //!   Rekor SET (`dev.sigstore.cosign/bundle`) and the RFC 3161 timestamp become cosign's
 //!   annotations, as `cosign sign` / `cosign attest` write them with the log upload;
 //! - [`attach_sbom`]: the `<alg>-<hex>.sbom` manifest (`cosign attach sbom`);
-//! - [`sign_image_bundle`] / [`attest_image_bundle`]: cosign v3 style Sigstore bundle
-//!   referrers (artifact type `application/vnd.dev.sigstore.bundle.v0.3+json`, `subject` = the
-//!   image), with the referrers tag index (`<alg>-<hex>`) updated when the target has no
-//!   referrers API.
+//! - [`sign_image_bundle`] / [`attest_image_bundle`]: cosign 3's Sigstore bundle referrers
+//!   (artifact type `application/vnd.dev.sigstore.bundle.v0.3+json`, `subject` = the image):
+//!   a signature is a DSSE envelope over cosign's signing Statement
+//!   ([`cosign_sign_statement`], predicate type `https://sigstore.dev/cosign/sign/v1`), an
+//!   attestation a DSSE envelope over the user's Statement; the referrers tag index
+//!   (`<alg>-<hex>`) is updated when the target has no referrers API (docs/interop-cosign3.md).
 //!
 //! Existing signatures and attestations are kept: a new layer is appended to the tag's
 //! manifest (an identical layer is not added twice). Targets implement [`Publisher`]:
@@ -52,6 +54,12 @@ pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 pub const ANNOTATION_BUNDLE_CONTENT: &str = "dev.sigstore.bundle.content";
 /// Annotation of a bundle referrer naming the predicate type of its attestation.
 pub const ANNOTATION_BUNDLE_PREDICATE_TYPE: &str = "dev.sigstore.bundle.predicateType";
+/// Annotation of a bundle referrer with its creation time (RFC 3339, UTC, whole seconds).
+pub const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
+/// The in-toto Statement type cosign 3 signs (in-toto v1).
+pub const IN_TOTO_STATEMENT_V1: &str = "https://in-toto.io/Statement/v1";
+/// The DSSE payload type of an in-toto Statement.
+pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 
 /// A place signatures can be written to (and read back from, to append).
 pub trait Publisher: EvidenceSource {
@@ -409,9 +417,8 @@ pub async fn attest_image<P: Publisher>(
     repository: Option<&ImageReference>,
 ) -> Result<Published, Error> {
     let predicate_type = statement_subject_check(statement_json, digest)?;
-    let (envelope, _) =
-        bundle::dsse_envelope(signer, "application/vnd.in-toto+json", statement_json)
-            .map_err(signing_error)?;
+    let (envelope, _) = bundle::dsse_envelope(signer, IN_TOTO_PAYLOAD_TYPE, statement_json)
+        .map_err(signing_error)?;
     let mut ann = BTreeMap::new();
     certificate_annotations(signer, &mut ann);
     append_attestation(p, image, digest, repository, &envelope, ann, predicate_type).await
@@ -613,8 +620,21 @@ pub async fn attach_bundle_referrer<P: Publisher>(
     digest: &Digest,
     bundle_json: &[u8],
 ) -> Result<Published, Error> {
+    attach_bundle_referrer_to(p, image, digest, bundle_json, None).await
+}
+
+/// [`attach_bundle_referrer`], writing the referrer (and the referrers tag index) into
+/// `repository` when given (cosign's `COSIGN_REPOSITORY`); its `subject` is still the image.
+pub async fn attach_bundle_referrer_to<P: Publisher>(
+    p: &P,
+    image: &ImageReference,
+    digest: &Digest,
+    bundle_json: &[u8],
+    repository: Option<&ImageReference>,
+) -> Result<Published, Error> {
     let b = parse_bundle_json(bundle_json)?;
     let subject = p.manifest_at(image, digest).await?;
+    let target = repository.unwrap_or(image);
     let mut ann = BTreeMap::new();
     if let Some(envelope) = b.get("dsseEnvelope") {
         let statement = envelope
@@ -623,11 +643,7 @@ pub async fn attach_bundle_referrer<P: Publisher>(
             .and_then(|p| STANDARD.decode(p).ok())
             .ok_or_else(|| Error::malformed("Sigstore bundle", "the envelope has no payload"))?;
         let predicate_type = statement_subject_check(&statement, digest)?;
-        ann.insert(
-            ANNOTATION_BUNDLE_CONTENT.to_owned(),
-            "dsse-envelope".to_owned(),
-        );
-        ann.insert(ANNOTATION_BUNDLE_PREDICATE_TYPE.to_owned(), predicate_type);
+        ann = dsse_referrer_annotations(predicate_type);
     } else {
         let signed = b
             .pointer("/messageSignature/messageDigest/digest")
@@ -645,7 +661,7 @@ pub async fn attach_bundle_referrer<P: Publisher>(
             "message-signature".to_owned(),
         );
     }
-    attach_bundle(p, image, &subject, bundle_json, &ann).await
+    attach_bundle(p, target, &subject, bundle_json, &ann).await
 }
 
 /// Removes from cosign's `.att` manifest of `image` at `digest` every layer whose
@@ -759,8 +775,26 @@ pub async fn attach_sbom<P: Publisher>(
     .await
 }
 
-/// Signs `image` at `digest` as a Sigstore bundle referrer (cosign v3 `--new-bundle-format`):
-/// a message signature over the image manifest.
+/// The in-toto Statement `cosign sign --new-bundle-format` (cosign 3) signs for the image at
+/// `digest`: `_type` in-toto v1, one subject holding only the digest (no `name`) and the `-a`
+/// `annotations` (an empty object when there are none, as cosign writes it), predicate type
+/// `https://sigstore.dev/cosign/sign/v1` and an empty predicate.
+pub fn cosign_sign_statement(digest: &Digest, annotations: &BTreeMap<String, String>) -> Vec<u8> {
+    let statement = json!({
+        "_type": IN_TOTO_STATEMENT_V1,
+        "subject": [{
+            "digest": { digest.algorithm().to_string(): digest.hex() },
+            "annotations": annotations,
+        }],
+        "predicateType": provenance_core::verify::COSIGN_SIGN_PREDICATE_V1,
+        "predicate": {},
+    });
+    serde_json::to_vec(&statement).unwrap_or_default()
+}
+
+/// Signs `image` at `digest` as `cosign sign --new-bundle-format` (cosign 3) does without a
+/// log upload: a Sigstore bundle v0.3 holding a DSSE envelope over
+/// [`cosign_sign_statement`], written as a referrer of the image ([`attach_bundle`]).
 pub async fn sign_image_bundle<P: Publisher>(
     p: &P,
     image: &ImageReference,
@@ -768,15 +802,45 @@ pub async fn sign_image_bundle<P: Publisher>(
     signer: &dyn Signer,
     options: &bundle::Options,
 ) -> Result<Published, Error> {
+    sign_image_bundle_with(p, image, digest, signer, &SignOptions::default(), options).await
+}
+
+/// [`sign_image_bundle`] with cosign's `-a key=value` annotations (`sign.annotations`, which
+/// cosign 3 signs as the Statement subject's annotations) and its `COSIGN_REPOSITORY`
+/// (`sign.repository`: the referrer, and the referrers tag index, go there).
+pub async fn sign_image_bundle_with<P: Publisher>(
+    p: &P,
+    image: &ImageReference,
+    digest: &Digest,
+    signer: &dyn Signer,
+    sign: &SignOptions,
+    options: &bundle::Options,
+) -> Result<Published, Error> {
+    let statement = cosign_sign_statement(digest, &sign.annotations);
     let subject = p.manifest_at(image, digest).await?;
-    let b =
-        bundle::message_signature_with(signer, &subject.bytes, options).map_err(signing_error)?;
-    let mut ann = BTreeMap::new();
-    ann.insert(
-        ANNOTATION_BUNDLE_CONTENT.to_owned(),
-        "message-signature".to_owned(),
-    );
-    attach_bundle(p, image, &subject, &b, &ann).await
+    let image = sign.repository.as_ref().unwrap_or(image);
+    let b = bundle::dsse_with(signer, IN_TOTO_PAYLOAD_TYPE, &statement, options)
+        .map_err(signing_error)?;
+    attach_bundle(
+        p,
+        image,
+        &subject,
+        &b,
+        &dsse_referrer_annotations(provenance_core::verify::COSIGN_SIGN_PREDICATE_V1.to_owned()),
+    )
+    .await
+}
+
+/// The annotations cosign 3 gives a bundle referrer holding a DSSE envelope (besides the
+/// creation time, which [`attach_bundle`] adds).
+fn dsse_referrer_annotations(predicate_type: String) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            ANNOTATION_BUNDLE_CONTENT.to_owned(),
+            "dsse-envelope".to_owned(),
+        ),
+        (ANNOTATION_BUNDLE_PREDICATE_TYPE.to_owned(), predicate_type),
+    ])
 }
 
 /// Attests `image` at `digest` as a Sigstore bundle referrer holding a DSSE envelope over
@@ -789,27 +853,41 @@ pub async fn attest_image_bundle<P: Publisher>(
     statement_json: &[u8],
     options: &bundle::Options,
 ) -> Result<Published, Error> {
-    let predicate_type = statement_subject_check(statement_json, digest)?;
-    let subject = p.manifest_at(image, digest).await?;
-    let b = bundle::dsse_with(
-        signer,
-        "application/vnd.in-toto+json",
-        statement_json,
-        options,
-    )
-    .map_err(signing_error)?;
-    let mut ann = BTreeMap::new();
-    ann.insert(
-        ANNOTATION_BUNDLE_CONTENT.to_owned(),
-        "dsse-envelope".to_owned(),
-    );
-    ann.insert(ANNOTATION_BUNDLE_PREDICATE_TYPE.to_owned(), predicate_type);
-    attach_bundle(p, image, &subject, &b, &ann).await
+    attest_image_bundle_to(p, image, digest, signer, statement_json, options, None).await
 }
 
-/// Writes `bundle_json` as a referrer of `subject` (artifact type
-/// `application/vnd.dev.sigstore.bundle.v0.3+json`), and adds it to the referrers tag index
-/// when the target does not index referrers itself.
+/// [`attest_image_bundle`], writing the referrer (and the referrers tag index) into
+/// `repository` when given (cosign's `COSIGN_REPOSITORY`); its `subject` is still the image.
+pub async fn attest_image_bundle_to<P: Publisher>(
+    p: &P,
+    image: &ImageReference,
+    digest: &Digest,
+    signer: &dyn Signer,
+    statement_json: &[u8],
+    options: &bundle::Options,
+    repository: Option<&ImageReference>,
+) -> Result<Published, Error> {
+    let predicate_type = statement_subject_check(statement_json, digest)?;
+    let subject = p.manifest_at(image, digest).await?;
+    let image = repository.unwrap_or(image);
+    let b = bundle::dsse_with(signer, IN_TOTO_PAYLOAD_TYPE, statement_json, options)
+        .map_err(signing_error)?;
+    attach_bundle(
+        p,
+        image,
+        &subject,
+        &b,
+        &dsse_referrer_annotations(predicate_type),
+    )
+    .await
+}
+
+/// Writes `bundle_json` as a referrer of `subject`, in the manifest cosign 3 writes
+/// (`WriteReferrer`): artifact type `application/vnd.dev.sigstore.bundle.v0.3+json` (on the
+/// manifest and on its config descriptor), the empty config `{}`
+/// (`application/vnd.oci.empty.v1+json`), one bundle layer, `subject` = the image, and
+/// `annotations` plus the creation time (`org.opencontainers.image.created`, now, unless
+/// given). Adds it to the referrers tag index when the target does not index referrers itself.
 pub async fn attach_bundle<P: Publisher>(
     p: &P,
     image: &ImageReference,
@@ -822,26 +900,30 @@ pub async fn attach_bundle<P: Publisher>(
     p.push_blob(&repo, &layer_digest, bundle_json).await?;
     let empty = b"{}";
     p.push_blob(&repo, &Digest::sha256_of(empty), empty).await?;
-    let mut m = json!({
+    let mut annotations = annotations.clone();
+    annotations
+        .entry(ANNOTATION_CREATED.to_owned())
+        .or_insert_with(now_rfc3339);
+    let mut config = descriptor(OCI_EMPTY, empty, &BTreeMap::new());
+    config["artifactType"] = json!(SIGSTORE_BUNDLE_V03);
+    let m = json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "artifactType": SIGSTORE_BUNDLE_V03,
-        "config": descriptor(OCI_EMPTY, empty, &BTreeMap::new()),
+        "config": config,
         "layers": [descriptor(SIGSTORE_BUNDLE_V03, bundle_json, &BTreeMap::new())],
         "subject": {
             "mediaType": subject.media_type,
             "digest": subject.digest.to_string(),
             "size": subject.bytes.len(),
         },
+        "annotations": annotations,
     });
-    if !annotations.is_empty() {
-        m["annotations"] = json!(annotations);
-    }
     let manifest = manifest_of(&m)?;
     let pinned = repo.pinned(&manifest.digest);
     p.push_manifest(&pinned, &manifest).await?;
     if !p.indexes_referrers(&repo, &subject.digest).await? {
-        update_referrers_index(p, &repo, &subject.digest, &manifest, annotations).await?;
+        update_referrers_index(p, &repo, &subject.digest, &manifest, &annotations).await?;
     }
     Ok(Published {
         reference: pinned,
@@ -850,8 +932,18 @@ pub async fn attach_bundle<P: Publisher>(
     })
 }
 
+/// The current time as cosign writes `org.opencontainers.image.created` (RFC 3339, UTC).
+fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    provenance_core::UnixTime(secs).to_string()
+}
+
 /// Adds `referrer` to the referrers tag index `<alg>-<hex>` of `subject` (OCI 1.1's fallback
-/// for registries without the referrers API).
+/// for registries without the referrers API): its media type, digest, size and artifact type,
+/// as cosign's client writes them, and its annotations, as the referrers API would list them.
 async fn update_referrers_index<P: Publisher>(
     p: &P,
     repo: &ImageReference,
@@ -901,6 +993,11 @@ async fn update_referrers_index<P: Publisher>(
         d["annotations"] = json!(annotations);
     }
     entries.push(d);
+    // Sorted by digest, as go-containerregistry (cosign's client) keeps this index.
+    entries.sort_by(|a, b| {
+        let key = |v: &Value| v.get("digest").and_then(Value::as_str).map(str::to_owned);
+        key(a).cmp(&key(b))
+    });
     let index = manifest_of(&json!({
         "schemaVersion": 2,
         "mediaType": OCI_INDEX,

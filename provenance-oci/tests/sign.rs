@@ -19,6 +19,10 @@ use provenance_oci::{
     EvidenceSource, LayoutPublisher, LayoutSource, Manifest, Publisher, ReferrersOrigin,
 };
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use provenance_oci::types::SIGSTORE_BUNDLE_V03;
+
 const NOW: UnixTime = UnixTime(1_800_000_000);
 
 fn verifier() -> Verifier {
@@ -138,9 +142,46 @@ async fn sign_everything_and_read_back<P: Publisher, R: EvidenceSource>(
     };
     assert_eq!(by_key(&key), 3);
     assert_eq!(by_key(&other), 1);
+    // The bundle referrer is cosign 3's image signature: a DSSE envelope over the sign/v1
+    // Statement naming the digest alone, which verifies as a signature (not an attestation).
+    let b = sigs.iter().find(|s| !s.is_simple_signing()).unwrap();
+    assert_eq!(b.media_type, SIGSTORE_BUNDLE_V03);
+    assert_eq!(
+        b.annotations["dev.sigstore.bundle.content"],
+        "dsse-envelope"
+    );
+    assert_eq!(
+        b.annotations["dev.sigstore.bundle.predicateType"],
+        "https://sigstore.dev/cosign/sign/v1"
+    );
+    assert!(
+        b.annotations
+            .contains_key("org.opencontainers.image.created")
+    );
+    let bundle_json: serde_json::Value = serde_json::from_slice(&b.payload).unwrap();
+    assert_eq!(bundle_json["mediaType"], SIGSTORE_BUNDLE_V03);
+    let envelope = &bundle_json["dsseEnvelope"];
+    assert_eq!(envelope["payloadType"], "application/vnd.in-toto+json");
+    let signed: serde_json::Value = serde_json::from_slice(
+        &STANDARD
+            .decode(envelope["payload"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        signed,
+        serde_json::json!({
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"digest": {"sha256": digest.hex()}, "annotations": {}}],
+            "predicateType": "https://sigstore.dev/cosign/sign/v1",
+            "predicate": {},
+        })
+    );
+    v.verify_image_signature(&digest, &b.material(), &exp(&key), NOW)
+        .unwrap();
     for s in &sigs {
         // Nothing verifies for another image digest: a cosign layer names another image, a
-        // bundle's message digest is another manifest's.
+        // bundle's Statement another digest.
         let e = v
             .verify(
                 Artifact::Digest(&Digest::sha256_of(b"other")),
@@ -206,6 +247,55 @@ async fn sign_attest_and_attach_into_an_oci_layout() {
     let p = LayoutPublisher::open(&root).unwrap();
     let image = ImageReference::parse("registry.example.com/ml/app:1.0").unwrap();
     sign_everything_and_read_back(&p, || LayoutSource::open(&root).unwrap(), &image, None).await;
+    // Both bundle referrers (the signature and the attestation) are cosign 3's manifest: the
+    // bundle artifact type on the manifest and on the empty config, one bundle layer, the
+    // content, predicate type and creation annotations.
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("index.json")).unwrap()).unwrap();
+    let mut predicate_types = Vec::new();
+    for e in index["manifests"].as_array().unwrap() {
+        let hex = e["digest"].as_str().unwrap().trim_start_matches("sha256:");
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(root.join("blobs/sha256").join(hex)).unwrap())
+                .unwrap();
+        if m.get("subject").is_none() {
+            continue;
+        }
+        assert_eq!(m["artifactType"], SIGSTORE_BUNDLE_V03);
+        assert_eq!(
+            m["config"],
+            serde_json::json!({
+                "mediaType": EMPTY_CONFIG,
+                "artifactType": SIGSTORE_BUNDLE_V03,
+                "digest": Digest::sha256_of(b"{}").to_string(),
+                "size": 2,
+            })
+        );
+        let layers = m["layers"].as_array().unwrap();
+        assert_eq!(layers.len(), 1);
+        assert_eq!(layers[0]["mediaType"], SIGSTORE_BUNDLE_V03);
+        assert!(layers[0].get("annotations").is_none(), "{m}");
+        let ann = &m["annotations"];
+        assert_eq!(ann["dev.sigstore.bundle.content"], "dsse-envelope");
+        assert!(
+            UnixTime::parse_rfc3339(ann["org.opencontainers.image.created"].as_str().unwrap())
+                .is_some()
+        );
+        predicate_types.push(
+            ann["dev.sigstore.bundle.predicateType"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    predicate_types.sort();
+    assert_eq!(
+        predicate_types,
+        [
+            "https://sigstore.dev/cosign/sign/v1",
+            "https://slsa.dev/provenance/v1"
+        ]
+    );
     // The layout names cosign's tags by full reference.
     let names = LayoutSource::open(&root).unwrap().names();
     assert!(

@@ -13,8 +13,8 @@ use std::process::ExitCode;
 use provenance_attest::build::{resource, statement};
 use provenance_core::sign::bundle;
 use provenance_oci::sign::{
-    attach_attestation_from_bundle, attach_bundle_referrer, attest_image, attest_image_bundle,
-    remove_attestations,
+    attach_attestation_from_bundle, attach_bundle_referrer_to, attest_image,
+    attest_image_bundle_to, remove_attestations,
 };
 
 use crate::image_source::{SourceArgs, parse_image, signature_repository};
@@ -129,7 +129,14 @@ fn attest(a: AttestArgs) -> Result<(), Failure> {
                 (Some(s), _) => {
                     let signed = s.sign_in_toto(&st).await?;
                     let r = if a.new_bundle_format {
-                        attach_bundle_referrer(p, &image, &digest, &signed.json).await
+                        attach_bundle_referrer_to(
+                            p,
+                            &image,
+                            &digest,
+                            &signed.json,
+                            repository.as_ref(),
+                        )
+                        .await
                     } else {
                         attach_attestation_from_bundle(
                             p,
@@ -145,13 +152,14 @@ fn attest(a: AttestArgs) -> Result<(), Failure> {
                 }
                 (None, Some(key)) => {
                     let r = if a.new_bundle_format {
-                        attest_image_bundle(
+                        attest_image_bundle_to(
                             p,
                             &image,
                             &digest,
                             key,
                             &st,
                             &bundle::Options::default(),
+                            repository.as_ref(),
                         )
                         .await
                     } else {

@@ -2,7 +2,8 @@
 //! model_signing's flag names.
 //!
 //! - `sign image IMAGE --key cosign.key`: cosign's `.sig` signature (or, with
-//!   `--new-bundle-format`, a Sigstore bundle referrer), into the registry or an OCI layout;
+//!   `--new-bundle-format`, cosign 3's Sigstore bundle referrer: a DSSE envelope over the
+//!   `https://sigstore.dev/cosign/sign/v1` Statement), into the registry or an OCI layout;
 //!   with `--keyless` (a Fulcio certificate) or `--tlog-upload`, the signature is logged in
 //!   Rekor, verified, and written with cosign's certificate and SET annotations.
 //! - `sign blob FILE --key KEY --bundle OUT [--output-signature SIG]`: `cosign sign-blob`;
@@ -26,8 +27,8 @@ use base64::Engine;
 use provenance_core::sign::{CertifiedKey, Signer, SigningKey, bundle, simple_signing_payload};
 use provenance_oci::model::{Method, SignModelOptions, VerifyOptions, sign_dataset, sign_model};
 use provenance_oci::sign::{
-    SignOptions, attach_bundle_referrer, attach_signature_from_bundle, index_children, sign_image,
-    sign_image_bundle,
+    SignOptions, attach_bundle_referrer_to, attach_signature_from_bundle, cosign_sign_statement,
+    index_children, sign_image, sign_image_bundle_with,
 };
 use serde_json::json;
 
@@ -86,8 +87,9 @@ struct ImageArgs {
     /// `key=value` annotations, signed in the payload (cosign `-a`).
     #[arg(short = 'a', long = "annotations", value_name = "KEY=VALUE")]
     annotations: Vec<String>,
-    /// Write a Sigstore bundle referrer (cosign v3 / `--new-bundle-format`) instead of the
-    /// `.sig` tag.
+    /// Write a Sigstore bundle referrer as cosign 3 does (`--new-bundle-format`: a DSSE
+    /// envelope over the `https://sigstore.dev/cosign/sign/v1` Statement naming the digest;
+    /// logged as a `dsse` entry with --keyless or --tlog-upload) instead of the `.sig` tag.
     #[arg(long)]
     new_bundle_format: bool,
     /// When the image is an index (multi-platform), sign every platform manifest too, not
@@ -296,9 +298,16 @@ impl Signing<'_> {
         match (signer, key) {
             (Some(s), _) => {
                 let (signed, r) = if self.bundle_format {
-                    let subject = p.manifest_at(image, digest).await.map_err(failed)?;
-                    let signed = s.sign_blob(&subject.bytes).await?;
-                    let r = attach_bundle_referrer(p, image, digest, &signed.json).await;
+                    let statement = cosign_sign_statement(digest, &self.options.annotations);
+                    let signed = s.sign_in_toto(&statement).await?;
+                    let r = attach_bundle_referrer_to(
+                        p,
+                        image,
+                        digest,
+                        &signed.json,
+                        self.options.repository.as_ref(),
+                    )
+                    .await;
                     (signed, r)
                 } else {
                     let payload =
@@ -320,7 +329,15 @@ impl Signing<'_> {
             }
             (None, Some(key)) => {
                 let r = if self.bundle_format {
-                    sign_image_bundle(p, image, digest, key, &bundle::Options::default()).await
+                    sign_image_bundle_with(
+                        p,
+                        image,
+                        digest,
+                        key,
+                        self.options,
+                        &bundle::Options::default(),
+                    )
+                    .await
                 } else {
                     sign_image(p, image, digest, key, self.options).await
                 };

@@ -574,6 +574,16 @@ fn sign_image_with_a_key_and_tlog_upload_is_logged_and_needs_no_insecure_flag() 
     mock.verify_image(&third, &["--key", &public])
         .assert()
         .code(0);
+    // As cosign 3 writes it with the log upload: the sign/v1 Statement in a DSSE envelope,
+    // logged as a `dsse` entry whose verifier is the key, named by the key's hint.
+    let bundle = referrer_bundle(&third);
+    assert_eq!(
+        bundle["dsseEnvelope"]["payloadType"],
+        "application/vnd.in-toto+json"
+    );
+    let vm = &bundle["verificationMaterial"];
+    assert!(vm["publicKey"]["hint"].is_string(), "{vm}");
+    assert_eq!(vm["tlogEntries"][0]["kindVersion"]["kind"], "dsse");
 
     // Service flags without --keyless or --tlog-upload are refused, not ignored.
     provenance()
@@ -625,6 +635,34 @@ fn sign_image_keyless_refuses_a_bad_log_answer_and_writes_nothing() {
         before,
         "nothing is written"
     );
+}
+
+/// The bundle of the one Sigstore bundle referrer written into `layout` (a copy of the
+/// example layout) since it was copied.
+fn referrer_bundle(layout: &str) -> Value {
+    let read = |digest: &str| {
+        std::fs::read(
+            Path::new(layout)
+                .join("blobs/sha256")
+                .join(digest.trim_start_matches("sha256:")),
+        )
+        .unwrap()
+    };
+    let index_of = |dir: &Path| -> Vec<Value> {
+        let v: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+        v["manifests"].as_array().unwrap().clone()
+    };
+    let before = index_of(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../ai-workloads/registry"));
+    let bundles: Vec<Value> = index_of(Path::new(layout))
+        .iter()
+        .filter(|e| !before.contains(e))
+        .map(|e| serde_json::from_slice::<Value>(&read(e["digest"].as_str().unwrap())).unwrap())
+        .filter(|m| m["artifactType"] == "application/vnd.dev.sigstore.bundle.v0.3+json")
+        .map(|m| serde_json::from_slice(&read(m["layers"][0]["digest"].as_str().unwrap())).unwrap())
+        .collect();
+    assert_eq!(bundles.len(), 1, "one bundle referrer");
+    bundles.into_iter().next().unwrap()
 }
 
 fn layout_copy_named(mock: &Mock, name: &str) -> String {

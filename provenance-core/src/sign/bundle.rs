@@ -124,7 +124,15 @@ pub fn dsse_with(
     payload: &[u8],
     options: &Options,
 ) -> Result<Vec<u8>, Error> {
-    let (env, _) = dsse_envelope(signer, payload_type, payload)?;
+    let (mut env, _) = dsse_envelope(signer, payload_type, payload)?;
+    // A bundle is protobuf JSON, which leaves out an empty `keyid` (as Sigstore clients write
+    // it); cosign's legacy `.att` layer keeps `"keyid": ""`.
+    if let Some(sig) = env
+        .pointer_mut("/signatures/0")
+        .and_then(Value::as_object_mut)
+    {
+        sig.remove("keyid");
+    }
     let v = json!({
         "mediaType": BUNDLE_V03,
         "verificationMaterial": verification_material(signer, options),

@@ -453,7 +453,7 @@ impl KeylessSigner {
         let envelope = json!({
             "payload": STANDARD.encode(statement),
             "payloadType": IN_TOTO_PAYLOAD_TYPE,
-            "signatures": [{ "sig": STANDARD.encode(&signature), "keyid": "" }],
+            "signatures": [{ "sig": STANDARD.encode(&signature) }],
         });
         let envelope_json = envelope.to_string();
         let verifier_pem = who.verifier_pem();
