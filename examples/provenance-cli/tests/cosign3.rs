@@ -675,3 +675,190 @@ fn sign_image_new_bundle_format_writes_into_the_signature_repository_when_asked(
     verify(&sigs).code(0);
     verify(&[]).code(1);
 }
+
+/// PEM text of a DER certificate or key.
+fn pem(tag: &str, der_b64: &str) -> String {
+    let der = STANDARD.decode(der_b64).unwrap();
+    let b64 = STANDARD.encode(der);
+    let body: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN {tag}-----\n{}\n-----END {tag}-----\n",
+        body.join("\n")
+    )
+}
+
+fn indented(text: &str, n: usize) -> String {
+    text.lines()
+        .map(|l| format!("{}{l}\n", " ".repeat(n)))
+        .collect()
+}
+
+/// The same independently made cosign 3 signature through the policy engine, with the mock's
+/// (private) Sigstore written in the policies and no `--trust-root`: a ClusterPolicy with
+/// `type: SigstoreBundle` and with `type: Cosign` (keyless `roots`, `rekor.pubkey`,
+/// `ctlog.pubkey`), and an ImageValidatingPolicy (`trustedRoot`). An unsigned image in the same
+/// Pod fails each of them.
+#[test]
+fn a_cosign3_signature_made_without_provenance_passes_policies_that_write_their_trust() {
+    let Some(s) = Setup::start() else { return };
+    let signed = s.push_image("ml/app", "1.0", b"weights");
+    s.cosign3_sign("ml/app", &signed, &[]);
+    s.push_image("ml/unsigned", "1.0", b"other weights");
+    let root: Value =
+        serde_json::from_slice(&std::fs::read(s.mock.path("trusted_root.json")).unwrap()).unwrap();
+    let roots: String = root["certificateAuthorities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|ca| ca["certChain"]["certificates"].as_array().unwrap().clone())
+        .map(|c| pem("CERTIFICATE", c["rawBytes"].as_str().unwrap()))
+        .collect();
+    let rekor = pem(
+        "PUBLIC KEY",
+        root["tlogs"][0]["publicKey"]["rawBytes"].as_str().unwrap(),
+    );
+    let ct = pem(
+        "PUBLIC KEY",
+        root["ctlogs"][0]["publicKey"]["rawBytes"].as_str().unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cluster_policy = |ty: &str| {
+        format!(
+            r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {{name: cosign3-{lower}}}
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: signed
+      match: {{any: [{{resources: {{kinds: [Pod]}}}}]}}
+      verifyImages:
+        - imageReferences: ["registry.example.com/ml/*"]
+          type: {ty}
+          mutateDigest: false
+          verifyDigest: false
+          attestors:
+            - entries:
+                - keyless:
+                    subject: "{SUBJECT}"
+                    issuer: "{ISSUER}"
+                    roots: |
+{roots_}                    rekor:
+                      pubkey: |
+{rekor_}                    ctlog:
+                      pubkey: |
+{ct_}"#,
+            lower = ty.to_ascii_lowercase(),
+            roots_ = indented(&roots, 22),
+            rekor_ = indented(&rekor, 24),
+            ct_ = indented(&ct, 24),
+        )
+    };
+    std::fs::write(
+        dir.path().join("bundle.yaml"),
+        cluster_policy("SigstoreBundle"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("cosign.yaml"), cluster_policy("Cosign")).unwrap();
+    let trusted_root = serde_json::to_string(&root).unwrap().replace('\'', "''");
+    std::fs::write(
+        dir.path().join("ivp.yaml"),
+        format!(
+            r#"apiVersion: policies.kyverno.io/v1
+kind: ImageValidatingPolicy
+metadata: {{name: cosign3-ivp}}
+spec:
+  validationActions: [Deny]
+  matchConstraints:
+    resourceRules:
+      - apiGroups: [""]
+        apiVersions: [v1]
+        operations: [CREATE, UPDATE]
+        resources: [pods]
+  matchImageReferences:
+    - glob: "registry.example.com/ml/*"
+  validationConfigurations: {{verifyDigest: false, mutateDigest: false}}
+  attestors:
+    - name: ci
+      cosign:
+        trustedRoot:
+          value: '{trusted_root}'
+        keyless:
+          identities:
+            - subject: "{SUBJECT}"
+              issuer: "{ISSUER}"
+  validations:
+    - expression: "images.containers.all(i, verifyImageSignatures(i, [attestors.ci]) > 0)"
+      message: "not signed"
+"#
+        ),
+    )
+    .unwrap();
+    let pod = |name: &str, image: &str| {
+        json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "ml"},
+            "spec": {"containers": [{"name": "c", "image": image}]}})
+    };
+    let resources = tempfile::tempdir().unwrap();
+    std::fs::write(
+        resources.path().join("pods.json"),
+        serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "List", "items": [
+            pod("signed", "registry.example.com/ml/app:1.0"),
+            pod("unsigned", "registry.example.com/ml/unsigned:1.0"),
+        ]}))
+        .unwrap(),
+    )
+    .unwrap();
+    let out = s
+        .provenance()
+        .arg("apply")
+        .args(["--policy", dir.path().to_str().unwrap()])
+        .args([
+            "--resource",
+            resources.path().join("pods.json").to_str().unwrap(),
+        ])
+        .arg("--online")
+        .args(s.net())
+        .args(["-o", "json"])
+        .output()
+        .unwrap();
+    let reports: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let mut got = BTreeSet::new();
+    for report in reports.as_array().unwrap() {
+        for r in report["results"].as_array().into_iter().flatten() {
+            got.insert((
+                r["resources"][0]["name"].as_str().unwrap().to_owned(),
+                r["policy"].as_str().unwrap().to_owned(),
+                r["result"].as_str().unwrap().to_owned(),
+            ));
+        }
+    }
+    let want: BTreeSet<(String, String, String)> = [
+        ("signed", "cosign3-sigstorebundle", "pass"),
+        ("signed", "cosign3-cosign", "pass"),
+        ("signed", "cosign3-ivp", "pass"),
+        ("unsigned", "cosign3-sigstorebundle", "fail"),
+        ("unsigned", "cosign3-cosign", "fail"),
+        ("unsigned", "cosign3-ivp", "fail"),
+    ]
+    .iter()
+    .map(|(a, b, c)| ((*a).to_owned(), (*b).to_owned(), (*c).to_owned()))
+    .collect();
+    assert_eq!(
+        got,
+        want,
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
