@@ -1,7 +1,27 @@
 //! # provenance-policy
 //!
-//! Kyverno policies evaluated outside Kubernetes. Pure and synchronous: the request, `now` and
-//! any gathered evidence are arguments.
+//! Kyverno policies evaluated outside Kubernetes: ClusterPolicy (validate, verifyImages,
+//! podSecurity, CEL), ValidatingPolicy, ValidatingAdmissionPolicy and ImageValidatingPolicy.
+//! Pure and synchronous: the request, `now` and any gathered evidence are arguments; the one
+//! part that does I/O (gathering signatures and attestations from registries or OCI layouts)
+//! is behind the `oci` feature.
+//!
+//! ## Where to start
+//!
+//! - **An admission webhook** (yours, on axum, hyper or kube-rs): load a [`PolicySet`], then
+//!   per request [`Review::parse`] → [`PolicySet::image_requests_for`] → gather evidence →
+//!   [`PolicySet::respond`], which returns the complete AdmissionReview answer for the
+//!   mutating or validating [`Phase`]. With the `oci` feature, `review::respond_online` gathers
+//!   the evidence itself within a deadline; with the `kube` feature, `Review::from_kube` and
+//!   `Answer::to_kube` speak kube-rs's admission types. See the [`review`] module.
+//! - **A CLI or CI check** over manifests: [`PolicySet::decide`] / [`PolicySet::decide_with`]
+//!   on a [`request::ResourceInput`], and [`report`] for PolicyReports.
+//! - **Facts the API server does not send** (namespace labels, the requester's roles):
+//!   [`RequestFacts`]. Whatever is left unknown makes the rules that need it an `error`, never
+//!   a silent non-match.
+//!
+//! Every verification outcome is `pass`, `fail` or `error` with a machine code
+//! ([`provenance_core::RuleResult`]); an `error` of an enforced rule blocks (fail closed).
 #![forbid(unsafe_code)]
 
 pub mod admission;
@@ -23,14 +43,17 @@ pub mod policy;
 pub use provenance_core::re2;
 pub mod report;
 pub mod request;
+pub mod review;
 pub mod validating_policy;
 pub mod variables;
 pub mod verify_images;
 pub mod verify_images_fields;
 pub mod yaml;
 
+pub use admission::{Decision, PolicySet};
 pub use error::Error;
 pub use provenance_core as core;
+pub use review::{Answer, Phase, RequestFacts, Review};
 
 #[doc = include_str!("../../README.md")]
 #[cfg(doctest)]

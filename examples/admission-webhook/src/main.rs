@@ -30,11 +30,10 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use base64::Engine;
 use clap::Parser;
 use provenance_core::UnixTime;
-use provenance_policy::admission::input_from_review;
 use provenance_policy::jmespath::Env;
+use provenance_policy::review::{Phase, RequestFacts, Review};
 use serde_json::{Value, json};
 
 use config::{Args, Settings};
@@ -179,14 +178,9 @@ fn reject(app: &App, status: StatusCode, code: &str, message: String) -> Respons
         .into_response()
 }
 
-enum Mode {
-    Validate,
-    Mutate,
-}
-
 /// Decides one request: parse and check the AdmissionReview, gather `verifyImages` evidence,
 /// evaluate off the async runtime; all of it within the deadline.
-async fn handle(app: Arc<App>, body: Result<Bytes, BytesRejection>, mode: Mode) -> Response {
+async fn handle(app: Arc<App>, body: Result<Bytes, BytesRejection>, mode: Phase) -> Response {
     let start = Instant::now();
     let body = match body {
         Ok(b) => b,
@@ -262,17 +256,20 @@ async fn handle(app: Arc<App>, body: Result<Bytes, BytesRejection>, mode: Mode) 
             .unwrap_or_default();
         // A namespace missing from --namespace-labels (created after the file was written)
         // has unknown labels, not none: namespaceSelector rules then fail closed.
-        let known = loaded.namespace_labels.get(ns);
-        let labels = known.cloned().unwrap_or_default();
-        let mut input = match input_from_review(&review, labels, None) {
-            Ok(i) => i,
+        // The requester's roles are not looked up here (no RBAC informer): rules matching on
+        // `roles` / `clusterRoles` are errors, never silent non-matches.
+        let mut facts = RequestFacts::new();
+        if let Some(labels) = loaded.namespace_labels.get(ns) {
+            facts = facts.namespace_labels(labels.clone());
+        }
+        let parsed = match Review::parse(&review, &facts) {
+            Ok(r) => r,
             Err(e) => return Ok(Err(e)),
         };
-        input.namespace_labels_unknown = known.is_none();
         drop(review);
         // verifyImages: gather evidence for the images the policies cover (bounded by the
         // request deadline around this whole block), then decide off the async runtime.
-        let requests = loaded.set.image_requests(&input);
+        let requests = loaded.set.image_requests_for(&parsed);
         let evidence = match (&app2.images, requests.is_empty()) {
             (_, true) | (None, _) => Default::default(),
             (Some(images), false) => {
@@ -299,9 +296,9 @@ async fn handle(app: Arc<App>, body: Result<Bytes, BytesRejection>, mode: Mode) 
                         now,
                         cache: Some(cache),
                     };
-                    loaded.set.decide_with(&input, &env, Some(&cx))
+                    loaded.set.respond(&parsed, mode, Some(&cx), &env)
                 }
-                None => loaded.set.decide(&input, &env),
+                None => loaded.set.respond(&parsed, mode, None, &env),
             };
             app3.metrics.verification.observe(t.elapsed().as_secs_f64());
             Ok(d)
@@ -312,8 +309,8 @@ async fn handle(app: Arc<App>, body: Result<Bytes, BytesRejection>, mode: Mode) 
     let outcome = tokio::time::timeout(app.budget, work).await;
     let elapsed = start.elapsed();
     app.metrics.latency.observe(elapsed.as_secs_f64());
-    let decision = match outcome {
-        Ok(Ok(Ok(d))) => d,
+    let answer = match outcome {
+        Ok(Ok(Ok(a))) => a,
         Ok(Ok(Err(e))) => {
             return reject(
                 &app,
@@ -361,9 +358,9 @@ async fn handle(app: Arc<App>, body: Result<Bytes, BytesRejection>, mode: Mode) 
             ));
         }
     };
+    let decision = &answer.decision;
     match mode {
-        Mode::Validate => {
-            let decision = decision.validating();
+        Phase::Validate => {
             Metrics::inc(if decision.allowed {
                 &app.metrics.allowed
             } else {
@@ -374,35 +371,19 @@ async fn handle(app: Arc<App>, body: Result<Bytes, BytesRejection>, mode: Mode) 
                 "allowed": decision.allowed, "warnings": decision.warnings.len(),
                 "results": decision.results.len(), "duration_us": elapsed.as_micros() as u64,
             }));
-            let mut out = review_response(
-                &uid,
-                decision.allowed,
-                &decision.message,
-                decision.warnings.clone(),
-            );
-            if !decision.allowed {
-                // Kyverno's message plus a machine code per blocking rule (`details.causes`).
-                out["response"]["status"] = provenance_policy::admission::denied_status(&decision);
-            }
-            json_response(out)
         }
-        Mode::Mutate => {
+        Phase::Mutate => {
             // Mutation never blocks: /validate decides. It only pins verified images.
-            let mut out = review_response(&uid, true, "", vec![]);
             if !decision.patches.is_empty() {
                 Metrics::inc(&app.metrics.patched);
-                let patch = Value::Array(decision.patches.clone()).to_string();
-                out["response"]["patchType"] = json!("JSONPatch");
-                out["response"]["patch"] =
-                    json!(base64::engine::general_purpose::STANDARD.encode(patch));
             }
             log(json!({
                 "level": "info", "uid": uid, "path": "/mutate", "kind": kind, "namespace": ns, "name": name,
                 "patches": decision.patches.len(), "duration_us": elapsed.as_micros() as u64,
             }));
-            json_response(out)
         }
     }
+    json_response(answer.review)
 }
 
 async fn reload_loop(
@@ -495,7 +476,7 @@ fn router(app: Arc<App>) -> Router {
             "/validate",
             post(
                 |State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>| {
-                    handle(app, body, Mode::Validate)
+                    handle(app, body, Phase::Validate)
                 },
             ),
         )
@@ -503,7 +484,7 @@ fn router(app: Arc<App>) -> Router {
             "/mutate",
             post(
                 |State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>| {
-                    handle(app, body, Mode::Mutate)
+                    handle(app, body, Phase::Mutate)
                 },
             ),
         )
