@@ -238,18 +238,38 @@ impl TrustRoot {
         if let Some(src) = &self.source_json {
             return Digest::sha256_of(src);
         }
+        // Every item is tagged with its section and length-prefixed, so moving a key or a
+        // certificate from one section to another changes the fingerprint.
         let mut buf = Vec::new();
-        for l in self.tlogs.iter().chain(&self.ctlogs) {
-            buf.extend_from_slice(l.public_key.spki_der());
-            buf.extend_from_slice(&l.valid_for.start.0.to_be_bytes());
+        let mut field = |tag: &[u8], bytes: &[u8]| {
+            buf.extend_from_slice(tag);
+            buf.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+            buf.extend_from_slice(bytes);
+        };
+        for (tag, logs) in [(b"tlog" as &[u8], &self.tlogs), (b"ctlog", &self.ctlogs)] {
+            for l in logs {
+                field(tag, l.public_key.spki_der());
+                field(b"start", &l.valid_for.start.0.to_be_bytes());
+                field(
+                    b"end",
+                    &l.valid_for.end.map_or(i64::MAX, |e| e.0).to_be_bytes(),
+                );
+            }
         }
-        for ca in self
-            .certificate_authorities
-            .iter()
-            .chain(&self.timestamp_authorities)
-        {
-            for c in &ca.cert_chain {
-                buf.extend_from_slice(c);
+        for (tag, cas) in [
+            (b"fulcio" as &[u8], &self.certificate_authorities),
+            (b"tsa", &self.timestamp_authorities),
+        ] {
+            for ca in cas {
+                field(tag, &(ca.cert_chain.len() as u64).to_be_bytes());
+                for c in &ca.cert_chain {
+                    field(b"cert", c);
+                }
+                field(b"start", &ca.valid_for.start.0.to_be_bytes());
+                field(
+                    b"end",
+                    &ca.valid_for.end.map_or(i64::MAX, |e| e.0).to_be_bytes(),
+                );
             }
         }
         Digest::sha256_of(&buf)
@@ -467,6 +487,28 @@ impl TrustRoot {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fingerprints_tell_sections_apart() {
+        let key = crate::keys::PublicKey::from_pem(
+            "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE7c0Y2e+L3WkeMLgTTZ3y0Kxl1Dgi\nR1R0ufBKTv3lj6XbD7zUyIDF4dDdxBDUVYbl3OBVQwqu7NcldcZ2ZmnCOA==\n-----END PUBLIC KEY-----\n",
+        )
+        .unwrap();
+        let as_rekor = TrustRoot::default()
+            .replaced(&TrustReplacement {
+                rekor_keys: Some(vec![key.clone()]),
+                ..Default::default()
+            })
+            .unwrap();
+        let as_ct = TrustRoot::default()
+            .replaced(&TrustReplacement {
+                ctlog_keys: Some(vec![key]),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_ne!(as_rekor.fingerprint(), as_ct.fingerprint());
+        assert_ne!(as_rekor.fingerprint(), TrustRoot::default().fingerprint());
+    }
 
     #[test]
     fn errors_name_the_field() {

@@ -251,6 +251,99 @@ fn default_extractors() -> Result<Vec<(String, Program)>, Error> {
     Ok(out)
 }
 
+/// The fields of an attestor's `cosign` object (Kyverno's CRD), with what each must be: a
+/// field outside this inventory, or of another type, is a load error. Trust material or a
+/// waiver written with another type (a list of PEM blocks, `"true"`) would otherwise be read
+/// as absent and the caller's trust root would decide instead.
+const COSIGN_FIELDS: &[(&str, FieldType)] = &[
+    (
+        "key",
+        FieldType::Object(&[
+            ("data", FieldType::Str),
+            ("kms", FieldType::Str),
+            ("hashAlgorithm", FieldType::Str),
+            ("expression", FieldType::Str),
+        ]),
+    ),
+    (
+        "keyless",
+        FieldType::Object(&[
+            ("identities", FieldType::List),
+            ("roots", FieldType::Str),
+            ("additionalExtensions", FieldType::Map),
+        ]),
+    ),
+    ("certificate", FieldType::Map),
+    ("source", FieldType::Map),
+    (
+        "ctlog",
+        FieldType::Object(&[
+            ("url", FieldType::Str),
+            ("rekorPubKey", FieldType::Str),
+            ("ctLogPubKey", FieldType::Str),
+            ("tsaCertChain", FieldType::Str),
+            ("insecureIgnoreTlog", FieldType::Bool),
+            ("insecureIgnoreSCT", FieldType::Bool),
+        ]),
+    ),
+    ("tuf", FieldType::Map),
+    (
+        "trustedRoot",
+        FieldType::Object(&[("value", FieldType::Str), ("expression", FieldType::Str)]),
+    ),
+    ("annotations", FieldType::Map),
+];
+
+/// What a field of [`COSIGN_FIELDS`] must be.
+#[derive(Clone, Copy)]
+enum FieldType {
+    Str,
+    Bool,
+    List,
+    /// Any object (its content is checked where it is used).
+    Map,
+    /// An object with exactly these fields.
+    Object(&'static [(&'static str, FieldType)]),
+}
+
+/// Checks an attestor's `cosign` object against [`COSIGN_FIELDS`]; `Err((path, reason))`.
+fn check_cosign_fields(att: &Json, path: &str) -> Result<(), (String, String)> {
+    fn check(v: &Json, ty: FieldType, path: &str) -> Result<(), (String, String)> {
+        let bad = |what: &str| Err((path.to_owned(), format!("must be {what}")));
+        match ty {
+            _ if v.is_null() => Ok(()),
+            FieldType::Str if !v.is_string() => bad("a string"),
+            FieldType::Bool if !v.is_boolean() => bad("true or false"),
+            FieldType::List if !v.is_array() => bad("a list"),
+            FieldType::Map if !v.is_object() => bad("an object"),
+            FieldType::Object(fields) => {
+                let Some(o) = v.as_object() else {
+                    return bad("an object");
+                };
+                for (k, x) in o {
+                    let Some((_, t)) = fields.iter().find(|(n, _)| n == k) else {
+                        return Err((
+                            format!("{path}.{k}"),
+                            "unknown field: not enforced, so the policy is refused".into(),
+                        ));
+                    };
+                    check(x, *t, &format!("{path}.{k}"))?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+    match att.get("cosign") {
+        Some(c) if !c.is_null() => check(
+            c,
+            FieldType::Object(COSIGN_FIELDS),
+            &format!("{path}.cosign"),
+        ),
+        _ => Ok(()),
+    }
+}
+
 fn unsupported(policy: &str, what: &str) -> Error {
     Error::Unsupported {
         field: format!("ImageValidatingPolicy {policy}: {what}"),
@@ -386,6 +479,8 @@ impl ImageValidatingPolicy {
                     "exactly one of cosign or notary must be set",
                 ));
             }
+            check_cosign_fields(a, &format!("spec.attestors[{i}]"))
+                .map_err(|(path, reason)| invalid(&full, &path, &reason))?;
             attestors.insert(n.to_owned(), a.clone());
         }
         let mut attestations = BTreeMap::new();

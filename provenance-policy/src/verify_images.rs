@@ -980,7 +980,14 @@ fn verify_entry(
         ))
     })?;
     let mut payloads = Vec::new();
-    let mut last = String::new();
+    // Why each material did not count, each reason once (the first few): a material of
+    // another kind or signer must not hide why the right one failed.
+    let mut why: Vec<String> = Vec::new();
+    let mut note = |m: String| {
+        if !why.contains(&m) {
+            why.push(m);
+        }
+    };
     for m in materials {
         let verified = match want {
             Want::Signature => verifier.verify_image_signature(digest, m, exp, cx.now),
@@ -995,14 +1002,14 @@ fn verify_entry(
                     match provenance_attest::Statement::from_json(&payload) {
                         Ok(st) if st.predicate_type == ty && st.matches(digest) => {}
                         Ok(st) => {
-                            last = format!(
+                            note(format!(
                                 "[verify.kind.predicate_type] the verified attestation is a {} Statement, not {ty}",
                                 st.predicate_type
-                            );
+                            ));
                             continue;
                         }
                         Err(e) => {
-                            last = format!("[verify.kind.not_an_attestation] {e}");
+                            note(format!("[verify.kind.not_an_attestation] {e}"));
                             continue;
                         }
                     }
@@ -1010,16 +1017,25 @@ fn verify_entry(
                 if let Some(want_ann) = annotations
                     && !payload_annotations_match(want_ann, &payload)
                 {
-                    last = "[verify.annotations.mismatch] the signature's payload does not carry the required annotations".to_owned();
+                    note("[verify.annotations.mismatch] the signature's payload does not carry the required annotations".to_owned());
                     continue;
                 }
                 payloads.push(payload);
             }
-            Err(e) => last = format!("[{}] {e}", e.code()),
+            Err(e) => note(format!("[{}] {e}", e.code())),
         }
     }
     if payloads.is_empty() {
-        Err(Failure::Check(format!("{path}: {last}")))
+        let shown = why.len().min(4);
+        let more = if why.len() > shown {
+            format!(" (and {} more)", why.len() - shown)
+        } else {
+            String::new()
+        };
+        Err(Failure::Check(format!(
+            "{path}: {}{more}",
+            why[..shown].join("; ")
+        )))
     } else {
         Ok(payloads)
     }

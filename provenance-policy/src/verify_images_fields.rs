@@ -420,6 +420,7 @@ fn check_attestor_set(set: &Value, path: &str, depth: usize) -> Result<(), Error
             let kp = format!("{ep}.keys");
             let ko = object(k, &kp)?;
             check_keys(ko, &kp, KEYS_ENFORCED, KEYS_REFUSED)?;
+            check_types(ko, &kp, &["publicKeys", "signatureAlgorithm"], &[])?;
             if let Some(alg) = ko.get("signatureAlgorithm").and_then(Value::as_str)
                 && !alg.is_empty()
                 && alg != "sha256"
@@ -435,12 +436,25 @@ fn check_attestor_set(set: &Value, path: &str, depth: usize) -> Result<(), Error
             let kp = format!("{ep}.keyless");
             let ko = object(k, &kp)?;
             check_keys(ko, &kp, KEYLESS_ENFORCED, KEYLESS_REFUSED)?;
+            check_types(
+                ko,
+                &kp,
+                &[
+                    "issuer",
+                    "issuerRegExp",
+                    "subject",
+                    "subjectRegExp",
+                    "roots",
+                ],
+                &[],
+            )?;
             check_logs(ko, &kp)?;
         }
         if let Some(c) = eo.get("certificates").filter(|v| !v.is_null()) {
             let cp = format!("{ep}.certificates");
             let co = object(c, &cp)?;
             check_keys(co, &cp, CERTIFICATES_ENFORCED, CERTIFICATES_REFUSED)?;
+            check_types(co, &cp, &["cert", "certChain"], &[])?;
             if !co.get("cert").is_some_and(is_set) {
                 return Err(invalid(
                     &format!("{cp}.cert"),
@@ -460,7 +474,37 @@ fn check_logs(o: &Map<String, Value>, path: &str) -> Result<(), Error> {
     for log in ["rekor", "ctlog"] {
         if let Some(l) = o.get(log).filter(|v| !v.is_null()) {
             let lp = format!("{path}.{log}");
-            check_keys(object(l, &lp)?, &lp, LOG_ENFORCED, LOG_REFUSED)?;
+            let lo = object(l, &lp)?;
+            check_keys(lo, &lp, LOG_ENFORCED, LOG_REFUSED)?;
+            check_types(
+                lo,
+                &lp,
+                &["url", "pubkey", "tsaCertChain"],
+                &["ignoreTlog", "ignoreSCT"],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks that the `strings` fields of `o` are strings and the `bools` booleans when set.
+/// Trust material or a waiver written with another type (a list of PEM blocks, `"true"`)
+/// would otherwise be read as absent, and the caller's trust root would decide instead.
+fn check_types(
+    o: &Map<String, Value>,
+    path: &str,
+    strings: &[&str],
+    bools: &[&str],
+) -> Result<(), Error> {
+    for (k, v) in o {
+        if v.is_null() {
+            continue;
+        }
+        if strings.contains(&k.as_str()) && !v.is_string() {
+            return Err(invalid(&format!("{path}.{k}"), "must be a string"));
+        }
+        if bools.contains(&k.as_str()) && !v.is_boolean() {
+            return Err(invalid(&format!("{path}.{k}"), "must be true or false"));
         }
     }
     Ok(())
@@ -541,6 +585,53 @@ mod tests {
             let e = normalize(&json!([entry]), "r").unwrap_err();
             assert_eq!(e.code(), "policy.unsupported", "{e}");
             assert!(e.to_string().contains(field), "{e}");
+        }
+    }
+
+    #[test]
+    fn trust_material_and_waivers_of_another_type_are_refused() {
+        for (attestor, field) in [
+            (
+                json!({"keyless": {"subject": "s", "issuer": "i", "roots": ["PEM"]}}),
+                "roots",
+            ),
+            (
+                json!({"keyless": {"subject": "s", "issuer": "i", "roots": 1}}),
+                "roots",
+            ),
+            (
+                json!({"keyless": {"subject": "s", "issuer": "i", "rekor": {"pubkey": ["K"]}}}),
+                "pubkey",
+            ),
+            (
+                json!({"keyless": {"subject": "s", "issuer": "i", "ctlog": {"pubkey": {"a": "K"}}}}),
+                "pubkey",
+            ),
+            (
+                json!({"keyless": {"subject": "s", "issuer": "i", "ctlog": {"ignoreSCT": "true"}}}),
+                "ignoreSCT",
+            ),
+            (
+                json!({"keys": {"publicKeys": "P", "rekor": {"ignoreTlog": "yes"}}}),
+                "ignoreTlog",
+            ),
+            (json!({"keys": {"publicKeys": ["P"]}}), "publicKeys"),
+            (json!({"certificates": {"cert": ["C"]}}), "cert"),
+            (
+                json!({"keyless": {"subject": "s", "issuer": "i", "root": "PEM"}}),
+                "root",
+            ),
+        ] {
+            let e = normalize(
+                &json!([{"imageReferences": ["*"], "attestors": [{"entries": [attestor]}]}]),
+                "r",
+            )
+            .unwrap_err();
+            assert!(
+                e.code() == "policy.invalid" || e.code() == "policy.unsupported",
+                "{e}"
+            );
+            assert!(e.to_string().contains(field), "{field}: {e}");
         }
     }
 

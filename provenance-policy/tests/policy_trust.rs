@@ -500,3 +500,67 @@ spec:
     let (s, m) = run(&parts);
     assert_eq!(s, RuleStatus::Fail, "{m}");
 }
+
+#[test]
+fn trust_written_with_another_type_or_a_misspelled_name_does_not_load() {
+    let ivp = |cosign: &str| {
+        format!(
+            r#"apiVersion: policies.kyverno.io/v1
+kind: ImageValidatingPolicy
+metadata: {{name: typed}}
+spec:
+  validationActions: [Deny]
+  matchConstraints:
+    resourceRules:
+      - apiGroups: [""]
+        apiVersions: [v1]
+        operations: [CREATE]
+        resources: [pods]
+  attestors:
+    - name: ci
+      cosign:
+{}  validations:
+    - expression: "images.containers.all(i, verifyImageSignatures(i, [attestors.ci]) > 0)"
+"#,
+            indent(cosign, 8)
+        )
+    };
+    let keyless = "keyless:\n  identities: [{subject: s, issuer: i}]\n";
+    for (extra, field) in [
+        (format!("{keyless}  roots: [PEM]\n"), "roots"),
+        (format!("{keyless}  root: PEM\n"), "root"),
+        (
+            format!("{keyless}ctlog:\n  rekorPubKey: [K]\n"),
+            "rekorPubKey",
+        ),
+        (
+            format!("{keyless}ctlog:\n  insecureIgnoreSCT: \"true\"\n"),
+            "insecureIgnoreSCT",
+        ),
+        (
+            format!("{keyless}trustedRoot:\n  value: {{mediaType: x}}\n"),
+            "value",
+        ),
+        (format!("{keyless}trustedRoot: '{{}}'\n"), "trustedRoot"),
+    ] {
+        let mut set = PolicySet::default();
+        let e = set.add_yaml(&ivp(&extra), "p.yaml").unwrap_err();
+        assert_eq!(e.code(), "policy.invalid", "{field}: {e}");
+        assert!(e.to_string().contains(field), "{field}: {e}");
+    }
+    let cpol = |keyless_extra: &str| keyless_attestation_policy("s", "i", keyless_extra);
+    for (extra, field) in [
+        ("roots: [PEM]\n", "roots"),
+        ("rekor: {pubkey: [K]}\n", "pubkey"),
+        ("ctlog: {ignoreSCT: \"true\"}\n", "ignoreSCT"),
+        ("root: PEM\n", "root"),
+    ] {
+        let mut set = PolicySet::default();
+        let e = set.add_yaml(&cpol(extra), "p.yaml").unwrap_err();
+        assert!(
+            e.code() == "policy.invalid" || e.code() == "policy.unsupported",
+            "{field}: {e}"
+        );
+        assert!(e.to_string().contains(field), "{field}: {e}");
+    }
+}
