@@ -46,7 +46,8 @@
 //! and `ctlog.tsaCertChain` replace those parts of it; `annotations` on cosign signature
 //! payloads. Differences, all fail-closed and reported as
 //! [`crate::Error::Unsupported`]-coded errors when used: Notary attestors, `key.kms` and
-//! `key.expression`, `certificate`, `trustedRoot.expression`, `tuf`, `source`,
+//! `key.expression`, `certificate.certChain` (`certificate.cert.value` verifies with the
+//! certificate's key), `trustedRoot.expression`, `tuf`, `source`,
 //! `subjectExpression`, keyless attestors without
 //! identities, `referrer` attestations with Notary, `getImageData`, `evaluation.mode: JSON`,
 //! `credentials` (the caller's registry configuration applies). Pod-controller variants
@@ -273,7 +274,19 @@ const COSIGN_FIELDS: &[(&str, FieldType)] = &[
             ("additionalExtensions", FieldType::Map),
         ]),
     ),
-    ("certificate", FieldType::Map),
+    (
+        "certificate",
+        FieldType::Object(&[
+            (
+                "cert",
+                FieldType::Object(&[("value", FieldType::Str), ("expression", FieldType::Str)]),
+            ),
+            (
+                "certChain",
+                FieldType::Object(&[("value", FieldType::Str), ("expression", FieldType::Str)]),
+            ),
+        ]),
+    ),
     ("source", FieldType::Map),
     (
         "ctlog",
@@ -1251,7 +1264,14 @@ fn cosign_expectations(
         })
     };
     for (p, label) in [
-        ("/certificate", "cosign.certificate"),
+        (
+            "/certificate/cert/expression",
+            "cosign.certificate.cert.expression",
+        ),
+        (
+            "/certificate/certChain",
+            "cosign.certificate.certChain (verified against the trusted root's CAs by Kyverno, not the chain; not implemented)",
+        ),
         ("/trustedRoot/expression", "cosign.trustedRoot.expression"),
         (
             "/tuf",
@@ -1309,6 +1329,47 @@ fn cosign_expectations(
         transparency_log: !ignore_tlog,
         sct: !flag("/ctlog/insecureIgnoreSCT"),
     };
+    if let Some(cert) = cosign
+        .pointer("/certificate/cert/value")
+        .and_then(Json::as_str)
+        .filter(|c| !c.trim().is_empty())
+    {
+        // Kyverno verifies with the certificate's public key (the PEM, or base64 of it).
+        let pem_text = if cert.contains("-----BEGIN") {
+            cert.to_owned()
+        } else {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD
+                .decode(cert.trim())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .unwrap_or_default()
+        };
+        let certs = provenance_core::trust_root::certificates_from_pem(
+            &pem_text,
+            "cosign.certificate.cert.value",
+        )
+        .map_err(|e| CallError::new(what(&format!("[policy.trust.invalid] {e}"))))?;
+        let [der] = certs.as_slice() else {
+            return Err(CallError::new(what(
+                "[policy.trust.invalid] cosign.certificate.cert.value: exactly one certificate is expected",
+            )));
+        };
+        let key = PublicKey::from_certificate_der(der)
+            .map_err(|e| CallError::new(what(&format!("cosign.certificate.cert.value: {e}"))))?;
+        return Ok((
+            vec![Expectation::Key {
+                key,
+                allow_no_transparency: ignore_tlog,
+            }],
+            trust,
+        ));
+    }
+    if cosign.get("certificate").is_some_and(|c| !c.is_null()) {
+        return Err(CallError::new(what(
+            "cosign.certificate needs cert.value (a PEM certificate)",
+        )));
+    }
     if let Some(key) = cosign.get("key").filter(|k| !k.is_null()) {
         if let Some(h) = str_field(key, "hashAlgorithm").filter(|h| !h.is_empty())
             && h != "sha256"
@@ -1779,8 +1840,8 @@ mod tests {
                 "hashAlgorithm",
             ),
             (
-                json!({"cosign": {"certificate": {"cert": {"value": "x"}}}}),
-                "certificate",
+                json!({"cosign": {"certificate": {"cert": {"value": "x"}, "certChain": {"value": "y"}}}}),
+                "certChain",
             ),
             (
                 json!({"cosign": {"keyless": {"identities": [{"subjectExpression": "x"}]}}}),

@@ -564,3 +564,68 @@ spec:
         assert!(e.to_string().contains(field), "{field}: {e}");
     }
 }
+
+/// A `certificates` attestor (ClusterPolicy `certificates.cert`, IVP `certificate.cert.value`):
+/// the signature is verified with the certificate's public key, as Kyverno does. The material is
+/// a cosign keyless `.sig` layer; its own certificate is the one the policy names.
+#[test]
+fn a_certificate_attestor_verifies_with_the_certificates_key() {
+    let name = "cosign-keyless-set-tsa";
+    let expect = json_of(name, "expect.json");
+    let layer = json_of(name, "cosign-layer.json");
+    let annotations: BTreeMap<String, String> = layer["annotations"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+        .collect();
+    let cert = annotations["dev.sigstore.cosign/certificate"].clone();
+    let ev = ImageEvidence {
+        digest: Some(Digest::parse(expect["image_digest"].as_str().unwrap()).unwrap()),
+        signatures: vec![SignatureMaterial::Cosign(CosignSignature::new(
+            STANDARD.decode(layer["payload"].as_str().unwrap()).unwrap(),
+            annotations,
+        ))],
+        ..Default::default()
+    };
+    let now = UnixTime(expect["now"].as_i64().unwrap());
+    let policy = |cert: &str| {
+        format!(
+            r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {{name: cert-attestor}}
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: signed
+      match: {{any: [{{resources: {{kinds: [Pod]}}}}]}}
+      verifyImages:
+        - imageReferences: ["registry.provenance.test/acme/*"]
+          verifyDigest: false
+          mutateDigest: false
+          attestors:
+            - entries:
+                - certificates:
+                    cert: |
+{}                    rekor: {{ignoreTlog: true}}
+"#,
+            indent(cert, 22)
+        )
+    };
+    let (s, m) = status(&decide(&policy(&cert), ev.clone(), now));
+    assert_eq!(s, RuleStatus::Pass, "{m}");
+    // Another certificate (the private Fulcio's root) names another key.
+    let other = private("keyless-dsse").fulcio_roots;
+    let (s, m) = status(&decide(&policy(&other), ev.clone(), now));
+    assert_eq!(s, RuleStatus::Fail, "{m}");
+    assert!(m.contains("[verify.signature.invalid]"), "{m}");
+    // A chain is refused (Kyverno cannot verify one either).
+    let mut set = PolicySet::default();
+    let with_chain = policy(&cert).replace(
+        "                    rekor: {ignoreTlog: true}\n",
+        "                    certChain: x\n                    rekor: {ignoreTlog: true}\n",
+    );
+    assert_ne!(with_chain, policy(&cert));
+    let e = set.add_yaml(&with_chain, "p.yaml").unwrap_err();
+    assert_eq!(e.code(), "policy.unsupported", "{e}");
+}
