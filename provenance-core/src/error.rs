@@ -110,7 +110,7 @@ pub enum Error {
     },
     /// A signature, certificate, identity, transparency-log or timestamp check failed while
     /// verifying Sigstore or cosign material (see [`crate::verify`]). The code names the check.
-    #[error("{check} failed: {detail}")]
+    #[error("{detail}")]
     Verification {
         /// Which check failed.
         check: crate::verify::Check,

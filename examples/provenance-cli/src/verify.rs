@@ -113,11 +113,7 @@ fn read(path: &PathBuf, what: &str) -> Result<Vec<u8>, String> {
 }
 
 fn fail(e: provenance_core::Error) -> String {
-    match e {
-        // Its message starts with the check's code.
-        provenance_core::Error::Verification { .. } => format!("FAILED: {e}"),
-        _ => format!("FAILED: {e} [{}]", e.code()),
-    }
+    format!("FAILED: {e} [{}]", e.code())
 }
 
 fn verify_bundle(args: &BundleArgs) -> Result<(String, serde_json::Value), String> {

@@ -264,17 +264,18 @@ struct Plan<'a> {
     now: UnixTime,
 }
 
+/// Each distinct rejection once, with how many signatures it applies to.
 fn summarize_rejections(rejected: &[Rejected]) -> String {
-    rejected
-        .iter()
-        .map(|r| {
-            // Verification errors start with their code already.
-            if r.reason.starts_with(&r.code) {
-                r.reason.clone()
-            } else {
-                format!("[{}] {}", r.code, r.reason)
-            }
-        })
+    let mut seen: Vec<(String, usize)> = Vec::new();
+    for r in rejected {
+        let line = format!("[{}] {}", r.code, r.reason);
+        match seen.iter_mut().find(|(l, _)| *l == line) {
+            Some((_, n)) => *n += 1,
+            None => seen.push((line, 1)),
+        }
+    }
+    seen.into_iter()
+        .map(|(line, n)| if n > 1 { format!("{n}x {line}") } else { line })
         .collect::<Vec<_>>()
         .join("; ")
 }

@@ -181,7 +181,17 @@ pub(crate) fn from_sigstore(e: &sigstore_verify::Error) -> Error {
         E::Crypto(_) => Check::KeyUnsupported,
         _ => Check::MaterialMalformed,
     };
-    check.fail(e.to_string())
+    let text = e.to_string();
+    let detail = match e {
+        // "invalid signature: signature verification failed: Verification error: X invalid":
+        // the innermost part says it all.
+        E::SignatureInvalid(_) => format!(
+            "the signature does not verify ({})",
+            text.rsplit(": ").next().unwrap_or(&text)
+        ),
+        _ => text,
+    };
+    check.fail(detail)
 }
 
 fn bundle_check(e: &sigstore_verify::bundle::Error) -> Check {
