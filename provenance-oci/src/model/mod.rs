@@ -44,7 +44,9 @@ pub use oci::{OciModelOptions, OciModelReport, verify_oci_model};
 pub use sign::{
     SignModelOptions, SignedModel, model_payload, sign_dataset, sign_model, write_signature,
 };
-pub use signature::{ModelTrust, SignedManifest, verify_signature};
+pub use signature::{
+    ModelTrust, SignatureOptions, SignedManifest, verify_signature, verify_signature_with,
+};
 pub use walk::{FileEntry, IgnoreSet, ResolvedIgnores, resolve_ignore_paths};
 
 /// The hash of the files or shards of a signed model (model-signing's `hash_type`).
@@ -138,6 +140,8 @@ pub struct VerifyOptions {
     /// Incremented by the number of bytes hashed (or found in the cache) as work proceeds,
     /// for progress display.
     pub progress: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    /// Stricter signature checks than model_signing's (off by default).
+    pub signature: SignatureOptions,
 }
 
 impl Default for VerifyOptions {
@@ -151,6 +155,7 @@ impl Default for VerifyOptions {
             cache: None,
             paranoid: false,
             progress: None,
+            signature: SignatureOptions::default(),
         }
     }
 }
@@ -421,7 +426,7 @@ pub fn verify_model(
     now: UnixTime,
 ) -> Result<ModelReport, ModelError> {
     let bytes = read_bounded(signature, signature::MAX_SIGNATURE_BYTES)?;
-    let signed = verify_signature(&bytes, trust, now)?;
+    let signed = verify_signature_with(&bytes, trust, now, &opts.signature)?;
     let method = Method::from_manifest(&signed.manifest)?;
     let hash = HashAlgorithm::from_manifest(&signed.manifest)?;
     let ignore = ignore_set(
