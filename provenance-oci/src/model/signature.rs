@@ -813,3 +813,90 @@ fn cert_sign_allowed(cert: &x509_cert::Certificate) -> bool {
     }
     true
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use provenance_core::sign::{KeyAlgorithm, Signer as _, SigningKey};
+
+    fn repr(b: &[u8]) -> String {
+        let mut out = Vec::new();
+        python_bytes_repr(b, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn python_bytes_repr_matches_cpython() {
+        // Expected values printed by CPython 3.11: str(b).
+        assert_eq!(repr(b"{\"a\": \"it's\"}\n"), r#"b'{"a": "it\'s"}\n'"#);
+        assert_eq!(repr(b"it's"), r#"b"it's""#);
+        assert_eq!(
+            repr(b"tab\there\\ \x00\x7f\xff\r"),
+            r"b'tab\there\\ \x00\x7f\xff\r'"
+        );
+        assert_eq!(repr(b""), "b''");
+    }
+
+    #[test]
+    fn legacy_pae_is_the_v0_2_encoding() {
+        assert_eq!(
+            legacy_pae_bytes(b"{\n}"),
+            b"DSSEV1 28 application/vnd.in-toto+json 3 b'{\\n}'".to_vec()
+        );
+    }
+
+    /// A bundle as model_signing 0.2.0 wrote it: `keyid: null`, the public key's PEM as
+    /// `rawBytes`, a `Digests/v0.1` payload signed over the legacy encoding.
+    fn legacy_bundle(key: &SigningKey, signed_payload: &[u8], payload: &[u8]) -> Vec<u8> {
+        let sig = key.sign(&legacy_pae_bytes(signed_payload)).unwrap();
+        serde_json::to_vec(&serde_json::json!({
+            "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+            "verificationMaterial": {"publicKey": {
+                "rawBytes": B64.encode(key.public_key().to_pem()),
+                "keyDetails": "PKIX_ECDSA_P256_SHA_256"}},
+            "dsseEnvelope": {
+                "payload": B64.encode(payload),
+                "payloadType": "application/vnd.in-toto+json",
+                "signatures": [{"sig": B64.encode(sig), "keyid": null}]
+            }
+        }))
+        .unwrap()
+    }
+
+    fn legacy_payload(digest: &str) -> Vec<u8> {
+        let statement = serde_json::json!({
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": "weights.bin", "digest": {"sha256": digest},
+                         "annotations": {"actual_hash_algorithm": "file-sha256"}}],
+            "predicateType": "https://model_signing/Digests/v0.1",
+            "predicate": {}
+        });
+        serde_json::to_vec_pretty(&statement).unwrap()
+    }
+
+    #[test]
+    fn a_legacy_signature_verifies_unless_refused() {
+        let key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let payload = legacy_payload(&"ab".repeat(32));
+        let bundle = legacy_bundle(&key, &payload, &payload);
+        let trust = ModelTrust::Key(key.public_key());
+        let now = UnixTime::parse_rfc3339("2027-01-15T00:00:00Z").unwrap();
+        let signed = verify_signature(&bundle, &trust, now).unwrap();
+        assert_eq!(signed.manifest.resources.len(), 1);
+        assert_eq!(signed.root_digest, None, "Digests/v0.1 has no root digest");
+        let strict = SignatureOptions::strict();
+        match verify_signature_with(&bundle, &trust, now, &strict) {
+            Err(ModelError::Signature { code, .. }) => assert_eq!(code, "verify.signature.invalid"),
+            other => panic!("{other:?}"),
+        }
+        // The legacy encoding of another payload does not verify this one.
+        let other = legacy_payload(&"cd".repeat(32));
+        let swapped = legacy_bundle(&key, &other, &payload);
+        assert!(verify_signature(&swapped, &trust, now).is_err());
+        // Nor does another key.
+        let stranger = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let t2 = ModelTrust::Key(stranger.public_key());
+        assert!(verify_signature(&bundle, &t2, now).is_err());
+    }
+}
