@@ -275,7 +275,9 @@ fn a_ca_signing_certificate_is_accepted_as_model_signing_does_unless_strict() {
     let inter = ip.signed_by(&inter_key, &root_issuer).unwrap();
     let inter_issuer = Issuer::new(ip, inter_key);
     let (k, kp) = leaf_key();
-    let leaf = ca_leaf_params("CA signer").signed_by(&kp, &inter_issuer).unwrap();
+    let leaf = ca_leaf_params("CA signer")
+        .signed_by(&kp, &inter_issuer)
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (m, sig) = signed_model(dir.path(), k, &format!("{}{}", leaf.pem(), inter.pem()));
     let signer = verify(&m, &sig, &trust(&[&root.pem()])).unwrap();
@@ -310,7 +312,9 @@ fn a_ca_signing_certificate_under_an_issuer_that_may_not_sign_certificates_is_re
     let inter = ip.signed_by(&inter_key, &root_issuer).unwrap();
     let inter_issuer = Issuer::new(ip, inter_key);
     let (k, kp) = leaf_key();
-    let leaf = ca_leaf_params("CA signer").signed_by(&kp, &inter_issuer).unwrap();
+    let leaf = ca_leaf_params("CA signer")
+        .signed_by(&kp, &inter_issuer)
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (m, sig) = signed_model(dir.path(), k, &format!("{}{}", leaf.pem(), inter.pem()));
     assert_eq!(
@@ -329,7 +333,9 @@ fn a_ca_signing_certificate_under_an_issuer_that_may_not_sign_certificates_is_re
     let b = bp.signed_by(&b_key, &a_issuer).unwrap();
     let b_issuer = Issuer::new(bp, b_key);
     let (k, kp) = leaf_key();
-    let leaf = ca_leaf_params("CA signer").signed_by(&kp, &b_issuer).unwrap();
+    let leaf = ca_leaf_params("CA signer")
+        .signed_by(&kp, &b_issuer)
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (m, sig) = signed_model(
         dir.path(),
@@ -350,7 +356,9 @@ fn a_ca_signing_certificate_under_an_issuer_that_may_not_sign_certificates_is_re
     let b = bp.signed_by(&b_key, &a_issuer).unwrap();
     let b_issuer = Issuer::new(bp, b_key);
     let (k, kp) = leaf_key();
-    let leaf = ca_leaf_params("CA signer").signed_by(&kp, &b_issuer).unwrap();
+    let leaf = ca_leaf_params("CA signer")
+        .signed_by(&kp, &b_issuer)
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (m, sig) = signed_model(
         dir.path(),
@@ -363,7 +371,9 @@ fn a_ca_signing_certificate_under_an_issuer_that_may_not_sign_certificates_is_re
 #[test]
 fn a_self_signed_signing_certificate_trusted_directly_is_accepted_unless_strict() {
     let (k, kp) = leaf_key();
-    let cert = ca_leaf_params("self-signed signer").self_signed(&kp).unwrap();
+    let cert = ca_leaf_params("self-signed signer")
+        .self_signed(&kp)
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (m, sig) = signed_model(dir.path(), k, &cert.pem());
     verify(&m, &sig, &trust(&[&cert.pem()])).unwrap();

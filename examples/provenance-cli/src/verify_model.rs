@@ -19,8 +19,7 @@ use provenance_core::verify::{IdentityExpectation, PUBLIC_GOOD_TRUSTED_ROOT};
 use provenance_core::{ImageReference, PublicKey, TrustRoot};
 use provenance_oci::model::{
     ModelError, ModelTrust, OciModelOptions, SignatureOptions, VerifyOptions, system_now,
-    verify_model,
-    verify_oci_model,
+    verify_model, verify_oci_model,
 };
 use provenance_oci::{LayoutSource, RegistryClient, RegistryConfig};
 

@@ -9,8 +9,15 @@
 //! Without the venvs: a loud SKIPPED outside CI, a failure with `CI=true`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, ChildStdin, Command, Stdio};
+
+use serde_json::{Value, json};
+
+/// The identity @sigstore/mock's default token carries (mock-services.js).
+const ISSUER: &str = "https://token.actions.githubusercontent.com";
+const SUBJECT: &str = "https://github.com/acme/model/.github/workflows/release.yml@refs/heads/main";
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -63,6 +70,88 @@ fn tools_or_skip(releases: &[String]) -> bool {
     false
 }
 
+/// scripts/fixtures/sigstore/mock-services.js on loopback, for keyless signatures.
+struct Mock {
+    child: Child,
+    _stdin: ChildStdin,
+}
+
+impl Drop for Mock {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the mock Sigstore services and writes `out/sigstore/trusted_root.json` and
+/// `out/sigstore/client_trust_config.json` (model_signing 1.1's `--trust_config`: the trusted root
+/// and a signing configuration naming the mock). Returns the mock and its token, or `None`
+/// (loudly outside CI; a failure in CI) when node or the mock's packages are missing.
+fn start_mock(out: &Path) -> Option<(Mock, String)> {
+    let node_dir = repo().join("scripts/fixtures/sigstore");
+    let ready = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+        && node_dir.join("node_modules/@sigstore/mock").is_dir();
+    if !ready {
+        let msg = "node or scripts/fixtures/sigstore/node_modules missing (scripts/ci-setup-sigstore-node.sh): keyless signatures not generated";
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{msg}");
+        }
+        eprintln!("SKIPPED (keyless only): {msg}");
+        return None;
+    }
+    let mut child = Command::new("node")
+        .arg(node_dir.join("mock-services.js"))
+        .current_dir(&node_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let v: Value = serde_json::from_str(&line).unwrap();
+    let url = v["url"].as_str().unwrap();
+    let service = json!({
+        "url": url, "majorApiVersion": 1,
+        "validFor": {"start": "2000-01-01T00:00:00Z"}, "operator": "provenance-mock"
+    });
+    let client = json!({
+        "mediaType": "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json",
+        "trustedRoot": v["trusted_root"],
+        "signingConfig": {
+            "mediaType": "application/vnd.dev.sigstore.signingconfig.v0.2+json",
+            "caUrls": [service], "oidcUrls": [service], "rekorTlogUrls": [service],
+            "rekorTlogConfig": {"selector": "ANY"}, "tsaUrls": [], "tsaConfig": {"selector": "ANY"}
+        }
+    });
+    let keys = out.join("sigstore");
+    std::fs::create_dir_all(&keys).unwrap();
+    std::fs::write(
+        keys.join("trusted_root.json"),
+        serde_json::to_vec(&v["trusted_root"]).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        keys.join("client_trust_config.json"),
+        serde_json::to_vec(&client).unwrap(),
+    )
+    .unwrap();
+    let token = v["token"].as_str().unwrap().to_owned();
+    Some((
+        Mock {
+            child,
+            _stdin: stdin,
+        },
+        token,
+    ))
+}
+
 /// The trust flags of a method: (provenance flag, model_signing subcommand and flag, the
 /// trusted file, a wrong one).
 fn trust_of(method: &str) -> (&'static str, [&'static str; 2], &'static str, &'static str) {
@@ -72,6 +161,12 @@ fn trust_of(method: &str) -> (&'static str, [&'static str; 2], &'static str, &'s
             ["key", "--public_key"],
             "ec-p256.pub",
             "other.pub",
+        ),
+        "keyless" => (
+            "--identity",
+            ["sigstore", "--identity"],
+            SUBJECT,
+            "https://github.com/evil/model/.github/workflows/release.yml@refs/heads/main",
         ),
         "cert-self" => (
             "--certificate-chain",
@@ -112,17 +207,38 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    fn provenance(&self, model: &Path, sig: &Path, method: &str, key: &str, strict: bool) -> (Verdict, String) {
+    fn provenance(
+        &self,
+        model: &Path,
+        sig: &Path,
+        method: &str,
+        key: &str,
+        strict: bool,
+    ) -> (Verdict, String) {
         let (flag, _, _, _) = trust_of(method);
         let mut c = Command::new(env!("CARGO_BIN_EXE_provenance"));
         c.args(["verify", "model"])
             .arg(model)
             .arg("--signature")
-            .arg(sig)
-            .arg(flag)
-            .arg(self.out.join("keys").join(key));
+            .arg(sig);
+        if method == "keyless" {
+            // `key` is the expected identity.
+            c.args([
+                "--identity",
+                key,
+                "--identity-provider",
+                ISSUER,
+                "--trust-config",
+            ])
+            .arg(self.out.join("sigstore/trusted_root.json"));
+        } else {
+            c.arg(flag).arg(self.out.join("keys").join(key));
+        }
         if strict {
-            c.args(["--reject-ca-signing-certificate", "--reject-legacy-signatures"]);
+            c.args([
+                "--reject-ca-signing-certificate",
+                "--reject-legacy-signatures",
+            ]);
         }
         let o = c.output().unwrap();
         (
@@ -131,17 +247,32 @@ impl Run<'_> {
         )
     }
 
-    fn model_signing(&self, model: &Path, sig: &Path, method: &str, key: &str) -> (Verdict, String) {
+    fn model_signing(
+        &self,
+        model: &Path,
+        sig: &Path,
+        method: &str,
+        key: &str,
+    ) -> (Verdict, String) {
         let (_, [sub, flag], _, _) = trust_of(method);
-        let o = Command::new(&self.reference)
-            .args(["verify", sub])
+        let mut c = Command::new(&self.reference);
+        c.args(["verify", sub])
             .arg(model)
             .arg("--signature")
-            .arg(sig)
-            .arg(flag)
-            .arg(self.out.join("keys").join(key))
-            .output()
-            .unwrap();
+            .arg(sig);
+        if method == "keyless" {
+            c.args([
+                "--identity",
+                key,
+                "--identity_provider",
+                ISSUER,
+                "--trust_config",
+            ])
+            .arg(self.out.join("sigstore/client_trust_config.json"));
+        } else {
+            c.arg(flag).arg(self.out.join("keys").join(key));
+        }
+        let o = c.output().unwrap();
         let mut text = String::from_utf8_lossy(&o.stdout).into_owned();
         text.push_str(&String::from_utf8_lossy(&o.stderr));
         (
@@ -167,7 +298,12 @@ fn legacy_encoding(v: &str) -> bool {
 /// Where provenance deliberately differs from model_signing on a genuine signature: shard
 /// signatures of the v1.0 format (1.0.0 onwards), which model_signing's verifier cannot read
 /// back (its CLI re-hashes by files; its API fails on the `shard_size` it wrote as a float).
-fn known_difference(release: &str, method: &str, prov: Verdict, ms: Verdict) -> Option<&'static str> {
+fn known_difference(
+    release: &str,
+    method: &str,
+    prov: Verdict,
+    ms: Verdict,
+) -> Option<&'static str> {
     (method == "key-shards"
         && release_at_least(release, 1)
         && prov == Verdict::Accept
@@ -206,11 +342,20 @@ fn every_model_signing_release_verifies_as_the_current_model_signing_does() {
     let newest = releases.last().unwrap().clone();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path();
-    let gen_out = Command::new("bash")
+    let mock = start_mock(out);
+    let mut generator = Command::new("bash");
+    generator
         .arg(repo().join("scripts/fixtures/model-signing/releases.sh"))
-        .arg(out)
-        .output()
-        .unwrap();
+        .arg(out);
+    if let Some((_, token)) = &mock {
+        generator
+            .env(
+                "KEYLESS_TRUST_CONFIG",
+                out.join("sigstore/client_trust_config.json"),
+            )
+            .env("KEYLESS_TOKEN", token);
+    }
+    let gen_out = generator.output().unwrap();
     eprintln!("{}", String::from_utf8_lossy(&gen_out.stdout));
     assert!(
         gen_out.status.success(),
@@ -246,7 +391,9 @@ fn every_model_signing_release_verifies_as_the_current_model_signing_does() {
             if let Some(method) = name.strip_prefix("FAILED-") {
                 let why = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
                 let last = why.lines().last().unwrap_or_default().to_owned();
-                matrix.push(format!("| {release} | {method} | (cannot sign: {last}) | | | |"));
+                matrix.push(format!(
+                    "| {release} | {method} | (cannot sign: {last}) | | | |"
+                ));
                 continue;
             }
             let Some(method) = name.strip_suffix(".sig") else {
@@ -268,8 +415,13 @@ fn every_model_signing_release_verifies_as_the_current_model_signing_does() {
             }
             // The strict options refuse CA signing certificates and the 0.1.x/0.2.0
             // encoding, and change nothing else.
-            let strict_refuses = legacy_encoding(release) || method == "cert-ca-leaf" || method == "cert-self";
-            let want_strict = if strict_refuses { Verdict::Reject } else { prov };
+            let strict_refuses =
+                legacy_encoding(release) || method == "cert-ca-leaf" || method == "cert-self";
+            let want_strict = if strict_refuses {
+                Verdict::Reject
+            } else {
+                prov
+            };
             if strict != want_strict {
                 failures.push(format!(
                     "{release} {method}: strict provenance {} ({strict_err}), expected {}",
@@ -306,7 +458,9 @@ fn every_model_signing_release_verifies_as_the_current_model_signing_does() {
                 ] {
                     let (p, pe) = run.provenance(m, &sig, method, trust, false);
                     if p != Verdict::Reject {
-                        failures.push(format!("{release} {method} {case}: provenance accepts ({pe})"));
+                        failures.push(format!(
+                            "{release} {method} {case}: provenance accepts ({pe})"
+                        ));
                     }
                 }
                 negatives = "provenance rejects".into();
@@ -317,18 +471,25 @@ fn every_model_signing_release_verifies_as_the_current_model_signing_does() {
                 ms.word(),
                 strict.word(),
                 negatives,
-                diff.map(|d| format!(" known difference: {d}")).unwrap_or_default()
+                diff.map(|d| format!("; known difference: {d}"))
+                    .unwrap_or_default()
             ));
             if prov == Verdict::Reject {
                 matrix.push(format!("|   | provenance: {prov_err} | | | | |"));
             }
         }
     }
-    println!("| release | method | provenance | model_signing {newest} | provenance strict | tampered copies |");
+    println!(
+        "| release | method | provenance | model_signing {newest} | provenance strict | tampered copies |"
+    );
     println!("|---|---|---|---|---|---|");
     for line in &matrix {
         println!("{line}");
     }
     assert!(signatures >= releases.len(), "too few signatures generated");
-    assert!(failures.is_empty(), "verdicts differ:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "verdicts differ:\n{}",
+        failures.join("\n")
+    );
 }

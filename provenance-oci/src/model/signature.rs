@@ -700,7 +700,9 @@ fn ca_leaf_path(
         return Err("the signing certificate is not valid at its own notBefore".into());
     }
     if !critical_extensions_understood(leaf) {
-        return Err("the signing certificate has a critical extension that is not understood".into());
+        return Err(
+            "the signing certificate has a critical extension that is not understood".into(),
+        );
     }
     if anchors.contains(&leaf_der) {
         return Ok(());
