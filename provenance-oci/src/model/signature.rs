@@ -496,7 +496,8 @@ fn verify_chain(
         .map_err(|e| fail(format!("signing certificate: {e}")))?;
     let tbs = &leaf.tbs_certificate;
     let not_before = tbs.validity.not_before.to_unix_duration();
-    // Usage, as the reference checks it: a key usage extension must be present.
+    // Usage, as model_signing 1.1 checks it: digitalSignature in a key usage extension, or
+    // else an extended key usage codeSigning (with or without a key usage extension).
     let mut key_usage = None;
     let mut code_signing = false;
     for ext in tbs.extensions.iter().flatten() {
