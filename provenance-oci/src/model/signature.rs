@@ -334,7 +334,7 @@ fn legacy_pae(
 /// model_signing 0.1.x/0.2.0's pre-authentication encoding: `DSSEV1` (capital V), the in-toto
 /// payload type, the payload's length in bytes, then Python's `repr` of the payload bytes
 /// (`b'...'`), as its f-string produced. The payload type is always in-toto's there.
-pub fn legacy_pae_bytes(payload: &[u8]) -> Vec<u8> {
+pub(crate) fn legacy_pae_bytes(payload: &[u8]) -> Vec<u8> {
     const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
     let mut out = format!(
         "DSSEV1 {} {} {} ",
