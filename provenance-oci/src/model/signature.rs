@@ -195,7 +195,7 @@ pub fn verify_signature_with(
                 now,
             )
             .map(|v| v.payload)
-            .or_else(|e| legacy_pae(e, env, key, LegacyHash::OfKey, opts))?;
+            .or_else(|e| legacy_pae(e, env, vm, key, LegacyHash::OfKey, opts))?;
             (v, format!("key:{}", key.key_id()))
         }
         ModelTrust::CertificateChain(anchors) => {
@@ -241,7 +241,7 @@ pub fn verify_signature_with(
                 now,
             )
             .map(|v| v.payload)
-            .or_else(|e| legacy_pae(e, env, &key, LegacyHash::Sha256, opts))?;
+            .or_else(|e| legacy_pae(e, env, vm, &key, LegacyHash::Sha256, opts))?;
             (v, format!("certificate:{subject}"))
         }
         ModelTrust::Keyless { root, identity } => {
@@ -282,11 +282,13 @@ enum LegacyHash {
 /// After the standard DSSE check failed with a bad signature (`verify.signature.invalid`):
 /// accepts the envelope if its first signature verifies over model_signing 0.1.x/0.2.0's
 /// pre-authentication encoding ([`legacy_pae_bytes`]), as model_signing's verifier does,
-/// unless `opts.reject_legacy_pae`. Any other failure, or a legacy check that fails too,
-/// returns the original error.
+/// unless `opts.reject_legacy_pae`. Only for the shape those releases wrote (one signature, no
+/// log entry, no timestamp). Any other failure, or a legacy check that fails too, returns the
+/// original error.
 fn legacy_pae(
     original: ModelError,
     env: &Value,
+    vm: Option<&Value>,
     key: &PublicKey,
     hash: LegacyHash,
     opts: &SignatureOptions,
@@ -294,6 +296,21 @@ fn legacy_pae(
     use aws_lc_rs::signature::{self as sig, UnparsedPublicKey, VerificationAlgorithm};
     let bad_signature = matches!(&original, ModelError::Signature { code, .. } if code == "verify.signature.invalid");
     if opts.reject_legacy_pae || !bad_signature {
+        return Err(original);
+    }
+    // Only the shape those releases wrote: one signature, no log entry, no timestamp (nothing
+    // the standard path would have checked is skipped here).
+    let one_signature = env
+        .get("signatures")
+        .and_then(Value::as_array)
+        .is_some_and(|a| a.len() == 1);
+    let no_tlog = vm
+        .and_then(|v| v.get("tlogEntries"))
+        .is_none_or(|t| t.as_array().is_some_and(Vec::is_empty));
+    let no_timestamps = vm
+        .and_then(|v| v.get("timestampVerificationData"))
+        .is_none();
+    if !(one_signature && no_tlog && no_timestamps) {
         return Err(original);
     }
     let alg: &'static dyn VerificationAlgorithm = match (key.kind(), hash) {
@@ -897,6 +914,17 @@ mod tests {
         let other = legacy_payload(&"cd".repeat(32));
         let swapped = legacy_bundle(&key, &other, &payload);
         assert!(verify_signature(&swapped, &trust, now).is_err());
+        // Nor the shape those releases never wrote: two signatures, or a log entry.
+        let mut two: Value = serde_json::from_slice(&bundle).unwrap();
+        let first = two["dsseEnvelope"]["signatures"][0].clone();
+        two["dsseEnvelope"]["signatures"]
+            .as_array_mut()
+            .unwrap()
+            .push(first);
+        assert!(verify_signature(&serde_json::to_vec(&two).unwrap(), &trust, now).is_err());
+        let mut logged: Value = serde_json::from_slice(&bundle).unwrap();
+        logged["verificationMaterial"]["tlogEntries"] = serde_json::json!([{"logIndex": "1"}]);
+        assert!(verify_signature(&serde_json::to_vec(&logged).unwrap(), &trust, now).is_err());
         // Nor does another key.
         let stranger = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
         let t2 = ModelTrust::Key(stranger.public_key());
