@@ -376,6 +376,11 @@ fn every_model_signing_release_verifies_as_the_current_model_signing_does() {
         std::fs::write(m.join("extra.bin"), b"x").unwrap();
     });
     let model = out.join("model");
+    // Ignore rules: a git file added after signing (both verifiers ignore git paths by
+    // default), and the signature stored inside the model folder (both leave it out).
+    let git_added = tampered(out, "git-file-added", |m| {
+        std::fs::write(m.join(".gitignore"), b"*.tmp\n").unwrap();
+    });
 
     let mut failures = Vec::new();
     let mut matrix = Vec::new();
@@ -448,6 +453,26 @@ fn every_model_signing_release_verifies_as_the_current_model_signing_does() {
                     }
                 }
                 negatives = "both reject".into();
+                if method == "key" || method == "cert" {
+                    let inside = tampered(out, &format!("sig-inside-{release}-{method}"), |_| {});
+                    let inside_sig = inside.join("model.sig");
+                    std::fs::copy(&sig, &inside_sig).unwrap();
+                    for (case, m, s) in [
+                        ("git file added", &git_added, &sig),
+                        ("signature inside the folder", &inside, &inside_sig),
+                    ] {
+                        let (p, pe) = run.provenance(m, s, method, good, false);
+                        let (r, re) = run.model_signing(m, s, method, good);
+                        if p != r {
+                            failures.push(format!(
+                                "{release} {method} {case}: provenance {} ({pe}), model_signing {} ({re})",
+                                p.word(),
+                                r.word()
+                            ));
+                        }
+                        negatives.push_str(&format!("; {case}: both {}", p.word()));
+                    }
+                }
             } else if prov == Verdict::Accept {
                 // A known difference: provenance alone accepts, so it alone must refuse the
                 // tampered copies.
