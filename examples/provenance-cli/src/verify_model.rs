@@ -6,7 +6,8 @@
 //! `--certificate-chain`, `--identity` + `--identity-provider`, `--trust-config`,
 //! `--ignore-paths`, `--ignore-unsigned-files`, `--allow-symlinks`, `--no-ignore-git-paths`;
 //! the underscore spellings model_signing uses are accepted too), plus `--cache`, `--paranoid`
-//! and `--threads`.
+//! and `--threads`, and two checks stricter than model_signing's (off by default):
+//! `--reject-ca-signing-certificate` and `--reject-legacy-signatures`.
 //!
 //! Exit status 0 only when verified; 1 when the signature or the files do not verify, 2 for
 //! configuration and unreadable inputs (`model.config`, `model.io`); one line on stderr:
