@@ -156,7 +156,7 @@ fn start_mock(out: &Path) -> Option<(Mock, String)> {
 /// trusted file, a wrong one).
 fn trust_of(method: &str) -> (&'static str, [&'static str; 2], &'static str, &'static str) {
     match method {
-        "key" | "key-shards" => (
+        "key" | "key-shards" | "key-blake2" | "key-blake3" => (
             "--public-key",
             ["key", "--public_key"],
             "ec-p256.pub",
@@ -247,7 +247,40 @@ impl Run<'_> {
         )
     }
 
+    /// model_signing's verdict: its CLI (`model_signing verify`), except for signatures the
+    /// CLI cannot read back by construction (it always re-hashes whole files with SHA-256):
+    /// shards and other hashes go through its Python API, which takes the serialization from
+    /// the signature.
     fn model_signing(
+        &self,
+        model: &Path,
+        sig: &Path,
+        method: &str,
+        key: &str,
+    ) -> (Verdict, String) {
+        if matches!(method, "key-shards" | "key-blake2" | "key-blake3") {
+            return self.model_signing_api(model, sig, key);
+        }
+        self.model_signing_cli(model, sig, method, key)
+    }
+
+    fn model_signing_api(&self, model: &Path, sig: &Path, key: &str) -> (Verdict, String) {
+        const VERIFY: &str = "import pathlib, sys\nimport model_signing\nmodel, sig, key = sys.argv[1:]\nmodel_signing.verifying.Config().use_elliptic_key_verifier(public_key=pathlib.Path(key)).verify(pathlib.Path(model), pathlib.Path(sig))\n";
+        let o = Command::new(self.reference.with_file_name("python"))
+            .args(["-c", VERIFY])
+            .arg(model)
+            .arg(sig)
+            .arg(self.out.join("keys").join(key))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stderr).into_owned();
+        (
+            Verdict::of(o.status.success()),
+            text.lines().last().unwrap_or_default().to_owned(),
+        )
+    }
+
+    fn model_signing_cli(
         &self,
         model: &Path,
         sig: &Path,
@@ -296,19 +329,25 @@ fn legacy_encoding(v: &str) -> bool {
 }
 
 /// Where provenance deliberately differs from model_signing on a genuine signature: shard
-/// signatures of the v1.0 format (1.0.0 onwards), which model_signing's verifier cannot read
-/// back (its CLI re-hashes by files; its API fails on the `shard_size` it wrote as a float).
+/// signatures of the v1.0 format (1.0.0 onwards; model_signing's API fails on the `shard_size`
+/// it wrote as a float) and BLAKE2b signatures (model_signing writes `blake2b` and reads only
+/// `blake2`), which model_signing cannot read back.
 fn known_difference(
     release: &str,
     method: &str,
     prov: Verdict,
     ms: Verdict,
 ) -> Option<&'static str> {
-    (method == "key-shards"
-        && release_at_least(release, 1)
-        && prov == Verdict::Accept
-        && ms == Verdict::Reject)
-        .then_some("model_signing cannot verify its own shard signatures")
+    if prov != Verdict::Accept || ms != Verdict::Reject {
+        return None;
+    }
+    match method {
+        "key-shards" if release_at_least(release, 1) => {
+            Some("model_signing cannot verify its own shard signatures")
+        }
+        "key-blake2" => Some("model_signing cannot verify its own BLAKE2b signatures"),
+        _ => None,
+    }
 }
 
 /// A copy of the model with one change.
