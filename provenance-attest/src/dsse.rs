@@ -33,8 +33,13 @@ pub(crate) fn decode_base64(input: &str) -> Result<Vec<u8>, base64::DecodeError>
 /// One signature over an envelope.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signature {
-    /// Optional key id hint (unauthenticated).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    /// Optional key id hint (unauthenticated). `null` (as model_signing 0.1 to 1.0.1 write
+    /// it) reads as empty.
+    #[serde(
+        default,
+        deserialize_with = "json::null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub keyid: String,
     /// Base64 signature over [`pae`] of the payload type and payload.
     pub sig: String,

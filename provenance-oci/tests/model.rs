@@ -945,3 +945,65 @@ fn command_line_ignore_paths_resolve_against_the_base_and_the_model_root() {
     let r = resolve_ignore_paths(&d.join("model"), &d.join("model"), &[PathBuf::from("logs")]);
     assert_eq!(r.inside, strings(&["logs"]));
 }
+
+#[test]
+fn blake3_files_hash_as_model_signing_1_1_writes_them() {
+    use provenance_oci::model::{HashAlgorithm, IgnoreSet, Method, compute_manifest_with};
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("empty.bin"), b"").unwrap();
+    std::fs::write(d.path().join("abc.txt"), b"abc").unwrap();
+    let m = compute_manifest_with(
+        d.path(),
+        Method::Files,
+        HashAlgorithm::Blake3,
+        &IgnoreSet::new(Vec::<String>::new()),
+        &VerifyOptions::default(),
+        None,
+    )
+    .unwrap();
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let got: Vec<(String, String)> = m
+        .resources
+        .iter()
+        .map(|(n, d)| (n.clone(), hex(d)))
+        .collect();
+    // BLAKE3 test vectors: "abc" and the empty input.
+    assert_eq!(
+        got,
+        vec![
+            (
+                "abc.txt".to_owned(),
+                "6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85".to_owned()
+            ),
+            (
+                "empty.bin".to_owned(),
+                "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262".to_owned()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn blake3_is_read_for_files_only() {
+    use provenance_attest::modelsigning::ModelSigningManifest;
+    use provenance_oci::model::HashAlgorithm;
+    let manifest = |method: &str, hash: &str| -> ModelSigningManifest {
+        serde_json::from_value(serde_json::json!({
+            "serialization": {"method": method, "hash_type": hash, "shard_size": 1024},
+            "resources": []
+        }))
+        .unwrap()
+    };
+    assert_eq!(
+        HashAlgorithm::from_manifest(&manifest("files", "blake3")).unwrap(),
+        HashAlgorithm::Blake3
+    );
+    for (method, hash) in [
+        ("shards", "blake3"),
+        ("files", "blake3-256"),
+        ("files", "md5"),
+    ] {
+        let e = HashAlgorithm::from_manifest(&manifest(method, hash)).unwrap_err();
+        assert_eq!(e.code(), "model.unsupported", "{method} {hash}");
+    }
+}

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use provenance_core::UnixTime;
 use provenance_core::sign::{CertifiedKey, KeyAlgorithm, SigningKey};
-use provenance_oci::model::{ModelError, ModelTrust, SignModelOptions, VerifyOptions};
+use provenance_oci::model::{
+    ModelError, ModelTrust, SignModelOptions, SignatureOptions, VerifyOptions,
+};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, date_time_ymd,
@@ -210,20 +212,182 @@ fn a_root_or_intermediate_that_may_not_sign_certificates_is_refused() {
 }
 
 #[test]
-fn a_signing_certificate_without_key_usage_is_refused_as_the_reference_does() {
+fn a_signing_certificate_with_only_extended_key_usage_code_signing_is_accepted() {
+    // model_signing 1.1 reads a missing key usage extension as "look at the extended key
+    // usage" (1.0.x required the key usage extension; the current verifier is the reference).
     let root_key = KeyPair::generate().unwrap();
     let p = ca_params("root");
     let root = p.self_signed(&root_key).unwrap();
     let issuer = Issuer::new(p, root_key);
-    // Extended key usage codeSigning, but no key usage extension at all.
     let mut lp = leaf_params();
     lp.key_usages = Vec::new();
     let (k, kp) = leaf_key();
     let leaf = lp.signed_by(&kp, &issuer).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (m, sig) = signed_model(dir.path(), k, &leaf.pem());
+    verify(&m, &sig, &trust(&[&root.pem()])).unwrap();
+    // Neither a key usage nor codeSigning: refused.
+    let mut lp = leaf_params();
+    lp.key_usages = Vec::new();
+    lp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let (k, kp) = leaf_key();
+    let leaf = lp.signed_by(&kp, &issuer).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (m, sig) = signed_model(dir.path(), k, &leaf.pem());
     assert_eq!(
         code(verify(&m, &sig, &trust(&[&root.pem()]))),
+        "model.certificate_chain"
+    );
+}
+
+fn verify_strict(m: &Path, sig: &Path, t: &ModelTrust) -> Result<String, ModelError> {
+    let opts = VerifyOptions {
+        signature: SignatureOptions::strict(),
+        ..VerifyOptions::default()
+    };
+    provenance_oci::model::verify_model(m, sig, t, &opts, now()).map(|r| r.signer)
+}
+
+/// A signing certificate that is itself a CA: digitalSignature and keyCertSign, CA:TRUE.
+fn ca_leaf_params(cn: &str) -> CertificateParams {
+    let mut p = leaf_params();
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyCertSign,
+    ];
+    p
+}
+
+#[test]
+fn a_ca_signing_certificate_is_accepted_as_model_signing_does_unless_strict() {
+    // root -> intermediate (pathlen 0) -> CA leaf: OpenSSL (model_signing) does not check the
+    // signing certificate's own basic constraints; webpki calls it CaUsedAsEndEntity.
+    let root_key = KeyPair::generate().unwrap();
+    let p = ca_params("root");
+    let root = p.self_signed(&root_key).unwrap();
+    let root_issuer = Issuer::new(p, root_key);
+    let inter_key = KeyPair::generate().unwrap();
+    let mut ip = ca_params("intermediate");
+    ip.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    let inter = ip.signed_by(&inter_key, &root_issuer).unwrap();
+    let inter_issuer = Issuer::new(ip, inter_key);
+    let (k, kp) = leaf_key();
+    let leaf = ca_leaf_params("CA signer")
+        .signed_by(&kp, &inter_issuer)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (m, sig) = signed_model(dir.path(), k, &format!("{}{}", leaf.pem(), inter.pem()));
+    let signer = verify(&m, &sig, &trust(&[&root.pem()])).unwrap();
+    assert!(signer.contains("CA signer"), "{signer}");
+    assert_eq!(
+        code(verify_strict(&m, &sig, &trust(&[&root.pem()]))),
+        "model.certificate_chain"
+    );
+    // The same path rules as for any leaf: an intermediate alone anchors nothing, an
+    // unrelated root neither.
+    assert_eq!(
+        code(verify(&m, &sig, &trust(&[&inter.pem()]))),
+        "model.certificate_chain"
+    );
+    let other_key = KeyPair::generate().unwrap();
+    let other = ca_params("root").self_signed(&other_key).unwrap();
+    assert_eq!(
+        code(verify(&m, &sig, &trust(&[&other.pem()]))),
+        "model.certificate_chain"
+    );
+}
+
+#[test]
+fn a_ca_signing_certificate_under_an_issuer_that_may_not_sign_certificates_is_refused() {
+    let root_key = KeyPair::generate().unwrap();
+    let p = ca_params("root");
+    let root = p.self_signed(&root_key).unwrap();
+    let root_issuer = Issuer::new(p, root_key);
+    let inter_key = KeyPair::generate().unwrap();
+    let mut ip = ca_params("no-certsign intermediate");
+    ip.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    let inter = ip.signed_by(&inter_key, &root_issuer).unwrap();
+    let inter_issuer = Issuer::new(ip, inter_key);
+    let (k, kp) = leaf_key();
+    let leaf = ca_leaf_params("CA signer")
+        .signed_by(&kp, &inter_issuer)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (m, sig) = signed_model(dir.path(), k, &format!("{}{}", leaf.pem(), inter.pem()));
+    assert_eq!(
+        code(verify(&m, &sig, &trust(&[&root.pem()]))),
+        "model.certificate_chain"
+    );
+    // An intermediate whose path length constraint the path exceeds: root -> A (pathlen 0)
+    // -> B -> CA leaf.
+    let a_key = KeyPair::generate().unwrap();
+    let mut ap = ca_params("A");
+    ap.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    let a = ap.signed_by(&a_key, &root_issuer).unwrap();
+    let a_issuer = Issuer::new(ap, a_key);
+    let b_key = KeyPair::generate().unwrap();
+    let bp = ca_params("B");
+    let b = bp.signed_by(&b_key, &a_issuer).unwrap();
+    let b_issuer = Issuer::new(bp, b_key);
+    let (k, kp) = leaf_key();
+    let leaf = ca_leaf_params("CA signer")
+        .signed_by(&kp, &b_issuer)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (m, sig) = signed_model(
+        dir.path(),
+        k,
+        &format!("{}{}{}", leaf.pem(), b.pem(), a.pem()),
+    );
+    assert_eq!(
+        code(verify(&m, &sig, &trust(&[&root.pem()]))),
+        "model.certificate_chain"
+    );
+    // The same path with A unconstrained verifies.
+    let a_key = KeyPair::generate().unwrap();
+    let ap = ca_params("A");
+    let a = ap.signed_by(&a_key, &root_issuer).unwrap();
+    let a_issuer = Issuer::new(ap, a_key);
+    let b_key = KeyPair::generate().unwrap();
+    let bp = ca_params("B");
+    let b = bp.signed_by(&b_key, &a_issuer).unwrap();
+    let b_issuer = Issuer::new(bp, b_key);
+    let (k, kp) = leaf_key();
+    let leaf = ca_leaf_params("CA signer")
+        .signed_by(&kp, &b_issuer)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (m, sig) = signed_model(
+        dir.path(),
+        k,
+        &format!("{}{}{}", leaf.pem(), b.pem(), a.pem()),
+    );
+    verify(&m, &sig, &trust(&[&root.pem()])).unwrap();
+}
+
+#[test]
+fn a_self_signed_signing_certificate_trusted_directly_is_accepted_unless_strict() {
+    let (k, kp) = leaf_key();
+    let cert = ca_leaf_params("self-signed signer")
+        .self_signed(&kp)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (m, sig) = signed_model(dir.path(), k, &cert.pem());
+    verify(&m, &sig, &trust(&[&cert.pem()])).unwrap();
+    assert_eq!(
+        code(verify_strict(&m, &sig, &trust(&[&cert.pem()]))),
+        "model.certificate_chain"
+    );
+    // Trusting another self-signed certificate with the same name does not do.
+    let other_key = KeyPair::generate().unwrap();
+    let other = ca_leaf_params("self-signed signer")
+        .self_signed(&other_key)
+        .unwrap();
+    assert_eq!(
+        code(verify(&m, &sig, &trust(&[&other.pem()]))),
         "model.certificate_chain"
     );
 }

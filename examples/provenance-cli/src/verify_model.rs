@@ -6,7 +6,8 @@
 //! `--certificate-chain`, `--identity` + `--identity-provider`, `--trust-config`,
 //! `--ignore-paths`, `--ignore-unsigned-files`, `--allow-symlinks`, `--no-ignore-git-paths`;
 //! the underscore spellings model_signing uses are accepted too), plus `--cache`, `--paranoid`
-//! and `--threads`.
+//! and `--threads`, and two checks stricter than model_signing's (off by default):
+//! `--reject-ca-signing-certificate` and `--reject-legacy-signatures`.
 //!
 //! Exit status 0 only when verified; 1 when the signature or the files do not verify, 2 for
 //! configuration and unreadable inputs (`model.config`, `model.io`); one line on stderr:
@@ -18,8 +19,8 @@ use std::process::ExitCode;
 use provenance_core::verify::{IdentityExpectation, PUBLIC_GOOD_TRUSTED_ROOT};
 use provenance_core::{ImageReference, PublicKey, TrustRoot};
 use provenance_oci::model::{
-    ModelError, ModelTrust, OciModelOptions, VerifyOptions, system_now, verify_model,
-    verify_oci_model,
+    ModelError, ModelTrust, OciModelOptions, SignatureOptions, VerifyOptions, system_now,
+    verify_model, verify_oci_model,
 };
 use provenance_oci::{LayoutSource, RegistryClient, RegistryConfig};
 
@@ -97,6 +98,16 @@ pub struct ModelArgs {
     /// Tolerate files the signature does not name.
     #[arg(long, alias = "ignore_unsigned_files")]
     ignore_unsigned_files: bool,
+    /// Refuse a signing certificate that is itself a CA (basic constraints CA:TRUE), as RFC
+    /// 5280 path validation does for an end entity. model_signing accepts one, and so does
+    /// this command by default (docs/security-model.md).
+    #[arg(long)]
+    reject_ca_signing_certificate: bool,
+    /// Refuse signatures made by model_signing 0.1.x and 0.2.0, signed over a non-standard
+    /// DSSE encoding that model_signing still accepts, and so does this command by default
+    /// (docs/interop-model-signing.md).
+    #[arg(long)]
+    reject_legacy_signatures: bool,
     /// Digest cache file: unchanged files (path, size, device, inode, mtime, ctime) are not
     /// re-read. Keep it where only the verifier can write.
     #[arg(long)]
@@ -235,6 +246,14 @@ pub fn ignore_paths_from_cwd(
     Ok(r.inside)
 }
 
+/// The stricter signature checks asked for.
+fn signature_options(args: &ModelArgs) -> SignatureOptions {
+    let mut o = SignatureOptions::default();
+    o.reject_ca_signing_certificate = args.reject_ca_signing_certificate;
+    o.reject_legacy_pae = args.reject_legacy_signatures;
+    o
+}
+
 /// The OCI reference to verify, if the command names one (`--oci REF` or `oci://REF`).
 fn oci_reference(args: &ModelArgs) -> Option<String> {
     if let Some(r) = &args.oci {
@@ -273,6 +292,7 @@ fn verify_oci(
         // unless asked otherwise.
         ignore_git_paths: args.ignore_git_paths,
         repository,
+        signature: signature_options(args),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -336,6 +356,7 @@ fn verify(args: &ModelArgs) -> Result<String, (String, String)> {
         cache: args.cache.clone(),
         paranoid: args.paranoid,
         progress: None,
+        signature: signature_options(args),
     };
     // Hashing a model of many GB takes a while: show the bytes hashed, on a terminal only.
     let progress = crate::ui::Progress::spinner("hashing the model");

@@ -369,10 +369,11 @@ pub(crate) fn replace_file(path: &Path, body: &[u8], mode: u32) -> Result<(), Mo
     })
 }
 
-/// One streaming hash of either algorithm.
+/// One streaming hash of any supported algorithm.
 enum Hasher {
     Sha256(aws_lc_rs::digest::Context),
     Blake2b(Box<blake2::Blake2b512>),
+    Blake3(Box<blake3::Hasher>),
 }
 
 impl Hasher {
@@ -382,6 +383,7 @@ impl Hasher {
                 Hasher::Sha256(aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256))
             }
             HashAlgorithm::Blake2b => Hasher::Blake2b(Box::default()),
+            HashAlgorithm::Blake3 => Hasher::Blake3(Box::default()),
         }
     }
 
@@ -389,6 +391,9 @@ impl Hasher {
         match self {
             Hasher::Sha256(c) => c.update(data),
             Hasher::Blake2b(h) => blake2::Digest::update(h.as_mut(), data),
+            Hasher::Blake3(h) => {
+                h.update(data);
+            }
         }
     }
 
@@ -396,6 +401,7 @@ impl Hasher {
         match self {
             Hasher::Sha256(c) => c.finish().as_ref().to_vec(),
             Hasher::Blake2b(h) => blake2::Digest::finalize(*h).to_vec(),
+            Hasher::Blake3(h) => h.finalize().as_bytes().to_vec(),
         }
     }
 }

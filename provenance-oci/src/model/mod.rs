@@ -44,7 +44,9 @@ pub use oci::{OciModelOptions, OciModelReport, verify_oci_model};
 pub use sign::{
     SignModelOptions, SignedModel, model_payload, sign_dataset, sign_model, write_signature,
 };
-pub use signature::{ModelTrust, SignedManifest, verify_signature};
+pub use signature::{
+    ModelTrust, SignatureOptions, SignedManifest, verify_signature, verify_signature_with,
+};
 pub use walk::{FileEntry, IgnoreSet, ResolvedIgnores, resolve_ignore_paths};
 
 /// The hash of the files or shards of a signed model (model-signing's `hash_type`).
@@ -55,25 +57,40 @@ pub enum HashAlgorithm {
     Sha256,
     /// BLAKE2b with a 64-byte digest (`blake2b`; model-signing's `hashing_algorithm="blake2"`).
     Blake2b,
+    /// BLAKE3 with its default 32-byte digest (`blake3`; model_signing 1.1's
+    /// `hashing_algorithm="blake3"`, always with the `files` method).
+    Blake3,
 }
 
 impl HashAlgorithm {
-    /// Reads the hash of a signed manifest; BLAKE3 and anything else are unsupported.
+    /// Reads the hash of a signed manifest; anything but `sha256`, `blake2b` and `blake3` is
+    /// unsupported, and so is `blake3` with shards (model_signing 1.1 hashes whole files with
+    /// BLAKE3 even when asked for shards, and its verifier would read such a manifest as files).
     pub fn from_manifest(m: &ModelSigningManifest) -> Result<Self, ModelError> {
         match m.serialization.hash_type.as_str() {
             "sha256" => Ok(HashAlgorithm::Sha256),
             "blake2b" => Ok(HashAlgorithm::Blake2b),
+            "blake3" if m.serialization.method == "files" => Ok(HashAlgorithm::Blake3),
+            "blake3" => Err(ModelError::Unsupported {
+                message: format!(
+                    "hash type \"blake3\" with the {:?} method (model_signing writes BLAKE3 for files only)",
+                    m.serialization.method
+                ),
+            }),
             other => Err(ModelError::Unsupported {
-                message: format!("hash type {other:?} (sha256 and blake2b are implemented)"),
+                message: format!(
+                    "hash type {other:?} (sha256, blake2b and blake3 are implemented)"
+                ),
             }),
         }
     }
 
-    /// The name model-signing writes (`sha256`, `blake2b`).
+    /// The name model-signing writes (`sha256`, `blake2b`, `blake3`).
     pub fn name(self) -> &'static str {
         match self {
             HashAlgorithm::Sha256 => "sha256",
             HashAlgorithm::Blake2b => "blake2b",
+            HashAlgorithm::Blake3 => "blake3",
         }
     }
 
@@ -82,6 +99,7 @@ impl HashAlgorithm {
         match self {
             HashAlgorithm::Sha256 => 32,
             HashAlgorithm::Blake2b => 64,
+            HashAlgorithm::Blake3 => 32,
         }
     }
 }
@@ -138,6 +156,8 @@ pub struct VerifyOptions {
     /// Incremented by the number of bytes hashed (or found in the cache) as work proceeds,
     /// for progress display.
     pub progress: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    /// Stricter signature checks than model_signing's (off by default).
+    pub signature: SignatureOptions,
 }
 
 impl Default for VerifyOptions {
@@ -151,6 +171,7 @@ impl Default for VerifyOptions {
             cache: None,
             paranoid: false,
             progress: None,
+            signature: SignatureOptions::default(),
         }
     }
 }
@@ -421,7 +442,7 @@ pub fn verify_model(
     now: UnixTime,
 ) -> Result<ModelReport, ModelError> {
     let bytes = read_bounded(signature, signature::MAX_SIGNATURE_BYTES)?;
-    let signed = verify_signature(&bytes, trust, now)?;
+    let signed = verify_signature_with(&bytes, trust, now, &opts.signature)?;
     let method = Method::from_manifest(&signed.manifest)?;
     let hash = HashAlgorithm::from_manifest(&signed.manifest)?;
     let ignore = ignore_set(

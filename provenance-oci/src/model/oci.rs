@@ -25,7 +25,7 @@ use provenance_attest::model_artifact::{
 use provenance_core::{Digest, ImageReference, UnixTime};
 
 use super::error::{ManifestDiff, ModelError};
-use super::signature::{ModelTrust, SignedManifest, verify_signature};
+use super::signature::{ModelTrust, SignatureOptions, SignedManifest, verify_signature_with};
 use crate::error::Error;
 use crate::source::EvidenceSource;
 use crate::types::{AttestationLayer, Manifest};
@@ -43,6 +43,8 @@ pub struct OciModelOptions {
     pub ignore_git_paths: bool,
     /// Look for the signature in this repository instead of the model's.
     pub repository: Option<ImageReference>,
+    /// Stricter signature checks than model_signing's (off by default).
+    pub signature: SignatureOptions,
 }
 
 /// What a successful verification of a model artifact established.
@@ -141,7 +143,7 @@ fn rank(e: &ModelError) -> u8 {
 /// Errors: [`Error::Model`] with [`ModelError::NoSignature`] (no bundle attached),
 /// [`ModelError::Mismatch`] (changed, missing, extra files: the most informative failure
 /// among the attached bundles is reported), [`ModelError::NeedsBlobs`],
-/// [`ModelError::OciLayer`], the signature errors of [`verify_signature`]; other variants of
+/// [`ModelError::OciLayer`], the signature errors of [`verify_signature_with`]; other variants of
 /// [`Error`] when the manifest or referrers cannot be fetched.
 pub async fn verify_oci_model<S: EvidenceSource + ?Sized>(
     source: &S,
@@ -158,7 +160,7 @@ pub async fn verify_oci_model<S: EvidenceSource + ?Sized>(
         .await?;
     let mut best: Option<ModelError> = None;
     for a in attestations.iter().filter(|a| may_be_model_signature(a)) {
-        let result = verify_signature(&a.envelope, trust, now)
+        let result = verify_signature_with(&a.envelope, trust, now, &opts.signature)
             .and_then(|signed| check_files(&signed, &files, opts).map(|()| signed));
         match result {
             Ok(signed) => {

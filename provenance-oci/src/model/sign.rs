@@ -188,6 +188,7 @@ pub fn model_payload(
         cache: None,
         paranoid: true,
         progress: opts.progress.clone(),
+        signature: Default::default(),
     };
     let manifest = compute_manifest(root, opts.method, &ignore, &vopts, None)?;
     let name = opts.model_name.clone().unwrap_or_else(|| {

@@ -19,7 +19,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::Value;
 
-use provenance_attest::modelsigning::ModelSigningManifest;
+use provenance_attest::modelsigning::{MODEL_SIGNING_V1, ModelSigningManifest};
 use provenance_attest::{Limits, Statement};
 use provenance_core::verify::{
     Artifact, Expectation, IdentityExpectation, PUBLIC_GOOD_TRUSTED_ROOT, SignatureMaterial,
@@ -72,12 +72,40 @@ impl ModelTrust {
     }
 }
 
+/// Stricter checks than model_signing's own verifier, for signatures it accepts but that a
+/// deployment may not want to (see `docs/security-model.md`). The default verifies what the
+/// current model_signing verifies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SignatureOptions {
+    /// Reject a signing certificate that is itself a CA certificate (basic constraints
+    /// `CA:TRUE`), self-signed or not, as RFC 5280 path validation does for an end entity.
+    /// model_signing accepts one (its OpenSSL store checks the issuers' roles, not the
+    /// signing certificate's).
+    pub reject_ca_signing_certificate: bool,
+    /// Reject signatures made by model_signing 0.1.x and 0.2.0, whose DSSE pre-authentication
+    /// encoding is not DSSE's (`DSSEV1 ... b'<Python bytes literal>'`, ECDSA with SHA-256).
+    /// model_signing accepts them when the standard encoding does not verify.
+    pub reject_legacy_pae: bool,
+}
+
+impl SignatureOptions {
+    /// Every stricter check on.
+    pub fn strict() -> Self {
+        SignatureOptions {
+            reject_ca_signing_certificate: true,
+            reject_legacy_pae: true,
+        }
+    }
+}
+
 /// A verified signature: who signed and the manifest they signed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SignedManifest {
     /// The model name from the Statement's subject (informative only).
     pub model_name: String,
-    /// The Statement's subject digest (SHA-256 over the resource digests), when present.
+    /// The Statement's subject digest (SHA-256 over the resource digests): v1.0 predicates
+    /// only (the `Digests/v0.1` predicate of 0.1.x/0.2.0 has none).
     pub root_digest: Option<Digest>,
     /// The signed manifest.
     pub manifest: ModelSigningManifest,
@@ -86,11 +114,22 @@ pub struct SignedManifest {
 }
 
 /// Verifies the signature file's bytes against `trust` at `now` and returns the signed
-/// manifest. Nothing is returned unless the signature verified.
+/// manifest. Nothing is returned unless the signature verified. Accepts what the current
+/// model_signing verifier accepts ([`SignatureOptions::default`]).
 pub fn verify_signature(
     bundle_json: &[u8],
     trust: &ModelTrust,
     now: UnixTime,
+) -> Result<SignedManifest, ModelError> {
+    verify_signature_with(bundle_json, trust, now, &SignatureOptions::default())
+}
+
+/// [`verify_signature`] with stricter checks switched on by `opts`.
+pub fn verify_signature_with(
+    bundle_json: &[u8],
+    trust: &ModelTrust,
+    now: UnixTime,
+    opts: &SignatureOptions,
 ) -> Result<SignedManifest, ModelError> {
     if bundle_json.len() > MAX_SIGNATURE_BYTES {
         return Err(ModelError::TooLarge {
@@ -154,7 +193,9 @@ pub fn verify_signature(
                     allow_no_transparency: true,
                 },
                 now,
-            )?;
+            )
+            .map(|v| v.payload)
+            .or_else(|e| legacy_pae(e, env, vm, key, LegacyHash::OfKey, opts))?;
             (v, format!("key:{}", key.key_id()))
         }
         ModelTrust::CertificateChain(anchors) => {
@@ -174,7 +215,8 @@ pub fn verify_signature(
                         .ok_or_else(|| malformed("certificate rawBytes missing or not base64"))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let (leaf_spki, subject) = verify_chain(&ders, anchors)?;
+            let (leaf_spki, subject) =
+                verify_chain(&ders, anchors, opts.reject_ca_signing_certificate)?;
             let key =
                 PublicKey::from_spki_der(&leaf_spki).map_err(|e| ModelError::CertificateChain {
                     message: format!("signing certificate key: {e}"),
@@ -193,11 +235,13 @@ pub fn verify_signature(
                 &subject_digest,
                 bytes,
                 &Expectation::Key {
-                    key,
+                    key: key.clone(),
                     allow_no_transparency: true,
                 },
                 now,
-            )?;
+            )
+            .map(|v| v.payload)
+            .or_else(|e| legacy_pae(e, env, vm, &key, LegacyHash::Sha256, opts))?;
             (v, format!("certificate:{subject}"))
         }
         ModelTrust::Keyless { root, identity } => {
@@ -212,10 +256,10 @@ pub fn verify_signature(
                 provenance_core::verify::Signer::Certificate(c) => format!("{c:?}"),
                 other => format!("{other:?}"),
             };
-            (v, format!("keyless:{who}"))
+            (v.payload, format!("keyless:{who}"))
         }
     };
-    let Some((ptype, signed_payload)) = verified.payload else {
+    let Some((ptype, signed_payload)) = verified else {
         return Err(malformed("the bundle's content is not a DSSE envelope"));
     };
     if ptype != "application/vnd.in-toto+json" {
@@ -224,6 +268,127 @@ pub fn verify_signature(
         });
     }
     parse_payload(&signed_payload, signer)
+}
+
+/// Which hash model_signing's verifier uses for a legacy (0.1.x/0.2.0) signature: the key's
+/// own (its key verifier: SHA-256, SHA-384, SHA-512 for P-256, P-384, P-521), or SHA-256 (its
+/// certificate verifier, as those releases signed).
+#[derive(Clone, Copy)]
+enum LegacyHash {
+    OfKey,
+    Sha256,
+}
+
+/// After the standard DSSE check failed with a bad signature (`verify.signature.invalid`):
+/// accepts the envelope if its first signature verifies over model_signing 0.1.x/0.2.0's
+/// pre-authentication encoding ([`legacy_pae_bytes`]), as model_signing's verifier does,
+/// unless `opts.reject_legacy_pae`. Only for the shape those releases wrote (one signature, no
+/// log entry, no timestamp). Any other failure, or a legacy check that fails too, returns the
+/// original error.
+fn legacy_pae(
+    original: ModelError,
+    env: &Value,
+    vm: Option<&Value>,
+    key: &PublicKey,
+    hash: LegacyHash,
+    opts: &SignatureOptions,
+) -> Result<Option<(String, Vec<u8>)>, ModelError> {
+    use aws_lc_rs::signature::{self as sig, UnparsedPublicKey, VerificationAlgorithm};
+    let bad_signature = matches!(&original, ModelError::Signature { code, .. } if code == "verify.signature.invalid");
+    if opts.reject_legacy_pae || !bad_signature {
+        return Err(original);
+    }
+    // Only the shape those releases wrote: one signature, no log entry, no timestamp (nothing
+    // the standard path would have checked is skipped here).
+    let one_signature = env
+        .get("signatures")
+        .and_then(Value::as_array)
+        .is_some_and(|a| a.len() == 1);
+    let no_tlog = vm
+        .and_then(|v| v.get("tlogEntries"))
+        .is_none_or(|t| t.as_array().is_some_and(Vec::is_empty));
+    let no_timestamps = vm
+        .and_then(|v| v.get("timestampVerificationData"))
+        .is_none();
+    if !(one_signature && no_tlog && no_timestamps) {
+        return Err(original);
+    }
+    let alg: &'static dyn VerificationAlgorithm = match (key.kind(), hash) {
+        (provenance_core::KeyKind::EcdsaP256, _) => &sig::ECDSA_P256_SHA256_ASN1,
+        (provenance_core::KeyKind::EcdsaP384, LegacyHash::Sha256) => &sig::ECDSA_P384_SHA256_ASN1,
+        (provenance_core::KeyKind::EcdsaP384, LegacyHash::OfKey) => &sig::ECDSA_P384_SHA384_ASN1,
+        (provenance_core::KeyKind::EcdsaP521, LegacyHash::OfKey) => &sig::ECDSA_P521_SHA512_ASN1,
+        _ => return Err(original),
+    };
+    let Some(signature) = env
+        .pointer("/signatures/0/sig")
+        .and_then(Value::as_str)
+        .and_then(|s| B64.decode(s).ok())
+    else {
+        return Err(original);
+    };
+    let Some(payload) = env
+        .get("payload")
+        .and_then(Value::as_str)
+        .and_then(|s| B64.decode(s).ok())
+    else {
+        return Err(original);
+    };
+    let ptype = env
+        .get("payloadType")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    if UnparsedPublicKey::new(alg, key.raw())
+        .verify(&legacy_pae_bytes(&payload), &signature)
+        .is_err()
+    {
+        return Err(original);
+    }
+    Ok(Some((ptype, payload)))
+}
+
+/// model_signing 0.1.x/0.2.0's pre-authentication encoding: `DSSEV1` (capital V), the in-toto
+/// payload type, the payload's length in bytes, then Python's `repr` of the payload bytes
+/// (`b'...'`), as its f-string produced. The payload type is always in-toto's there.
+pub(crate) fn legacy_pae_bytes(payload: &[u8]) -> Vec<u8> {
+    const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+    let mut out = format!(
+        "DSSEV1 {} {} {} ",
+        PAYLOAD_TYPE.len(),
+        PAYLOAD_TYPE,
+        payload.len()
+    )
+    .into_bytes();
+    python_bytes_repr(payload, &mut out);
+    out
+}
+
+/// CPython's `repr(bytes)`: `b'...'`, or `b"..."` when the bytes hold `'` and no `"`;
+/// `\\`, the quote, `\t`, `\n`, `\r` escaped, other bytes outside 0x20..0x7e as `\xhh`.
+fn python_bytes_repr(bytes: &[u8], out: &mut Vec<u8>) {
+    let quote = if bytes.contains(&b'\'') && !bytes.contains(&b'"') {
+        b'"'
+    } else {
+        b'\''
+    };
+    out.push(b'b');
+    out.push(quote);
+    for &c in bytes {
+        match c {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            c if c == quote => {
+                out.push(b'\\');
+                out.push(c);
+            }
+            0x20..=0x7e => out.push(c),
+            c => out.extend_from_slice(format!("\\x{c:02x}").as_bytes()),
+        }
+    }
+    out.push(quote);
 }
 
 fn core_verify(
@@ -273,9 +438,11 @@ fn parse_payload(payload: &[u8], signer: String) -> Result<SignedManifest, Model
     let statement = Statement::from_value(&value, &limits).map_err(|e| bad(e.to_string()))?;
     let (model_name, manifest) = ModelSigningManifest::from_statement(&statement, &limits)
         .map_err(|e| bad(e.to_string()))?;
-    let root_digest = statement
-        .subjects
-        .first()
+    // Only the v1.0 predicate has a root digest as its subject; the older
+    // `Digests/v0.1` one (0.1.x/0.2.0) lists the files as subjects instead.
+    let root_digest = (statement.predicate_type == MODEL_SIGNING_V1)
+        .then(|| statement.subjects.first())
+        .flatten()
         .and_then(|s| s.digest.get("sha256"))
         .and_then(|h| Digest::parse(&format!("sha256:{h}")).ok());
     Ok(SignedManifest {
@@ -325,9 +492,18 @@ const OID_CODE_SIGNING: &str = "1.3.6.1.5.5.7.3.3";
 /// intermediates for path building, but a path must end at one of those roots. Every
 /// certificate of the path, the root included, must be valid at the leaf's `notBefore`; CA
 /// certificates must be CAs (basic constraints) and, when they carry a key usage, allow
-/// `keyCertSign`; the leaf must carry a key usage extension allowing `digitalSignature`, or
-/// else an extended key usage `codeSigning`.
-fn verify_chain(chain: &[Vec<u8>], trusted: &[Vec<u8>]) -> Result<(Vec<u8>, String), ModelError> {
+/// `keyCertSign`; the leaf must allow signing as model_signing 1.1 checks it: a key usage
+/// with `digitalSignature`, or else an extended key usage `codeSigning` (with or without a key
+/// usage extension).
+///
+/// A leaf that is itself a CA (basic constraints `CA:TRUE`) is accepted as model_signing
+/// accepts it, unless `reject_ca_leaf`: webpki refuses such an end entity, so its path is
+/// checked by [`ca_leaf_path`] instead, with the same rules for the issuers.
+fn verify_chain(
+    chain: &[Vec<u8>],
+    trusted: &[Vec<u8>],
+    reject_ca_leaf: bool,
+) -> Result<(Vec<u8>, String), ModelError> {
     use x509_cert::der::{Decode, Encode};
     let fail = |m: String| ModelError::CertificateChain { message: m };
     let Some((leaf_der, rest)) = chain.split_first() else {
@@ -337,7 +513,8 @@ fn verify_chain(chain: &[Vec<u8>], trusted: &[Vec<u8>]) -> Result<(Vec<u8>, Stri
         .map_err(|e| fail(format!("signing certificate: {e}")))?;
     let tbs = &leaf.tbs_certificate;
     let not_before = tbs.validity.not_before.to_unix_duration();
-    // Usage, as the reference checks it: a key usage extension must be present.
+    // Usage, as model_signing 1.1 checks it: digitalSignature in a key usage extension, or
+    // else an extended key usage codeSigning (with or without a key usage extension).
     let mut key_usage = None;
     let mut code_signing = false;
     for ext in tbs.extensions.iter().flatten() {
@@ -354,14 +531,17 @@ fn verify_chain(chain: &[Vec<u8>], trusted: &[Vec<u8>]) -> Result<(Vec<u8>, Stri
             code_signing = true;
         }
     }
-    let Some(key_usage) = key_usage else {
+    let digital_signature = key_usage.is_some_and(|k| k.digital_signature());
+    if !digital_signature && !code_signing {
+        return Err(fail(match key_usage {
+            None => "the signing certificate has neither a key usage extension nor an extended key usage codeSigning".into(),
+            Some(_) => "the signing certificate allows neither digitalSignature nor codeSigning".into(),
+        }));
+    }
+    let leaf_is_ca = is_ca(&leaf);
+    if leaf_is_ca && reject_ca_leaf {
         return Err(fail(
-            "the signing certificate has no key usage extension".into(),
-        ));
-    };
-    if !key_usage.digital_signature() && !code_signing {
-        return Err(fail(
-            "the signing certificate allows neither digitalSignature nor codeSigning".into(),
+            "the signing certificate is a CA certificate (basic constraints CA:TRUE), refused as an end entity (CaUsedAsEndEntity)".into(),
         ));
     }
     // Trust anchors: the self-signed CA certificates given, valid when the leaf was issued.
@@ -395,9 +575,23 @@ fn verify_chain(chain: &[Vec<u8>], trusted: &[Vec<u8>]) -> Result<(Vec<u8>, Stri
         .map_err(|e| fail(format!("trusted certificate: {e:?}")))?;
     let inters: Vec<rustls_pki_types::CertificateDer<'_>> = rest
         .iter()
-        .chain(given_intermediates)
+        .chain(given_intermediates.iter().copied())
         .map(|d| rustls_pki_types::CertificateDer::from(d.as_slice()))
         .collect();
+    if leaf_is_ca {
+        let pool: Vec<&[u8]> = rest
+            .iter()
+            .chain(given_intermediates.iter().copied())
+            .map(Vec::as_slice)
+            .collect();
+        let anchors: Vec<&[u8]> = roots.iter().map(|r| r.as_ref()).collect();
+        ca_leaf_path(leaf_der, &leaf, &pool, &anchors, not_before).map_err(fail)?;
+        let spki = tbs
+            .subject_public_key_info
+            .to_der()
+            .map_err(|e| fail(format!("signing certificate key: {e}")))?;
+        return Ok((spki, tbs.subject.to_string()));
+    }
     let leaf_cert = rustls_pki_types::CertificateDer::from(leaf_der.as_slice());
     let ee = webpki::EndEntityCert::try_from(&leaf_cert)
         .map_err(|e| fail(format!("signing certificate: {e:?}")))?;
@@ -437,6 +631,154 @@ fn verify_chain(chain: &[Vec<u8>], trusted: &[Vec<u8>]) -> Result<(Vec<u8>, Stri
 }
 
 const OID_BASIC_CONSTRAINTS: &str = "2.5.29.19";
+const OID_SUBJECT_ALT_NAME: &str = "2.5.29.17";
+
+/// Longest issuer path [`ca_leaf_path`] walks above the signing certificate.
+const MAX_CA_LEAF_PATH: usize = 6;
+
+/// Whether `cert` has basic constraints with `CA:TRUE`.
+fn is_ca(cert: &x509_cert::Certificate) -> bool {
+    basic_constraints(cert).is_some_and(|bc| bc.ca)
+}
+
+fn basic_constraints(
+    cert: &x509_cert::Certificate,
+) -> Option<x509_cert::ext::pkix::BasicConstraints> {
+    use x509_cert::der::Decode;
+    cert.tbs_certificate
+        .extensions
+        .iter()
+        .flatten()
+        .find(|e| e.extn_id.to_string() == OID_BASIC_CONSTRAINTS)
+        .and_then(|e| {
+            x509_cert::ext::pkix::BasicConstraints::from_der(e.extn_value.as_bytes()).ok()
+        })
+}
+
+/// Whether every critical extension of `cert` is one this path check understands (basic
+/// constraints, key usage, extended key usage, subject alternative name). Name constraints and
+/// policies are not implemented here, so a certificate that makes them critical fails.
+fn critical_extensions_understood(cert: &x509_cert::Certificate) -> bool {
+    cert.tbs_certificate
+        .extensions
+        .iter()
+        .flatten()
+        .filter(|e| e.critical)
+        .all(|e| {
+            let oid = e.extn_id.to_string();
+            [
+                OID_BASIC_CONSTRAINTS,
+                OID_KEY_USAGE,
+                OID_EXT_KEY_USAGE,
+                OID_SUBJECT_ALT_NAME,
+            ]
+            .contains(&oid.as_str())
+        })
+}
+
+/// Whether `cert` is valid at `at`.
+fn valid_at(cert: &x509_cert::Certificate, at: std::time::Duration) -> bool {
+    let v = &cert.tbs_certificate.validity;
+    v.not_before.to_unix_duration() <= at && at <= v.not_after.to_unix_duration()
+}
+
+/// Whether `issuer_der`'s key made `cert_der`'s signature.
+fn signed_by(cert: &x509_cert::Certificate, issuer_der: &[u8]) -> bool {
+    use x509_cert::der::Encode;
+    let (Ok(tbs_der), Some(sig)) = (cert.tbs_certificate.to_der(), cert.signature.as_bytes())
+    else {
+        return false;
+    };
+    let c = rustls_pki_types::CertificateDer::from(issuer_der);
+    let Ok(issuer) = webpki::EndEntityCert::try_from(&c) else {
+        return false;
+    };
+    webpki::ALL_VERIFICATION_ALGS
+        .iter()
+        .any(|alg| issuer.verify_signature(*alg, &tbs_der, sig).is_ok())
+}
+
+/// The path check for a signing certificate that is a CA, which webpki will not take as an
+/// end entity (model_signing's OpenSSL store does). The leaf is trusted when it is one of the
+/// `anchors` itself (a self-signed signing certificate given as trusted), or when a chain of
+/// issuers from `pool` (the bundle's intermediates and the non-root certificates given) and
+/// `anchors` leads to an anchor, each issuer: named by its subject as the issuer of the
+/// certificate below it, whose key verifies that certificate's signature, valid at `at`, a CA
+/// (basic constraints `CA:TRUE`, present) whose key usage (when present) allows
+/// `keyCertSign`, within its path length constraint, with no critical extension this check
+/// does not understand. At most [`MAX_CA_LEAF_PATH`] issuers.
+fn ca_leaf_path(
+    leaf_der: &[u8],
+    leaf: &x509_cert::Certificate,
+    pool: &[&[u8]],
+    anchors: &[&[u8]],
+    at: std::time::Duration,
+) -> Result<(), String> {
+    if !valid_at(leaf, at) {
+        return Err("the signing certificate is not valid at its own notBefore".into());
+    }
+    if !critical_extensions_understood(leaf) {
+        return Err(
+            "the signing certificate has a critical extension that is not understood".into(),
+        );
+    }
+    if anchors.contains(&leaf_der) {
+        return Ok(());
+    }
+    if walk_issuers(leaf, 0, 0, pool, anchors, at) {
+        Ok(())
+    } else {
+        Err("the signing certificate (a CA certificate) does not chain to a self-signed root among the trusted certificates".into())
+    }
+}
+
+/// One step of [`ca_leaf_path`]: whether some issuer of `cert` leads to an anchor;
+/// `intermediates_below` counts the non-self-issued CA certificates between the issuer looked
+/// for and the signing certificate (for path length constraints), `depth` every issuer taken.
+fn walk_issuers(
+    cert: &x509_cert::Certificate,
+    depth: usize,
+    intermediates_below: usize,
+    pool: &[&[u8]],
+    anchors: &[&[u8]],
+    at: std::time::Duration,
+) -> bool {
+    use x509_cert::der::Decode;
+    if depth >= MAX_CA_LEAF_PATH {
+        return false;
+    }
+    for &cand_der in anchors.iter().chain(pool) {
+        let Ok(cand) = x509_cert::Certificate::from_der(cand_der) else {
+            continue;
+        };
+        if cand.tbs_certificate.subject != cert.tbs_certificate.issuer
+            || !signed_by(cert, cand_der)
+            || !valid_at(&cand, at)
+            || !cert_sign_allowed(&cand)
+            || !critical_extensions_understood(&cand)
+        {
+            continue;
+        }
+        let Some(bc) = basic_constraints(&cand).filter(|bc| bc.ca) else {
+            continue;
+        };
+        if bc
+            .path_len_constraint
+            .is_some_and(|n| usize::from(n) < intermediates_below)
+        {
+            continue;
+        }
+        if anchors.contains(&cand_der) {
+            return true;
+        }
+        let self_issued = cand.tbs_certificate.subject == cand.tbs_certificate.issuer;
+        let below = intermediates_below + usize::from(!self_issued);
+        if walk_issuers(&cand, depth + 1, below, pool, anchors, at) {
+            return true;
+        }
+    }
+    false
+}
 
 /// Whether `cert` is self-signed: issued by its own subject and its signature verifies with
 /// its own key.
@@ -490,4 +832,102 @@ fn cert_sign_allowed(cert: &x509_cert::Certificate) -> bool {
         }
     }
     true
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use provenance_core::sign::{KeyAlgorithm, Signer as _, SigningKey};
+
+    fn repr(b: &[u8]) -> String {
+        let mut out = Vec::new();
+        python_bytes_repr(b, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn python_bytes_repr_matches_cpython() {
+        // Expected values printed by CPython 3.11: str(b).
+        assert_eq!(repr(b"{\"a\": \"it's\"}\n"), r#"b'{"a": "it\'s"}\n'"#);
+        assert_eq!(repr(b"it's"), r#"b"it's""#);
+        assert_eq!(
+            repr(b"tab\there\\ \x00\x7f\xff\r"),
+            r"b'tab\there\\ \x00\x7f\xff\r'"
+        );
+        assert_eq!(repr(b""), "b''");
+    }
+
+    #[test]
+    fn legacy_pae_is_the_v0_2_encoding() {
+        assert_eq!(
+            legacy_pae_bytes(b"{\n}"),
+            b"DSSEV1 28 application/vnd.in-toto+json 3 b'{\\n}'".to_vec()
+        );
+    }
+
+    /// A bundle as model_signing 0.2.0 wrote it: `keyid: null`, the public key's PEM as
+    /// `rawBytes`, a `Digests/v0.1` payload signed over the legacy encoding.
+    fn legacy_bundle(key: &SigningKey, signed_payload: &[u8], payload: &[u8]) -> Vec<u8> {
+        let sig = key.sign(&legacy_pae_bytes(signed_payload)).unwrap();
+        serde_json::to_vec(&serde_json::json!({
+            "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+            "verificationMaterial": {"publicKey": {
+                "rawBytes": B64.encode(key.public_key().to_pem()),
+                "keyDetails": "PKIX_ECDSA_P256_SHA_256"}},
+            "dsseEnvelope": {
+                "payload": B64.encode(payload),
+                "payloadType": "application/vnd.in-toto+json",
+                "signatures": [{"sig": B64.encode(sig), "keyid": null}]
+            }
+        }))
+        .unwrap()
+    }
+
+    fn legacy_payload(digest: &str) -> Vec<u8> {
+        let statement = serde_json::json!({
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": "weights.bin", "digest": {"sha256": digest},
+                         "annotations": {"actual_hash_algorithm": "file-sha256"}}],
+            "predicateType": "https://model_signing/Digests/v0.1",
+            "predicate": {}
+        });
+        serde_json::to_vec_pretty(&statement).unwrap()
+    }
+
+    #[test]
+    fn a_legacy_signature_verifies_unless_refused() {
+        let key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let payload = legacy_payload(&"ab".repeat(32));
+        let bundle = legacy_bundle(&key, &payload, &payload);
+        let trust = ModelTrust::Key(key.public_key());
+        let now = UnixTime::parse_rfc3339("2027-01-15T00:00:00Z").unwrap();
+        let signed = verify_signature(&bundle, &trust, now).unwrap();
+        assert_eq!(signed.manifest.resources.len(), 1);
+        assert_eq!(signed.root_digest, None, "Digests/v0.1 has no root digest");
+        let strict = SignatureOptions::strict();
+        match verify_signature_with(&bundle, &trust, now, &strict) {
+            Err(ModelError::Signature { code, .. }) => assert_eq!(code, "verify.signature.invalid"),
+            other => panic!("{other:?}"),
+        }
+        // The legacy encoding of another payload does not verify this one.
+        let other = legacy_payload(&"cd".repeat(32));
+        let swapped = legacy_bundle(&key, &other, &payload);
+        assert!(verify_signature(&swapped, &trust, now).is_err());
+        // Nor the shape those releases never wrote: two signatures, or a log entry.
+        let mut two: Value = serde_json::from_slice(&bundle).unwrap();
+        let first = two["dsseEnvelope"]["signatures"][0].clone();
+        two["dsseEnvelope"]["signatures"]
+            .as_array_mut()
+            .unwrap()
+            .push(first);
+        assert!(verify_signature(&serde_json::to_vec(&two).unwrap(), &trust, now).is_err());
+        let mut logged: Value = serde_json::from_slice(&bundle).unwrap();
+        logged["verificationMaterial"]["tlogEntries"] = serde_json::json!([{"logIndex": "1"}]);
+        assert!(verify_signature(&serde_json::to_vec(&logged).unwrap(), &trust, now).is_err());
+        // Nor does another key.
+        let stranger = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let t2 = ModelTrust::Key(stranger.public_key());
+        assert!(verify_signature(&bundle, &t2, now).is_err());
+    }
 }
