@@ -1346,7 +1346,7 @@ impl VerifyImagesContext<'_> {
         let digest = ev
             .digest
             .clone()
-            .ok_or_else(|| Failure::error("the image digest was not resolved".into()))?;
+            .ok_or_else(|| Failure::error("the image digest was not resolved"))?;
         // A digest written in the resource must be the one the evidence is bound to.
         if let Some(d) = info
             .and_then(|i| i.get("digest"))
