@@ -24,13 +24,13 @@ use serde_json::{Value, json};
 #[command(name = "model-verifier", version)]
 struct Args {
     /// The model folder (e.g. a PVC mount).
-    #[arg(long, env = "MODEL_PATH")]
+    #[arg(long, visible_alias = "model-path", env = "MODEL_PATH")]
     model: PathBuf,
     /// The signature file; default: `model.sig` inside the model folder.
     #[arg(long, env = "MODEL_SIGNATURE")]
     signature: Option<PathBuf>,
     /// PEM public key (`model_signing sign key`).
-    #[arg(long, env = "MODEL_PUBLIC_KEY")]
+    #[arg(long, visible_alias = "key", env = "MODEL_PUBLIC_KEY")]
     public_key: Option<PathBuf>,
     /// PEM certificates for `model_signing sign certificate` signatures, comma-separated in
     /// the environment: only the self-signed roots among them are trust anchors (intermediates
@@ -38,13 +38,27 @@ struct Args {
     #[arg(long, env = "MODEL_CERTIFICATE_CHAIN", value_delimiter = ',')]
     certificate_chain: Vec<PathBuf>,
     /// Expected keyless signer identity (certificate SAN), exactly.
-    #[arg(long, env = "MODEL_IDENTITY", requires = "identity_provider")]
+    #[arg(
+        long,
+        visible_alias = "certificate-identity",
+        env = "MODEL_IDENTITY",
+        requires = "identity_provider"
+    )]
     identity: Option<String>,
     /// Expected OIDC issuer of the keyless signer, exactly.
-    #[arg(long, env = "MODEL_IDENTITY_PROVIDER", requires = "identity")]
+    #[arg(
+        long,
+        visible_alias = "certificate-oidc-issuer",
+        env = "MODEL_IDENTITY_PROVIDER",
+        requires = "identity"
+    )]
     identity_provider: Option<String>,
     /// Sigstore `trusted_root.json` for keyless signatures; default: embedded public-good root.
-    #[arg(long, env = "MODEL_TRUST_CONFIG")]
+    #[arg(
+        long,
+        visible_aliases = ["trust-root", "trusted-root"],
+        env = "MODEL_TRUST_CONFIG"
+    )]
     trust_config: Option<PathBuf>,
     /// Paths to ignore, relative to the model folder (an init container has no meaningful
     /// working directory) or absolute inside it; comma-separated in the environment. Paths

@@ -36,11 +36,21 @@ const LAYOUT_TRUST_ROOT: &str = "trusted_root.json";
      could not be fetched or verified fails closed)
   2  usage or input error (flags, unreadable or malformed policies, resources, trust root)")]
 pub struct ApplyArgs {
-    /// Policy file or folder (YAML/JSON; folders are read recursively). Repeatable.
-    #[arg(long = "policy", required = true, value_name = "DIR|FILE")]
+    /// Policy files or folders (YAML/JSON; folders are read recursively), as `kyverno apply
+    /// POLICY...` takes them.
+    #[arg(value_name = "POLICY", required_unless_present = "policy_flags")]
     pub policies: Vec<PathBuf>,
+    /// A policy file or folder, like a positional POLICY. Repeatable.
+    #[arg(long = "policy", visible_alias = "policies", value_name = "DIR|FILE")]
+    pub policy_flags: Vec<PathBuf>,
     /// Resource file or folder (YAML/JSON, multi-document, `List` kinds). Repeatable.
-    #[arg(long = "resource", required = true, value_name = "DIR|FILE")]
+    #[arg(
+        short = 'r',
+        long = "resource",
+        visible_alias = "resources",
+        required = true,
+        value_name = "DIR|FILE"
+    )]
     pub resources: Vec<PathBuf>,
     /// Take image evidence from this OCI image layout folder (no network).
     #[arg(long, value_name = "DIR", conflicts_with = "online")]
@@ -60,7 +70,7 @@ pub struct ApplyArgs {
     pub registry_endpoint: Vec<String>,
     /// Sigstore `trusted_root.json` to verify with. Default: the embedded public-good root.
     /// A `trusted_root.json` inside `--registry-layout` is never used implicitly.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, visible_alias = "trusted-root", value_name = "FILE")]
     pub trust_root: Option<PathBuf>,
     /// DANGEROUS: trust the `trusted_root.json` shipped inside `--registry-layout`: whoever
     /// can write the layout then chooses the CAs and logs signatures are checked against.
@@ -109,7 +119,13 @@ fn run_inner(args: &ApplyArgs) -> Result<bool, String> {
             .ok_or_else(|| format!("--now: not an RFC 3339 timestamp: {s}"))?,
         None => system_now(),
     };
-    let policies = load_policies(&args.policies)?;
+    let policy_paths: Vec<PathBuf> = args
+        .policies
+        .iter()
+        .chain(&args.policy_flags)
+        .cloned()
+        .collect();
+    let policies = load_policies(&policy_paths)?;
     let docs = load_resources(&args.resources)?;
     let ns_labels = namespace_labels(&docs, args)?;
     let inputs = resource_inputs(docs, &ns_labels);

@@ -43,7 +43,7 @@ pub struct KeylessArgs {
     pub timestamp_server_url: Option<String>,
     /// The trusted root (`trusted_root.json`) the certificate, SCT, log entry and timestamp
     /// must verify against; default: the embedded Sigstore public-good root.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, visible_alias = "trusted-root", value_name = "FILE")]
     pub trust_root: Option<PathBuf>,
     /// Allow plain-HTTP Fulcio, Rekor, timestamp and token URLs (loopback test services).
     #[arg(long)]

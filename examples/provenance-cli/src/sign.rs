@@ -131,7 +131,7 @@ struct ModelArgs {
     /// Private key (PEM; cosign.key accepted too).
     #[arg(
         long = "private-key",
-        visible_alias = "private_key",
+        visible_aliases = ["private_key", "key"],
         value_name = "FILE",
         required_unless_present = "keyless"
     )]

@@ -265,10 +265,17 @@ struct Plan<'a> {
 }
 
 /// Each distinct rejection once, with how many signatures it applies to.
-fn summarize_rejections(rejected: &[Rejected]) -> String {
+fn summarize_rejections(rejected: &[Rejected], code: &str) -> String {
+    // When every rejection has the failure's own code, the failure line ends with it: the
+    // reasons go without it, so that the code is said once.
+    let one_code = rejected.iter().all(|r| r.code == code);
     let mut seen: Vec<(String, usize)> = Vec::new();
     for r in rejected {
-        let line = format!("[{}] {}", r.code, r.reason);
+        let line = if one_code {
+            r.reason.clone()
+        } else {
+            format!("[{}] {}", r.code, r.reason)
+        };
         match seen.iter_mut().find(|(l, _)| *l == line) {
             Some((_, n)) => *n += 1,
             None => seen.push((line, 1)),
@@ -356,7 +363,7 @@ async fn verify_one(src: &Source, input: &str, plan: &Plan<'_>) -> ImageOutcome 
                 format!(
                     "{input} ({digest}): none of {} signatures verified: {}",
                     sigs.len(),
-                    summarize_rejections(&out.rejected)
+                    summarize_rejections(&out.rejected, &code)
                 ),
             );
             f.hint = hint_for(&code, keyed).map(str::to_owned);
@@ -469,7 +476,7 @@ async fn verify_one(src: &Source, input: &str, plan: &Plan<'_>) -> ImageOutcome 
                     if out.rejected.is_empty() {
                         String::new()
                     } else {
-                        format!(": {}", summarize_rejections(&out.rejected))
+                        format!(": {}", summarize_rejections(&out.rejected, &code))
                     }
                 ),
             );

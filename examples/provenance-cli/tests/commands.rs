@@ -190,6 +190,111 @@ fn apply_exit_codes_and_json() {
     assert_eq!(json_of(&out)["error"]["exitCode"], 2);
 }
 
+#[test]
+fn apply_takes_policies_as_arguments_like_kyverno_apply() {
+    let s = suite("fail");
+    let policy = s.path().join("policy.yaml");
+    let resources = s.path().join("resources.yaml");
+    let (p, r) = (policy.to_str().unwrap(), resources.to_str().unwrap());
+    let run = |args: &[&str]| {
+        let out = provenance()
+            .arg("apply")
+            .args(args)
+            .args(["-o", "json"])
+            .output()
+            .unwrap();
+        (out.status.code(), json_of(&out.stdout))
+    };
+    // `kyverno apply POLICY... --resource R` / `-r R`, and the `--policy` form: one report.
+    let flags = run(&["--policy", p, "--resource", r]);
+    assert_eq!(flags.0, Some(1), "{}", flags.1);
+    for args in [
+        &[p, "--resource", r][..],
+        &[p, "-r", r],
+        &["-r", r, p],
+        &["--policies", p, "--resources", r],
+    ] {
+        assert_eq!(run(args), flags, "{args:?}");
+    }
+    // Positional and --policy together: both are read.
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.yaml");
+    std::fs::write(
+        &other,
+        POLICY.replace("require-app-label", "require-app-label-too"),
+    )
+    .unwrap();
+    let both = run(&[p, "--policy", other.to_str().unwrap(), "-r", r]);
+    let text = both.1.to_string();
+    assert!(
+        text.contains("\"require-app-label\"") && text.contains("require-app-label-too"),
+        "{text}"
+    );
+    // No policy at all: a usage error naming what is missing.
+    provenance()
+        .args(["apply", "-r", r])
+        .assert()
+        .code(2)
+        .stderr(contains("POLICY"));
+}
+
+#[test]
+fn layout_and_trust_root_flags_are_spelled_the_same_on_every_command() {
+    let help = |cmd: &[&str]| {
+        let out = provenance()
+            .args(cmd)
+            .arg("--help")
+            .assert()
+            .code(0)
+            .get_output()
+            .stdout
+            .clone();
+        String::from_utf8(out).unwrap()
+    };
+    for cmd in [
+        &["apply"][..],
+        &["verify", "image"],
+        &["verify", "model"],
+        &["inspect"],
+        &["export"],
+    ] {
+        let h = help(cmd);
+        assert!(h.contains("--registry-layout"), "{cmd:?} --help:\n{h}");
+    }
+    for cmd in [
+        &["apply"][..],
+        &["verify", "image"],
+        &["verify", "model"],
+        &["verify", "bundle"],
+        &["inspect"],
+        &["sign", "image"],
+        &["sign", "blob"],
+        &["sign", "model"],
+        &["attest"],
+    ] {
+        let h = help(cmd);
+        for flag in ["--trust-root", "--trusted-root"] {
+            assert!(h.contains(flag), "{cmd:?} --help lacks {flag}:\n{h}");
+        }
+    }
+    // `verify model --layout` (the older spelling) still works.
+    let f = repo().join("provenance-oci/tests/fixtures/model-signing");
+    for spelling in ["--layout", "--registry-layout"] {
+        provenance()
+            .args([
+                "verify",
+                "model",
+                "oci://example.com/models/tiny:1.0",
+                spelling,
+            ])
+            .arg(f.join("oci/layout"))
+            .arg("--key")
+            .arg(f.join("keys/ec-p256.pub"))
+            .assert()
+            .code(0);
+    }
+}
+
 // ------------------------------------------------------------------------- verify bundle
 
 fn bundle_case(name: &str) -> PathBuf {
@@ -298,6 +403,35 @@ fn verify_model_exit_codes_and_json() {
         .assert()
         .code(2)
         .stderr(contains("model.config"));
+}
+
+#[test]
+fn verify_model_finds_model_sig_in_the_model_folder_as_the_init_container_does() {
+    let f = repo().join("provenance-oci/tests/fixtures/model-signing");
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("model");
+    copy_dir(&f.join("model"), &copy);
+    std::fs::copy(f.join("signatures/key.sig"), copy.join("model.sig")).unwrap();
+    // No model.sig in the current directory: the one in the folder (not hashed as a file).
+    let cwd = tempfile::tempdir().unwrap();
+    provenance()
+        .current_dir(cwd.path())
+        .args(["verify", "model"])
+        .arg(&copy)
+        .arg("--key")
+        .arg(f.join("keys/ec-p256.pub"))
+        .assert()
+        .code(0);
+    // A model.sig in the current directory wins, as model_signing's default.
+    std::fs::write(cwd.path().join("model.sig"), b"not a bundle").unwrap();
+    provenance()
+        .current_dir(cwd.path())
+        .args(["verify", "model"])
+        .arg(&copy)
+        .arg("--key")
+        .arg(f.join("keys/ec-p256.pub"))
+        .assert()
+        .code(predicates::ord::ne(0));
 }
 
 fn copy_dir(from: &Path, to: &Path) {

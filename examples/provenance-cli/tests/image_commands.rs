@@ -155,13 +155,23 @@ fn unsigned_image_json_says_why() {
 #[test]
 fn keyless_identity_mismatch_fails() {
     // Signed by intern@example.com, expected ml-team@.
-    keyless(&image("ml/wrong-identity"))
+    let out = keyless(&image("ml/wrong-identity"))
         .assert()
         .code(1)
         .stderr(contains(
             "expected subject \"ml-team@example.com\", certificate has [\"intern@example.com\"]",
         ))
-        .stderr(contains("[verify.identity.subject]"));
+        .stderr(contains("[verify.identity.subject]"))
+        .get_output()
+        .stderr
+        .clone();
+    // The code is said once, at the end of the line.
+    let stderr = String::from_utf8(out).unwrap();
+    assert_eq!(
+        stderr.matches("verify.identity.subject").count(),
+        1,
+        "{stderr}"
+    );
     // The genuine image, with the wrong expected identity or issuer.
     verify(&[
         &image("ml/llm-server"),
