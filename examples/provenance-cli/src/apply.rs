@@ -89,6 +89,9 @@ pub struct ApplyArgs {
     /// Output: a result `table`, or PolicyReports as `yaml` or `json`.
     #[arg(short = 'o', long = "output", default_value = "table", value_parser = ["table", "yaml", "json"])]
     pub output: String,
+    /// Print PolicyReports, as `kyverno apply --policy-report` does: the same as `-o yaml`.
+    #[arg(short = 'p', long, conflicts_with = "output")]
+    pub policy_report: bool,
     /// Most images gathered at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
@@ -96,7 +99,10 @@ pub struct ApplyArgs {
 
 /// Runs `provenance apply`: exit 0 when every resource is admitted, 1 when an enforced rule
 /// blocks one, 2 on usage or input errors.
-pub fn run(args: ApplyArgs) -> ExitCode {
+pub fn run(mut args: ApplyArgs) -> ExitCode {
+    if args.policy_report {
+        args.output = "yaml".into();
+    }
     match run_inner(&args) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,

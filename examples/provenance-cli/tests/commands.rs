@@ -136,6 +136,35 @@ fn test_passes_fails_and_prints_json_lines() {
         .args(["--now", "soon"])
         .assert()
         .code(2);
+    // kyverno test's flags: --file-name / -f, --fail-only, and the no-op ones.
+    let renamed = tempfile::tempdir().unwrap();
+    for f in ["policy.yaml", "resources.yaml"] {
+        std::fs::copy(wrong.path().join(f), renamed.path().join(f)).unwrap();
+    }
+    std::fs::copy(
+        wrong.path().join("kyverno-test.yaml"),
+        renamed.path().join("my-test.yaml"),
+    )
+    .unwrap();
+    provenance()
+        .arg("test")
+        .arg(renamed.path())
+        .assert()
+        .code(2)
+        .stderr(contains("--file-name"));
+    let out = provenance()
+        .arg("test")
+        .arg(renamed.path())
+        .args(["-f", "my-test.yaml", "--fail-only", "--remove-color"])
+        .args(["--detailed-results", "--require-tests"])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains("FAIL ") && !out.contains("PASS "), "{out}");
+    assert!(out.contains("1 passed, 1 failed"), "{out}");
     // `--format` still works (older scripts).
     provenance()
         .arg("test")
@@ -216,6 +245,15 @@ fn apply_takes_policies_as_arguments_like_kyverno_apply() {
     ] {
         assert_eq!(run(args), flags, "{args:?}");
     }
+    // kyverno's --policy-report / -p: PolicyReports in YAML, as -o yaml.
+    let yaml = |args: &[&str]| {
+        let out = provenance().arg("apply").args(args).output().unwrap();
+        (out.status.code(), String::from_utf8(out.stdout).unwrap())
+    };
+    let want = yaml(&[p, "-r", r, "-o", "yaml"]);
+    assert!(want.1.contains("PolicyReport\n"), "{}", want.1);
+    assert_eq!(yaml(&[p, "-r", r, "-p"]), want);
+    assert_eq!(yaml(&[p, "-r", r, "--policy-report"]), want);
     // Positional and --policy together: both are read.
     let dir = tempfile::tempdir().unwrap();
     let other = dir.path().join("other.yaml");
