@@ -49,7 +49,8 @@ enum Command {
     },
     /// Run `kyverno-test.yaml` suites like `kyverno test`.
     Test(TestArgs),
-    /// Verify signatures offline (`verify bundle`: Sigstore bundles).
+    /// Verify an image's signatures and attestations, a model's signature, or a Sigstore
+    /// bundle.
     Verify(verify::VerifyArgs),
     /// Apply policies to resources, verifying images from an OCI layout or registries.
     Apply(apply::ApplyArgs),
@@ -58,7 +59,8 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Copy images with all their evidence into an OCI layout (for air-gapped sites).
     Export(export::ExportArgs),
-    /// Sign an image, a file, a model folder or a dataset with a key.
+    /// Sign an image, a file or a model folder with a key or keylessly, or a dataset with a
+    /// key.
     Sign(sign::SignArgs),
     /// Attest an image: sign an in-toto predicate about it (cosign `attest`).
     Attest(attest::AttestArgs),
