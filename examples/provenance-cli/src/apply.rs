@@ -43,12 +43,14 @@ pub struct ApplyArgs {
     /// A policy file or folder, like a positional POLICY. Repeatable.
     #[arg(long = "policy", visible_alias = "policies", value_name = "DIR|FILE")]
     pub policy_flags: Vec<PathBuf>,
-    /// Resource file or folder (YAML/JSON, multi-document, `List` kinds). Repeatable.
+    /// Resource file or folder (YAML/JSON, multi-document, `List` kinds). Repeatable, or
+    /// comma-separated as kyverno apply takes them (`-r a.yaml,b.yaml`).
     #[arg(
         short = 'r',
         long = "resource",
         visible_alias = "resources",
         required = true,
+        value_delimiter = ',',
         value_name = "DIR|FILE"
     )]
     pub resources: Vec<PathBuf>,

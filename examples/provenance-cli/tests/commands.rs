@@ -245,6 +245,17 @@ fn apply_takes_policies_as_arguments_like_kyverno_apply() {
     ] {
         assert_eq!(run(args), flags, "{args:?}");
     }
+    // Resources comma-separated, as kyverno's --resource takes them.
+    let split = tempfile::tempdir().unwrap();
+    let mut parts = RESOURCES.split("---");
+    let (good, bad) = (
+        split.path().join("good.yaml"),
+        split.path().join("bad.yaml"),
+    );
+    std::fs::write(&good, parts.next().unwrap()).unwrap();
+    std::fs::write(&bad, parts.next().unwrap()).unwrap();
+    let both = format!("{},{}", good.to_str().unwrap(), bad.to_str().unwrap());
+    assert_eq!(run(&[p, "-r", &both]), flags);
     // kyverno's --policy-report / -p: PolicyReports in YAML, as -o yaml.
     let yaml = |args: &[&str]| {
         let out = provenance().arg("apply").args(args).output().unwrap();
