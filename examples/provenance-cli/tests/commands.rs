@@ -483,6 +483,50 @@ fn verify_model_finds_model_sig_in_the_model_folder_as_the_init_container_does()
         .code(predicates::ord::ne(0));
 }
 
+#[test]
+fn tlog_upload_takes_cosigns_true_false_spelling() {
+    let dir = tempfile::tempdir().unwrap();
+    provenance()
+        .current_dir(dir.path())
+        .args(["generate-key-pair", "--unencrypted"])
+        .assert()
+        .code(0);
+    std::fs::write(dir.path().join("blob"), b"hello").unwrap();
+    // `--tlog-upload=false` is the default: a key-signed bundle, no log contacted.
+    provenance()
+        .current_dir(dir.path())
+        .args([
+            "sign",
+            "blob",
+            "blob",
+            "--key",
+            "cosign.key",
+            "--tlog-upload=false",
+        ])
+        .args(["--bundle", "blob.sigstore.json"])
+        .assert()
+        .code(0);
+    provenance()
+        .current_dir(dir.path())
+        .args(["verify", "bundle", "--bundle", "blob.sigstore.json"])
+        .args(["--key", "cosign.pub", "--allow-no-transparency", "blob"])
+        .assert()
+        .code(0);
+    provenance()
+        .current_dir(dir.path())
+        .args([
+            "sign",
+            "blob",
+            "blob",
+            "--key",
+            "cosign.key",
+            "--tlog-upload=perhaps",
+        ])
+        .args(["--bundle", "blob.sigstore.json"])
+        .assert()
+        .code(2);
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {

@@ -236,6 +236,24 @@ fn key_verification() {
             .starts_with("sha256:")
     );
     assert!(sig["logIndex"].as_i64().is_some());
+    // cosign's spellings of the switch: `--insecure-ignore-tlog=true|false`.
+    for switch in [
+        "--insecure-ignore-tlog",
+        "--insecure-ignore-tlog=true",
+        "--insecure-ignore-tlog=false",
+    ] {
+        verify(&[&image("gpu/cuda-app"), "--key", release, switch])
+            .assert()
+            .code(0);
+    }
+    verify(&[
+        &image("gpu/cuda-app"),
+        "--insecure-ignore-tlog=maybe",
+        "--key",
+        release,
+    ])
+    .assert()
+    .code(2);
     // Signed with the rogue key: the release key does not verify it, the rogue key does.
     verify(&[&image("gpu/wrong-key"), "--key", release])
         .assert()
