@@ -15,7 +15,8 @@ use clap::Parser;
 use provenance_core::verify::{IdentityExpectation, PUBLIC_GOOD_TRUSTED_ROOT};
 use provenance_core::{PublicKey, TrustRoot};
 use provenance_oci::model::{
-    ModelError, ModelTrust, VerifyOptions, system_now, verify_dataset_digest, verify_model,
+    ModelError, ModelTrust, SignatureOptions, VerifyOptions, system_now, verify_dataset_digest,
+    verify_model,
 };
 use serde_json::{Value, json};
 
@@ -78,6 +79,21 @@ struct Args {
     /// Ignore the digest cache and read every byte.
     #[arg(long, env = "MODEL_PARANOID")]
     paranoid: bool,
+    /// Include `.git`, `.gitattributes`, `.github`, `.gitignore` (ignored by default, as
+    /// model_signing and `provenance verify model` do).
+    #[arg(long, env = "MODEL_NO_IGNORE_GIT_PATHS")]
+    no_ignore_git_paths: bool,
+    /// Refuse a signing certificate that is itself a CA, as `provenance verify model
+    /// --reject-ca-signing-certificate` (off by default, as model_signing).
+    #[arg(long, env = "MODEL_REJECT_CA_SIGNING_CERTIFICATE")]
+    reject_ca_signing_certificate: bool,
+    /// Refuse signatures made by model_signing 0.1.x and 0.2.0, as `provenance verify model
+    /// --reject-legacy-signatures` (off by default, as model_signing).
+    #[arg(long, env = "MODEL_REJECT_LEGACY_SIGNATURES")]
+    reject_legacy_signatures: bool,
+    /// Hashing threads (0: all cores).
+    #[arg(long, env = "MODEL_THREADS", default_value_t = 0)]
+    threads: usize,
     /// A dataset file or folder to check against `--dataset-sha256`.
     #[arg(long, env = "DATASET_PATH", requires = "dataset_sha256")]
     dataset: Option<PathBuf>,
@@ -140,6 +156,14 @@ fn trust(a: &Args) -> Result<ModelTrust, (String, String)> {
     })
 }
 
+/// The stricter signature checks asked for.
+fn signature_options(a: &Args) -> SignatureOptions {
+    let mut o = SignatureOptions::default();
+    o.reject_ca_signing_certificate = a.reject_ca_signing_certificate;
+    o.reject_legacy_pae = a.reject_legacy_signatures;
+    o
+}
+
 fn run(a: &Args) -> Result<Value, (String, String)> {
     let trust = trust(a)?;
     let progress = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -165,7 +189,9 @@ fn run(a: &Args) -> Result<Value, (String, String)> {
         ignore_unsigned_files: a.ignore_unsigned_files,
         cache: a.cache.clone(),
         paranoid: a.paranoid,
-        ..VerifyOptions::default()
+        ignore_git_paths: !a.no_ignore_git_paths,
+        threads: a.threads,
+        signature: signature_options(a),
     };
     let signature = a
         .signature
