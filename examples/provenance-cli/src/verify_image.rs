@@ -43,6 +43,17 @@ pub struct ImageArgs {
     /// Output: `text`, or `json` (an array, one object per image, on stdout).
     #[arg(short = 'o', long = "output", default_value = "text", value_parser = TEXT_OR_JSON)]
     pub output: String,
+    /// Accepted for cosign's scripts (`cosign verify --offline`): verification never contacts
+    /// a transparency log here; log entries are checked from what the signature carries.
+    #[arg(
+        long = "offline",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        value_name = "BOOL"
+    )]
+    pub _offline: Option<bool>,
 }
 
 /// cosign's short names for predicate types (`cosign attest --type`).

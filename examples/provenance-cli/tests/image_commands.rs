@@ -236,6 +236,12 @@ fn key_verification() {
             .starts_with("sha256:")
     );
     assert!(sig["logIndex"].as_i64().is_some());
+    // cosign's --offline is accepted (nothing is looked up online anyway).
+    for offline in ["--offline", "--offline=true"] {
+        verify(&[&image("gpu/cuda-app"), "--key", release, offline])
+            .assert()
+            .code(0);
+    }
     // cosign's spellings of the switch: `--insecure-ignore-tlog=true|false`.
     for switch in [
         "--insecure-ignore-tlog",
