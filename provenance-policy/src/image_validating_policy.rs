@@ -1520,6 +1520,11 @@ impl Run<'_> {
         let Some(cx) = self.cx else {
             return Ok(Value::Int(0));
         };
+        if let Some(too_many) = too_many_materials("signatures", ev.signatures.len()) {
+            self.detail(format!("{image}: {too_many}"));
+            self.record(&image, false);
+            return Ok(Value::Int(0));
+        }
         let mut count = 0i64;
         for att in &attestors {
             let name = str_field(att, "name").unwrap_or_default();
@@ -1622,6 +1627,13 @@ impl Run<'_> {
                     crate::verify_images::claimed_predicate_type(m).is_some_and(|t| t == *ty)
                 })
                 .collect();
+            if let Some(too_many) =
+                too_many_materials(&format!("{ty} attestations"), candidates.len())
+            {
+                self.detail(format!("{image}: {too_many}"));
+                self.record(&image, false);
+                return Ok(Value::Int(0));
+            }
             let mut ok = false;
             let mut last = if candidates.is_empty() {
                 format!("no attestations found (need {ty})")
@@ -1744,6 +1756,17 @@ impl ImageScope for Run<'_> {
             e.message
         })
     }
+}
+
+/// Why an image with more than [`crate::verify_images::MAX_MATERIALS_PER_IMAGE`] materials of
+/// one kind is refused (the same cap as ClusterPolicy verifyImages), or `None`.
+fn too_many_materials(what: &str, found: usize) -> Option<String> {
+    let cap = crate::verify_images::MAX_MATERIALS_PER_IMAGE;
+    (found > cap).then(|| {
+        format!(
+            "[policy.verify_images.too_many_materials] {found} {what} are attached to the image, more than the {cap} examined per image; the image is refused rather than partly checked"
+        )
+    })
 }
 
 #[cfg(test)]

@@ -1000,6 +1000,24 @@ fn verify_attestor_set(
     .code(code))
 }
 
+/// The most signatures, or attestations of one predicate type, examined for one image. An
+/// image carrying more fails (`policy.verify_images.too_many_materials`) instead of costing
+/// one verification each: whoever can push to an image's signature tag or referrers could
+/// otherwise make every admission of it verify hundreds of junk signatures. Verifying only
+/// the first ones would not do: every attestation of a type must meet the conditions, so an
+/// unexamined one could be the one that fails. (cosign refuses more than 100 as well.)
+pub const MAX_MATERIALS_PER_IMAGE: usize = 100;
+
+fn within_material_cap(path: &str, what: &str, found: usize) -> Result<(), Failure> {
+    if found > MAX_MATERIALS_PER_IMAGE {
+        return Err(Failure::check(format!(
+            "{path}: [policy.verify_images.too_many_materials] {found} {what} are attached to the image, more than the {MAX_MATERIALS_PER_IMAGE} examined per image; the image is refused rather than partly checked"
+        ))
+        .code("policy.verify_images.too_many_materials"));
+    }
+    Ok(())
+}
+
 /// One attestor entry: at least one material must verify with it, as the kind `want` asks
 /// for (a signature, or a Statement of the required type naming the digest).
 fn verify_entry(
@@ -1087,6 +1105,11 @@ fn verify_entry(
                     continue;
                 }
                 payloads.push(payload);
+                if matches!(want, Want::Signature) {
+                    // One signature by this attestor is all an image signature needs: the
+                    // rest are not verified (their payloads are not used).
+                    break;
+                }
             }
             Err(e) => note(e.code(), e.to_string()),
         }
@@ -1388,6 +1411,9 @@ impl VerifyImagesContext<'_> {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
+        if !attestors.is_empty() {
+            within_material_cap(path, "signatures", signatures.len())?;
+        }
         for (i, set) in attestors.iter().enumerate() {
             verify_attestor_set(
                 set,
@@ -1433,6 +1459,7 @@ impl VerifyImagesContext<'_> {
                         .code("policy.verify_images.no_attestations"),
                 );
             }
+            within_material_cap(&apath, &format!("{ty} attestations"), candidates.len())?;
             let mut statements = if ty == MODEL_SIGNING_V1 {
                 self.model_statements(&apath, &sets, &candidates, ev)?
             } else {

@@ -1188,3 +1188,128 @@ async fn evidence_kept_for_one_request_is_bounded_over_all_its_images() {
         "{errors:?}"
     );
 }
+
+/// Decides `img`'s Pod with `verifier` (whose memo the caller inspects).
+async fn decide_remembering(
+    layout: &Path,
+    set: &PolicySet,
+    img: &ImageReference,
+    verifier: &Verifier,
+) -> Decision {
+    let input = ResourceInput::create(pod(img, json!({})));
+    let requests = set.image_requests(&input);
+    let source = Arc::new(LayoutSource::open(layout).unwrap());
+    let evidence = provenance_policy::gather::gather(source, &requests, 4).await;
+    let cx = VerifyImagesContext {
+        evidence: &evidence,
+        verifier,
+        now: NOW,
+        cache: None,
+    };
+    set.decide_with(&input, &Env::at(NOW), Some(&cx))
+}
+
+/// Appends `n` signatures by fresh keys (valid signatures, of nobody the policy trusts) to
+/// `img`'s `.sig` tag.
+async fn sign_with_strangers(p: &LayoutPublisher, img: &ImageReference, d: &Digest, n: usize) {
+    for _ in 0..n {
+        let stranger = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        sign_image(p, img, d, &stranger, &SignOptions::default())
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn junk_signatures_cost_one_verification_each_per_window_and_too_many_are_refused() {
+    use provenance_policy::verify_images::MAX_MATERIALS_PER_IMAGE;
+    let dir = tempfile::tempdir().unwrap();
+    let p = LayoutPublisher::open(dir.path()).unwrap();
+    let key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let set = signature_policy(&key);
+    let root = TrustRoot::from_trusted_root_json(PUBLIC_GOOD_TRUSTED_ROOT).unwrap();
+
+    // The trusted signature first, 40 strangers' after it: verification stops at the first
+    // signature that satisfies the attestor, so no stranger's signature is verified at all.
+    let first = image("first");
+    let d = push_image(&p, &first).await;
+    sign_image(&p, &first, &d, &key, &SignOptions::default())
+        .await
+        .unwrap();
+    sign_with_strangers(&p, &first, &d, 40).await;
+    let verifier = Verifier::new(&root).unwrap().with_memo(1024, 3600);
+    assert_pass(&decide_remembering(dir.path(), &set, &first, &verifier).await);
+    let r = verifier.remembered();
+    assert_eq!((r.successes, r.failures), (1, 0), "{r:?}");
+
+    // 40 strangers' signatures before the trusted one: each is verified once, then its
+    // failure is remembered, so the next admissions verify nothing again.
+    let last = image("last");
+    let d = push_image(&p, &last).await;
+    sign_with_strangers(&p, &last, &d, 40).await;
+    sign_image(&p, &last, &d, &key, &SignOptions::default())
+        .await
+        .unwrap();
+    let verifier = Verifier::new(&root).unwrap().with_memo(1024, 3600);
+    for _ in 0..3 {
+        assert_pass(&decide_remembering(dir.path(), &set, &last, &verifier).await);
+        let r = verifier.remembered();
+        assert_eq!((r.successes, r.failures), (1, 40), "{r:?}");
+    }
+
+    // More signatures than are examined per image: refused before any is verified, even
+    // though the trusted signature is among them.
+    let flooded = image("flooded");
+    let d = push_image(&p, &flooded).await;
+    sign_image(&p, &flooded, &d, &key, &SignOptions::default())
+        .await
+        .unwrap();
+    sign_with_strangers(&p, &flooded, &d, MAX_MATERIALS_PER_IMAGE).await;
+    let verifier = Verifier::new(&root).unwrap().with_memo(1024, 3600);
+    assert_failed(
+        &decide_remembering(dir.path(), &set, &flooded, &verifier).await,
+        "[policy.verify_images.too_many_materials]",
+    );
+    assert_eq!(verifier.remembered().failures, 0);
+    // The same cap under an ImageValidatingPolicy.
+    assert_ivp_failed(
+        &decide(dir.path(), &ivp_policy(&key, false), &flooded).await,
+        "[policy.verify_images.too_many_materials]",
+    );
+    // At the cap exactly, the image is examined (and passes).
+    let full = image("full");
+    let d = push_image(&p, &full).await;
+    sign_with_strangers(&p, &full, &d, MAX_MATERIALS_PER_IMAGE - 1).await;
+    sign_image(&p, &full, &d, &key, &SignOptions::default())
+        .await
+        .unwrap();
+    assert_pass(&decide(dir.path(), &set, &full).await);
+}
+
+#[tokio::test]
+async fn too_many_attestations_of_the_required_type_are_refused() {
+    use provenance_policy::verify_images::MAX_MATERIALS_PER_IMAGE;
+    let dir = tempfile::tempdir().unwrap();
+    let p = LayoutPublisher::open(dir.path()).unwrap();
+    let key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let img = image("attested");
+    let d = push_image(&p, &img).await;
+    attest_image(&p, &img, &d, &key, &slsa_statement(&d), None)
+        .await
+        .unwrap();
+    assert_pass(&decide(dir.path(), &attestation_policy(&key), &img).await);
+    for _ in 0..MAX_MATERIALS_PER_IMAGE {
+        let stranger = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        attest_image(&p, &img, &d, &stranger, &slsa_statement(&d), None)
+            .await
+            .unwrap();
+    }
+    assert_failed(
+        &decide(dir.path(), &attestation_policy(&key), &img).await,
+        "[policy.verify_images.too_many_materials]",
+    );
+    assert_ivp_failed(
+        &decide(dir.path(), &ivp_policy(&key, true), &img).await,
+        "[policy.verify_images.too_many_materials]",
+    );
+}

@@ -262,11 +262,42 @@ const MAX_DERIVED_VERIFIERS: usize = 64;
 /// own): the artifact, the material and the expectation. A result is reused only while
 /// `stored_at <= now < stored_at + ttl`: every time-dependent check passes for a later `now`
 /// once it passed (signing times are verified against the trust root, and "not in the future"
-/// only gets easier), and a clock that goes backwards recomputes. Failures are not remembered.
+/// only gets easier), and a clock that goes backwards recomputes.
+///
+/// Failures are remembered too, separately and briefly ([`NEGATIVE_MEMO_SECONDS`] at most), so
+/// that junk material attached to an image (255 bad signatures on one tag) costs one
+/// verification each per window rather than one per admission. A remembered failure can only
+/// keep something failing a little longer (a signing time slightly ahead of the clock); it
+/// never makes anything pass. The two maps are separate: flooding the failure map never
+/// evicts a remembered success.
 struct Memo {
     entries: std::sync::Mutex<std::collections::HashMap<[u8; 32], (UnixTime, Verified)>>,
+    failures: std::sync::Mutex<std::collections::HashMap<[u8; 32], (UnixTime, Error)>>,
     capacity: usize,
     ttl_seconds: i64,
+}
+
+/// What a verifier's memo holds ([`Verifier::remembered`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Remembered {
+    /// Successful verifications remembered.
+    pub successes: usize,
+    /// Failed verifications remembered (briefly: [`NEGATIVE_MEMO_SECONDS`]).
+    pub failures: usize,
+}
+
+/// The longest a failed verification is remembered by [`Verifier::with_memo`] (seconds).
+pub const NEGATIVE_MEMO_SECONDS: i64 = 30;
+
+impl Memo {
+    fn fresh(at: UnixTime, now: UnixTime, ttl: i64) -> bool {
+        at <= now && now.0 - at.0 < ttl
+    }
+
+    fn negative_ttl(&self) -> i64 {
+        self.ttl_seconds.min(NEGATIVE_MEMO_SECONDS)
+    }
 }
 
 fn memo_key(
@@ -363,14 +394,29 @@ impl Verifier {
     /// Remembers up to `capacity` successful verifications for `ttl_seconds` each, so that a
     /// webhook re-admitting the same signed image does not redo the signature checks (see
     /// the rules in the type's docs: results are bound to artifact, material, expectation and
-    /// this verifier's trust root; failures are never remembered).
+    /// this verifier's trust root). Failures are remembered for at most
+    /// [`NEGATIVE_MEMO_SECONDS`] (and never longer than `ttl_seconds`), so that junk material
+    /// cannot cost a verification per admission.
     pub fn with_memo(mut self, capacity: usize, ttl_seconds: i64) -> Self {
         self.memo = Some(Memo {
             entries: std::sync::Mutex::new(std::collections::HashMap::new()),
+            failures: std::sync::Mutex::new(std::collections::HashMap::new()),
             capacity: capacity.max(1),
             ttl_seconds: ttl_seconds.max(0),
         });
         self
+    }
+
+    /// How many verifications this verifier remembers now ([`Verifier::with_memo`]):
+    /// successes and failures. Both are zero without a memo.
+    pub fn remembered(&self) -> Remembered {
+        let Some(memo) = &self.memo else {
+            return Remembered::default();
+        };
+        Remembered {
+            successes: memo.entries.lock().map_or(0, |m| m.len()),
+            failures: memo.failures.lock().map_or(0, |m| m.len()),
+        }
     }
 
     /// The fingerprint of the trust root this verifier uses (for cache keys).
@@ -392,19 +438,38 @@ impl Verifier {
         let key = memo_key(&artifact, material, expectation);
         if let Ok(map) = memo.entries.lock()
             && let Some((at, v)) = map.get(&key)
-            && *at <= now
-            && now.0 - at.0 < memo.ttl_seconds
+            && Memo::fresh(*at, now, memo.ttl_seconds)
         {
             return Ok(v.clone());
         }
-        let v = self.verify_uncached(artifact, material, expectation, now)?;
-        if let Ok(mut map) = memo.entries.lock() {
-            if map.len() >= memo.capacity {
-                map.clear();
-            }
-            map.insert(key, (now, v.clone()));
+        if let Ok(map) = memo.failures.lock()
+            && let Some((at, e)) = map.get(&key)
+            && Memo::fresh(*at, now, memo.negative_ttl())
+        {
+            return Err(e.clone());
         }
-        Ok(v)
+        match self.verify_uncached(artifact, material, expectation, now) {
+            Ok(v) => {
+                if let Ok(mut map) = memo.entries.lock() {
+                    if map.len() >= memo.capacity {
+                        map.clear();
+                    }
+                    map.insert(key, (now, v.clone()));
+                }
+                Ok(v)
+            }
+            Err(e) => {
+                if memo.negative_ttl() > 0
+                    && let Ok(mut map) = memo.failures.lock()
+                {
+                    if map.len() >= memo.capacity {
+                        map.clear();
+                    }
+                    map.insert(key, (now, e.clone()));
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Verifies that `material` is a signature **of the image** `image` (a manifest or index

@@ -433,3 +433,67 @@ fn identity_regexes_have_go_meaning_of_shorthand_classes() {
     // Full-width letters are `\w` in Rust's Unicode classes, not in Go's.
     assert!(!re.is_match("ｍｌ@example.com"));
 }
+
+#[test]
+fn the_memo_remembers_failures_briefly_and_apart_from_successes() {
+    let kp = EcdsaKeyPair::generate(&sig::ECDSA_P256_SHA256_ASN1_SIGNING).unwrap();
+    let artifact = b"model weights";
+    let s = kp.sign(&SystemRandom::new(), artifact).unwrap();
+    let spki = kp.public_key().as_der().unwrap();
+    let (key, good) = key_only_bundle(spki.as_ref(), s.as_ref(), artifact);
+    let exp = Expectation::Key {
+        key,
+        allow_no_transparency: true,
+    };
+    let verifier = Verifier::new(&TrustRoot::default())
+        .unwrap()
+        .with_memo(4, 3600);
+    let junk = |i: u8| {
+        let (_, b) = key_only_bundle(spki.as_ref(), &[i; 64], artifact);
+        SignatureMaterial::Bundle(b)
+    };
+    let at = UnixTime(1_000);
+    let first = verifier
+        .verify(Artifact::Bytes(artifact), &junk(1), &exp, at)
+        .unwrap_err();
+    assert_eq!(
+        verifier.remembered(),
+        Remembered {
+            successes: 0,
+            failures: 1
+        }
+    );
+    // Served from the memo inside the window: the same error, nothing new remembered.
+    let again = verifier
+        .verify(Artifact::Bytes(artifact), &junk(1), &exp, UnixTime(1_010))
+        .unwrap_err();
+    assert_eq!(first, again);
+    assert_eq!(verifier.remembered().failures, 1);
+    // A remembered failure never touches another material: the good one passes.
+    let good = SignatureMaterial::Bundle(good);
+    verifier
+        .verify(Artifact::Bytes(artifact), &good, &exp, at)
+        .unwrap();
+    assert_eq!(verifier.remembered().successes, 1);
+    // Flooding the failure map (capacity 4) never evicts the remembered success.
+    for i in 2..20 {
+        verifier
+            .verify(Artifact::Bytes(artifact), &junk(i), &exp, at)
+            .unwrap_err();
+    }
+    let r = verifier.remembered();
+    assert_eq!(r.successes, 1);
+    assert!(r.failures <= 4, "{r:?}");
+    // Past the negative window the failure is verified again (and still fails).
+    let later = UnixTime(at.0 + NEGATIVE_MEMO_SECONDS);
+    let e = verifier
+        .verify(Artifact::Bytes(artifact), &junk(1), &exp, later)
+        .unwrap_err();
+    assert_eq!(e.code(), first.code());
+    // Without a memo nothing is remembered.
+    let plain = Verifier::new(&TrustRoot::default()).unwrap();
+    plain
+        .verify(Artifact::Bytes(artifact), &junk(1), &exp, at)
+        .unwrap_err();
+    assert_eq!(plain.remembered(), Remembered::default());
+}
