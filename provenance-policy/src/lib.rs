@@ -20,6 +20,15 @@
 //!   [`RequestFacts`]. Whatever is left unknown makes the rules that need it an `error`, never
 //!   a silent non-match.
 //!
+//! ## Feature flags
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `oci` | evidence gathering from registries and OCI layouts through `provenance-oci` (`gather`, `review::respond_online`); async, on tokio |
+//! | `kube` | kube-rs's admission types (`Review::from_kube`, `Answer::to_kube`), through `kube-core` |
+//!
+//! With neither, the crate does no I/O and has no async runtime: evidence is an argument.
+//!
 //! Every verification outcome is `pass`, `fail` or `error` with a machine code
 //! ([`provenance_core::RuleResult`]); an `error` of an enforced rule blocks (fail closed).
 #![forbid(unsafe_code)]

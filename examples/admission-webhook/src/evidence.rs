@@ -5,8 +5,14 @@
 //! Reusing it for a few seconds only delays noticing a moved tag or a newly attached
 //! signature, never turns a failure into a pass. Concurrent requests for one image share one
 //! retrieval (single flight). Retrieval failures are never cached.
+//!
+//! Refresh-ahead: an entry used again after three quarters of its lifetime is retrieved anew
+//! in the background (one refresh at a time per entry) while the request is answered from the
+//! stored one, so images admitted over and over never wait on the registry. Entries nobody
+//! uses expire as before. A refresh that fails keeps the stored entry until its own expiry;
+//! it never extends it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -47,6 +53,10 @@ pub struct Evidence {
     pub misses: AtomicU64,
     /// Retrievals that failed (network, authentication, timeouts, bad content).
     pub errors: AtomicU64,
+    /// Background retrievals started ahead of an entry's expiry.
+    pub refreshes: AtomicU64,
+    /// Entries being refreshed now.
+    refreshing: Mutex<HashSet<Key>>,
 }
 
 impl Evidence {
@@ -60,7 +70,48 @@ impl Evidence {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            refreshes: AtomicU64::new(0),
+            refreshing: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// Whether an entry stored `age` ago is due for a refresh ahead of its expiry.
+    fn due(&self, age: Duration) -> bool {
+        age >= self.ttl.mul_f64(0.75)
+    }
+
+    /// Retrieves `key` anew in the background and stores it, unless a refresh of it is
+    /// already running. Only a usable retrieval replaces the stored entry.
+    fn refresh_ahead(self: &Arc<Self>, key: Key, requests: Vec<ImageRequest>) {
+        {
+            let mut running = match self.refreshing.lock() {
+                Ok(r) => r,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            if !running.insert(key.clone()) {
+                return;
+            }
+        }
+        self.refreshes.fetch_add(1, Ordering::Relaxed);
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let ev = this.fetch(requests).await;
+            if ev.error.is_some() {
+                this.errors.fetch_add(1, Ordering::Relaxed);
+            } else if ev.invalid.is_none() {
+                let cell: Cell = Arc::new(OnceCell::new_with(Some(ev)));
+                let mut map = match this.entries.lock() {
+                    Ok(m) => m,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                map.insert(key.clone(), (Instant::now(), cell));
+            }
+            let mut running = match this.refreshing.lock() {
+                Ok(r) => r,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            running.remove(&key);
+        });
     }
 
     async fn fetch(&self, requests: Vec<ImageRequest>) -> ImageEvidence {
@@ -78,7 +129,9 @@ impl Evidence {
         })
     }
 
-    fn cell(&self, key: &Key) -> (Cell, bool) {
+    /// The entry for `key`: the cell, whether it holds a retrieval (a hit), and whether that
+    /// retrieval is due for a refresh ahead of its expiry.
+    fn cell(&self, key: &Key) -> (Cell, bool, bool) {
         let mut map = match self.entries.lock() {
             Ok(m) => m,
             Err(poisoned) => poisoned.into_inner(),
@@ -88,7 +141,8 @@ impl Evidence {
         {
             // An entry whose retrieval was abandoned (its request hit the deadline) is
             // retried by this caller: a miss.
-            return (cell.clone(), cell.initialized());
+            let hit = cell.initialized();
+            return (cell.clone(), hit, hit && self.due(at.elapsed()));
         }
         if map.len() >= self.capacity {
             let ttl = self.ttl;
@@ -99,7 +153,7 @@ impl Evidence {
         }
         let cell: Cell = Arc::default();
         map.insert(key.clone(), (Instant::now(), cell.clone()));
-        (cell, false)
+        (cell, false, false)
     }
 
     fn forget(&self, key: &Key, cell: &Cell) {
@@ -121,9 +175,12 @@ impl Evidence {
             }
             return ev;
         }
-        let (cell, hit) = self.cell(&key);
+        let (cell, hit, due) = self.cell(&key);
         let counter = if hit { &self.hits } else { &self.misses };
         counter.fetch_add(1, Ordering::Relaxed);
+        if due {
+            self.refresh_ahead(key.clone(), requests.clone());
+        }
         let mut fetched = false;
         let ev = cell
             .get_or_init(|| {

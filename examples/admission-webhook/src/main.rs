@@ -3,6 +3,9 @@
 //! - `POST /validate`: AdmissionReview v1 in, AdmissionReview out. Enforced failures deny
 //!   with Kyverno's message; Audit results come back as admission warnings.
 //! - `POST /mutate`: `verifyImages` digest pinning as a JSONPatch (`mutateDigest`).
+//! - `POST /preverify`: decide a workload (or a list of images) ahead of its admission, so
+//!   its evidence and verified signatures are cached when the API server asks; called by a CD
+//!   pipeline on push. Recently used evidence is also refreshed ahead of its expiry.
 //! - `GET /healthz` (process alive), `/readyz` (policies loaded), `/metrics` (Prometheus).
 //!
 //! Policies (files or folders) are reloaded when they change and have held still for a reload
@@ -246,8 +249,107 @@ async fn handle(app: Arc<App>, body: Result<Bytes, BytesRejection>, mode: Phase)
         field("/request/name"),
         field("/request/namespace"),
     );
-    let loaded = current(&app);
-    let fail_open = loaded.fail_open;
+    let fail_open = current(&app).fail_open;
+    let outcome = decide(&app, review, mode).await;
+    let elapsed = start.elapsed();
+    app.metrics.latency.observe(elapsed.as_secs_f64());
+    let answer = match outcome {
+        Outcome::Answer(a) => a,
+        Outcome::Invalid(e) => {
+            return reject(
+                &app,
+                StatusCode::BAD_REQUEST,
+                "webhook.review.invalid",
+                format!("[{}] {e}", e.code()),
+            );
+        }
+        Outcome::Failed(e) => {
+            Metrics::inc(&app.metrics.errors);
+            log(json!({"level": "error", "uid": uid, "msg": "evaluation failed", "error": e}));
+            return json_response(review_response(
+                &uid,
+                false,
+                "provenance: evaluation failed; denied (fail closed)",
+                vec![],
+            ));
+        }
+        Outcome::Deadline => {
+            Metrics::inc(&app.metrics.deadline_exceeded);
+            let msg = deadline_message(&app);
+            log(json!({"level": "warn", "uid": uid, "msg": msg, "fail_open": fail_open}));
+            if fail_open {
+                Metrics::inc(&app.metrics.allowed);
+                return json_response(review_response(
+                    &uid,
+                    true,
+                    "",
+                    vec![format!(
+                        "{msg}; allowed because every policy has failurePolicy Ignore"
+                    )],
+                ));
+            }
+            Metrics::inc(&app.metrics.errors);
+            return json_response(review_response(
+                &uid,
+                false,
+                &format!("{msg}; denied (fail closed: failurePolicy Fail)"),
+                vec![],
+            ));
+        }
+    };
+    let decision = &answer.decision;
+    match mode {
+        Phase::Validate => {
+            Metrics::inc(if decision.allowed {
+                &app.metrics.allowed
+            } else {
+                &app.metrics.denied
+            });
+            log(json!({
+                "level": "info", "uid": uid, "path": "/validate", "kind": kind, "namespace": ns, "name": name,
+                "allowed": decision.allowed, "warnings": decision.warnings.len(),
+                "results": decision.results.len(), "duration_us": elapsed.as_micros() as u64,
+            }));
+        }
+        Phase::Mutate => {
+            // Mutation never blocks: /validate decides. It only pins verified images.
+            if !decision.patches.is_empty() {
+                Metrics::inc(&app.metrics.patched);
+            }
+            log(json!({
+                "level": "info", "uid": uid, "path": "/mutate", "kind": kind, "namespace": ns, "name": name,
+                "patches": decision.patches.len(), "duration_us": elapsed.as_micros() as u64,
+            }));
+        }
+    }
+    json_response(answer.review)
+}
+
+fn deadline_message(app: &App) -> String {
+    format!(
+        "provenance: deadline of {} ms exceeded before evidence gathering and evaluation finished",
+        app.deadline.as_millis()
+    )
+}
+
+/// How deciding one AdmissionReview ended.
+enum Outcome {
+    /// The policies' answer.
+    Answer(provenance_policy::review::Answer),
+    /// The request cannot be decided (malformed AdmissionRequest).
+    Invalid(provenance_policy::Error),
+    /// Evaluation failed unexpectedly (a panic in the evaluation task).
+    Failed(String),
+    /// The deadline was hit before the answer.
+    Deadline,
+}
+
+/// Decides one AdmissionReview (already checked to be `admission.k8s.io/v1`): gather
+/// `verifyImages` evidence for the images the policies cover, then evaluate off the async
+/// runtime; all of it within the request budget. Caches (evidence, verified signatures,
+/// verified rules) are read and filled on the way.
+async fn decide(app: &Arc<App>, review: Value, mode: Phase) -> Outcome {
+    let loaded = current(app);
     let app2 = app.clone();
     let work = async move {
         let ns = review
@@ -306,84 +408,167 @@ async fn handle(app: Arc<App>, body: Result<Bytes, BytesRejection>, mode: Phase)
         .await
         .map(|r: Result<_, provenance_policy::Error>| r)
     };
-    let outcome = tokio::time::timeout(app.budget, work).await;
-    let elapsed = start.elapsed();
-    app.metrics.latency.observe(elapsed.as_secs_f64());
-    let answer = match outcome {
-        Ok(Ok(Ok(a))) => a,
-        Ok(Ok(Err(e))) => {
+    match tokio::time::timeout(app.budget, work).await {
+        Ok(Ok(Ok(a))) => Outcome::Answer(a),
+        Ok(Ok(Err(e))) => Outcome::Invalid(e),
+        Ok(Err(join)) => Outcome::Failed(join.to_string()),
+        Err(_) => Outcome::Deadline,
+    }
+}
+
+/// The largest `/preverify` request: a workload manifest or a list of images.
+const MAX_PREVERIFY_IMAGES: usize = 64;
+
+/// `POST /preverify`: decides a workload ahead of its admission, so that its evidence and
+/// verified signatures are in the caches when the API server asks. The body is
+/// `{"object": <Pod, Deployment, ... as it will be applied>}` or
+/// `{"images": ["registry/repo:tag", ...], "namespace": "ml"}` (a Pod running those images).
+/// The answer is what `/mutate` would decide (digests pinned) with every rule's result; it
+/// admits nothing: the API server's own request is decided again, from the caches.
+async fn preverify(app: Arc<App>, body: Result<Bytes, BytesRejection>) -> Response {
+    let start = Instant::now();
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            return reject(
+                &app,
+                e.status(),
+                "webhook.preverify.unreadable",
+                format!("cannot read the request body: {}", e.body_text()),
+            );
+        }
+    };
+    let object = match preverify_object(&body) {
+        Ok(o) => o,
+        Err(e) => {
             return reject(
                 &app,
                 StatusCode::BAD_REQUEST,
-                "webhook.review.invalid",
+                "webhook.preverify.malformed",
+                e,
+            );
+        }
+    };
+    let (kind, name, ns) = (
+        object["kind"].clone(),
+        object
+            .pointer("/metadata/name")
+            .cloned()
+            .unwrap_or(Value::Null),
+        object
+            .pointer("/metadata/namespace")
+            .cloned()
+            .unwrap_or(Value::Null),
+    );
+    let (group, version) = match object["apiVersion"]
+        .as_str()
+        .unwrap_or("v1")
+        .split_once('/')
+    {
+        Some((g, v)) => (g.to_owned(), v.to_owned()),
+        None => (
+            String::new(),
+            object["apiVersion"].as_str().unwrap_or("v1").to_owned(),
+        ),
+    };
+    let review = json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {
+            "uid": "preverify", "kind": {"group": group, "version": version, "kind": kind},
+            "resource": {"group": group, "version": version, "resource": plural(kind.as_str().unwrap_or_default())},
+            "operation": "CREATE", "namespace": ns, "name": name,
+            "userInfo": {"username": "system:serviceaccount:provenance:preverify"},
+            "object": object,
+        }
+    });
+    let outcome = decide(&app, review, Phase::Mutate).await;
+    Metrics::inc(&app.metrics.preverified);
+    let elapsed = start.elapsed();
+    let body = match outcome {
+        Outcome::Answer(a) => {
+            let results: Vec<Value> = a
+                .decision
+                .results
+                .iter()
+                .map(|r| {
+                    let codes: Vec<&str> = r.reasons.iter().map(|x| x.code.as_str()).collect();
+                    json!({"policy": r.policy, "rule": r.rule, "status": r.status.as_str(),
+                           "message": r.message, "codes": codes})
+                })
+                .collect();
+            let verified = !a.decision.results.iter().any(|r| {
+                matches!(
+                    r.status,
+                    provenance_core::RuleStatus::Fail | provenance_core::RuleStatus::Error
+                )
+            });
+            json!({"verified": verified, "patches": a.decision.patches.len(), "results": results})
+        }
+        Outcome::Invalid(e) => {
+            return reject(
+                &app,
+                StatusCode::BAD_REQUEST,
+                "webhook.preverify.invalid",
                 format!("[{}] {e}", e.code()),
             );
         }
-        Ok(Err(join)) => {
-            Metrics::inc(&app.metrics.errors);
-            log(
-                json!({"level": "error", "uid": uid, "msg": "evaluation failed", "error": join.to_string()}),
-            );
-            return json_response(review_response(
-                &uid,
-                false,
-                "provenance: evaluation failed; denied (fail closed)",
-                vec![],
-            ));
+        Outcome::Failed(e) => {
+            json!({"verified": false, "error": format!("evaluation failed: {e}")})
         }
-        Err(_) => {
-            Metrics::inc(&app.metrics.deadline_exceeded);
-            let msg = format!(
-                "provenance: deadline of {} ms exceeded before evidence gathering and evaluation finished",
-                app.deadline.as_millis()
-            );
-            log(json!({"level": "warn", "uid": uid, "msg": msg, "fail_open": fail_open}));
-            if fail_open {
-                Metrics::inc(&app.metrics.allowed);
-                return json_response(review_response(
-                    &uid,
-                    true,
-                    "",
-                    vec![format!(
-                        "{msg}; allowed because every policy has failurePolicy Ignore"
-                    )],
-                ));
-            }
-            Metrics::inc(&app.metrics.errors);
-            return json_response(review_response(
-                &uid,
-                false,
-                &format!("{msg}; denied (fail closed: failurePolicy Fail)"),
-                vec![],
-            ));
-        }
+        Outcome::Deadline => json!({"verified": false, "error": deadline_message(&app)}),
     };
-    let decision = &answer.decision;
-    match mode {
-        Phase::Validate => {
-            Metrics::inc(if decision.allowed {
-                &app.metrics.allowed
-            } else {
-                &app.metrics.denied
-            });
-            log(json!({
-                "level": "info", "uid": uid, "path": "/validate", "kind": kind, "namespace": ns, "name": name,
-                "allowed": decision.allowed, "warnings": decision.warnings.len(),
-                "results": decision.results.len(), "duration_us": elapsed.as_micros() as u64,
-            }));
+    log(json!({
+        "level": "info", "path": "/preverify", "kind": kind, "namespace": ns, "name": name,
+        "verified": body["verified"], "duration_us": elapsed.as_micros() as u64,
+    }));
+    json_response(body)
+}
+
+/// The resource a `/preverify` body names: its `object`, or a Pod running its `images`.
+fn preverify_object(body: &[u8]) -> Result<Value, String> {
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| format!("invalid /preverify body: {e}"))?;
+    if let Some(object) = v.get("object") {
+        if !object.is_object() || !object["kind"].is_string() {
+            return Err("`object` must be a Kubernetes resource with a kind".to_owned());
         }
-        Phase::Mutate => {
-            // Mutation never blocks: /validate decides. It only pins verified images.
-            if !decision.patches.is_empty() {
-                Metrics::inc(&app.metrics.patched);
-            }
-            log(json!({
-                "level": "info", "uid": uid, "path": "/mutate", "kind": kind, "namespace": ns, "name": name,
-                "patches": decision.patches.len(), "duration_us": elapsed.as_micros() as u64,
-            }));
-        }
+        return Ok(object.clone());
     }
-    json_response(answer.review)
+    let Some(images) = v.get("images").and_then(Value::as_array) else {
+        return Err("the body names neither `object` nor `images`".to_owned());
+    };
+    if images.is_empty() || images.len() > MAX_PREVERIFY_IMAGES {
+        return Err(format!(
+            "`images` must list 1 to {MAX_PREVERIFY_IMAGES} images"
+        ));
+    }
+    let mut containers = Vec::new();
+    for (i, image) in images.iter().enumerate() {
+        let Some(image) = image.as_str().filter(|s| !s.is_empty()) else {
+            return Err(format!("`images[{i}]` is not an image reference"));
+        };
+        containers.push(json!({"name": format!("c{i}"), "image": image}));
+    }
+    let ns = match v.get("namespace") {
+        None => "default",
+        Some(Value::String(s)) if !s.is_empty() => s.as_str(),
+        Some(_) => return Err("`namespace` must be a namespace name".to_owned()),
+    };
+    Ok(json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "preverify", "namespace": ns},
+        "spec": {"containers": containers}}))
+}
+
+/// The resource name of a kind (`Deployment` -> `deployments`), as the API server sends it.
+fn plural(kind: &str) -> String {
+    let lower = kind.to_ascii_lowercase();
+    if lower.ends_with('s') {
+        format!("{lower}es")
+    } else if let Some(stem) = lower.strip_suffix('y') {
+        format!("{stem}ies")
+    } else {
+        format!("{lower}s")
+    }
 }
 
 async fn reload_loop(
@@ -485,6 +670,14 @@ fn router(app: Arc<App>) -> Router {
             post(
                 |State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>| {
                     handle(app, body, Phase::Mutate)
+                },
+            ),
+        )
+        .route(
+            "/preverify",
+            post(
+                |State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>| {
+                    preverify(app, body)
                 },
             ),
         )

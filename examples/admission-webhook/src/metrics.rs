@@ -56,6 +56,8 @@ pub struct Metrics {
     pub deadline_exceeded: AtomicU64,
     /// Mutations answered with a patch.
     pub patched: AtomicU64,
+    /// Workloads decided ahead of admission (`/preverify`).
+    pub preverified: AtomicU64,
     /// Successful policy reloads.
     pub reloads_ok: AtomicU64,
     /// Failed policy reloads (the previous policies stay in force).
@@ -97,6 +99,11 @@ impl Metrics {
                 &self.deadline_exceeded,
             ),
             (
+                "provenance_preverify_total",
+                "Workloads decided ahead of admission (/preverify).",
+                &self.preverified,
+            ),
+            (
                 "provenance_mutations_patched_total",
                 "Mutation responses carrying a patch.",
                 &self.patched,
@@ -130,6 +137,11 @@ impl Metrics {
                 "provenance_cache_misses_total",
                 "Evidence lookups that went to the registry or layout.",
                 evidence.map_or(&zero, |e| &e.misses),
+            ),
+            (
+                "provenance_cache_refreshes_total",
+                "Evidence retrievals started in the background ahead of an entry's expiry.",
+                evidence.map_or(&zero, |e| &e.refreshes),
             ),
             (
                 "provenance_registry_errors_total",

@@ -53,40 +53,38 @@ fn apply_patch(doc: &mut Value, patch: &[Value]) {
     }
 }
 
-#[tokio::test]
-async fn verifies_images_from_an_oci_layout() {
+/// The webhook over the example's policies, layout and trust root, with `extra` arguments;
+/// waits until it is ready. Returns the server, a client trusting its certificate and its
+/// base URL.
+async fn start(dir: &Path, extra: &[&str]) -> (Server, reqwest::Client, String) {
     let ex = example();
     if !ex.join("registry/index.json").is_file() {
         panic!("examples/ai-workloads/registry is missing");
     }
-    let dir = tempfile::tempdir().unwrap();
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    std::fs::write(dir.path().join("tls.crt"), ck.cert.pem()).unwrap();
-    std::fs::write(dir.path().join("tls.key"), ck.signing_key.serialize_pem()).unwrap();
-    std::fs::write(
-        dir.path().join("ns.yaml"),
-        "ml-serving: {purpose: ai-inference}\n",
-    )
-    .unwrap();
+    std::fs::write(dir.join("tls.crt"), ck.cert.pem()).unwrap();
+    std::fs::write(dir.join("tls.key"), ck.signing_key.serialize_pem()).unwrap();
+    std::fs::write(dir.join("ns.yaml"), "ml-serving: {purpose: ai-inference}\n").unwrap();
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let p = |x: &Path| x.to_str().unwrap().to_owned();
-    let _server = Server(
+    let server = Server(
         Command::new(env!("CARGO_BIN_EXE_provenance-webhook"))
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--policies", &p(&ex.join("policies"))])
             .args(["--registry-layout", &p(&ex.join("registry"))])
             .args(["--trust-root", &p(&ex.join("registry/trusted_root.json"))])
-            .args(["--namespace-labels", &p(&dir.path().join("ns.yaml"))])
+            .args(["--namespace-labels", &p(&dir.join("ns.yaml"))])
             .args([
                 "--cert",
-                &p(&dir.path().join("tls.crt")),
+                &p(&dir.join("tls.crt")),
                 "--key",
-                &p(&dir.path().join("tls.key")),
+                &p(&dir.join("tls.key")),
             ])
+            .args(extra)
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
@@ -109,6 +107,13 @@ async fn verifies_images_from_an_oci_layout() {
         assert!(Instant::now() < deadline, "webhook did not start");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    (server, client, base)
+}
+
+#[tokio::test]
+async fn verifies_images_from_an_oci_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, client, base) = start(dir.path(), &[]).await;
     let post = |path: &'static str, body: Value| {
         let client = client.clone();
         let base = base.clone();
@@ -162,4 +167,114 @@ async fn verifies_images_from_an_oci_layout() {
         msg.contains("verify-ai-images") && msg.contains("no signatures found"),
         "{msg}"
     );
+}
+
+/// One counter of `/metrics`.
+async fn metric(client: &reqwest::Client, base: &str, name: &str) -> u64 {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}"))
+}
+
+#[tokio::test]
+async fn preverify_warms_the_caches_and_recently_used_evidence_is_refreshed_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    // Evidence lives 6 s: used again after 4.5 s, it is refreshed in the background.
+    let (_server, client, base) = start(dir.path(), &["--evidence-ttl-seconds", "6"]).await;
+    let post = |path: &'static str, body: Value| {
+        let client = client.clone();
+        let base = base.clone();
+        async move {
+            let r = client
+                .post(format!("{base}{path}"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (hits, misses, refreshes) = (
+        "provenance_cache_hits_total",
+        "provenance_cache_misses_total",
+        "provenance_cache_refreshes_total",
+    );
+
+    // A CD pipeline pre-verifies the workload it is about to apply.
+    let good = pod("llm-inference");
+    let warmed = Instant::now();
+    let (status, out) = post("/preverify", json!({"object": good})).await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["verified"], true, "{out}");
+    assert!(out["patches"].as_u64().unwrap() > 0, "{out}");
+    assert!(
+        out["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["policy"] == "verify-ai-images" && r["status"] == "pass"),
+        "{out}"
+    );
+    let fetched = metric(&client, &base, misses).await;
+    assert!(fetched > 0);
+    assert_eq!(metric(&client, &base, hits).await, 0);
+    assert_eq!(
+        metric(&client, &base, "provenance_preverify_total").await,
+        1
+    );
+
+    // The API server's request is answered from the caches: no retrieval.
+    let (_, m) = post("/mutate", review("m-1", &good)).await;
+    assert_eq!(m["response"]["allowed"], true, "{m}");
+    assert_eq!(m["response"]["patchType"], "JSONPatch", "{m}");
+    assert_eq!(metric(&client, &base, misses).await, fetched);
+    assert!(metric(&client, &base, hits).await >= fetched);
+
+    // An unsigned image pre-verifies as not verified, with the reason and its code.
+    let (status, out) = post(
+        "/preverify",
+        json!({"images": [good["spec"]["containers"][0]["image"].as_str().unwrap().replace("llm-server", "unsigned")],
+               "namespace": "ml-serving"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["verified"], false, "{out}");
+
+    // Used again after three quarters of its lifetime: answered from the cache, and
+    // retrieved anew in the background.
+    tokio::time::sleep(Duration::from_millis(5_000).saturating_sub(warmed.elapsed())).await;
+    let before = metric(&client, &base, misses).await;
+    let (_, m) = post("/mutate", review("m-2", &good)).await;
+    assert_eq!(m["response"]["allowed"], true, "{m}");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while metric(&client, &base, refreshes).await < fetched {
+        assert!(Instant::now() < deadline, "no refresh ahead of expiry");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Past the first retrieval's expiry, the refreshed evidence answers: still no miss.
+    tokio::time::sleep(Duration::from_millis(7_500).saturating_sub(warmed.elapsed())).await;
+    let (_, m) = post("/mutate", review("m-3", &good)).await;
+    assert_eq!(m["response"]["allowed"], true, "{m}");
+    assert_eq!(metric(&client, &base, misses).await, before);
+
+    // Bodies that name nothing to verify are refused with a code.
+    for body in [
+        json!({}),
+        json!({"images": []}),
+        json!({"images": [7]}),
+        json!({"object": "Pod"}),
+        json!({"images": ["a"], "namespace": 3}),
+    ] {
+        let (status, out) = post("/preverify", body.clone()).await;
+        assert_eq!(status, 400, "{body}: {out}");
+        assert_eq!(out["code"], "webhook.preverify.malformed", "{body}: {out}");
+    }
 }
