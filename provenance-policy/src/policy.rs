@@ -218,6 +218,41 @@ fn with_policy(e: Error, policy: &str) -> Error {
     }
 }
 
+/// Spec fields Kyverno defines that change which requests a policy decides, but that this
+/// engine does not read: set to anything but their default, the policy is refused.
+fn refuse_unread_spec_fields(v: &Value) -> Result<(), Error> {
+    let Some(spec) = v.get("spec") else {
+        return Ok(());
+    };
+    let refuse = |field: &str, why: &str| {
+        Err(Error::Unsupported {
+            field: format!("spec.{field} ({why})"),
+        })
+    };
+    match spec.get("applyRules") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) if s == "All" => {}
+        Some(_) => return refuse("applyRules", "only All, the default, is evaluated"),
+    }
+    if spec.get("admission") == Some(&Value::Bool(false)) {
+        return refuse(
+            "admission",
+            "a policy for background scans only is not evaluated",
+        );
+    }
+    if spec
+        .pointer("/webhookConfiguration/matchConditions")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty())
+    {
+        return refuse(
+            "webhookConfiguration.matchConditions",
+            "webhook match conditions are not evaluated",
+        );
+    }
+    Ok(())
+}
+
 impl Rule {
     fn from_value(v: &Value, policy: &str, path: &str) -> Result<Rule, Error> {
         let name = v
@@ -342,8 +377,12 @@ impl Rule {
 }
 
 impl ClusterPolicy {
-    /// Parses a `kyverno.io/v1` or `v2beta1` ClusterPolicy or Policy.
+    /// Parses a `kyverno.io/v1` or `v2beta1` ClusterPolicy or Policy. A field Kyverno's
+    /// schema does not define is an [`Error::UnknownField`]; a defined field that would
+    /// change a decision but is not evaluated here is an [`Error::Unsupported`].
     pub fn from_value(v: &Value) -> Result<ClusterPolicy, Error> {
+        crate::schema::check(v, crate::schema::DocKind::ClusterPolicy)?;
+        refuse_unread_spec_fields(v)?;
         let kind = v
             .get("kind")
             .and_then(Value::as_str)
