@@ -29,23 +29,8 @@ pub enum Error {
     /// A policy document has a field its CRD schema does not define (a misspelling, most
     /// often): the API server would reject it, and reading on without it could turn a rule
     /// into one that checks nothing.
-    #[error("{}", unknown_field_text(file, *line, *column, policy, path, suggestion.as_deref()))]
-    UnknownField {
-        /// File name (empty when the document was not loaded from text).
-        file: String,
-        /// 1-based line of the field's key (0 when unknown).
-        line: usize,
-        /// 1-based column of the field's key (0 when unknown).
-        column: usize,
-        /// Policy name (`metadata.name`).
-        policy: String,
-        /// Field path within the document (e.g. `spec.rules[0].validate.patern`).
-        path: String,
-        /// The unknown field's name.
-        field: String,
-        /// The allowed field at that level closest to it, if one is close.
-        suggestion: Option<String>,
-    },
+    #[error("{0}")]
+    UnknownField(Box<UnknownField>),
     /// A policy uses a feature this engine does not implement.
     #[error("unsupported: {field}")]
     Unsupported {
@@ -144,32 +129,45 @@ pub enum Error {
     },
 }
 
+/// A field a policy document's schema does not define ([`Error::UnknownField`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownField {
+    /// File name (empty when the document was not loaded from text).
+    pub file: String,
+    /// 1-based line of the field's key (0 when unknown).
+    pub line: usize,
+    /// 1-based column of the field's key (0 when unknown).
+    pub column: usize,
+    /// Policy name (`metadata.name`).
+    pub policy: String,
+    /// Field path within the document (e.g. `spec.rules[0].validate.patern`).
+    pub path: String,
+    /// The unknown field's name.
+    pub field: String,
+    /// The allowed field at that level closest to it, if one is close.
+    pub suggestion: Option<String>,
+}
+
 /// `f.yaml:12:9: policy p: spec.rules[0].validate.patern: unknown field (did you mean
 /// `pattern`?)`, without the parts that are unknown.
-fn unknown_field_text(
-    file: &str,
-    line: usize,
-    column: usize,
-    policy: &str,
-    path: &str,
-    suggestion: Option<&str>,
-) -> String {
-    let mut out = String::new();
-    if !file.is_empty() {
-        out.push_str(file);
-        if line > 0 {
-            out.push_str(&format!(":{line}:{column}"));
+impl std::fmt::Display for UnknownField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !self.file.is_empty() {
+            f.write_str(&self.file)?;
+            if self.line > 0 {
+                write!(f, ":{}:{}", self.line, self.column)?;
+            }
+            f.write_str(": ")?;
         }
-        out.push_str(": ");
+        if !self.policy.is_empty() {
+            write!(f, "policy {}: ", self.policy)?;
+        }
+        write!(f, "{}: unknown field", self.path)?;
+        if let Some(s) = &self.suggestion {
+            write!(f, " (did you mean `{s}`?)")?;
+        }
+        Ok(())
     }
-    if !policy.is_empty() {
-        out.push_str(&format!("policy {policy}: "));
-    }
-    out.push_str(&format!("{path}: unknown field"));
-    if let Some(s) = suggestion {
-        out.push_str(&format!(" (did you mean `{s}`?)"));
-    }
-    out
 }
 
 impl Error {
@@ -177,7 +175,7 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::Parse { .. } => "policy.parse",
-            Error::InvalidPolicy { .. } | Error::UnknownField { .. } => "policy.invalid",
+            Error::InvalidPolicy { .. } | Error::UnknownField(_) => "policy.invalid",
             Error::Unsupported { .. } => "policy.unsupported",
             Error::Jmespath { .. } => "policy.jmespath",
             Error::Variable { .. } => "policy.variable",

@@ -201,23 +201,10 @@ pub fn policy_from_value(doc: &Value, file: &str) -> Result<LoadedPolicy, Error>
     check_kind(api_version, kind, &name, file)?;
     let group = api_version.split('/').next().unwrap_or_default();
     let with_file = |e: Error| match e {
-        Error::UnknownField {
-            line,
-            column,
-            policy,
-            path,
-            field,
-            suggestion,
-            ..
-        } => Error::UnknownField {
-            file: file.to_owned(),
-            line,
-            column,
-            policy,
-            path,
-            field,
-            suggestion,
-        },
+        Error::UnknownField(mut u) => {
+            u.file = file.to_owned();
+            Error::UnknownField(u)
+        }
         other => other,
     };
     let checked = |k: DocKind| check(doc, k).map_err(with_file);
@@ -319,25 +306,12 @@ pub fn load_policies(text: &str, file: &str) -> Result<Vec<LoadedPolicy>, Error>
 /// of the `doc`-th document.
 fn locate_error(e: Error, text: &str, doc: usize) -> Error {
     match e {
-        Error::UnknownField {
-            file,
-            line: 0,
-            policy,
-            path,
-            field,
-            suggestion,
-            ..
-        } => {
-            let (line, column) = crate::yaml::locate(text, doc, &path).unwrap_or((0, 0));
-            Error::UnknownField {
-                file,
-                line,
-                column,
-                policy,
-                path,
-                field,
-                suggestion,
+        Error::UnknownField(mut u) if u.line == 0 => {
+            if let Some((line, column)) = crate::yaml::locate(text, doc, &u.path) {
+                u.line = line;
+                u.column = column;
             }
+            Error::UnknownField(u)
         }
         Error::InvalidPolicy {
             policy,

@@ -13,6 +13,7 @@
 use serde_json::Value;
 
 use crate::Error;
+use crate::error::UnknownField;
 
 /// What a field holds.
 #[derive(Clone, Copy)]
@@ -652,14 +653,14 @@ impl DocKind {
     }
 }
 
-/// Checks a document of `kind` against its inventory: the first unknown field (in document
-/// order) is an [`Error::UnknownField`] (its position is filled in by the loader, which has
+/// Checks a document of `kind` against its inventory: the first unknown field found is an
+/// [`Error::UnknownField`] (its position is filled in by the loader, which has
 /// the text).
 pub(crate) fn check(doc: &Value, kind: DocKind) -> Result<(), Error> {
     let mut path = String::new();
     match walk(doc, kind.node(), &mut path) {
         None => Ok(()),
-        Some((path, field, suggestion)) => Err(Error::UnknownField {
+        Some((path, field, suggestion)) => Err(Error::UnknownField(Box::new(UnknownField {
             file: String::new(),
             line: 0,
             column: 0,
@@ -671,7 +672,7 @@ pub(crate) fn check(doc: &Value, kind: DocKind) -> Result<(), Error> {
             path,
             field,
             suggestion: suggestion.map(str::to_owned),
-        }),
+        }))),
     }
 }
 
@@ -742,4 +743,304 @@ fn distance(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::loader::load_policies;
+
+    const POLICY: &str = "\
+apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: p
+spec:
+  validationFailureAction: Enforce
+  rules:
+  - name: r
+    match:
+      any:
+      - resources:
+          kinds: [Pod]
+    validate:
+      message: m
+      pattern:
+        spec:
+          anything: goes
+";
+
+    /// The load error of `POLICY` with `from` replaced by `to`.
+    fn load_err(from: &str, to: &str) -> Error {
+        assert!(POLICY.contains(from), "{from}");
+        load_policies(&POLICY.replacen(from, to, 1), "p.yaml").unwrap_err()
+    }
+
+    fn unknown(e: &Error) -> (&str, usize, usize, Option<&str>) {
+        match e {
+            Error::UnknownField(u) => (&u.path, u.line, u.column, u.suggestion.as_deref()),
+            e => panic!("expected an unknown field, got {e:?}"),
+        }
+    }
+
+    #[test]
+    fn the_reference_policy_loads() {
+        assert_eq!(load_policies(POLICY, "p.yaml").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_misspelled_pattern_is_refused_with_path_position_and_suggestion() {
+        let e = load_err("      pattern:", "      patern:");
+        assert_eq!(e.code(), "policy.invalid");
+        assert_eq!(
+            unknown(&e),
+            ("spec.rules[0].validate.patern", 15, 7, Some("pattern"))
+        );
+        assert_eq!(
+            e.to_string(),
+            "p.yaml:15:7: policy p: spec.rules[0].validate.patern: unknown field \
+             (did you mean `pattern`?)"
+        );
+    }
+
+    #[test]
+    fn misspellings_at_every_level() {
+        for (from, to, path, hint) in [
+            ("  rules:", "  rule:", "spec.rule", Some("rules")),
+            (
+                "  validationFailureAction",
+                "  validationFailureActon",
+                "spec.validationFailureActon",
+                Some("validationFailureAction"),
+            ),
+            ("metadata:", "metdata:", "metdata", Some("metadata")),
+            ("  name: p", "  nme: p", "metadata.nme", Some("name")),
+            (
+                "    match:",
+                "    matches:",
+                "spec.rules[0].matches",
+                Some("match"),
+            ),
+            (
+                "      any:",
+                "      anyy:",
+                "spec.rules[0].match.anyy",
+                Some("any"),
+            ),
+            (
+                "      - resources:",
+                "      - resource:",
+                "spec.rules[0].match.any[0].resource",
+                Some("resources"),
+            ),
+            (
+                "          kinds:",
+                "          kind:",
+                "spec.rules[0].match.any[0].resources.kind",
+                Some("kinds"),
+            ),
+            (
+                "      message:",
+                "      messag:",
+                "spec.rules[0].validate.messag",
+                Some("message"),
+            ),
+            (
+                "      message:",
+                "      somethingElse:",
+                "spec.rules[0].validate.somethingElse",
+                None,
+            ),
+        ] {
+            let e = load_err(from, to);
+            let (p, line, _, h) = unknown(&e);
+            assert_eq!((p, h), (path, hint), "{to}");
+            assert!(line > 0, "{to}: no line");
+        }
+    }
+
+    #[test]
+    fn pattern_contents_are_free_form() {
+        let p = POLICY.replace(
+            "anything: goes",
+            "(anythin?): \"*\"\n          =(patern): x",
+        );
+        load_policies(&p, "p.yaml").unwrap();
+    }
+
+    #[test]
+    fn conditions_context_foreach_and_mutate_are_checked() {
+        let rule = |body: &str| {
+            format!(
+                "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {{name: p}}\nspec:\n  rules:\n  - name: r\n    match: {{any: [{{resources: {{kinds: [Pod]}}}}]}}\n{body}"
+            )
+        };
+        for (body, path, hint) in [
+            (
+                "    preconditions:\n      anyy:\n      - {key: a, operator: Equals, value: a}\n    validate: {deny: {}}\n",
+                "spec.rules[0].preconditions.anyy",
+                Some("any"),
+            ),
+            (
+                "    validate:\n      deny:\n        conditions:\n          all:\n          - {key: a, opertor: Equals, value: a}\n",
+                "spec.rules[0].validate.deny.conditions.all[0].opertor",
+                Some("operator"),
+            ),
+            (
+                "    context:\n    - name: c\n      variable: {jmespath: x}\n    validate: {deny: {}}\n",
+                "spec.rules[0].context[0].variable.jmespath",
+                Some("jmesPath"),
+            ),
+            (
+                "    validate:\n      foreach:\n      - list: x\n        foreach:\n        - list: y\n          patern: {}\n",
+                "spec.rules[0].validate.foreach[0].foreach[0].patern",
+                Some("pattern"),
+            ),
+            (
+                "    mutate:\n      patchStrategicMerg: {}\n",
+                "spec.rules[0].mutate.patchStrategicMerg",
+                Some("patchStrategicMerge"),
+            ),
+            (
+                "    generate:\n      synchronise: true\n",
+                "spec.rules[0].generate.synchronise",
+                Some("synchronize"),
+            ),
+        ] {
+            let e = load_policies(&rule(body), "p.yaml").unwrap_err();
+            let (p, line, _, h) = unknown(&e);
+            assert_eq!((p, h), (path, hint), "{body}");
+            assert!(line > 0, "{body}: no line");
+        }
+    }
+
+    #[test]
+    fn mutate_and_generate_rules_still_load_as_unsupported() {
+        let p = POLICY.replace(
+            "    validate:\n      message: m\n      pattern:\n        spec:\n          anything: goes\n",
+            "    mutate:\n      patchStrategicMerge: {metadata: {labels: {a: b}}}\n",
+        );
+        let loaded = load_policies(&p, "p.yaml").unwrap();
+        match &loaded[0] {
+            crate::loader::LoadedPolicy::Kyverno(cp) => {
+                assert!(matches!(cp.rules[0].kind, crate::policy::RuleKind::Mutate));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn unread_fields_that_change_decisions_are_refused() {
+        for (from, to) in [
+            ("spec:\n  valid", "spec:\n  applyRules: One\n  valid"),
+            ("spec:\n  valid", "spec:\n  admission: false\n  valid"),
+            (
+                "spec:\n  valid",
+                "spec:\n  webhookConfiguration:\n    matchConditions: [{name: a, expression: 'true'}]\n  valid",
+            ),
+        ] {
+            let e = load_err(from, to);
+            assert_eq!(e.code(), "policy.unsupported", "{to}: {e}");
+        }
+        load_policies(
+            &POLICY.replace(
+                "spec:\n  valid",
+                "spec:\n  applyRules: All\n  admission: true\n  webhookTimeoutSeconds: 10\n  valid",
+            ),
+            "p.yaml",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn unknown_kinds_and_versions_are_refused() {
+        let e = load_err("kind: ClusterPolicy", "kind: ClusterPolcy");
+        assert_eq!(e.code(), "policy.invalid");
+        let text = e.to_string();
+        assert!(text.contains("p.yaml:2:1: kind"), "{text}");
+        assert!(text.contains("did you mean `ClusterPolicy`?"), "{text}");
+        let e = load_err("kind: ClusterPolicy", "kind: Namespace");
+        assert!(e.to_string().contains("unknown policy kind"), "{e}");
+        let e = load_err("kyverno.io/v1", "kyverno.io/v3");
+        assert!(
+            e.to_string()
+                .contains("ClusterPolicy is not served as kyverno.io/v3"),
+            "{e}"
+        );
+        // Kinds Kyverno defines but this engine does not evaluate load as unsupported.
+        let loaded = load_policies(
+            "apiVersion: policies.kyverno.io/v1\nkind: MutatingPolicy\nmetadata: {name: m}\n",
+            "m.yaml",
+        )
+        .unwrap();
+        assert!(matches!(
+            loaded[0],
+            crate::loader::LoadedPolicy::Unsupported { .. }
+        ));
+    }
+
+    #[test]
+    fn exceptions_and_cel_kinds_are_checked() {
+        for (doc, path, hint) in [
+            (
+                "apiVersion: kyverno.io/v2\nkind: PolicyException\nmetadata: {name: e}\nspec:\n  exceptions:\n  - policyName: p\n    ruleName: [r]\n",
+                "spec.exceptions[0].ruleName",
+                Some("ruleNames"),
+            ),
+            (
+                "apiVersion: policies.kyverno.io/v1\nkind: ValidatingPolicy\nmetadata: {name: v}\nspec:\n  validations:\n  - expresion: 'true'\n",
+                "spec.validations[0].expresion",
+                Some("expression"),
+            ),
+            (
+                "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicyBinding\nmetadata: {name: b}\nspec:\n  policyname: v\n",
+                "spec.policyname",
+                Some("policyName"),
+            ),
+            (
+                "apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {name: i}\nspec:\n  atestors: []\n",
+                "spec.atestors",
+                Some("attestors"),
+            ),
+        ] {
+            let e = load_policies(doc, "x.yaml").unwrap_err();
+            let (p, line, _, h) = unknown(&e);
+            assert_eq!((p, h), (path, hint), "{doc}");
+            assert!(line > 0);
+        }
+    }
+
+    #[test]
+    fn suggestions_need_a_close_name() {
+        assert_eq!(
+            suggest("patern", &["pattern", "anyPattern"]),
+            Some("pattern")
+        );
+        assert_eq!(
+            suggest("AnyPattern", &["pattern", "anyPattern"]),
+            Some("anyPattern")
+        );
+        assert_eq!(suggest("xyz", &["pattern", "anyPattern"]), None);
+        assert_eq!(distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn direct_parsing_is_strict_too() {
+        let v: Value = serde_json::from_str(
+            r#"{"apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy", "metadata": {"name": "p"},
+                "spec": {"rules": [{"name": "r", "match": {"any": [{"resources": {"kinds": ["Pod"]}}]},
+                "validate": {"anyPatern": []}}]}}"#,
+        )
+        .unwrap();
+        let e = crate::policy::ClusterPolicy::from_value(&v).unwrap_err();
+        assert_eq!(
+            unknown(&e),
+            ("spec.rules[0].validate.anyPatern", 0, 0, Some("anyPattern"))
+        );
+        assert_eq!(
+            e.to_string(),
+            "policy p: spec.rules[0].validate.anyPatern: unknown field (did you mean `anyPattern`?)"
+        );
+    }
 }
