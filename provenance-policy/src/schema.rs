@@ -1012,6 +1012,20 @@ spec:
     }
 
     #[test]
+    fn an_expiring_cel_exception_is_refused() {
+        let doc = "apiVersion: policies.kyverno.io/v1\nkind: PolicyException\nmetadata: {name: e}\nspec:\n  policyRefs: [{name: v, kind: ValidatingPolicy}]\n  matchConditions: [{name: a, expression: 'true'}]\n";
+        load_policies(doc, "e.yaml").unwrap();
+        let e = load_policies(
+            &format!("{doc}  expiresAt: '2026-01-01T00:00:00Z'\n"),
+            "e.yaml",
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), "policy.unsupported", "{e}");
+        let e = load_policies(&format!("{doc}  expiresAd: x\n"), "e.yaml").unwrap_err();
+        assert_eq!(unknown(&e).3, Some("expiresAt"));
+    }
+
+    #[test]
     fn suggestions_need_a_close_name() {
         assert_eq!(
             suggest("patern", &["pattern", "anyPattern"]),
