@@ -433,6 +433,9 @@ impl ClusterPolicy {
             rules.push(Rule::from_value(r, &name, &format!("spec.rules[{i}]"))?);
         }
         let annotations = string_map(v.pointer("/metadata/annotations"));
+        if let Some(c) = annotations.get(AUTOGEN_ANNOTATION) {
+            check_autogen_controllers(&name, c)?;
+        }
         let mut policy = ClusterPolicy {
             name,
             namespace,
@@ -553,10 +556,7 @@ impl ClusterPolicy {
         }
         const ALL: &str =
             "CronJob,DaemonSet,Deployment,Job,ReplicaSet,ReplicationController,StatefulSet";
-        let controllers = match self
-            .annotations
-            .get("pod-policies.kyverno.io/autogen-controllers")
-        {
+        let controllers = match self.annotations.get(AUTOGEN_ANNOTATION) {
             Some(c) => c.clone(),
             None => ALL.to_owned(),
         };
@@ -641,6 +641,39 @@ impl ClusterPolicy {
         r.autogen = true;
         Ok(r)
     }
+}
+
+/// The annotation naming the Pod controllers autogen rules are generated for.
+const AUTOGEN_ANNOTATION: &str = "pod-policies.kyverno.io/autogen-controllers";
+
+/// Checks `pod-policies.kyverno.io/autogen-controllers`: Kyverno drops a name it does not
+/// know, so a misspelled `Deploymnet` would leave Deployments unchecked. Here it is a load
+/// error naming the closest controller.
+fn check_autogen_controllers(policy: &str, controllers: &str) -> Result<(), Error> {
+    const NAMES: &[&str] = &[
+        "all",
+        "none",
+        "DaemonSet",
+        "Deployment",
+        "Job",
+        "StatefulSet",
+        "ReplicaSet",
+        "ReplicationController",
+        "CronJob",
+    ];
+    for name in controllers.split(',') {
+        if !NAMES.contains(&name) {
+            let hint = crate::schema::suggest(name, NAMES)
+                .map(|n| format!(" (did you mean `{n}`?)"))
+                .unwrap_or_default();
+            return Err(invalid(
+                policy,
+                format!("metadata.annotations[{AUTOGEN_ANNOTATION}]"),
+                format!("unknown Pod controller {name:?}{hint}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn is_cel(rule: &Value) -> bool {
@@ -823,5 +856,25 @@ mod tests {
             "{cj}"
         );
         assert!(!p.rules[1].raw.to_string().contains("jobTemplate"));
+    }
+
+    #[test]
+    fn a_misspelled_autogen_controller_is_refused() {
+        let policy = |controllers: &str| {
+            json!({
+                "apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy",
+                "metadata": {"name": "p", "annotations": {AUTOGEN_ANNOTATION: controllers}},
+                "spec": {"rules": [{
+                    "name": "r",
+                    "match": {"any": [{"resources": {"kinds": ["Pod"]}}]},
+                    "validate": {"message": "m", "pattern": {"spec": {"hostNetwork": false}}}
+                }]}
+            })
+        };
+        let p = ClusterPolicy::from_value(&policy("Deployment,CronJob")).unwrap();
+        assert_eq!(p.rules.len(), 3);
+        let e = ClusterPolicy::from_value(&policy("Deploymnet")).unwrap_err();
+        assert_eq!(e.code(), "policy.invalid");
+        assert!(e.to_string().contains("did you mean `Deployment`?"), "{e}");
     }
 }
