@@ -291,7 +291,7 @@ pub fn autogen_variants(doc: &Value) -> Vec<Value> {
 /// stream are linked; call [`link`] again after combining several streams).
 pub fn load_policies(text: &str, file: &str) -> Result<Vec<LoadedPolicy>, Error> {
     let mut out: Vec<LoadedPolicy> = Vec::new();
-    let at = |e: Error, doc: usize| locate_error(e, text, doc);
+    let at = |e: Error, doc: usize| locate_error(e, text, file, doc);
     for (i, d) in load_documents(text, file)?.into_iter().enumerate() {
         out.push(policy_from_value(&d, file).map_err(|e| at(e, i))?);
         for variant in autogen_variants(&d) {
@@ -302,9 +302,9 @@ pub fn load_policies(text: &str, file: &str) -> Result<Vec<LoadedPolicy>, Error>
     Ok(out)
 }
 
-/// Fills in the line and column of an unknown field, or of an unknown kind, from the text
-/// of the `doc`-th document.
-fn locate_error(e: Error, text: &str, doc: usize) -> Error {
+/// Fills in the line and column of an unknown field, or of the field of an invalid policy,
+/// from the text of the `doc`-th document.
+fn locate_error(e: Error, text: &str, file: &str, doc: usize) -> Error {
     match e {
         Error::UnknownField(mut u) if u.line == 0 => {
             if let Some((line, column)) = crate::yaml::locate(text, doc, &u.path) {
@@ -318,11 +318,11 @@ fn locate_error(e: Error, text: &str, doc: usize) -> Error {
             path,
             reason,
         } => {
-            // `file: kind` / `file: apiVersion` from `check_kind`: point at the key.
-            let located = ["kind", "apiVersion"].iter().find_map(|k| {
-                let file = path.strip_suffix(&format!(": {k}"))?;
-                let (line, column) = crate::yaml::locate(text, doc, k)?;
-                Some(format!("{file}:{line}:{column}: {k}"))
+            // `file: spec.rules[0]...`: point at the key.
+            let located = path.strip_prefix(file).and_then(|p| {
+                let field = p.strip_prefix(": ")?;
+                let (line, column) = crate::yaml::locate(text, doc, field)?;
+                Some(format!("{file}:{line}:{column}: {field}"))
             });
             Error::InvalidPolicy {
                 policy,

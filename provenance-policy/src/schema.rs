@@ -28,9 +28,14 @@ pub(crate) enum Node {
     Conditions,
     /// A node defined by a function (for recursive shapes).
     Lazy(fn() -> Node),
+    /// A string that must be one of these values (a CRD enum).
+    Enum(&'static [&'static str]),
 }
 
-use Node::{Any, Conditions, Lazy, List, Obj};
+use Node::{Any, Conditions, Enum, Lazy, List, Obj};
+
+const OPERATIONS: Node = List(&Enum(&["CREATE", "CONNECT", "UPDATE", "DELETE"]));
+const FAILURE_POLICY: Node = Enum(&["Ignore", "Fail"]);
 
 /// `metadata` (Kubernetes ObjectMeta).
 const METADATA: Node = Obj(&[
@@ -77,7 +82,7 @@ const RESOURCE_DESCRIPTION: Node = Obj(&[
     ("annotations", Any),
     ("selector", LABEL_SELECTOR),
     ("namespaceSelector", LABEL_SELECTOR),
-    ("operations", Any),
+    ("operations", OPERATIONS),
 ]);
 
 const SUBJECTS: Node = List(&Obj(&[
@@ -114,7 +119,7 @@ const CONTEXT: Node = List(&Obj(&[
         "apiCall",
         Obj(&[
             ("urlPath", Any),
-            ("method", Any),
+            ("method", Enum(&["GET", "POST"])),
             ("data", List(&KEY_VALUE)),
             (
                 "service",
@@ -406,8 +411,8 @@ const CLUSTER_POLICY: Node = Obj(&[
         "spec",
         Obj(&[
             ("rules", List(&RULE)),
-            ("applyRules", Any),
-            ("failurePolicy", Any),
+            ("applyRules", Enum(&["All", "One"])),
+            ("failurePolicy", FAILURE_POLICY),
             ("validationFailureAction", Any),
             ("validationFailureActionOverrides", ACTION_OVERRIDES),
             ("emitWarning", Any),
@@ -422,7 +427,7 @@ const CLUSTER_POLICY: Node = Obj(&[
             (
                 "webhookConfiguration",
                 Obj(&[
-                    ("failurePolicy", Any),
+                    ("failurePolicy", FAILURE_POLICY),
                     ("timeoutSeconds", Any),
                     ("matchConditions", NAME_EXPRESSION),
                 ]),
@@ -658,25 +663,47 @@ impl DocKind {
 /// the text).
 pub(crate) fn check(doc: &Value, kind: DocKind) -> Result<(), Error> {
     let mut path = String::new();
+    let policy = doc
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     match walk(doc, kind.node(), &mut path) {
         None => Ok(()),
-        Some((path, field, suggestion)) => Err(Error::UnknownField(Box::new(UnknownField {
-            file: String::new(),
-            line: 0,
-            column: 0,
-            policy: doc
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            path,
-            field,
-            suggestion: suggestion.map(str::to_owned),
-        }))),
+        Some(Found::Field(path, field, suggestion)) => {
+            Err(Error::UnknownField(Box::new(UnknownField {
+                file: String::new(),
+                line: 0,
+                column: 0,
+                policy,
+                path,
+                field,
+                suggestion: suggestion.map(str::to_owned),
+            })))
+        }
+        Some(Found::Value(path, value, allowed)) => {
+            let hint = suggest(&value, allowed)
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_default();
+            Err(Error::InvalidPolicy {
+                policy,
+                path,
+                reason: format!(
+                    "unknown value {value:?} (one of {}{hint})",
+                    allowed.join(", ")
+                ),
+            })
+        }
     }
 }
 
-type Found = (String, String, Option<&'static str>);
+/// What [`walk`] found wrong.
+enum Found {
+    /// A field the schema does not define: path, field, closest allowed name.
+    Field(String, String, Option<&'static str>),
+    /// A value outside an enum: path, value, allowed values.
+    Value(String, String, &'static [&'static str]),
+}
 
 fn walk(v: &Value, node: Node, path: &mut String) -> Option<Found> {
     match node {
@@ -697,6 +724,12 @@ fn walk(v: &Value, node: Node, path: &mut String) -> Option<Found> {
             Value::Object(_) => walk(v, ANY_ALL_CONDITIONS, path),
             _ => None,
         },
+        Enum(values) => match v.as_str() {
+            Some(s) if !values.contains(&s) => {
+                Some(Found::Value(path.clone(), s.to_owned(), values))
+            }
+            _ => None,
+        },
         Obj(fields) => {
             let o = v.as_object()?;
             for (k, x) in o {
@@ -707,7 +740,7 @@ fn walk(v: &Value, node: Node, path: &mut String) -> Option<Found> {
                 path.push_str(k);
                 let Some((_, child)) = fields.iter().find(|(n, _)| n == k) else {
                     let names: Vec<&'static str> = fields.iter().map(|(n, _)| *n).collect();
-                    return Some((path.clone(), k.clone(), suggest(k, &names)));
+                    return Some(Found::Field(path.clone(), k.clone(), suggest(k, &names)));
                 };
                 if let Some(found) = walk(x, *child, path) {
                     return Some(found);
@@ -858,6 +891,22 @@ spec:
             assert_eq!((p, h), (path, hint), "{to}");
             assert!(line > 0, "{to}: no line");
         }
+    }
+
+    #[test]
+    fn enum_values_are_checked() {
+        let e = load_err(
+            "kinds: [Pod]",
+            "kinds: [Pod]\n          operations: [CREATE, UPDTE]",
+        );
+        assert_eq!(e.code(), "policy.invalid");
+        assert_eq!(
+            e.to_string(),
+            "policy p: p.yaml:13:32: spec.rules[0].match.any[0].resources.operations[1]: \
+             unknown value \"UPDTE\" (one of CREATE, CONNECT, UPDATE, DELETE; did you mean `UPDATE`?)"
+        );
+        let e = load_err("  rules:", "  failurePolicy: Ignroe\n  rules:");
+        assert!(e.to_string().contains("did you mean `Ignore`?"), "{e}");
     }
 
     #[test]

@@ -197,10 +197,11 @@ fn find(events: &[(Ev, usize, usize)], i: usize, segs: &[Seg]) -> Option<(usize,
                 }
                 j = skip(events, j)?;
             }
-            if matches!(events.get(j)?.0, Ev::SeqEnd) || rest.is_empty() {
-                return None;
+            match (&events.get(j)?.0, rest.is_empty()) {
+                (Ev::SeqEnd, _) => None,
+                (_, true) => Some((events[j].1, events[j].2)),
+                (_, false) => find(events, j, rest),
             }
-            find(events, j, rest)
         }
         _ => None,
     }
@@ -245,6 +246,7 @@ mod tests {
         assert_eq!(locate(text, 0, "kind"), Some((3, 1)));
         assert_eq!(locate(text, 0, "spec"), None);
         assert_eq!(locate(text, 1, "spec.rules[1].name"), None);
+        assert_eq!(locate(text, 1, "spec.rules[0]"), Some((8, 5)));
         let json = r#"{"kind": "A", "spec": {"rules": [{"x": 1}, {"y": 2}]}}"#;
         assert_eq!(locate(json, 0, "spec.rules[1].y"), Some((1, 45)));
     }
