@@ -1075,6 +1075,18 @@ spec:
     }
 
     #[test]
+    fn a_background_only_validating_policy_is_refused() {
+        let doc = "apiVersion: policies.kyverno.io/v1\nkind: ValidatingPolicy\nmetadata: {name: v}\nspec:\n  validations: [{expression: 'true'}]\n";
+        load_policies(doc, "v.yaml").unwrap();
+        let e = load_policies(
+            &format!("{doc}  evaluation: {{admission: {{enabled: false}}}}\n"),
+            "v.yaml",
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), "policy.unsupported", "{e}");
+    }
+
+    #[test]
     fn suggestions_need_a_close_name() {
         assert_eq!(
             suggest("patern", &["pattern", "anyPattern"]),
