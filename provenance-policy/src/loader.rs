@@ -43,7 +43,8 @@ pub enum LoadedPolicy {
     CelException(Arc<CelPolicyException>),
     /// A `kyverno.io` PolicyException (v2, v2beta1, v2alpha1) for ClusterPolicy rules.
     Exception(Arc<crate::exceptions::PolicyException>),
-    /// A document this engine does not evaluate.
+    /// A Kyverno or Kubernetes policy kind this engine knows but does not evaluate
+    /// (MutatingPolicy, GeneratingPolicy, cleanup policies, ...). Other kinds do not load.
     Unsupported {
         /// `apiVersion`.
         api_version: String,

@@ -234,12 +234,6 @@ fn refuse_unread_spec_fields(v: &Value) -> Result<(), Error> {
         Some(Value::String(s)) if s == "All" => {}
         Some(_) => return refuse("applyRules", "only All, the default, is evaluated"),
     }
-    if spec.get("admission") == Some(&Value::Bool(false)) {
-        return refuse(
-            "admission",
-            "a policy for background scans only is not evaluated",
-        );
-    }
     if spec
         .pointer("/webhookConfiguration/matchConditions")
         .and_then(Value::as_array)

@@ -707,15 +707,6 @@ impl ValidatingPolicy {
                 field: format!("ValidatingPolicy {full_name}: spec.evaluation.mode: {mode}"),
             });
         }
-        // A policy for background scans only is not evaluated (it would decide admission
-        // requests Kyverno lets through without it).
-        if spec.pointer("/evaluation/admission/enabled") == Some(&serde_json::Value::Bool(false)) {
-            return Err(Error::Unsupported {
-                field: format!(
-                    "ValidatingPolicy {full_name}: spec.evaluation.admission.enabled: false"
-                ),
-            });
-        }
         let match_constraints = spec
             .get("matchConstraints")
             .filter(|m| !m.is_null())
