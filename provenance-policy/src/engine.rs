@@ -358,6 +358,12 @@ impl ClusterPolicy {
                         out.message.clone(),
                     ));
                 }
+                // Then one reason per image with the specific check that failed.
+                if matches!(out.status, RuleStatus::Fail | RuleStatus::Error) {
+                    for reason in &out.reasons {
+                        r = r.with_reason(reason.clone());
+                    }
+                }
                 if let Ok(mut o) = prepared.outcomes.lock() {
                     o.push(out);
                 }

@@ -358,6 +358,11 @@ pub struct VerifyOutcome {
     pub status: provenance_core::RuleStatus,
     /// Message (per-image outcomes joined).
     pub message: String,
+    /// One reason per image that failed or could not be verified: the specific code (e.g.
+    /// `verify.signature.invalid`, `verify.tlog.unknown_log`,
+    /// `policy.verify_images.no_signatures`), the `verifyImages` entry (`path`) and the
+    /// image reference (`subject`).
+    pub reasons: Vec<provenance_core::Reason>,
     /// RFC 6902 patches pinning tags to digests.
     pub patches: Vec<Value>,
     /// Verified images: Kyverno image string with digest → `pass`.
@@ -638,9 +643,46 @@ fn entry_requests(
 /// A failure to verify, already phrased for the rule message.
 enum Failure {
     /// The check failed (`fail`).
-    Check(String),
+    Check(Why),
     /// Evidence could not be gathered or the policy cannot be evaluated (`error`).
-    Error(String),
+    Error(Why),
+}
+
+/// Why a check failed or could not be made: a stable code and the message.
+struct Why {
+    code: String,
+    message: String,
+}
+
+/// The code of a failed check that names nothing more specific.
+const FAILED: &str = "policy.verify_images.failed";
+/// The code of a check that could not be made and names nothing more specific.
+const ERROR: &str = "policy.verify_images.error";
+
+impl Failure {
+    /// A failed check with the generic code.
+    fn check(message: impl Into<String>) -> Self {
+        Failure::Check(Why {
+            code: FAILED.into(),
+            message: message.into(),
+        })
+    }
+
+    /// A check that could not be made, with the generic code.
+    fn error(message: impl Into<String>) -> Self {
+        Failure::Error(Why {
+            code: ERROR.into(),
+            message: message.into(),
+        })
+    }
+
+    /// The same failure with a more specific code.
+    fn code(mut self, code: impl Into<String>) -> Self {
+        match &mut self {
+            Failure::Check(w) | Failure::Error(w) => w.code = code.into(),
+        }
+        self
+    }
 }
 
 /// One attestor after expansion: who must have signed, and the trust the policy writes for it
@@ -719,7 +761,9 @@ impl std::ops::Deref for VerifierFor<'_> {
 /// with the trust material the entry writes (`keyless.roots`, `rekor.pubkey`, `ctlog.pubkey`,
 /// `ctlog.tsaCertChain`) replacing those parts of the caller's trust root.
 fn entry_expectations(entry: &Value, path: &str) -> Result<Vec<Attestor>, Failure> {
-    let unsupported = |what: &str| Failure::Error(format!("{path}: unsupported: {what}"));
+    let unsupported = |what: &str| {
+        Failure::error(format!("{path}: unsupported: {what}")).code("policy.unsupported")
+    };
     let text = |v: &Value, p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_owned);
     let trust_of = |o: &Value, kind: &str, roots: Option<String>| {
         let (rekor, ct, tsa) = (
@@ -733,7 +777,10 @@ fn entry_expectations(entry: &Value, path: &str) -> Result<Vec<Attestor>, Failur
             (ct.as_deref(), &format!("{path}.{kind}.ctlog.pubkey")),
             (tsa.as_deref(), &format!("{path}.{kind}.ctlog.tsaCertChain")),
         ])
-        .map_err(|e| Failure::Error(format!("{path}: [policy.trust.invalid] {e}")))
+        .map_err(|e| {
+            Failure::error(format!("{path}: [policy.trust.invalid] {e}"))
+                .code("policy.trust.invalid")
+        })
     };
     if let Some(keys) = entry.get("keys").filter(|k| !k.is_null()) {
         let pem = keys
@@ -744,7 +791,7 @@ fn entry_expectations(entry: &Value, path: &str) -> Result<Vec<Attestor>, Failur
             return Err(unsupported("keys without publicKeys (kms, secret)"));
         }
         let parsed = PublicKey::all_from_pem(pem)
-            .map_err(|e| Failure::Error(format!("{path}.keys.publicKeys: {e}")))?;
+            .map_err(|e| Failure::error(format!("{path}.keys.publicKeys: {e}")))?;
         let ignore_tlog = keys
             .pointer("/rekor/ignoreTlog")
             .and_then(Value::as_bool)
@@ -815,15 +862,18 @@ fn entry_expectations(entry: &Value, path: &str) -> Result<Vec<Attestor>, Failur
             &pem,
             &format!("{path}.certificates.cert"),
         )
-        .map_err(|e| Failure::Error(format!("{path}: [policy.trust.invalid] {e}")))?;
+        .map_err(|e| {
+            Failure::error(format!("{path}: [policy.trust.invalid] {e}"))
+                .code("policy.trust.invalid")
+        })?;
         let [der] = certs.as_slice() else {
-            return Err(Failure::Error(format!(
+            return Err(Failure::error(format!(
                 "{path}.certificates.cert: [policy.trust.invalid] exactly one certificate is expected, found {}",
                 certs.len()
             )));
         };
         let key = PublicKey::from_certificate_der(der)
-            .map_err(|e| Failure::Error(format!("{path}.certificates.cert: {e}")))?;
+            .map_err(|e| Failure::error(format!("{path}.certificates.cert: {e}")))?;
         let ignore_tlog = c.pointer("/rekor/ignoreTlog").and_then(Value::as_bool) == Some(true);
         return Ok(vec![Attestor {
             expectation: Expectation::Key {
@@ -833,7 +883,7 @@ fn entry_expectations(entry: &Value, path: &str) -> Result<Vec<Attestor>, Failur
             trust: trust_of(c, "certificates", None)?,
         }]);
     }
-    Err(Failure::Error(format!(
+    Err(Failure::error(format!(
         "{path}: attestor entry has no keys, keyless or attestor"
     )))
 }
@@ -859,7 +909,7 @@ fn verify_attestor_set(
     depth: usize,
 ) -> Result<Vec<Vec<u8>>, Failure> {
     if depth > 4 {
-        return Err(Failure::Error(format!(
+        return Err(Failure::error(format!(
             "{path}: attestors nested too deeply"
         )));
     }
@@ -891,7 +941,7 @@ fn verify_attestor_set(
         }
     }
     if expanded.is_empty() {
-        return Err(Failure::Error(format!(
+        return Err(Failure::error(format!(
             "{path}: attestor set has no entries"
         )));
     }
@@ -927,7 +977,7 @@ fn verify_attestor_set(
                 cx,
             ),
             (Err(f), None) => Err(f),
-            (Ok(None), None) => Err(Failure::Error(format!("{epath}: empty attestor entry"))),
+            (Ok(None), None) => Err(Failure::error(format!("{epath}: empty attestor entry"))),
         };
         match result {
             Ok(p) => {
@@ -937,14 +987,17 @@ fn verify_attestor_set(
                     return Ok(payloads);
                 }
             }
-            Err(Failure::Error(m)) => return Err(Failure::Error(m)),
-            Err(Failure::Check(m)) => errors.push(m),
+            Err(f @ Failure::Error(_)) => return Err(f),
+            Err(Failure::Check(w)) => errors.push(w),
         }
     }
-    Err(Failure::Check(format!(
+    let code = errors.first().map_or(FAILED.to_owned(), |w| w.code.clone());
+    let messages: Vec<&str> = errors.iter().map(|w| w.message.as_str()).collect();
+    Err(Failure::check(format!(
         "{path}: {verified} of {required} required attestors verified: {}",
-        errors.join("; ")
-    )))
+        messages.join("; ")
+    ))
+    .code(code))
 }
 
 /// One attestor entry: at least one material must verify with it, as the kind `want` asks
@@ -959,22 +1012,27 @@ fn verify_entry(
     cx: &VerifyImagesContext<'_>,
 ) -> Result<Vec<Vec<u8>>, Failure> {
     if annotations.is_some() && matches!(want, Want::Attestation(_)) {
-        return Err(Failure::Error(format!(
+        return Err(Failure::error(format!(
             "{path}: unsupported: annotations on an attestation's attestor"
-        )));
+        ))
+        .code("policy.unsupported"));
     }
     if materials.is_empty() {
-        return Err(Failure::Check(format!(
-            "{path}: no {} found",
-            match want {
-                Want::Signature => "signatures".to_owned(),
-                Want::Attestation(t) => format!("{t} attestations"),
-            }
-        )));
+        let (what, code) = match want {
+            Want::Signature => (
+                "signatures".to_owned(),
+                "policy.verify_images.no_signatures",
+            ),
+            Want::Attestation(t) => (
+                format!("{t} attestations"),
+                "policy.verify_images.no_attestations",
+            ),
+        };
+        return Err(Failure::check(format!("{path}: no {what} found")).code(code));
     }
     let exp = &attestor.expectation;
     let verifier = VerifierFor::new(cx.verifier, &attestor.trust).map_err(|e| {
-        Failure::Error(format!(
+        Failure::error(format!(
             "{path}: [{}] the trust material written in the policy: {e}",
             e.code()
         ))
@@ -982,10 +1040,11 @@ fn verify_entry(
     let mut payloads = Vec::new();
     // Why each material did not count, each reason once (the first few): a material of
     // another kind or signer must not hide why the right one failed.
-    let mut why: Vec<String> = Vec::new();
-    let mut note = |m: String| {
-        if !why.contains(&m) {
-            why.push(m);
+    let mut why: Vec<(String, String)> = Vec::new();
+    let mut note = |code: &str, m: String| {
+        let line = format!("[{code}] {m}");
+        if !why.iter().any(|(_, l)| *l == line) {
+            why.push((code.to_owned(), line));
         }
     };
     for m in materials {
@@ -1002,14 +1061,17 @@ fn verify_entry(
                     match provenance_attest::Statement::from_json(&payload) {
                         Ok(st) if st.predicate_type == ty && st.matches(digest) => {}
                         Ok(st) => {
-                            note(format!(
-                                "[verify.kind.predicate_type] the verified attestation is a {} Statement, not {ty}",
-                                st.predicate_type
-                            ));
+                            note(
+                                "verify.kind.predicate_type",
+                                format!(
+                                    "the verified attestation is a {} Statement, not {ty}",
+                                    st.predicate_type
+                                ),
+                            );
                             continue;
                         }
                         Err(e) => {
-                            note(format!("[verify.kind.not_an_attestation] {e}"));
+                            note("verify.kind.not_an_attestation", e.to_string());
                             continue;
                         }
                     }
@@ -1017,12 +1079,16 @@ fn verify_entry(
                 if let Some(want_ann) = annotations
                     && !payload_annotations_match(want_ann, &payload)
                 {
-                    note("[verify.annotations.mismatch] the signature's payload does not carry the required annotations".to_owned());
+                    note(
+                        "verify.annotations.mismatch",
+                        "the signature's payload does not carry the required annotations"
+                            .to_owned(),
+                    );
                     continue;
                 }
                 payloads.push(payload);
             }
-            Err(e) => note(format!("[{}] {e}", e.code())),
+            Err(e) => note(e.code(), e.to_string()),
         }
     }
     if payloads.is_empty() {
@@ -1032,10 +1098,11 @@ fn verify_entry(
         } else {
             String::new()
         };
-        Err(Failure::Check(format!(
-            "{path}: {}{more}",
-            why[..shown].join("; ")
-        )))
+        let lines: Vec<&str> = why[..shown].iter().map(|(_, l)| l.as_str()).collect();
+        Err(
+            Failure::check(format!("{path}: {}{more}", lines.join("; ")))
+                .code(why.first().map_or(FAILED, |(c, _)| c.as_str())),
+        )
     } else {
         Ok(payloads)
     }
@@ -1093,6 +1160,7 @@ impl VerifyImagesContext<'_> {
         let mut passes = Vec::new();
         let mut patches = Vec::new();
         let mut verified = BTreeMap::new();
+        let mut reasons = Vec::new();
         let entries: &[Value] = verify_images.as_array().map(Vec::as_slice).unwrap_or(&[]);
         for (ei, entry) in entries.iter().enumerate() {
             let path = format!("verifyImages[{ei}]");
@@ -1197,8 +1265,22 @@ impl VerifyImagesContext<'_> {
                             ));
                         }
                     }
-                    Err(Failure::Check(m)) => fails.push(format!("image {}: {m}", req.reference)),
-                    Err(Failure::Error(m)) => errors.push(format!("image {}: {m}", req.reference)),
+                    Err(Failure::Check(w)) => {
+                        fails.push(format!("image {}: {}", req.reference, w.message));
+                        reasons.push(
+                            provenance_core::Reason::new(w.code, w.message)
+                                .at(path.clone())
+                                .about(req.reference.clone()),
+                        );
+                    }
+                    Err(Failure::Error(w)) => {
+                        errors.push(format!("image {}: {}", req.reference, w.message));
+                        reasons.push(
+                            provenance_core::Reason::new(w.code, w.message)
+                                .at(path.clone())
+                                .about(req.reference.clone()),
+                        );
+                    }
                 }
             }
         }
@@ -1237,6 +1319,7 @@ impl VerifyImagesContext<'_> {
         VerifyOutcome {
             status,
             message,
+            reasons,
             patches,
             verified,
         }
@@ -1249,18 +1332,21 @@ impl VerifyImagesContext<'_> {
         info: Option<&Value>,
     ) -> Result<(Digest, &ImageEvidence), Failure> {
         let ev = self.evidence.get(&req.reference).ok_or_else(|| {
-            Failure::Error(format!("no evidence was gathered for {}", req.reference))
+            Failure::error(format!("no evidence was gathered for {}", req.reference))
+                .code("policy.verify_images.no_evidence")
         })?;
         if let Some(e) = &ev.error {
-            return Err(Failure::Error(format!("failed to fetch evidence: {e}")));
+            return Err(Failure::error(format!("failed to fetch evidence: {e}"))
+                .code("policy.verify_images.evidence_unavailable"));
         }
         if let Some(e) = &ev.invalid {
-            return Err(Failure::Check(format!("the image cannot be verified: {e}")));
+            return Err(Failure::check(format!("the image cannot be verified: {e}"))
+                .code("policy.verify_images.invalid_evidence"));
         }
         let digest = ev
             .digest
             .clone()
-            .ok_or_else(|| Failure::Error("the image digest was not resolved".into()))?;
+            .ok_or_else(|| Failure::error("the image digest was not resolved"))?;
         // A digest written in the resource must be the one the evidence is bound to.
         if let Some(d) = info
             .and_then(|i| i.get("digest"))
@@ -1268,7 +1354,7 @@ impl VerifyImagesContext<'_> {
             .filter(|d| !d.is_empty())
             && Digest::parse(d).ok().as_ref() != Some(&digest)
         {
-            return Err(Failure::Check(format!(
+            return Err(Failure::check(format!(
                 "image digest {d} does not match resolved digest {digest}"
             )));
         }
@@ -1321,13 +1407,13 @@ impl VerifyImagesContext<'_> {
         for (i, att) in attestations.iter().enumerate() {
             let apath = format!("{path}.attestations[{i}]");
             let Some(ty) = attestation_type(att) else {
-                return Err(Failure::Check(format!("{apath}: missing type")));
+                return Err(Failure::check(format!("{apath}: missing type")));
             };
             let sets = match att.get("attestors").and_then(Value::as_array) {
                 Some(a) if !a.is_empty() => a.clone(),
                 _ if !attestors.is_empty() => attestors.clone(),
                 _ => {
-                    return Err(Failure::Error(format!(
+                    return Err(Failure::error(format!(
                         "{apath}: no attestors to verify {ty} attestations with (an attestation must be signed by a known key or identity)"
                     )));
                 }
@@ -1342,9 +1428,10 @@ impl VerifyImagesContext<'_> {
                 .cloned()
                 .collect();
             if candidates.is_empty() {
-                return Err(Failure::Check(format!(
-                    "{apath}: no attestations found (need {ty})"
-                )));
+                return Err(
+                    Failure::check(format!("{apath}: no attestations found (need {ty})"))
+                        .code("policy.verify_images.no_attestations"),
+                );
             }
             let mut statements = if ty == MODEL_SIGNING_V1 {
                 self.model_statements(&apath, &sets, &candidates, ev)?
@@ -1370,7 +1457,7 @@ impl VerifyImagesContext<'_> {
                         && st.predicate_type == ty
                     {
                         if !st.matches(&digest) {
-                            return Err(Failure::Check(format!(
+                            return Err(Failure::check(format!(
                                 "{apath}: {ty} attestation names another subject than {digest}"
                             )));
                         }
@@ -1379,7 +1466,7 @@ impl VerifyImagesContext<'_> {
                 }
             }
             if statements.is_empty() {
-                return Err(Failure::Check(format!(
+                return Err(Failure::check(format!(
                     "{apath}: no verified {ty} attestation found"
                 )));
             }
@@ -1409,11 +1496,11 @@ impl VerifyImagesContext<'_> {
                                 } else {
                                     format!(": {}", r.message)
                                 };
-                                return Err(Failure::Check(format!(
+                                return Err(Failure::check(format!(
                                     "{apath}: {ty} attestation conditions not met{detail}"
                                 )));
                             }
-                            Err(e) => return Err(Failure::Error(format!("{apath}: {e}"))),
+                            Err(e) => return Err(Failure::error(format!("{apath}: {e}"))),
                         }
                     }
                 }
@@ -1437,11 +1524,11 @@ impl VerifyImagesContext<'_> {
         use provenance_attest::model_artifact::{Ignored, artifact_files, compare};
         use provenance_attest::modelsigning::ModelSigningManifest;
         let layers = ev.layers.as_ref().ok_or_else(|| {
-            Failure::Check(format!(
+            Failure::check(format!(
                 "{apath}: the image is not a model artifact with layers (no layers gathered to bind a {MODEL_SIGNING_V1} signature to)"
             ))
         })?;
-        let files = artifact_files(layers).map_err(|e| Failure::Check(format!("{apath}: {e}")))?;
+        let files = artifact_files(layers).map_err(|e| Failure::check(format!("{apath}: {e}")))?;
         let mut statements = Vec::new();
         let mut problems = Vec::new();
         'material: for (k, m) in candidates.iter().enumerate() {
@@ -1461,9 +1548,9 @@ impl VerifyImagesContext<'_> {
                     0,
                 ) {
                     Ok(p) => payloads.extend(p),
-                    Err(Failure::Error(e)) => return Err(Failure::Error(e)),
-                    Err(Failure::Check(e)) => {
-                        problems.push(e);
+                    Err(f @ Failure::Error(_)) => return Err(f),
+                    Err(Failure::Check(w)) => {
+                        problems.push(w.message);
                         continue 'material;
                     }
                 }
@@ -1511,7 +1598,7 @@ impl VerifyImagesContext<'_> {
             }
         }
         if statements.is_empty() {
-            return Err(Failure::Check(format!(
+            return Err(Failure::check(format!(
                 "{apath}: no verified {MODEL_SIGNING_V1} signature matches the model artifact: {}",
                 problems.join("; ")
             )));

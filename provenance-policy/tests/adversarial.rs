@@ -281,14 +281,18 @@ fn assert_failed(d: &Decision, detail: &str) {
     assert_eq!(d.results.len(), 1, "{:?}", d.results);
     let r = &d.results[0];
     assert_eq!(r.status, RuleStatus::Fail, "{}", r.message);
-    assert_eq!(
-        r.reasons
-            .iter()
-            .map(|x| x.code.as_str())
-            .collect::<Vec<_>>(),
-        ["policy.verify_images.failed"],
-        "{r:?}"
-    );
+    // The stable aggregate reason first, then one per image with the specific check.
+    assert_eq!(r.reasons[0].code, "policy.verify_images.failed", "{r:?}");
+    assert!(r.reasons.len() > 1, "{r:?}");
+    for x in &r.reasons[1..] {
+        assert!(x.subject.is_some() && x.path.is_some(), "{x:?}");
+    }
+    if let Some(code) = detail.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
+        assert!(
+            r.reasons[1..].iter().any(|x| x.code == code),
+            "no reason with code {code}: {r:?}"
+        );
+    }
     assert!(
         r.message.contains(detail),
         "want {detail:?} in {}",

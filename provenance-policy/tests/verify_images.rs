@@ -342,6 +342,32 @@ fn wrong_key_fails() {
         "{}",
         d.results[0].message
     );
+    // Typed: the aggregate reason first (stable), then one per image with the check that
+    // failed, the entry and the image.
+    let reasons = &d.results[0].reasons;
+    assert_eq!(reasons[0].code, "policy.verify_images.failed");
+    for image in [MODEL, WEIGHTS] {
+        let r = reasons
+            .iter()
+            .find(|r| r.subject.as_deref() == Some(image))
+            .unwrap_or_else(|| panic!("no reason about {image}: {reasons:?}"));
+        assert_eq!(r.code, "verify.signature.invalid", "{r:?}");
+        assert_eq!(r.path.as_deref(), Some("verifyImages[0]"));
+    }
+    // An image with no signatures at all: its own code.
+    let unsigned = ImageEvidence {
+        digest: Some(digest.clone()),
+        ..Default::default()
+    };
+    let d = decide(&s, MODEL, both_images(unsigned));
+    assert!(
+        d.results[0]
+            .reasons
+            .iter()
+            .any(|r| r.code == "policy.verify_images.no_signatures"),
+        "{:?}",
+        d.results[0].reasons
+    );
 }
 
 #[test]

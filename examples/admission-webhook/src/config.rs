@@ -27,7 +27,7 @@ pub struct Args {
     #[arg(long)]
     pub listen: Option<SocketAddr>,
     /// Policy files or folders (YAML/JSON; folders are searched recursively). Repeatable.
-    #[arg(long = "policies")]
+    #[arg(long = "policies", visible_alias = "policy")]
     pub policies: Vec<PathBuf>,
     /// TLS certificate chain (PEM). Reloaded when it changes (certificate rotation).
     #[arg(long)]
@@ -39,7 +39,7 @@ pub struct Args {
     #[arg(long)]
     pub dangerous_plain_http: bool,
     /// YAML map of namespace -> labels, for `namespaceSelector` (the webhook has no API access).
-    #[arg(long)]
+    #[arg(long, visible_alias = "namespace-labels-file")]
     pub namespace_labels: Option<PathBuf>,
     /// Per-request deadline in milliseconds; keep it below the webhook's `timeoutSeconds`
     /// [default: 8000].
@@ -71,7 +71,7 @@ pub struct Args {
     pub docker_config: Option<PathBuf>,
     /// Sigstore `trusted_root.json` for signature verification (default: the embedded
     /// public-good root).
-    #[arg(long)]
+    #[arg(long, visible_alias = "trusted-root")]
     pub trust_root: Option<PathBuf>,
     /// Entries kept by the evidence cache and by the memo of verified signatures
     /// [default: 4096].

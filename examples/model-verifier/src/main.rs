@@ -15,7 +15,8 @@ use clap::Parser;
 use provenance_core::verify::{IdentityExpectation, PUBLIC_GOOD_TRUSTED_ROOT};
 use provenance_core::{PublicKey, TrustRoot};
 use provenance_oci::model::{
-    ModelError, ModelTrust, VerifyOptions, system_now, verify_dataset_digest, verify_model,
+    ModelError, ModelTrust, SignatureOptions, VerifyOptions, system_now, verify_dataset_digest,
+    verify_model,
 };
 use serde_json::{Value, json};
 
@@ -24,13 +25,13 @@ use serde_json::{Value, json};
 #[command(name = "model-verifier", version)]
 struct Args {
     /// The model folder (e.g. a PVC mount).
-    #[arg(long, env = "MODEL_PATH")]
+    #[arg(long, visible_alias = "model-path", env = "MODEL_PATH")]
     model: PathBuf,
     /// The signature file; default: `model.sig` inside the model folder.
     #[arg(long, env = "MODEL_SIGNATURE")]
     signature: Option<PathBuf>,
     /// PEM public key (`model_signing sign key`).
-    #[arg(long, env = "MODEL_PUBLIC_KEY")]
+    #[arg(long, visible_alias = "key", env = "MODEL_PUBLIC_KEY")]
     public_key: Option<PathBuf>,
     /// PEM certificates for `model_signing sign certificate` signatures, comma-separated in
     /// the environment: only the self-signed roots among them are trust anchors (intermediates
@@ -38,13 +39,27 @@ struct Args {
     #[arg(long, env = "MODEL_CERTIFICATE_CHAIN", value_delimiter = ',')]
     certificate_chain: Vec<PathBuf>,
     /// Expected keyless signer identity (certificate SAN), exactly.
-    #[arg(long, env = "MODEL_IDENTITY", requires = "identity_provider")]
+    #[arg(
+        long,
+        visible_alias = "certificate-identity",
+        env = "MODEL_IDENTITY",
+        requires = "identity_provider"
+    )]
     identity: Option<String>,
     /// Expected OIDC issuer of the keyless signer, exactly.
-    #[arg(long, env = "MODEL_IDENTITY_PROVIDER", requires = "identity")]
+    #[arg(
+        long,
+        visible_alias = "certificate-oidc-issuer",
+        env = "MODEL_IDENTITY_PROVIDER",
+        requires = "identity"
+    )]
     identity_provider: Option<String>,
     /// Sigstore `trusted_root.json` for keyless signatures; default: embedded public-good root.
-    #[arg(long, env = "MODEL_TRUST_CONFIG")]
+    #[arg(
+        long,
+        visible_aliases = ["trust-root", "trusted-root"],
+        env = "MODEL_TRUST_CONFIG"
+    )]
     trust_config: Option<PathBuf>,
     /// Paths to ignore, relative to the model folder (an init container has no meaningful
     /// working directory) or absolute inside it; comma-separated in the environment. Paths
@@ -64,6 +79,21 @@ struct Args {
     /// Ignore the digest cache and read every byte.
     #[arg(long, env = "MODEL_PARANOID")]
     paranoid: bool,
+    /// Include `.git`, `.gitattributes`, `.github`, `.gitignore` (ignored by default, as
+    /// model_signing and `provenance verify model` do).
+    #[arg(long, env = "MODEL_NO_IGNORE_GIT_PATHS")]
+    no_ignore_git_paths: bool,
+    /// Refuse a signing certificate that is itself a CA, as `provenance verify model
+    /// --reject-ca-signing-certificate` (off by default, as model_signing).
+    #[arg(long, env = "MODEL_REJECT_CA_SIGNING_CERTIFICATE")]
+    reject_ca_signing_certificate: bool,
+    /// Refuse signatures made by model_signing 0.1.x and 0.2.0, as `provenance verify model
+    /// --reject-legacy-signatures` (off by default, as model_signing).
+    #[arg(long, env = "MODEL_REJECT_LEGACY_SIGNATURES")]
+    reject_legacy_signatures: bool,
+    /// Hashing threads (0: all cores).
+    #[arg(long, env = "MODEL_THREADS", default_value_t = 0)]
+    threads: usize,
     /// A dataset file or folder to check against `--dataset-sha256`.
     #[arg(long, env = "DATASET_PATH", requires = "dataset_sha256")]
     dataset: Option<PathBuf>,
@@ -126,6 +156,14 @@ fn trust(a: &Args) -> Result<ModelTrust, (String, String)> {
     })
 }
 
+/// The stricter signature checks asked for.
+fn signature_options(a: &Args) -> SignatureOptions {
+    let mut o = SignatureOptions::default();
+    o.reject_ca_signing_certificate = a.reject_ca_signing_certificate;
+    o.reject_legacy_pae = a.reject_legacy_signatures;
+    o
+}
+
 fn run(a: &Args) -> Result<Value, (String, String)> {
     let trust = trust(a)?;
     let progress = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -151,7 +189,9 @@ fn run(a: &Args) -> Result<Value, (String, String)> {
         ignore_unsigned_files: a.ignore_unsigned_files,
         cache: a.cache.clone(),
         paranoid: a.paranoid,
-        ..VerifyOptions::default()
+        ignore_git_paths: !a.no_ignore_git_paths,
+        threads: a.threads,
+        signature: signature_options(a),
     };
     let signature = a
         .signature

@@ -36,11 +36,23 @@ const LAYOUT_TRUST_ROOT: &str = "trusted_root.json";
      could not be fetched or verified fails closed)
   2  usage or input error (flags, unreadable or malformed policies, resources, trust root)")]
 pub struct ApplyArgs {
-    /// Policy file or folder (YAML/JSON; folders are read recursively). Repeatable.
-    #[arg(long = "policy", required = true, value_name = "DIR|FILE")]
+    /// Policy files or folders (YAML/JSON; folders are read recursively), as `kyverno apply
+    /// POLICY...` takes them.
+    #[arg(value_name = "POLICY", required_unless_present = "policy_flags")]
     pub policies: Vec<PathBuf>,
-    /// Resource file or folder (YAML/JSON, multi-document, `List` kinds). Repeatable.
-    #[arg(long = "resource", required = true, value_name = "DIR|FILE")]
+    /// A policy file or folder, like a positional POLICY. Repeatable.
+    #[arg(long = "policy", visible_alias = "policies", value_name = "DIR|FILE")]
+    pub policy_flags: Vec<PathBuf>,
+    /// Resource file or folder (YAML/JSON, multi-document, `List` kinds). Repeatable, or
+    /// comma-separated as kyverno apply takes them (`-r a.yaml,b.yaml`).
+    #[arg(
+        short = 'r',
+        long = "resource",
+        visible_alias = "resources",
+        required = true,
+        value_delimiter = ',',
+        value_name = "DIR|FILE"
+    )]
     pub resources: Vec<PathBuf>,
     /// Take image evidence from this OCI image layout folder (no network).
     #[arg(long, value_name = "DIR", conflicts_with = "online")]
@@ -60,7 +72,7 @@ pub struct ApplyArgs {
     pub registry_endpoint: Vec<String>,
     /// Sigstore `trusted_root.json` to verify with. Default: the embedded public-good root.
     /// A `trusted_root.json` inside `--registry-layout` is never used implicitly.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, visible_alias = "trusted-root", value_name = "FILE")]
     pub trust_root: Option<PathBuf>,
     /// DANGEROUS: trust the `trusted_root.json` shipped inside `--registry-layout`: whoever
     /// can write the layout then chooses the CAs and logs signatures are checked against.
@@ -79,6 +91,9 @@ pub struct ApplyArgs {
     /// Output: a result `table`, or PolicyReports as `yaml` or `json`.
     #[arg(short = 'o', long = "output", default_value = "table", value_parser = ["table", "yaml", "json"])]
     pub output: String,
+    /// Print PolicyReports, as `kyverno apply --policy-report` does: the same as `-o yaml`.
+    #[arg(short = 'p', long, conflicts_with = "output")]
+    pub policy_report: bool,
     /// Most images gathered at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
@@ -86,7 +101,10 @@ pub struct ApplyArgs {
 
 /// Runs `provenance apply`: exit 0 when every resource is admitted, 1 when an enforced rule
 /// blocks one, 2 on usage or input errors.
-pub fn run(args: ApplyArgs) -> ExitCode {
+pub fn run(mut args: ApplyArgs) -> ExitCode {
+    if args.policy_report {
+        args.output = "yaml".into();
+    }
     match run_inner(&args) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
@@ -109,7 +127,13 @@ fn run_inner(args: &ApplyArgs) -> Result<bool, String> {
             .ok_or_else(|| format!("--now: not an RFC 3339 timestamp: {s}"))?,
         None => system_now(),
     };
-    let policies = load_policies(&args.policies)?;
+    let policy_paths: Vec<PathBuf> = args
+        .policies
+        .iter()
+        .chain(&args.policy_flags)
+        .cloned()
+        .collect();
+    let policies = load_policies(&policy_paths)?;
     let docs = load_resources(&args.resources)?;
     let ns_labels = namespace_labels(&docs, args)?;
     let inputs = resource_inputs(docs, &ns_labels);

@@ -90,8 +90,18 @@ pub struct TrustArgs {
     #[arg(long, requires = "registry_layout", conflicts_with = "trust_root")]
     pub trust_root_from_layout: bool,
     /// DANGEROUS: with --key, accept signatures that have no transparency-log entry and no
-    /// timestamp (`cosign sign --tlog-upload=false`).
-    #[arg(long, requires = "key")]
+    /// timestamp (`cosign sign --tlog-upload=false`). `--insecure-ignore-tlog=true` as cosign
+    /// writes it works too.
+    #[arg(
+        long,
+        requires = "key",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true",
+        action = clap::ArgAction::Set,
+        value_name = "BOOL"
+    )]
     pub insecure_ignore_tlog: bool,
 }
 

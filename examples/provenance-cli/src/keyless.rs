@@ -25,7 +25,16 @@ pub struct KeylessArgs {
     pub keyless: bool,
     /// With --key: log the signature in Rekor too (cosign's `--tlog-upload`; cosign's default
     /// is true, provenance's is false: with a key nothing is uploaded unless asked).
-    #[arg(long)]
+    /// `--tlog-upload=true|false` as cosign writes it works too.
+    #[arg(
+        long,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true",
+        action = clap::ArgAction::Set,
+        value_name = "BOOL"
+    )]
     pub tlog_upload: bool,
     /// The OIDC identity token, or a file holding it. Default: $SIGSTORE_ID_TOKEN, GitHub
     /// Actions' token endpoint, or /var/run/sigstore/cosign/oidc-token, whichever is there.
@@ -43,7 +52,7 @@ pub struct KeylessArgs {
     pub timestamp_server_url: Option<String>,
     /// The trusted root (`trusted_root.json`) the certificate, SCT, log entry and timestamp
     /// must verify against; default: the embedded Sigstore public-good root.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, visible_alias = "trusted-root", value_name = "FILE")]
     pub trust_root: Option<PathBuf>,
     /// Allow plain-HTTP Fulcio, Rekor, timestamp and token URLs (loopback test services).
     #[arg(long)]

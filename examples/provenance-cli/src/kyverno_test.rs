@@ -51,8 +51,10 @@ impl Row {
 }
 
 /// Finds every `kyverno-test.yaml` under the given paths (files or folders), sorted.
-pub fn discover(paths: &[PathBuf]) -> Vec<PathBuf> {
-    fn walk(p: &Path, out: &mut Vec<PathBuf>) {
+/// `file_name` is the test file's name (`kyverno test --file-name`); with the default,
+/// `kyverno-test.yml` is found too.
+pub fn discover(paths: &[PathBuf], file_name: &str) -> Vec<PathBuf> {
+    fn walk(p: &Path, file_name: &str, out: &mut Vec<PathBuf>) {
         if p.is_file() {
             out.push(p.to_path_buf());
         } else if let Ok(rd) = std::fs::read_dir(p) {
@@ -60,11 +62,10 @@ pub fn discover(paths: &[PathBuf]) -> Vec<PathBuf> {
             entries.sort();
             for e in entries {
                 if e.is_dir() {
-                    walk(&e, out);
-                } else if e
-                    .file_name()
-                    .is_some_and(|n| n == "kyverno-test.yaml" || n == "kyverno-test.yml")
-                {
+                    walk(&e, file_name, out);
+                } else if e.file_name().is_some_and(|n| {
+                    n == file_name || (file_name == DEFAULT_TEST_FILE && n == "kyverno-test.yml")
+                }) {
                     out.push(e);
                 }
             }
@@ -72,10 +73,13 @@ pub fn discover(paths: &[PathBuf]) -> Vec<PathBuf> {
     }
     let mut out = Vec::new();
     for p in paths {
-        walk(p, &mut out);
+        walk(p, file_name, &mut out);
     }
     out
 }
+
+/// The test file `kyverno test` looks for by default.
+pub const DEFAULT_TEST_FILE: &str = "kyverno-test.yaml";
 
 fn read(path: &Path) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))

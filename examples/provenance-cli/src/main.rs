@@ -49,7 +49,8 @@ enum Command {
     },
     /// Run `kyverno-test.yaml` suites like `kyverno test`.
     Test(TestArgs),
-    /// Verify signatures offline (`verify bundle`: Sigstore bundles).
+    /// Verify an image's signatures and attestations, a model's signature, or a Sigstore
+    /// bundle.
     Verify(verify::VerifyArgs),
     /// Apply policies to resources, verifying images from an OCI layout or registries.
     Apply(apply::ApplyArgs),
@@ -58,7 +59,8 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Copy images with all their evidence into an OCI layout (for air-gapped sites).
     Export(export::ExportArgs),
-    /// Sign an image, a file, a model folder or a dataset with a key.
+    /// Sign an image, a file or a model folder with a key or keylessly, or a dataset with a
+    /// key.
     Sign(sign::SignArgs),
     /// Attest an image: sign an in-toto predicate about it (cosign `attest`).
     Attest(attest::AttestArgs),
@@ -72,9 +74,23 @@ enum Command {
 #[derive(clap::Args)]
 #[command(after_help = ui::EXIT_CODES_HELP)]
 struct TestArgs {
-    /// Test files or folders to search for `kyverno-test.yaml`.
-    #[arg(required = true)]
+    /// Test files or folders to search for `kyverno-test.yaml` (as `kyverno test DIR...`).
+    #[arg(required = true, value_name = "DIR|FILE")]
     paths: Vec<std::path::PathBuf>,
+    /// The test file name to look for in folders (kyverno test's `--file-name`).
+    #[arg(short = 'f', long, default_value = kyverno_test::DEFAULT_TEST_FILE)]
+    file_name: String,
+    /// Print only the results that failed (and the summary), as kyverno test's `--fail-only`.
+    #[arg(long)]
+    fail_only: bool,
+    /// Accepted for scripts written for `kyverno test`: the output has no colors, every
+    /// result is printed in detail, and no test file found is always an error (exit 2).
+    #[arg(
+        long = "remove-color",
+        visible_aliases = ["detailed-results", "require-tests"],
+        action = clap::ArgAction::Count
+    )]
+    _kyverno_compat: u8,
     /// Output: `text` (a line per result and a summary) or `json` (one object per result and
     /// line, JSON Lines).
     #[arg(short = 'o', long = "output", alias = "format", default_value = "text", value_parser = ["text", "json"])]
@@ -100,9 +116,12 @@ fn run_test(args: TestArgs) -> ExitCode {
                 .unwrap_or_default(),
         ),
     };
-    let files = kyverno_test::discover(&args.paths);
+    let files = kyverno_test::discover(&args.paths, &args.file_name);
     if files.is_empty() {
-        eprintln!("no kyverno-test.yaml found under the given paths");
+        eprintln!(
+            "no {} found under the given paths: give a folder holding one, or its name with --file-name",
+            args.file_name
+        );
         return ExitCode::from(2);
     }
     let (mut passed, mut failed, mut skipped) = (0usize, 0usize, 0usize);
@@ -112,6 +131,9 @@ fn run_test(args: TestArgs) -> ExitCode {
                 Some(true) => passed += 1,
                 Some(false) => failed += 1,
                 None => skipped += 1,
+            }
+            if args.fail_only && row.ok != Some(false) {
+                continue;
             }
             if args.format == "json" {
                 println!("{}", row.to_json());

@@ -46,13 +46,16 @@ pub struct SignArgs {
 
 #[derive(clap::Subcommand, Debug)]
 enum What {
-    /// Sign a container image (cosign `sign --key --tlog-upload=false`).
+    /// Sign a container image (cosign `sign`: `--key`, logged with `--tlog-upload`, or
+    /// `--keyless`).
     Image(ImageArgs),
-    /// Sign a file into a Sigstore bundle (cosign `sign-blob --key --bundle`).
+    /// Sign a file into a Sigstore bundle (cosign `sign-blob --bundle`: `--key`, logged with
+    /// `--tlog-upload`, or `--keyless`).
     Blob(BlobArgs),
-    /// Sign a model folder (OpenSSF model-signing v1.0, as `model_signing sign key|certificate`).
+    /// Sign a model folder (OpenSSF model-signing v1.0, as `model_signing sign
+    /// key|certificate|sigstore`: `--private-key`, `--signing-certificate`, or `--keyless`).
     Model(ModelArgs),
-    /// Sign a dataset (file or folder) as the subject of an in-toto attestation.
+    /// Sign a dataset (file or folder) as the subject of an in-toto attestation, with a key.
     Dataset(DatasetArgs),
 }
 
@@ -131,7 +134,7 @@ struct ModelArgs {
     /// Private key (PEM; cosign.key accepted too).
     #[arg(
         long = "private-key",
-        visible_alias = "private_key",
+        visible_aliases = ["private_key", "key"],
         value_name = "FILE",
         required_unless_present = "keyless"
     )]

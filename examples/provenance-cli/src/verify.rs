@@ -28,7 +28,8 @@ pub struct VerifyArgs {
 enum VerifyCommand {
     /// Verify a Sigstore bundle (v0.1, v0.2, v0.3) over an artifact, offline.
     Bundle(BundleArgs),
-    /// Verify a model folder against an OpenSSF model-signing signature.
+    /// Verify a model folder, or a model stored as an OCI artifact (`oci://REF`), against an
+    /// OpenSSF model-signing signature.
     Model(crate::verify_model::ModelArgs),
     /// Verify an image's signatures, or with --type its attestations (cosign verify,
     /// cosign verify-attestation), from its registry or an OCI layout.

@@ -43,6 +43,17 @@ pub struct ImageArgs {
     /// Output: `text`, or `json` (an array, one object per image, on stdout).
     #[arg(short = 'o', long = "output", default_value = "text", value_parser = TEXT_OR_JSON)]
     pub output: String,
+    /// Accepted for cosign's scripts (`cosign verify --offline`): verification never contacts
+    /// a transparency log here; log entries are checked from what the signature carries.
+    #[arg(
+        long = "offline",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        value_name = "BOOL"
+    )]
+    pub _offline: Option<bool>,
 }
 
 /// cosign's short names for predicate types (`cosign attest --type`).
@@ -265,10 +276,17 @@ struct Plan<'a> {
 }
 
 /// Each distinct rejection once, with how many signatures it applies to.
-fn summarize_rejections(rejected: &[Rejected]) -> String {
+fn summarize_rejections(rejected: &[Rejected], code: &str) -> String {
+    // When every rejection has the failure's own code, the failure line ends with it: the
+    // reasons go without it, so that the code is said once.
+    let one_code = rejected.iter().all(|r| r.code == code);
     let mut seen: Vec<(String, usize)> = Vec::new();
     for r in rejected {
-        let line = format!("[{}] {}", r.code, r.reason);
+        let line = if one_code {
+            r.reason.clone()
+        } else {
+            format!("[{}] {}", r.code, r.reason)
+        };
         match seen.iter_mut().find(|(l, _)| *l == line) {
             Some((_, n)) => *n += 1,
             None => seen.push((line, 1)),
@@ -356,7 +374,7 @@ async fn verify_one(src: &Source, input: &str, plan: &Plan<'_>) -> ImageOutcome 
                 format!(
                     "{input} ({digest}): none of {} signatures verified: {}",
                     sigs.len(),
-                    summarize_rejections(&out.rejected)
+                    summarize_rejections(&out.rejected, &code)
                 ),
             );
             f.hint = hint_for(&code, keyed).map(str::to_owned);
@@ -469,7 +487,7 @@ async fn verify_one(src: &Source, input: &str, plan: &Plan<'_>) -> ImageOutcome 
                     if out.rejected.is_empty() {
                         String::new()
                     } else {
-                        format!(": {}", summarize_rejections(&out.rejected))
+                        format!(": {}", summarize_rejections(&out.rejected, &code))
                     }
                 ),
             );

@@ -1,7 +1,7 @@
 //! `provenance verify model MODEL_PATH`: verify a model folder against an OpenSSF model-signing
 //! signature; `provenance verify model oci://REF` (or `--oci REF`): verify a model stored as an
 //! OCI artifact (one layer per file) against the model-signing bundle attached to it as an OCI
-//! 1.1 referrer, from its registry or from an OCI layout (`--layout DIR`), without downloading
+//! 1.1 referrer, from its registry or from an OCI layout (`--registry-layout DIR`), without downloading
 //! the layers. Folder options are `model_signing verify`'s (`--signature`, `--public-key`,
 //! `--certificate-chain`, `--identity` + `--identity-provider`, `--trust-config`,
 //! `--ignore-paths`, `--ignore-unsigned-files`, `--allow-symlinks`, `--no-ignore-git-paths`;
@@ -36,7 +36,7 @@ pub struct ModelArgs {
     #[arg(long, value_name = "REF", conflicts_with = "model_path")]
     oci: Option<String>,
     /// With an OCI model: read it from this OCI image layout folder instead of its registry.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long = "registry-layout", visible_alias = "layout", value_name = "DIR")]
     layout: Option<PathBuf>,
     /// With an OCI model: allow plain HTTP to this registry. Repeatable.
     #[arg(long = "allow-http", value_name = "REGISTRY")]
@@ -44,9 +44,11 @@ pub struct ModelArgs {
     /// With an OCI model: look for the signature in this repository.
     #[arg(long, value_name = "REPOSITORY")]
     signature_repository: Option<String>,
-    /// The signature file (a Sigstore bundle written by `model_signing sign`).
-    #[arg(long, default_value = "model.sig")]
-    signature: PathBuf,
+    /// The signature file (a Sigstore bundle written by `model_signing sign`). Default:
+    /// `model.sig` in the current directory (model_signing's default) when it exists, else
+    /// `model.sig` inside the model folder (the model-verifier init container's default).
+    #[arg(long, value_name = "SIGNATURE_PATH")]
+    signature: Option<PathBuf>,
     /// Verify with this PEM public key (`model_signing sign key`).
     #[arg(long, visible_alias = "key", alias = "public_key",
           conflicts_with_all = ["certificate_chain", "identity"])]
@@ -365,6 +367,7 @@ fn verify(args: &ModelArgs) -> Result<String, (String, String)> {
     if progress.visible() {
         opts.progress = Some(std::sync::Arc::clone(&hashed));
     }
+    let signature = default_signature(args.signature.as_deref(), model_path);
     let done = std::sync::atomic::AtomicBool::new(false);
     let r = std::thread::scope(|s| {
         if progress.visible() {
@@ -375,7 +378,7 @@ fn verify(args: &ModelArgs) -> Result<String, (String, String)> {
                 }
             });
         }
-        let r = verify_model(model_path, &args.signature, &trust, &opts, system_now());
+        let r = verify_model(model_path, &signature, &trust, &opts, system_now());
         done.store(true, std::sync::atomic::Ordering::Relaxed);
         r
     });
@@ -391,4 +394,19 @@ fn verify(args: &ModelArgs) -> Result<String, (String, String)> {
         "bytes": r.bytes,
     })
     .to_string())
+}
+
+/// The signature file: the one given, else `model.sig` in the current directory when it
+/// exists (model_signing's default), else `model.sig` inside the model folder (the
+/// model-verifier init container's default).
+fn default_signature(given: Option<&Path>, model_path: &Path) -> PathBuf {
+    if let Some(p) = given {
+        return p.to_path_buf();
+    }
+    let here = PathBuf::from("model.sig");
+    if here.exists() {
+        here
+    } else {
+        model_path.join("model.sig")
+    }
 }

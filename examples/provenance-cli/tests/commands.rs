@@ -136,6 +136,35 @@ fn test_passes_fails_and_prints_json_lines() {
         .args(["--now", "soon"])
         .assert()
         .code(2);
+    // kyverno test's flags: --file-name / -f, --fail-only, and the no-op ones.
+    let renamed = tempfile::tempdir().unwrap();
+    for f in ["policy.yaml", "resources.yaml"] {
+        std::fs::copy(wrong.path().join(f), renamed.path().join(f)).unwrap();
+    }
+    std::fs::copy(
+        wrong.path().join("kyverno-test.yaml"),
+        renamed.path().join("my-test.yaml"),
+    )
+    .unwrap();
+    provenance()
+        .arg("test")
+        .arg(renamed.path())
+        .assert()
+        .code(2)
+        .stderr(contains("--file-name"));
+    let out = provenance()
+        .arg("test")
+        .arg(renamed.path())
+        .args(["-f", "my-test.yaml", "--fail-only", "--remove-color"])
+        .args(["--detailed-results", "--require-tests"])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains("FAIL ") && !out.contains("PASS "), "{out}");
+    assert!(out.contains("1 passed, 1 failed"), "{out}");
     // `--format` still works (older scripts).
     provenance()
         .arg("test")
@@ -188,6 +217,131 @@ fn apply_exit_codes_and_json() {
         .stdout
         .clone();
     assert_eq!(json_of(&out)["error"]["exitCode"], 2);
+}
+
+#[test]
+fn apply_takes_policies_as_arguments_like_kyverno_apply() {
+    let s = suite("fail");
+    let policy = s.path().join("policy.yaml");
+    let resources = s.path().join("resources.yaml");
+    let (p, r) = (policy.to_str().unwrap(), resources.to_str().unwrap());
+    let run = |args: &[&str]| {
+        let out = provenance()
+            .arg("apply")
+            .args(args)
+            .args(["-o", "json"])
+            .output()
+            .unwrap();
+        (out.status.code(), json_of(&out.stdout))
+    };
+    // `kyverno apply POLICY... --resource R` / `-r R`, and the `--policy` form: one report.
+    let flags = run(&["--policy", p, "--resource", r]);
+    assert_eq!(flags.0, Some(1), "{}", flags.1);
+    for args in [
+        &[p, "--resource", r][..],
+        &[p, "-r", r],
+        &["-r", r, p],
+        &["--policies", p, "--resources", r],
+    ] {
+        assert_eq!(run(args), flags, "{args:?}");
+    }
+    // Resources comma-separated, as kyverno's --resource takes them.
+    let split = tempfile::tempdir().unwrap();
+    let mut parts = RESOURCES.split("---");
+    let (good, bad) = (
+        split.path().join("good.yaml"),
+        split.path().join("bad.yaml"),
+    );
+    std::fs::write(&good, parts.next().unwrap()).unwrap();
+    std::fs::write(&bad, parts.next().unwrap()).unwrap();
+    let both = format!("{},{}", good.to_str().unwrap(), bad.to_str().unwrap());
+    assert_eq!(run(&[p, "-r", &both]), flags);
+    // kyverno's --policy-report / -p: PolicyReports in YAML, as -o yaml.
+    let yaml = |args: &[&str]| {
+        let out = provenance().arg("apply").args(args).output().unwrap();
+        (out.status.code(), String::from_utf8(out.stdout).unwrap())
+    };
+    let want = yaml(&[p, "-r", r, "-o", "yaml"]);
+    assert!(want.1.contains("PolicyReport\n"), "{}", want.1);
+    assert_eq!(yaml(&[p, "-r", r, "-p"]), want);
+    assert_eq!(yaml(&[p, "-r", r, "--policy-report"]), want);
+    // Positional and --policy together: both are read.
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.yaml");
+    std::fs::write(
+        &other,
+        POLICY.replace("require-app-label", "require-app-label-too"),
+    )
+    .unwrap();
+    let both = run(&[p, "--policy", other.to_str().unwrap(), "-r", r]);
+    let text = both.1.to_string();
+    assert!(
+        text.contains("\"require-app-label\"") && text.contains("require-app-label-too"),
+        "{text}"
+    );
+    // No policy at all: a usage error naming what is missing.
+    provenance()
+        .args(["apply", "-r", r])
+        .assert()
+        .code(2)
+        .stderr(contains("POLICY"));
+}
+
+#[test]
+fn layout_and_trust_root_flags_are_spelled_the_same_on_every_command() {
+    let help = |cmd: &[&str]| {
+        let out = provenance()
+            .args(cmd)
+            .arg("--help")
+            .assert()
+            .code(0)
+            .get_output()
+            .stdout
+            .clone();
+        String::from_utf8(out).unwrap()
+    };
+    for cmd in [
+        &["apply"][..],
+        &["verify", "image"],
+        &["verify", "model"],
+        &["inspect"],
+        &["export"],
+    ] {
+        let h = help(cmd);
+        assert!(h.contains("--registry-layout"), "{cmd:?} --help:\n{h}");
+    }
+    for cmd in [
+        &["apply"][..],
+        &["verify", "image"],
+        &["verify", "model"],
+        &["verify", "bundle"],
+        &["inspect"],
+        &["sign", "image"],
+        &["sign", "blob"],
+        &["sign", "model"],
+        &["attest"],
+    ] {
+        let h = help(cmd);
+        for flag in ["--trust-root", "--trusted-root"] {
+            assert!(h.contains(flag), "{cmd:?} --help lacks {flag}:\n{h}");
+        }
+    }
+    // `verify model --layout` (the older spelling) still works.
+    let f = repo().join("provenance-oci/tests/fixtures/model-signing");
+    for spelling in ["--layout", "--registry-layout"] {
+        provenance()
+            .args([
+                "verify",
+                "model",
+                "oci://example.com/models/tiny:1.0",
+                spelling,
+            ])
+            .arg(f.join("oci/layout"))
+            .arg("--key")
+            .arg(f.join("keys/ec-p256.pub"))
+            .assert()
+            .code(0);
+    }
 }
 
 // ------------------------------------------------------------------------- verify bundle
@@ -298,6 +452,79 @@ fn verify_model_exit_codes_and_json() {
         .assert()
         .code(2)
         .stderr(contains("model.config"));
+}
+
+#[test]
+fn verify_model_finds_model_sig_in_the_model_folder_as_the_init_container_does() {
+    let f = repo().join("provenance-oci/tests/fixtures/model-signing");
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("model");
+    copy_dir(&f.join("model"), &copy);
+    std::fs::copy(f.join("signatures/key.sig"), copy.join("model.sig")).unwrap();
+    // No model.sig in the current directory: the one in the folder (not hashed as a file).
+    let cwd = tempfile::tempdir().unwrap();
+    provenance()
+        .current_dir(cwd.path())
+        .args(["verify", "model"])
+        .arg(&copy)
+        .arg("--key")
+        .arg(f.join("keys/ec-p256.pub"))
+        .assert()
+        .code(0);
+    // A model.sig in the current directory wins, as model_signing's default.
+    std::fs::write(cwd.path().join("model.sig"), b"not a bundle").unwrap();
+    provenance()
+        .current_dir(cwd.path())
+        .args(["verify", "model"])
+        .arg(&copy)
+        .arg("--key")
+        .arg(f.join("keys/ec-p256.pub"))
+        .assert()
+        .code(predicates::ord::ne(0));
+}
+
+#[test]
+fn tlog_upload_takes_cosigns_true_false_spelling() {
+    let dir = tempfile::tempdir().unwrap();
+    provenance()
+        .current_dir(dir.path())
+        .args(["generate-key-pair", "--unencrypted"])
+        .assert()
+        .code(0);
+    std::fs::write(dir.path().join("blob"), b"hello").unwrap();
+    // `--tlog-upload=false` is the default: a key-signed bundle, no log contacted.
+    provenance()
+        .current_dir(dir.path())
+        .args([
+            "sign",
+            "blob",
+            "blob",
+            "--key",
+            "cosign.key",
+            "--tlog-upload=false",
+        ])
+        .args(["--bundle", "blob.sigstore.json"])
+        .assert()
+        .code(0);
+    provenance()
+        .current_dir(dir.path())
+        .args(["verify", "bundle", "--bundle", "blob.sigstore.json"])
+        .args(["--key", "cosign.pub", "--allow-no-transparency", "blob"])
+        .assert()
+        .code(0);
+    provenance()
+        .current_dir(dir.path())
+        .args([
+            "sign",
+            "blob",
+            "blob",
+            "--key",
+            "cosign.key",
+            "--tlog-upload=perhaps",
+        ])
+        .args(["--bundle", "blob.sigstore.json"])
+        .assert()
+        .code(2);
 }
 
 fn copy_dir(from: &Path, to: &Path) {

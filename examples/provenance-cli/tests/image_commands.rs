@@ -155,13 +155,23 @@ fn unsigned_image_json_says_why() {
 #[test]
 fn keyless_identity_mismatch_fails() {
     // Signed by intern@example.com, expected ml-team@.
-    keyless(&image("ml/wrong-identity"))
+    let out = keyless(&image("ml/wrong-identity"))
         .assert()
         .code(1)
         .stderr(contains(
             "expected subject \"ml-team@example.com\", certificate has [\"intern@example.com\"]",
         ))
-        .stderr(contains("[verify.identity.subject]"));
+        .stderr(contains("[verify.identity.subject]"))
+        .get_output()
+        .stderr
+        .clone();
+    // The code is said once, at the end of the line.
+    let stderr = String::from_utf8(out).unwrap();
+    assert_eq!(
+        stderr.matches("verify.identity.subject").count(),
+        1,
+        "{stderr}"
+    );
     // The genuine image, with the wrong expected identity or issuer.
     verify(&[
         &image("ml/llm-server"),
@@ -226,6 +236,30 @@ fn key_verification() {
             .starts_with("sha256:")
     );
     assert!(sig["logIndex"].as_i64().is_some());
+    // cosign's --offline is accepted (nothing is looked up online anyway).
+    for offline in ["--offline", "--offline=true"] {
+        verify(&[&image("gpu/cuda-app"), "--key", release, offline])
+            .assert()
+            .code(0);
+    }
+    // cosign's spellings of the switch: `--insecure-ignore-tlog=true|false`.
+    for switch in [
+        "--insecure-ignore-tlog",
+        "--insecure-ignore-tlog=true",
+        "--insecure-ignore-tlog=false",
+    ] {
+        verify(&[&image("gpu/cuda-app"), "--key", release, switch])
+            .assert()
+            .code(0);
+    }
+    verify(&[
+        &image("gpu/cuda-app"),
+        "--insecure-ignore-tlog=maybe",
+        "--key",
+        release,
+    ])
+    .assert()
+    .code(2);
     // Signed with the rogue key: the release key does not verify it, the rogue key does.
     verify(&[&image("gpu/wrong-key"), "--key", release])
         .assert()
