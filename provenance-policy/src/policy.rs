@@ -642,7 +642,8 @@ const AUTOGEN_ANNOTATION: &str = "pod-policies.kyverno.io/autogen-controllers";
 
 /// Checks `pod-policies.kyverno.io/autogen-controllers`: Kyverno drops a name it does not
 /// know, so a misspelled `Deploymnet` would leave Deployments unchecked. Here it is a load
-/// error naming the closest controller.
+/// error naming the closest controller. An empty item (an empty value, a trailing comma)
+/// names no controller and is dropped, as Kyverno drops it.
 fn check_autogen_controllers(policy: &str, controllers: &str) -> Result<(), Error> {
     const NAMES: &[&str] = &[
         "all",
@@ -655,7 +656,7 @@ fn check_autogen_controllers(policy: &str, controllers: &str) -> Result<(), Erro
         "ReplicationController",
         "CronJob",
     ];
-    for name in controllers.split(',') {
+    for name in controllers.split(',').filter(|n| !n.is_empty()) {
         if !NAMES.contains(&name) {
             let hint = crate::schema::suggest(name, NAMES)
                 .map(|n| format!(" (did you mean `{n}`?)"))
@@ -867,6 +868,14 @@ mod tests {
         };
         let p = ClusterPolicy::from_value(&policy("Deployment,CronJob")).unwrap();
         assert_eq!(p.rules.len(), 3);
+        // Empty items name nothing: a trailing comma, or an empty value (no autogen rules).
+        let p = ClusterPolicy::from_value(&policy("Deployment,")).unwrap();
+        assert_eq!(p.rules.len(), 2);
+        let p = ClusterPolicy::from_value(&policy("")).unwrap();
+        assert_eq!(p.rules.len(), 1);
+        // A name with a blank around it is not a controller name Kyverno matches.
+        let e = ClusterPolicy::from_value(&policy("CronJob, Deployment")).unwrap_err();
+        assert!(e.to_string().contains("did you mean `Deployment`?"), "{e}");
         let e = ClusterPolicy::from_value(&policy("Deploymnet")).unwrap_err();
         assert_eq!(e.code(), "policy.invalid");
         assert!(e.to_string().contains("did you mean `Deployment`?"), "{e}");
