@@ -26,6 +26,11 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A policy document has a field its CRD schema does not define (a misspelling, most
+    /// often): the API server would reject it, and reading on without it could turn a rule
+    /// into one that checks nothing.
+    #[error("{0}")]
+    UnknownField(Box<UnknownField>),
     /// A policy uses a feature this engine does not implement.
     #[error("unsupported: {field}")]
     Unsupported {
@@ -124,12 +129,53 @@ pub enum Error {
     },
 }
 
+/// A field a policy document's schema does not define ([`Error::UnknownField`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownField {
+    /// File name (empty when the document was not loaded from text).
+    pub file: String,
+    /// 1-based line of the field's key (0 when unknown).
+    pub line: usize,
+    /// 1-based column of the field's key (0 when unknown).
+    pub column: usize,
+    /// Policy name (`metadata.name`).
+    pub policy: String,
+    /// Field path within the document (e.g. `spec.rules[0].validate.patern`).
+    pub path: String,
+    /// The unknown field's name.
+    pub field: String,
+    /// The allowed field at that level closest to it, if one is close.
+    pub suggestion: Option<String>,
+}
+
+/// `f.yaml:12:9: policy p: spec.rules[0].validate.patern: unknown field (did you mean
+/// `pattern`?)`, without the parts that are unknown.
+impl std::fmt::Display for UnknownField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !self.file.is_empty() {
+            f.write_str(&self.file)?;
+            if self.line > 0 {
+                write!(f, ":{}:{}", self.line, self.column)?;
+            }
+            f.write_str(": ")?;
+        }
+        if !self.policy.is_empty() {
+            write!(f, "policy {}: ", self.policy)?;
+        }
+        write!(f, "{}: unknown field", self.path)?;
+        if let Some(s) = &self.suggestion {
+            write!(f, " (did you mean `{s}`?)")?;
+        }
+        Ok(())
+    }
+}
+
 impl Error {
     /// A stable, machine-readable code for this error, e.g. `policy.unsupported`.
     pub fn code(&self) -> &'static str {
         match self {
             Error::Parse { .. } => "policy.parse",
-            Error::InvalidPolicy { .. } => "policy.invalid",
+            Error::InvalidPolicy { .. } | Error::UnknownField(_) => "policy.invalid",
             Error::Unsupported { .. } => "policy.unsupported",
             Error::Jmespath { .. } => "policy.jmespath",
             Error::Variable { .. } => "policy.variable",

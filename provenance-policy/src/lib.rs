@@ -53,6 +53,7 @@ pub use provenance_core::re2;
 pub mod report;
 pub mod request;
 pub mod review;
+mod schema;
 pub mod validating_policy;
 pub mod variables;
 pub mod verify_images;

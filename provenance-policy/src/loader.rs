@@ -1,9 +1,14 @@
 //! Loading policies from YAML or JSON: every document is classified by `apiVersion` and `kind`.
 //!
 //! Supported: `kyverno.io/v1` and `v2beta1` ClusterPolicy and Policy, and
-//! `policies.kyverno.io` ValidatingPolicy and ImageValidatingPolicy (v1alpha1, v1beta1, v1). Documents of other kinds
-//! load as [`LoadedPolicy::Unsupported`] with the reason, so a caller can report them as
-//! `unsupported: <kind>` instead of silently ignoring them.
+//! `policies.kyverno.io` ValidatingPolicy and ImageValidatingPolicy (v1alpha1, v1beta1, v1),
+//! their PolicyExceptions, and Kubernetes ValidatingAdmissionPolicies with their bindings.
+//! Kyverno and Kubernetes policy kinds this engine does not evaluate (MutatingPolicy,
+//! GeneratingPolicy, cleanup policies, ...) load as [`LoadedPolicy::Unsupported`] with the
+//! reason, so a caller can report them as `unsupported: <kind>`. Any other kind, or a version
+//! an API does not serve, is a load error ([`Error::InvalidPolicy`] at `kind` or
+//! `apiVersion`), as is a field the kind's schema does not define ([`Error::UnknownField`],
+//! with its line and column and the closest allowed name).
 //!
 //! CEL policies on Pods come with their Pod-controller variants ([`autogen_variants`]), as
 //! Kyverno generates them.
@@ -38,7 +43,8 @@ pub enum LoadedPolicy {
     CelException(Arc<CelPolicyException>),
     /// A `kyverno.io` PolicyException (v2, v2beta1, v2alpha1) for ClusterPolicy rules.
     Exception(Arc<crate::exceptions::PolicyException>),
-    /// A document this engine does not evaluate.
+    /// A Kyverno or Kubernetes policy kind this engine knows but does not evaluate
+    /// (MutatingPolicy, GeneratingPolicy, cleanup policies, ...). Other kinds do not load.
     Unsupported {
         /// `apiVersion`.
         api_version: String,
@@ -66,8 +72,123 @@ impl LoadedPolicy {
     }
 }
 
-/// Classifies one parsed document.
+/// The policy kinds this crate loads, by API group: the versions served and the kinds.
+const SUPPORTED: &[(&str, &[&str], &[&str])] = &[
+    (
+        "kyverno.io",
+        &["v1", "v2beta1"],
+        &["ClusterPolicy", "Policy"],
+    ),
+    (
+        "kyverno.io",
+        &["v2", "v2beta1", "v2alpha1"],
+        &["PolicyException"],
+    ),
+    (
+        "policies.kyverno.io",
+        &["v1", "v1beta1", "v1alpha1"],
+        &[
+            "ValidatingPolicy",
+            "NamespacedValidatingPolicy",
+            "ImageValidatingPolicy",
+            "NamespacedImageValidatingPolicy",
+            "PolicyException",
+        ],
+    ),
+    (
+        "admissionregistration.k8s.io",
+        &["v1", "v1beta1", "v1alpha1"],
+        &[
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
+        ],
+    ),
+];
+
+/// Kyverno and Kubernetes policy kinds this crate knows but does not evaluate: they load as
+/// [`LoadedPolicy::Unsupported`].
+const NOT_EVALUATED: &[(&str, &[&str])] = &[
+    (
+        "kyverno.io",
+        &[
+            "CleanupPolicy",
+            "ClusterCleanupPolicy",
+            "GlobalContextEntry",
+            "UpdateRequest",
+        ],
+    ),
+    (
+        "policies.kyverno.io",
+        &[
+            "MutatingPolicy",
+            "NamespacedMutatingPolicy",
+            "GeneratingPolicy",
+            "NamespacedGeneratingPolicy",
+            "DeletingPolicy",
+            "NamespacedDeletingPolicy",
+        ],
+    ),
+    (
+        "admissionregistration.k8s.io",
+        &["MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding"],
+    ),
+];
+
+/// Checks `apiVersion` and `kind`: a kind this crate does not know, or a version its API
+/// does not serve, is an error saying so (never a document silently ignored).
+fn check_kind(api_version: &str, kind: &str, name: &str, file: &str) -> Result<(), Error> {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let bad = |path: &str, reason: String| Error::InvalidPolicy {
+        policy: name.to_owned(),
+        path: format!("{file}: {path}"),
+        reason,
+    };
+    if let Some((_, versions, _)) = SUPPORTED
+        .iter()
+        .find(|(g, _, kinds)| *g == group && kinds.contains(&kind))
+    {
+        if versions.contains(&version) {
+            return Ok(());
+        }
+        let served: Vec<String> = versions.iter().map(|v| format!("{group}/{v}")).collect();
+        return Err(bad(
+            "apiVersion",
+            format!(
+                "{kind} is not served as {api_version} (served: {})",
+                served.join(", ")
+            ),
+        ));
+    }
+    if NOT_EVALUATED
+        .iter()
+        .any(|(g, kinds)| *g == group && kinds.contains(&kind))
+    {
+        return Ok(());
+    }
+    if kind.is_empty() || api_version.is_empty() {
+        return Err(bad(
+            "kind",
+            "a policy document needs apiVersion and kind".to_owned(),
+        ));
+    }
+    let known: Vec<&'static str> = SUPPORTED
+        .iter()
+        .flat_map(|(_, _, k)| k.iter().copied())
+        .chain(NOT_EVALUATED.iter().flat_map(|(_, k)| k.iter().copied()))
+        .collect();
+    let hint = crate::schema::suggest(kind, &known)
+        .map(|k| format!(" (did you mean `{k}`?)"))
+        .unwrap_or_default();
+    Err(bad(
+        "kind",
+        format!("unknown policy kind {api_version} {kind}: not a policy this engine loads{hint}"),
+    ))
+}
+
+/// Classifies one parsed document. Every field is checked against the kind's inventory
+/// first: a field the kind's schema does not define is an [`Error::UnknownField`].
 pub fn policy_from_value(doc: &Value, file: &str) -> Result<LoadedPolicy, Error> {
+    use crate::schema::{DocKind, check};
     let api_version = doc
         .get("apiVersion")
         .and_then(Value::as_str)
@@ -78,7 +199,16 @@ pub fn policy_from_value(doc: &Value, file: &str) -> Result<LoadedPolicy, Error>
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
+    check_kind(api_version, kind, &name, file)?;
     let group = api_version.split('/').next().unwrap_or_default();
+    let with_file = |e: Error| match e {
+        Error::UnknownField(mut u) => {
+            u.file = file.to_owned();
+            Error::UnknownField(u)
+        }
+        other => other,
+    };
+    let checked = |k: DocKind| check(doc, k).map_err(with_file);
     match (group, kind) {
         ("kyverno.io", "ClusterPolicy" | "Policy") => ClusterPolicy::from_value(doc)
             .map(|p| LoadedPolicy::Kyverno(Box::new(p)))
@@ -96,24 +226,32 @@ pub fn policy_from_value(doc: &Value, file: &str) -> Result<LoadedPolicy, Error>
                     path: format!("{file}: {path}"),
                     reason,
                 },
-                other => other,
+                other => with_file(other),
             }),
         ("policies.kyverno.io", "ValidatingPolicy" | "NamespacedValidatingPolicy") => {
+            checked(DocKind::ValidatingPolicy)?;
             ValidatingPolicy::from_value(doc).map(|p| LoadedPolicy::Validating(Arc::new(p)))
         }
         ("policies.kyverno.io", "ImageValidatingPolicy" | "NamespacedImageValidatingPolicy") => {
+            checked(DocKind::ImageValidatingPolicy)?;
             ImageValidatingPolicy::from_value(doc)
                 .map(|p| LoadedPolicy::ImageValidating(Arc::new(p)))
         }
-        ("kyverno.io", "PolicyException") => crate::exceptions::PolicyException::from_value(doc)
-            .map(|p| LoadedPolicy::Exception(Arc::new(p))),
+        ("kyverno.io", "PolicyException") => {
+            checked(DocKind::PolicyException)?;
+            crate::exceptions::PolicyException::from_value(doc)
+                .map(|p| LoadedPolicy::Exception(Arc::new(p)))
+        }
         ("policies.kyverno.io", "PolicyException") => {
+            checked(DocKind::CelPolicyException)?;
             CelPolicyException::from_value(doc).map(|p| LoadedPolicy::CelException(Arc::new(p)))
         }
         ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy") => {
+            checked(DocKind::ValidatingAdmissionPolicy)?;
             ValidatingAdmissionPolicy::from_value(doc).map(|p| LoadedPolicy::Vap(Arc::new(p)))
         }
         ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding") => {
+            checked(DocKind::ValidatingAdmissionPolicyBinding)?;
             PolicyBinding::from_value(doc).map(|b| LoadedPolicy::Binding(Box::new(b)))
         }
         _ => Ok(LoadedPolicy::Unsupported {
@@ -154,14 +292,47 @@ pub fn autogen_variants(doc: &Value) -> Vec<Value> {
 /// stream are linked; call [`link`] again after combining several streams).
 pub fn load_policies(text: &str, file: &str) -> Result<Vec<LoadedPolicy>, Error> {
     let mut out: Vec<LoadedPolicy> = Vec::new();
-    for d in load_documents(text, file)? {
-        out.push(policy_from_value(&d, file)?);
+    let at = |e: Error, doc: usize| locate_error(e, text, file, doc);
+    for (i, d) in load_documents(text, file)?.into_iter().enumerate() {
+        out.push(policy_from_value(&d, file).map_err(|e| at(e, i))?);
         for variant in autogen_variants(&d) {
-            out.push(policy_from_value(&variant, file)?);
+            out.push(policy_from_value(&variant, file).map_err(|e| at(e, i))?);
         }
     }
     link(&mut out);
     Ok(out)
+}
+
+/// Fills in the line and column of an unknown field, or of the field of an invalid policy,
+/// from the text of the `doc`-th document.
+fn locate_error(e: Error, text: &str, file: &str, doc: usize) -> Error {
+    match e {
+        Error::UnknownField(mut u) if u.line == 0 => {
+            if let Some((line, column)) = crate::yaml::locate(text, doc, &u.path) {
+                u.line = line;
+                u.column = column;
+            }
+            Error::UnknownField(u)
+        }
+        Error::InvalidPolicy {
+            policy,
+            path,
+            reason,
+        } => {
+            // `file: spec.rules[0]...`: point at the key.
+            let located = path.strip_prefix(file).and_then(|p| {
+                let field = p.strip_prefix(": ")?;
+                let (line, column) = crate::yaml::locate(text, doc, field)?;
+                Some(format!("{file}:{line}:{column}: {field}"))
+            });
+            Error::InvalidPolicy {
+                policy,
+                path: located.unwrap_or(path),
+                reason,
+            }
+        }
+        other => other,
+    }
 }
 
 /// Attaches ValidatingAdmissionPolicyBindings to their policies and CEL PolicyExceptions to

@@ -218,6 +218,35 @@ fn with_policy(e: Error, policy: &str) -> Error {
     }
 }
 
+/// Spec fields Kyverno defines that change which requests a policy decides, but that this
+/// engine does not read: set to anything but their default, the policy is refused.
+fn refuse_unread_spec_fields(v: &Value) -> Result<(), Error> {
+    let Some(spec) = v.get("spec") else {
+        return Ok(());
+    };
+    let refuse = |field: &str, why: &str| {
+        Err(Error::Unsupported {
+            field: format!("spec.{field} ({why})"),
+        })
+    };
+    match spec.get("applyRules") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) if s == "All" => {}
+        Some(_) => return refuse("applyRules", "only All, the default, is evaluated"),
+    }
+    if spec
+        .pointer("/webhookConfiguration/matchConditions")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty())
+    {
+        return refuse(
+            "webhookConfiguration.matchConditions",
+            "webhook match conditions are not evaluated",
+        );
+    }
+    Ok(())
+}
+
 impl Rule {
     fn from_value(v: &Value, policy: &str, path: &str) -> Result<Rule, Error> {
         let name = v
@@ -342,8 +371,12 @@ impl Rule {
 }
 
 impl ClusterPolicy {
-    /// Parses a `kyverno.io/v1` or `v2beta1` ClusterPolicy or Policy.
+    /// Parses a `kyverno.io/v1` or `v2beta1` ClusterPolicy or Policy. A field Kyverno's
+    /// schema does not define is an [`Error::UnknownField`]; a defined field that would
+    /// change a decision but is not evaluated here is an [`Error::Unsupported`].
     pub fn from_value(v: &Value) -> Result<ClusterPolicy, Error> {
+        crate::schema::check(v, crate::schema::DocKind::ClusterPolicy)?;
+        refuse_unread_spec_fields(v)?;
         let kind = v
             .get("kind")
             .and_then(Value::as_str)
@@ -394,6 +427,9 @@ impl ClusterPolicy {
             rules.push(Rule::from_value(r, &name, &format!("spec.rules[{i}]"))?);
         }
         let annotations = string_map(v.pointer("/metadata/annotations"));
+        if let Some(c) = annotations.get(AUTOGEN_ANNOTATION) {
+            check_autogen_controllers(&name, c)?;
+        }
         let mut policy = ClusterPolicy {
             name,
             namespace,
@@ -514,10 +550,7 @@ impl ClusterPolicy {
         }
         const ALL: &str =
             "CronJob,DaemonSet,Deployment,Job,ReplicaSet,ReplicationController,StatefulSet";
-        let controllers = match self
-            .annotations
-            .get("pod-policies.kyverno.io/autogen-controllers")
-        {
+        let controllers = match self.annotations.get(AUTOGEN_ANNOTATION) {
             Some(c) => c.clone(),
             None => ALL.to_owned(),
         };
@@ -602,6 +635,40 @@ impl ClusterPolicy {
         r.autogen = true;
         Ok(r)
     }
+}
+
+/// The annotation naming the Pod controllers autogen rules are generated for.
+const AUTOGEN_ANNOTATION: &str = "pod-policies.kyverno.io/autogen-controllers";
+
+/// Checks `pod-policies.kyverno.io/autogen-controllers`: Kyverno drops a name it does not
+/// know, so a misspelled `Deploymnet` would leave Deployments unchecked. Here it is a load
+/// error naming the closest controller. An empty item (an empty value, a trailing comma)
+/// names no controller and is dropped, as Kyverno drops it.
+fn check_autogen_controllers(policy: &str, controllers: &str) -> Result<(), Error> {
+    const NAMES: &[&str] = &[
+        "all",
+        "none",
+        "DaemonSet",
+        "Deployment",
+        "Job",
+        "StatefulSet",
+        "ReplicaSet",
+        "ReplicationController",
+        "CronJob",
+    ];
+    for name in controllers.split(',').filter(|n| !n.is_empty()) {
+        if !NAMES.contains(&name) {
+            let hint = crate::schema::suggest(name, NAMES)
+                .map(|n| format!(" (did you mean `{n}`?)"))
+                .unwrap_or_default();
+            return Err(invalid(
+                policy,
+                format!("metadata.annotations[{AUTOGEN_ANNOTATION}]"),
+                format!("unknown Pod controller {name:?}{hint}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn is_cel(rule: &Value) -> bool {
@@ -784,5 +851,33 @@ mod tests {
             "{cj}"
         );
         assert!(!p.rules[1].raw.to_string().contains("jobTemplate"));
+    }
+
+    #[test]
+    fn a_misspelled_autogen_controller_is_refused() {
+        let policy = |controllers: &str| {
+            json!({
+                "apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy",
+                "metadata": {"name": "p", "annotations": {AUTOGEN_ANNOTATION: controllers}},
+                "spec": {"rules": [{
+                    "name": "r",
+                    "match": {"any": [{"resources": {"kinds": ["Pod"]}}]},
+                    "validate": {"message": "m", "pattern": {"spec": {"hostNetwork": false}}}
+                }]}
+            })
+        };
+        let p = ClusterPolicy::from_value(&policy("Deployment,CronJob")).unwrap();
+        assert_eq!(p.rules.len(), 3);
+        // Empty items name nothing: a trailing comma, or an empty value (no autogen rules).
+        let p = ClusterPolicy::from_value(&policy("Deployment,")).unwrap();
+        assert_eq!(p.rules.len(), 2);
+        let p = ClusterPolicy::from_value(&policy("")).unwrap();
+        assert_eq!(p.rules.len(), 1);
+        // A name with a blank around it is not a controller name Kyverno matches.
+        let e = ClusterPolicy::from_value(&policy("CronJob, Deployment")).unwrap_err();
+        assert!(e.to_string().contains("did you mean `Deployment`?"), "{e}");
+        let e = ClusterPolicy::from_value(&policy("Deploymnet")).unwrap_err();
+        assert_eq!(e.code(), "policy.invalid");
+        assert!(e.to_string().contains("did you mean `Deployment`?"), "{e}");
     }
 }

@@ -571,6 +571,20 @@ impl CelPolicyException {
                 });
             }
         }
+        // An expiry is a clock reading this crate does not take at load time: an exception
+        // past its expiry must not keep exempting, so one that sets it is refused.
+        if spec.get("expiresAt").is_some_and(|x| !x.is_null()) {
+            return Err(Error::Unsupported {
+                field: format!("PolicyException {key}: spec.expiresAt"),
+            });
+        }
+        if let Some(mode) = str_field(spec, "evaluationMode")
+            && mode != "Kubernetes"
+        {
+            return Err(Error::Unsupported {
+                field: format!("PolicyException {key}: spec.evaluationMode: {mode}"),
+            });
+        }
         let policy_refs = spec
             .get("policyRefs")
             .and_then(|r| r.as_array())

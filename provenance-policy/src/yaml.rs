@@ -68,6 +68,145 @@ pub fn load_document(text: &str, file: &str) -> Result<Value, Error> {
     }
 }
 
+/// The 1-based line and column of the key at `path` (a field path such as
+/// `spec.rules[0].validate.patern`) in the `doc`-th document of `text` (counted as
+/// [`load_documents`] counts them: empty documents are skipped). `None` when the path cannot
+/// be followed in the text (through an alias or a merge key, for example).
+pub fn locate(text: &str, doc: usize, path: &str) -> Option<(usize, usize)> {
+    use serde_saphyr::granit_parser::{Event, Parser};
+    let segs = path_segments(path)?;
+    // Only the nodes matter here; anchors and comments are presentation.
+    let mut events: Vec<(Ev, usize, usize)> = Vec::new();
+    for item in Parser::new_from_str(text) {
+        let (event, span) = item.ok()?;
+        let ev = match event {
+            Event::DocumentStart(..) => Ev::DocStart,
+            Event::Scalar(v, style, ..) => Ev::Scalar(
+                v.into_owned(),
+                style == serde_saphyr::granit_parser::ScalarStyle::Plain,
+            ),
+            Event::Alias(..) | Event::UnresolvedAlias(..) => Ev::Scalar(String::new(), false),
+            Event::SequenceStart(..) => Ev::SeqStart,
+            Event::SequenceEnd => Ev::SeqEnd,
+            Event::MappingStart(..) => Ev::MapStart,
+            Event::MappingEnd => Ev::MapEnd,
+            _ => continue,
+        };
+        events.push((ev, span.start.line(), span.start.col()));
+    }
+    let mut seen = 0;
+    for i in 0..events.len() {
+        if !matches!(events[i].0, Ev::DocStart) {
+            continue;
+        }
+        let root = i + 1;
+        let empty = match events.get(root) {
+            Some((Ev::Scalar(v, plain), ..)) => {
+                *plain && matches!(v.as_str(), "" | "~" | "null" | "Null" | "NULL")
+            }
+            Some((Ev::DocStart, ..)) | None => true,
+            _ => false,
+        };
+        if empty {
+            continue;
+        }
+        if seen == doc {
+            return find(&events, root, &segs).map(|(l, c)| (l, c + 1));
+        }
+        seen += 1;
+    }
+    None
+}
+
+/// A parse event, as [`locate`] needs it.
+enum Ev {
+    DocStart,
+    /// A scalar's value and whether it is plain.
+    Scalar(String, bool),
+    SeqStart,
+    SeqEnd,
+    MapStart,
+    MapEnd,
+}
+
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+fn path_segments(path: &str) -> Option<Vec<Seg>> {
+    let mut out = Vec::new();
+    for part in path.split('.') {
+        let (key, mut rest) = match part.find('[') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        if !key.is_empty() {
+            out.push(Seg::Key(key.to_owned()));
+        }
+        while let Some(r) = rest.strip_prefix('[') {
+            let end = r.find(']')?;
+            out.push(Seg::Index(r[..end].parse().ok()?));
+            rest = &r[end + 1..];
+        }
+    }
+    Some(out)
+}
+
+/// The index just past the node starting at `i`.
+fn skip(events: &[(Ev, usize, usize)], mut i: usize) -> Option<usize> {
+    match events.get(i)?.0 {
+        Ev::Scalar(..) => Some(i + 1),
+        Ev::SeqStart | Ev::MapStart => {
+            i += 1;
+            while !matches!(events.get(i)?.0, Ev::SeqEnd | Ev::MapEnd) {
+                i = skip(events, i)?;
+            }
+            Some(i + 1)
+        }
+        _ => None,
+    }
+}
+
+/// The position of the last key of `segs`, following them from the node at `i`.
+fn find(events: &[(Ev, usize, usize)], i: usize, segs: &[Seg]) -> Option<(usize, usize)> {
+    let (first, rest) = segs.split_first()?;
+    match (&events.get(i)?.0, first) {
+        (Ev::MapStart, Seg::Key(k)) => {
+            let mut j = i + 1;
+            while !matches!(events.get(j)?.0, Ev::MapEnd) {
+                let value = skip(events, j)?;
+                if let (Ev::Scalar(key, _), line, col) = &events[j]
+                    && key == k
+                {
+                    return if rest.is_empty() {
+                        Some((*line, *col))
+                    } else {
+                        find(events, value, rest)
+                    };
+                }
+                j = skip(events, value)?;
+            }
+            None
+        }
+        (Ev::SeqStart, Seg::Index(n)) => {
+            let mut j = i + 1;
+            for _ in 0..*n {
+                if matches!(events.get(j)?.0, Ev::SeqEnd) {
+                    return None;
+                }
+                j = skip(events, j)?;
+            }
+            match (&events.get(j)?.0, rest.is_empty()) {
+                (Ev::SeqEnd, _) => None,
+                (_, true) => Some((events[j].1, events[j].2)),
+                (_, false) => find(events, j, rest),
+            }
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -94,6 +233,22 @@ mod tests {
         assert_eq!(v["quoted"], "01000");
         assert_eq!(v["flag"], true);
         assert_eq!(v["sexa"], "1:30");
+    }
+
+    #[test]
+    fn locate_finds_keys_in_the_right_document() {
+        let text = "---\n---\nkind: A\n---\nkind: B\nspec:\n  rules:\n  - name: r\n    validate:\n      patern: {}\n";
+        assert_eq!(
+            locate(text, 1, "spec.rules[0].validate.patern"),
+            Some((10, 7))
+        );
+        assert_eq!(locate(text, 1, "kind"), Some((5, 1)));
+        assert_eq!(locate(text, 0, "kind"), Some((3, 1)));
+        assert_eq!(locate(text, 0, "spec"), None);
+        assert_eq!(locate(text, 1, "spec.rules[1].name"), None);
+        assert_eq!(locate(text, 1, "spec.rules[0]"), Some((8, 5)));
+        let json = r#"{"kind": "A", "spec": {"rules": [{"x": 1}, {"y": 2}]}}"#;
+        assert_eq!(locate(json, 0, "spec.rules[1].y"), Some((1, 45)));
     }
 
     #[test]

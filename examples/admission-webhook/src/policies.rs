@@ -72,7 +72,9 @@ pub fn stamp(files: &[PathBuf]) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
 /// errors (`webhook.policy.empty_file`, `webhook.policy.unsupported`,
 /// `webhook.policy.no_rules`), never a smaller policy set. A rule matching or excluding on
 /// `roles` / `clusterRoles` is refused (`webhook.policy.roles_unknown`): the webhook does not
-/// look up RBAC, so such a rule could never be decided.
+/// look up RBAC, so such a rule could never be decided. A policy for background scans only
+/// (`spec.admission: false`, `spec.evaluation.admission.enabled: false`) is refused
+/// (`webhook.policy.background_only`).
 pub fn load(paths: &[PathBuf], ns_labels: Option<&Path>) -> Result<Loaded, String> {
     let mut set = PolicySet::default();
     let mut list = files(paths);
@@ -84,6 +86,24 @@ pub fn load(paths: &[PathBuf], ns_labels: Option<&Path>) -> Result<Loaded, Strin
         let before = set.policies().len();
         set.add_yaml(&text, &f.display().to_string())
             .map_err(|e| format!("[{}] {e}", e.code()))?;
+        // Kyverno does not apply a policy for background scans only to admission requests.
+        for doc in provenance_policy::yaml::load_documents(&text, &f.display().to_string())
+            .map_err(|e| format!("[{}] {e}", e.code()))?
+        {
+            let off = doc.pointer("/spec/admission") == Some(&serde_json::Value::Bool(false))
+                || doc.pointer("/spec/evaluation/admission/enabled")
+                    == Some(&serde_json::Value::Bool(false));
+            if off {
+                let name = doc
+                    .pointer("/metadata/name")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default();
+                return Err(format!(
+                    "[webhook.policy.background_only] {}: policy {name:?} is for background scans only (admission disabled): Kyverno does not apply it to admission requests",
+                    f.display()
+                ));
+            }
+        }
         // A file with no document is a file being written (or truncated to nothing), never
         // "no policies": it must not silently drop what it held.
         if set.policies().len() == before {

@@ -268,8 +268,15 @@ pub fn load_policies(paths: &[PathBuf]) -> Result<PolicySet, String> {
     for f in files_under(paths)? {
         let text = read_text(&f)?;
         let name = f.display().to_string();
-        set.add_yaml(&text, &name)
-            .map_err(|e| format!("{name}: {e}"))?;
+        set.add_yaml(&text, &name).map_err(|e| {
+            // Most load errors name the file (and line and column) themselves.
+            let text = e.to_string();
+            if text.contains(&name) {
+                text
+            } else {
+                format!("{name}: {text}")
+            }
+        })?;
     }
     if set.policies().is_empty() {
         return Err("no policies found under --policy".into());
