@@ -601,6 +601,19 @@ fn compare_patched(dir: &Path, file: &str, actual: &Value) -> Result<Option<Stri
     let docs = read(&path)
         .and_then(|t| load_documents(&t, &path.display().to_string()).map_err(|e| e.to_string()))?;
     let key = resource_key(actual);
+    // Resources are loaded into `default` when they name no namespace; so is the file's.
+    let docs: Vec<Value> = docs
+        .into_iter()
+        .map(|mut d| {
+            if key.2 == "default"
+                && d.pointer("/metadata/namespace").is_none()
+                && let Some(meta) = d.get_mut("metadata").and_then(Value::as_object_mut)
+            {
+                meta.insert("namespace".into(), Value::String("default".into()));
+            }
+            d
+        })
+        .collect();
     let Some(expected) = docs.iter().find(|d| resource_key(d) == key) else {
         return Err(format!(
             "resource with name {} not found in manifest {}",
