@@ -3,9 +3,12 @@
 //! For each rule: `match`/`exclude` decide whether it applies (no result when it does not, as
 //! Kyverno reports nothing for rules that do not match); `context` entries are loaded;
 //! `preconditions` decide `skip`; then the rule body decides `pass`, `fail` or `error`.
-//! Features this engine does not implement (mutate, generate, apiCall / configMap context
-//! without supplied values, podSecurity, manifests) produce an `error` result whose reason has
-//! the code `policy.unsupported`: never a pass.
+//! `mutate` rules run first ([`crate::mutate`]): [`ClusterPolicy::evaluate_prepared`] applies
+//! them and validates the mutated object, unless the caller ran the mutation phase itself
+//! ([`Prepared::without_mutation`]).
+//! Features this engine does not implement (generate, mutate targets, apiCall / configMap
+//! context without supplied values, manifests) produce an `error` result whose reason has the
+//! code `policy.unsupported`: never a pass.
 
 use provenance_core::{Reason, ResourceRef, RuleResult, RuleStatus};
 use serde_json::{Map, Value, json};

@@ -732,7 +732,7 @@ fn check_expectation(
             let found: Vec<_> = responses
                 .iter()
                 .filter(|resp| match w.split_once('/') {
-                    Some((wns, wname)) => wns == &resp.key.2 && wname == &resp.key.3,
+                    Some((wns, wname)) => *wns == resp.key.2 && *wname == resp.key.3,
                     None => w == &resp.key.3,
                 })
                 .collect();
