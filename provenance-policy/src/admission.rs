@@ -47,6 +47,12 @@ pub struct Decision {
     pub patches: Vec<Value>,
     /// The results that block the request (a subset of `results`; empty when allowed).
     pub blocking: Vec<RuleResult>,
+    /// The RFC 6902 patch `mutate` rules made, from the submitted object to the mutated one
+    /// (only from [`PolicySet::decide_mutating`]); `patches` apply after it.
+    pub mutation_patches: Vec<Value>,
+    /// The `mutate` results that deny the mutating admission request (an `error` of a policy
+    /// whose `failurePolicy` is `Fail`, as Kyverno's mutating webhook blocks).
+    pub mutation_blocking: Vec<RuleResult>,
 }
 
 impl Decision {
@@ -274,7 +280,11 @@ impl PolicySet {
         let mut warnings = Vec::new();
         let mut results = Vec::new();
         let mut blocking: Vec<RuleResult> = Vec::new();
-        let mut prepared = Prepared::new(input).with_exceptions(self.exceptions());
+        // The object is taken as submitted: mutate rules are the mutating step's
+        // (`decide_mutating`), a validating webhook receives their output.
+        let mut prepared = Prepared::new(input)
+            .with_exceptions(self.exceptions())
+            .without_mutation();
         if let Some(cx) = images {
             prepared = prepared.with_images(cx);
         }
@@ -294,7 +304,8 @@ impl PolicySet {
                     let mut old_input = input.clone();
                     old_input.object = old.clone();
                     old_input.old_object = None;
-                    Some(policy.evaluate(&old_input, &vars, env))
+                    let old_prepared = Prepared::new(&old_input).without_mutation();
+                    Some(policy.evaluate_prepared(&old_prepared, &vars, env))
                 }
                 _ => None,
             };
@@ -508,7 +519,55 @@ impl PolicySet {
             results,
             patches,
             blocking,
+            mutation_patches: Vec::new(),
+            mutation_blocking: Vec::new(),
         }
+    }
+
+    /// The mutating admission step: every policy's `mutate` rules in order (each policy sees
+    /// the previous one's output), then the decision of [`PolicySet::decide_with`] on the
+    /// mutated object, with the RFC 6902 patch from the submitted object to the mutated one in
+    /// `mutation_patches`. A mutate `error` blocks (`mutation_blocking`) once a policy with
+    /// `failurePolicy: Fail` has been applied, as Kyverno's mutating webhook decides.
+    pub fn decide_mutating(
+        &self,
+        input: &ResourceInput,
+        env: &Env,
+        images: Option<&crate::verify_images::VerifyImagesContext<'_>>,
+    ) -> Decision {
+        let vars = Variables::default();
+        let exceptions = self.exceptions();
+        let mut current = input.clone();
+        let mut results = Vec::new();
+        let mut blocking = Vec::new();
+        let mut warnings = Vec::new();
+        let mut fail_policy = false;
+        for policy in self.kyverno() {
+            if !policy.has_mutate() {
+                continue;
+            }
+            fail_policy |= !policy.failure_policy_ignore;
+            let (resp, object) = policy.mutate(&current, &vars, env, &exceptions);
+            for r in resp.rules {
+                if matches!(r.status, RuleStatus::Error | RuleStatus::Fail) {
+                    if fail_policy {
+                        blocking.push(r.clone());
+                    } else {
+                        warnings.push(format!("policy {}.{}: {}", policy.name, r.rule, r.message));
+                    }
+                }
+                results.push(r);
+            }
+            current.object = object;
+        }
+        let mut d = self.decide_with(&current, env, images);
+        d.mutation_patches = crate::mutate::json_patch::diff(&input.object, &current.object);
+        results.append(&mut d.results);
+        d.results = results;
+        warnings.append(&mut d.warnings);
+        d.warnings = warnings;
+        d.mutation_blocking = blocking;
+        d
     }
 
     /// Handles an `admission.k8s.io/v1` AdmissionReview (as JSON) and returns the

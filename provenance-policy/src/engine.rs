@@ -3,9 +3,12 @@
 //! For each rule: `match`/`exclude` decide whether it applies (no result when it does not, as
 //! Kyverno reports nothing for rules that do not match); `context` entries are loaded;
 //! `preconditions` decide `skip`; then the rule body decides `pass`, `fail` or `error`.
-//! Features this engine does not implement (mutate, generate, apiCall / configMap context
-//! without supplied values, podSecurity, manifests) produce an `error` result whose reason has
-//! the code `policy.unsupported`: never a pass.
+//! `mutate` rules run first ([`crate::mutate`]): [`ClusterPolicy::evaluate_prepared`] applies
+//! them and validates the mutated object, unless the caller ran the mutation phase itself
+//! ([`Prepared::without_mutation`]).
+//! Features this engine does not implement (generate, mutate targets, apiCall / configMap
+//! context without supplied values, manifests) produce an `error` result whose reason has the
+//! code `policy.unsupported`: never a pass.
 
 use provenance_core::{Reason, ResourceRef, RuleResult, RuleStatus};
 use serde_json::{Map, Value, json};
@@ -29,7 +32,7 @@ pub struct Variables {
 }
 
 impl Variables {
-    fn apply(&self, ctx: &mut Value, rule: &str) {
+    pub(crate) fn apply(&self, ctx: &mut Value, rule: &str) {
         for (k, v) in &self.global {
             set_dotted(ctx, k, v.clone());
         }
@@ -88,15 +91,15 @@ pub(crate) fn resource_ref(input: &ResourceInput) -> ResourceRef {
     }
 }
 
-struct RuleEval<'a> {
-    policy: &'a ClusterPolicy,
-    rule: &'a Rule,
-    env: &'a Env,
-    resource: ResourceRef,
+pub(crate) struct RuleEval<'a> {
+    pub(crate) policy: &'a ClusterPolicy,
+    pub(crate) rule: &'a Rule,
+    pub(crate) env: &'a Env,
+    pub(crate) resource: ResourceRef,
 }
 
 impl RuleEval<'_> {
-    fn result(&self, status: RuleStatus, message: impl Into<String>) -> RuleResult {
+    pub(crate) fn result(&self, status: RuleStatus, message: impl Into<String>) -> RuleResult {
         RuleResult::new(
             self.policy.display_name(),
             self.rule.name.clone(),
@@ -106,12 +109,12 @@ impl RuleEval<'_> {
         )
     }
 
-    fn error(&self, e: &Error) -> RuleResult {
+    pub(crate) fn error(&self, e: &Error) -> RuleResult {
         self.result(RuleStatus::Error, e.to_string())
             .with_reason(Reason::new(e.code(), e.to_string()).about(self.resource.to_string()))
     }
 
-    fn unsupported(&self, field: &str) -> RuleResult {
+    pub(crate) fn unsupported(&self, field: &str) -> RuleResult {
         let msg = format!("unsupported: {field}");
         self.result(RuleStatus::Error, msg.clone())
             .with_reason(Reason::new(UNSUPPORTED, msg).at(field.to_owned()))
@@ -129,6 +132,9 @@ pub struct Prepared<'a> {
     outcomes: std::sync::Mutex<Vec<crate::verify_images::VerifyOutcome>>,
     /// The resource's image sites, parsed once for every `verifyImages` rule.
     sites: std::sync::OnceLock<crate::verify_images::ParsedSites>,
+    /// Whether `mutate` rules are left out (the caller ran the mutation phase, or the object
+    /// is the one a validating webhook receives, already mutated).
+    skip_mutation: bool,
 }
 
 impl<'a> Prepared<'a> {
@@ -142,7 +148,16 @@ impl<'a> Prepared<'a> {
             exceptions: Vec::new(),
             outcomes: std::sync::Mutex::new(Vec::new()),
             sites: std::sync::OnceLock::new(),
+            skip_mutation: false,
         }
+    }
+
+    /// Leaves `mutate` rules out: no result for them, and validation sees the input as it
+    /// is. For a caller that ran [`ClusterPolicy::mutate`] itself (and validates its
+    /// output), or a validating webhook, whose object is already mutated.
+    pub fn without_mutation(mut self) -> Self {
+        self.skip_mutation = true;
+        self
     }
 
     /// Supplies the evidence and verifier `verifyImages` rules need.
@@ -190,6 +205,23 @@ impl ClusterPolicy {
         env: &Env,
     ) -> PolicyResponse {
         let input = prepared.input;
+        // Mutate rules first, as Kyverno applies them: validation then sees the patched
+        // object, and the mutate results come first.
+        if !prepared.skip_mutation && self.has_mutate() {
+            let (mut mutated, object) = self.mutate(input, vars, env, &prepared.exceptions);
+            let mut patched_input = input.clone();
+            patched_input.object = object;
+            let mut inner = Prepared::new(&patched_input)
+                .with_exceptions(prepared.exceptions.clone())
+                .without_mutation();
+            inner.images = prepared.images;
+            let validated = self.evaluate_prepared(&inner, vars, env);
+            if let Ok(mut o) = prepared.outcomes.lock() {
+                o.extend(inner.image_outcomes());
+            }
+            mutated.rules.extend(validated.rules);
+            return mutated;
+        }
         let mut rules = Vec::new();
         let applies_ns = match &self.namespace {
             Some(ns) => input.namespace() == ns,
@@ -252,7 +284,8 @@ impl ClusterPolicy {
         }
         match &rule.kind {
             RuleKind::Validate(_) | RuleKind::VerifyImages(_) => {}
-            RuleKind::Mutate => return Some(ev.unsupported("mutate")),
+            // Applied by `ClusterPolicy::mutate` before validation.
+            RuleKind::Mutate => return None,
             RuleKind::Generate => return Some(ev.unsupported("generate")),
             RuleKind::Empty => return Some(ev.unsupported("rule without validate")),
         }
@@ -376,7 +409,7 @@ impl ClusterPolicy {
 
 /// Loads `context` entries into the document. Entries whose name the caller supplied as a
 /// variable are not loaded (as `kyverno test` does).
-fn load_context(
+pub(crate) fn load_context(
     ev: &RuleEval<'_>,
     entries: &[Value],
     ctx: &mut Value,
@@ -556,7 +589,7 @@ fn pass_message(rule: &str) -> String {
 }
 
 /// Substitutes variables only when the value has any (patterns without `{{` are used as is).
-fn subst<'v>(
+pub(crate) fn subst<'v>(
     v: &'v Value,
     ctx: &Value,
     env: &Env,

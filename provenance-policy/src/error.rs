@@ -119,6 +119,15 @@ pub enum Error {
         /// Field path of the filter.
         path: String,
     },
+    /// A mutate rule's patch could not be applied (an RFC 6902 operation on a missing path, a
+    /// failed `test`, a strategic merge of a map onto a scalar, ...).
+    #[error("mutate {field}: {reason}")]
+    Patch {
+        /// Where the patch is (`mutate.patchesJson6902[1]`, `mutate.patchStrategicMerge`).
+        field: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// A CEL expression exceeded its evaluation budget.
     #[error("CEL {expression:?}: evaluation budget of {limit} exceeded")]
     CelBudgetExceeded {
@@ -187,6 +196,7 @@ impl Error {
             Error::NamespaceLabelsUnknown { .. } => "policy.match.namespace_labels_unknown",
             Error::RolesUnknown { .. } => "policy.match.roles_unknown",
             Error::CelBudgetExceeded { .. } => "policy.cel.budget_exceeded",
+            Error::Patch { .. } => "policy.mutate.patch",
         }
     }
 }

@@ -46,6 +46,7 @@ pub mod image_validating_policy;
 pub mod jmespath;
 pub mod loader;
 pub mod matching;
+pub mod mutate;
 pub mod pattern;
 pub mod pod_security;
 pub mod policy;

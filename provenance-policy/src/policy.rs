@@ -133,7 +133,7 @@ pub enum RuleKind {
     Validate(Value),
     /// `verifyImages`: the raw list of image verifications.
     VerifyImages(Value),
-    /// `mutate` (not evaluated by this engine).
+    /// `mutate`: applied by [`ClusterPolicy::mutate`] (the raw block is `raw.mutate`).
     Mutate,
     /// `generate` (not evaluated by this engine).
     Generate,
@@ -492,6 +492,14 @@ impl ClusterPolicy {
             if rule.raw.pointer("/mutate/patchesJson6902").is_some() {
                 return false;
             }
+            if rule
+                .raw
+                .pointer("/mutate/foreach")
+                .and_then(Value::as_array)
+                .is_some_and(|f| f.iter().any(|e| e.get("patchesJson6902").is_some()))
+            {
+                return false;
+            }
             let blocks = std::iter::once(&rule.raw["match"]).chain(rule.raw.get("exclude"));
             for block in blocks {
                 let mut descs: Vec<&Value> = vec![block.get("resources").unwrap_or(&Value::Null)];
@@ -747,6 +755,36 @@ fn generate_rule(
         }
     }
     let wrap = |p: &Value| json!({"spec": {tpl_key: p}});
+    // Kyverno's autogen keeps only the patch of a mutate rule: `patchStrategicMerge` wrapped
+    // in the template, or each foreach's list, context, preconditions and wrapped patch.
+    if let Some(mutate) = r.get("mutate").cloned().filter(|v| !v.is_null()) {
+        if let Some(p) = mutate.get("patchStrategicMerge").filter(|p| !p.is_null()) {
+            r["mutate"] = json!({"patchStrategicMerge": wrap(p)});
+            return Some(r);
+        }
+        if let Some(list) = mutate.get("foreach").and_then(Value::as_array)
+            && !list.is_empty()
+        {
+            let entries: Vec<Value> = list
+                .iter()
+                .map(|fe| {
+                    let mut e = Map::new();
+                    for k in ["list", "context", "preconditions"] {
+                        if let Some(x) = fe.get(k) {
+                            e.insert(k.into(), x.clone());
+                        }
+                    }
+                    e.insert(
+                        "patchStrategicMerge".into(),
+                        wrap(fe.get("patchStrategicMerge").unwrap_or(&Value::Null)),
+                    );
+                    Value::Object(e)
+                })
+                .collect();
+            r["mutate"] = json!({"foreach": entries});
+            return Some(r);
+        }
+    }
     if let Some(validate) = r.get("validate").cloned().filter(|v| !v.is_null()) {
         let mut nv = Map::new();
         for k in [

@@ -218,16 +218,42 @@ impl Answer {
             Phase::Validate => decision.validating(),
             Phase::Mutate => decision,
         };
-        let allowed = phase == Phase::Mutate || decision.allowed;
+        // The mutating step denies only when a mutation failed under `failurePolicy: Fail`;
+        // validation failures are the validating step's.
+        let allowed = match phase {
+            Phase::Mutate => decision.mutation_blocking.is_empty(),
+            Phase::Validate => decision.allowed,
+        };
         let mut response = json!({"uid": uid, "allowed": allowed});
-        if !allowed {
+        if !allowed && phase == Phase::Mutate {
+            let mut d = decision.clone();
+            d.blocking = decision.mutation_blocking.clone();
+            d.message = decision
+                .mutation_blocking
+                .iter()
+                .map(|r| {
+                    format!(
+                        "mutation policy {} rule {} failed: {}",
+                        r.policy, r.rule, r.message
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            response["status"] = denied_status(&d);
+        } else if !allowed {
             response["status"] = denied_status(&decision);
         }
         if !decision.warnings.is_empty() {
             response["warnings"] = json!(decision.warnings);
         }
-        if phase == Phase::Mutate && !decision.patches.is_empty() {
-            let patch = Value::Array(decision.patches.clone()).to_string();
+        if phase == Phase::Mutate
+            && allowed
+            && (!decision.patches.is_empty() || !decision.mutation_patches.is_empty())
+        {
+            // The mutate rules' patch first; the digest pins were computed on its output.
+            let mut ops = decision.mutation_patches.clone();
+            ops.extend(decision.patches.iter().cloned());
+            let patch = Value::Array(ops).to_string();
             response["patchType"] = json!("JSONPatch");
             response["patch"] = json!(base64::engine::general_purpose::STANDARD.encode(patch));
         }
@@ -292,7 +318,10 @@ impl PolicySet {
         images: Option<&VerifyImagesContext<'_>>,
         env: &Env,
     ) -> Answer {
-        let decision = self.decide_with(review.input(), env, images);
+        let decision = match phase {
+            Phase::Mutate => self.decide_mutating(review.input(), env, images),
+            Phase::Validate => self.decide_with(review.input(), env, images),
+        };
         Answer::new(review.uid(), decision, phase)
     }
 }
@@ -354,6 +383,8 @@ fn deadline_exceeded(review: &Review, phase: Phase, deadline: std::time::Duratio
         results: vec![r.clone()],
         patches: Vec::new(),
         blocking: vec![r],
+        mutation_patches: Vec::new(),
+        mutation_blocking: Vec::new(),
     };
     Answer::new(review.uid(), decision, phase)
 }

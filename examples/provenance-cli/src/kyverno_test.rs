@@ -489,20 +489,42 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
             _ => None,
         })
         .collect();
-    // Apply every Kyverno policy to every resource.
-    let mut responses: Vec<((String, String, String, String), Vec<PolicyResponse>)> = Vec::new();
+    // Apply every Kyverno policy to every resource: mutate rules first, policy after policy,
+    // each seeing the previous one's output; then validation sees the mutated resource.
+    let mut responses: Vec<Response> = Vec::new();
     for resource in &loaded.resources {
         let key = resource_key(resource);
-        let input = input_for(resource, &loaded);
+        let mut input = input_for(resource, &loaded);
+        let mut mutated: Vec<(PolicyResponse, Value)> = Vec::new();
+        for p in &loaded.policies {
+            if let LoadedPolicy::Kyverno(cp) = p
+                && cp.has_mutate()
+            {
+                let vars = loaded.values.variables_for(&cp.name, &key.3);
+                let (resp, patched) = cp.mutate(&input, &vars, &env, &exceptions);
+                input.object = patched.clone();
+                mutated.push((resp, patched));
+            }
+        }
         let pi = provenance_policy::engine::policy_input(&input);
         let mut rs = Vec::new();
+        let mut patched_by = Vec::new();
         for p in &loaded.policies {
             match p {
                 LoadedPolicy::Kyverno(cp) => {
                     let vars = loaded.values.variables_for(&cp.name, &key.3);
                     let prepared = provenance_policy::engine::Prepared::new(&input)
-                        .with_exceptions(exceptions.clone());
-                    rs.push(cp.evaluate_prepared(&prepared, &vars, &env));
+                        .with_exceptions(exceptions.clone())
+                        .without_mutation();
+                    let mut resp = cp.evaluate_prepared(&prepared, &vars, &env);
+                    if let Some(i) = mutated.iter().position(|(m, _)| m.policy == resp.policy) {
+                        let (m, patched) = mutated.remove(i);
+                        let mut rules = m.rules;
+                        rules.append(&mut resp.rules);
+                        resp.rules = rules;
+                        patched_by.push((resp.policy.clone(), patched));
+                    }
+                    rs.push(resp);
                 }
                 LoadedPolicy::Validating(vp) => rs.push(PolicyResponse {
                     policy: vp.name().to_owned(),
@@ -527,13 +549,90 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
                 | LoadedPolicy::Exception(_) => {}
             }
         }
-        responses.push((key, rs));
+        responses.push(Response {
+            key,
+            policies: rs,
+            patched_by,
+            object: input.object,
+        });
     }
     let mut rows = Vec::new();
     for r in &results {
-        rows.extend(check_expectation(&file, r, &loaded, &responses));
+        rows.extend(check_expectation(&file, dir, r, &loaded, &responses));
     }
     rows
+}
+
+/// The responses of every policy for one resource.
+struct Response {
+    /// apiVersion, kind, namespace, name of the resource as given.
+    key: (String, String, String, String),
+    policies: Vec<PolicyResponse>,
+    /// The resource as each policy with mutate rules left it.
+    patched_by: Vec<(String, Value)>,
+    /// The resource after every mutation (what validation saw).
+    object: Value,
+}
+
+/// Drops nulls, empty maps and empty lists, as `kyverno test` does before comparing.
+fn tidy(v: &Value) -> Option<Value> {
+    match v {
+        Value::Null => None,
+        Value::Object(m) => {
+            let out: serde_json::Map<String, Value> = m
+                .iter()
+                .filter_map(|(k, v)| tidy(v).map(|v| (k.clone(), v)))
+                .collect();
+            (!out.is_empty()).then_some(Value::Object(out))
+        }
+        Value::Array(a) => {
+            let out: Vec<Value> = a.iter().filter_map(tidy).collect();
+            (!out.is_empty()).then_some(Value::Array(out))
+        }
+        other => Some(other.clone()),
+    }
+}
+
+/// Compares `actual` with the resource of the same apiVersion, kind, namespace and name in
+/// the `patchedResources` file: `Ok(None)` when equal, `Ok(Some(diff))` when not, `Err` when
+/// the file has no such resource or cannot be read.
+fn compare_patched(dir: &Path, file: &str, actual: &Value) -> Result<Option<String>, String> {
+    let path = dir.join(file);
+    let docs = read(&path)
+        .and_then(|t| load_documents(&t, &path.display().to_string()).map_err(|e| e.to_string()))?;
+    let key = resource_key(actual);
+    // Resources are loaded into `default` when they name no namespace; so is the file's.
+    let docs: Vec<Value> = docs
+        .into_iter()
+        .map(|mut d| {
+            if key.2 == "default"
+                && d.pointer("/metadata/namespace").is_none()
+                && let Some(meta) = d.get_mut("metadata").and_then(Value::as_object_mut)
+            {
+                meta.insert("namespace".into(), Value::String("default".into()));
+            }
+            d
+        })
+        .collect();
+    let Some(expected) = docs.iter().find(|d| resource_key(d) == key) else {
+        return Err(format!(
+            "resource with name {} not found in manifest {}",
+            key.3,
+            path.display()
+        ));
+    };
+    let (a, e) = (tidy(actual), tidy(expected));
+    if a == e {
+        return Ok(None);
+    }
+    let a = a.unwrap_or(Value::Null);
+    let e = e.unwrap_or(Value::Null);
+    let ops = provenance_policy::mutate::json_patch::diff(&e, &a);
+    Ok(Some(format!(
+        "patched resource does not match {}: from expected to actual: {}",
+        path.display(),
+        Value::Array(ops)
+    )))
 }
 
 fn expectation_row(
@@ -562,14 +661,17 @@ fn expectation_row(
     }
 }
 
-type Responses = [((String, String, String, String), Vec<PolicyResponse>)];
-
-fn check_expectation(file: &str, r: &Value, loaded: &Loaded, responses: &Responses) -> Vec<Row> {
+fn check_expectation(
+    file: &str,
+    dir: &Path,
+    r: &Value,
+    loaded: &Loaded,
+    responses: &[Response],
+) -> Vec<Row> {
     let row = |resource: String, actual: String, ok: Option<bool>, reason: String| {
         expectation_row(file, r, resource, actual, ok, reason)
     };
     for k in [
-        "patchedResources",
         "generatedResource",
         "generatedResources",
         "cloneSourceResource",
@@ -579,7 +681,7 @@ fn check_expectation(file: &str, r: &Value, loaded: &Loaded, responses: &Respons
                 String::new(),
                 String::new(),
                 None,
-                format!("unsupported: {k} (mutate/generate)"),
+                format!("unsupported: {k} (generate)"),
             )];
         }
     }
@@ -622,16 +724,16 @@ fn check_expectation(file: &str, r: &Value, loaded: &Loaded, responses: &Respons
         return vec![row(String::new(), String::new(), None, reason.clone())];
     }
     let wanted = strings(r.get("resources"));
-    let mut matched: Vec<&((String, String, String, String), Vec<PolicyResponse>)> = Vec::new();
+    let mut matched: Vec<&Response> = Vec::new();
     if wanted.is_empty() {
         matched.extend(responses.iter());
     } else {
         for w in &wanted {
             let found: Vec<_> = responses
                 .iter()
-                .filter(|((_, _, ns, name), _)| match w.split_once('/') {
-                    Some((wns, wname)) => wns == ns && wname == name,
-                    None => w == name,
+                .filter(|resp| match w.split_once('/') {
+                    Some((wns, wname)) => *wns == resp.key.2 && *wname == resp.key.3,
+                    None => w == &resp.key.3,
                 })
                 .collect();
             if found.is_empty() {
@@ -645,8 +747,11 @@ fn check_expectation(file: &str, r: &Value, loaded: &Loaded, responses: &Respons
             matched.extend(found);
         }
     }
+    let patched_file = r.get("patchedResources").and_then(Value::as_str);
     let mut rows = Vec::new();
-    for ((_, kind, ns, name), prs) in matched {
+    for resp in matched {
+        let (_, kind, ns, name) = &resp.key;
+        let prs = &resp.policies;
         let res = if ns.is_empty() {
             format!("{kind}/{name}")
         } else {
@@ -691,6 +796,39 @@ fn check_expectation(file: &str, r: &Value, loaded: &Loaded, responses: &Respons
                 continue;
             }
             let actual = rr.status.as_str().to_owned();
+            if let Some(pf) = patched_file {
+                // A mutate rule is checked against its policy's output, any other rule
+                // against the resource it saw (after every mutation), as `kyverno test` does.
+                let is_mutate = matches!(policy, LoadedPolicy::Kyverno(cp)
+                    if cp.rules.iter().any(|x| x.name == rr.rule
+                        && matches!(x.kind, provenance_policy::policy::RuleKind::Mutate)));
+                let object = resp
+                    .patched_by
+                    .iter()
+                    .find(|(p, _)| is_mutate && p == &pr.policy)
+                    .map(|(_, o)| o)
+                    .unwrap_or(&resp.object);
+                match compare_patched(dir, pf, object) {
+                    Ok(None) => {}
+                    Ok(Some(diff)) => {
+                        rows.push(row(res.clone(), actual, Some(false), diff));
+                        continue;
+                    }
+                    Err(e) if e.contains("not found in manifest") => {
+                        rows.push(row(
+                            res.clone(),
+                            actual,
+                            None,
+                            format!("{e} (kyverno test reports no result)"),
+                        ));
+                        continue;
+                    }
+                    Err(e) => {
+                        rows.push(row(res.clone(), actual, Some(false), e));
+                        continue;
+                    }
+                }
+            }
             let ok = RuleStatus::parse(expected) == Some(rr.status);
             let mut reason = rr.message.clone();
             if rr.rule != rule && !rule.is_empty() {

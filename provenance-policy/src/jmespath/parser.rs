@@ -425,6 +425,8 @@ impl Parser {
                     self.advance();
                     break;
                 }
+                // go-jmespath (Kyverno's) reads the next key when the comma is missing.
+                Tok::Ident(_) | Tok::QIdent(_) => {}
                 t => return Err(format!("expected ',' or '}}', found {t:?}")),
             }
         }
