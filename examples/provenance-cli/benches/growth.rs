@@ -13,10 +13,12 @@
 //! - `policies/*`: one 4-container Pod through P policies (P = 1, 4, 16, 64, 256), renamed
 //!   copies of realistic policies: `cluster_policy` cycles through the six ClusterPolicies
 //!   above, `validating_policy` through three ValidatingPolicies (CEL);
-//! - `signatures/*`: one image carrying S cosign signature layers (S = 1, 8, 64, 255; a
-//!   manifest may hold 256 layers), `last_trusted` (only the last layer is by the policy's key:
+//! - `signatures/*`: one image carrying S cosign signature layers (S = 1, 8, 64, 100: at most
+//!   100 are examined per image), `last_trusted` (only the last layer is by the policy's key:
 //!   pass) and `all_untrusted` (every layer by another key: fail), each `verify` (evidence in
-//!   memory, no cache) and `cold_layout` (open the layout, gather, verify, decide).
+//!   memory, no cache), `memo` (a memoized verifier, as the webhook's: failures remembered
+//!   for 30 s) and `cold_layout` (open the layout, gather, verify, decide); and `flooded/255`:
+//!   255 layers, refused before any is verified.
 //!
 //! Layouts are written at setup into a temporary folder with `provenance_oci::sign`; keys are
 //! generated at setup. Every decision's outcome is asserted in the loop.
@@ -47,7 +49,9 @@ use serde_json::{Value, json};
 const NOW: UnixTime = UnixTime(1_800_000_000);
 const POD_SIZES: [usize; 5] = [1, 4, 16, 64, 256];
 const POLICY_COUNTS: [usize; 5] = [1, 4, 16, 64, 256];
-const SIGNATURE_COUNTS: [usize; 4] = [1, 8, 64, 255];
+const SIGNATURE_COUNTS: [usize; 4] = [1, 8, 64, 100];
+/// Signature layers on the flooded image (a manifest may hold 256 layers).
+const FLOODED: usize = 255;
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 /// ClusterPolicies, each with `NAME` where its name goes.
@@ -491,7 +495,7 @@ fn bench(c: &mut Criterion) {
 
     // 3. Signatures on one image.
     let input = pod(1, image);
-    let untrusted: Vec<SigningKey> = (0..SIGNATURE_COUNTS[SIGNATURE_COUNTS.len() - 1])
+    let untrusted: Vec<SigningKey> = (0..FLOODED)
         .map(|_| SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap())
         .collect();
     let mut g = c.benchmark_group("signatures");
@@ -531,6 +535,24 @@ fn bench(c: &mut Criterion) {
                     })
                 },
             );
+            let memo = Verifier::new(&root).unwrap().with_memo(4096, 3600);
+            let mcx = VerifyImagesContext {
+                evidence: &evidence,
+                verifier: &memo,
+                now: NOW,
+                cache: None,
+            };
+            g.bench_with_input(
+                BenchmarkId::new(format!("{case}_memo"), s),
+                &input,
+                |b, input| {
+                    b.iter(|| {
+                        let d = vi.decide_with(black_box(input), &env, Some(&mcx));
+                        assert_eq!(d.allowed, pass);
+                        d
+                    })
+                },
+            );
             g.bench_with_input(
                 BenchmarkId::new(format!("{case}_cold_layout"), s),
                 &input,
@@ -551,6 +573,26 @@ fn bench(c: &mut Criterion) {
             );
         }
     }
+    // More layers than are examined: refused before any verification.
+    let signers: Vec<&SigningKey> = untrusted.iter().collect();
+    let dir = tmp.path().join("sigs-flooded");
+    rt.block_on(multi_signed_image(&dir, &signers));
+    let evidence = gather_from(&rt, &dir, &vi, &input);
+    assert_eq!(evidence.values().next().unwrap().signatures.len(), FLOODED);
+    let cx = VerifyImagesContext {
+        evidence: &evidence,
+        verifier: &verifier,
+        now: NOW,
+        cache: None,
+    };
+    g.throughput(Throughput::Elements(FLOODED as u64));
+    g.bench_with_input(BenchmarkId::new("flooded", FLOODED), &input, |b, input| {
+        b.iter(|| {
+            let d = vi.decide_with(black_box(input), &env, Some(&cx));
+            assert!(!d.allowed);
+            d
+        })
+    });
     g.finish();
 }
 

@@ -88,8 +88,16 @@ pub struct ApplyArgs {
     /// Evaluation and verification time (RFC 3339). Default: the system clock.
     #[arg(long)]
     pub now: Option<String>,
-    /// Output: a result `table`, or PolicyReports as `yaml` or `json`.
-    #[arg(short = 'o', long = "output", default_value = "table", value_parser = ["table", "yaml", "json"])]
+    /// Output: a result `table`, or PolicyReports as `yaml` or `json`. Anything else is a path
+    /// the mutated resources are written to, as `kyverno apply -o PATH` does (a `.yaml`,
+    /// `.yml` or `.json` file gets every mutated resource, a folder one file per resource),
+    /// and the results are printed as a table.
+    #[arg(
+        short = 'o',
+        long = "output",
+        default_value = "table",
+        value_name = "table|yaml|json|PATH"
+    )]
     pub output: String,
     /// Print PolicyReports, as `kyverno apply --policy-report` does: the same as `-o yaml`.
     #[arg(short = 'p', long, conflicts_with = "output")]
@@ -181,12 +189,26 @@ fn run_inner(args: &ApplyArgs) -> Result<bool, String> {
     };
     let mut results: Vec<RuleResult> = Vec::new();
     let mut blocked = Vec::new();
+    let mut mutated: Vec<(String, Value)> = Vec::new();
     for input in &inputs {
-        let d = policies.decide_with(input, &env, Some(&cx));
-        if !d.allowed {
+        // As `kyverno apply`: mutate rules first, then validation of the mutated resource.
+        let d = policies.decide_mutating(input, &env, Some(&cx));
+        if !d.allowed || !d.mutation_blocking.is_empty() {
             blocked.push(resource_name(input));
         }
+        if !d.mutation_patches.is_empty() {
+            let object = provenance_policy::mutate::json_patch::apply(
+                &input.object,
+                &d.mutation_patches,
+                "mutation",
+            )
+            .map_err(|e| format!("{}: {e}", resource_name(input)))?;
+            mutated.push((resource_name(input), object));
+        }
         results.extend(d.results);
+    }
+    if !matches!(args.output.as_str(), "table" | "yaml" | "json") {
+        write_mutated(Path::new(&args.output), &mutated)?;
     }
     match args.output.as_str() {
         "json" | "yaml" => {
@@ -406,6 +428,54 @@ pub fn resource_inputs(
             input
         })
         .collect()
+}
+
+/// Writes the mutated resources to `path`: every one into a `.yaml`, `.yml` or `.json` file
+/// (YAML documents, or a JSON list), or one YAML file per resource into a folder (made if
+/// missing), named after the resource's kind, namespace and name.
+fn write_mutated(path: &Path, mutated: &[(String, Value)]) -> Result<(), String> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default();
+    let yaml =
+        |v: &Value| serde_saphyr::to_string(v).map_err(|e| format!("cannot write YAML: {e}"));
+    let write = |p: &Path, text: String| {
+        std::fs::write(p, text).map_err(|e| format!("-o {}: {e}", p.display()))
+    };
+    match ext {
+        "json" => {
+            let list: Vec<&Value> = mutated.iter().map(|(_, v)| v).collect();
+            let text = serde_json::to_string_pretty(&list)
+                .map_err(|e| format!("cannot write JSON: {e}"))?;
+            write(path, text + "\n")
+        }
+        "yaml" | "yml" => {
+            let mut text = String::new();
+            for (_, v) in mutated {
+                text.push_str("---\n");
+                text.push_str(&yaml(v)?);
+            }
+            write(path, text)
+        }
+        _ => {
+            std::fs::create_dir_all(path).map_err(|e| format!("-o {}: {e}", path.display()))?;
+            for (name, v) in mutated {
+                let file: String = name
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect();
+                write(&path.join(format!("{file}.yaml")), yaml(v)?)?;
+            }
+            Ok(())
+        }
+    }
 }
 
 fn resource_name(input: &ResourceInput) -> String {

@@ -595,3 +595,97 @@ fn trust_flags_are_spelled_the_same_on_every_verify_command() {
         }
     }
 }
+
+#[test]
+fn apply_mutates_then_validates_and_writes_mutated_resources_like_kyverno_apply_o() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: add-team}
+spec:
+  rules:
+    - name: add-team-label
+      match: {any: [{resources: {kinds: [Pod]}}]}
+      mutate:
+        patchStrategicMerge:
+          metadata:
+            labels:
+              +(team): ml-platform
+---
+apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: require-team}
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: team-label
+      match: {any: [{resources: {kinds: [Pod]}}]}
+      validate:
+        message: "a team label is required"
+        pattern: {metadata: {labels: {team: "?*"}}}
+"#,
+    )
+    .unwrap();
+    let resources = dir.path().join("pods.yaml");
+    std::fs::write(
+        &resources,
+        r#"apiVersion: v1
+kind: Pod
+metadata: {name: unlabelled, namespace: ml}
+spec: {containers: [{name: c, image: nginx}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: labelled, namespace: ml, labels: {team: search}}
+spec: {containers: [{name: c, image: nginx}]}
+"#,
+    )
+    .unwrap();
+    let (p, r) = (policy.to_str().unwrap(), resources.to_str().unwrap());
+    // The validation sees the mutated Pod: both are admitted.
+    let out = provenance()
+        .args(["apply", p, "-r", r, "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", json_of(&out.stdout));
+    // -o FOLDER: one file per mutated resource (the labelled Pod is not changed).
+    let folder = dir.path().join("mutated");
+    provenance()
+        .args(["apply", p, "-r", r, "-o", folder.to_str().unwrap()])
+        .assert()
+        .code(0)
+        .stdout(contains("add-team-label"));
+    let files: Vec<_> = std::fs::read_dir(&folder).unwrap().collect();
+    assert_eq!(files.len(), 1);
+    let text = std::fs::read_to_string(folder.join("Pod_ml_unlabelled.yaml")).unwrap();
+    let pod: Value = provenance_policy::yaml::load_documents(&text, "pod").unwrap()[0].clone();
+    assert_eq!(pod["metadata"]["labels"]["team"], "ml-platform", "{text}");
+    assert_eq!(pod["spec"]["containers"][0]["image"], "nginx");
+    // -o FILE.json: every mutated resource in a JSON list.
+    let file = dir.path().join("mutated.json");
+    provenance()
+        .args(["apply", p, "-r", r, "-o", file.to_str().unwrap()])
+        .assert()
+        .code(0);
+    let list = json_of(&std::fs::read(&file).unwrap());
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["metadata"]["name"], "unlabelled");
+    // Without the mutate policy the unlabelled Pod is blocked.
+    let only_validate = dir.path().join("validate.yaml");
+    std::fs::write(
+        &only_validate,
+        std::fs::read_to_string(&policy)
+            .unwrap()
+            .split("---\n")
+            .nth(1)
+            .unwrap(),
+    )
+    .unwrap();
+    provenance()
+        .args(["apply", only_validate.to_str().unwrap(), "-r", r])
+        .assert()
+        .code(1);
+}
