@@ -115,17 +115,11 @@ async fn verifies_images_from_an_oci_layout() {
     let dir = tempfile::tempdir().unwrap();
     let (_server, client, base) = start(dir.path(), &[]).await;
     let post = |path: &'static str, body: Value| {
-        let client = client.clone();
-        let base = base.clone();
+        let (client, base) = (client.clone(), base.clone());
         async move {
-            let r = client
-                .post(format!("{base}{path}"))
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            assert!(r.status().is_success());
-            r.json::<Value>().await.unwrap()
+            let (status, out) = post_json(&client, &base, path, &body).await;
+            assert_eq!(status, 200, "{out}");
+            out
         }
     };
 
@@ -169,6 +163,17 @@ async fn verifies_images_from_an_oci_layout() {
     );
 }
 
+/// POSTs `body` as JSON to `path`; the status and the JSON answer.
+async fn post_json(client: &reqwest::Client, base: &str, path: &str, body: &Value) -> (u16, Value) {
+    let r = client
+        .post(format!("{base}{path}"))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json::<Value>().await.unwrap())
+}
+
 /// One counter of `/metrics`.
 async fn metric(client: &reqwest::Client, base: &str, name: &str) -> u64 {
     let text = client
@@ -190,17 +195,8 @@ async fn preverify_warms_the_caches_and_recently_used_evidence_is_refreshed_ahea
     // Evidence lives 6 s: used again after 4.5 s, it is refreshed in the background.
     let (_server, client, base) = start(dir.path(), &["--evidence-ttl-seconds", "6"]).await;
     let post = |path: &'static str, body: Value| {
-        let client = client.clone();
-        let base = base.clone();
-        async move {
-            let r = client
-                .post(format!("{base}{path}"))
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            (r.status().as_u16(), r.json::<Value>().await.unwrap())
-        }
+        let (client, base) = (client.clone(), base.clone());
+        async move { post_json(&client, &base, path, &body).await }
     };
     let (hits, misses, refreshes) = (
         "provenance_cache_hits_total",
