@@ -709,6 +709,22 @@ fn check_block(
     )))
 }
 
+/// The value of a `foreach` entry's `list` expression, its `{{ }}` variables substituted
+/// first (validate and mutate `foreach` read it the same way; what a missing value means is
+/// theirs to decide).
+pub(crate) fn foreach_list(
+    fe: &Value,
+    ctx: &Value,
+    env: &Env,
+) -> Result<jmespath::QueryResult, Error> {
+    let list_expr = fe.get("list").and_then(Value::as_str).unwrap_or_default();
+    let list_expr = match variables::substitute_str_with(list_expr, ctx, env, "foreach.list")? {
+        Value::String(s) => s,
+        other => other.to_string(),
+    };
+    variables::compile_cached(&list_expr).and_then(|e| e.query(ctx, env))
+}
+
 fn check_foreach(
     ev: &RuleEval<'_>,
     foreach: &Value,
@@ -814,16 +830,8 @@ fn foreach_entries(
 ) -> Check {
     let mut applied = 0usize;
     for (fi, fe) in entries.iter().enumerate() {
-        let list_expr = fe.get("list").and_then(Value::as_str).unwrap_or_default();
-        let list_expr = match variables::substitute_str_with(list_expr, ctx, ev.env, "foreach.list")
-        {
-            Ok(Value::String(s)) => s,
-            Ok(other) => other.to_string(),
-            Err(e) => return Check::Error(Box::new(ev.error(&e))),
-        };
         // An "Unknown key" in the list expression skips this foreach, as Kyverno does.
-        let queried = variables::compile_cached(&list_expr).and_then(|e| e.query(ctx, ev.env));
-        let list = match queried {
+        let list = match foreach_list(fe, ctx, ev.env) {
             Ok(jmespath::QueryResult::Value(Value::Array(a))) => a,
             Ok(jmespath::QueryResult::Value(Value::Null)) => continue,
             Ok(jmespath::QueryResult::NotFound { .. }) => continue,

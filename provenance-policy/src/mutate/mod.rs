@@ -263,15 +263,7 @@ fn foreach(
     let mut current = resource.clone();
     let mut applied = 0usize;
     for (fi, fe) in entries.iter().enumerate() {
-        let list_expr = fe.get("list").and_then(Value::as_str).unwrap_or_default();
-        let list_expr = match variables::substitute_str_with(list_expr, ctx, ev.env, "foreach.list")
-        {
-            Ok(Value::String(s)) => s,
-            Ok(other) => other.to_string(),
-            Err(e) => return Outcome::Error(Box::new(ev.error(&e))),
-        };
-        let queried = variables::compile_cached(&list_expr).and_then(|e| e.query(ctx, ev.env));
-        let list = match queried {
+        let list = match crate::engine::foreach_list(fe, ctx, ev.env) {
             Ok(jmespath::QueryResult::Value(Value::Array(a))) => a,
             Ok(jmespath::QueryResult::Value(other)) => vec![other],
             Ok(jmespath::QueryResult::NotFound { .. }) => vec![Value::Null],
