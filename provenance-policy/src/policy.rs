@@ -266,6 +266,22 @@ impl Rule {
             ),
             _ => None,
         };
+        // One operation per rule, as Kyverno's policy validation requires: taking the first
+        // and leaving the rest unread would drop a check the author wrote.
+        let operations: Vec<&str> = ["validate", "verifyImages", "mutate", "generate"]
+            .into_iter()
+            .filter(|k| v.get(*k).is_some_and(|x| !x.is_null()))
+            .collect();
+        if operations.len() > 1 {
+            return Err(invalid(
+                policy,
+                path.to_owned(),
+                format!(
+                    "a rule has one operation; this one has {}",
+                    operations.join(" and ")
+                ),
+            ));
+        }
         let kind = if let Some(val) = v.get("validate").filter(|x| !x.is_null()) {
             RuleKind::Validate(val.clone())
         } else if let Some(vi) = v.get("verifyImages").filter(|x| !x.is_null()) {

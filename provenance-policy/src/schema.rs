@@ -30,9 +30,19 @@ pub(crate) enum Node {
     Lazy(fn() -> Node),
     /// A string that must be one of these values (a CRD enum).
     Enum(&'static [&'static str]),
+    /// A string.
+    Str,
+    /// A boolean.
+    Bool,
 }
 
-use Node::{Any, Conditions, Enum, Lazy, List, Obj};
+use Node::{Any, Bool, Conditions, Enum, Lazy, List, Obj, Str};
+
+/// Kyverno's failure actions (the CRD accepts both spellings).
+const FAILURE_ACTION: Node = Enum(&["Audit", "Enforce", "audit", "enforce"]);
+
+/// A list of strings.
+const STRINGS: Node = List(&Str);
 
 const OPERATIONS: Node = List(&Enum(&["CREATE", "CONNECT", "UPDATE", "DELETE"]));
 const FAILURE_POLICY: Node = Enum(&["Ignore", "Fail"]);
@@ -75,10 +85,10 @@ const CONDITION_LIST: Node = List(&CONDITION);
 const ANY_ALL_CONDITIONS: Node = Obj(&[("any", CONDITION_LIST), ("all", CONDITION_LIST)]);
 
 const RESOURCE_DESCRIPTION: Node = Obj(&[
-    ("kinds", Any),
-    ("name", Any),
-    ("names", Any),
-    ("namespaces", Any),
+    ("kinds", STRINGS),
+    ("name", Str),
+    ("names", STRINGS),
+    ("namespaces", STRINGS),
     ("annotations", Any),
     ("selector", LABEL_SELECTOR),
     ("namespaceSelector", LABEL_SELECTOR),
@@ -95,8 +105,8 @@ const SUBJECTS: Node = List(&Obj(&[
 const RESOURCE_FILTER: Node = Obj(&[
     ("resources", RESOURCE_DESCRIPTION),
     ("subjects", SUBJECTS),
-    ("roles", Any),
-    ("clusterRoles", Any),
+    ("roles", STRINGS),
+    ("clusterRoles", STRINGS),
 ]);
 
 /// `match` / `exclude` of a rule (`any` / `all`, or the legacy flat form).
@@ -105,8 +115,8 @@ const MATCH: Node = Obj(&[
     ("all", List(&RESOURCE_FILTER)),
     ("resources", RESOURCE_DESCRIPTION),
     ("subjects", SUBJECTS),
-    ("roles", Any),
-    ("clusterRoles", Any),
+    ("roles", STRINGS),
+    ("clusterRoles", STRINGS),
 ]);
 
 const KEY_VALUE: Node = Obj(&[("key", Any), ("value", Any)]);
@@ -158,8 +168,8 @@ const CONTEXT: Node = List(&Obj(&[
 const NAME_EXPRESSION: Node = List(&Obj(&[("name", Any), ("expression", Any)]));
 
 const ACTION_OVERRIDES: Node = List(&Obj(&[
-    ("action", Any),
-    ("namespaces", Any),
+    ("action", FAILURE_ACTION),
+    ("namespaces", STRINGS),
     ("namespaceSelector", LABEL_SELECTOR),
 ]));
 
@@ -269,7 +279,7 @@ const MANIFESTS: Node = Obj(&[
 ]);
 
 const VALIDATE: Node = Obj(&[
-    ("failureAction", Any),
+    ("failureAction", FAILURE_ACTION),
     ("failureActionOverrides", ACTION_OVERRIDES),
     ("allowExistingViolations", Any),
     ("message", Any),
@@ -413,11 +423,11 @@ const CLUSTER_POLICY: Node = Obj(&[
             ("rules", List(&RULE)),
             ("applyRules", Enum(&["All", "One"])),
             ("failurePolicy", FAILURE_POLICY),
-            ("validationFailureAction", Any),
+            ("validationFailureAction", FAILURE_ACTION),
             ("validationFailureActionOverrides", ACTION_OVERRIDES),
-            ("emitWarning", Any),
-            ("admission", Any),
-            ("background", Any),
+            ("emitWarning", Bool),
+            ("admission", Bool),
+            ("background", Bool),
             ("schemaValidation", Any),
             ("webhookTimeoutSeconds", Any),
             ("mutateExistingOnPolicyUpdate", Any),
@@ -681,6 +691,11 @@ pub(crate) fn check(doc: &Value, kind: DocKind) -> Result<(), Error> {
                 suggestion: suggestion.map(str::to_owned),
             })))
         }
+        Some(Found::Type(path, expected)) => Err(Error::InvalidPolicy {
+            policy,
+            path,
+            reason: format!("must be {expected}: a value of another type would be read as absent"),
+        }),
         Some(Found::Value(path, value, allowed)) => {
             let hint = suggest(&value, allowed)
                 .map(|s| format!("; did you mean `{s}`?"))
@@ -699,6 +714,8 @@ pub(crate) fn check(doc: &Value, kind: DocKind) -> Result<(), Error> {
 
 /// What [`walk`] found wrong.
 enum Found {
+    /// A value of another type than the schema's: path, the type expected.
+    Type(String, &'static str),
     /// A field the schema does not define: path, field, closest allowed name.
     Field(String, String, Option<&'static str>),
     /// A value outside an enum: path, value, allowed values.
@@ -709,6 +726,13 @@ fn walk(v: &Value, node: Node, path: &mut String) -> Option<Found> {
     match node {
         Any => None,
         Lazy(f) => walk(v, f(), path),
+        _ if v.is_null() => None,
+        Str if !v.is_string() => Some(Found::Type(path.clone(), "a string")),
+        Bool if !v.is_boolean() => Some(Found::Type(path.clone(), "true or false")),
+        Str | Bool => None,
+        List(_) if !v.is_array() => Some(Found::Type(path.clone(), "a list")),
+        Obj(_) if !v.is_object() => Some(Found::Type(path.clone(), "an object")),
+        Enum(_) if !v.is_string() => Some(Found::Type(path.clone(), "a string")),
         List(item) => {
             let a = v.as_array()?;
             a.iter().enumerate().find_map(|(i, x)| {
@@ -722,7 +746,10 @@ fn walk(v: &Value, node: Node, path: &mut String) -> Option<Found> {
         Conditions => match v {
             Value::Array(_) => walk(v, CONDITION_LIST, path),
             Value::Object(_) => walk(v, ANY_ALL_CONDITIONS, path),
-            _ => None,
+            _ => Some(Found::Type(
+                path.clone(),
+                "conditions (a list or an object)",
+            )),
         },
         Enum(values) => match v.as_str() {
             Some(s) if !values.contains(&s) => {

@@ -157,6 +157,36 @@ pub fn normalize(list: &Value, path: &str) -> Result<Value, Error> {
 fn normalize_entry(entry: &Value, path: &str) -> Result<Value, Error> {
     let o = object(entry, path)?;
     check_keys(o, path, ENTRY_ENFORCED, &[])?;
+    // Every field is read with its CRD type: a field written with another type would be
+    // read as absent (an attestor set written as a map: no attestors at all).
+    check_types(
+        o,
+        path,
+        &[
+            "type",
+            "repository",
+            "failureAction",
+            "image",
+            "key",
+            "issuer",
+            "subject",
+            "roots",
+        ],
+        &[
+            "mutateDigest",
+            "verifyDigest",
+            "required",
+            "useCache",
+            "cosignOCI11",
+            "skipBackgroundRequests",
+        ],
+    )?;
+    for field in ["imageReferences", "skipImageReferences"] {
+        check_string_list(o, path, field)?;
+    }
+    for field in ["attestors", "attestations"] {
+        check_list(o, path, field)?;
+    }
     let ty = o.get("type").and_then(Value::as_str).unwrap_or("Cosign");
     if ty != "Cosign" && ty != "SigstoreBundle" {
         return Err(unsupported(
@@ -203,6 +233,17 @@ fn normalize_entry(entry: &Value, path: &str) -> Result<Value, Error> {
             let ap = format!("{path}.attestations[{i}]");
             let ao = object(a, &ap)?;
             check_keys(ao, &ap, ATTESTATION_ENFORCED, &[])?;
+            check_types(ao, &ap, &["type", "predicateType", "name"], &[])?;
+            check_list(ao, &ap, "attestors")?;
+            if ao
+                .get("conditions")
+                .is_some_and(|c| !(c.is_null() || c.is_array() || c.is_object()))
+            {
+                return Err(invalid(
+                    &format!("{ap}.conditions"),
+                    "must be a list of condition blocks (or one block)",
+                ));
+            }
             if let Some(Value::Array(sets)) = ao.get("attestors") {
                 for (j, s) in sets.iter().enumerate() {
                     check_attestor_set(s, &format!("{ap}.attestors[{j}]"), 0)?;
@@ -483,6 +524,25 @@ fn check_logs(o: &Map<String, Value>, path: &str) -> Result<(), Error> {
                 &["ignoreTlog", "ignoreSCT"],
             )?;
         }
+    }
+    Ok(())
+}
+
+/// Checks that `o.field`, when set, is a list.
+fn check_list(o: &Map<String, Value>, path: &str, field: &str) -> Result<(), Error> {
+    match o.get(field) {
+        None | Some(Value::Null | Value::Array(_)) => Ok(()),
+        Some(_) => Err(invalid(&format!("{path}.{field}"), "must be a list")),
+    }
+}
+
+/// Checks that `o.field`, when set, is a list of strings.
+fn check_string_list(o: &Map<String, Value>, path: &str, field: &str) -> Result<(), Error> {
+    check_list(o, path, field)?;
+    if let Some(Value::Array(items)) = o.get(field)
+        && let Some(i) = items.iter().position(|v| !v.is_string())
+    {
+        return Err(invalid(&format!("{path}.{field}[{i}]"), "must be a string"));
     }
     Ok(())
 }

@@ -1313,3 +1313,103 @@ async fn too_many_attestations_of_the_required_type_are_refused() {
         "[policy.verify_images.too_many_materials]",
     );
 }
+
+/// A ClusterPolicy with one rule whose body (after `match`) is `rule`, and `spec` lines
+/// `spec_extra`; `KEY` in either is the key's PEM as a quoted string.
+fn one_rule_policy(key: &SigningKey, spec_extra: &str, rule: &str) -> String {
+    let pem = serde_json::to_string(&key.public_key().to_pem()).unwrap();
+    format!(
+        "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {{name: p}}\nspec:\n  validationFailureAction: Enforce\n{spec_extra}  rules:\n    - name: r\n      match: {{any: [{{resources: {{kinds: [Pod]}}}}]}}\n{}",
+        rule.replace("KEY", &pem)
+    )
+}
+
+#[test]
+fn a_policy_that_would_be_weaker_than_written_is_a_load_error() {
+    let key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let attestor = "{entries: [{keys: {publicKeys: KEY, rekor: {ignoreTlog: true}}}]}";
+    let good = one_rule_policy(
+        &key,
+        "",
+        &format!(
+            "      verifyImages:\n        - imageReferences: [\"registry.provenance.test/*\"]\n          attestors: [{attestor}]\n"
+        ),
+    );
+    let mut set = PolicySet::default();
+    set.add_yaml(&good, "good.yaml").unwrap();
+    let pem = serde_json::to_string(&key.public_key().to_pem()).unwrap();
+    let attestor = attestor.replace("KEY", &pem);
+    let cases = [
+        // An attestor set written as a map (the list dash left out): no attestors at all.
+        (
+            "attestors as a map",
+            good.replace(&format!("[{attestor}]"), &attestor),
+            "verifyImages[0].attestors",
+        ),
+        // An attestation's attestors as a map: the entry's attestors would verify it instead.
+        (
+            "attestation attestors as a map",
+            good.replace(
+                &format!("attestors: [{attestor}]"),
+                &format!("attestations: [{{type: {SLSA}, attestors: {attestor}}}]"),
+            ),
+            "attestations[0].attestors",
+        ),
+        // Two operations in one rule: the second one would never be read.
+        (
+            "validate and verifyImages",
+            good.replace(
+                "      verifyImages:",
+                "      validate: {pattern: {spec: {containers: [{name: \"?*\"}]}}}\n      verifyImages:",
+            ),
+            "a rule has one operation",
+        ),
+        // Fields of the wrong type, each read as absent or as another value.
+        (
+            "failure action as a list",
+            good.replace(
+                "validationFailureAction: Enforce",
+                "validationFailureAction: [Enforce]",
+            ),
+            "validationFailureAction",
+        ),
+        (
+            "kinds as a string",
+            good.replace("kinds: [Pod]", "kinds: Pod"),
+            "kinds",
+        ),
+        (
+            "image references as a string",
+            good.replace(
+                "[\"registry.provenance.test/*\"]",
+                "\"registry.provenance.test/*\"",
+            ),
+            "imageReferences",
+        ),
+        (
+            "verifyDigest as a string",
+            good.replace(
+                "          attestors:",
+                "          verifyDigest: \"false\"\n          attestors:",
+            ),
+            "verifyDigest",
+        ),
+        (
+            "background as a string",
+            good.replace(
+                "  validationFailureAction: Enforce\n",
+                "  validationFailureAction: Enforce\n  background: \"false\"\n",
+            ),
+            "background",
+        ),
+    ];
+    for (name, text, detail) in cases {
+        assert_ne!(text, good, "{name}: the case did not change the policy");
+        let e = load_error(&text);
+        assert_eq!(e.code(), "policy.invalid", "{name}: {e}");
+        assert!(
+            e.to_string().contains(detail),
+            "{name}: want {detail:?} in {e}"
+        );
+    }
+}
