@@ -306,3 +306,80 @@ spec:
         "broken/bad"
     );
 }
+
+/// A Pod with `n` containers `c0`, `c1`, ...
+fn wide_pod(n: usize) -> Value {
+    let containers: Vec<Value> = (0..n)
+        .map(|i| json!({"name": format!("c{i}"), "image": "nginx:1"}))
+        .collect();
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "wide", "namespace": "ml"},
+           "spec": {"containers": containers}})
+}
+
+#[test]
+fn wide_pods_merge_by_key_and_a_foreach_over_too_many_elements_is_an_error() {
+    // A sidecar injected into a Pod with thousands of containers: the keyed merge finds each
+    // element through a map (a Pod author controls the list's length).
+    let sidecar = policy(
+        r#"
+apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: sidecar}
+spec:
+  rules:
+    - name: inject
+      match: {any: [{resources: {kinds: [Pod]}}]}
+      mutate:
+        patchStrategicMerge:
+          spec:
+            containers:
+              - name: proxy
+                image: proxy:1
+              - (name): "c1*"
+                imagePullPolicy: Always
+"#,
+    );
+    let n = 20_000;
+    let (results, out) = mutate(&sidecar, wide_pod(n));
+    assert_eq!(results[0].1, RuleStatus::Pass, "{results:?}");
+    let containers = out["spec"]["containers"].as_array().unwrap();
+    assert_eq!(containers.len(), n + 1);
+    assert_eq!(containers[0]["name"], "proxy");
+    let pulled = containers
+        .iter()
+        .filter(|c| c["imagePullPolicy"] == "Always")
+        .count();
+    // c1, c10..c19, c100..c199, c1000..c1999, c10000..c19999
+    assert_eq!(pulled, 1 + 10 + 100 + 1000 + 10_000);
+
+    let each = policy(
+        r#"
+apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: each}
+spec:
+  rules:
+    - name: pull-always
+      match: {any: [{resources: {kinds: [Pod]}}]}
+      mutate:
+        foreach:
+          - list: "request.object.spec.containers"
+            patchStrategicMerge:
+              spec:
+                containers:
+                  - name: "{{ element.name }}"
+                    imagePullPolicy: Always
+"#,
+    );
+    let (results, _) = mutate(&each, wide_pod(4));
+    assert_eq!(results[0].1, RuleStatus::Pass, "{results:?}");
+    let limit = provenance_policy::mutate::MAX_FOREACH_ELEMENTS;
+    let (results, out) = mutate(&each, wide_pod(limit + 1));
+    assert_eq!(results[0].1, RuleStatus::Error, "{results:?}");
+    assert!(results[0].2.contains("more than the 1024"), "{results:?}");
+    assert!(
+        out["spec"]["containers"][0]
+            .get("imagePullPolicy")
+            .is_none()
+    );
+}

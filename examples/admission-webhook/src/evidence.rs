@@ -95,6 +95,9 @@ impl Evidence {
         self.refreshes.fetch_add(1, Ordering::Relaxed);
         let this = Arc::clone(self);
         tokio::spawn(async move {
+            // The retrieval is as old as its start: it replaces only an older entry, and
+            // expires a TTL after it started (a slow refresh never outlives a newer one).
+            let started = Instant::now();
             let ev = this.fetch(requests).await;
             if ev.error.is_some() {
                 this.errors.fetch_add(1, Ordering::Relaxed);
@@ -104,7 +107,9 @@ impl Evidence {
                     Ok(m) => m,
                     Err(poisoned) => poisoned.into_inner(),
                 };
-                map.insert(key.clone(), (Instant::now(), cell));
+                if map.get(&key).is_none_or(|(at, _)| *at < started) {
+                    map.insert(key.clone(), (started, cell));
+                }
             }
             let mut running = match this.refreshing.lock() {
                 Ok(r) => r,

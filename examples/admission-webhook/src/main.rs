@@ -116,6 +116,11 @@ struct App {
     budget: Duration,
     max_body: usize,
     ready: AtomicBool,
+    /// Evaluations running off the async runtime. An evaluation outlives a request that hit
+    /// its deadline (blocking work cannot be cancelled); the permits bound how many run at
+    /// once, so a flood of expensive requests queues (and meets its deadline) instead of
+    /// taking every core and the memory.
+    evaluations: Arc<tokio::sync::Semaphore>,
 }
 
 fn now() -> UnixTime {
@@ -386,7 +391,15 @@ async fn decide(app: &Arc<App>, review: Value, mode: Phase) -> Outcome {
             .as_ref()
             .map(|i| (i.verifier.clone(), i.cache.clone()));
         let app3 = app2.clone();
+        let Ok(permit) = app2.evaluations.clone().acquire_owned().await else {
+            return Ok(Err(provenance_policy::Error::InvalidPolicy {
+                policy: String::new(),
+                path: String::new(),
+                reason: "the webhook is shutting down".into(),
+            }));
+        };
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let t = Instant::now();
             let now = now();
             let env = Env::at(now);
@@ -747,6 +760,9 @@ async fn main() -> std::process::ExitCode {
         },
         max_body: args.max_body_bytes,
         ready: AtomicBool::new(true),
+        evaluations: Arc::new(tokio::sync::Semaphore::new(
+            2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
+        )),
     });
     let handle = axum_server::Handle::new();
     {

@@ -286,6 +286,11 @@ fn foreach(
     }
 }
 
+/// The most elements one mutate `foreach` patches. Every element's patch produces the whole
+/// resource again, so the cost grows with the square of the list: a list longer than this (no
+/// real Pod has a thousand containers) is an `error`, not minutes of CPU per request.
+pub const MAX_FOREACH_ELEMENTS: usize = 1024;
+
 fn elements(
     ev: &RuleEval<'_>,
     fe: &Value,
@@ -295,6 +300,16 @@ fn elements(
     ctx: &Value,
     depth: usize,
 ) -> Outcome {
+    if list.len() > MAX_FOREACH_ELEMENTS {
+        return Outcome::Error(Box::new(ev.error(&Error::InvalidPolicy {
+            policy: ev.policy.name.clone(),
+            path: format!("mutate.foreach[{fi}].list"),
+            reason: format!(
+                "{} elements, more than the {MAX_FOREACH_ELEMENTS} a mutate foreach patches (each element's patch rewrites the whole resource)",
+                list.len()
+            ),
+        })));
+    }
     let psm = fe.get("patchStrategicMerge").is_some_and(|p| !p.is_null());
     let reverse = match fe.get("order").and_then(Value::as_str) {
         Some("Descending") => true,

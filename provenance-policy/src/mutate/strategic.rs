@@ -623,38 +623,57 @@ fn merge_list(
     };
     match kind {
         ListKind::Set => {
+            // Linear in the list lengths: membership by the element's JSON text.
+            let mut seen = std::collections::HashSet::new();
             let mut out: Vec<Value> = Vec::new();
             for v in patch_list.into_iter().chain(dest_list) {
-                if !out.contains(&v) {
+                if seen.insert(v.to_string()) {
                     out.push(v);
                 }
             }
             Ok(Some(Value::Array(out)))
         }
         ListKind::Keyed(key) => {
+            // Elements are found by their key's JSON text through maps, so merging two
+            // lists costs their lengths, not their product.
             let key_of = |v: &Value| v.get(key).filter(|k| !k.is_null()).cloned();
-            // The patch's keys in order, then the resource's others.
-            let mut order: Vec<Value> = Vec::new();
+            // The patch's keys in order, then the resource's others; the first element of
+            // each key on either side.
+            let mut order: Vec<(String, Value)> = Vec::new();
+            let mut patch_at: std::collections::HashMap<String, usize> = Default::default();
+            let mut dest_at: std::collections::HashMap<String, usize> = Default::default();
             let mut unkeyed: Vec<Value> = Vec::new();
-            for e in &patch_list {
+            for (i, e) in patch_list.iter().enumerate() {
                 match key_of(e) {
-                    Some(k) if !order.contains(&k) => order.push(k),
-                    Some(_) => {}
+                    Some(k) => {
+                        let text = k.to_string();
+                        if !patch_at.contains_key(&text) {
+                            patch_at.insert(text.clone(), i);
+                            order.push((text, k));
+                        }
+                    }
                     None => unkeyed.push(e.clone()),
                 }
             }
             let mut dest_unkeyed = Vec::new();
-            for e in &dest_list {
+            for (i, e) in dest_list.iter().enumerate() {
                 match key_of(e) {
-                    Some(k) if !order.contains(&k) => order.push(k),
-                    Some(_) => {}
+                    Some(k) => {
+                        let text = k.to_string();
+                        if !dest_at.contains_key(&text) {
+                            dest_at.insert(text.clone(), i);
+                            if !patch_at.contains_key(&text) {
+                                order.push((text, k));
+                            }
+                        }
+                    }
                     None => dest_unkeyed.push(e.clone()),
                 }
             }
             let mut out = Vec::with_capacity(order.len());
-            for k in order {
-                let de = dest_list.iter().find(|e| key_of(e).as_ref() == Some(&k));
-                let pe = patch_list.iter().find(|e| key_of(e).as_ref() == Some(&k));
+            for (text, k) in order {
+                let de = dest_at.get(&text).map(|&i| &dest_list[i]);
+                let pe = patch_at.get(&text).map(|&i| &patch_list[i]);
                 path.push(format!("[{key}={k}]"));
                 let merged = merge_value(de.cloned(), pe.cloned(), schema, path)?;
                 path.pop();
