@@ -145,7 +145,7 @@ impl ClusterPolicy {
                 None,
             ));
         }
-        if let Err(r) = load_context(&ev, &rule.context, &mut ctx, vars, "context") {
+        if let Err(r) = load_context(&ev, &rule.context, &mut ctx, vars, "context", &rule.raw) {
             return Some((*r, None));
         }
         if let Some(pre) = &rule.preconditions {
@@ -325,6 +325,7 @@ fn elements(
                 &mut c,
                 &Variables::default(),
                 &format!("mutate.foreach[{fi}].context"),
+                fe,
             )
         {
             return Outcome::Error(r);
