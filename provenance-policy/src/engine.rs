@@ -54,12 +54,17 @@ impl Variables {
         self.global.is_empty() && self.per_rule.is_empty()
     }
 
+    /// Whether the values set `key` or a field under it (`key.data.env`).
     fn provides(&self, key: &str, rule: &str) -> bool {
-        self.global.iter().any(|(k, _)| k == key)
-            || self
-                .per_rule
-                .iter()
-                .any(|(r, vars)| r == rule && vars.iter().any(|(k, _)| k == key))
+        let under = |k: &str| k == key || k.strip_prefix(key).is_some_and(|r| r.starts_with('.'));
+        let base = rule
+            .strip_prefix("autogen-cronjob-")
+            .or_else(|| rule.strip_prefix("autogen-"))
+            .unwrap_or(rule);
+        self.global.iter().any(|(k, _)| under(k))
+            || self.per_rule.iter().any(|(r, vars)| {
+                (r == rule || r == base) && vars.iter().any(|(k, _)| under(k))
+            })
     }
 }
 
@@ -95,6 +100,8 @@ pub(crate) struct RuleEval<'a> {
     pub(crate) policy: &'a ClusterPolicy,
     pub(crate) rule: &'a Rule,
     pub(crate) env: &'a Env,
+    /// The caller's values (a context entry they provide is not loaded).
+    pub(crate) vars: &'a Variables,
     pub(crate) resource: ResourceRef,
 }
 
@@ -266,6 +273,7 @@ impl ClusterPolicy {
             policy: self,
             rule,
             env,
+            vars,
             resource: resource_ref(input),
         };
         // Match and exclude fail closed: when the outcome depends on facts the caller could
@@ -1158,7 +1166,7 @@ fn foreach_entries(
                     ev,
                     entries,
                     ctx,
-                    &Variables::default(),
+                    ev.vars,
                     &format!("foreach[{fi}].context"),
                     fe,
                 )

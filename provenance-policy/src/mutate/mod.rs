@@ -105,6 +105,7 @@ impl ClusterPolicy {
             policy: self,
             rule,
             env,
+            vars,
             resource: resource_ref(input),
         };
         match rule.match_block.try_matches(input) {
@@ -323,7 +324,7 @@ fn elements(
                 ev,
                 entries,
                 &mut c,
-                &Variables::default(),
+                ev.vars,
                 &format!("mutate.foreach[{fi}].context"),
                 fe,
             )
