@@ -269,7 +269,10 @@ impl ClusterSnapshot {
             .iter()
             .flatten()
             .map(|r| {
-                let group = str_at(r, "/apiVersion").rsplit_once('/').map(|(g, _)| g).unwrap_or_default();
+                let group = str_at(r, "/apiVersion")
+                    .rsplit_once('/')
+                    .map(|(g, _)| g)
+                    .unwrap_or_default();
                 (self.plural_of(group, str_at(r, "/kind")), r)
             })
             .collect()
@@ -277,7 +280,9 @@ impl ClusterSnapshot {
 }
 
 fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 /// A Kubernetes API path, parsed.
@@ -309,7 +314,11 @@ fn parse_api_path(url_path: &str) -> Result<ApiPath, LookupError> {
         match k {
             "labelSelector" => label_selector = Some(percent_decode(v)),
             "limit" | "resourceVersion" => {}
-            other => return Err(invalid(&format!("query parameter {other:?} is not supported"))),
+            other => {
+                return Err(invalid(&format!(
+                    "query parameter {other:?} is not supported"
+                )));
+            }
         }
     }
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -460,8 +469,7 @@ impl ClusterData for ClusterSnapshot {
         let matching = resources.iter().filter(|r| {
             str_at(r, "/apiVersion") == api_version
                 && self.plural_of(&p.group, str_at(r, "/kind")) == p.resource
-                && p
-                    .namespace
+                && p.namespace
                     .as_deref()
                     .is_none_or(|ns| str_at(r, "/metadata/namespace") == ns)
         });
@@ -528,12 +536,11 @@ impl ClusterData for ClusterSnapshot {
     ) -> Result<Value, LookupError> {
         let _ = body;
         let method = method.to_uppercase();
-        self.canned(&method, url)
-            .unwrap_or_else(|| {
-                Err(LookupError::NotSupplied {
-                    what: format!("response for {method} {url}"),
-                })
+        self.canned(&method, url).unwrap_or_else(|| {
+            Err(LookupError::NotSupplied {
+                what: format!("response for {method} {url}"),
             })
+        })
     }
 
     fn global_context(&self, name: &str) -> Result<Value, LookupError> {
@@ -579,14 +586,18 @@ mod tests {
         let e = s.config_map("default", "b").unwrap_err();
         assert_eq!(e.code(), "policy.context.not_found");
         assert_eq!(e.to_string(), "ConfigMap default/b not found");
-        let e = ClusterSnapshot::new().config_map("default", "a").unwrap_err();
+        let e = ClusterSnapshot::new()
+            .config_map("default", "a")
+            .unwrap_err();
         assert_eq!(e.code(), "policy.context.not_supplied");
     }
 
     #[test]
     fn api_gets_and_lists() {
         let s = snapshot();
-        let t = s.api_call("GET", "/apis/example.com/v1/things/t1", None).unwrap();
+        let t = s
+            .api_call("GET", "/apis/example.com/v1/things/t1", None)
+            .unwrap();
         assert_eq!(t["spec"]["x"], 1);
         let e = s
             .api_call("GET", "/apis/example.com/v1/things/t2", None)
@@ -604,7 +615,11 @@ mod tests {
             .unwrap();
         assert_eq!(sel["items"].as_array().unwrap().len(), 1);
         let sel = s
-            .api_call("GET", "/api/v1/configmaps?labelSelector=app+in+(db,x)", None)
+            .api_call(
+                "GET",
+                "/api/v1/configmaps?labelSelector=app+in+(db,x)",
+                None,
+            )
             .unwrap();
         assert_eq!(sel["items"][0]["metadata"]["name"], "b");
         // A known type with no objects is an empty list; an unknown one is not found.

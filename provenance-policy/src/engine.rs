@@ -62,9 +62,10 @@ impl Variables {
             .or_else(|| rule.strip_prefix("autogen-"))
             .unwrap_or(rule);
         self.global.iter().any(|(k, _)| under(k))
-            || self.per_rule.iter().any(|(r, vars)| {
-                (r == rule || r == base) && vars.iter().any(|(k, _)| under(k))
-            })
+            || self
+                .per_rule
+                .iter()
+                .any(|(r, vars)| (r == rule || r == base) && vars.iter().any(|(k, _)| under(k)))
     }
 }
 
@@ -459,8 +460,13 @@ pub(crate) fn load_context(
                     .get("jmesPath")
                     .and_then(Value::as_str)
                     .is_some_and(|j| mentions(j, n));
-                let elsewhere = mentions(&var.get("value").map(Value::to_string).unwrap_or_default(), n)
-                    || mentions(&var.get("default").map(Value::to_string).unwrap_or_default(), n);
+                let elsewhere = mentions(
+                    &var.get("value").map(Value::to_string).unwrap_or_default(),
+                    n,
+                ) || mentions(
+                    &var.get("default").map(Value::to_string).unwrap_or_default(),
+                    n,
+                );
                 match var.get("default").filter(|d| !d.is_null()) {
                     Some(_) if in_jmespath && !elsewhere => {
                         let fallback = json!({"default": var["default"]});
@@ -573,12 +579,7 @@ fn mentions(text: &str, name: &str) -> bool {
     })
 }
 
-fn substituted_string(
-    v: &Value,
-    ctx: &Value,
-    env: &Env,
-    path: &str,
-) -> Result<String, Lookup> {
+fn substituted_string(v: &Value, ctx: &Value, env: &Env, path: &str) -> Result<String, Lookup> {
     match v {
         Value::Null => Ok(String::new()),
         Value::String(s) => match variables::substitute_str_with(s, ctx, env, path) {
@@ -675,7 +676,12 @@ fn load_api_call(
         let url_path =
             substituted_string(&call["urlPath"], ctx, ev.env, &format!("{path}.urlPath"))?;
         if let Some(policy_ns) = ev.policy.namespace.as_deref().filter(|n| !n.is_empty()) {
-            let segs: Vec<&str> = url_path.split('?').next().unwrap_or_default().split('/').collect();
+            let segs: Vec<&str> = url_path
+                .split('?')
+                .next()
+                .unwrap_or_default()
+                .split('/')
+                .collect();
             let ns = segs
                 .iter()
                 .position(|s| *s == "namespaces")
@@ -702,7 +708,11 @@ fn load_api_call(
             };
         }
     };
-    match call.get("jmesPath").and_then(Value::as_str).filter(|j| !j.is_empty()) {
+    match call
+        .get("jmesPath")
+        .and_then(Value::as_str)
+        .filter(|j| !j.is_empty())
+    {
         None => Ok(data),
         Some(j) => {
             let expr = substituted_string(&json!(j), ctx, ev.env, &format!("{path}.jmesPath"))?;
@@ -736,7 +746,11 @@ fn load_global_reference(
             }
         };
     }
-    match gr.get("jmesPath").and_then(Value::as_str).filter(|j| !j.is_empty()) {
+    match gr
+        .get("jmesPath")
+        .and_then(Value::as_str)
+        .filter(|j| !j.is_empty())
+    {
         None => Ok(data),
         Some(j) => {
             let expr = substituted_string(&json!(j), ctx, ev.env, &format!("{path}.jmesPath"))?;

@@ -77,7 +77,11 @@ fn kyverno_cli_suite() {
             .iter()
             .find(|(f, _)| k.split('|').next() == Some(*f))
         {
-            assert_ne!(row["ok"].as_bool(), Some(true), "{k} passes: update INCOMPLETE_UPSTREAM");
+            assert_ne!(
+                row["ok"].as_bool(),
+                Some(true),
+                "{k} passes: update INCOMPLETE_UPSTREAM"
+            );
             skipped.push(format!("{k}: incomplete upstream: {why}"));
             continue;
         }

@@ -33,9 +33,9 @@ mod x509;
 use crate::Error;
 use crate::cluster::ClusterData;
 use provenance_core::UnixTime;
-use std::sync::Arc;
 use serde_json::Value;
 use std::borrow::Cow;
+use std::sync::Arc;
 
 pub(crate) use gojson::to_string as go_json_string;
 pub(crate) use interp::json_eq;
