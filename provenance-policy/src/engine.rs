@@ -6,9 +6,12 @@
 //! `mutate` rules run first ([`crate::mutate`]): [`ClusterPolicy::evaluate_prepared`] applies
 //! them and validates the mutated object, unless the caller ran the mutation phase itself
 //! ([`Prepared::without_mutation`]).
-//! Features this engine does not implement (generate, mutate targets, apiCall / configMap
-//! context without supplied values, manifests) produce an `error` result whose reason has the
-//! code `policy.unsupported`: never a pass.
+//! Context entries that read the cluster (`configMap`, `apiCall`, `globalReference`) are
+//! answered by the [`ClusterData`](crate::cluster::ClusterData) in the [`Env`]; a look-up it
+//! cannot answer makes the rule an `error` with the look-up's code.
+//! Features this engine does not implement (generate, mutate targets, cluster context entries
+//! without cluster data, `imageRegistry` entries, manifests) produce an `error` result whose
+//! reason has the code `policy.unsupported`: never a pass.
 
 use provenance_core::{Reason, ResourceRef, RuleResult, RuleStatus};
 use serde_json::{Map, Value, json};
