@@ -576,9 +576,9 @@ fn mentions(text: &str, name: &str) -> bool {
     text.match_indices(name).any(|(i, _)| {
         let before = text[..i].chars().next_back();
         let after = text[i + name.len()..].chars().next();
-        !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '.')
-            && !after.is_some_and(word)
-            && !name.chars().next_back().is_some_and(|c| !word(c))
+        // `\b`: a word character on exactly one side of the end of the name.
+        let boundary = name.chars().next_back().is_some_and(word) != after.is_some_and(word);
+        !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '.') && boundary
     })
 }
 
