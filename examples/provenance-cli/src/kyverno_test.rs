@@ -147,10 +147,18 @@ impl ValuesFile {
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_owned();
+                let mut values = pairs(r.get("values"));
+                // `foreachValues`: `kyverno test` sets each key to the first value of its list
+                // for every element (its element index is never advanced).
+                for (k, list) in pairs(r.get("foreachValues")) {
+                    if let Some(first) = list.as_array().and_then(|a| a.first()) {
+                        values.push((k, first.clone()));
+                    }
+                }
                 out.rules
                     .entry(name.clone())
                     .or_default()
-                    .push((rule, pairs(r.get("values"))));
+                    .push((rule, values));
             }
             for r in p
                 .get("resources")
