@@ -6,9 +6,12 @@
 //! `mutate` rules run first ([`crate::mutate`]): [`ClusterPolicy::evaluate_prepared`] applies
 //! them and validates the mutated object, unless the caller ran the mutation phase itself
 //! ([`Prepared::without_mutation`]).
-//! Features this engine does not implement (generate, mutate targets, apiCall / configMap
-//! context without supplied values, manifests) produce an `error` result whose reason has the
-//! code `policy.unsupported`: never a pass.
+//! Context entries that read the cluster (`configMap`, `apiCall`, `globalReference`) are
+//! answered by the [`ClusterData`](crate::cluster::ClusterData) in the [`Env`]; a look-up it
+//! cannot answer makes the rule an `error` with the look-up's code.
+//! Features this engine does not implement (generate, mutate targets, cluster context entries
+//! without cluster data, `imageRegistry` entries, manifests) produce an `error` result whose
+//! reason has the code `policy.unsupported`: never a pass.
 
 use provenance_core::{Reason, ResourceRef, RuleResult, RuleStatus};
 use serde_json::{Map, Value, json};
@@ -54,12 +57,18 @@ impl Variables {
         self.global.is_empty() && self.per_rule.is_empty()
     }
 
+    /// Whether the values set `key` or a field under it (`key.data.env`).
     fn provides(&self, key: &str, rule: &str) -> bool {
-        self.global.iter().any(|(k, _)| k == key)
+        let under = |k: &str| k == key || k.strip_prefix(key).is_some_and(|r| r.starts_with('.'));
+        let base = rule
+            .strip_prefix("autogen-cronjob-")
+            .or_else(|| rule.strip_prefix("autogen-"))
+            .unwrap_or(rule);
+        self.global.iter().any(|(k, _)| under(k))
             || self
                 .per_rule
                 .iter()
-                .any(|(r, vars)| r == rule && vars.iter().any(|(k, _)| k == key))
+                .any(|(r, vars)| (r == rule || r == base) && vars.iter().any(|(k, _)| under(k)))
     }
 }
 
@@ -95,6 +104,8 @@ pub(crate) struct RuleEval<'a> {
     pub(crate) policy: &'a ClusterPolicy,
     pub(crate) rule: &'a Rule,
     pub(crate) env: &'a Env,
+    /// The caller's values (a context entry they provide is not loaded).
+    pub(crate) vars: &'a Variables,
     pub(crate) resource: ResourceRef,
 }
 
@@ -266,6 +277,7 @@ impl ClusterPolicy {
             policy: self,
             rule,
             env,
+            vars,
             resource: resource_ref(input),
         };
         // Match and exclude fail closed: when the outcome depends on facts the caller could
@@ -354,7 +366,7 @@ impl ClusterPolicy {
         } else {
             let mut c = prepared.base.clone();
             vars.apply(&mut c, &rule.name);
-            if let Err(r) = load_context(&ev, &rule.context, &mut c, vars, "context") {
+            if let Err(r) = load_context(&ev, &rule.context, &mut c, vars, "context", &rule.raw) {
                 return Some(*r);
             }
             owned = c;
@@ -409,13 +421,21 @@ impl ClusterPolicy {
 
 /// Loads `context` entries into the document. Entries whose name the caller supplied as a
 /// variable are not loaded (as `kyverno test` does).
+///
+/// Cluster look-ups (`configMap`, `apiCall`, `globalReference`) ask the [`Env`]'s
+/// [`ClusterData`](crate::cluster::ClusterData). Kyverno loads them lazily, so a failed look-up
+/// only matters where it is used: a later `variable` entry whose `jmesPath` reads it takes its
+/// `default` (an error without one), and a rule `body` (the rule or foreach entry, its context
+/// aside) that mentions it errors. An unused failed look-up is harmless, as in Kyverno.
 pub(crate) fn load_context(
     ev: &RuleEval<'_>,
     entries: &[Value],
     ctx: &mut Value,
     vars: &Variables,
     path: &str,
+    body: &Value,
 ) -> Result<(), Box<RuleResult>> {
+    let mut failed: Vec<(String, Error)> = Vec::new();
     for (i, entry) in entries.iter().enumerate() {
         let name = entry
             .get("name")
@@ -432,21 +452,314 @@ pub(crate) fn load_context(
         if vars.provides(name, &ev.rule.name) && has_dotted(ctx, name) {
             continue;
         }
+        // An entry that reads a failed look-up fails with it (a variable's jmesPath falls back
+        // to its default first).
+        let reads_failed = failed
+            .iter()
+            .find(|(n, _)| mentions(&strip_context(entry).to_string(), n));
         if let Some(var) = entry.get("variable") {
+            if let Some((n, e)) = reads_failed {
+                let in_jmespath = var
+                    .get("jmesPath")
+                    .and_then(Value::as_str)
+                    .is_some_and(|j| mentions(j, n));
+                let elsewhere = mentions(
+                    &var.get("value").map(Value::to_string).unwrap_or_default(),
+                    n,
+                ) || mentions(
+                    &var.get("default").map(Value::to_string).unwrap_or_default(),
+                    n,
+                );
+                match var.get("default").filter(|d| !d.is_null()) {
+                    Some(_) if in_jmespath && !elsewhere => {
+                        let fallback = json!({"default": var["default"]});
+                        let value = eval_variable_entry(name, &fallback, ctx, ev.env, &epath)
+                            .map_err(|e| Box::new(ev.error(&e)))?;
+                        set_dotted(ctx, name, value);
+                        continue;
+                    }
+                    _ => return Err(Box::new(ev.error(e))),
+                }
+            }
             let value = eval_variable_entry(name, var, ctx, ev.env, &epath)
                 .map_err(|e| Box::new(ev.error(&e)))?;
             set_dotted(ctx, name, value);
-        } else {
-            let kind = ["configMap", "apiCall", "imageRegistry", "globalReference"]
-                .into_iter()
-                .find(|k| entry.get(*k).is_some())
-                .unwrap_or("unknown context entry");
+            continue;
+        }
+        let kind = ["configMap", "apiCall", "imageRegistry", "globalReference"]
+            .into_iter()
+            .find(|k| entry.get(*k).is_some())
+            .unwrap_or("unknown context entry");
+        let Some(cluster) = ev.env.cluster.as_deref() else {
             return Err(Box::new(ev.unsupported(&format!(
                 "{epath}.{kind} ({name}) without a supplied value"
             ))));
+        };
+        if let Some((_, e)) = reads_failed {
+            return Err(Box::new(ev.error(e)));
+        }
+        let kpath = format!("{epath}.{kind}");
+        let loaded = match kind {
+            "configMap" => load_config_map(ev, cluster, &entry[kind], ctx, &kpath),
+            "apiCall" => load_api_call(ev, cluster, &entry[kind], ctx, &kpath),
+            "globalReference" => load_global_reference(ev, cluster, &entry[kind], ctx, &kpath),
+            _ => {
+                return Err(Box::new(ev.unsupported(&format!(
+                    "{epath}.{kind} ({name}) without a supplied value"
+                ))));
+            }
+        };
+        match loaded {
+            Ok(value) => set_dotted(ctx, name, value),
+            Err(Lookup::Unsupported(why)) => {
+                return Err(Box::new(
+                    ev.unsupported(&format!("{kpath} ({name}): {why}")),
+                ));
+            }
+            Err(Lookup::Failed(source)) => failed.push((
+                name.to_owned(),
+                Error::ContextLookup {
+                    path: kpath,
+                    name: name.to_owned(),
+                    source,
+                },
+            )),
+            Err(Lookup::Error(e)) => return Err(Box::new(ev.error(&e))),
+        }
+    }
+    if !failed.is_empty() {
+        let rest = strip_context(body).to_string();
+        if let Some((_, e)) = failed.iter().find(|(n, _)| mentions(&rest, n)) {
+            return Err(Box::new(ev.error(e)));
         }
     }
     Ok(())
+}
+
+/// Why a cluster look-up produced no value.
+enum Lookup {
+    /// The source has no data of this kind (reported as unsupported, as without a source).
+    Unsupported(String),
+    /// The look-up failed: an error where the entry is used.
+    Failed(crate::cluster::LookupError),
+    /// The entry itself is wrong (a variable in it cannot be substituted, a bad jmesPath).
+    Error(Error),
+}
+
+impl From<crate::cluster::LookupError> for Lookup {
+    fn from(e: crate::cluster::LookupError) -> Self {
+        match e {
+            crate::cluster::LookupError::NotSupplied { .. } => Lookup::Unsupported(e.to_string()),
+            e => Lookup::Failed(e),
+        }
+    }
+}
+
+/// The value with every `context` field removed (what a rule uses besides its context).
+fn strip_context(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| k.as_str() != "context")
+                .map(|(k, v)| (k.clone(), strip_context(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(strip_context).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Whether `text` refers to the context entry `name` the way Kyverno's lazy loader decides
+/// it: `name` not preceded by a letter, digit or `.`, and followed by a word boundary.
+fn mentions(text: &str, name: &str) -> bool {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    text.match_indices(name).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + name.len()..].chars().next();
+        // `\b`: a word character on exactly one side of the end of the name.
+        let boundary = name.chars().next_back().is_some_and(word) != after.is_some_and(word);
+        !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '.') && boundary
+    })
+}
+
+fn substituted_string(v: &Value, ctx: &Value, env: &Env, path: &str) -> Result<String, Lookup> {
+    match v {
+        Value::Null => Ok(String::new()),
+        Value::String(s) => match variables::substitute_str_with(s, ctx, env, path) {
+            Ok(Value::String(s)) => Ok(s),
+            Ok(other) => Err(Lookup::Error(Error::Variable {
+                path: path.to_owned(),
+                reason: format!("expected a string, got {other}"),
+            })),
+            Err(e) => Err(Lookup::Error(e)),
+        },
+        other => Err(Lookup::Error(Error::Variable {
+            path: path.to_owned(),
+            reason: format!("expected a string, got {other}"),
+        })),
+    }
+}
+
+/// A `configMap` entry: `{"data": ..., "metadata": ...}` of the ConfigMap. An empty
+/// namespace is the policy's (a namespaced Policy) or `default`; a namespaced Policy may not
+/// read another namespace's ConfigMaps.
+fn load_config_map(
+    ev: &RuleEval<'_>,
+    cluster: &dyn crate::cluster::ClusterData,
+    cm: &Value,
+    ctx: &Value,
+    path: &str,
+) -> Result<Value, Lookup> {
+    let name = substituted_string(&cm["name"], ctx, ev.env, &format!("{path}.name"))?;
+    let mut namespace =
+        substituted_string(&cm["namespace"], ctx, ev.env, &format!("{path}.namespace"))?;
+    let policy_ns = ev.policy.namespace.as_deref().unwrap_or_default();
+    if namespace.is_empty() {
+        namespace = if policy_ns.is_empty() {
+            "default".into()
+        } else {
+            policy_ns.to_owned()
+        };
+    }
+    if !policy_ns.is_empty() && namespace != policy_ns {
+        return Err(Lookup::Error(Error::InvalidPolicy {
+            policy: ev.policy.name.clone(),
+            path: format!("{path}.namespace"),
+            reason: format!(
+                "ConfigMap namespace {namespace:?} is different from the policy namespace {policy_ns:?}"
+            ),
+        }));
+    }
+    Ok(cluster.config_map(&namespace, &name)?)
+}
+
+/// An `apiCall` entry: a Kubernetes API call (`urlPath`) or a service call (`service.url`),
+/// then `jmesPath` over the answer. A failed call takes `default` when there is one.
+fn load_api_call(
+    ev: &RuleEval<'_>,
+    cluster: &dyn crate::cluster::ClusterData,
+    call: &Value,
+    ctx: &Value,
+    path: &str,
+) -> Result<Value, Lookup> {
+    let method = match call.get("method").and_then(Value::as_str) {
+        None | Some("") => "GET".to_owned(),
+        Some(m) => m.to_uppercase(),
+    };
+    if method != "GET" && method != "POST" {
+        return Err(Lookup::Error(Error::InvalidPolicy {
+            policy: ev.policy.name.clone(),
+            path: format!("{path}.method"),
+            reason: format!("method {method:?} is not GET or POST"),
+        }));
+    }
+    // `data` is a list of key/value pairs, sent as a JSON object.
+    let body = match call.get("data").and_then(Value::as_array) {
+        Some(pairs) if !pairs.is_empty() => {
+            let mut m = Map::new();
+            for (i, p) in pairs.iter().enumerate() {
+                let key = p.get("key").and_then(Value::as_str).unwrap_or_default();
+                let value = variables::substitute_with(
+                    p.get("value").unwrap_or(&Value::Null),
+                    ctx,
+                    ev.env,
+                    &format!("{path}.data[{i}].value"),
+                )
+                .map_err(Lookup::Error)?;
+                m.insert(key.to_owned(), value);
+            }
+            Some(Value::Object(m))
+        }
+        _ => None,
+    };
+    let answer = if let Some(svc) = call.get("service").filter(|s| !s.is_null()) {
+        let url = substituted_string(&svc["url"], ctx, ev.env, &format!("{path}.service.url"))?;
+        cluster.service_call(&method, &url, body.as_ref())
+    } else {
+        let url_path =
+            substituted_string(&call["urlPath"], ctx, ev.env, &format!("{path}.urlPath"))?;
+        if let Some(policy_ns) = ev.policy.namespace.as_deref().filter(|n| !n.is_empty()) {
+            let segs: Vec<&str> = url_path
+                .split('?')
+                .next()
+                .unwrap_or_default()
+                .split('/')
+                .collect();
+            let ns = segs
+                .iter()
+                .position(|s| *s == "namespaces")
+                .and_then(|i| segs.get(i + 1));
+            if ns != Some(&policy_ns) {
+                return Err(Lookup::Error(Error::InvalidPolicy {
+                    policy: ev.policy.name.clone(),
+                    path: format!("{path}.urlPath"),
+                    reason: format!(
+                        "{url_path} does not stay in the policy namespace {policy_ns:?}"
+                    ),
+                }));
+            }
+        }
+        cluster.api_call(&method, &url_path, body.as_ref())
+    };
+    let data = match answer {
+        Ok(d) => d,
+        Err(e) => {
+            return match call.get("default").filter(|d| !d.is_null()) {
+                // A failed call takes the default as is (no jmesPath), as Kyverno's does.
+                Some(d) => Ok(d.clone()),
+                None => Err(e.into()),
+            };
+        }
+    };
+    match call
+        .get("jmesPath")
+        .and_then(Value::as_str)
+        .filter(|j| !j.is_empty())
+    {
+        None => Ok(data),
+        Some(j) => {
+            let expr = substituted_string(&json!(j), ctx, ev.env, &format!("{path}.jmesPath"))?;
+            jmespath::search_with(&expr, &data, ev.env).map_err(Lookup::Error)
+        }
+    }
+}
+
+/// A `globalReference` entry: `name` is the GlobalContextEntry, optionally `.projection`;
+/// `jmesPath` applies to the data.
+fn load_global_reference(
+    ev: &RuleEval<'_>,
+    cluster: &dyn crate::cluster::ClusterData,
+    gr: &Value,
+    ctx: &Value,
+    path: &str,
+) -> Result<Value, Lookup> {
+    let full = substituted_string(&gr["name"], ctx, ev.env, &format!("{path}.name"))?;
+    let (entry, projection) = match full.split_once('.') {
+        Some((e, p)) => (e, p.split('.').next().unwrap_or_default()),
+        None => (full.as_str(), ""),
+    };
+    let mut data = cluster.global_context(entry)?;
+    if !projection.is_empty() {
+        data = match data.get(projection) {
+            Some(v) if data.is_object() => v.clone(),
+            _ => {
+                return Err(Lookup::Failed(crate::cluster::LookupError::NotFound {
+                    what: format!("projection {projection:?} of global context entry {entry:?}"),
+                }));
+            }
+        };
+    }
+    match gr
+        .get("jmesPath")
+        .and_then(Value::as_str)
+        .filter(|j| !j.is_empty())
+    {
+        None => Ok(data),
+        Some(j) => {
+            let expr = substituted_string(&json!(j), ctx, ev.env, &format!("{path}.jmesPath"))?;
+            jmespath::search_with(&expr, &data, ev.env).map_err(Lookup::Error)
+        }
+    }
 }
 
 /// A context `variable` entry, as Kyverno's variable loader evaluates it: `default` is
@@ -870,8 +1183,9 @@ fn foreach_entries(
                     ev,
                     entries,
                     ctx,
-                    &Variables::default(),
+                    ev.vars,
                     &format!("foreach[{fi}].context"),
+                    fe,
                 )
             {
                 return Check::Error(r);

@@ -128,6 +128,18 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// A `context` entry's look-up in the cluster data failed (not found, not supplied, a
+    /// non-2xx answer): the rule cannot be decided. The code is the look-up's own
+    /// ([`crate::cluster::LookupError::code`]).
+    #[error("context entry {name} at {path}: {source}")]
+    ContextLookup {
+        /// Where in the rule the entry is (`context[1].configMap`).
+        path: String,
+        /// The entry's name.
+        name: String,
+        /// Why the look-up has no answer.
+        source: crate::cluster::LookupError,
+    },
     /// A CEL expression exceeded its evaluation budget.
     #[error("CEL {expression:?}: evaluation budget of {limit} exceeded")]
     CelBudgetExceeded {
@@ -197,6 +209,7 @@ impl Error {
             Error::RolesUnknown { .. } => "policy.match.roles_unknown",
             Error::CelBudgetExceeded { .. } => "policy.cel.budget_exceeded",
             Error::Patch { .. } => "policy.mutate.patch",
+            Error::ContextLookup { source, .. } => source.code(),
         }
     }
 }

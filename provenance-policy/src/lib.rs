@@ -19,6 +19,9 @@
 //! - **Facts the API server does not send** (namespace labels, the requester's roles):
 //!   [`RequestFacts`]. Whatever is left unknown makes the rules that need it an `error`, never
 //!   a silent non-match.
+//! - **Cluster data rules read** (`configMap`, `apiCall`, `globalReference` context entries):
+//!   a [`cluster::ClusterData`] (or the ready [`cluster::ClusterSnapshot`]) in the evaluation
+//!   [`jmespath::Env`]. A look-up it cannot answer makes the rule an `error`.
 //!
 //! ## Feature flags
 //!
@@ -35,6 +38,7 @@
 
 pub mod admission;
 pub mod cel;
+pub mod cluster;
 pub mod conditions;
 pub mod context;
 pub mod engine;

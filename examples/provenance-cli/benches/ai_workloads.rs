@@ -28,6 +28,9 @@ use provenance_policy::verify_images::VerifyImagesContext;
 #[path = "../src/apply.rs"]
 #[allow(dead_code)]
 mod apply;
+#[path = "../src/cluster_data.rs"]
+#[allow(dead_code)]
+mod cluster_data;
 
 fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../ai-workloads")

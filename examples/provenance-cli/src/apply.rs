@@ -85,6 +85,13 @@ pub struct ApplyArgs {
     /// A YAML/JSON file mapping namespaces to labels: `{ns: {key: value}}`.
     #[arg(long, value_name = "FILE")]
     pub namespace_labels_file: Option<PathBuf>,
+    /// Cluster data for rule `context` entries (`configMap`, `apiCall` with `urlPath`): files
+    /// or folders of resources (YAML/JSON, `List` kinds), or `kyverno test`'s
+    /// `ClusterResource` documents (`spec.resources`, `spec.crds`). ConfigMaps and API GETs
+    /// are answered from them; anything they lack makes the rule an `error`. Repeatable.
+    /// Without it, such rules report `error` with `policy.unsupported`.
+    #[arg(long = "cluster-resources", value_name = "DIR|FILE")]
+    pub cluster_resources: Vec<PathBuf>,
     /// Evaluation and verification time (RFC 3339). Default: the system clock.
     #[arg(long)]
     pub now: Option<String>,
@@ -178,7 +185,16 @@ fn run_inner(args: &ApplyArgs) -> Result<bool, String> {
         }
     };
 
-    let env = Env::at(now);
+    let mut env = Env::at(now);
+    if !args.cluster_resources.is_empty() {
+        let mut snapshot =
+            provenance_policy::cluster::ClusterSnapshot::new().with_resources_supplied();
+        for f in files_under(&args.cluster_resources)? {
+            let base = f.parent().unwrap_or(Path::new(".")).to_path_buf();
+            crate::cluster_data::add_cluster_resources_file(&mut snapshot, &f, &base)?;
+        }
+        env = env.with_cluster(Arc::new(snapshot));
+    }
     // Many resources share images: a pass is verified once per (rule, image digest).
     let cache = provenance_policy::verify_images::VerifyImagesCache::new(4096, 3600);
     let cx = VerifyImagesContext {

@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use provenance_core::{RuleStatus, UnixTime};
+use provenance_policy::cel::ContextData;
+use provenance_policy::cluster::ClusterSnapshot;
 use provenance_policy::engine::{PolicyResponse, UNSUPPORTED, Variables};
 use provenance_policy::jmespath::Env;
 use provenance_policy::loader::{LoadedPolicy, load_policies};
@@ -105,6 +107,8 @@ struct ValuesFile {
     /// policy -> resource -> values
     resources: BTreeMap<String, BTreeMap<String, Vec<(String, Value)>>>,
     namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
+    /// `namespaces`: Namespace objects (CEL `namespaceObject`, and their labels).
+    namespaces: BTreeMap<String, Value>,
     subresources: Vec<Value>,
 }
 
@@ -143,10 +147,18 @@ impl ValuesFile {
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_owned();
+                let mut values = pairs(r.get("values"));
+                // `foreachValues`: `kyverno test` sets each key to the first value of its list
+                // for every element (its element index is never advanced).
+                for (k, list) in pairs(r.get("foreachValues")) {
+                    if let Some(first) = list.as_array().and_then(|a| a.first()) {
+                        values.push((k, first.clone()));
+                    }
+                }
                 out.rules
                     .entry(name.clone())
                     .or_default()
-                    .push((rule, pairs(r.get("values"))));
+                    .push((rule, values));
             }
             for r in p
                 .get("resources")
@@ -194,6 +206,16 @@ impl ValuesFile {
                 .unwrap_or_default();
             out.namespace_labels.insert(name, labels);
         }
+        for ns in v
+            .get("namespaces")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(name) = ns.pointer("/metadata/name").and_then(Value::as_str) {
+                out.namespaces.insert(name.to_owned(), ns.clone());
+            }
+        }
         out.subresources = v
             .get("subresources")
             .and_then(Value::as_array)
@@ -235,6 +257,11 @@ struct Loaded {
     params: Vec<Value>,
     values: ValuesFile,
     request_info: RequestInfo,
+    /// What `configMap`, `apiCall` and `globalReference` context entries read, when the test
+    /// supplies any cluster data.
+    cluster: Option<std::sync::Arc<ClusterSnapshot>>,
+    /// What the CEL `resource`, `image`, `globalContext` and `http` libraries read.
+    cel_context: ContextData,
 }
 
 fn load_test(dir: &Path, test: &Value) -> Result<Loaded, String> {
@@ -337,13 +364,57 @@ fn load_rest(
         let doc = load_document(&text, u).map_err(|e| e.to_string())?;
         request_info = serde_json::from_value(doc).map_err(|e| format!("{u}: {e}"))?;
     }
+    let (cluster, cel_context) = cluster_data(dir, test, &resources, &params)?;
     Ok(Loaded {
         policies,
         resources,
         params,
         values,
         request_info,
+        cluster,
+        cel_context,
     })
+}
+
+/// The cluster data of a test, as `kyverno test` builds its fake cluster: with
+/// `clusterResources`, the cluster holds them, their CRDs and the test's resources and
+/// parameters (and CEL look-ups read that cluster); without, CEL look-ups read the `context`
+/// file. `globalContextEntries` and `apiCallResponses` answer both kinds of policy.
+fn cluster_data(
+    dir: &Path,
+    test: &Value,
+    resources: &[Value],
+    params: &[Value],
+) -> Result<(Option<std::sync::Arc<ClusterSnapshot>>, ContextData), String> {
+    use crate::cluster_data as cd;
+    let mut snapshot = ClusterSnapshot::new();
+    let mut cel = ContextData::new();
+    let cluster_files = strings(test.get("clusterResources"));
+    let gce = test
+        .get("globalContextEntries")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let responses = test
+        .get("apiCallResponses")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if !cluster_files.is_empty() {
+        for f in &cluster_files {
+            cd::add_cluster_resources_file(&mut snapshot, &dir.join(f), dir)?;
+        }
+        for r in resources.iter().chain(params) {
+            snapshot.add_resource(r.clone());
+        }
+        cd::add_snapshot_resources(&mut cel, &snapshot);
+    } else if let Some(c) = test.get("context").and_then(Value::as_str) {
+        cd::add_context_file(&mut cel, &dir.join(c))?;
+    }
+    cd::add_global_context_entries(&mut snapshot, &mut cel, &gce, dir)?;
+    cd::add_api_call_responses(&mut snapshot, &mut cel, &responses)?;
+    let any = !cluster_files.is_empty() || !gce.is_empty() || !responses.is_empty();
+    Ok((any.then(|| std::sync::Arc::new(snapshot)), cel))
 }
 
 fn files_of(path: &Path) -> Vec<PathBuf> {
@@ -389,6 +460,17 @@ fn input_for(resource: &Value, loaded: &Loaded) -> ResourceInput {
     }
     if let Some(labels) = loaded.values.namespace_labels.get(&ns) {
         input.namespace_labels = labels.clone();
+    } else if let Some(labels) = loaded
+        .values
+        .namespaces
+        .get(&ns)
+        .and_then(|o| o.pointer("/metadata/labels"))
+        .and_then(Value::as_object)
+    {
+        input.namespace_labels = labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+            .collect();
     }
     // A resource of a subresource kind (e.g. autoscaling/v1 Scale) is evaluated as the
     // parent kind's subresource, as `kyverno test` does with the values file's subresources.
@@ -446,14 +528,10 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
         .cloned()
         .unwrap_or_default();
     let whole_file_unsupported = [
-        "context",
-        "clusterResources",
         "targetResources",
-        "globalContextEntries",
         "jsonPayloads",
         "httpPayloads",
         "envoyPayloads",
-        "apiCallResponses",
     ]
     .into_iter()
     .find(|k| test.get(*k).is_some_and(|v| !v.is_null()));
@@ -480,7 +558,10 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
                 .collect();
         }
     };
-    let env = Env::at(now);
+    let env = match &loaded.cluster {
+        Some(c) => Env::at(now).with_cluster(c.clone()),
+        None => Env::at(now),
+    };
     let exceptions: Vec<_> = loaded
         .policies
         .iter()
@@ -506,7 +587,11 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
                 mutated.push((resp, patched));
             }
         }
-        let pi = provenance_policy::engine::policy_input(&input);
+        let mut pi = provenance_policy::engine::policy_input(&input);
+        pi.context = loaded.cel_context.clone();
+        if let Some(ns) = loaded.values.namespaces.get(&key.2) {
+            pi.namespace_object = Some(ns.clone());
+        }
         let mut rs = Vec::new();
         let mut patched_by = Vec::new();
         for p in &loaded.policies {

@@ -8,6 +8,7 @@ use provenance_core::ImageReference;
 
 mod apply;
 mod attest;
+mod cluster_data;
 mod export;
 mod generate_key_pair;
 mod image_source;

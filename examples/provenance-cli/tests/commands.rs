@@ -689,3 +689,77 @@ spec: {containers: [{name: c, image: nginx}]}
         .assert()
         .code(1);
 }
+
+#[test]
+fn apply_reads_config_maps_from_cluster_resources() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::write(
+        p.join("policy.yaml"),
+        r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: blocked-teams}
+spec:
+  validationFailureAction: Enforce
+  rules:
+  - name: team
+    match: {any: [{resources: {kinds: [Pod]}}]}
+    context:
+    - name: blocked
+      configMap: {name: blocked-teams, namespace: default}
+    validate:
+      message: team is blocked
+      deny:
+        conditions:
+          any: [{key: "{{ request.object.metadata.labels.team }}", operator: AnyIn, value: "{{ blocked.data.teams }}"}]
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("pod.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: default, labels: {team: red}}\nspec: {containers: [{name: c, image: nginx}]}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("cluster.yaml"),
+        "apiVersion: cli.kyverno.io/v1alpha1\nkind: ClusterResource\nmetadata: {name: c}\nspec:\n  resources:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata: {name: blocked-teams, namespace: default}\n    data: {teams: '[\"red\"]'}\n",
+    )
+    .unwrap();
+    let apply = |cluster: Option<&str>| {
+        let mut c = provenance();
+        c.arg("apply")
+            .arg(p.join("policy.yaml"))
+            .arg("-r")
+            .arg(p.join("pod.yaml"))
+            .args(["-o", "json"]);
+        if let Some(f) = cluster {
+            c.arg("--cluster-resources").arg(p.join(f));
+        }
+        let out = c.output().unwrap();
+        let r = json_of(&out.stdout);
+        (out.status.code(), r[0]["results"][0].clone())
+    };
+    let (code, result) = apply(Some("cluster.yaml"));
+    assert_eq!(code, Some(1), "{result}");
+    assert_eq!(result["result"], "fail", "{result}");
+    // Without cluster data the rule cannot be decided: an error, blocking.
+    let (code, result) = apply(None);
+    assert_eq!(code, Some(1));
+    assert_eq!(result["result"], "error", "{result}");
+    // With cluster data that lacks the ConfigMap: an error too, never a pass.
+    std::fs::write(
+        p.join("empty.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: other, namespace: default}\n",
+    )
+    .unwrap();
+    let (code, result) = apply(Some("empty.yaml"));
+    assert_eq!(code, Some(1));
+    assert_eq!(result["result"], "error", "{result}");
+    assert!(
+        result["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not found"),
+        "{result}"
+    );
+}

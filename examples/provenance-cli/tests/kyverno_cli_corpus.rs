@@ -64,9 +64,27 @@ fn kyverno_cli_suite() {
     let rows = run(&dir);
     let (mut passed, mut failed, mut skipped) = (BTreeSet::new(), BTreeSet::new(), Vec::new());
     let mut fail_suites = BTreeSet::new();
+    // Suites that cannot run as published: Kyverno's own repository lacks a file they name,
+    // so `kyverno test` fails them too. Their rows count as skipped.
+    const INCOMPLETE_UPSTREAM: [(&str, &str); 1] = [(
+        "test-context-resource-ivpol/.kyverno-test/kyverno-test.yaml",
+        "the suite names resources.yaml, which Kyverno's repository does not have",
+    )];
     for row in &rows {
         let k = key(row, &dir);
         let in_fail_suite = k.starts_with("test-fail/");
+        if let Some((_, why)) = INCOMPLETE_UPSTREAM
+            .iter()
+            .find(|(f, _)| k.split('|').next() == Some(*f))
+        {
+            assert_ne!(
+                row["ok"].as_bool(),
+                Some(true),
+                "{k} passes: update INCOMPLETE_UPSTREAM"
+            );
+            skipped.push(format!("{k}: incomplete upstream: {why}"));
+            continue;
+        }
         match row["ok"].as_bool() {
             Some(true) if !in_fail_suite => {
                 passed.insert(k);

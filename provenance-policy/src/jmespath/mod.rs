@@ -31,24 +31,53 @@ pub(crate) mod units;
 mod x509;
 
 use crate::Error;
+use crate::cluster::ClusterData;
 use provenance_core::UnixTime;
 use serde_json::Value;
 use std::borrow::Cow;
+use std::sync::Arc;
 
 pub(crate) use gojson::to_string as go_json_string;
 pub(crate) use interp::json_eq;
 
-/// What evaluation may need besides the document: the current time, for `time_now*`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What evaluation may need besides the document: the current time, for `time_now*`, and
+/// the cluster data rule `context` entries read ([`crate::cluster`]).
+#[derive(Debug, Clone, Default)]
 pub struct Env {
     /// The current time. Functions that need it fail when it is `None`; nothing reads a clock.
     pub now: Option<UnixTime>,
+    /// Answers `configMap`, `apiCall` and `globalReference` context entries. Without it,
+    /// rules that have such entries report `error` with the code `policy.unsupported`.
+    pub cluster: Option<Arc<dyn ClusterData>>,
 }
+
+/// Two environments are equal when their times are and they share the same cluster data.
+impl PartialEq for Env {
+    fn eq(&self, other: &Self) -> bool {
+        self.now == other.now
+            && match (&self.cluster, &other.cluster) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            }
+    }
+}
+
+impl Eq for Env {}
 
 impl Env {
     /// An environment in which `now` is the given time.
     pub fn at(now: UnixTime) -> Env {
-        Env { now: Some(now) }
+        Env {
+            now: Some(now),
+            cluster: None,
+        }
+    }
+
+    /// The same environment, answering cluster look-ups from `data`.
+    pub fn with_cluster(mut self, data: Arc<dyn ClusterData>) -> Env {
+        self.cluster = Some(data);
+        self
     }
 }
 

@@ -105,6 +105,7 @@ impl ClusterPolicy {
             policy: self,
             rule,
             env,
+            vars,
             resource: resource_ref(input),
         };
         match rule.match_block.try_matches(input) {
@@ -145,7 +146,7 @@ impl ClusterPolicy {
                 None,
             ));
         }
-        if let Err(r) = load_context(&ev, &rule.context, &mut ctx, vars, "context") {
+        if let Err(r) = load_context(&ev, &rule.context, &mut ctx, vars, "context", &rule.raw) {
             return Some((*r, None));
         }
         if let Some(pre) = &rule.preconditions {
@@ -338,8 +339,9 @@ fn elements(
                 ev,
                 entries,
                 &mut c,
-                &Variables::default(),
+                ev.vars,
                 &format!("mutate.foreach[{fi}].context"),
+                fe,
             )
         {
             return Outcome::Error(r);
