@@ -297,7 +297,8 @@ fn policy_set(templates: &[&str], count: usize) -> PolicySet {
         .map(|i| templates[i % templates.len()].replace("NAME", &format!("policy-{i}")))
         .collect();
     set.add_yaml(&docs.join("\n---\n"), "growth.yaml").unwrap();
-    assert_eq!(set.policies().len(), count);
+    // CEL policies on Pods load with their Pod-controller variants: at least `count`.
+    assert!(set.policies().len() >= count);
     set
 }
 
