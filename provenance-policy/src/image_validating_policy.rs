@@ -1520,7 +1520,9 @@ impl Run<'_> {
         let Some(cx) = self.cx else {
             return Ok(Value::Int(0));
         };
-        if let Some(too_many) = too_many_materials("signatures", ev.signatures.len()) {
+        if let Some(too_many) =
+            crate::verify_images::too_many_materials("signatures", ev.signatures.len())
+        {
             self.detail(format!("{image}: {too_many}"));
             self.record(&image, false);
             return Ok(Value::Int(0));
@@ -1627,9 +1629,10 @@ impl Run<'_> {
                     crate::verify_images::claimed_predicate_type(m).is_some_and(|t| t == *ty)
                 })
                 .collect();
-            if let Some(too_many) =
-                too_many_materials(&format!("{ty} attestations"), candidates.len())
-            {
+            if let Some(too_many) = crate::verify_images::too_many_materials(
+                &format!("{ty} attestations"),
+                candidates.len(),
+            ) {
                 self.detail(format!("{image}: {too_many}"));
                 self.record(&image, false);
                 return Ok(Value::Int(0));
@@ -1756,17 +1759,6 @@ impl ImageScope for Run<'_> {
             e.message
         })
     }
-}
-
-/// Why an image with more than [`crate::verify_images::MAX_MATERIALS_PER_IMAGE`] materials of
-/// one kind is refused (the same cap as ClusterPolicy verifyImages), or `None`.
-fn too_many_materials(what: &str, found: usize) -> Option<String> {
-    let cap = crate::verify_images::MAX_MATERIALS_PER_IMAGE;
-    (found > cap).then(|| {
-        format!(
-            "[policy.verify_images.too_many_materials] {found} {what} are attached to the image, more than the {cap} examined per image; the image is refused rather than partly checked"
-        )
-    })
 }
 
 #[cfg(test)]

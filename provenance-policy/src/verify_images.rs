@@ -1008,14 +1008,23 @@ fn verify_attestor_set(
 /// unexamined one could be the one that fails. (cosign refuses more than 100 as well.)
 pub const MAX_MATERIALS_PER_IMAGE: usize = 100;
 
+/// Why an image carrying `found` materials of one kind (`what`) is refused, with the code in
+/// brackets, or `None` within [`MAX_MATERIALS_PER_IMAGE`]. ClusterPolicy `verifyImages` and
+/// ImageValidatingPolicy both report it.
+pub(crate) fn too_many_materials(what: &str, found: usize) -> Option<String> {
+    (found > MAX_MATERIALS_PER_IMAGE).then(|| {
+        format!(
+            "[policy.verify_images.too_many_materials] {found} {what} are attached to the image, more than the {MAX_MATERIALS_PER_IMAGE} examined per image; the image is refused rather than partly checked"
+        )
+    })
+}
+
 fn within_material_cap(path: &str, what: &str, found: usize) -> Result<(), Failure> {
-    if found > MAX_MATERIALS_PER_IMAGE {
-        return Err(Failure::check(format!(
-            "{path}: [policy.verify_images.too_many_materials] {found} {what} are attached to the image, more than the {MAX_MATERIALS_PER_IMAGE} examined per image; the image is refused rather than partly checked"
-        ))
-        .code("policy.verify_images.too_many_materials"));
+    match too_many_materials(what, found) {
+        Some(why) => Err(Failure::check(format!("{path}: {why}"))
+            .code("policy.verify_images.too_many_materials")),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// One attestor entry: at least one material must verify with it, as the kind `want` asks

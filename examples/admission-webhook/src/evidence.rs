@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use provenance_policy::verify_images::{ImageEvidence, ImageRequest};
@@ -84,10 +84,7 @@ impl Evidence {
     /// already running. Only a usable retrieval replaces the stored entry.
     fn refresh_ahead(self: &Arc<Self>, key: Key, requests: Vec<ImageRequest>) {
         {
-            let mut running = match self.refreshing.lock() {
-                Ok(r) => r,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            let mut running = locked(&self.refreshing);
             if !running.insert(key.clone()) {
                 return;
             }
@@ -103,18 +100,12 @@ impl Evidence {
                 this.errors.fetch_add(1, Ordering::Relaxed);
             } else if ev.invalid.is_none() {
                 let cell: Cell = Arc::new(OnceCell::new_with(Some(ev)));
-                let mut map = match this.entries.lock() {
-                    Ok(m) => m,
-                    Err(poisoned) => poisoned.into_inner(),
-                };
+                let mut map = locked(&this.entries);
                 if map.get(&key).is_none_or(|(at, _)| *at < started) {
                     map.insert(key.clone(), (started, cell));
                 }
             }
-            let mut running = match this.refreshing.lock() {
-                Ok(r) => r,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            let mut running = locked(&this.refreshing);
             running.remove(&key);
         });
     }
@@ -137,10 +128,7 @@ impl Evidence {
     /// The entry for `key`: the cell, whether it holds a retrieval (a hit), and whether that
     /// retrieval is due for a refresh ahead of its expiry.
     fn cell(&self, key: &Key) -> (Cell, bool, bool) {
-        let mut map = match self.entries.lock() {
-            Ok(m) => m,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut map = locked(&self.entries);
         if let Some((at, cell)) = map.get(key)
             && at.elapsed() < self.ttl
         {
@@ -162,10 +150,7 @@ impl Evidence {
     }
 
     fn forget(&self, key: &Key, cell: &Cell) {
-        let mut map = match self.entries.lock() {
-            Ok(m) => m,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut map = locked(&self.entries);
         if map.get(key).is_some_and(|(_, c)| Arc::ptr_eq(c, cell)) {
             map.remove(key);
         }
@@ -257,5 +242,14 @@ impl Evidence {
                 });
         }
         out
+    }
+}
+
+/// The guarded value, also after a panic elsewhere poisoned the lock (the maps stay usable:
+/// every update leaves them consistent).
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
     }
 }
