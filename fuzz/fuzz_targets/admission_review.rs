@@ -1,10 +1,9 @@
 //! AdmissionReview handling with a fixed policy set.
 #![no_main]
-use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use provenance_policy::admission::PolicySet;
+use provenance_policy::{Phase, PolicySet, RequestFacts, Review};
 
 const POLICY: &str = r#"apiVersion: kyverno.io/v1
 kind: ClusterPolicy
@@ -28,6 +27,11 @@ fuzz_target!(|data: &[u8]| {
         s.add_yaml(POLICY, "p.yaml").expect("policy");
         s
     });
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) else { return };
-    let _ = set.review(&v, BTreeMap::new(), None, &Default::default());
+    // Both phases over the front door, with the namespace labels known and unknown.
+    for facts in [RequestFacts::new(), RequestFacts::new().namespace_labels([("team", "ml")])] {
+        let Ok(review) = Review::from_slice(data, &facts) else { return };
+        for phase in [Phase::Validate, Phase::Mutate] {
+            let _ = set.respond(&review, phase, None, &Default::default()).to_vec();
+        }
+    }
 });

@@ -569,66 +569,6 @@ impl PolicySet {
         d.mutation_blocking = blocking;
         d
     }
-
-    /// Handles an `admission.k8s.io/v1` AdmissionReview (as JSON) and returns the
-    /// AdmissionReview to send back. `namespace_labels` are the labels of the request's
-    /// namespace (for `namespaceSelector`), looked up by the caller, and taken as complete: a
-    /// caller that does not know them should build the input with [`input_from_review`], set
-    /// [`ResourceInput::namespace_labels_unknown`] and call [`PolicySet::decide`], so that
-    /// `namespaceSelector` rules fail closed instead of not matching.
-    pub fn review(
-        &self,
-        review: &Value,
-        namespace_labels: BTreeMap<String, String>,
-        request_info: Option<RequestInfo>,
-        env: &Env,
-    ) -> Result<Value, Error> {
-        let input = input_from_review(review, namespace_labels, request_info)?;
-        let uid = review
-            .pointer("/request/uid")
-            .cloned()
-            .unwrap_or(Value::Null);
-        let d = self.decide(&input, env).validating();
-        let mut response = json!({"uid": uid, "allowed": d.allowed});
-        if !d.allowed {
-            response["status"] = denied_status(&d);
-        }
-        if !d.warnings.is_empty() {
-            response["warnings"] = json!(d.warnings);
-        }
-        Ok(json!({
-            "apiVersion": review.get("apiVersion").cloned().unwrap_or(json!("admission.k8s.io/v1")),
-            "kind": "AdmissionReview",
-            "response": response,
-        }))
-    }
-}
-
-impl PolicySet {
-    /// [`PolicySet::review`] over typed AdmissionReviews: anything that serializes to an
-    /// `admission.k8s.io/v1` AdmissionReview in, anything that deserializes from one out. This is
-    /// how a kube-rs webhook plugs in without this crate depending on kube:
-    ///
-    /// ```ignore
-    /// use kube::core::{DynamicObject, admission::AdmissionReview};
-    /// let review: AdmissionReview<DynamicObject> = serde_json::from_slice(&body)?;
-    /// let out: AdmissionReview<DynamicObject> = policies.review_typed(&review, labels, None, &env)?;
-    /// ```
-    pub fn review_typed<I: serde::Serialize, O: serde::de::DeserializeOwned>(
-        &self,
-        review: &I,
-        namespace_labels: BTreeMap<String, String>,
-        request_info: Option<RequestInfo>,
-        env: &Env,
-    ) -> Result<O, Error> {
-        let v = serde_json::to_value(review).map_err(|e| Error::InvalidRequest {
-            reason: format!("cannot serialize the AdmissionReview: {e}"),
-        })?;
-        let out = self.review(&v, namespace_labels, request_info, env)?;
-        serde_json::from_value(out).map_err(|e| Error::InvalidRequest {
-            reason: format!("cannot build the typed AdmissionReview response: {e}"),
-        })
-    }
 }
 
 /// The `status` of a denied AdmissionResponse: code 403, Kyverno's message, and one

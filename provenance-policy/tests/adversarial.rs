@@ -30,6 +30,7 @@ use provenance_policy::admission::{Decision, PolicySet, input_from_review};
 use provenance_policy::jmespath::Env;
 use provenance_policy::request::ResourceInput;
 use provenance_policy::verify_images::VerifyImagesContext;
+use provenance_policy::{Phase, RequestFacts, Review};
 use serde_json::{Value, json};
 
 const NOW: UnixTime = UnixTime(1_800_000_000);
@@ -577,9 +578,7 @@ async fn forged_verification_annotations_in_an_admission_review_are_not_evidence
     assert_ivp_failed(&d, "no signatures found");
 
     // The same review, decided without image evidence: an error, never a pass.
-    let out = set
-        .review(&review, BTreeMap::new(), None, &Env::at(NOW))
-        .unwrap();
+    let out = answer(&set, &review);
     assert_eq!(out["response"]["allowed"], false, "{out}");
     assert_eq!(out["response"]["status"]["code"], 403, "{out}");
     let d = set.decide(&input, &Env::at(NOW));
@@ -656,6 +655,14 @@ fn deeply_nested_policy_yaml_is_a_bounded_parse_error() {
     assert!(e.to_string().contains("exceeds"), "{e}");
 }
 
+/// The validating answer to `review` through the front door (namespace labels known: none).
+fn answer(set: &PolicySet, review: &Value) -> Value {
+    let facts = RequestFacts::new().namespace_labels(BTreeMap::<String, String>::new());
+    let review = Review::parse(review, &facts).unwrap();
+    set.respond(&review, Phase::Validate, None, &Env::at(NOW))
+        .review
+}
+
 fn review_of(object: Value) -> Value {
     json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
         "request": {"uid": "1", "operation": "CREATE", "namespace": "ml",
@@ -706,9 +713,7 @@ spec:
         "}".repeat(depth)
     );
     let object: Value = serde_json::from_str(&text).unwrap();
-    let out = set
-        .review(&review_of(object), BTreeMap::new(), None, &Env::at(NOW))
-        .unwrap();
+    let out = answer(&set, &review_of(object));
     assert_eq!(out["response"]["allowed"], false, "{out}");
     // A value built in code, 1,000 deep (beyond any parser's limit): still decided. (In a debug
     // build's 2 MiB test thread, serde_json's own clone, serialize and drop of a `Value`
@@ -720,9 +725,7 @@ spec:
     let object = json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "deeper", "namespace": "ml"},
         "spec": {"containers": [{"name": "c", "image": "evil.example/x:1"}], "x": deep}});
-    let out = set
-        .review(&review_of(object), BTreeMap::new(), None, &Env::at(NOW))
-        .unwrap();
+    let out = answer(&set, &review_of(object));
     assert_eq!(out["response"]["allowed"], false, "{out}");
     // Deeper than that, the JSON parser refuses it (the webhook answers webhook.body.malformed).
     let deeper = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
@@ -735,9 +738,7 @@ spec:
         .collect();
     let object = json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "huge", "namespace": "ml"}, "spec": {"containers": containers}});
-    let out = set
-        .review(&review_of(object), BTreeMap::new(), None, &Env::at(NOW))
-        .unwrap();
+    let out = answer(&set, &review_of(object));
     assert_eq!(out["response"]["allowed"], false, "{out}");
 
     // A request that is not an AdmissionReview at all: the request code.
