@@ -406,19 +406,14 @@ impl PolicySet {
             let verified = std::cell::RefCell::new(BTreeMap::new());
             for ivp in ivps {
                 if let Some((_, e)) = digest_errors.iter().find(|(p, _)| std::ptr::eq(*p, ivp)) {
-                    let mut r = RuleResult::new(
+                    let r = RuleResult::new(
                         ivp.name(),
                         "mutateDigest",
                         crate::engine::resource_ref(input),
                         RuleStatus::Error,
-                        format!("failed to update digest: {e}"),
-                    );
-                    if e.contains("unsupported: ") {
-                        r = r.with_reason(provenance_core::outcome::Reason::new(
-                            crate::engine::UNSUPPORTED,
-                            e.clone(),
-                        ));
-                    }
+                        format!("failed to update digest: {}", e.message),
+                    )
+                    .with_reason(e.clone());
                     ivp_results.push((ivp, r, Vec::new()));
                 }
                 if let Some((rs, matched)) = ivp.evaluate_matched(&pinned_input, images, &verified)

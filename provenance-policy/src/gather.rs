@@ -13,7 +13,8 @@ use provenance_core::verify::{CosignSignature, SignatureMaterial};
 use provenance_core::{Digest, ImageReference};
 use provenance_oci::{AttestationLayer, EvidenceSource, SignatureLayer};
 
-use crate::verify_images::{ImageEvidence, ImageRequest};
+use crate::verify_images::{EVIDENCE_UNAVAILABLE, ImageEvidence, ImageRequest};
+use provenance_core::Reason;
 
 /// What to gather for one distinct image.
 #[derive(Debug, Clone)]
@@ -93,11 +94,12 @@ where
     }
     // A task that panicked or was cancelled leaves its image without evidence: say so.
     for reference in wants.keys() {
-        out.entry(reference.clone())
-            .or_insert_with(|| ImageEvidence {
-                error: Some("evidence gathering was interrupted".into()),
-                ..ImageEvidence::default()
-            });
+        out.entry(reference.clone()).or_insert_with(|| {
+            ImageEvidence::unavailable(Reason::new(
+                EVIDENCE_UNAVAILABLE,
+                "evidence gathering was interrupted",
+            ))
+        });
     }
     out
 }
@@ -106,17 +108,11 @@ where
 /// unreachable, auth refused, a timeout) is an `error`; anything else is what the registry or
 /// layout served for the image being unusable, which fails the image's rules.
 fn oci_error(what: &str, e: &provenance_oci::Error) -> ImageEvidence {
-    let text = format!("{what}: {e} [{}]", e.code());
+    let reason = Reason::new(e.code(), format!("{what}: {e}"));
     if e.is_infrastructure() {
-        ImageEvidence {
-            error: Some(text),
-            ..ImageEvidence::default()
-        }
+        ImageEvidence::unavailable(reason)
     } else {
-        ImageEvidence {
-            invalid: Some(text),
-            ..ImageEvidence::default()
-        }
+        ImageEvidence::unusable(reason)
     }
 }
 
@@ -157,20 +153,20 @@ async fn gather_one<S: EvidenceSource>(
     let image = match ImageReference::parse(reference) {
         Ok(i) => i,
         Err(e) => {
-            return ImageEvidence {
-                error: Some(format!("invalid image reference {reference}: {e}")),
-                ..ImageEvidence::default()
-            };
+            return ImageEvidence::unavailable(Reason::new(
+                e.code(),
+                format!("invalid image reference {reference}: {e}"),
+            ));
         }
     };
     let repository = match want.repository.as_deref().map(ImageReference::from_name) {
         None => None,
         Some(Ok(r)) => Some(r),
         Some(Err(e)) => {
-            return ImageEvidence {
-                error: Some(format!("invalid repository: {e}")),
-                ..ImageEvidence::default()
-            };
+            return ImageEvidence::unavailable(Reason::new(
+                e.code(),
+                format!("invalid repository: {e}"),
+            ));
         }
     };
     let digest = match source.resolve(&image).await {

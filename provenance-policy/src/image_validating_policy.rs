@@ -230,6 +230,9 @@ fn default_extractor_sources(group: &str, version: &str, resource: &str) -> Opti
     }
 }
 
+/// The code of a tag `mutateDigest` could not pin (no evidence, no resolved digest).
+pub const DIGEST_UNRESOLVED: &str = "policy.image_validating.digest_unresolved";
+
 const DEFAULT_SECTIONS: [&str; 3] = ["containers", "initContainers", "ephemeralContainers"];
 
 fn default_extractors() -> Result<Vec<(String, Program)>, Error> {
@@ -815,7 +818,7 @@ impl ImageValidatingPolicy {
         &self,
         input: &PolicyInput,
         images: Option<&VerifyImagesContext<'_>>,
-    ) -> (Vec<Json>, Option<String>) {
+    ) -> (Vec<Json>, Option<Reason>) {
         let view = RequestView::new(input);
         if !self.mutate_digest || !matches!(self.applies(&view), Ok(true)) {
             return (Vec::new(), None);
@@ -830,6 +833,7 @@ impl ImageValidatingPolicy {
         }
         let mut patches = Vec::new();
         let mut errors = Vec::new();
+        let mut unsupported = false;
         for site in input.subject().map(images_of).unwrap_or_default() {
             if site.image.contains('@') {
                 continue;
@@ -838,6 +842,7 @@ impl ImageValidatingPolicy {
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(e) => {
+                    unsupported |= matches!(e, Error::Unsupported { .. });
                     errors.push(e.to_string());
                     continue;
                 }
@@ -846,13 +851,24 @@ impl ImageValidatingPolicy {
                 Ok((key, _, digest)) => patches.push(json!({
                     "op": "replace", "path": site.pointer, "value": format!("{key}@{digest}")
                 })),
-                Err(e) => errors.push(format!(
-                    "failed to resolve digest for image {}: {}",
-                    site.image, e.message
-                )),
+                Err(e) => {
+                    unsupported |= e.unsupported;
+                    errors.push(format!(
+                        "failed to resolve digest for image {}: {}",
+                        site.image, e.message
+                    ));
+                }
             }
         }
-        (patches, (!errors.is_empty()).then(|| errors.join("; ")))
+        let code = if unsupported {
+            UNSUPPORTED
+        } else {
+            DIGEST_UNRESOLVED
+        };
+        (
+            patches,
+            (!errors.is_empty()).then(|| Reason::new(code, errors.join("; "))),
+        )
     }
 
     /// Evaluates the policy against one request, verifying with `images` (without evidence,
@@ -889,14 +905,7 @@ impl ImageValidatingPolicy {
                 RuleStatus::Error,
                 format!("failed to evaluate policy: {e}"),
             );
-            r = r.with_reason(Reason::new(
-                if e.to_string().contains("unsupported: ") {
-                    UNSUPPORTED
-                } else {
-                    e.code()
-                },
-                e.to_string(),
-            ));
+            r = r.with_reason(Reason::new(e.code(), e.to_string()));
             r
         };
         let view = RequestView::new(input);
@@ -962,9 +971,12 @@ impl ImageValidatingPolicy {
             details: RefCell::new(Vec::new()),
         };
         let scope = VariableScope::new(&view, &self.variables).with_images(&run);
-        let unsupported_reason = |r: RuleResult| match run.unsupported.borrow().as_ref() {
-            Some(u) => r.with_reason(Reason::new(UNSUPPORTED, u.clone())),
-            None => r,
+        // A result that an unsupported image function caused leads with that reason.
+        let unsupported_reason = |mut r: RuleResult| {
+            if let Some(u) = run.unsupported.borrow().as_ref() {
+                r.reasons.insert(0, Reason::new(UNSUPPORTED, u.clone()));
+            }
+            r
         };
         for (index, v) in self.validations.iter().enumerate() {
             match v.expression.evaluate_in(&scope) {
@@ -1027,7 +1039,7 @@ impl ImageValidatingPolicy {
                 vec![result(&self.name, RuleStatus::Pass, "success".to_owned())],
                 all,
             )),
-            Err(e) => Some((vec![eval_error(&e)], Vec::new())),
+            Err(e) => Some((vec![unsupported_reason(eval_error(&e))], Vec::new())),
         }
     }
 
@@ -1211,11 +1223,14 @@ fn find_evidence<'a>(
         ))
     })?;
     if let Some(e) = &ev.error {
-        return Err(CallError::new(format!("failed to get imagedata: {e}")));
+        return Err(CallError::new(format!(
+            "failed to get imagedata: {} [{}]",
+            e.message, e.code
+        )));
     }
     if let Some(e) = &ev.invalid {
         return Err(CallError {
-            message: format!("the image cannot be verified: {e}"),
+            message: format!("the image cannot be verified: {} [{}]", e.message, e.code),
             unsupported: false,
             invalid: true,
         });

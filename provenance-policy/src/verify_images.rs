@@ -40,7 +40,7 @@ use provenance_core::verify::{
     Expectation, IdentityExpectation, KeylessChecks, SignatureMaterial, Verifier,
 };
 use provenance_core::wildcard::wildcard_match;
-use provenance_core::{Digest, PublicKey, UnixTime};
+use provenance_core::{Digest, PublicKey, Reason, UnixTime};
 use serde_json::{Value, json};
 
 use crate::context::{image_info, images_of};
@@ -56,33 +56,54 @@ pub struct ImageEvidence {
     pub signatures: Vec<SignatureMaterial>,
     /// Attestation material attached to the digest (DSSE bundles, cosign `.att` layers).
     pub attestations: Vec<SignatureMaterial>,
-    /// Why gathering failed (network, auth, timeout): reported as `error`.
-    pub error: Option<String>,
+    /// Why gathering failed (network, auth, timeout: the infrastructure, not the image):
+    /// reported as `error`, with this reason's code (e.g. `oci.transport`) on the image.
+    pub error: Option<Reason>,
     /// Why what was served for this image cannot be evidence (a malformed or oversized
     /// manifest, a digest that does not match): the image owner's content failing, reported
-    /// as `fail`. Never an `error`, which `failurePolicy: Ignore` would admit.
-    pub invalid: Option<String>,
+    /// as `fail` with this reason's code. Never an `error`, which `failurePolicy: Ignore`
+    /// would admit.
+    pub invalid: Option<Reason>,
     /// The layers of the image manifest at `digest`, gathered when a rule verifies a
     /// model-signing attestation (their path annotations and digests are what the signed
     /// resources are compared with). `None` when not gathered or the digest names an index.
     pub layers: Option<Vec<provenance_attest::model_artifact::ArtifactLayer>>,
 }
 
+/// The code of evidence that could not be gathered for a reason with no code of its own.
+pub const EVIDENCE_UNAVAILABLE: &str = "policy.verify_images.evidence_unavailable";
+
 impl ImageEvidence {
+    /// No evidence, because gathering failed for a reason outside the image (`reason`'s code
+    /// says which: a registry error's code, [`EVIDENCE_UNAVAILABLE`], ...): every rule over the
+    /// image reports `error`.
+    pub fn unavailable(reason: Reason) -> Self {
+        ImageEvidence {
+            error: Some(reason),
+            ..ImageEvidence::default()
+        }
+    }
+
+    /// No evidence, because what was served for the image cannot be evidence: every rule over
+    /// the image reports `fail`.
+    pub fn unusable(reason: Reason) -> Self {
+        ImageEvidence {
+            invalid: Some(reason),
+            ..ImageEvidence::default()
+        }
+    }
+
     /// Evidence for every image `requests` name that could not be gathered at all (no source
-    /// configured, or the source could not be opened): each entry carries `reason` as its
-    /// [`error`](ImageEvidence::error), so every rule over those images reports `error` with
-    /// it, never a pass.
+    /// configured, or the source could not be opened): each entry is
+    /// [`unavailable`](ImageEvidence::unavailable) with `reason` ([`EVIDENCE_UNAVAILABLE`]),
+    /// so every rule over those images reports `error` with it, never a pass.
     pub fn unavailable_for(requests: &[ImageRequest], reason: &str) -> BTreeMap<String, Self> {
         requests
             .iter()
             .map(|r| {
                 (
                     r.reference.clone(),
-                    ImageEvidence {
-                        error: Some(reason.to_owned()),
-                        ..ImageEvidence::default()
-                    },
+                    ImageEvidence::unavailable(Reason::new(EVIDENCE_UNAVAILABLE, reason)),
                 )
             })
             .collect()
@@ -1368,12 +1389,15 @@ impl VerifyImagesContext<'_> {
                 .code("policy.verify_images.no_evidence")
         })?;
         if let Some(e) = &ev.error {
-            return Err(Failure::error(format!("failed to fetch evidence: {e}"))
-                .code("policy.verify_images.evidence_unavailable"));
+            return Err(
+                Failure::error(format!("failed to fetch evidence: {}", e.message)).code(&e.code),
+            );
         }
         if let Some(e) = &ev.invalid {
-            return Err(Failure::check(format!("the image cannot be verified: {e}"))
-                .code("policy.verify_images.invalid_evidence"));
+            return Err(
+                Failure::check(format!("the image cannot be verified: {}", e.message))
+                    .code(&e.code),
+            );
         }
         let digest = ev
             .digest

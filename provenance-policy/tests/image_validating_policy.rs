@@ -189,10 +189,10 @@ fn key_signature_pass_fail_error_and_digest_pinning() {
     // Evidence that could not be gathered: an error (never a pass or a fail).
     let broken = BTreeMap::from([(
         IMAGE.to_owned(),
-        ImageEvidence {
-            error: Some("registry unreachable".into()),
-            ..Default::default()
-        },
+        ImageEvidence::unavailable(provenance_core::Reason::new(
+            "oci.transport",
+            "registry unreachable",
+        )),
     )]);
     // With mutateDigest (the default) the tag cannot be pinned: an error, and the unpinned
     // image then fails verifyDigest, as with Kyverno's mutating and validating webhooks.

@@ -11,7 +11,7 @@ use provenance_core::{Digest, RuleStatus, TrustRoot, UnixTime};
 use provenance_policy::admission::PolicySet;
 use provenance_policy::jmespath::Env;
 use provenance_policy::request::ResourceInput;
-use provenance_policy::verify_images::{ImageEvidence, VerifyImagesContext};
+use provenance_policy::verify_images::{EVIDENCE_UNAVAILABLE, ImageEvidence, VerifyImagesContext};
 use serde_json::{Value, json};
 
 fn fixture(name: &str) -> PathBuf {
@@ -260,14 +260,25 @@ fn cosign_key_signature_pass_fail_error() {
     let mut down = evidence.clone();
     down.insert(
         image.to_owned(),
-        ImageEvidence {
-            error: Some("connection refused".into()),
-            ..Default::default()
-        },
+        ImageEvidence::unavailable(provenance_core::Reason::new(
+            "oci.transport",
+            "connection refused",
+        )),
     );
     let d = decide(&s, image, down);
     assert_eq!(d.results[0].status, RuleStatus::Error);
     assert!(!d.allowed);
+    // The registry's code reaches the rule result on the image, beside the aggregate one.
+    let codes: Vec<&str> = d.results[0]
+        .reasons
+        .iter()
+        .map(|r| r.code.as_str())
+        .collect();
+    assert_eq!(
+        codes,
+        ["policy.verify_images.error", "oci.transport"],
+        "{d:?}"
+    );
 
     // A pinned digest that is not the resolved one is a failure, whatever the signatures say.
     let pinned = format!(
@@ -307,7 +318,11 @@ fn unavailable_evidence_is_an_error_for_every_requested_image() {
     );
     assert_eq!(evidence.len(), 2);
     for ev in evidence.values() {
-        assert_eq!(ev.error.as_deref(), Some(reason));
+        let e = ev.error.as_ref().unwrap();
+        assert_eq!(
+            (e.code.as_str(), e.message.as_str()),
+            (EVIDENCE_UNAVAILABLE, reason)
+        );
         assert!(ev.digest.is_none() && ev.signatures.is_empty() && ev.attestations.is_empty());
     }
     // Deciding with it fails closed: an error that says why, and the Pod is not admitted.

@@ -17,7 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use provenance_policy::verify_images::{ImageEvidence, ImageRequest};
+use provenance_policy::core::Reason;
+use provenance_policy::verify_images::{EVIDENCE_UNAVAILABLE, ImageEvidence, ImageRequest};
 use tokio::sync::OnceCell;
 
 /// What one retrieval is for: the image, its signature repository and what is needed.
@@ -119,9 +120,11 @@ impl Evidence {
             Source::Layout(l) => provenance_policy::gather::gather(l.clone(), &requests, 1).await,
             Source::Registry(r) => provenance_policy::gather::gather(r.clone(), &requests, 1).await,
         };
-        map.remove(&reference).unwrap_or_else(|| ImageEvidence {
-            error: Some("evidence gathering returned nothing".into()),
-            ..ImageEvidence::default()
+        map.remove(&reference).unwrap_or_else(|| {
+            ImageEvidence::unavailable(Reason::new(
+                EVIDENCE_UNAVAILABLE,
+                "evidence gathering returned nothing",
+            ))
         })
     }
 
@@ -235,11 +238,12 @@ impl Evidence {
             }
         }
         for r in requests {
-            out.entry(r.reference.clone())
-                .or_insert_with(|| ImageEvidence {
-                    error: Some("evidence gathering was interrupted".into()),
-                    ..ImageEvidence::default()
-                });
+            out.entry(r.reference.clone()).or_insert_with(|| {
+                ImageEvidence::unavailable(Reason::new(
+                    EVIDENCE_UNAVAILABLE,
+                    "evidence gathering was interrupted",
+                ))
+            });
         }
         out
     }

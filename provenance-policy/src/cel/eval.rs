@@ -188,6 +188,22 @@ pub(crate) struct Lowering {
 const TARGET_VAR: &str = "@t";
 const ARG_VARS: [&str; 8] = ["@a0", "@a1", "@a2", "@a3", "@a4", "@a5", "@a6", "@a7"];
 
+/// Why an expression cannot be lowered to the evaluator's tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum LowerError {
+    /// It uses something this engine does not implement (a Kyverno CEL library, the
+    /// authorizer, ...): the policy is evaluated as unsupported, never as passing.
+    Unsupported(String),
+    /// It is not a valid expression.
+    Invalid(String),
+}
+
+impl From<String> for LowerError {
+    fn from(reason: String) -> Self {
+        LowerError::Invalid(reason)
+    }
+}
+
 impl Lowering {
     pub fn new() -> Self {
         Lowering {
@@ -208,7 +224,7 @@ impl Lowering {
         self.scopes.len() - 1
     }
 
-    pub fn lower(&mut self, e: &IdedExpr) -> Result<Node, String> {
+    pub fn lower(&mut self, e: &IdedExpr) -> Result<Node, LowerError> {
         Ok(match &e.expr {
             Expr::Literal(l) => Node::Lit(literal(l)),
             Expr::Ident(name) => self.ident(name)?,
@@ -218,7 +234,7 @@ impl Lowering {
                     && self.local("variables").is_none()
                 {
                     if s.test {
-                        return Err("unsupported: has() on variables".to_owned());
+                        return Err(LowerError::Unsupported("has() on variables".to_owned()));
                     }
                     let name: Arc<str> = Arc::from(s.field.as_str());
                     if !self.refs.variables.contains(&name) {
@@ -247,7 +263,9 @@ impl Lowering {
                             out.push((self.lower(&me.key)?, self.lower(&me.value)?, me.optional))
                         }
                         EntryExpr::StructField(_) => {
-                            return Err("struct fields in a map literal".to_owned());
+                            return Err(LowerError::Invalid(
+                                "struct fields in a map literal".to_owned(),
+                            ));
                         }
                     }
                 }
@@ -277,16 +295,18 @@ impl Lowering {
             }
             Expr::Call(call) => self.call(call)?,
             Expr::Struct(s) => {
-                return Err(format!(
-                    "unsupported: message construction ({}{{...}})",
+                return Err(LowerError::Unsupported(format!(
+                    "message construction ({}{{...}})",
                     s.type_name
-                ));
+                )));
             }
-            Expr::Unspecified => return Err("unspecified expression".to_owned()),
+            Expr::Unspecified => {
+                return Err(LowerError::Invalid("unspecified expression".to_owned()));
+            }
         })
     }
 
-    fn ident(&mut self, name: &str) -> Result<Node, String> {
+    fn ident(&mut self, name: &str) -> Result<Node, LowerError> {
         if let Some(slot) = self.local(name) {
             return Ok(Node::Local(slot));
         }
@@ -312,16 +332,22 @@ impl Lowering {
                 self.refs.all_variables = true;
                 Node::AllVars
             }
-            "authorizer" => return Err("unsupported: the authorizer library".to_owned()),
-            other => return Err(format!("undeclared reference to '{other}'")),
+            "authorizer" => {
+                return Err(LowerError::Unsupported("the authorizer library".to_owned()));
+            }
+            other => {
+                return Err(LowerError::Invalid(format!(
+                    "undeclared reference to '{other}'"
+                )));
+            }
         })
     }
 
-    fn bx(&mut self, e: &IdedExpr) -> Result<Box<Node>, String> {
+    fn bx(&mut self, e: &IdedExpr) -> Result<Box<Node>, LowerError> {
         Ok(Box::new(self.lower(e)?))
     }
 
-    fn call(&mut self, call: &CallExpr) -> Result<Node, String> {
+    fn call(&mut self, call: &CallExpr) -> Result<Node, LowerError> {
         let a = &call.args;
         let name = call.func_name.as_str();
         if call.target.is_none() {
@@ -354,7 +380,11 @@ impl Lowering {
                 (operators::OPT_SELECT, 2) => {
                     let field = match &a[1].expr {
                         Expr::Literal(LiteralValue::String(s)) => s.inner().to_owned(),
-                        _ => return Err("optional selection needs a field name".to_owned()),
+                        _ => {
+                            return Err(LowerError::Invalid(
+                                "optional selection needs a field name".to_owned(),
+                            ));
+                        }
                     };
                     return Ok(Node::OptSelect {
                         operand: self.bx(&a[0])?,
@@ -385,9 +415,9 @@ impl Lowering {
             }
             if let Some(f) = kyverno::lookup("", name, a.len())? {
                 if f.is_image_verification() && self.dialect != Dialect::ImagePolicy {
-                    return Err(format!(
+                    return Err(LowerError::Invalid(format!(
                         "undeclared reference to '{name}' (only ImageValidatingPolicy expressions may verify images)"
-                    ));
+                    )));
                 }
                 let args = a.iter().map(|x| self.lower(x)).collect::<Result<_, _>>()?;
                 return Ok(Node::Kyverno(f, args));
@@ -413,7 +443,11 @@ impl Lowering {
                 ("of", 1) => Builtin::OptionalOf,
                 ("none", 0) => Builtin::OptionalNone,
                 ("ofNonZeroValue", 1) => Builtin::OptionalOfNonZero,
-                _ => return Err(format!("undeclared reference to 'optional.{name}'")),
+                _ => {
+                    return Err(LowerError::Invalid(format!(
+                        "undeclared reference to 'optional.{name}'"
+                    )));
+                }
             };
             let args = a.iter().map(|x| self.lower(x)).collect::<Result<_, _>>()?;
             return Ok(Node::Builtin(b, None, args));
@@ -460,7 +494,7 @@ impl Lowering {
         }
         // Everything else: Kubernetes' and CEL's function libraries.
         if a.len() > ARG_VARS.len() {
-            return Err(format!("{name}: too many arguments"));
+            return Err(LowerError::Invalid(format!("{name}: too many arguments")));
         }
         let ident = |n: &str| IdedExpr {
             id: 0,

@@ -116,7 +116,11 @@ impl ImageRef {
 }
 
 /// Resolves `lib.name(argc args)`. `Ok(None)`: `lib` is not a Kyverno library.
-pub(crate) fn lookup(lib: &str, name: &str, argc: usize) -> Result<Option<KyvernoFn>, String> {
+pub(crate) fn lookup(
+    lib: &str,
+    name: &str,
+    argc: usize,
+) -> Result<Option<KyvernoFn>, super::eval::LowerError> {
     let f = match (lib, name, argc) {
         ("resource", "get" | "Get", 4) => KyvernoFn::ResourceGet,
         ("resource", "list" | "List", 3) => KyvernoFn::ResourceList,
@@ -131,9 +135,9 @@ pub(crate) fn lookup(lib: &str, name: &str, argc: usize) -> Result<Option<Kyvern
         ("", "getImageData", 1) => KyvernoFn::GetImageData,
         ("", "isImage", 1) => KyvernoFn::IsImage,
         ("resource" | "image" | "globalContext" | "http" | "imagedata" | "generator", _, _) => {
-            return Err(format!(
-                "unsupported: Kyverno CEL function {lib}.{name} with {argc} argument(s)"
-            ));
+            return Err(super::eval::LowerError::Unsupported(format!(
+                "Kyverno CEL function {lib}.{name} with {argc} argument(s)"
+            )));
         }
         _ => return Ok(None),
     };

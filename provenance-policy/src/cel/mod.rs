@@ -264,13 +264,10 @@ fn compile_inner(src: &str, dialect: Dialect) -> Result<Lowered, CompileError> {
     }
     let mut lowering = Lowering::new();
     lowering.dialect = dialect;
-    let node =
-        lowering
-            .lower(&parsed)
-            .map_err(|reason| match reason.strip_prefix("unsupported: ") {
-                Some(rest) => CompileError::Unsupported(rest.to_owned()),
-                None => CompileError::Invalid(reason),
-            })?;
+    let node = lowering.lower(&parsed).map_err(|e| match e {
+        eval::LowerError::Unsupported(what) => CompileError::Unsupported(what),
+        eval::LowerError::Invalid(reason) => CompileError::Invalid(reason),
+    })?;
     Ok((node, lowering.max_slots, lowering.refs.variables))
 }
 
