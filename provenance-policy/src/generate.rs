@@ -835,3 +835,371 @@ impl Generator<'_> {
         }))
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use std::sync::Arc;
+
+    use provenance_core::RuleStatus;
+    use serde_json::{Value, json};
+
+    use super::{GenerateAction, GeneratedResource};
+    use crate::admission::PolicySet;
+    use crate::cluster::ClusterSnapshot;
+    use crate::engine::{PolicyResponse, Variables};
+    use crate::jmespath::Env;
+    use crate::loader::{LoadedPolicy, load_policies};
+    use crate::request::ResourceInput;
+
+    fn policy(rules: &str) -> Box<crate::policy::ClusterPolicy> {
+        policy_with("ClusterPolicy", "", rules).unwrap()
+    }
+
+    fn policy_with(
+        kind: &str,
+        extra_meta: &str,
+        rules: &str,
+    ) -> Result<Box<crate::policy::ClusterPolicy>, crate::Error> {
+        let text = format!(
+            "apiVersion: kyverno.io/v1\nkind: {kind}\nmetadata:\n  name: gen\n{extra_meta}spec:\n  validationFailureAction: Enforce\n  rules:\n{rules}"
+        );
+        match load_policies(&text, "p.yaml")?.remove(0) {
+            LoadedPolicy::Kyverno(cp) => Ok(cp),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn namespace(name: &str) -> ResourceInput {
+        ResourceInput::create(json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "uid": "u-1", "labels": {"team": "ml"}},
+        }))
+    }
+
+    fn run(cp: &crate::policy::ClusterPolicy, input: &ResourceInput, env: &Env) -> PolicyResponse {
+        cp.evaluate(input, &Variables::default(), env)
+    }
+
+    fn snapshot(resources: &[Value]) -> Env {
+        let mut s = ClusterSnapshot::new().with_resources_supplied();
+        for r in resources {
+            s.add_resource(r.clone());
+        }
+        Env::default().with_cluster(Arc::new(s))
+    }
+
+    const DATA_RULE: &str = r#"  - name: quota
+    match:
+      any:
+      - resources:
+          kinds: [Namespace]
+    generate:
+      apiVersion: v1
+      kind: ResourceQuota
+      name: "quota-{{request.object.metadata.labels.team}}"
+      namespace: "{{request.object.metadata.name}}"
+      synchronize: true
+      data:
+        metadata:
+          labels:
+            own: label
+        spec:
+          hard:
+            nvidia.com/gpu: "{{request.object.metadata.labels.team}}"
+"#;
+
+    fn one(resp: &PolicyResponse) -> &GeneratedResource {
+        assert_eq!(resp.generated.len(), 1, "{:?}", resp);
+        &resp.generated[0]
+    }
+
+    #[test]
+    fn data_substitutes_variables_and_adds_kyverno_labels() {
+        let cp = policy(DATA_RULE);
+        let resp = run(&cp, &namespace("research"), &Env::default());
+        assert_eq!(resp.rules.len(), 1);
+        assert_eq!(resp.rules[0].status, RuleStatus::Pass, "{:?}", resp.rules);
+        let g = one(&resp);
+        assert_eq!(g.action, GenerateAction::Create);
+        assert!(g.synchronize);
+        assert!(g.source.is_none());
+        let r = &g.resource;
+        assert_eq!(r["apiVersion"], "v1");
+        assert_eq!(r["kind"], "ResourceQuota");
+        assert_eq!(r["metadata"]["name"], "quota-ml");
+        assert_eq!(r["metadata"]["namespace"], "research");
+        assert_eq!(r["spec"]["hard"]["nvidia.com/gpu"], "ml");
+        let labels = &r["metadata"]["labels"];
+        assert_eq!(labels["own"], "label");
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "kyverno");
+        assert_eq!(labels["generate.kyverno.io/policy-name"], "gen");
+        assert_eq!(labels["generate.kyverno.io/rule-name"], "quota");
+        assert_eq!(labels["generate.kyverno.io/trigger-kind"], "Namespace");
+        assert_eq!(labels["generate.kyverno.io/trigger-uid"], "u-1");
+        assert_eq!(labels["generate.kyverno.io/trigger-version"], "v1");
+    }
+
+    #[test]
+    fn an_existing_target_is_updated_only_when_synchronized() {
+        let existing = json!({
+            "apiVersion": "v1", "kind": "ResourceQuota",
+            "metadata": {"name": "quota-ml", "namespace": "research"},
+        });
+        let env = snapshot(std::slice::from_ref(&existing));
+        let resp = run(&policy(DATA_RULE), &namespace("research"), &env);
+        assert_eq!(one(&resp).action, GenerateAction::Update);
+        let unsynced = DATA_RULE.replace("synchronize: true", "synchronize: false");
+        let resp = run(&policy(&unsynced), &namespace("research"), &env);
+        assert_eq!(resp.rules[0].status, RuleStatus::Pass);
+        assert!(resp.generated.is_empty(), "{:?}", resp.generated);
+    }
+
+    #[test]
+    fn preconditions_that_do_not_hold_skip_the_rule() {
+        let rule = DATA_RULE.replace(
+            "    generate:\n",
+            "    preconditions:\n      all:\n      - key: \"{{request.object.metadata.name}}\"\n        operator: Equals\n        value: production\n    generate:\n",
+        );
+        let resp = run(&policy(&rule), &namespace("research"), &Env::default());
+        assert_eq!(resp.rules[0].status, RuleStatus::Skip);
+        assert!(resp.generated.is_empty());
+        let resp = run(&policy(&rule), &namespace("production"), &Env::default());
+        assert_eq!(resp.rules[0].status, RuleStatus::Pass);
+        assert_eq!(one(&resp).resource["metadata"]["namespace"], "production");
+    }
+
+    #[test]
+    fn an_unresolvable_variable_is_an_error() {
+        let rule = DATA_RULE.replace(
+            "metadata.labels.team}}\"\n      namespace",
+            "metadata.labels.missing}}\"\n      namespace",
+        );
+        let resp = run(&policy(&rule), &namespace("research"), &Env::default());
+        assert_eq!(resp.rules[0].status, RuleStatus::Error, "{:?}", resp.rules);
+        assert!(resp.generated.is_empty());
+    }
+
+    const CLONE_RULE: &str = r#"  - name: pull-secret
+    match:
+      any:
+      - resources:
+          kinds: [Namespace]
+    generate:
+      apiVersion: v1
+      kind: Secret
+      name: regcred
+      namespace: "{{request.object.metadata.name}}"
+      clone:
+        namespace: default
+        name: regcred
+"#;
+
+    fn secret(ns: &str, name: &str, labels: Value) -> Value {
+        json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {
+                "name": name, "namespace": ns, "uid": "s-1", "resourceVersion": "7",
+                "creationTimestamp": "2026-01-01T00:00:00Z", "labels": labels,
+                "ownerReferences": [{"kind": "Thing", "name": "owner"}],
+            },
+            "type": "Opaque",
+            "data": {"password": "cGFzcw=="},
+        })
+    }
+
+    #[test]
+    fn clone_copies_the_source_without_its_server_fields() {
+        let env = snapshot(&[secret("default", "regcred", json!({"a": "b"}))]);
+        let resp = run(&policy(CLONE_RULE), &namespace("research"), &env);
+        assert_eq!(resp.rules[0].status, RuleStatus::Pass, "{:?}", resp.rules);
+        let g = one(&resp);
+        let src = g.source.as_ref().unwrap();
+        assert_eq!(
+            (src.namespace.as_str(), src.name.as_str()),
+            ("default", "regcred")
+        );
+        let r = &g.resource;
+        assert_eq!(r["metadata"]["namespace"], "research");
+        assert_eq!(r["data"]["password"], "cGFzcw==");
+        for gone in [
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+            "ownerReferences",
+        ] {
+            assert!(r["metadata"].get(gone).is_none(), "{gone} kept: {r}");
+        }
+        let labels = &r["metadata"]["labels"];
+        assert_eq!(labels["a"], "b");
+        assert_eq!(labels["generate.kyverno.io/source-namespace"], "default");
+        assert_eq!(labels["generate.kyverno.io/source-uid"], "s-1");
+        assert_eq!(labels["generate.kyverno.io/clone-source"], "");
+        // Cloning onto itself generates nothing.
+        let resp = run(&policy(CLONE_RULE), &namespace("default"), &env);
+        assert_eq!(resp.rules[0].status, RuleStatus::Pass);
+        assert!(resp.generated.is_empty());
+    }
+
+    #[test]
+    fn a_missing_clone_source_is_an_error() {
+        let env = snapshot(&[]);
+        let resp = run(&policy(CLONE_RULE), &namespace("research"), &env);
+        let r = &resp.rules[0];
+        assert_eq!(r.status, RuleStatus::Error);
+        assert_eq!(r.reasons[0].code, "policy.generate.source_not_found");
+        assert!(r.message.contains("default/regcred"), "{}", r.message);
+        assert!(resp.generated.is_empty());
+        // Without any cluster data the clone cannot be decided: unsupported, never a pass.
+        let resp = run(&policy(CLONE_RULE), &namespace("research"), &Env::default());
+        assert_eq!(resp.rules[0].status, RuleStatus::Error);
+        assert_eq!(resp.rules[0].reasons[0].code, crate::engine::UNSUPPORTED);
+    }
+
+    #[test]
+    fn clone_list_clones_the_selected_sources_of_each_kind() {
+        let rule = r#"  - name: clone-list
+    match:
+      any:
+      - resources:
+          kinds: [Namespace]
+    generate:
+      namespace: "{{request.object.metadata.name}}"
+      cloneList:
+        namespace: default
+        kinds: [v1/Secret, v1/ConfigMap]
+        selector:
+          matchLabels:
+            share: "yes"
+"#;
+        let cm = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "settings", "namespace": "default", "labels": {"share": "yes"}},
+            "data": {"k": "v"},
+        });
+        let env = snapshot(&[
+            secret("default", "shared", json!({"share": "yes"})),
+            secret("default", "private", json!({"share": "no"})),
+            secret("other", "elsewhere", json!({"share": "yes"})),
+            cm,
+        ]);
+        let resp = run(&policy(rule), &namespace("research"), &env);
+        assert_eq!(resp.rules[0].status, RuleStatus::Pass, "{:?}", resp.rules);
+        let mut names: Vec<String> = resp
+            .generated
+            .iter()
+            .map(|g| format!("{}/{}", g.target().kind, g.target().name))
+            .collect();
+        names.sort();
+        assert_eq!(names, ["ConfigMap/settings", "Secret/shared"]);
+        assert!(
+            resp.generated
+                .iter()
+                .all(|g| g.target().namespace == "research")
+        );
+    }
+
+    #[test]
+    fn foreach_generates_per_element_with_its_preconditions() {
+        let rule = r#"  - name: per-port
+    match:
+      any:
+      - resources:
+          kinds: [Service]
+    generate:
+      foreach:
+      - list: request.object.spec.ports
+        preconditions:
+          all:
+          - key: "{{element.port}}"
+            operator: NotEquals
+            value: 22
+        apiVersion: networking.k8s.io/v1
+        kind: NetworkPolicy
+        name: "allow-{{element.name}}"
+        namespace: "{{request.object.metadata.namespace}}"
+        data:
+          spec:
+            ingress:
+            - ports:
+              - port: "{{element.port}}"
+"#;
+        let svc = ResourceInput::create(json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web", "namespace": "apps"},
+            "spec": {"ports": [
+                {"name": "http", "port": 80},
+                {"name": "ssh", "port": 22},
+                {"name": "metrics", "port": 9090},
+            ]},
+        }));
+        let resp = run(&policy(rule), &svc, &Env::default());
+        assert_eq!(resp.rules[0].status, RuleStatus::Pass, "{:?}", resp.rules);
+        let names: Vec<String> = resp.generated.iter().map(|g| g.target().name).collect();
+        assert_eq!(names, ["allow-http", "allow-metrics"]);
+        assert_eq!(
+            resp.generated[1].resource["spec"]["ingress"][0]["ports"][0]["port"],
+            9090
+        );
+    }
+
+    #[test]
+    fn generate_rules_never_block_admission() {
+        // Enforce, and the clone source is missing: the rule errors, the request is admitted.
+        let cp = policy(CLONE_RULE);
+        let set = PolicySet::new(vec![LoadedPolicy::Kyverno(cp)]);
+        let d = set.decide(&namespace("research"), &snapshot(&[]));
+        assert!(d.allowed, "{}", d.message);
+        assert!(d.warnings.is_empty(), "{:?}", d.warnings);
+        assert_eq!(d.results.len(), 1);
+        assert_eq!(d.results[0].status, RuleStatus::Error);
+        // With the source, the decision lists what to generate.
+        let env = snapshot(&[secret("default", "regcred", json!({}))]);
+        let d = set.decide(&namespace("research"), &env);
+        assert!(d.allowed);
+        assert_eq!(d.generated.len(), 1);
+        assert_eq!(d.generated[0].target().namespace, "research");
+    }
+
+    #[test]
+    fn loading_refuses_what_kyverno_refuses() {
+        let both = CLONE_RULE.replace("      clone:\n", "      data: {a: b}\n      clone:\n");
+        let e = policy_with("ClusterPolicy", "", &both).unwrap_err();
+        assert!(
+            e.to_string().contains("only one of generate patterns"),
+            "{e}"
+        );
+        let no_name = DATA_RULE.replace(
+            "      name: \"quota-{{request.object.metadata.labels.team}}\"\n",
+            "",
+        );
+        let e = policy_with("ClusterPolicy", "", &no_name).unwrap_err();
+        assert!(e.to_string().contains("generate.name"), "{e}");
+        let uid = DATA_RULE.replace("      synchronize: true\n", "      uid: abc\n");
+        let e = policy_with("ClusterPolicy", "", &uid).unwrap_err();
+        assert_eq!(e.code(), "policy.unsupported", "{e}");
+        let typed = DATA_RULE.replace("synchronize: true", "synchronize: \"yes\"");
+        let e = policy_with("ClusterPolicy", "", &typed).unwrap_err();
+        assert_eq!(e.code(), "policy.invalid", "{e}");
+        // A namespaced Policy generates in its own namespace only.
+        let e = policy_with("Policy", "  namespace: team-a\n", DATA_RULE).unwrap_err();
+        assert!(e.to_string().contains("expected: team-a"), "{e}");
+        let own = DATA_RULE.replace(
+            "namespace: \"{{request.object.metadata.name}}\"",
+            "namespace: team-a",
+        );
+        policy_with("Policy", "  namespace: team-a\n", &own).unwrap();
+    }
+
+    #[test]
+    fn generate_existing_is_read_from_the_rule_then_the_spec() {
+        let cp = policy(DATA_RULE);
+        assert!(!cp.generate_existing(&cp.rules[0]));
+        let rule = DATA_RULE.replace(
+            "      synchronize: true\n",
+            "      synchronize: true\n      generateExisting: true\n",
+        );
+        let cp = policy(&rule);
+        assert!(cp.generate_existing(&cp.rules[0]));
+    }
+}
