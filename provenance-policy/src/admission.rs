@@ -8,6 +8,8 @@
 //!   (fail closed: an unsupported feature in an enforced policy blocks);
 //! - `fail` and `error` of `Audit` rules become admission warnings
 //!   (`policy <name>.<rule>: <message>`), never blocks;
+//! - `generate` rules never block nor warn (Kyverno generates in the background): their
+//!   results are in [`Decision::results`], their resources in [`Decision::generated`];
 //! - on UPDATE, a failing rule with `allowExistingViolations` (the default) does not block when
 //!   the old object violated it too.
 //!
@@ -47,6 +49,10 @@ pub struct Decision {
     pub patches: Vec<Value>,
     /// The results that block the request (a subset of `results`; empty when allowed).
     pub blocking: Vec<RuleResult>,
+    /// The resources `generate` rules produce for the request, for the caller to create in
+    /// the background as Kyverno does. Generate rules never block a request nor warn: their
+    /// `error` results (a missing clone source, say) are in `results` only.
+    pub generated: Vec<crate::generate::GeneratedResource>,
     /// The RFC 6902 patch `mutate` rules made, from the submitted object to the mutated one
     /// (only from [`PolicySet::decide_mutating`]); `patches` apply after it.
     pub mutation_patches: Vec<Value>,
@@ -180,6 +186,7 @@ impl PolicySet {
                 policy: vp.name().to_owned(),
                 kind: "ValidatingPolicy".into(),
                 rules: vp.evaluate(pi),
+                generated: Vec::new(),
             });
         }
         for vap in self.vaps() {
@@ -187,6 +194,7 @@ impl PolicySet {
                 policy: vap.name().to_owned(),
                 kind: "ValidatingAdmissionPolicy".into(),
                 rules: vap.evaluate(pi, &[]),
+                generated: Vec::new(),
             });
         }
         let verified = std::cell::RefCell::new(BTreeMap::new());
@@ -195,6 +203,7 @@ impl PolicySet {
                 policy: ivp.name().to_owned(),
                 kind: "ImageValidatingPolicy".into(),
                 rules: ivp.evaluate(pi, None, &verified),
+                generated: Vec::new(),
             });
         }
         out
@@ -280,6 +289,7 @@ impl PolicySet {
         let mut warnings = Vec::new();
         let mut results = Vec::new();
         let mut blocking: Vec<RuleResult> = Vec::new();
+        let mut generated = Vec::new();
         // The object is taken as submitted: mutate rules are the mutating step's
         // (`decide_mutating`), a validating webhook receives their output.
         let mut prepared = Prepared::new(input)
@@ -298,7 +308,8 @@ impl PolicySet {
                 == Some("false");
             let failed =
                 |s: RuleStatus| s == RuleStatus::Fail || (unscored && s == RuleStatus::Warn);
-            let resp = policy.evaluate_prepared(&prepared, &vars, env);
+            let mut resp = policy.evaluate_prepared(&prepared, &vars, env);
+            generated.append(&mut resp.generated);
             let old_resp = match (&input.old_object, input.operation) {
                 (Some(old), Operation::Update) if resp.rules.iter().any(|r| failed(r.status)) => {
                     let mut old_input = input.clone();
@@ -313,6 +324,12 @@ impl PolicySet {
                 let Some(rule) = policy.rules.iter().find(|x| x.name == r.rule) else {
                     continue;
                 };
+                // Kyverno generates in the background: a generate rule never decides
+                // admission, whatever the policy's failure action.
+                if matches!(rule.kind, crate::policy::RuleKind::Generate) {
+                    results.push(r);
+                    continue;
+                }
                 if failed(r.status)
                     && rule.allow_existing_violations
                     && old_resp.as_ref().is_some_and(|o| {
@@ -514,6 +531,7 @@ impl PolicySet {
             results,
             patches,
             blocking,
+            generated,
             mutation_patches: Vec::new(),
             mutation_blocking: Vec::new(),
         }

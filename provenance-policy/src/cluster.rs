@@ -142,6 +142,37 @@ pub trait ClusterData: Send + Sync + Debug {
             what: format!("global context entry {name:?}"),
         })
     }
+
+    /// One resource by `apiVersion`, `kind`, namespace (empty for cluster-scoped resources)
+    /// and name, as the API server stores it: the source of a `generate.clone`, and whether a
+    /// `generate` target already exists. An empty `api_version` matches any version.
+    fn resource(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Value, LookupError> {
+        let _ = (namespace, name);
+        Err(LookupError::NotSupplied {
+            what: format!("cluster resources ({api_version} {kind})"),
+        })
+    }
+
+    /// Every resource of a kind in a namespace (empty: cluster-scoped resources, or every
+    /// namespace for a namespaced kind), as a `generate.cloneList` lists its sources. An empty
+    /// `api_version` matches any version.
+    fn list_resources(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+    ) -> Result<Vec<Value>, LookupError> {
+        let _ = namespace;
+        Err(LookupError::NotSupplied {
+            what: format!("cluster resources ({api_version} {kind})"),
+        })
+    }
 }
 
 /// One canned HTTP answer of a [`ClusterSnapshot`].
@@ -541,6 +572,49 @@ impl ClusterData for ClusterSnapshot {
                 what: format!("response for {method} {url}"),
             })
         })
+    }
+
+    fn resource(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Value, LookupError> {
+        let resources = self.supplied(|| format!("cluster resources ({api_version} {kind})"))?;
+        resources
+            .iter()
+            .find(|r| {
+                (api_version.is_empty() || str_at(r, "/apiVersion") == api_version)
+                    && str_at(r, "/kind") == kind
+                    && str_at(r, "/metadata/namespace") == namespace
+                    && str_at(r, "/metadata/name") == name
+            })
+            .cloned()
+            .ok_or_else(|| LookupError::NotFound {
+                what: match namespace {
+                    "" => format!("{api_version} {kind} {name}"),
+                    ns => format!("{api_version} {kind} {ns}/{name}"),
+                },
+            })
+    }
+
+    fn list_resources(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+    ) -> Result<Vec<Value>, LookupError> {
+        let resources = self.supplied(|| format!("cluster resources ({api_version} {kind})"))?;
+        Ok(resources
+            .iter()
+            .filter(|r| {
+                (api_version.is_empty() || str_at(r, "/apiVersion") == api_version)
+                    && str_at(r, "/kind") == kind
+                    && (namespace.is_empty() || str_at(r, "/metadata/namespace") == namespace)
+            })
+            .cloned()
+            .collect())
     }
 
     fn global_context(&self, name: &str) -> Result<Value, LookupError> {

@@ -9,7 +9,9 @@
 //! Context entries that read the cluster (`configMap`, `apiCall`, `globalReference`) are
 //! answered by the [`ClusterData`](crate::cluster::ClusterData) in the [`Env`]; a look-up it
 //! cannot answer makes the rule an `error` with the look-up's code.
-//! Features this engine does not implement (generate, mutate targets, cluster context entries
+//! `generate` rules produce the resources Kyverno would create ([`crate::generate`]), listed in
+//! [`PolicyResponse::generated`].
+//! Features this engine does not implement (mutate targets, cluster context entries
 //! without cluster data, `imageRegistry` entries, manifests) produce an `error` result whose
 //! reason has the code `policy.unsupported`: never a pass.
 
@@ -73,7 +75,7 @@ impl Variables {
 }
 
 /// The response of one policy for one resource: a result per rule that applied.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PolicyResponse {
     /// Policy name as reports show it.
     pub policy: String,
@@ -81,6 +83,9 @@ pub struct PolicyResponse {
     pub kind: String,
     /// One result per applicable rule.
     pub rules: Vec<RuleResult>,
+    /// The resources the policy's `generate` rules produce for this resource (see
+    /// [`crate::generate`]); the engine creates nothing itself.
+    pub generated: Vec<crate::generate::GeneratedResource>,
 }
 
 /// Code of the reason attached to results of unsupported features.
@@ -231,16 +236,18 @@ impl ClusterPolicy {
                 o.extend(inner.image_outcomes());
             }
             mutated.rules.extend(validated.rules);
+            mutated.generated.extend(validated.generated);
             return mutated;
         }
         let mut rules = Vec::new();
+        let mut generated = Vec::new();
         let applies_ns = match &self.namespace {
             Some(ns) => input.namespace() == ns,
             None => true,
         };
         if applies_ns {
             for rule in &self.rules {
-                if let Some(r) = self.evaluate_rule(rule, prepared, vars, env) {
+                if let Some(r) = self.evaluate_rule(rule, prepared, vars, env, &mut generated) {
                     rules.push(r);
                 }
             }
@@ -262,6 +269,7 @@ impl ClusterPolicy {
             policy: self.display_name(),
             kind: self.kind.clone(),
             rules,
+            generated,
         }
     }
 
@@ -271,6 +279,7 @@ impl ClusterPolicy {
         prepared: &Prepared<'_>,
         vars: &Variables,
         env: &Env,
+        generated: &mut Vec<crate::generate::GeneratedResource>,
     ) -> Option<RuleResult> {
         let input = prepared.input;
         let ev = RuleEval {
@@ -295,10 +304,9 @@ impl ClusterPolicy {
             }
         }
         match &rule.kind {
-            RuleKind::Validate(_) | RuleKind::VerifyImages(_) => {}
+            RuleKind::Validate(_) | RuleKind::VerifyImages(_) | RuleKind::Generate => {}
             // Applied by `ClusterPolicy::mutate` before validation.
             RuleKind::Mutate => return None,
-            RuleKind::Generate => return Some(ev.unsupported("generate")),
             RuleKind::Empty => return Some(ev.unsupported("rule without validate")),
         }
         // PolicyExceptions: an exception that names this rule and matches skips it (for
@@ -381,6 +389,7 @@ impl ClusterPolicy {
         }
         match &rule.kind {
             RuleKind::Validate(validate) => Some(validate_rule(&ev, validate, prepared, ctx)),
+            RuleKind::Generate => Some(crate::generate::run(&ev, ctx, input, generated)),
             RuleKind::VerifyImages(vi) => {
                 let Some(cx) = prepared.images else {
                     return Some(ev.unsupported(

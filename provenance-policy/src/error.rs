@@ -140,6 +140,25 @@ pub enum Error {
         /// Why the look-up has no answer.
         source: crate::cluster::LookupError,
     },
+    /// A `generate` rule cannot produce its resource (a `data` that is not an object, a
+    /// target without a kind or name after substitution).
+    #[error("generate at {path}: {reason}")]
+    Generate {
+        /// Field path (`generate.data`, `generate.foreach[0].clone`).
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The source of a `generate.clone` or `generate.cloneList` could not be read.
+    #[error("generate at {path}: source resource {source}")]
+    GenerateSource {
+        /// Field path (`generate.clone`, `generate.cloneList.kinds[1]`).
+        path: String,
+        /// The source asked for (`v1 Secret default/regcred`).
+        what: String,
+        /// Why the look-up has no answer.
+        source: crate::cluster::LookupError,
+    },
     /// A CEL expression exceeded its evaluation budget.
     #[error("CEL {expression:?}: evaluation budget of {limit} exceeded")]
     CelBudgetExceeded {
@@ -210,6 +229,11 @@ impl Error {
             Error::CelBudgetExceeded { .. } => "policy.cel.budget_exceeded",
             Error::Patch { .. } => "policy.mutate.patch",
             Error::ContextLookup { source, .. } => source.code(),
+            Error::Generate { .. } => "policy.generate",
+            Error::GenerateSource { source, .. } => match source {
+                crate::cluster::LookupError::NotFound { .. } => "policy.generate.source_not_found",
+                other => other.code(),
+            },
         }
     }
 }

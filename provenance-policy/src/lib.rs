@@ -46,6 +46,7 @@ pub mod error;
 pub mod exceptions;
 #[cfg(feature = "oci")]
 pub mod gather;
+pub mod generate;
 pub mod image_validating_policy;
 pub mod jmespath;
 pub mod loader;

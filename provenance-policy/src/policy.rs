@@ -135,7 +135,7 @@ pub enum RuleKind {
     VerifyImages(Value),
     /// `mutate`: applied by [`ClusterPolicy::mutate`] (the raw block is `raw.mutate`).
     Mutate,
-    /// `generate` (not evaluated by this engine).
+    /// `generate`: the resources Kyverno would create ([`crate::generate`]).
     Generate,
     /// A rule with none of the known blocks.
     Empty,
@@ -440,7 +440,16 @@ impl ClusterPolicy {
             .unwrap_or_default();
         let mut rules = Vec::with_capacity(rules_v.len());
         for (i, r) in rules_v.iter().enumerate() {
-            rules.push(Rule::from_value(r, &name, &format!("spec.rules[{i}]"))?);
+            let rule = Rule::from_value(r, &name, &format!("spec.rules[{i}]"))?;
+            if matches!(rule.kind, RuleKind::Generate) {
+                crate::generate::check(
+                    &r["generate"],
+                    &name,
+                    namespace.as_deref(),
+                    &format!("spec.rules[{i}].generate"),
+                )?;
+            }
+            rules.push(rule);
         }
         let annotations = string_map(v.pointer("/metadata/annotations"));
         if let Some(c) = annotations.get(AUTOGEN_ANNOTATION) {
@@ -497,6 +506,16 @@ impl ClusterPolicy {
         }
         ActionOverride::first(&self.failure_action_overrides, namespace, labels)
             .unwrap_or(self.failure_action)
+    }
+
+    /// Whether a `generate` rule also applies to triggers that existed before the policy
+    /// (`generate.generateExisting`, else `spec.generateExisting` or
+    /// `spec.generateExistingOnPolicyUpdate`). The engine decides one trigger at a time
+    /// either way; a controller that honours the flag evaluates its existing resources when
+    /// the policy is installed. `false` for rules that do not generate.
+    pub fn generate_existing(&self, rule: &Rule) -> bool {
+        matches!(rule.kind, RuleKind::Generate)
+            && crate::generate::generate_existing(&rule.raw, &self.raw)
     }
 
     fn can_autogen(&self) -> bool {

@@ -383,6 +383,7 @@ fn deadline_exceeded(review: &Review, phase: Phase, deadline: std::time::Duratio
         results: vec![r.clone()],
         patches: Vec::new(),
         blocking: vec![r],
+        generated: Vec::new(),
         mutation_patches: Vec::new(),
         mutation_blocking: Vec::new(),
     };

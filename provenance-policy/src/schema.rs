@@ -357,36 +357,39 @@ const MUTATE: Node = Obj(&[
     ("mutateExistingOnPolicyUpdate", Any),
 ]);
 
-const CLONE: Node = Obj(&[("name", Any), ("namespace", Any)]);
+const CLONE: Node = Obj(&[("name", Str), ("namespace", Str)]);
 const CLONE_LIST: Node = Obj(&[
-    ("namespace", Any),
-    ("kinds", Any),
+    ("namespace", Str),
+    ("kinds", STRINGS),
     ("selector", LABEL_SELECTOR),
 ]);
 
+/// `generate` (checked further by `generate::check` when the policy loads: one pattern, a
+/// target, namespaces of a namespaced Policy; a target `uid` is refused). `data` is the
+/// generated object, free-form.
 const GENERATE: Node = Obj(&[
-    ("generateExisting", Any),
-    ("synchronize", Any),
-    ("orphanDownstreamOnPolicyDelete", Any),
-    ("apiVersion", Any),
-    ("kind", Any),
-    ("name", Any),
-    ("namespace", Any),
-    ("uid", Any),
+    ("generateExisting", Bool),
+    ("synchronize", Bool),
+    ("orphanDownstreamOnPolicyDelete", Bool),
+    ("apiVersion", Str),
+    ("kind", Str),
+    ("name", Str),
+    ("namespace", Str),
+    ("uid", Str),
     ("data", Any),
     ("clone", CLONE),
     ("cloneList", CLONE_LIST),
     (
         "foreach",
         List(&Obj(&[
-            ("list", Any),
+            ("list", Str),
             ("context", CONTEXT),
             ("preconditions", Conditions),
-            ("apiVersion", Any),
-            ("kind", Any),
-            ("name", Any),
-            ("namespace", Any),
-            ("uid", Any),
+            ("apiVersion", Str),
+            ("kind", Str),
+            ("name", Str),
+            ("namespace", Str),
+            ("uid", Str),
             ("data", Any),
             ("clone", CLONE),
             ("cloneList", CLONE_LIST),
@@ -431,9 +434,9 @@ const CLUSTER_POLICY: Node = Obj(&[
             ("schemaValidation", Any),
             ("webhookTimeoutSeconds", Any),
             ("mutateExistingOnPolicyUpdate", Any),
-            ("generateExisting", Any),
-            ("generateExistingOnPolicyUpdate", Any),
-            ("useServerSideApply", Any),
+            ("generateExisting", Bool),
+            ("generateExistingOnPolicyUpdate", Bool),
+            ("useServerSideApply", Bool),
             (
                 "webhookConfiguration",
                 Obj(&[

@@ -601,7 +601,36 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
                     let prepared = provenance_policy::engine::Prepared::new(&input)
                         .with_exceptions(exceptions.clone())
                         .without_mutation();
-                    let mut resp = cp.evaluate_prepared(&prepared, &vars, &env);
+                    let gen_env;
+                    let policy_env = if cp
+                        .rules
+                        .iter()
+                        .any(|r| matches!(r.kind, provenance_policy::policy::RuleKind::Generate))
+                    {
+                        gen_env = match generate_env(dir, &results, cp, &input.object, &loaded, now)
+                        {
+                            Ok(e) => e,
+                            Err(reason) => {
+                                return results
+                                    .iter()
+                                    .map(|r| {
+                                        expectation_row(
+                                            &file,
+                                            r,
+                                            String::new(),
+                                            String::new(),
+                                            Some(false),
+                                            reason.clone(),
+                                        )
+                                    })
+                                    .collect();
+                            }
+                        };
+                        &gen_env
+                    } else {
+                        &env
+                    };
+                    let mut resp = cp.evaluate_prepared(&prepared, &vars, policy_env);
                     if let Some(i) = mutated.iter().position(|(m, _)| m.policy == resp.policy) {
                         let (m, patched) = mutated.remove(i);
                         let mut rules = m.rules;
@@ -615,11 +644,13 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
                     policy: vp.name().to_owned(),
                     kind: "ValidatingPolicy".into(),
                     rules: vp.evaluate(&pi),
+                    generated: Vec::new(),
                 }),
                 LoadedPolicy::Vap(vap) => rs.push(PolicyResponse {
                     policy: vap.name().to_owned(),
                     kind: "ValidatingAdmissionPolicy".into(),
                     rules: vap.evaluate(&pi, &loaded.params),
+                    generated: Vec::new(),
                 }),
                 // No registry access here: image verification functions report
                 // `policy.unsupported` (the row is skipped), everything else is evaluated.
@@ -627,6 +658,7 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
                     policy: ivp.name().to_owned(),
                     kind: "ImageValidatingPolicy".into(),
                     rules: ivp.evaluate(&pi, None, &std::cell::RefCell::default()),
+                    generated: Vec::new(),
                 }),
                 LoadedPolicy::Unsupported { .. }
                 | LoadedPolicy::Binding(_)
@@ -644,6 +676,164 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
     let mut rows = Vec::new();
     for r in &results {
         rows.extend(check_expectation(&file, dir, r, &loaded, &responses));
+    }
+    rows
+}
+
+/// The cluster `kyverno test` gives a policy's `generate` rules: the test's cluster data, the
+/// trigger resource, and the `cloneSourceResource` files its expectations name for the policy.
+fn generate_env(
+    dir: &Path,
+    results: &[Value],
+    policy: &provenance_policy::policy::ClusterPolicy,
+    trigger: &Value,
+    loaded: &Loaded,
+    now: UnixTime,
+) -> Result<Env, String> {
+    let mut snapshot = loaded
+        .cluster
+        .as_deref()
+        .cloned()
+        .unwrap_or_default()
+        .with_resources_supplied();
+    snapshot.add_resource(trigger.clone());
+    for r in results {
+        let named = r
+            .get("policy")
+            .and_then(Value::as_str)
+            .and_then(|p| p.rsplit('/').next());
+        if named != Some(policy.name.as_str()) {
+            continue;
+        }
+        let Some(f) = r.get("cloneSourceResource").and_then(Value::as_str) else {
+            continue;
+        };
+        for res in load_resources(dir, &[f.to_owned()])? {
+            snapshot.add_resource(res);
+        }
+    }
+    Ok(Env::at(now).with_cluster(std::sync::Arc::new(snapshot)))
+}
+
+/// Kyverno's tracking labels are not compared: `generate.kyverno.io/*` labels are dropped and
+/// `app.kubernetes.io/managed-by: kyverno` is set on both sides, as `kyverno test` does.
+fn fixup_generate_labels(v: &mut Value) {
+    let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let mut labels: serde_json::Map<String, Value> = meta
+        .get("labels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| !k.starts_with(provenance_policy::generate::LABEL_PREFIX))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    labels.insert(
+        provenance_policy::generate::MANAGED_BY_LABEL.into(),
+        Value::String("kyverno".into()),
+    );
+    meta.insert("labels".into(), Value::Object(labels));
+}
+
+/// Compares a generated resource with the resource of the same apiVersion, kind, namespace
+/// and name in `file`: `Ok(None)` when equal, `Ok(Some(diff))` when not, `Err` when the file
+/// has no such resource or cannot be read.
+fn compare_generated(dir: &Path, file: &str, actual: &Value) -> Result<Option<String>, String> {
+    let path = dir.join(file);
+    let docs = load_resources(dir, &[file.to_owned()])?;
+    let key = resource_key(actual);
+    let Some(expected) = docs.iter().find(|d| resource_key(d) == key) else {
+        return Err(format!(
+            "resource with name {} not found in manifest {}",
+            key.3,
+            path.display()
+        ));
+    };
+    let (mut a, mut e) = (actual.clone(), expected.clone());
+    fixup_generate_labels(&mut a);
+    fixup_generate_labels(&mut e);
+    let (a, e) = (tidy(&a), tidy(&e));
+    if a == e {
+        return Ok(None);
+    }
+    let a = a.unwrap_or(Value::Null);
+    let e = e.unwrap_or(Value::Null);
+    let ops = provenance_policy::mutate::json_patch::diff(&e, &a);
+    Ok(Some(format!(
+        "generated resource does not match {}: from expected to actual: {}",
+        path.display(),
+        Value::Array(ops)
+    )))
+}
+
+/// The rows of a generate rule's result, as `kyverno test` checks them: without generated
+/// resources, the status alone; otherwise one row per created resource, compared with
+/// `generatedResource` (or any of `generatedResources`) and the status.
+fn generate_rows(
+    dir: &Path,
+    r: &Value,
+    rr: &provenance_core::RuleResult,
+    generated: &[&provenance_policy::generate::GeneratedResource],
+    row: &dyn Fn(String, String, Option<bool>, String) -> Row,
+    res: &str,
+) -> Vec<Row> {
+    let expected = r.get("result").and_then(Value::as_str).unwrap_or_default();
+    let actual = rr.status.as_str().to_owned();
+    let status_ok = RuleStatus::parse(expected) == Some(rr.status);
+    if generated.is_empty() {
+        return vec![row(
+            res.to_owned(),
+            actual,
+            Some(status_ok),
+            rr.message.clone(),
+        )];
+    }
+    let files: Vec<String> = match r.get("generatedResource").and_then(Value::as_str) {
+        Some(f) => vec![f.to_owned()],
+        None => strings(r.get("generatedResources")),
+    };
+    let mut rows = Vec::new();
+    for g in generated {
+        let t = g.target();
+        let name = if t.namespace.is_empty() {
+            format!("{}/{}", t.kind, t.name)
+        } else {
+            format!("{}/{}/{}", t.kind, t.namespace, t.name)
+        };
+        let mut failure = None;
+        if !files.is_empty() {
+            let mut last = String::new();
+            let mut matched = false;
+            for f in &files {
+                match compare_generated(dir, f, &g.resource) {
+                    Ok(None) => {
+                        matched = true;
+                        break;
+                    }
+                    Ok(Some(diff)) => last = diff,
+                    Err(e) => {
+                        if last.is_empty() {
+                            last = e;
+                        }
+                    }
+                }
+            }
+            if !matched {
+                failure = Some(last);
+            }
+        }
+        rows.push(match failure {
+            Some(why) => row(name, actual.clone(), Some(false), why),
+            None => row(
+                name,
+                actual.clone(),
+                Some(status_ok),
+                format!("{} (trigger {res})", rr.message),
+            ),
+        });
     }
     rows
 }
@@ -757,20 +947,6 @@ fn check_expectation(
         expectation_row(file, r, resource, actual, ok, reason)
     };
     for k in [
-        "generatedResource",
-        "generatedResources",
-        "cloneSourceResource",
-    ] {
-        if r.get(k).is_some() {
-            return vec![row(
-                String::new(),
-                String::new(),
-                None,
-                format!("unsupported: {k} (generate)"),
-            )];
-        }
-    }
-    for k in [
         "isMutatingPolicy",
         "isGeneratingPolicy",
         "isDeletingPolicy",
@@ -878,6 +1054,21 @@ fn check_expectation(
                     None,
                     reason.message.clone(),
                 ));
+                continue;
+            }
+            let is_generate = matches!(policy, LoadedPolicy::Kyverno(cp)
+                if cp.rules.iter().any(|x| x.name == rr.rule
+                    && matches!(x.kind, provenance_policy::policy::RuleKind::Generate)));
+            if is_generate {
+                let generated: Vec<_> = pr
+                    .generated
+                    .iter()
+                    .filter(|g| {
+                        g.rule == rr.rule
+                            && g.action == provenance_policy::generate::GenerateAction::Create
+                    })
+                    .collect();
+                rows.extend(generate_rows(dir, r, rr, &generated, &row, &res));
                 continue;
             }
             let actual = rr.status.as_str().to_owned();

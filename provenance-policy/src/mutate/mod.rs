@@ -88,6 +88,7 @@ impl ClusterPolicy {
                 policy: self.display_name(),
                 kind: self.kind.clone(),
                 rules,
+                generated: Vec::new(),
             },
             current.object,
         )
