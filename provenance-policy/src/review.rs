@@ -392,8 +392,12 @@ fn deadline_exceeded(review: &Review, phase: Phase, deadline: std::time::Duratio
 
 #[cfg(feature = "kube")]
 mod kube_types {
-    use kube_core::DynamicObject;
-    use kube_core::admission::{AdmissionResponse, AdmissionReview};
+    use kube_core::admission::{
+        AdmissionResponse, AdmissionReview, META_API_VERSION_V1, META_KIND,
+    };
+    use kube_core::{DynamicObject, TypeMeta};
+
+    use base64::Engine as _;
 
     use super::{Answer, RequestFacts, Review};
     use crate::Error;
@@ -413,12 +417,38 @@ mod kube_types {
 
     impl Answer {
         /// The answer as kube-rs's `AdmissionResponse` (`into_review()` wraps it for the
-        /// reply).
+        /// reply, as `admission.k8s.io/v1` `AdmissionReview`).
         pub fn to_kube(&self) -> Result<AdmissionResponse, Error> {
-            let response = self.review.get("response").cloned().unwrap_or_default();
-            serde_json::from_value(response).map_err(|e| Error::InvalidRequest {
-                reason: format!("cannot build kube-rs's AdmissionResponse: {e}"),
-            })
+            let mut response = self.review.get("response").cloned().unwrap_or_default();
+            // kube-rs holds the patch as bytes (serialized as a JSON array of numbers, which
+            // the API server reads too); the answer holds it in base64.
+            if let Some(patch) = response.get_mut("patch") {
+                let bytes = patch
+                    .as_str()
+                    .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+                    .ok_or_else(|| Error::InvalidRequest {
+                        reason: "the answer's patch is not base64".into(),
+                    })?;
+                *patch = serde_json::Value::from(bytes);
+            }
+            // kube-rs requires a status, also on an allowed answer (where it is empty).
+            if let Some(fields) = response.as_object_mut() {
+                fields
+                    .entry("status")
+                    .or_insert_with(|| serde_json::Value::Object(Default::default()));
+            }
+            let mut r: AdmissionResponse =
+                serde_json::from_value(response).map_err(|e| Error::InvalidRequest {
+                    reason: format!("cannot build kube-rs's AdmissionResponse: {e}"),
+                })?;
+            // kube-rs does not read the type of a response (its `types` are skipped by serde),
+            // and `into_review()` copies them into the reply, where the API server requires
+            // them.
+            r.types = TypeMeta {
+                api_version: META_API_VERSION_V1.to_owned(),
+                kind: META_KIND.to_owned(),
+            };
+            Ok(r)
         }
     }
 }

@@ -102,6 +102,18 @@ async fn mutate_then_validate_through_one_call_each() {
     for c in pinned["spec"]["containers"].as_array().unwrap() {
         assert!(c["image"].as_str().unwrap().contains("@sha256:"), "{c}");
     }
+    // The same answer as kube-rs's response: its patch bytes are the JSONPatch, and its
+    // reply carries it as the API server reads it.
+    let typed = m.to_kube().unwrap();
+    assert!(typed.allowed);
+    let bytes = typed.patch.clone().unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Vec<Value>>(&bytes).unwrap(),
+        patch_of(&m.review)
+    );
+    let reply = serde_json::to_value(typed.into_review()).unwrap();
+    assert_eq!(reply["response"]["patchType"], "JSONPatch");
+    assert_eq!(reply["response"]["patch"], json!(bytes));
 
     // Validating phase: the tag form is denied (the digest was not submitted), the pinned
     // form admitted, with no patch either way.
@@ -257,6 +269,9 @@ fn kube_rs_typed_review_in_and_response_out() {
     assert!(!resp.allowed);
     assert_eq!(resp.uid, "k-1");
     let back = serde_json::to_value(resp.into_review()).unwrap();
+    // The reply carries its type: the API server refuses one without it.
+    assert_eq!(back["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(back["kind"], "AdmissionReview");
     assert_eq!(back["response"]["allowed"], false);
     assert_eq!(back["response"]["status"]["code"], 403);
 }

@@ -1,0 +1,90 @@
+//! `provenance-kube-webhook`: Kyverno policies as a kube-rs admission webhook, in one screen.
+//! `POST /validate` and `POST /mutate` take kube's `AdmissionReview<DynamicObject>` and answer
+//! with one; what cannot be decided within the deadline is denied, with the reason.
+#![forbid(unsafe_code)]
+
+mod facts;
+mod setup;
+
+use std::{sync::Arc, time::Duration};
+
+use axum::extract::{DefaultBodyLimit, Json, State, rejection::JsonRejection};
+use axum::{Router, routing::post};
+use axum_server::tls_rustls::RustlsConfig;
+use kube::core::{DynamicObject, admission::AdmissionResponse, admission::AdmissionReview};
+use provenance_policy::review::{MAX_REVIEW_BYTES, respond_online};
+use provenance_policy::{Phase, PolicySet, Review, core::verify::Verifier};
+
+/// What every request reads: loaded once, shared.
+struct App {
+    policies: PolicySet,
+    facts: facts::Facts,
+    verifier: Verifier,
+    source: Arc<setup::Source>,
+    deadline: Duration,
+}
+type Reply = Json<AdmissionReview<DynamicObject>>;
+
+#[tokio::main]
+async fn main() -> Result<(), setup::Fail> {
+    let a: setup::Args = clap::Parser::parse();
+    let tls = RustlsConfig::from_pem_file(&a.cert, &a.key).await;
+    let tls = tls.map_err(|e| format!("--cert / --key: {e}"))?;
+    let app = Arc::new(App {
+        policies: setup::policies(&a.policies)?,
+        facts: facts::Facts::start(&a.facts).await?,
+        verifier: setup::verifier(a.trust_root.as_deref())?,
+        source: Arc::new(setup::Source::open(&a)?),
+        deadline: Duration::from_millis(a.deadline_ms),
+    });
+    let router = Router::new()
+        .route("/validate", post(|s, b| answer(s, Phase::Validate, b)))
+        .route("/mutate", post(|s, b| answer(s, Phase::Mutate, b)))
+        .layer(DefaultBodyLimit::max(MAX_REVIEW_BYTES))
+        .with_state(app);
+    let server = axum_server::bind_rustls(a.listen, tls).serve(router.into_make_service());
+    Ok(server.await.map_err(|e| format!("{}: {e}", a.listen))?)
+}
+
+/// Decides one AdmissionReview within the deadline; anything else is a denial with a reason.
+async fn answer(
+    State(app): State<Arc<App>>,
+    phase: Phase,
+    body: Result<Json<AdmissionReview<DynamicObject>>, JsonRejection>,
+) -> Reply {
+    let review = match body {
+        Ok(Json(review)) => review,
+        Err(e) => return deny("", format!("unreadable AdmissionReview: {}", e.body_text())),
+    };
+    let Some(req) = review.request.as_ref() else {
+        return deny("", "AdmissionReview without request".into());
+    };
+    // Namespace labels and the requester's roles, from the cluster caches.
+    let (uid, facts) = (req.uid.clone(), app.facts.for_request(req));
+    let review = match Review::from_kube(&review, &facts) {
+        Ok(r) => r,
+        Err(e) => return deny(&uid, format!("[{}] {e}", e.code())),
+    };
+    // Gathering evidence gets most of the deadline (past it, the library denies with
+    // `policy.deadline_exceeded`); verifying and answering must fit in the rest.
+    let (a, gather, now) = (app.clone(), app.deadline.mul_f64(0.8), setup::now());
+    let work = tokio::spawn(async move {
+        let (policies, source, verifier) = (&a.policies, a.source.clone(), &a.verifier);
+        respond_online(policies, &review, phase, source, verifier, gather, now).await
+    });
+    match tokio::time::timeout(app.deadline, work).await {
+        Ok(Ok(answer)) => match answer.to_kube() {
+            Ok(response) => Json(response.into_review()),
+            Err(e) => deny(&uid, format!("[{}] {e}", e.code())),
+        },
+        Ok(Err(e)) => deny(&uid, format!("evaluation failed: {e}")),
+        Err(_) => deny(&uid, format!("deadline of {:?} passed", app.deadline)),
+    }
+}
+
+/// A denial that says why (`uid` empty when the request could not be read).
+fn deny(uid: &str, why: String) -> Reply {
+    let mut r = AdmissionResponse::invalid(format!("provenance: {why}; denied (fail closed)"));
+    r.uid = uid.to_owned();
+    Json(r.into_review())
+}
