@@ -32,6 +32,14 @@
 //!
 //! With neither, the crate does no I/O and has no async runtime: evidence is an argument.
 //!
+//! ## Examples
+//!
+//! `cargo run -p provenance-policy --example admission` answers one AdmissionReview file with a
+//! policy file or directory; `--features oci --example verify_images` does the mutating call
+//! (verify, pin digests), applies the patch and does the validating call, with evidence from an
+//! OCI layout. `examples/kube-webhook` in the repository is the same behind HTTPS with
+//! kube-rs's admission types.
+//!
 //! Every verification outcome is `pass`, `fail` or `error` with a machine code
 //! ([`provenance_core::RuleResult`]); an `error` of an enforced rule blocks (fail closed).
 #![forbid(unsafe_code)]

@@ -209,6 +209,11 @@ pub struct Answer {
     pub decision: Decision,
     /// The AdmissionReview to send back (`response` filled in).
     pub review: Value,
+    /// The RFC 6902 operations the answer's `patch` carries (mutating answers only; empty
+    /// otherwise): apply them to `request.object` with [`crate::mutate::json_patch::apply`] to
+    /// get the object the API server goes on with, e.g. to validate it next as the API
+    /// server's validating webhook call would.
+    pub patch: Vec<Value>,
 }
 
 impl Answer {
@@ -246,14 +251,15 @@ impl Answer {
         if !decision.warnings.is_empty() {
             response["warnings"] = json!(decision.warnings);
         }
+        let mut ops = Vec::new();
         if phase == Phase::Mutate
             && allowed
             && (!decision.patches.is_empty() || !decision.mutation_patches.is_empty())
         {
             // The mutate rules' patch first; the digest pins were computed on its output.
-            let mut ops = decision.mutation_patches.clone();
+            ops = decision.mutation_patches.clone();
             ops.extend(decision.patches.iter().cloned());
-            let patch = Value::Array(ops).to_string();
+            let patch = serde_json::to_string(&ops).unwrap_or_default();
             response["patchType"] = json!("JSONPatch");
             response["patch"] = json!(base64::engine::general_purpose::STANDARD.encode(patch));
         }
@@ -269,6 +275,7 @@ impl Answer {
                 "response": response,
             }),
             decision,
+            patch: ops,
         }
     }
 

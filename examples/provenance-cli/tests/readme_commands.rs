@@ -10,7 +10,10 @@
 //! - a trailing `# exit N` comment on a command's last line is the exit status it must end
 //!   with, 0 when there is none;
 //! - `provenance` is the binary this test is built with, and so is
-//!   `cargo run [--release] -p provenance-cli --` (the test does not call cargo).
+//!   `cargo run [--release] -p provenance-cli --` (the test does not call cargo);
+//! - `cargo run -p CRATE [--features F] --example NAME -- ARGS` runs that crate's example
+//!   binary, the one `cargo test --workspace` builds beside the test's (the test builds it with
+//!   cargo only when it is missing, e.g. under `cargo test -p provenance-cli`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::path::{Path, PathBuf};
@@ -21,6 +24,9 @@ use std::process::Command;
 struct Runnable {
     /// `FILE:LINE` of the command's first line.
     at: String,
+    /// For `cargo run -p CRATE [--features F] --example NAME --`: the crate, its features and
+    /// the example, whose binary takes the place of [`EXAMPLE`] in `command`.
+    example: Option<(String, Option<String>, String)>,
     /// The command with `provenance` as its program.
     command: String,
     /// The exit status it must end with.
@@ -111,6 +117,60 @@ fn runnables(file: &str, text: &str) -> Vec<Runnable> {
     out
 }
 
+/// What a crate example's binary path is written as in a parsed command.
+const EXAMPLE: &str = "@example@";
+
+/// `-p CRATE [--features F] --example NAME -- REST` (after `cargo run `): the crate, the
+/// features, the example and the rest.
+fn example_command(args: &str) -> Option<(String, Option<String>, String, String)> {
+    let args = args.strip_prefix("-p ")?;
+    let (krate, args) = args.split_once(' ')?;
+    let (features, args) = match args.strip_prefix("--features ") {
+        Some(rest) => {
+            let (f, rest) = rest.split_once(' ')?;
+            (Some(f.to_owned()), rest)
+        }
+        None => (None, args),
+    };
+    let args = args.strip_prefix("--example ")?;
+    let (name, rest) = args.split_once(" -- ").unwrap_or((args, ""));
+    Some((
+        krate.to_owned(),
+        features,
+        name.trim().to_owned(),
+        rest.to_owned(),
+    ))
+}
+
+/// The binary of example `name` of `krate`, in the profile directory of the test's own
+/// binaries; built with cargo (with `features`) when it is not there.
+fn example_binary(bin_dir: &Path, krate: &str, features: Option<&str>, name: &str) -> PathBuf {
+    let exe = bin_dir.join("examples").join(name);
+    if exe.exists() {
+        return exe;
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build.args(["build", "-p", krate, "--example", name]);
+    if let Some(f) = features {
+        build.args(["--features", f]);
+    }
+    if bin_dir.ends_with("release") {
+        build.arg("--release");
+    }
+    let status = build.current_dir(repo()).status().unwrap();
+    assert!(
+        status.success(),
+        "cargo build -p {krate} --example {name} failed"
+    );
+    assert!(
+        exe.exists(),
+        "{} is not where cargo put the example",
+        exe.display()
+    );
+    exe
+}
+
 /// Splits off a trailing `# exit N` and puts `provenance` in place of `cargo run`.
 fn parse_command(at: &str, text: &str) -> Runnable {
     let (command, exit) = match text.rsplit_once("# exit ") {
@@ -122,6 +182,16 @@ fn parse_command(at: &str, text: &str) -> Runnable {
         ),
         None => (text.trim(), 0),
     };
+    if let Some((krate, features, name, rest)) =
+        command.strip_prefix("cargo run ").and_then(example_command)
+    {
+        return Runnable {
+            at: at.to_owned(),
+            command: format!("{EXAMPLE} {rest}"),
+            exit,
+            example: Some((krate, features, name)),
+        };
+    }
     let command = command
         .strip_prefix("cargo run --release -p provenance-cli -- ")
         .or_else(|| command.strip_prefix("cargo run -p provenance-cli -- "))
@@ -136,6 +206,7 @@ fn parse_command(at: &str, text: &str) -> Runnable {
         at: at.to_owned(),
         command,
         exit,
+        example: None,
     }
 }
 
@@ -151,10 +222,22 @@ cargo run --release -p provenance-cli -- apply --policy p \\
   --resource r   # exit 1
 
 provenance test dir
+cargo run -p provenance-policy --features oci --example verify_images -- a b \\
+  c   # exit 1
 ```
 ";
     let r = runnables("X.md", text);
-    assert_eq!(r.len(), 2, "{r:?}");
+    assert_eq!(r.len(), 3, "{r:?}");
+    assert_eq!(r[2].command, format!("{EXAMPLE} a b  c"));
+    assert_eq!(r[2].exit, 1);
+    assert_eq!(
+        r[2].example,
+        Some((
+            "provenance-policy".to_owned(),
+            Some("oci".to_owned()),
+            "verify_images".to_owned()
+        ))
+    );
     assert_eq!(r[0].at, "X.md:6");
     assert_eq!(r[0].command, "provenance apply --policy p  --resource r");
     assert_eq!(r[0].exit, 1);
@@ -191,9 +274,16 @@ fn every_runnable_command_in_the_docs_runs_with_its_exit_status() {
     .unwrap();
     let mut failures = Vec::new();
     for r in &all {
+        let command = match &r.example {
+            None => r.command.clone(),
+            Some((krate, features, name)) => {
+                let exe = example_binary(bin_dir, krate, features.as_deref(), name);
+                r.command.replacen(EXAMPLE, &exe.display().to_string(), 1)
+            }
+        };
         let out = Command::new("sh")
             .arg("-c")
-            .arg(&r.command)
+            .arg(&command)
             .current_dir(&root)
             .env("PATH", &path)
             .env("NO_COLOR", "1")
