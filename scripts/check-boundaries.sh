@@ -32,4 +32,20 @@ for crate in provenance-core provenance-attest provenance-oci provenance-policy;
         echo "boundary ok: $crate pulls in no Kubernetes client (kube-client, kube-runtime)"
     fi
 done
+# Verify-only builds compile no private-key code: the policy engine with evidence gathering,
+# and the admission webhooks, leave out signing (cosign's encrypted keys: scrypt, salsa20,
+# poly1305), which only the `sign` features of core, attest and oci bring in.
+signing='^(scrypt|salsa20|poly1305) v'
+for spec in "provenance-policy --features oci" "provenance-admission-webhook" "provenance-kube-webhook" "model-verifier"; do
+    # shellcheck disable=SC2086
+    found=$(cargo tree -p $spec -e normal --prefix none --format '{p}' 2>/dev/null \
+        | grep -E "$signing" | sort -u || true)
+    if [ -n "$found" ]; then
+        echo "boundary violation: $spec compiles signing code:"
+        echo "$found" | sed 's/^/    /'
+        status=1
+    else
+        echo "boundary ok: $spec compiles no signing code (scrypt, salsa20, poly1305)"
+    fi
+done
 exit $status

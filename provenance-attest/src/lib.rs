@@ -18,6 +18,14 @@
 //! Signatures are **not** verified here: verify the DSSE envelope's [`Envelope::signed_bytes`]
 //! (with `provenance-core`) before trusting what it says.
 //!
+//! ## Feature flags
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `sign` | yes | producing attestations: the `build` module (Statements, predicates, signed DSSE envelopes), with `provenance-core/sign` |
+//!
+//! Reading needs no feature: `default-features = false` compiles no signing code.
+//!
 //! ```
 //! use provenance_attest::{Envelope, Limits, Predicate, TypedPredicate};
 //! use provenance_core::Digest;
@@ -49,6 +57,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "sign")]
 pub mod build;
 pub mod croissant;
 pub mod cyclonedx;

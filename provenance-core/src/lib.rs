@@ -7,6 +7,15 @@
 //! This crate is pure and synchronous: it never opens a socket, reads a clock, or spawns a task.
 //! Time is an argument ([`UnixTime`]); evidence is bytes handed in by the caller.
 //!
+//! ## Feature flags
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `sign` | yes | signing with private keys: the `sign` module (ECDSA and Ed25519 keys, cosign's encrypted key files, Sigstore bundles) |
+//!
+//! Verification never needs `sign`: a verify-only build (`default-features = false`) compiles
+//! no private-key code.
+//!
 //! ```
 //! use provenance_core::{Digest, ImageReference, wildcard::wildcard_match};
 //!
@@ -24,6 +33,7 @@ pub mod keys;
 pub mod outcome;
 pub mod re2;
 pub mod reference;
+#[cfg(feature = "sign")]
 pub mod sign;
 pub mod time;
 pub mod trust_root;

@@ -10,8 +10,8 @@ mod common;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use provenance_core::{Digest, ImageReference};
-use provenance_oci::{CacheConfig, CacheKey, EvidenceSource, LayoutSource, VerificationCache};
+use provenance_core::ImageReference;
+use provenance_oci::{EvidenceSource, LayoutSource};
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -110,26 +110,6 @@ fn registry(c: &mut Criterion) {
         })
     });
     g.bench_function("RegistryClient::new", |b| b.iter(|| reg.client()));
-    let cache = VerificationCache::<usize, provenance_oci::Error>::new(CacheConfig::default());
-    let key = CacheKey {
-        repository: img.name(),
-        evidence_repository: None,
-        digest: digest.clone(),
-        rule: Digest::sha256_of(b"rule"),
-        trust_root: Digest::sha256_of(b"root"),
-    };
-    rt.block_on(cache.get_or_compute(key.clone(), || async {
-        Ok(client.signatures(&img, &digest, None).await?.len())
-    }))
-    .unwrap();
-    g.bench_function("signatures, warm cache hit", |b| {
-        b.to_async(&rt).iter(|| async {
-            cache
-                .get_or_compute(key.clone(), || async { unreachable!() })
-                .await
-                .unwrap()
-        })
-    });
     g.finish();
 }
 

@@ -10,9 +10,22 @@
 //! bundle v0.3 artifacts, in the image's repository or an alternate signature repository.
 //! See `docs/oci.md`.
 //!
-//! [`keyless`] signs blobs and in-toto attestations with Sigstore (OIDC token, Fulcio, Rekor,
-//! optional timestamp authority) and returns a bundle only after it verified against the trust
-//! root; see `docs/signing-keyless.md`.
+//! With the `sign` feature, `keyless` signs blobs and in-toto attestations with Sigstore (OIDC
+//! token, Fulcio, Rekor, optional timestamp authority) and returns a bundle only after it
+//! verified against the trust root (`docs/signing-keyless.md`), and `sign` publishes signatures
+//! and attestations into registries and layouts.
+//!
+//! ## Feature flags
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `sign` | yes | producing evidence: the `sign` and `keyless` modules and `model::sign` (with `provenance-core/sign` and `provenance-attest/sign`) |
+//! | `rekor` | no | Rekor v1 look-ups for cosign signatures without a SET (`rekor`) |
+//! | `tuf` | no | trust-root refresh over TUF (`tuf`) |
+//!
+//! Reading and discovery need none: a verify-only build (`default-features = false`, as
+//! `provenance-policy`'s `oci` feature uses it) compiles no signing code, which
+//! `scripts/check-boundaries.sh` checks in CI.
 //!
 //! ```no_run
 //! use provenance_core::verify::{Artifact, Expectation, Verifier};
@@ -39,17 +52,18 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
-pub mod cache;
 pub mod cosign;
 pub mod error;
 pub mod export;
 mod fsutil;
+#[cfg(feature = "sign")]
 pub mod keyless;
 pub mod layout;
 pub mod model;
 pub mod registry;
 #[cfg(feature = "rekor")]
 pub mod rekor;
+#[cfg(feature = "sign")]
 pub mod sign;
 pub mod source;
 #[cfg(feature = "tuf")]
@@ -57,12 +71,12 @@ pub mod tuf;
 pub mod types;
 
 pub use auth::{Credentials, DockerConfig};
-pub use cache::{CacheConfig, CacheKey, CacheStats, VerificationCache};
 pub use error::{Error, SigningStep, TufFailure, UntrustedOriginReason};
 pub use export::{ExportOptions, ExportReport, export};
 pub use layout::{LayoutSource, LayoutWriter};
 pub use oci_spec::image::Platform;
 pub use registry::{RegistryClient, RegistryConfig, RegistrySettings, Timeouts};
+#[cfg(feature = "sign")]
 pub use sign::{LayoutPublisher, Publisher};
 pub use source::{EvidenceSource, select_platform};
 pub use types::{

@@ -506,69 +506,6 @@ async fn many_concurrent_requests_share_the_semaphore_and_succeed() {
     assert_eq!(c.request_count(), 64);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn thousand_concurrent_requests_for_ten_digests_fetch_ten_times() {
-    use provenance_oci::{CacheConfig, CacheKey, VerificationCache};
-    let Some(reg) = TestRegistry::start() else {
-        return;
-    };
-    let p = reg.pusher();
-    let mut images = Vec::new();
-    for i in 0..10 {
-        let repo = format!("acme/m{i}");
-        let (d, _, _) = p
-            .image(&repo, "v1", format!("layer {i}").as_bytes(), "amd64")
-            .await;
-        p.artifact(
-            &repo,
-            &format!("sha256-{}.sig", d.hex()),
-            &[(
-                "application/vnd.dev.cosign.simplesigning.v1+json",
-                format!("payload {i}").into_bytes(),
-                serde_json::json!({"dev.cosignproject.cosign/signature": "AA=="}),
-            )],
-            serde_json::Value::Null,
-        )
-        .await;
-        images.push((reg.reference(&format!("{repo}:v1")), d));
-    }
-    // Requests one discovery costs on this registry.
-    let probe = reg.client();
-    probe
-        .signatures(&images[0].0, &images[0].1, None)
-        .await
-        .unwrap();
-    let per_discovery = probe.request_count();
-    assert!(per_discovery >= 2);
-
-    let root =
-        TrustRoot::from_trusted_root_json(&read(core_fixture("cosign-key-set/trusted_root.json")))
-            .unwrap();
-    let client = std::sync::Arc::new(reg.client());
-    let cache = std::sync::Arc::new(VerificationCache::<usize, provenance_oci::Error>::new(
-        CacheConfig::default(),
-    ));
-    let mut tasks = Vec::new();
-    for i in 0..1000 {
-        let (img, d) = images[i % 10].clone();
-        let key = CacheKey::new(&img, &d, b"rule: verify cosign signatures", &root);
-        let client = client.clone();
-        let cache = cache.clone();
-        tasks.push(tokio::spawn(async move {
-            cache
-                .get_or_compute(key, || async {
-                    Ok(client.signatures(&img, &d, None).await?.len())
-                })
-                .await
-        }));
-    }
-    for t in tasks {
-        assert_eq!(t.await.unwrap().unwrap(), 1);
-    }
-    assert_eq!(cache.stats().computations, 10);
-    assert_eq!(client.request_count(), 10 * per_discovery);
-}
-
 #[tokio::test]
 async fn mirrors_serve_digests_and_endpoint_replaces_the_registry() {
     use provenance_oci::RegistrySettings;

@@ -28,6 +28,7 @@
 pub mod error;
 pub mod hash;
 pub mod oci;
+#[cfg(feature = "sign")]
 pub mod sign;
 pub mod signature;
 pub mod walk;
@@ -41,6 +42,7 @@ use provenance_core::{Digest, UnixTime};
 pub use error::{ManifestDiff, ModelError};
 pub use hash::DigestCache;
 pub use oci::{OciModelOptions, OciModelReport, verify_oci_model};
+#[cfg(feature = "sign")]
 pub use sign::{
     SignModelOptions, SignedModel, model_payload, sign_dataset, sign_model, write_signature,
 };
