@@ -274,3 +274,113 @@ async fn preverify_warms_the_caches_and_recently_used_evidence_is_refreshed_ahea
         assert_eq!(out["code"], "webhook.preverify.malformed", "{body}: {out}");
     }
 }
+
+/// The `provenance` CLI beside this test's webhook binary (`cargo test --workspace` builds
+/// both into one profile directory); built with cargo when it is not there.
+fn provenance_cli() -> PathBuf {
+    let webhook = PathBuf::from(env!("CARGO_BIN_EXE_provenance-webhook"));
+    let exe = webhook.with_file_name("provenance");
+    if !exe.exists() {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.args(["build", "-p", "provenance-cli", "--bin", "provenance"]);
+        if webhook.parent().is_some_and(|d| d.ends_with("release")) {
+            build.arg("--release");
+        }
+        assert!(build.status().unwrap().success(), "building the CLI failed");
+    }
+    exe
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_preverifies_manifests_and_images_through_the_webhook() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, client, base) = start(dir.path(), &[]).await;
+    let good = pod("llm-inference");
+    std::fs::write(
+        dir.path().join("app.yaml"),
+        serde_json::to_string(&good).unwrap(),
+    )
+    .unwrap();
+    let cli = |args: &[&str]| {
+        let out = Command::new(provenance_cli())
+            .arg("preverify")
+            .args(["--webhook", &base])
+            .args(args)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let ca = dir.path().join("tls.crt");
+    let ca = ca.to_str().unwrap();
+
+    // The signed workload: verified (exit 0), and the webhook's caches now hold its evidence.
+    let manifest = dir.path().join("app.yaml");
+    let (code, out, err) = cli(&["--ca-cert", ca, "-f", manifest.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("Pod/llm-inference: verified"), "{out}");
+    assert!(out.contains("pass   verify-ai-images/"), "{out}");
+    let misses = metric(&client, &base, "provenance_cache_misses_total").await;
+    assert!(misses > 0);
+    let (_, m) = post_json(&client, &base, "/mutate", &review("cli-1", &good)).await;
+    assert_eq!(m["response"]["allowed"], true, "{m}");
+    assert_eq!(
+        metric(&client, &base, "provenance_cache_misses_total").await,
+        misses,
+        "the admission after preverify fetched evidence again"
+    );
+
+    // An unsigned image: not verified (exit 1), with the reason and its code.
+    let unsigned = good["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap()
+        .replace("llm-server", "unsigned");
+    let (code, out, err) = cli(&[
+        "--ca-cert",
+        ca,
+        "--image",
+        &unsigned,
+        "--namespace",
+        "ml-serving",
+    ]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(out.contains("NOT verified"), "{out}");
+    assert!(out.contains("policy.verify_images"), "{out}");
+
+    // JSON output carries the webhook's answer.
+    let (code, out, _) = cli(&[
+        "--ca-cert",
+        ca,
+        "-f",
+        manifest.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, Some(0));
+    let line: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(line["answer"]["verified"], true, "{line}");
+
+    // A webhook whose certificate is not trusted is not asked (exit 3), nothing to verify and
+    // plain HTTP are usage errors (exit 2).
+    let (code, _, err) = cli(&["--image", &unsigned]);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("cli.webhook.unreachable"), "{err}");
+    let (code, _, err) = cli(&["--ca-cert", ca]);
+    assert_eq!(code, Some(2), "{err}");
+    let out = Command::new(provenance_cli())
+        .args([
+            "preverify",
+            "--webhook",
+            "http://localhost:1",
+            "--image",
+            "x",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

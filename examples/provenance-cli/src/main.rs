@@ -16,6 +16,7 @@ mod inspect;
 mod keyless;
 #[allow(clippy::type_complexity)] // pre-existing, in a module this change does not touch
 mod kyverno_test;
+mod preverify;
 mod secret;
 mod sign;
 mod signing;
@@ -69,6 +70,9 @@ enum Command {
     GenerateKeyPair(generate_key_pair::GenerateKeyPairArgs),
     /// Refresh a Sigstore trust root over TUF (`trust-root update`).
     TrustRoot(trust_root::TrustRootArgs),
+    /// Ask a running admission webhook to decide workloads ahead of `kubectl apply`, warming
+    /// its caches (its `POST /preverify`).
+    Preverify(preverify::PreverifyArgs),
 }
 
 /// Arguments of `provenance test`.
@@ -203,6 +207,7 @@ fn main() -> ExitCode {
         Command::Apply(args) => apply::run(args),
         Command::Inspect(args) => inspect::run(&args),
         Command::Export(args) => export::run(&args),
+        Command::Preverify(args) => preverify::run(&args),
         Command::Sign(args) => sign::run(args),
         Command::Attest(args) => attest::run(args),
         Command::GenerateKeyPair(args) => generate_key_pair::run(args),
