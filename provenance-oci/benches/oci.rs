@@ -1,5 +1,5 @@
 //! Benchmarks: the OCI layout read path (shared cosign layout), digest-checked blob fetches
-//! and cold signature discovery from a loopback `docker-registry`, and a warm cache hit.
+//! and cold signature discovery from a loopback `docker-registry`.
 //!
 //! `cargo bench -p provenance-oci --bench oci`
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
