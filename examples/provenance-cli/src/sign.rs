@@ -25,7 +25,9 @@ use std::process::ExitCode;
 
 use base64::Engine;
 use provenance_core::sign::{CertifiedKey, Signer, SigningKey, bundle, simple_signing_payload};
-use provenance_oci::model::{Method, SignModelOptions, VerifyOptions, sign_dataset, sign_model};
+use provenance_oci::model::{
+    Method, SignModelOptions, VerifyOptions, dataset_statement, sign_dataset, sign_model,
+};
 use provenance_oci::sign::{
     SignOptions, attach_bundle_referrer_to, attach_signature_from_bundle, cosign_sign_statement,
     index_children, sign_image, sign_image_bundle_with,
@@ -55,7 +57,8 @@ enum What {
     /// Sign a model folder (OpenSSF model-signing v1.0, as `model_signing sign
     /// key|certificate|sigstore`: `--private-key`, `--signing-certificate`, or `--keyless`).
     Model(ModelArgs),
-    /// Sign a dataset (file or folder) as the subject of an in-toto attestation, with a key.
+    /// Sign a dataset (file or folder) as the subject of an in-toto attestation, with a key
+    /// or keylessly (`--keyless`).
     Dataset(DatasetArgs),
 }
 
@@ -187,8 +190,16 @@ struct DatasetArgs {
     /// The dataset file or folder.
     #[arg(value_name = "PATH")]
     path: PathBuf,
+    /// Private key: cosign.key (encrypted; password from PROVENANCE_PASSWORD, COSIGN_PASSWORD
+    /// or the terminal) or a PKCS#8 / SEC1 PEM. Required unless --keyless.
+    #[arg(long, value_name = "FILE", required_unless_present = "keyless")]
+    key: Option<PathBuf>,
+    /// The key's password. Deprecated: visible in the process list; prefer PROVENANCE_PASSWORD
+    /// or COSIGN_PASSWORD, or the terminal prompt.
+    #[arg(long, value_name = "PASSWORD")]
+    password: Option<String>,
     #[command(flatten)]
-    key: KeyArgs,
+    keyless: crate::keyless::KeylessArgs,
     /// Write the Sigstore bundle here.
     #[arg(long, value_name = "FILE")]
     bundle: PathBuf,
@@ -515,7 +526,15 @@ fn model_keyless(a: &ModelArgs) -> Result<(), Failure> {
 }
 
 fn dataset(a: DatasetArgs) -> Result<(), Failure> {
-    let key = load_key(&a.key.key, a.key.password.as_deref())?;
+    if a.keyless.tlog_upload {
+        return Err(Failure::usage(
+            "--tlog-upload: dataset signatures with a key carry no log entry; use --keyless for a logged signature",
+        ));
+    }
+    a.keyless.transparency(false)?;
+    if a.keyless.keyless && a.key.is_some() {
+        return Err(Failure::usage("--keyless excludes --key"));
+    }
     let predicate = match &a.predicate {
         Some(p) => {
             let bytes =
@@ -531,6 +550,35 @@ fn dataset(a: DatasetArgs) -> Result<(), Failure> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "dataset".into())
     });
+    let input = |e: provenance_oci::model::ModelError| Failure {
+        code: e.code().to_owned(),
+        ..Failure::usage(format!("{}: {e}", a.path.display()))
+    };
+    if a.keyless.keyless {
+        // The Statement signed with a Fulcio certificate and logged in Rekor; the bundle is
+        // verified before it is written.
+        let (digest, statement) = dataset_statement(
+            &a.path,
+            &name,
+            &a.predicate_type,
+            predicate,
+            &VerifyOptions::default(),
+        )
+        .map_err(input)?;
+        let (line, summary) = runtime()?.block_on(crate::keyless::sign_statement(
+            &a.keyless, &statement, &a.bundle,
+        ))?;
+        eprintln!("{line}");
+        println!(
+            "{}",
+            json!({ "digest": digest.to_string(), "bundle": a.bundle, "keyless": summary })
+        );
+        return Ok(());
+    }
+    let Some(key_path) = &a.key else {
+        return Err(Failure::usage("sign dataset needs --key FILE or --keyless"));
+    };
+    let key = load_key(key_path, a.password.as_deref())?;
     let (digest, b) = sign_dataset(
         &a.path,
         &name,
@@ -539,7 +587,7 @@ fn dataset(a: DatasetArgs) -> Result<(), Failure> {
         &key,
         &VerifyOptions::default(),
     )
-    .map_err(|e| Failure::usage(format!("{}: {e} [{}]", a.path.display(), e.code())))?;
+    .map_err(input)?;
     write(&a.bundle, &b)?;
     println!(
         "{}",

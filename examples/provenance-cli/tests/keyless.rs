@@ -294,6 +294,71 @@ fn sign_model_keyless_then_verify_model() {
     .code(2);
 }
 
+#[test]
+fn sign_dataset_keyless_then_verify_bundle() {
+    let Some(mock) = Mock::start(&[]) else { return };
+    let data = mock.path("train.parquet");
+    std::fs::write(&data, b"rows").unwrap();
+    let predicate = mock.path("dataset.json");
+    std::fs::write(
+        &predicate,
+        serde_json::json!({
+            "name": "train", "sourceUri": "s3://acme/train.parquet", "license": "CC-BY-4.0",
+            "digest": {"sha256": provenance_core::Digest::sha256_of(b"rows").hex()},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let bundle = mock.path("train.sigstore.json");
+    let sign = || {
+        let mut c = Command::cargo_bin("provenance").unwrap();
+        c.args(["sign", "dataset", &data, "--keyless", "--bundle", &bundle])
+            .args(["--predicate", &predicate])
+            .args(["--identity-token", &mock.token])
+            .args(mock.services());
+        c
+    };
+    let out = sign().assert().code(0).get_output().stdout.clone();
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        v["digest"],
+        provenance_core::Digest::sha256_of(b"rows").to_string()
+    );
+    assert_eq!(v["keyless"]["signer"]["subject"], SUBJECT);
+    // The bundle is an in-toto attestation about the dataset's digest, logged and certified.
+    let b: Value = serde_json::from_slice(&std::fs::read(&bundle).unwrap()).unwrap();
+    assert!(b["dsseEnvelope"].is_object(), "{b}");
+    let verify = |artifact: &str| {
+        let mut c = Command::cargo_bin("provenance").unwrap();
+        c.args(["verify", "bundle", "--bundle", &bundle])
+            .args(["--certificate-identity", SUBJECT])
+            .args(["--certificate-oidc-issuer", ISSUER])
+            .args(["--trusted-root", &mock.path("trusted_root.json"), artifact]);
+        c
+    };
+    verify(&data).assert().code(0);
+    let other = mock.path("other.parquet");
+    std::fs::write(&other, b"other rows").unwrap();
+    verify(&other).assert().code(1);
+    // A predicate the dataset type does not accept: a usage error with its code, said once.
+    let mut c = Command::cargo_bin("provenance").unwrap();
+    c.args(["sign", "dataset", &data, "--keyless", "--bundle", &bundle])
+        .args(["--identity-token", &mock.token])
+        .args(mock.services())
+        .assert()
+        .code(2)
+        .stderr(contains("[model.malformed_manifest]\n").and(contains("[cli.usage]").not()));
+    // --keyless with --key, or --tlog-upload with a key: usage errors.
+    sign().args(["--key", &data]).assert().code(2);
+    let mut c = Command::cargo_bin("provenance").unwrap();
+    c.args([
+        "sign", "dataset", &data, "--key", &data, "--bundle", &bundle,
+    ])
+    .arg("--tlog-upload")
+    .assert()
+    .code(2);
+}
+
 /// A copy of the AI-workloads OCI layout (its unsigned image is signed here).
 fn layout_copy(mock: &Mock) -> String {
     layout_copy_named(mock, "layout")

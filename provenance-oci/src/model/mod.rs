@@ -44,7 +44,8 @@ pub use hash::DigestCache;
 pub use oci::{OciModelOptions, OciModelReport, verify_oci_model};
 #[cfg(feature = "sign")]
 pub use sign::{
-    SignModelOptions, SignedModel, model_payload, sign_dataset, sign_model, write_signature,
+    SignModelOptions, SignedModel, dataset_statement, model_payload, sign_dataset, sign_model,
+    write_signature,
 };
 pub use signature::{
     ModelTrust, SignatureOptions, SignedManifest, verify_signature, verify_signature_with,

@@ -227,6 +227,21 @@ pub fn sign_dataset(
     signer: &dyn Signer,
     opts: &VerifyOptions,
 ) -> Result<(Digest, Vec<u8>), ModelError> {
+    let (digest, statement) = dataset_statement(path, name, predicate_type, predicate, opts)?;
+    let b = bundle::dsse(signer, "application/vnd.in-toto+json", &statement).map_err(signing)?;
+    Ok((digest, b))
+}
+
+/// The dataset's digest and the in-toto Statement (JSON) [`sign_dataset`] signs: its subject
+/// is `name` with the digest of the file or folder at `path`. For signers that sign a Statement
+/// themselves (keyless signing against Fulcio and Rekor).
+pub fn dataset_statement(
+    path: &Path,
+    name: &str,
+    predicate_type: &str,
+    predicate: Value,
+    opts: &VerifyOptions,
+) -> Result<(Digest, Vec<u8>), ModelError> {
     let digest = super::dataset_digest(path, opts)?;
     let statement = provenance_attest::build::statement(
         vec![provenance_attest::build::resource(name, &digest)],
@@ -236,7 +251,5 @@ pub fn sign_dataset(
     .map_err(|e| ModelError::MalformedManifest {
         message: e.to_string(),
     })?;
-    let b = bundle::dsse(signer, "application/vnd.in-toto+json", &statement.to_json())
-        .map_err(signing)?;
-    Ok((digest, b))
+    Ok((digest, statement.to_json()))
 }
