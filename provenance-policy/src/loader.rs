@@ -34,6 +34,10 @@ pub enum LoadedPolicy {
     Validating(Arc<ValidatingPolicy>),
     /// A `policies.kyverno.io` ImageValidatingPolicy (CEL with image verification).
     ImageValidating(Arc<ImageValidatingPolicy>),
+    /// A `policies.kyverno.io` GeneratingPolicy (CEL): the resources it would generate.
+    Generating(Arc<crate::generating_policy::GeneratingPolicy>),
+    /// A `policies.kyverno.io` DeletingPolicy (CEL): whether it would delete a resource.
+    Deleting(Arc<crate::deleting_policy::DeletingPolicy>),
     /// A Kubernetes `admissionregistration.k8s.io` ValidatingAdmissionPolicy, with the
     /// bindings [`link`] attached to it.
     Vap(Arc<ValidatingAdmissionPolicy>),
@@ -64,6 +68,8 @@ impl LoadedPolicy {
             LoadedPolicy::Kyverno(p) => &p.name,
             LoadedPolicy::Validating(p) => p.name(),
             LoadedPolicy::ImageValidating(p) => p.name(),
+            LoadedPolicy::Generating(p) => p.name(),
+            LoadedPolicy::Deleting(p) => p.name(),
             LoadedPolicy::Vap(p) => p.name(),
             LoadedPolicy::Binding(b) => &b.name,
             LoadedPolicy::CelException(_) | LoadedPolicy::Exception(_) => "",
@@ -93,6 +99,10 @@ const SUPPORTED: &[(&str, &[&str], &[&str])] = &[
             "ImageValidatingPolicy",
             "NamespacedImageValidatingPolicy",
             "PolicyException",
+            "GeneratingPolicy",
+            "NamespacedGeneratingPolicy",
+            "DeletingPolicy",
+            "NamespacedDeletingPolicy",
         ],
     ),
     (
@@ -119,14 +129,7 @@ const NOT_EVALUATED: &[(&str, &[&str])] = &[
     ),
     (
         "policies.kyverno.io",
-        &[
-            "MutatingPolicy",
-            "NamespacedMutatingPolicy",
-            "GeneratingPolicy",
-            "NamespacedGeneratingPolicy",
-            "DeletingPolicy",
-            "NamespacedDeletingPolicy",
-        ],
+        &["MutatingPolicy", "NamespacedMutatingPolicy"],
     ),
     (
         "admissionregistration.k8s.io",
@@ -236,6 +239,17 @@ pub fn policy_from_value(doc: &Value, file: &str) -> Result<LoadedPolicy, Error>
             checked(DocKind::ImageValidatingPolicy)?;
             ImageValidatingPolicy::from_value(doc)
                 .map(|p| LoadedPolicy::ImageValidating(Arc::new(p)))
+        }
+        ("policies.kyverno.io", "GeneratingPolicy" | "NamespacedGeneratingPolicy") => {
+            crate::schema::check_node(doc, crate::generating_policy::INVENTORY)
+                .map_err(with_file)?;
+            crate::generating_policy::GeneratingPolicy::from_value(doc)
+                .map(|p| LoadedPolicy::Generating(Arc::new(p)))
+        }
+        ("policies.kyverno.io", "DeletingPolicy" | "NamespacedDeletingPolicy") => {
+            crate::schema::check_node(doc, crate::deleting_policy::INVENTORY).map_err(with_file)?;
+            crate::deleting_policy::DeletingPolicy::from_value(doc)
+                .map(|p| LoadedPolicy::Deleting(Arc::new(p)))
         }
         ("kyverno.io", "PolicyException") => {
             checked(DocKind::PolicyException)?;
@@ -372,6 +386,16 @@ pub fn link(policies: &mut [LoadedPolicy]) {
             }
             LoadedPolicy::ImageValidating(ivp) if !exceptions.is_empty() => {
                 if let Some(v) = Arc::get_mut(ivp) {
+                    v.add_exceptions(&exceptions);
+                }
+            }
+            LoadedPolicy::Generating(p) if !exceptions.is_empty() => {
+                if let Some(v) = Arc::get_mut(p) {
+                    v.add_exceptions(&exceptions);
+                }
+            }
+            LoadedPolicy::Deleting(p) if !exceptions.is_empty() => {
+                if let Some(v) = Arc::get_mut(p) {
                     v.add_exceptions(&exceptions);
                 }
             }
