@@ -445,3 +445,108 @@ fn valid_schedule(s: &str) -> bool {
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '*' | '?' | ',' | '-' | '/'))
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn policy(spec: Value) -> Result<DeletingPolicy, Error> {
+        DeletingPolicy::from_value(&json!({
+            "apiVersion": "policies.kyverno.io/v1", "kind": "DeletingPolicy",
+            "metadata": {"name": "cleanup"},
+            "spec": spec,
+        }))
+    }
+
+    fn pods(conditions: Value) -> Value {
+        json!({
+            "schedule": "0 * * * *",
+            "deletionPropagationPolicy": "Foreground",
+            "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                "resources": ["pods"]}]},
+            "variables": [{"name": "ttl", "expression": "object.metadata.?labels.ttl.orValue('')"}],
+            "conditions": conditions,
+        })
+    }
+
+    fn pod(name: &str, created: &str) -> PolicyInput {
+        PolicyInput::create(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "ml", "creationTimestamp": created,
+                "labels": {"ttl": "1h"}}}))
+    }
+
+    #[test]
+    fn condition_true_deletes_false_keeps() {
+        let p = policy(pods(json!([
+            {"name": "has-ttl", "expression": "variables.ttl == '1h'"},
+            {"name": "old", "expression": "timestamp(object.metadata.creationTimestamp) + duration(variables.ttl) < time.now()"}
+        ])))
+        .expect("loads");
+        let input = pod("p", "2025-01-01T00:00:00Z");
+        let later = UnixTime::parse_rfc3339("2025-01-01T02:00:00Z").expect("time");
+        let sooner = UnixTime::parse_rfc3339("2025-01-01T00:30:00Z").expect("time");
+        let d = p.decide(&input, later);
+        assert_eq!(d.outcome, Deletion::Delete);
+        assert!(d.would_delete());
+        assert_eq!(d.propagation, Some(DeletionPropagation::Foreground));
+        let r = d.to_rule_result().expect("a result");
+        assert_eq!(
+            (r.status, r.message.as_str()),
+            (RuleStatus::Pass, "resource matched")
+        );
+        let d = p.decide(&input, sooner);
+        assert_eq!(
+            d.outcome,
+            Deletion::Keep {
+                condition: "old".into()
+            }
+        );
+        let r = d.to_rule_result().expect("a result");
+        assert_eq!(r.status, RuleStatus::Fail);
+    }
+
+    #[test]
+    fn not_selected_and_errors() {
+        let p = policy(pods(json!([
+            {"name": "lookup", "expression": "resource.Get('v1', 'configmaps', 'ml', 'ttl').data.on == 'yes'"}
+        ])))
+        .expect("loads");
+        let cm = PolicyInput::create(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "namespace": "ml"}}));
+        let d = p.decide(&cm, UnixTime(0));
+        assert_eq!(d.outcome, Deletion::NotSelected);
+        assert!(d.to_rule_result().is_none());
+        // Missing cluster data: an error, and nothing is deleted.
+        let d = p.decide(&pod("p", "2025-01-01T00:00:00Z"), UnixTime(0));
+        assert!(matches!(d.outcome, Deletion::Error(_)), "{:?}", d.outcome);
+        assert!(!d.would_delete());
+        let mut input = pod("p", "2025-01-01T00:00:00Z");
+        input
+            .context
+            .add_resource(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "ttl", "namespace": "ml"}, "data": {"on": "yes"}}));
+        assert_eq!(p.decide(&input, UnixTime(0)).outcome, Deletion::Delete);
+    }
+
+    #[test]
+    fn strict_loading() {
+        let err = |spec: Value| policy(spec).expect_err("refused").to_string();
+        let mut no_schedule = pods(json!([]));
+        no_schedule["schedule"] = Value::Null;
+        assert!(err(no_schedule).contains("spec.schedule"));
+        let mut bad_schedule = pods(json!([]));
+        bad_schedule["schedule"] = json!("every hour");
+        assert!(err(bad_schedule).contains("spec.schedule"));
+        let mut bad_propagation = pods(json!([]));
+        bad_propagation["deletionPropagationPolicy"] = json!("Later");
+        assert!(err(bad_propagation).contains("deletionPropagationPolicy"));
+        let mut extra = pods(json!([]));
+        extra["ttl"] = json!("1h");
+        assert!(err(extra).contains("spec.ttl"));
+        assert!(err(pods(json!([{"name": "x"}]))).contains("spec.conditions[0]"));
+        let text = "apiVersion: policies.kyverno.io/v1\nkind: DeletingPolicy\nmetadata: {name: d}\nspec:\n  schedule: '* * * * *'\n  conditon: []\n";
+        let e = crate::loader::load_policies(text, "d.yaml").expect_err("unknown field");
+        assert!(e.to_string().contains("conditon"), "{e}");
+    }
+}

@@ -733,3 +733,183 @@ impl PolicyFunctions for Generator<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn policy(spec: Value) -> Result<GeneratingPolicy, Error> {
+        GeneratingPolicy::from_value(&json!({
+            "apiVersion": "policies.kyverno.io/v1", "kind": "GeneratingPolicy",
+            "metadata": {"name": "copy-secrets"},
+            "spec": spec,
+        }))
+    }
+
+    fn on_namespaces(extra: Value) -> Value {
+        let mut spec = json!({
+            "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                "operations": ["CREATE"], "resources": ["namespaces"]}]},
+            "variables": [
+                {"name": "ns", "expression": "object.metadata.name"},
+                {"name": "sources", "expression": "resource.List('v1', 'secrets', 'default')"}
+            ],
+            "generate": [{"expression": "generator.Apply(variables.ns, [variables.sources])"}]
+        });
+        if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                s.insert(k.clone(), v.clone());
+            }
+        }
+        spec
+    }
+
+    fn trigger(name: &str) -> PolicyInput {
+        PolicyInput::create(json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "uid": "ns-uid", "labels": {"team": name}}
+        }))
+    }
+
+    fn with_secret(mut input: PolicyInput) -> PolicyInput {
+        input.context.add_resource(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "registry", "namespace": "default", "uid": "s-1",
+                "resourceVersion": "42", "ownerReferences": [{"uid": "o"}]},
+            "data": {"k": "dg=="}
+        }));
+        input
+    }
+
+    #[test]
+    fn generates_from_variables_and_resource_lookups() {
+        let p = policy(on_namespaces(
+            json!({"evaluation": {"synchronize": {"enabled": true}}}),
+        ))
+        .expect("loads");
+        let resp = p.evaluate(&with_secret(trigger("team-a")));
+        assert_eq!(resp.rules.len(), 1);
+        assert_eq!(resp.rules[0].status, RuleStatus::Pass);
+        assert_eq!(resp.rules[0].rule, "copy-secrets");
+        assert_eq!(resp.generated.len(), 1);
+        let g = &resp.generated[0];
+        assert_eq!(g.target().namespace, "team-a");
+        assert_eq!(g.target().name, "registry");
+        assert!(g.synchronize);
+        assert_eq!(g.action, GenerateAction::Create);
+        assert_eq!(
+            g.source.as_ref().map(|s| s.namespace.as_str()),
+            Some("default")
+        );
+        let meta = &g.resource["metadata"];
+        assert!(meta.get("uid").is_none() && meta.get("resourceVersion").is_none());
+        assert!(meta.get("ownerReferences").is_none(), "moved namespace");
+        assert_eq!(meta["labels"]["generate.kyverno.io/trigger-name"], "team-a");
+        assert_eq!(meta["labels"]["generate.kyverno.io/source-uid"], "s-1");
+        assert_eq!(meta["labels"][MANAGED_BY_LABEL], "kyverno");
+        assert_eq!(g.resource["data"]["k"], "dg==");
+    }
+
+    #[test]
+    fn match_conditions_false_gives_no_result() {
+        let p = policy(on_namespaces(json!({"matchConditions": [
+            {"name": "prod-only", "expression": "object.metadata.name.startsWith('prod-')"}
+        ]})))
+        .expect("loads");
+        let resp = p.evaluate(&with_secret(trigger("team-a")));
+        assert!(resp.rules.is_empty() && resp.generated.is_empty());
+        let resp = p.evaluate(&with_secret(trigger("prod-a")));
+        assert_eq!(resp.generated.len(), 1);
+    }
+
+    #[test]
+    fn missing_cluster_data_is_an_error_not_an_empty_generation() {
+        let p = policy(on_namespaces(json!({}))).expect("loads");
+        let resp = p.evaluate(&trigger("team-a"));
+        assert_eq!(resp.rules.len(), 1);
+        assert_eq!(resp.rules[0].status, RuleStatus::Error);
+        assert!(
+            resp.rules[0].message.contains("resource.list"),
+            "{}",
+            resp.rules[0].message
+        );
+        assert!(resp.generated.is_empty());
+    }
+
+    #[test]
+    fn not_selected_and_bad_objects() {
+        let p = policy(on_namespaces(json!({}))).expect("loads");
+        let pod = PolicyInput::create(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "x"}}));
+        assert!(p.evaluate(&pod).rules.is_empty());
+        let p = policy(on_namespaces(json!({"generate": [
+            {"expression": "generator.Apply('x', [{'kind': 'ConfigMap'}])"}
+        ]})))
+        .expect("loads");
+        let resp = p.evaluate(&trigger("a"));
+        assert_eq!(resp.rules[0].status, RuleStatus::Error);
+        assert!(resp.rules[0].message.contains("metadata.name"));
+    }
+
+    #[test]
+    fn strict_loading() {
+        let err = |spec: Value| policy(spec).expect_err("refused").to_string();
+        assert!(err(json!({"generate": []})).contains("spec.generate"));
+        assert!(
+            err(on_namespaces(json!({"generate": [{}]}))).contains("spec.generate[0].expression")
+        );
+        assert!(
+            err(on_namespaces(
+                json!({"generate": [{"template": {"interpolate": "cel", "value": "x"}}]})
+            ))
+            .contains("spec.generate[0].template")
+        );
+        assert!(err(on_namespaces(json!({"surprise": 1}))).contains("spec.surprise"));
+        assert!(
+            err(on_namespaces(
+                json!({"evaluation": {"synchronize": {"enabled": "yes"}}})
+            ))
+            .contains("spec.evaluation.synchronize.enabled")
+        );
+        assert!(
+            err(on_namespaces(
+                json!({"evaluation": {"admission": {"enabled": false}}})
+            ))
+            .contains("admission.enabled")
+        );
+        assert!(
+            err(on_namespaces(
+                json!({"generate": [{"expression": "generator.Apply("}]})
+            ))
+            .contains("generator.Apply(")
+        );
+        // Through the loader, the CRD inventory refuses unknown fields anywhere.
+        let text = "apiVersion: policies.kyverno.io/v1\nkind: GeneratingPolicy\nmetadata: {name: g}\nspec:\n  generate:\n  - expresion: x\n";
+        let e = crate::loader::load_policies(text, "g.yaml").expect_err("unknown field");
+        assert!(e.to_string().contains("expresion"), "{e}");
+    }
+
+    #[test]
+    fn namespaced_policy_stays_in_its_namespace() {
+        let p = GeneratingPolicy::from_value(&json!({
+            "apiVersion": "policies.kyverno.io/v1", "kind": "NamespacedGeneratingPolicy",
+            "metadata": {"name": "g", "namespace": "team-a"},
+            "spec": {
+                "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                    "operations": ["CREATE"], "resources": ["configmaps"]}]},
+                "generate": [{"expression": "generator.Apply('team-b', [{'apiVersion': dyn('v1'), 'kind': dyn('ConfigMap'), 'metadata': dyn({'name': 'x'})}])"}]
+            }
+        }))
+        .expect("loads");
+        let cm = |ns: &str| {
+            PolicyInput::create(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "c", "namespace": ns}}))
+        };
+        assert!(p.evaluate(&cm("team-b")).rules.is_empty());
+        let resp = p.evaluate(&cm("team-a"));
+        assert_eq!(resp.rules[0].status, RuleStatus::Error);
+        assert!(resp.rules[0].message.contains("cross-namespace"));
+        assert_eq!(p.name(), "team-a/g");
+    }
+}
