@@ -1,10 +1,11 @@
 //! Loading policies from YAML or JSON: every document is classified by `apiVersion` and `kind`.
 //!
 //! Supported: `kyverno.io/v1` and `v2beta1` ClusterPolicy and Policy, and
-//! `policies.kyverno.io` ValidatingPolicy and ImageValidatingPolicy (v1alpha1, v1beta1, v1),
-//! their PolicyExceptions, and Kubernetes ValidatingAdmissionPolicies with their bindings.
+//! `policies.kyverno.io` ValidatingPolicy, ImageValidatingPolicy, GeneratingPolicy and
+//! DeletingPolicy (v1alpha1, v1beta1, v1), their PolicyExceptions, and Kubernetes
+//! ValidatingAdmissionPolicies with their bindings.
 //! Kyverno and Kubernetes policy kinds this engine does not evaluate (MutatingPolicy,
-//! GeneratingPolicy, cleanup policies, ...) load as [`LoadedPolicy::Unsupported`] with the
+//! cleanup policies, ...) load as [`LoadedPolicy::Unsupported`] with the
 //! reason, so a caller can report them as `unsupported: <kind>`. Any other kind, or a version
 //! an API does not serve, is a load error ([`Error::InvalidPolicy`] at `kind` or
 //! `apiVersion`), as is a field the kind's schema does not define ([`Error::UnknownField`],
