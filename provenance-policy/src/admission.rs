@@ -197,6 +197,9 @@ impl PolicySet {
                 generated: Vec::new(),
             });
         }
+        for gp in self.generating() {
+            out.push(gp.evaluate(pi));
+        }
         let verified = std::cell::RefCell::new(BTreeMap::new());
         for ivp in self.image_validating() {
             out.push(PolicyResponse {
@@ -214,6 +217,13 @@ impl PolicySet {
     ) -> impl Iterator<Item = &crate::image_validating_policy::ImageValidatingPolicy> {
         self.policies.iter().filter_map(|p| match p {
             LoadedPolicy::ImageValidating(p) => Some(p.as_ref()),
+            _ => None,
+        })
+    }
+
+    fn generating(&self) -> impl Iterator<Item = &crate::generating_policy::GeneratingPolicy> {
+        self.policies.iter().filter_map(|p| match p {
+            LoadedPolicy::Generating(p) => Some(p.as_ref()),
             _ => None,
         })
     }
@@ -475,6 +485,12 @@ impl PolicySet {
                 warnings.push(format!("policy {}: {}", ivp.name(), r.message));
             }
             results.push(r);
+        }
+        // GeneratingPolicies generate in the background: never blocking, never warning.
+        for gp in self.generating() {
+            let mut resp = gp.evaluate(pi);
+            generated.append(&mut resp.generated);
+            results.append(&mut resp.rules);
         }
         // ValidatingAdmissionPolicies: the bindings' validationActions decide.
         for vap in self.vaps() {

@@ -49,12 +49,14 @@ pub mod cel;
 pub mod cluster;
 pub mod conditions;
 pub mod context;
+pub mod deleting_policy;
 pub mod engine;
 pub mod error;
 pub mod exceptions;
 #[cfg(feature = "oci")]
 pub mod gather;
 pub mod generate;
+pub mod generating_policy;
 pub mod image_validating_policy;
 pub mod jmespath;
 pub mod loader;

@@ -1,10 +1,11 @@
 //! Loading policies from YAML or JSON: every document is classified by `apiVersion` and `kind`.
 //!
 //! Supported: `kyverno.io/v1` and `v2beta1` ClusterPolicy and Policy, and
-//! `policies.kyverno.io` ValidatingPolicy and ImageValidatingPolicy (v1alpha1, v1beta1, v1),
-//! their PolicyExceptions, and Kubernetes ValidatingAdmissionPolicies with their bindings.
+//! `policies.kyverno.io` ValidatingPolicy, ImageValidatingPolicy, GeneratingPolicy and
+//! DeletingPolicy (v1alpha1, v1beta1, v1), their PolicyExceptions, and Kubernetes
+//! ValidatingAdmissionPolicies with their bindings.
 //! Kyverno and Kubernetes policy kinds this engine does not evaluate (MutatingPolicy,
-//! GeneratingPolicy, cleanup policies, ...) load as [`LoadedPolicy::Unsupported`] with the
+//! cleanup policies, ...) load as [`LoadedPolicy::Unsupported`] with the
 //! reason, so a caller can report them as `unsupported: <kind>`. Any other kind, or a version
 //! an API does not serve, is a load error ([`Error::InvalidPolicy`] at `kind` or
 //! `apiVersion`), as is a field the kind's schema does not define ([`Error::UnknownField`],
@@ -34,6 +35,10 @@ pub enum LoadedPolicy {
     Validating(Arc<ValidatingPolicy>),
     /// A `policies.kyverno.io` ImageValidatingPolicy (CEL with image verification).
     ImageValidating(Arc<ImageValidatingPolicy>),
+    /// A `policies.kyverno.io` GeneratingPolicy (CEL): the resources it would generate.
+    Generating(Arc<crate::generating_policy::GeneratingPolicy>),
+    /// A `policies.kyverno.io` DeletingPolicy (CEL): whether it would delete a resource.
+    Deleting(Arc<crate::deleting_policy::DeletingPolicy>),
     /// A Kubernetes `admissionregistration.k8s.io` ValidatingAdmissionPolicy, with the
     /// bindings [`link`] attached to it.
     Vap(Arc<ValidatingAdmissionPolicy>),
@@ -64,6 +69,8 @@ impl LoadedPolicy {
             LoadedPolicy::Kyverno(p) => &p.name,
             LoadedPolicy::Validating(p) => p.name(),
             LoadedPolicy::ImageValidating(p) => p.name(),
+            LoadedPolicy::Generating(p) => p.name(),
+            LoadedPolicy::Deleting(p) => p.name(),
             LoadedPolicy::Vap(p) => p.name(),
             LoadedPolicy::Binding(b) => &b.name,
             LoadedPolicy::CelException(_) | LoadedPolicy::Exception(_) => "",
@@ -93,6 +100,10 @@ const SUPPORTED: &[(&str, &[&str], &[&str])] = &[
             "ImageValidatingPolicy",
             "NamespacedImageValidatingPolicy",
             "PolicyException",
+            "GeneratingPolicy",
+            "NamespacedGeneratingPolicy",
+            "DeletingPolicy",
+            "NamespacedDeletingPolicy",
         ],
     ),
     (
@@ -119,14 +130,7 @@ const NOT_EVALUATED: &[(&str, &[&str])] = &[
     ),
     (
         "policies.kyverno.io",
-        &[
-            "MutatingPolicy",
-            "NamespacedMutatingPolicy",
-            "GeneratingPolicy",
-            "NamespacedGeneratingPolicy",
-            "DeletingPolicy",
-            "NamespacedDeletingPolicy",
-        ],
+        &["MutatingPolicy", "NamespacedMutatingPolicy"],
     ),
     (
         "admissionregistration.k8s.io",
@@ -236,6 +240,17 @@ pub fn policy_from_value(doc: &Value, file: &str) -> Result<LoadedPolicy, Error>
             checked(DocKind::ImageValidatingPolicy)?;
             ImageValidatingPolicy::from_value(doc)
                 .map(|p| LoadedPolicy::ImageValidating(Arc::new(p)))
+        }
+        ("policies.kyverno.io", "GeneratingPolicy" | "NamespacedGeneratingPolicy") => {
+            crate::schema::check_node(doc, crate::generating_policy::INVENTORY)
+                .map_err(with_file)?;
+            crate::generating_policy::GeneratingPolicy::from_value(doc)
+                .map(|p| LoadedPolicy::Generating(Arc::new(p)))
+        }
+        ("policies.kyverno.io", "DeletingPolicy" | "NamespacedDeletingPolicy") => {
+            crate::schema::check_node(doc, crate::deleting_policy::INVENTORY).map_err(with_file)?;
+            crate::deleting_policy::DeletingPolicy::from_value(doc)
+                .map(|p| LoadedPolicy::Deleting(Arc::new(p)))
         }
         ("kyverno.io", "PolicyException") => {
             checked(DocKind::PolicyException)?;
@@ -372,6 +387,16 @@ pub fn link(policies: &mut [LoadedPolicy]) {
             }
             LoadedPolicy::ImageValidating(ivp) if !exceptions.is_empty() => {
                 if let Some(v) = Arc::get_mut(ivp) {
+                    v.add_exceptions(&exceptions);
+                }
+            }
+            LoadedPolicy::Generating(p) if !exceptions.is_empty() => {
+                if let Some(v) = Arc::get_mut(p) {
+                    v.add_exceptions(&exceptions);
+                }
+            }
+            LoadedPolicy::Deleting(p) if !exceptions.is_empty() => {
+                if let Some(v) = Arc::get_mut(p) {
                     v.add_exceptions(&exceptions);
                 }
             }

@@ -48,7 +48,7 @@ const OPERATIONS: Node = List(&Enum(&["CREATE", "CONNECT", "UPDATE", "DELETE"]))
 const FAILURE_POLICY: Node = Enum(&["Ignore", "Fail"]);
 
 /// `metadata` (Kubernetes ObjectMeta).
-const METADATA: Node = Obj(&[
+pub(crate) const METADATA: Node = Obj(&[
     ("name", Any),
     ("namespace", Any),
     ("generateName", Any),
@@ -165,7 +165,7 @@ const CONTEXT: Node = List(&Obj(&[
     ("globalReference", Obj(&[("name", Any), ("jmesPath", Any)])),
 ]));
 
-const NAME_EXPRESSION: Node = List(&Obj(&[("name", Any), ("expression", Any)]));
+pub(crate) const NAME_EXPRESSION: Node = List(&Obj(&[("name", Any), ("expression", Any)]));
 
 const ACTION_OVERRIDES: Node = List(&Obj(&[
     ("action", FAILURE_ACTION),
@@ -495,7 +495,7 @@ const RULE_WITH_OPERATIONS: Node = List(&Obj(&[
 ]));
 
 /// `matchConstraints` / `matchResources`.
-const MATCH_RESOURCES: Node = Obj(&[
+pub(crate) const MATCH_RESOURCES: Node = Obj(&[
     ("namespaceSelector", LABEL_SELECTOR),
     ("objectSelector", LABEL_SELECTOR),
     ("resourceRules", RULE_WITH_OPERATIONS),
@@ -510,7 +510,7 @@ const VALIDATIONS: Node = List(&Obj(&[
     ("reason", Any),
 ]));
 
-const AUDIT_ANNOTATIONS: Node = List(&Obj(&[("key", Any), ("valueExpression", Any)]));
+pub(crate) const AUDIT_ANNOTATIONS: Node = List(&Obj(&[("key", Any), ("valueExpression", Any)]));
 
 const PARAM_KIND: Node = Obj(&[("apiVersion", Any), ("kind", Any)]);
 const PARAM_REF: Node = Obj(&[
@@ -675,13 +675,19 @@ impl DocKind {
 /// [`Error::UnknownField`] (its position is filled in by the loader, which has
 /// the text).
 pub(crate) fn check(doc: &Value, kind: DocKind) -> Result<(), Error> {
+    check_node(doc, kind.node())
+}
+
+/// [`check`] against an inventory defined next to its kind (GeneratingPolicy and
+/// DeletingPolicy define theirs in their modules).
+pub(crate) fn check_node(doc: &Value, node: Node) -> Result<(), Error> {
     let mut path = String::new();
     let policy = doc
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    match walk(doc, kind.node(), &mut path) {
+    match walk(doc, node, &mut path) {
         None => Ok(()),
         Some(Found::Field(path, field, suggestion)) => {
             Err(Error::UnknownField(Box::new(UnknownField {

@@ -619,6 +619,16 @@ impl CelPolicyException {
         &self.key
     }
 
+    /// Whether `reportResult: pass` (else the exempted request is reported `skip`).
+    pub(crate) fn reports_pass(&self) -> bool {
+        self.report_pass
+    }
+
+    /// The `polex.kyverno.io/priority` label (0 when absent).
+    pub(crate) fn priority(&self) -> i64 {
+        self.priority
+    }
+
     /// Whether `policyRefs` names the policy `name` of `kind`.
     pub fn refers_to(&self, name: &str, kind: &str) -> bool {
         self.policy_refs.iter().any(|(n, k)| n == name && k == kind)

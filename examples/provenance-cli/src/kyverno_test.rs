@@ -660,6 +660,13 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
                     rules: ivp.evaluate(&pi, None, &std::cell::RefCell::default()),
                     generated: Vec::new(),
                 }),
+                LoadedPolicy::Generating(gp) => rs.push(gp.evaluate(&pi)),
+                LoadedPolicy::Deleting(dp) => rs.push(PolicyResponse {
+                    policy: dp.name().to_owned(),
+                    kind: dp.kind().to_owned(),
+                    rules: dp.decide(&pi, now).to_rule_result().into_iter().collect(),
+                    generated: Vec::new(),
+                }),
                 LoadedPolicy::Unsupported { .. }
                 | LoadedPolicy::Binding(_)
                 | LoadedPolicy::CelException(_)
@@ -946,12 +953,7 @@ fn check_expectation(
     let row = |resource: String, actual: String, ok: Option<bool>, reason: String| {
         expectation_row(file, r, resource, actual, ok, reason)
     };
-    for k in [
-        "isMutatingPolicy",
-        "isGeneratingPolicy",
-        "isDeletingPolicy",
-        "isMutatingAdmissionPolicy",
-    ] {
+    for k in ["isMutatingPolicy", "isMutatingAdmissionPolicy"] {
         if r.get(k).and_then(Value::as_bool) == Some(true) {
             return vec![row(
                 String::new(),
@@ -1059,6 +1061,28 @@ fn check_expectation(
             let is_generate = matches!(policy, LoadedPolicy::Kyverno(cp)
                 if cp.rules.iter().any(|x| x.name == rr.rule
                     && matches!(x.kind, provenance_policy::policy::RuleKind::Generate)));
+            if let LoadedPolicy::Generating(_) = policy {
+                // `kyverno test` evaluates GeneratingPolicies without a cluster: the objects
+                // are compared as written, without Kyverno's labels and without annotations.
+                let generated: Vec<_> = pr
+                    .generated
+                    .iter()
+                    .map(|g| {
+                        let mut g = g.clone();
+                        if let Some(meta) = g
+                            .resource
+                            .get_mut("metadata")
+                            .and_then(Value::as_object_mut)
+                        {
+                            meta.remove("annotations");
+                        }
+                        g
+                    })
+                    .collect();
+                let refs: Vec<_> = generated.iter().collect();
+                rows.extend(generate_rows(dir, r, rr, &refs, &row, &res));
+                continue;
+            }
             if is_generate {
                 let generated: Vec<_> = pr
                     .generated

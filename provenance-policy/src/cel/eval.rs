@@ -413,6 +413,10 @@ impl Lowering {
                 }
                 _ => {}
             }
+            // `dyn(x)` only changes the static type cel-go checks: the value is `x`.
+            if name == "dyn" && a.len() == 1 && self.local("dyn").is_none() {
+                return self.lower(&a[0]);
+            }
             if let Some(f) = kyverno::lookup("", name, a.len())? {
                 if f.is_image_verification() && self.dialect != Dialect::ImagePolicy {
                     return Err(LowerError::Invalid(format!(
@@ -433,6 +437,37 @@ impl Lowering {
                 let args = a.iter().map(|x| self.lower(x)).collect::<Result<_, _>>()?;
                 return Ok(Node::Builtin(b, None, args));
             }
+        }
+        // `cel.bind(name, init, body)`: `body` with `name` bound to `init` (a comprehension
+        // over an empty list, as cel-go expands the macro).
+        if let Some(target) = &call.target
+            && let Expr::Ident(ns) = &target.expr
+            && ns == "cel"
+            && name == "bind"
+            && self.local("cel").is_none()
+            && let [var, init, body] = a.as_slice()
+        {
+            let Expr::Ident(var) = &var.expr else {
+                return Err(LowerError::Invalid(
+                    "cel.bind: the first argument must be an identifier".to_owned(),
+                ));
+            };
+            let init = self.lower(init)?;
+            let depth = self.scopes.len();
+            let iter_var = self.push("@bind");
+            let accu = self.push(var);
+            let result = self.lower(body)?;
+            self.scopes.truncate(depth);
+            return Ok(Node::Comprehension(Box::new(Compr {
+                range: Node::List(Vec::new()),
+                iter_var,
+                iter_var2: None,
+                accu,
+                init,
+                cond: Node::Lit(Value::Bool(false)),
+                step: Node::Local(accu),
+                result,
+            })));
         }
         if let Some(target) = &call.target
             && let Expr::Ident(ns) = &target.expr

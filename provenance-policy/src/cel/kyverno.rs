@@ -45,9 +45,19 @@ pub enum KyvernoFn {
     ExtractPayload,
     /// `getImageData(image)` (ImageValidatingPolicy).
     GetImageData,
+    /// `generator.Apply(namespace, [objects])` (GeneratingPolicy): records the objects to
+    /// generate; answered by the policy being evaluated ([`super::PolicyFunctions`]).
+    GeneratorApply,
+    /// `time.now()` (DeletingPolicy): the `now` the caller passed, never a clock reading.
+    TimeNow,
 }
 
 impl KyvernoFn {
+    /// Whether the policy being evaluated answers this function ([`super::PolicyFunctions`]).
+    pub fn is_policy_function(self) -> bool {
+        matches!(self, KyvernoFn::GeneratorApply | KyvernoFn::TimeNow)
+    }
+
     /// Whether this is one of the ImageValidatingPolicy verification functions.
     pub fn is_image_verification(self) -> bool {
         matches!(
@@ -134,6 +144,8 @@ pub(crate) fn lookup(
         ("", "extractPayload", 2) => KyvernoFn::ExtractPayload,
         ("", "getImageData", 1) => KyvernoFn::GetImageData,
         ("", "isImage", 1) => KyvernoFn::IsImage,
+        ("generator", "Apply" | "apply", 2) => KyvernoFn::GeneratorApply,
+        ("time", "now", 0) => KyvernoFn::TimeNow,
         ("resource" | "image" | "globalContext" | "http" | "imagedata" | "generator", _, _) => {
             return Err(super::eval::LowerError::Unsupported(format!(
                 "Kyverno CEL function {lib}.{name} with {argc} argument(s)"
@@ -306,6 +318,12 @@ impl ContextData {
             | KyvernoFn::GetImageData => Err(EvalError(format!(
                 "{f:?}: image verification is only available in an ImageValidatingPolicy"
             ))),
+            KyvernoFn::GeneratorApply => Err(EvalError(
+                "generator.Apply is only available in a GeneratingPolicy".to_owned(),
+            )),
+            KyvernoFn::TimeNow => Err(EvalError(
+                "time.now: no current time was supplied for this evaluation".to_owned(),
+            )),
             KyvernoFn::HttpGet | KyvernoFn::HttpPost => {
                 let method = if f == KyvernoFn::HttpGet {
                     "GET"

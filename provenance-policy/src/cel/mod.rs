@@ -86,6 +86,15 @@ pub trait ImageScope {
     fn call(&self, f: KyvernoFn, args: &[Value]) -> Result<Value, String>;
 }
 
+/// Kyverno library functions the policy being evaluated answers
+/// ([`KyvernoFn::is_policy_function`]): `generator.Apply` records what a GeneratingPolicy
+/// generates, `time.now()` is the `now` the caller passed. Implemented by
+/// [`crate::generating_policy`] and [`crate::deleting_policy`].
+pub(crate) trait PolicyFunctions {
+    /// Calls `f` with evaluated arguments. `Err` is an evaluation error.
+    fn call(&self, f: KyvernoFn, args: &[Value]) -> Result<Value, String>;
+}
+
 /// A compiled CEL expression.
 #[derive(Debug)]
 pub struct Program {
@@ -435,6 +444,7 @@ pub struct VariableScope<'v, 'a> {
     vars: &'v [Variable],
     state: RefCell<Vec<VarState<'v>>>,
     images: Option<&'v dyn ImageScope>,
+    functions: Option<&'v dyn PolicyFunctions>,
 }
 
 impl<'v, 'a> VariableScope<'v, 'a> {
@@ -445,7 +455,15 @@ impl<'v, 'a> VariableScope<'v, 'a> {
             vars,
             state: RefCell::new(vars.iter().map(|_| VarState::Pending).collect()),
             images: None,
+            functions: None,
         }
+    }
+
+    /// Binds the functions the policy being evaluated answers (`generator.Apply`,
+    /// `time.now()`).
+    pub(crate) fn with_functions(mut self, functions: &'v dyn PolicyFunctions) -> Self {
+        self.functions = Some(functions);
+        self
     }
 
     /// Binds an ImageValidatingPolicy's `images`, `attestors`, `attestations` (or `ref`) and
@@ -534,6 +552,11 @@ impl<'v> Env<'v> for VariableScope<'v, '_> {
             && let Some(images) = self.images
         {
             return images.call(f, args).map(V::Cel).map_err(EvalError);
+        }
+        if f.is_policy_function()
+            && let Some(functions) = self.functions
+        {
+            return functions.call(f, args).map(V::Cel).map_err(EvalError);
         }
         self.view.input.context.call(f, args)
     }
