@@ -100,6 +100,32 @@ fn core_language() {
 }
 
 #[test]
+fn type_values_compare_as_cel_go_types() {
+    for (src, want) in [
+        ("type(1) == int", true),
+        ("type(1u) == uint", true),
+        ("type(1.5) == double", true),
+        ("type('a') == string", true),
+        ("type(true) == bool", true),
+        ("type(null) == null_type", true),
+        ("type([1]) == list", true),
+        ("type({'a': 1}) == map", true),
+        ("type(object.metadata) == map", true),
+        ("type(object.metadata.name) == string", true),
+        ("type(object.spec.containers) == list", true),
+        ("type(int) == type", true),
+        ("type(object.metadata) != type(null)", true),
+        ("type(1) == type(2)", true),
+        ("type(1) == string", false),
+        ("type('int') == int", false),
+        ("type(null) == map", false),
+        ("int == string", false),
+    ] {
+        assert_eq!(ok(src), serde_json::json!(want), "{src}");
+    }
+}
+
+#[test]
 fn optionals() {
     let cases: &[(&str, serde_json::Value)] = &[
         ("object.spec.?initContainers.orValue([])", json!([])),

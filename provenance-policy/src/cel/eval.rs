@@ -97,6 +97,8 @@ pub(crate) enum Builtin {
     OptionalOf,
     OptionalNone,
     OptionalOfNonZero,
+    /// `type(x)`: the type of `x`, a value equal only to the same type.
+    TypeOf,
     /// Methods of Kyverno's image reference type.
     Image(ImageMethod),
 }
@@ -335,6 +337,9 @@ impl Lowering {
             "authorizer" => {
                 return Err(LowerError::Unsupported("the authorizer library".to_owned()));
             }
+            // The type names, as values `type(x)` is compared with.
+            "null_type" | "int" | "uint" | "double" | "bool" | "string" | "bytes" | "list"
+            | "map" | "type" => Node::Lit(type_value(name)),
             other => {
                 return Err(LowerError::Invalid(format!(
                     "undeclared reference to '{other}'"
@@ -428,6 +433,7 @@ impl Lowering {
             }
             let builtin = match (name, a.len()) {
                 ("size", 1) => Some(Builtin::Size),
+                ("type", 1) => Some(Builtin::TypeOf),
                 ("optional.of", 1) => Some(Builtin::OptionalOf),
                 ("optional.none", 0) => Some(Builtin::OptionalNone),
                 ("optional.ofNonZeroValue", 1) => Some(Builtin::OptionalOfNonZero),
@@ -1416,6 +1422,46 @@ fn json_scalar(j: &serde_json::Value) -> Option<Value> {
 }
 
 /// CEL equality without copying JSON where possible.
+/// A CEL type as a value: equal to the same type only (a function value with a name no
+/// expression can call).
+fn type_value(name: &str) -> Value {
+    Value::Function(Arc::new(format!("{TYPE_PREFIX}{name}")), None)
+}
+
+/// The name a type value carries after this prefix.
+const TYPE_PREFIX: &str = "@type:";
+
+/// The CEL type name of `v`, as cel-go names it (`int`, `string`, `map`, `null_type`, ...).
+fn cel_type_of<'n>(v: &'n V<'_>) -> &'n str {
+    match v {
+        V::Json(serde_json::Value::Null) => "null_type",
+        V::Json(serde_json::Value::Bool(_)) => "bool",
+        V::Json(serde_json::Value::Number(n)) if n.is_i64() => "int",
+        V::Json(serde_json::Value::Number(n)) if n.is_u64() => "uint",
+        V::Json(serde_json::Value::Number(_)) => "double",
+        V::Json(serde_json::Value::String(_)) => "string",
+        V::Json(serde_json::Value::Array(_)) | V::Items(_) => "list",
+        V::Json(serde_json::Value::Object(_)) | V::Request => "map",
+        V::JsonSome(_) => "optional_type",
+        V::Cel(c) => match c {
+            Value::List(_) => "list",
+            Value::Map(_) => "map",
+            Value::Function(name, _) if name.starts_with(TYPE_PREFIX) => "type",
+            Value::Function(..) => "function",
+            Value::Int(_) => "int",
+            Value::UInt(_) => "uint",
+            Value::Float(_) => "double",
+            Value::String(_) => "string",
+            Value::Bytes(_) => "bytes",
+            Value::Bool(_) => "bool",
+            Value::Duration(_) => "google.protobuf.Duration",
+            Value::Timestamp(_) => "google.protobuf.Timestamp",
+            Value::Opaque(o) => o.runtime_type_name(),
+            Value::Null => "null_type",
+        },
+    }
+}
+
 fn equals<'v>(a: &V<'v>, b: &V<'v>, env: &dyn Env<'v>) -> Result<bool, EvalError> {
     if let (Some(x), Some(y)) = (as_str(a), as_str(b)) {
         return Ok(x == y);
@@ -1539,6 +1585,7 @@ fn builtin<'v>(b: Builtin, target: Option<V<'v>>, args: Vec<V<'v>>, env: &dyn En
     };
     let bool_v = |b: bool| Ok(V::Cel(Value::Bool(b)));
     match b {
+        Builtin::TypeOf => Ok(V::Cel(type_value(cel_type_of(&next())))),
         Builtin::Size => {
             let v = match target {
                 Some(t) => t,
