@@ -172,6 +172,51 @@ impl PolicySet {
         })
     }
 
+    /// Evaluates the JSON-mode ValidatingPolicies (`spec.evaluation.mode: JSON`) against one
+    /// JSON document that is not a Kubernetes request: a Terraform plan, a parsed Dockerfile,
+    /// a pipeline configuration. `name` names the payload in the results (e.g. its file name).
+    /// Kubernetes-mode policies do not apply to payloads, nor JSON-mode ones to requests.
+    ///
+    /// ```
+    /// # use provenance_policy::PolicySet;
+    /// # use provenance_core::RuleStatus;
+    /// let mut set = PolicySet::default();
+    /// set.add_yaml(r#"
+    /// apiVersion: policies.kyverno.io/v1
+    /// kind: ValidatingPolicy
+    /// metadata: {name: no-public-buckets}
+    /// spec:
+    ///   evaluation: {mode: JSON}
+    ///   validations:
+    ///   - expression: "object.buckets.all(b, !b.public)"
+    ///     message: "buckets must not be public"
+    /// "#, "policy.yaml")?;
+    /// let plan = serde_json::json!({"buckets": [{"name": "models", "public": true}]});
+    /// let responses = set.evaluate_payload(&plan, "plan.json", &Default::default());
+    /// assert_eq!(responses[0].rules[0].status, RuleStatus::Fail);
+    /// assert_eq!(responses[0].rules[0].resource.name, "plan.json");
+    /// # Ok::<(), provenance_policy::Error>(())
+    /// ```
+    pub fn evaluate_payload(
+        &self,
+        payload: &Value,
+        name: &str,
+        context: &crate::cel::ContextData,
+    ) -> Vec<PolicyResponse> {
+        self.policies
+            .iter()
+            .filter_map(|p| match p {
+                LoadedPolicy::Validating(vp) if vp.is_json_mode() => Some(PolicyResponse {
+                    policy: vp.name().to_owned(),
+                    kind: vp.kind().to_owned(),
+                    rules: vp.evaluate_payload(payload, name, context),
+                    generated: Vec::new(),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Evaluates every policy against one resource.
     pub fn evaluate(&self, input: &ResourceInput, env: &Env) -> Vec<PolicyResponse> {
         let vars = Variables::default();

@@ -981,3 +981,58 @@ fn value_reexport_is_cel_value() {
     let v: Value = Value::Bool(true);
     assert_eq!(v, Value::Bool(true));
 }
+
+#[test]
+fn json_mode_policies_validate_payloads_and_never_requests() {
+    let text = |mode: &str| {
+        format!(
+            r#"
+apiVersion: policies.kyverno.io/v1
+kind: ValidatingPolicy
+metadata: {{name: no-public-buckets}}
+spec:
+  evaluation: {{mode: {mode}}}
+  matchConditions:
+  - name: has-buckets
+    expression: "has(object.buckets)"
+  validations:
+  - expression: "object.buckets.all(b, !b.public)"
+    message: "buckets must not be public"
+"#
+        )
+    };
+    let mut set = provenance_policy::PolicySet::default();
+    set.add_yaml(&text("JSON"), "p.yaml").unwrap();
+    let public = json!({"buckets": [{"name": "models", "public": true}]});
+    let private = json!({"buckets": [{"name": "models", "public": false}]});
+    let ctx = Default::default();
+    let r = set.evaluate_payload(&public, "plan.json", &ctx);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].rules[0].status, RuleStatus::Fail, "{r:?}");
+    assert_eq!(r[0].rules[0].message, "buckets must not be public");
+    assert_eq!(r[0].rules[0].resource.name, "plan.json");
+    let r = set.evaluate_payload(&private, "plan.json", &ctx);
+    assert_eq!(r[0].rules[0].status, RuleStatus::Pass, "{r:?}");
+    // matchConditions that do not hold: no verdict on the payload.
+    let r = set.evaluate_payload(&json!({"other": 1}), "x.json", &ctx);
+    assert!(
+        r[0].rules.iter().all(|x| x.status != RuleStatus::Fail),
+        "{r:?}"
+    );
+    // A Kubernetes request is not a payload: a JSON-mode policy never decides admission.
+    let pod = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "ml"}, "buckets": [{"public": true}]});
+    let d = set.decide(
+        &provenance_policy::request::ResourceInput::create(pod.clone()),
+        &provenance_policy::jmespath::Env::at(provenance_policy::core::UnixTime(0)),
+    );
+    assert!(d.allowed && d.results.is_empty(), "{d:?}");
+    // ...and a Kubernetes-mode policy never validates payloads.
+    let mut k8s = provenance_policy::PolicySet::default();
+    k8s.add_yaml(&text("Kubernetes"), "p.yaml").unwrap();
+    assert!(k8s.evaluate_payload(&public, "plan.json", &ctx).is_empty());
+    // Any other mode is a load error naming the field.
+    let mut bad = provenance_policy::PolicySet::default();
+    let e = bad.add_yaml(&text("Yaml"), "p.yaml").unwrap_err();
+    assert!(e.to_string().contains("spec.evaluation.mode"), "{e}");
+}

@@ -527,14 +527,9 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let whole_file_unsupported = [
-        "targetResources",
-        "jsonPayloads",
-        "httpPayloads",
-        "envoyPayloads",
-    ]
-    .into_iter()
-    .find(|k| test.get(*k).is_some_and(|v| !v.is_null()));
+    let whole_file_unsupported = ["targetResources", "httpPayloads", "envoyPayloads"]
+        .into_iter()
+        .find(|k| test.get(*k).is_some_and(|v| !v.is_null()));
     let loaded = match whole_file_unsupported {
         Some(k) => Err(format!("unsupported: test field {k}")),
         None => load_test(dir, test),
@@ -680,11 +675,97 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
             object: input.object,
         });
     }
+    // JSON payloads (`jsonPayloads`, or the older `jsonPayload`): JSON-mode ValidatingPolicies
+    // and DeletingPolicies evaluate each document as `object`, named by its file.
+    let payloads = match json_payloads(dir, test) {
+        Ok(p) => p,
+        Err(reason) => {
+            return results
+                .iter()
+                .map(|r| {
+                    expectation_row(
+                        &file,
+                        r,
+                        String::new(),
+                        String::new(),
+                        Some(false),
+                        reason.clone(),
+                    )
+                })
+                .collect();
+        }
+    };
+    for (name, payload) in payloads {
+        let mut rs = Vec::new();
+        for p in &loaded.policies {
+            match p {
+                LoadedPolicy::Validating(vp) if vp.is_json_mode() => rs.push(PolicyResponse {
+                    policy: vp.name().to_owned(),
+                    kind: vp.kind().to_owned(),
+                    rules: vp.evaluate_payload(&payload, &name, &loaded.cel_context),
+                    generated: Vec::new(),
+                }),
+                LoadedPolicy::Deleting(dp) => {
+                    let mut pi = provenance_policy::cel::PolicyInput::create(payload.clone());
+                    pi.context = loaded.cel_context.clone();
+                    let mut rules: Vec<_> =
+                        dp.decide(&pi, now).to_rule_result().into_iter().collect();
+                    for r in &mut rules {
+                        r.resource = provenance_core::ResourceRef {
+                            api_version: String::new(),
+                            kind: String::new(),
+                            namespace: String::new(),
+                            name: name.clone(),
+                        };
+                    }
+                    rs.push(PolicyResponse {
+                        policy: dp.name().to_owned(),
+                        kind: dp.kind().to_owned(),
+                        rules,
+                        generated: Vec::new(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        responses.push(Response {
+            key: (String::new(), String::new(), String::new(), name),
+            policies: rs,
+            patched_by: Vec::new(),
+            object: payload,
+        });
+    }
     let mut rows = Vec::new();
     for r in &results {
         rows.extend(check_expectation(&file, dir, r, &loaded, &responses));
     }
     rows
+}
+
+/// The test's JSON payloads, each with the name the test gives it: every file must hold one
+/// JSON object, as `kyverno test` requires.
+fn json_payloads(dir: &Path, test: &Value) -> Result<Vec<(String, Value)>, String> {
+    let mut names = strings(test.get("jsonPayloads"));
+    if let Some(one) = test.get("jsonPayload").and_then(Value::as_str)
+        && !one.is_empty()
+    {
+        names.push(one.to_owned());
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            let path = dir.join(&name);
+            let text = read(&path)?;
+            let v: Value = serde_json::from_str(&text)
+                .map_err(|e| format!("JSON payload {name}: not JSON: {e}"))?;
+            if !v.is_object() {
+                return Err(format!(
+                    "JSON payload {name} must be a top-level object (map)"
+                ));
+            }
+            Ok((name, v))
+        })
+        .collect()
 }
 
 /// The cluster `kyverno test` gives a policy's `generate` rules: the test's cluster data, the
