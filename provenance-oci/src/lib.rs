@@ -78,7 +78,7 @@ pub use oci_spec::image::Platform;
 pub use registry::{RegistryClient, RegistryConfig, RegistrySettings, Timeouts};
 #[cfg(feature = "sign")]
 pub use sign::{LayoutPublisher, Publisher};
-pub use source::{EvidenceSource, select_platform};
+pub use source::{AnySource, EvidenceSource, select_platform};
 pub use types::{
     AttestationLayer, Limits, Manifest, ParsedManifest, Referrer, Referrers, ReferrersOrigin,
     SbomLayer, SignatureLayer,

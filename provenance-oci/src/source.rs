@@ -276,6 +276,88 @@ pub trait EvidenceSource: Send + Sync {
     }
 }
 
+/// Either evidence source, chosen at run time: an OCI image layout on disk (air-gapped sites,
+/// tests) or the images' registries. What a webhook or CLI holds when a flag decides.
+#[derive(Debug)]
+pub enum AnySource {
+    /// An OCI image layout folder.
+    Layout(crate::LayoutSource),
+    /// The images' registries.
+    Registry(Box<crate::RegistryClient>),
+}
+
+impl From<crate::LayoutSource> for AnySource {
+    fn from(l: crate::LayoutSource) -> Self {
+        AnySource::Layout(l)
+    }
+}
+
+impl From<crate::RegistryClient> for AnySource {
+    fn from(r: crate::RegistryClient) -> Self {
+        AnySource::Registry(Box::new(r))
+    }
+}
+
+impl EvidenceSource for AnySource {
+    async fn resolve(&self, image: &ImageReference) -> Result<Digest, Error> {
+        match self {
+            AnySource::Layout(l) => l.resolve(image).await,
+            AnySource::Registry(r) => r.resolve(image).await,
+        }
+    }
+
+    async fn manifest(&self, image: &ImageReference) -> Result<Manifest, Error> {
+        match self {
+            AnySource::Layout(l) => l.manifest(image).await,
+            AnySource::Registry(r) => r.manifest(image).await,
+        }
+    }
+
+    async fn blob(
+        &self,
+        image: &ImageReference,
+        digest: &Digest,
+        limit: u64,
+    ) -> Result<Vec<u8>, Error> {
+        match self {
+            AnySource::Layout(l) => l.blob(image, digest, limit).await,
+            AnySource::Registry(r) => r.blob(image, digest, limit).await,
+        }
+    }
+
+    async fn blob_to_file(
+        &self,
+        image: &ImageReference,
+        digest: &Digest,
+        limit: u64,
+        dest: &Path,
+    ) -> Result<(), Error> {
+        match self {
+            AnySource::Layout(l) => l.blob_to_file(image, digest, limit, dest).await,
+            AnySource::Registry(r) => r.blob_to_file(image, digest, limit, dest).await,
+        }
+    }
+
+    async fn referrers_api(
+        &self,
+        image: &ImageReference,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Option<Referrers>, Error> {
+        match self {
+            AnySource::Layout(l) => l.referrers_api(image, subject, artifact_type).await,
+            AnySource::Registry(r) => r.referrers_api(image, subject, artifact_type).await,
+        }
+    }
+
+    fn limits(&self) -> Limits {
+        match self {
+            AnySource::Layout(l) => l.limits(),
+            AnySource::Registry(r) => r.limits(),
+        }
+    }
+}
+
 /// Picks the digest of the first index entry matching `platform` (os + architecture, and
 /// variant when `platform` names one). Entries without a platform never match.
 pub fn select_platform(

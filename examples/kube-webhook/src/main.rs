@@ -34,7 +34,7 @@ async fn main() -> Result<(), setup::Fail> {
         policies: setup::policies(&a.policies)?,
         facts: facts::Facts::start(&a.facts).await?,
         verifier: setup::verifier(a.trust_root.as_deref())?,
-        source: Arc::new(setup::Source::open(&a)?),
+        source: Arc::new(setup::open_source(&a)?),
         deadline: Duration::from_millis(a.deadline_ms),
     });
     let router = Router::new()

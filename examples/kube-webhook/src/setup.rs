@@ -6,11 +6,7 @@ use std::path::{Path, PathBuf};
 
 use provenance_core::TrustRoot;
 use provenance_core::verify::{PUBLIC_GOOD_TRUSTED_ROOT, Verifier};
-use provenance_core::{Digest, ImageReference};
-use provenance_oci::{
-    DockerConfig, EvidenceSource, LayoutSource, Limits, Manifest, Referrers, RegistryClient,
-    RegistryConfig,
-};
+use provenance_oci::{DockerConfig, LayoutSource, RegistryClient, RegistryConfig};
 use provenance_policy::PolicySet;
 use provenance_policy::loader::LoadedPolicy;
 
@@ -165,82 +161,15 @@ impl std::fmt::Debug for Fail {
 
 /// Where `verifyImages` evidence comes from: an OCI image layout (`--registry-layout`) or the
 /// images' registries.
-pub enum Source {
-    /// An OCI image layout folder.
-    Layout(LayoutSource),
-    /// The registries.
-    Registry(Box<RegistryClient>),
-}
+pub type Source = provenance_oci::AnySource;
 
-impl Source {
-    /// The source the flags name.
-    pub fn open(args: &Args) -> Result<Source, String> {
-        match &args.registry_layout {
-            Some(dir) => LayoutSource::open(dir)
-                .map(Source::Layout)
-                .map_err(|e| format!("--registry-layout {}: {e} [{}]", dir.display(), e.code())),
-            None => Ok(Source::Registry(Box::new(registry(&args.registry)?))),
-        }
-    }
-}
-
-impl EvidenceSource for Source {
-    async fn resolve(&self, image: &ImageReference) -> Result<Digest, provenance_oci::Error> {
-        match self {
-            Source::Layout(l) => l.resolve(image).await,
-            Source::Registry(r) => r.resolve(image).await,
-        }
-    }
-
-    async fn manifest(&self, image: &ImageReference) -> Result<Manifest, provenance_oci::Error> {
-        match self {
-            Source::Layout(l) => l.manifest(image).await,
-            Source::Registry(r) => r.manifest(image).await,
-        }
-    }
-
-    async fn blob(
-        &self,
-        image: &ImageReference,
-        digest: &Digest,
-        limit: u64,
-    ) -> Result<Vec<u8>, provenance_oci::Error> {
-        match self {
-            Source::Layout(l) => l.blob(image, digest, limit).await,
-            Source::Registry(r) => r.blob(image, digest, limit).await,
-        }
-    }
-
-    async fn blob_to_file(
-        &self,
-        image: &ImageReference,
-        digest: &Digest,
-        limit: u64,
-        dest: &Path,
-    ) -> Result<(), provenance_oci::Error> {
-        match self {
-            Source::Layout(l) => l.blob_to_file(image, digest, limit, dest).await,
-            Source::Registry(r) => r.blob_to_file(image, digest, limit, dest).await,
-        }
-    }
-
-    async fn referrers_api(
-        &self,
-        image: &ImageReference,
-        subject: &Digest,
-        artifact_type: Option<&str>,
-    ) -> Result<Option<Referrers>, provenance_oci::Error> {
-        match self {
-            Source::Layout(l) => l.referrers_api(image, subject, artifact_type).await,
-            Source::Registry(r) => r.referrers_api(image, subject, artifact_type).await,
-        }
-    }
-
-    fn limits(&self) -> Limits {
-        match self {
-            Source::Layout(l) => l.limits(),
-            Source::Registry(r) => r.limits(),
-        }
+/// The source the flags name.
+pub fn open_source(args: &Args) -> Result<Source, String> {
+    match &args.registry_layout {
+        Some(dir) => LayoutSource::open(dir)
+            .map(Source::Layout)
+            .map_err(|e| format!("--registry-layout {}: {e} [{}]", dir.display(), e.code())),
+        None => Ok(Source::from(registry(&args.registry)?)),
     }
 }
 

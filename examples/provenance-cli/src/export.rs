@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use provenance_oci::{ExportOptions, export};
 use serde_json::{Value, json};
 
-use crate::image_source::{Source, SourceArgs, parse_image, signature_repository};
+use crate::image_source::{SourceArgs, open_source, parse_image, signature_repository};
 use crate::ui::{Exit, Failure, Progress, Style, TEXT_OR_JSON};
 
 /// Arguments of `provenance export`.
@@ -66,7 +66,7 @@ fn run_inner(args: &ExportArgs) -> Result<Exit, Failure> {
         ));
     }
     let repository = signature_repository(&args.source)?;
-    let src = Source::open(&args.source)?;
+    let src = open_source(&args.source)?;
     let rt = crate::ui::runtime()?;
     let style = Style::stdout();
     let mut exit = Exit::Ok;

@@ -6,10 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use provenance_core::verify::{Expectation, IdentityExpectation, PUBLIC_GOOD_TRUSTED_ROOT};
-use provenance_core::{Digest, ImageReference, PublicKey, TrustRoot};
-use provenance_oci::{
-    EvidenceSource, LayoutSource, Limits, Manifest, Referrers, RegistryClient, RegistryConfig,
-};
+use provenance_core::{ImageReference, PublicKey, TrustRoot};
+use provenance_oci::{LayoutSource, RegistryClient, RegistryConfig};
 
 use crate::ui::Failure;
 
@@ -276,35 +274,28 @@ pub fn registry_config(args: &SourceArgs) -> Result<RegistryConfig, Failure> {
     Ok(config)
 }
 
-/// A registry or an OCI layout, as one [`EvidenceSource`].
-pub enum Source {
-    /// An OCI image layout folder.
-    Layout(LayoutSource),
-    /// Registries.
-    Registry(Box<RegistryClient>),
+/// Where images and their evidence are read from: an OCI layout or the registries.
+pub type Source = provenance_oci::AnySource;
+
+/// The source the flags name: the layout when `--registry-layout` is given, else the
+/// registries.
+pub fn open_source(args: &SourceArgs) -> Result<Source, Failure> {
+    match &args.registry_layout {
+        Some(dir) => LayoutSource::open(dir).map(Source::Layout).map_err(|e| {
+            Failure::usage(format!("--registry-layout {}: {e} [{}]", dir.display(), e.code()))
+                .hint("the folder must be an OCI image layout (oci-layout, index.json, blobs/); `provenance export IMAGE --to DIR` writes one")
+        }),
+        None => RegistryClient::new(registry_config(args)?)
+            .map(Source::from)
+            .map_err(|e| Failure::usage(format!("registry client: {e} [{}]", e.code()))),
+    }
 }
 
-impl Source {
-    /// The source the flags name: the layout when `--registry-layout` is given, else the
-    /// registries.
-    pub fn open(args: &SourceArgs) -> Result<Source, Failure> {
-        match &args.registry_layout {
-            Some(dir) => LayoutSource::open(dir).map(Source::Layout).map_err(|e| {
-                Failure::usage(format!("--registry-layout {}: {e} [{}]", dir.display(), e.code()))
-                    .hint("the folder must be an OCI image layout (oci-layout, index.json, blobs/); `provenance export IMAGE --to DIR` writes one")
-            }),
-            None => RegistryClient::new(registry_config(args)?)
-                .map(|c| Source::Registry(Box::new(c)))
-                .map_err(|e| Failure::usage(format!("registry client: {e} [{}]", e.code()))),
-        }
-    }
-
-    /// `registry` or `layout DIR`, for messages.
-    pub fn describe(&self) -> String {
-        match self {
-            Source::Layout(l) => format!("layout {}", l.root().display()),
-            Source::Registry(_) => "registry".to_owned(),
-        }
+/// `registry` or `layout DIR`, for messages.
+pub fn describe_source(source: &Source) -> String {
+    match source {
+        Source::Layout(l) => format!("layout {}", l.root().display()),
+        Source::Registry(_) => "registry".to_owned(),
     }
 }
 
@@ -320,64 +311,4 @@ pub fn signature_repository(args: &SourceArgs) -> Result<Option<ImageReference>,
             })
         })
         .transpose()
-}
-
-impl EvidenceSource for Source {
-    async fn resolve(&self, image: &ImageReference) -> Result<Digest, provenance_oci::Error> {
-        match self {
-            Source::Layout(l) => l.resolve(image).await,
-            Source::Registry(r) => r.resolve(image).await,
-        }
-    }
-
-    async fn manifest(&self, image: &ImageReference) -> Result<Manifest, provenance_oci::Error> {
-        match self {
-            Source::Layout(l) => l.manifest(image).await,
-            Source::Registry(r) => r.manifest(image).await,
-        }
-    }
-
-    async fn blob(
-        &self,
-        image: &ImageReference,
-        digest: &Digest,
-        limit: u64,
-    ) -> Result<Vec<u8>, provenance_oci::Error> {
-        match self {
-            Source::Layout(l) => l.blob(image, digest, limit).await,
-            Source::Registry(r) => r.blob(image, digest, limit).await,
-        }
-    }
-
-    async fn blob_to_file(
-        &self,
-        image: &ImageReference,
-        digest: &Digest,
-        limit: u64,
-        dest: &Path,
-    ) -> Result<(), provenance_oci::Error> {
-        match self {
-            Source::Layout(l) => l.blob_to_file(image, digest, limit, dest).await,
-            Source::Registry(r) => r.blob_to_file(image, digest, limit, dest).await,
-        }
-    }
-
-    async fn referrers_api(
-        &self,
-        image: &ImageReference,
-        subject: &Digest,
-        artifact_type: Option<&str>,
-    ) -> Result<Option<Referrers>, provenance_oci::Error> {
-        match self {
-            Source::Layout(l) => l.referrers_api(image, subject, artifact_type).await,
-            Source::Registry(r) => r.referrers_api(image, subject, artifact_type).await,
-        }
-    }
-
-    fn limits(&self) -> Limits {
-        match self {
-            Source::Layout(l) => l.limits(),
-            Source::Registry(r) => r.limits(),
-        }
-    }
 }

@@ -12,7 +12,9 @@ use provenance_core::{Digest, UnixTime};
 use provenance_oci::EvidenceSource;
 use serde_json::{Value, json};
 
-use crate::image_source::{Source, SourceArgs, TrustArgs, parse_image, signature_repository};
+use crate::image_source::{
+    Source, SourceArgs, TrustArgs, describe_source, open_source, parse_image, signature_repository,
+};
 use crate::ui::{Exit, Failure, Progress, Style, TEXT_OR_JSON};
 use crate::verify_image::{
     attestation_material, attestation_origin, signature_origin, verified_json, verified_text,
@@ -170,12 +172,16 @@ async fn inspect(
         format!(
             "{}: cannot read its {w} from the {}",
             args.image,
-            src.describe()
+            describe_source(src)
         )
     };
     let digest = src.resolve(&image).await.map_err(|e| {
         Failure::evidence(
-            &format!("{}: cannot resolve in the {}", args.image, src.describe()),
+            &format!(
+                "{}: cannot resolve in the {}",
+                args.image,
+                describe_source(src)
+            ),
             &e,
         )
     })?;
@@ -271,7 +277,7 @@ async fn inspect(
         "reference": image.to_string(),
         "digest": digest.to_string(),
         "mediaType": manifest.media_type,
-        "source": src.describe(),
+        "source": describe_source(src),
         "verification": if check.is_some() { "checked against the given signer and trust root" } else { "none: no --key or --certificate-identity given; this is an UNVERIFIED listing (signers are what the material claims)" },
         "signatures": signatures,
         "attestations": attestations,
@@ -392,7 +398,7 @@ fn run_inner(args: &InspectArgs) -> Result<Exit, Failure> {
         }
         None => None,
     };
-    let src = Source::open(&args.source)?;
+    let src = open_source(&args.source)?;
     let rt = crate::ui::runtime()?;
     let check = match (&verifier, &expectation) {
         (Some(v), Some(e)) => Some((v, e, now)),

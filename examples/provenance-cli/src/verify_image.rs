@@ -17,7 +17,9 @@ use provenance_core::{Digest, ImageReference, UnixTime};
 use provenance_oci::{AttestationLayer, EvidenceSource, SignatureLayer};
 use serde_json::{Value, json};
 
-use crate::image_source::{Source, SourceArgs, TrustArgs, parse_image, signature_repository};
+use crate::image_source::{
+    Source, SourceArgs, TrustArgs, describe_source, open_source, parse_image, signature_repository,
+};
 use crate::ui::{Exit, Failure, Progress, Style, TEXT_OR_JSON};
 
 /// Arguments of `provenance verify image`.
@@ -312,7 +314,7 @@ async fn verify_one(src: &Source, input: &str, plan: &Plan<'_>) -> ImageOutcome 
         Ok(d) => d,
         Err(e) => {
             out.failure = Some(Failure::evidence(
-                &format!("{input}: cannot resolve in the {}", src.describe()),
+                &format!("{input}: cannot resolve in the {}", describe_source(src)),
                 &e,
             ));
             return out;
@@ -570,7 +572,7 @@ fn run_inner(args: &ImageArgs) -> Result<Exit, Failure> {
     let verifier = Verifier::new(&root)
         .map_err(|e| Failure::usage(format!("trust root: {e} [{}]", e.code())))?;
     let repository = signature_repository(&args.source)?;
-    let src = Source::open(&args.source)?;
+    let src = open_source(&args.source)?;
     let rt = crate::ui::runtime()?;
     let plan = Plan {
         expectation: &expectation,
