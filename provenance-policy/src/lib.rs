@@ -60,6 +60,7 @@ pub mod jmespath;
 pub mod loader;
 pub mod matching;
 pub mod mutate;
+pub mod mutating_policy;
 pub mod pattern;
 pub mod pod_security;
 pub mod policy;

@@ -39,6 +39,11 @@ pub enum LoadedPolicy {
     Vap(Arc<ValidatingAdmissionPolicy>),
     /// A ValidatingAdmissionPolicyBinding (attached to its policy by [`link`]).
     Binding(Box<PolicyBinding>),
+    /// A CEL mutation policy: Kubernetes' MutatingAdmissionPolicy (with the bindings
+    /// [`link`] attached) or Kyverno's MutatingPolicy (with its CEL PolicyExceptions).
+    Mutating(Arc<crate::mutating_policy::MutatingPolicy>),
+    /// A MutatingAdmissionPolicyBinding (attached to its policy by [`link`]).
+    MutatingBinding(Box<PolicyBinding>),
     /// A `policies.kyverno.io` PolicyException for CEL policies (attached by [`link`]).
     CelException(Arc<CelPolicyException>),
     /// A `kyverno.io` PolicyException (v2, v2beta1, v2alpha1) for ClusterPolicy rules.
@@ -65,7 +70,8 @@ impl LoadedPolicy {
             LoadedPolicy::Validating(p) => p.name(),
             LoadedPolicy::ImageValidating(p) => p.name(),
             LoadedPolicy::Vap(p) => p.name(),
-            LoadedPolicy::Binding(b) => &b.name,
+            LoadedPolicy::Binding(b) | LoadedPolicy::MutatingBinding(b) => &b.name,
+            LoadedPolicy::Mutating(p) => p.name(),
             LoadedPolicy::CelException(_) | LoadedPolicy::Exception(_) => "",
             LoadedPolicy::Unsupported { name, .. } => name,
         }
@@ -93,6 +99,8 @@ const SUPPORTED: &[(&str, &[&str], &[&str])] = &[
             "ImageValidatingPolicy",
             "NamespacedImageValidatingPolicy",
             "PolicyException",
+            "MutatingPolicy",
+            "NamespacedMutatingPolicy",
         ],
     ),
     (
@@ -101,6 +109,8 @@ const SUPPORTED: &[(&str, &[&str], &[&str])] = &[
         &[
             "ValidatingAdmissionPolicy",
             "ValidatingAdmissionPolicyBinding",
+            "MutatingAdmissionPolicy",
+            "MutatingAdmissionPolicyBinding",
         ],
     ),
 ];
@@ -120,17 +130,11 @@ const NOT_EVALUATED: &[(&str, &[&str])] = &[
     (
         "policies.kyverno.io",
         &[
-            "MutatingPolicy",
-            "NamespacedMutatingPolicy",
             "GeneratingPolicy",
             "NamespacedGeneratingPolicy",
             "DeletingPolicy",
             "NamespacedDeletingPolicy",
         ],
-    ),
-    (
-        "admissionregistration.k8s.io",
-        &["MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding"],
     ),
 ];
 
@@ -254,6 +258,20 @@ pub fn policy_from_value(doc: &Value, file: &str) -> Result<LoadedPolicy, Error>
             checked(DocKind::ValidatingAdmissionPolicyBinding)?;
             PolicyBinding::from_value(doc).map(|b| LoadedPolicy::Binding(Box::new(b)))
         }
+        ("admissionregistration.k8s.io", "MutatingAdmissionPolicy") => {
+            checked(DocKind::MutatingAdmissionPolicy)?;
+            crate::mutating_policy::MutatingPolicy::from_value(doc)
+                .map(|p| LoadedPolicy::Mutating(Arc::new(p)))
+        }
+        ("admissionregistration.k8s.io", "MutatingAdmissionPolicyBinding") => {
+            checked(DocKind::MutatingAdmissionPolicyBinding)?;
+            PolicyBinding::from_value(doc).map(|b| LoadedPolicy::MutatingBinding(Box::new(b)))
+        }
+        ("policies.kyverno.io", "MutatingPolicy" | "NamespacedMutatingPolicy") => {
+            checked(DocKind::MutatingPolicy)?;
+            crate::mutating_policy::MutatingPolicy::from_value(doc)
+                .map(|p| LoadedPolicy::Mutating(Arc::new(p)))
+        }
         _ => Ok(LoadedPolicy::Unsupported {
             api_version: api_version.to_owned(),
             kind: kind.to_owned(),
@@ -353,8 +371,21 @@ pub fn link(policies: &mut [LoadedPolicy]) {
             _ => None,
         })
         .collect();
+    let mutating_bindings: Vec<PolicyBinding> = policies
+        .iter()
+        .filter_map(|p| match p {
+            LoadedPolicy::MutatingBinding(b) => Some(b.as_ref().clone()),
+            _ => None,
+        })
+        .collect();
     for p in policies.iter_mut() {
         match p {
+            LoadedPolicy::Mutating(mp) => {
+                if let Some(m) = Arc::get_mut(mp) {
+                    m.add_bindings(&mutating_bindings);
+                    m.add_exceptions(&exceptions);
+                }
+            }
             LoadedPolicy::Vap(vap) => {
                 if let Some(v) = Arc::get_mut(vap) {
                     let fresh: Vec<PolicyBinding> = bindings
