@@ -338,6 +338,17 @@ impl Lowering {
                     f.field
                 )));
             }
+            // A typed literal set directly as a field must be of that field's type
+            // (`Object.spec{...}` at `spec` of `Object{...}`), as Kubernetes checks.
+            if is_object
+                && let Expr::Struct(inner) = &f.value.expr
+                && inner.type_name != format!("{name}.{}", f.field)
+            {
+                return Err(LowerError::Invalid(format!(
+                    "type mismatch: {}{{...}} set as field {:?} of {name}{{...}} (expected {name}.{})",
+                    inner.type_name, f.field, f.field
+                )));
+            }
             out.push((
                 Node::Lit(Value::String(Arc::new(f.field.clone()))),
                 self.lower(&f.value)?,

@@ -26,6 +26,7 @@
 //! the policy name (`mutation is successfully applied`, `match conditions aren't met`); for a
 //! MutatingPolicy the rule is empty (`success`, `skip`), `evaluation` for errors.
 
+pub(crate) mod admission;
 mod apply;
 
 use std::sync::Arc;

@@ -256,6 +256,7 @@ fn loading_is_strict() {
     for expr in [
         "Object{metadata: variables.nope}",
         "JSONPatch{op: 'add', path: '/a', valu: 1}",
+        "Object{spec: Object.metadata{}}",
     ] {
         let spec = json!({"matchConstraints": configmaps(), "mutations": [{"patchType": "ApplyConfiguration",
             "applyConfiguration": {"expression": expr}}]});
