@@ -2,9 +2,10 @@
 //!
 //! Supported: `kyverno.io/v1` and `v2beta1` ClusterPolicy and Policy, and
 //! `policies.kyverno.io` ValidatingPolicy and ImageValidatingPolicy (v1alpha1, v1beta1, v1),
-//! their PolicyExceptions, and Kubernetes ValidatingAdmissionPolicies with their bindings.
-//! Kyverno and Kubernetes policy kinds this engine does not evaluate (MutatingPolicy,
-//! GeneratingPolicy, cleanup policies, ...) load as [`LoadedPolicy::Unsupported`] with the
+//! their PolicyExceptions, MutatingPolicy, and Kubernetes ValidatingAdmissionPolicies and
+//! MutatingAdmissionPolicies with their bindings.
+//! Kyverno and Kubernetes policy kinds this engine does not evaluate (GeneratingPolicy,
+//! cleanup policies, ...) load as [`LoadedPolicy::Unsupported`] with the
 //! reason, so a caller can report them as `unsupported: <kind>`. Any other kind, or a version
 //! an API does not serve, is a load error ([`Error::InvalidPolicy`] at `kind` or
 //! `apiVersion`), as is a field the kind's schema does not define ([`Error::UnknownField`],
@@ -49,7 +50,7 @@ pub enum LoadedPolicy {
     /// A `kyverno.io` PolicyException (v2, v2beta1, v2alpha1) for ClusterPolicy rules.
     Exception(Arc<crate::exceptions::PolicyException>),
     /// A Kyverno or Kubernetes policy kind this engine knows but does not evaluate
-    /// (MutatingPolicy, GeneratingPolicy, cleanup policies, ...). Other kinds do not load.
+    /// (GeneratingPolicy, cleanup policies, ...). Other kinds do not load.
     Unsupported {
         /// `apiVersion`.
         api_version: String,

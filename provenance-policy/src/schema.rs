@@ -1137,7 +1137,7 @@ spec:
         );
         // Kinds Kyverno defines but this engine does not evaluate load as unsupported.
         let loaded = load_policies(
-            "apiVersion: policies.kyverno.io/v1\nkind: MutatingPolicy\nmetadata: {name: m}\n",
+            "apiVersion: kyverno.io/v2\nkind: ClusterCleanupPolicy\nmetadata: {name: m}\n",
             "m.yaml",
         )
         .unwrap();

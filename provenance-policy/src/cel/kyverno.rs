@@ -392,6 +392,7 @@ pub(crate) fn regex_replace(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod regex_tests {
     use super::regex_replace;
 

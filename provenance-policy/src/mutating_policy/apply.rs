@@ -370,6 +370,7 @@ fn negative_index(p: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use serde_json::json;
@@ -503,7 +504,8 @@ mod tests {
             json!({"op": "frobnicate", "path": "/data/a"}),
             json!({"op": "replace", "path": "/kind", "value": "Secret"}),
         ] {
-            let e = apply_json_patch(&live, &[bad.clone()], "spec.mutations[1]").unwrap_err();
+            let e = apply_json_patch(&live, std::slice::from_ref(&bad), "spec.mutations[1]")
+                .unwrap_err();
             assert!(e.to_string().contains("spec.mutations[1]"), "{bad}: {e}");
         }
     }

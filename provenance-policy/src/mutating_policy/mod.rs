@@ -675,4 +675,5 @@ fn compile_mutations(spec: &Value) -> Result<Vec<Mutation>, Error> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests;

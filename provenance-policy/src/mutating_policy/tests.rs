@@ -314,3 +314,88 @@ fn loader_links_bindings() {
     };
     assert_eq!(p.bindings().len(), 1);
 }
+
+#[test]
+fn decide_mutating_applies_cel_mutations_and_validates_the_result() {
+    let text = r#"
+apiVersion: policies.kyverno.io/v1
+kind: MutatingPolicy
+metadata: {name: second}
+spec:
+  matchConstraints: {resourceRules: [{apiGroups: [''], apiVersions: [v1], operations: [CREATE], resources: [configmaps]}]}
+  mutations:
+  - patchType: JSONPatch
+    jsonPatch: {expression: "[JSONPatch{op: 'add', path: '/metadata/labels/seen', value: object.metadata.labels.team}]"}
+---
+apiVersion: admissionregistration.k8s.io/v1beta1
+kind: MutatingAdmissionPolicy
+metadata: {name: first}
+spec:
+  matchConstraints: {resourceRules: [{apiGroups: [''], apiVersions: [v1], operations: [CREATE], resources: [configmaps]}]}
+  mutations:
+  - patchType: ApplyConfiguration
+    applyConfiguration: {expression: "Object{metadata: Object.metadata{labels: {'team': 'ml'}}}"}
+---
+apiVersion: policies.kyverno.io/v1
+kind: ValidatingPolicy
+metadata: {name: needs-team}
+spec:
+  validationActions: [Deny]
+  matchConstraints: {resourceRules: [{apiGroups: [''], apiVersions: [v1], operations: [CREATE], resources: [configmaps]}]}
+  validations:
+  - expression: "object.metadata.labels.seen == 'ml'"
+"#;
+    let set = crate::PolicySet::new(crate::loader::load_policies(text, "p.yaml").unwrap());
+    let input =
+        crate::request::ResourceInput::create(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "c", "namespace": "default", "labels": {"x": "y"}}}));
+    let env = crate::jmespath::Env::at(provenance_core::UnixTime(0));
+    let d = set.decide_mutating(&input, &env, None);
+    // The MutatingAdmissionPolicy runs first, so the MutatingPolicy sees its label, and the
+    // ValidatingPolicy sees both.
+    assert!(d.allowed, "{d:?}");
+    assert!(d.mutation_blocking.is_empty());
+    let patched =
+        crate::mutate::json_patch::apply(&input.object, &d.mutation_patches, "t").unwrap();
+    assert_eq!(
+        patched["metadata"]["labels"],
+        json!({"x": "y", "team": "ml", "seen": "ml"})
+    );
+    // Validated as submitted (no mutation), the object is denied.
+    assert!(!set.decide(&input, &env).allowed);
+}
+
+#[test]
+fn decide_mutating_blocks_on_errors_unless_ignored() {
+    let doc = |fp: &str| {
+        format!(
+            r#"
+apiVersion: admissionregistration.k8s.io/v1beta1
+kind: MutatingAdmissionPolicy
+metadata: {{name: broken}}
+spec:
+  failurePolicy: {fp}
+  matchConstraints: {{resourceRules: [{{apiGroups: [''], apiVersions: [v1], operations: [CREATE], resources: [configmaps]}}]}}
+  mutations:
+  - patchType: JSONPatch
+    jsonPatch: {{expression: "[JSONPatch{{op: 'remove', path: '/data/missing'}}]"}}
+"#
+        )
+    };
+    let input =
+        crate::request::ResourceInput::create(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "c", "namespace": "default"}}));
+    let env = crate::jmespath::Env::at(provenance_core::UnixTime(0));
+    let fail = crate::PolicySet::new(crate::loader::load_policies(&doc("Fail"), "p.yaml").unwrap());
+    let d = fail.decide_mutating(&input, &env, None);
+    assert_eq!(d.mutation_blocking.len(), 1);
+    assert!(
+        d.mutation_blocking[0].message.contains("spec.mutations[0]"),
+        "{:?}",
+        d.mutation_blocking
+    );
+    let ignore =
+        crate::PolicySet::new(crate::loader::load_policies(&doc("Ignore"), "p.yaml").unwrap());
+    let d = ignore.decide_mutating(&input, &env, None);
+    assert!(d.mutation_blocking.is_empty() && d.mutation_patches.is_empty());
+}
