@@ -239,14 +239,37 @@ fn merge_keyed(
     path: &mut String,
     depth: usize,
 ) -> Result<Value, Error> {
-    let lk: Vec<Option<Value>> = live.iter().map(&key).collect();
-    let rk: Vec<Option<Value>> = applied.iter().map(&key).collect();
-    let in_live = |k: &Option<Value>| k.is_some() && lk.contains(k);
-    let in_applied = |k: &Option<Value>| k.is_some() && rk.contains(k);
-    let mut shared: std::collections::VecDeque<&Option<Value>> =
-        rk.iter().filter(|k| in_live(k)).collect();
+    use std::collections::{HashMap, HashSet, VecDeque};
+    let text = |v: &Value| key(v).map(|k| k.to_string());
+    let lk: Vec<Option<String>> = live.iter().map(text).collect();
+    let rk: Vec<Option<String>> = applied.iter().map(text).collect();
+    let mut live_at: HashMap<&str, usize> = HashMap::new();
+    for (i, k) in lk.iter().enumerate() {
+        if let Some(k) = k {
+            live_at.entry(k.as_str()).or_insert(i);
+        }
+    }
+    let mut in_applied: HashSet<&str> = HashSet::new();
+    for k in rk.iter().flatten() {
+        if !in_applied.insert(k.as_str()) {
+            return Err(patch_err(
+                cx.field,
+                format!(
+                    "{}: duplicate entries for key {k}",
+                    path.trim_start_matches('.')
+                ),
+            ));
+        }
+    }
+    let applied_has = |k: &Option<String>| k.as_deref().is_some_and(|k| in_applied.contains(k));
+    let mut shared: VecDeque<&str> = rk
+        .iter()
+        .flatten()
+        .map(String::as_str)
+        .filter(|k| live_at.contains_key(k))
+        .collect();
     let mut next_shared = shared.pop_front();
-    let mut merged: Vec<&Option<Value>> = Vec::new();
+    let mut merged: HashSet<&str> = HashSet::new();
     let mut out = Vec::with_capacity(live.len().max(applied.len()));
     let (mut li, mut ri) = (0, 0);
     let merge_item = |l: Option<&Value>, r: &Value, path: &mut String| match l {
@@ -255,46 +278,47 @@ fn merge_keyed(
     };
     while li < live.len() || ri < applied.len() {
         if li < live.len() && ri < applied.len() {
-            if lk[li].is_some() && lk[li] == rk[ri] {
-                merged.push(&rk[ri]);
+            if let (Some(l), Some(r)) = (&lk[li], &rk[ri])
+                && l == r
+            {
+                merged.insert(r.as_str());
                 out.push(merge_item(Some(&live[li]), &applied[ri], path)?);
-                if next_shared == Some(&rk[ri]) {
+                if next_shared == Some(r.as_str()) {
                     next_shared = shared.pop_front();
                 }
                 li += 1;
                 ri += 1;
                 continue;
             }
-            if in_applied(&lk[li]) && next_shared.is_some_and(|n| *n != lk[li]) {
+            if applied_has(&lk[li]) && next_shared.is_some_and(|n| Some(n) != lk[li].as_deref()) {
                 li += 1;
                 continue;
             }
         }
         if li < live.len() {
-            if !in_applied(&lk[li]) {
+            if !applied_has(&lk[li]) {
                 out.push(live[li].clone());
                 li += 1;
                 continue;
             }
-            if merged.contains(&&lk[li]) {
+            if lk[li].as_deref().is_some_and(|k| merged.contains(k)) {
                 li += 1;
                 continue;
             }
         }
         if ri < applied.len() {
-            let k = &rk[ri];
-            merged.push(k);
-            let l = lk
-                .iter()
-                .position(|x| x.is_some() && x == k)
-                .map(|i| &live[i]);
+            let k = rk[ri].as_deref();
+            let l = k.and_then(|k| live_at.get(k)).map(|&i| &live[i]);
+            if let Some(k) = k {
+                merged.insert(k);
+            }
             out.push(merge_item(l, &applied[ri], path)?);
-            if next_shared == Some(k) {
+            if next_shared.is_some() && next_shared == k {
                 next_shared = shared.pop_front();
             }
             ri += 1;
         } else {
-            // Only live elements that the applied list holds remain and were merged.
+            // Only live elements that the applied list holds remain, and they were merged.
             li += 1;
         }
     }
@@ -451,6 +475,19 @@ mod tests {
         // Setting an atomic list to what it already is changes nothing and is accepted.
         let same = json!({"spec": {"containers": [{"name": "a", "args": ["1"]}]}});
         assert!(apply_configuration(&live, &same, false, "m").is_ok());
+    }
+
+    #[test]
+    fn duplicate_keys_in_the_apply_configuration_are_an_error() {
+        let live = pod(json!({"containers": [{"name": "a"}]}));
+        let e = apply_configuration(
+            &live,
+            &json!({"spec": {"containers": [{"name": "b"}, {"name": "b", "image": "x"}]}}),
+            false,
+            "m",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("duplicate"), "{e}");
     }
 
     #[test]
