@@ -634,6 +634,13 @@ impl PolicySet {
             }
             current.object = object;
         }
+        // CEL mutation policies after the ClusterPolicies' mutate rules, in the order
+        // `kyverno test` applies them: MutatingAdmissionPolicies, then MutatingPolicies.
+        let (mut cel_results, mut cel_blocking, mut cel_warnings) =
+            crate::mutating_policy::admission::mutate(&self.policies, &mut current);
+        results.append(&mut cel_results);
+        blocking.append(&mut cel_blocking);
+        warnings.append(&mut cel_warnings);
         let mut d = self.decide_with(&current, env, images);
         d.mutation_patches = crate::mutate::json_patch::diff(&input.object, &current.object);
         results.append(&mut d.results);

@@ -902,6 +902,16 @@ pub fn policy_input(input: &ResourceInput) -> crate::cel::PolicyInput {
             version: version.clone(),
             resource: resource.clone(),
         });
+    } else if let Some((group, version, kind)) = &input.gvk_override
+        && !input.subresource.is_empty()
+    {
+        // A subresource object (a Binding for `pods/binding`) is requested as its parent's
+        // resource.
+        pi.resource = Some(crate::cel::GroupVersionResource {
+            group: group.clone(),
+            version: version.clone(),
+            resource: crate::validating_policy::kind_to_resource(kind),
+        });
     }
     pi
 }

@@ -1,7 +1,8 @@
 //! # provenance-policy
 //!
 //! Kyverno policies evaluated outside Kubernetes: ClusterPolicy (validate, verifyImages,
-//! podSecurity, CEL), ValidatingPolicy, ValidatingAdmissionPolicy and ImageValidatingPolicy.
+//! podSecurity, CEL), ValidatingPolicy, ValidatingAdmissionPolicy, ImageValidatingPolicy, and
+//! the CEL mutation policies MutatingPolicy and MutatingAdmissionPolicy ([`mutating_policy`]).
 //! Pure and synchronous: the request, `now` and any gathered evidence are arguments; the one
 //! part that does I/O (gathering signatures and attestations from registries or OCI layouts)
 //! is behind the `oci` feature.
@@ -62,6 +63,7 @@ pub mod jmespath;
 pub mod loader;
 pub mod matching;
 pub mod mutate;
+pub mod mutating_policy;
 pub mod pattern;
 pub mod pod_security;
 pub mod policy;

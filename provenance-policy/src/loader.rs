@@ -1,11 +1,11 @@
 //! Loading policies from YAML or JSON: every document is classified by `apiVersion` and `kind`.
 //!
 //! Supported: `kyverno.io/v1` and `v2beta1` ClusterPolicy and Policy, and
-//! `policies.kyverno.io` ValidatingPolicy, ImageValidatingPolicy, GeneratingPolicy and
-//! DeletingPolicy (v1alpha1, v1beta1, v1), their PolicyExceptions, and Kubernetes
-//! ValidatingAdmissionPolicies with their bindings.
-//! Kyverno and Kubernetes policy kinds this engine does not evaluate (MutatingPolicy,
-//! cleanup policies, ...) load as [`LoadedPolicy::Unsupported`] with the
+//! `policies.kyverno.io` ValidatingPolicy, ImageValidatingPolicy, MutatingPolicy,
+//! GeneratingPolicy and DeletingPolicy (v1alpha1, v1beta1, v1), their PolicyExceptions, and
+//! Kubernetes ValidatingAdmissionPolicies and MutatingAdmissionPolicies with their bindings.
+//! Kyverno and Kubernetes policy kinds this engine does not evaluate (cleanup policies,
+//! global context entries, ...) load as [`LoadedPolicy::Unsupported`] with the
 //! reason, so a caller can report them as `unsupported: <kind>`. Any other kind, or a version
 //! an API does not serve, is a load error ([`Error::InvalidPolicy`] at `kind` or
 //! `apiVersion`), as is a field the kind's schema does not define ([`Error::UnknownField`],
@@ -44,12 +44,17 @@ pub enum LoadedPolicy {
     Vap(Arc<ValidatingAdmissionPolicy>),
     /// A ValidatingAdmissionPolicyBinding (attached to its policy by [`link`]).
     Binding(Box<PolicyBinding>),
+    /// A CEL mutation policy: Kubernetes' MutatingAdmissionPolicy (with the bindings
+    /// [`link`] attached) or Kyverno's MutatingPolicy (with its CEL PolicyExceptions).
+    Mutating(Arc<crate::mutating_policy::MutatingPolicy>),
+    /// A MutatingAdmissionPolicyBinding (attached to its policy by [`link`]).
+    MutatingBinding(Box<PolicyBinding>),
     /// A `policies.kyverno.io` PolicyException for CEL policies (attached by [`link`]).
     CelException(Arc<CelPolicyException>),
     /// A `kyverno.io` PolicyException (v2, v2beta1, v2alpha1) for ClusterPolicy rules.
     Exception(Arc<crate::exceptions::PolicyException>),
     /// A Kyverno or Kubernetes policy kind this engine knows but does not evaluate
-    /// (MutatingPolicy, GeneratingPolicy, cleanup policies, ...). Other kinds do not load.
+    /// (GeneratingPolicy, cleanup policies, ...). Other kinds do not load.
     Unsupported {
         /// `apiVersion`.
         api_version: String,
@@ -72,7 +77,8 @@ impl LoadedPolicy {
             LoadedPolicy::Generating(p) => p.name(),
             LoadedPolicy::Deleting(p) => p.name(),
             LoadedPolicy::Vap(p) => p.name(),
-            LoadedPolicy::Binding(b) => &b.name,
+            LoadedPolicy::Binding(b) | LoadedPolicy::MutatingBinding(b) => &b.name,
+            LoadedPolicy::Mutating(p) => p.name(),
             LoadedPolicy::CelException(_) | LoadedPolicy::Exception(_) => "",
             LoadedPolicy::Unsupported { name, .. } => name,
         }
@@ -104,6 +110,8 @@ const SUPPORTED: &[(&str, &[&str], &[&str])] = &[
             "NamespacedGeneratingPolicy",
             "DeletingPolicy",
             "NamespacedDeletingPolicy",
+            "MutatingPolicy",
+            "NamespacedMutatingPolicy",
         ],
     ),
     (
@@ -112,31 +120,23 @@ const SUPPORTED: &[(&str, &[&str], &[&str])] = &[
         &[
             "ValidatingAdmissionPolicy",
             "ValidatingAdmissionPolicyBinding",
+            "MutatingAdmissionPolicy",
+            "MutatingAdmissionPolicyBinding",
         ],
     ),
 ];
 
 /// Kyverno and Kubernetes policy kinds this crate knows but does not evaluate: they load as
 /// [`LoadedPolicy::Unsupported`].
-const NOT_EVALUATED: &[(&str, &[&str])] = &[
-    (
-        "kyverno.io",
-        &[
-            "CleanupPolicy",
-            "ClusterCleanupPolicy",
-            "GlobalContextEntry",
-            "UpdateRequest",
-        ],
-    ),
-    (
-        "policies.kyverno.io",
-        &["MutatingPolicy", "NamespacedMutatingPolicy"],
-    ),
-    (
-        "admissionregistration.k8s.io",
-        &["MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding"],
-    ),
-];
+const NOT_EVALUATED: &[(&str, &[&str])] = &[(
+    "kyverno.io",
+    &[
+        "CleanupPolicy",
+        "ClusterCleanupPolicy",
+        "GlobalContextEntry",
+        "UpdateRequest",
+    ],
+)];
 
 /// Checks `apiVersion` and `kind`: a kind this crate does not know, or a version its API
 /// does not serve, is an error saying so (never a document silently ignored).
@@ -269,6 +269,20 @@ pub fn policy_from_value(doc: &Value, file: &str) -> Result<LoadedPolicy, Error>
             checked(DocKind::ValidatingAdmissionPolicyBinding)?;
             PolicyBinding::from_value(doc).map(|b| LoadedPolicy::Binding(Box::new(b)))
         }
+        ("admissionregistration.k8s.io", "MutatingAdmissionPolicy") => {
+            checked(DocKind::MutatingAdmissionPolicy)?;
+            crate::mutating_policy::MutatingPolicy::from_value(doc)
+                .map(|p| LoadedPolicy::Mutating(Arc::new(p)))
+        }
+        ("admissionregistration.k8s.io", "MutatingAdmissionPolicyBinding") => {
+            checked(DocKind::MutatingAdmissionPolicyBinding)?;
+            PolicyBinding::from_value(doc).map(|b| LoadedPolicy::MutatingBinding(Box::new(b)))
+        }
+        ("policies.kyverno.io", "MutatingPolicy" | "NamespacedMutatingPolicy") => {
+            checked(DocKind::MutatingPolicy)?;
+            crate::mutating_policy::MutatingPolicy::from_value(doc)
+                .map(|p| LoadedPolicy::Mutating(Arc::new(p)))
+        }
         _ => Ok(LoadedPolicy::Unsupported {
             api_version: api_version.to_owned(),
             kind: kind.to_owned(),
@@ -368,8 +382,21 @@ pub fn link(policies: &mut [LoadedPolicy]) {
             _ => None,
         })
         .collect();
+    let mutating_bindings: Vec<PolicyBinding> = policies
+        .iter()
+        .filter_map(|p| match p {
+            LoadedPolicy::MutatingBinding(b) => Some(b.as_ref().clone()),
+            _ => None,
+        })
+        .collect();
     for p in policies.iter_mut() {
         match p {
+            LoadedPolicy::Mutating(mp) => {
+                if let Some(m) = Arc::get_mut(mp) {
+                    m.add_bindings(&mutating_bindings);
+                    m.add_exceptions(&exceptions);
+                }
+            }
             LoadedPolicy::Vap(vap) => {
                 if let Some(v) = Arc::get_mut(vap) {
                     let fresh: Vec<PolicyBinding> = bindings

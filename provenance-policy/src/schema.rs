@@ -624,6 +624,89 @@ const BINDING: Node = Obj(&[
     ),
 ]);
 
+const MUTATIONS: Node = List(&Obj(&[
+    ("patchType", Enum(&["ApplyConfiguration", "JSONPatch"])),
+    ("applyConfiguration", Obj(&[("expression", Str)])),
+    ("jsonPatch", Obj(&[("expression", Str)])),
+]));
+const REINVOCATION_POLICY: Node = Enum(&["Never", "IfNeeded"]);
+
+/// A Kubernetes MutatingAdmissionPolicy.
+const MUTATING_ADMISSION_POLICY: Node = Obj(&[
+    ("apiVersion", Any),
+    ("kind", Any),
+    ("metadata", METADATA),
+    (
+        "spec",
+        Obj(&[
+            ("paramKind", PARAM_KIND),
+            ("matchConstraints", MATCH_RESOURCES),
+            ("variables", NAME_EXPRESSION),
+            ("mutations", MUTATIONS),
+            ("failurePolicy", FAILURE_POLICY),
+            ("matchConditions", NAME_EXPRESSION),
+            ("reinvocationPolicy", REINVOCATION_POLICY),
+        ]),
+    ),
+    ("status", Any),
+]);
+
+/// A Kubernetes MutatingAdmissionPolicyBinding.
+const MUTATING_BINDING: Node = Obj(&[
+    ("apiVersion", Any),
+    ("kind", Any),
+    ("metadata", METADATA),
+    (
+        "spec",
+        Obj(&[
+            ("policyName", Str),
+            ("paramRef", PARAM_REF),
+            ("matchResources", MATCH_RESOURCES),
+        ]),
+    ),
+]);
+
+/// A `policies.kyverno.io` MutatingPolicy / NamespacedMutatingPolicy.
+const MUTATING_POLICY: Node = Obj(&[
+    ("apiVersion", Any),
+    ("kind", Any),
+    ("metadata", METADATA),
+    (
+        "spec",
+        Obj(&[
+            ("matchConstraints", MATCH_RESOURCES),
+            ("matchConditions", NAME_EXPRESSION),
+            ("variables", NAME_EXPRESSION),
+            ("mutations", MUTATIONS),
+            ("failurePolicy", FAILURE_POLICY),
+            ("reinvocationPolicy", REINVOCATION_POLICY),
+            ("auditAnnotations", AUDIT_ANNOTATIONS),
+            (
+                "evaluation",
+                Obj(&[
+                    ("mode", Any),
+                    ("admission", Obj(&[("enabled", Bool)])),
+                    ("background", Obj(&[("enabled", Bool)])),
+                    ("mutateExisting", Obj(&[("enabled", Bool)])),
+                    ("skipBackgroundRequests", Bool),
+                    ("useServerSideApply", Bool),
+                ]),
+            ),
+            ("webhookConfiguration", Obj(&[("timeoutSeconds", Any)])),
+            (
+                "autogen",
+                Obj(&[
+                    ("podControllers", Obj(&[("controllers", Any)])),
+                    ("mutatingAdmissionPolicy", Obj(&[("enabled", Bool)])),
+                ]),
+            ),
+            ("targetMatchConstraints", Any),
+            ("targetMatchConditions", NAME_EXPRESSION),
+        ]),
+    ),
+    ("status", Any),
+]);
+
 /// A `policies.kyverno.io` PolicyException.
 const CEL_POLICY_EXCEPTION: Node = Obj(&[
     ("apiVersion", Any),
@@ -655,6 +738,9 @@ pub(crate) enum DocKind {
     ValidatingAdmissionPolicy,
     ValidatingAdmissionPolicyBinding,
     CelPolicyException,
+    MutatingAdmissionPolicy,
+    MutatingAdmissionPolicyBinding,
+    MutatingPolicy,
 }
 
 impl DocKind {
@@ -667,6 +753,9 @@ impl DocKind {
             DocKind::ValidatingAdmissionPolicy => VALIDATING_ADMISSION_POLICY,
             DocKind::ValidatingAdmissionPolicyBinding => BINDING,
             DocKind::CelPolicyException => CEL_POLICY_EXCEPTION,
+            DocKind::MutatingAdmissionPolicy => MUTATING_ADMISSION_POLICY,
+            DocKind::MutatingAdmissionPolicyBinding => MUTATING_BINDING,
+            DocKind::MutatingPolicy => MUTATING_POLICY,
         }
     }
 }
@@ -1054,7 +1143,7 @@ spec:
         );
         // Kinds Kyverno defines but this engine does not evaluate load as unsupported.
         let loaded = load_policies(
-            "apiVersion: policies.kyverno.io/v1\nkind: MutatingPolicy\nmetadata: {name: m}\n",
+            "apiVersion: kyverno.io/v2\nkind: ClusterCleanupPolicy\nmetadata: {name: m}\n",
             "m.yaml",
         )
         .unwrap();

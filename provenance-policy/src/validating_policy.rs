@@ -1172,7 +1172,7 @@ impl PolicyBinding {
         })
     }
 
-    fn select_params(&self, params: &[serde_json::Value]) -> Option<serde_json::Value> {
+    pub(crate) fn select_params(&self, params: &[serde_json::Value]) -> Option<serde_json::Value> {
         let (name, namespace, selector) = self.param_ref.as_ref()?;
         let meta = |p: &serde_json::Value, k: &str| -> String {
             p.get("metadata")

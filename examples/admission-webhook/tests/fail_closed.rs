@@ -297,8 +297,8 @@ async fn policies_load_completely_or_not_at_all() {
 
     // A kind this engine cannot enforce is a reload failure too, never a smaller set.
     std::fs::write(
-        policies.join("mutating.yaml"),
-        "apiVersion: policies.kyverno.io/v1\nkind: MutatingPolicy\nmetadata: {name: m}\nspec: {}\n",
+        policies.join("cleanup.yaml"),
+        "apiVersion: kyverno.io/v2\nkind: ClusterCleanupPolicy\nmetadata: {name: m}\nspec: {}\n",
     )
     .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);

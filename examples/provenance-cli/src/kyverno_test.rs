@@ -582,18 +582,33 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
                 mutated.push((resp, patched));
             }
         }
+        // ClusterPolicy validation sees the mutate rules' output; CEL mutation policies
+        // (MutatingAdmissionPolicies, then MutatingPolicies) apply next, and the CEL
+        // validating policies see their output, as `kyverno test` orders them.
+        let cp_input = input.clone();
+        let (cel_mutations, cel_patched) = crate::kyverno_test_mutating::apply(
+            &loaded.policies,
+            &mut input,
+            &loaded.params,
+            |pi| {
+                pi.context = loaded.cel_context.clone();
+                if let Some(ns) = loaded.values.namespaces.get(&key.2) {
+                    pi.namespace_object = Some(ns.clone());
+                }
+            },
+        );
         let mut pi = provenance_policy::engine::policy_input(&input);
         pi.context = loaded.cel_context.clone();
         if let Some(ns) = loaded.values.namespaces.get(&key.2) {
             pi.namespace_object = Some(ns.clone());
         }
-        let mut rs = Vec::new();
-        let mut patched_by = Vec::new();
+        let mut rs = cel_mutations;
+        let mut patched_by = cel_patched;
         for p in &loaded.policies {
             match p {
                 LoadedPolicy::Kyverno(cp) => {
                     let vars = loaded.values.variables_for(&cp.name, &key.3);
-                    let prepared = provenance_policy::engine::Prepared::new(&input)
+                    let prepared = provenance_policy::engine::Prepared::new(&cp_input)
                         .with_exceptions(exceptions.clone())
                         .without_mutation();
                     let gen_env;
@@ -602,25 +617,25 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
                         .iter()
                         .any(|r| matches!(r.kind, provenance_policy::policy::RuleKind::Generate))
                     {
-                        gen_env = match generate_env(dir, &results, cp, &input.object, &loaded, now)
-                        {
-                            Ok(e) => e,
-                            Err(reason) => {
-                                return results
-                                    .iter()
-                                    .map(|r| {
-                                        expectation_row(
-                                            &file,
-                                            r,
-                                            String::new(),
-                                            String::new(),
-                                            Some(false),
-                                            reason.clone(),
-                                        )
-                                    })
-                                    .collect();
-                            }
-                        };
+                        gen_env =
+                            match generate_env(dir, &results, cp, &cp_input.object, &loaded, now) {
+                                Ok(e) => e,
+                                Err(reason) => {
+                                    return results
+                                        .iter()
+                                        .map(|r| {
+                                            expectation_row(
+                                                &file,
+                                                r,
+                                                String::new(),
+                                                String::new(),
+                                                Some(false),
+                                                reason.clone(),
+                                            )
+                                        })
+                                        .collect();
+                                }
+                            };
                         &gen_env
                     } else {
                         &env
@@ -663,6 +678,8 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
                     generated: Vec::new(),
                 }),
                 LoadedPolicy::Unsupported { .. }
+                | LoadedPolicy::Mutating(_)
+                | LoadedPolicy::MutatingBinding(_)
                 | LoadedPolicy::Binding(_)
                 | LoadedPolicy::CelException(_)
                 | LoadedPolicy::Exception(_) => {}
@@ -1034,16 +1051,6 @@ fn check_expectation(
     let row = |resource: String, actual: String, ok: Option<bool>, reason: String| {
         expectation_row(file, r, resource, actual, ok, reason)
     };
-    for k in ["isMutatingPolicy", "isMutatingAdmissionPolicy"] {
-        if r.get(k).and_then(Value::as_bool) == Some(true) {
-            return vec![row(
-                String::new(),
-                String::new(),
-                None,
-                format!("unsupported: {k}"),
-            )];
-        }
-    }
     if r.get("operation").is_some_and(|o| !o.is_null()) {
         return vec![row(
             String::new(),
@@ -1180,7 +1187,8 @@ fn check_expectation(
             if let Some(pf) = patched_file {
                 // A mutate rule is checked against its policy's output, any other rule
                 // against the resource it saw (after every mutation), as `kyverno test` does.
-                let is_mutate = matches!(policy, LoadedPolicy::Kyverno(cp)
+                let is_mutate = matches!(policy, LoadedPolicy::Mutating(_))
+                    || matches!(policy, LoadedPolicy::Kyverno(cp)
                     if cp.rules.iter().any(|x| x.name == rr.rule
                         && matches!(x.kind, provenance_policy::policy::RuleKind::Mutate)));
                 let object = resp

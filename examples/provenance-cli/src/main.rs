@@ -16,6 +16,7 @@ mod inspect;
 mod keyless;
 #[allow(clippy::type_complexity)] // pre-existing, in a module this change does not touch
 mod kyverno_test;
+mod kyverno_test_mutating;
 mod preverify;
 mod secret;
 mod sign;

@@ -9,7 +9,7 @@ fn apply_refuses_a_policy_it_cannot_evaluate() {
     let policy = dir.path().join("policy.yaml");
     std::fs::write(
         &policy,
-        "apiVersion: policies.kyverno.io/v1\nkind: MutatingPolicy\nmetadata: {name: m}\nspec: {}\n",
+        "apiVersion: kyverno.io/v2\nkind: ClusterCleanupPolicy\nmetadata: {name: m}\nspec: {}\n",
     )
     .unwrap();
     let pod = dir.path().join("pod.yaml");

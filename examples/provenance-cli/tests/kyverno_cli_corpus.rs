@@ -109,6 +109,9 @@ fn kyverno_cli_suite() {
     for f in &failed {
         println!("  FAIL {f}");
     }
+    for s in &skipped {
+        println!("  SKIP {s}");
+    }
     // Every suite in test-fail/ must report at least one failure, except the documented
     // deviations (docs/kyverno-compatibility.md): Kyverno fails `invalid-ns*` at policy
     // validation; this engine evaluates the policy and reports the expected `fail`.

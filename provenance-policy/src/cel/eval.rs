@@ -296,16 +296,68 @@ impl Lowering {
                 }))
             }
             Expr::Call(call) => self.call(call)?,
-            Expr::Struct(s) => {
-                return Err(LowerError::Unsupported(format!(
-                    "message construction ({}{{...}})",
-                    s.type_name
-                )));
-            }
+            Expr::Struct(s) => self.object_construction(s)?,
             Expr::Unspecified => {
                 return Err(LowerError::Invalid("unspecified expression".to_owned()));
             }
         })
+    }
+
+    /// Typed object construction as Kubernetes' mutating admission policies use it:
+    /// `Object{...}` and `Object.<field path>{...}` (apply configurations) and
+    /// `JSONPatch{op, path, from, value}`. Both are plain maps here, which is how apply
+    /// configurations and patch operations are read. Other message types are unsupported.
+    fn object_construction(
+        &mut self,
+        s: &kube_cel::cel::common::ast::StructExpr,
+    ) -> Result<Node, LowerError> {
+        let name = s.type_name.as_str();
+        let is_object = name == "Object" || name.starts_with("Object.");
+        let is_patch = name == "JSONPatch";
+        if !is_object && !is_patch {
+            return Err(LowerError::Unsupported(format!(
+                "message construction ({name}{{...}})"
+            )));
+        }
+        let mut out = Vec::with_capacity(s.entries.len());
+        for entry in &s.entries {
+            let EntryExpr::StructField(f) = &entry.expr else {
+                return Err(LowerError::Invalid(format!(
+                    "map entry in the construction of {name}"
+                )));
+            };
+            if is_patch && !matches!(f.field.as_str(), "op" | "path" | "from" | "value") {
+                return Err(LowerError::Invalid(format!(
+                    "JSONPatch has no field {:?} (op, path, from, value)",
+                    f.field
+                )));
+            }
+            if out.iter().any(|(k, _, _): &(Node, Node, bool)| {
+                matches!(k, Node::Lit(Value::String(x)) if x.as_str() == f.field)
+            }) {
+                return Err(LowerError::Invalid(format!(
+                    "field {:?} set twice in {name}{{...}}",
+                    f.field
+                )));
+            }
+            // A typed literal set directly as a field must be of that field's type
+            // (`Object.spec{...}` at `spec` of `Object{...}`), as Kubernetes checks.
+            if is_object
+                && let Expr::Struct(inner) = &f.value.expr
+                && inner.type_name != format!("{name}.{}", f.field)
+            {
+                return Err(LowerError::Invalid(format!(
+                    "type mismatch: {}{{...}} set as field {:?} of {name}{{...}} (expected {name}.{})",
+                    inner.type_name, f.field, f.field
+                )));
+            }
+            out.push((
+                Node::Lit(Value::String(Arc::new(f.field.clone()))),
+                self.lower(&f.value)?,
+                f.optional,
+            ));
+        }
+        Ok(Node::MapLit(out))
     }
 
     fn ident(&mut self, name: &str) -> Result<Node, LowerError> {

@@ -50,6 +50,10 @@ pub enum KyvernoFn {
     GeneratorApply,
     /// `time.now()` (DeletingPolicy): the `now` the caller passed, never a clock reading.
     TimeNow,
+    /// `regex.replace(target, pattern, replacement[, count])` (cel-go's regex extension,
+    /// which Kyverno's CEL environment includes): Go regular expressions, `\N` in the
+    /// replacement for capture group N.
+    RegexReplace,
 }
 
 impl KyvernoFn {
@@ -146,7 +150,12 @@ pub(crate) fn lookup(
         ("", "isImage", 1) => KyvernoFn::IsImage,
         ("generator", "Apply" | "apply", 2) => KyvernoFn::GeneratorApply,
         ("time", "now", 0) => KyvernoFn::TimeNow,
-        ("resource" | "image" | "globalContext" | "http" | "imagedata" | "generator", _, _) => {
+        ("regex", "replace", 3 | 4) => KyvernoFn::RegexReplace,
+        (
+            "resource" | "image" | "globalContext" | "http" | "imagedata" | "generator" | "regex",
+            _,
+            _,
+        ) => {
             return Err(super::eval::LowerError::Unsupported(format!(
                 "Kyverno CEL function {lib}.{name} with {argc} argument(s)"
             )));
@@ -312,6 +321,20 @@ impl ContextData {
                 }
             }
             KyvernoFn::IsImage => Ok(V::Cel(Value::Bool(ImageRef::parse(s(0)?).is_some()))),
+            KyvernoFn::RegexReplace => {
+                let count = match args.get(3) {
+                    None => -1,
+                    Some(Value::Int(n)) => *n,
+                    Some(other) => {
+                        return Err(EvalError(format!(
+                            "regex.replace: count must be an int, got {}",
+                            super::value::type_name(other)
+                        )));
+                    }
+                };
+                regex_replace(s(0)?, s(1)?, s(2)?, count)
+                    .map(|r| V::Cel(Value::String(std::sync::Arc::new(r))))
+            }
             KyvernoFn::VerifyImageSignatures
             | KyvernoFn::VerifyAttestationSignatures
             | KyvernoFn::ExtractPayload
@@ -340,5 +363,66 @@ impl ContextData {
                 }
             }
         }
+    }
+}
+
+/// `regex.replace`: every match (or the first `count` when `count` is positive; none when it
+/// is 0) replaced, `\N` naming capture group N, `\\` a backslash.
+pub(crate) fn regex_replace(
+    target: &str,
+    pattern: &str,
+    replacement: &str,
+    count: i64,
+) -> Result<String, EvalError> {
+    let re = crate::re2::compile(pattern)
+        .map_err(|e| EvalError(format!("regex.replace: invalid regex {pattern:?}: {e}")))?;
+    let mut rep = String::with_capacity(replacement.len());
+    let mut chars = replacement.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(d) if d.is_ascii_digit() => {
+                    rep.push_str("${");
+                    rep.push(d);
+                    rep.push('}');
+                }
+                Some('\\') => rep.push('\\'),
+                Some(other) => {
+                    return Err(EvalError(format!(
+                        "regex.replace: invalid escape \\{other} in the replacement"
+                    )));
+                }
+                None => {
+                    return Err(EvalError(
+                        "regex.replace: the replacement ends with a backslash".to_owned(),
+                    ));
+                }
+            },
+            '$' => rep.push_str("$$"),
+            other => rep.push(other),
+        }
+    }
+    if count == 0 {
+        return Ok(target.to_owned());
+    }
+    let limit = usize::try_from(count).unwrap_or(0);
+    Ok(re.replacen(target, limit, rep.as_str()).into_owned())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod regex_tests {
+    use super::regex_replace;
+
+    #[test]
+    fn regex_replace_groups_and_counts() {
+        assert_eq!(
+            regex_replace("docker.io/nginx:1", r"^docker\.io/(.*)", r"my.io/\1", -1).unwrap(),
+            "my.io/nginx:1"
+        );
+        assert_eq!(regex_replace("a-a-a", "a", "$b", 2).unwrap(), "$b-$b-a");
+        assert_eq!(regex_replace("aaa", "a", "b", 0).unwrap(), "aaa");
+        assert!(regex_replace("a", "(", "b", -1).is_err());
+        assert!(regex_replace("a", "a", r"\x", -1).is_err());
     }
 }

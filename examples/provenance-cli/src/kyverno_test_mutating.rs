@@ -1,0 +1,71 @@
+//! `provenance test` for CEL mutation policies (MutatingAdmissionPolicy, MutatingPolicy):
+//! each applies to the resource in turn, as `kyverno test` applies them after the
+//! ClusterPolicies, and its output is what its `patchedResources` are compared with.
+
+use provenance_policy::cel::PolicyInput;
+use provenance_policy::engine::PolicyResponse;
+use provenance_policy::loader::LoadedPolicy;
+use provenance_policy::mutating_policy::Flavor;
+use provenance_policy::request::ResourceInput;
+use serde_json::Value;
+
+/// Applies every CEL mutation policy of `policies` to `input` (MutatingAdmissionPolicies
+/// first, then MutatingPolicies, each seeing the previous one's output). Returns the policy
+/// responses `kyverno test` reports and each policy's output object. `prep` completes the
+/// CEL input (context data, namespace object).
+pub fn apply(
+    policies: &[LoadedPolicy],
+    input: &mut ResourceInput,
+    params: &[Value],
+    prep: impl Fn(&mut PolicyInput),
+) -> (Vec<PolicyResponse>, Vec<(String, Value)>) {
+    let mut responses = Vec::new();
+    let mut patched_by = Vec::new();
+    for flavor in [Flavor::Admission, Flavor::Kyverno] {
+        for p in policies {
+            let LoadedPolicy::Mutating(m) = p else {
+                continue;
+            };
+            if m.flavor() != flavor {
+                continue;
+            }
+            let mut pi = provenance_policy::engine::policy_input(input);
+            prep(&mut pi);
+            let outcome = m.evaluate(&pi, params);
+            // `kyverno test` reports nothing for a MutatingAdmissionPolicy that did not apply,
+            // nor for a MutatingPolicy with no result whose `matchConstraints` are one plain
+            // resource rule; a MutatingPolicy without results is otherwise "excluded".
+            if outcome.results.is_empty() && (flavor == Flavor::Admission || simple_match(m)) {
+                continue;
+            }
+            if let Some(o) = outcome.patched {
+                input.object = o;
+            }
+            patched_by.push((m.name().to_owned(), input.object.clone()));
+            responses.push(PolicyResponse {
+                policy: m.name().to_owned(),
+                kind: m.kind().to_owned(),
+                rules: outcome.results,
+                generated: Vec::new(),
+            });
+        }
+    }
+    (responses, patched_by)
+}
+
+/// Whether `matchConstraints` are one resource rule without resource names, selectors or
+/// exclusions (`kyverno test` drops a MutatingPolicy's empty response then).
+fn simple_match(m: &provenance_policy::mutating_policy::MutatingPolicy) -> bool {
+    let Some(mc) = m.match_constraints() else {
+        return false;
+    };
+    let selects = |s: &Option<provenance_policy::validating_policy::LabelSelector>| {
+        s.as_ref()
+            .is_some_and(|s| !s.match_labels.is_empty() || !s.match_expressions.is_empty())
+    };
+    !selects(&mc.namespace_selector)
+        && !selects(&mc.object_selector)
+        && mc.exclude_resource_rules.is_empty()
+        && mc.resource_rules.len() == 1
+        && mc.resource_rules[0].resource_names.is_empty()
+}
