@@ -567,61 +567,71 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
         .collect();
     // Apply every Kyverno policy to every resource: mutate rules first, policy after policy,
     // each seeing the previous one's output; then validation sees the mutated resource.
-    let mut responses: Vec<Response> = Vec::new();
-    for resource in &loaded.resources {
-        let key = resource_key(resource);
-        let mut input = input_for(resource, &loaded);
-        let mut mutated: Vec<(PolicyResponse, Value)> = Vec::new();
-        for p in &loaded.policies {
-            if let LoadedPolicy::Kyverno(cp) = p
-                && cp.has_mutate()
-            {
-                let vars = loaded.values.variables_for(&cp.name, &key.3);
-                let (resp, patched) = cp.mutate(&input, &vars, &env, &exceptions);
-                input.object = patched.clone();
-                mutated.push((resp, patched));
+    // `op`: the operation a result names (`kyverno test` runs the resources once more per
+    // operation the results name), else the values file's or CREATE.
+    let evaluate = |op: Option<Operation>| -> Result<Vec<Response>, Vec<Row>> {
+        let mut responses: Vec<Response> = Vec::new();
+        for resource in &loaded.resources {
+            let key = resource_key(resource);
+            let mut input = input_for(resource, &loaded);
+            if let Some(op) = op {
+                input.operation = op;
             }
-        }
-        // ClusterPolicy validation sees the mutate rules' output; CEL mutation policies
-        // (MutatingAdmissionPolicies, then MutatingPolicies) apply next, and the CEL
-        // validating policies see their output, as `kyverno test` orders them.
-        let cp_input = input.clone();
-        let (cel_mutations, cel_patched) = crate::kyverno_test_mutating::apply(
-            &loaded.policies,
-            &mut input,
-            &loaded.params,
-            |pi| {
-                pi.context = loaded.cel_context.clone();
-                if let Some(ns) = loaded.values.namespaces.get(&key.2) {
-                    pi.namespace_object = Some(ns.clone());
-                }
-            },
-        );
-        let mut pi = provenance_policy::engine::policy_input(&input);
-        pi.context = loaded.cel_context.clone();
-        if let Some(ns) = loaded.values.namespaces.get(&key.2) {
-            pi.namespace_object = Some(ns.clone());
-        }
-        let mut rs = cel_mutations;
-        let mut patched_by = cel_patched;
-        for p in &loaded.policies {
-            match p {
-                LoadedPolicy::Kyverno(cp) => {
+            let mut mutated: Vec<(PolicyResponse, Value)> = Vec::new();
+            for p in &loaded.policies {
+                if let LoadedPolicy::Kyverno(cp) = p
+                    && cp.has_mutate()
+                {
                     let vars = loaded.values.variables_for(&cp.name, &key.3);
-                    let prepared = provenance_policy::engine::Prepared::new(&cp_input)
-                        .with_exceptions(exceptions.clone())
-                        .without_mutation();
-                    let gen_env;
-                    let policy_env = if cp
-                        .rules
-                        .iter()
-                        .any(|r| matches!(r.kind, provenance_policy::policy::RuleKind::Generate))
-                    {
-                        gen_env =
-                            match generate_env(dir, &results, cp, &cp_input.object, &loaded, now) {
+                    let (resp, patched) = cp.mutate(&input, &vars, &env, &exceptions);
+                    input.object = patched.clone();
+                    mutated.push((resp, patched));
+                }
+            }
+            // ClusterPolicy validation sees the mutate rules' output; CEL mutation policies
+            // (MutatingAdmissionPolicies, then MutatingPolicies) apply next, and the CEL
+            // validating policies see their output, as `kyverno test` orders them.
+            let cp_input = input.clone();
+            let (cel_mutations, cel_patched) = crate::kyverno_test_mutating::apply(
+                &loaded.policies,
+                &mut input,
+                &loaded.params,
+                |pi| {
+                    pi.context = loaded.cel_context.clone();
+                    if let Some(ns) = loaded.values.namespaces.get(&key.2) {
+                        pi.namespace_object = Some(ns.clone());
+                    }
+                },
+            );
+            let mut pi = provenance_policy::engine::policy_input(&input);
+            pi.context = loaded.cel_context.clone();
+            if let Some(ns) = loaded.values.namespaces.get(&key.2) {
+                pi.namespace_object = Some(ns.clone());
+            }
+            let mut rs = cel_mutations;
+            let mut patched_by = cel_patched;
+            for p in &loaded.policies {
+                match p {
+                    LoadedPolicy::Kyverno(cp) => {
+                        let vars = loaded.values.variables_for(&cp.name, &key.3);
+                        let prepared = provenance_policy::engine::Prepared::new(&cp_input)
+                            .with_exceptions(exceptions.clone())
+                            .without_mutation();
+                        let gen_env;
+                        let policy_env = if cp.rules.iter().any(|r| {
+                            matches!(r.kind, provenance_policy::policy::RuleKind::Generate)
+                        }) {
+                            gen_env = match generate_env(
+                                dir,
+                                &results,
+                                cp,
+                                &cp_input.object,
+                                &loaded,
+                                now,
+                            ) {
                                 Ok(e) => e,
                                 Err(reason) => {
-                                    return results
+                                    return Err(results
                                         .iter()
                                         .map(|r| {
                                             expectation_row(
@@ -633,64 +643,100 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
                                                 reason.clone(),
                                             )
                                         })
-                                        .collect();
+                                        .collect());
                                 }
                             };
-                        &gen_env
-                    } else {
-                        &env
-                    };
-                    let mut resp = cp.evaluate_prepared(&prepared, &vars, policy_env);
-                    if let Some(i) = mutated.iter().position(|(m, _)| m.policy == resp.policy) {
-                        let (m, patched) = mutated.remove(i);
-                        let mut rules = m.rules;
-                        rules.append(&mut resp.rules);
-                        resp.rules = rules;
-                        patched_by.push((resp.policy.clone(), patched));
+                            &gen_env
+                        } else {
+                            &env
+                        };
+                        let mut resp = cp.evaluate_prepared(&prepared, &vars, policy_env);
+                        if let Some(i) = mutated.iter().position(|(m, _)| m.policy == resp.policy) {
+                            let (m, patched) = mutated.remove(i);
+                            let mut rules = m.rules;
+                            rules.append(&mut resp.rules);
+                            resp.rules = rules;
+                            patched_by.push((resp.policy.clone(), patched));
+                        }
+                        rs.push(resp);
                     }
-                    rs.push(resp);
+                    LoadedPolicy::Validating(vp) => rs.push(PolicyResponse {
+                        policy: vp.name().to_owned(),
+                        kind: "ValidatingPolicy".into(),
+                        rules: vp.evaluate(&pi),
+                        generated: Vec::new(),
+                    }),
+                    LoadedPolicy::Vap(vap) => rs.push(PolicyResponse {
+                        policy: vap.name().to_owned(),
+                        kind: "ValidatingAdmissionPolicy".into(),
+                        rules: vap.evaluate(&pi, &loaded.params),
+                        generated: Vec::new(),
+                    }),
+                    // No registry access here: image verification functions report
+                    // `policy.unsupported` (the row is skipped), everything else is evaluated.
+                    LoadedPolicy::ImageValidating(ivp) => rs.push(PolicyResponse {
+                        policy: ivp.name().to_owned(),
+                        kind: "ImageValidatingPolicy".into(),
+                        rules: ivp.evaluate(&pi, None, &std::cell::RefCell::default()),
+                        generated: Vec::new(),
+                    }),
+                    LoadedPolicy::Generating(gp) => rs.push(gp.evaluate(&pi)),
+                    LoadedPolicy::Deleting(dp) => rs.push(PolicyResponse {
+                        policy: dp.name().to_owned(),
+                        kind: dp.kind().to_owned(),
+                        rules: dp.decide(&pi, now).to_rule_result().into_iter().collect(),
+                        generated: Vec::new(),
+                    }),
+                    LoadedPolicy::Unsupported { .. }
+                    | LoadedPolicy::Mutating(_)
+                    | LoadedPolicy::MutatingBinding(_)
+                    | LoadedPolicy::Binding(_)
+                    | LoadedPolicy::CelException(_)
+                    | LoadedPolicy::Exception(_) => {}
                 }
-                LoadedPolicy::Validating(vp) => rs.push(PolicyResponse {
-                    policy: vp.name().to_owned(),
-                    kind: "ValidatingPolicy".into(),
-                    rules: vp.evaluate(&pi),
-                    generated: Vec::new(),
-                }),
-                LoadedPolicy::Vap(vap) => rs.push(PolicyResponse {
-                    policy: vap.name().to_owned(),
-                    kind: "ValidatingAdmissionPolicy".into(),
-                    rules: vap.evaluate(&pi, &loaded.params),
-                    generated: Vec::new(),
-                }),
-                // No registry access here: image verification functions report
-                // `policy.unsupported` (the row is skipped), everything else is evaluated.
-                LoadedPolicy::ImageValidating(ivp) => rs.push(PolicyResponse {
-                    policy: ivp.name().to_owned(),
-                    kind: "ImageValidatingPolicy".into(),
-                    rules: ivp.evaluate(&pi, None, &std::cell::RefCell::default()),
-                    generated: Vec::new(),
-                }),
-                LoadedPolicy::Generating(gp) => rs.push(gp.evaluate(&pi)),
-                LoadedPolicy::Deleting(dp) => rs.push(PolicyResponse {
-                    policy: dp.name().to_owned(),
-                    kind: dp.kind().to_owned(),
-                    rules: dp.decide(&pi, now).to_rule_result().into_iter().collect(),
-                    generated: Vec::new(),
-                }),
-                LoadedPolicy::Unsupported { .. }
-                | LoadedPolicy::Mutating(_)
-                | LoadedPolicy::MutatingBinding(_)
-                | LoadedPolicy::Binding(_)
-                | LoadedPolicy::CelException(_)
-                | LoadedPolicy::Exception(_) => {}
             }
+            responses.push(Response {
+                key,
+                policies: rs,
+                patched_by,
+                object: input.object,
+            });
         }
-        responses.push(Response {
-            key,
-            policies: rs,
-            patched_by,
-            object: input.object,
-        });
+        Ok(responses)
+    };
+    let mut responses = match evaluate(None) {
+        Ok(r) => r,
+        Err(rows) => return rows,
+    };
+    let mut by_operation: BTreeMap<String, Vec<Response>> = BTreeMap::new();
+    for op in results
+        .iter()
+        .filter_map(|r| r.get("operation").and_then(Value::as_str))
+    {
+        if by_operation.contains_key(op) {
+            continue;
+        }
+        let Some(parsed) = Operation::parse(op) else {
+            return results
+                .iter()
+                .map(|r| {
+                    expectation_row(
+                        &file,
+                        r,
+                        String::new(),
+                        String::new(),
+                        Some(false),
+                        format!("unknown operation {op:?} in the test's results"),
+                    )
+                })
+                .collect();
+        };
+        match evaluate(Some(parsed)) {
+            Ok(r) => {
+                by_operation.insert(op.to_owned(), r);
+            }
+            Err(rows) => return rows,
+        }
     }
     // JSON payloads (`jsonPayloads`, or the older `jsonPayload`): JSON-mode ValidatingPolicies
     // and DeletingPolicies evaluate each document as `object`, named by its file.
@@ -754,7 +800,11 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
     }
     let mut rows = Vec::new();
     for r in &results {
-        rows.extend(check_expectation(&file, dir, r, &loaded, &responses));
+        let responses = match r.get("operation").and_then(Value::as_str) {
+            Some(op) => by_operation.get(op).map_or(&[][..], Vec::as_slice),
+            None => &responses,
+        };
+        rows.extend(check_expectation(&file, dir, r, &loaded, responses));
     }
     rows
 }
@@ -1051,14 +1101,6 @@ fn check_expectation(
     let row = |resource: String, actual: String, ok: Option<bool>, reason: String| {
         expectation_row(file, r, resource, actual, ok, reason)
     };
-    if r.get("operation").is_some_and(|o| !o.is_null()) {
-        return vec![row(
-            String::new(),
-            String::new(),
-            None,
-            "unsupported: per-result operation".into(),
-        )];
-    }
     let policy_name = r.get("policy").and_then(Value::as_str).unwrap_or_default();
     let policy_short = policy_name.rsplit('/').next().unwrap_or_default();
     let expected = r.get("result").and_then(Value::as_str).unwrap_or_default();
