@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs what provenance-oci's integration tests need from Debian:
 #   docker-registry  (CNCF distribution 2.8; the tests start their own instances on 127.0.0.1)
-#   skopeo           (layout interoperability test)
+#   skopeo           (layout interoperability test; pushes the project's images in CI)
+#   umoci            (scripts/build-images.sh: the project's images, without a daemon)
 # Idempotent and quiet: installs only what is missing. Needs root (CI runs as root) or sudo.
 set -euo pipefail
 
 missing=()
 [ -x /usr/bin/docker-registry ] || command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+command -v umoci >/dev/null 2>&1 || missing+=(umoci)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 SUDO=""
@@ -22,7 +24,7 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq >/dev/null
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 
-for bin in docker-registry skopeo; do
+for bin in docker-registry skopeo umoci; do
     if ! command -v "$bin" >/dev/null 2>&1; then
         echo "ci-setup-oci: $bin did not install" >&2
         exit 1

@@ -11,7 +11,7 @@
 #   - Python 3 with pip and venv (model-signing, sigstore-python);
 #   - the shared corpora in ../shared beside the clone, or in $PROVENANCE_SHARED.
 # Installed by the ci-setup scripts (root or sudo for the Debian packages):
-#   - Debian `docker-registry` (CNCF distribution 2.8) and `skopeo`: scripts/ci-setup-oci.sh;
+#   - Debian `docker-registry` (CNCF distribution 2.8), `skopeo` and `umoci`: scripts/ci-setup-oci.sh;
 #   - npm packages of scripts/fixtures/sigstore: scripts/ci-setup-sigstore-node.sh;
 #   - PyPI model-signing + pyopenssl, sigstore, and one venv per model-signing release:
 #     scripts/ci-setup-model-signing*.sh, scripts/ci-setup-sigstore-python.sh.
