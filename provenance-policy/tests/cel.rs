@@ -420,12 +420,12 @@ fn validating_policy_messages_and_skip() {
     );
     assert_eq!(p.evaluate(&with_ns)[0].status, RuleStatus::Pass);
     assert!(p.evaluate(&input).is_empty());
-    // unsupported features are explicit
+    // an evaluation mode the CRD does not define is a load error
     let e = ValidatingPolicy::from_value(&json!({"apiVersion": "policies.kyverno.io/v1",
         "kind": "ValidatingPolicy", "metadata": {"name": "p"},
-        "spec": {"evaluation": {"mode": "JSON"}, "validations": [{"expression": "true"}]}}))
+        "spec": {"evaluation": {"mode": "Yaml"}, "validations": [{"expression": "true"}]}}))
     .unwrap_err();
-    assert_eq!(e.code(), "policy.unsupported");
+    assert_eq!(e.code(), "policy.invalid");
 }
 
 #[test]

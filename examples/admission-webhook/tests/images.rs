@@ -384,3 +384,131 @@ async fn the_cli_preverifies_manifests_and_images_through_the_webhook() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A Pod that declares a model volume, as a platform team writes it.
+fn model_pod(extra_init: Option<Value>, server_read_only: bool) -> Value {
+    let mut pod = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "llm-verified", "namespace": "ml-serving",
+            "labels": {"model.ai/verify": "true"},
+            "annotations": {"model.ai/model-volume": "weights", "model.ai/model-path": "llama",
+                "model.ai/model-card-url": "https://models.example.com/llama/card"}},
+        "spec": {"containers": [{"name": "server", "image": "vllm/vllm-openai:0.6.0",
+                "volumeMounts": [{"name": "weights", "mountPath": "/models",
+                    "readOnly": server_read_only}]}],
+            "volumes": [{"name": "weights",
+                "persistentVolumeClaim": {"claimName": "llama-weights", "readOnly": true}}]}});
+    if let Some(init) = extra_init {
+        pod["spec"]["initContainers"] = json!([init]);
+    }
+    pod
+}
+
+/// Applies any RFC 6902 patch /mutate returns (adds and replaces).
+fn apply_json_patch(doc: &Value, patch: &[Value]) -> Value {
+    provenance_policy::mutate::json_patch::apply(doc, patch, "patch").unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_model_verifier_is_injected_at_mutate_and_required_at_validate() {
+    let dir = tempfile::tempdir().unwrap();
+    let injection = example().join("policies-model-verifier");
+    let (_server, client, base) =
+        start(dir.path(), &["--policies", injection.to_str().unwrap()]).await;
+    let decode = |m: &Value| -> Vec<Value> {
+        let b64 = m["response"]["patch"].as_str().unwrap_or("W10=");
+        serde_json::from_slice(
+            &base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let mutate_then_validate = |pod: Value, uid: &'static str| {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            let (_, m) = post_json(&client, &base, "/mutate", &review(uid, &pod)).await;
+            assert_eq!(m["response"]["allowed"], true, "{m}");
+            let patched = apply_json_patch(&pod, &decode(&m));
+            let (_, v) = post_json(&client, &base, "/validate", &review(uid, &patched)).await;
+            (patched, v)
+        }
+    };
+
+    // The Pod as written: /mutate adds the verifier as the last init container on the
+    // declared volume, read-only, with the signing key; /validate then admits it.
+    let (patched, v) = mutate_then_validate(model_pod(None, true), "mv-1").await;
+    let inits = patched["spec"]["initContainers"].as_array().unwrap();
+    let verifier = inits.last().unwrap();
+    assert_eq!(verifier["name"], "verify-model", "{patched}");
+    assert_eq!(
+        verifier["image"],
+        "ghcr.io/provenance-rs/model-verifier:0.1.0"
+    );
+    assert!(
+        verifier["env"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"name": "MODEL_PATH", "value": "/models/llama"})),
+        "{verifier}"
+    );
+    assert!(
+        verifier["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"name": "weights", "mountPath": "/models", "readOnly": true})),
+        "{verifier}"
+    );
+    assert!(
+        patched["spec"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["name"] == "model-signing-key"),
+        "{patched}"
+    );
+    assert_eq!(v["response"]["allowed"], true, "{v}");
+
+    // A Pod author's own "verify-model" that does nothing: the mutation puts the project's
+    // image and entrypoint back, and the result is admitted only as the real verifier.
+    let fake = json!({"name": "verify-model", "image": "busybox", "command": ["true"]});
+    let (patched, v) = mutate_then_validate(model_pod(Some(fake), true), "mv-2").await;
+    let verifier = &patched["spec"]["initContainers"][0];
+    assert_eq!(
+        verifier["command"],
+        json!(["/usr/local/bin/model-verifier"])
+    );
+    assert_eq!(
+        verifier["image"],
+        "ghcr.io/provenance-rs/model-verifier:0.1.0"
+    );
+    assert_eq!(v["response"]["allowed"], true, "{v}");
+
+    // Sent to /validate without the mutation (or after another webhook removed it): denied.
+    let (_, v) = post_json(
+        &client,
+        &base,
+        "/validate",
+        &review("mv-3", &model_pod(None, true)),
+    )
+    .await;
+    assert_eq!(v["response"]["allowed"], false, "{v}");
+    assert!(
+        v["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the model verifier must be the last init container"),
+        "{v}"
+    );
+
+    // A server that mounts the model read-write could change it after the check: denied even
+    // with the verifier injected.
+    let (_, v) = mutate_then_validate(model_pod(None, false), "mv-4").await;
+    assert_eq!(v["response"]["allowed"], false, "{v}");
+    assert!(
+        v["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("every container must mount the model volume read-only"),
+        "{v}"
+    );
+}
