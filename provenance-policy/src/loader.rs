@@ -68,6 +68,20 @@ pub enum LoadedPolicy {
 }
 
 impl LoadedPolicy {
+    /// Why this policy never decides an admission request, for a policy that validates
+    /// something else (a ValidatingPolicy with `evaluation.mode: JSON` validates JSON
+    /// payloads). An admission webhook given such a policy should refuse to load it rather
+    /// than run with a policy silently out of force. `None` for every other policy.
+    pub fn never_at_admission(&self) -> Option<String> {
+        match self {
+            LoadedPolicy::Validating(vp) if vp.is_json_mode() => Some(format!(
+                "ValidatingPolicy {:?} has evaluation.mode: JSON: it validates JSON payloads, never admission requests",
+                vp.name()
+            )),
+            _ => None,
+        }
+    }
+
     /// The policy's name.
     pub fn name(&self) -> &str {
         match self {

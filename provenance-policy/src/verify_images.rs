@@ -677,6 +677,8 @@ struct Why {
 
 /// The code of a failed check that names nothing more specific.
 const FAILED: &str = "policy.verify_images.failed";
+/// The code of an image reference in the resource that cannot be parsed (and so verified).
+const INVALID_REFERENCE: &str = "policy.verify_images.invalid_reference";
 /// The code of a check that could not be made and names nothing more specific.
 const ERROR: &str = "policy.verify_images.error";
 
@@ -1225,14 +1227,21 @@ impl VerifyImagesContext<'_> {
                 errors.push(format!("{path}: unsupported: type {ty}"));
                 continue;
             }
-            // An image this rule cannot parse is an error for the rule, never a skip: a
-            // reference the parser does not know (another digest algorithm, a malformed
-            // name) must not escape verification by not matching `imageReferences`.
+            // An image this rule cannot parse fails the rule, never a skip and never an
+            // `error` (which `failurePolicy: Ignore` admits): the request's author wrote the
+            // reference, and one the parser does not know (another digest algorithm, a
+            // malformed name) must not escape verification by not matching `imageReferences`.
             for ps in sites.iter().filter(|ps| ps.info.is_none()) {
-                errors.push(format!(
-                    "{path}: invalid image reference {:?} at {}: it cannot be verified",
+                let message = format!(
+                    "invalid image reference {:?} at {}: it cannot be verified",
                     ps.site.image, ps.site.pointer
-                ));
+                );
+                fails.push(format!("{path}: {message}"));
+                reasons.push(
+                    provenance_core::Reason::new(INVALID_REFERENCE, message)
+                        .at(path.clone())
+                        .about(ps.site.image.clone()),
+                );
             }
             let one = entry_requests(policy, rule, entry, sites);
             // `validate.deny`: checked once for the entry when it covers any image; the

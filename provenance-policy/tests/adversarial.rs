@@ -957,7 +957,7 @@ spec:
 }
 
 #[tokio::test]
-async fn an_image_reference_the_parser_does_not_know_is_an_error_not_a_skip() {
+async fn an_image_reference_the_parser_does_not_know_fails_and_is_never_a_skip() {
     let key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
     let set = signature_policy(&key);
     let img = format!("registry.provenance.test/acme/a@sha512:{}", "a".repeat(128));
@@ -966,7 +966,16 @@ async fn an_image_reference_the_parser_does_not_know_is_an_error_not_a_skip() {
         "spec": {"containers": [{"name": "c", "image": img}]}}));
     let d = decide_with_evidence(&set, &input, &BTreeMap::new());
     assert!(!d.allowed, "{d:?}");
-    assert_eq!(d.results[0].status, RuleStatus::Error, "{:?}", d.results);
+    // The Pod author wrote it: a `fail`, which `failurePolicy: Ignore` does not admit.
+    assert_eq!(d.results[0].status, RuleStatus::Fail, "{:?}", d.results);
+    assert!(
+        d.results[0]
+            .reasons
+            .iter()
+            .any(|r| r.code == "policy.verify_images.invalid_reference"),
+        "{:?}",
+        d.results[0].reasons
+    );
     assert!(
         d.results[0].message.contains("invalid image reference"),
         "{}",

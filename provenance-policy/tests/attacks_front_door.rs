@@ -43,7 +43,6 @@ fn pod(image: &str) -> ResourceInput {
 /// `fail`) this must fail, as the ImageValidatingPolicy path already does ("does not have a
 /// digest").
 #[test]
-#[ignore = "finding: an image reference the parser refuses is an `error` that failurePolicy: Ignore admits"]
 fn an_unparsable_image_reference_is_not_admitted_under_failure_policy_ignore() {
     let key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
     let pem: String = key
@@ -72,7 +71,10 @@ spec:
     );
     let mut set = PolicySet::default();
     set.add_yaml(&yaml, "signature.yaml").unwrap();
-    let img = format!("registry.provenance.test/acme/unsigned@sha512:{}", "a".repeat(128));
+    let img = format!(
+        "registry.provenance.test/acme/unsigned@sha512:{}",
+        "a".repeat(128)
+    );
     let d = decide_without_evidence(&set, &pod(&img));
     assert!(
         !d.allowed,
@@ -93,7 +95,6 @@ spec:
 /// refuses such an expression. Here 24 doublings (a 128 MiB string) must already be over the
 /// budget.
 #[test]
-#[ignore = "finding: the CEL budget does not count value sizes; doubling variables exhaust memory and abort the process"]
 fn doubling_variables_are_over_the_cel_budget() {
     let n = 24;
     let mut vars = String::from("    - name: v0\n      expression: \"object.metadata.name\"\n");
@@ -129,7 +130,9 @@ spec:
     let r = &d.results[0];
     assert_eq!(r.status, RuleStatus::Error, "{r:?}");
     assert!(
-        r.reasons.iter().any(|x| x.code == "policy.cel.budget_exceeded"),
+        r.reasons
+            .iter()
+            .any(|x| x.code == "policy.cel.budget_exceeded"),
         "{r:?}"
     );
 }

@@ -408,14 +408,15 @@ fn a_rule_that_covers_no_image_has_no_result_and_a_skipped_image_is_a_skip() {
     );
     assert!(d.results.is_empty(), "{:?}", d.results);
     assert!(d.allowed);
-    // ...but an image that cannot be parsed is still an error, never a silent pass.
+    // ...but an image that cannot be parsed still fails the rule, never a silent pass (and
+    // never an `error` that `failurePolicy: Ignore` would admit).
     let mut bad = pod.clone();
     bad["spec"]["containers"][0]["image"] = json!("registry.provenance.test/acme/model@md5:00");
     let d = s
         .set
         .decide_with(&ResourceInput::create(bad), &Env::at(now), Some(&cx));
     assert_eq!(d.results.len(), 1, "{:?}", d.results);
-    assert_eq!(d.results[0].status, RuleStatus::Error);
+    assert_eq!(d.results[0].status, RuleStatus::Fail);
     // An image the entry matches and then skips (`skipImageReferences`) is a skip.
     let skipping = key_policy(&key).replace(
         "        - imageReferences: [\"registry.provenance.test/acme/*\"]\n",

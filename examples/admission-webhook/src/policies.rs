@@ -114,6 +114,10 @@ pub fn load(paths: &[PathBuf], ns_labels: Option<&Path>) -> Result<Loaded, Strin
         }
     }
     for p in set.policies() {
+        // A policy for something other than admission requests would be out of force here.
+        if let Some(why) = p.never_at_admission() {
+            return Err(format!("[webhook.policy.not_for_admission] {why}"));
+        }
         match p {
             // A policy this engine cannot evaluate would silently be out of enforcement.
             LoadedPolicy::Unsupported { reason, name, .. } => {

@@ -115,6 +115,9 @@ pub fn policies(paths: &[PathBuf]) -> Result<PolicySet, String> {
     {
         return Err(format!("policy {name:?} cannot be enforced: {reason}"));
     }
+    if let Some(why) = set.policies().iter().find_map(|p| p.never_at_admission()) {
+        return Err(format!("[webhook.policy.not_for_admission] {why}"));
+    }
     if set.policies().is_empty() {
         return Err(format!("no policy files under {paths:?}"));
     }

@@ -912,6 +912,57 @@ pub(crate) fn with_budget<'v>(limit: u64, f: impl FnOnce() -> R<'v>) -> R<'v> {
     out
 }
 
+/// Charges `n` units of the budget at once (sizes of built values, see [`size_units`]).
+fn charge_n(n: u64) -> Result<(), EvalError> {
+    if n == 0 {
+        return Ok(());
+    }
+    BUDGET.with(|b| {
+        let (remaining, depth, exhausted) = b.get();
+        if depth == 0 {
+            return Ok(());
+        }
+        if exhausted || remaining < n {
+            b.set((0, depth, true));
+            return Err(EvalError::new(BUDGET_EXCEEDED));
+        }
+        b.set((remaining - n, depth, false));
+        Ok(())
+    })
+}
+
+/// What building a value of `v`'s size costs: a unit per 10 bytes of a string or bytes value
+/// and per 10 elements of a list or map, as Kubernetes' CEL cost model charges concatenation
+/// (so values doubled through variables run out of budget long before memory).
+fn size_units(v: &V<'_>) -> u64 {
+    let n = match v {
+        V::Cel(Value::String(s)) => s.len(),
+        V::Cel(Value::Bytes(b)) => b.len(),
+        V::Cel(Value::List(l)) => l.len(),
+        V::Cel(Value::Map(m)) => m.map.len(),
+        V::Items(items) => items.len(),
+        V::Json(serde_json::Value::String(s)) => s.len(),
+        V::Json(serde_json::Value::Array(a)) => a.len(),
+        _ => 0,
+    };
+    (n / 10) as u64
+}
+
+/// Charges `a + b` for the value it builds (kept out of [`eval`], whose frame size bounds the
+/// nesting the evaluator survives).
+#[inline(never)]
+fn charge_concat(a: &V<'_>, b: &V<'_>) -> Result<(), EvalError> {
+    charge_n(size_units(a).saturating_add(size_units(b)))
+}
+
+/// `out`, once charged for its size (a library call's result).
+#[inline(never)]
+fn charged<'v>(out: R<'v>) -> R<'v> {
+    let out = out?;
+    charge_n(size_units(&out))?;
+    Ok(out)
+}
+
 fn charge() -> Result<(), EvalError> {
     BUDGET.with(|b| {
         let (remaining, depth, exhausted) = b.get();
@@ -1111,6 +1162,10 @@ pub(crate) fn eval<'v>(node: &Node, env: &dyn Env<'v>, locals: &Locals<'v>) -> R
         Node::Bin(op, l, r) => {
             let a = eval(l, env, locals)?;
             let b = eval(r, env, locals)?;
+            // A concatenation is charged for the value it builds, before building it.
+            if *op == BinOp::Add {
+                charge_concat(&a, &b)?;
+            }
             if *op == BinOp::Add
                 && !(matches!(a, V::Cel(_)) && matches!(b, V::Cel(_)))
                 && let (Some(mut x), Some(y)) = (list_items(&a), list_items(&b))
@@ -1144,7 +1199,7 @@ pub(crate) fn eval<'v>(node: &Node, env: &dyn Env<'v>, locals: &Locals<'v>) -> R
             for a in args {
                 vals.push(materialize_owned(eval(a, env, locals)?, env)?);
             }
-            env.kyverno(*f, &vals)
+            charged(env.kyverno(*f, &vals))
         }
         Node::Delegate { call, target, args } => {
             let t = match target {
@@ -1155,7 +1210,7 @@ pub(crate) fn eval<'v>(node: &Node, env: &dyn Env<'v>, locals: &Locals<'v>) -> R
             for a in args {
                 vals.push(materialize_owned(eval(a, env, locals)?, env)?);
             }
-            delegate(call, t, vals).map(V::Cel)
+            charged(delegate(call, t, vals).map(V::Cel))
         }
     }
 }
