@@ -335,7 +335,7 @@ impl PolicySet {
 
 /// Gathers the evidence `review` needs from `source` and answers it, all within `deadline`.
 /// When the deadline passes first the request is denied (fail closed: `policy.deadline_exceeded`
-/// in the status causes); a mutating answer then carries no patch. Registry failures inside the
+/// in the status causes), in the mutating phase as in the validating one, with no patch. Registry failures inside the
 /// deadline are `error` results of the rules that needed the evidence.
 #[cfg(feature = "oci")]
 pub async fn respond_online<S>(
@@ -389,10 +389,12 @@ fn deadline_exceeded(review: &Review, phase: Phase, deadline: std::time::Duratio
         warnings: Vec::new(),
         results: vec![r.clone()],
         patches: Vec::new(),
-        blocking: vec![r],
+        blocking: vec![r.clone()],
         generated: Vec::new(),
         mutation_patches: Vec::new(),
-        mutation_blocking: Vec::new(),
+        // The mutating answer denies too (fail closed): without evidence nothing is pinned,
+        // and the request must not go on as if its images had been checked.
+        mutation_blocking: vec![r],
     };
     Answer::new(review.uid(), decision, phase)
 }

@@ -275,3 +275,84 @@ fn kube_rs_typed_review_in_and_response_out() {
     assert_eq!(back["response"]["allowed"], false);
     assert_eq!(back["response"]["status"]["code"], 403);
 }
+
+/// A registry that never answers (a stalled connection): every request waits forever.
+struct Stalled;
+
+impl provenance_oci::EvidenceSource for Stalled {
+    async fn resolve(
+        &self,
+        _: &provenance_core::ImageReference,
+    ) -> Result<provenance_core::Digest, provenance_oci::Error> {
+        std::future::pending().await
+    }
+    async fn manifest(
+        &self,
+        _: &provenance_core::ImageReference,
+    ) -> Result<provenance_oci::Manifest, provenance_oci::Error> {
+        std::future::pending().await
+    }
+    async fn blob(
+        &self,
+        _: &provenance_core::ImageReference,
+        _: &provenance_core::Digest,
+        _: u64,
+    ) -> Result<Vec<u8>, provenance_oci::Error> {
+        std::future::pending().await
+    }
+    async fn blob_to_file(
+        &self,
+        _: &provenance_core::ImageReference,
+        _: &provenance_core::Digest,
+        _: u64,
+        _: &std::path::Path,
+    ) -> Result<(), provenance_oci::Error> {
+        std::future::pending().await
+    }
+    async fn referrers_api(
+        &self,
+        _: &provenance_core::ImageReference,
+        _: &provenance_core::Digest,
+        _: Option<&str>,
+    ) -> Result<Option<provenance_oci::Referrers>, provenance_oci::Error> {
+        std::future::pending().await
+    }
+    fn limits(&self) -> provenance_oci::Limits {
+        provenance_oci::Limits::default()
+    }
+}
+
+#[tokio::test]
+async fn a_passed_deadline_denies_in_both_phases_with_no_patch() {
+    let set = policies();
+    let root = TrustRoot::from_trusted_root_json(
+        &std::fs::read(example().join("registry/trusted_root.json")).unwrap(),
+    )
+    .unwrap();
+    let v = Verifier::new(&root).unwrap();
+    let r = Review::parse(&review("d-1", &pod("llm-inference")), &facts()).unwrap();
+    for phase in [Phase::Validate, Phase::Mutate] {
+        let a = respond_online(
+            &set,
+            &r,
+            phase,
+            Arc::new(Stalled),
+            &v,
+            Duration::from_millis(50),
+            NOW,
+        )
+        .await;
+        assert_eq!(
+            a.review["response"]["allowed"], false,
+            "{phase:?}: {}",
+            a.review
+        );
+        assert!(a.review["response"].get("patch").is_none(), "{}", a.review);
+        assert!(a.patch.is_empty());
+        assert!(
+            a.review.to_string().contains("policy.deadline_exceeded"),
+            "{phase:?}: {}",
+            a.review
+        );
+    }
+}
