@@ -225,11 +225,15 @@ fn apply_takes_policies_as_arguments_like_kyverno_apply() {
     let policy = s.path().join("policy.yaml");
     let resources = s.path().join("resources.yaml");
     let (p, r) = (policy.to_str().unwrap(), resources.to_str().unwrap());
+    // One evaluation time for every run: the reports carry it, and runs compared with each
+    // other must not straddle a second.
+    let now = ["--now", "2027-01-15T08:00:00Z"];
     let run = |args: &[&str]| {
         let out = provenance()
             .arg("apply")
             .args(args)
             .args(["-o", "json"])
+            .args(now)
             .output()
             .unwrap();
         (out.status.code(), json_of(&out.stdout))
@@ -258,7 +262,12 @@ fn apply_takes_policies_as_arguments_like_kyverno_apply() {
     assert_eq!(run(&[p, "-r", &both]), flags);
     // kyverno's --policy-report / -p: PolicyReports in YAML, as -o yaml.
     let yaml = |args: &[&str]| {
-        let out = provenance().arg("apply").args(args).output().unwrap();
+        let out = provenance()
+            .arg("apply")
+            .args(args)
+            .args(now)
+            .output()
+            .unwrap();
         (out.status.code(), String::from_utf8(out.stdout).unwrap())
     };
     let want = yaml(&[p, "-r", r, "-o", "yaml"]);
