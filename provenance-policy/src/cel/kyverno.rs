@@ -46,7 +46,7 @@ pub enum KyvernoFn {
     /// `getImageData(image)` (ImageValidatingPolicy).
     GetImageData,
     /// `generator.Apply(namespace, [objects])` (GeneratingPolicy): records the objects to
-    /// generate; answered by the policy being evaluated ([`super::PolicyFunctions`]).
+    /// generate; answered by the policy being evaluated (`PolicyFunctions`).
     GeneratorApply,
     /// `time.now()` (DeletingPolicy): the `now` the caller passed, never a clock reading.
     TimeNow,
@@ -57,7 +57,7 @@ pub enum KyvernoFn {
 }
 
 impl KyvernoFn {
-    /// Whether the policy being evaluated answers this function ([`super::PolicyFunctions`]).
+    /// Whether the policy being evaluated answers this function (`PolicyFunctions`).
     pub fn is_policy_function(self) -> bool {
         matches!(self, KyvernoFn::GeneratorApply | KyvernoFn::TimeNow)
     }

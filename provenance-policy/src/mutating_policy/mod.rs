@@ -13,7 +13,7 @@
 //! 4. `mutations` in order, each seeing the object the previous one produced (`object`),
 //!    with the policy's `variables` (evaluated lazily, per mutation): `ApplyConfiguration`
 //!    expressions produce an `Object{...}` merged as server-side apply merges
-//!    ([`apply`]), `JSONPatch` expressions a list of `JSONPatch{op, path, value}` applied
+//!    (`apply`), `JSONPatch` expressions a list of `JSONPatch{op, path, value}` applied
 //!    as strict RFC 6902. Every expression runs under the CEL cost budget.
 //! 5. All applied: `pass` and the mutated object. Any failure: `error` naming the policy, the
 //!    mutation index and what failed, and the object is left as it was (a mutation is all or
