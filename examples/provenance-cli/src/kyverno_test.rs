@@ -538,19 +538,12 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
         Ok(l) => l,
         Err(reason) => {
             let skipped = reason.starts_with("unsupported");
-            return results
-                .iter()
-                .map(|r| {
-                    expectation_row(
-                        &file,
-                        r,
-                        String::new(),
-                        String::new(),
-                        if skipped { None } else { Some(false) },
-                        reason.clone(),
-                    )
-                })
-                .collect();
+            return rows_for_all(
+                &file,
+                &results,
+                if skipped { None } else { Some(false) },
+                &reason,
+            );
         }
     };
     let env = match &loaded.cluster {
@@ -631,19 +624,12 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
                             ) {
                                 Ok(e) => e,
                                 Err(reason) => {
-                                    return Err(results
-                                        .iter()
-                                        .map(|r| {
-                                            expectation_row(
-                                                &file,
-                                                r,
-                                                String::new(),
-                                                String::new(),
-                                                Some(false),
-                                                reason.clone(),
-                                            )
-                                        })
-                                        .collect());
+                                    return Err(rows_for_all(
+                                        &file,
+                                        &results,
+                                        Some(false),
+                                        &reason,
+                                    ));
                                 }
                             };
                             &gen_env
@@ -717,19 +703,12 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
             continue;
         }
         let Some(parsed) = Operation::parse(op) else {
-            return results
-                .iter()
-                .map(|r| {
-                    expectation_row(
-                        &file,
-                        r,
-                        String::new(),
-                        String::new(),
-                        Some(false),
-                        format!("unknown operation {op:?} in the test's results"),
-                    )
-                })
-                .collect();
+            return rows_for_all(
+                &file,
+                &results,
+                Some(false),
+                &format!("unknown operation {op:?} in the test's results"),
+            );
         };
         match evaluate(Some(parsed)) {
             Ok(r) => {
@@ -743,19 +722,7 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
     let payloads = match json_payloads(dir, test) {
         Ok(p) => p,
         Err(reason) => {
-            return results
-                .iter()
-                .map(|r| {
-                    expectation_row(
-                        &file,
-                        r,
-                        String::new(),
-                        String::new(),
-                        Some(false),
-                        reason.clone(),
-                    )
-                })
-                .collect();
+            return rows_for_all(&file, &results, Some(false), &reason);
         }
     };
     for (name, payload) in payloads {
@@ -910,18 +877,7 @@ fn compare_generated(dir: &Path, file: &str, actual: &Value) -> Result<Option<St
     let (mut a, mut e) = (actual.clone(), expected.clone());
     fixup_generate_labels(&mut a);
     fixup_generate_labels(&mut e);
-    let (a, e) = (tidy(&a), tidy(&e));
-    if a == e {
-        return Ok(None);
-    }
-    let a = a.unwrap_or(Value::Null);
-    let e = e.unwrap_or(Value::Null);
-    let ops = provenance_policy::mutate::json_patch::diff(&e, &a);
-    Ok(Some(format!(
-        "generated resource does not match {}: from expected to actual: {}",
-        path.display(),
-        Value::Array(ops)
-    )))
+    Ok(difference("generated", &path, &a, &e))
 }
 
 /// The rows of a generate rule's result, as `kyverno test` checks them: without generated
@@ -1051,18 +1007,32 @@ fn compare_patched(dir: &Path, file: &str, actual: &Value) -> Result<Option<Stri
             path.display()
         ));
     };
+    Ok(difference("patched", &path, actual, expected))
+}
+
+/// How `actual` differs from `expected` (read from `path`) once both are tidied as `kyverno
+/// test` tidies them: `None` when they are the same, else the patch from one to the other.
+fn difference(what: &str, path: &Path, actual: &Value, expected: &Value) -> Option<String> {
     let (a, e) = (tidy(actual), tidy(expected));
     if a == e {
-        return Ok(None);
+        return None;
     }
     let a = a.unwrap_or(Value::Null);
     let e = e.unwrap_or(Value::Null);
     let ops = provenance_policy::mutate::json_patch::diff(&e, &a);
-    Ok(Some(format!(
-        "patched resource does not match {}: from expected to actual: {}",
+    Some(format!(
+        "{what} resource does not match {}: from expected to actual: {}",
         path.display(),
         Value::Array(ops)
-    )))
+    ))
+}
+
+/// The same row for every expectation of a test (a test that cannot run, or whose setup failed).
+fn rows_for_all(file: &str, results: &[Value], ok: Option<bool>, reason: &str) -> Vec<Row> {
+    results
+        .iter()
+        .map(|r| expectation_row(file, r, String::new(), String::new(), ok, reason.to_owned()))
+        .collect()
 }
 
 fn expectation_row(
