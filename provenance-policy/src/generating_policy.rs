@@ -405,13 +405,12 @@ impl GeneratingPolicy {
 
     /// Attaches the exceptions among `exceptions` whose `policyRefs` name this policy.
     pub fn add_exceptions(&mut self, exceptions: &[Arc<CelPolicyException>]) {
-        let plain = self.name.rsplit('/').next().unwrap_or_default().to_owned();
-        for e in exceptions {
-            if e.refers_to(&plain, &self.kind) && !self.exceptions.iter().any(|x| Arc::ptr_eq(x, e))
-            {
-                self.exceptions.push(e.clone());
-            }
-        }
+        crate::validating_policy::attach_exceptions(
+            &mut self.exceptions,
+            &self.name,
+            &self.kind,
+            exceptions,
+        );
     }
 
     /// The policy name (`namespace/name` for a NamespacedGeneratingPolicy).

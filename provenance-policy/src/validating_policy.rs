@@ -641,6 +641,23 @@ impl CelPolicyException {
     }
 }
 
+/// Attaches to `attached` the exceptions among `candidates` whose `policyRefs` name the policy
+/// `name` (`namespace/name` for a namespaced kind: its plain name is compared) of `kind`, each
+/// exception once however often the policy set is linked.
+pub(crate) fn attach_exceptions(
+    attached: &mut Vec<Arc<CelPolicyException>>,
+    name: &str,
+    kind: &str,
+    candidates: &[Arc<CelPolicyException>],
+) {
+    let plain = name.rsplit('/').next().unwrap_or_default();
+    for e in candidates {
+        if e.refers_to(plain, kind) && !attached.iter().any(|x| Arc::ptr_eq(x, e)) {
+            attached.push(e.clone());
+        }
+    }
+}
+
 const SPEC_FIELDS: &[&str] = &[
     "matchConstraints",
     "matchConditions",
@@ -833,12 +850,7 @@ impl ValidatingPolicy {
     /// Attaches the exceptions among `exceptions` whose `policyRefs` name this policy (as
     /// Kyverno does when it compiles a policy).
     pub fn add_exceptions(&mut self, exceptions: &[Arc<CelPolicyException>]) {
-        let plain = self.name.rsplit('/').next().unwrap_or_default().to_owned();
-        for e in exceptions {
-            if e.refers_to(&plain, &self.kind) {
-                self.exceptions.push(e.clone());
-            }
-        }
+        attach_exceptions(&mut self.exceptions, &self.name, &self.kind, exceptions);
     }
 
     /// The policy name (`namespace/name` for a NamespacedValidatingPolicy).

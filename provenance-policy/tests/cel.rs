@@ -1036,3 +1036,56 @@ spec:
     let e = bad.add_yaml(&text("Yaml"), "p.yaml").unwrap_err();
     assert!(e.to_string().contains("spec.evaluation.mode"), "{e}");
 }
+
+#[test]
+fn an_exception_is_attached_once_however_often_the_set_is_linked() {
+    let mut set = provenance_policy::PolicySet::default();
+    set.add_yaml(
+        r#"
+apiVersion: policies.kyverno.io/v1
+kind: ValidatingPolicy
+metadata: {name: needs-team}
+spec:
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}
+  validations:
+  - expression: "has(object.metadata.labels) && 'team' in object.metadata.labels"
+    message: "a team label is required"
+---
+apiVersion: policies.kyverno.io/v1
+kind: PolicyException
+metadata: {name: ops, namespace: ml}
+spec:
+  policyRefs: [{name: needs-team, kind: ValidatingPolicy}]
+  matchConditions:
+  - {name: ops, expression: "object.metadata.name.startsWith('ops-')"}
+"#,
+        "a.yaml",
+    )
+    .unwrap();
+    // Every later file links the whole set again.
+    for f in ["b.yaml", "c.yaml"] {
+        set.add_yaml(
+            &format!(
+                "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {{name: {}}}\nspec:\n  rules:\n  - name: r\n    match: {{any: [{{resources: {{kinds: [ConfigMap]}}}}]}}\n    validate: {{message: m, pattern: {{metadata: {{name: \"?*\"}}}}}}\n",
+                f.trim_end_matches(".yaml")
+            ),
+            f,
+        )
+        .unwrap();
+    }
+    let pod = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "ops-debug", "namespace": "ml"},
+        "spec": {"containers": [{"name": "c", "image": "nginx"}]}});
+    let d = set.decide(
+        &provenance_policy::request::ResourceInput::create(pod),
+        &provenance_policy::jmespath::Env::at(provenance_policy::core::UnixTime(0)),
+    );
+    let r = d.results.iter().find(|r| r.policy == "needs-team").unwrap();
+    assert_eq!(r.status, RuleStatus::Skip, "{r:?}");
+    assert_eq!(
+        r.message, "rule is skipped due to policy exception: ml/ops",
+        "{r:?}"
+    );
+}
