@@ -555,18 +555,7 @@ impl Generator<'_> {
             set_or_remove(meta, "name", &target.name);
             set_or_remove(meta, "namespace", &target.namespace);
         });
-        if obj
-            .get("kind")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        {
-            obj.insert("kind".into(), Value::String(target.kind.clone()));
-        }
-        obj.insert(
-            "apiVersion".into(),
-            Value::String(target.api_version.clone()),
-        );
-        self.manage_labels(&mut obj);
+        self.stamp(&mut obj, &target);
         Ok(self
             .finish(&target, obj, None, at)?
             .into_iter()
@@ -742,6 +731,13 @@ impl Generator<'_> {
             set_or_remove(meta, "name", &target.name);
             set_or_remove(meta, "namespace", &target.namespace);
         });
+        self.stamp(&mut obj, target);
+        self.finish(target, obj, Some(source.clone()), at)
+    }
+
+    /// The target's kind (when the object names none) and apiVersion, and Kyverno's tracking
+    /// labels.
+    fn stamp(&self, obj: &mut Map<String, Value>, target: &ResourceRef) {
         if obj
             .get("kind")
             .and_then(Value::as_str)
@@ -753,8 +749,7 @@ impl Generator<'_> {
             "apiVersion".into(),
             Value::String(target.api_version.clone()),
         );
-        self.manage_labels(&mut obj);
-        self.finish(target, obj, Some(source.clone()), at)
+        self.manage_labels(obj);
     }
 
     /// Kyverno's tracking labels: managed-by, policy, rule and trigger.
