@@ -720,7 +720,18 @@ fn load_api_call(
             };
         }
     };
-    match call
+    project(ev, call, data, ctx, path)
+}
+
+/// `data` through the entry's `jmesPath` (variables substituted first), or as is without one.
+fn project(
+    ev: &RuleEval<'_>,
+    entry: &Value,
+    data: Value,
+    ctx: &Value,
+    path: &str,
+) -> Result<Value, Lookup> {
+    match entry
         .get("jmesPath")
         .and_then(Value::as_str)
         .filter(|j| !j.is_empty())
@@ -758,17 +769,7 @@ fn load_global_reference(
             }
         };
     }
-    match gr
-        .get("jmesPath")
-        .and_then(Value::as_str)
-        .filter(|j| !j.is_empty())
-    {
-        None => Ok(data),
-        Some(j) => {
-            let expr = substituted_string(&json!(j), ctx, ev.env, &format!("{path}.jmesPath"))?;
-            jmespath::search_with(&expr, &data, ev.env).map_err(Lookup::Error)
-        }
-    }
+    project(ev, gr, data, ctx, path)
 }
 
 /// A context `variable` entry, as Kyverno's variable loader evaluates it: `default` is
