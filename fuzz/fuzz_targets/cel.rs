@@ -1,7 +1,7 @@
 //! CEL: compile an expression and evaluate it against a fixed Pod request.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use provenance_policy::cel::{PolicyInput, Program, RequestView};
+use provenance_policy::lang::cel::{PolicyInput, Program, RequestView};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else { return };

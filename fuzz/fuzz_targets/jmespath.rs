@@ -1,7 +1,7 @@
 //! JMESPath with Kyverno's functions: the first line is the expression, the rest the document.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use provenance_policy::jmespath::{Env, Expression};
+use provenance_policy::lang::jmespath::{Env, Expression};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else { return };

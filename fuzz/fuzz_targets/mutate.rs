@@ -4,7 +4,7 @@
 //! submitted object into the mutated one exactly.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use provenance_policy::mutate::{json_patch, strategic};
+use provenance_policy::kyverno::mutate::{json_patch, strategic};
 use serde_json::Value;
 
 fuzz_target!(|data: &[u8]| {

@@ -7,8 +7,8 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use provenance_core::UnixTime;
 use provenance_policy::admission::PolicySet;
-use provenance_policy::jmespath::Env;
-use provenance_policy::request::ResourceInput;
+use provenance_policy::admission::request::ResourceInput;
+use provenance_policy::lang::jmespath::Env;
 use serde_json::json;
 
 const POLICIES: &str = r#"

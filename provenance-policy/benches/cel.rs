@@ -5,8 +5,8 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use provenance_policy::cel::{PolicyInput, Program, RequestView, VariableScope};
-use provenance_policy::validating_policy::ValidatingPolicy;
+use provenance_policy::cel_policies::validating_policy::ValidatingPolicy;
+use provenance_policy::lang::cel::{PolicyInput, Program, RequestView, VariableScope};
 use serde_json::json;
 
 const RULE: &str = "object.spec.containers.all(c, c.env.exists(e, e.name == 'DATASET_SHA256'))";

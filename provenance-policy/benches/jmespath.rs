@@ -2,7 +2,7 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use provenance_policy::jmespath::{Env, Expression};
+use provenance_policy::lang::jmespath::{Env, Expression};
 use serde_json::{Value, json};
 use std::hint::black_box;
 
@@ -104,8 +104,12 @@ fn bench(c: &mut Criterion) {
     c.bench_function("variables: message with two {{ }}", |b| {
         let msg = "pod {{request.object.metadata.name}} in {{ request.namespace }} is not allowed";
         b.iter(|| {
-            provenance_policy::variables::substitute_str(black_box(msg), &doc, "/validate/message")
-                .unwrap()
+            provenance_policy::kyverno::variables::substitute_str(
+                black_box(msg),
+                &doc,
+                "/validate/message",
+            )
+            .unwrap()
         })
     });
 }

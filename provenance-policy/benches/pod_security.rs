@@ -5,7 +5,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use provenance_policy::pod_security::{PodSecurity, PssOutcome};
+use provenance_policy::kyverno::pod_security::{PodSecurity, PssOutcome};
 use serde_json::{Value, json};
 
 fn container(name: &str, image: &str) -> Value {

@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use provenance_policy::core::UnixTime;
-use provenance_policy::jmespath::Env;
+use provenance_policy::lang::jmespath::Env;
 use provenance_policy::{Phase, PolicySet, RequestFacts, Review};
 
 fn main() -> ExitCode {

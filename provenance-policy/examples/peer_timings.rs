@@ -51,7 +51,7 @@ fn main() {
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     match a.as_slice() {
         ["jmespath", expr, doc, expected, secs] => {
-            use provenance_policy::jmespath::{Env, Expression};
+            use provenance_policy::lang::jmespath::{Env, Expression};
             let doc: Value = serde_json::from_slice(&read(Path::new(doc))).unwrap();
             let expected: Value = serde_json::from_str(expected).unwrap();
             let e = Expression::compile(expr).unwrap();
@@ -62,7 +62,7 @@ fn main() {
             });
         }
         ["cel", expr, object, expected, secs] => {
-            use provenance_policy::cel::{PolicyInput, Program, RequestView, VariableScope};
+            use provenance_policy::lang::cel::{PolicyInput, Program, RequestView, VariableScope};
             let object: Value = serde_json::from_slice(&read(Path::new(object))).unwrap();
             let expected: bool = expected.parse().unwrap();
             let program = Program::compile(expr).unwrap();

@@ -21,9 +21,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use provenance_policy::admission::review::respond_online;
 use provenance_policy::core::{TrustRoot, UnixTime, Verifier};
-use provenance_policy::mutate::json_patch;
-use provenance_policy::review::respond_online;
+use provenance_policy::kyverno::mutate::json_patch;
 use provenance_policy::{Phase, PolicySet, RequestFacts, Review};
 
 #[tokio::main(flavor = "current_thread")]

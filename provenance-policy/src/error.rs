@@ -130,7 +130,7 @@ pub enum Error {
     },
     /// A `context` entry's look-up in the cluster data failed (not found, not supplied, a
     /// non-2xx answer): the rule cannot be decided. The code is the look-up's own
-    /// ([`crate::cluster::LookupError::code`]).
+    /// ([`crate::admission::cluster::LookupError::code`]).
     #[error("context entry {name} at {path}: {source}")]
     ContextLookup {
         /// Where in the rule the entry is (`context[1].configMap`).
@@ -138,7 +138,7 @@ pub enum Error {
         /// The entry's name.
         name: String,
         /// Why the look-up has no answer.
-        source: crate::cluster::LookupError,
+        source: crate::admission::cluster::LookupError,
     },
     /// A `generate` rule cannot produce its resource (a `data` that is not an object, a
     /// target without a kind or name after substitution).
@@ -157,7 +157,7 @@ pub enum Error {
         /// The source asked for (`v1 Secret default/regcred`).
         what: String,
         /// Why the look-up has no answer.
-        source: crate::cluster::LookupError,
+        source: crate::admission::cluster::LookupError,
     },
     /// A CEL expression exceeded its evaluation budget.
     #[error("CEL {expression:?}: evaluation budget of {limit} exceeded")]
@@ -231,7 +231,9 @@ impl Error {
             Error::ContextLookup { source, .. } => source.code(),
             Error::Generate { .. } => "policy.generate",
             Error::GenerateSource { source, .. } => match source {
-                crate::cluster::LookupError::NotFound { .. } => "policy.generate.source_not_found",
+                crate::admission::cluster::LookupError::NotFound { .. } => {
+                    "policy.generate.source_not_found"
+                }
                 other => other.code(),
             },
         }

@@ -2,33 +2,35 @@
 //!
 //! Kyverno policies evaluated outside Kubernetes: ClusterPolicy (validate, verifyImages,
 //! podSecurity, CEL), ValidatingPolicy, ValidatingAdmissionPolicy, ImageValidatingPolicy, and
-//! the CEL mutation policies MutatingPolicy and MutatingAdmissionPolicy ([`mutating_policy`]).
-//! Pure and synchronous: the request, `now` and any gathered evidence are arguments; the one
-//! part that does I/O (gathering signatures and attestations from registries or OCI layouts)
-//! is behind the `oci` feature.
+//! the CEL mutation policies MutatingPolicy and MutatingAdmissionPolicy
+//! ([`cel_policies::mutating_policy`]). Pure and synchronous: the request, `now` and any
+//! gathered evidence are arguments; the one part that does I/O (gathering signatures and
+//! attestations from registries or OCI layouts) is behind the `oci` feature.
 //!
 //! ## Where to start
 //!
 //! - **An admission webhook** (yours, on axum, hyper or kube-rs): load a [`PolicySet`], then
 //!   per request [`Review::parse`] → [`PolicySet::image_requests_for`] → gather evidence →
 //!   [`PolicySet::respond`], which returns the complete AdmissionReview answer for the
-//!   mutating or validating [`Phase`]. With the `oci` feature, `review::respond_online` gathers
-//!   the evidence itself within a deadline; with the `kube` feature, `Review::from_kube` and
-//!   `Answer::to_kube` speak kube-rs's admission types. See the [`review`] module.
+//!   mutating or validating [`Phase`]. With the `oci` feature,
+//!   `admission::review::respond_online` gathers the evidence itself within a deadline; with
+//!   the `kube` feature, `Review::from_kube` and `Answer::to_kube` speak kube-rs's admission
+//!   types. See the [`admission::review`] module.
 //! - **A CLI or CI check** over manifests: [`PolicySet::decide`] / [`PolicySet::decide_with`]
-//!   on a [`request::ResourceInput`], and [`report`] for PolicyReports.
+//!   on a [`admission::request::ResourceInput`], and [`admission::report`] for PolicyReports.
 //! - **Facts the API server does not send** (namespace labels, the requester's roles):
 //!   [`RequestFacts`]. Whatever is left unknown makes the rules that need it an `error`, never
 //!   a silent non-match.
 //! - **Cluster data rules read** (`configMap`, `apiCall`, `globalReference` context entries):
-//!   a [`cluster::ClusterData`] (or the ready [`cluster::ClusterSnapshot`]) in the evaluation
-//!   [`jmespath::Env`]. A look-up it cannot answer makes the rule an `error`.
+//!   a [`admission::cluster::ClusterData`] (or the ready
+//!   [`admission::cluster::ClusterSnapshot`]) in the evaluation [`lang::jmespath::Env`]. A
+//!   look-up it cannot answer makes the rule an `error`.
 //!
 //! ## Feature flags
 //!
 //! | feature | what it adds |
 //! |---|---|
-//! | `oci` | evidence gathering from registries and OCI layouts through `provenance-oci` (`gather`, `review::respond_online`); async, on tokio |
+//! | `oci` | evidence gathering from registries and OCI layouts through `provenance-oci` (`admission::gather`, `admission::review::respond_online`); async, on tokio |
 //! | `kube` | kube-rs's admission types (`Review::from_kube`, `Answer::to_kube`), through `kube-core` |
 //!
 //! With neither, the crate does no I/O and has no async runtime: evidence is an argument.
@@ -46,42 +48,18 @@
 #![forbid(unsafe_code)]
 
 pub mod admission;
-pub mod cel;
-pub mod cluster;
-pub mod conditions;
-pub mod context;
-pub mod deleting_policy;
-pub mod engine;
+pub mod cel_policies;
 pub mod error;
-pub mod exceptions;
-#[cfg(feature = "oci")]
-pub mod gather;
-pub mod generate;
-pub mod generating_policy;
-pub mod image_validating_policy;
-pub mod jmespath;
-pub mod loader;
-pub mod matching;
-pub mod mutate;
-pub mod mutating_policy;
-pub mod pattern;
-pub mod pod_security;
-pub mod policy;
+pub mod kyverno;
+pub mod lang;
 pub use provenance_core::re2;
-pub mod report;
-pub mod request;
-pub mod review;
 mod schema;
-pub mod validating_policy;
-pub mod variables;
-pub mod verify_images;
-pub mod verify_images_fields;
 pub mod yaml;
 
+pub use admission::review::{Answer, Phase, RequestFacts, Review};
 pub use admission::{Decision, PolicySet};
 pub use error::Error;
 pub use provenance_core as core;
-pub use review::{Answer, Phase, RequestFacts, Review};
 
 #[doc = include_str!("../../README.md")]
 #[cfg(doctest)]

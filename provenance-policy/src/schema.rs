@@ -8,7 +8,7 @@
 //! [`Error::Unsupported`], is decided where the field is read. Free-form content (resource
 //! patterns, condition keys and values, labels, `data` of a generate rule) is not looked
 //! into. `verifyImages` entries have their own, stricter inventory
-//! ([`crate::verify_images_fields`]), and so do the attestors of an ImageValidatingPolicy.
+//! ([`crate::kyverno::verify_images_fields`]), and so do the attestors of an ImageValidatingPolicy.
 
 use serde_json::Value;
 
@@ -559,7 +559,7 @@ const VALIDATING_POLICY: Node = Obj(&[
 ]);
 
 /// A `policies.kyverno.io` ImageValidatingPolicy: its spec keys (their content is checked by
-/// [`crate::image_validating_policy`]).
+/// [`crate::cel_policies::image_validating_policy`]).
 const IMAGE_VALIDATING_POLICY: Node = Obj(&[
     ("apiVersion", Any),
     ("kind", Any),
@@ -907,7 +907,7 @@ fn distance(a: &str, b: &str) -> usize {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use crate::loader::load_policies;
+    use crate::admission::loader::load_policies;
 
     const POLICY: &str = "\
 apiVersion: kyverno.io/v1
@@ -1097,8 +1097,11 @@ spec:
         );
         let loaded = load_policies(&p, "p.yaml").unwrap();
         match &loaded[0] {
-            crate::loader::LoadedPolicy::Kyverno(cp) => {
-                assert!(matches!(cp.rules[0].kind, crate::policy::RuleKind::Mutate));
+            crate::admission::loader::LoadedPolicy::Kyverno(cp) => {
+                assert!(matches!(
+                    cp.rules[0].kind,
+                    crate::kyverno::policy::RuleKind::Mutate
+                ));
             }
             other => panic!("{other:?}"),
         }
@@ -1149,7 +1152,7 @@ spec:
         .unwrap();
         assert!(matches!(
             loaded[0],
-            crate::loader::LoadedPolicy::Unsupported { .. }
+            crate::admission::loader::LoadedPolicy::Unsupported { .. }
         ));
     }
 
@@ -1233,7 +1236,7 @@ spec:
                 "validate": {"anyPatern": []}}]}}"#,
         )
         .unwrap();
-        let e = crate::policy::ClusterPolicy::from_value(&v).unwrap_err();
+        let e = crate::kyverno::policy::ClusterPolicy::from_value(&v).unwrap_err();
         assert_eq!(
             unknown(&e),
             ("spec.rules[0].validate.anyPatern", 0, 0, Some("anyPattern"))

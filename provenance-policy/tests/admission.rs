@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use provenance_core::{RuleStatus, UnixTime};
 use provenance_policy::admission::PolicySet;
-use provenance_policy::jmespath::Env;
-use provenance_policy::report::policy_reports;
+use provenance_policy::admission::report::policy_reports;
+use provenance_policy::lang::jmespath::Env;
 use provenance_policy::{Phase, RequestFacts, Review};
 use serde_json::{Value, json};
 
@@ -181,7 +181,7 @@ fn allowed_round_trip_and_reports() {
     assert_eq!(out["response"]["uid"], "u-1");
 
     let s = set();
-    let input = provenance_policy::request::ResourceInput::create(pod(json!({}), true));
+    let input = provenance_policy::admission::request::ResourceInput::create(pod(json!({}), true));
     let d = s.decide(&input, &env());
     let reports = policy_reports(&d.results, UnixTime(1_800_000_000));
     assert_eq!(reports.len(), 1);

@@ -26,10 +26,10 @@ use provenance_oci::sign::{
     attest_image, attest_image_bundle, sign_image, sign_image_bundle,
 };
 use provenance_oci::{EvidenceSource, LayoutPublisher, LayoutSource, Manifest, Publisher};
+use provenance_policy::admission::request::ResourceInput;
 use provenance_policy::admission::{Decision, PolicySet, input_from_review};
-use provenance_policy::jmespath::Env;
-use provenance_policy::request::ResourceInput;
-use provenance_policy::verify_images::VerifyImagesContext;
+use provenance_policy::kyverno::verify_images::VerifyImagesContext;
+use provenance_policy::lang::jmespath::Env;
 use provenance_policy::{Phase, RequestFacts, Review};
 use serde_json::{Value, json};
 
@@ -238,7 +238,7 @@ async fn decide_input(layout: &Path, set: &PolicySet, input: &ResourceInput) -> 
     let requests = set.image_requests(input);
     assert!(!requests.is_empty(), "the policy covers the Pod's image");
     let source = Arc::new(LayoutSource::open(layout).unwrap());
-    let evidence = provenance_policy::gather::gather(source, &requests, 4).await;
+    let evidence = provenance_policy::admission::gather::gather(source, &requests, 4).await;
     decide_with_evidence(set, input, &evidence)
 }
 
@@ -247,7 +247,7 @@ async fn decide_input(layout: &Path, set: &PolicySet, input: &ResourceInput) -> 
 fn decide_with_evidence(
     set: &PolicySet,
     input: &ResourceInput,
-    evidence: &BTreeMap<String, provenance_policy::verify_images::ImageEvidence>,
+    evidence: &BTreeMap<String, provenance_policy::kyverno::verify_images::ImageEvidence>,
 ) -> Decision {
     let root = TrustRoot::from_trusted_root_json(PUBLIC_GOOD_TRUSTED_ROOT).unwrap();
     let verifier = Verifier::new(&root).unwrap();
@@ -1169,7 +1169,7 @@ async fn extract_payload_refuses_to_choose_between_two_verified_statements() {
 async fn evidence_kept_for_one_request_is_bounded_over_all_its_images() {
     let layout = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/ai-workloads/registry");
     let source = Arc::new(LayoutSource::open(&layout).unwrap());
-    let request = |name: &str| provenance_policy::verify_images::ImageRequest {
+    let request = |name: &str| provenance_policy::kyverno::verify_images::ImageRequest {
         policy: "p".into(),
         rule: "r".into(),
         image: format!("registry.example.com/{name}:1.0"),
@@ -1181,12 +1181,13 @@ async fn evidence_kept_for_one_request_is_bounded_over_all_its_images() {
     };
     let requests = [request("ml/llm-server"), request("ml/tokenizer")];
     // Unbounded enough: both images have their signatures.
-    let all = provenance_policy::gather::gather(source.clone(), &requests, 2).await;
+    let all = provenance_policy::admission::gather::gather(source.clone(), &requests, 2).await;
     assert!(all.values().all(|e| e.error.is_none()), "{all:?}");
     // A request budget smaller than the two images' evidence: at least one image fails
     // (`invalid`: never a pass, and never an `error` that `failurePolicy: Ignore` would
     // admit; the request's author sized it), with the size code.
-    let bounded = provenance_policy::gather::gather_bounded(source, &requests, 1, 1).await;
+    let bounded =
+        provenance_policy::admission::gather::gather_bounded(source, &requests, 1, 1).await;
     assert!(bounded.values().all(|e| e.error.is_none()), "{bounded:?}");
     let errors: Vec<_> = bounded
         .values()
@@ -1209,7 +1210,7 @@ async fn decide_remembering(
     let input = ResourceInput::create(pod(img, json!({})));
     let requests = set.image_requests(&input);
     let source = Arc::new(LayoutSource::open(layout).unwrap());
-    let evidence = provenance_policy::gather::gather(source, &requests, 4).await;
+    let evidence = provenance_policy::admission::gather::gather(source, &requests, 4).await;
     let cx = VerifyImagesContext {
         evidence: &evidence,
         verifier,
@@ -1232,7 +1233,7 @@ async fn sign_with_strangers(p: &LayoutPublisher, img: &ImageReference, d: &Dige
 
 #[tokio::test]
 async fn junk_signatures_cost_one_verification_each_per_window_and_too_many_are_refused() {
-    use provenance_policy::verify_images::MAX_MATERIALS_PER_IMAGE;
+    use provenance_policy::kyverno::verify_images::MAX_MATERIALS_PER_IMAGE;
     let dir = tempfile::tempdir().unwrap();
     let p = LayoutPublisher::open(dir.path()).unwrap();
     let key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
@@ -1298,7 +1299,7 @@ async fn junk_signatures_cost_one_verification_each_per_window_and_too_many_are_
 
 #[tokio::test]
 async fn too_many_attestations_of_the_required_type_are_refused() {
-    use provenance_policy::verify_images::MAX_MATERIALS_PER_IMAGE;
+    use provenance_policy::kyverno::verify_images::MAX_MATERIALS_PER_IMAGE;
     let dir = tempfile::tempdir().unwrap();
     let p = LayoutPublisher::open(dir.path()).unwrap();
     let key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();

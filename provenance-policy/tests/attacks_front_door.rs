@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use provenance_core::sign::{KeyAlgorithm, SigningKey};
 use provenance_core::verify::{PUBLIC_GOOD_TRUSTED_ROOT, Verifier};
 use provenance_core::{RuleStatus, TrustRoot, UnixTime};
+use provenance_policy::admission::request::ResourceInput;
 use provenance_policy::admission::{Decision, PolicySet};
-use provenance_policy::jmespath::Env;
-use provenance_policy::request::ResourceInput;
-use provenance_policy::verify_images::VerifyImagesContext;
+use provenance_policy::kyverno::verify_images::VerifyImagesContext;
+use provenance_policy::lang::jmespath::Env;
 use serde_json::json;
 
 const NOW: UnixTime = UnixTime(1_800_000_000);

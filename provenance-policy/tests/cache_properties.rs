@@ -17,10 +17,12 @@ use std::path::PathBuf;
 use proptest::prelude::*;
 use provenance_core::verify::{CosignSignature, SignatureMaterial, Verifier};
 use provenance_core::{Digest, RuleStatus, TrustRoot, UnixTime};
+use provenance_policy::admission::request::ResourceInput;
 use provenance_policy::admission::{Decision, PolicySet};
-use provenance_policy::jmespath::Env;
-use provenance_policy::request::ResourceInput;
-use provenance_policy::verify_images::{ImageEvidence, VerifyImagesCache, VerifyImagesContext};
+use provenance_policy::kyverno::verify_images::{
+    ImageEvidence, VerifyImagesCache, VerifyImagesContext,
+};
+use provenance_policy::lang::jmespath::Env;
 use serde_json::{Value, json};
 
 const TTL: i64 = 30;

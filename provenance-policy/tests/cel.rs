@@ -5,12 +5,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use provenance_policy::cel::{
-    CompiledCelRule, Operation, PolicyInput, Program, RequestView, Value, VariableScope,
+use provenance_policy::cel_policies::validating_policy::{
+    CelPolicyException, PolicyBinding, ValidatingAdmissionPolicy, ValidatingPolicy,
 };
 use provenance_policy::core::outcome::RuleStatus;
-use provenance_policy::validating_policy::{
-    CelPolicyException, PolicyBinding, ValidatingAdmissionPolicy, ValidatingPolicy,
+use provenance_policy::lang::cel::{
+    CompiledCelRule, Operation, PolicyInput, Program, RequestView, Value, VariableScope,
 };
 use serde_json::json;
 
@@ -601,7 +601,7 @@ fn run_test_file(test: &Path, tally: &mut Tally) {
     for p in strs("paramResources") {
         param_resources.extend(yaml_docs(&dir.join(&p)));
     }
-    let mut user_info = provenance_policy::cel::UserInfo::default();
+    let mut user_info = provenance_policy::lang::cel::UserInfo::default();
     if let Some(u) = spec.get("userinfo").and_then(|v| v.as_str()) {
         let u = &yaml_docs(&dir.join(u))[0]["userInfo"];
         user_info.username = u["username"].as_str().unwrap_or_default().to_owned();
@@ -639,7 +639,7 @@ fn run_test_file(test: &Path, tally: &mut Tally) {
         }
     }
     // context data: context.yaml resources/images, clusterResources, global context, http mocks
-    let mut ctx = provenance_policy::cel::ContextData::new();
+    let mut ctx = provenance_policy::lang::cel::ContextData::new();
     if let Some(c) = spec.get("context").and_then(|v| v.as_str()) {
         let c = &yaml_docs(&dir.join(c))[0];
         for r in c["spec"]["resources"].as_array().into_iter().flatten() {
@@ -1023,8 +1023,8 @@ spec:
     let pod = json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "p", "namespace": "ml"}, "buckets": [{"public": true}]});
     let d = set.decide(
-        &provenance_policy::request::ResourceInput::create(pod.clone()),
-        &provenance_policy::jmespath::Env::at(provenance_policy::core::UnixTime(0)),
+        &provenance_policy::admission::request::ResourceInput::create(pod.clone()),
+        &provenance_policy::lang::jmespath::Env::at(provenance_policy::core::UnixTime(0)),
     );
     assert!(d.allowed && d.results.is_empty(), "{d:?}");
     // ...and a Kubernetes-mode policy never validates payloads.
@@ -1079,8 +1079,8 @@ spec:
         "metadata": {"name": "ops-debug", "namespace": "ml"},
         "spec": {"containers": [{"name": "c", "image": "nginx"}]}});
     let d = set.decide(
-        &provenance_policy::request::ResourceInput::create(pod),
-        &provenance_policy::jmespath::Env::at(provenance_policy::core::UnixTime(0)),
+        &provenance_policy::admission::request::ResourceInput::create(pod),
+        &provenance_policy::lang::jmespath::Env::at(provenance_policy::core::UnixTime(0)),
     );
     let r = d.results.iter().find(|r| r.policy == "needs-team").unwrap();
     assert_eq!(r.status, RuleStatus::Skip, "{r:?}");

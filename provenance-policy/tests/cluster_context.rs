@@ -6,11 +6,11 @@
 use std::sync::Arc;
 
 use provenance_core::{RuleResult, RuleStatus, UnixTime};
-use provenance_policy::cluster::{CannedResponse, ClusterSnapshot};
-use provenance_policy::engine::{UNSUPPORTED, Variables};
-use provenance_policy::jmespath::Env;
-use provenance_policy::policy::ClusterPolicy;
-use provenance_policy::request::ResourceInput;
+use provenance_policy::admission::cluster::{CannedResponse, ClusterSnapshot};
+use provenance_policy::admission::request::ResourceInput;
+use provenance_policy::kyverno::engine::{UNSUPPORTED, Variables};
+use provenance_policy::kyverno::policy::ClusterPolicy;
+use provenance_policy::lang::jmespath::Env;
 use serde_json::{Value, json};
 
 fn policy(context: Value, deny_key: &str, deny_value: Value) -> ClusterPolicy {

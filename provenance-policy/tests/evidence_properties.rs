@@ -22,10 +22,10 @@ use proptest::prelude::*;
 use provenance_core::sign::{KeyAlgorithm, Signer, SigningKey, bundle};
 use provenance_core::verify::{CosignSignature, SignatureMaterial, Verifier};
 use provenance_core::{Digest, RuleStatus, TrustRoot, UnixTime};
+use provenance_policy::admission::request::ResourceInput;
 use provenance_policy::admission::{Decision, PolicySet};
-use provenance_policy::jmespath::Env;
-use provenance_policy::request::ResourceInput;
-use provenance_policy::verify_images::{ImageEvidence, VerifyImagesContext};
+use provenance_policy::kyverno::verify_images::{ImageEvidence, VerifyImagesContext};
+use provenance_policy::lang::jmespath::Env;
 use serde_json::{Value, json};
 
 const NOW: UnixTime = UnixTime(1_800_000_000);

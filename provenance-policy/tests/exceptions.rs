@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use provenance_policy::exceptions::{PolicyException, skip_message};
-use provenance_policy::jmespath::Env;
-use provenance_policy::request::ResourceInput;
+use provenance_policy::admission::request::ResourceInput;
+use provenance_policy::kyverno::exceptions::{PolicyException, skip_message};
+use provenance_policy::lang::jmespath::Env;
 use serde_json::{Value, json};
 
 fn polex(spec: Value) -> Value {

@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 
 use provenance_core::{RuleStatus, UnixTime};
+use provenance_policy::admission::request::ResourceInput;
 use provenance_policy::admission::{Decision, PolicySet, input_from_review};
-use provenance_policy::jmespath::Env;
-use provenance_policy::request::ResourceInput;
+use provenance_policy::lang::jmespath::Env;
 use serde_json::{Value, json};
 
 fn set(yaml: &str) -> PolicySet {

@@ -5,8 +5,8 @@
 
 use provenance_core::{RuleStatus, UnixTime};
 use provenance_policy::admission::PolicySet;
-use provenance_policy::jmespath::Env;
-use provenance_policy::request::ResourceInput;
+use provenance_policy::admission::request::ResourceInput;
+use provenance_policy::lang::jmespath::Env;
 use serde_json::json;
 
 fn decide(policy: &str) -> (RuleStatus, String) {

@@ -9,13 +9,13 @@ use std::path::PathBuf;
 
 use provenance_core::verify::{CosignSignature, SignatureMaterial, Verifier};
 use provenance_core::{Digest, RuleStatus, TrustRoot, UnixTime};
+use provenance_policy::admission::loader::LoadedPolicy;
+use provenance_policy::admission::request::ResourceInput;
 use provenance_policy::admission::{Decision, PolicySet};
-use provenance_policy::cel::PolicyInput;
-use provenance_policy::image_validating_policy::ImageValidatingPolicy;
-use provenance_policy::jmespath::Env;
-use provenance_policy::loader::LoadedPolicy;
-use provenance_policy::request::ResourceInput;
-use provenance_policy::verify_images::{ImageEvidence, VerifyImagesContext};
+use provenance_policy::cel_policies::image_validating_policy::ImageValidatingPolicy;
+use provenance_policy::kyverno::verify_images::{ImageEvidence, VerifyImagesContext};
+use provenance_policy::lang::cel::PolicyInput;
+use provenance_policy::lang::jmespath::Env;
 use serde_json::{Value, json};
 
 fn read(name: &str, file: &str) -> Vec<u8> {
@@ -589,7 +589,8 @@ validations:
 fn direct_evaluation_and_loading() {
     let c = cosign();
     let loaded =
-        provenance_policy::loader::load_policies(&key_policy(&c.key, ""), "p.yaml").unwrap();
+        provenance_policy::admission::loader::load_policies(&key_policy(&c.key, ""), "p.yaml")
+            .unwrap();
     let LoadedPolicy::ImageValidating(p) = &loaded[0] else {
         panic!("{loaded:?}")
     };
@@ -634,7 +635,7 @@ spec:
   matchConstraints: {resourceRules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}]}
   validations: [{expression: "images.containers.size() > 0"}]
 "#;
-    let e = provenance_policy::loader::load_policies(vp, "v.yaml").unwrap_err();
+    let e = provenance_policy::admission::loader::load_policies(vp, "v.yaml").unwrap_err();
     assert!(
         e.to_string().contains("undeclared reference to 'images'"),
         "{e}"

@@ -3,7 +3,7 @@
 //! value (a missing key is `null`), `error` cases must fail to compile or to evaluate.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use provenance_policy::jmespath::Expression;
+use provenance_policy::lang::jmespath::Expression;
 use serde_json::Value;
 use std::path::PathBuf;
 

@@ -6,8 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use provenance_core::wildcard::wildcard_match;
-use provenance_policy::conditions;
-use provenance_policy::pattern::{self, PatternOutcome};
+use provenance_policy::kyverno::conditions;
+use provenance_policy::kyverno::pattern::{self, PatternOutcome};
 use serde_json::Value;
 use std::path::PathBuf;
 

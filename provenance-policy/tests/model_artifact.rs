@@ -12,9 +12,9 @@ use provenance_attest::model_artifact::ArtifactLayer;
 use provenance_core::verify::{PUBLIC_GOOD_TRUSTED_ROOT, SignatureMaterial, Verifier};
 use provenance_core::{Digest, RuleStatus, TrustRoot, UnixTime};
 use provenance_policy::admission::PolicySet;
-use provenance_policy::jmespath::Env;
-use provenance_policy::request::ResourceInput;
-use provenance_policy::verify_images::{ImageEvidence, VerifyImagesContext};
+use provenance_policy::admission::request::ResourceInput;
+use provenance_policy::kyverno::verify_images::{ImageEvidence, VerifyImagesContext};
+use provenance_policy::lang::jmespath::Env;
 use serde_json::{Value, json};
 
 const MODEL: &str = "registry.provenance.test/models/tiny:1.0";
@@ -264,7 +264,7 @@ async fn gathered_from_the_layout_passes() {
     );
     let set = policy("ec-p256.pub");
     let reqs = set.image_requests(&ResourceInput::create(pod()));
-    let gathered = provenance_policy::gather::gather(src, &reqs, 2).await;
+    let gathered = provenance_policy::admission::gather::gather(src, &reqs, 2).await;
     let ev = gathered.get(MODEL).unwrap().clone();
     assert!(ev.error.is_none(), "{:?}", ev.error);
     assert_eq!(ev.layers.as_ref().map(Vec::len), Some(5));

@@ -4,13 +4,13 @@
 
 use base64::Engine as _;
 use provenance_policy::admission::PolicySet;
+use provenance_policy::admission::request::ResourceInput;
+use provenance_policy::admission::review::{Phase, RequestFacts, Review};
 use provenance_policy::core::{RuleStatus, UnixTime};
-use provenance_policy::engine::Variables;
-use provenance_policy::jmespath::Env;
-use provenance_policy::mutate::json_patch;
-use provenance_policy::policy::ClusterPolicy;
-use provenance_policy::request::ResourceInput;
-use provenance_policy::review::{Phase, RequestFacts, Review};
+use provenance_policy::kyverno::engine::Variables;
+use provenance_policy::kyverno::mutate::json_patch;
+use provenance_policy::kyverno::policy::ClusterPolicy;
+use provenance_policy::lang::jmespath::Env;
 use serde_json::{Value, json};
 
 fn env() -> Env {
@@ -373,7 +373,7 @@ spec:
     );
     let (results, _) = mutate(&each, wide_pod(4));
     assert_eq!(results[0].1, RuleStatus::Pass, "{results:?}");
-    let limit = provenance_policy::mutate::MAX_FOREACH_ELEMENTS;
+    let limit = provenance_policy::kyverno::mutate::MAX_FOREACH_ELEMENTS;
     let (results, out) = mutate(&each, wide_pod(limit + 1));
     assert_eq!(results[0].1, RuleStatus::Error, "{results:?}");
     assert!(results[0].2.contains("more than the 1024"), "{results:?}");

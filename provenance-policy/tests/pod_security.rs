@@ -5,11 +5,11 @@
 
 use std::path::{Path, PathBuf};
 
-use provenance_policy::exceptions::{PolicyException, check_pod_security, skip_message};
-use provenance_policy::jmespath::Env;
-use provenance_policy::matching::MatchBlock;
-use provenance_policy::pod_security::{PodSecurity, PssOutcome, Violation};
-use provenance_policy::request::ResourceInput;
+use provenance_policy::admission::request::ResourceInput;
+use provenance_policy::kyverno::exceptions::{PolicyException, check_pod_security, skip_message};
+use provenance_policy::kyverno::matching::MatchBlock;
+use provenance_policy::kyverno::pod_security::{PodSecurity, PssOutcome, Violation};
+use provenance_policy::lang::jmespath::Env;
 use serde_json::{Value, json};
 
 fn rule(level: &str, version: &str) -> PodSecurity {

@@ -20,10 +20,10 @@ use provenance_core::verify::{
     CosignSignature, PUBLIC_GOOD_TRUSTED_ROOT, SignatureMaterial, Verifier,
 };
 use provenance_core::{Digest, RuleStatus, TrustRoot, UnixTime};
+use provenance_policy::admission::request::ResourceInput;
 use provenance_policy::admission::{Decision, PolicySet};
-use provenance_policy::jmespath::Env;
-use provenance_policy::request::ResourceInput;
-use provenance_policy::verify_images::{ImageEvidence, VerifyImagesContext};
+use provenance_policy::kyverno::verify_images::{ImageEvidence, VerifyImagesContext};
+use provenance_policy::lang::jmespath::Env;
 use serde_json::{Value, json};
 
 const IMAGE: &str = "registry.provenance.test/acme/model:v1";

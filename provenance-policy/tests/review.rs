@@ -1,5 +1,5 @@
-//! The front door (`provenance_policy::review`): one AdmissionReview in, the complete answer
-//! out, for the mutating and the validating phase, over the AI-workload example (its
+//! The front door (`provenance_policy::admission::review`): one AdmissionReview in, the complete
+//! answer out, for the mutating and the validating phase, over the AI-workload example (its
 //! policies, its OCI layout of signed images and its trust root), with the evidence gathered
 //! by `respond_online` within a deadline. Also: facts the API server does not send, malformed
 //! reviews, and kube-rs's typed AdmissionReview / AdmissionResponse.
@@ -14,8 +14,10 @@ use provenance_core::verify::Verifier;
 use provenance_core::{TrustRoot, UnixTime};
 use provenance_oci::LayoutSource;
 use provenance_policy::admission::PolicySet;
-use provenance_policy::jmespath::Env;
-use provenance_policy::review::{AUDIT_ANNOTATION, Phase, RequestFacts, Review, respond_online};
+use provenance_policy::admission::review::{
+    AUDIT_ANNOTATION, Phase, RequestFacts, Review, respond_online,
+};
+use provenance_policy::lang::jmespath::Env;
 use serde_json::{Value, json};
 
 fn example() -> PathBuf {
@@ -209,7 +211,7 @@ fn malformed_reviews_are_errors() {
         assert!(e.to_string().contains(what), "{what}: {e}");
     }
     assert!(Review::from_slice(b"{not json", &facts()).is_err());
-    let huge = vec![b' '; provenance_policy::review::MAX_REVIEW_BYTES + 1];
+    let huge = vec![b' '; provenance_policy::admission::review::MAX_REVIEW_BYTES + 1];
     assert!(Review::from_slice(&huge, &facts()).is_err());
 }
 

@@ -9,9 +9,11 @@ use std::path::PathBuf;
 use provenance_core::verify::{CosignSignature, SignatureMaterial, Verifier};
 use provenance_core::{Digest, RuleStatus, TrustRoot, UnixTime};
 use provenance_policy::admission::PolicySet;
-use provenance_policy::jmespath::Env;
-use provenance_policy::request::ResourceInput;
-use provenance_policy::verify_images::{EVIDENCE_UNAVAILABLE, ImageEvidence, VerifyImagesContext};
+use provenance_policy::admission::request::ResourceInput;
+use provenance_policy::kyverno::verify_images::{
+    EVIDENCE_UNAVAILABLE, ImageEvidence, VerifyImagesContext,
+};
+use provenance_policy::lang::jmespath::Env;
 use serde_json::{Value, json};
 
 fn fixture(name: &str) -> PathBuf {
@@ -661,7 +663,7 @@ fn decide_cached(
     s: &Setup,
     image: &str,
     evidence: &BTreeMap<String, ImageEvidence>,
-    cache: &provenance_policy::verify_images::VerifyImagesCache,
+    cache: &provenance_policy::kyverno::verify_images::VerifyImagesCache,
     now: UnixTime,
 ) -> provenance_policy::admission::Decision {
     let input = ResourceInput::create(pod(image));
@@ -676,7 +678,7 @@ fn decide_cached(
 
 #[test]
 fn result_cache_is_bound_to_digest_rule_trust_root_and_time() {
-    use provenance_policy::verify_images::VerifyImagesCache;
+    use provenance_policy::kyverno::verify_images::VerifyImagesCache;
     let (digest, sig, key, now, root) = cosign_layer();
     let s = setup(&key_policy(&key), &root, now);
     let image = MODEL;
@@ -757,7 +759,7 @@ fn result_cache_is_bound_to_digest_rule_trust_root_and_time() {
 
 #[test]
 fn result_cache_skips_conditions_that_read_the_request() {
-    use provenance_policy::verify_images::VerifyImagesCache;
+    use provenance_policy::kyverno::verify_images::VerifyImagesCache;
     let (expect, root, now, evidence) = keyless_dsse();
     let policy = |key: &str, value: &str| {
         slsa_policy(

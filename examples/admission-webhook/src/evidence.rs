@@ -18,7 +18,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use provenance_policy::core::Reason;
-use provenance_policy::verify_images::{EVIDENCE_UNAVAILABLE, ImageEvidence, ImageRequest};
+use provenance_policy::kyverno::verify_images::{
+    EVIDENCE_UNAVAILABLE, ImageEvidence, ImageRequest,
+};
 use tokio::sync::OnceCell;
 
 /// What one retrieval is for: the image, its signature repository and what is needed.
@@ -117,8 +119,12 @@ impl Evidence {
             .map(|r| r.reference.clone())
             .unwrap_or_default();
         let mut map = match &self.source {
-            Source::Layout(l) => provenance_policy::gather::gather(l.clone(), &requests, 1).await,
-            Source::Registry(r) => provenance_policy::gather::gather(r.clone(), &requests, 1).await,
+            Source::Layout(l) => {
+                provenance_policy::admission::gather::gather(l.clone(), &requests, 1).await
+            }
+            Source::Registry(r) => {
+                provenance_policy::admission::gather::gather(r.clone(), &requests, 1).await
+            }
         };
         map.remove(&reference).unwrap_or_else(|| {
             ImageEvidence::unavailable(Reason::new(
@@ -200,7 +206,7 @@ impl Evidence {
         requests: &[ImageRequest],
     ) -> BTreeMap<String, ImageEvidence> {
         // One retrieval per reference, needing what all its requests need (as
-        // `provenance_policy::gather` merges them).
+        // `provenance_policy::admission::gather` merges them).
         let mut groups: BTreeMap<String, (Key, Vec<ImageRequest>)> = BTreeMap::new();
         for r in requests {
             let (key, list) = groups.entry(r.reference.clone()).or_insert_with(|| {

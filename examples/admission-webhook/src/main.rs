@@ -35,8 +35,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use clap::Parser;
 use provenance_core::UnixTime;
-use provenance_policy::jmespath::Env;
-use provenance_policy::review::{Phase, RequestFacts, Review};
+use provenance_policy::admission::review::{Phase, RequestFacts, Review};
+use provenance_policy::lang::jmespath::Env;
 use serde_json::{Value, json};
 
 use config::{Args, Settings};
@@ -49,7 +49,7 @@ struct Images {
     evidence: Arc<Evidence>,
     verifier: Arc<provenance_core::verify::Verifier>,
     /// Passed checks reused across requests (bound to digest, rule and trust root).
-    cache: Arc<provenance_policy::verify_images::VerifyImagesCache>,
+    cache: Arc<provenance_policy::kyverno::verify_images::VerifyImagesCache>,
 }
 
 fn images_from(s: &Settings) -> Result<Option<Images>, String> {
@@ -99,9 +99,9 @@ fn images_from(s: &Settings) -> Result<Option<Images>, String> {
             Duration::from_secs(s.evidence_ttl_seconds),
         )),
         verifier: Arc::new(verifier),
-        cache: Arc::new(provenance_policy::verify_images::VerifyImagesCache::new(
-            8192, 300,
-        )),
+        cache: Arc::new(
+            provenance_policy::kyverno::verify_images::VerifyImagesCache::new(8192, 300),
+        ),
     }))
 }
 
@@ -340,7 +340,7 @@ fn deadline_message(app: &App) -> String {
 /// How deciding one AdmissionReview ended.
 enum Outcome {
     /// The policies' answer.
-    Answer(provenance_policy::review::Answer),
+    Answer(provenance_policy::admission::review::Answer),
     /// The request cannot be decided (malformed AdmissionRequest).
     Invalid(provenance_policy::Error),
     /// Evaluation failed unexpectedly (a panic in the evaluation task).
@@ -405,7 +405,7 @@ async fn decide(app: &Arc<App>, review: Value, mode: Phase) -> Outcome {
             let env = Env::at(now);
             let d = match &verifier {
                 Some((v, cache)) => {
-                    let cx = provenance_policy::verify_images::VerifyImagesContext {
+                    let cx = provenance_policy::kyverno::verify_images::VerifyImagesContext {
                         evidence: &evidence,
                         verifier: v,
                         now,

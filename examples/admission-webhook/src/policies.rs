@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use provenance_policy::admission::PolicySet;
-use provenance_policy::loader::LoadedPolicy;
+use provenance_policy::admission::loader::LoadedPolicy;
 
 /// Policies in force, with what they were loaded from.
 pub struct Loaded {

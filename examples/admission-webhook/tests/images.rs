@@ -405,7 +405,7 @@ fn model_pod(extra_init: Option<Value>, server_read_only: bool) -> Value {
 
 /// Applies any RFC 6902 patch /mutate returns (adds and replaces).
 fn apply_json_patch(doc: &Value, patch: &[Value]) -> Value {
-    provenance_policy::mutate::json_patch::apply(doc, patch, "patch").unwrap()
+    provenance_policy::kyverno::mutate::json_patch::apply(doc, patch, "patch").unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

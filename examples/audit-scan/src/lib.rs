@@ -27,9 +27,9 @@ use std::collections::BTreeMap;
 
 use provenance_core::{RuleResult, UnixTime};
 use provenance_policy::admission::PolicySet;
-use provenance_policy::jmespath::Env;
-use provenance_policy::request::ResourceInput;
-use provenance_policy::verify_images::{ImageRequest, VerifyImagesContext};
+use provenance_policy::admission::request::ResourceInput;
+use provenance_policy::kyverno::verify_images::{ImageRequest, VerifyImagesContext};
+use provenance_policy::lang::jmespath::Env;
 use serde_json::Value;
 
 /// Annotations Kyverno writes at admission about verified images; a scan never trusts them.
@@ -249,7 +249,7 @@ impl Scanner {
     }
 
     /// The images the `verifyImages` rules need evidence for (gather it with
-    /// `provenance_policy::gather::gather`, from a registry or an OCI layout).
+    /// `provenance_policy::admission::gather::gather`, from a registry or an OCI layout).
     pub fn image_requests(&self, inputs: &[ResourceInput]) -> Vec<ImageRequest> {
         inputs
             .iter()
@@ -276,7 +276,7 @@ impl Scanner {
 /// The PolicyReports for `results`: one per namespace, a ClusterPolicyReport for
 /// cluster-scoped resources.
 pub fn reports(results: &[RuleResult], now: UnixTime) -> Vec<Value> {
-    provenance_policy::report::policy_reports(results, now)
+    provenance_policy::admission::report::policy_reports(results, now)
 }
 
 /// Labels of the Namespace objects among `resources`.

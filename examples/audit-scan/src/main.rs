@@ -19,8 +19,8 @@ use audit_scan::{Scanner, list_items, namespace_labels, reports};
 use provenance_core::verify::{PUBLIC_GOOD_TRUSTED_ROOT, Verifier};
 use provenance_core::{TrustRoot, UnixTime};
 use provenance_oci::{LayoutSource, RegistryClient, RegistryConfig};
-use provenance_policy::gather::gather;
-use provenance_policy::verify_images::{ImageEvidence, ImageRequest, VerifyImagesContext};
+use provenance_policy::admission::gather::gather;
+use provenance_policy::kyverno::verify_images::{ImageEvidence, ImageRequest, VerifyImagesContext};
 use serde_json::Value;
 
 /// Files larger than this are refused.
@@ -385,7 +385,7 @@ fn run(args: &Args) -> Result<(), Failure> {
         Verifier::new(&root).map_err(|e| usage(format!("trust root: {e} [{}]", e.code())))?;
     let evidence = evidence(args, &rt, &requests)?;
     // Many Pods share images: a pass is verified once per (rule, image digest).
-    let cache = provenance_policy::verify_images::VerifyImagesCache::new(4096, 3600);
+    let cache = provenance_policy::kyverno::verify_images::VerifyImagesCache::new(4096, 3600);
     let cx = VerifyImagesContext {
         evidence: &evidence,
         verifier: &verifier,

@@ -12,7 +12,7 @@ use axum::extract::{DefaultBodyLimit, Json, State, rejection::JsonRejection};
 use axum::{Router, routing::post};
 use axum_server::tls_rustls::RustlsConfig;
 use kube::core::{DynamicObject, admission::AdmissionResponse, admission::AdmissionReview};
-use provenance_policy::review::{MAX_REVIEW_BYTES, respond_online};
+use provenance_policy::admission::review::{MAX_REVIEW_BYTES, respond_online};
 use provenance_policy::{Phase, PolicySet, Review, core::verify::Verifier};
 
 /// What every request reads: loaded once, shared.

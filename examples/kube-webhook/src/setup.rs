@@ -8,7 +8,7 @@ use provenance_core::TrustRoot;
 use provenance_core::verify::{PUBLIC_GOOD_TRUSTED_ROOT, Verifier};
 use provenance_oci::{DockerConfig, LayoutSource, RegistryClient, RegistryConfig};
 use provenance_policy::PolicySet;
-use provenance_policy::loader::LoadedPolicy;
+use provenance_policy::admission::loader::LoadedPolicy;
 
 /// Kyverno policies as a kube-rs admission webhook: `POST /validate`, `POST /mutate`.
 #[derive(clap::Parser, Debug)]

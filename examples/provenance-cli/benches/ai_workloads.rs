@@ -22,8 +22,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use provenance_core::verify::Verifier;
 use provenance_core::{TrustRoot, UnixTime};
 use provenance_oci::LayoutSource;
-use provenance_policy::jmespath::Env;
-use provenance_policy::verify_images::VerifyImagesContext;
+use provenance_policy::kyverno::verify_images::VerifyImagesContext;
+use provenance_policy::lang::jmespath::Env;
 
 #[path = "../src/apply.rs"]
 #[allow(dead_code)]
@@ -75,7 +75,7 @@ fn bench(c: &mut Criterion) {
     assert_eq!(distinct.len(), 3, "2 containers + 1 image volume");
     let layout = LayoutSource::open(&layout_dir).unwrap();
     let evidence = rt.block_on(apply::gather(Arc::new(layout), &requests, 8));
-    let cache = provenance_policy::verify_images::VerifyImagesCache::new(4096, 3600);
+    let cache = provenance_policy::kyverno::verify_images::VerifyImagesCache::new(4096, 3600);
     let cached = VerifyImagesContext {
         evidence: &evidence,
         verifier: &verifier,

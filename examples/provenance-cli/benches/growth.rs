@@ -39,11 +39,13 @@ use provenance_core::verify::{PUBLIC_GOOD_TRUSTED_ROOT, Verifier};
 use provenance_core::{Digest, DigestAlgorithm, ImageReference, RuleStatus, TrustRoot, UnixTime};
 use provenance_oci::sign::{SignOptions, sign_image};
 use provenance_oci::{LayoutPublisher, LayoutSource, Manifest, Publisher};
+use provenance_policy::admission::gather::gather;
+use provenance_policy::admission::request::ResourceInput;
 use provenance_policy::admission::{Decision, PolicySet};
-use provenance_policy::gather::gather;
-use provenance_policy::jmespath::Env;
-use provenance_policy::request::ResourceInput;
-use provenance_policy::verify_images::{ImageEvidence, VerifyImagesCache, VerifyImagesContext};
+use provenance_policy::kyverno::verify_images::{
+    ImageEvidence, VerifyImagesCache, VerifyImagesContext,
+};
+use provenance_policy::lang::jmespath::Env;
 use serde_json::{Value, json};
 
 const NOW: UnixTime = UnixTime(1_800_000_000);

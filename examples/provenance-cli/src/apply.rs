@@ -17,10 +17,10 @@ use provenance_core::verify::Verifier;
 use provenance_core::{RuleResult, RuleStatus, TrustRoot, UnixTime};
 use provenance_oci::{LayoutSource, RegistryClient, RegistryConfig};
 use provenance_policy::admission::PolicySet;
-pub use provenance_policy::gather::gather;
-use provenance_policy::jmespath::Env;
-use provenance_policy::request::ResourceInput;
-use provenance_policy::verify_images::{ImageEvidence, ImageRequest, VerifyImagesContext};
+pub use provenance_policy::admission::gather::gather;
+use provenance_policy::admission::request::ResourceInput;
+use provenance_policy::kyverno::verify_images::{ImageEvidence, ImageRequest, VerifyImagesContext};
+use provenance_policy::lang::jmespath::Env;
 use serde_json::Value;
 
 /// Files larger than this are refused (policies and resources are small text files).
@@ -188,7 +188,7 @@ fn run_inner(args: &ApplyArgs) -> Result<bool, String> {
     let mut env = Env::at(now);
     if !args.cluster_resources.is_empty() {
         let mut snapshot =
-            provenance_policy::cluster::ClusterSnapshot::new().with_resources_supplied();
+            provenance_policy::admission::cluster::ClusterSnapshot::new().with_resources_supplied();
         for f in files_under(&args.cluster_resources)? {
             let base = f.parent().unwrap_or(Path::new(".")).to_path_buf();
             crate::cluster_data::add_cluster_resources_file(&mut snapshot, &f, &base)?;
@@ -196,7 +196,7 @@ fn run_inner(args: &ApplyArgs) -> Result<bool, String> {
         env = env.with_cluster(Arc::new(snapshot));
     }
     // Many resources share images: a pass is verified once per (rule, image digest).
-    let cache = provenance_policy::verify_images::VerifyImagesCache::new(4096, 3600);
+    let cache = provenance_policy::kyverno::verify_images::VerifyImagesCache::new(4096, 3600);
     let cx = VerifyImagesContext {
         evidence: &evidence,
         verifier: &verifier,
@@ -213,7 +213,7 @@ fn run_inner(args: &ApplyArgs) -> Result<bool, String> {
             blocked.push(resource_name(input));
         }
         if !d.mutation_patches.is_empty() {
-            let object = provenance_policy::mutate::json_patch::apply(
+            let object = provenance_policy::kyverno::mutate::json_patch::apply(
                 &input.object,
                 &d.mutation_patches,
                 "mutation",
@@ -228,7 +228,7 @@ fn run_inner(args: &ApplyArgs) -> Result<bool, String> {
     }
     match args.output.as_str() {
         "json" | "yaml" => {
-            let reports = provenance_policy::report::policy_reports(&results, now);
+            let reports = provenance_policy::admission::report::policy_reports(&results, now);
             let text = if args.output == "json" {
                 serde_json::to_string_pretty(&reports)
                     .map_err(|e| format!("cannot write JSON: {e}"))?
@@ -321,7 +321,12 @@ pub fn load_policies(paths: &[PathBuf]) -> Result<PolicySet, String> {
     }
     // A document this engine cannot evaluate would silently leave enforcement: refuse it.
     for p in set.policies() {
-        if let provenance_policy::loader::LoadedPolicy::Unsupported { name, reason, .. } = p {
+        if let provenance_policy::admission::loader::LoadedPolicy::Unsupported {
+            name,
+            reason,
+            ..
+        } = p
+        {
             return Err(format!(
                 "policy {name:?} cannot be evaluated [policy.unsupported]: {reason}"
             ));

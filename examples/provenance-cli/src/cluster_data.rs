@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
-use provenance_policy::cel::ContextData;
-use provenance_policy::cluster::{CannedResponse, ClusterSnapshot, LookupError};
-use provenance_policy::jmespath::{Env, search_with};
+use provenance_policy::admission::cluster::{CannedResponse, ClusterSnapshot, LookupError};
+use provenance_policy::lang::cel::ContextData;
+use provenance_policy::lang::jmespath::{Env, search_with};
 use provenance_policy::yaml::load_documents;
 use serde_json::{Map, Value, json};
 

@@ -11,12 +11,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use provenance_core::{RuleStatus, UnixTime};
-use provenance_policy::cel::ContextData;
-use provenance_policy::cluster::ClusterSnapshot;
-use provenance_policy::engine::{PolicyResponse, UNSUPPORTED, Variables};
-use provenance_policy::jmespath::Env;
-use provenance_policy::loader::{LoadedPolicy, load_policies};
-use provenance_policy::request::{Operation, RequestInfo, ResourceInput};
+use provenance_policy::admission::cluster::ClusterSnapshot;
+use provenance_policy::admission::loader::{LoadedPolicy, load_policies};
+use provenance_policy::admission::request::{Operation, RequestInfo, ResourceInput};
+use provenance_policy::kyverno::engine::{PolicyResponse, UNSUPPORTED, Variables};
+use provenance_policy::lang::cel::ContextData;
+use provenance_policy::lang::jmespath::Env;
 use provenance_policy::yaml::{load_document, load_documents};
 use serde_json::{Value, json};
 
@@ -293,7 +293,7 @@ fn load_test(dir: &Path, test: &Value) -> Result<Loaded, String> {
             }
         }
     }
-    provenance_policy::loader::link(&mut policies);
+    provenance_policy::admission::loader::link(&mut policies);
     let params = load_resources(dir, &strings(test.get("paramResources")))?;
     let mut resources = load_resources(dir, &strings(test.get("resources")))?;
     // As `kyverno test` does: a namespaced resource without a namespace is in `default`.
@@ -308,7 +308,7 @@ fn load_test(dir: &Path, test: &Value) -> Result<Loaded, String> {
             .and_then(Value::as_str)
             .is_some_and(|n| !n.is_empty());
         if !has_ns
-            && !provenance_policy::validating_policy::is_cluster_scoped_kind(&kind)
+            && !provenance_policy::cel_policies::validating_policy::is_cluster_scoped_kind(&kind)
             && let Some(meta) = r.get_mut("metadata").and_then(Value::as_object_mut)
         {
             meta.insert("namespace".into(), Value::String("default".into()));
@@ -596,7 +596,7 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
                     }
                 },
             );
-            let mut pi = provenance_policy::engine::policy_input(&input);
+            let mut pi = provenance_policy::kyverno::engine::policy_input(&input);
             pi.context = loaded.cel_context.clone();
             if let Some(ns) = loaded.values.namespaces.get(&key.2) {
                 pi.namespace_object = Some(ns.clone());
@@ -607,12 +607,15 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
                 match p {
                     LoadedPolicy::Kyverno(cp) => {
                         let vars = loaded.values.variables_for(&cp.name, &key.3);
-                        let prepared = provenance_policy::engine::Prepared::new(&cp_input)
+                        let prepared = provenance_policy::kyverno::engine::Prepared::new(&cp_input)
                             .with_exceptions(exceptions.clone())
                             .without_mutation();
                         let gen_env;
                         let policy_env = if cp.rules.iter().any(|r| {
-                            matches!(r.kind, provenance_policy::policy::RuleKind::Generate)
+                            matches!(
+                                r.kind,
+                                provenance_policy::kyverno::policy::RuleKind::Generate
+                            )
                         }) {
                             gen_env = match generate_env(
                                 dir,
@@ -736,7 +739,7 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
                     generated: Vec::new(),
                 }),
                 LoadedPolicy::Deleting(dp) => {
-                    let mut pi = provenance_policy::cel::PolicyInput::create(payload.clone());
+                    let mut pi = provenance_policy::lang::cel::PolicyInput::create(payload.clone());
                     pi.context = loaded.cel_context.clone();
                     let mut rules: Vec<_> =
                         dp.decide(&pi, now).to_rule_result().into_iter().collect();
@@ -807,7 +810,7 @@ fn json_payloads(dir: &Path, test: &Value) -> Result<Vec<(String, Value)>, Strin
 fn generate_env(
     dir: &Path,
     results: &[Value],
-    policy: &provenance_policy::policy::ClusterPolicy,
+    policy: &provenance_policy::kyverno::policy::ClusterPolicy,
     trigger: &Value,
     loaded: &Loaded,
     now: UnixTime,
@@ -848,13 +851,13 @@ fn fixup_generate_labels(v: &mut Value) {
         .and_then(Value::as_object)
         .map(|m| {
             m.iter()
-                .filter(|(k, _)| !k.starts_with(provenance_policy::generate::LABEL_PREFIX))
+                .filter(|(k, _)| !k.starts_with(provenance_policy::kyverno::generate::LABEL_PREFIX))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         })
         .unwrap_or_default();
     labels.insert(
-        provenance_policy::generate::MANAGED_BY_LABEL.into(),
+        provenance_policy::kyverno::generate::MANAGED_BY_LABEL.into(),
         Value::String("kyverno".into()),
     );
     meta.insert("labels".into(), Value::Object(labels));
@@ -887,7 +890,7 @@ fn generate_rows(
     dir: &Path,
     r: &Value,
     rr: &provenance_core::RuleResult,
-    generated: &[&provenance_policy::generate::GeneratedResource],
+    generated: &[&provenance_policy::kyverno::generate::GeneratedResource],
     row: &dyn Fn(String, String, Option<bool>, String) -> Row,
     res: &str,
 ) -> Vec<Row> {
@@ -1019,7 +1022,7 @@ fn difference(what: &str, path: &Path, actual: &Value, expected: &Value) -> Opti
     }
     let a = a.unwrap_or(Value::Null);
     let e = e.unwrap_or(Value::Null);
-    let ops = provenance_policy::mutate::json_patch::diff(&e, &a);
+    let ops = provenance_policy::kyverno::mutate::json_patch::diff(&e, &a);
     Some(format!(
         "{what} resource does not match {}: from expected to actual: {}",
         path.display(),
@@ -1160,7 +1163,7 @@ fn check_expectation(
             }
             let is_generate = matches!(policy, LoadedPolicy::Kyverno(cp)
                 if cp.rules.iter().any(|x| x.name == rr.rule
-                    && matches!(x.kind, provenance_policy::policy::RuleKind::Generate)));
+                    && matches!(x.kind, provenance_policy::kyverno::policy::RuleKind::Generate)));
             if let LoadedPolicy::Generating(_) = policy {
                 // `kyverno test` evaluates GeneratingPolicies without a cluster: the objects
                 // are compared as written, without Kyverno's labels and without annotations.
@@ -1189,7 +1192,8 @@ fn check_expectation(
                     .iter()
                     .filter(|g| {
                         g.rule == rr.rule
-                            && g.action == provenance_policy::generate::GenerateAction::Create
+                            && g.action
+                                == provenance_policy::kyverno::generate::GenerateAction::Create
                     })
                     .collect();
                 rows.extend(generate_rows(dir, r, rr, &generated, &row, &res));
@@ -1202,7 +1206,7 @@ fn check_expectation(
                 let is_mutate = matches!(policy, LoadedPolicy::Mutating(_))
                     || matches!(policy, LoadedPolicy::Kyverno(cp)
                     if cp.rules.iter().any(|x| x.name == rr.rule
-                        && matches!(x.kind, provenance_policy::policy::RuleKind::Mutate)));
+                        && matches!(x.kind, provenance_policy::kyverno::policy::RuleKind::Mutate)));
                 let object = resp
                     .patched_by
                     .iter()

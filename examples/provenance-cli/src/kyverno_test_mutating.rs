@@ -2,11 +2,11 @@
 //! each applies to the resource in turn, as `kyverno test` applies them after the
 //! ClusterPolicies, and its output is what its `patchedResources` are compared with.
 
-use provenance_policy::cel::PolicyInput;
-use provenance_policy::engine::PolicyResponse;
-use provenance_policy::loader::LoadedPolicy;
-use provenance_policy::mutating_policy::Flavor;
-use provenance_policy::request::ResourceInput;
+use provenance_policy::admission::loader::LoadedPolicy;
+use provenance_policy::admission::request::ResourceInput;
+use provenance_policy::cel_policies::mutating_policy::Flavor;
+use provenance_policy::kyverno::engine::PolicyResponse;
+use provenance_policy::lang::cel::PolicyInput;
 use serde_json::Value;
 
 /// Applies every CEL mutation policy of `policies` to `input` (MutatingAdmissionPolicies
@@ -29,7 +29,7 @@ pub fn apply(
             if m.flavor() != flavor {
                 continue;
             }
-            let mut pi = provenance_policy::engine::policy_input(input);
+            let mut pi = provenance_policy::kyverno::engine::policy_input(input);
             prep(&mut pi);
             let outcome = m.evaluate(&pi, params);
             // `kyverno test` reports nothing for a MutatingAdmissionPolicy that did not apply,
@@ -55,14 +55,15 @@ pub fn apply(
 
 /// Whether `matchConstraints` are one resource rule without resource names, selectors or
 /// exclusions (`kyverno test` drops a MutatingPolicy's empty response then).
-fn simple_match(m: &provenance_policy::mutating_policy::MutatingPolicy) -> bool {
+fn simple_match(m: &provenance_policy::cel_policies::mutating_policy::MutatingPolicy) -> bool {
     let Some(mc) = m.match_constraints() else {
         return false;
     };
-    let selects = |s: &Option<provenance_policy::validating_policy::LabelSelector>| {
-        s.as_ref()
-            .is_some_and(|s| !s.match_labels.is_empty() || !s.match_expressions.is_empty())
-    };
+    let selects =
+        |s: &Option<provenance_policy::cel_policies::validating_policy::LabelSelector>| {
+            s.as_ref()
+                .is_some_and(|s| !s.match_labels.is_empty() || !s.match_expressions.is_empty())
+        };
     !selects(&mc.namespace_selector)
         && !selects(&mc.object_selector)
         && mc.exclude_resource_rules.is_empty()
