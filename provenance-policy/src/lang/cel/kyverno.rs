@@ -134,7 +134,7 @@ pub(crate) fn lookup(
     lib: &str,
     name: &str,
     argc: usize,
-) -> Result<Option<KyvernoFn>, super::eval::LowerError> {
+) -> Result<Option<KyvernoFn>, super::eval::lower::LowerError> {
     let f = match (lib, name, argc) {
         ("resource", "get" | "Get", 4) => KyvernoFn::ResourceGet,
         ("resource", "list" | "List", 3) => KyvernoFn::ResourceList,
@@ -156,7 +156,7 @@ pub(crate) fn lookup(
             _,
             _,
         ) => {
-            return Err(super::eval::LowerError::Unsupported(format!(
+            return Err(super::eval::lower::LowerError::Unsupported(format!(
                 "Kyverno CEL function {lib}.{name} with {argc} argument(s)"
             )));
         }

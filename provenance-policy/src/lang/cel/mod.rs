@@ -50,8 +50,9 @@ pub use kube_cel::cel::Value;
 pub use kyverno::{ContextData, ImageRef, KyvernoFn};
 use provenance_core::RuleStatus;
 
-pub(crate) use eval::Dialect;
-use eval::{Env, EvalError, EvalResult, Lowering, Node, R, Root, V};
+pub(crate) use eval::lower::Dialect;
+use eval::lower::{Lowering, Node, Root};
+use eval::{Env, EvalError, EvalResult, R, V};
 use kube_cel::cel::objects::{Key, Map};
 
 use crate::Error;
@@ -179,14 +180,16 @@ impl Program {
 
     fn run<'v>(&self, env: &dyn Env<'v>) -> R<'v> {
         let locals = RefCell::new(Vec::with_capacity(self.slots));
-        eval::with_budget(eval::COST_LIMIT, || eval::eval(&self.node, env, &locals))
+        eval::budget::with_budget(eval::budget::COST_LIMIT, || {
+            eval::eval(&self.node, env, &locals)
+        })
     }
 
     fn error(&self, e: EvalError) -> Error {
-        if e.0 == eval::BUDGET_EXCEEDED {
+        if e.0 == eval::budget::BUDGET_EXCEEDED {
             return Error::CelBudgetExceeded {
                 expression: self.source.to_string(),
-                limit: eval::COST_LIMIT,
+                limit: eval::budget::COST_LIMIT,
             };
         }
         Error::Cel {
@@ -266,7 +269,7 @@ fn compile_inner(src: &str, dialect: Dialect) -> Result<Lowered, CompileError> {
     })
     .map_err(|_| CompileError::Invalid("the CEL parser failed on this input".to_owned()))?
     .map_err(|e| CompileError::Invalid(format!("parse error: {e}")))?;
-    if eval::ast_depth(&parsed) > MAX_AST_DEPTH {
+    if eval::lower::ast_depth(&parsed) > MAX_AST_DEPTH {
         return Err(CompileError::Invalid(format!(
             "expression nests deeper than {MAX_AST_DEPTH} levels"
         )));
@@ -274,8 +277,8 @@ fn compile_inner(src: &str, dialect: Dialect) -> Result<Lowered, CompileError> {
     let mut lowering = Lowering::new();
     lowering.dialect = dialect;
     let node = lowering.lower(&parsed).map_err(|e| match e {
-        eval::LowerError::Unsupported(what) => CompileError::Unsupported(what),
-        eval::LowerError::Invalid(reason) => CompileError::Invalid(reason),
+        eval::lower::LowerError::Unsupported(what) => CompileError::Unsupported(what),
+        eval::lower::LowerError::Invalid(reason) => CompileError::Invalid(reason),
     })?;
     Ok((node, lowering.max_slots, lowering.refs.variables))
 }
