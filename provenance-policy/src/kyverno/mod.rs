@@ -5,14 +5,14 @@
 //! - [`policy`]: the policy model, parsed from JSON or YAML; [`engine`]: evaluating a policy's
 //!   rules against one resource.
 //! - [`matching`] (`match` / `exclude`), [`conditions`] (preconditions, deny conditions),
-//!   [`pattern`] (`validate.pattern` / `anyPattern`), [`variables`] (`{{ }}` substitution) and
-//!   [`context`] (the document variables are read from, with the rule's context entries).
-//! - [`mutate`], [`generate`], [`verify_images`] (with its field inventory,
-//!   [`verify_images_fields`]) and [`pod_security`]: the rule kinds beyond `validate`.
+//!   [`pattern`] (`validate.pattern` / `anyPattern`) and [`variables`] (`{{ }}` substitution,
+//!   over the JSON document a rule's variables are read from).
+//! - [`mutate`], [`generate`], [`verify_images`] and [`pod_security`]: the rule kinds beyond
+//!   `validate`.
 //! - [`exceptions`]: the PolicyExceptions that exempt resources from rules.
 
 pub mod conditions;
-pub mod context;
+pub(crate) mod context;
 pub mod engine;
 pub mod exceptions;
 pub mod generate;
@@ -23,4 +23,4 @@ pub mod pod_security;
 pub mod policy;
 pub mod variables;
 pub mod verify_images;
-pub mod verify_images_fields;
+pub(crate) mod verify_images_fields;
