@@ -26,6 +26,26 @@
 //!   [`admission::cluster::ClusterSnapshot`]) in the evaluation [`lang::jmespath::Env`]. A
 //!   look-up it cannot answer makes the rule an `error`.
 //!
+//! ## How the crate is organised
+//!
+//! Four groups of modules, plus a few crate-wide ones ([`error`], [`yaml`]):
+//!
+//! - [`admission`]: admission and reports, the entry points. [`PolicySet`] and [`Decision`]
+//!   (in [`admission`] itself), the AdmissionReview front door ([`admission::review`]), what a
+//!   policy is evaluated against ([`admission::request`]), loading policy files
+//!   ([`admission::loader`]), cluster data ([`admission::cluster`]), PolicyReports
+//!   ([`admission::report`]) and, with the `oci` feature, evidence gathering
+//!   (`admission::gather`).
+//! - [`kyverno`]: the Kyverno ClusterPolicy engine. The policy model ([`kyverno::policy`]),
+//!   rule evaluation ([`kyverno::engine`]), `match`/`exclude`, conditions, patterns and `{{ }}`
+//!   variables, the `mutate`, `generate`, `verifyImages` and `podSecurity` rules, and
+//!   PolicyExceptions.
+//! - [`cel_policies`]: the CEL-based policy kinds. ValidatingPolicy and
+//!   ValidatingAdmissionPolicy, ImageValidatingPolicy, MutatingPolicy and
+//!   MutatingAdmissionPolicy, GeneratingPolicy and DeletingPolicy.
+//! - [`lang`]: the expression languages, CEL ([`lang::cel`]) and JMESPath with Kyverno's
+//!   functions ([`lang::jmespath`]).
+//!
 //! ## Feature flags
 //!
 //! | feature | what it adds |
