@@ -1,7 +1,7 @@
 //! Answers one AdmissionReview whose images must be signed: the evidence (signatures,
 //! attestations) is gathered from an OCI image layout on disk, verified against a trust root,
 //! and the answer pins each verified image to its digest, all within a deadline
-//! (`review::respond_online`, feature `oci`). Swap the `LayoutSource` for a
+//! (`admission::review::respond_online`, feature `oci`). Swap the `LayoutSource` for a
 //! `provenance_oci::RegistryClient` to read registries instead.
 //!
 //! ```sh

@@ -1,6 +1,6 @@
 //! Adversarial inputs to the policy engine, through the calls a user makes: `verifyImages`
-//! over an OCI layout (`PolicySet::image_requests`, `gather::gather` over a `LayoutSource`,
-//! `PolicySet::decide_with`), AdmissionReviews (`admission::input_from_review`,
+//! over an OCI layout (`PolicySet::image_requests`, `admission::gather::gather` over a
+//! `LayoutSource`, `PolicySet::decide_with`), AdmissionReviews (`admission::input_from_review`,
 //! `PolicySet::review`) and policy loading (`PolicySet::add_yaml`). Every case asserts that
 //! the outcome is a failure or an error, never a pass, and names the exact code.
 //!
