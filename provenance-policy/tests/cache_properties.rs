@@ -3,9 +3,11 @@
 //! rules, `verifyImages` entries, images and digests (tags that move), clock moves (forward
 //! past the TTL and backwards) and `clear()`, checked against a simple model.
 //!
-//! The model: a lookup hits only when the exact same (trust-root fingerprint, policy, rule,
-//! entry, image, digest) was stored as a pass at `t` with `t <= now < t + ttl`; only passes are
-//! stored; at `capacity` entries the cache is emptied before a new key is inserted. Every
+//! The model: a lookup hits when the exact same (trust-root fingerprint, policy, rule, entry,
+//! image, digest) was stored as a pass at `t` with `t <= now < t + ttl`, or when the same and
+//! the very same evidence (here: with or without an extra junk signature) was stored as a
+//! failure at `t` with `t <= now < t + min(ttl, FAILURE_TTL_SECONDS)`; at `capacity` entries
+//! the cache is emptied before a new key is inserted. Every
 //! cached decision must equal the decision made without a cache, which itself must be the
 //! pass or fail the inputs call for. The signature material is the cosign key signature of
 //! `provenance-core/tests/fixtures/sigstore/cosign-key-set` (a `.sig` layer with a Rekor SET).
@@ -20,7 +22,7 @@ use provenance_core::{Digest, RuleStatus, TrustRoot, UnixTime};
 use provenance_policy::admission::request::ResourceInput;
 use provenance_policy::admission::{Decision, PolicySet};
 use provenance_policy::kyverno::verify_images::{
-    ImageEvidence, VerifyImagesCache, VerifyImagesContext,
+    FAILURE_TTL_SECONDS, ImageEvidence, VerifyImagesCache, VerifyImagesContext,
 };
 use provenance_policy::lang::jmespath::Env;
 use serde_json::{Value, json};
@@ -52,6 +54,8 @@ struct World {
     /// digest's signature, replayed).
     digests: Vec<Digest>,
     signature: SignatureMaterial,
+    /// A signature layer that verifies under no key.
+    junk: SignatureMaterial,
     start: UnixTime,
 }
 
@@ -141,6 +145,13 @@ impl World {
                 Digest::sha256_of(b"moved tag 2"),
             ],
             signature: SignatureMaterial::Cosign(CosignSignature::new(payload, annotations)),
+            junk: SignatureMaterial::Cosign(CosignSignature::new(
+                b"{\"critical\": {}}".to_vec(),
+                BTreeMap::from([(
+                    "dev.cosignproject.cosign/signature".to_owned(),
+                    "MEUCIQ==".to_owned(),
+                )]),
+            )),
             start: UnixTime(expect["now"].as_i64().unwrap()),
         }
     }
@@ -155,6 +166,8 @@ struct Inputs {
     root: usize,
     image: usize,
     digest: usize,
+    /// 1: the evidence carries a junk signature besides the real one.
+    junk: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -166,9 +179,9 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => (0..2usize, 0..2usize, 0..2usize, 0..2usize, 0..3usize, 0..2usize, 0..3usize)
-            .prop_map(|(name, rule, entry, key, root, image, digest)| Op::Decide(Inputs {
-                name, rule, entry, key, root, image, digest
+        6 => (0..2usize, 0..2usize, 0..2usize, 0..2usize, 0..3usize, 0..2usize, 0..3usize, 0..2usize)
+            .prop_map(|(name, rule, entry, key, root, image, digest, junk)| Op::Decide(Inputs {
+                name, rule, entry, key, root, image, digest, junk
             })),
         // Forward (often past the TTL) and backwards (a clock that went back).
         2 => (-TTL..2 * TTL).prop_map(Op::Clock),
@@ -185,7 +198,11 @@ fn decide(w: &World, i: Inputs, now: UnixTime, cache: Option<&VerifyImagesCache>
         image.to_owned(),
         ImageEvidence {
             digest: Some(w.digests[i.digest].clone()),
-            signatures: vec![w.signature.clone()],
+            signatures: if i.junk == 1 {
+                vec![w.junk.clone(), w.signature.clone()]
+            } else {
+                vec![w.signature.clone()]
+            },
             ..Default::default()
         },
     )]);
@@ -233,7 +250,10 @@ proptest! {
     ) {
         let w = world();
         let cache = VerifyImagesCache::new(CAPACITY, TTL);
-        let mut model: HashMap<ModelKey, i64> = HashMap::new();
+        // A pass is stored under the model key; a failure under the model key and the
+        // evidence (`Some(junk)`).
+        let mut model: HashMap<(ModelKey, Option<usize>), i64> = HashMap::new();
+        let fail_ttl = TTL.min(FAILURE_TTL_SECONDS);
         let mut now = w.start.0;
         let (mut hits, mut misses) = (0u64, 0u64);
         for op in ops {
@@ -258,10 +278,14 @@ proptest! {
                         if should_pass { RuleStatus::Pass } else { RuleStatus::Fail },
                         "{:?}: {}", i, fresh.results[0].message
                     );
-                    let key = model_key(w, i);
+                    let pass_key = (model_key(w, i), None);
+                    let fail_key = (model_key(w, i), Some(i.junk));
                     let expect_hit = model
-                        .get(&key)
-                        .is_some_and(|&t| t <= now && now - t < TTL);
+                        .get(&pass_key)
+                        .is_some_and(|&t| t <= now && now - t < TTL)
+                        || model
+                            .get(&fail_key)
+                            .is_some_and(|&t| t <= now && now - t < fail_ttl);
                     let cached = decide(w, i, at, Some(&cache));
                     prop_assert_eq!(&cached.results, &fresh.results, "{:?}", i);
                     prop_assert_eq!(&cached.patches, &fresh.patches, "{:?}", i);
@@ -270,12 +294,11 @@ proptest! {
                         hits += 1;
                     } else {
                         misses += 1;
-                        if status == RuleStatus::Pass {
-                            if model.len() >= CAPACITY && !model.contains_key(&key) {
-                                model.clear();
-                            }
-                            model.insert(key, now);
+                        let key = if status == RuleStatus::Pass { pass_key } else { fail_key };
+                        if model.len() >= CAPACITY && !model.contains_key(&key) {
+                            model.clear();
                         }
+                        model.insert(key, now);
                     }
                     prop_assert_eq!(
                         (cache.hits(), cache.misses()),

@@ -713,7 +713,8 @@ fn result_cache_is_bound_to_digest_rule_trust_root_and_time() {
         d.results[0].message
     );
 
-    // Failures are not remembered: the same digest, signed later, passes at once.
+    // A failure is remembered for that evidence only: the same digest, signed later, is new
+    // evidence and passes at once.
     let fresh = VerifyImagesCache::new(64, 60);
     let mut unsigned = evidence.clone();
     unsigned.insert(
@@ -725,10 +726,27 @@ fn result_cache_is_bound_to_digest_rule_trust_root_and_time() {
     );
     let d = decide_cached(&s, image, &unsigned, &fresh, now);
     assert_eq!(d.results[0].status, RuleStatus::Fail);
-    assert_eq!(fresh.len(), 1, "only the signed volume image passed");
+    assert_eq!(
+        fresh.len(),
+        2,
+        "the volume image's pass and the model's failure"
+    );
+    let misses = fresh.misses();
+    let again = decide_cached(&s, image, &unsigned, &fresh, now);
+    assert_eq!(
+        again.results, d.results,
+        "the remembered failure says the same"
+    );
+    assert_eq!(fresh.misses(), misses, "nothing verified again");
+    // A remembered failure lasts FAILURE_TTL_SECONDS at most, even under a longer TTL.
+    let later = UnixTime(now.0 + provenance_policy::kyverno::verify_images::FAILURE_TTL_SECONDS);
+    let misses = fresh.misses();
+    let d = decide_cached(&s, image, &unsigned, &fresh, later);
+    assert_eq!(d.results[0].status, RuleStatus::Fail);
+    assert_eq!(fresh.misses(), misses + 1, "the failure is verified again");
     let d = decide_cached(&s, image, &evidence, &fresh, now);
     assert_eq!(d.results[0].status, RuleStatus::Pass);
-    assert_eq!(fresh.len(), 2);
+    assert_eq!(fresh.len(), 3);
 
     // Another policy (another key) never sees the first policy's passes.
     let s2 = setup(&key_policy(&root.tlogs[0].public_key.to_pem()), &root, now);

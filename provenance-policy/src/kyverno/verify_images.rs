@@ -153,15 +153,22 @@ pub struct VerifyImagesContext<'a> {
     pub cache: Option<&'a VerifyImagesCache>,
 }
 
-/// Passed `verifyImages` checks, remembered across decisions (Kyverno's `useCache`).
+/// `verifyImages` outcomes, remembered across decisions (Kyverno's `useCache`).
 ///
-/// An entry says "this `verifyImages` entry of this policy rule passed for this image digest
+/// A pass says "this `verifyImages` entry of this policy rule passed for this image digest
 /// under this trust root". Its key is a SHA-256 over exactly those: the verifier's trust-root
 /// fingerprint, the policy and rule names, the entry as written (attestors, attestations,
 /// conditions: any policy change is a new key), the image string and the digest the evidence
-/// resolved it to (a moved tag is a new key). Only passes are remembered: a failure or an
-/// error is evaluated again on the next request, so a signature pushed later is seen at once.
-/// An entry is reused while `stored_at <= now < stored_at + ttl`.
+/// resolved it to (a moved tag is a new key). A pass is reused while
+/// `stored_at <= now < stored_at + ttl`.
+///
+/// A failed check (`fail`, never `error`) is remembered too, for at most
+/// [`FAILURE_TTL_SECONDS`], under the pass key extended with the entry's place in the policy
+/// and a digest of all the evidence it was decided on (signature and attestation material,
+/// layers): the same junk signatures on a tag cost one verification, not one per admission,
+/// while a signature pushed later is new evidence, so a new key, and is verified at once.
+/// Errors (missing evidence, an unreachable registry, a policy that cannot be evaluated) are
+/// never stored. A remembered failure can only deny what verifying would have denied.
 ///
 /// Entries whose attestation `conditions` read anything besides the predicate (the request,
 /// `images`, `element`, rule context variables, or time functions) are never stored: their
@@ -171,7 +178,8 @@ pub struct VerifyImagesContext<'a> {
 /// TTL, and memory stays bounded). The cache is `Sync`: share one between threads.
 #[derive(Debug)]
 pub struct VerifyImagesCache {
-    entries: std::sync::Mutex<std::collections::HashMap<[u8; 32], UnixTime>>,
+    /// When each outcome was stored, and the failure when it is one.
+    entries: std::sync::Mutex<std::collections::HashMap<[u8; 32], Stored>>,
     capacity: usize,
     ttl_seconds: i64,
     hits: std::sync::atomic::AtomicU64,
@@ -218,29 +226,153 @@ impl VerifyImagesCache {
         }
     }
 
-    fn get(&self, key: &[u8; 32], now: UnixTime) -> bool {
+    /// The outcome stored under `key` and still fresh at `now`: `Some(None)` a pass,
+    /// `Some(Some(why))` a failed check.
+    fn get(&self, key: &[u8; 32], now: UnixTime) -> Option<Option<Why>> {
+        let m = self.entries.lock().ok()?;
+        let (at, failure) = m.get(key)?;
+        let ttl = if failure.is_some() {
+            self.ttl_seconds.min(FAILURE_TTL_SECONDS)
+        } else {
+            self.ttl_seconds
+        };
+        (*at <= now && now.0 - at.0 < ttl).then(|| failure.clone())
+    }
+
+    fn count(&self, hit: bool) {
         use std::sync::atomic::Ordering::Relaxed;
-        let hit = self
-            .entries
-            .lock()
-            .ok()
-            .and_then(|m| m.get(key).copied())
-            .is_some_and(|at| at <= now && now.0 - at.0 < self.ttl_seconds);
         if hit {
             self.hits.fetch_add(1, Relaxed);
         } else {
             self.misses.fetch_add(1, Relaxed);
         }
-        hit
     }
 
-    fn put(&self, key: [u8; 32], now: UnixTime) {
+    fn put(&self, key: [u8; 32], now: UnixTime, failure: Option<Why>) {
         if let Ok(mut m) = self.entries.lock() {
             if m.len() >= self.capacity && !m.contains_key(&key) {
                 m.clear();
             }
-            m.insert(key, now);
+            m.insert(key, (now, failure));
         }
+    }
+}
+
+/// `list`, or only its Sigstore bundles when `bundles_only`.
+fn kept(
+    list: &[SignatureMaterial],
+    bundles_only: bool,
+) -> std::borrow::Cow<'_, [SignatureMaterial]> {
+    if bundles_only {
+        list.iter()
+            .filter(|m| matches!(m, SignatureMaterial::Bundle(_)))
+            .cloned()
+            .collect()
+    } else {
+        std::borrow::Cow::Borrowed(list)
+    }
+}
+
+/// A remembered outcome: when it was stored, and the failure when it is one.
+type Stored = (UnixTime, Option<Why>);
+
+/// How long a failed check is remembered at most (see [`VerifyImagesCache`]).
+pub const FAILURE_TTL_SECONDS: i64 = 10;
+
+/// The key of a failed check: the pass key, the entry's place in the policy (its messages
+/// name it) and the digest of the evidence the check was decided on ([`evidence_digest`]).
+fn failure_key(pass: &[u8; 32], path: &str, evidence: &[u8; 32]) -> [u8; 32] {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    hash_field(&mut ctx, b"failure");
+    hash_field(&mut ctx, pass);
+    hash_field(&mut ctx, path.as_bytes());
+    hash_field(&mut ctx, evidence);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+/// A digest of every part of `ev` a check can be decided on; `None` for material of a kind
+/// this digest does not know how to take in (a failure over it is then not remembered).
+fn evidence_digest(ev: &ImageEvidence) -> Option<[u8; 32]> {
+    // Destructured in full: a field added to the evidence must be considered here.
+    let ImageEvidence {
+        digest,
+        signatures,
+        attestations,
+        error,
+        invalid,
+        layers,
+    } = ev;
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    hash_field(
+        &mut ctx,
+        digest
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default()
+            .as_bytes(),
+    );
+    for (what, list) in [(b"signatures", signatures), (b"attestatio", attestations)] {
+        hash_field(&mut ctx, what);
+        ctx.update(&(list.len() as u64).to_be_bytes());
+        for m in list {
+            match m {
+                SignatureMaterial::Bundle(b) => {
+                    hash_field(&mut ctx, b"bundle");
+                    hash_field(&mut ctx, b);
+                }
+                SignatureMaterial::Cosign(c) => {
+                    let provenance_core::verify::CosignSignature {
+                        payload,
+                        annotations,
+                    } = c;
+                    hash_field(&mut ctx, b"cosign");
+                    hash_field(&mut ctx, payload);
+                    hash_map(&mut ctx, annotations);
+                }
+                _ => return None,
+            }
+        }
+    }
+    // Evidence with an error or invalid reason never reaches verification; hashed anyway.
+    for r in [error, invalid] {
+        hash_field(
+            &mut ctx,
+            r.as_ref()
+                .map(|r| r.to_string())
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+    }
+    match layers {
+        None => hash_field(&mut ctx, b"no layers"),
+        Some(ls) => {
+            ctx.update(&(ls.len() as u64).to_be_bytes());
+            for l in ls {
+                let provenance_attest::model_artifact::ArtifactLayer {
+                    media_type,
+                    digest,
+                    size,
+                    annotations,
+                } = l;
+                hash_field(&mut ctx, media_type.as_bytes());
+                hash_field(&mut ctx, digest.as_bytes());
+                ctx.update(&size.to_be_bytes());
+                hash_map(&mut ctx, annotations);
+            }
+        }
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    Some(out)
+}
+
+fn hash_map(ctx: &mut aws_lc_rs::digest::Context, m: &BTreeMap<String, String>) {
+    ctx.update(&(m.len() as u64).to_be_bytes());
+    for (k, v) in m {
+        hash_field(ctx, k.as_bytes());
+        hash_field(ctx, v.as_bytes());
     }
 }
 
@@ -479,9 +611,23 @@ pub(crate) struct ParsedSites {
     /// Why some images of the resource cannot be verified (image fields no extractor
     /// reached, extractors that failed): each is an `error` for a rule over the resource.
     problems: Vec<String>,
+    /// Digests of the evidence of each image, by reference, computed once per request for
+    /// the keys of remembered failures (see [`failure_key`]).
+    evidence_digests: std::sync::Mutex<BTreeMap<String, Option<[u8; 32]>>>,
 }
 
 impl ParsedSites {
+    /// [`evidence_digest`] of `ev`, the evidence of `reference`, computed once.
+    fn evidence_digest(&self, reference: &str, ev: &ImageEvidence) -> Option<[u8; 32]> {
+        let mut memo = self.evidence_digests.lock().ok()?;
+        if let Some(d) = memo.get(reference) {
+            return *d;
+        }
+        let d = evidence_digest(ev);
+        memo.insert(reference.to_owned(), d);
+        d
+    }
+
     /// Whether a `verifyImages` rule produces a result for these sites at all. As Kyverno's
     /// engine does, a rule none of whose entries' `imageReferences` matches any image of the
     /// resource produces **no** rule response (not a skip): nothing in `apply`, `test` or a
@@ -507,7 +653,11 @@ impl ParsedSites {
     pub(crate) fn of(resource: &Value) -> Self {
         let sites = parsed_sites(resource);
         let problems = unextracted(resource, &sites);
-        ParsedSites { sites, problems }
+        ParsedSites {
+            sites,
+            problems,
+            evidence_digests: Default::default(),
+        }
     }
 
     /// The sites for a rule: its `imageExtractors` for the resource's kind when it has some,
@@ -530,11 +680,16 @@ impl ParsedSites {
                     })
                     .collect();
                 let problems = unextracted(resource, &sites);
-                ParsedSites { sites, problems }
+                ParsedSites {
+                    sites,
+                    problems,
+                    evidence_digests: Default::default(),
+                }
             }
             Err(e) => ParsedSites {
                 sites: Vec::new(),
                 problems: vec![format!("imageExtractors.{kind}: {e}")],
+                evidence_digests: Default::default(),
             },
         }
     }
@@ -670,6 +825,7 @@ enum Failure {
 }
 
 /// Why a check failed or could not be made: a stable code and the message.
+#[derive(Debug, Clone)]
 struct Why {
     code: String,
     message: String,
@@ -1211,6 +1367,7 @@ impl VerifyImagesContext<'_> {
         if !verify_images.as_array().is_none_or(Vec::is_empty) {
             errors.extend(sites.problems.iter().cloned());
         }
+        let parsed = sites;
         let sites = &sites.sites;
         let mut passes = Vec::new();
         let mut patches = Vec::new();
@@ -1282,16 +1439,39 @@ impl VerifyImagesContext<'_> {
                         let key = key_prefix
                             .as_ref()
                             .map(|(c, prefix)| (*c, cache_key(prefix, &req.reference, &digest)));
-                        if let Some((c, k)) = &key
-                            && c.get(k, self.now)
-                        {
-                            Ok(digest)
-                        } else {
-                            let r = self.verify_resolved(entry, &path, digest, ev, base_ctx, env);
-                            if let (Some((c, k)), Ok(_)) = (key, &r) {
-                                c.put(k, self.now);
+                        // A pass for this digest, else a failure for this very evidence.
+                        // The failure key is only computed when no pass is stored; the
+                        // evidence's digest once per image and request.
+                        let mut keys = key.map(|(c, k)| (c, k, None));
+                        let stored = keys.as_mut().and_then(|(c, pass, fail)| {
+                            let got = c.get(pass, self.now).or_else(|| {
+                                *fail = parsed
+                                    .evidence_digest(&req.reference, ev)
+                                    .map(|d| failure_key(pass, &path, &d));
+                                fail.as_ref().and_then(|f| c.get(f, self.now))
+                            });
+                            c.count(got.is_some());
+                            got
+                        });
+                        match stored {
+                            Some(None) => Ok(digest),
+                            Some(Some(why)) => Err(Failure::Check(why)),
+                            None => {
+                                let r =
+                                    self.verify_resolved(entry, &path, digest, ev, base_ctx, env);
+                                if let Some((c, pass, fail)) = keys {
+                                    match &r {
+                                        Ok(_) => c.put(pass, self.now, None),
+                                        Err(Failure::Check(w)) => {
+                                            if let Some(fail) = fail {
+                                                c.put(fail, self.now, Some(w.clone()))
+                                            }
+                                        }
+                                        Err(Failure::Error(_)) => {}
+                                    }
+                                }
+                                r
                             }
-                            r
                         }
                     }
                 };
@@ -1440,19 +1620,12 @@ impl VerifyImagesContext<'_> {
         // Kyverno's bundle verifier does; `Cosign` verifies both cosign's tag-attached layers
         // and bundles (Kyverno's reads the tags only; see docs/kyverno-compatibility.md).
         let bundles_only = entry.get("type").and_then(Value::as_str) == Some("SigstoreBundle");
-        let kept = |list: &[SignatureMaterial]| -> Vec<SignatureMaterial> {
-            list.iter()
-                .filter(|m| !bundles_only || matches!(m, SignatureMaterial::Bundle(_)))
-                .cloned()
-                .collect()
-        };
-        let signatures = kept(&ev.signatures);
-        let attestation_material = kept(&ev.attestations);
-        let attestors = entry
+        let signatures = kept(&ev.signatures, bundles_only);
+        let attestation_material = kept(&ev.attestations, bundles_only);
+        let attestors: &[Value] = entry
             .get("attestors")
             .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+            .map_or(&[], Vec::as_slice);
         if !attestors.is_empty() {
             within_material_cap(path, "signatures", signatures.len())?;
         }
@@ -1467,19 +1640,18 @@ impl VerifyImagesContext<'_> {
                 0,
             )?;
         }
-        let attestations = entry
+        let attestations: &[Value] = entry
             .get("attestations")
             .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+            .map_or(&[], Vec::as_slice);
         for (i, att) in attestations.iter().enumerate() {
             let apath = format!("{path}.attestations[{i}]");
             let Some(ty) = attestation_type(att) else {
                 return Err(Failure::check(format!("{apath}: missing type")));
             };
             let sets = match att.get("attestors").and_then(Value::as_array) {
-                Some(a) if !a.is_empty() => a.clone(),
-                _ if !attestors.is_empty() => attestors.clone(),
+                Some(a) if !a.is_empty() => a.as_slice(),
+                _ if !attestors.is_empty() => attestors,
                 _ => {
                     return Err(Failure::error(format!(
                         "{apath}: no attestors to verify {ty} attestations with (an attestation must be signed by a known key or identity)"
@@ -1503,7 +1675,7 @@ impl VerifyImagesContext<'_> {
             }
             within_material_cap(&apath, &format!("{ty} attestations"), candidates.len())?;
             let mut statements = if ty == MODEL_SIGNING_V1 {
-                self.model_statements(&apath, &sets, &candidates, ev)?
+                self.model_statements(&apath, sets, &candidates, ev)?
             } else {
                 Vec::new()
             };
