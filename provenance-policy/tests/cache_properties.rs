@@ -6,8 +6,10 @@
 //! The model: a lookup hits when the exact same (trust-root fingerprint, policy, rule, entry,
 //! image, digest) was stored as a pass at `t` with `t <= now < t + ttl`, or when the same and
 //! the very same evidence (here: with or without an extra junk signature) was stored as a
-//! failure at `t` with `t <= now < t + min(ttl, FAILURE_TTL_SECONDS)`; at `capacity` entries
-//! the cache is emptied before a new key is inserted. Every
+//! failure at `t` with `t <= now < t + min(ttl, FAILURE_TTL_SECONDS)`. Passes and failures
+//! are kept apart: at `capacity` passes the passes are emptied before a new pass is inserted;
+//! at `min(capacity, FAILURE_CAPACITY)` failures the stale failures are dropped, and all of
+//! them if none was stale, before a new failure is inserted. Every
 //! cached decision must equal the decision made without a cache, which itself must be the
 //! pass or fail the inputs call for. The signature material is the cosign key signature of
 //! `provenance-core/tests/fixtures/sigstore/cosign-key-set` (a `.sig` layer with a Rekor SET).
@@ -22,7 +24,7 @@ use provenance_core::{Digest, RuleStatus, TrustRoot, UnixTime};
 use provenance_policy::admission::request::ResourceInput;
 use provenance_policy::admission::{Decision, PolicySet};
 use provenance_policy::kyverno::verify_images::{
-    FAILURE_TTL_SECONDS, ImageEvidence, VerifyImagesCache, VerifyImagesContext,
+    FAILURE_CAPACITY, FAILURE_TTL_SECONDS, ImageEvidence, VerifyImagesCache, VerifyImagesContext,
 };
 use provenance_policy::lang::jmespath::Env;
 use serde_json::{Value, json};
@@ -251,8 +253,9 @@ proptest! {
         let w = world();
         let cache = VerifyImagesCache::new(CAPACITY, TTL);
         // A pass is stored under the model key; a failure under the model key and the
-        // evidence (`Some(junk)`).
-        let mut model: HashMap<(ModelKey, Option<usize>), i64> = HashMap::new();
+        // evidence (`junk`).
+        let mut passes: HashMap<ModelKey, i64> = HashMap::new();
+        let mut failures: HashMap<(ModelKey, usize), i64> = HashMap::new();
         let fail_ttl = TTL.min(FAILURE_TTL_SECONDS);
         let mut now = w.start.0;
         let (mut hits, mut misses) = (0u64, 0u64);
@@ -265,7 +268,8 @@ proptest! {
                 Op::Clock(d) => now = (now + d).max(w.start.0 - 60),
                 Op::Clear => {
                     cache.clear();
-                    model.clear();
+                    passes.clear();
+                    failures.clear();
                 }
                 Op::Decide(i) => {
                     let at = UnixTime(now);
@@ -278,14 +282,11 @@ proptest! {
                         if should_pass { RuleStatus::Pass } else { RuleStatus::Fail },
                         "{:?}: {}", i, fresh.results[0].message
                     );
-                    let pass_key = (model_key(w, i), None);
-                    let fail_key = (model_key(w, i), Some(i.junk));
-                    let expect_hit = model
-                        .get(&pass_key)
-                        .is_some_and(|&t| t <= now && now - t < TTL)
-                        || model
-                            .get(&fail_key)
-                            .is_some_and(|&t| t <= now && now - t < fail_ttl);
+                    let pass_key = model_key(w, i);
+                    let fail_key = (model_key(w, i), i.junk);
+                    let fresh_at = |t: i64, ttl: i64| t <= now && now - t < ttl;
+                    let expect_hit = passes.get(&pass_key).is_some_and(|&t| fresh_at(t, TTL))
+                        || failures.get(&fail_key).is_some_and(|&t| fresh_at(t, fail_ttl));
                     let cached = decide(w, i, at, Some(&cache));
                     prop_assert_eq!(&cached.results, &fresh.results, "{:?}", i);
                     prop_assert_eq!(&cached.patches, &fresh.patches, "{:?}", i);
@@ -294,18 +295,28 @@ proptest! {
                         hits += 1;
                     } else {
                         misses += 1;
-                        let key = if status == RuleStatus::Pass { pass_key } else { fail_key };
-                        if model.len() >= CAPACITY && !model.contains_key(&key) {
-                            model.clear();
+                        if status == RuleStatus::Pass {
+                            if passes.len() >= CAPACITY && !passes.contains_key(&pass_key) {
+                                passes.clear();
+                            }
+                            passes.insert(pass_key, now);
+                        } else {
+                            let cap = CAPACITY.min(FAILURE_CAPACITY);
+                            if failures.len() >= cap && !failures.contains_key(&fail_key) {
+                                failures.retain(|_, t| fresh_at(*t, fail_ttl));
+                                if failures.len() >= cap {
+                                    failures.clear();
+                                }
+                            }
+                            failures.insert(fail_key, now);
                         }
-                        model.insert(key, now);
                     }
                     prop_assert_eq!(
                         (cache.hits(), cache.misses()),
                         (hits, misses),
                         "{:?} at {}", i, now
                     );
-                    prop_assert_eq!(cache.len(), model.len());
+                    prop_assert_eq!(cache.len(), passes.len() + failures.len());
                 }
             }
         }

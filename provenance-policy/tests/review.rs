@@ -209,7 +209,36 @@ fn malformed_reviews_are_errors() {
         let e = Review::parse(&bad, &facts()).unwrap_err();
         assert_eq!(e.code(), "policy.request", "{e}");
         assert!(e.to_string().contains(what), "{what}: {e}");
+        let owned = Review::from_value(bad, &facts()).unwrap_err();
+        assert_eq!(
+            owned.to_string(),
+            e.to_string(),
+            "by value and by reference agree"
+        );
     }
+    // By value and by reference read the same request model, the objects moved or copied.
+    let mut update = review("u", &good);
+    update["request"]["operation"] = json!("UPDATE");
+    update["request"]["oldObject"] = pod("inference-unsigned");
+    update["request"]["userInfo"] = json!({"username": "alice", "groups": ["ml"]});
+    let mut delete = review("d", &good);
+    delete["request"]["operation"] = json!("DELETE");
+    delete["request"]["oldObject"] = pod("inference-wrong-identity");
+    delete["request"]["object"] = Value::Null;
+    let mut null_user = review("n", &good);
+    null_user["request"]["userInfo"] = Value::Null;
+    for r in [review("c", &good), update, delete] {
+        let a = Review::parse(&r, &facts()).unwrap();
+        let b = Review::from_value(r, &facts()).unwrap();
+        assert_eq!(format!("{:?}", a.input()), format!("{:?}", b.input()));
+        assert_eq!(a.uid(), b.uid());
+    }
+    assert_eq!(
+        Review::parse(&null_user, &facts()).unwrap_err().to_string(),
+        Review::from_value(null_user, &facts())
+            .unwrap_err()
+            .to_string()
+    );
     assert!(Review::from_slice(b"{not json", &facts()).is_err());
     let huge = vec![b' '; provenance_policy::admission::review::MAX_REVIEW_BYTES + 1];
     assert!(Review::from_slice(&huge, &facts()).is_err());

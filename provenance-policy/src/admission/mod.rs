@@ -722,33 +722,61 @@ pub fn input_from_review(
     namespace_labels: BTreeMap<String, String>,
     request_info: Option<RequestInfo>,
 ) -> Result<ResourceInput, Error> {
+    let req = review.get("request").ok_or_else(|| Error::InvalidRequest {
+        reason: "missing request".into(),
+    })?;
+    input_from_request(req.clone(), namespace_labels, request_info)
+}
+
+/// [`input_from_review`] taking the AdmissionReview by value: the request's objects are moved
+/// into the [`ResourceInput`], not copied.
+pub fn input_from_review_owned(
+    mut review: Value,
+    namespace_labels: BTreeMap<String, String>,
+    request_info: Option<RequestInfo>,
+) -> Result<ResourceInput, Error> {
+    let req = review
+        .get_mut("request")
+        .map(Value::take)
+        .ok_or_else(|| Error::InvalidRequest {
+            reason: "missing request".into(),
+        })?;
+    input_from_request(req, namespace_labels, request_info)
+}
+
+fn input_from_request(
+    mut req: Value,
+    namespace_labels: BTreeMap<String, String>,
+    request_info: Option<RequestInfo>,
+) -> Result<ResourceInput, Error> {
     let bad = |reason: &str| Error::InvalidRequest {
         reason: reason.to_owned(),
     };
-    let req = review
-        .get("request")
-        .ok_or_else(|| bad("missing request"))?;
     let op = req
         .get("operation")
         .and_then(Value::as_str)
         .ok_or_else(|| bad("missing request.operation"))?;
     let operation = Operation::parse(op).ok_or_else(|| bad("unknown request.operation"))?;
-    let object = match (req.get("object"), operation) {
-        (Some(o), _) if !o.is_null() => o.clone(),
-        (_, Operation::Delete) => req
-            .get("oldObject")
-            .filter(|o| !o.is_null())
-            .cloned()
+    let mut take = |k: &str| {
+        req.get_mut(k)
+            .map(Value::take)
+            .filter(|o: &Value| !o.is_null())
+    };
+    let (object, old_object) = (take("object"), take("oldObject"));
+    // `userInfo: null` is refused below as before, not taken for an empty user.
+    let user_info = req.get_mut("userInfo").map(Value::take);
+    let object = match (object, operation) {
+        (Some(o), _) => o,
+        (None, Operation::Delete) => old_object
+            .clone()
             .ok_or_else(|| bad("DELETE without oldObject"))?,
         _ => return Err(bad("missing request.object")),
     };
     if !object.is_object() {
         return Err(bad("request.object is not an object"));
     }
-
-    let old_object = req.get("oldObject").filter(|o| !o.is_null()).cloned();
-    let user_info: UserInfo = match req.get("userInfo") {
-        Some(u) => serde_json::from_value(u.clone()).map_err(|e| Error::InvalidRequest {
+    let user_info: UserInfo = match user_info {
+        Some(u) => serde_json::from_value(u).map_err(|e| Error::InvalidRequest {
             reason: format!("request.userInfo: {e}"),
         })?,
         None => UserInfo::default(),

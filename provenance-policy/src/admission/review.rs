@@ -153,12 +153,38 @@ impl Review {
         let v: Value = serde_json::from_slice(bytes).map_err(|e| Error::InvalidRequest {
             reason: format!("invalid AdmissionReview JSON: {e}"),
         })?;
-        Self::parse(&v, facts)
+        Self::from_value(v, facts)
+    }
+
+    /// [`Review::parse`] taking the AdmissionReview by value: its objects are moved into the
+    /// request model instead of copied (the webhook's path: parsed once, never copied).
+    pub fn from_value(review: Value, facts: &RequestFacts) -> Result<Self, Error> {
+        let (uid, info) = Self::check(&review, facts)?;
+        let mut input = crate::admission::input_from_review_owned(
+            review,
+            facts.namespace_labels.clone().unwrap_or_default(),
+            info,
+        )?;
+        input.namespace_labels_unknown = facts.namespace_labels.is_none();
+        Ok(Review { input, uid })
     }
 
     /// Checks an AdmissionReview (`apiVersion: admission.k8s.io/v1`, `kind: AdmissionReview`,
     /// a `request` with a `uid`) and builds the request model with `facts`.
     pub fn parse(review: &Value, facts: &RequestFacts) -> Result<Self, Error> {
+        let (uid, info) = Self::check(review, facts)?;
+        let mut input = input_from_review(
+            review,
+            facts.namespace_labels.clone().unwrap_or_default(),
+            info,
+        )?;
+        input.namespace_labels_unknown = facts.namespace_labels.is_none();
+        Ok(Review { input, uid })
+    }
+
+    /// The checks of [`Review::parse`]: the review's type, its request `uid`; and the
+    /// requester's roles from `facts`.
+    fn check(review: &Value, facts: &RequestFacts) -> Result<(Value, Option<RequestInfo>), Error> {
         let bad = |reason: String| Error::InvalidRequest { reason };
         match review.get("apiVersion").and_then(Value::as_str) {
             Some("admission.k8s.io/v1") => {}
@@ -181,13 +207,7 @@ impl Review {
             cluster_roles: c.clone(),
             ..RequestInfo::default()
         });
-        let mut input = input_from_review(
-            review,
-            facts.namespace_labels.clone().unwrap_or_default(),
-            info,
-        )?;
-        input.namespace_labels_unknown = facts.namespace_labels.is_none();
-        Ok(Review { input, uid })
+        Ok((uid, info))
     }
 
     /// The request model (resource, old object, operation, user, facts).
@@ -425,7 +445,7 @@ mod kube_types {
             let v = serde_json::to_value(review).map_err(|e| Error::InvalidRequest {
                 reason: format!("cannot read the AdmissionReview: {e}"),
             })?;
-            Review::parse(&v, facts)
+            Review::from_value(v, facts)
         }
     }
 

@@ -174,23 +174,39 @@ pub struct VerifyImagesContext<'a> {
 /// `images`, `element`, rule context variables, or time functions) are never stored: their
 /// outcome depends on more than the key.
 ///
-/// At `capacity` entries the cache is emptied before the next insert (no entry outlives the
-/// TTL, and memory stays bounded). The cache is `Sync`: share one between threads.
+/// Passes and failures are kept apart, so failures (which anyone who can push an unsigned
+/// image can cause) never take the room of passes. At `capacity` passes the passes are
+/// emptied before the next insert. Failures are at most `min(capacity,`
+/// [`FAILURE_CAPACITY`]`)`: when full, the expired ones are dropped, and if none has expired,
+/// all failures are. A failure whose message is longer than [`FAILURE_MAX_MESSAGE`] bytes is not
+/// stored. No entry outlives its TTL, and memory stays bounded. The cache is `Sync`: share one
+/// between threads.
 #[derive(Debug)]
 pub struct VerifyImagesCache {
-    /// When each outcome was stored, and the failure when it is one.
-    entries: std::sync::Mutex<std::collections::HashMap<[u8; 32], Stored>>,
+    /// When each pass was stored.
+    passes: std::sync::Mutex<std::collections::HashMap<[u8; 32], UnixTime>>,
+    /// When each failed check was stored, and why it failed.
+    failures: std::sync::Mutex<std::collections::HashMap<[u8; 32], (UnixTime, Why)>>,
     capacity: usize,
     ttl_seconds: i64,
     hits: std::sync::atomic::AtomicU64,
     misses: std::sync::atomic::AtomicU64,
 }
 
+/// The most failed checks a [`VerifyImagesCache`] keeps at once.
+pub const FAILURE_CAPACITY: usize = 1024;
+
+/// The longest failure message a [`VerifyImagesCache`] keeps (longer ones are verified again).
+pub const FAILURE_MAX_MESSAGE: usize = 8 * 1024;
+
 impl VerifyImagesCache {
-    /// A cache of at most `capacity` passes, each reused for `ttl_seconds`.
+    /// A cache of at most `capacity` passes, each reused for `ttl_seconds`, and of at most
+    /// `min(capacity, FAILURE_CAPACITY)` failed checks, each reused for
+    /// `min(ttl_seconds, FAILURE_TTL_SECONDS)`.
     pub fn new(capacity: usize, ttl_seconds: i64) -> Self {
         VerifyImagesCache {
-            entries: std::sync::Mutex::new(std::collections::HashMap::new()),
+            passes: Default::default(),
+            failures: Default::default(),
             capacity: capacity.max(1),
             ttl_seconds: ttl_seconds.max(0),
             hits: Default::default(),
@@ -208,9 +224,10 @@ impl VerifyImagesCache {
         self.misses.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Entries currently stored.
+    /// Entries currently stored (passes and failures).
     pub fn len(&self) -> usize {
-        self.entries.lock().map(|m| m.len()).unwrap_or(0)
+        self.passes.lock().map(|m| m.len()).unwrap_or(0)
+            + self.failures.lock().map(|m| m.len()).unwrap_or(0)
     }
 
     /// Whether nothing is stored.
@@ -221,22 +238,36 @@ impl VerifyImagesCache {
     /// Forgets every entry (e.g. after the policies or the trust root changed; new keys would
     /// not match the old entries anyway, this only frees the memory).
     pub fn clear(&self) {
-        if let Ok(mut m) = self.entries.lock() {
+        if let Ok(mut m) = self.passes.lock() {
+            m.clear();
+        }
+        if let Ok(mut m) = self.failures.lock() {
             m.clear();
         }
     }
 
-    /// The outcome stored under `key` and still fresh at `now`: `Some(None)` a pass,
-    /// `Some(Some(why))` a failed check.
-    fn get(&self, key: &[u8; 32], now: UnixTime) -> Option<Option<Why>> {
-        let m = self.entries.lock().ok()?;
-        let (at, failure) = m.get(key)?;
-        let ttl = if failure.is_some() {
-            self.ttl_seconds.min(FAILURE_TTL_SECONDS)
-        } else {
-            self.ttl_seconds
-        };
-        (*at <= now && now.0 - at.0 < ttl).then(|| failure.clone())
+    fn failure_ttl(&self) -> i64 {
+        self.ttl_seconds.min(FAILURE_TTL_SECONDS)
+    }
+
+    fn fresh(at: UnixTime, now: UnixTime, ttl: i64) -> bool {
+        at <= now && now.0 - at.0 < ttl
+    }
+
+    /// Whether a pass is stored under `key` and still fresh at `now`.
+    fn get_pass(&self, key: &[u8; 32], now: UnixTime) -> bool {
+        self.passes
+            .lock()
+            .ok()
+            .and_then(|m| m.get(key).copied())
+            .is_some_and(|at| Self::fresh(at, now, self.ttl_seconds))
+    }
+
+    /// The failed check stored under `key` and still fresh at `now`.
+    fn get_failure(&self, key: &[u8; 32], now: UnixTime) -> Option<Why> {
+        let m = self.failures.lock().ok()?;
+        let (at, why) = m.get(key)?;
+        Self::fresh(*at, now, self.failure_ttl()).then(|| why.clone())
     }
 
     fn count(&self, hit: bool) {
@@ -248,12 +279,28 @@ impl VerifyImagesCache {
         }
     }
 
-    fn put(&self, key: [u8; 32], now: UnixTime, failure: Option<Why>) {
-        if let Ok(mut m) = self.entries.lock() {
+    fn put_pass(&self, key: [u8; 32], now: UnixTime) {
+        if let Ok(mut m) = self.passes.lock() {
             if m.len() >= self.capacity && !m.contains_key(&key) {
                 m.clear();
             }
-            m.insert(key, (now, failure));
+            m.insert(key, now);
+        }
+    }
+
+    fn put_failure(&self, key: [u8; 32], now: UnixTime, why: Why) {
+        if why.message.len() > FAILURE_MAX_MESSAGE {
+            return;
+        }
+        let (cap, ttl) = (self.capacity.min(FAILURE_CAPACITY), self.failure_ttl());
+        if let Ok(mut m) = self.failures.lock() {
+            if m.len() >= cap && !m.contains_key(&key) {
+                m.retain(|_, (at, _)| Self::fresh(*at, now, ttl));
+                if m.len() >= cap {
+                    m.clear();
+                }
+            }
+            m.insert(key, (now, why));
         }
     }
 }
@@ -272,9 +319,6 @@ fn kept(
         std::borrow::Cow::Borrowed(list)
     }
 }
-
-/// A remembered outcome: when it was stored, and the failure when it is one.
-type Stored = (UnixTime, Option<Why>);
 
 /// How long a failed check is remembered at most (see [`VerifyImagesCache`]).
 pub const FAILURE_TTL_SECONDS: i64 = 10;
@@ -1444,12 +1488,16 @@ impl VerifyImagesContext<'_> {
                         // evidence's digest once per image and request.
                         let mut keys = key.map(|(c, k)| (c, k, None));
                         let stored = keys.as_mut().and_then(|(c, pass, fail)| {
-                            let got = c.get(pass, self.now).or_else(|| {
+                            let got = if c.get_pass(pass, self.now) {
+                                Some(None)
+                            } else {
                                 *fail = parsed
                                     .evidence_digest(&req.reference, ev)
                                     .map(|d| failure_key(pass, &path, &d));
-                                fail.as_ref().and_then(|f| c.get(f, self.now))
-                            });
+                                fail.as_ref()
+                                    .and_then(|f| c.get_failure(f, self.now))
+                                    .map(Some)
+                            };
                             c.count(got.is_some());
                             got
                         });
@@ -1461,10 +1509,10 @@ impl VerifyImagesContext<'_> {
                                     self.verify_resolved(entry, &path, digest, ev, base_ctx, env);
                                 if let Some((c, pass, fail)) = keys {
                                     match &r {
-                                        Ok(_) => c.put(pass, self.now, None),
+                                        Ok(_) => c.put_pass(pass, self.now),
                                         Err(Failure::Check(w)) => {
                                             if let Some(fail) = fail {
-                                                c.put(fail, self.now, Some(w.clone()))
+                                                c.put_failure(fail, self.now, w.clone())
                                             }
                                         }
                                         Err(Failure::Error(_)) => {}
