@@ -3,8 +3,10 @@
 //! Builds real AdmissionReviews (CREATE) from resource YAML files, then posts them over HTTPS
 //! (HTTP/1.1 keep-alive, one connection per worker) for a fixed duration, either as fast as the
 //! server answers (`--rate 0`) or at a fixed total rate (open loop: request `k` is due at
-//! `k / rate`; its latency is measured from when it was due, so a slow server cannot hide its
-//! queueing by slowing the client down). Prints throughput, decisions, and latency
+//! `k / rate`; when its connection is still busy at that time, its latency is measured from
+//! when it was due, so a slow server cannot hide its queueing by slowing the client down;
+//! when the connection was free, from when the worker's timer woke it, so the timer's own
+//! lateness is not charged to the server). Prints throughput, decisions, and latency
 //! percentiles.
 #![forbid(unsafe_code)]
 
@@ -139,14 +141,23 @@ async fn worker(
     let mut k: u64 = 0;
     loop {
         // Open loop: this worker's k-th request is the (k * connections + id)-th overall.
-        let due = if args.rate > 0.0 {
+        // `since`: where this request's latency counts from. When the connection is free
+        // before the request is due, the worker sleeps until it is due and counts from when it
+        // woke: the timer wakes up to a millisecond late, and that lateness is the load
+        // generator's, not the server's. When the connection is still busy with an earlier
+        // answer at the due time (the server is behind), it counts from the due time, so
+        // queueing behind a slow answer is measured (no coordinated omission).
+        let (due, since) = if args.rate > 0.0 {
             let at = start + Duration::from_secs_f64((k as f64 * n + id as f64) / args.rate);
             if at > Instant::now() {
                 tokio::time::sleep_until(at.into()).await;
+                (at, Instant::now())
+            } else {
+                (at, at)
             }
-            at
         } else {
-            Instant::now()
+            let now = Instant::now();
+            (now, now)
         };
         if due >= end {
             break;
@@ -182,7 +193,7 @@ async fn worker(
             continue;
         }
         t.latencies_us
-            .push(done.duration_since(due).as_micros() as u64);
+            .push(done.duration_since(since).as_micros() as u64);
         match outcome {
             Ok(true) => t.allowed += 1,
             Ok(false) => t.denied += 1,
