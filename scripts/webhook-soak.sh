@@ -194,10 +194,19 @@ echo "  policy rewrites $REWRITES: reloads ok ${RELOADS_OK:-?}, failed ${RELOADS
 echo "  certificate rotations $ROTATIONS: reloads logged ok $CERT_OK, failed $CERT_FAILED; new-connection checks failed $ROTATION_CHECKS_FAILED"
 # The same review must get the same decision before and after every reload.
 echo "  decisions per resource (webhook log, warm-up included; a resource with both is a flip):"
-sed -n 's/^{"allowed":\([a-z]*\),.*"name":"\([^"]*\)","namespace":"\([^"]*\)".*"path":"\/validate".*/\3\/\2 \1/p' \
-    "$W/webhook.log" | sort | uniq -c | sed 's/^/    /' > "$W/decisions.txt"
+python3 - "$W/webhook.log" <<'PY' | sort | uniq -c | sed 's/^/    /' > "$W/decisions.txt"
+import json, sys
+for line in open(sys.argv[1], errors="replace"):
+    try:
+        v = json.loads(line)
+    except ValueError:
+        continue
+    if isinstance(v, dict) and v.get("path") == "/validate" and "allowed" in v:
+        print(f"{v.get('namespace')}/{v.get('name')} {str(v['allowed']).lower()}")
+PY
 cat "$W/decisions.txt"
 FLIPS=$(awk '{print $2}' "$W/decisions.txt" | uniq -d | wc -l)
+DECIDED=$(wc -l < "$W/decisions.txt")
 ERRORS=$(grep -v '"level":"info"' "$W/webhook.log" || true)
 if [ -n "$ERRORS" ]; then
     echo "  webhook log lines that are not info ($(wc -l <<<"$ERRORS")), first 20:"
@@ -216,8 +225,8 @@ ok=1
 echo "  failed requests: ${FAILED:-unknown} of ${REQUESTS:-?}"
 [ "${RELOADS_FAILED:-x}" = 0 ] && [ "${RELOADS_OK:-x}" = "$REWRITES" ] || ok=0
 echo "  policy reloads: ${RELOADS_OK:-?} ok of $REWRITES rewrites, ${RELOADS_FAILED:-?} failed"
-echo "  resources whose decision changed: $FLIPS"
-[ "$FLIPS" = 0 ] || ok=0
+echo "  resources whose decision changed: $FLIPS (of $DECIDED resource and decision pairs logged)"
+[ "$FLIPS" = 0 ] && [ "$DECIDED" -gt 0 ] || ok=0
 [ "$CERT_FAILED" = 0 ] && [ "$CERT_OK" -ge "$ROTATIONS" ] && [ "$ROTATION_CHECKS_FAILED" = 0 ] || ok=0
 echo "  certificate reloads: $CERT_OK ok of $ROTATIONS rotations, $CERT_FAILED failed"
 if [ "$ok" = 1 ]; then

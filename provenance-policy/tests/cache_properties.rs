@@ -58,6 +58,8 @@ struct World {
     signature: SignatureMaterial,
     /// A signature layer that verifies under no key.
     junk: SignatureMaterial,
+    /// The PEM of the key that made `signature`.
+    key: String,
     start: UnixTime,
 }
 
@@ -147,6 +149,7 @@ impl World {
                 Digest::sha256_of(b"moved tag 2"),
             ],
             signature: SignatureMaterial::Cosign(CosignSignature::new(payload, annotations)),
+            key: good_key.clone(),
             junk: SignatureMaterial::Cosign(CosignSignature::new(
                 b"{\"critical\": {}}".to_vec(),
                 BTreeMap::from([(
@@ -321,4 +324,92 @@ proptest! {
             }
         }
     }
+}
+
+/// An attack on the failures the cache remembers: whoever can make admissions of images with
+/// failing evidence (unsigned images under an `imageReferences: "*"` entry, in a registry they
+/// push to) causes as many failures as they like. When failures shared the capacity of passes,
+/// 16 such admissions emptied the cache of every remembered pass; they are kept apart.
+#[test]
+fn failures_from_unsigned_images_never_evict_a_remembered_pass() {
+    let w = world();
+    let mut set = PolicySet::default();
+    let text =
+        policy_yaml(0, 0, 0, &w.key).replace(r#"["registry.provenance.test/acme/*"]"#, r#"["*"]"#);
+    set.add_yaml(&text, "p.yaml").unwrap();
+    let now = w.start;
+    let decide = |images: &[(String, ImageEvidence)], cache: &VerifyImagesCache| {
+        let containers: Vec<Value> = images
+            .iter()
+            .enumerate()
+            .map(|(i, (img, _))| json!({"name": format!("c{i}"), "image": img}))
+            .collect();
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "ml"}, "spec": {"containers": containers}});
+        let evidence: BTreeMap<String, ImageEvidence> = images.iter().cloned().collect();
+        let cx = VerifyImagesContext {
+            evidence: &evidence,
+            verifier: &w.verifiers[0],
+            now,
+            cache: Some(cache),
+        };
+        set.decide_with(&ResourceInput::create(pod), &Env::at(now), Some(&cx))
+    };
+    let good = (
+        IMAGES[0].to_owned(),
+        ImageEvidence {
+            digest: Some(w.digests[0].clone()),
+            signatures: vec![w.signature.clone()],
+            ..Default::default()
+        },
+    );
+    // The webhook's cache: 8,192 passes, 300 s.
+    const WEBHOOK_CAPACITY: usize = 8192;
+    let cache = VerifyImagesCache::new(WEBHOOK_CAPACITY, 300);
+    for _ in 0..2 {
+        let d = decide(std::slice::from_ref(&good), &cache);
+        assert_eq!(
+            d.results[0].status,
+            RuleStatus::Pass,
+            "{}",
+            d.results[0].message
+        );
+    }
+    assert_eq!(cache.misses(), 1, "the pass is remembered");
+    // Admissions of 512 unsigned images each (a Pod of 512 containers fits in 64 KiB), each
+    // image its own digest.
+    let mut n = 0u64;
+    for _pod in 0..(WEBHOOK_CAPACITY / 512) {
+        let images: Vec<(String, ImageEvidence)> = (0..512)
+            .map(|_| {
+                n += 1;
+                let d = Digest::sha256_of(format!("junk {n}").as_bytes());
+                let ev = ImageEvidence {
+                    digest: Some(d.clone()),
+                    ..Default::default()
+                };
+                (format!("evil.example/x@{d}"), ev)
+            })
+            .collect();
+        let d = decide(&images, &cache);
+        assert_eq!(
+            d.results[0].status,
+            RuleStatus::Fail,
+            "{}",
+            d.results[0].message
+        );
+    }
+    assert!(
+        cache.len() <= 1 + FAILURE_CAPACITY,
+        "failures stay bounded: {}",
+        cache.len()
+    );
+    let misses = cache.misses();
+    let d = decide(std::slice::from_ref(&good), &cache);
+    assert_eq!(d.results[0].status, RuleStatus::Pass);
+    assert_eq!(
+        cache.misses(),
+        misses,
+        "the remembered pass survived the flood of failures"
+    );
 }

@@ -60,7 +60,7 @@ use serde_json::{Value, json};
 
 use crate::Error;
 use crate::admission::request::{RequestInfo, ResourceInput};
-use crate::admission::{Decision, PolicySet, denied_status, input_from_review};
+use crate::admission::{Decision, PolicySet, denied_status, input_from_review_owned};
 use crate::kyverno::verify_images::{ImageRequest, VerifyImagesContext};
 use crate::lang::jmespath::Env;
 
@@ -160,7 +160,7 @@ impl Review {
     /// request model instead of copied (the webhook's path: parsed once, never copied).
     pub fn from_value(review: Value, facts: &RequestFacts) -> Result<Self, Error> {
         let (uid, info) = Self::check(&review, facts)?;
-        let mut input = crate::admission::input_from_review_owned(
+        let mut input = input_from_review_owned(
             review,
             facts.namespace_labels.clone().unwrap_or_default(),
             info,
@@ -171,15 +171,10 @@ impl Review {
 
     /// Checks an AdmissionReview (`apiVersion: admission.k8s.io/v1`, `kind: AdmissionReview`,
     /// a `request` with a `uid`) and builds the request model with `facts`.
+    /// The objects are copied; [`Review::from_value`] moves them instead.
     pub fn parse(review: &Value, facts: &RequestFacts) -> Result<Self, Error> {
-        let (uid, info) = Self::check(review, facts)?;
-        let mut input = input_from_review(
-            review,
-            facts.namespace_labels.clone().unwrap_or_default(),
-            info,
-        )?;
-        input.namespace_labels_unknown = facts.namespace_labels.is_none();
-        Ok(Review { input, uid })
+        Self::check(review, facts)?;
+        Self::from_value(review.clone(), facts)
     }
 
     /// The checks of [`Review::parse`]: the review's type, its request `uid`; and the
