@@ -251,12 +251,7 @@ fn decide_with_evidence(
 ) -> Decision {
     let root = TrustRoot::from_trusted_root_json(PUBLIC_GOOD_TRUSTED_ROOT).unwrap();
     let verifier = Verifier::new(&root).unwrap();
-    let cx = VerifyImagesContext {
-        evidence,
-        verifier: &verifier,
-        now: NOW,
-        cache: None,
-    };
+    let cx = VerifyImagesContext::new(evidence, &verifier, NOW);
     set.decide_with(input, &Env::at(NOW), Some(&cx))
 }
 
@@ -1211,12 +1206,7 @@ async fn decide_remembering(
     let requests = set.image_requests(&input);
     let source = Arc::new(LayoutSource::open(layout).unwrap());
     let evidence = provenance_policy::admission::gather::gather(source, &requests, 4).await;
-    let cx = VerifyImagesContext {
-        evidence: &evidence,
-        verifier,
-        now: NOW,
-        cache: None,
-    };
+    let cx = VerifyImagesContext::new(&evidence, verifier, NOW);
     set.decide_with(&input, &Env::at(NOW), Some(&cx))
 }
 

@@ -20,12 +20,7 @@ fn decide_without_evidence(set: &PolicySet, input: &ResourceInput) -> Decision {
     let root = TrustRoot::from_trusted_root_json(PUBLIC_GOOD_TRUSTED_ROOT).unwrap();
     let verifier = Verifier::new(&root).unwrap();
     let evidence = BTreeMap::new();
-    let cx = VerifyImagesContext {
-        evidence: &evidence,
-        verifier: &verifier,
-        now: NOW,
-        cache: None,
-    };
+    let cx = VerifyImagesContext::new(&evidence, &verifier, NOW);
     set.decide_with(input, &Env::at(NOW), Some(&cx))
 }
 

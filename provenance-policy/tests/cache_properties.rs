@@ -211,12 +211,7 @@ fn decide(w: &World, i: Inputs, now: UnixTime, cache: Option<&VerifyImagesCache>
             ..Default::default()
         },
     )]);
-    let cx = VerifyImagesContext {
-        evidence: &evidence,
-        verifier: &w.verifiers[i.root],
-        now,
-        cache,
-    };
+    let cx = VerifyImagesContext::new(&evidence, &w.verifiers[i.root], now).with_cache(cache);
     w.policies[&(i.name, i.rule, i.entry, i.key)].decide_with(
         &ResourceInput::create(pod),
         &Env::at(now),
@@ -347,12 +342,7 @@ fn failures_from_unsigned_images_never_evict_a_remembered_pass() {
         let pod = json!({"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": "p", "namespace": "ml"}, "spec": {"containers": containers}});
         let evidence: BTreeMap<String, ImageEvidence> = images.iter().cloned().collect();
-        let cx = VerifyImagesContext {
-            evidence: &evidence,
-            verifier: &w.verifiers[0],
-            now,
-            cache: Some(cache),
-        };
+        let cx = VerifyImagesContext::new(&evidence, &w.verifiers[0], now).with_cache(Some(cache));
         set.decide_with(&ResourceInput::create(pod), &Env::at(now), Some(&cx))
     };
     let good = (

@@ -238,12 +238,7 @@ impl World {
                 },
             );
         }
-        let cx = VerifyImagesContext {
-            evidence: &evidence,
-            verifier: &self.verifier,
-            now: NOW,
-            cache: None,
-        };
+        let cx = VerifyImagesContext::new(&evidence, &self.verifier, NOW);
         set.decide_with(&input, &Env::at(NOW), Some(&cx))
     }
 }

@@ -122,12 +122,7 @@ fn decide(
     evidence: &BTreeMap<String, ImageEvidence>,
     c: &Cosign,
 ) -> Decision {
-    let cx = VerifyImagesContext {
-        evidence,
-        verifier: &c.verifier,
-        now: c.now,
-        cache: None,
-    };
+    let cx = VerifyImagesContext::new(evidence, &c.verifier, c.now);
     set.decide_with(&ResourceInput::create(object), &Env::at(c.now), Some(&cx))
 }
 
@@ -600,12 +595,7 @@ fn direct_evaluation_and_loading() {
     // Without matchImageReferences the verification functions see the digest-pinned image.
     let input = PolicyInput::create(pod(&format!("{IMAGE}@{}", c.digest)));
     let ev = signed(&c);
-    let cx = VerifyImagesContext {
-        evidence: &ev,
-        verifier: &c.verifier,
-        now: c.now,
-        cache: None,
-    };
+    let cx = VerifyImagesContext::new(&ev, &c.verifier, c.now);
     let verified = RefCell::new(BTreeMap::new());
     let r = p.evaluate(&input, Some(&cx), &verified);
     assert_eq!(r[0].status, RuleStatus::Pass, "{}", r[0].message);

@@ -101,12 +101,7 @@ fn decide(set: &PolicySet, ev: ImageEvidence) -> (RuleStatus, String, Vec<Value>
     let verifier = Verifier::new(&root).unwrap();
     let evidence = BTreeMap::from([(MODEL.to_owned(), ev)]);
     let now = UnixTime(1_800_000_000);
-    let cx = VerifyImagesContext {
-        evidence: &evidence,
-        verifier: &verifier,
-        now,
-        cache: None,
-    };
+    let cx = VerifyImagesContext::new(&evidence, &verifier, now);
     let d = set.decide_with(&ResourceInput::create(pod()), &Env::at(now), Some(&cx));
     assert_eq!(d.results.len(), 1, "{:?}", d.results);
     let r = &d.results[0];

@@ -123,12 +123,7 @@ fn decide(policy: &str, evidence: ImageEvidence, now: UnixTime) -> Decision {
     let root = TrustRoot::from_trusted_root_json(PUBLIC_GOOD_TRUSTED_ROOT).unwrap();
     let verifier = Verifier::new(&root).unwrap();
     let evidence = BTreeMap::from([(IMAGE.to_owned(), evidence)]);
-    let cx = VerifyImagesContext {
-        evidence: &evidence,
-        verifier: &verifier,
-        now,
-        cache: None,
-    };
+    let cx = VerifyImagesContext::new(&evidence, &verifier, now);
     set.decide_with(&ResourceInput::create(pod()), &Env::at(now), Some(&cx))
 }
 

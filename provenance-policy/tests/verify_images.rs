@@ -98,12 +98,7 @@ fn decide(
     evidence: BTreeMap<String, ImageEvidence>,
 ) -> provenance_policy::admission::Decision {
     let input = ResourceInput::create(pod(image));
-    let cx = VerifyImagesContext {
-        evidence: &evidence,
-        verifier: &s.verifier,
-        now: s.now,
-        cache: None,
-    };
+    let cx = VerifyImagesContext::new(&evidence, &s.verifier, s.now);
     s.set.decide_with(&input, &Env::at(s.now), Some(&cx))
 }
 
@@ -397,12 +392,7 @@ fn a_rule_that_covers_no_image_has_no_result_and_a_skipped_image_is_a_skip() {
         "metadata": {"name": "web", "namespace": "ml"},
         "spec": {"containers": [{"name": "web", "image": "docker.io/library/nginx:1"}]}});
     let evidence = BTreeMap::new();
-    let cx = VerifyImagesContext {
-        evidence: &evidence,
-        verifier: &s.verifier,
-        now,
-        cache: None,
-    };
+    let cx = VerifyImagesContext::new(&evidence, &s.verifier, now);
     let d = s.set.decide_with(
         &ResourceInput::create(pod.clone()),
         &Env::at(now),
@@ -667,12 +657,7 @@ fn decide_cached(
     now: UnixTime,
 ) -> provenance_policy::admission::Decision {
     let input = ResourceInput::create(pod(image));
-    let cx = VerifyImagesContext {
-        evidence,
-        verifier: &s.verifier,
-        now,
-        cache: Some(cache),
-    };
+    let cx = VerifyImagesContext::new(evidence, &s.verifier, now).with_cache(Some(cache));
     s.set.decide_with(&input, &Env::at(now), Some(&cx))
 }
 

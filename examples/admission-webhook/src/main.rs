@@ -471,12 +471,10 @@ async fn decide(app: &Arc<App>, review: Value, size: usize, mode: Phase) -> Outc
             let env = Env::at(now);
             let d = match &verifier {
                 Some((v, cache)) => {
-                    let cx = provenance_policy::kyverno::verify_images::VerifyImagesContext {
-                        evidence: &evidence,
-                        verifier: v,
-                        now,
-                        cache: Some(cache),
-                    };
+                    let cx = provenance_policy::kyverno::verify_images::VerifyImagesContext::new(
+                        &evidence, v, now,
+                    )
+                    .with_cache(cache.as_ref());
                     loaded.set.respond(&parsed, mode, Some(&cx), &env)
                 }
                 None => loaded.set.respond(&parsed, mode, None, &env),

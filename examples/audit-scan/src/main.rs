@@ -386,12 +386,7 @@ fn run(args: &Args) -> Result<(), Failure> {
     let evidence = evidence(args, &rt, &requests)?;
     // Many Pods share images: a pass is verified once per (rule, image digest).
     let cache = provenance_policy::kyverno::verify_images::VerifyImagesCache::new(4096, 3600);
-    let cx = VerifyImagesContext {
-        evidence: &evidence,
-        verifier: &verifier,
-        now,
-        cache: Some(&cache),
-    };
+    let cx = VerifyImagesContext::new(&evidence, &verifier, now).with_cache(Some(&cache));
     let results = scanner.scan(&inputs, &cx, now);
     let reports = reports(&results, now);
     eprintln!(

@@ -76,22 +76,12 @@ fn bench(c: &mut Criterion) {
     let layout = LayoutSource::open(&layout_dir).unwrap();
     let evidence = rt.block_on(apply::gather(Arc::new(layout), &requests, 8));
     let cache = provenance_policy::kyverno::verify_images::VerifyImagesCache::new(4096, 3600);
-    let cached = VerifyImagesContext {
-        evidence: &evidence,
-        verifier: &verifier,
-        now,
-        cache: Some(&cache),
-    };
+    let cached = VerifyImagesContext::new(&evidence, &verifier, now).with_cache(Some(&cache));
     let d = policies.decide_with(&input, &env, Some(&cached));
     assert!(d.allowed, "{}", d.message);
     assert_eq!(d.results.len(), 4, "{:?}", d.results);
     assert!(!cache.is_empty(), "passes are cached");
-    let cx = VerifyImagesContext {
-        evidence: &evidence,
-        verifier: &verifier,
-        now,
-        cache: None,
-    };
+    let cx = VerifyImagesContext::new(&evidence, &verifier, now);
 
     let mut g = c.benchmark_group("ai_workloads_inference_pod");
     g.bench_function("warm", |b| {
@@ -113,12 +103,7 @@ fn bench(c: &mut Criterion) {
             let layout = LayoutSource::open(&layout_dir).unwrap();
             let requests = policies.image_requests(&input);
             let evidence = rt.block_on(apply::gather(Arc::new(layout), &requests, 8));
-            let cx = VerifyImagesContext {
-                evidence: &evidence,
-                verifier: &verifier,
-                now,
-                cache: None,
-            };
+            let cx = VerifyImagesContext::new(&evidence, &verifier, now);
             let d = policies.decide_with(black_box(&input), &env, Some(&cx));
             assert!(d.allowed);
             d
@@ -131,12 +116,7 @@ fn bench(c: &mut Criterion) {
             let layout = LayoutSource::open(&layout_dir).unwrap();
             let requests = policies.image_requests(&input);
             let evidence = rt.block_on(apply::gather(Arc::new(layout), &requests, 8));
-            let cx = VerifyImagesContext {
-                evidence: &evidence,
-                verifier: &verifier,
-                now,
-                cache: None,
-            };
+            let cx = VerifyImagesContext::new(&evidence, &verifier, now);
             let d = policies.decide_with(black_box(&input), &env, Some(&cx));
             assert!(d.allowed);
             d

@@ -414,12 +414,7 @@ fn bench(c: &mut Criterion) {
         let evidence = gather_from(&rt, &dir, &vi, &input);
         assert_eq!(evidence.len(), n);
         let cache = VerifyImagesCache::new(4096, 3600);
-        let cached = VerifyImagesContext {
-            evidence: &evidence,
-            verifier: &verifier,
-            now: NOW,
-            cache: Some(&cache),
-        };
+        let cached = VerifyImagesContext::new(&evidence, &verifier, NOW).with_cache(Some(&cache));
         let d = vi.decide_with(&input, &env, Some(&cached));
         assert!(all_pass(&d, 1), "{d:?}");
         assert_eq!(d.patches.len(), n, "every tag pinned to its digest");
@@ -434,12 +429,7 @@ fn bench(c: &mut Criterion) {
                 })
             },
         );
-        let uncached = VerifyImagesContext {
-            evidence: &evidence,
-            verifier: &verifier,
-            now: NOW,
-            cache: None,
-        };
+        let uncached = VerifyImagesContext::new(&evidence, &verifier, NOW);
         g.bench_with_input(
             BenchmarkId::new("verify_images_verify", n),
             &input,
@@ -457,12 +447,7 @@ fn bench(c: &mut Criterion) {
             |b, input| {
                 b.iter(|| {
                     let evidence = gather_from(&rt, &dir, &vi, input);
-                    let cx = VerifyImagesContext {
-                        evidence: &evidence,
-                        verifier: &verifier,
-                        now: NOW,
-                        cache: None,
-                    };
+                    let cx = VerifyImagesContext::new(&evidence, &verifier, NOW);
                     let d = vi.decide_with(black_box(input), &env, Some(&cx));
                     assert!(d.allowed);
                     d
@@ -513,12 +498,7 @@ fn bench(c: &mut Criterion) {
             rt.block_on(multi_signed_image(&dir, &signers));
             let evidence = gather_from(&rt, &dir, &vi, &input);
             assert_eq!(evidence.values().next().unwrap().signatures.len(), s);
-            let cx = VerifyImagesContext {
-                evidence: &evidence,
-                verifier: &verifier,
-                now: NOW,
-                cache: None,
-            };
+            let cx = VerifyImagesContext::new(&evidence, &verifier, NOW);
             let d = vi.decide_with(&input, &env, Some(&cx));
             assert_eq!(d.allowed, pass, "{d:?}");
             let want = if pass {
@@ -539,12 +519,7 @@ fn bench(c: &mut Criterion) {
                 },
             );
             let memo = Verifier::new(&root).unwrap().with_memo(4096, 3600);
-            let mcx = VerifyImagesContext {
-                evidence: &evidence,
-                verifier: &memo,
-                now: NOW,
-                cache: None,
-            };
+            let mcx = VerifyImagesContext::new(&evidence, &memo, NOW);
             g.bench_with_input(
                 BenchmarkId::new(format!("{case}_memo"), s),
                 &input,
@@ -562,12 +537,7 @@ fn bench(c: &mut Criterion) {
                 |b, input| {
                     b.iter(|| {
                         let evidence = gather_from(&rt, &dir, &vi, input);
-                        let cx = VerifyImagesContext {
-                            evidence: &evidence,
-                            verifier: &verifier,
-                            now: NOW,
-                            cache: None,
-                        };
+                        let cx = VerifyImagesContext::new(&evidence, &verifier, NOW);
                         let d = vi.decide_with(black_box(input), &env, Some(&cx));
                         assert_eq!(d.allowed, pass);
                         d
@@ -582,12 +552,7 @@ fn bench(c: &mut Criterion) {
     rt.block_on(multi_signed_image(&dir, &signers));
     let evidence = gather_from(&rt, &dir, &vi, &input);
     assert_eq!(evidence.values().next().unwrap().signatures.len(), FLOODED);
-    let cx = VerifyImagesContext {
-        evidence: &evidence,
-        verifier: &verifier,
-        now: NOW,
-        cache: None,
-    };
+    let cx = VerifyImagesContext::new(&evidence, &verifier, NOW);
     g.throughput(Throughput::Elements(FLOODED as u64));
     g.bench_with_input(BenchmarkId::new("flooded", FLOODED), &input, |b, input| {
         b.iter(|| {

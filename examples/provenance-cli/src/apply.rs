@@ -197,12 +197,7 @@ fn run_inner(args: &ApplyArgs) -> Result<bool, String> {
     }
     // Many resources share images: a pass is verified once per (rule, image digest).
     let cache = provenance_policy::kyverno::verify_images::VerifyImagesCache::new(4096, 3600);
-    let cx = VerifyImagesContext {
-        evidence: &evidence,
-        verifier: &verifier,
-        now,
-        cache: Some(&cache),
-    };
+    let cx = VerifyImagesContext::new(&evidence, &verifier, now).with_cache(Some(&cache));
     let mut results: Vec<RuleResult> = Vec::new();
     let mut blocked = Vec::new();
     let mut mutated: Vec<(String, Value)> = Vec::new();

@@ -379,12 +379,7 @@ where
             Err(_) => return deadline_exceeded(review, phase, deadline),
         }
     };
-    let cx = VerifyImagesContext {
-        evidence: &evidence,
-        verifier,
-        now,
-        cache: None,
-    };
+    let cx = VerifyImagesContext::new(&evidence, verifier, now);
     policies.respond(review, phase, Some(&cx), &Env::at(now))
 }
 

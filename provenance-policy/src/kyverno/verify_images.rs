@@ -140,7 +140,20 @@ impl ImageRequest {
     }
 }
 
-/// What the engine needs to verify images.
+/// What the engine needs to verify images: built with [`VerifyImagesContext::new`] (and
+/// [`VerifyImagesContext::with_cache`]), so that it can grow without breaking callers.
+///
+/// ```
+/// # use std::collections::BTreeMap;
+/// # use provenance_policy::kyverno::verify_images::{VerifyImagesCache, VerifyImagesContext};
+/// # fn f(verifier: &provenance_policy::core::verify::Verifier, now: provenance_policy::core::UnixTime) {
+/// let evidence = BTreeMap::new(); // from `admission::gather::gather`
+/// let cache = VerifyImagesCache::new(8192, 300);
+/// let cx = VerifyImagesContext::new(&evidence, verifier, now).with_cache(&cache);
+/// # let _ = cx;
+/// # }
+/// ```
+#[non_exhaustive]
 pub struct VerifyImagesContext<'a> {
     /// Evidence by Kyverno image string (see [`ImageRequest::reference`]).
     pub evidence: &'a BTreeMap<String, ImageEvidence>,
@@ -151,6 +164,28 @@ pub struct VerifyImagesContext<'a> {
     /// Checks that passed before, reused instead of verifying again (`None`: verify every
     /// time). See [`VerifyImagesCache`] for what a cached pass is bound to.
     pub cache: Option<&'a VerifyImagesCache>,
+}
+
+impl<'a> VerifyImagesContext<'a> {
+    /// Verification of the images in `evidence` with `verifier` at `now`, with no cache.
+    pub fn new(
+        evidence: &'a BTreeMap<String, ImageEvidence>,
+        verifier: &'a Verifier,
+        now: UnixTime,
+    ) -> Self {
+        VerifyImagesContext {
+            evidence,
+            verifier,
+            now,
+            cache: None,
+        }
+    }
+
+    /// The same, reusing and filling `cache` (`None`: verify every time).
+    pub fn with_cache(mut self, cache: impl Into<Option<&'a VerifyImagesCache>>) -> Self {
+        self.cache = cache.into();
+        self
+    }
 }
 
 /// `verifyImages` outcomes, remembered across decisions (Kyverno's `useCache`).
