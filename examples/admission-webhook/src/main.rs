@@ -337,6 +337,20 @@ async fn handle(app: Arc<App>, body: Result<Bytes, BytesRejection>, mode: Phase)
         }
     };
     let decision = &answer.decision;
+    let mut line = AdmissionLog {
+        level: "info",
+        uid: &uid,
+        path: "/validate",
+        kind: &kind,
+        namespace: &ns,
+        name: &name,
+        allowed: None,
+        warnings: None,
+        results: None,
+        patches: None,
+        duration_us: elapsed.as_micros() as u64,
+        ts: now().to_string(),
+    };
     match mode {
         Phase::Validate => {
             Metrics::inc(if decision.allowed {
@@ -344,42 +358,20 @@ async fn handle(app: Arc<App>, body: Result<Bytes, BytesRejection>, mode: Phase)
             } else {
                 &app.metrics.denied
             });
-            write_log(&AdmissionLog {
-                level: "info",
-                uid: &uid,
-                path: "/validate",
-                kind: &kind,
-                namespace: &ns,
-                name: &name,
-                allowed: Some(decision.allowed),
-                warnings: Some(decision.warnings.len()),
-                results: Some(decision.results.len()),
-                patches: None,
-                duration_us: elapsed.as_micros() as u64,
-                ts: now().to_string(),
-            });
+            line.allowed = Some(decision.allowed);
+            line.warnings = Some(decision.warnings.len());
+            line.results = Some(decision.results.len());
         }
         Phase::Mutate => {
             // Mutation never blocks: /validate decides. It only pins verified images.
             if !decision.patches.is_empty() {
                 Metrics::inc(&app.metrics.patched);
             }
-            write_log(&AdmissionLog {
-                level: "info",
-                uid: &uid,
-                path: "/mutate",
-                kind: &kind,
-                namespace: &ns,
-                name: &name,
-                allowed: None,
-                warnings: None,
-                results: None,
-                patches: Some(decision.patches.len()),
-                duration_us: elapsed.as_micros() as u64,
-                ts: now().to_string(),
-            });
+            line.path = "/mutate";
+            line.patches = Some(decision.patches.len());
         }
     }
+    write_log(&line);
     json_response(answer.review)
 }
 

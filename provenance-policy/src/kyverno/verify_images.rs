@@ -366,9 +366,7 @@ fn failure_key(pass: &[u8; 32], path: &str, evidence: &[u8; 32]) -> [u8; 32] {
     hash_field(&mut ctx, pass);
     hash_field(&mut ctx, path.as_bytes());
     hash_field(&mut ctx, evidence);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(ctx.finish().as_ref());
-    out
+    finish(ctx)
 }
 
 /// A digest of every part of `ev` a check can be decided on; `None` for material of a kind
@@ -442,9 +440,7 @@ fn evidence_digest(ev: &ImageEvidence) -> Option<[u8; 32]> {
             }
         }
     }
-    let mut out = [0u8; 32];
-    out.copy_from_slice(ctx.finish().as_ref());
-    Some(out)
+    Some(finish(ctx))
 }
 
 fn hash_map(ctx: &mut aws_lc_rs::digest::Context, m: &BTreeMap<String, String>) {
@@ -477,6 +473,11 @@ fn cache_key(prefix: &aws_lc_rs::digest::Context, reference: &str, digest: &Dige
     hash_field(&mut ctx, reference.as_bytes());
     hash_field(&mut ctx, digest.algorithm().to_string().as_bytes());
     hash_field(&mut ctx, digest.as_bytes());
+    finish(ctx)
+}
+
+/// The 32 bytes of a finished SHA-256: a cache key.
+fn finish(ctx: aws_lc_rs::digest::Context) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(ctx.finish().as_ref());
     out
@@ -1514,49 +1515,41 @@ impl VerifyImagesContext<'_> {
                     .and_then(|ps| ps.info.as_ref());
                 let outcome = match self.resolve(&req, info) {
                     Err(f) => Err(f),
-                    Ok((digest, ev)) => {
-                        let key = key_prefix
-                            .as_ref()
-                            .map(|(c, prefix)| (*c, cache_key(prefix, &req.reference, &digest)));
-                        // A pass for this digest, else a failure for this very evidence.
-                        // The failure key is only computed when no pass is stored; the
-                        // evidence's digest once per image and request.
-                        let mut keys = key.map(|(c, k)| (c, k, None));
-                        let stored = keys.as_mut().and_then(|(c, pass, fail)| {
-                            let got = if c.get_pass(pass, self.now) {
-                                Some(None)
+                    Ok((digest, ev)) => match &key_prefix {
+                        None => self.verify_resolved(entry, &path, digest, ev, base_ctx, env),
+                        Some((c, prefix)) => {
+                            // A pass for this digest, else a failure for this very evidence
+                            // (its key only when no pass is stored; the evidence's digest
+                            // once per image and request).
+                            let pass = cache_key(prefix, &req.reference, &digest);
+                            if c.get_pass(&pass, self.now) {
+                                c.count(true);
+                                Ok(digest)
                             } else {
-                                *fail = parsed
+                                let fail = parsed
                                     .evidence_digest(&req.reference, ev)
-                                    .map(|d| failure_key(pass, &path, &d));
-                                fail.as_ref()
-                                    .and_then(|f| c.get_failure(f, self.now))
-                                    .map(Some)
-                            };
-                            c.count(got.is_some());
-                            got
-                        });
-                        match stored {
-                            Some(None) => Ok(digest),
-                            Some(Some(why)) => Err(Failure::Check(why)),
-                            None => {
-                                let r =
-                                    self.verify_resolved(entry, &path, digest, ev, base_ctx, env);
-                                if let Some((c, pass, fail)) = keys {
-                                    match &r {
-                                        Ok(_) => c.put_pass(pass, self.now),
-                                        Err(Failure::Check(w)) => {
-                                            if let Some(fail) = fail {
-                                                c.put_failure(fail, self.now, w.clone())
-                                            }
+                                    .map(|d| failure_key(&pass, &path, &d));
+                                if let Some(why) =
+                                    fail.as_ref().and_then(|f| c.get_failure(f, self.now))
+                                {
+                                    c.count(true);
+                                    Err(Failure::Check(why))
+                                } else {
+                                    c.count(false);
+                                    let r = self
+                                        .verify_resolved(entry, &path, digest, ev, base_ctx, env);
+                                    match (&r, fail) {
+                                        (Ok(_), _) => c.put_pass(pass, self.now),
+                                        (Err(Failure::Check(w)), Some(f)) => {
+                                            c.put_failure(f, self.now, w.clone())
                                         }
-                                        Err(Failure::Error(_)) => {}
+                                        _ => {}
                                     }
+                                    r
                                 }
-                                r
                             }
                         }
-                    }
+                    },
                 };
                 match outcome {
                     Ok(digest) => {
