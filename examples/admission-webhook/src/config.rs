@@ -70,7 +70,8 @@ pub struct Args {
     #[arg(long)]
     pub docker_config: Option<PathBuf>,
     /// Sigstore `trusted_root.json` for signature verification (default: the embedded
-    /// public-good root).
+    /// public-good root). Reloaded when it changes; a file that cannot be loaded keeps the
+    /// last good root in force and fails `/readyz`.
     #[arg(long, visible_alias = "trusted-root")]
     pub trust_root: Option<PathBuf>,
     /// Entries kept by the evidence cache and by the memo of verified signatures

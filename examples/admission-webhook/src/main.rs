@@ -6,12 +6,16 @@
 //! - `POST /preverify`: decide a workload (or a list of images) ahead of its admission, so
 //!   its evidence and verified signatures are cached when the API server asks; called by a CD
 //!   pipeline on push. Recently used evidence is also refreshed ahead of its expiry.
-//! - `GET /healthz` (process alive), `/readyz` (policies loaded), `/metrics` (Prometheus).
+//! - `GET /healthz` (process alive), `/readyz` (policies and trust root loaded), `/metrics`
+//!   (Prometheus).
 //!
 //! Policies (files or folders) are reloaded when they change and have held still for a reload
 //! period, without dropping requests: a reload builds a complete new policy set and swaps it
 //! in. A file that cannot be loaded completely (broken, empty, a kind this engine cannot
-//! enforce) keeps the old set and makes `/readyz` fail until it is fixed.
+//! enforce) keeps the old set and makes `/readyz` fail until it is fixed. The `--trust-root`
+//! file is reloaded the same way (a rotated Fulcio CA or Rekor key takes effect without a
+//! restart; checks made under the old root are never reused), and so is the serving
+//! certificate.
 //! Every request has a deadline below the API server's webhook timeout; when it is hit, the
 //! request is denied unless every policy says `failurePolicy: Ignore` (fail closed).
 #![forbid(unsafe_code)]
@@ -52,9 +56,38 @@ use policies::Loaded;
 /// Where `verifyImages` evidence comes from, and the verifier that checks it.
 struct Images {
     evidence: Arc<Evidence>,
-    verifier: Arc<provenance_core::verify::Verifier>,
-    /// Passed checks reused across requests (bound to digest, rule and trust root).
+    /// The verifier of the trust root in force. Replaced whole when `--trust-root` changes on
+    /// disk; a request keeps the verifier it started with.
+    verifier: RwLock<Arc<provenance_core::verify::Verifier>>,
+    /// Checks reused across requests (bound to digest, rule and trust root fingerprint, so a
+    /// new trust root never reuses a check made under the old one).
     cache: Arc<provenance_policy::kyverno::verify_images::VerifyImagesCache>,
+}
+
+impl Images {
+    fn verifier(&self) -> Arc<provenance_core::verify::Verifier> {
+        match self.verifier.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+/// The verifier for the trust root at `path` (the embedded public-good root when `None`),
+/// with a memo of `memo_entries` verified signatures.
+fn verifier_from(
+    path: Option<&std::path::Path>,
+    memo_entries: usize,
+) -> Result<provenance_core::verify::Verifier, String> {
+    let root_bytes = match path {
+        Some(p) => std::fs::read(p).map_err(|e| format!("--trust-root {}: {e}", p.display()))?,
+        None => provenance_core::verify::PUBLIC_GOOD_TRUSTED_ROOT.to_vec(),
+    };
+    let root = provenance_core::TrustRoot::from_trusted_root_json(&root_bytes)
+        .map_err(|e| format!("trust root: {e} [{}]", e.code()))?;
+    Ok(provenance_core::verify::Verifier::new(&root)
+        .map_err(|e| format!("trust root: {e} [{}]", e.code()))?
+        .with_memo(memo_entries, 3600))
 }
 
 fn images_from(s: &Settings) -> Result<Option<Images>, String> {
@@ -88,22 +121,14 @@ fn images_from(s: &Settings) -> Result<Option<Images>, String> {
     } else {
         return Ok(None);
     };
-    let root_bytes = match &s.trust_root {
-        Some(p) => std::fs::read(p).map_err(|e| format!("--trust-root {}: {e}", p.display()))?,
-        None => provenance_core::verify::PUBLIC_GOOD_TRUSTED_ROOT.to_vec(),
-    };
-    let root = provenance_core::TrustRoot::from_trusted_root_json(&root_bytes)
-        .map_err(|e| format!("trust root: {e} [{}]", e.code()))?;
-    let verifier = provenance_core::verify::Verifier::new(&root)
-        .map_err(|e| format!("trust root: {e} [{}]", e.code()))?
-        .with_memo(s.cache_size, 3600);
+    let verifier = verifier_from(s.trust_root.as_deref(), s.cache_size)?;
     Ok(Some(Images {
         evidence: Arc::new(Evidence::new(
             source,
             s.cache_size,
             Duration::from_secs(s.evidence_ttl_seconds),
         )),
-        verifier: Arc::new(verifier),
+        verifier: RwLock::new(Arc::new(verifier)),
         cache: Arc::new(
             provenance_policy::kyverno::verify_images::VerifyImagesCache::new(8192, 300),
         ),
@@ -121,6 +146,9 @@ struct App {
     budget: Duration,
     max_body: usize,
     ready: AtomicBool,
+    /// False while the `--trust-root` file on disk cannot be loaded (the last good trust root
+    /// stays in force); `/readyz` fails meanwhile.
+    trust_root_ok: AtomicBool,
     /// Evaluations running at once. An evaluation off the async runtime outlives a request
     /// that hit its deadline (blocking work cannot be cancelled); the permits bound how many
     /// run at once, so a flood of expensive requests queues (and meets its deadline) instead of
@@ -447,7 +475,7 @@ async fn decide(app: &Arc<App>, review: Value, size: usize, mode: Phase) -> Outc
         let verifier = app2
             .images
             .as_ref()
-            .map(|i| (i.verifier.clone(), i.cache.clone()));
+            .map(|i| (i.verifier(), i.cache.clone()));
         let app3 = app2.clone();
         let Ok(permit) = app2.evaluations.clone().acquire_owned().await else {
             return Ok(Err(provenance_policy::Error::InvalidPolicy {
@@ -658,6 +686,14 @@ async fn reload_loop(
         policies::stamp(&files)
     };
     let mut last_cert = cert_stamp(&args);
+    // The trust root file, when there is one and images are verified: reloaded on change
+    // under the same hold-still rule as the policies.
+    let root_files: Vec<PathBuf> = match (&app.images, &args.trust_root) {
+        (Some(_), Some(p)) => vec![p.clone()],
+        _ => Vec::new(),
+    };
+    let mut root_in_force = policies::stamp(&root_files);
+    let mut root_pending = None;
     // A change is loaded once it has held still for a whole period: a file caught while it
     // is being written is read only after the writer is done.
     let mut pending: Option<Vec<(PathBuf, u64, Option<SystemTime>)>> = None;
@@ -716,6 +752,18 @@ async fn reload_loop(
                 }
             }
         }
+        if let (Some(images), false) = (&app.images, root_files.is_empty()) {
+            let s = policies::stamp(&root_files);
+            if s == root_in_force {
+                root_pending = None;
+            } else if root_pending.as_ref() != Some(&s) {
+                root_pending = Some(s);
+            } else {
+                root_pending = None;
+                root_in_force = s;
+                reload_trust_root(&app, images, &args).await;
+            }
+        }
         if let (Some(tls), Some(cert), Some(key)) = (&tls, &args.cert, &args.key) {
             let s = cert_stamp(&args);
             if s != last_cert {
@@ -727,6 +775,38 @@ async fn reload_loop(
                 }
                 last_cert = s;
             }
+        }
+    }
+}
+
+/// Loads the `--trust-root` file anew and puts its verifier in force. A file that cannot be
+/// loaded leaves the last good trust root in force and fails `/readyz` until it is fixed:
+/// denying every image because a file was half written would take the cluster down, and
+/// readiness is how the failure shows. Checks cached under the old root are not reused (the
+/// cache keys hold the trust root's fingerprint), and the new verifier starts with an empty
+/// memo.
+async fn reload_trust_root(app: &App, images: &Images, args: &Arc<Settings>) {
+    let a = args.clone();
+    let loaded =
+        tokio::task::spawn_blocking(move || verifier_from(a.trust_root.as_deref(), a.cache_size))
+            .await
+            .unwrap_or_else(|join| Err(format!("trust root reload panicked: {join}")));
+    match loaded {
+        Ok(v) => {
+            let fingerprint = v.trust_root_fingerprint().to_string();
+            if let Ok(mut g) = images.verifier.write() {
+                *g = Arc::new(v);
+            }
+            app.trust_root_ok.store(true, Ordering::Relaxed);
+            Metrics::inc(&app.metrics.trust_root_reloads_ok);
+            log(json!({"level": "info", "msg": "trust root reloaded", "fingerprint": fingerprint}));
+        }
+        Err(e) => {
+            app.trust_root_ok.store(false, Ordering::Relaxed);
+            Metrics::inc(&app.metrics.trust_root_reloads_failed);
+            log(
+                json!({"level": "error", "msg": "trust root reload failed; keeping the trust root in force", "error": e}),
+            );
         }
     }
 }
@@ -762,13 +842,18 @@ fn router(app: Arc<App>) -> Router {
         .route(
             "/readyz",
             get(|State(app): State<Arc<App>>| async move {
-                if app.ready.load(Ordering::Relaxed) {
-                    (StatusCode::OK, "ready")
-                } else {
+                if !app.ready.load(Ordering::Relaxed) {
                     (
                         StatusCode::SERVICE_UNAVAILABLE,
                         "policies on disk failed to load; the last complete set is in force",
                     )
+                } else if !app.trust_root_ok.load(Ordering::Relaxed) {
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the trust root on disk failed to load; the last good one is in force",
+                    )
+                } else {
+                    (StatusCode::OK, "ready")
                 }
             }),
         )
@@ -824,6 +909,7 @@ async fn main() -> std::process::ExitCode {
         },
         max_body: args.max_body_bytes,
         ready: AtomicBool::new(true),
+        trust_root_ok: AtomicBool::new(true),
         evaluations: Arc::new(tokio::sync::Semaphore::new(
             2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
         )),

@@ -62,6 +62,10 @@ pub struct Metrics {
     pub reloads_ok: AtomicU64,
     /// Failed policy reloads (the previous policies stay in force).
     pub reloads_failed: AtomicU64,
+    /// Successful trust root reloads.
+    pub trust_root_reloads_ok: AtomicU64,
+    /// Failed trust root reloads (the previous trust root stays in force).
+    pub trust_root_reloads_failed: AtomicU64,
     /// Time to decide one admission request.
     pub latency: Histogram,
     /// Time to gather `verifyImages` evidence for one request (requests with image rules).
@@ -122,6 +126,15 @@ impl Metrics {
         out.push_str(&format!(
             "provenance_policy_reloads_total{{result=\"failed\"}} {}\n",
             g(&self.reloads_failed)
+        ));
+        out.push_str("# HELP provenance_trust_root_reloads_total Trust root reloads by result.\n# TYPE provenance_trust_root_reloads_total counter\n");
+        out.push_str(&format!(
+            "provenance_trust_root_reloads_total{{result=\"ok\"}} {}\n",
+            g(&self.trust_root_reloads_ok)
+        ));
+        out.push_str(&format!(
+            "provenance_trust_root_reloads_total{{result=\"failed\"}} {}\n",
+            g(&self.trust_root_reloads_failed)
         ));
         out.push_str(&format!(
             "# HELP provenance_policies_loaded Policies in force.\n# TYPE provenance_policies_loaded gauge\nprovenance_policies_loaded {policies}\n"

@@ -71,12 +71,17 @@ async fn start(dir: &Path, extra: &[&str]) -> (Server, reqwest::Client, String) 
         .unwrap()
         .port();
     let p = |x: &Path| x.to_str().unwrap().to_owned();
+    // A test that changes the trust root under the webhook puts its own copy in `dir`.
+    let root = match dir.join("trusted_root.json") {
+        own if own.is_file() => own,
+        _ => ex.join("registry/trusted_root.json"),
+    };
     let server = Server(
         Command::new(env!("CARGO_BIN_EXE_provenance-webhook"))
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--policies", &p(&ex.join("policies"))])
             .args(["--registry-layout", &p(&ex.join("registry"))])
-            .args(["--trust-root", &p(&ex.join("registry/trusted_root.json"))])
+            .args(["--trust-root", &p(&root)])
             .args(["--namespace-labels", &p(&dir.join("ns.yaml"))])
             .args([
                 "--cert",
@@ -187,6 +192,109 @@ async fn metric(client: &reqwest::Client, base: &str, name: &str) -> u64 {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}"))
+}
+
+/// The status of `/readyz`.
+async fn ready(client: &reqwest::Client, base: &str) -> u16 {
+    client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_changed_trust_root_is_in_force_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("trusted_root.json");
+    let original = std::fs::read(example().join("registry/trusted_root.json")).unwrap();
+    std::fs::write(&root, &original).unwrap();
+    let (_server, client, base) = start(dir.path(), &["--reload-seconds", "1"]).await;
+    let decide = |uid: String, object: Value| {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            let (status, out) =
+                post_json(&client, &base, "/validate", &review(&uid, &object)).await;
+            assert_eq!(status, 200, "{out}");
+            out["response"].clone()
+        }
+    };
+    // Waits (at most 15 s: a change is loaded once it held still for a reload period) until
+    // `done` holds for a fresh answer about `object`; returns that answer.
+    let until = |object: Value, done: fn(&Value) -> bool| {
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            for n in 0.. {
+                let r = decide(format!("u-{n}"), object.clone()).await;
+                if done(&r) {
+                    return r;
+                }
+                assert!(Instant::now() < deadline, "never changed: {r}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            unreachable!()
+        }
+    };
+
+    // The Pod pinned to its verified digests is admitted under the example's trust root.
+    let (_, m) = post_json(
+        &client,
+        &base,
+        "/mutate",
+        &review("m-1", &pod("llm-inference")),
+    )
+    .await;
+    let patch: Vec<Value> = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(m["response"]["patch"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let mut pinned = pod("llm-inference");
+    apply_patch(&mut pinned, &patch);
+    assert_eq!(decide("v-1".into(), pinned.clone()).await["allowed"], true);
+
+    // The trust root is replaced by one that does not hold the example's CA: the same Pod is
+    // denied (the check passed under the old root is not reused), without a restart.
+    std::fs::write(&root, provenance_core::verify::PUBLIC_GOOD_TRUSTED_ROOT).unwrap();
+    let denied = until(pinned.clone(), |r| r["allowed"] == false).await;
+    let msg = denied["status"]["message"].as_str().unwrap();
+    assert!(msg.contains("verify-ai-images"), "{msg}");
+    assert_eq!(
+        metric(
+            &client,
+            &base,
+            "provenance_trust_root_reloads_total{result=\"ok\"}"
+        )
+        .await,
+        1
+    );
+    assert_eq!(ready(&client, &base).await, 200);
+
+    // A broken file: the last good root stays in force (still denied) and /readyz fails.
+    std::fs::write(&root, b"{\"mediaType\": ").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while ready(&client, &base).await != 503 {
+        assert!(Instant::now() < deadline, "/readyz never failed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        metric(
+            &client,
+            &base,
+            "provenance_trust_root_reloads_total{result=\"failed\"}"
+        )
+        .await,
+        1
+    );
+    assert_eq!(decide("v-2".into(), pinned.clone()).await["allowed"], false);
+
+    // The original back: admitted again, and ready.
+    std::fs::write(&root, &original).unwrap();
+    until(pinned, |r| r["allowed"] == true).await;
+    assert_eq!(ready(&client, &base).await, 200);
 }
 
 #[tokio::test]
