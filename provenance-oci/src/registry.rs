@@ -87,6 +87,12 @@ pub struct RegistrySettings {
     /// Contact this `host[:port]` instead of the registry's own host, for everything (an
     /// air-gapped copy of the registry). Credentials are still looked up for the registry.
     pub endpoint: Option<String>,
+    /// PEM certificates (one or more) trusted as roots for this registry's TLS, in addition
+    /// to the system's: a registry whose certificate a private CA issued. They apply to the
+    /// requests made for this registry (its host or endpoint, its mirrors, and token realms
+    /// it names) and to no other registry. Checked when the client is built
+    /// ([`RegistryClient::new`] fails on PEM without a certificate).
+    pub ca_pem: Option<String>,
 }
 
 /// Configuration of a [`RegistryClient`].
@@ -155,6 +161,13 @@ impl RegistryConfig {
         self
     }
 
+    /// Trusts the PEM certificates `ca_pem` as roots for `registry`'s TLS (see
+    /// [`RegistrySettings::ca_pem`]), keeping the registry's other settings.
+    pub fn with_ca_pem(mut self, registry: impl Into<String>, ca_pem: impl Into<String>) -> Self {
+        self.registries.entry(registry.into()).or_default().ca_pem = Some(ca_pem.into());
+        self
+    }
+
     fn settings(&self, registry: &str) -> &RegistrySettings {
         self.registries
             .get(registry)
@@ -164,7 +177,11 @@ impl RegistryConfig {
 
 /// An OCI distribution client that implements [`EvidenceSource`].
 pub struct RegistryClient {
+    /// The client for registries without settings of their own (with the default settings'
+    /// `ca_pem`).
     http: reqwest::Client,
+    /// Clients for registries whose settings trust other roots than the default settings.
+    http_by_registry: HashMap<String, reqwest::Client>,
     config: RegistryConfig,
     /// (host, repository) -> Authorization header value.
     authz: Mutex<HashMap<(String, String), String>>,
@@ -296,23 +313,58 @@ fn reference_digest(image: &ImageReference) -> Result<Option<Digest>, Error> {
 impl RegistryClient {
     /// Builds a client.
     pub fn new(config: RegistryConfig) -> Result<Self, Error> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.timeouts.connect)
-            .read_timeout(config.timeouts.request)
-            .user_agent(config.user_agent.clone())
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| Error::Config {
-                message: format!("HTTP client: {e}"),
-            })?;
+        let build = |registry: Option<&str>, ca_pem: Option<&str>| {
+            let config_error = |message: String| Error::Config {
+                message: match registry {
+                    Some(r) => format!("registry {r}: {message}"),
+                    None => message,
+                },
+            };
+            let mut b = reqwest::Client::builder()
+                .connect_timeout(config.timeouts.connect)
+                .read_timeout(config.timeouts.request)
+                .user_agent(config.user_agent.clone())
+                .redirect(reqwest::redirect::Policy::none());
+            if let Some(pem) = ca_pem {
+                let roots = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+                    .map_err(|e| config_error(format!("CA certificates (ca_pem): {e}")))?;
+                if roots.is_empty() {
+                    return Err(config_error(
+                        "CA certificates (ca_pem): no PEM certificate in it".into(),
+                    ));
+                }
+                for root in roots {
+                    b = b.add_root_certificate(root);
+                }
+            }
+            b.build()
+                .map_err(|e| config_error(format!("HTTP client: {e}")))
+        };
+        let default_ca = config.default_settings.ca_pem.as_deref();
+        let http = build(None, default_ca)?;
+        let mut http_by_registry = HashMap::new();
+        for (name, settings) in &config.registries {
+            if settings.ca_pem.as_deref() != default_ca {
+                http_by_registry
+                    .insert(name.clone(), build(Some(name), settings.ca_pem.as_deref())?);
+            }
+        }
         Ok(RegistryClient {
             http,
+            http_by_registry,
             config,
             authz: Mutex::new(HashMap::new()),
             creds: Mutex::new(HashMap::new()),
             sems: std::sync::Mutex::new(HashMap::new()),
             requests: AtomicU64::new(0),
         })
+    }
+
+    /// The HTTP client for `ctx`'s registry: one that trusts the roots its settings name.
+    fn http_for(&self, ctx: &Ctx<'_>) -> &reqwest::Client {
+        self.http_by_registry
+            .get(ctx.registry)
+            .unwrap_or(&self.http)
     }
 
     /// The configuration.
@@ -478,7 +530,7 @@ impl RegistryClient {
             .join("&");
         self.requests.fetch_add(1, Ordering::Relaxed);
         let resp = self
-            .http
+            .http_for(ctx)
             .post(realm_url)
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(ACCEPT, "application/json")
@@ -594,7 +646,7 @@ impl RegistryClient {
             q.append_pair("scope", &scope);
         }
         let mut rb = self
-            .http
+            .http_for(ctx)
             .get(url.clone())
             .header(ACCEPT, "application/json");
         if let Credentials::Basic { username, password } = creds {
@@ -689,7 +741,7 @@ impl RegistryClient {
             let (resp, own_origin) = loop {
                 self.check_target(host, &target, from_https)?;
                 let own = same_origin(&target, ctx.scheme(), host);
-                let mut rb = prepare(self.http.request(method.clone(), target.clone()));
+                let mut rb = prepare(self.http_for(ctx).request(method.clone(), target.clone()));
                 if own && let Some(a) = &authz {
                     rb = rb.header(AUTHORIZATION, a);
                 }

@@ -397,6 +397,67 @@ async fn plain_http_needs_explicit_permission_and_network_errors_are_infrastruct
     assert!(e.is_infrastructure());
 }
 
+/// A CA and a leaf certificate it issued for `127.0.0.1` (PEM: CA, leaf, leaf key).
+fn private_ca() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, SanType};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+    leaf.subject_alt_names = vec![SanType::IpAddress([127, 0, 0, 1].into())];
+    let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
+    (ca_cert.pem(), leaf_cert.pem(), leaf_key.serialize_pem())
+}
+
+#[tokio::test]
+async fn a_private_ca_is_trusted_for_its_registry_only() {
+    let (ca, cert, key) = private_ca();
+    let Some(reg) = TestRegistry::start_tls(&cert, &key) else {
+        return;
+    };
+    let (d, _, _) = reg
+        .tls_pusher(&ca)
+        .image("acme/app", "v1", b"x", "amd64")
+        .await;
+    let img = reg.reference("acme/app:v1");
+    let strict = RegistryConfig {
+        retries: 0,
+        ..RegistryConfig::default()
+    };
+    // The system's roots do not know the private CA: refused, as a network error.
+    let e = provenance_oci::RegistryClient::new(strict.clone())
+        .unwrap()
+        .resolve(&img)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "oci.network", "{e}");
+    // Trusted for another registry only: still refused here.
+    let e = provenance_oci::RegistryClient::new(strict.clone().with_ca_pem("other.example", &ca))
+        .unwrap()
+        .resolve(&img)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "oci.network", "{e}");
+    // Trusted for this registry: the tag resolves over HTTPS, and nothing else changes.
+    let c = provenance_oci::RegistryClient::new(strict.clone().with_ca_pem(reg.addr.clone(), &ca))
+        .unwrap();
+    assert_eq!(c.resolve(&img).await.unwrap(), d);
+    // PEM without a certificate is a configuration error, not an empty list of roots.
+    for bad in [
+        "",
+        "not a certificate",
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    ] {
+        let e =
+            provenance_oci::RegistryClient::new(strict.clone().with_ca_pem(reg.addr.clone(), bad))
+                .unwrap_err();
+        assert_eq!(e.code(), "oci.config", "{bad:?}: {e}");
+    }
+}
+
 #[tokio::test]
 async fn export_then_verify_offline_from_layout() {
     let Some(reg) = TestRegistry::start() else {

@@ -65,6 +65,10 @@ pub struct Args {
     /// `REGISTRY=HOST:PORT`. Repeatable.
     #[arg(long, value_parser = parse_endpoint)]
     pub registry_endpoint: Vec<(String, String)>,
+    /// Trust the PEM CA certificates in FILE for REGISTRY's TLS (a private CA), written
+    /// `REGISTRY=FILE`; for that registry only, besides the system's roots. Repeatable.
+    #[arg(long, value_parser = parse_ca)]
+    pub registry_ca: Vec<(String, PathBuf)>,
     /// Docker `config.json` with registry credentials [default: $DOCKER_CONFIG/config.json or
     /// ~/.docker/config.json when present].
     #[arg(long)]
@@ -91,6 +95,13 @@ fn parse_endpoint(s: &str) -> Result<(String, String), String> {
     }
 }
 
+fn parse_ca(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((r, f)) if !r.is_empty() && !f.is_empty() => Ok((r.to_owned(), PathBuf::from(f))),
+        _ => Err(format!("expected REGISTRY=FILE, got {s:?}")),
+    }
+}
+
 /// The `--config` file: the same settings as the flags, by their long names.
 #[derive(Deserialize, Debug, Default)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
@@ -108,6 +119,7 @@ struct File {
     online: Option<bool>,
     allow_http: Vec<String>,
     registry_endpoints: BTreeMap<String, String>,
+    registry_cas: BTreeMap<String, PathBuf>,
     docker_config: Option<PathBuf>,
     trust_root: Option<PathBuf>,
     cache_size: Option<usize>,
@@ -143,6 +155,8 @@ pub struct Settings {
     pub allow_http: Vec<String>,
     /// Registry -> endpoint overrides.
     pub registry_endpoints: BTreeMap<String, String>,
+    /// Registry -> PEM file of CA certificates trusted for its TLS.
+    pub registry_cas: BTreeMap<String, PathBuf>,
     /// Docker config.json.
     pub docker_config: Option<PathBuf>,
     /// Trust root file.
@@ -173,6 +187,8 @@ impl Settings {
         };
         let mut registry_endpoints = file.registry_endpoints;
         registry_endpoints.extend(args.registry_endpoint);
+        let mut registry_cas = file.registry_cas;
+        registry_cas.extend(args.registry_ca);
         let s = Settings {
             listen: args
                 .listen
@@ -198,6 +214,7 @@ impl Settings {
                 args.allow_http
             },
             registry_endpoints,
+            registry_cas,
             docker_config: args.docker_config.or(file.docker_config),
             trust_root: args.trust_root.or(file.trust_root),
             cache_size: args.cache_size.or(file.cache_size).unwrap_or(4096),
@@ -214,6 +231,9 @@ impl Settings {
         }
         if s.registry_layout.is_some() && s.online {
             return Err("--registry-layout and --online exclude each other".into());
+        }
+        if !s.registry_cas.is_empty() && !s.online {
+            return Err("--registry-ca needs --online (it is about registries' TLS)".into());
         }
         if s.deadline_ms == 0 {
             return Err("--deadline-ms must be at least 1".into());
@@ -237,7 +257,8 @@ mod tests {
         std::fs::write(
             &path,
             "listen: 127.0.0.1:9443\npolicies: [/p]\ncert: /c\nkey: /k\ndeadline-ms: 1500\n\
-             max-body-bytes: 1024\nregistry-endpoints: {ghcr.io: 127.0.0.1:5000}\n",
+             max-body-bytes: 1024\nregistry-endpoints: {ghcr.io: 127.0.0.1:5000}\n\
+             online: true\nregistry-cas: {ghcr.io: /etc/ca.pem}\n",
         )
         .unwrap();
         let args = Args::try_parse_from([
@@ -248,6 +269,8 @@ mod tests {
             "700",
             "--registry-endpoint",
             "docker.io=127.0.0.1:5001",
+            "--registry-ca",
+            "registry.internal=/etc/internal-ca.pem",
         ])
         .unwrap();
         let s = Settings::resolve(args).unwrap();
@@ -258,6 +281,11 @@ mod tests {
         assert_eq!(s.reload_seconds, 2);
         assert_eq!(s.registry_endpoints.len(), 2);
         assert_eq!(s.registry_endpoints["docker.io"], "127.0.0.1:5001");
+        assert_eq!(s.registry_cas.len(), 2);
+        assert_eq!(
+            s.registry_cas["registry.internal"],
+            PathBuf::from("/etc/internal-ca.pem")
+        );
     }
 
     #[test]

@@ -114,6 +114,11 @@ fn images_from(s: &Settings) -> Result<Option<Images>, String> {
         for (registry, endpoint) in &s.registry_endpoints {
             config = config.with_endpoint(registry.clone(), endpoint.clone());
         }
+        for (registry, file) in &s.registry_cas {
+            let pem = std::fs::read_to_string(file)
+                .map_err(|e| format!("--registry-ca {registry}={}: {e}", file.display()))?;
+            config = config.with_ca_pem(registry.clone(), pem);
+        }
         Source::Registry(Arc::new(
             provenance_oci::RegistryClient::new(config)
                 .map_err(|e| format!("registry client: {e} [{}]", e.code()))?,

@@ -223,19 +223,17 @@ async fn a_changed_trust_root_is_in_force_without_a_restart() {
     };
     // Waits (at most 15 s: a change is loaded once it held still for a reload period) until
     // `done` holds for a fresh answer about `object`; returns that answer.
-    let until = |object: Value, done: fn(&Value) -> bool| {
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(15);
-            for n in 0.. {
-                let r = decide(format!("u-{n}"), object.clone()).await;
-                if done(&r) {
-                    return r;
-                }
-                assert!(Instant::now() < deadline, "never changed: {r}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
+    let until = |object: Value, done: fn(&Value) -> bool| async move {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        for n in 0.. {
+            let r = decide(format!("u-{n}"), object.clone()).await;
+            if done(&r) {
+                return r;
             }
-            unreachable!()
+            assert!(Instant::now() < deadline, "never changed: {r}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        unreachable!()
     };
 
     // The Pod pinned to its verified digests is admitted under the example's trust root.

@@ -70,6 +70,14 @@ pub struct ApplyArgs {
         requires = "online"
     )]
     pub registry_endpoint: Vec<String>,
+    /// Trust the PEM CA certificates in FILE for REGISTRY's TLS (a private CA), besides the
+    /// system's roots; no other registry trusts them. Repeatable.
+    #[arg(
+        long = "registry-ca",
+        value_name = "REGISTRY=FILE",
+        requires = "online"
+    )]
+    pub registry_ca: Vec<String>,
     /// Sigstore `trusted_root.json` to verify with. Default: the embedded public-good root.
     /// A `trusted_root.json` inside `--registry-layout` is never used implicitly.
     #[arg(long, visible_alias = "trusted-root", value_name = "FILE")]
@@ -545,27 +553,44 @@ fn read_layout_file(f: &Path) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
-fn registry_config(args: &ApplyArgs) -> Result<RegistryConfig, String> {
+/// A registry client configuration (shared with `verify image`, `inspect`, `export` and
+/// signing) from `--allow-http REGISTRY`, `--registry-endpoint
+/// REGISTRY=HOST` and `--registry-ca REGISTRY=FILE` values, with credentials from the Docker
+/// config.
+pub fn registry_config_from(
+    allow_http: &[String],
+    endpoints: &[String],
+    cas: &[String],
+) -> Result<RegistryConfig, String> {
+    let pair = |flag: &str, s: &str, what: &str| {
+        s.split_once('=')
+            .filter(|(r, v)| !r.is_empty() && !v.is_empty())
+            .map(|(r, v)| (r.to_owned(), v.to_owned()))
+            .ok_or_else(|| format!("{flag} {s}: expected REGISTRY={what}"))
+    };
     let mut config = RegistryConfig {
         docker_config: provenance_oci::DockerConfig::from_environment()
             .map_err(|e| format!("Docker config: {e} [{}]", e.code()))?,
         ..RegistryConfig::default()
     };
-    for r in &args.allow_http {
+    for r in allow_http {
         config = config.allow_http(r.clone());
     }
-    for s in &args.registry_endpoint {
-        let Some((registry, host)) = s
-            .split_once('=')
-            .filter(|(r, h)| !r.is_empty() && !h.is_empty())
-        else {
-            return Err(format!(
-                "--registry-endpoint {s}: expected REGISTRY=HOST[:PORT]"
-            ));
-        };
+    for s in endpoints {
+        let (registry, host) = pair("--registry-endpoint", s, "HOST[:PORT]")?;
         config = config.with_endpoint(registry, host);
     }
+    for s in cas {
+        let (registry, file) = pair("--registry-ca", s, "FILE")?;
+        let pem = std::fs::read_to_string(&file)
+            .map_err(|e| format!("--registry-ca {registry}={file}: {e}"))?;
+        config = config.with_ca_pem(registry, pem);
+    }
     Ok(config)
+}
+
+fn registry_config(args: &ApplyArgs) -> Result<RegistryConfig, String> {
+    registry_config_from(&args.allow_http, &args.registry_endpoint, &args.registry_ca)
 }
 
 fn print_table(results: &[RuleResult], blocked: &[String], resources: usize) {

@@ -35,6 +35,14 @@ pub struct SourceArgs {
         conflicts_with = "registry_layout"
     )]
     pub registry_endpoint: Vec<String>,
+    /// Trust the PEM CA certificates in FILE for REGISTRY's TLS (a private CA), besides the
+    /// system's roots; no other registry trusts them. Repeatable.
+    #[arg(
+        long = "registry-ca",
+        value_name = "REGISTRY=FILE",
+        conflicts_with = "registry_layout"
+    )]
+    pub registry_ca: Vec<String>,
     /// Look for signatures and attestations in this repository instead of the image's own
     /// (cosign's `COSIGN_REPOSITORY`).
     #[arg(long, value_name = "REPOSITORY")]
@@ -252,26 +260,8 @@ pub fn parse_image(input: &str) -> Result<ImageReference, Failure> {
 
 /// A registry client configured from the flags (credentials from the Docker config).
 pub fn registry_config(args: &SourceArgs) -> Result<RegistryConfig, Failure> {
-    let mut config = RegistryConfig {
-        docker_config: provenance_oci::DockerConfig::from_environment()
-            .map_err(|e| Failure::usage(format!("Docker config: {e} [{}]", e.code())))?,
-        ..RegistryConfig::default()
-    };
-    for r in &args.allow_http {
-        config = config.allow_http(r.clone());
-    }
-    for s in &args.registry_endpoint {
-        let Some((registry, host)) = s
-            .split_once('=')
-            .filter(|(r, h)| !r.is_empty() && !h.is_empty())
-        else {
-            return Err(Failure::usage(format!(
-                "--registry-endpoint {s}: expected REGISTRY=HOST[:PORT]"
-            )));
-        };
-        config = config.with_endpoint(registry, host);
-    }
-    Ok(config)
+    crate::apply::registry_config_from(&args.allow_http, &args.registry_endpoint, &args.registry_ca)
+        .map_err(Failure::usage)
 }
 
 /// Where images and their evidence are read from: an OCI layout or the registries.

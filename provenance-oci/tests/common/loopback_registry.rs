@@ -40,12 +40,24 @@ pub struct LoopbackRegistry {
     pub addr: String,
     /// Its storage, configuration and log (`registry.log`).
     pub dir: tempfile::TempDir,
+    /// Whether it serves HTTPS (see [`LoopbackRegistry::start_tls`]).
+    pub tls: bool,
 }
 
 impl LoopbackRegistry {
     /// Starts a registry, or returns `None` (after printing `SKIPPED`) when the binary is
     /// missing outside CI. In CI (env `CI` set) a missing binary is a test failure.
     pub fn start() -> Option<Self> {
+        Self::start_with(None)
+    }
+
+    /// Starts a registry serving HTTPS with the PEM certificate chain and key given (the
+    /// certificate must name `127.0.0.1`), or `None` as [`LoopbackRegistry::start`].
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> Option<Self> {
+        Self::start_with(Some((cert_pem, key_pem)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> Option<Self> {
         let Some(bin) = registry_binary() else {
             if std::env::var_os("CI").is_some() {
                 panic!(
@@ -65,10 +77,23 @@ impl LoopbackRegistry {
                 .port();
             let addr = format!("127.0.0.1:{port}");
             let config = dir.path().join("config.yml");
+            let tls_config = match tls {
+                Some((cert, key)) => {
+                    let (c, k) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+                    std::fs::write(&c, cert).unwrap();
+                    std::fs::write(&k, key).unwrap();
+                    format!(
+                        ", tls: {{certificate: {}, key: {}}}",
+                        c.display(),
+                        k.display()
+                    )
+                }
+                None => String::new(),
+            };
             std::fs::write(
                 &config,
                 format!(
-                    "version: 0.1\nlog: {{level: warn}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp: {{addr: {addr}}}\n",
+                    "version: 0.1\nlog: {{level: warn}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp: {{addr: {addr}{tls_config}}}\n",
                     dir.path().join("store").display()
                 ),
             )
@@ -82,7 +107,12 @@ impl LoopbackRegistry {
                 .stderr(log)
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-            let mut reg = LoopbackRegistry { child, addr, dir };
+            let mut reg = LoopbackRegistry {
+                child,
+                addr,
+                dir,
+                tls: tls.is_some(),
+            };
             if reg.wait_up(Duration::from_secs(15)) {
                 return Some(reg);
             }
@@ -96,6 +126,10 @@ impl LoopbackRegistry {
         while start.elapsed() < within {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return false;
+            }
+            // An HTTPS registry listens once it is ready to serve.
+            if self.tls && TcpStream::connect(&self.addr).is_ok() {
+                return true;
             }
             if let Ok(mut s) = TcpStream::connect(&self.addr) {
                 let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
@@ -118,9 +152,20 @@ impl LoopbackRegistry {
         let _ = self.child.wait();
     }
 
-    /// A push client for this registry.
+    /// A push client for this registry (plain HTTP).
     pub fn pusher(&self) -> Pusher {
         Pusher::at(&format!("http://{}", self.addr))
+    }
+
+    /// A push client for this registry over HTTPS, trusting `ca_pem`.
+    pub fn tls_pusher(&self, ca_pem: &str) -> Pusher {
+        Pusher {
+            http: reqwest::Client::builder()
+                .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap())
+                .build()
+                .unwrap(),
+            base: format!("https://{}", self.addr),
+        }
     }
 }
 
