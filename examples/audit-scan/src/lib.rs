@@ -47,6 +47,51 @@ const REQUESTER_VARIABLES: [&str; 5] = [
     "request.clusterRoles",
 ];
 
+/// The `/preverify` bodies that warm an admission webhook's caches from the Pods already
+/// running: one per distinct (namespace, labels, annotations, images), so the Pods of one
+/// ReplicaSet are sent once. Each body is `{"object": pod}` with the Pod as it runs (its
+/// images often already pinned to the digests admission verified), without `status` and
+/// `metadata.managedFields`; the webhook decides it as it would decide the Pod's next
+/// replica, which leaves the evidence and verified checks in its caches.
+pub fn warm_bodies(pods: &[Value]) -> Vec<Value> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for pod in pods {
+        if pod.get("kind").and_then(Value::as_str) != Some("Pod") {
+            continue;
+        }
+        let images: Vec<&str> = ["initContainers", "containers", "ephemeralContainers"]
+            .iter()
+            .filter_map(|k| pod.pointer(&format!("/spec/{k}")).and_then(Value::as_array))
+            .flatten()
+            .filter_map(|c| c.get("image").and_then(Value::as_str))
+            .collect();
+        if images.is_empty() {
+            continue;
+        }
+        let meta = |k: &str| pod.pointer(&format!("/metadata/{k}")).cloned();
+        let key = serde_json::json!([
+            meta("namespace"),
+            meta("labels"),
+            meta("annotations"),
+            images
+        ])
+        .to_string();
+        if !seen.insert(key) {
+            continue;
+        }
+        let mut object = pod.clone();
+        if let Some(o) = object.as_object_mut() {
+            o.remove("status");
+        }
+        if let Some(m) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("managedFields");
+        }
+        out.push(serde_json::json!({ "object": object }));
+    }
+    out
+}
+
 /// A policy document left out of the scan, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SkippedPolicy {
@@ -357,6 +402,45 @@ mod tests {
     fn policy(spec: Value) -> Value {
         json!({"apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy",
                "metadata": {"name": "p"}, "spec": spec})
+    }
+
+    #[test]
+    fn warm_bodies_send_each_replica_set_once_without_status() {
+        let pod = |name: &str, ns: &str, hash: &str, image: &str| {
+            json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "namespace": ns,
+                    "labels": {"app": "llm", "pod-template-hash": hash},
+                    "managedFields": [{"manager": "kubelet"}]},
+                "spec": {"initContainers": [{"name": "i", "image": "init:1"}],
+                    "containers": [{"name": "c", "image": image}]},
+                "status": {"phase": "Running"}})
+        };
+        let pods = vec![
+            pod("a-1", "ml", "h1", "llm@sha256:aa"),
+            pod("a-2", "ml", "h1", "llm@sha256:aa"),
+            // another ReplicaSet, another namespace, another image: each sent
+            pod("b-1", "ml", "h2", "llm@sha256:aa"),
+            pod("a-1", "other", "h1", "llm@sha256:aa"),
+            pod("c-1", "ml", "h1", "llm@sha256:bb"),
+            json!({"kind": "Namespace", "metadata": {"name": "ml"}}),
+            json!({"kind": "Pod", "metadata": {"name": "empty"}, "spec": {}}),
+        ];
+        let bodies = warm_bodies(&pods);
+        let names: Vec<_> = bodies
+            .iter()
+            .map(|b| {
+                format!(
+                    "{}/{}",
+                    b["object"]["metadata"]["namespace"].as_str().unwrap(),
+                    b["object"]["metadata"]["name"].as_str().unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(names, ["ml/a-1", "ml/b-1", "other/a-1", "ml/c-1"]);
+        let first = &bodies[0]["object"];
+        assert!(first.get("status").is_none());
+        assert!(first["metadata"].get("managedFields").is_none());
+        assert_eq!(first["spec"]["initContainers"][0]["image"], "init:1");
     }
 
     #[test]

@@ -4,8 +4,12 @@
 //! (`--from-file`). `verifyImages` evidence comes from an OCI layout (`--registry-layout`) or
 //! the registries (`--online`), as for `provenance apply`.
 //!
+//! With `--warm-webhook URL` the Pods read are also sent to an admission webhook's
+//! `/preverify`, so its caches hold what their next replicas need.
+//!
 //! Exit codes: 0 reports written (whatever they contain: an audit blocks nothing), 2 usage or
-//! input error, 3 the cluster could not be read.
+//! input error, 3 the cluster could not be read, 4 reports written but the webhook to warm did
+//! not answer every request.
 #![forbid(unsafe_code)]
 
 mod cluster;
@@ -34,7 +38,8 @@ const MAX_FILE_BYTES: u64 = 256 << 20;
     after_help = "Exit codes:
   0  reports written (an audit blocks nothing: failures are in the reports)
   2  usage or input error (flags, unreadable or malformed files, no kubeconfig)
-  3  the cluster could not be read (API server unreachable, access refused)"
+  3  the cluster could not be read (API server unreachable, access refused)
+  4  reports written, but --warm-webhook did not answer every request"
 )]
 struct Args {
     /// Policy file or folder (YAML/JSON; folders are read recursively). Repeatable.
@@ -91,7 +96,17 @@ struct Args {
     /// Evaluation and verification time (RFC 3339). Default: the system clock.
     #[arg(long)]
     now: Option<String>,
-    /// Most images gathered at once.
+    /// After the scan, warm this admission webhook's caches with the Pods read
+    /// (`https://provenance-webhook.provenance-system.svc`): each distinct Pod is sent to its
+    /// `POST /preverify`, so the evidence and verified checks its next replica needs are
+    /// cached (after a webhook restart, or on a new replica). HTTPS only.
+    #[arg(long, value_name = "URL")]
+    warm_webhook: Option<String>,
+    /// PEM certificate(s) to trust for the webhook's TLS (its serving CA); the system's roots
+    /// otherwise.
+    #[arg(long, value_name = "FILE", requires = "warm_webhook")]
+    webhook_ca_cert: Option<PathBuf>,
+    /// Most images gathered at once (and, with --warm-webhook, most requests to it at once).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     concurrency: u16,
 }
@@ -99,6 +114,8 @@ struct Args {
 enum Failure {
     Usage(String),
     Cluster(String),
+    /// The reports were written, but the webhook to warm did not answer every request.
+    Warm(String),
 }
 
 fn main() -> ExitCode {
@@ -115,6 +132,13 @@ fn main() -> ExitCode {
                 "  what to do: check the kubeconfig's server and credentials (kubectl get pods -A works?); the scan needs list on pods and namespaces"
             );
             ExitCode::from(3)
+        }
+        Err(Failure::Warm(m)) => {
+            eprintln!("audit-scan: {m}");
+            eprintln!(
+                "  what to do: check --warm-webhook (its Service URL) and --webhook-ca-cert (the CA of its serving certificate); the reports were written"
+            );
+            ExitCode::from(4)
         }
     }
 }
@@ -378,6 +402,10 @@ fn run(args: &Args) -> Result<(), Failure> {
         })
         .collect();
 
+    let warm = match &args.warm_webhook {
+        Some(url) => Some(Warm::new(args, url, audit_scan::warm_bodies(&pods))?),
+        None => None,
+    };
     let inputs = scanner.inputs(pods, &labels);
     let requests = scanner.image_requests(&inputs);
     let root = trust_root(args)?;
@@ -396,7 +424,100 @@ fn run(args: &Args) -> Result<(), Failure> {
         results.len(),
         reports.len()
     );
-    write(args, &reports)
+    write(args, &reports)?;
+    match warm {
+        Some(w) => rt.block_on(w.run(usize::from(args.concurrency))),
+        None => Ok(()),
+    }
+}
+
+/// What `--warm-webhook` sends, and where.
+struct Warm {
+    client: reqwest::Client,
+    url: String,
+    bodies: Vec<Value>,
+}
+
+impl Warm {
+    /// The client for `--warm-webhook` and the bodies it will send.
+    fn new(args: &Args, base: &str, bodies: Vec<Value>) -> Result<Warm, Failure> {
+        let url = format!("{}/preverify", base.trim_end_matches('/'));
+        if !url.starts_with("https://") {
+            return Err(usage(format!(
+                "--warm-webhook {base}: the webhook is reached over HTTPS only"
+            )));
+        }
+        let mut client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30));
+        if let Some(ca) = &args.webhook_ca_cert {
+            let pem = std::fs::read(ca).map_err(|e| usage(format!("{}: {e}", ca.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| usage(format!("{}: not PEM certificates: {e}", ca.display())))?;
+            if certs.is_empty() {
+                return Err(usage(format!("{}: no PEM certificate in it", ca.display())));
+            }
+            for cert in certs {
+                client = client.add_root_certificate(cert);
+            }
+        }
+        let client = client
+            .build()
+            .map_err(|e| usage(format!("cannot build the HTTPS client: {e}")))?;
+        Ok(Warm {
+            client,
+            url,
+            bodies,
+        })
+    }
+
+    /// Sends every body, at most `limit` at once; says how many verified, did not, and were
+    /// not answered (the first such error is given).
+    async fn run(self, limit: usize) -> Result<(), Failure> {
+        let total = self.bodies.len();
+        let sem = Arc::new(tokio::sync::Semaphore::new(limit.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        for body in self.bodies {
+            let (client, url, sem) = (self.client.clone(), self.url.clone(), sem.clone());
+            tasks.spawn(async move {
+                let _permit = sem.acquire_owned().await;
+                let r = client.post(&url).json(&body).send().await;
+                let r = match r {
+                    Ok(r) if r.status().is_success() => r,
+                    Ok(r) => return Err(format!("{url} answered {}", r.status())),
+                    Err(e) => return Err(format!("{url}: {e}")),
+                };
+                let answer: Value = r
+                    .json()
+                    .await
+                    .map_err(|e| format!("{url}: unreadable answer: {e}"))?;
+                Ok(answer["verified"].as_bool() == Some(true))
+            });
+        }
+        let (mut verified, mut not_verified, mut failed) = (0usize, 0usize, 0usize);
+        let mut first_error = None;
+        while let Some(done) = tasks.join_next().await {
+            match done {
+                Ok(Ok(true)) => verified += 1,
+                Ok(Ok(false)) => not_verified += 1,
+                Ok(Err(e)) => {
+                    failed += 1;
+                    first_error.get_or_insert(e);
+                }
+                Err(e) => {
+                    failed += 1;
+                    first_error.get_or_insert(e.to_string());
+                }
+            }
+        }
+        eprintln!(
+            "warmed the webhook with {total} workloads: {verified} verified, {not_verified} not verified, {failed} not answered"
+        );
+        match first_error {
+            Some(e) => Err(Failure::Warm(format!(
+                "{failed} of {total} workloads were not answered by the webhook: {e}"
+            ))),
+            None => Ok(()),
+        }
+    }
 }
 
 fn render(args: &Args, docs: &[Value]) -> Result<String, Failure> {
