@@ -23,9 +23,10 @@ use serde_json::json;
     about = "Load generator for provenance-webhook"
 )]
 struct Args {
-    /// Endpoint to post to.
+    /// Endpoint to post to. Repeatable: connection `i` posts to the `i mod n`-th URL (as a
+    /// Service spreads connections over replicas).
     #[arg(long, default_value = "https://localhost:8443/validate")]
-    url: String,
+    url: Vec<String>,
     /// CA certificate (PEM) that signed the webhook's serving certificate.
     #[arg(long)]
     cacert: PathBuf,
@@ -165,7 +166,7 @@ async fn worker(
         let body = bodies[(k as usize * args.connections + id) % bodies.len()].clone();
         k += 1;
         let r = client
-            .post(&args.url)
+            .post(&args.url[id % args.url.len()])
             .header("content-type", "application/json")
             .body(body)
             .send()
