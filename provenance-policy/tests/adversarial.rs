@@ -1164,15 +1164,14 @@ async fn extract_payload_refuses_to_choose_between_two_verified_statements() {
 async fn evidence_kept_for_one_request_is_bounded_over_all_its_images() {
     let layout = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/ai-workloads/registry");
     let source = Arc::new(LayoutSource::open(&layout).unwrap());
-    let request = |name: &str| provenance_policy::kyverno::verify_images::ImageRequest {
-        policy: "p".into(),
-        rule: "r".into(),
-        image: format!("registry.example.com/{name}:1.0"),
-        reference: format!("registry.example.com/{name}:1.0"),
-        pointer: "/spec/containers/0/image".into(),
-        repository: None,
-        signatures: true,
-        attestation_types: Vec::new(),
+    let request = |name: &str| {
+        provenance_policy::kyverno::verify_images::ImageRequest::new(
+            "p",
+            "r",
+            format!("registry.example.com/{name}:1.0"),
+        )
+        .at("/spec/containers/0/image")
+        .requiring_signatures()
     };
     let requests = [request("ml/llm-server"), request("ml/tokenizer")];
     // Unbounded enough: both images have their signatures.

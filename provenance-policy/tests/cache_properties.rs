@@ -201,15 +201,11 @@ fn decide(w: &World, i: Inputs, now: UnixTime, cache: Option<&VerifyImagesCache>
         "spec": {"containers": [{"name": "server", "image": image}]}});
     let evidence = BTreeMap::from([(
         image.to_owned(),
-        ImageEvidence {
-            digest: Some(w.digests[i.digest].clone()),
-            signatures: if i.junk == 1 {
-                vec![w.junk.clone(), w.signature.clone()]
-            } else {
-                vec![w.signature.clone()]
-            },
-            ..Default::default()
-        },
+        ImageEvidence::resolved(w.digests[i.digest].clone()).with_signatures(if i.junk == 1 {
+            vec![w.junk.clone(), w.signature.clone()]
+        } else {
+            vec![w.signature.clone()]
+        }),
     )]);
     let cx = VerifyImagesContext::new(&evidence, &w.verifiers[i.root], now).with_cache(cache);
     w.policies[&(i.name, i.rule, i.entry, i.key)].decide_with(
@@ -347,11 +343,7 @@ fn failures_from_unsigned_images_never_evict_a_remembered_pass() {
     };
     let good = (
         IMAGES[0].to_owned(),
-        ImageEvidence {
-            digest: Some(w.digests[0].clone()),
-            signatures: vec![w.signature.clone()],
-            ..Default::default()
-        },
+        ImageEvidence::resolved(w.digests[0].clone()).with_signatures([w.signature.clone()]),
     );
     // The webhook's cache: 8,192 passes, 300 s.
     const WEBHOOK_CAPACITY: usize = 8192;
@@ -374,10 +366,7 @@ fn failures_from_unsigned_images_never_evict_a_remembered_pass() {
             .map(|_| {
                 n += 1;
                 let d = Digest::sha256_of(format!("junk {n}").as_bytes());
-                let ev = ImageEvidence {
-                    digest: Some(d.clone()),
-                    ..Default::default()
-                };
+                let ev = ImageEvidence::resolved(d.clone());
                 (format!("evil.example/x@{d}"), ev)
             })
             .collect();

@@ -230,12 +230,9 @@ impl World {
         for r in set.image_requests(&input) {
             evidence.insert(
                 r.reference,
-                ImageEvidence {
-                    digest: Some(self.digest.clone()),
-                    signatures: signatures.clone(),
-                    attestations: attestations.clone(),
-                    ..ImageEvidence::default()
-                },
+                ImageEvidence::resolved(self.digest.clone())
+                    .with_signatures(signatures.clone())
+                    .with_attestations(attestations.clone()),
             );
         }
         let cx = VerifyImagesContext::new(&evidence, &self.verifier, NOW);

@@ -129,11 +129,7 @@ fn decide(
 fn signed(c: &Cosign) -> BTreeMap<String, ImageEvidence> {
     BTreeMap::from([(
         IMAGE.to_owned(),
-        ImageEvidence {
-            digest: Some(c.digest.clone()),
-            signatures: vec![c.sig.clone()],
-            ..Default::default()
-        },
+        ImageEvidence::resolved(c.digest.clone()).with_signatures([c.sig.clone()]),
     )])
 }
 
@@ -228,11 +224,7 @@ fn key_signature_pass_fail_error_and_digest_pinning() {
     let written = format!("registry.provenance.test/acme/model@{other}");
     let lying = BTreeMap::from([(
         written.clone(),
-        ImageEvidence {
-            digest: Some(c.digest.clone()),
-            signatures: vec![c.sig.clone()],
-            ..Default::default()
-        },
+        ImageEvidence::resolved(c.digest.clone()).with_signatures([c.sig.clone()]),
     )]);
     let d = decide(&s, pod(&written), &lying, &c);
     assert_eq!(d.results[0].status, RuleStatus::Error, "{:?}", d.results);
@@ -379,11 +371,7 @@ validations:
     };
     let evidence = BTreeMap::from([(
         IMAGE.to_owned(),
-        ImageEvidence {
-            digest: Some(digest.clone()),
-            attestations: vec![bundle],
-            ..Default::default()
-        },
+        ImageEvidence::resolved(digest.clone()).with_attestations([bundle]),
     )]);
     let s = set(&yaml(identity, "https://provenance.test/fixture"));
     let reqs = s.image_requests(&ResourceInput::create(pod(IMAGE)));
@@ -440,10 +428,7 @@ validations:
     let mut ev = signed(&c);
     ev.insert(
         "docker.io/library/busybox:1".into(),
-        ImageEvidence {
-            digest: Some(c.digest.clone()),
-            ..Default::default()
-        },
+        ImageEvidence::resolved(c.digest.clone()),
     );
     let d = decide(&s, pod(IMAGE), &ev, &c);
     assert_eq!(d.results[0].status, RuleStatus::Error);

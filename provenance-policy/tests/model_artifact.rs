@@ -110,12 +110,9 @@ fn decide(set: &PolicySet, ev: ImageEvidence) -> (RuleStatus, String, Vec<Value>
 
 fn evidence(bundles: &[&str], layers: Option<Vec<ArtifactLayer>>) -> ImageEvidence {
     let (digest, _) = artifact();
-    ImageEvidence {
-        digest: Some(digest),
-        attestations: bundles.iter().map(|b| bundle(b)).collect(),
-        layers,
-        ..ImageEvidence::default()
-    }
+    ImageEvidence::resolved(digest)
+        .with_attestations(bundles.iter().map(|b| bundle(b)))
+        .with_layers(layers)
 }
 
 #[test]

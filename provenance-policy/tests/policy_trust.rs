@@ -195,14 +195,11 @@ fn trust_yaml(p: &Private, leave_out: &[&str], rekor_flags: &str, ctlog_flags: &
 
 fn keyless_dsse() -> (Private, ImageEvidence, UnixTime, String, String) {
     let expect = json_of("keyless-dsse", "expect.json");
-    let ev = ImageEvidence {
-        digest: Some(Digest::sha256_of(&read("keyless-dsse", "artifact"))),
-        attestations: vec![SignatureMaterial::Bundle(read(
+    let ev = ImageEvidence::resolved(Digest::sha256_of(&read("keyless-dsse", "artifact")))
+        .with_attestations([SignatureMaterial::Bundle(read(
             "keyless-dsse",
             "bundle.sigstore.json",
-        ))],
-        ..Default::default()
-    };
+        ))]);
     (
         private("keyless-dsse"),
         ev,
@@ -276,12 +273,9 @@ fn a_private_sigstore_written_in_the_attestor_verifies_and_every_part_counts() {
     let t = &mut forged["verificationMaterial"]["tlogEntries"][0]["integratedTime"];
     let moved = t.as_str().unwrap().parse::<i64>().unwrap() - 60;
     *t = json!(moved.to_string());
-    let forged_ev = ImageEvidence {
-        attestations: vec![SignatureMaterial::Bundle(
-            serde_json::to_vec(&forged).unwrap(),
-        )],
-        ..ev.clone()
-    };
+    let forged_ev = ev.clone().with_attestations([SignatureMaterial::Bundle(
+        serde_json::to_vec(&forged).unwrap(),
+    )]);
     let (s, m) = status(&decide(
         &keyless_attestation_policy(
             &subject,
@@ -367,14 +361,12 @@ fn cosign_key_set() -> (Private, ImageEvidence, UnixTime, String) {
         .iter()
         .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
         .collect();
-    let ev = ImageEvidence {
-        digest: Some(Digest::parse(expect["image_digest"].as_str().unwrap()).unwrap()),
-        signatures: vec![SignatureMaterial::Cosign(CosignSignature::new(
-            payload,
-            annotations,
-        ))],
-        ..Default::default()
-    };
+    let ev =
+        ImageEvidence::resolved(Digest::parse(expect["image_digest"].as_str().unwrap()).unwrap())
+            .with_signatures([SignatureMaterial::Cosign(CosignSignature::new(
+                payload,
+                annotations,
+            ))]);
     (
         private("cosign-key-set"),
         ev,
@@ -575,14 +567,12 @@ fn a_certificate_attestor_verifies_with_the_certificates_key() {
         .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
         .collect();
     let cert = annotations["dev.sigstore.cosign/certificate"].clone();
-    let ev = ImageEvidence {
-        digest: Some(Digest::parse(expect["image_digest"].as_str().unwrap()).unwrap()),
-        signatures: vec![SignatureMaterial::Cosign(CosignSignature::new(
-            STANDARD.decode(layer["payload"].as_str().unwrap()).unwrap(),
-            annotations,
-        ))],
-        ..Default::default()
-    };
+    let ev =
+        ImageEvidence::resolved(Digest::parse(expect["image_digest"].as_str().unwrap()).unwrap())
+            .with_signatures([SignatureMaterial::Cosign(CosignSignature::new(
+                STANDARD.decode(layer["payload"].as_str().unwrap()).unwrap(),
+                annotations,
+            ))]);
     let now = UnixTime(expect["now"].as_i64().unwrap());
     let policy = |cert: &str| {
         format!(

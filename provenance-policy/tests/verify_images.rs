@@ -115,11 +115,7 @@ fn setup(policy: &str, root: &TrustRoot, now: UnixTime) -> Setup {
 
 /// The image `d` with the cosign signature `sig`.
 fn signed(d: &Digest, sig: &SignatureMaterial) -> ImageEvidence {
-    ImageEvidence {
-        digest: Some(d.clone()),
-        signatures: vec![sig.clone()],
-        ..Default::default()
-    }
+    ImageEvidence::resolved(d.clone()).with_signatures([sig.clone()])
 }
 
 const MODEL: &str = "registry.provenance.test/acme/model:v1";
@@ -141,11 +137,7 @@ fn keyless_dsse() -> (Value, TrustRoot, UnixTime, BTreeMap<String, ImageEvidence
     let now = UnixTime(expect["now"].as_i64().unwrap());
     let evidence = BTreeMap::from([(
         MODEL.to_owned(),
-        ImageEvidence {
-            digest: Some(digest),
-            attestations: vec![bundle],
-            ..Default::default()
-        },
+        ImageEvidence::resolved(digest).with_attestations([bundle]),
     )]);
     (expect, root, now, evidence)
 }
@@ -238,13 +230,7 @@ fn cosign_key_signature_pass_fail_error() {
 
     // Unsigned image: fail with "no signatures found".
     let mut unsigned = evidence.clone();
-    unsigned.insert(
-        image.to_owned(),
-        ImageEvidence {
-            digest: Some(digest.clone()),
-            ..Default::default()
-        },
-    );
+    unsigned.insert(image.to_owned(), ImageEvidence::resolved(digest.clone()));
     let d = decide(&s, image, unsigned);
     assert_eq!(d.results[0].status, RuleStatus::Fail);
     assert!(
@@ -367,10 +353,7 @@ fn wrong_key_fails() {
         assert_eq!(r.path.as_deref(), Some("verifyImages[0]"));
     }
     // An image with no signatures at all: its own code.
-    let unsigned = ImageEvidence {
-        digest: Some(digest.clone()),
-        ..Default::default()
-    };
+    let unsigned = ImageEvidence::resolved(digest.clone());
     let d = decide(&s, MODEL, both_images(unsigned));
     assert!(
         d.results[0]
@@ -684,10 +667,7 @@ fn result_cache_is_bound_to_digest_rule_trust_root_and_time() {
     let mut moved = evidence.clone();
     moved.insert(
         image.to_owned(),
-        ImageEvidence {
-            digest: Some(Digest::sha256_of(b"moved tag")),
-            ..Default::default()
-        },
+        ImageEvidence::resolved(Digest::sha256_of(b"moved tag")),
     );
     let d = decide_cached(&s, image, &moved, &cache, now);
     assert_eq!(d.results[0].status, RuleStatus::Fail);
@@ -702,13 +682,7 @@ fn result_cache_is_bound_to_digest_rule_trust_root_and_time() {
     // evidence and passes at once.
     let fresh = VerifyImagesCache::new(64, 60);
     let mut unsigned = evidence.clone();
-    unsigned.insert(
-        image.to_owned(),
-        ImageEvidence {
-            digest: Some(digest.clone()),
-            ..Default::default()
-        },
-    );
+    unsigned.insert(image.to_owned(), ImageEvidence::resolved(digest.clone()));
     let d = decide_cached(&s, image, &unsigned, &fresh, now);
     assert_eq!(d.results[0].status, RuleStatus::Fail);
     assert_eq!(

@@ -256,24 +256,16 @@ pub fn evidence_from(
     signatures: &[SignatureLayer],
     attestations: &[AttestationLayer],
 ) -> ImageEvidence {
-    ImageEvidence {
-        digest: Some(digest),
-        signatures: signatures.iter().map(SignatureLayer::material).collect(),
-        attestations: attestations
-            .iter()
-            .map(|a| {
-                if a.is_bundle() {
-                    SignatureMaterial::Bundle(a.envelope.clone())
-                } else {
-                    SignatureMaterial::Cosign(CosignSignature::new(
-                        a.envelope.clone(),
-                        a.annotations.clone(),
-                    ))
-                }
-            })
-            .collect(),
-        error: None,
-        invalid: None,
-        layers: None,
-    }
+    ImageEvidence::resolved(digest)
+        .with_signatures(signatures.iter().map(SignatureLayer::material))
+        .with_attestations(attestations.iter().map(|a| {
+            if a.is_bundle() {
+                SignatureMaterial::Bundle(a.envelope.clone())
+            } else {
+                SignatureMaterial::Cosign(CosignSignature::new(
+                    a.envelope.clone(),
+                    a.annotations.clone(),
+                ))
+            }
+        }))
 }
