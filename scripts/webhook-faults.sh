@@ -39,8 +39,8 @@
 #   --cold      the cold path only;  --and-cold  the fault phases, then the cold path
 #   --tls       the proxy serves TLS (Python ssl) to the webhook: `slow` is slow TLS
 # Env: CARGO_TARGET_DIR (default target), SKIP_BUILD=1 to use the release binaries already
-# built, RATE (default 50: every admission costs 9 registry requests, and the loopback registry
-# serves about 450 a second on this kind of machine), CONNS (default 128: more connections than
+# built, RATE (default 40: every admission costs 9 registry requests, and the loopback registry
+# serves about 450 a second on a 2-vCPU machine), CONNS (default 128: more connections than
 # RATE x deadline requests in flight, so that a stalled phase does not queue in the load
 # generator),
 # PHASE_SECONDS (overrides --quick), DEADLINE_MS (default 2000), PHASES (default
@@ -60,7 +60,7 @@ for a in "$@"; do
         *) echo "usage: scripts/webhook-faults.sh [--quick] [--cold | --and-cold] [--tls]" >&2; exit 2 ;;
     esac
 done
-RATE=${RATE:-50}
+RATE=${RATE:-40}
 CONNS=${CONNS:-128}
 DEADLINE_MS=${DEADLINE_MS:-2000}
 if [ "$QUICK" = 1 ]; then PHASE_SECONDS=${PHASE_SECONDS:-4}; else PHASE_SECONDS=${PHASE_SECONDS:-10}; fi
