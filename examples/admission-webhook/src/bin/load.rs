@@ -138,6 +138,16 @@ struct Tally {
     records: Vec<String>,
 }
 
+/// When the run starts, when measuring starts and ends, and one moment read on both clocks
+/// (for `--log`'s Unix times).
+#[derive(Clone, Copy)]
+struct Times {
+    start: Instant,
+    measure_from: Instant,
+    end: Instant,
+    origin: (Instant, SystemTime),
+}
+
 /// Milliseconds since the Unix epoch at `at`, given one moment read on both clocks.
 fn unix_ms(at: Instant, origin: (Instant, SystemTime)) -> f64 {
     let base = origin
@@ -169,11 +179,14 @@ async fn worker(
     client: reqwest::Client,
     args: Arc<Args>,
     bodies: Arc<Vec<Vec<u8>>>,
-    start: Instant,
-    measure_from: Instant,
-    end: Instant,
-    origin: (Instant, SystemTime),
+    times: Times,
 ) -> Tally {
+    let Times {
+        start,
+        measure_from,
+        end,
+        origin,
+    } = times;
     let mut t = Tally::default();
     let n = args.connections as f64;
     let mut k: u64 = 0;
@@ -301,10 +314,12 @@ fn run(args: Args) -> Result<(), String> {
                 client,
                 args.clone(),
                 bodies.clone(),
-                start,
-                measure_from,
-                end,
-                origin,
+                Times {
+                    start,
+                    measure_from,
+                    end,
+                    origin,
+                },
             ));
         }
         let mut all = Tally::default();
