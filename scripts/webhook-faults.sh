@@ -498,5 +498,9 @@ PY
     [ "$status" = 0 ] && say "cold path: admitted at every latency; no layer blob requested"
 fi
 
+if [ -s "$W/proxy.err" ]; then
+    echo "the fault proxy wrote to stderr:"; sed 's/^/  /' "$W/proxy.err"
+    status=1
+fi
 [ "$status" = 0 ] || die "see above"
 say "passed"
