@@ -797,9 +797,11 @@ impl RegistryClient {
                         message: format!("{operation}: 401 without a challenge"),
                     });
                 }
+                discard_small_body(resp).await;
                 authz = Some(self.authorize(ctx, host, &challenge).await?);
                 continue;
             }
+            discard_small_body(resp).await;
             return Err(status_error(host, &operation, status, what, reference));
         }
         Err(Error::Auth {
@@ -1248,6 +1250,18 @@ impl<F: Future<Output = Result<Vec<u8>, Error>>> MapOk<Vec<u8>> for F {
             bytes: self.await?,
             headers,
         })
+    }
+}
+
+/// Reads and drops the body of an answer that is not used (a 404, a 401 challenge, a 5xx)
+/// when it is small and announced (`Content-Length` up to 4 KiB), for at most a second: a
+/// response dropped before its body was read closes its connection, so without this every
+/// such answer (a registry without the referrers API answers two 404s per lookup) costs a new
+/// connection, and with a registry far away its TCP and TLS handshakes.
+async fn discard_small_body(mut resp: reqwest::Response) {
+    if resp.content_length().is_some_and(|n| n <= 4096) {
+        let drain = async { while let Ok(Some(_)) = resp.chunk().await {} };
+        let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
     }
 }
 

@@ -506,3 +506,74 @@ async fn identity_token_is_only_exchanged_at_a_bearer_realm() {
     assert_eq!(e.code(), "oci.auth", "{e}");
     assert!(e.to_string().contains("Bearer realm"), "{e}");
 }
+
+/// A keep-alive registry that answers every request with a small 404 and counts the
+/// connections it accepts.
+fn keep_alive_not_found() -> (String, Arc<AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut s) = conn else { continue };
+            count.fetch_add(1, Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                let body =
+                    br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#;
+                let mut buf = Vec::new();
+                let mut tmp = [0u8; 4096];
+                loop {
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        let head = format!(
+                            "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                            body.len()
+                        );
+                        // Head and body in two writes, as a registry may send them.
+                        if s.write_all(head.as_bytes()).is_err() {
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                        if s.write_all(body).is_err() {
+                            return;
+                        }
+                    }
+                    match s.read(&mut tmp) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test]
+async fn error_answers_keep_their_connection() {
+    // A registry without the referrers API answers 404 twice per lookup: each answer's body
+    // is read, so that one connection serves them all (far away, a new connection costs its
+    // TCP and TLS handshakes).
+    let (addr, accepted) = keep_alive_not_found();
+    let c = RegistryClient::new(
+        RegistryConfig {
+            retries: 0,
+            ..RegistryConfig::default()
+        }
+        .allow_http(addr.clone()),
+    )
+    .unwrap();
+    for tag in ["v1", "v2", "v3"] {
+        let img = provenance_core::ImageReference::parse(&format!("{addr}/r/app:{tag}")).unwrap();
+        let e = c.resolve(&img).await.unwrap_err();
+        assert_eq!(e.code(), "oci.not_found", "{e}");
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "one connection for three 404s"
+    );
+}

@@ -7,12 +7,15 @@
 //! when it was due, so a slow server cannot hide its queueing by slowing the client down;
 //! when the connection was free, from when the worker's timer woke it, so the timer's own
 //! lateness is not charged to the server). Prints throughput, decisions, and latency
-//! percentiles.
+//! percentiles. `--log FILE` also writes one JSON line per measured request (when it was
+//! sent, how long the answer took, the decision and the denial message), so that a script
+//! can split a run into phases (e.g. `scripts/webhook-faults.sh`).
 #![forbid(unsafe_code)]
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use serde_json::json;
@@ -58,6 +61,12 @@ struct Args {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Also write one JSON line per measured request to this file: `sent_ms` (Unix time in
+    /// milliseconds when the request was sent), `latency_ms` (counted as for the percentiles),
+    /// `service_ms` (from sending to the whole answer), `outcome` (`allowed`, `denied` or
+    /// `failed`) and `message` (the denial's status message, or the failure).
+    #[arg(long)]
+    log: Option<PathBuf>,
 }
 
 fn reviews(args: &Args) -> Result<Vec<Vec<u8>>, String> {
@@ -126,6 +135,44 @@ struct Tally {
     /// Every answered request, warm-up included (for server-side CPU per request).
     sent: u64,
     first_error: Option<String>,
+    /// One JSON line per measured request (`--log` only).
+    records: Vec<String>,
+}
+
+/// When the run starts, when measuring starts and ends, and one moment read on both clocks
+/// (for `--log`'s Unix times).
+#[derive(Clone, Copy)]
+struct Times {
+    start: Instant,
+    measure_from: Instant,
+    end: Instant,
+    origin: (Instant, SystemTime),
+}
+
+/// Milliseconds since the Unix epoch at `at`, given one moment read on both clocks.
+fn unix_ms(at: Instant, origin: (Instant, SystemTime)) -> f64 {
+    let base = origin
+        .1
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+        * 1000.0;
+    if at >= origin.0 {
+        base + at.duration_since(origin.0).as_secs_f64() * 1000.0
+    } else {
+        base - origin.0.duration_since(at).as_secs_f64() * 1000.0
+    }
+}
+
+/// The status message of a denial (`response.status.message`), if any.
+fn denial_message(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/response/status/message")
+                .and_then(|m| m.as_str().map(str::to_owned))
+        })
+        .unwrap_or_default()
 }
 
 async fn worker(
@@ -133,10 +180,14 @@ async fn worker(
     client: reqwest::Client,
     args: Arc<Args>,
     bodies: Arc<Vec<Vec<u8>>>,
-    start: Instant,
-    measure_from: Instant,
-    end: Instant,
+    times: Times,
 ) -> Tally {
+    let Times {
+        start,
+        measure_from,
+        end,
+        origin,
+    } = times;
     let mut t = Tally::default();
     let n = args.connections as f64;
     let mut k: u64 = 0;
@@ -165,6 +216,8 @@ async fn worker(
         }
         let body = bodies[(k as usize * args.connections + id) % bodies.len()].clone();
         k += 1;
+        let sent = Instant::now();
+        let mut message = String::new();
         let r = client
             .post(&args.url[id % args.url.len()])
             .header("content-type", "application/json")
@@ -178,6 +231,9 @@ async fn worker(
                     if s.contains("\"allowed\":true") {
                         Ok(true)
                     } else if s.contains("\"allowed\":false") {
+                        if args.log.is_some() {
+                            message = denial_message(&b);
+                        }
                         Ok(false)
                     } else {
                         Err(format!("no decision in {s}"))
@@ -195,6 +251,20 @@ async fn worker(
         }
         t.latencies_us
             .push(done.duration_since(since).as_micros() as u64);
+        if args.log.is_some() {
+            let (kind, message) = match &outcome {
+                Ok(true) => ("allowed", message),
+                Ok(false) => ("denied", message),
+                Err(e) => ("failed", e.clone()),
+            };
+            t.records.push(
+                json!({"sent_ms": unix_ms(sent, origin),
+                    "latency_ms": done.duration_since(since).as_secs_f64() * 1000.0,
+                    "service_ms": done.duration_since(sent).as_secs_f64() * 1000.0,
+                    "outcome": kind, "message": message})
+                .to_string(),
+            );
+        }
         match outcome {
             Ok(true) => t.allowed += 1,
             Ok(false) => t.denied += 1,
@@ -230,6 +300,7 @@ fn run(args: Args) -> Result<(), String> {
         let start = Instant::now() + Duration::from_millis(200);
         let measure_from = start + Duration::from_secs_f64(args.warmup);
         let end = measure_from + Duration::from_secs_f64(args.duration);
+        let origin = (Instant::now(), SystemTime::now());
         for id in 0..args.connections.max(1) {
             // One client per worker, one pooled connection each: N keep-alive connections.
             let client = reqwest::Client::builder()
@@ -244,9 +315,12 @@ fn run(args: Args) -> Result<(), String> {
                 client,
                 args.clone(),
                 bodies.clone(),
-                start,
-                measure_from,
-                end,
+                Times {
+                    start,
+                    measure_from,
+                    end,
+                    origin,
+                },
             ));
         }
         let mut all = Tally::default();
@@ -257,12 +331,23 @@ fn run(args: Args) -> Result<(), String> {
             all.denied += t.denied;
             all.failed += t.failed;
             all.sent += t.sent;
+            all.records.extend(t.records);
             if all.first_error.is_none() {
                 all.first_error = t.first_error;
             }
         }
         Ok::<_, String>(all)
     })?;
+    if let Some(path) = &args.log {
+        let mut out = Vec::new();
+        for r in &tally.records {
+            out.extend_from_slice(r.as_bytes());
+            out.push(b'\n');
+        }
+        std::fs::File::create(path)
+            .and_then(|mut f| f.write_all(&out))
+            .map_err(|e| format!("--log {}: {e}", path.display()))?;
+    }
     let mut lat = tally.latencies_us;
     lat.sort_unstable();
     let n = lat.len();
