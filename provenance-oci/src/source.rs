@@ -124,7 +124,7 @@ pub trait EvidenceSource: Send + Sync {
         async move {
             let mut out = Vec::new();
             let mut budget = Budget::new(&self.limits(), digest);
-            for (m, layer, bytes) in attached_layers(
+            let (attached, listed) = attached_and_listed(
                 self,
                 image,
                 digest,
@@ -132,8 +132,8 @@ pub trait EvidenceSource: Send + Sync {
                 repository,
                 &mut budget,
             )
-            .await?
-            {
+            .await?;
+            for (m, layer, bytes) in attached {
                 out.push(SignatureLayer {
                     media_type: layer.media_type,
                     digest: layer.digest,
@@ -142,7 +142,7 @@ pub trait EvidenceSource: Send + Sync {
                     manifest_digest: m,
                 });
             }
-            for b in bundle_referrers(self, image, digest, repository, &mut budget).await? {
+            for b in bundle_referrers(self, image, digest, repository, listed, &mut budget).await? {
                 // cosign 3 signs an image with a DSSE bundle carrying its signing Statement:
                 // offered as a signature too (the claim only routes; the verifier accepts it
                 // as a signature only if the verified Statement is one about this digest).
@@ -171,7 +171,7 @@ pub trait EvidenceSource: Send + Sync {
         async move {
             let mut out = Vec::new();
             let mut budget = Budget::new(&self.limits(), digest);
-            for (m, layer, bytes) in attached_layers(
+            let (attached, listed) = attached_and_listed(
                 self,
                 image,
                 digest,
@@ -179,8 +179,8 @@ pub trait EvidenceSource: Send + Sync {
                 repository,
                 &mut budget,
             )
-            .await?
-            {
+            .await?;
+            for (m, layer, bytes) in attached {
                 let predicate_type = layer.annotations.get(ANNOTATION_PREDICATE_TYPE).cloned();
                 out.push(AttestationLayer {
                     media_type: layer.media_type,
@@ -191,7 +191,7 @@ pub trait EvidenceSource: Send + Sync {
                     manifest_digest: m,
                 });
             }
-            for b in bundle_referrers(self, image, digest, repository, &mut budget).await? {
+            for b in bundle_referrers(self, image, digest, repository, listed, &mut budget).await? {
                 // cosign 3's signing Statement is a signature (listed by `signatures`), not
                 // an attestation.
                 if b.kind == BundleKind::Dsse {
@@ -622,23 +622,44 @@ fn bundle_kind(bytes: &[u8]) -> BundleKind {
     }
 }
 
-/// Sigstore bundle v0.3 referrers (cosign `--new-bundle-format`): each referrer manifest's
-/// bundle layers, with the referrer manifest's annotations merged under the layer's.
+/// cosign's attached layers of `kind` ([`attached_layers`]) and the listing of Sigstore bundle
+/// referrers of `digest`, looked up at once: the two are independent requests to the
+/// registry, so a cold lookup waits for the longer of the two chains (manifest then layers;
+/// referrers API then its tag fallback), not their sum. The budget is only spent on the
+/// attached layers here; bundle layers are read afterwards ([`bundle_referrers`]), so which
+/// evidence a tight budget leaves out does not depend on which answer came first.
+async fn attached_and_listed<S: EvidenceSource + ?Sized>(
+    src: &S,
+    image: &ImageReference,
+    digest: &Digest,
+    kind: AttachedKind,
+    repository: Option<&ImageReference>,
+    budget: &mut Budget,
+) -> Result<(Vec<(Digest, LayerInfo, Vec<u8>)>, Result<Referrers, Error>), Error> {
+    let repo = repo_of(repository.unwrap_or(image));
+    let (attached, listed) = tokio::join!(
+        attached_layers(src, image, digest, kind, repository, budget),
+        src.referrers(&repo, digest, Some(SIGSTORE_BUNDLE_V03)),
+    );
+    Ok((attached?, listed))
+}
+
+/// Sigstore bundle v0.3 referrers (cosign `--new-bundle-format`) from their listing (`listed`,
+/// as [`attached_and_listed`] got it): each referrer manifest's bundle layers, with the
+/// referrer manifest's annotations merged under the layer's.
 async fn bundle_referrers<S: EvidenceSource + ?Sized>(
     src: &S,
     image: &ImageReference,
     digest: &Digest,
     repository: Option<&ImageReference>,
+    listed: Result<Referrers, Error>,
     budget: &mut Budget,
 ) -> Result<Vec<BundleLayer>, Error> {
     let repo = repo_of(repository.unwrap_or(image));
     // Referrers are the image owner's (anyone who can push to the repository can add one):
     // a malformed listing, manifest or layer is left out, never an error that a
     // `failurePolicy: Ignore` would admit. Only infrastructure failures propagate.
-    let refs = match src
-        .referrers(&repo, digest, Some(SIGSTORE_BUNDLE_V03))
-        .await
-    {
+    let refs = match listed {
         Ok(r) => r,
         Err(e) => return evidence_failed(e, Vec::new()),
     };

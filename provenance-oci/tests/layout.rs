@@ -214,3 +214,83 @@ async fn layout_referrers_through_a_tag_schema_index() {
             .is_empty()
     );
 }
+
+/// A layout whose attached (`.att`) manifest is not served until the referrers listing has
+/// been asked for: discovery that looked the two up one after the other would never finish.
+struct ListingFirst {
+    inner: LayoutSource,
+    listed: tokio::sync::Semaphore,
+}
+
+impl EvidenceSource for ListingFirst {
+    async fn resolve(&self, image: &ImageReference) -> Result<Digest, provenance_oci::Error> {
+        self.inner.resolve(image).await
+    }
+
+    async fn manifest(
+        &self,
+        image: &ImageReference,
+    ) -> Result<provenance_oci::Manifest, provenance_oci::Error> {
+        if image.tag().is_some_and(|t| t.ends_with(".att")) {
+            let _permit = self.listed.acquire().await.unwrap();
+        }
+        self.inner.manifest(image).await
+    }
+
+    async fn blob(
+        &self,
+        image: &ImageReference,
+        digest: &Digest,
+        limit: u64,
+    ) -> Result<Vec<u8>, provenance_oci::Error> {
+        self.inner.blob(image, digest, limit).await
+    }
+
+    async fn blob_to_file(
+        &self,
+        image: &ImageReference,
+        digest: &Digest,
+        limit: u64,
+        dest: &std::path::Path,
+    ) -> Result<(), provenance_oci::Error> {
+        self.inner.blob_to_file(image, digest, limit, dest).await
+    }
+
+    async fn referrers_api(
+        &self,
+        image: &ImageReference,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Option<provenance_oci::Referrers>, provenance_oci::Error> {
+        self.listed.add_permits(1);
+        self.inner
+            .referrers_api(image, subject, artifact_type)
+            .await
+    }
+
+    fn limits(&self) -> Limits {
+        self.inner.limits()
+    }
+}
+
+#[tokio::test]
+async fn attached_layers_and_the_referrers_listing_are_looked_up_at_once() {
+    let Some(dir) = corpus() else { return };
+    let src = ListingFirst {
+        inner: LayoutSource::open(&dir).unwrap(),
+        listed: tokio::sync::Semaphore::new(0),
+    };
+    let img = image();
+    let d = src.resolve(&img).await.unwrap();
+    // A cold lookup against a far registry waits for the longer of the two chains, not their
+    // sum; the timeout only stops a test that would otherwise hang.
+    let atts = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        src.attestations(&img, &d, None),
+    )
+    .await
+    .expect("the attached manifest was asked for only after the referrers listing")
+    .unwrap();
+    assert_eq!(atts.len(), 1);
+    assert_eq!(atts[0].digest.to_string(), ENVELOPE);
+}
