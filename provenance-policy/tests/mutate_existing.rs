@@ -101,7 +101,10 @@ fn a_named_target_is_patched_with_trigger_and_target_variables() {
     );
     let (rule, patched) = out.patched().next().unwrap();
     assert_eq!(rule, "label");
-    assert_eq!(patched["metadata"]["labels"], json!({"team": "ml", "was": "db"}));
+    assert_eq!(
+        patched["metadata"]["labels"],
+        json!({"team": "ml", "was": "db"})
+    );
     assert_eq!(patched["metadata"]["namespace"], "staging");
     // The result names the target, the original target is kept as read.
     assert_eq!(out.targets[0].result.resource.name, "db");
@@ -398,7 +401,11 @@ fn decide_mutating_reports_targets_without_blocking() {
         d.mutated_targets[0].patched.as_ref().unwrap()["metadata"]["labels"]["team"],
         "ml"
     );
-    assert!(d.results.iter().any(|r| r.rule == "label" && r.status == RuleStatus::Pass));
+    assert!(
+        d.results
+            .iter()
+            .any(|r| r.rule == "label" && r.status == RuleStatus::Pass)
+    );
     // Without cluster data: an error result, still not blocking.
     let d = set.decide_mutating(&input, &Env::at(UnixTime(1_800_000_000)), None);
     assert!(d.mutation_blocking.is_empty());

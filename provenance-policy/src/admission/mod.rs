@@ -639,7 +639,10 @@ impl PolicySet {
     /// the previous one's output), then the decision of [`PolicySet::decide_with`] on the
     /// mutated object, with the RFC 6902 patch from the submitted object to the mutated one in
     /// `mutation_patches`. A mutate `error` blocks (`mutation_blocking`) once a policy with
-    /// `failurePolicy: Fail` has been applied, as Kyverno's mutating webhook decides.
+    /// `failurePolicy: Fail` has been applied, as Kyverno's mutating webhook decides. Rules with
+    /// `mutate.targets` are evaluated against `env`'s cluster data after each policy's other
+    /// mutate rules: their results go to `results` and their patched targets to
+    /// `mutated_targets`, never blocking (Kyverno applies them after admission).
     pub fn decide_mutating(
         &self,
         input: &ResourceInput,
