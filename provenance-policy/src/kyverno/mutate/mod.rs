@@ -129,16 +129,9 @@ impl ClusterPolicy {
             }
         }
         let mutate = rule.raw.get("mutate").cloned().unwrap_or(Value::Null);
-        for unsupported in ["mutateImage"] {
-            let set = match mutate.get(unsupported) {
-                Some(Value::Array(a)) => !a.is_empty(),
-                Some(Value::Bool(b)) => *b,
-                Some(Value::Null) | None => false,
-                Some(_) => true,
-            };
-            if set {
-                return Some((ev.unsupported(&format!("mutate.{unsupported}")), None));
-            }
+        // Not in Kyverno's schema (refused as unknown when the policy loads); never ignored.
+        if mutate.get("mutateImage").is_some_and(|m| !m.is_null()) {
+            return Some((ev.unsupported("mutate.mutateImage"), None));
         }
         let mut ctx = base_context(input);
         vars.apply(&mut ctx, &rule.name);
