@@ -159,6 +159,17 @@ pub enum Error {
         /// Why the look-up has no answer.
         source: crate::admission::cluster::LookupError,
     },
+    /// The targets of a mutate-existing rule (`mutate.targets[N]`) could not be read: a
+    /// target named by namespace and name is missing, or the cluster data failed.
+    #[error("{path}: target {what}: {source}")]
+    MutateTarget {
+        /// Field path (`mutate.targets[0]`).
+        path: String,
+        /// The target asked for (`v1 Secret staging/secret-1`).
+        what: String,
+        /// Why the look-up has no answer.
+        source: crate::admission::cluster::LookupError,
+    },
     /// A CEL expression exceeded its evaluation budget.
     #[error("CEL {expression:?}: evaluation budget of {limit} exceeded")]
     CelBudgetExceeded {
@@ -230,6 +241,12 @@ impl Error {
             Error::Patch { .. } => "policy.mutate.patch",
             Error::ContextLookup { source, .. } => source.code(),
             Error::Generate { .. } => "policy.generate",
+            Error::MutateTarget { source, .. } => match source {
+                crate::admission::cluster::LookupError::NotFound { .. } => {
+                    "policy.mutate.target_not_found"
+                }
+                other => other.code(),
+            },
             Error::GenerateSource { source, .. } => match source {
                 crate::admission::cluster::LookupError::NotFound { .. } => {
                     "policy.generate.source_not_found"

@@ -255,6 +255,12 @@ struct Loaded {
     policies: Vec<LoadedPolicy>,
     resources: Vec<Value>,
     params: Vec<Value>,
+    /// `targetResources`: the resources mutate-existing rules may select (with the test's
+    /// resources and parameters, as `kyverno test`'s fake cluster holds them).
+    targets: Vec<Value>,
+    /// Whether the cluster data holds the test's resources and parameters already
+    /// (`clusterResources`).
+    cluster_has_resources: bool,
     values: ValuesFile,
     request_info: RequestInfo,
     /// What `configMap`, `apiCall` and `globalReference` context entries read, when the test
@@ -365,10 +371,13 @@ fn load_rest(
         request_info = serde_json::from_value(doc).map_err(|e| format!("{u}: {e}"))?;
     }
     let (cluster, cel_context) = cluster_data(dir, test, &resources, &params)?;
+    let targets = load_resources(dir, &strings(test.get("targetResources")))?;
     Ok(Loaded {
         policies,
         resources,
         params,
+        targets,
+        cluster_has_resources: !strings(test.get("clusterResources")).is_empty(),
         values,
         request_info,
         cluster,
@@ -527,7 +536,7 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let whole_file_unsupported = ["targetResources", "httpPayloads", "envoyPayloads"]
+    let whole_file_unsupported = ["httpPayloads", "envoyPayloads"]
         .into_iter()
         .find(|k| test.get(*k).is_some_and(|v| !v.is_null()));
     let loaded = match whole_file_unsupported {
@@ -550,6 +559,7 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
         Some(c) => Env::at(now).with_cluster(c.clone()),
         None => Env::at(now),
     };
+    let existing_env = mutate_existing_env(&loaded, now);
     let exceptions: Vec<_> = loaded
         .policies
         .iter()
@@ -564,6 +574,7 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
     // operation the results name), else the values file's or CREATE.
     let evaluate = |op: Option<Operation>| -> Result<Vec<Response>, Vec<Row>> {
         let mut responses: Vec<Response> = Vec::new();
+        let mut targets_patched = Vec::new();
         for resource in &loaded.resources {
             let key = resource_key(resource);
             let mut input = input_for(resource, &loaded);
@@ -576,8 +587,16 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
                     && cp.has_mutate()
                 {
                     let vars = loaded.values.variables_for(&cp.name, &key.3);
-                    let (resp, patched) = cp.mutate(&input, &vars, &env, &exceptions);
+                    let (mut resp, patched) = cp.mutate(&input, &vars, &env, &exceptions);
                     input.object = patched.clone();
+                    // Mutate-existing rules report on the trigger (which they leave as it
+                    // is) and patch copies of their targets.
+                    if cp.has_mutate_existing() {
+                        let existing =
+                            cp.mutate_existing(&input, &vars, &existing_env, &exceptions);
+                        resp.rules.extend(existing.response.rules.iter().cloned());
+                        targets_patched.push((resp.policy.clone(), resp.kind.clone(), existing));
+                    }
                     mutated.push((resp, patched));
                 }
             }
@@ -691,6 +710,7 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
                 object: input.object,
             });
         }
+        responses.extend(target_responses(&loaded.targets, &targets_patched));
         Ok(responses)
     };
     let mut responses = match evaluate(None) {
@@ -803,6 +823,73 @@ fn json_payloads(dir: &Path, test: &Value) -> Result<Vec<(String, Value)>, Strin
             Ok((name, v))
         })
         .collect()
+}
+
+/// The cluster mutate-existing rules read their targets from, as `kyverno test`'s fake cluster
+/// holds them: the test's cluster data, its resources (as given, not mutated), its
+/// `targetResources` and its parameter resources.
+fn mutate_existing_env(loaded: &Loaded, now: UnixTime) -> Env {
+    let mut snapshot = loaded
+        .cluster
+        .as_deref()
+        .cloned()
+        .unwrap_or_default()
+        .with_resources_supplied();
+    if !loaded.cluster_has_resources {
+        for r in loaded.resources.iter().chain(&loaded.params) {
+            snapshot.add_resource(r.clone());
+        }
+    }
+    for r in &loaded.targets {
+        snapshot.add_resource(r.clone());
+    }
+    Env::at(now).with_cluster(std::sync::Arc::new(snapshot))
+}
+
+/// The responses `kyverno test` checks for each of the test's `targetResources`: for every
+/// trigger's policy response, the first rule that patched a resource of the target's
+/// apiVersion, kind, name and namespace (any namespace when the target names none), with
+/// the patched copy.
+fn target_responses(
+    targets: &[Value],
+    patched: &[(
+        String,
+        String,
+        provenance_policy::kyverno::mutate::MutateExisting,
+    )],
+) -> Vec<Response> {
+    let mut out = Vec::new();
+    for target in targets {
+        let key = resource_key(target);
+        for (policy, kind, existing) in patched {
+            let Some(m) = existing.targets.iter().find(|m| {
+                m.patched.as_ref().is_some_and(|p| {
+                    let k = resource_key(p);
+                    k.0 == key.0
+                        && k.1 == key.1
+                        && k.3 == key.3
+                        && (key.2.is_empty() || k.2 == key.2)
+                })
+            }) else {
+                continue;
+            };
+            let Some(object) = m.patched.clone() else {
+                continue;
+            };
+            out.push(Response {
+                key: resource_key(&object),
+                policies: vec![PolicyResponse {
+                    policy: policy.clone(),
+                    kind: kind.clone(),
+                    rules: vec![m.result.clone()],
+                    generated: Vec::new(),
+                }],
+                patched_by: vec![(policy.clone(), object.clone())],
+                object,
+            });
+        }
+    }
+    out
 }
 
 /// The cluster `kyverno test` gives a policy's `generate` rules: the test's cluster data, the

@@ -73,6 +73,12 @@ pub struct Decision {
     /// The `mutate` results that deny the mutating admission request (an `error` of a policy
     /// whose `failurePolicy` is `Fail`, as Kyverno's mutating webhook blocks).
     pub mutation_blocking: Vec<RuleResult>,
+    /// The existing resources `mutate` rules with `targets` patch for the request (only from
+    /// [`PolicySet::decide_mutating`]), for the caller to update in the background as Kyverno's
+    /// background controller does. These rules never block a request nor warn, and never
+    /// change the request's object: their results (an `error` for a target that is missing or
+    /// for cluster data that is not supplied) are in `results`.
+    pub mutated_targets: Vec<crate::kyverno::mutate::TargetMutation>,
 }
 
 impl Decision {
@@ -625,6 +631,7 @@ impl PolicySet {
             generated,
             mutation_patches: Vec::new(),
             mutation_blocking: Vec::new(),
+            mutated_targets: Vec::new(),
         }
     }
 
@@ -632,7 +639,10 @@ impl PolicySet {
     /// the previous one's output), then the decision of [`PolicySet::decide_with`] on the
     /// mutated object, with the RFC 6902 patch from the submitted object to the mutated one in
     /// `mutation_patches`. A mutate `error` blocks (`mutation_blocking`) once a policy with
-    /// `failurePolicy: Fail` has been applied, as Kyverno's mutating webhook decides.
+    /// `failurePolicy: Fail` has been applied, as Kyverno's mutating webhook decides. Rules with
+    /// `mutate.targets` are evaluated against `env`'s cluster data after each policy's other
+    /// mutate rules: their results go to `results` and their patched targets to
+    /// `mutated_targets`, never blocking (Kyverno applies them after admission).
     pub fn decide_mutating(
         &self,
         input: &ResourceInput,
@@ -646,12 +656,20 @@ impl PolicySet {
         let mut blocking = Vec::new();
         let mut warnings = Vec::new();
         let mut fail_policy = false;
+        let mut mutated_targets = Vec::new();
         for policy in self.kyverno() {
             if !policy.has_mutate() {
                 continue;
             }
             fail_policy |= !policy.failure_policy_ignore;
             let (resp, object) = policy.mutate(&current, &vars, env, &exceptions);
+            // Mutate-existing rules: reported and their targets returned, never blocking
+            // (Kyverno applies them in the background, after admission).
+            if policy.has_mutate_existing() {
+                let existing = policy.mutate_existing(&current, &vars, env, &exceptions);
+                results.extend(existing.response.rules);
+                mutated_targets.extend(existing.targets);
+            }
             for r in resp.rules {
                 if matches!(r.status, RuleStatus::Error | RuleStatus::Fail) {
                     if fail_policy {
@@ -679,6 +697,7 @@ impl PolicySet {
         warnings.append(&mut d.warnings);
         d.warnings = warnings;
         d.mutation_blocking = blocking;
+        d.mutated_targets = mutated_targets;
         d
     }
 }

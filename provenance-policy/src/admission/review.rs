@@ -410,6 +410,7 @@ fn deadline_exceeded(review: &Review, phase: Phase, deadline: std::time::Duratio
         // The mutating answer denies too (fail closed): without evidence nothing is pinned,
         // and the request must not go on as if its images had been checked.
         mutation_blocking: vec![r],
+        mutated_targets: Vec::new(),
     };
     Answer::new(review.uid(), decision, phase)
 }

@@ -11,8 +11,7 @@
 //! look-up it cannot answer makes the rule an `error` with the look-up's code.
 //! `generate` rules produce the resources Kyverno would create ([`crate::kyverno::generate`]),
 //! listed in [`PolicyResponse::generated`].
-//! Features this engine does not implement (mutate targets, cluster context entries
-//! without cluster data, `imageRegistry` entries, manifests) produce an `error` result whose
+//! Features this engine does not implement (cluster context entries without cluster data, `imageRegistry` entries, manifests) produce an `error` result whose
 //! reason has the code `policy.unsupported`: never a pass.
 
 use provenance_core::{Reason, ResourceRef, RuleResult, RuleStatus};

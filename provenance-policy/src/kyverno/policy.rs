@@ -443,6 +443,26 @@ impl ClusterPolicy {
         let mut rules = Vec::with_capacity(rules_v.len());
         for (i, r) in rules_v.iter().enumerate() {
             let rule = Rule::from_value(r, &name, &format!("spec.rules[{i}]"))?;
+            if matches!(rule.kind, RuleKind::Mutate) {
+                let spec_on_update = match spec.get("mutateExistingOnPolicyUpdate") {
+                    None | Some(Value::Null) => false,
+                    Some(Value::Bool(b)) => *b,
+                    Some(_) => {
+                        return Err(invalid(
+                            &name,
+                            "spec.mutateExistingOnPolicyUpdate",
+                            "must be a boolean",
+                        ));
+                    }
+                };
+                crate::kyverno::mutate::existing::check(
+                    &r["mutate"],
+                    spec_on_update,
+                    &name,
+                    namespace.as_deref(),
+                    &format!("spec.rules[{i}].mutate"),
+                )?;
+            }
             if matches!(rule.kind, RuleKind::Generate) {
                 crate::kyverno::generate::check(
                     &r["generate"],
@@ -646,6 +666,8 @@ impl ClusterPolicy {
             if controller_kinds.is_empty() {
                 continue;
             }
+            // A mutate rule with `targets` keeps only its patch in the controller rule, as
+            // Kyverno's autogen does: the autogen rule mutates the Pod controller itself.
             let Some(controller_rule) =
                 generate_rule(&rule.raw, "template", &controller_kinds, true)
             else {

@@ -10,11 +10,16 @@
 //! Kyverno's engine does; [`json_patch::diff`] turns the final object into the admission
 //! response's RFC 6902 patch.
 //!
-//! Not implemented (an `error` with the code `policy.unsupported`): `mutate.targets` and
-//! `mutateExistingOnPolicyUpdate` (mutation of existing resources), `mutate.mutateImage`.
+//! Rules with `targets` change other resources than the request's object ("mutate
+//! existing"): [`ClusterPolicy::mutate`] leaves them out, as Kyverno's admission step does,
+//! and [`ClusterPolicy::mutate_existing`] ([`existing`]) decides what Kyverno's background
+//! controller would write to the targets.
 
+pub mod existing;
 pub mod json_patch;
 pub mod strategic;
+
+pub use existing::{MutateExisting, TargetMutation};
 
 use std::sync::Arc;
 
@@ -47,7 +52,9 @@ impl ClusterPolicy {
     }
 
     /// Applies the policy's `mutate` rules to `input` in order. Returns one result per rule
-    /// that matched and the resource as the last rule left it.
+    /// that matched and the resource as the last rule left it. Rules with `targets` (mutate
+    /// existing) give no result here and leave `input` as it is, as in Kyverno's admission
+    /// step: [`ClusterPolicy::mutate_existing`] evaluates them.
     pub fn mutate(
         &self,
         input: &ResourceInput,
@@ -66,7 +73,7 @@ impl ClusterPolicy {
             for rule in self
                 .rules
                 .iter()
-                .filter(|r| matches!(r.kind, RuleKind::Mutate))
+                .filter(|r| matches!(r.kind, RuleKind::Mutate) && !existing::has_targets(r))
             {
                 let Some((result, patched)) =
                     self.mutate_rule(rule, &current, vars, env, exceptions)
@@ -122,16 +129,9 @@ impl ClusterPolicy {
             }
         }
         let mutate = rule.raw.get("mutate").cloned().unwrap_or(Value::Null);
-        for unsupported in ["targets", "mutateExistingOnPolicyUpdate", "mutateImage"] {
-            let set = match mutate.get(unsupported) {
-                Some(Value::Array(a)) => !a.is_empty(),
-                Some(Value::Bool(b)) => *b,
-                Some(Value::Null) | None => false,
-                Some(_) => true,
-            };
-            if set {
-                return Some((ev.unsupported(&format!("mutate.{unsupported}")), None));
-            }
+        // Not in Kyverno's schema (refused as unknown when the policy loads); never ignored.
+        if mutate.get("mutateImage").is_some_and(|m| !m.is_null()) {
+            return Some((ev.unsupported("mutate.mutateImage"), None));
         }
         let mut ctx = base_context(input);
         vars.apply(&mut ctx, &rule.name);
