@@ -326,14 +326,22 @@ impl RegistryClient {
                 .user_agent(config.user_agent.clone())
                 .redirect(reqwest::redirect::Policy::none());
             if let Some(pem) = ca_pem {
-                let roots = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
-                    .map_err(|e| config_error(format!("CA certificates (ca_pem): {e}")))?;
-                if roots.is_empty() {
+                use rustls_pki_types::pem::PemObject;
+                let ders = rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| config_error(format!("CA certificates (ca_pem): not PEM: {e}")))?;
+                if ders.is_empty() {
                     return Err(config_error(
                         "CA certificates (ca_pem): no PEM certificate in it".into(),
                     ));
                 }
-                for root in roots {
+                for (i, der) in ders.iter().enumerate() {
+                    let root = reqwest::Certificate::from_der(der).map_err(|e| {
+                        config_error(format!(
+                            "CA certificates (ca_pem): certificate {} is not a usable X.509 certificate: {e}",
+                            i + 1
+                        ))
+                    })?;
                     b = b.add_root_certificate(root);
                 }
             }
@@ -344,6 +352,13 @@ impl RegistryClient {
         let http = build(None, default_ca)?;
         let mut http_by_registry = HashMap::new();
         for (name, settings) in &config.registries {
+            if settings.ca_pem.is_some() && (name.contains('/') || name.is_empty()) {
+                return Err(Error::Config {
+                    message: format!(
+                        "registry {name:?}: CA certificates are set for a name no image reference has (write the registry as in image references: host[:port], no scheme or path)"
+                    ),
+                });
+            }
             if settings.ca_pem.as_deref() != default_ca {
                 http_by_registry
                     .insert(name.clone(), build(Some(name), settings.ca_pem.as_deref())?);

@@ -445,6 +445,14 @@ async fn a_private_ca_is_trusted_for_its_registry_only() {
     let c = provenance_oci::RegistryClient::new(strict.clone().with_ca_pem(reg.addr.clone(), &ca))
         .unwrap();
     assert_eq!(c.resolve(&img).await.unwrap(), d);
+    // A registry written as a URL is a name no image has: refused, not silently unused.
+    let e = provenance_oci::RegistryClient::new(
+        strict
+            .clone()
+            .with_ca_pem(format!("https://{}", reg.addr), &ca),
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), "oci.config", "{e}");
     // PEM without a certificate is a configuration error, not an empty list of roots.
     for bad in [
         "",

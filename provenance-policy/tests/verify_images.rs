@@ -738,11 +738,12 @@ fn result_cache_is_bound_to_digest_rule_trust_root_and_time() {
 fn result_cache_skips_conditions_that_read_the_request() {
     use provenance_policy::kyverno::verify_images::VerifyImagesCache;
     let (expect, root, now, evidence) = keyless_dsse();
+    // The key goes into a YAML double-quoted scalar.
     let policy = |key: &str, value: &str| {
         slsa_policy(
             expect["identity"].as_str().unwrap(),
             expect["issuer"].as_str().unwrap(),
-            key,
+            &key.replace('\\', "\\\\").replace('"', "\\\""),
             value,
         )
     };
@@ -772,4 +773,31 @@ fn result_cache_skips_conditions_that_read_the_request() {
         RuleStatus::Pass
     );
     assert_eq!(cache.hits(), 0);
+    // Expressions that reach the request without naming it (an escaped quoted identifier, a
+    // wildcard over the document's root, a function of the root): never cached either, or a
+    // pass made for one namespace would be reused for another.
+    for key in [
+        r#"{{ "\u0072equest".object.metadata.name }}"#,
+        "{{ *.object.metadata.name | [0] }}",
+        "{{ values(@)[0].object.metadata.name }}",
+        "{{ [0] }}",
+    ] {
+        let cache = VerifyImagesCache::new(64, 3600);
+        let s = setup(policy(key, "inference"));
+        let first = decide_cached(&s, image, &evidence, &cache, now);
+        assert_eq!(cache.len(), 0, "{key}: cached");
+        let again = decide_cached(&s, image, &evidence, &cache, now);
+        assert_eq!(cache.hits(), 0, "{key}");
+        assert_eq!(first.results[0].status, again.results[0].status, "{key}");
+    }
+    let cache = VerifyImagesCache::new(64, 3600);
+    let s = setup(policy(
+        r#"{{ "\u0072equest".object.metadata.name }}"#,
+        "inference",
+    ));
+    assert_eq!(
+        decide_cached(&s, image, &evidence, &cache, now).results[0].status,
+        RuleStatus::Pass,
+        "the escaped name reads the request"
+    );
 }

@@ -80,7 +80,7 @@ fn verifier_from(
     memo_entries: usize,
 ) -> Result<provenance_core::verify::Verifier, String> {
     let root_bytes = match path {
-        Some(p) => std::fs::read(p).map_err(|e| format!("--trust-root {}: {e}", p.display()))?,
+        Some(p) => policies::read_regular_file(p).map_err(|e| format!("--trust-root {e}"))?,
         None => provenance_core::verify::PUBLIC_GOOD_TRUSTED_ROOT.to_vec(),
     };
     let root = provenance_core::TrustRoot::from_trusted_root_json(&root_bytes)
@@ -701,7 +701,7 @@ async fn reload_loop(
     let mut root_pending = None;
     // A change is loaded once it has held still for a whole period: a file caught while it
     // is being written is read only after the writer is done.
-    let mut pending: Option<Vec<(PathBuf, u64, Option<SystemTime>)>> = None;
+    let mut pending: Option<Vec<policies::FileStamp>> = None;
     loop {
         tokio::time::sleep(Duration::from_secs(args.reload_seconds.max(1))).await;
         let mut files = policies::files(&args.policies);

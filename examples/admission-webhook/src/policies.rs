@@ -13,8 +13,8 @@ pub struct Loaded {
     pub set: PolicySet,
     /// Whether a deadline fails open: only when every policy says `failurePolicy: Ignore`.
     pub fail_open: bool,
-    /// (path, size, mtime) of every file read, to notice changes.
-    pub stamp: Vec<(PathBuf, u64, Option<SystemTime>)>,
+    /// The stamp of every file read, to notice changes.
+    pub stamp: Vec<FileStamp>,
     /// Namespace labels (`namespaceSelector`), by namespace.
     pub namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
 }
@@ -51,19 +51,72 @@ pub fn files(paths: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
+/// What tells that a file changed: its size and modification time, and on Unix its device,
+/// inode and status-change time. A replacement with the same size and an old modification
+/// time (`cp -p`, `rsync -a`, `tar x` keep it; a date edited in place keeps the size) still
+/// gets a new inode or ctime, which no writer can set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileStamp {
+    path: PathBuf,
+    len: u64,
+    modified: Option<SystemTime>,
+    /// (device, inode, ctime seconds, ctime nanoseconds).
+    identity: Option<(u64, u64, i64, i64)>,
+}
+
 /// The change stamp of a list of files.
-pub fn stamp(files: &[PathBuf]) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+pub fn stamp(files: &[PathBuf]) -> Vec<FileStamp> {
     files
         .iter()
         .map(|f| {
             let md = std::fs::metadata(f).ok();
-            (
-                f.clone(),
-                md.as_ref().map(|m| m.len()).unwrap_or(0),
-                md.and_then(|m| m.modified().ok()),
-            )
+            FileStamp {
+                path: f.clone(),
+                len: md.as_ref().map(|m| m.len()).unwrap_or(0),
+                modified: md.as_ref().and_then(|m| m.modified().ok()),
+                identity: md.as_ref().and_then(identity),
+            }
         })
         .collect()
+}
+
+#[cfg(unix)]
+fn identity(m: &std::fs::Metadata) -> Option<(u64, u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    Some((m.dev(), m.ino(), m.ctime(), m.ctime_nsec()))
+}
+
+#[cfg(not(unix))]
+fn identity(_: &std::fs::Metadata) -> Option<(u64, u64, i64, i64)> {
+    None
+}
+
+/// Largest policy, namespace-labels or trust-root file read.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// Reads `path` when it is a regular file (after symbolic links, as a ConfigMap volume has
+/// them) of at most [`MAX_FILE_BYTES`]: a FIFO or a device put in its place would block the
+/// reload or fill the memory.
+pub fn read_regular_file(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let shown = path.display();
+    let md = std::fs::metadata(path).map_err(|e| format!("{shown}: {e}"))?;
+    if !md.is_file() {
+        return Err(format!("{shown}: not a regular file"));
+    }
+    let mut out = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut out))
+        .map_err(|e| format!("{shown}: {e}"))?;
+    if out.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!("{shown}: larger than {MAX_FILE_BYTES} bytes"));
+    }
+    Ok(out)
+}
+
+fn read_text(path: &Path) -> Result<String, String> {
+    String::from_utf8(read_regular_file(path)?)
+        .map_err(|_| format!("{}: not UTF-8 text", path.display()))
 }
 
 /// Loads every policy under `paths` and the namespace labels file. Any error fails the whole
@@ -82,7 +135,7 @@ pub fn load(paths: &[PathBuf], ns_labels: Option<&Path>) -> Result<Loaded, Strin
         return Err(format!("no policy files under {paths:?}"));
     }
     for f in &list {
-        let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        let text = read_text(f)?;
         let before = set.policies().len();
         set.add_yaml(&text, &f.display().to_string())
             .map_err(|e| format!("[{}] {e}", e.code()))?;
@@ -148,7 +201,7 @@ pub fn load(paths: &[PathBuf], ns_labels: Option<&Path>) -> Result<Loaded, Strin
     }
     let mut namespace_labels = BTreeMap::new();
     if let Some(p) = ns_labels {
-        let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        let text = read_text(p)?;
         let v = provenance_policy::yaml::load_document(&text, &p.display().to_string())
             .map_err(|e| e.to_string())?;
         namespace_labels = serde_json::from_value(v).map_err(|e| {
@@ -170,4 +223,73 @@ pub fn load(paths: &[PathBuf], ns_labels: Option<&Path>) -> Result<Loaded, Strin
         stamp: stamp(&list),
         namespace_labels,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn a_same_size_replacement_with_the_old_mtime_is_a_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trusted_root.json");
+        std::fs::write(&path, "validFor: 2027-01-01").unwrap();
+        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+        let before = stamp(std::slice::from_ref(&path));
+        // Same length, renamed into place with the old modification time (as `cp -p` or
+        // `rsync -a` leave it).
+        let new = dir.path().join("new.json");
+        std::fs::write(&new, "validFor: 2026-01-01").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&new)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        std::fs::rename(&new, &path).unwrap();
+        let after = stamp(std::slice::from_ref(&path));
+        assert_eq!(before[0].len, after[0].len);
+        assert_eq!(before[0].modified, after[0].modified);
+        assert_ne!(before, after);
+        assert_eq!(
+            after,
+            stamp(std::slice::from_ref(&path)),
+            "stable when unchanged"
+        );
+    }
+
+    #[test]
+    fn only_regular_files_of_bounded_size_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(
+            read_regular_file(dir.path())
+                .unwrap_err()
+                .contains("not a regular file")
+        );
+        let link = dir.path().join("link");
+        let target = dir.path().join("target.yaml");
+        std::fs::write(&target, "a: 1").unwrap();
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(&target, &link).unwrap();
+            assert_eq!(read_regular_file(&link).unwrap(), b"a: 1");
+            // A FIFO is refused without being opened (opening one would block).
+            let fifo = dir.path().join("fifo");
+            let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+            if made.is_ok_and(|s| s.success()) {
+                assert!(
+                    read_regular_file(&fifo)
+                        .unwrap_err()
+                        .contains("not a regular file")
+                );
+            }
+        }
+        let big = dir.path().join("big.yaml");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(MAX_FILE_BYTES + 1)
+            .unwrap();
+        assert!(read_regular_file(&big).unwrap_err().contains("larger than"));
+    }
 }
