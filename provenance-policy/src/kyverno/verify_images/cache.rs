@@ -332,12 +332,13 @@ fn hash_value(ctx: &mut aws_lc_rs::digest::Context, v: &Value) {
 
 /// Whether the outcome of `entry` may depend on more than the key of [`VerifyImagesCache`].
 /// An allow-list: the entry's outcome depends on the request unless every `{{ }}` expression
-/// in its attestation conditions is a plain path (identifiers joined by `.`, with `[N]`
-/// indexes: no quoted or escaped identifier, wildcard, projection, `@`, function, pipe or
-/// filter, any of which can reach the request without naming it) that does not mention a
-/// name of the rule's context document (`request`, `images`, context variables...) or a time
-/// function. Conservative: a predicate field that shares a name with a context key also
-/// counts.
+/// in its attestation conditions parses and reads the document it is evaluated against only
+/// through top-level fields that are not names of the rule's context document (`request`,
+/// `images`, `element`, context variables...), and calls no clock function
+/// ([`jmespath::reads_only_fields`](crate::lang::jmespath::reads_only_fields)): `@`, a
+/// wildcard or an index over the whole document, or a quoted or escaped `request`, can reach
+/// the request without naming it. Conservative on top: a text that mentions a context name
+/// or `time_` anywhere also counts.
 pub(super) fn depends_on_request(entry: &Value, ctx: &Value) -> bool {
     let Some(atts) = entry.get("attestations").and_then(Value::as_array) else {
         return false;
@@ -355,44 +356,26 @@ pub(super) fn depends_on_request(entry: &Value, ctx: &Value) -> bool {
         .as_object()
         .map(|o| o.keys().map(String::as_str).collect())
         .unwrap_or_default();
+    let denied = |name: &str| {
+        keys.contains(&name)
+            || [
+                "request",
+                "images",
+                "element",
+                "elementIndex",
+                "serviceAccountName",
+                "serviceAccountNamespace",
+            ]
+            .contains(&name)
+    };
     texts.iter().any(|t| {
-        !plain_path(t)
+        !crate::lang::jmespath::reads_only_fields(t, &|name| !denied(name))
             || t.contains("time_")
             || t.contains('$')
             || keys.iter().any(|k| t.contains(k))
             || ["request", "images", "element", "serviceAccount"]
                 .iter()
                 .any(|k| t.contains(k))
-    })
-}
-
-/// Whether `expr` is a plain JMESPath path: identifiers (`[A-Za-z_][A-Za-z0-9_]*`) joined by
-/// `.`, each optionally followed by `[N]` indexes, with surrounding blanks.
-fn plain_path(expr: &str) -> bool {
-    let e = expr.trim();
-    if e.is_empty() {
-        return false;
-    }
-    e.split('.').all(|segment| {
-        let (name, mut indexes) = match segment.find('[') {
-            Some(i) => (&segment[..i], &segment[i..]),
-            None => (segment, ""),
-        };
-        let mut chars = name.chars();
-        let ident = chars
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-        while let Some(rest) = indexes.strip_prefix('[') {
-            let Some(end) = rest.find(']') else {
-                return false;
-            };
-            if end == 0 || !rest[..end].bytes().all(|b| b.is_ascii_digit()) {
-                return false;
-            }
-            indexes = &rest[end + 1..];
-        }
-        ident && indexes.is_empty()
     })
 }
 
@@ -426,45 +409,5 @@ fn collect_templates<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
             }
         }
         _ => {}
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::plain_path;
-
-    #[test]
-    fn plain_paths_only() {
-        for yes in [
-            "a",
-            " a.b ",
-            "runDetails.builder.id",
-            "subject[0].name",
-            "a_1[2][3].b",
-        ] {
-            assert!(plain_path(yes), "{yes}");
-        }
-        for no in [
-            "",
-            "\"request\".object",
-            "*.namespace | [0]",
-            "@",
-            "a.*",
-            "a[]",
-            "a[?x]",
-            "values(@)",
-            "a || b",
-            "a.\"b\"",
-            "[0]",
-            "a[-1]",
-            "a[0",
-            "a..b",
-            "1a",
-            "a-b",
-            "`1`",
-            "$x",
-        ] {
-            assert!(!plain_path(no), "{no}");
-        }
     }
 }
