@@ -368,14 +368,15 @@ pub(super) fn depends_on_request(entry: &Value, ctx: &Value) -> bool {
             ]
             .contains(&name)
     };
+    // The text checks first: they are cheaper than parsing.
     texts.iter().any(|t| {
-        !crate::lang::jmespath::reads_only_fields(t, &|name| !denied(name))
-            || t.contains("time_")
+        t.contains("time_")
             || t.contains('$')
             || keys.iter().any(|k| t.contains(k))
             || ["request", "images", "element", "serviceAccount"]
                 .iter()
                 .any(|k| t.contains(k))
+            || !crate::lang::jmespath::reads_only_fields(t, &|name| !denied(name))
     })
 }
 
