@@ -35,7 +35,7 @@ use std::sync::Arc;
 use provenance_core::{ResourceRef, RuleResult, RuleStatus};
 use serde_json::Value;
 
-use super::{Outcome, foreach, mutated_message, patch};
+use super::apply;
 use crate::Error;
 use crate::admission::cluster::LookupError;
 use crate::admission::request::ResourceInput;
@@ -572,18 +572,7 @@ impl ClusterPolicy {
                 Err(e) => return (ev.error(&e), None),
             }
         }
-        let outcome = match mutate.get("foreach").filter(|f| !f.is_null()) {
-            Some(fe) => foreach(&ev, fe, target, &mut ctx, 0),
-            None => patch(&ev, mutate, target, &ctx, "mutate"),
-        };
-        match outcome {
-            Outcome::Pass(patched) => {
-                let msg = mutated_message(&patched);
-                (ev.result(RuleStatus::Pass, msg), Some(patched))
-            }
-            Outcome::Skip(m) => (ev.result(RuleStatus::Skip, m), None),
-            Outcome::Error(r) => (*r, None),
-        }
+        apply(&ev, mutate, target, &mut ctx)
     }
 }
 

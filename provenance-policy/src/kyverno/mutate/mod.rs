@@ -162,18 +162,29 @@ impl ClusterPolicy {
                 Err(e) => return Some((ev.error(&e), None)),
             }
         }
-        let outcome = match mutate.get("foreach").filter(|f| !f.is_null()) {
-            Some(fe) => foreach(&ev, fe, &input.object, &mut ctx, 0),
-            None => patch(&ev, &mutate, &input.object, &ctx, "mutate"),
-        };
-        Some(match outcome {
-            Outcome::Pass(patched) => {
-                let msg = mutated_message(&patched);
-                (ev.result(RuleStatus::Pass, msg), Some(patched))
-            }
-            Outcome::Skip(m) => (ev.result(RuleStatus::Skip, m), None),
-            Outcome::Error(r) => (*r, None),
-        })
+        Some(apply(&ev, &mutate, &input.object, &mut ctx))
+    }
+}
+
+/// A mutate block (its `foreach`, else its patches) applied to `resource`: the rule's result
+/// and, when it passed, the patched resource.
+fn apply(
+    ev: &RuleEval<'_>,
+    mutate: &Value,
+    resource: &Value,
+    ctx: &mut Value,
+) -> (RuleResult, Option<Value>) {
+    let outcome = match mutate.get("foreach").filter(|f| !f.is_null()) {
+        Some(fe) => foreach(ev, fe, resource, ctx, 0),
+        None => patch(ev, mutate, resource, ctx, "mutate"),
+    };
+    match outcome {
+        Outcome::Pass(patched) => {
+            let msg = mutated_message(&patched);
+            (ev.result(RuleStatus::Pass, msg), Some(patched))
+        }
+        Outcome::Skip(m) => (ev.result(RuleStatus::Skip, m), None),
+        Outcome::Error(r) => (*r, None),
     }
 }
 
