@@ -2,6 +2,7 @@
 //! cases of Kyverno's CLI test suite (`../shared/corpora/kyverno-cli`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -773,9 +774,9 @@ fn run_test_file(test: &Path, tally: &mut Tally) {
                 ..Default::default()
             };
             if op == Operation::Delete {
-                input.old_object = Some(res.clone());
+                input.old_object = Some(Cow::Owned(res.clone()));
             } else {
-                input.object = Some(res.clone());
+                input.object = Some(Cow::Owned(res.clone()));
             }
             input.user_info = user_info.clone();
             let got = if is_vap {

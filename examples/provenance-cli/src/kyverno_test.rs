@@ -615,7 +615,7 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
                     }
                 },
             );
-            let mut pi = provenance_policy::kyverno::engine::policy_input(&input);
+            let mut pi = provenance_policy::lang::cel::PolicyInput::from(&input);
             pi.context = loaded.cel_context.clone();
             if let Some(ns) = loaded.values.namespaces.get(&key.2) {
                 pi.namespace_object = Some(ns.clone());

@@ -29,7 +29,7 @@ pub fn apply(
             if m.flavor() != flavor {
                 continue;
             }
-            let mut pi = provenance_policy::kyverno::engine::policy_input(input);
+            let mut pi = PolicyInput::from(&*input);
             prep(&mut pi);
             let outcome = m.evaluate(&pi, params);
             // `kyverno test` reports nothing for a MutatingAdmissionPolicy that did not apply,

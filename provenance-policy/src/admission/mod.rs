@@ -357,7 +357,7 @@ impl PolicySet {
         }
         let mut ivps = self.image_validating().peekable();
         if ivps.peek().is_some() {
-            let pi = crate::kyverno::engine::policy_input(input);
+            let pi = crate::lang::cel::PolicyInput::from(input);
             for ivp in ivps {
                 out.extend(ivp.image_requests(&pi));
             }
@@ -400,9 +400,7 @@ impl PolicySet {
             generated.append(&mut resp.generated);
             let old_resp = match (&input.old_object, input.operation) {
                 (Some(old), Operation::Update) if resp.rules.iter().any(|r| failed(r.status)) => {
-                    let mut old_input = input.clone();
-                    old_input.object = old.clone();
-                    old_input.old_object = None;
+                    let old_input = input.with_objects(old.clone(), None);
                     let old_prepared = Prepared::new(&old_input).without_mutation();
                     Some(policy.evaluate_prepared(&old_prepared, &vars, env))
                 }
@@ -504,7 +502,7 @@ impl PolicySet {
             if let Some(obj) = pinned_input.object.as_mut() {
                 for p in &ivp_patches {
                     if let (Some(path), Some(v)) = (p["path"].as_str(), p.get("value"))
-                        && let Some(slot) = obj.pointer_mut(path)
+                        && let Some(slot) = obj.to_mut().pointer_mut(path)
                     {
                         *slot = v.clone();
                     }
@@ -763,6 +761,17 @@ pub fn input_from_review_owned(
     input_from_request(req, namespace_labels, request_info)
 }
 
+/// The request model of an admission `request` (the `request` field of an AdmissionReview),
+/// with no namespace labels and unknown roles.
+pub(crate) fn request_input(req: Value) -> Result<ResourceInput, Error> {
+    if !req.is_object() {
+        return Err(Error::InvalidRequest {
+            reason: "admission request is not an object".into(),
+        });
+    }
+    input_from_request(req, BTreeMap::new(), None)
+}
+
 fn input_from_request(
     mut req: Value,
     namespace_labels: BTreeMap<String, String>,
@@ -827,6 +836,12 @@ fn input_from_request(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
+    input.uid = req
+        .get("uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    input.dry_run = req.get("dryRun").and_then(Value::as_bool).unwrap_or(false);
     if kind.is_some() {
         input.gvk_override = Some((g("group"), g("version"), g("kind")));
     }

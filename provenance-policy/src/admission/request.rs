@@ -94,8 +94,15 @@ impl UserInfo {
     }
 }
 
-/// One resource to evaluate, with its admission context.
+/// One resource to evaluate, with its admission context: the request model every policy
+/// kind reads. The ClusterPolicy engine reads it directly (its JMESPath context document is
+/// built from it once per request); CEL policy kinds read its view
+/// [`PolicyInput`](crate::lang::cel::PolicyInput), which borrows the objects.
+///
+/// Built by [`Review`](crate::admission::review::Review) from an AdmissionReview, or with
+/// [`ResourceInput::create`] and the public fields for a resource file.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ResourceInput {
     /// The resource (`request.object`); for DELETE, the object being deleted.
     pub object: Value,
@@ -132,6 +139,10 @@ pub struct ResourceInput {
     /// Whether this is a live admission request (true) or a background scan (false): Kyverno
     /// skips rules that use `request.*` user data in background mode.
     pub admission: bool,
+    /// `request.uid` of an admission request (empty otherwise).
+    pub uid: String,
+    /// `request.dryRun` of an admission request.
+    pub dry_run: bool,
 }
 
 impl ResourceInput {
@@ -150,6 +161,34 @@ impl ResourceInput {
             gvk_override: None,
             request_resource: None,
             admission: true,
+            uid: String::new(),
+            dry_run: false,
+        }
+    }
+
+    /// The same request about another object (the object a mutation produced, or the old
+    /// object of an UPDATE): everything but the object is copied, the object is moved in.
+    pub fn with_object(&self, object: Value) -> ResourceInput {
+        self.with_objects(object, self.old_object.clone())
+    }
+
+    /// The same request with both objects replaced.
+    pub(crate) fn with_objects(&self, object: Value, old_object: Option<Value>) -> ResourceInput {
+        ResourceInput {
+            object,
+            old_object,
+            operation: self.operation,
+            request_info: self.request_info.clone(),
+            namespace_labels: self.namespace_labels.clone(),
+            namespace_labels_unknown: self.namespace_labels_unknown,
+            request_namespace: self.request_namespace.clone(),
+            roles_unknown: self.roles_unknown,
+            subresource: self.subresource.clone(),
+            gvk_override: self.gvk_override.clone(),
+            request_resource: self.request_resource.clone(),
+            admission: self.admission,
+            uid: self.uid.clone(),
+            dry_run: self.dry_run,
         }
     }
 
@@ -232,6 +271,11 @@ impl ResourceInput {
         );
         if !self.subresource.is_empty() {
             req.insert("subResource".into(), json!(self.subresource));
+        }
+        // Fields only an admission request has.
+        if !self.uid.is_empty() {
+            req.insert("uid".into(), json!(self.uid));
+            req.insert("dryRun".into(), json!(self.dry_run));
         }
         Value::Object(req)
     }

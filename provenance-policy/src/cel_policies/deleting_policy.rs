@@ -369,7 +369,7 @@ impl DeletingPolicy {
                     && str_field(o, "apiVersion") == Some("v1")
             }) {
             let mut copy = input.clone();
-            copy.namespace_object = copy.object.clone();
+            copy.namespace_object = copy.object.as_deref().cloned();
             own_namespace = copy;
             &own_namespace
         } else {
@@ -476,7 +476,7 @@ mod tests {
         })
     }
 
-    fn pod(name: &str, created: &str) -> PolicyInput {
+    fn pod(name: &str, created: &str) -> PolicyInput<'static> {
         PolicyInput::create(json!({"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": "ml", "creationTimestamp": created,
                 "labels": {"ttl": "1h"}}}))

@@ -505,7 +505,7 @@ impl GeneratingPolicy {
         }
         let generator = Generator {
             policy: self,
-            trigger: input.object.as_ref().or(input.old_object.as_ref()),
+            trigger: input.subject(),
             out: RefCell::new(Vec::new()),
         };
         let scope = VariableScope::new(view, &self.variables).with_functions(&generator);
@@ -772,7 +772,7 @@ mod tests {
         spec
     }
 
-    fn trigger(name: &str) -> PolicyInput {
+    fn trigger(name: &str) -> PolicyInput<'static> {
         PolicyInput::create(json!({
             "apiVersion": "v1", "kind": "Namespace",
             "metadata": {"name": name, "uid": "ns-uid", "labels": {"team": name}}

@@ -141,7 +141,7 @@ impl RuleEval<'_> {
 pub struct Prepared<'a> {
     input: &'a ResourceInput,
     base: Value,
-    cel: std::sync::OnceLock<crate::lang::cel::PolicyInput>,
+    cel: std::sync::OnceLock<crate::lang::cel::PolicyInput<'a>>,
     images: Option<&'a crate::kyverno::verify_images::VerifyImagesContext<'a>>,
     exceptions: Vec<std::sync::Arc<crate::kyverno::exceptions::PolicyException>>,
     outcomes: std::sync::Mutex<Vec<crate::kyverno::verify_images::VerifyOutcome>>,
@@ -204,8 +204,9 @@ impl<'a> Prepared<'a> {
     }
 
     /// The CEL view of the input (built on first use).
-    pub fn cel_input(&self) -> &crate::lang::cel::PolicyInput {
-        self.cel.get_or_init(|| policy_input(self.input))
+    pub fn cel_input(&self) -> &crate::lang::cel::PolicyInput<'a> {
+        self.cel
+            .get_or_init(|| crate::lang::cel::PolicyInput::from(self.input))
     }
 }
 
@@ -227,8 +228,7 @@ impl ClusterPolicy {
         // object, and the mutate results come first.
         if !prepared.skip_mutation && self.has_mutate() {
             let (mut mutated, object) = self.mutate(input, vars, env, &prepared.exceptions);
-            let mut patched_input = input.clone();
-            patched_input.object = object;
+            let patched_input = input.with_object(object);
             let mut inner = Prepared::new(&patched_input)
                 .with_exceptions(prepared.exceptions.clone())
                 .without_mutation();
@@ -886,49 +886,6 @@ fn validate_rule(
         Check::Fail(m) => ev.result(RuleStatus::Fail, m),
         Check::Error(r) => *r,
     }
-}
-
-/// The CEL view of a resource input (`object`, `oldObject`, `request`, `namespaceObject`).
-pub fn policy_input(input: &ResourceInput) -> crate::lang::cel::PolicyInput {
-    let mut pi = crate::lang::cel::PolicyInput::create(input.object.clone());
-    pi.old_object = input.old_object.clone();
-    pi.operation = input.operation;
-    if input.operation == crate::admission::request::Operation::Delete {
-        pi.old_object = Some(input.object.clone());
-        pi.object = None;
-    }
-    pi.user_info = input.request_info.user_info.clone();
-    let ns = input.selector_namespace();
-    pi.namespace_labels_unknown = input.namespace_labels_unknown;
-    if !ns.is_empty() && !input.namespace_labels_unknown {
-        let mut labels = input.namespace_labels.clone();
-        labels
-            .entry(crate::kyverno::matching::NAMESPACE_NAME_LABEL.to_owned())
-            .or_insert_with(|| ns.to_owned());
-        pi.namespace_object = Some(json!({
-            "apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": ns, "labels": labels},
-        }));
-    }
-    pi.sub_resource = input.subresource.clone();
-    if let Some((group, version, resource)) = &input.request_resource {
-        pi.resource = Some(crate::lang::cel::GroupVersionResource {
-            group: group.clone(),
-            version: version.clone(),
-            resource: resource.clone(),
-        });
-    } else if let Some((group, version, kind)) = &input.gvk_override
-        && !input.subresource.is_empty()
-    {
-        // A subresource object (a Binding for `pods/binding`) is requested as its parent's
-        // resource.
-        pi.resource = Some(crate::lang::cel::GroupVersionResource {
-            group: group.clone(),
-            version: version.clone(),
-            resource: crate::cel_policies::validating_policy::kind_to_resource(kind),
-        });
-    }
-    pi
 }
 
 fn pass_message(rule: &str) -> String {

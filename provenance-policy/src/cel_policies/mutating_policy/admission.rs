@@ -34,7 +34,7 @@ pub(crate) fn mutate(
 ) -> (Vec<RuleResult>, Vec<RuleResult>, Vec<String>) {
     let (mut results, mut blocking, mut warnings) = (Vec::new(), Vec::new(), Vec::new());
     for p in ordered(policies) {
-        let pi = crate::kyverno::engine::policy_input(current);
+        let pi = crate::lang::cel::PolicyInput::from(&*current);
         let outcome = p.evaluate(&pi, &[]);
         for r in outcome.results {
             if r.status == RuleStatus::Error {

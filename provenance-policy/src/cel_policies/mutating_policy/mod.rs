@@ -29,6 +29,7 @@
 pub(crate) mod admission;
 mod apply;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use provenance_core::outcome::{Reason, RuleResult, RuleStatus};
@@ -461,7 +462,7 @@ impl MutatingPolicy {
             }
             let outcome = self.run(&with_params);
             if let Some(p) = &outcome.patched {
-                current.object = Some(p.clone());
+                current.object = Some(Cow::Owned(p.clone()));
                 patched = true;
             }
             last = Some(outcome);
@@ -473,7 +474,11 @@ impl MutatingPolicy {
         }
         MutationOutcome {
             results,
-            patched: if patched { current.object } else { None },
+            patched: if patched {
+                current.object.map(Cow::into_owned)
+            } else {
+                None
+            },
         }
     }
 
@@ -540,7 +545,7 @@ impl MutatingPolicy {
         let mut current = input.clone();
         for (i, m) in self.mutations.iter().enumerate() {
             let at = format!("spec.mutations[{i}]");
-            let object = current.object.clone().unwrap_or(Value::Null);
+            let object = current.object.as_deref().cloned().unwrap_or(Value::Null);
             let out = {
                 let view = RequestView::new(&current);
                 let scope = VariableScope::new(&view, &self.variables);
@@ -557,7 +562,7 @@ impl MutatingPolicy {
                 }
             });
             match applied {
-                Ok(o) => current.object = Some(o),
+                Ok(o) => current.object = Some(Cow::Owned(o)),
                 Err(e) => return self.failed(input, &e, &at),
             }
         }
@@ -567,7 +572,7 @@ impl MutatingPolicy {
         };
         MutationOutcome {
             results: vec![self.result(input, rule_name, RuleStatus::Pass, message.to_owned())],
-            patched: current.object,
+            patched: current.object.map(Cow::into_owned),
         }
     }
 

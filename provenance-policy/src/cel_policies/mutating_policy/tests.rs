@@ -20,7 +20,7 @@ fn configmaps() -> Value {
         "operations": ["CREATE"], "resources": ["configmaps"]}]})
 }
 
-fn cm(labels: Value) -> PolicyInput {
+fn cm(labels: Value) -> PolicyInput<'static> {
     PolicyInput::create(json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "c", "namespace": "default", "labels": labels}, "data": {"a": "1"}}))
 }
@@ -209,7 +209,7 @@ fn bindings_select_params_and_match_resources() {
     assert_eq!(o.results[0].status, RuleStatus::Error);
     assert!(o.patched.is_none());
     let mut skipped = cm(json!({}));
-    skipped.object.as_mut().unwrap()["metadata"]["name"] = json!("skipped");
+    skipped.object.as_mut().unwrap().to_mut()["metadata"]["name"] = json!("skipped");
     assert!(p.evaluate(&skipped, &params).results.is_empty());
 }
 

@@ -1,7 +1,15 @@
 //! What a CEL policy is evaluated against: one admission request (or one resource as
 //! `kyverno test` sees it).
+//!
+//! The request model is [`ResourceInput`](crate::admission::request::ResourceInput), which
+//! the ClusterPolicy engine reads; [`PolicyInput`] is its CEL view, built with
+//! [`PolicyInput::from`] without copying the objects, plus what only CEL policies read
+//! (`params`, answers for Kyverno's context libraries).
+
+use std::borrow::Cow;
 
 use super::kyverno::ContextData;
+use crate::admission::request::ResourceInput;
 
 /// The admission operation (shared with the ClusterPolicy engine).
 pub use crate::admission::request::Operation;
@@ -19,17 +27,18 @@ pub struct GroupVersionResource {
     pub resource: String,
 }
 
-/// One request a CEL policy is evaluated against.
+/// One request a CEL policy is evaluated against: the CEL view of a [`ResourceInput`].
 ///
-/// Built by the caller from an AdmissionReview or, as `kyverno test` does, from a resource
-/// file: `object` is the resource, `operation` CREATE. Everything the evaluation reads is here;
-/// nothing is fetched.
+/// Built from the request model (`PolicyInput::from(&resource_input)`, borrowing its objects),
+/// from an admission request ([`PolicyInput::from_admission_request`]) or, as `kyverno test`
+/// does, from a resource file ([`PolicyInput::create`]: `object` is the resource, `operation`
+/// CREATE). Everything the evaluation reads is here; nothing is fetched.
 #[derive(Debug, Clone, Default)]
-pub struct PolicyInput {
+pub struct PolicyInput<'a> {
     /// The new object (`object`); `None` for DELETE.
-    pub object: Option<serde_json::Value>,
+    pub object: Option<Cow<'a, serde_json::Value>>,
     /// The old object (`oldObject`); `None` for CREATE.
-    pub old_object: Option<serde_json::Value>,
+    pub old_object: Option<Cow<'a, serde_json::Value>>,
     /// The operation.
     pub operation: Operation,
     /// The requesting user.
@@ -48,7 +57,7 @@ pub struct PolicyInput {
     /// Whether the request is a dry run.
     pub dry_run: bool,
     /// The admission request's `uid`.
-    pub uid: String,
+    pub uid: Cow<'a, str>,
     /// `params` for policies with `paramKind` (Kyverno resolves `paramRef` in the cluster; here
     /// the caller supplies the parameter object).
     pub params: Option<serde_json::Value>,
@@ -56,86 +65,116 @@ pub struct PolicyInput {
     pub context: ContextData,
 }
 
-impl PolicyInput {
+impl PolicyInput<'static> {
     /// A CREATE request for `object`, as `kyverno test` evaluates a resource file.
     pub fn create(object: serde_json::Value) -> Self {
         PolicyInput {
-            object: Some(object),
+            object: Some(Cow::Owned(object)),
             ..Default::default()
         }
     }
 
     /// Builds the input from an admission `request` (the `request` field of an AdmissionReview
-    /// v1, as JSON): `object`, `oldObject`, `operation`, `userInfo`, `resource`,
-    /// `subResource`, `uid` and `dryRun`. The namespace object, params and context data are
-    /// not part of a request: set them afterwards.
+    /// v1, as JSON), read as [`Review`](crate::admission::review::Review) reads it: `object`,
+    /// `oldObject`, `operation`, `userInfo`, `resource`, `subResource`, `uid` and `dryRun`.
+    /// The namespace object, params and context data are not part of a request: set them
+    /// afterwards.
     pub fn from_admission_request(request: &serde_json::Value) -> Result<Self, crate::Error> {
-        let bad = |reason: String| crate::Error::InvalidRequest { reason };
-        if !request.is_object() {
-            return Err(bad("admission request is not an object".to_owned()));
+        let input = crate::admission::request_input(request.clone())?;
+        Ok(PolicyInput::from(input))
+    }
+}
+
+impl<'a> From<&'a ResourceInput> for PolicyInput<'a> {
+    /// The CEL view of the request model; the objects are borrowed, not copied.
+    fn from(input: &'a ResourceInput) -> Self {
+        let (object, old_object) = match (input.operation, &input.old_object) {
+            // The object of a DELETE is the one being deleted: CEL reads it as `oldObject`.
+            (Operation::Delete, _) => (None, Some(Cow::Borrowed(&input.object))),
+            (_, old) => (
+                Some(Cow::Borrowed(&input.object)),
+                old.as_ref().map(Cow::Borrowed),
+            ),
+        };
+        PolicyInput {
+            object,
+            old_object,
+            uid: Cow::Borrowed(&input.uid),
+            ..PolicyInput::facts_of(input)
         }
-        let s = |v: &serde_json::Value, k: &str| -> String {
-            v.get(k)
-                .and_then(|x| x.as_str())
-                .unwrap_or_default()
-                .to_owned()
+    }
+}
+
+impl From<ResourceInput> for PolicyInput<'static> {
+    /// The CEL view of the request model, taking its objects.
+    fn from(mut input: ResourceInput) -> Self {
+        let facts = PolicyInput::facts_of(&input);
+        let object = std::mem::take(&mut input.object);
+        let (object, old_object) = match input.operation {
+            Operation::Delete => (None, Some(Cow::Owned(object))),
+            _ => (Some(Cow::Owned(object)), input.old_object.map(Cow::Owned)),
         };
-        let present = |k: &str| request.get(k).filter(|v| !v.is_null()).cloned();
-        let op = s(request, "operation");
-        let operation =
-            Operation::parse(&op).ok_or_else(|| bad(format!("unknown operation {op:?}")))?;
-        let user = request.get("userInfo").unwrap_or(&serde_json::Value::Null);
-        let strings = |v: Option<&serde_json::Value>| -> Vec<String> {
-            v.and_then(|x| x.as_array())
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let extra = user
-            .get("extra")
-            .and_then(|e| e.as_object())
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), strings(Some(v))))
-                    .collect()
+        PolicyInput {
+            object,
+            old_object,
+            uid: Cow::Owned(input.uid),
+            ..facts
+        }
+    }
+}
+
+impl<'a> PolicyInput<'a> {
+    /// Everything of the CEL view but the objects and the `uid`.
+    fn facts_of(input: &ResourceInput) -> PolicyInput<'static> {
+        let ns = input.selector_namespace();
+        let namespace_object = (!ns.is_empty() && !input.namespace_labels_unknown).then(|| {
+            let mut labels = input.namespace_labels.clone();
+            labels
+                .entry(crate::kyverno::matching::NAMESPACE_NAME_LABEL.to_owned())
+                .or_insert_with(|| ns.to_owned());
+            serde_json::json!({
+                "apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": ns, "labels": labels},
             })
-            .unwrap_or_default();
-        let resource =
-            request
-                .get("resource")
-                .filter(|r| r.is_object())
-                .map(|r| GroupVersionResource {
-                    group: s(r, "group"),
-                    version: s(r, "version"),
-                    resource: s(r, "resource"),
-                });
-        Ok(PolicyInput {
-            object: present("object"),
-            old_object: present("oldObject"),
-            operation,
-            user_info: UserInfo {
-                username: s(user, "username"),
-                uid: s(user, "uid"),
-                groups: strings(user.get("groups")),
-                extra,
-            },
+        });
+        let resource = if let Some((group, version, resource)) = &input.request_resource {
+            Some(GroupVersionResource {
+                group: group.clone(),
+                version: version.clone(),
+                resource: resource.clone(),
+            })
+        } else if let Some((group, version, kind)) = &input.gvk_override
+            && !input.subresource.is_empty()
+        {
+            // A subresource object (a Binding for `pods/binding`) is requested as its
+            // parent's resource.
+            Some(GroupVersionResource {
+                group: group.clone(),
+                version: version.clone(),
+                resource: crate::cel_policies::validating_policy::kind_to_resource(kind),
+            })
+        } else {
+            None
+        };
+        PolicyInput {
+            object: None,
+            old_object: None,
+            operation: input.operation,
+            user_info: input.request_info.user_info.clone(),
+            namespace_object,
+            namespace_labels_unknown: input.namespace_labels_unknown,
             resource,
-            sub_resource: s(request, "subResource"),
-            dry_run: request
-                .get("dryRun")
-                .and_then(|d| d.as_bool())
-                .unwrap_or(false),
-            uid: s(request, "uid"),
-            ..Default::default()
-        })
+            sub_resource: input.subresource.clone(),
+            dry_run: input.dry_run,
+            uid: Cow::Borrowed(""),
+            params: None,
+            context: ContextData::default(),
+        }
     }
 
     /// The object the request is about: `object`, or `oldObject` for DELETE.
     pub fn subject(&self) -> Option<&serde_json::Value> {
-        self.object.as_ref().or(self.old_object.as_ref())
+        self.object.as_deref().or(self.old_object.as_deref())
     }
 
     fn meta_str(&self, field: &str) -> String {

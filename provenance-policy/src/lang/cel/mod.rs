@@ -354,14 +354,14 @@ fn operator_count(src: &str) -> usize {
 /// values handed to library functions or built into new lists and maps are copied. The
 /// `request` object's metadata is built once, on first use.
 pub struct RequestView<'a> {
-    input: &'a PolicyInput,
+    input: &'a PolicyInput<'a>,
     request_json: OnceCell<serde_json::Value>,
     request_value: OnceCell<EvalResult>,
 }
 
 impl<'a> RequestView<'a> {
     /// Wraps `input`; nothing is converted yet.
-    pub fn new(input: &'a PolicyInput) -> Self {
+    pub fn new(input: &'a PolicyInput<'a>) -> Self {
         RequestView {
             input,
             request_json: OnceCell::new(),
@@ -370,7 +370,7 @@ impl<'a> RequestView<'a> {
     }
 
     /// The input this view binds.
-    pub fn input(&self) -> &'a PolicyInput {
+    pub fn input(&self) -> &'a PolicyInput<'a> {
         self.input
     }
 
@@ -380,8 +380,8 @@ impl<'a> RequestView<'a> {
 
     pub(crate) fn root<'v>(&'v self, r: Root) -> R<'v> {
         Ok(match r {
-            Root::Object => V::json_or_null(self.input.object.as_ref()),
-            Root::OldObject => V::json_or_null(self.input.old_object.as_ref()),
+            Root::Object => V::json_or_null(self.input.object.as_deref()),
+            Root::OldObject => V::json_or_null(self.input.old_object.as_deref()),
             Root::NamespaceObject => V::json_or_null(self.input.namespace_object.as_ref()),
             Root::Params => V::json_or_null(self.input.params.as_ref()),
             Root::Request => V::Request,
@@ -405,10 +405,10 @@ impl<'a> RequestView<'a> {
                     Some(v) => value::json_to_cel(v).map_err(EvalError),
                     None => Ok(Value::Null),
                 };
-                map.insert(Key::from("object"), conv(self.input.object.as_ref())?);
+                map.insert(Key::from("object"), conv(self.input.object.as_deref())?);
                 map.insert(
                     Key::from("oldObject"),
-                    conv(self.input.old_object.as_ref())?,
+                    conv(self.input.old_object.as_deref())?,
                 );
                 Ok(Value::Map(Map { map: Arc::new(map) }))
             })
