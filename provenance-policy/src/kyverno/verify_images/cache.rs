@@ -356,29 +356,28 @@ pub(super) fn depends_on_request(entry: &Value, ctx: &Value) -> bool {
         .as_object()
         .map(|o| o.keys().map(String::as_str).collect())
         .unwrap_or_default();
-    let denied = |name: &str| {
-        keys.contains(&name)
-            || [
-                "request",
-                "images",
-                "element",
-                "elementIndex",
-                "serviceAccountName",
-                "serviceAccountNamespace",
-            ]
-            .contains(&name)
-    };
-    // The text checks first: they are cheaper than parsing.
+    let denied = |name: &str| keys.contains(&name) || REQUEST_NAMES.contains(&name);
+    // The text checks first: they are cheaper than the parsed check, whose parse is shared
+    // with variable substitution's cache of compiled expressions.
     texts.iter().any(|t| {
         t.contains("time_")
             || t.contains('$')
             || keys.iter().any(|k| t.contains(k))
-            || ["request", "images", "element", "serviceAccount"]
-                .iter()
-                .any(|k| t.contains(k))
-            || !crate::lang::jmespath::reads_only_fields(t, &|name| !denied(name))
+            || REQUEST_NAMES.iter().any(|k| t.contains(k))
+            || !crate::kyverno::variables::compile_cached(t)
+                .is_ok_and(|e| e.reads_only_fields(&|name| !denied(name)))
     })
 }
+
+/// The names of the context document that hold request data whatever the rule adds.
+const REQUEST_NAMES: [&str; 6] = [
+    "request",
+    "images",
+    "element",
+    "elementIndex",
+    "serviceAccountName",
+    "serviceAccountNamespace",
+];
 
 /// The `{{ ... }}` expressions in `s`.
 fn templates_in<'a>(s: &'a str, out: &mut Vec<&'a str>) {

@@ -81,67 +81,10 @@ impl Env {
     }
 }
 
-/// Whether `src` parses and reads its input document only through fields named at its top
-/// level for which `allowed` holds: no `@`, wildcard, index, slice or flatten applied to the
-/// document itself, and no function whose value depends on the clock (`time_*`). What the
-/// expression does with the value of an allowed field (filters, projections, functions,
-/// `@` inside them) cannot reach the rest of the document: JMESPath has no way back to the
-/// root. Quoted and escaped identifiers count by their value.
-pub(crate) fn reads_only_fields(src: &str, allowed: &dyn Fn(&str) -> bool) -> bool {
-    use parser::Node;
-    /// `n` evaluated against the input document itself.
-    fn at_root(n: &Node, allowed: &dyn Fn(&str) -> bool) -> bool {
-        match n {
-            Node::Field(name) => allowed(name),
-            Node::Literal(_) => true,
-            Node::Identity | Node::Index(_) | Node::Slice(..) => false,
-            // The right side is evaluated against what the left side produced.
-            Node::Subexpr(a, b)
-            | Node::Projection(a, b)
-            | Node::ValueProjection(a, b)
-            | Node::IndexExpr(a, b)
-            | Node::Pipe(a, b) => at_root(a, allowed) && below_root(b),
-            Node::Filter(a, cond, rhs) => {
-                at_root(a, allowed) && below_root(cond) && below_root(rhs)
-            }
-            Node::Flatten(a) | Node::Not(a) => at_root(a, allowed),
-            Node::Compare(_, a, b) | Node::Or(a, b) | Node::And(a, b) => {
-                at_root(a, allowed) && at_root(b, allowed)
-            }
-            Node::MultiList(v) => v.iter().all(|x| at_root(x, allowed)),
-            Node::MultiHash(v) => v.iter().all(|(_, x)| at_root(x, allowed)),
-            Node::Function(name, args) => {
-                !name.starts_with("time_") && args.iter().all(|x| at_root(x, allowed))
-            }
-            // Applied by a function to the elements of another argument, never to the root.
-            Node::Expref(a) => below_root(a),
-        }
-    }
-    /// `n` evaluated against a value derived from allowed fields: only the clock can still
-    /// make it depend on anything else.
-    fn below_root(n: &Node) -> bool {
-        match n {
-            Node::Function(name, args) => !name.starts_with("time_") && args.iter().all(below_root),
-            Node::Subexpr(a, b)
-            | Node::Projection(a, b)
-            | Node::ValueProjection(a, b)
-            | Node::IndexExpr(a, b)
-            | Node::Pipe(a, b)
-            | Node::Compare(_, a, b)
-            | Node::Or(a, b)
-            | Node::And(a, b) => below_root(a) && below_root(b),
-            Node::Filter(a, b, c) => below_root(a) && below_root(b) && below_root(c),
-            Node::Flatten(a) | Node::Not(a) | Node::Expref(a) => below_root(a),
-            Node::MultiList(v) => v.iter().all(below_root),
-            Node::MultiHash(v) => v.iter().all(|(_, x)| below_root(x)),
-            Node::Identity
-            | Node::Field(_)
-            | Node::Literal(_)
-            | Node::Index(_)
-            | Node::Slice(..) => true,
-        }
-    }
-    parser::parse(src).is_ok_and(|ast| at_root(&ast, allowed))
+/// Parses `src` and applies [`Expression::reads_only_fields`].
+#[cfg(test)]
+fn reads_only_fields(src: &str, allowed: &dyn Fn(&str) -> bool) -> bool {
+    Expression::compile(src).is_ok_and(|e| e.reads_only_fields(allowed))
 }
 
 /// A compiled JMESPath expression. Compile once, evaluate many times (it is `Send + Sync`).
@@ -167,6 +110,71 @@ impl Expression {
     /// The source text of the expression.
     pub fn as_str(&self) -> &str {
         &self.src
+    }
+
+    /// Whether the expression reads its input document only through fields named at its top
+    /// level for which `allowed` holds: no `@`, wildcard, index, slice or flatten applied to the
+    /// document itself, and no function whose value depends on the clock (`time_*`). What the
+    /// expression does with the value of an allowed field (filters, projections, functions,
+    /// `@` inside them) cannot reach the rest of the document: JMESPath has no way back to the
+    /// root. Quoted and escaped identifiers count by their value.
+    pub(crate) fn reads_only_fields(&self, allowed: &dyn Fn(&str) -> bool) -> bool {
+        use parser::Node;
+        /// `n` evaluated against the input document itself.
+        fn at_root(n: &Node, allowed: &dyn Fn(&str) -> bool) -> bool {
+            match n {
+                Node::Field(name) => allowed(name),
+                Node::Literal(_) => true,
+                Node::Identity | Node::Index(_) | Node::Slice(..) => false,
+                // The right side is evaluated against what the left side produced.
+                Node::Subexpr(a, b)
+                | Node::Projection(a, b)
+                | Node::ValueProjection(a, b)
+                | Node::IndexExpr(a, b)
+                | Node::Pipe(a, b) => at_root(a, allowed) && below_root(b),
+                Node::Filter(a, cond, rhs) => {
+                    at_root(a, allowed) && below_root(cond) && below_root(rhs)
+                }
+                Node::Flatten(a) | Node::Not(a) => at_root(a, allowed),
+                Node::Compare(_, a, b) | Node::Or(a, b) | Node::And(a, b) => {
+                    at_root(a, allowed) && at_root(b, allowed)
+                }
+                Node::MultiList(v) => v.iter().all(|x| at_root(x, allowed)),
+                Node::MultiHash(v) => v.iter().all(|(_, x)| at_root(x, allowed)),
+                Node::Function(name, args) => {
+                    !name.starts_with("time_") && args.iter().all(|x| at_root(x, allowed))
+                }
+                // Applied by a function to the elements of another argument, never to the root.
+                Node::Expref(a) => below_root(a),
+            }
+        }
+        /// `n` evaluated against a value derived from allowed fields: only the clock can still
+        /// make it depend on anything else.
+        fn below_root(n: &Node) -> bool {
+            match n {
+                Node::Function(name, args) => {
+                    !name.starts_with("time_") && args.iter().all(below_root)
+                }
+                Node::Subexpr(a, b)
+                | Node::Projection(a, b)
+                | Node::ValueProjection(a, b)
+                | Node::IndexExpr(a, b)
+                | Node::Pipe(a, b)
+                | Node::Compare(_, a, b)
+                | Node::Or(a, b)
+                | Node::And(a, b) => below_root(a) && below_root(b),
+                Node::Filter(a, b, c) => below_root(a) && below_root(b) && below_root(c),
+                Node::Flatten(a) | Node::Not(a) | Node::Expref(a) => below_root(a),
+                Node::MultiList(v) => v.iter().all(below_root),
+                Node::MultiHash(v) => v.iter().all(|(_, x)| below_root(x)),
+                Node::Identity
+                | Node::Field(_)
+                | Node::Literal(_)
+                | Node::Index(_)
+                | Node::Slice(..) => true,
+            }
+        }
+        at_root(&self.ast, allowed)
     }
 
     /// Evaluates the expression against `data` with an empty [`Env`] (no `now`).
