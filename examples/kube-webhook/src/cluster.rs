@@ -255,6 +255,13 @@ pub fn api_path(url_path: &str) -> Result<String, LookupError> {
             return Err(invalid(format!("path segment {s:?} is not a name")));
         }
     }
+    // `/api/v1/watch/pods` is a watch that never ends, `proxy` reaches through the API server.
+    if matches!(p.resource.as_str(), "watch" | "proxy") {
+        return Err(invalid(format!(
+            "{:?} paths are not object reads",
+            p.resource
+        )));
+    }
     if p.group.is_empty() && p.resource == "secrets" {
         return Err(invalid(
             "the webhook does not read Secrets for policies (an answer can reach the requester \
@@ -572,6 +579,12 @@ mod tests {
                 "policy.context.invalid_lookup",
             ),
             ("/api/v1/pods?watch=true", "policy.context.invalid_lookup"),
+            ("/api/v1/watch/pods", "policy.context.invalid_lookup"),
+            (
+                "/apis/apps/v1/watch/deployments",
+                "policy.context.invalid_lookup",
+            ),
+            ("/api/v1/proxy/nodes", "policy.context.invalid_lookup"),
             (
                 "/api/v1/pods?fieldSelector=x",
                 "policy.context.invalid_lookup",

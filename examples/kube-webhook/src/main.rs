@@ -28,6 +28,9 @@ struct App {
     source: Arc<setup::Source>,
     /// ConfigMaps and API server GETs for `context` entries (none with `--no-cluster`).
     cluster: Option<Arc<cluster::Live>>,
+    /// Evaluations running at once: each holds a blocking-pool thread and up to a request's
+    /// budget of API answers in memory; requests beyond it wait (and meet their deadline).
+    evaluations: Arc<tokio::sync::Semaphore>,
     deadline: Duration,
 }
 type Reply = Json<AdmissionReview<DynamicObject>>;
@@ -47,6 +50,9 @@ async fn main() -> Result<(), setup::Fail> {
         policies,
         facts: facts::Facts::start(&a.facts, client).await?,
         cluster,
+        evaluations: Arc::new(tokio::sync::Semaphore::new(
+            2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
+        )),
         verifier: setup::verifier(a.trust_root.as_deref())?,
         source: Arc::new(setup::open_source(&a)?),
         deadline: Duration::from_millis(a.deadline_ms),
@@ -94,13 +100,24 @@ async fn answer(
             env = env.with_cluster(Arc::new(live.for_request(lookups_end)));
         }
         // The evaluation blocks on cluster look-ups: on the blocking pool, never on a worker.
+        let Ok(permit) = a.evaluations.clone().acquire_owned().await else {
+            return Ok(deadline_exceeded(&review, phase, gather));
+        };
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let cx = VerifyImagesContext::new(&evidence, &a.verifier, now);
             a.policies.respond(&review, phase, Some(&cx), &env)
         })
         .await
     });
-    match tokio::time::timeout(app.deadline, work).await {
+    // Past the deadline the work is stopped where it waits (gathering, or for a permit); an
+    // evaluation already running ends by itself (its look-ups end before the deadline).
+    let abort = work.abort_handle();
+    let outcome = tokio::time::timeout(app.deadline, work).await;
+    if outcome.is_err() {
+        abort.abort();
+    }
+    match outcome {
         Ok(Ok(Ok(answer))) => match answer.to_kube() {
             Ok(response) => Json(response.into_review()),
             Err(e) => deny(&uid, format!("[{}] {e}", e.code())),
