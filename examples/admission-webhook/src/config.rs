@@ -41,6 +41,13 @@ pub struct Args {
     /// YAML map of namespace -> labels, for `namespaceSelector` (the webhook has no API access).
     #[arg(long, visible_alias = "namespace-labels-file")]
     pub namespace_labels: Option<PathBuf>,
+    /// Cluster data for `configMap` and `apiCall` (`urlPath` GET) context entries: files or
+    /// folders of resources (YAML/JSON, `List` kinds) or `ClusterResource` documents, as
+    /// `provenance apply --cluster-resources` reads them. Reloaded when they change; a
+    /// snapshot that cannot be loaded keeps the last good one in force and fails `/readyz`.
+    /// Without it, such rules report `error`. Repeatable.
+    #[arg(long = "cluster-resources", value_name = "DIR|FILE")]
+    pub cluster_resources: Vec<PathBuf>,
     /// Per-request deadline in milliseconds; keep it below the webhook's `timeoutSeconds`
     /// [default: 8000].
     #[arg(long)]
@@ -112,6 +119,7 @@ struct File {
     key: Option<PathBuf>,
     dangerous_plain_http: Option<bool>,
     namespace_labels: Option<PathBuf>,
+    cluster_resources: Vec<PathBuf>,
     deadline_ms: Option<u64>,
     reload_seconds: Option<u64>,
     max_body_bytes: Option<usize>,
@@ -141,6 +149,8 @@ pub struct Settings {
     pub dangerous_plain_http: bool,
     /// Namespace labels file.
     pub namespace_labels: Option<PathBuf>,
+    /// Cluster resources files or folders (empty: no cluster data).
+    pub cluster_resources: Vec<PathBuf>,
     /// Per-request deadline in milliseconds.
     pub deadline_ms: u64,
     /// Reload interval in seconds.
@@ -200,6 +210,7 @@ impl Settings {
             dangerous_plain_http: args.dangerous_plain_http
                 || file.dangerous_plain_http.unwrap_or(false),
             namespace_labels: args.namespace_labels.or(file.namespace_labels),
+            cluster_resources: pick_vec(args.cluster_resources, file.cluster_resources),
             deadline_ms: args.deadline_ms.or(file.deadline_ms).unwrap_or(8000),
             reload_seconds: args.reload_seconds.or(file.reload_seconds).unwrap_or(2),
             max_body_bytes: args
@@ -258,7 +269,7 @@ mod tests {
             &path,
             "listen: 127.0.0.1:9443\npolicies: [/p]\ncert: /c\nkey: /k\ndeadline-ms: 1500\n\
              max-body-bytes: 1024\nregistry-endpoints: {ghcr.io: 127.0.0.1:5000}\n\
-             online: true\nregistry-cas: {ghcr.io: /etc/ca.pem}\n",
+             online: true\nregistry-cas: {ghcr.io: /etc/ca.pem}\ncluster-resources: [/cr]\n",
         )
         .unwrap();
         let args = Args::try_parse_from([
@@ -277,6 +288,7 @@ mod tests {
         assert_eq!(s.listen.to_string(), "127.0.0.1:9443");
         assert_eq!(s.policies, vec![PathBuf::from("/p")]);
         assert_eq!(s.deadline_ms, 700);
+        assert_eq!(s.cluster_resources, vec![PathBuf::from("/cr")]);
         assert_eq!(s.max_body_bytes, 1024);
         assert_eq!(s.reload_seconds, 2);
         assert_eq!(s.registry_endpoints.len(), 2);

@@ -15,11 +15,14 @@
 //! enforce) keeps the old set and makes `/readyz` fail until it is fixed. The `--trust-root`
 //! file is reloaded the same way (a rotated Fulcio CA or Rekor key takes effect without a
 //! restart; checks made under the old root are never reused), and so is the serving
-//! certificate.
+//! certificate. `--cluster-resources` (files of resources `configMap` and `apiCall` context
+//! entries read) is reloaded the same way: a snapshot that cannot be loaded keeps the last
+//! good one in force and fails `/readyz`.
 //! Every request has a deadline below the API server's webhook timeout; when it is hit, the
 //! request is denied unless every policy says `failurePolicy: Ignore` (fail closed).
 #![forbid(unsafe_code)]
 
+mod cluster;
 mod config;
 mod evidence;
 mod metrics;
@@ -154,6 +157,12 @@ struct App {
     /// False while the `--trust-root` file on disk cannot be loaded (the last good trust root
     /// stays in force); `/readyz` fails meanwhile.
     trust_root_ok: AtomicBool,
+    /// The cluster data in force, with `--cluster-resources` (replaced whole when the files
+    /// change; a request keeps the snapshot it started with).
+    cluster: Option<RwLock<Arc<cluster::Loaded>>>,
+    /// False while the `--cluster-resources` files cannot be loaded (the last good snapshot
+    /// stays in force); `/readyz` fails meanwhile.
+    cluster_ok: AtomicBool,
     /// Evaluations running at once. An evaluation off the async runtime outlives a request
     /// that hit its deadline (blocking work cannot be cancelled); the permits bound how many
     /// run at once, so a flood of expensive requests queues (and meets its deadline) instead of
@@ -215,6 +224,14 @@ fn current(app: &App) -> Arc<Loaded> {
         Ok(g) => g.clone(),
         Err(poisoned) => poisoned.into_inner().clone(),
     }
+}
+
+/// The cluster data in force (`None` without `--cluster-resources`).
+fn current_cluster(app: &App) -> Option<Arc<cluster::Loaded>> {
+    app.cluster.as_ref().map(|lock| match lock.read() {
+        Ok(g) => g.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    })
 }
 
 fn review_response(uid: &Value, allowed: bool, message: &str, warnings: Vec<String>) -> Value {
@@ -446,6 +463,7 @@ const INLINE_EVALUATION_MAX_BYTES: usize = 64 * 1024;
 /// pool so that they never hold up the connections of a runtime thread.
 async fn decide(app: &Arc<App>, review: Value, size: usize, mode: Phase) -> Outcome {
     let loaded = current(app);
+    let cluster = current_cluster(app);
     let app2 = app.clone();
     let work = async move {
         let ns = review
@@ -493,7 +511,10 @@ async fn decide(app: &Arc<App>, review: Value, size: usize, mode: Phase) -> Outc
             let _permit = permit;
             let t = Instant::now();
             let now = now();
-            let env = Env::at(now);
+            let mut env = Env::at(now);
+            if let Some(c) = &cluster {
+                env = env.with_cluster(c.snapshot.clone());
+            }
             let d = match &verifier {
                 Some((v, cache)) => {
                     let cx = provenance_policy::kyverno::verify_images::VerifyImagesContext::new(
@@ -702,6 +723,10 @@ async fn reload_loop(
     // A change is loaded once it has held still for a whole period: a file caught while it
     // is being written is read only after the writer is done.
     let mut pending: Option<Vec<policies::FileStamp>> = None;
+    // The cluster resources: the stamp last loaded (or last failed), and a change waiting to
+    // hold still.
+    let mut cluster_seen = current_cluster(&app).map(|c| c.stamp.clone());
+    let mut cluster_pending: Option<Vec<policies::FileStamp>> = None;
     loop {
         tokio::time::sleep(Duration::from_secs(args.reload_seconds.max(1))).await;
         let mut files = policies::files(&args.policies);
@@ -757,6 +782,18 @@ async fn reload_loop(
                 }
             }
         }
+        if let Some(seen) = &mut cluster_seen {
+            let s = policies::stamp(&cluster::files(&args.cluster_resources));
+            if s == *seen {
+                cluster_pending = None;
+            } else if cluster_pending.as_ref() != Some(&s) {
+                cluster_pending = Some(s);
+            } else {
+                cluster_pending = None;
+                *seen = s;
+                reload_cluster(&app, &args).await;
+            }
+        }
         if let (Some(images), false) = (&app.images, root_files.is_empty()) {
             let s = policies::stamp(&root_files);
             if s == root_in_force {
@@ -780,6 +817,36 @@ async fn reload_loop(
                 }
                 last_cert = s;
             }
+        }
+    }
+}
+
+/// Loads the `--cluster-resources` files anew and puts the snapshot in force. Files that
+/// cannot be loaded leave the last good snapshot in force and fail `/readyz` until they are
+/// fixed, as policies do.
+async fn reload_cluster(app: &App, args: &Arc<Settings>) {
+    let Some(lock) = &app.cluster else {
+        return;
+    };
+    let a = args.clone();
+    let loaded = tokio::task::spawn_blocking(move || cluster::load(&a.cluster_resources))
+        .await
+        .unwrap_or_else(|join| Err(format!("cluster resources reload panicked: {join}")));
+    match loaded {
+        Ok(new) => {
+            let n = new.stamp.len();
+            match lock.write() {
+                Ok(mut g) => *g = Arc::new(new),
+                Err(poisoned) => *poisoned.into_inner() = Arc::new(new),
+            }
+            app.cluster_ok.store(true, Ordering::Relaxed);
+            log(json!({"level": "info", "msg": "cluster resources reloaded", "files": n}));
+        }
+        Err(e) => {
+            app.cluster_ok.store(false, Ordering::Relaxed);
+            log(
+                json!({"level": "error", "msg": "cluster resources reload failed; keeping the snapshot in force", "error": e}),
+            );
         }
     }
 }
@@ -857,6 +924,11 @@ fn router(app: Arc<App>) -> Router {
                         StatusCode::SERVICE_UNAVAILABLE,
                         "the trust root on disk failed to load; the last good one is in force",
                     )
+                } else if !app.cluster_ok.load(Ordering::Relaxed) {
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the cluster resources on disk failed to load; the last good snapshot is in force",
+                    )
                 } else {
                     (StatusCode::OK, "ready")
                 }
@@ -896,6 +968,22 @@ async fn main() -> std::process::ExitCode {
     log(
         json!({"level": "info", "msg": "policies loaded", "policies": loaded.set.policies().len(), "listen": args.listen.to_string()}),
     );
+    let cluster = if args.cluster_resources.is_empty() {
+        None
+    } else {
+        match cluster::load(&args.cluster_resources) {
+            Ok(c) => {
+                log(
+                    json!({"level": "info", "msg": "cluster resources loaded", "files": c.stamp.len()}),
+                );
+                Some(RwLock::new(Arc::new(c)))
+            }
+            Err(e) => {
+                log(json!({"level": "error", "msg": "cannot load cluster resources", "error": e}));
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    };
     let images = match images_from(&args) {
         Ok(i) => i,
         Err(e) => {
@@ -915,6 +1003,8 @@ async fn main() -> std::process::ExitCode {
         max_body: args.max_body_bytes,
         ready: AtomicBool::new(true),
         trust_root_ok: AtomicBool::new(true),
+        cluster,
+        cluster_ok: AtomicBool::new(true),
         evaluations: Arc::new(tokio::sync::Semaphore::new(
             2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
         )),

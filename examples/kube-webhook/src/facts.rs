@@ -41,7 +41,8 @@ const SYNC_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(clap::Args, Debug)]
 pub struct FactsArgs {
     /// Run without the Kubernetes API: namespace labels from `--namespace-labels` (else
-    /// unknown), the requester's roles unknown.
+    /// unknown), the requester's roles unknown, and rules with `configMap` or `apiCall`
+    /// context entries report `error`.
     #[arg(long)]
     pub no_cluster: bool,
     /// With `--no-cluster`: a YAML map of namespace -> labels.
@@ -67,16 +68,14 @@ pub enum Facts {
 impl Facts {
     /// Starts the reflectors and waits until each has listed the cluster, or reads the
     /// `--namespace-labels` file with `--no-cluster`.
-    pub async fn start(args: &FactsArgs) -> Result<Facts, String> {
-        if args.no_cluster {
+    /// `client` is `None` exactly with `--no-cluster`.
+    pub async fn start(args: &FactsArgs, client: Option<Client>) -> Result<Facts, String> {
+        let Some(client) = client else {
             return Ok(Facts::Offline(match &args.namespace_labels {
                 Some(p) => read_labels(p)?,
                 None => BTreeMap::new(),
             }));
-        }
-        let client = Client::try_default().await.map_err(|e| {
-            format!("no Kubernetes API access ({e}); give --no-cluster to run without it")
-        })?;
+        };
         let (namespaces, role_bindings, cluster_role_bindings) = (
             cache(Api::all(client.clone())),
             cache(Api::all(client.clone())),

@@ -43,6 +43,9 @@ pub struct Args {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub facts: crate::facts::FactsArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub cluster: crate::cluster::ClusterArgs,
 }
 
 /// How registries are reached (when evidence does not come from `--registry-layout`).
@@ -127,6 +130,18 @@ pub fn policies(paths: &[PathBuf]) -> Result<PolicySet, String> {
 fn is_policy_file(p: &Path) -> bool {
     p.extension()
         .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
+}
+
+/// The Kubernetes client (from the kubeconfig, else the in-cluster service account), or none
+/// with `--no-cluster`.
+pub async fn client(no_cluster: bool) -> Result<Option<kube::Client>, String> {
+    if no_cluster {
+        return Ok(None);
+    }
+    let client = kube::Client::try_default().await.map_err(|e| {
+        format!("no Kubernetes API access ({e}); give --no-cluster to run without it")
+    })?;
+    Ok(Some(client))
 }
 
 /// The signature verifier over `trust_root` (a Sigstore `trusted_root.json`), or over the

@@ -21,41 +21,21 @@ fn docs_of(path: &Path) -> Result<Vec<Value>, String> {
 
 /// Adds the resources of one cluster resources file to `snapshot`: a `ClusterResource`
 /// document brings its `spec.resources` and the CRDs its `spec.crds` name (paths relative to
-/// `base`); any other document is a resource itself.
+/// `base`); any other document is a resource itself
+/// ([`ClusterSnapshot::add_cluster_resources`] reads the documents).
 pub fn add_cluster_resources_file(
     snapshot: &mut ClusterSnapshot,
     file: &Path,
     base: &Path,
 ) -> Result<(), String> {
-    for doc in docs_of(file)? {
-        if doc.is_null() {
-            continue;
-        }
-        if doc.get("kind").and_then(Value::as_str) == Some("ClusterResource") {
-            for r in doc
-                .pointer("/spec/resources")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                snapshot.add_resource(r.clone());
-            }
-            for crd in doc
-                .pointer("/spec/crds")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-            {
-                for d in docs_of(&base.join(crd))? {
-                    if !d.is_null() {
-                        snapshot.add_resource(d);
-                    }
-                }
-            }
-        } else {
-            snapshot.add_resource(doc);
-        }
+    let crds = snapshot
+        .add_cluster_resources(&read(file)?, &file.display().to_string())
+        .map_err(|e| e.to_string())?;
+    for crd in crds {
+        let path = base.join(crd);
+        snapshot
+            .add_resource_documents(&read(&path)?, &path.display().to_string())
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }

@@ -10,8 +10,10 @@
 //!
 //! [`ClusterSnapshot`] is a ready implementation over a fixed set of resources, global
 //! context entries and canned HTTP responses, the way `kyverno test` feeds its fake client.
-//! A webhook that wants live answers implements [`ClusterData`] over its own informer caches
-//! (filled before evaluation: the trait is synchronous).
+//! A webhook that wants live answers implements [`ClusterData`] over its own informer caches,
+//! or over calls to the API server made where blocking is allowed: the trait is synchronous,
+//! so such an evaluation runs off the async runtime's workers (the kube-rs example webhook
+//! runs it on tokio's blocking pool, each call bounded by the request's deadline).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -84,6 +86,24 @@ pub enum LookupError {
         /// What is wrong.
         reason: String,
     },
+    /// A live source could not answer in time or at all (the API server unreachable, a
+    /// timeout, the request's deadline passed, an unreadable answer).
+    #[error("{what}: {reason}")]
+    Unavailable {
+        /// The request.
+        what: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Answering would go beyond a bound the source keeps (look-ups per request, bytes of
+    /// an answer).
+    #[error("{what}: over the limit of {limit}")]
+    LimitExceeded {
+        /// The request.
+        what: String,
+        /// The bound, with its unit (`8 API calls per request`, `4194304 bytes`).
+        limit: String,
+    },
 }
 
 impl LookupError {
@@ -94,6 +114,8 @@ impl LookupError {
             LookupError::NotFound { .. } => "policy.context.not_found",
             LookupError::Status { .. } => "policy.context.http_status",
             LookupError::Invalid { .. } => "policy.context.invalid_lookup",
+            LookupError::Unavailable { .. } => "policy.context.unavailable",
+            LookupError::LimitExceeded { .. } => "policy.context.limit_exceeded",
         }
     }
 }
@@ -232,6 +254,61 @@ impl ClusterSnapshot {
         }
     }
 
+    /// Adds the resources of one cluster resources file, as `provenance apply
+    /// --cluster-resources` and `kyverno test`'s `clusterResources` read it: a
+    /// `ClusterResource` document brings its `spec.resources`; any other document (a `<Kind>List`
+    /// too) is a resource itself; empty documents are skipped. `file` names the text in
+    /// errors. Returns the CRD files the `ClusterResource` documents name (`spec.crds`,
+    /// relative to the file's folder): the caller reads them and adds them with
+    /// [`ClusterSnapshot::add_resource_documents`] (the engine reads no files).
+    ///
+    /// On an error the snapshot may hold part of the file: build a new snapshot and keep the
+    /// old one in force until every file loaded.
+    pub fn add_cluster_resources(
+        &mut self,
+        text: &str,
+        file: &str,
+    ) -> Result<Vec<String>, crate::Error> {
+        let mut crds = Vec::new();
+        for doc in crate::yaml::load_documents(text, file)? {
+            if doc.is_null() {
+                continue;
+            }
+            if doc.get("kind").and_then(Value::as_str) == Some("ClusterResource") {
+                for r in doc
+                    .pointer("/spec/resources")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    self.add_resource(r.clone());
+                }
+                crds.extend(
+                    doc.pointer("/spec/crds")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned),
+                );
+            } else {
+                self.add_resource(doc);
+            }
+        }
+        Ok(crds)
+    }
+
+    /// Adds every document of `text` as a resource (a CRD file a `ClusterResource` names);
+    /// empty documents are skipped. `file` names the text in errors.
+    pub fn add_resource_documents(&mut self, text: &str, file: &str) -> Result<(), crate::Error> {
+        for doc in crate::yaml::load_documents(text, file)? {
+            if !doc.is_null() {
+                self.add_resource(doc);
+            }
+        }
+        Ok(())
+    }
+
     /// Marks the snapshot as holding cluster resources even when it has none yet: look-ups
     /// then answer [`LookupError::NotFound`], not [`LookupError::NotSupplied`].
     pub fn with_resources_supplied(mut self) -> Self {
@@ -317,15 +394,32 @@ fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
         .unwrap_or_default()
 }
 
-/// A Kubernetes API path, parsed.
-#[derive(Debug, PartialEq)]
-struct ApiPath {
-    group: String,
-    version: String,
-    namespace: Option<String>,
-    resource: String,
-    name: Option<String>,
-    label_selector: Option<String>,
+/// A Kubernetes API path (`/api/v1/namespaces/NS/RESOURCE/NAME`,
+/// `/apis/GROUP/VERSION/RESOURCE?labelSelector=...`), parsed as [`ClusterSnapshot`] reads
+/// `apiCall.urlPath`: no subresource, and no query parameter but `labelSelector` (and
+/// `limit` / `resourceVersion`, which are ignored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiPath {
+    /// The API group (empty for the core group, `/api/...`).
+    pub group: String,
+    /// The version (`v1`).
+    pub version: String,
+    /// The namespace, when the path names one.
+    pub namespace: Option<String>,
+    /// The resource type, plural (`configmaps`).
+    pub resource: String,
+    /// The object's name, for a GET of one object.
+    pub name: Option<String>,
+    /// The `labelSelector` query, percent-decoded.
+    pub label_selector: Option<String>,
+}
+
+impl ApiPath {
+    /// Parses `url_path`; a path this grammar does not cover is
+    /// [`LookupError::Invalid`] (`policy.context.invalid_lookup`).
+    pub fn parse(url_path: &str) -> Result<ApiPath, LookupError> {
+        parse_api_path(url_path)
+    }
 }
 
 fn parse_api_path(url_path: &str) -> Result<ApiPath, LookupError> {
@@ -710,6 +804,42 @@ mod tests {
         assert_eq!(e.code(), "policy.context.invalid_lookup");
         let e = s.api_call("POST", "/apis/x/v1/reviews", None).unwrap_err();
         assert_eq!(e.code(), "policy.context.not_supplied");
+    }
+
+    #[test]
+    fn cluster_resources_files_are_read_as_the_cli_reads_them() {
+        let mut s = ClusterSnapshot::new();
+        let crds = s
+            .add_cluster_resources(
+                "apiVersion: cli.kyverno.io/v1alpha1\nkind: ClusterResource\nspec:\n  \
+                 crds: [crds/thing.yaml]\n  resources:\n  - {apiVersion: example.com/v1, \
+                 kind: Thing, metadata: {name: t1}}\n---\n---\napiVersion: v1\nkind: List\n\
+                 items:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: a, namespace: ns}}\n",
+                "cluster.yaml",
+            )
+            .unwrap();
+        assert_eq!(crds, vec!["crds/thing.yaml".to_owned()]);
+        assert!(s.config_map("ns", "a").is_ok());
+        // The kind is served as `thingz` only once the CRD says so.
+        assert!(
+            s.api_call("GET", "/apis/example.com/v1/thingz/t1", None)
+                .is_err()
+        );
+        s.add_resource_documents(
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n\
+             metadata: {name: things.example.com}\n\
+             spec: {group: example.com, names: {kind: Thing, plural: thingz}}\n",
+            "crds/thing.yaml",
+        )
+        .unwrap();
+        assert!(
+            s.api_call("GET", "/apis/example.com/v1/thingz/t1", None)
+                .is_ok()
+        );
+        let e = s
+            .add_cluster_resources("kind: [", "broken.yaml")
+            .unwrap_err();
+        assert!(e.to_string().contains("broken.yaml"), "{e}");
     }
 
     #[test]

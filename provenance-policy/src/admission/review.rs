@@ -365,26 +365,45 @@ pub async fn respond_online<S>(
 where
     S: provenance_oci::source::EvidenceSource + 'static,
 {
-    let requests = policies.image_requests_for(review);
-    let evidence = if requests.is_empty() {
-        BTreeMap::new()
-    } else {
-        match tokio::time::timeout(
-            deadline,
-            crate::admission::gather::gather(source, &requests, 8),
-        )
-        .await
-        {
-            Ok(ev) => ev,
-            Err(_) => return deadline_exceeded(review, phase, deadline),
-        }
+    let Some(evidence) = gather_online(policies, review, source, deadline).await else {
+        return deadline_exceeded(review, phase, deadline);
     };
     let cx = VerifyImagesContext::new(&evidence, verifier, now);
     policies.respond(review, phase, Some(&cx), &Env::at(now))
 }
 
+/// The first half of [`respond_online`]: the evidence `review` needs, gathered from `source`
+/// within `deadline`, or `None` when the deadline passed first (answer with
+/// [`deadline_exceeded`]). A caller whose [`Env`] reads live cluster data calls this, then
+/// [`PolicySet::respond`] where blocking is allowed (the evaluation is synchronous, and so are
+/// its cluster look-ups).
 #[cfg(feature = "oci")]
-fn deadline_exceeded(review: &Review, phase: Phase, deadline: std::time::Duration) -> Answer {
+pub async fn gather_online<S>(
+    policies: &PolicySet,
+    review: &Review,
+    source: std::sync::Arc<S>,
+    deadline: std::time::Duration,
+) -> Option<BTreeMap<String, crate::kyverno::verify_images::ImageEvidence>>
+where
+    S: provenance_oci::source::EvidenceSource + 'static,
+{
+    let requests = policies.image_requests_for(review);
+    if requests.is_empty() {
+        return Some(BTreeMap::new());
+    }
+    tokio::time::timeout(
+        deadline,
+        crate::admission::gather::gather(source, &requests, 8),
+    )
+    .await
+    .ok()
+}
+
+/// The answer when evidence was not gathered within `deadline`: a denial (fail closed), with
+/// `policy.deadline_exceeded` in the status causes and no patch, in the mutating phase as in
+/// the validating one.
+#[cfg(feature = "oci")]
+pub fn deadline_exceeded(review: &Review, phase: Phase, deadline: std::time::Duration) -> Answer {
     use provenance_core::{Reason, RuleResult, RuleStatus};
     let msg = format!(
         "evidence was not gathered within the deadline of {} ms; denied (fail closed)",
