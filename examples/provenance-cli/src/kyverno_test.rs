@@ -668,33 +668,29 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
                         }
                         rs.push(resp);
                     }
-                    LoadedPolicy::Validating(vp) => rs.push(PolicyResponse {
-                        policy: vp.name().to_owned(),
-                        kind: "ValidatingPolicy".into(),
-                        rules: vp.evaluate(&pi),
-                        generated: Vec::new(),
-                    }),
-                    LoadedPolicy::Vap(vap) => rs.push(PolicyResponse {
-                        policy: vap.name().to_owned(),
-                        kind: "ValidatingAdmissionPolicy".into(),
-                        rules: vap.evaluate(&pi, &loaded.params),
-                        generated: Vec::new(),
-                    }),
+                    LoadedPolicy::Validating(vp) => rs.push(PolicyResponse::new(
+                        vp.name(),
+                        "ValidatingPolicy",
+                        vp.evaluate(&pi),
+                    )),
+                    LoadedPolicy::Vap(vap) => rs.push(PolicyResponse::new(
+                        vap.name(),
+                        "ValidatingAdmissionPolicy",
+                        vap.evaluate(&pi, &loaded.params),
+                    )),
                     // No registry access here: image verification functions report
                     // `policy.unsupported` (the row is skipped), everything else is evaluated.
-                    LoadedPolicy::ImageValidating(ivp) => rs.push(PolicyResponse {
-                        policy: ivp.name().to_owned(),
-                        kind: "ImageValidatingPolicy".into(),
-                        rules: ivp.evaluate(&pi, None, &std::cell::RefCell::default()),
-                        generated: Vec::new(),
-                    }),
+                    LoadedPolicy::ImageValidating(ivp) => rs.push(PolicyResponse::new(
+                        ivp.name(),
+                        "ImageValidatingPolicy",
+                        ivp.evaluate(&pi, None, &std::cell::RefCell::default()),
+                    )),
                     LoadedPolicy::Generating(gp) => rs.push(gp.evaluate(&pi)),
-                    LoadedPolicy::Deleting(dp) => rs.push(PolicyResponse {
-                        policy: dp.name().to_owned(),
-                        kind: dp.kind().to_owned(),
-                        rules: dp.decide(&pi, now).to_rule_result().into_iter().collect(),
-                        generated: Vec::new(),
-                    }),
+                    LoadedPolicy::Deleting(dp) => rs.push(PolicyResponse::new(
+                        dp.name(),
+                        dp.kind(),
+                        dp.decide(&pi, now).to_rule_result().into_iter().collect(),
+                    )),
                     LoadedPolicy::Unsupported { .. }
                     | LoadedPolicy::Mutating(_)
                     | LoadedPolicy::MutatingBinding(_)
@@ -752,12 +748,11 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
         let mut rs = Vec::new();
         for p in &loaded.policies {
             match p {
-                LoadedPolicy::Validating(vp) if vp.is_json_mode() => rs.push(PolicyResponse {
-                    policy: vp.name().to_owned(),
-                    kind: vp.kind().to_owned(),
-                    rules: vp.evaluate_payload(&payload, &name, &loaded.cel_context),
-                    generated: Vec::new(),
-                }),
+                LoadedPolicy::Validating(vp) if vp.is_json_mode() => rs.push(PolicyResponse::new(
+                    vp.name(),
+                    vp.kind(),
+                    vp.evaluate_payload(&payload, &name, &loaded.cel_context),
+                )),
                 LoadedPolicy::Deleting(dp) => {
                     let mut pi = provenance_policy::lang::cel::PolicyInput::create(payload.clone());
                     pi.context = loaded.cel_context.clone();
@@ -771,12 +766,11 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
                             name: name.clone(),
                         };
                     }
-                    rs.push(PolicyResponse {
-                        policy: dp.name().to_owned(),
-                        kind: dp.kind().to_owned(),
+                    rs.push(PolicyResponse::new(
+                        dp.name(),
+                        dp.kind(),
                         rules,
-                        generated: Vec::new(),
-                    });
+                    ));
                 }
                 _ => {}
             }
@@ -878,12 +872,11 @@ fn target_responses(
             };
             out.push(Response {
                 key: resource_key(&object),
-                policies: vec![PolicyResponse {
-                    policy: policy.clone(),
-                    kind: kind.clone(),
-                    rules: vec![m.result.clone()],
-                    generated: Vec::new(),
-                }],
+                policies: vec![PolicyResponse::new(
+                    policy.clone(),
+                    kind.clone(),
+                    vec![m.result.clone()],
+                )],
                 patched_by: vec![(policy.clone(), object.clone())],
                 object,
             });

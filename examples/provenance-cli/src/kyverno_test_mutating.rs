@@ -42,12 +42,11 @@ pub fn apply(
                 input.object = o;
             }
             patched_by.push((m.name().to_owned(), input.object.clone()));
-            responses.push(PolicyResponse {
-                policy: m.name().to_owned(),
-                kind: m.kind().to_owned(),
-                rules: outcome.results,
-                generated: Vec::new(),
-            });
+            responses.push(PolicyResponse::new(
+                m.name(),
+                m.kind(),
+                outcome.results,
+            ));
         }
     }
     (responses, patched_by)

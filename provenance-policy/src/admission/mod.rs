@@ -50,6 +50,7 @@ pub struct PolicySet {
 
 /// The outcome of an admission request.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Decision {
     /// Whether the request is admitted.
     pub allowed: bool,

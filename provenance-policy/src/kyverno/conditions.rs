@@ -126,6 +126,7 @@ pub fn evaluate_op(key: &Value, op: Operator, value: &Value) -> bool {
 
 /// Result of one `{key, operator, value}` condition, with its optional message.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConditionsResult {
     /// Whether the block holds.
     pub passed: bool,

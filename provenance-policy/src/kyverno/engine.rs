@@ -75,6 +75,7 @@ impl Variables {
 
 /// The response of one policy for one resource: a result per rule that applied.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct PolicyResponse {
     /// Policy name as reports show it.
     pub policy: String,
@@ -85,6 +86,19 @@ pub struct PolicyResponse {
     /// The resources the policy's `generate` rules produce for this resource (see
     /// [`crate::kyverno::generate`]); the engine creates nothing itself.
     pub generated: Vec<crate::kyverno::generate::GeneratedResource>,
+}
+
+impl PolicyResponse {
+    /// The response of policy `policy` (of kind `kind`) with these rule results and nothing
+    /// generated.
+    pub fn new(policy: impl Into<String>, kind: impl Into<String>, rules: Vec<RuleResult>) -> Self {
+        PolicyResponse {
+            policy: policy.into(),
+            kind: kind.into(),
+            rules,
+            generated: Vec::new(),
+        }
+    }
 }
 
 /// Code of the reason attached to results of unsupported features.

@@ -98,6 +98,7 @@ pub struct MutatingPolicy {
 
 /// The outcome of one policy on one request.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct MutationOutcome {
     /// The results (empty when the policy does not apply to the request).
     pub results: Vec<RuleResult>,

@@ -50,6 +50,7 @@ pub struct PodSecurity {
 
 /// A field-level violation (a `field.Error` of `pod-security-admission`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FieldViolation {
     /// The field path, e.g. `spec.containers[0].securityContext.privileged` (for controllers,
     /// rewritten as Kyverno does: `spec.template.spec...`).
@@ -65,6 +66,7 @@ pub struct FieldViolation {
 
 /// One failed Pod Security Standards check.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Violation {
     /// The check ID of `pod-security-admission`, e.g. `allowPrivilegeEscalation`.
     pub check_id: &'static str,

@@ -110,6 +110,7 @@ impl<'a> VerifyImagesContext<'a> {
 
 /// The outcome of one `verifyImages` rule on one resource.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct VerifyOutcome {
     /// `pass`, `fail`, `error` or `skip`.
     pub status: provenance_core::RuleStatus,

@@ -567,6 +567,7 @@ impl<'v> Env<'v> for VariableScope<'v, '_> {
 
 /// The outcome of a `validate.cel` rule (or of one ValidatingPolicy) for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CelOutcome {
     /// Pass, fail, skip (preconditions not met) or error.
     pub status: RuleStatus,
