@@ -118,7 +118,8 @@ fn images_from(s: &Settings) -> Result<Option<Images>, String> {
             config = config.with_endpoint(registry.clone(), endpoint.clone());
         }
         for (registry, file) in &s.registry_cas {
-            let pem = std::fs::read_to_string(file)
+            let pem = policies::read_regular_file(file)
+                .and_then(|b| String::from_utf8(b).map_err(|_| "not UTF-8 text".to_owned()))
                 .map_err(|e| format!("--registry-ca {registry}={}: {e}", file.display()))?;
             config = config.with_ca_pem(registry.clone(), pem);
         }
@@ -718,28 +719,17 @@ async fn reload_loop(
         (Some(_), Some(p)) => vec![p.clone()],
         _ => Vec::new(),
     };
-    let mut root_in_force = policies::stamp(&root_files);
-    let mut root_pending = None;
-    // A change is loaded once it has held still for a whole period: a file caught while it
-    // is being written is read only after the writer is done.
-    let mut pending: Option<Vec<policies::FileStamp>> = None;
-    // The cluster resources: the stamp last loaded (or last failed), and a change waiting to
-    // hold still.
-    let mut cluster_seen = current_cluster(&app).map(|c| c.stamp.clone());
-    let mut cluster_pending: Option<Vec<policies::FileStamp>> = None;
+    let mut root = policies::Watch::new(policies::stamp(&root_files));
+    let mut policy_files = policies::Watch::new(current(&app).stamp.clone());
+    // The cluster resources, when there are any.
+    let mut cluster_files = current_cluster(&app).map(|c| policies::Watch::new(c.stamp.clone()));
     loop {
         tokio::time::sleep(Duration::from_secs(args.reload_seconds.max(1))).await;
         let mut files = policies::files(&args.policies);
         if let Some(ns) = &args.namespace_labels {
             files.push(ns.clone());
         }
-        let now_stamp = policies::stamp(&files);
-        let changed = now_stamp != current(&app).stamp;
-        let settled = pending.as_ref() == Some(&now_stamp);
-        if changed && !settled {
-            pending = Some(now_stamp);
-        } else if changed {
-            pending = None;
+        if policy_files.settled(policies::stamp(&files)) {
             let a = args.clone();
             match tokio::task::spawn_blocking(move || {
                 policies::load(&a.policies, a.namespace_labels.as_deref())
@@ -759,17 +749,9 @@ async fn reload_loop(
                     Metrics::inc(&app.metrics.reloads_failed);
                     // The policies on disk cannot all be enforced: not ready until they can
                     // (requests are still decided with the last complete set).
+                    // (The watch remembers the broken stamp: the error is logged once per
+                    // change.)
                     app.ready.store(false, Ordering::Relaxed);
-                    // Remember the broken stamp so the error is logged once per change.
-                    if let Ok(mut g) = app.loaded.write() {
-                        let old = g.clone();
-                        *g = Arc::new(Loaded {
-                            set: old.set.clone(),
-                            fail_open: old.fail_open,
-                            stamp: policies::stamp(&files),
-                            namespace_labels: old.namespace_labels.clone(),
-                        });
-                    }
                     log(
                         json!({"level": "error", "msg": "policy reload failed; keeping the policies in force", "error": e}),
                     );
@@ -782,29 +764,15 @@ async fn reload_loop(
                 }
             }
         }
-        if let Some(seen) = &mut cluster_seen {
-            let s = policies::stamp(&cluster::files(&args.cluster_resources));
-            if s == *seen {
-                cluster_pending = None;
-            } else if cluster_pending.as_ref() != Some(&s) {
-                cluster_pending = Some(s);
-            } else {
-                cluster_pending = None;
-                *seen = s;
-                reload_cluster(&app, &args).await;
-            }
+        if let Some(watch) = &mut cluster_files
+            && watch.settled(policies::stamp(&cluster::files(&args.cluster_resources)))
+        {
+            reload_cluster(&app, &args).await;
         }
-        if let (Some(images), false) = (&app.images, root_files.is_empty()) {
-            let s = policies::stamp(&root_files);
-            if s == root_in_force {
-                root_pending = None;
-            } else if root_pending.as_ref() != Some(&s) {
-                root_pending = Some(s);
-            } else {
-                root_pending = None;
-                root_in_force = s;
-                reload_trust_root(&app, images, &args).await;
-            }
+        if let (Some(images), false) = (&app.images, root_files.is_empty())
+            && root.settled(policies::stamp(&root_files))
+        {
+            reload_trust_root(&app, images, &args).await;
         }
         if let (Some(tls), Some(cert), Some(key)) = (&tls, &args.cert, &args.key) {
             let s = cert_stamp(&args);

@@ -64,6 +64,44 @@ pub struct FileStamp {
     identity: Option<(u64, u64, i64, i64)>,
 }
 
+/// The hold-still rule for a set of watched files (policies, the trust root, cluster
+/// resources): a change is acted on once the files have stayed the same for a whole reload
+/// period, so a file caught while it is being written is read only after the writer is done.
+#[derive(Debug)]
+pub struct Watch {
+    /// The stamp last acted on (loaded, or found broken: a broken set is reported once per
+    /// change, not on every period).
+    in_force: Vec<FileStamp>,
+    /// A change seen at the previous look, waiting to hold still.
+    pending: Option<Vec<FileStamp>>,
+}
+
+impl Watch {
+    /// Watches files whose stamp in force is `in_force`.
+    pub fn new(in_force: Vec<FileStamp>) -> Self {
+        Watch {
+            in_force,
+            pending: None,
+        }
+    }
+
+    /// Whether `now` (the files' stamp at this look) is a change that held still since the
+    /// previous look: then it is the stamp in force from here on, and the caller loads it.
+    pub fn settled(&mut self, now: Vec<FileStamp>) -> bool {
+        if now == self.in_force {
+            self.pending = None;
+            false
+        } else if self.pending.as_ref() != Some(&now) {
+            self.pending = Some(now);
+            false
+        } else {
+            self.pending = None;
+            self.in_force = now;
+            true
+        }
+    }
+}
+
 /// The change stamp of a list of files.
 pub fn stamp(files: &[PathBuf]) -> Vec<FileStamp> {
     files
@@ -229,6 +267,28 @@ pub fn load(paths: &[PathBuf], ns_labels: Option<&Path>) -> Result<Loaded, Strin
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    #[test]
+    fn a_change_is_acted_on_once_it_held_still_for_a_whole_period() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policy.yaml");
+        let look = || stamp(std::slice::from_ref(&path));
+        std::fs::write(&path, "a").unwrap();
+        let mut watch = Watch::new(look());
+        assert!(!watch.settled(look()), "nothing changed");
+        std::fs::write(&path, "bb").unwrap();
+        assert!(!watch.settled(look()), "a change seen once may still be written");
+        std::fs::write(&path, "ccc").unwrap();
+        assert!(!watch.settled(look()), "it moved again: wait again");
+        assert!(watch.settled(look()), "held still for a period: load it");
+        assert!(!watch.settled(look()), "acted on once");
+        // A change undone before it settled is no change.
+        let in_force = look();
+        std::fs::write(&path, "dddd").unwrap();
+        assert!(!watch.settled(look()));
+        assert!(!watch.settled(in_force));
+        assert!(watch.pending.is_none());
+    }
 
     #[test]
     fn a_same_size_replacement_with_the_old_mtime_is_a_change() {

@@ -766,11 +766,7 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
                             name: name.clone(),
                         };
                     }
-                    rs.push(PolicyResponse::new(
-                        dp.name(),
-                        dp.kind(),
-                        rules,
-                    ));
+                    rs.push(PolicyResponse::new(dp.name(), dp.kind(), rules));
                 }
                 _ => {}
             }

@@ -42,11 +42,7 @@ pub fn apply(
                 input.object = o;
             }
             patched_by.push((m.name().to_owned(), input.object.clone()));
-            responses.push(PolicyResponse::new(
-                m.name(),
-                m.kind(),
-                outcome.results,
-            ));
+            responses.push(PolicyResponse::new(m.name(), m.kind(), outcome.results));
         }
     }
     (responses, patched_by)
