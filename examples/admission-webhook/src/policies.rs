@@ -277,7 +277,10 @@ mod tests {
         let mut watch = Watch::new(look());
         assert!(!watch.settled(look()), "nothing changed");
         std::fs::write(&path, "bb").unwrap();
-        assert!(!watch.settled(look()), "a change seen once may still be written");
+        assert!(
+            !watch.settled(look()),
+            "a change seen once may still be written"
+        );
         std::fs::write(&path, "ccc").unwrap();
         assert!(!watch.settled(look()), "it moved again: wait again");
         assert!(watch.settled(look()), "held still for a period: load it");

@@ -85,23 +85,6 @@ pub fn claimed_signer(m: &SignatureMaterial) -> Option<String> {
     }
 }
 
-/// The predicate type a DSSE attestation's (unverified) statement claims.
-fn claimed_predicate_type(m: &SignatureMaterial) -> Option<String> {
-    let envelope: Value = match m {
-        SignatureMaterial::Bundle(json) => serde_json::from_slice::<Value>(json)
-            .ok()?
-            .get("dsseEnvelope")?
-            .clone(),
-        SignatureMaterial::Cosign(c) => serde_json::from_slice(&c.payload).ok()?,
-        _ => return None,
-    };
-    let payload = base64::engine::general_purpose::STANDARD
-        .decode(envelope.get("payload")?.as_str()?)
-        .ok()?;
-    let statement: Value = serde_json::from_slice(&payload).ok()?;
-    statement.get("predicateType")?.as_str().map(str::to_owned)
-}
-
 /// One signature or attestation, listed and maybe verified.
 fn item(
     kind: &str,
@@ -221,7 +204,7 @@ async fn inspect(
             let claimed = a
                 .predicate_type
                 .clone()
-                .or_else(|| claimed_predicate_type(&m));
+                .or_else(|| m.claimed_predicate_type());
             item(
                 "attestation",
                 attestation_origin(a),

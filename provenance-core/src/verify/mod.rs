@@ -115,6 +115,31 @@ pub enum SignatureMaterial {
     Cosign(CosignSignature),
 }
 
+impl SignatureMaterial {
+    /// The in-toto Statement a DSSE attestation carries (a bundle's `dsseEnvelope`, or a
+    /// cosign attestation layer's envelope), read **without verifying anything**: what it
+    /// claims may only route material (which attestation type it is, which digest to
+    /// require of it); a verification decides. `None` when the material carries no DSSE
+    /// envelope with a JSON payload.
+    pub fn claimed_statement(&self) -> Option<serde_json::Value> {
+        let envelope: serde_json::Value = match self {
+            SignatureMaterial::Bundle(json) => serde_json::from_slice::<serde_json::Value>(json)
+                .ok()?
+                .get_mut("dsseEnvelope")?
+                .take(),
+            SignatureMaterial::Cosign(c) => serde_json::from_slice(&c.payload).ok()?,
+        };
+        let payload = STANDARD.decode(envelope.get("payload")?.as_str()?).ok()?;
+        serde_json::from_slice(&payload).ok()
+    }
+
+    /// The `predicateType` of [`SignatureMaterial::claimed_statement`] (unverified).
+    pub fn claimed_predicate_type(&self) -> Option<String> {
+        let statement = self.claimed_statement()?;
+        statement.get("predicateType")?.as_str().map(str::to_owned)
+    }
+}
+
 /// Who must have signed.
 #[derive(Debug, Clone)]
 #[non_exhaustive]

@@ -497,3 +497,51 @@ fn the_memo_remembers_failures_briefly_and_apart_from_successes() {
         .unwrap_err();
     assert_eq!(plain.remembered(), Remembered::default());
 }
+
+#[test]
+fn the_claimed_statement_is_read_from_either_dsse_carrier_and_nothing_else() {
+    let statement = serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "x", "digest": {"sha256": "ab"}}],
+        "predicateType": "https://slsa.dev/provenance/v1",
+        "predicate": {}
+    });
+    let envelope = serde_json::json!({
+        "payloadType": "application/vnd.in-toto+json",
+        "payload": STANDARD.encode(statement.to_string()),
+        "signatures": []
+    });
+    let bundle = serde_json::json!({"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "dsseEnvelope": envelope});
+    let from_bundle = SignatureMaterial::Bundle(bundle.to_string().into_bytes());
+    assert_eq!(from_bundle.claimed_statement(), Some(statement.clone()));
+    assert_eq!(
+        from_bundle.claimed_predicate_type().as_deref(),
+        Some("https://slsa.dev/provenance/v1")
+    );
+    let layer = SignatureMaterial::Cosign(CosignSignature::new(
+        envelope.to_string().into_bytes(),
+        Default::default(),
+    ));
+    assert_eq!(layer.claimed_statement(), Some(statement));
+    // A message signature, a simple-signing layer, a payload that is not JSON: no statement.
+    let message = serde_json::json!({"messageSignature": {"signature": "AA=="}});
+    assert_eq!(
+        SignatureMaterial::Bundle(message.to_string().into_bytes()).claimed_statement(),
+        None
+    );
+    let simple = serde_json::json!({"critical": {"type": "cosign container image signature"}});
+    assert_eq!(
+        SignatureMaterial::Cosign(CosignSignature::new(
+            simple.to_string().into_bytes(),
+            Default::default()
+        ))
+        .claimed_statement(),
+        None
+    );
+    let not_json = serde_json::json!({"dsseEnvelope": {"payload": STANDARD.encode("not json")}});
+    assert_eq!(
+        SignatureMaterial::Bundle(not_json.to_string().into_bytes()).claimed_predicate_type(),
+        None
+    );
+}

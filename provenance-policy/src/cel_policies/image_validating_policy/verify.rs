@@ -566,10 +566,7 @@ impl Run<'_> {
             let candidates: Vec<&SignatureMaterial> = ev
                 .attestations
                 .iter()
-                .filter(|m| {
-                    crate::kyverno::verify_images::claimed_predicate_type(m)
-                        .is_some_and(|t| t == *ty)
-                })
+                .filter(|m| m.claimed_predicate_type().is_some_and(|t| t == *ty))
                 .collect();
             if let Some(too_many) = crate::kyverno::verify_images::too_many_materials(
                 &format!("{ty} attestations"),

@@ -124,7 +124,7 @@ impl VerifyImagesContext<'_> {
             // be a Statement of this type and is not a candidate.
             let candidates: Vec<SignatureMaterial> = attestation_material
                 .iter()
-                .filter(|m| claimed_predicate_type(m).is_some_and(|t| t == ty))
+                .filter(|m| m.claimed_predicate_type().is_some_and(|t| t == ty))
                 .cloned()
                 .collect();
             if candidates.is_empty() {
@@ -311,36 +311,10 @@ impl VerifyImagesContext<'_> {
 /// The predicate type of OpenSSF model-signing signatures.
 pub(super) const MODEL_SIGNING_V1: &str = provenance_attest::modelsigning::MODEL_SIGNING_V1;
 
-/// The in-toto Statement a DSSE attestation carries, read without verifying anything: what
-/// it claims only routes material (which attestation type, which digest to require); the
-/// verifier decides.
-fn claimed_statement(m: &SignatureMaterial) -> Option<Value> {
-    use base64::Engine;
-    let envelope: Value = match m {
-        SignatureMaterial::Bundle(json) => serde_json::from_slice::<Value>(json)
-            .ok()?
-            .get("dsseEnvelope")?
-            .clone(),
-        SignatureMaterial::Cosign(c) => serde_json::from_slice(&c.payload).ok()?,
-        _ => return None,
-    };
-    let payload = base64::engine::general_purpose::STANDARD
-        .decode(envelope.get("payload")?.as_str()?)
-        .ok()?;
-    serde_json::from_slice(&payload).ok()
-}
-
 /// The `sha256` of the first subject a DSSE attestation claims, read without verifying
 /// anything (the verifier is then told to require it; the signature binds it).
 fn claimed_subject_digest(m: &SignatureMaterial) -> Option<Digest> {
-    let statement = claimed_statement(m)?;
+    let statement = m.claimed_statement()?;
     let hex = statement.pointer("/subject/0/digest/sha256")?.as_str()?;
     Digest::parse(&format!("sha256:{hex}")).ok()
-}
-
-/// The in-toto `predicateType` a DSSE attestation claims, read without verifying anything
-/// (for choosing which material to verify for which attestation type).
-pub(crate) fn claimed_predicate_type(m: &SignatureMaterial) -> Option<String> {
-    let statement = claimed_statement(m)?;
-    statement.get("predicateType")?.as_str().map(str::to_owned)
 }

@@ -50,7 +50,6 @@ pub(crate) use attestors::{
     VerifierFor, payload_annotations_match, policy_trust, too_many_materials,
 };
 pub use cache::{FAILURE_CAPACITY, FAILURE_MAX_MESSAGE, FAILURE_TTL_SECONDS, VerifyImagesCache};
-pub(crate) use check::claimed_predicate_type;
 pub use evidence::{EVIDENCE_UNAVAILABLE, ImageEvidence, ImageRequest};
 pub(crate) use sites::{ParsedSites, host_normalized};
 pub use sites::{image_requests, image_requests_with_extractors};
