@@ -125,6 +125,78 @@ pub(crate) struct RuleEval<'a> {
     /// The caller's values (a context entry they provide is not loaded).
     pub(crate) vars: &'a Variables,
     pub(crate) resource: ResourceRef,
+    /// The request's context document and its spare copy, for `validate.foreach` to borrow
+    /// instead of copying the document (`None`: copy it).
+    pub(crate) spare: Option<(&'a Spare, &'a Value)>,
+}
+
+/// A spare copy of a request's context document, lent to the rules that write to their
+/// context (context entries, the caller's variables, `foreach` element keys) and restored
+/// when given back: one copy of the request per request, not one per such rule. The
+/// first loan copies the document; later loans reuse the copy.
+#[derive(Debug, Default)]
+pub(crate) struct Spare(std::sync::Mutex<Option<Value>>);
+
+impl Spare {
+    /// Lends a copy of `base`. `written`: the keys of `base` under which the borrower may
+    /// write (restored from `base` on return; keys `base` does not have are removed).
+    pub(crate) fn lend<'s>(&'s self, base: &'s Value, written: Vec<String>) -> Lent<'s> {
+        let value = self
+            .0
+            .lock()
+            .ok()
+            .and_then(|mut s| s.take())
+            .unwrap_or_else(|| base.clone());
+        Lent {
+            spare: self,
+            base,
+            value,
+            written,
+        }
+    }
+}
+
+/// A context document on loan from a [`Spare`]; restored and given back when dropped.
+pub(crate) struct Lent<'s> {
+    spare: &'s Spare,
+    base: &'s Value,
+    value: Value,
+    written: Vec<String>,
+}
+
+impl std::ops::Deref for Lent<'_> {
+    type Target = Value;
+    fn deref(&self) -> &Value {
+        &self.value
+    }
+}
+
+impl std::ops::DerefMut for Lent<'_> {
+    fn deref_mut(&mut self) -> &mut Value {
+        &mut self.value
+    }
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        let mut value = std::mem::take(&mut self.value);
+        let (Some(obj), Some(base)) = (value.as_object_mut(), self.base.as_object()) else {
+            return;
+        };
+        obj.retain(|k, _| base.contains_key(k));
+        for k in &self.written {
+            if let Some(v) = base.get(k) {
+                obj.insert(k.clone(), v.clone());
+            }
+        }
+        // Given back only when it is the document again (otherwise the next loan copies).
+        if obj.len() == base.len() {
+            debug_assert!(value == *self.base, "a lent context came back changed");
+            if let Ok(mut s) = self.spare.0.lock() {
+                *s = Some(value);
+            }
+        }
+    }
 }
 
 impl RuleEval<'_> {
@@ -155,6 +227,7 @@ impl RuleEval<'_> {
 pub struct Prepared<'a> {
     input: &'a ResourceInput,
     base: Value,
+    spare: Spare,
     cel: std::sync::OnceLock<crate::lang::cel::PolicyInput<'a>>,
     images: Option<&'a crate::kyverno::verify_images::VerifyImagesContext<'a>>,
     exceptions: Vec<std::sync::Arc<crate::kyverno::exceptions::PolicyException>>,
@@ -172,6 +245,7 @@ impl<'a> Prepared<'a> {
         Prepared {
             input,
             base: base_context(input),
+            spare: Spare::default(),
             cel: std::sync::OnceLock::new(),
             images: None,
             exceptions: Vec::new(),
@@ -304,6 +378,7 @@ impl ClusterPolicy {
             env,
             vars,
             resource: resource_ref(input),
+            spare: Some((&prepared.spare, &prepared.base)),
         };
         // Match and exclude fail closed: when the outcome depends on facts the caller could
         // not supply (a namespace's labels, the requester's roles), the rule is an error.
@@ -389,18 +464,21 @@ impl ClusterPolicy {
         if rule.cel_preconditions.is_some() && rule.cel.is_none() {
             return Some(ev.unsupported("celPreconditions on a rule without validate.cel"));
         }
-        // The shared context document is used as is unless the rule adds to it.
-        let owned;
+        // The shared context document is used as is unless the rule adds to it; then the
+        // rule borrows the request's spare copy, restored when the rule is done.
+        let lent;
         let ctx: &Value = if rule.context.is_empty() && vars.is_empty() {
             &prepared.base
         } else {
-            let mut c = prepared.base.clone();
+            let mut c = prepared
+                .spare
+                .lend(&prepared.base, written_keys(rule, vars, &prepared.base));
             vars.apply(&mut c, &rule.name);
             if let Err(r) = load_context(&ev, &rule.context, &mut c, vars, "context", &rule.raw) {
                 return Some(*r);
             }
-            owned = c;
-            &owned
+            lent = c;
+            &lent
         };
         if let Some(pre) = &rule.preconditions {
             match conditions::evaluate_block(pre, ctx, env, "preconditions") {
@@ -1053,9 +1131,37 @@ fn check_foreach(
 ) -> Check {
     // One scratch copy of the context per foreach, not one per element: the context holds the
     // resource, so a copy per element made a foreach over N containers cost N copies of an
-    // N-container Pod (quadratic; see docs/performance-growth.md).
-    let mut scratch = ctx.clone();
-    foreach_in(ev, foreach, target, &mut scratch, message, depth)
+    // N-container Pod (quadratic; see docs/performance-growth.md). A foreach over the
+    // request's own document borrows its spare copy (`foreach_in` restores every key it
+    // writes), so rules with foreach do not copy the request each.
+    match ev.spare {
+        Some((spare, base)) if std::ptr::eq(ctx, base) => {
+            let mut lent = spare.lend(base, Vec::new());
+            foreach_in(ev, foreach, target, &mut lent, message, depth)
+        }
+        _ => {
+            let mut scratch = ctx.clone();
+            foreach_in(ev, foreach, target, &mut scratch, message, depth)
+        }
+    }
+}
+
+/// The keys of the request's context document `base` that `rule` may write under: the first
+/// segment of each of its context entries' names, and every key when the caller supplies
+/// variables (they can set any dotted key).
+fn written_keys(rule: &Rule, vars: &Variables, base: &Value) -> Vec<String> {
+    let Some(keys) = base.as_object() else {
+        return Vec::new();
+    };
+    if !vars.is_empty() {
+        return keys.keys().cloned().collect();
+    }
+    rule.context
+        .iter()
+        .filter_map(|c| c.get("name").and_then(Value::as_str))
+        .filter_map(|n| crate::kyverno::context::split_dotted(n).into_iter().next())
+        .filter(|first| keys.contains_key(first))
+        .collect()
 }
 
 /// How many keys [`foreach_keys`] lists first for the element itself.

@@ -115,6 +115,7 @@ impl ClusterPolicy {
             env,
             vars,
             resource: resource_ref(input),
+            spare: None,
         };
         match rule.match_block.try_matches(input) {
             Ok(true) => {}
