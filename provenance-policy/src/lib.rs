@@ -28,7 +28,7 @@
 //!
 //! ## How the crate is organised
 //!
-//! Four groups of modules, plus a few crate-wide ones ([`error`], [`yaml`]):
+//! Four groups of modules, plus a few crate-wide ones ([`error`], [`selector`], [`yaml`]):
 //!
 //! - [`admission`]: admission and reports, the entry points. [`PolicySet`] and [`Decision`]
 //!   (in [`admission`] itself), the AdmissionReview front door ([`admission::review`]), what a
@@ -45,6 +45,18 @@
 //!   MutatingAdmissionPolicy, GeneratingPolicy and DeletingPolicy.
 //! - [`lang`]: the expression languages, CEL ([`lang::cel`]) and JMESPath with Kyverno's
 //!   functions ([`lang::jmespath`]).
+//!
+//! ## One request model
+//!
+//! Every policy kind is evaluated against one [`admission::request::ResourceInput`] (built by
+//! [`Review`] from an AdmissionReview, or with `ResourceInput::create` for a file). The
+//! ClusterPolicy engine builds its JMESPath context document (`request.object`, `images`,
+//! ...) from it once per request: the one copy of the object an admission makes. CEL policy
+//! kinds read [`lang::cel::PolicyInput`], its view, which borrows the objects
+//! (`PolicyInput::from(&input)`). Rules that add to their context (context entries,
+//! `foreach`) borrow one spare copy of that document, made on first need and restored after
+//! each rule: however many rules and policies there are, a request is copied at most twice
+//! (once when no rule writes to its context), plus what `mutate` rules produce.
 //!
 //! ## Feature flags
 //!
@@ -74,6 +86,7 @@ pub mod kyverno;
 pub mod lang;
 pub use provenance_core::re2;
 mod schema;
+pub mod selector;
 pub mod yaml;
 
 pub use admission::review::{Answer, Phase, RequestFacts, Review};

@@ -54,11 +54,9 @@ fn simple_match(m: &provenance_policy::cel_policies::mutating_policy::MutatingPo
     let Some(mc) = m.match_constraints() else {
         return false;
     };
-    let selects =
-        |s: &Option<provenance_policy::cel_policies::validating_policy::LabelSelector>| {
-            s.as_ref()
-                .is_some_and(|s| !s.match_labels.is_empty() || !s.match_expressions.is_empty())
-        };
+    let selects = |s: &Option<
+        provenance_policy::cel_policies::validating_policy::LabelSelector,
+    >| { s.as_ref().is_some_and(|s| !s.is_empty()) };
     !selects(&mc.namespace_selector)
         && !selects(&mc.object_selector)
         && mc.exclude_resource_rules.is_empty()

@@ -19,96 +19,13 @@
 
 use std::collections::BTreeMap;
 
-use provenance_core::wildcard::{has_wildcard, wildcard_match};
+use provenance_core::wildcard::wildcard_match;
 use serde_json::Value;
 
 use crate::Error;
 use crate::admission::request::{ResourceInput, string_map};
 
-/// A label selector (`matchLabels` + `matchExpressions`).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct LabelSelector {
-    match_labels: BTreeMap<String, String>,
-    expressions: Vec<(String, String, Vec<String>)>,
-}
-
-impl LabelSelector {
-    /// Parses a selector object.
-    pub fn from_value(v: &Value, path: &str) -> Result<Self, Error> {
-        let bad = |reason: String| Error::InvalidPolicy {
-            policy: String::new(),
-            path: path.to_owned(),
-            reason,
-        };
-        let match_labels = string_map(v.get("matchLabels"));
-        let mut expressions = Vec::new();
-        if let Some(exprs) = v.get("matchExpressions") {
-            let exprs = exprs
-                .as_array()
-                .ok_or_else(|| bad("matchExpressions must be a list".into()))?;
-            for e in exprs {
-                let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
-                let op = e
-                    .get("operator")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                let values: Vec<String> = e
-                    .get("values")
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|x| x.as_str().map(str::to_owned))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                match op {
-                    "In" | "NotIn" if values.is_empty() => {
-                        return Err(bad(format!("operator {op} needs values")));
-                    }
-                    "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
-                    other => return Err(bad(format!("unknown selector operator {other:?}"))),
-                }
-                expressions.push((key.to_owned(), op.to_owned(), values));
-            }
-        }
-        Ok(LabelSelector {
-            match_labels,
-            expressions,
-        })
-    }
-
-    /// Whether the selector looks at no label other than `key`.
-    pub fn only_uses_key(&self, key: &str) -> bool {
-        self.match_labels.keys().all(|k| k == key)
-            && self.expressions.iter().all(|(k, _, _)| k == key)
-    }
-
-    /// Whether `labels` satisfy the selector.
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        for (k, v) in &self.match_labels {
-            let ok = if has_wildcard(k) || has_wildcard(v) {
-                labels
-                    .iter()
-                    .any(|(lk, lv)| wildcard_match(k, lk) && wildcard_match(v, lv))
-            } else {
-                labels.get(k) == Some(v)
-            };
-            if !ok {
-                return false;
-            }
-        }
-        self.expressions.iter().all(|(key, op, values)| {
-            let actual = labels.get(key);
-            match op.as_str() {
-                "In" => actual.is_some_and(|a| values.contains(a)),
-                "NotIn" => actual.is_none_or(|a| !values.contains(a)),
-                "Exists" => actual.is_some(),
-                "DoesNotExist" => actual.is_none(),
-                _ => false,
-            }
-        })
-    }
-}
+pub use crate::selector::LabelSelector;
 
 /// A parsed kind selector: group, version, kind, subresource (each may be a wildcard).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,14 +159,14 @@ impl ResourceFilter {
             names.push(n.to_owned());
         }
         let selector = match res.get("selector") {
-            Some(s) if !s.is_null() => Some(LabelSelector::from_value(
+            Some(s) if !s.is_null() => Some(LabelSelector::with_wildcards(
                 s,
                 &format!("{path}.resources.selector"),
             )?),
             _ => None,
         };
         let namespace_selector = match res.get("namespaceSelector") {
-            Some(s) if !s.is_null() => Some(LabelSelector::from_value(
+            Some(s) if !s.is_null() => Some(LabelSelector::with_wildcards(
                 s,
                 &format!("{path}.resources.namespaceSelector"),
             )?),

@@ -85,7 +85,7 @@ impl ActionOverride {
             };
             let namespace_selector = match o.get("namespaceSelector") {
                 Some(s) if !s.is_null() => {
-                    Some(crate::kyverno::matching::LabelSelector::from_value(
+                    Some(crate::kyverno::matching::LabelSelector::with_wildcards(
                         s,
                         &format!("{p}.namespaceSelector"),
                     )?)
