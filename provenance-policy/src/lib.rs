@@ -92,6 +92,7 @@ pub mod yaml;
 pub use admission::review::{Answer, Phase, RequestFacts, Review};
 pub use admission::{Decision, PolicySet};
 pub use error::Error;
+pub use lang::jmespath::Env;
 pub use provenance_core as core;
 
 #[doc = include_str!("../../README.md")]

@@ -3,7 +3,6 @@
 //! cosign key signature with a Rekor SET and a keyless DSSE bundle carrying a SLSA v1 statement.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -581,13 +580,10 @@ fn direct_evaluation_and_loading() {
     let input = PolicyInput::create(pod(&format!("{IMAGE}@{}", c.digest)));
     let ev = signed(&c);
     let cx = VerifyImagesContext::new(&ev, &c.verifier, c.now);
-    let verified = RefCell::new(BTreeMap::new());
-    let r = p.evaluate(&input, Some(&cx), &verified);
+    let mut verified = BTreeMap::new();
+    let r = p.evaluate(&input, Some(&cx), &mut verified);
     assert_eq!(r[0].status, RuleStatus::Pass, "{}", r[0].message);
-    assert_eq!(
-        verified.borrow().get(&format!("{IMAGE}@{}", c.digest)),
-        Some(&true)
-    );
+    assert_eq!(verified.get(&format!("{IMAGE}@{}", c.digest)), Some(&true));
 
     // Unknown fields, JSON evaluation and credentials are refused at load time.
     for (extra, what) in [

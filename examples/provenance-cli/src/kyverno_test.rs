@@ -683,7 +683,7 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
                     LoadedPolicy::ImageValidating(ivp) => rs.push(PolicyResponse::new(
                         ivp.name(),
                         "ImageValidatingPolicy",
-                        ivp.evaluate(&pi, None, &std::cell::RefCell::default()),
+                        ivp.evaluate(&pi, None, &mut Default::default()),
                     )),
                     LoadedPolicy::Generating(gp) => rs.push(gp.evaluate(&pi)),
                     LoadedPolicy::Deleting(dp) => rs.push(PolicyResponse::new(

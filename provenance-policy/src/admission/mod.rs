@@ -266,12 +266,12 @@ impl PolicySet {
         for gp in self.generating() {
             out.push(gp.evaluate(pi));
         }
-        let verified = std::cell::RefCell::new(BTreeMap::new());
+        let mut verified = BTreeMap::new();
         for ivp in self.image_validating() {
             out.push(PolicyResponse {
                 policy: ivp.name().to_owned(),
                 kind: "ImageValidatingPolicy".into(),
-                rules: ivp.evaluate(pi, None, &verified),
+                rules: ivp.evaluate(pi, None, &mut verified),
                 generated: Vec::new(),
             });
         }

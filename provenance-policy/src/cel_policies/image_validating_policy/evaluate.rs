@@ -262,11 +262,15 @@ impl ImageValidatingPolicy {
         &self,
         input: &PolicyInput,
         images: Option<&VerifyImagesContext<'_>>,
-        verified: &RefCell<BTreeMap<String, bool>>,
+        verified: &mut BTreeMap<String, bool>,
     ) -> Vec<RuleResult> {
-        self.evaluate_matched(input, images, verified)
+        let cell = RefCell::new(std::mem::take(verified));
+        let out = self
+            .evaluate_matched(input, images, &cell)
             .map(|(r, _)| r)
-            .unwrap_or_default()
+            .unwrap_or_default();
+        *verified = cell.into_inner();
+        out
     }
 
     /// As [`ImageValidatingPolicy::evaluate`], also returning the matched images of a passing
