@@ -100,6 +100,18 @@ pub struct ApplyArgs {
     /// Without it, such rules report `error` with `policy.unsupported`.
     #[arg(long = "cluster-resources", value_name = "DIR|FILE")]
     pub cluster_resources: Vec<PathBuf>,
+    /// The existing resources mutate-existing policies may patch (ClusterPolicy mutate rules
+    /// with `targets`, MutatingPolicies with `mutateExisting`), as `kyverno apply
+    /// --target-resources` takes them: files or folders, repeatable or comma-separated. They
+    /// join the cluster data; the patched copies are written with the mutated resources
+    /// (`-o PATH`), and nothing is changed in place.
+    #[arg(
+        long = "target-resources",
+        visible_alias = "target-resource",
+        value_delimiter = ',',
+        value_name = "DIR|FILE"
+    )]
+    pub target_resources: Vec<PathBuf>,
     /// Evaluation and verification time (RFC 3339). Default: the system clock.
     #[arg(long)]
     pub now: Option<String>,
@@ -194,12 +206,15 @@ fn run_inner(args: &ApplyArgs) -> Result<bool, String> {
     };
 
     let mut env = Env::at(now);
-    if !args.cluster_resources.is_empty() {
+    if !args.cluster_resources.is_empty() || !args.target_resources.is_empty() {
         let mut snapshot =
             provenance_policy::admission::cluster::ClusterSnapshot::new().with_resources_supplied();
         for f in files_under(&args.cluster_resources)? {
             let base = f.parent().unwrap_or(Path::new(".")).to_path_buf();
             crate::cluster_data::add_cluster_resources_file(&mut snapshot, &f, &base)?;
+        }
+        for target in load_resources(&args.target_resources)? {
+            snapshot.add_resource(target);
         }
         env = env.with_cluster(Arc::new(snapshot));
     }
@@ -223,6 +238,19 @@ fn run_inner(args: &ApplyArgs) -> Result<bool, String> {
             )
             .map_err(|e| format!("{}: {e}", resource_name(input)))?;
             mutated.push((resource_name(input), object));
+        }
+        // Mutate-existing policies' patched copies of their targets, after the resource
+        // that triggered them, as `kyverno apply` prints "patched targets".
+        for t in &d.mutated_targets {
+            if let Some(p) = &t.patched {
+                let r = &t.result.resource;
+                let name = if r.namespace.is_empty() {
+                    format!("{}/{}", r.kind, r.name)
+                } else {
+                    format!("{}/{}/{}", r.kind, r.namespace, r.name)
+                };
+                mutated.push((name, p.clone()));
+            }
         }
         results.extend(d.results);
     }

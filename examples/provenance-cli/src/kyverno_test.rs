@@ -622,6 +622,27 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
             }
             let mut rs = cel_mutations;
             let mut patched_by = cel_patched;
+            // MutatingPolicies with mutateExisting patch copies of the test's targets; their
+            // results are reported for the trigger too, as `kyverno test` reports them.
+            {
+                let mut trigger = provenance_policy::lang::cel::PolicyInput::from(&cp_input);
+                trigger.context = loaded.cel_context.clone();
+                if let Some(ns) = loaded.values.namespaces.get(&key.2) {
+                    trigger.namespace_object = Some(ns.clone());
+                }
+                for existing in crate::kyverno_test_mutating::mutate_existing(
+                    &loaded.policies,
+                    &trigger,
+                    &loaded.targets,
+                ) {
+                    rs.push(existing.response.clone());
+                    targets_patched.push((
+                        existing.response.policy.clone(),
+                        existing.response.kind.clone(),
+                        existing,
+                    ));
+                }
+            }
             for p in &loaded.policies {
                 match p {
                     LoadedPolicy::Kyverno(cp) => {

@@ -1,11 +1,14 @@
 //! `provenance test` for CEL mutation policies (MutatingAdmissionPolicy, MutatingPolicy):
 //! each applies to the resource in turn, as `kyverno test` applies them after the
 //! ClusterPolicies, and its output is what its `patchedResources` are compared with.
+//! MutatingPolicies with `mutateExisting` also patch copies of the test's `targetResources`.
 
+use provenance_policy::admission::cluster::ClusterSnapshot;
 use provenance_policy::admission::loader::LoadedPolicy;
 use provenance_policy::admission::request::ResourceInput;
 use provenance_policy::cel_policies::mutating_policy::Flavor;
 use provenance_policy::kyverno::engine::PolicyResponse;
+use provenance_policy::kyverno::mutate::MutateExisting;
 use provenance_policy::lang::cel::PolicyInput;
 use serde_json::Value;
 
@@ -62,4 +65,38 @@ fn simple_match(m: &provenance_policy::cel_policies::mutating_policy::MutatingPo
         && mc.exclude_resource_rules.is_empty()
         && mc.resource_rules.len() == 1
         && mc.resource_rules[0].resource_names.is_empty()
+}
+
+/// Applies every MutatingPolicy with `mutateExisting` of `policies` for the trigger
+/// `trigger` to `targets`, the only candidates (`kyverno test`'s `targetResources`,
+/// `kyverno apply`'s `--target-resources`): they are the cluster data the targets are listed
+/// from and the `resource` library's data a `targetMatchConstraints.expression` reads (with
+/// what `trigger.context` holds). Returns what each policy that gave results decided; nothing
+/// without targets, as `kyverno test` evaluates none then.
+pub fn mutate_existing(
+    policies: &[LoadedPolicy],
+    trigger: &PolicyInput<'_>,
+    targets: &[Value],
+) -> Vec<MutateExisting> {
+    let mutating: Vec<_> = policies
+        .iter()
+        .filter_map(|p| match p {
+            LoadedPolicy::Mutating(m) if m.mutates_existing() => Some(m),
+            _ => None,
+        })
+        .collect();
+    if targets.is_empty() || mutating.is_empty() {
+        return Vec::new();
+    }
+    let mut cluster = ClusterSnapshot::new().with_resources_supplied();
+    let mut trigger = trigger.clone();
+    for t in targets {
+        cluster.add_resource(t.clone());
+        trigger.context.add_resource(t.clone());
+    }
+    mutating
+        .into_iter()
+        .map(|m| m.mutate_existing(&trigger, Some(&cluster)))
+        .filter(|e| !e.response.rules.is_empty())
+        .collect()
 }

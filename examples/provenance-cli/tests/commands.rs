@@ -772,3 +772,147 @@ spec:
         "{result}"
     );
 }
+
+#[test]
+fn apply_patches_target_resources_for_mutate_existing_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::write(
+        p.join("policies.yaml"),
+        r#"apiVersion: policies.kyverno.io/v1beta1
+kind: MutatingPolicy
+metadata: {name: label-configmaps}
+spec:
+  evaluation: {mutateExisting: {enabled: true}}
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [apps], apiVersions: [v1], operations: [CREATE], resources: [deployments]}
+  targetMatchConstraints:
+    objectSelector: {matchLabels: {sync: "yes"}}
+    resourceRules:
+    - {apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [configmaps]}
+  mutations:
+  - patchType: ApplyConfiguration
+    applyConfiguration:
+      expression: >
+        Object{metadata: Object.metadata{labels: Object.metadata.labels{mutated: "true"}}}
+---
+apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: annotate-secrets}
+spec:
+  rules:
+  - name: annotate
+    match: {any: [{resources: {kinds: [Deployment]}}]}
+    mutate:
+      targets:
+      - {apiVersion: v1, kind: Secret, namespace: "{{ request.object.metadata.namespace }}"}
+      patchStrategicMerge:
+        metadata:
+          annotations:
+            synced-by: "{{ request.object.metadata.name }}"
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("deploy.yaml"),
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: team}\nspec: {replicas: 1}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("targets.yaml"),
+        r#"apiVersion: v1
+kind: ConfigMap
+metadata: {name: synced, namespace: team, labels: {sync: "yes"}}
+data: {k: v}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: left-alone, namespace: team}
+data: {k: v}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: creds, namespace: team}
+"#,
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let mut c = provenance();
+        c.arg("apply")
+            .arg(p.join("policies.yaml"))
+            .arg("-r")
+            .arg(p.join("deploy.yaml"));
+        c.args(extra);
+        c.output().unwrap()
+    };
+    let targets = p.join("targets.yaml");
+    let out_file = p.join("out.json");
+    let out = run(&[
+        "--target-resources",
+        targets.to_str().unwrap(),
+        "-o",
+        out_file.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = json_of(&std::fs::read(&out_file).unwrap());
+    let names: Vec<(&str, &str)> = written
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["kind"].as_str().unwrap(),
+                v["metadata"]["name"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    // A MutatingPolicy with mutateExisting also mutates the trigger at admission, as in
+    // Kyverno; then the patched targets, in policy order.
+    assert_eq!(
+        names,
+        vec![
+            ("Deployment", "web"),
+            ("Secret", "creds"),
+            ("ConfigMap", "synced")
+        ],
+        "{written}"
+    );
+    assert_eq!(written[1]["metadata"]["annotations"]["synced-by"], "web");
+    assert_eq!(written[2]["metadata"]["labels"]["mutated"], "true");
+    assert_eq!(written[2]["data"]["k"], "v");
+    // The target files are not changed in place.
+    assert!(
+        !std::fs::read_to_string(&targets)
+            .unwrap()
+            .contains("mutated")
+    );
+    // The results name the targets.
+    let report = json_of(
+        &run(&[
+            "--target-resources",
+            targets.to_str().unwrap(),
+            "-o",
+            "json",
+        ])
+        .stdout,
+    );
+    let text = report.to_string();
+    assert!(
+        text.contains("synced") && !text.contains("left-alone"),
+        "{text}"
+    );
+    // Without targets nothing is selected: the ClusterPolicy rule has no cluster data to
+    // read (an error, never blocking), and only the trigger is written.
+    let out_file = p.join("none.json");
+    let out = run(&["-o", out_file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let written = json_of(&std::fs::read(&out_file).unwrap());
+    assert_eq!(written.as_array().unwrap().len(), 1, "{written}");
+    assert_eq!(written[0]["kind"], "Deployment");
+}

@@ -74,7 +74,8 @@ pub struct Decision {
     /// The `mutate` results that deny the mutating admission request (an `error` of a policy
     /// whose `failurePolicy` is `Fail`, as Kyverno's mutating webhook blocks).
     pub mutation_blocking: Vec<RuleResult>,
-    /// The existing resources `mutate` rules with `targets` patch for the request (only from
+    /// The existing resources `mutate` rules with `targets` and MutatingPolicies with
+    /// `mutateExisting` patch for the request (only from
     /// [`PolicySet::decide_mutating`]), for the caller to update in the background as Kyverno's
     /// background controller does. These rules never block a request nor warn, and never
     /// change the request's object: their results (an `error` for a target that is missing or
@@ -640,8 +641,9 @@ impl PolicySet {
     /// `mutation_patches`. A mutate `error` blocks (`mutation_blocking`) once a policy with
     /// `failurePolicy: Fail` has been applied, as Kyverno's mutating webhook decides. Rules with
     /// `mutate.targets` are evaluated against `env`'s cluster data after each policy's other
-    /// mutate rules: their results go to `results` and their patched targets to
-    /// `mutated_targets`, never blocking (Kyverno applies them after admission).
+    /// mutate rules, and MutatingPolicies with `mutateExisting` against the same data before
+    /// their mutations apply to the request: their results go to `results` and their patched
+    /// targets to `mutated_targets`, never blocking (Kyverno applies them after admission).
     pub fn decide_mutating(
         &self,
         input: &ResourceInput,
@@ -683,11 +685,15 @@ impl PolicySet {
         }
         // CEL mutation policies after the ClusterPolicies' mutate rules, in the order
         // `kyverno test` applies them: MutatingAdmissionPolicies, then MutatingPolicies.
-        let (mut cel_results, mut cel_blocking, mut cel_warnings) =
-            crate::cel_policies::mutating_policy::admission::mutate(&self.policies, &mut current);
-        results.append(&mut cel_results);
-        blocking.append(&mut cel_blocking);
-        warnings.append(&mut cel_warnings);
+        let mut cel = crate::cel_policies::mutating_policy::admission::mutate(
+            &self.policies,
+            &mut current,
+            env.cluster.as_deref(),
+        );
+        results.append(&mut cel.results);
+        blocking.append(&mut cel.blocking);
+        warnings.append(&mut cel.warnings);
+        mutated_targets.append(&mut cel.targets);
         let mut d = self.decide_with(&current, env, images);
         d.mutation_patches =
             crate::kyverno::mutate::json_patch::diff(&input.object, &current.object);

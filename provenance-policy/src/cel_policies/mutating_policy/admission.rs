@@ -3,6 +3,7 @@
 use provenance_core::{RuleResult, RuleStatus};
 
 use super::{Flavor, MutatingPolicy};
+use crate::admission::cluster::ClusterData;
 use crate::admission::loader::LoadedPolicy;
 use crate::admission::request::ResourceInput;
 use crate::cel_policies::validating_policy::FailurePolicy;
@@ -24,17 +25,39 @@ pub(crate) fn ordered(policies: &[LoadedPolicy]) -> Vec<&MutatingPolicy> {
     out
 }
 
-/// Applies the CEL mutation policies to `current` (each sees the previous one's output) and
-/// returns their results, those that deny the request, and warnings. An `error` denies
-/// unless the policy's `failurePolicy` is `Ignore`. Parameters for bindings' `paramRef` are
-/// not supplied at admission: such a binding is an `error` (fail closed).
+/// What the CEL mutation policies decide in the mutating admission step.
+#[derive(Default)]
+pub(crate) struct Mutated {
+    /// Every result, the mutate-existing targets' included.
+    pub(crate) results: Vec<RuleResult>,
+    /// The results that deny the request.
+    pub(crate) blocking: Vec<RuleResult>,
+    /// Warnings for errors that do not deny.
+    pub(crate) warnings: Vec<String>,
+    /// The existing resources MutatingPolicies with `mutateExisting` patch.
+    pub(crate) targets: Vec<crate::kyverno::mutate::TargetMutation>,
+}
+
+/// Applies the CEL mutation policies to `current` (each sees the previous one's output). An
+/// `error` denies unless the policy's `failurePolicy` is `Ignore`. Parameters for bindings'
+/// `paramRef` are not supplied at admission: such a binding is an `error` (fail closed).
+/// A MutatingPolicy with `mutateExisting` also selects its targets from `cluster` for the
+/// request as it reached the policy; their results never deny (Kyverno applies them after
+/// admission).
 pub(crate) fn mutate(
     policies: &[LoadedPolicy],
     current: &mut ResourceInput,
-) -> (Vec<RuleResult>, Vec<RuleResult>, Vec<String>) {
-    let (mut results, mut blocking, mut warnings) = (Vec::new(), Vec::new(), Vec::new());
+    cluster: Option<&dyn ClusterData>,
+) -> Mutated {
+    let mut m = Mutated::default();
+    let (results, blocking, warnings) = (&mut m.results, &mut m.blocking, &mut m.warnings);
     for p in ordered(policies) {
         let pi = crate::lang::cel::PolicyInput::from(&*current);
+        if p.mutates_existing() {
+            let existing = p.mutate_existing(&pi, cluster);
+            results.extend(existing.response.rules);
+            m.targets.extend(existing.targets);
+        }
         let outcome = p.evaluate(&pi, &[]);
         for r in outcome.results {
             if r.status == RuleStatus::Error {
@@ -50,5 +73,5 @@ pub(crate) fn mutate(
             current.object = o;
         }
     }
-    (results, blocking, warnings)
+    m
 }

@@ -28,6 +28,7 @@
 
 pub(crate) mod admission;
 mod apply;
+mod existing;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -94,6 +95,9 @@ pub struct MutatingPolicy {
     exceptions: Vec<Arc<CelPolicyException>>,
     /// For a NamespacedMutatingPolicy: the only namespace it applies to.
     scope_namespace: Option<String>,
+    /// `spec.evaluation.mutateExisting.enabled: true`: how the policy selects the existing
+    /// resources it mutates for a trigger.
+    existing: Option<existing::TargetSelection>,
 }
 
 /// The outcome of one policy on one request.
@@ -191,24 +195,6 @@ impl MutatingPolicy {
             {
                 return Err(unsupported(&format!("spec.evaluation.mode: {mode}")));
             }
-            // mutateExisting mutates resources other than the request's object (in the
-            // background): not evaluated here; refused rather than silently not done.
-            if eval
-                .and_then(|e| e.pointer("/mutateExisting/enabled"))
-                .and_then(Value::as_bool)
-                == Some(true)
-            {
-                return Err(unsupported(
-                    "spec.evaluation.mutateExisting (mutate existing resources)",
-                ));
-            }
-            for f in ["targetMatchConstraints", "targetMatchConditions"] {
-                if spec.get(f).is_some_and(|x| !x.is_null()) {
-                    return Err(unsupported(&format!(
-                        "spec.{f} (mutate existing resources)"
-                    )));
-                }
-            }
             if spec
                 .get("auditAnnotations")
                 .and_then(Value::as_array)
@@ -250,6 +236,11 @@ impl MutatingPolicy {
         let match_conditions = compile_named(spec, "matchConditions", "spec").map_err(&wp)?;
         let variables = compile_variables(spec, "spec").map_err(&wp)?;
         let mutations = compile_mutations(spec).map_err(&wp)?;
+        let existing = if flavor == Flavor::Kyverno {
+            existing::TargetSelection::from_spec(spec, match_constraints.as_ref(), &full_name)?
+        } else {
+            None
+        };
         if mutations.is_empty() {
             return Err(invalid(
                 &full_name,
@@ -262,7 +253,8 @@ impl MutatingPolicy {
             match_conditions
                 .iter()
                 .map(|m| &m.program)
-                .chain(mutations.iter().map(|m| &m.program)),
+                .chain(mutations.iter().map(|m| &m.program))
+                .chain(existing.iter().flat_map(|e| e.programs())),
         )?;
         let allow_atomic = flavor == Flavor::Kyverno
             && spec
@@ -282,6 +274,7 @@ impl MutatingPolicy {
             allow_atomic,
             bindings: Vec::new(),
             exceptions: Vec::new(),
+            existing,
         })
     }
 
@@ -409,7 +402,7 @@ impl MutatingPolicy {
             _ => return none,
         }
         if self.flavor == Flavor::Kyverno
-            && let Some(r) = self.exception_result(input)
+            && let Some(r) = self.exception_result(input, input)
         {
             return MutationOutcome {
                 results: vec![r],
@@ -483,11 +476,17 @@ impl MutatingPolicy {
         }
     }
 
-    fn exception_result(&self, input: &PolicyInput) -> Option<RuleResult> {
+    /// The CEL PolicyExceptions that apply (`skip`), evaluated with `input` as `object` and
+    /// `request` (the trigger of a mutate-existing target; else `input`) as `request`.
+    fn exception_result<'a>(
+        &self,
+        input: &'a PolicyInput<'a>,
+        request: &'a PolicyInput<'a>,
+    ) -> Option<RuleResult> {
         if self.exceptions.is_empty() {
             return None;
         }
-        let view = RequestView::new(input);
+        let view = RequestView::with_request(input, request);
         let scope = VariableScope::new(&view, &self.variables);
         let mut matched: Vec<&Arc<CelPolicyException>> = Vec::new();
         for ex in &self.exceptions {
@@ -543,12 +542,23 @@ impl MutatingPolicy {
                 }
             }
         }
+        self.apply_mutations(input, input)
+    }
+
+    /// Every mutation in order, each seeing the object the previous one produced as `object`;
+    /// `request` is the admission request expressions see (`input` itself, or the trigger of
+    /// a mutate-existing target).
+    fn apply_mutations(&self, input: &PolicyInput, request: &PolicyInput) -> MutationOutcome {
+        let rule_name = match self.flavor {
+            Flavor::Admission => self.name.as_str(),
+            Flavor::Kyverno => "",
+        };
         let mut current = input.clone();
         for (i, m) in self.mutations.iter().enumerate() {
             let at = format!("spec.mutations[{i}]");
             let object = current.object.as_deref().cloned().unwrap_or(Value::Null);
             let out = {
-                let view = RequestView::new(&current);
+                let view = RequestView::with_request(&current, request);
                 let scope = VariableScope::new(&view, &self.variables);
                 m.program.evaluate_json(&scope)
             };

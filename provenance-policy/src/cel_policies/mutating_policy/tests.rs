@@ -271,9 +271,12 @@ fn loading_is_strict() {
         load(map_policy(spec)),
         Err(Error::Unsupported { .. })
     ));
-    // Mutating existing resources is refused rather than silently not done.
+    // Mutating existing resources needs targets that can be listed: a wildcard resource
+    // rule is refused rather than silently selecting nothing.
     let mut spec = ok.clone();
     spec["evaluation"] = json!({"mutateExisting": {"enabled": true}});
+    assert!(load(mpol(spec.clone())).unwrap().mutates_existing());
+    spec["matchConstraints"]["resourceRules"][0]["resources"] = json!(["*"]);
     assert!(matches!(load(mpol(spec)), Err(Error::Unsupported { .. })));
 }
 

@@ -355,6 +355,10 @@ fn operator_count(src: &str) -> usize {
 /// `request` object's metadata is built once, on first use.
 pub struct RequestView<'a> {
     input: &'a PolicyInput<'a>,
+    /// The admission request `request` describes: `input` itself, except for a
+    /// mutate-existing target, whose expressions see the target as `object` and the
+    /// trigger's request as `request`.
+    request: &'a PolicyInput<'a>,
     request_json: OnceCell<serde_json::Value>,
     request_value: OnceCell<EvalResult>,
 }
@@ -364,6 +368,19 @@ impl<'a> RequestView<'a> {
     pub fn new(input: &'a PolicyInput<'a>) -> Self {
         RequestView {
             input,
+            request: input,
+            request_json: OnceCell::new(),
+            request_value: OnceCell::new(),
+        }
+    }
+
+    /// Binds `input` as `object`, `oldObject` and `namespaceObject`, and `request` as the
+    /// admission request (`request.object` is `request`'s object): a mutate-existing target
+    /// evaluated for the trigger that selected it.
+    pub(crate) fn with_request(input: &'a PolicyInput<'a>, request: &'a PolicyInput<'a>) -> Self {
+        RequestView {
+            input,
+            request,
             request_json: OnceCell::new(),
             request_value: OnceCell::new(),
         }
@@ -375,7 +392,8 @@ impl<'a> RequestView<'a> {
     }
 
     fn request_json(&self) -> &serde_json::Value {
-        self.request_json.get_or_init(|| self.input.request_json())
+        self.request_json
+            .get_or_init(|| self.request.request_json())
     }
 
     pub(crate) fn root<'v>(&'v self, r: Root) -> R<'v> {
@@ -393,6 +411,16 @@ impl<'a> RequestView<'a> {
         })
     }
 
+    /// `request.object` (`old`: `request.oldObject`).
+    pub(crate) fn request_object<'v>(&'v self, old: bool) -> R<'v> {
+        let o = if old {
+            self.request.old_object.as_deref()
+        } else {
+            self.request.object.as_deref()
+        };
+        Ok(V::json_or_null(o))
+    }
+
     fn request_value(&self) -> EvalResult {
         self.request_value
             .get_or_init(|| {
@@ -405,10 +433,10 @@ impl<'a> RequestView<'a> {
                     Some(v) => value::json_to_cel(v).map_err(EvalError),
                     None => Ok(Value::Null),
                 };
-                map.insert(Key::from("object"), conv(self.input.object.as_deref())?);
+                map.insert(Key::from("object"), conv(self.request.object.as_deref())?);
                 map.insert(
                     Key::from("oldObject"),
-                    conv(self.input.old_object.as_deref())?,
+                    conv(self.request.old_object.as_deref())?,
                 );
                 Ok(Value::Map(Map { map: Arc::new(map) }))
             })
@@ -530,6 +558,10 @@ impl<'v> Env<'v> for VariableScope<'v, '_> {
 
     fn request_value(&self) -> EvalResult {
         self.view.request_value()
+    }
+
+    fn request_object(&self, old: bool) -> R<'v> {
+        self.view.request_object(old)
     }
 
     fn variable(&self, name: &str) -> R<'v> {

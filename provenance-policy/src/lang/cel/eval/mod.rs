@@ -85,6 +85,8 @@ pub(crate) trait Env<'v> {
     fn request_field(&self, field: &str) -> Option<&'v serde_json::Value>;
     /// The whole `request` object (materialized only when used as a value).
     fn request_value(&self) -> EvalResult;
+    /// `request.object` (`old`: `request.oldObject`).
+    fn request_object(&self, old: bool) -> R<'v>;
     fn variable(&self, name: &str) -> R<'v>;
     fn all_variables(&self) -> R<'v>;
     fn kyverno(&self, f: KyvernoFn, args: &[Value]) -> R<'v>;

@@ -8,7 +8,7 @@ use kube_cel::cel::objects::{Key, KeyRef};
 
 use crate::lang::cel::value::type_name;
 
-use super::lower::{BinOp, Builtin, ImageMethod, Root};
+use super::lower::{BinOp, Builtin, ImageMethod};
 use super::{
     Env, EvalError, EvalResult, R, V, as_str, materialize, materialize_owned, none, optional_of,
     some, v_type_name, wrap_some,
@@ -18,8 +18,8 @@ pub(super) fn select<'v>(v: V<'v>, field: &str, test: bool, env: &dyn Env<'v>) -
         V::Json(serde_json::Value::Object(m)) => m.get(field).map(V::Json),
         V::Cel(Value::Map(m)) => m.get(&KeyRef::String(field)).cloned().map(V::Cel),
         V::Request => match field {
-            "object" => Some(env.root(Root::Object)?),
-            "oldObject" => Some(env.root(Root::OldObject)?),
+            "object" => Some(env.request_object(false)?),
+            "oldObject" => Some(env.request_object(true)?),
             f => env.request_field(f).map(V::Json),
         },
         other => {
