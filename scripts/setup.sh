@@ -14,7 +14,10 @@
 #   - Debian `docker-registry` (CNCF distribution 2.8), `skopeo` and `umoci`: scripts/ci-setup-oci.sh;
 #   - npm packages of scripts/fixtures/sigstore: scripts/ci-setup-sigstore-node.sh;
 #   - PyPI model-signing + pyopenssl, sigstore, and one venv per model-signing release:
-#     scripts/ci-setup-model-signing*.sh, scripts/ci-setup-sigstore-python.sh.
+#     scripts/ci-setup-model-signing*.sh, scripts/ci-setup-sigstore-python.sh;
+#   - crates.io cargo-semver-checks, pinned, for .ci/run's semver step (compiled from source:
+#     minutes on a cold machine; skipped with a note below Rust 1.93):
+#     scripts/ci-setup-semver-checks.sh.
 #
 # `scripts/setup.sh --check` only reports. The main job of the README (the AI-workload
 # example, offline) needs only Rust and a C compiler.
