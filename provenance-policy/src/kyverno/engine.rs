@@ -125,43 +125,64 @@ pub(crate) struct RuleEval<'a> {
     /// The caller's values (a context entry they provide is not loaded).
     pub(crate) vars: &'a Variables,
     pub(crate) resource: ResourceRef,
-    /// The request's context document and its spare copy, for `validate.foreach` to borrow
-    /// instead of copying the document (`None`: copy it).
-    pub(crate) spare: Option<(&'a Spare, &'a Value)>,
 }
 
-/// A spare copy of a request's context document, lent to the rules that write to their
-/// context (context entries, the caller's variables, `foreach` element keys) and restored
-/// when given back: one copy of the request per request, not one per such rule. The
-/// first loan copies the document; later loans reuse the copy.
-#[derive(Debug, Default)]
-pub(crate) struct Spare(std::sync::Mutex<Option<Value>>);
+/// A request's JMESPath context document, built once and lent to each rule in turn: a rule
+/// reads it, or adds to it (context entries, the caller's variables, `foreach` element keys),
+/// and it is restored when the rule is done, so no rule copies the request.
+#[derive(Debug)]
+pub(crate) struct Doc {
+    cell: std::sync::Mutex<Option<Value>>,
+    /// The document's own top-level keys (what a rule adds beside them is removed).
+    keys: Vec<String>,
+    /// The document as built, to check in debug builds that every loan restores it.
+    #[cfg(debug_assertions)]
+    pristine: Value,
+}
 
-impl Spare {
-    /// Lends a copy of `base`. `written`: the keys of `base` under which the borrower may
-    /// write (restored from `base` on return; keys `base` does not have are removed).
-    pub(crate) fn lend<'s>(&'s self, base: &'s Value, written: Vec<String>) -> Lent<'s> {
+impl Doc {
+    fn new(doc: Value) -> Self {
+        Doc {
+            keys: doc
+                .as_object()
+                .map(|o| o.keys().cloned().collect())
+                .unwrap_or_default(),
+            #[cfg(debug_assertions)]
+            pristine: doc.clone(),
+            cell: std::sync::Mutex::new(Some(doc)),
+        }
+    }
+
+    /// Lends the document. `written`: its keys under which the borrower may write; their
+    /// values are saved (copied) now and put back on return. `rebuild` makes the document
+    /// anew should it be out on another loan (the engine never lends it twice at once).
+    fn lend(&self, written: Vec<String>, rebuild: impl FnOnce() -> Value) -> Lent<'_> {
         let value = self
-            .0
+            .cell
             .lock()
             .ok()
-            .and_then(|mut s| s.take())
-            .unwrap_or_else(|| base.clone());
+            .and_then(|mut c| c.take())
+            .unwrap_or_else(rebuild);
+        let saved = written
+            .into_iter()
+            .map(|k| {
+                let v = value.get(&k).cloned();
+                (k, v)
+            })
+            .collect();
         Lent {
-            spare: self,
-            base,
+            doc: self,
             value,
-            written,
+            saved,
         }
     }
 }
 
-/// A context document on loan from a [`Spare`]; restored and given back when dropped.
-pub(crate) struct Lent<'s> {
-    spare: &'s Spare,
-    base: &'s Value,
+/// The context document on loan from a [`Doc`]; restored and given back when dropped.
+pub(crate) struct Lent<'d> {
+    doc: &'d Doc,
     value: Value,
-    written: Vec<String>,
+    saved: Vec<(String, Option<Value>)>,
 }
 
 impl std::ops::Deref for Lent<'_> {
@@ -180,23 +201,36 @@ impl std::ops::DerefMut for Lent<'_> {
 impl Drop for Lent<'_> {
     fn drop(&mut self) {
         let mut value = std::mem::take(&mut self.value);
-        let (Some(obj), Some(base)) = (value.as_object_mut(), self.base.as_object()) else {
+        let Some(obj) = value.as_object_mut() else {
             return;
         };
-        obj.retain(|k, _| base.contains_key(k));
-        for k in &self.written {
-            if let Some(v) = base.get(k) {
-                obj.insert(k.clone(), v.clone());
+        obj.retain(|k, _| self.doc.keys.contains(k));
+        for (k, v) in self.saved.drain(..) {
+            match v {
+                Some(v) => {
+                    obj.insert(k, v);
+                }
+                None => {
+                    obj.remove(&k);
+                }
             }
         }
-        // Given back only when it is the document again (otherwise the next loan copies).
-        if obj.len() == base.len() {
-            debug_assert!(value == *self.base, "a lent context came back changed");
-            if let Ok(mut s) = self.spare.0.lock() {
-                *s = Some(value);
-            }
+        #[cfg(debug_assertions)]
+        debug_assert!(
+            value == self.doc.pristine,
+            "a lent context came back changed"
+        );
+        // Given back only when it is the document again (otherwise the next loan rebuilds).
+        if obj_len(&value) == self.doc.keys.len()
+            && let Ok(mut c) = self.doc.cell.lock()
+        {
+            *c = Some(value);
         }
     }
+}
+
+fn obj_len(v: &Value) -> usize {
+    v.as_object().map_or(0, serde_json::Map::len)
 }
 
 impl RuleEval<'_> {
@@ -226,8 +260,7 @@ impl RuleEval<'_> {
 /// and the CEL view are built once, not per policy or rule.
 pub struct Prepared<'a> {
     input: &'a ResourceInput,
-    base: Value,
-    spare: Spare,
+    doc: Doc,
     cel: std::sync::OnceLock<crate::lang::cel::PolicyInput<'a>>,
     images: Option<&'a crate::kyverno::verify_images::VerifyImagesContext<'a>>,
     exceptions: Vec<std::sync::Arc<crate::kyverno::exceptions::PolicyException>>,
@@ -244,8 +277,7 @@ impl<'a> Prepared<'a> {
     pub fn new(input: &'a ResourceInput) -> Self {
         Prepared {
             input,
-            base: base_context(input),
-            spare: Spare::default(),
+            doc: Doc::new(base_context(input)),
             cel: std::sync::OnceLock::new(),
             images: None,
             exceptions: Vec::new(),
@@ -378,7 +410,6 @@ impl ClusterPolicy {
             env,
             vars,
             resource: resource_ref(input),
-            spare: Some((&prepared.spare, &prepared.base)),
         };
         // Match and exclude fail closed: when the outcome depends on facts the caller could
         // not supply (a namespace's labels, the requester's roles), the rule is an error.
@@ -400,12 +431,18 @@ impl ClusterPolicy {
             RuleKind::Mutate => return None,
             RuleKind::Empty => return Some(ev.unsupported("rule without validate")),
         }
+        // The request's context document, on loan for this rule (see `Doc`).
+        let mut ctx = prepared
+            .doc
+            .lend(written_keys(rule, vars, &prepared.doc.keys), || {
+                base_context(input)
+            });
         // PolicyExceptions: an exception that names this rule and matches skips it (for
         // podSecurity rules, exceptions with podSecurity entries narrow the checks instead).
         let matched: Vec<&crate::kyverno::exceptions::PolicyException> = prepared
             .exceptions
             .iter()
-            .filter(|e| e.applies(&self.display_name(), &rule.name, input, &prepared.base, env))
+            .filter(|e| e.applies(&self.display_name(), &rule.name, input, &ctx, env))
             .map(|e| e.as_ref())
             .collect();
         if let Some(pss) = &rule.pod_security {
@@ -464,32 +501,22 @@ impl ClusterPolicy {
         if rule.cel_preconditions.is_some() && rule.cel.is_none() {
             return Some(ev.unsupported("celPreconditions on a rule without validate.cel"));
         }
-        // The shared context document is used as is unless the rule adds to it; then the
-        // rule borrows the request's spare copy, restored when the rule is done.
-        let lent;
-        let ctx: &Value = if rule.context.is_empty() && vars.is_empty() {
-            &prepared.base
-        } else {
-            let mut c = prepared
-                .spare
-                .lend(&prepared.base, written_keys(rule, vars, &prepared.base));
-            vars.apply(&mut c, &rule.name);
-            if let Err(r) = load_context(&ev, &rule.context, &mut c, vars, "context", &rule.raw) {
+        if !(rule.context.is_empty() && vars.is_empty()) {
+            vars.apply(&mut ctx, &rule.name);
+            if let Err(r) = load_context(&ev, &rule.context, &mut ctx, vars, "context", &rule.raw) {
                 return Some(*r);
             }
-            lent = c;
-            &lent
-        };
+        }
         if let Some(pre) = &rule.preconditions {
-            match conditions::evaluate_block(pre, ctx, env, "preconditions") {
+            match conditions::evaluate_block(pre, &ctx, env, "preconditions") {
                 Ok(true) => {}
                 Ok(false) => return Some(ev.result(RuleStatus::Skip, "preconditions not met")),
                 Err(e) => return Some(ev.error(&e)),
             }
         }
         match &rule.kind {
-            RuleKind::Validate(validate) => Some(validate_rule(&ev, validate, prepared, ctx)),
-            RuleKind::Generate => Some(crate::kyverno::generate::run(&ev, ctx, input, generated)),
+            RuleKind::Validate(validate) => Some(validate_rule(&ev, validate, prepared, &mut ctx)),
+            RuleKind::Generate => Some(crate::kyverno::generate::run(&ev, &ctx, input, generated)),
             RuleKind::VerifyImages(vi) => {
                 let Some(cx) = prepared.images else {
                     return Some(ev.unsupported(
@@ -499,7 +526,7 @@ impl ClusterPolicy {
                 let Some(sites) = sites else {
                     return Some(ev.unsupported("verifyImages rule without image sites"));
                 };
-                let out = cx.evaluate_sites(&self.name, &rule.name, vi, sites, ctx, env);
+                let out = cx.evaluate_sites(&self.name, &rule.name, vi, sites, &ctx, env);
                 let mut r = ev.result(out.status, out.message.clone());
                 if out.status == RuleStatus::Error {
                     r = r.with_reason(Reason::new(
@@ -789,26 +816,14 @@ fn load_api_call(
     } else {
         let url_path =
             substituted_string(&call["urlPath"], ctx, ev.env, &format!("{path}.urlPath"))?;
-        if let Some(policy_ns) = ev.policy.namespace.as_deref().filter(|n| !n.is_empty()) {
-            let segs: Vec<&str> = url_path
-                .split('?')
-                .next()
-                .unwrap_or_default()
-                .split('/')
-                .collect();
-            let ns = segs
-                .iter()
-                .position(|s| *s == "namespaces")
-                .and_then(|i| segs.get(i + 1));
-            if ns != Some(&policy_ns) {
-                return Err(Lookup::Error(Error::InvalidPolicy {
-                    policy: ev.policy.name.clone(),
-                    path: format!("{path}.urlPath"),
-                    reason: format!(
-                        "{url_path} does not stay in the policy namespace {policy_ns:?}"
-                    ),
-                }));
-            }
+        if let Some(policy_ns) = ev.policy.namespace.as_deref().filter(|n| !n.is_empty())
+            && !stays_in_namespace(&url_path, policy_ns)
+        {
+            return Err(Lookup::Error(Error::InvalidPolicy {
+                policy: ev.policy.name.clone(),
+                path: format!("{path}.urlPath"),
+                reason: format!("{url_path} does not stay in the policy namespace {policy_ns:?}"),
+            }));
         }
         cluster.api_call(&method, &url_path, body.as_ref())
     };
@@ -823,6 +838,25 @@ fn load_api_call(
         }
     };
     project(ev, call, data, ctx, path)
+}
+
+/// Whether a namespaced Policy's `apiCall.urlPath` reads only its own namespace: objects in
+/// it, or the Namespace object itself. Decided on the path as parsed for the look-up
+/// ([`ApiPath`](crate::admission::cluster::ApiPath)), never on its text: a path whose
+/// `namespaces` segment is not where the API server reads the namespace (a group named
+/// `namespaces`, an empty segment) is refused.
+fn stays_in_namespace(url_path: &str, policy_ns: &str) -> bool {
+    match crate::admission::cluster::ApiPath::parse(url_path) {
+        Ok(p) => match &p.namespace {
+            Some(ns) => ns == policy_ns,
+            None => {
+                p.group.is_empty()
+                    && p.resource == "namespaces"
+                    && p.name.as_deref() == Some(policy_ns)
+            }
+        },
+        Err(_) => false,
+    }
 }
 
 /// `data` through the entry's `jmesPath` (variables substituted first), or as is without one.
@@ -953,10 +987,10 @@ fn validate_rule(
     ev: &RuleEval<'_>,
     validate: &Value,
     prepared: &Prepared<'_>,
-    ctx: &Value,
+    ctx: &mut Value,
 ) -> RuleResult {
     let input = prepared.input;
-    let message = message_of(ev, validate, ctx);
+    let message = message_of(ev, validate, &*ctx);
     for unsupported in ["manifests", "assert"] {
         if validate.get(unsupported).is_some_and(|v| !v.is_null()) {
             return ev.unsupported(&format!("validate.{unsupported}"));
@@ -1022,7 +1056,7 @@ fn check_block(
     ev: &RuleEval<'_>,
     block: &Value,
     target: &Value,
-    ctx: &Value,
+    ctx: &mut Value,
     message: &str,
     depth: usize,
 ) -> Check {
@@ -1125,42 +1159,29 @@ fn check_foreach(
     ev: &RuleEval<'_>,
     foreach: &Value,
     target: &Value,
-    ctx: &Value,
+    ctx: &mut Value,
     message: &str,
     depth: usize,
 ) -> Check {
-    // One scratch copy of the context per foreach, not one per element: the context holds the
-    // resource, so a copy per element made a foreach over N containers cost N copies of an
-    // N-container Pod (quadratic; see docs/performance-growth.md). A foreach over the
-    // request's own document borrows its spare copy (`foreach_in` restores every key it
-    // writes), so rules with foreach do not copy the request each.
-    match ev.spare {
-        Some((spare, base)) if std::ptr::eq(ctx, base) => {
-            let mut lent = spare.lend(base, Vec::new());
-            foreach_in(ev, foreach, target, &mut lent, message, depth)
-        }
-        _ => {
-            let mut scratch = ctx.clone();
-            foreach_in(ev, foreach, target, &mut scratch, message, depth)
-        }
-    }
+    // The context is the rule's loan of the request's document (see `Doc`), not a copy:
+    // `foreach_in` restores every key it writes, whatever the outcome, so no copy per foreach
+    // (or per element: a copy per element made a foreach over N containers cost N copies of
+    // an N-container Pod; see docs/performance-growth.md).
+    foreach_in(ev, foreach, target, ctx, message, depth)
 }
 
-/// The keys of the request's context document `base` that `rule` may write under: the first
+/// The keys of the request's context document (`keys`) that `rule` may write under: the first
 /// segment of each of its context entries' names, and every key when the caller supplies
 /// variables (they can set any dotted key).
-fn written_keys(rule: &Rule, vars: &Variables, base: &Value) -> Vec<String> {
-    let Some(keys) = base.as_object() else {
-        return Vec::new();
-    };
+fn written_keys(rule: &Rule, vars: &Variables, keys: &[String]) -> Vec<String> {
     if !vars.is_empty() {
-        return keys.keys().cloned().collect();
+        return keys.to_vec();
     }
     rule.context
         .iter()
         .filter_map(|c| c.get("name").and_then(Value::as_str))
         .filter_map(|n| crate::kyverno::context::split_dotted(n).into_iter().next())
-        .filter(|first| keys.contains_key(first))
+        .filter(|first| keys.contains(first))
         .collect()
 }
 
@@ -1333,4 +1354,34 @@ fn foreach_entries(
         ));
     }
     Check::Pass
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stays_in_namespace;
+
+    #[test]
+    fn a_namespaced_policy_reads_its_own_namespace_only() {
+        for ok in [
+            "/api/v1/namespaces/mine/configmaps",
+            "/api/v1/namespaces/mine/configmaps/cm",
+            "/apis/apps/v1/namespaces/mine/deployments?labelSelector=app%3Dweb",
+            "/api/v1/namespaces/mine",
+        ] {
+            assert!(stays_in_namespace(ok, "mine"), "{ok}");
+        }
+        for out in [
+            "/api/v1/namespaces/other/configmaps",
+            "/apis/namespaces/mine/namespaces/other/configmaps",
+            "/api/v1//namespaces/mine/configmaps",
+            "/api/v1/configmaps",
+            "/api/v1/namespaces",
+            "/api/v1/namespaces/other",
+            "/apis/x/v1/namespaces/mine",
+            "/api/v1/namespaces/mine/pods/p/log",
+            "namespaces/mine/configmaps",
+        ] {
+            assert!(!stays_in_namespace(out, "mine"), "{out}");
+        }
+    }
 }

@@ -334,7 +334,6 @@ impl ClusterPolicy {
             env,
             vars,
             resource: resource_ref(input),
-            spare: None,
         };
         let rules = &mut out.response.rules;
         match rule.match_block.try_matches(input) {
@@ -541,7 +540,6 @@ impl ClusterPolicy {
             env: rule_ev.env,
             vars: rule_ev.vars,
             resource: target_ref(target),
-            spare: None,
         };
         let mut ctx = ctx.clone();
         set_dotted(&mut ctx, "target", target.clone());

@@ -115,7 +115,6 @@ impl ClusterPolicy {
             env,
             vars,
             resource: resource_ref(input),
-            spare: None,
         };
         match rule.match_block.try_matches(input) {
             Ok(true) => {}
