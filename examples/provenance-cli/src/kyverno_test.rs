@@ -536,13 +536,7 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let whole_file_unsupported = ["httpPayloads", "envoyPayloads"]
-        .into_iter()
-        .find(|k| test.get(*k).is_some_and(|v| !v.is_null()));
-    let loaded = match whole_file_unsupported {
-        Some(k) => Err(format!("unsupported: test field {k}")),
-        None => load_test(dir, test),
-    };
+    let loaded = load_test(dir, test);
     let loaded = match loaded {
         Ok(l) => l,
         Err(reason) => {
@@ -799,6 +793,38 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
             object: payload,
         });
     }
+    // Authorization payloads (`envoyPayloads`, `httpPayloads`): each Envoy or HTTP
+    // ValidatingPolicy answers each request of its kind, named by its file.
+    let authz = match authz_payloads(dir, test) {
+        Ok(p) => p,
+        Err(reason) => {
+            return rows_for_all(&file, &results, Some(false), &reason);
+        }
+    };
+    for (envoy, name, payload) in authz {
+        let rs = loaded
+            .policies
+            .iter()
+            .filter_map(|p| match p {
+                LoadedPolicy::Validating(vp)
+                    if (envoy && vp.is_envoy_mode()) || (!envoy && vp.is_http_mode()) =>
+                {
+                    Some(PolicyResponse::new(
+                        vp.name(),
+                        vp.kind(),
+                        vp.evaluate_authz_payload(&payload, &name, &loaded.cel_context, now),
+                    ))
+                }
+                _ => None,
+            })
+            .collect();
+        responses.push(Response {
+            key: (String::new(), String::new(), String::new(), name),
+            policies: rs,
+            patched_by: Vec::new(),
+            object: payload,
+        });
+    }
     let mut rows = Vec::new();
     for r in &results {
         let responses = match r.get("operation").and_then(Value::as_str) {
@@ -834,6 +860,22 @@ fn json_payloads(dir: &Path, test: &Value) -> Result<Vec<(String, Value)>, Strin
             Ok((name, v))
         })
         .collect()
+}
+
+/// The test's authorization payloads: `(envoy, name, request)` for each `envoyPayloads` and
+/// `httpPayloads` entry, each file one JSON document (its shape is checked when a policy
+/// evaluates it).
+fn authz_payloads(dir: &Path, test: &Value) -> Result<Vec<(bool, String, Value)>, String> {
+    let mut out = Vec::new();
+    for (key, envoy) in [("envoyPayloads", true), ("httpPayloads", false)] {
+        for name in strings(test.get(key)) {
+            let text = read(&dir.join(&name))?;
+            let v: Value =
+                serde_json::from_str(&text).map_err(|e| format!("{key} {name}: not JSON: {e}"))?;
+            out.push((envoy, name, v));
+        }
+    }
+    Ok(out)
 }
 
 /// The cluster mutate-existing rules read their targets from, as `kyverno test`'s fake cluster

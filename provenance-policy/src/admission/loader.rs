@@ -70,7 +70,7 @@ pub enum LoadedPolicy {
 impl LoadedPolicy {
     /// Why this policy never decides an admission request, for a policy that validates
     /// something else (a ValidatingPolicy with `evaluation.mode: JSON` validates JSON
-    /// payloads). An admission webhook given such a policy should refuse to load it rather
+    /// payloads, one with `Envoy` or `HTTP` authorizes requests). An admission webhook given such a policy should refuse to load it rather
     /// than run with a policy silently out of force. `None` for every other policy.
     pub fn never_at_admission(&self) -> Option<String> {
         match self {
@@ -78,6 +78,14 @@ impl LoadedPolicy {
                 "ValidatingPolicy {:?} has evaluation.mode: JSON: it validates JSON payloads, never admission requests",
                 vp.name()
             )),
+            LoadedPolicy::Validating(vp) if vp.is_envoy_mode() || vp.is_http_mode() => {
+                Some(format!(
+                    "ValidatingPolicy {:?} has evaluation.mode: {}: it authorizes {} requests, never admission requests",
+                    vp.name(),
+                    if vp.is_envoy_mode() { "Envoy" } else { "HTTP" },
+                    if vp.is_envoy_mode() { "Envoy" } else { "HTTP" },
+                ))
+            }
             _ => None,
         }
     }

@@ -239,6 +239,39 @@ impl PolicySet {
             .collect()
     }
 
+    /// Evaluates every ValidatingPolicy with `evaluation.mode: Envoy` (`envoy`) or `HTTP`
+    /// (`!envoy`) against one authorization request (an Envoy `CheckRequest` or an HTTP
+    /// `CheckRequest` in JSON), as `kyverno test` evaluates `envoyPayloads` and
+    /// `httpPayloads`: one response per policy, named `name`. `now` is the time tokens are
+    /// checked against. See [`ValidatingPolicy::authorize`] for the answer itself.
+    ///
+    /// [`ValidatingPolicy::authorize`]: crate::cel_policies::validating_policy::ValidatingPolicy::authorize
+    pub fn evaluate_authz_payload(
+        &self,
+        envoy: bool,
+        request: &Value,
+        name: &str,
+        context: &crate::lang::cel::ContextData,
+        now: provenance_core::UnixTime,
+    ) -> Vec<PolicyResponse> {
+        self.policies
+            .iter()
+            .filter_map(|p| match p {
+                LoadedPolicy::Validating(vp)
+                    if (envoy && vp.is_envoy_mode()) || (!envoy && vp.is_http_mode()) =>
+                {
+                    Some(PolicyResponse {
+                        policy: vp.name().to_owned(),
+                        kind: vp.kind().to_owned(),
+                        rules: vp.evaluate_authz_payload(request, name, context, now),
+                        generated: Vec::new(),
+                    })
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Evaluates every policy against one resource.
     pub fn evaluate(&self, input: &ResourceInput, env: &Env) -> Vec<PolicyResponse> {
         let vars = Variables::default();

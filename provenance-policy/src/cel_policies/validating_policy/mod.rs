@@ -67,6 +67,7 @@
 //! [`ValidatingPolicy::add_exceptions`].
 
 mod admission_policy;
+mod authz;
 mod exceptions;
 mod match_constraints;
 
@@ -77,12 +78,18 @@ use provenance_core::outcome::{Reason, RuleResult, RuleStatus};
 use crate::Error;
 use crate::lang::cel::{
     AuditAnnotation, MatchConditions, NamedProgram, RequestView, Validation, Variable,
-    VariableScope, check_variables, compile_audit_annotations, compile_named, compile_validations,
-    compile_variables, evaluate_audit_annotations, evaluate_match_conditions, str_field,
+    VariableScope, check_variables, compile_audit_annotations, compile_named_in,
+    compile_validations_in, compile_variables_in, evaluate_audit_annotations,
+    evaluate_match_conditions, str_field,
 };
 pub use crate::lang::cel::{ContextData, GroupVersionResource, Operation, PolicyInput, UserInfo};
 
+pub use crate::lang::cel::authz::{
+    AuthzResponse, EnvoyCheckResponse, EnvoyDenied, EnvoyHeader, EnvoyHttpResponse, EnvoyOk,
+    HttpCheckResponse,
+};
 pub use admission_policy::{PolicyBinding, ValidatingAdmissionPolicy};
+pub use authz::Authorization;
 pub use exceptions::CelPolicyException;
 pub(crate) use exceptions::attach_exceptions;
 use match_constraints::strings;
@@ -111,6 +118,21 @@ pub enum FailurePolicy {
     Ignore,
 }
 
+/// What a ValidatingPolicy validates (`spec.evaluation.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum EvaluationMode {
+    /// Kubernetes admission requests and resources (the default).
+    #[default]
+    Kubernetes,
+    /// Any JSON document ([`ValidatingPolicy::evaluate_payload`]).
+    Json,
+    /// Envoy `CheckRequest`s ([`ValidatingPolicy::authorize`]).
+    Envoy,
+    /// HTTP requests ([`ValidatingPolicy::authorize`]).
+    Http,
+}
+
 /// A compiled ValidatingPolicy.
 #[derive(Debug)]
 pub struct ValidatingPolicy {
@@ -128,8 +150,8 @@ pub struct ValidatingPolicy {
     exceptions: Vec<Arc<CelPolicyException>>,
     /// For a NamespacedValidatingPolicy: the only namespace it applies to.
     scope_namespace: Option<String>,
-    /// `spec.evaluation.mode: JSON`: validates JSON payloads, not Kubernetes requests.
-    json_mode: bool,
+    /// `spec.evaluation.mode`.
+    mode: EvaluationMode,
 }
 
 const SPEC_FIELDS: &[&str] = &[
@@ -204,22 +226,42 @@ impl ValidatingPolicy {
                 });
             }
         }
-        let json_mode = match spec.get("evaluation").and_then(|e| e.get("mode")) {
-            None | Some(serde_json::Value::Null) => false,
-            Some(serde_json::Value::String(m)) if m == "Kubernetes" => false,
-            Some(serde_json::Value::String(m)) if m == "JSON" => true,
+        let mode = match spec.get("evaluation").and_then(|e| e.get("mode")) {
+            None | Some(serde_json::Value::Null) => EvaluationMode::Kubernetes,
+            Some(serde_json::Value::String(m)) => match m.as_str() {
+                "Kubernetes" => EvaluationMode::Kubernetes,
+                "JSON" => EvaluationMode::Json,
+                "Envoy" => EvaluationMode::Envoy,
+                "HTTP" => EvaluationMode::Http,
+                other => {
+                    return Err(with_policy(invalid(
+                        "spec.evaluation.mode",
+                        &format!("expected Kubernetes, JSON, Envoy or HTTP, got {other:?}"),
+                    )));
+                }
+            },
             Some(other) => {
                 return Err(with_policy(invalid(
                     "spec.evaluation.mode",
-                    &format!("expected Kubernetes or JSON, got {other}"),
+                    &format!("expected Kubernetes, JSON, Envoy or HTTP, got {other}"),
                 )));
             }
         };
-        if json_mode && kind == "NamespacedValidatingPolicy" {
+        let json_mode = mode == EvaluationMode::Json;
+        let authz = matches!(mode, EvaluationMode::Envoy | EvaluationMode::Http);
+        if (json_mode || authz) && kind == "NamespacedValidatingPolicy" {
             return Err(with_policy(invalid(
                 "spec.evaluation.mode",
-                "a NamespacedValidatingPolicy validates its namespace's resources, not JSON payloads",
+                "a NamespacedValidatingPolicy validates its namespace's resources, not payloads",
             )));
+        }
+        let dialect = match mode {
+            EvaluationMode::Envoy => crate::lang::cel::Dialect::Envoy,
+            EvaluationMode::Http => crate::lang::cel::Dialect::Http,
+            _ => crate::lang::cel::Dialect::Standard,
+        };
+        if authz {
+            authz::check_fields(spec, &full_name)?;
         }
         let match_constraints = spec
             .get("matchConstraints")
@@ -228,9 +270,10 @@ impl ValidatingPolicy {
             .transpose()
             .map_err(with_policy)?;
         let match_conditions =
-            compile_named(spec, "matchConditions", "spec").map_err(with_policy)?;
-        let variables = compile_variables(spec, "spec").map_err(with_policy)?;
-        let validations = compile_validations(spec, "validations", "spec").map_err(with_policy)?;
+            compile_named_in(spec, "matchConditions", "spec", dialect).map_err(with_policy)?;
+        let variables = compile_variables_in(spec, "spec", dialect).map_err(with_policy)?;
+        let validations =
+            compile_validations_in(spec, "validations", "spec", dialect).map_err(with_policy)?;
         let audit_annotations = compile_audit_annotations(spec, "spec").map_err(with_policy)?;
         check_variables(
             &variables,
@@ -280,7 +323,7 @@ impl ValidatingPolicy {
             kind: kind.to_owned(),
             exceptions: Vec::new(),
             scope_namespace: (kind == "NamespacedValidatingPolicy").then(|| namespace.to_owned()),
-            json_mode,
+            mode,
         })
     }
 
@@ -292,7 +335,12 @@ impl ValidatingPolicy {
     /// Whether the policy validates JSON payloads (`spec.evaluation.mode: JSON`) rather than
     /// Kubernetes requests.
     pub fn is_json_mode(&self) -> bool {
-        self.json_mode
+        self.mode == EvaluationMode::Json
+    }
+
+    /// `spec.evaluation.mode`.
+    pub fn evaluation_mode(&self) -> EvaluationMode {
+        self.mode
     }
 
     /// Evaluates a JSON-mode policy against one JSON document (`object` in its expressions;
@@ -306,7 +354,7 @@ impl ValidatingPolicy {
         name: &str,
         context: &crate::lang::cel::ContextData,
     ) -> Vec<RuleResult> {
-        if !self.json_mode {
+        if self.mode != EvaluationMode::Json {
             return Vec::new();
         }
         let mut input = PolicyInput::create(payload.clone());
@@ -364,8 +412,8 @@ impl ValidatingPolicy {
     /// Evaluates against an already bound request (share one view across policies).
     pub fn evaluate_view(&self, view: &RequestView<'_>) -> Vec<RuleResult> {
         let input = view.input();
-        // A JSON-mode policy validates payloads, never Kubernetes requests.
-        if self.json_mode {
+        // A JSON, Envoy or HTTP policy validates payloads, never Kubernetes requests.
+        if self.mode != EvaluationMode::Kubernetes {
             return Vec::new();
         }
         // A NamespacedValidatingPolicy applies to resources of its own namespace only.

@@ -54,12 +54,42 @@ pub enum KyvernoFn {
     /// which Kyverno's CEL environment includes): Go regular expressions, `\N` in the
     /// replacement for capture group N.
     RegexReplace,
+    /// `envoy.Allowed()` (Envoy authorization policies).
+    EnvoyAllowed,
+    /// `envoy.Denied(code)` (Envoy authorization policies).
+    EnvoyDenied,
+    /// `envoy.Header(key, value)` (Envoy authorization policies).
+    EnvoyHeader,
+    /// `envoy.QueryParam(key, value)` (Envoy authorization policies).
+    EnvoyQueryParam,
+    /// `http.Allowed()` (HTTP authorization policies).
+    HttpAllowed,
+    /// `http.Denied(reason)` (HTTP authorization policies).
+    HttpDenied,
+    /// `jwt.Decode(token, key)` (authorization policies): answered by the policy, which
+    /// supplies `now`.
+    JwtDecode,
 }
 
 impl KyvernoFn {
     /// Whether the policy being evaluated answers this function (`PolicyFunctions`).
     pub fn is_policy_function(self) -> bool {
-        matches!(self, KyvernoFn::GeneratorApply | KyvernoFn::TimeNow)
+        matches!(self, KyvernoFn::GeneratorApply | KyvernoFn::TimeNow) || self.is_authz()
+    }
+
+    /// Whether this is one of the authorization libraries' functions (Envoy and HTTP
+    /// ValidatingPolicies only).
+    pub fn is_authz(self) -> bool {
+        matches!(
+            self,
+            KyvernoFn::EnvoyAllowed
+                | KyvernoFn::EnvoyDenied
+                | KyvernoFn::EnvoyHeader
+                | KyvernoFn::EnvoyQueryParam
+                | KyvernoFn::HttpAllowed
+                | KyvernoFn::HttpDenied
+                | KyvernoFn::JwtDecode
+        )
     }
 
     /// Whether this is one of the ImageValidatingPolicy verification functions.
@@ -344,6 +374,15 @@ impl ContextData {
             KyvernoFn::GeneratorApply => Err(EvalError(
                 "generator.Apply is only available in a GeneratingPolicy".to_owned(),
             )),
+            KyvernoFn::EnvoyAllowed
+            | KyvernoFn::EnvoyDenied
+            | KyvernoFn::EnvoyHeader
+            | KyvernoFn::EnvoyQueryParam
+            | KyvernoFn::HttpAllowed
+            | KyvernoFn::HttpDenied
+            | KyvernoFn::JwtDecode => Err(EvalError(format!(
+                "{f:?} is only available in a ValidatingPolicy with evaluation.mode Envoy or HTTP"
+            ))),
             KyvernoFn::TimeNow => Err(EvalError(
                 "time.now: no current time was supplied for this evaluation".to_owned(),
             )),

@@ -35,6 +35,7 @@
 //! * `cel` 0.13's own optional selection (`a.?b`) errors on a missing field; this evaluator
 //!   implements it as the CEL spec says (absent field → `optional.none()`).
 
+pub mod authz;
 pub mod autogen;
 mod eval;
 mod input;

@@ -31,6 +31,11 @@ pub(crate) enum Dialect {
     ImagePolicy,
     /// An ImageValidatingPolicy `matchImageReferences` expression: `ref` and the image library.
     ImageMatch,
+    /// A ValidatingPolicy with `evaluation.mode: Envoy`: the `envoy` and `jwt` libraries.
+    Envoy,
+    /// A ValidatingPolicy with `evaluation.mode: HTTP`: `http.Allowed/Denied`, the request
+    /// helpers and the `jwt` library.
+    Http,
 }
 
 /// Binary operators evaluated natively.
@@ -68,6 +73,8 @@ pub(crate) enum Builtin {
     TypeOf,
     /// Methods of Kyverno's image reference type.
     Image(ImageMethod),
+    /// Methods of the authorization libraries' values.
+    Authz(crate::lang::cel::authz::AuthzMethod),
 }
 
 /// `registry()`, `repository()`, ... on a Kyverno image reference.
@@ -511,6 +518,45 @@ impl Lowering {
             };
             let args = a.iter().map(|x| self.lower(x)).collect::<Result<_, _>>()?;
             return Ok(Node::Builtin(b, None, args));
+        }
+        if let Some(target) = &call.target
+            && matches!(self.dialect, Dialect::Envoy | Dialect::Http)
+        {
+            let envoy = self.dialect == Dialect::Envoy;
+            if let Expr::Ident(lib) = &target.expr
+                && self.local(lib).is_none()
+            {
+                let f = match (lib.as_str(), name, a.len(), envoy) {
+                    ("envoy", "Allowed", 0, true) => Some(KyvernoFn::EnvoyAllowed),
+                    ("envoy", "Denied", 1, true) => Some(KyvernoFn::EnvoyDenied),
+                    ("envoy", "Header", 2, true) => Some(KyvernoFn::EnvoyHeader),
+                    ("envoy", "QueryParam", 2, true) => Some(KyvernoFn::EnvoyQueryParam),
+                    ("http", "Allowed", 0, false) => Some(KyvernoFn::HttpAllowed),
+                    ("http", "Denied", 1, false) => Some(KyvernoFn::HttpDenied),
+                    ("jwt", "Decode", 2, _) => Some(KyvernoFn::JwtDecode),
+                    ("envoy" | "jwt", ..) => {
+                        return Err(LowerError::Invalid(format!(
+                            "undeclared reference to '{lib}.{name}' with {} argument(s)",
+                            a.len()
+                        )));
+                    }
+                    ("json" | "mcp", ..) => {
+                        return Err(LowerError::Unsupported(format!(
+                            "Kyverno CEL function {lib}.{name}"
+                        )));
+                    }
+                    _ => None,
+                };
+                if let Some(f) = f {
+                    let args = a.iter().map(|x| self.lower(x)).collect::<Result<_, _>>()?;
+                    return Ok(Node::Kyverno(f, args));
+                }
+            }
+            if let Some(m) = crate::lang::cel::authz::AuthzMethod::lookup(name, a.len(), envoy) {
+                let t = self.bx(target)?;
+                let args = a.iter().map(|x| self.lower(x)).collect::<Result<_, _>>()?;
+                return Ok(Node::Builtin(Builtin::Authz(m), Some(t), args));
+            }
         }
         if let Some(target) = &call.target {
             // Kyverno's libraries: `resource.get(...)`, `image.GetMetadata(...)`, ...

@@ -393,6 +393,19 @@ pub(super) fn builtin<'v>(
                 ImageMethod::ContainsDigest => bool_v(!img.digest.is_empty()),
             }
         }
+        Builtin::Authz(m) => {
+            let t = match target {
+                Some(t) => materialize_owned(t, env)?,
+                None => Value::Null,
+            };
+            let mut values = Vec::new();
+            for a in args {
+                values.push(materialize_owned(a, env)?);
+            }
+            crate::lang::cel::authz::method(m, &t, &values)
+                .map(V::Cel)
+                .map_err(EvalError::new)
+        }
         Builtin::OptionalOf => wrap_some(next(), env),
         Builtin::OptionalNone => Ok(V::Cel(none())),
         Builtin::OptionalOfNonZero => {
