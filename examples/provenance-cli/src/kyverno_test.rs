@@ -712,6 +712,9 @@ fn run_test(file: &str, dir: &Path, test: &Value, now: UnixTime) -> Vec<Row> {
                     | LoadedPolicy::Binding(_)
                     | LoadedPolicy::CelException(_)
                     | LoadedPolicy::Exception(_) => {}
+                    // A kind this harness does not know yet reports nothing: an expectation
+                    // for it then fails as a missing result, never as a pass.
+                    _ => {}
                 }
             }
             responses.push(Response {

@@ -28,6 +28,7 @@ use crate::yaml::load_documents;
 
 /// One document of a policy file.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum LoadedPolicy {
     /// A `kyverno.io` ClusterPolicy or Policy.
     Kyverno(Box<ClusterPolicy>),

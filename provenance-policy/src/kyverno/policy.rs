@@ -130,6 +130,7 @@ impl ActionOverride {
 
 /// What a rule does.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum RuleKind {
     /// `validate`: the raw block (pattern, anyPattern, deny, foreach, cel, podSecurity, ...).
     Validate(Value),

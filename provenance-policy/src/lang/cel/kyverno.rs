@@ -17,6 +17,7 @@ use super::value::json_to_cel;
 
 /// A Kyverno library function resolved at compile time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum KyvernoFn {
     /// `resource.get(apiVersion, resource, namespace, name)`
     ResourceGet,
