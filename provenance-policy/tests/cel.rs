@@ -1090,3 +1090,29 @@ spec:
         "{r:?}"
     );
 }
+
+#[test]
+fn parse_service_account_reads_service_account_users_only() {
+    let mut input = PolicyInput::create(pod());
+    input.user_info.username = "system:serviceaccount:ml-serving:inference".into();
+    assert_eq!(
+        eval(
+            "parseServiceAccount(request.userInfo.username).Namespace + '/' + parseServiceAccount(request.userInfo.username).Name",
+            &input
+        )
+        .unwrap(),
+        json!("ml-serving/inference")
+    );
+    for (user, expected) in [
+        // Anything that is not a service account user gives empty fields, never a guess.
+        ("alice", json!({"Name": "", "Namespace": ""})),
+        ("system:serviceaccount:ml", json!({"Name": "", "Namespace": ""})),
+        ("system:serviceaccounts:ml:x", json!({"Name": "", "Namespace": ""})),
+        // Split at the first colon after the prefix, as Kyverno splits it.
+        ("system:serviceaccount:ns:a:b", json!({"Name": "a:b", "Namespace": "ns"})),
+    ] {
+        let src = format!("parseServiceAccount('{user}')");
+        assert_eq!(ok(&src), expected, "{user}");
+    }
+    assert!(eval("parseServiceAccount(1)", &input).is_err());
+}

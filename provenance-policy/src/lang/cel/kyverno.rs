@@ -70,6 +70,9 @@ pub enum KyvernoFn {
     /// `jwt.Decode(token, key)` (authorization policies): answered by the policy, which
     /// supplies `now`.
     JwtDecode,
+    /// `parseServiceAccount(username)` (Kyverno's user library): `Name` and `Namespace` of a
+    /// `system:serviceaccount:<namespace>:<name>` user, both empty for any other user.
+    ParseServiceAccount,
 }
 
 impl KyvernoFn {
@@ -160,6 +163,14 @@ impl ImageRef {
     }
 }
 
+/// `(namespace, name)` of a service account's user name (`system:serviceaccount:NS:NAME`,
+/// split at the first `:` after the prefix, as Kyverno splits it); empty for any other user.
+fn parse_service_account(user: &str) -> (&str, &str) {
+    user.strip_prefix("system:serviceaccount:")
+        .and_then(|rest| rest.split_once(':'))
+        .unwrap_or(("", ""))
+}
+
 /// Resolves `lib.name(argc args)`. `Ok(None)`: `lib` is not a Kyverno library.
 pub(crate) fn lookup(
     lib: &str,
@@ -179,6 +190,7 @@ pub(crate) fn lookup(
         ("", "extractPayload", 2) => KyvernoFn::ExtractPayload,
         ("", "getImageData", 1) => KyvernoFn::GetImageData,
         ("", "isImage", 1) => KyvernoFn::IsImage,
+        ("", "parseServiceAccount", 1) => KyvernoFn::ParseServiceAccount,
         ("generator", "Apply" | "apply", 2) => KyvernoFn::GeneratorApply,
         ("time", "now", 0) => KyvernoFn::TimeNow,
         ("regex", "replace", 3 | 4) => KyvernoFn::RegexReplace,
@@ -352,6 +364,12 @@ impl ContextData {
                 }
             }
             KyvernoFn::IsImage => Ok(V::Cel(Value::Bool(ImageRef::parse(s(0)?).is_some()))),
+            KyvernoFn::ParseServiceAccount => {
+                let (namespace, name) = parse_service_account(s(0)?);
+                json_to_cel(&serde_json::json!({"Name": name, "Namespace": namespace}))
+                    .map(V::Cel)
+                    .map_err(EvalError)
+            }
             KyvernoFn::RegexReplace => {
                 let count = match args.get(3) {
                     None => -1,
