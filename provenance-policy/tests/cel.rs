@@ -1106,10 +1106,19 @@ fn parse_service_account_reads_service_account_users_only() {
     for (user, expected) in [
         // Anything that is not a service account user gives empty fields, never a guess.
         ("alice", json!({"Name": "", "Namespace": ""})),
-        ("system:serviceaccount:ml", json!({"Name": "", "Namespace": ""})),
-        ("system:serviceaccounts:ml:x", json!({"Name": "", "Namespace": ""})),
+        (
+            "system:serviceaccount:ml",
+            json!({"Name": "", "Namespace": ""}),
+        ),
+        (
+            "system:serviceaccounts:ml:x",
+            json!({"Name": "", "Namespace": ""}),
+        ),
         // Split at the first colon after the prefix, as Kyverno splits it.
-        ("system:serviceaccount:ns:a:b", json!({"Name": "a:b", "Namespace": "ns"})),
+        (
+            "system:serviceaccount:ns:a:b",
+            json!({"Name": "a:b", "Namespace": "ns"}),
+        ),
     ] {
         let src = format!("parseServiceAccount('{user}')");
         assert_eq!(ok(&src), expected, "{user}");

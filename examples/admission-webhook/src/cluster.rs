@@ -44,6 +44,9 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, String> {
         }
     }
     let list = files(paths);
+    // Stamped before anything is read: a file changed while it is read is a change at the
+    // next look, never taken as loaded.
+    let stamp_before = policies::stamp(&list);
     let mut snapshot = ClusterSnapshot::new().with_resources_supplied();
     let mut total = 0u64;
     let mut read = |path: &Path| -> Result<String, String> {
@@ -87,7 +90,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, String> {
     }
     Ok(Loaded {
         snapshot: std::sync::Arc::new(snapshot),
-        stamp: policies::stamp(&list),
+        stamp: stamp_before,
     })
 }
 

@@ -65,6 +65,9 @@ struct Images {
     /// Checks reused across requests (bound to digest, rule and trust root fingerprint, so a
     /// new trust root never reuses a check made under the old one).
     cache: Arc<provenance_policy::kyverno::verify_images::VerifyImagesCache>,
+    /// The `--trust-root` file's stamp taken before the verifier in force read it (a change
+    /// made while it was read is then still a change).
+    root_stamp: Vec<policies::FileStamp>,
 }
 
 impl Images {
@@ -130,8 +133,10 @@ fn images_from(s: &Settings) -> Result<Option<Images>, String> {
     } else {
         return Ok(None);
     };
+    let root_stamp = policies::stamp(s.trust_root.as_slice());
     let verifier = verifier_from(s.trust_root.as_deref(), s.cache_size)?;
     Ok(Some(Images {
+        root_stamp,
         evidence: Arc::new(Evidence::new(
             source,
             s.cache_size,
@@ -719,7 +724,12 @@ async fn reload_loop(
         (Some(_), Some(p)) => vec![p.clone()],
         _ => Vec::new(),
     };
-    let mut root = policies::Watch::new(policies::stamp(&root_files));
+    let mut root = policies::Watch::new(
+        app.images
+            .as_ref()
+            .map(|i| i.root_stamp.clone())
+            .unwrap_or_default(),
+    );
     let mut policy_files = policies::Watch::new(current(&app).stamp.clone());
     // The cluster resources, when there are any.
     let mut cluster_files = current_cluster(&app).map(|c| policies::Watch::new(c.stamp.clone()));

@@ -168,10 +168,15 @@ fn read_text(path: &Path) -> Result<String, String> {
 /// (`webhook.policy.background_only`).
 pub fn load(paths: &[PathBuf], ns_labels: Option<&Path>) -> Result<Loaded, String> {
     let mut set = PolicySet::default();
-    let mut list = files(paths);
+    let list = files(paths);
     if list.is_empty() {
         return Err(format!("no policy files under {paths:?}"));
     }
+    // Stamped before anything is read: a file changed while it is read is a change at the
+    // next look, never taken as loaded.
+    let mut stamped = list.clone();
+    stamped.extend(ns_labels.map(Path::to_path_buf));
+    let stamp_before = stamp(&stamped);
     for f in &list {
         let text = read_text(f)?;
         let before = set.policies().len();
@@ -248,7 +253,6 @@ pub fn load(paths: &[PathBuf], ns_labels: Option<&Path>) -> Result<Loaded, Strin
                 p.display()
             )
         })?;
-        list.push(p.to_path_buf());
     }
     let fail_open = !set.policies().is_empty()
         && set.policies().iter().all(|p| match p {
@@ -258,7 +262,7 @@ pub fn load(paths: &[PathBuf], ns_labels: Option<&Path>) -> Result<Loaded, Strin
     Ok(Loaded {
         set,
         fail_open,
-        stamp: stamp(&list),
+        stamp: stamp_before,
         namespace_labels,
     })
 }

@@ -873,12 +873,77 @@ fn authz_payloads(dir: &Path, test: &Value) -> Result<Vec<(bool, String, Value)>
     for (key, envoy) in [("envoyPayloads", true), ("httpPayloads", false)] {
         for name in strings(test.get(key)) {
             let text = read(&dir.join(&name))?;
-            let v: Value =
-                serde_json::from_str(&text).map_err(|e| format!("{key} {name}: not JSON: {e}"))?;
+            let v = json_without_repeated_keys(&text)
+                .map_err(|e| format!("{key} {name}: not JSON: {e}"))?;
             out.push((envoy, name, v));
         }
     }
     Ok(out)
+}
+
+/// Parses one JSON document, refusing an object that names a key twice (protobuf's JSON
+/// reading, which Envoy requests go through, refuses it; a plain JSON reader would keep the
+/// last value, so a repeated `authorization` header would hide the first one).
+fn json_without_repeated_keys(text: &str) -> Result<Value, String> {
+    use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+    struct Strict;
+    impl<'de> DeserializeSeed<'de> for Strict {
+        type Value = Value;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            d.deserialize_any(Strict)
+        }
+    }
+    impl<'de> Visitor<'de> for Strict {
+        type Value = Value;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+            Ok(Value::Bool(v))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+            Ok(v.into())
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+            Ok(v.into())
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
+            serde_json::Number::from_f64(v)
+                .map(Value::Number)
+                .ok_or_else(|| E::custom("a number that is not finite"))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+            Ok(Value::String(v.to_owned()))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Value, E> {
+            Ok(Value::String(v))
+        }
+        fn visit_unit<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(v) = seq.next_element_seed(Strict)? {
+                out.push(v);
+            }
+            Ok(Value::Array(out))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut out = serde_json::Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if out.contains_key(&key) {
+                    return Err(serde::de::Error::custom(format!("key {key:?} repeated")));
+                }
+                let value = map.next_value_seed(Strict)?;
+                out.insert(key, value);
+            }
+            Ok(Value::Object(out))
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let v = Strict.deserialize(&mut de).map_err(|e| e.to_string())?;
+    de.end().map_err(|e| e.to_string())?;
+    Ok(v)
 }
 
 /// The cluster mutate-existing rules read their targets from, as `kyverno test`'s fake cluster
@@ -1385,4 +1450,26 @@ fn check_expectation(
         }
     }
     rows
+}
+
+#[cfg(test)]
+mod payload_tests {
+    use super::json_without_repeated_keys;
+
+    #[test]
+    fn a_repeated_key_is_refused_at_any_depth() {
+        let ok = json_without_repeated_keys(r#"{"a": {"b": [1, {"c": null}]}, "d": 1.5}"#);
+        assert_eq!(
+            ok,
+            Ok(serde_json::json!({"a": {"b": [1, {"c": null}]}, "d": 1.5}))
+        );
+        for bad in [
+            r#"{"authorization": "x", "authorization": "y"}"#,
+            r#"{"attributes": {"request": {"http": {"headers": {"a": "1", "a": "2"}}}}}"#,
+            r#"[{"k": 1, "k": 1}]"#,
+            r#"{"a": 1} {"b": 2}"#,
+        ] {
+            assert!(json_without_repeated_keys(bad).is_err(), "{bad}");
+        }
+    }
 }
