@@ -53,10 +53,11 @@
 //! ClusterPolicy engine builds its JMESPath context document (`request.object`, `images`,
 //! ...) from it once per request: the one copy of the object an admission makes. CEL policy
 //! kinds read [`lang::cel::PolicyInput`], its view, which borrows the objects
-//! (`PolicyInput::from(&input)`). Rules that add to their context (context entries,
-//! `foreach`) borrow one spare copy of that document, made on first need and restored after
-//! each rule: however many rules and policies there are, a request is copied at most twice
-//! (once when no rule writes to its context), plus what `mutate` rules produce.
+//! (`PolicyInput::from(&input)`). The document is lent to each rule in turn; rules that add
+//! to their context (context entries, `foreach`) write into it and it is restored after each
+//! rule. However many rules and policies there are, the request is copied once, plus what
+//! `mutate` rules produce and the parts of the document a rule's context entry is named under
+//! (`request.x` saves `request` first).
 //!
 //! ## Feature flags
 //!
