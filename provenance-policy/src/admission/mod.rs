@@ -280,12 +280,11 @@ impl PolicySet {
             .kyverno()
             .map(|p| p.evaluate_prepared(&prepared, &vars, env))
             .collect();
-        let pi = prepared.cel_input();
         for vp in self.validating() {
             out.push(PolicyResponse {
                 policy: vp.name().to_owned(),
                 kind: "ValidatingPolicy".into(),
-                rules: vp.evaluate(pi),
+                rules: vp.evaluate(prepared.cel_input()),
                 generated: Vec::new(),
             });
         }
@@ -293,19 +292,19 @@ impl PolicySet {
             out.push(PolicyResponse {
                 policy: vap.name().to_owned(),
                 kind: "ValidatingAdmissionPolicy".into(),
-                rules: vap.evaluate(pi, &[]),
+                rules: vap.evaluate(prepared.cel_input(), &[]),
                 generated: Vec::new(),
             });
         }
         for gp in self.generating() {
-            out.push(gp.evaluate(pi));
+            out.push(gp.evaluate(prepared.cel_input()));
         }
         let mut verified = BTreeMap::new();
         for ivp in self.image_validating() {
             out.push(PolicyResponse {
                 policy: ivp.name().to_owned(),
                 kind: "ImageValidatingPolicy".into(),
-                rules: ivp.evaluate(pi, None, &mut verified),
+                rules: ivp.evaluate(prepared.cel_input(), None, &mut verified),
                 generated: Vec::new(),
             });
         }
@@ -485,14 +484,13 @@ impl PolicySet {
             }
         }
         // ValidatingPolicies: validationActions decide (Deny blocks; Warn and Audit warn).
-        let pi = prepared.cel_input();
         for vp in self.validating() {
             let actions = vp.validation_actions();
             let deny =
                 actions.contains(&crate::cel_policies::validating_policy::ValidationAction::Deny);
             let ignore = vp.failure_policy()
                 == crate::cel_policies::validating_policy::FailurePolicy::Ignore;
-            for r in vp.evaluate(pi) {
+            for r in vp.evaluate(prepared.cel_input()) {
                 let blocks = match r.status {
                     RuleStatus::Fail => deny,
                     RuleStatus::Error => deny && !ignore,
@@ -521,10 +519,10 @@ impl PolicySet {
         )> = Vec::new();
         let mut ivps = self.image_validating().peekable();
         if ivps.peek().is_some() {
-            let mut pinned_input = pi.clone();
+            let mut pinned_input = prepared.cel_input().clone();
             let mut digest_errors = Vec::new();
             for ivp in self.image_validating() {
-                let (patches, err) = ivp.digest_patches(pi, images);
+                let (patches, err) = ivp.digest_patches(prepared.cel_input(), images);
                 for p in patches {
                     if !ivp_patches.iter().any(|x| x["path"] == p["path"]) {
                         ivp_patches.push(p);
@@ -602,7 +600,7 @@ impl PolicySet {
         }
         // GeneratingPolicies generate in the background: never blocking, never warning.
         for gp in self.generating() {
-            let mut resp = gp.evaluate(pi);
+            let mut resp = gp.evaluate(prepared.cel_input());
             generated.append(&mut resp.generated);
             results.append(&mut resp.rules);
         }
@@ -612,7 +610,7 @@ impl PolicySet {
                 b.validation_actions
                     .contains(&crate::cel_policies::validating_policy::ValidationAction::Deny)
             });
-            for r in vap.evaluate(pi, &[]) {
+            for r in vap.evaluate(prepared.cel_input(), &[]) {
                 if matches!(r.status, RuleStatus::Fail | RuleStatus::Error) {
                     if deny {
                         blocked
